@@ -1,0 +1,167 @@
+"""The calibration-year baseline: trade flows, gross output and tariffs by sector and partner.
+
+Read from a long CSV (``variable,sector,partner,value,unit,status,source``; see ``docs/data.md``), so users can
+swap in their own data. Values are converted to USD per year and fractions on load.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from impact.errors import Problem, raise_if_any
+from impact.variables import VARIABLES
+
+COLUMNS = ("variable", "sector", "partner", "value", "unit", "status", "source")
+CELL_VARIABLES = ("imports", "exports", "tariff_mfn", "tariff_baseline", "partner_tariff")
+SECTOR_VARIABLES = ("gross_output",)
+MONEY_UNITS = {"USD": 1.0, "USD_thousand": 1e3, "USD_million": 1e6, "USD_billion": 1e9}
+RATE_UNITS = {"fraction": 1.0, "percent": 0.01}
+STATUSES = ("published", "derived", "estimate")
+RATE_RANGE = (0.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Baseline arrays, values in USD per year and tariffs as fractions."""
+
+    name: str
+    path: Path
+    sha256: str
+    sectors: tuple[str, ...]
+    partners: tuple[str, ...]
+    imports: np.ndarray          # (S, P) M0, customs value
+    exports: np.ndarray          # (S, P) X0
+    gross_output: np.ndarray     # (S,)  Y0
+    tariff_mfn: np.ndarray       # (S, P) Column-1 (or FTA) rate
+    tariff_baseline: np.ndarray  # (S, P) t0, effective applied rate
+    partner_tariff: np.ndarray   # (S, P) tx0
+    sources: dict[tuple[str, str, str], tuple[str, str]] = field(repr=False)  # (var, sector, partner) -> (status, source)
+
+    @property
+    def home_sales(self) -> np.ndarray:
+        """H0 = Y0 - sum_p X0."""
+        return self.gross_output - self.exports.sum(axis=1)
+
+    def scaled(self, factor: float) -> "Baseline":
+        """The same baseline with every value (not rate) multiplied by ``factor``."""
+        return Baseline(self.name, self.path, self.sha256, self.sectors, self.partners,
+                        self.imports * factor, self.exports * factor, self.gross_output * factor,
+                        self.tariff_mfn, self.tariff_baseline, self.partner_tariff, self.sources)
+
+    def to_dataset(self) -> xr.Dataset:
+        coords = {"sector": list(self.sectors), "partner": list(self.partners)}
+        arrays = {
+            "baseline_imports": (("sector", "partner"), self.imports),
+            "baseline_exports": (("sector", "partner"), self.exports),
+            "baseline_gross_output": (("sector",), self.gross_output),
+            "baseline_home_sales": (("sector",), self.home_sales),
+            "baseline_tariff": (("sector", "partner"), self.tariff_baseline),
+            "baseline_partner_tariff": (("sector", "partner"), self.partner_tariff),
+        }
+        ds = xr.Dataset({k: xr.Variable(d, v, VARIABLES[k].attrs) for k, (d, v) in arrays.items()}, coords=coords)
+        return ds
+
+
+def load_baseline(path: str | Path) -> Baseline:
+    """Read and check a baseline CSV; every problem is reported at once (:class:`ImpactInputError`)."""
+    path = Path(path)
+    label = str(path)
+    raw = path.read_bytes()
+    problems: list[Problem] = []
+    rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+    header = tuple(rows[0].keys()) if rows else ()
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise_if_any([Problem(label, "header", f"missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")])
+
+    values: dict[tuple[str, str, str], float] = {}
+    sources: dict[tuple[str, str, str], tuple[str, str]] = {}
+    sectors: list[str] = []
+    partners: list[str] = []
+    for line, row in enumerate(rows, start=2):
+        where = f"line {line}"
+        variable, sector, partner = row["variable"].strip(), row["sector"].strip(), row["partner"].strip()
+        unit, status = row["unit"].strip(), row["status"].strip()
+        if variable not in CELL_VARIABLES + SECTOR_VARIABLES:
+            problems.append(Problem(label, where, f"unknown variable {variable!r}; expected one of "
+                                                  f"{', '.join(CELL_VARIABLES + SECTOR_VARIABLES)}"))
+            continue
+        if not sector:
+            problems.append(Problem(label, where, "sector is empty"))
+            continue
+        if variable in CELL_VARIABLES and not partner:
+            problems.append(Problem(label, where, f"{variable} needs a partner"))
+            continue
+        if variable in SECTOR_VARIABLES and partner:
+            problems.append(Problem(label, where, f"{variable} is by sector only; partner must be empty"))
+            continue
+        units = RATE_UNITS if variable.startswith(("tariff", "partner_tariff")) else MONEY_UNITS
+        if unit not in units:
+            problems.append(Problem(label, where, f"unit {unit!r} is not valid for {variable}; use one of "
+                                                  f"{', '.join(units)}"))
+            continue
+        if status not in STATUSES:
+            problems.append(Problem(label, where, f"status {status!r} must be one of {', '.join(STATUSES)}"))
+        if not row["source"].strip():
+            problems.append(Problem(label, where, "source is empty: every number needs its source"))
+        try:
+            value = float(row["value"]) * units[unit]
+        except ValueError:
+            problems.append(Problem(label, where, f"value {row['value']!r} is not a number"))
+            continue
+        if not np.isfinite(value):
+            problems.append(Problem(label, where, f"value {row['value']!r} is not finite"))
+            continue
+        key = (variable, sector, partner)
+        if key in values:
+            problems.append(Problem(label, where, f"duplicate row for {variable}[{sector}, {partner}]".replace(", ]", "]")))
+            continue
+        if units is RATE_UNITS and not RATE_RANGE[0] <= value <= RATE_RANGE[1]:
+            problems.append(Problem(label, where, f"{variable} {value} is outside [0, 10]"))
+        elif units is MONEY_UNITS and value < 0:
+            problems.append(Problem(label, where, f"{variable} {value} is negative"))
+        values[key] = value
+        sources[key] = (status, row["source"].strip())
+        if sector not in sectors:
+            sectors.append(sector)
+        if partner and partner not in partners:
+            partners.append(partner)
+
+    grid = {}
+    for variable in CELL_VARIABLES:
+        array = np.full((len(sectors), len(partners)), np.nan)
+        for i, s in enumerate(sectors):
+            for k, p in enumerate(partners):
+                if (variable, s, p) in values:
+                    array[i, k] = values[(variable, s, p)]
+                else:
+                    problems.append(Problem(label, f"{variable}[{s}, {p}]", "missing row"))
+        grid[variable] = array
+    gross_output = np.array([values.get(("gross_output", s, ""), np.nan) for s in sectors])
+    for s, y in zip(sectors, gross_output):
+        if np.isnan(y):
+            problems.append(Problem(label, f"gross_output[{s}]", "missing row"))
+    if not problems:
+        home = gross_output - grid["exports"].sum(axis=1)
+        for s, h, y in zip(sectors, home, gross_output):
+            if h < 0:
+                problems.append(Problem(label, f"gross_output[{s}]",
+                                        f"home sales are negative: gross output {y / 1e9:.1f} $B is below "
+                                        f"exports {(y - h) / 1e9:.1f} $B"))
+        for i, s in enumerate(sectors):
+            if home[i] + grid["imports"][i].sum() <= 0:
+                problems.append(Problem(label, f"imports[{s}]", "the sector has neither home sales nor imports"))
+    raise_if_any(problems)
+    return Baseline(
+        name=path.stem, path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(),
+        sectors=tuple(sectors), partners=tuple(partners),
+        imports=grid["imports"], exports=grid["exports"], gross_output=gross_output,
+        tariff_mfn=grid["tariff_mfn"], tariff_baseline=grid["tariff_baseline"],
+        partner_tariff=grid["partner_tariff"], sources=sources,
+    )

@@ -1,0 +1,162 @@
+"""The ``impact`` command line: a thin layer over the library (:func:`impact.run`, :func:`impact.summarize`, ...)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from impact import library
+from impact.errors import ImpactInputError, Problem
+from impact.sampling import METHODS
+from impact.simulation import DEFAULT_CHUNK
+from impact.variables import DEFAULT_KEEP, KEEP_LEVELS
+
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _fail(problems: list[Problem]) -> None:
+    click.echo(f"error: {len(problems)} problem{'s' if len(problems) != 1 else ''} found:", err=True)
+    for problem in problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(EXIT_INPUT)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="impact")
+def main():
+    """Monte Carlo partial-equilibrium model of US trade policy.
+
+    Turns a scenario file (tariff layers, retaliation, pledges and the priors of every uncertain input) into
+    distributions of US imports, tariff revenue, exports, sector output and welfare, by sector and partner.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+
+
+@main.command()
+@click.argument("scenario", required=False)
+@click.option("--draws", "-n", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Monte Carlo draws.")
+@click.option("--seed", "-s", type=click.IntRange(min=0), default=0, show_default=True, help="Root random seed.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Run folder to create [default: runs/SCENARIO-TIME-seedS].")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
+              help="Draws solved and written at a time; bounds memory, does not change results.")
+@click.option("--sampler", type=click.Choice(METHODS), default=None,
+              help="Design: plain Monte Carlo, Latin hypercube or scrambled Sobol [default: the scenario's].")
+@click.option("--keep", type=click.Choice(KEEP_LEVELS), default=DEFAULT_KEEP, show_default=True,
+              help="Outputs kept per draw: headline results, sector and partner aggregates, or every cell.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Numba threads [default: all cores]; does not change results.")
+@click.option("--no-counterfactual", is_flag=True, help="Solve the scenario alone, even if it names a counterfactual.")
+@click.option("--progress", type=click.Choice(["bar", "log", "none"]), default=None,
+              help="Progress display [default: a bar on a terminal, log lines otherwise].")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
+              help="Finish an interrupted run in this folder (other options are taken from its manifest).")
+def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_counterfactual, progress, resume_dir):
+    """Run SCENARIO (a file, or a shipped scenario's name; default: us_japan_2025) and print its bands.
+
+    Writes OUT/results.zarr (every draw), OUT/manifest.json (provenance, timings) and OUT/summary.csv.
+    With a counterfactual, both are solved on the same draws and the effect rows are paired differences.
+    """
+    from impact.runner import resume, run as run_scenario
+    from impact.summary import format_rows, summarize
+
+    try:
+        if resume_dir is not None:
+            store = resume(resume_dir, threads=threads, progress=progress)
+        else:
+            store = run_scenario(scenario or library.DEFAULT_SCENARIO, draws=draws, seed=seed, out=out,
+                                 chunk_size=chunk_size, sampler=sampler, keep=keep, threads=threads,
+                                 progress=progress, counterfactual=not no_counterfactual)
+    except ImpactInputError as err:
+        _fail(err.problems)
+    except KeyboardInterrupt:
+        target = resume_dir or out
+        hint = f" --resume {target}" if target else " --resume RUN_FOLDER"
+        click.echo(f"\ninterrupted: finished chunks are kept; complete the run with: impact run{hint}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    manifest = store.read_manifest()
+    ds = store.open_dataset()
+    title = (f"{manifest['title']} ({manifest['draws']:,} draws, seed {manifest['seed']}, {manifest['sampler']})"
+             + (f"; effect = scenario - {manifest['counterfactual']}, paired by draw" if manifest["counterfactual"]
+                else ""))
+    # The terminal shows levels and effects; summary.csv also has the counterfactual's levels.
+    click.echo(format_rows(summarize(ds, cases=["scenario", "effect"]), "table", title=title))
+    timings = manifest["timings_seconds"]
+    click.echo(f"results: {store.directory}  ({timings['total']:.1f} s, {manifest['draws_per_second']:,} draws/s)")
+    if manifest["solver_failures"]:
+        click.echo(f"warning: {manifest['solver_failures']} markets did not converge (NaN outputs)", err=True)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+def validate(files):
+    """Check scenario files (and the files they extend, their counterfactual and baseline data) without running.
+
+    Every problem in every file is listed with its file, key path and reason; the exit code is 2 if any.
+    """
+    from impact.scenario import load_scenario
+
+    problems: list[Problem] = []
+    for name in files:
+        try:
+            scenario = load_scenario(name)
+        except ImpactInputError as err:
+            problems += err.problems
+            continue
+        cf = f" (counterfactual: {scenario.counterfactual.name})" if scenario.counterfactual else ""
+        click.echo(f"ok: {scenario.path}: {scenario.title}{cf}; {len(scenario.columns)} sampled inputs")
+    if problems:
+        _fail(problems)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--by", type=click.Choice(["headline", "sector", "partner"]), default="headline", show_default=True,
+              help="Headline results, or every sector- or partner-level result label by label.")
+@click.option("--quantiles", default="0.05,0.5,0.95", show_default=True,
+              help="Comma-separated probabilities in (0, 1).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
+              show_default=True, help="Output format (csv and json in full units, table and markdown in $B).")
+def summary(run_dir, by, quantiles, fmt):
+    """Print the bands of a finished run in RUN_DIR: quantiles and mean, levels and paired effects."""
+    from impact.store import RunStore
+    from impact.summary import format_rows, summarize
+
+    problems = []
+    try:
+        probabilities = [float(q) for q in quantiles.split(",") if q.strip()]
+        if not probabilities or not all(0 < q < 1 for q in probabilities):
+            raise ValueError
+    except ValueError:
+        problems.append(Problem("options", "--quantiles", f"must be comma-separated numbers in (0, 1), got {quantiles!r}"))
+    store = RunStore(run_dir)
+    if not store.manifest_path.exists():
+        problems.append(Problem(str(run_dir), "", "not a run folder (no manifest.json)"))
+    elif store.read_manifest().get("status") != "complete":
+        problems.append(Problem(str(store.manifest_path), "status",
+                                f"the run is {store.read_manifest().get('status')}; finish it with impact run --resume"))
+    if problems:
+        _fail(problems)
+    manifest = store.read_manifest()
+    rows = summarize(store.open_dataset(), by=by, quantiles=probabilities)
+    click.echo(format_rows(rows, fmt, title=f"{manifest['title']} ({manifest['draws']:,} draws, seed {manifest['seed']})"
+                           if fmt in ("table", "markdown") else ""), nl=False)
+
+
+@main.command(name="list")
+def list_scenarios():
+    """List the shipped scenarios."""
+    import tomllib
+
+    for path in library.shipped_scenarios():
+        header = tomllib.loads(path.read_text()).get("scenario", {})
+        click.echo(f"{path.stem:32s} {header.get('title', '')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Plain NumPy reference of the accounting: from equilibrium prices to flows, revenue, output and welfare.
+
+Vectorized over all draws at once, materializing every (draw, sector, partner) cell. The fast kernel in
+:mod:`impact.kernels.accounting_numba` must agree with it (see ``tests/test_accounting.py``). Shapes follow the
+equilibrium kernels: a leading dimension of 1 is shared by every draw. Sources are home (index 0) then partners.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, SECTOR_OUTPUTS
+
+
+def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
+            log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
+            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells):
+    """Outputs of every (draw, sector) market given its equilibrium.
+
+    Parameters
+    ----------
+    log_price_index : (D, S)  log P from the equilibrium kernel
+    log_producer_price : (D, S, J)  log w
+    tariff : (Dt, S, P)  t1;  log_tariff_factor : (Dt, S, J)  log((1+t1)/(1+t0)), home column 0
+    sigma, eps, mu, phi, sigx : (D or 1, S)
+    log_fx : (D or 1, J)  home column 0
+    log_partner_tariff_factor : (Dt, S, P)  log((1+tx1)/(1+tx0))
+    imports0, exports0, tariff0 : (S, P);  home0, expenditure0 : (S,)  baseline M0, X0, t0, H0, E0 (USD)
+    pledge_partner : (K,) int;  pledge_is_purchase : (K,) bool;  pledge_shares : (K, S)
+    pledge_flow : (D or 1, K)  realization * amount per year * (additionality or output per dollar)
+    keep_cells : bool
+
+    Returns
+    -------
+    sector_out (D, len(SECTOR_OUTPUTS), S), partner_out (D, len(PARTNER_OUTPUTS), P),
+    cell_out (D, len(CELL_OUTPUTS), S, P), or shape (0, ...) when ``keep_cells`` is false.
+    """
+    draws, sectors = log_price_index.shape
+    partners = imports0.shape[1]
+    x = log_price_index[:, :, None]
+    sig = sigma[:, :, None]
+    log_w = log_producer_price
+    log_buyer_price = log_w + log_tariff_factor
+    quantity = np.exp(-sig * (log_buyer_price - x) - eps[:, :, None] * x)
+    value_index = quantity * np.exp(log_w)
+
+    imports = imports0 * value_index[:, :, 1:]
+    import_price = np.broadcast_to(np.exp(log_buyer_price[:, :, 1:]), imports.shape)
+    revenue = tariff * imports
+    home_sales = home0 * value_index[:, :, 0]
+
+    pledged = np.zeros((draws, sectors, partners))
+    invested = np.zeros((draws, sectors))
+    flow = np.broadcast_to(pledge_flow, (draws, len(pledge_partner)))
+    for k in range(len(pledge_partner)):
+        amount = flow[:, k, None] * pledge_shares[k]
+        if pledge_is_purchase[k]:
+            pledged[:, :, pledge_partner[k]] += amount
+        else:
+            invested += amount
+    log_export_price = log_partner_tariff_factor - phi[:, :, None] * log_fx[:, None, 1:]
+    exports = exports0 * np.exp(-sigx[:, :, None] * log_export_price) + pledged
+
+    one_minus_eps = 1.0 - eps
+    safe = np.where(one_minus_eps == 0.0, 1.0, one_minus_eps)
+    consumer = np.where(one_minus_eps == 0.0, -expenditure0 * log_price_index,
+                        -expenditure0 * np.expm1(one_minus_eps * log_price_index) / safe)
+    one_plus_mu = 1.0 + mu
+    with np.errstate(invalid="ignore"):
+        producer = np.where(np.isinf(mu), 0.0,
+                            home0 * np.expm1(one_plus_mu * log_w[:, :, 0]) / np.where(np.isinf(mu), 1.0, one_plus_mu))
+    revenue_change = (revenue - tariff0 * imports0).sum(axis=2)
+
+    sector_values = {
+        "imports_by_sector": imports.sum(axis=2),
+        "exports_by_sector": exports.sum(axis=2),
+        "tariff_revenue_by_sector": revenue.sum(axis=2),
+        "home_sales": home_sales,
+        "composite_price": np.exp(log_price_index),
+        "invested_output": invested,
+        "sector_output": home_sales + exports.sum(axis=2) + invested,
+        "consumer_surplus_change": np.broadcast_to(consumer, (draws, sectors)),
+        "producer_surplus_change": np.broadcast_to(producer, (draws, sectors)),
+        "tariff_revenue_change": revenue_change,
+        "welfare_change": consumer + producer + revenue_change,
+    }
+    partner_values = {
+        "imports_by_partner": imports.sum(axis=1),
+        "exports_by_partner": exports.sum(axis=1),
+        "tariff_revenue_by_partner": revenue.sum(axis=1),
+        "trade_balance": (exports - imports).sum(axis=1),
+        "pledged_purchases_by_partner": pledged.sum(axis=1),
+    }
+    cell_values = {"imports": imports, "import_price": import_price, "tariff_revenue": revenue, "exports": exports}
+    sector_out = np.stack([np.broadcast_to(sector_values[n], (draws, sectors)) for n in SECTOR_OUTPUTS], axis=1)
+    partner_out = np.stack([partner_values[n] for n in PARTNER_OUTPUTS], axis=1)
+    if keep_cells:
+        cell_out = np.stack([np.broadcast_to(cell_values[n], (draws, sectors, partners)) for n in CELL_OUTPUTS], axis=1)
+    else:
+        cell_out = np.empty((0, len(CELL_OUTPUTS), sectors, partners))
+    return sector_out, partner_out, cell_out

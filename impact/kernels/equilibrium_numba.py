@@ -1,0 +1,179 @@
+"""Fast equilibrium kernel: the market of every (draw, sector) solved in one parallel numba loop.
+
+The equations are those of :mod:`impact.kernels.equilibrium_numpy` (the plain reference, and the test oracle
+for this module; the model is described in ``docs/model.md``). What differs is how the work is arranged:
+
+* price-taking sources (supply elasticity ``inf``, the default for foreign partners) do not move with the price
+  index, so their CES terms are summed once before the Newton loop: a solve costs one exponential per
+  price-taking source plus a few per price-responsive one (usually only US home production);
+* Newton's method is safeguarded by a bracket (``g`` is strictly decreasing, so each evaluation tells on which
+  side of the root it lies); a step leaving the bracket is replaced by bisection;
+* draws are spread over threads with ``prange``; every (draw, sector) is independent and nothing is summed
+  across draws, so the results are bit-identical whatever the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from impact.accelerate import jit, prange
+
+
+def solve_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, *, tol=1e-12, max_iter=100):
+    """Solve the partial equilibrium of every (draw, sector) market.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (S, J)
+        Baseline expenditure shares at buyer prices; source 0 is US home production, 1.. are partners.
+    log_tariff_factor : ndarray, shape (Dt, S, J)
+        ``log((1 + t1) / (1 + t0))``; column 0 (home) is 0.
+    log_fx : ndarray, shape (Df, J)
+        Log of the USD price of each partner's currency relative to the baseline; column 0 is 0.
+    phi : ndarray, shape (Dp, S)
+        Exchange-rate pass-through to USD import prices, in [0, 1].
+    supply_elasticity : ndarray, shape (Dn, S, J)
+        Supply elasticity of each source (column 0 is US supply ``mu``); ``inf`` means price-taking.
+    sigma : ndarray, shape (Ds, S)
+        Substitution elasticity among sources, > 1.
+    eps : ndarray, shape (De, S)
+        Price elasticity of the sector composite, >= 0.
+    tol : float, default: 1e-12
+        Convergence tolerance on the change of ``log P`` between Newton steps.
+    max_iter : int, default: 100
+        Iteration limit; a market that does not converge gets NaN results and ``iterations == -1``.
+
+    Every leading (draw) dimension is 1 (shared by all draws) or D, the largest of them.
+
+    Returns
+    -------
+    log_price_index : ndarray, shape (D, S)
+    log_producer_price : ndarray, shape (D, S, J)
+    iterations : ndarray of int64, shape (D, S)
+        Newton steps taken (0 when every source is price-taking); -1 where the solve failed.
+    """
+    arrays = _as_float64(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
+    theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps = arrays
+    draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
+    sectors, sources = theta.shape
+    log_price_index = np.empty((draws, sectors))
+    log_producer_price = np.empty((draws, sectors, sources))
+    iterations = np.empty((draws, sectors), dtype=np.int64)
+    _solve_markets_kernel(
+        theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps,
+        float(tol), int(max_iter), log_price_index, log_producer_price, iterations,
+    )
+    return log_price_index, log_producer_price, iterations
+
+
+def _as_float64(*arrays):
+    return [np.ascontiguousarray(a, dtype=np.float64) for a in arrays]
+
+
+def check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps) -> int:
+    """Check the kernel's input shapes and return the number of draws D."""
+    if theta.ndim != 2:
+        raise ValueError(f"theta must have shape (S, J), got {theta.shape}")
+    sectors, sources = theta.shape
+    expected = {
+        "log_tariff_factor": (log_tariff_factor, (sectors, sources)),
+        "log_fx": (log_fx, (sources,)),
+        "phi": (phi, (sectors,)),
+        "supply_elasticity": (supply_elasticity, (sectors, sources)),
+        "sigma": (sigma, (sectors,)),
+        "eps": (eps, (sectors,)),
+    }
+    leading = {}
+    for name, (array, trailing) in expected.items():
+        if array.ndim != len(trailing) + 1 or array.shape[1:] != trailing:
+            raise ValueError(f"{name} must have shape (D or 1, {', '.join(map(str, trailing))}), got {array.shape}")
+        leading[name] = array.shape[0]
+    draws = max(leading.values())
+    wrong = {name: n for name, n in leading.items() if n not in (1, draws)}
+    if wrong:
+        raise ValueError(f"leading (draw) dimensions must be 1 or {draws}: {wrong}")
+    return draws
+
+
+@jit(parallel=True)
+def _solve_markets_kernel(theta, log_t, log_fx, phi, eta, sigma, eps, tol, max_iter,
+                          out_log_p, out_log_w, out_iterations):
+    draws, sectors = out_log_p.shape
+    sources = theta.shape[1]
+    # A leading dimension of 1 is shared by every draw.
+    t_step = 1 if log_t.shape[0] > 1 else 0
+    f_step = 1 if log_fx.shape[0] > 1 else 0
+    p_step = 1 if phi.shape[0] > 1 else 0
+    e_step = 1 if eta.shape[0] > 1 else 0
+    s_step = 1 if sigma.shape[0] > 1 else 0
+    d_step = 1 if eps.shape[0] > 1 else 0
+    for d in prange(draws):
+        for s in range(sectors):
+            sig = sigma[d * s_step, s]
+            ep = eps[d * d_step, s]
+            ph = phi[d * p_step, s]
+            one_minus_sigma = 1.0 - sig
+            # Price-taking sources: producer price fixed at the cost shifter, CES term summed once.
+            fixed_sum = 0.0
+            responsive = 0
+            for j in range(sources):
+                log_c = ph * log_fx[d * f_step, j]
+                et = eta[d * e_step, s, j]
+                if math.isinf(et):
+                    out_log_w[d, s, j] = log_c
+                    if theta[s, j] > 0.0:
+                        fixed_sum += theta[s, j] * math.exp(one_minus_sigma * (log_c + log_t[d * t_step, s, j]))
+                elif theta[s, j] > 0.0:
+                    responsive += 1
+            x = 0.0
+            steps = 0
+            if responsive == 0:
+                x = math.log(fixed_sum) / one_minus_sigma
+            else:
+                lower = -math.inf  # g(lower) > 0
+                upper = math.inf   # g(upper) < 0
+                converged = False
+                while steps < max_iter:
+                    steps += 1
+                    total = fixed_sum
+                    slope_sum = 0.0
+                    for j in range(sources):
+                        et = eta[d * e_step, s, j]
+                        if math.isinf(et) or theta[s, j] <= 0.0:
+                            continue
+                        lt = log_t[d * t_step, s, j]
+                        log_c = ph * log_fx[d * f_step, j]
+                        a = (sig - ep) / (et + sig)
+                        log_buyer_price = (et * log_c - sig * lt + (sig - ep) * x) / (et + sig) + lt
+                        term = theta[s, j] * math.exp(one_minus_sigma * log_buyer_price)
+                        total += term
+                        slope_sum += a * term
+                    g = math.log(total) / one_minus_sigma - x
+                    if g == 0.0:
+                        converged = True
+                        break
+                    if g > 0.0:
+                        lower = x
+                    else:
+                        upper = x
+                    x_new = x - g / (slope_sum / total - 1.0)
+                    if not (lower < x_new < upper) and not (math.isinf(lower) or math.isinf(upper)):
+                        x_new = 0.5 * (lower + upper)  # Newton left a closed bracket: bisect instead
+                    if abs(x_new - x) < tol:
+                        x = x_new
+                        converged = True
+                        break
+                    x = x_new
+                if not converged:
+                    x = math.nan
+                    steps = -1
+            out_log_p[d, s] = x
+            out_iterations[d, s] = steps
+            for j in range(sources):
+                et = eta[d * e_step, s, j]
+                if not math.isinf(et):
+                    lt = log_t[d * t_step, s, j]
+                    log_c = ph * log_fx[d * f_step, j]
+                    out_log_w[d, s, j] = (et * log_c - sig * lt + (sig - ep) * x) / (et + sig)

@@ -1,0 +1,121 @@
+"""From a resolved scenario to kernel arrays, and from sampled scores to outputs for a chunk of draws."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from impact.kernels import accounting_numba, accounting_numpy, equilibrium_numba, equilibrium_numpy
+from impact.sampling import correlate
+from impact.scenario import PARAMETER_DOMAINS, SampledColumn, Scenario
+
+BACKENDS = {
+    "numba": (equilibrium_numba.solve_markets, accounting_numba.account),
+    "numpy": (equilibrium_numpy.solve_markets, accounting_numpy.account),
+}
+PLEDGE_PARAMETERS = ("realization", "additionality", "output_per_dollar")
+
+
+@dataclass
+class CompiledCase:
+    """One scenario's fixed arrays, ready for the kernels."""
+
+    label: str                    # "scenario" or "counterfactual"
+    scenario: Scenario
+    theta: np.ndarray             # (S, J) baseline expenditure shares, home first
+    expenditure0: np.ndarray      # (S,) E0 at buyer prices
+    tariff: np.ndarray            # (1, S, P) t1
+    log_tariff_factor: np.ndarray  # (1, S, J)
+    log_partner_tariff_factor: np.ndarray  # (1, S, P)
+    pledge_partner: np.ndarray    # (K,)
+    pledge_is_purchase: np.ndarray  # (K,)
+    pledge_shares: np.ndarray     # (K, S)
+    pledge_amount_per_year: np.ndarray  # (K,)
+    columns_by_parameter: dict[str, list[SampledColumn]]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for cols in self.columns_by_parameter.values() for c in cols]
+
+
+def compile_case(scenario: Scenario, label: str) -> CompiledCase:
+    b = scenario.baseline
+    buyer_value = np.concatenate([b.home_sales[:, None], b.imports * (1.0 + b.tariff_baseline)], axis=1)
+    expenditure0 = buyer_value.sum(axis=1)
+    theta = buyer_value / expenditure0[:, None]
+    log_factor = np.log1p(scenario.tariff) - np.log1p(b.tariff_baseline)
+    log_tariff_factor = np.concatenate([np.zeros((len(b.sectors), 1)), log_factor], axis=1)[None]
+    log_partner = (np.log1p(scenario.partner_tariff) - np.log1p(b.partner_tariff))[None]
+    pledges = scenario.pledges
+    by_parameter: dict[str, list[SampledColumn]] = {}
+    for column in scenario.columns:
+        by_parameter.setdefault(column.parameter, []).append(column)
+    return CompiledCase(
+        label=label, scenario=scenario, theta=theta, expenditure0=expenditure0,
+        tariff=scenario.tariff[None], log_tariff_factor=log_tariff_factor, log_partner_tariff_factor=log_partner,
+        pledge_partner=np.array([p.partner_index for p in pledges], dtype=np.int64),
+        pledge_is_purchase=np.array([p.kind == "purchase" for p in pledges], dtype=bool),
+        pledge_shares=np.array([p.shares for p in pledges]).reshape(len(pledges), len(b.sectors)),
+        pledge_amount_per_year=np.array([p.amount_per_year for p in pledges], dtype=float),
+        columns_by_parameter=by_parameter,
+    )
+
+
+def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: int) -> dict[str, np.ndarray]:
+    """Every model parameter for ``draws`` draws: leading dim ``draws`` if sampled, 1 if fixed."""
+    scores = correlate(scores, case.scenario.correlations)
+    out = {}
+    for parameter, fixed in case.scenario.fixed.items():
+        columns = case.columns_by_parameter.get(parameter, [])
+        if not columns:
+            out[parameter] = fixed[None]
+            continue
+        values = np.repeat(fixed.reshape(1, -1), draws, axis=0)
+        for column in columns:
+            values[:, list(column.cells)] = column.distribution.from_normal_score(scores[column.name])[:, None]
+        out[parameter] = values.reshape((draws,) + fixed.shape)
+    return out
+
+
+def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: int, keep_cells: bool,
+                backend: str = "numba"):
+    """Solve every market of a chunk of ``draws`` draws and account for it.
+
+    When nothing is sampled the kernels solve one draw, which stands for all ``draws``.
+
+    Returns ``(sector_out, partner_out, cell_out, failures)`` as described in
+    :func:`impact.kernels.accounting_numpy.account`; ``failures`` counts (draw, sector) markets whose solve did
+    not converge (their outputs are NaN).
+    """
+    solve, account = BACKENDS[backend]
+    b = case.scenario.baseline
+    p = parameters
+    mu, eta = p["mu"], p["eta"]
+    if mu.shape[0] == eta.shape[0]:
+        supply = np.concatenate([mu[:, :, None], eta], axis=2)
+    else:
+        draws = max(mu.shape[0], eta.shape[0])
+        supply = np.empty((draws, len(b.sectors), len(b.partners) + 1))
+        supply[:, :, 0] = mu
+        supply[:, :, 1:] = eta
+    log_fx = np.concatenate([np.zeros((p["fx"].shape[0], 1)), np.log(p["fx"])], axis=1)
+    log_price_index, log_producer_price, iterations = solve(
+        case.theta, case.log_tariff_factor, log_fx, p["phi"], supply, p["sigma"], p["eps"])
+    failures = int((iterations < 0).sum())
+    multiplier = np.where(case.pledge_is_purchase, p["additionality"], p["output_per_dollar"])
+    pledge_flow = p["realization"] * case.pledge_amount_per_year * multiplier
+    sector_out, partner_out, cell_out = account(
+        log_price_index, log_producer_price, case.tariff, case.log_tariff_factor, p["sigma"], p["eps"], mu,
+        log_fx, p["phi"], p["sigx"], case.log_partner_tariff_factor, b.imports, b.exports, b.home_sales,
+        case.expenditure0, b.tariff_baseline, case.pledge_partner, case.pledge_is_purchase, case.pledge_shares,
+        pledge_flow, keep_cells)
+    if log_price_index.shape[0] == 1 and draws > 1:
+        failures *= draws
+        sector_out, partner_out = (np.repeat(a, draws, axis=0) for a in (sector_out, partner_out))
+        cell_out = np.repeat(cell_out, draws, axis=0) if keep_cells else cell_out
+    return sector_out, partner_out, cell_out, failures
+
+
+def parameter_dims(parameter: str) -> tuple[str, ...]:
+    return PARAMETER_DOMAINS[parameter][0]

@@ -1,0 +1,548 @@
+"""Scenario files: read, merge ``extends`` chains, validate against the baseline, resolve to arrays.
+
+:func:`load_scenario` returns a :class:`Scenario` whose tariffs, pledges and priors are arrays over the baseline's
+sectors and partners, or raises :class:`~impact.errors.ImpactInputError` listing every problem with its file and
+key path. The format is documented in ``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+
+from impact import library
+from impact.baseline import Baseline, load_baseline
+from impact.distributions import DistributionError, make_distribution
+from impact.errors import ImpactInputError, Problem, raise_if_any
+from impact.schema import RATE_MAX, Correlation, Layer, Pledge, Prior, ScenarioFile
+from impact.tariffs import build_rates
+
+NAMED_LISTS = ("tariff_layers", "retaliation", "pledges")
+APPENDED_LISTS = ("priors", "correlations")
+
+#: Each model parameter's cells and the values it may take: (dims, low, high, low is open, allows inf).
+PARAMETER_DOMAINS = {
+    "sigma": (("sector",), 1.0, math.inf, True),
+    "eps": (("sector",), 0.0, math.inf, False),
+    "mu": (("sector",), 0.0, math.inf, False),
+    "eta": (("sector", "partner"), 0.0, math.inf, False),
+    "fx": (("partner",), 0.0, math.inf, True),
+    "phi": (("sector",), 0.0, 1.0, False),
+    "sigx": (("sector",), 0.0, math.inf, False),
+    "realization": (("pledge",), 0.0, 1.0, False),
+    "additionality": (("pledge",), 0.0, 1.0, False),
+    "output_per_dollar": (("pledge",), 0.0, math.inf, False),
+}
+#: Values used where no prior covers a cell (None: a prior is required).
+PARAMETER_DEFAULTS = {"sigma": None, "eps": None, "mu": None, "eta": math.inf, "fx": 1.0, "phi": 0.0, "sigx": 0.0}
+SHARE_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class FixedValue:
+    """A degenerate prior, including ``inf`` (which scipy-style families cannot hold)."""
+
+    value: float
+    is_fixed: bool = True
+
+    @property
+    def support(self):
+        return (self.value, self.value)
+
+    def describe(self) -> str:
+        return f"fixed({self.value:g})"
+
+
+@dataclass(frozen=True)
+class SampledColumn:
+    """One uncertain scalar: a column of the design, mapped through its distribution."""
+
+    name: str          # e.g. "sigma[steel]", the key of its random stream
+    parameter: str
+    cells: tuple[int, ...]  # flat indices into the parameter's array
+    distribution: object
+
+
+@dataclass(frozen=True)
+class PledgeSpec:
+    name: str
+    kind: str
+    partner_index: int
+    amount_per_year: float
+    shares: np.ndarray  # (S,)
+
+
+@dataclass
+class Scenario:
+    """A validated scenario resolved against its baseline."""
+
+    name: str
+    title: str
+    description: str
+    sources: list[str]
+    path: Path
+    files: list[tuple[str, str]]  # (path, sha256) of the file and every file it extends
+    resolved: dict                # the merged scenario, as validated
+    baseline: Baseline
+    sampling_method: str
+    tariff: np.ndarray            # (S, P) t1
+    partner_tariff: np.ndarray    # (S, P) tx1
+    pledges: list[PledgeSpec]
+    fixed: dict[str, np.ndarray]  # parameter -> values (NaN where sampled)
+    columns: list[SampledColumn]
+    correlations: list[tuple[list[str], np.ndarray]]  # (column names, normal-score correlation matrix)
+    counterfactual: "Scenario | None" = None
+    layer_names: list[str] = field(default_factory=list)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the resolved scenario and its baseline data: equal hashes, equal model."""
+        text = json.dumps({"scenario": self.resolved, "baseline": self.baseline.sha256}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def touched_sectors(self) -> list[str]:
+        """Sectors whose tariffs, partner tariffs or pledges differ from the baseline (or the counterfactual)."""
+        base = self.counterfactual
+        t_ref = base.tariff if base else self.baseline.tariff_baseline
+        tx_ref = base.partner_tariff if base else self.baseline.partner_tariff
+        touched = (np.abs(self.tariff - t_ref) > 0).any(1) | (np.abs(self.partner_tariff - tx_ref) > 0).any(1)
+        for scenario in (self, base):
+            for pledge in scenario.pledges if scenario else []:
+                touched |= pledge.shares > 0
+        return [s for s, t in zip(self.baseline.sectors, touched) if t]
+
+
+def load_scenario(source: str | Path, *, with_counterfactual: bool = True) -> Scenario:
+    """Read, merge, validate and resolve a scenario file (a path, or the name of a shipped scenario)."""
+    path = library.resolve(source, ".toml")
+    if path is None:
+        raise ImpactInputError([Problem(str(source), "", "no such scenario file (and no shipped scenario of that name; "
+                                        "see `impact list`)")])
+    merged, origins, files, problems = _read_chain(path)
+    raise_if_any(problems)
+    scenario = _validate(path, merged, origins, files)
+    if with_counterfactual and scenario.resolved["scenario"].get("counterfactual"):
+        reference = scenario.resolved["scenario"]["counterfactual"]
+        cf_path = library.resolve(reference, ".toml", relative_to=path.parent)
+        if cf_path is None:
+            raise ImpactInputError([Problem(str(path), "scenario.counterfactual",
+                                            f"no such scenario file {reference!r}")])
+        scenario.counterfactual = load_scenario(cf_path, with_counterfactual=False)
+        if scenario.counterfactual.baseline.sha256 != scenario.baseline.sha256:
+            raise ImpactInputError([Problem(str(path), "scenario.counterfactual",
+                                            "the counterfactual uses a different baseline")])
+    return scenario
+
+
+# --- reading and merging ---------------------------------------------------------------------------------------
+
+def _read_chain(path: Path, seen: tuple[Path, ...] = ()):
+    """Read ``path`` and the files it extends; return the merged dict, key origins, files and problems."""
+    label = str(path)
+    if path in seen:
+        return {}, {}, [], [Problem(label, "scenario.extends", "extends chain loops back to this file")]
+    raw_bytes = path.read_bytes()
+    try:
+        data = tomllib.loads(raw_bytes.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        return {}, {}, [], [Problem(label, "", f"not valid TOML: {err}")]
+    files = [(label, hashlib.sha256(raw_bytes).hexdigest())]
+    parent_ref = data.get("scenario", {}).get("extends") if isinstance(data.get("scenario"), dict) else None
+    if parent_ref is None:
+        return data, _origins_of(data, label), files, []
+    parent_path = library.resolve(parent_ref, ".toml", relative_to=path.parent) if isinstance(parent_ref, str) else None
+    if parent_path is None:
+        return data, _origins_of(data, label), files, [
+            Problem(label, "scenario.extends", f"no such scenario file {parent_ref!r}")]
+    parent, origins, parent_files, problems = _read_chain(parent_path, seen + (path,))
+    merged = _merge(parent, data, origins, label, problems)
+    return merged, origins, files + parent_files, problems
+
+
+def _origins_of(data: dict, label: str) -> dict:
+    origins = {}
+    for key, value in data.items():
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                origins[(key, i)] = label
+        origins[(key,)] = label
+    return origins
+
+
+def _merge(parent: dict, child: dict, origins: dict, label: str, problems: list[Problem]) -> dict:
+    """Child keys override the parent's; named list entries merge by name; priors and correlations append."""
+    merged = copy.deepcopy(parent)
+    for key, value in child.items():
+        if key in NAMED_LISTS and isinstance(value, list):
+            entries = merged.setdefault(key, [])
+            for item in value:
+                name = item.get("name") if isinstance(item, dict) else None
+                index = next((i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("name") == name), None)
+                if isinstance(item, dict) and item.get("remove") is True:
+                    if index is None:
+                        problems.append(Problem(label, f"{key}[{name}].remove", "no inherited entry of that name"))
+                    else:
+                        del entries[index]
+                        _shift_origins(origins, key, index)
+                    continue
+                if index is None:
+                    entries.append(copy.deepcopy(item))
+                    origins[(key, len(entries) - 1)] = label
+                else:
+                    entries[index] = {**entries[index], **item}
+                    origins[(key, index)] = label
+        elif key in APPENDED_LISTS and isinstance(value, list):
+            entries = merged.setdefault(key, [])
+            for item in value:
+                entries.append(copy.deepcopy(item))
+                origins[(key, len(entries) - 1)] = label
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+            if key == "scenario" and "name" not in value:
+                merged[key].pop("name", None)  # a name belongs to its own file
+            origins[(key,)] = label
+        else:
+            merged[key] = copy.deepcopy(value)
+            origins[(key,)] = label
+    return merged
+
+
+def _shift_origins(origins: dict, key: str, removed: int) -> None:
+    indices = sorted(i for (k, *rest) in origins if k == key and rest for i in rest)
+    for i in indices:
+        if i > removed:
+            origins[(key, i - 1)] = origins.pop((key, i))
+        elif i == removed:
+            origins.pop((key, i))
+
+
+# --- validation ------------------------------------------------------------------------------------------------
+
+def _key_path(merged: dict, loc: tuple) -> str:
+    parts = []
+    for i, item in enumerate(loc):
+        if isinstance(item, int):
+            container = merged
+            for step in loc[:i]:
+                container = container[step] if isinstance(container, (dict, list)) else None
+                if container is None:
+                    break
+            name = container[item].get("name") if isinstance(container, list) and isinstance(container[item], dict) else None
+            parts[-1] += f"[{name}]" if name else f"[{item}]"
+        else:
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+def _file_of(origins: dict, loc: tuple, default: str) -> str:
+    if len(loc) >= 2 and isinstance(loc[1], int) and (loc[0], loc[1]) in origins:
+        return origins[(loc[0], loc[1])]
+    return origins.get((loc[0],), default) if loc else default
+
+
+def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
+    label = str(path)
+    try:
+        model = ScenarioFile.model_validate(merged)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith(("function-", "literal["))))
+            message = e["msg"]
+            if e["type"] == "extra_forbidden":
+                message = "unknown key"
+            elif e["type"] == "missing":
+                message = "required key is missing"
+            elif "input" in e and not isinstance(e["input"], (dict, list)):
+                message += f" (got {e['input']!r})"
+            problems.append(Problem(_file_of(origins, loc, label), _key_path(merged, loc), message))
+        raise ImpactInputError(_unique(problems)) from None
+
+    problems: list[Problem] = []
+    header = model.scenario
+    baseline_path = library.resolve(header.baseline, ".csv", relative_to=path.parent)
+    if baseline_path is None:
+        raise ImpactInputError([Problem(_file_of(origins, ("scenario",), label), "scenario.baseline",
+                                        f"no such baseline data file {header.baseline!r}")])
+    baseline = load_baseline(baseline_path)
+    checker = _Checker(baseline, merged, origins, label, problems)
+
+    layer_names = [layer.name for layer in model.tariff_layers]
+    checker.unique_names("tariff_layers", layer_names)
+    checker.unique_names("retaliation", [layer.name for layer in model.retaliation])
+    checker.unique_names("pledges", [pledge.name for pledge in model.pledges])
+    for index, layer in enumerate(model.tariff_layers):
+        checker.layer("tariff_layers", index, layer, layer_names)
+    for index, layer in enumerate(model.retaliation):
+        checker.layer("retaliation", index, layer, [x.name for x in model.retaliation])
+    tariff = build_rates(model.tariff_layers, baseline, np.zeros_like(baseline.tariff_baseline),
+                         checker.problems_for("tariff_layers"))
+    partner_tariff = build_rates(model.retaliation, baseline, baseline.partner_tariff,
+                                 checker.problems_for("retaliation"))
+    for name, rates in (("tariff_layers", tariff), ("retaliation", partner_tariff)):
+        if rates is not None and (rates > RATE_MAX).any():
+            s, p = np.argwhere(rates > RATE_MAX)[0]
+            problems.append(Problem(label, name, f"stacked rate {rates[s, p]:g} for "
+                                                 f"[{baseline.sectors[s]}, {baseline.partners[p]}] exceeds {RATE_MAX:g}"))
+    if not model.tariff_layers:
+        problems.append(Problem(label, "tariff_layers", "at least one layer is needed (e.g. rate = \"baseline:tariff\")"))
+
+    pledges = [checker.pledge(i, pledge) for i, pledge in enumerate(model.pledges)]
+    fixed, columns = checker.priors(model.priors, model.pledges, bool(model.retaliation))
+    correlations = checker.correlations(model.correlations, {c.name for c in columns})
+    raise_if_any(_unique(problems))
+
+    resolved = model.model_dump(mode="json")
+    return Scenario(
+        name=header.name or path.stem, title=header.title, description=header.description.strip(),
+        sources=list(header.sources), path=path, files=files, resolved=resolved, baseline=baseline,
+        sampling_method=model.sampling.method, tariff=tariff, partner_tariff=partner_tariff,
+        pledges=pledges, fixed=fixed, columns=columns, correlations=correlations, layer_names=layer_names,
+    )
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+class _Checker:
+    """Semantic checks that need the baseline; appends to one shared problem list."""
+
+    def __init__(self, baseline: Baseline, merged: dict, origins: dict, label: str, problems: list[Problem]):
+        self.baseline = baseline
+        self.merged = merged
+        self.origins = origins
+        self.label = label
+        self.problems = problems
+
+    def add(self, loc: tuple, message: str) -> None:
+        self.problems.append(Problem(_file_of(self.origins, loc, self.label), _key_path(self.merged, loc), message))
+
+    def problems_for(self, section: str):
+        """A callback for :func:`build_rates` to report problems of entry ``index`` of ``section``."""
+        return lambda index, key, message: self.add((section, index) + ((key,) if key else ()), message)
+
+    def unique_names(self, section: str, names: list[str]) -> None:
+        seen = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                self.add((section, i, "name"), f"duplicate name {name!r}")
+            seen.add(name)
+
+    def names(self, loc: tuple, given, known: tuple[str, ...], what: str) -> None:
+        if given == "all":
+            return
+        unknown = [n for n in given if n not in known]
+        if unknown:
+            self.add(loc, f"unknown {what} {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+
+    def layer(self, section: str, index: int, layer: Layer, layer_names: list[str]) -> None:
+        sectors, partners = self.baseline.sectors, self.baseline.partners
+        self.names((section, index, "sectors"), layer.sectors, sectors, "sector(s)")
+        self.names((section, index, "partners"), layer.partners, partners, "partner(s)")
+        self.names((section, index, "except_sectors"), layer.except_sectors, sectors, "sector(s)")
+        self.names((section, index, "except_partners"), layer.except_partners, partners, "partner(s)")
+        self.names((section, index, "sector_rates"), list(layer.sector_rates), sectors, "sector(s)")
+        self.names((section, index, "partner_rates"), list(layer.partner_rates), partners, "partner(s)")
+        unknown = [n for n in layer.exclusive_of if n not in layer_names]
+        if unknown:
+            self.add((section, index, "exclusive_of"), f"unknown layer(s) {', '.join(map(repr, unknown))}")
+        if layer.name in layer.exclusive_of:
+            self.add((section, index, "exclusive_of"), "a layer cannot exclude itself")
+        if layer.rule == "all_in_floor" and layer.floor_of not in layer_names:
+            self.add((section, index, "floor_of"), f"unknown layer {layer.floor_of!r} (the layer whose rate the "
+                                                   f"floor includes, usually the MFN layer)")
+        if layer.rate is None and not layer.sector_rates and not layer.partner_rates:
+            self.add((section, index), "give `rate`, `sector_rates` or `partner_rates`")
+        if layer.sector_rates and layer.partner_rates:
+            self.add((section, index), "give `sector_rates` or `partner_rates`, not both")
+        if isinstance(layer.rate, str) and layer.rule == "all_in_floor":
+            self.add((section, index, "rate"), "an all-in floor needs a number")
+
+    def pledge(self, index: int, pledge: Pledge) -> PledgeSpec:
+        loc = ("pledges", index)
+        sectors = self.baseline.sectors
+        if pledge.partner not in self.baseline.partners:
+            self.add(loc + ("partner",), f"unknown partner {pledge.partner!r}; known: {', '.join(self.baseline.partners)}")
+        self.names(loc + ("sector_shares",), list(pledge.sector_shares), sectors, "sector(s)")
+        total = sum(pledge.sector_shares.values())
+        if abs(total - 1.0) > SHARE_TOLERANCE:
+            self.add(loc + ("sector_shares",), f"shares sum to {total:.6g}, not 1")
+        needed, unused = (("additionality", "output_per_dollar") if pledge.kind == "purchase"
+                          else ("output_per_dollar", "additionality"))
+        if getattr(pledge, needed) is None:
+            self.add(loc + (needed,), f"a {pledge.kind} pledge needs a distribution for {needed}")
+        if getattr(pledge, unused) is not None:
+            self.add(loc + (unused,), f"{unused} does not apply to a {pledge.kind} pledge")
+        shares = np.array([pledge.sector_shares.get(s, 0.0) for s in sectors], dtype=float)
+        partner_index = self.baseline.partners.index(pledge.partner) if pledge.partner in self.baseline.partners else 0
+        return PledgeSpec(pledge.name, pledge.kind, partner_index, pledge.amount / pledge.years, shares)
+
+    def distribution(self, loc: tuple, spec: dict, parameter: str):
+        _, low, high, low_open = PARAMETER_DOMAINS[parameter]
+        if spec.get("dist") == "fixed" and spec.get("value") in (math.inf,) and high == math.inf:
+            extra = set(spec) - {"dist", "value"}
+            if extra:
+                self.add(loc, f"unknown key(s) {', '.join(sorted(extra))}")
+            return FixedValue(math.inf)
+        try:
+            distribution = make_distribution(spec)
+        except DistributionError as err:
+            for key, message in err.problems:
+                self.add(loc + ((key,) if key else ()), message)
+            return None
+        lo, hi = distribution.support
+        # A continuous family may touch an open bound (no mass there); a point mass may not.
+        point_masses = distribution.family in ("fixed", "discrete", "empirical")
+        if lo < low or (low_open and lo <= low and point_masses) or hi > high:
+            bound = f"({low:g}, {high:g}]" if low_open else f"[{low:g}, {high:g}]"
+            self.add(loc + ("dist",), f"{distribution.describe()} takes values in [{lo:g}, {hi:g}], outside the "
+                                      f"range of {parameter} {bound}")
+            return None
+        return distribution
+
+    def priors(self, priors: list[Prior], pledges: list[Pledge], has_retaliation: bool):
+        """Resolve priors to fixed arrays and sampled columns; later entries override earlier ones."""
+        sizes = {"sector": len(self.baseline.sectors), "partner": len(self.baseline.partners), "pledge": len(pledges)}
+        assignment: dict[str, list] = {}
+        for parameter, (dims, *_rest) in PARAMETER_DOMAINS.items():
+            assignment[parameter] = [None] * int(np.prod([sizes[d] for d in dims]))
+        column_of: dict[tuple[str, int], tuple[str, object]] = {}
+        for index, prior in enumerate(priors):
+            loc = ("priors", index)
+            dims = PARAMETER_DOMAINS[prior.parameter][0]
+            if "sector" not in dims and prior.sectors != "all":
+                self.add(loc + ("sectors",), f"{prior.parameter} is by partner: give `partners`, not `sectors`")
+            if "partner" not in dims and prior.partners != "all":
+                self.add(loc + ("partners",), f"{prior.parameter} is by sector: give `sectors`, not `partners`")
+            self.names(loc + ("sectors",), prior.sectors, self.baseline.sectors, "sector(s)")
+            self.names(loc + ("partners",), prior.partners, self.baseline.partners, "partner(s)")
+            spec = dict(prior.model_extra or {})
+            distribution = self.distribution(loc, spec, prior.parameter)
+            if distribution is None:
+                continue
+            cells = self._cells(prior, dims)
+            if distribution.is_fixed:
+                value = distribution.value if isinstance(distribution, FixedValue) else float(distribution.params["value"])
+                for cell, _label in cells:
+                    assignment[prior.parameter][cell] = ("fixed", value)
+            elif prior.draw == "common":
+                name = f"{prior.parameter}[{prior.id or 'common'}]"
+                for cell, _label in cells:
+                    assignment[prior.parameter][cell] = ("column", name, distribution)
+            else:
+                for cell, cell_label in cells:
+                    assignment[prior.parameter][cell] = ("column", f"{prior.parameter}[{cell_label}]", distribution)
+        for index, pledge in enumerate(pledges):
+            for parameter in ("realization", "additionality", "output_per_dollar"):
+                spec = getattr(pledge, parameter)
+                if spec is None:
+                    continue
+                distribution = self.distribution(("pledges", index, parameter), dict(spec), parameter)
+                if distribution is None:
+                    continue
+                if distribution.is_fixed:
+                    assignment[parameter][index] = ("fixed", float(distribution.params["value"]))
+                else:
+                    assignment[parameter][index] = ("column", f"{parameter}[{pledge.name}]", distribution)
+
+        fx_uncertain = any(a and a[0] == "column" for a in assignment["fx"])
+        required = {"sigma", "eps", "mu"} | ({"phi", "sigx"} if fx_uncertain else set())
+        if has_retaliation:
+            required.add("sigx")
+        fixed: dict[str, np.ndarray] = {}
+        columns: dict[str, SampledColumn] = {}
+        distributions_of: dict[str, object] = {}
+        for parameter, (dims, *_rest) in PARAMETER_DOMAINS.items():
+            values = np.full(len(assignment[parameter]), np.nan)
+            missing = []
+            for cell, entry in enumerate(assignment[parameter]):
+                if entry is None:
+                    if parameter in ("realization", "additionality", "output_per_dollar"):
+                        continue
+                    if parameter in required:
+                        missing.append(cell)
+                    else:
+                        values[cell] = PARAMETER_DEFAULTS[parameter]
+                elif entry[0] == "fixed":
+                    values[cell] = entry[1]
+                else:
+                    _, name, distribution = entry
+                    if name in distributions_of and distributions_of[name] is not distribution:
+                        self.add(("priors",), f"two priors share the column {name!r}: give them different `id`s")
+                    distributions_of[name] = distribution
+                    if name in columns:
+                        columns[name] = SampledColumn(name, parameter, columns[name].cells + (cell,), distribution)
+                    else:
+                        columns[name] = SampledColumn(name, parameter, (cell,), distribution)
+            if missing:
+                labels = [self._cell_label(dims, c) for c in missing]
+                why = " (needed because exchange rates are uncertain or partners retaliate)" if parameter in (
+                    "phi", "sigx") else ""
+                self.add(("priors",), f"no prior for {parameter}{why}: {', '.join(labels)}")
+            fixed[parameter] = values.reshape([sizes[d] for d in dims])
+        return fixed, sorted(columns.values(), key=lambda c: c.name)
+
+    def _cells(self, prior: Prior, dims: tuple[str, ...]):
+        sectors = self.baseline.sectors if prior.sectors == "all" else [s for s in prior.sectors if s in self.baseline.sectors]
+        partners = self.baseline.partners if prior.partners == "all" else [p for p in prior.partners if p in self.baseline.partners]
+        if dims == ("sector",):
+            return [(self.baseline.sectors.index(s), s) for s in sectors]
+        if dims == ("partner",):
+            return [(self.baseline.partners.index(p), p) for p in partners]
+        n_partners = len(self.baseline.partners)
+        return [(self.baseline.sectors.index(s) * n_partners + self.baseline.partners.index(p), f"{s},{p}")
+                for s in sectors for p in partners]
+
+    def _cell_label(self, dims: tuple[str, ...], cell: int) -> str:
+        if dims == ("sector",):
+            return self.baseline.sectors[cell]
+        if dims == ("partner",):
+            return self.baseline.partners[cell]
+        n = len(self.baseline.partners)
+        return f"{self.baseline.sectors[cell // n]},{self.baseline.partners[cell % n]}"
+
+    def correlations(self, correlations: list[Correlation], known_columns: set[str]):
+        resolved = []
+        claimed: dict[str, int] = {}
+        for index, block in enumerate(correlations):
+            loc = ("correlations", index)
+            n = len(block.inputs)
+            unknown = [c for c in block.inputs if c not in known_columns]
+            if unknown:
+                known = sorted(known_columns)
+                listed = ", ".join(known[:8]) + (f", ... ({len(known)} in all)" if len(known) > 8 else "")
+                self.add(loc + ("inputs",), f"not sampled inputs of this scenario: {', '.join(map(repr, unknown))} "
+                                            f"(sampled: {listed or 'none'})")
+            for c in block.inputs:
+                if c in claimed:
+                    self.add(loc + ("inputs",), f"{c!r} is already in correlation block {claimed[c]}")
+                claimed[c] = index
+            if len(set(block.inputs)) != n:
+                self.add(loc + ("inputs",), "an input is listed twice")
+            matrix = np.array(block.matrix, dtype=float) if all(len(r) == n for r in block.matrix) else None
+            if matrix is None or matrix.shape != (n, n):
+                self.add(loc + ("matrix",), f"must be {n} x {n} to match `inputs`")
+                continue
+            if not np.allclose(matrix, matrix.T, atol=1e-12):
+                self.add(loc + ("matrix",), "is not symmetric")
+            if not np.allclose(np.diag(matrix), 1.0):
+                self.add(loc + ("matrix",), "diagonal must be all 1")
+            if np.abs(matrix).max() > 1:
+                self.add(loc + ("matrix",), "entries must lie in [-1, 1]")
+            if block.measure == "spearman":
+                # Spearman rho_s of the inputs equals 2 sin(pi rho / 6) of the normal scores' rho.
+                matrix = 2.0 * np.sin(np.pi * matrix / 6.0)
+            smallest = np.linalg.eigvalsh((matrix + matrix.T) / 2).min()
+            if smallest < -1e-10:
+                self.add(loc + ("matrix",), f"is not positive semi-definite (smallest eigenvalue {smallest:.3g})")
+            resolved.append((list(block.inputs), matrix))
+        return resolved

@@ -1,0 +1,127 @@
+"""The structure of a scenario file (TOML), checked by pydantic.
+
+This module checks shapes and types only: unknown keys, wrong types, out-of-range numbers. Checks that need the
+baseline (sector and partner names, shares, distributions, correlations) are in :mod:`impact.scenario`. The file
+format is documented in ``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
+
+#: Rates are fractions (0.25 = 25%); anything above 1000% is a typo, not a policy.
+RATE_MIN, RATE_MAX = 0.0, 10.0
+
+Number = StrictFloat | StrictInt
+Rate = Annotated[Number, Field(ge=RATE_MIN, le=RATE_MAX)]
+RateReference = Literal["baseline:mfn", "baseline:tariff", "baseline:partner_tariff"]
+Names = list[StrictStr] | Literal["all"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Header(_Strict):
+    """``[scenario]``: what the file is, where it comes from and what it is compared with."""
+
+    name: StrictStr | None = None
+    title: StrictStr
+    description: StrictStr = ""
+    sources: list[StrictStr] = []
+    extends: StrictStr | None = None
+    counterfactual: StrictStr | None = None
+    baseline: StrictStr = "baseline_2024"
+
+
+class Sampling(_Strict):
+    """``[sampling]``: the design used to draw the uncertain inputs."""
+
+    method: Literal["mc", "lhs", "sobol"] = "mc"
+
+
+class Layer(_Strict):
+    """One ``[[tariff_layers]]`` or ``[[retaliation]]`` entry.
+
+    The layer covers ``partners`` x ``sectors`` (default: all) less the ``except_*`` lists. A cell's rate is
+    ``sector_rates[sector]``, else ``partner_rates[partner]``, else ``rate``; without ``rate``, the layer covers
+    only the sectors (or partners) its map names.
+    """
+
+    name: StrictStr
+    description: StrictStr = ""
+    source: StrictStr = ""
+    rule: Literal["stack", "replace", "all_in_floor"] = "stack"
+    rate: Rate | RateReference | None = None
+    sector_rates: dict[str, Rate] = {}
+    partner_rates: dict[str, Rate] = {}
+    partners: Names = "all"
+    sectors: Names = "all"
+    except_partners: list[StrictStr] = []
+    except_sectors: list[StrictStr] = []
+    exclusive_of: list[StrictStr] = []
+    floor_of: StrictStr = "mfn"
+
+
+class Pledge(_Strict):
+    """One ``[[pledges]]`` entry: a partner's promise to buy US goods or to invest in US production."""
+
+    name: StrictStr
+    kind: Literal["purchase", "investment"]
+    partner: StrictStr
+    amount: Annotated[Number, Field(gt=0)]
+    years: Annotated[Number, Field(gt=0)]
+    sector_shares: dict[str, Annotated[Number, Field(ge=0, le=1)]]
+    realization: dict
+    additionality: dict | None = None
+    output_per_dollar: dict | None = None
+    description: StrictStr = ""
+    source: StrictStr = ""
+
+
+class Prior(BaseModel):
+    """One ``[[priors]]`` entry: the distribution of a model parameter over some cells.
+
+    Keys other than the ones below are the distribution's (``dist`` and its parameters), checked by
+    :func:`impact.distributions.make_distribution`.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    parameter: Literal["sigma", "eps", "mu", "eta", "fx", "phi", "sigx"]
+    sectors: Names = "all"
+    partners: Names = "all"
+    draw: Literal["each", "common"] = "each"
+    id: StrictStr | None = None
+    source: StrictStr = ""
+    note: StrictStr = ""
+
+    @field_validator("id")
+    @classmethod
+    def _plain_id(cls, value):
+        if value is not None and not value.replace("_", "").isalnum():
+            raise ValueError("id may contain only letters, digits and underscores")
+        return value
+
+
+class Correlation(_Strict):
+    """One ``[[correlations]]`` entry: a Gaussian-copula correlation among sampled inputs."""
+
+    inputs: list[StrictStr]
+    matrix: list[list[Number]]
+    measure: Literal["normal_scores", "spearman"] = "normal_scores"
+    source: StrictStr = ""
+
+
+class ScenarioFile(_Strict):
+    """A whole scenario file after ``extends`` has been merged."""
+
+    scenario: Header
+    sampling: Sampling = Sampling()
+    tariff_layers: list[Layer] = []
+    retaliation: list[Layer] = []
+    pledges: list[Pledge] = []
+    priors: list[Prior] = []
+    correlations: list[Correlation] = []

@@ -1,0 +1,228 @@
+"""Monte Carlo runs: a scenario (and its counterfactual) solved draw by draw, in chunks, as xarray Datasets."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import xarray as xr
+
+from impact import provenance
+from impact.accelerate import set_threads
+from impact.errors import ImpactInputError, Problem
+from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, SECTOR_OUTPUTS
+from impact.model import PLEDGE_PARAMETERS, case_parameters, compile_case, parameter_dims, solve_chunk
+from impact.sampling import DRAW_BLOCK, METHODS, Design
+from impact.scenario import Scenario, load_scenario
+from impact.variables import DEFAULT_KEEP, KEEP_LEVELS, VARIABLES, outputs_for
+
+#: Default draws per chunk: bounds memory (about 0.5 GB at 16 sectors x 12 partners) whatever ``draws`` is.
+DEFAULT_CHUNK = 8 * DRAW_BLOCK
+
+
+class Simulation:
+    """A planned run: the scenario, its cases, the design and what to keep.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path
+        A resolved :class:`~impact.scenario.Scenario`, a scenario file, or the name of a shipped scenario.
+    seed : int, default: 0
+    sampler : {"mc", "lhs", "sobol"}, optional
+        The design; default: the scenario's ``[sampling] method``.
+    keep : {"headline", "aggregates", "cells"}, default: "aggregates"
+        Which outputs are kept per draw (see ``docs/variables.md``).
+    counterfactual : bool, default: True
+        Solve the scenario's counterfactual on the same draws, when it names one.
+    backend : {"numba", "numpy"}, default: "numba"
+        ``"numpy"`` runs the plain reference kernels (slow; for checks).
+    """
+
+    def __init__(self, scenario, *, seed: int = 0, sampler: str | None = None, keep: str = DEFAULT_KEEP,
+                 counterfactual: bool = True, backend: str = "numba"):
+        if not isinstance(scenario, Scenario):
+            scenario = load_scenario(scenario, with_counterfactual=counterfactual)
+        problems = []
+        if keep not in KEEP_LEVELS:
+            problems.append(Problem("options", "keep", f"must be one of {', '.join(KEEP_LEVELS)}, got {keep!r}"))
+        sampler = sampler or scenario.sampling_method
+        if sampler not in METHODS:
+            problems.append(Problem("options", "sampler", f"must be one of {', '.join(METHODS)}, got {sampler!r}"))
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            problems.append(Problem("options", "seed", f"must be a non-negative integer, got {seed!r}"))
+        if problems:
+            raise ImpactInputError(problems)
+        self.scenario = scenario
+        self.seed = int(seed)
+        self.sampler = sampler
+        self.keep = keep
+        self.backend = backend
+        self.cases = [compile_case(scenario, "scenario")]
+        if counterfactual and scenario.counterfactual is not None:
+            self.cases.append(compile_case(scenario.counterfactual, "counterfactual"))
+        columns = sorted({name for case in self.cases for name in case.column_names})
+        self.design = Design(columns, sampler, self.seed)
+        self.outputs = [v.name for v in outputs_for(keep)]
+        self.pledge_names = list(dict.fromkeys(p.name for case in self.cases for p in case.scenario.pledges))
+        self.sampled_parameters = [p for p in scenario.fixed
+                                   if any(case.columns_by_parameter.get(p) for case in self.cases)]
+        self.inputs_by_case = [p for p in self.sampled_parameters if self._differs_across_cases(p)]
+
+    # -- structure -------------------------------------------------------------------------------------------------
+
+    @property
+    def case_labels(self) -> list[str]:
+        return [case.label for case in self.cases]
+
+    def _differs_across_cases(self, parameter: str) -> bool:
+        if len(self.cases) == 1:
+            return False
+        a, b = (case.scenario for case in self.cases)
+        if parameter in PLEDGE_PARAMETERS:
+            return True if (a.pledges or b.pledges) and [p.name for p in a.pledges] != [p.name for p in b.pledges] \
+                else _columns_of(a, parameter) != _columns_of(b, parameter)
+        same_fixed = np.array_equal(a.fixed[parameter], b.fixed[parameter], equal_nan=True)
+        return not same_fixed or _columns_of(a, parameter) != _columns_of(b, parameter)
+
+    def static_dataset(self) -> xr.Dataset:
+        """Baseline and policy variables (no draw dimension) with the coordinates of the run."""
+        b = self.scenario.baseline
+        ds = b.to_dataset()
+        ds["tariff"] = xr.Variable(("case", "sector", "partner"), np.stack([c.scenario.tariff for c in self.cases]),
+                                   VARIABLES["tariff"].attrs)
+        ds["partner_tariff"] = xr.Variable(("case", "sector", "partner"),
+                                           np.stack([c.scenario.partner_tariff for c in self.cases]),
+                                           VARIABLES["partner_tariff"].attrs)
+        ds = ds.assign_coords(case=self.case_labels)
+        ds.coords["case_scenario"] = ("case", [c.scenario.name for c in self.cases])
+        if self.pledge_names:
+            specs = {p.name: p for case in self.cases for p in case.scenario.pledges}
+            ds = ds.assign_coords(pledge=self.pledge_names)
+            ds.coords["pledge_kind"] = ("pledge", [specs[n].kind for n in self.pledge_names])
+            ds.coords["pledge_partner"] = ("pledge", [b.partners[specs[n].partner_index] for n in self.pledge_names])
+            ds.coords["pledge_amount_per_year"] = ("pledge", [specs[n].amount_per_year for n in self.pledge_names])
+            ds["pledge_amount_per_year"].attrs["units"] = "USD/year"
+        return ds
+
+    def attrs(self, draws: int) -> dict[str, str | int | float]:
+        return provenance.run_attrs(self, draws)
+
+    # -- computation -----------------------------------------------------------------------------------------------
+
+    def chunk(self, start: int, stop: int) -> tuple[xr.Dataset, int]:
+        """Outputs and sampled inputs for draws ``start`` to ``stop - 1``, and the count of failed solves."""
+        n = stop - start
+        scores = self.design.normal_scores(start, stop)
+        keep_cells = self.keep == "cells"
+        sector_parts, partner_parts, cell_parts, inputs = [], [], [], []
+        failures = 0
+        for case in self.cases:
+            parameters = case_parameters(case, {c: scores[c] for c in case.column_names}, n)
+            sector_out, partner_out, cell_out, failed = solve_chunk(case, parameters, n, keep_cells, self.backend)
+            failures += failed
+            sector_parts.append(sector_out)
+            partner_parts.append(partner_out)
+            cell_parts.append(cell_out)
+            inputs.append(parameters)
+        data = {}
+        groups = ((SECTOR_OUTPUTS, sector_parts), (PARTNER_OUTPUTS, partner_parts), (CELL_OUTPUTS, cell_parts))
+        for names, parts in groups:
+            for i, name in enumerate(names):
+                if name in self.outputs:
+                    data[name] = xr.Variable(VARIABLES[name].dims, np.stack([part[:, i] for part in parts], axis=1),
+                                             VARIABLES[name].attrs)
+        for parameter in self.sampled_parameters:
+            data[parameter] = self._input_variable(parameter, inputs, n)
+        coords = {"draw": np.arange(start, stop, dtype=np.int64)}
+        return xr.Dataset(data, coords=coords), failures
+
+    def _input_variable(self, parameter: str, inputs: list[dict], n: int) -> xr.Variable:
+        dims = parameter_dims(parameter)
+        by_case = []
+        for case, values in zip(self.cases, inputs):
+            array = np.broadcast_to(values[parameter], (n,) + values[parameter].shape[1:])
+            if parameter in PLEDGE_PARAMETERS:
+                full = np.full((n, len(self.pledge_names)), np.nan)
+                for k, pledge in enumerate(case.scenario.pledges):
+                    full[:, self.pledge_names.index(pledge.name)] = array[:, k]
+                array = full
+            by_case.append(array)
+        if parameter in self.inputs_by_case:
+            return xr.Variable(("draw", "case") + dims, np.stack(by_case, axis=1), VARIABLES[parameter].attrs)
+        return xr.Variable(("draw",) + dims, np.ascontiguousarray(by_case[0]), VARIABLES[parameter].attrs)
+
+
+def _columns_of(scenario: Scenario, parameter: str):
+    return [(c.name, c.cells, c.distribution.describe()) for c in scenario.columns if c.parameter == parameter]
+
+
+def chunk_ranges(draws: int, chunk_size: int):
+    """``(start, stop)`` of each chunk of ``chunk_size`` draws."""
+    return [(start, min(start + chunk_size, draws)) for start in range(0, draws, chunk_size)]
+
+
+def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int = DEFAULT_CHUNK,
+             sampler: str | None = None, keep: str = DEFAULT_KEEP, counterfactual: bool = True,
+             threads: int | None = None, backend: str = "numba") -> xr.Dataset:
+    """Run a scenario in memory and return every draw as an xarray Dataset.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path
+        A scenario file, the name of a shipped scenario (e.g. ``"us_japan_2025"``) or a loaded scenario.
+    draws : int, default: 10000
+    seed : int, default: 0
+    chunk_size : int, default: 32768
+        Draws solved at a time; results do not depend on it.
+    sampler : {"mc", "lhs", "sobol"}, optional
+        Default: the scenario's ``[sampling] method``.
+    keep : {"headline", "aggregates", "cells"}, default: "aggregates"
+    counterfactual : bool, default: True
+        Also solve the scenario's counterfactual on the same draws (``case`` dimension).
+    threads : int, optional
+        Numba threads (default: all cores); results do not depend on it.
+    backend : {"numba", "numpy"}, default: "numba"
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``draw``, ``case``, ``sector``, ``partner`` (and ``pledge``); variables as in ``docs/variables.md``;
+        provenance in ``attrs``. Use :func:`impact.run` to stream large runs to disk instead.
+    """
+    simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual,
+                            backend=backend)
+    _check_run_size(draws, chunk_size)
+    if message := sobol_warning(simulation.sampler, draws):
+        warnings.warn(message, stacklevel=2)
+    set_threads(threads)
+    pieces, failures = [], 0
+    for start, stop in chunk_ranges(draws, chunk_size):
+        piece, failed = simulation.chunk(start, stop)
+        pieces.append(piece)
+        failures += failed
+    ds = xr.merge([simulation.static_dataset(), xr.concat(pieces, dim="draw")], combine_attrs="override")
+    ds.attrs = simulation.attrs(draws)
+    ds.attrs["solver_failures"] = failures
+    if failures:
+        warnings.warn(f"{failures} (draw, sector) markets did not converge; their outputs are NaN", stacklevel=2)
+    return ds
+
+
+def sobol_warning(sampler: str, draws: int) -> str | None:
+    """Sobol points are balanced only in powers of 2: say so when the draw count is not one."""
+    if sampler == "sobol" and draws & (draws - 1):
+        return f"Sobol designs are balanced for powers of 2 draws; {draws} is not (e.g. use {1 << draws.bit_length()})"
+    return None
+
+
+def _check_run_size(draws, chunk_size) -> None:
+    problems = []
+    if not isinstance(draws, (int, np.integer)) or draws < 1:
+        problems.append(Problem("options", "draws", f"must be a positive integer, got {draws!r}"))
+    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        problems.append(Problem("options", "chunk_size", f"must be a positive integer, got {chunk_size!r}"))
+    if problems:
+        raise ImpactInputError(problems)
+
+
+__all__ = ["Simulation", "simulate", "chunk_ranges", "DEFAULT_CHUNK"]

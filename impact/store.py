@@ -1,0 +1,142 @@
+"""The run store: one folder per run with the Dataset (Zarr), a manifest and the summary.
+
+Layout of ``DIR``:
+
+* ``results.zarr``: the Dataset. Per-draw variables are float32 (seven significant digits, far below Monte Carlo
+  error), chunked along ``draw`` exactly as the run's chunks, so each chunk is written once, whole, into its own
+  region; baseline and policy variables are float64.
+* ``manifest.json``: what was run and how (scenario files and hashes, the resolved scenario, seed, draws, sampler,
+  versions, command line, timings, status). Its ``status`` is ``running``, ``interrupted`` or ``complete``.
+* ``progress/``: one marker per finished chunk, written after the chunk's data, so an interrupted run resumes where
+  it stopped (``impact run --resume DIR``) and recomputes nothing it had finished. Draws are keyed by draw index,
+  so a resumed run is identical to an uninterrupted one.
+* ``summary.csv``: the bands, written when the run is complete.
+
+Zarr (rather than netCDF) because chunks can be written independently, in any order and by several processes,
+and read back lazily; see ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+
+MANIFEST = "manifest.json"
+RESULTS = "results.zarr"
+SUMMARY = "summary.csv"
+PROGRESS = "progress"
+STORED_DTYPE = "float32"
+
+
+def _compressor():
+    # Random draws barely compress; LZ4 with byte shuffle costs little and still shrinks constant columns.
+    return zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle=zarr.codecs.BloscShuffle.shuffle)
+
+
+class RunStore:
+    """A run folder. Create it with :meth:`create` or open an existing one with :meth:`open`."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+
+    @property
+    def results_path(self) -> Path:
+        return self.directory / RESULTS
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST
+
+    # -- manifest ----------------------------------------------------------------------------------------------
+
+    def read_manifest(self) -> dict:
+        return json.loads(self.manifest_path.read_text())
+
+    def write_manifest(self, manifest: dict) -> None:
+        """Write atomically (temporary file, then rename), so a reader never sees half a manifest."""
+        temporary = self.manifest_path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+        os.replace(temporary, self.manifest_path)
+
+    # -- creation ----------------------------------------------------------------------------------------------
+
+    def create(self, static: xr.Dataset, first_chunk: xr.Dataset, draws: int, chunk_size: int,
+               manifest: dict, attrs: dict) -> None:
+        """Lay out the store: static variables written, per-draw variables allocated (NaN) in chunks of draws."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / PROGRESS).mkdir(exist_ok=True)
+        template = static.copy()
+        template.attrs = attrs
+        template = template.assign_coords(draw=np.arange(draws, dtype=np.int64))
+        template.to_zarr(self.results_path, mode="w-", consolidated=False, zarr_format=3)
+        group = zarr.open_group(self.results_path, mode="r+")
+        for name, variable in first_chunk.data_vars.items():
+            shape = (draws,) + variable.shape[1:]
+            array = group.create_array(
+                name, shape=shape, chunks=(chunk_size,) + variable.shape[1:], dtype=STORED_DTYPE,
+                fill_value=np.nan, compressors=[_compressor()], dimension_names=variable.dims,
+            )
+            array.attrs.update(dict(variable.attrs))
+        self.write_manifest(manifest)
+
+    # -- chunks ------------------------------------------------------------------------------------------------
+
+    def _marker(self, index: int) -> Path:
+        return self.directory / PROGRESS / f"chunk-{index:06d}.done"
+
+    def done_chunks(self) -> set[int]:
+        folder = self.directory / PROGRESS
+        return {int(p.stem.split("-")[1].split(".")[0]) for p in folder.glob("chunk-*.done")} if folder.exists() else set()
+
+    def write_chunk(self, index: int, start: int, stop: int, chunk: xr.Dataset) -> None:
+        """Write a chunk into its region of draws, then mark it done."""
+        data = chunk.drop_vars("draw").astype(STORED_DTYPE)
+        data.to_zarr(self.results_path, region={"draw": slice(start, stop)}, mode="r+", consolidated=False)
+        self._marker(index).touch()
+
+    # -- completion --------------------------------------------------------------------------------------------
+
+    def finish(self, attrs: dict) -> None:
+        """Record final attrs and consolidate metadata once, at the end (region writes never change metadata)."""
+        group = zarr.open_group(self.results_path, mode="r+")
+        group.attrs.update(attrs)
+        zarr.consolidate_metadata(self.results_path)
+        shutil.rmtree(self.directory / PROGRESS, ignore_errors=True)
+
+    def open_dataset(self) -> xr.Dataset:
+        """The run's Dataset, lazily loaded (each variable is read when used)."""
+        return xr.open_zarr(self.results_path, chunks=None, consolidated=None)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Stopwatch:
+    """Accumulates wall time by phase."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def add(self, phase: str, since: float) -> float:
+        moment = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + moment - since
+        return moment
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

@@ -1,0 +1,151 @@
+"""Uncertainty bands of a run: quantiles, mean and sd of the headline results, levels and paired effects.
+
+When a run has a counterfactual, the *effect* rows are statistics of the per-draw difference scenario minus
+counterfactual (both solved on the same draws), not differences of statistics.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import xarray as xr
+
+from impact.variables import VARIABLES
+
+DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
+BILLION = 1e9
+
+#: Headline results: (variable, dimension summed or listed, list each label too).
+HEADLINE = (
+    ("tariff_revenue_by_partner", "partner", True),
+    ("imports_by_partner", "partner", True),
+    ("trade_balance", "partner", True),
+    ("sector_output", "sector", True),
+    ("consumer_surplus_change", "sector", False),
+    ("producer_surplus_change", "sector", False),
+    ("tariff_revenue_change", "sector", False),
+    ("welfare_change", "sector", False),
+)
+BY = {
+    "sector": ("imports_by_sector", "exports_by_sector", "tariff_revenue_by_sector", "home_sales", "sector_output",
+               "composite_price", "welfare_change"),
+    "partner": ("imports_by_partner", "exports_by_partner", "tariff_revenue_by_partner", "trade_balance",
+                "pledged_purchases_by_partner"),
+}
+ADDITIVE_UNITS = ("USD/year",)
+
+
+def _stats(values: np.ndarray, quantiles) -> dict[str, float]:
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return {"mean": np.nan, "sd": np.nan, **{_qname(q): np.nan for q in quantiles}}
+    out = {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if values.size > 1 else 0.0}
+    for q, v in zip(quantiles, np.quantile(values, quantiles)):
+        out[_qname(q)] = float(v)
+    return out
+
+
+def _qname(q: float) -> str:
+    return f"q{100 * q:g}".replace(".", "_")
+
+
+def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTILES, sectors=None,
+              cases=None) -> list[dict]:
+    """Bands as rows: ``variable, label, case, units, mean, sd, q5, q50, q95`` (values in the variable's units).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A run's results (from :func:`impact.simulate` or a run store).
+    by : {"headline", "sector", "partner"}, default: "headline"
+        ``headline``: totals and partner detail of revenue, imports and trade balance, output of ``sectors`` and
+        welfare totals; ``sector`` / ``partner``: every sector- or partner-level variable, label by label.
+    quantiles : sequence of float, default: (0.05, 0.5, 0.95)
+    sectors : list of str, optional
+        Sectors listed in the headline (default: those the scenario touches, from the ``touched_sectors`` attr).
+    cases : list of str, optional
+        Cases to report among ``scenario``, ``counterfactual`` and ``effect`` (default: all there are).
+    """
+    if by not in ("headline", "sector", "partner"):
+        raise ValueError(f"by must be 'headline', 'sector' or 'partner', got {by!r}")
+    quantiles = tuple(float(q) for q in quantiles)
+    if sectors is None:
+        sectors = [s for s in str(ds.attrs.get("touched_sectors", "")).split(",") if s]
+    if by == "headline":
+        plan = []
+        for name, dim, detail in HEADLINE:
+            labels = list(ds[dim].values) if detail and dim == "partner" else (sectors if detail else [])
+            plan.append((name, dim, ["total"] + labels if dim == "partner" or not detail else labels))
+    else:
+        plan = [(name, by, list(ds[by].values)) for name in BY[by]]
+    present = list(ds["case"].values)
+    wanted = set(cases) if cases is not None else set(present) | {"effect"}
+    rows = []
+    for name, dim, labels in plan:
+        if name not in ds:
+            continue
+        variable = ds[name]
+        units = variable.attrs.get("units", VARIABLES[name].units)
+        for label in labels:
+            if label == "total":
+                if units not in ADDITIVE_UNITS:
+                    continue
+                series = variable.sum(dim)
+            else:
+                series = variable.sel({dim: label})
+            per_case = {case: series.sel(case=case).values for case in present}
+            for case in present:
+                if case in wanted:
+                    rows.append({"variable": name, "label": label, "case": case, "units": units,
+                                 **_stats(per_case[case], quantiles)})
+            if "counterfactual" in per_case and "effect" in wanted:
+                rows.append({"variable": name, "label": label, "case": "effect", "units": units,
+                             **_stats(per_case["scenario"] - per_case["counterfactual"], quantiles)})
+    return rows
+
+
+def _scaled(row: dict, key: str) -> float:
+    value = row[key]
+    return value / BILLION if row["units"] == "USD/year" else value
+
+
+def format_rows(rows: list[dict], fmt: str = "table", title: str = "") -> str:
+    """Render summary rows as ``table`` (terminal), ``markdown``, ``csv`` (full precision) or ``json``."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2, allow_nan=True)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        return buffer.getvalue()
+    if not rows:
+        return "(no rows)\n"
+    stat_keys = [k for k in rows[0] if k not in ("variable", "label", "case", "units")]
+    stat_keys = [k for k in stat_keys if k.startswith("q")] + ["mean"]
+    header = ["result", "case"] + [k.replace("_", ".") for k in stat_keys]
+    body = []
+    for row in rows:
+        unit = "$B/yr" if row["units"] == "USD/year" else row["units"]
+        result = f"{row['variable']}[{row['label']}] ({unit})"
+        body.append([result, row["case"]] + [f"{_scaled(row, k):,.3f}" for k in stat_keys])
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+        return (f"**{title}**\n\n" if title else "") + "\n".join(lines) + "\n"
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *body)]
+    def line(cells):
+        return "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    out = ([title] if title else []) + [line(header), line(["-" * w for w in widths])]
+    previous = None
+    for row, cells in zip(rows, body):
+        if previous is not None and row["variable"] != previous:
+            out.append("")
+        previous = row["variable"]
+        out.append(line(cells))
+    return "\n".join(out) + "\n"

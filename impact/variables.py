@@ -1,0 +1,146 @@
+"""The one registry of dimensions and variables: names, dims, units and descriptions.
+
+Results, the run store, summaries and ``docs/variables.md`` all take their names, units and descriptions from
+here (``python -m impact.variables`` prints the documentation table). Units live in attrs, never in names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DIMS: dict[str, str] = {
+    "draw": "Monte Carlo draw; draw d has the same sampled inputs whatever the chunking, threads or shards",
+    "case": "'scenario', and 'counterfactual' when the scenario names one; both cases share every draw",
+    "sector": "product group (see docs/data.md)",
+    "partner": "trading partner of the US",
+    "pledge": "a purchase or investment pledge declared in the scenario",
+}
+
+#: Levels of per-draw output a run keeps, from least to most.
+KEEP_LEVELS = ("headline", "aggregates", "cells")
+DEFAULT_KEEP = "aggregates"
+
+USD = "USD/year"
+INDEX = "1 (baseline = 1)"
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    dims: tuple[str, ...]
+    units: str
+    long_name: str
+    description: str
+    kind: str  # "output", "input" (sampled per draw), "baseline" or "policy"
+    keep: str = "aggregates"  # least keep level at which an output is stored per draw
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        return {"units": self.units, "long_name": self.long_name, "description": self.description}
+
+
+def _v(name, dims, units, long_name, description, kind="output", keep="aggregates"):
+    return Variable(name, tuple(dims.split()), units, long_name, description, kind, keep)
+
+
+CELL = "draw case sector partner"
+BY_SECTOR = "draw case sector"
+BY_PARTNER = "draw case partner"
+
+_VARIABLES = [
+    # Cell outputs (every sector x partner).
+    _v("imports", CELL, USD, "US imports", "imports at customs value (pre-duty), M0 * q * w", keep="cells"),
+    _v("import_price", CELL, INDEX, "US buyer price of imports", "duty-inclusive buyer price p = w * T", keep="cells"),
+    _v("tariff_revenue", CELL, USD, "US tariff revenue", "duties collected, t1 * imports", keep="cells"),
+    _v("exports", CELL, USD, "US exports", "US exports incl. pledged purchases", keep="cells"),
+    # Sector aggregates.
+    _v("imports_by_sector", BY_SECTOR, USD, "US imports by sector", "imports summed over partners"),
+    _v("exports_by_sector", BY_SECTOR, USD, "US exports by sector", "exports summed over partners"),
+    _v("tariff_revenue_by_sector", BY_SECTOR, USD, "tariff revenue by sector", "duties summed over partners"),
+    _v("home_sales", BY_SECTOR, USD, "US home sales", "domestic sales of US producers, H0 * q_home * w_home"),
+    _v("composite_price", BY_SECTOR, INDEX, "composite price index", "CES buyer price index P of the sector"),
+    _v("invested_output", BY_SECTOR, USD, "output from pledged investment",
+       "realized investment pledges times sector share times output per dollar"),
+    _v("sector_output", BY_SECTOR, USD, "US sector output", "home sales + exports + invested output",
+       keep="headline"),
+    _v("consumer_surplus_change", BY_SECTOR, USD, "change in consumer surplus",
+       "-E0 * (P^(1-eps) - 1) / (1-eps); -E0 * log P at eps = 1", keep="headline"),
+    _v("producer_surplus_change", BY_SECTOR, USD, "change in US producer surplus",
+       "H0 * (w_home^(1+mu) - 1) / (1+mu)", keep="headline"),
+    _v("tariff_revenue_change", BY_SECTOR, USD, "change in tariff revenue",
+       "sum over partners of revenue minus t0 * M0", keep="headline"),
+    _v("welfare_change", BY_SECTOR, USD, "net welfare change",
+       "consumer + producer surplus change + tariff revenue change", keep="headline"),
+    # Partner aggregates.
+    _v("imports_by_partner", BY_PARTNER, USD, "US imports by partner", "imports summed over sectors",
+       keep="headline"),
+    _v("exports_by_partner", BY_PARTNER, USD, "US exports by partner", "exports summed over sectors",
+       keep="headline"),
+    _v("tariff_revenue_by_partner", BY_PARTNER, USD, "tariff revenue by partner", "duties summed over sectors",
+       keep="headline"),
+    _v("trade_balance", BY_PARTNER, USD, "US goods trade balance", "exports minus imports, summed over sectors",
+       keep="headline"),
+    _v("pledged_purchases_by_partner", BY_PARTNER, USD, "pledged purchases realized",
+       "realization * amount per year * additionality, summed over the partner's purchase pledges"),
+    # Sampled inputs (stored for every draw when any of their cells is uncertain).
+    _v("sigma", "draw sector", "1", "substitution elasticity", "Armington elasticity among sources (> 1)", "input"),
+    _v("eps", "draw sector", "1", "composite demand elasticity", "price elasticity of sector demand (>= 0)", "input"),
+    _v("mu", "draw sector", "1", "US supply elasticity", "supply elasticity of US producers (inf: flat)", "input"),
+    _v("eta", "draw sector partner", "1", "foreign supply elasticity",
+       "export supply elasticity of the partner (inf: full tariff pass-through)", "input"),
+    _v("fx", "draw partner", INDEX, "exchange rate", "USD price of the partner's currency relative to baseline",
+       "input"),
+    _v("phi", "draw sector", "1", "exchange-rate pass-through", "share of FX moves passed to USD import prices",
+       "input"),
+    _v("sigx", "draw sector", "1", "foreign demand elasticity for US exports", "elasticity of partner demand for "
+       "US exports with respect to their buyer price", "input"),
+    _v("realization", "draw pledge", "fraction", "pledge realization rate",
+       "share of the pledged amount that materializes", "input"),
+    _v("additionality", "draw pledge", "fraction", "additionality of pledged purchases",
+       "share of realized purchases that would not have happened anyway (purchase pledges; NaN otherwise)",
+       "input"),
+    _v("output_per_dollar", "draw pledge", "1", "US output per dollar invested",
+       "US gross output generated per dollar of realized investment (investment pledges; NaN otherwise)", "input"),
+    # Baseline and policy (no draw dimension).
+    _v("baseline_imports", "sector partner", USD, "baseline imports", "M0, customs value", "baseline"),
+    _v("baseline_exports", "sector partner", USD, "baseline exports", "X0", "baseline"),
+    _v("baseline_gross_output", "sector", USD, "baseline gross output", "Y0", "baseline"),
+    _v("baseline_home_sales", "sector", USD, "baseline home sales", "H0 = Y0 - sum_p X0", "baseline"),
+    _v("baseline_tariff", "sector partner", "fraction", "baseline US tariff", "t0, effective applied rate",
+       "baseline"),
+    _v("baseline_partner_tariff", "sector partner", "fraction", "baseline partner tariff",
+       "tx0, partner's tariff on US goods", "baseline"),
+    _v("tariff", "case sector partner", "fraction", "scenario US tariff", "t1, built from the tariff layers",
+       "policy"),
+    _v("partner_tariff", "case sector partner", "fraction", "scenario partner tariff",
+       "tx1 = tx0 + retaliation layers", "policy"),
+]
+
+VARIABLES: dict[str, Variable] = {v.name: v for v in _VARIABLES}
+INPUT_PARAMETERS = tuple(v.name for v in _VARIABLES if v.kind == "input")
+
+
+def outputs_for(keep: str) -> list[Variable]:
+    """Per-draw outputs stored at keep level ``keep`` (one of ``KEEP_LEVELS``)."""
+    if keep not in KEEP_LEVELS:
+        raise ValueError(f"keep must be one of {KEEP_LEVELS}, got {keep!r}")
+    rank = KEEP_LEVELS.index(keep)
+    return [v for v in _VARIABLES if v.kind == "output" and KEEP_LEVELS.index(v.keep) <= rank]
+
+
+def markdown_table() -> str:
+    """The variables table of ``docs/variables.md``."""
+    lines = [
+        "| variable | dims | units | kind | kept at | description |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for v in _VARIABLES:
+        kept = v.keep if v.kind == "output" else ("if sampled" if v.kind == "input" else "always")
+        lines.append(f"| `{v.name}` | {', '.join(v.dims)} | {v.units} | {v.kind} | {kept} | "
+                     f"{v.long_name}: {v.description} |")
+    dims = ["| dim | meaning |", "| --- | --- |"] + [f"| `{k}` | {d} |" for k, d in DIMS.items()]
+    return "\n".join(dims) + "\n\n" + "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -1,0 +1,77 @@
+"""Shared helpers: small baselines and scenarios written to a temporary folder."""
+
+from __future__ import annotations
+
+import csv
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+COLUMNS = ["variable", "sector", "partner", "value", "unit", "status", "source"]
+
+
+def write_baseline(path: Path, sectors, partners, *, imports, exports, gross_output, tariff_mfn=0.0,
+                   tariff_baseline=0.0, partner_tariff=0.0) -> Path:
+    """Write a baseline CSV; array arguments are (S, P) (or (S,) for gross output) in USD billions."""
+    S, P = len(sectors), len(partners)
+    grid = lambda v: np.broadcast_to(np.asarray(v, dtype=float), (S, P))  # noqa: E731
+    cells = {"imports": grid(imports), "exports": grid(exports), "tariff_mfn": grid(tariff_mfn),
+             "tariff_baseline": grid(tariff_baseline), "partner_tariff": grid(partner_tariff)}
+    rows = []
+    for i, s in enumerate(sectors):
+        rows.append({"variable": "gross_output", "sector": s, "partner": "",
+                     "value": repr(float(np.broadcast_to(gross_output, (S,))[i])), "unit": "USD_billion",
+                     "status": "estimate", "source": "test"})
+        for variable, values in cells.items():
+            unit = "USD_billion" if variable in ("imports", "exports") else "fraction"
+            for k, p in enumerate(partners):
+                rows.append({"variable": variable, "sector": s, "partner": p, "value": repr(float(values[i, k])),
+                             "unit": unit, "status": "estimate", "source": "test"})
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_scenario(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+#: Priors that make every draw differ (so tests cannot pass by accident on constant inputs).
+RANDOM_PRIORS = """
+[[priors]]
+parameter = "sigma"
+dist = "uniform"
+min = 1.5
+max = 4.0
+
+[[priors]]
+parameter = "eps"
+dist = "uniform"
+min = 0.2
+max = 1.8
+
+[[priors]]
+parameter = "mu"
+dist = "uniform"
+min = 0.5
+max = 5.0
+"""
+
+
+@pytest.fixture
+def small_world(tmp_path):
+    """Three sectors, three partners, random but valid baseline; returns the folder and names."""
+    rng = np.random.default_rng(7)
+    sectors, partners = ["autos", "steel", "food"], ["japan", "eu", "china"]
+    imports = rng.uniform(1, 50, (3, 3))
+    exports = rng.uniform(1, 20, (3, 3))
+    gross_output = exports.sum(1) + rng.uniform(50, 300, 3)
+    write_baseline(tmp_path / "base.csv", sectors, partners, imports=imports, exports=exports,
+                   gross_output=gross_output, tariff_mfn=rng.choice([0.0, 0.025, 0.05], (3, 3)),
+                   tariff_baseline=rng.choice([0.0, 0.025, 0.1], (3, 3)), partner_tariff=0.03)
+    return tmp_path, sectors, partners

@@ -1,0 +1,177 @@
+"""One scenario and seed give identical draws and results whatever the chunking, threads or design sharding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+import impact
+from impact.accelerate import set_threads
+from impact.sampling import DRAW_BLOCK, Design, correlate
+from tests.conftest import RANDOM_PRIORS, write_scenario
+
+DEAL = """
+[scenario]
+title = "deal"
+baseline = "base.csv"
+counterfactual = "nodeal.toml"
+extends = "nodeal.toml"
+
+[[tariff_layers]]
+name = "threat"
+remove = true
+
+[[pledges]]
+name = "buy"
+kind = "purchase"
+partner = "japan"
+amount = 10e9
+years = 2
+sector_shares = { food = 0.6, steel = 0.4 }
+realization = { dist = "beta", mean = 0.58, sd = 0.15 }
+additionality = { dist = "uniform", min = 0.2, max = 0.8 }
+"""
+
+NODEAL = f"""
+[scenario]
+title = "no deal"
+baseline = "base.csv"
+
+[sampling]
+method = "mc"
+
+[[tariff_layers]]
+name = "applied"
+rate = "baseline:tariff"
+
+[[tariff_layers]]
+name = "threat"
+partners = ["japan"]
+rate = 0.25
+
+{RANDOM_PRIORS}
+
+[[priors]]
+parameter = "fx"
+dist = "lognormal"
+median = 1.0
+log_sd = 0.1
+
+[[priors]]
+parameter = "phi"
+dist = "triangular"
+min = 0.1
+mode = 0.25
+max = 0.4
+
+[[priors]]
+parameter = "sigx"
+dist = "pert"
+min = 1
+mode = 2
+max = 4
+
+[[correlations]]
+inputs = ["fx[japan]", "fx[eu]"]
+matrix = [[1, 0.6], [0.6, 1]]
+measure = "spearman"
+"""
+
+
+@pytest.fixture
+def deal(small_world):
+    folder, *_ = small_world
+    write_scenario(folder / "nodeal.toml", NODEAL)
+    return write_scenario(folder / "deal.toml", DEAL)
+
+
+def _data(ds):
+    return ds.drop_attrs() if hasattr(ds, "drop_attrs") else ds.assign_attrs({})
+
+
+@pytest.mark.parametrize("sampler", ["mc", "lhs", "sobol"])
+def test_chunk_size_does_not_change_results(deal, sampler):
+    draws = 4 * DRAW_BLOCK  # a power of 2, as Sobol designs want
+    reference = impact.simulate(deal, draws=draws, seed=11, sampler=sampler, chunk_size=draws)
+    for chunk_size in (DRAW_BLOCK, 3000, 777):
+        other = impact.simulate(deal, draws=draws, seed=11, sampler=sampler, chunk_size=chunk_size)
+        xr.testing.assert_identical(_data(reference), _data(other))
+
+
+def test_thread_count_does_not_change_results(deal):
+    runs = []
+    for threads in (1, 2):
+        runs.append(impact.simulate(deal, draws=5000, seed=2, threads=threads))
+    set_threads(None)
+    xr.testing.assert_identical(_data(runs[0]), _data(runs[1]))
+
+
+def test_draw_d_does_not_depend_on_the_number_of_draws(deal):
+    short = impact.simulate(deal, draws=1500, seed=4)
+    long = impact.simulate(deal, draws=6000, seed=4)
+    xr.testing.assert_identical(_data(short), _data(long.isel(draw=slice(0, 1500))))
+
+
+def test_seeds_differ(deal):
+    a = impact.simulate(deal, draws=100, seed=1)
+    b = impact.simulate(deal, draws=100, seed=2)
+    assert not np.allclose(a["sigma"], b["sigma"])
+
+
+def test_scenario_and_counterfactual_share_draws(deal):
+    ds = impact.simulate(deal, draws=500, seed=3)
+    assert list(ds["case"].values) == ["scenario", "counterfactual"]
+    # Shared inputs are stored once (no case dim); pledges exist in one case only.
+    assert "case" not in ds["sigma"].dims and "case" not in ds["fx"].dims
+    assert ds["realization"].sel(case="counterfactual").isnull().all()
+    # Exports to the EU do not depend on the policy: with common draws their paired effect is exactly zero,
+    # although their level varies with the exchange rate and export elasticity.
+    eu_exports = ds["exports_by_partner"].sel(partner="eu")
+    assert float(eu_exports.sel(case="scenario").std()) > 1e8
+    np.testing.assert_array_equal(eu_exports.sel(case="scenario"), eu_exports.sel(case="counterfactual"))
+    japan = ds["imports_by_partner"].sel(partner="japan")
+    assert (japan.sel(case="scenario") > japan.sel(case="counterfactual")).all()  # the 25% threat is gone
+
+
+def test_numba_and_numpy_backends_agree(deal):
+    fast = impact.simulate(deal, draws=300, seed=5, keep="cells")
+    slow = impact.simulate(deal, draws=300, seed=5, keep="cells", backend="numpy")
+    for name, variable in fast.data_vars.items():
+        np.testing.assert_allclose(variable, slow[name], rtol=1e-10, atol=1e-6, err_msg=name)
+
+
+def test_column_streams_do_not_depend_on_other_columns():
+    alone = Design(["sigma[steel]"], "mc", seed=8).uniforms(0, 5000)["sigma[steel]"]
+    together = Design(["sigma[steel]", "fx[japan]", "eps[food]"], "mc", seed=8).uniforms(0, 5000)["sigma[steel]"]
+    np.testing.assert_array_equal(alone, together)
+
+
+def test_latin_hypercube_stratifies_every_block():
+    u = Design(["a", "b"], "lhs", seed=1).uniforms(0, 2 * DRAW_BLOCK)
+    for column in u.values():
+        for block in range(2):
+            strata = np.floor(column[block * DRAW_BLOCK:(block + 1) * DRAW_BLOCK] * DRAW_BLOCK).astype(int)
+            np.testing.assert_array_equal(np.sort(strata), np.arange(DRAW_BLOCK))
+
+
+def test_sobol_blocks_are_balanced_and_shardable():
+    design = Design(["a", "b", "c"], "sobol", seed=1)
+    whole = design.uniforms(0, 4 * DRAW_BLOCK)
+    pieces = [design.uniforms(a, a + 1500) for a in range(0, 4 * DRAW_BLOCK, 1500)]
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], np.concatenate([p[name] for p in pieces])[:4 * DRAW_BLOCK])
+        counts = np.bincount((whole[name][:DRAW_BLOCK] * 16).astype(int), minlength=16)
+        assert (counts == DRAW_BLOCK // 16).all()
+
+
+def test_gaussian_copula_reaches_the_target_rank_correlation():
+    scores = Design(["x", "y"], "mc", seed=3).normal_scores(0, 200_000)
+    target_spearman = 0.6
+    rho = 2 * np.sin(np.pi * target_spearman / 6)
+    mixed = correlate(scores, [(["x", "y"], np.array([[1, rho], [rho, 1]]))])
+    measured = stats.spearmanr(mixed["x"], mixed["y"]).statistic
+    # Standard error of Spearman's rho at n = 2e5 is about 0.0015.
+    assert abs(measured - target_spearman) < 0.01
+    np.testing.assert_array_equal(mixed["x"], scores["x"])  # the first input keeps its own scores
