@@ -248,63 +248,102 @@ def _file_of(origins: dict, loc: tuple, default: str) -> str:
     return origins.get((loc[0],), default) if loc else default
 
 
+SECTIONS = {"tariff_layers": Layer, "retaliation": Layer, "pledges": Pledge, "priors": Prior,
+            "correlations": Correlation}
+
+
+def _pydantic_problems(err: ValidationError, merged: dict, origins: dict, label: str, prefix: tuple) -> list[Problem]:
+    problems = []
+    for e in err.errors():
+        loc = prefix + tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith(("function-", "literal["))))
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif e["type"] == "missing":
+            message = "required key is missing"
+        elif e["type"] != "value_error" and "input" in e and not isinstance(e["input"], (dict, list)):
+            message += f" (got {e['input']!r})"
+        problems.append(Problem(_file_of(origins, loc, label), _key_path(merged, loc), message))
+    return problems
+
+
 def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
+    """Check the merged file section by section, so every problem is found in one pass."""
     label = str(path)
-    try:
-        model = ScenarioFile.model_validate(merged)
-    except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith(("function-", "literal["))))
-            message = e["msg"]
-            if e["type"] == "extra_forbidden":
-                message = "unknown key"
-            elif e["type"] == "missing":
-                message = "required key is missing"
-            elif "input" in e and not isinstance(e["input"], (dict, list)):
-                message += f" (got {e['input']!r})"
-            problems.append(Problem(_file_of(origins, loc, label), _key_path(merged, loc), message))
-        raise ImpactInputError(_unique(problems)) from None
-
     problems: list[Problem] = []
-    header = model.scenario
-    baseline_path = library.resolve(header.baseline, ".csv", relative_to=path.parent)
+    for key in merged:
+        if key not in ScenarioFile.model_fields:
+            problems.append(Problem(_file_of(origins, (key,), label), key,
+                                    f"unknown section; expected {', '.join(ScenarioFile.model_fields)}"))
+    parsed: dict[str, object] = {}
+    for key in ("scenario", "sampling"):
+        model = ScenarioFile.model_fields[key].annotation
+        try:
+            parsed[key] = model.model_validate(merged.get(key, {}))
+        except ValidationError as err:
+            problems += _pydantic_problems(err, merged, origins, label, (key,))
+    entries: dict[str, list[tuple[int, object]]] = {}
+    for key, model in SECTIONS.items():
+        entries[key] = []
+        items = merged.get(key, [])
+        if not isinstance(items, list):
+            problems.append(Problem(_file_of(origins, (key,), label), key,
+                                    f"must be an array of tables ([[{key}]])"))
+            continue
+        for index, item in enumerate(items):
+            try:
+                entries[key].append((index, model.model_validate(item)))
+            except ValidationError as err:
+                problems += _pydantic_problems(err, merged, origins, label, (key, index))
+    structure_ok = not problems
+
+    header = parsed.get("scenario")
+    baseline_ref = header.baseline if header else merged.get("scenario", {}).get("baseline", "baseline_2024")
+    baseline_path = (library.resolve(baseline_ref, ".csv", relative_to=path.parent)
+                     if isinstance(baseline_ref, str) else None)
     if baseline_path is None:
-        raise ImpactInputError([Problem(_file_of(origins, ("scenario",), label), "scenario.baseline",
-                                        f"no such baseline data file {header.baseline!r}")])
-    baseline = load_baseline(baseline_path)
+        problems.append(Problem(_file_of(origins, ("scenario",), label), "scenario.baseline",
+                                f"no such baseline data file {baseline_ref!r}"))
+        raise ImpactInputError(_unique(problems))
+    try:
+        baseline = load_baseline(baseline_path)
+    except ImpactInputError as err:
+        raise ImpactInputError(_unique(problems + err.problems)) from None
+
     checker = _Checker(baseline, merged, origins, label, problems)
-
-    layer_names = [layer.name for layer in model.tariff_layers]
+    layers = [layer for _, layer in entries["tariff_layers"]]
+    retaliation = [layer for _, layer in entries["retaliation"]]
+    layer_names = [layer.name for layer in layers]
     checker.unique_names("tariff_layers", layer_names)
-    checker.unique_names("retaliation", [layer.name for layer in model.retaliation])
-    checker.unique_names("pledges", [pledge.name for pledge in model.pledges])
-    for index, layer in enumerate(model.tariff_layers):
+    checker.unique_names("retaliation", [layer.name for layer in retaliation])
+    checker.unique_names("pledges", [pledge.name for _, pledge in entries["pledges"]])
+    for index, layer in entries["tariff_layers"]:
         checker.layer("tariff_layers", index, layer, layer_names)
-    for index, layer in enumerate(model.retaliation):
-        checker.layer("retaliation", index, layer, [x.name for x in model.retaliation])
-    tariff = build_rates(model.tariff_layers, baseline, np.zeros_like(baseline.tariff_baseline),
-                         checker.problems_for("tariff_layers"))
-    partner_tariff = build_rates(model.retaliation, baseline, baseline.partner_tariff,
-                                 checker.problems_for("retaliation"))
-    for name, rates in (("tariff_layers", tariff), ("retaliation", partner_tariff)):
-        if rates is not None and (rates > RATE_MAX).any():
-            s, p = np.argwhere(rates > RATE_MAX)[0]
-            problems.append(Problem(label, name, f"stacked rate {rates[s, p]:g} for "
-                                                 f"[{baseline.sectors[s]}, {baseline.partners[p]}] exceeds {RATE_MAX:g}"))
-    if not model.tariff_layers:
+    for index, layer in entries["retaliation"]:
+        checker.layer("retaliation", index, layer, [x.name for x in retaliation])
+    if not merged.get("tariff_layers"):
         problems.append(Problem(label, "tariff_layers", "at least one layer is needed (e.g. rate = \"baseline:tariff\")"))
-
-    pledges = [checker.pledge(i, pledge) for i, pledge in enumerate(model.pledges)]
-    fixed, columns = checker.priors(model.priors, model.pledges, bool(model.retaliation))
-    correlations = checker.correlations(model.correlations, {c.name for c in columns})
+    pledges = [checker.pledge(i, pledge) for i, pledge in entries["pledges"]]
+    fixed, columns = checker.priors(entries["priors"], entries["pledges"], bool(retaliation))
+    correlations = checker.correlations([c for _, c in entries["correlations"]], {c.name for c in columns})
+    tariff = partner_tariff = None
+    if structure_ok and not problems:
+        tariff = build_rates(layers, baseline, np.zeros_like(baseline.tariff_baseline),
+                             checker.problems_for("tariff_layers"))
+        partner_tariff = build_rates(retaliation, baseline, baseline.partner_tariff, checker.problems_for("retaliation"))
+        for name, rates in (("tariff_layers", tariff), ("retaliation", partner_tariff)):
+            if rates is not None and (rates > RATE_MAX).any():
+                s, p = np.argwhere(rates > RATE_MAX)[0]
+                problems.append(Problem(label, name, f"stacked rate {rates[s, p]:g} for [{baseline.sectors[s]}, "
+                                                     f"{baseline.partners[p]}] exceeds {RATE_MAX:g}"))
     raise_if_any(_unique(problems))
 
+    model = ScenarioFile.model_validate(merged)
     resolved = model.model_dump(mode="json")
     return Scenario(
         name=header.name or path.stem, title=header.title, description=header.description.strip(),
         sources=list(header.sources), path=path, files=files, resolved=resolved, baseline=baseline,
-        sampling_method=model.sampling.method, tariff=tariff, partner_tariff=partner_tariff,
+        sampling_method=parsed["sampling"].method, tariff=tariff, partner_tariff=partner_tariff,
         pledges=pledges, fixed=fixed, columns=columns, correlations=correlations, layer_names=layer_names,
     )
 
@@ -409,14 +448,14 @@ class _Checker:
             return None
         return distribution
 
-    def priors(self, priors: list[Prior], pledges: list[Pledge], has_retaliation: bool):
+    def priors(self, priors: list[tuple[int, Prior]], pledges: list[tuple[int, Pledge]], has_retaliation: bool):
         """Resolve priors to fixed arrays and sampled columns; later entries override earlier ones."""
         sizes = {"sector": len(self.baseline.sectors), "partner": len(self.baseline.partners), "pledge": len(pledges)}
         assignment: dict[str, list] = {}
         for parameter, (dims, *_rest) in PARAMETER_DOMAINS.items():
             assignment[parameter] = [None] * int(np.prod([sizes[d] for d in dims]))
-        column_of: dict[tuple[str, int], tuple[str, object]] = {}
-        for index, prior in enumerate(priors):
+        rejected: set[str] = set()  # parameters with a prior already reported as invalid
+        for index, prior in priors:
             loc = ("priors", index)
             dims = PARAMETER_DOMAINS[prior.parameter][0]
             if "sector" not in dims and prior.sectors != "all":
@@ -428,6 +467,7 @@ class _Checker:
             spec = dict(prior.model_extra or {})
             distribution = self.distribution(loc, spec, prior.parameter)
             if distribution is None:
+                rejected.add(prior.parameter)
                 continue
             cells = self._cells(prior, dims)
             if distribution.is_fixed:
@@ -441,7 +481,7 @@ class _Checker:
             else:
                 for cell, cell_label in cells:
                     assignment[prior.parameter][cell] = ("column", f"{prior.parameter}[{cell_label}]", distribution)
-        for index, pledge in enumerate(pledges):
+        for position, (index, pledge) in enumerate(pledges):
             for parameter in ("realization", "additionality", "output_per_dollar"):
                 spec = getattr(pledge, parameter)
                 if spec is None:
@@ -450,9 +490,9 @@ class _Checker:
                 if distribution is None:
                     continue
                 if distribution.is_fixed:
-                    assignment[parameter][index] = ("fixed", float(distribution.params["value"]))
+                    assignment[parameter][position] = ("fixed", float(distribution.params["value"]))
                 else:
-                    assignment[parameter][index] = ("column", f"{parameter}[{pledge.name}]", distribution)
+                    assignment[parameter][position] = ("column", f"{parameter}[{pledge.name}]", distribution)
 
         fx_uncertain = any(a and a[0] == "column" for a in assignment["fx"])
         required = {"sigma", "eps", "mu"} | ({"phi", "sigx"} if fx_uncertain else set())
@@ -483,11 +523,13 @@ class _Checker:
                         columns[name] = SampledColumn(name, parameter, columns[name].cells + (cell,), distribution)
                     else:
                         columns[name] = SampledColumn(name, parameter, (cell,), distribution)
-            if missing:
-                labels = [self._cell_label(dims, c) for c in missing]
+            if missing and parameter not in rejected:
                 why = " (needed because exchange rates are uncertain or partners retaliate)" if parameter in (
                     "phi", "sigx") else ""
-                self.add(("priors",), f"no prior for {parameter}{why}: {', '.join(labels)}")
+                cells = ("every " + " x ".join(dims) if len(missing) == len(assignment[parameter])
+                         else ", ".join(self._cell_label(dims, c) for c in missing))
+                self.add(("priors",), f"no prior for {parameter}{why}: {cells} (add a [[priors]] entry with "
+                                      f"parameter = \"{parameter}\")")
             fixed[parameter] = values.reshape([sizes[d] for d in dims])
         return fixed, sorted(columns.values(), key=lambda c: c.name)
 

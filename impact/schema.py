@@ -9,15 +9,50 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, field_validator
 
 #: Rates are fractions (0.25 = 25%); anything above 1000% is a typo, not a policy.
 RATE_MIN, RATE_MAX = 0.0, 10.0
+RATE_REFERENCES = ("baseline:mfn", "baseline:tariff", "baseline:partner_tariff")
 
-Number = StrictFloat | StrictInt
-Rate = Annotated[Number, Field(ge=RATE_MIN, le=RATE_MAX)]
-RateReference = Literal["baseline:mfn", "baseline:tariff", "baseline:partner_tariff"]
-Names = list[StrictStr] | Literal["all"]
+
+def _number(value):
+    # One clear message instead of one per member of a float | int union; booleans are not numbers.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a number, got {value!r}")
+    return float(value)
+
+
+def _rate(value):
+    if isinstance(value, str):
+        if value not in RATE_REFERENCES:
+            raise ValueError(f"must be a number or one of {', '.join(RATE_REFERENCES)}, got {value!r}")
+        return value
+    value = _number(value)
+    if not RATE_MIN <= value <= RATE_MAX:
+        raise ValueError(f"{value:g} is outside [{RATE_MIN:g}, {RATE_MAX:g}] (rates are fractions: 0.25 = 25%)")
+    return value
+
+
+def _rate_number(value):
+    value = _rate(value)
+    if isinstance(value, str):
+        raise ValueError(f"must be a number here, got {value!r}")
+    return value
+
+
+def _names(value):
+    if value == "all":
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f'must be "all" or a list of names, got {value!r}')
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+Rate = Annotated[float, BeforeValidator(_rate_number)]
+RateOrReference = Annotated[float | str, BeforeValidator(_rate)]
+Names = Annotated[list[str] | str, BeforeValidator(_names)]
 
 
 class _Strict(BaseModel):
@@ -54,7 +89,7 @@ class Layer(_Strict):
     description: StrictStr = ""
     source: StrictStr = ""
     rule: Literal["stack", "replace", "all_in_floor"] = "stack"
-    rate: Rate | RateReference | None = None
+    rate: RateOrReference | None = None
     sector_rates: dict[str, Rate] = {}
     partner_rates: dict[str, Rate] = {}
     partners: Names = "all"

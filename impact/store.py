@@ -74,6 +74,10 @@ class RunStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / PROGRESS).mkdir(exist_ok=True)
         template = static.copy()
+        for name, variable in template.variables.items():
+            if variable.dtype.kind == "U":
+                # Variable-length strings: Zarr v3 has no stable spec for fixed-width unicode.
+                template[name] = variable.astype(object)
         template.attrs = attrs
         template = template.assign_coords(draw=np.arange(draws, dtype=np.int64))
         template.to_zarr(self.results_path, mode="w-", consolidated=False, zarr_format=3)

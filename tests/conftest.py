@@ -75,3 +75,78 @@ def small_world(tmp_path):
                    gross_output=gross_output, tariff_mfn=rng.choice([0.0, 0.025, 0.05], (3, 3)),
                    tariff_baseline=rng.choice([0.0, 0.025, 0.1], (3, 3)), partner_tariff=0.03)
     return tmp_path, sectors, partners
+
+
+DEAL = """
+[scenario]
+title = "deal"
+baseline = "base.csv"
+counterfactual = "nodeal.toml"
+extends = "nodeal.toml"
+
+[[tariff_layers]]
+name = "threat"
+remove = true
+
+[[pledges]]
+name = "buy"
+kind = "purchase"
+partner = "japan"
+amount = 10e9
+years = 2
+sector_shares = { food = 0.6, steel = 0.4 }
+realization = { dist = "beta", mean = 0.58, sd = 0.15 }
+additionality = { dist = "uniform", min = 0.2, max = 0.8 }
+"""
+
+NODEAL = f"""
+[scenario]
+title = "no deal"
+baseline = "base.csv"
+
+[sampling]
+method = "mc"
+
+[[tariff_layers]]
+name = "applied"
+rate = "baseline:tariff"
+
+[[tariff_layers]]
+name = "threat"
+partners = ["japan"]
+rate = 0.25
+
+{RANDOM_PRIORS}
+
+[[priors]]
+parameter = "fx"
+dist = "lognormal"
+median = 1.0
+log_sd = 0.1
+
+[[priors]]
+parameter = "phi"
+dist = "triangular"
+min = 0.1
+mode = 0.25
+max = 0.4
+
+[[priors]]
+parameter = "sigx"
+dist = "pert"
+min = 1
+mode = 2
+max = 4
+
+[[correlations]]
+inputs = ["fx[japan]", "fx[eu]"]
+matrix = [[1, 0.6], [0.6, 1]]
+measure = "spearman"
+"""
+
+
+@pytest.fixture
+def deal(small_world):
+    folder, *_ = small_world
+    write_scenario(folder / "nodeal.toml", NODEAL)
+    return write_scenario(folder / "deal.toml", DEAL)

@@ -116,41 +116,54 @@ def _solve_markets_kernel(theta, log_t, log_fx, phi, eta, sigma, eps, tol, max_i
             ph = phi[d * p_step, s]
             one_minus_sigma = 1.0 - sig
             # Price-taking sources: producer price fixed at the cost shifter, CES term summed once.
-            fixed_sum = 0.0
+            # The market is solved in the form g(x) = log1p(sum_j theta_j expm1((1-sigma) u_j)) / (1-sigma),
+            # u_j = log p_j - x = k_j - r_j x, r_j = (eta_j + eps) / (eta_j + sigma): exactly 0 when nothing
+            # changes, and accurate relative to its size even when every source is nearly inelastic.
+            fixed_sum = 0.0    # sum over price takers of theta_j exp((1-sigma) k_j)
+            fixed_theta = 0.0  # sum over price takers of theta_j
+            theta_total = 0.0
             responsive = 0
             for j in range(sources):
+                th = theta[s, j]
+                theta_total += th
                 log_c = ph * log_fx[d * f_step, j]
                 et = eta[d * e_step, s, j]
                 if math.isinf(et):
                     out_log_w[d, s, j] = log_c
-                    if theta[s, j] > 0.0:
-                        fixed_sum += theta[s, j] * math.exp(one_minus_sigma * (log_c + log_t[d * t_step, s, j]))
-                elif theta[s, j] > 0.0:
+                    if th > 0.0:
+                        fixed_sum += th * math.exp(one_minus_sigma * (log_c + log_t[d * t_step, s, j]))
+                        fixed_theta += th
+                elif th > 0.0:
                     responsive += 1
             x = 0.0
             steps = 0
             if responsive == 0:
-                x = math.log(fixed_sum) / one_minus_sigma
+                x = math.log(fixed_sum / theta_total) / one_minus_sigma
             else:
                 lower = -math.inf  # g(lower) > 0
                 upper = math.inf   # g(upper) < 0
                 converged = False
                 while steps < max_iter:
                     steps += 1
-                    total = fixed_sum
-                    slope_sum = 0.0
+                    shift = math.exp(-one_minus_sigma * x) if fixed_theta > 0.0 else 0.0
+                    total = fixed_sum * shift           # sum_j theta_j exp((1-sigma) u_j)
+                    excess = total - fixed_theta        # sum_j theta_j expm1((1-sigma) u_j)
+                    slope = total                       # sum_j r_j theta_j exp((1-sigma) u_j); r = 1 for takers
                     for j in range(sources):
                         et = eta[d * e_step, s, j]
-                        if math.isinf(et) or theta[s, j] <= 0.0:
+                        th = theta[s, j]
+                        if math.isinf(et) or th <= 0.0:
                             continue
                         lt = log_t[d * t_step, s, j]
                         log_c = ph * log_fx[d * f_step, j]
-                        a = (sig - ep) / (et + sig)
-                        log_buyer_price = (et * log_c - sig * lt + (sig - ep) * x) / (et + sig) + lt
-                        term = theta[s, j] * math.exp(one_minus_sigma * log_buyer_price)
+                        r = (et + ep) / (et + sig)
+                        k = et * (log_c + lt) / (et + sig)
+                        change = math.expm1(one_minus_sigma * (k - r * x))
+                        excess += th * change
+                        term = th * (1.0 + change)
                         total += term
-                        slope_sum += a * term
-                    g = math.log(total) / one_minus_sigma - x
+                        slope += r * term
+                    g = math.log1p(excess / theta_total) / one_minus_sigma
                     if g == 0.0:
                         converged = True
                         break
@@ -158,10 +171,14 @@ def _solve_markets_kernel(theta, log_t, log_fx, phi, eta, sigma, eps, tol, max_i
                         lower = x
                     else:
                         upper = x
-                    x_new = x - g / (slope_sum / total - 1.0)
-                    if not (lower < x_new < upper) and not (math.isinf(lower) or math.isinf(upper)):
-                        x_new = 0.5 * (lower + upper)  # Newton left a closed bracket: bisect instead
-                    if abs(x_new - x) < tol:
+                    x_new = x + g * total / slope  # Newton: g'(x) = -slope / total
+                    newton = True
+                    if not (lower <= x_new <= upper):
+                        # Newton left the bracket (only possible once both ends are known): bisect instead.
+                        x_new = 0.5 * (lower + upper)
+                        newton = False
+                    # Only a Newton step may end the loop: a short bisection step says nothing about the root.
+                    if newton and abs(x_new - x) < tol:
                         x = x_new
                         converged = True
                         break

@@ -1,0 +1,73 @@
+"""The fused accounting kernel agrees with its plain NumPy reference on random problems."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from impact.kernels import accounting_numba, accounting_numpy
+from impact.kernels.layout import CELL_OUTPUTS, SECTOR_OUTPUTS
+
+
+def random_problem(seed: int, draws: int, sectors: int, partners: int, pledges: int, shared: tuple[bool, ...]):
+    rng = np.random.default_rng(seed)
+    J = partners + 1
+    lead = lambda i: 1 if shared[i % len(shared)] else draws  # noqa: E731  a leading dim of 1 is shared
+    tariff = rng.uniform(0, 0.6, (lead(0), sectors, partners))
+    tariff0 = rng.uniform(0, 0.1, (sectors, partners))
+    log_t = np.concatenate([np.zeros((lead(0), sectors, 1)), np.log1p(tariff) - np.log1p(tariff0)], axis=2)
+    log_fx = np.concatenate([np.zeros((lead(1), 1)), rng.normal(0, 0.1, (lead(1), partners))], axis=1)
+    mu = rng.uniform(0, 5, (lead(2), sectors))
+    mu[rng.random(mu.shape) < 0.2] = np.inf
+    eps = rng.uniform(0, 2, (lead(3), sectors))
+    eps[rng.random(eps.shape) < 0.2] = 1.0  # the log limit of consumer surplus
+    return dict(
+        log_price_index=rng.normal(0, 0.1, (draws, sectors)),
+        log_producer_price=rng.normal(0, 0.05, (draws, sectors, J)),
+        tariff=tariff, log_tariff_factor=log_t,
+        sigma=rng.uniform(1.1, 6, (lead(4), sectors)), eps=eps, mu=mu, log_fx=log_fx,
+        phi=rng.uniform(0, 1, (lead(5), sectors)), sigx=rng.uniform(0, 4, (lead(6), sectors)),
+        log_partner_tariff_factor=rng.uniform(-0.1, 0.3, (lead(7), sectors, partners)),
+        imports0=rng.uniform(0, 5e10, (sectors, partners)), exports0=rng.uniform(0, 3e10, (sectors, partners)),
+        home0=rng.uniform(1e10, 5e11, sectors), expenditure0=rng.uniform(5e11, 9e11, sectors), tariff0=tariff0,
+        pledge_partner=rng.integers(0, partners, pledges), pledge_is_purchase=rng.random(pledges) < 0.5,
+        pledge_shares=rng.dirichlet(np.ones(sectors), pledges).reshape(pledges, sectors),
+        pledge_flow=rng.uniform(0, 1e10, (lead(8), pledges)), keep_cells=True,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 6), sectors=st.integers(1, 4),
+       partners=st.integers(1, 5), pledges=st.integers(0, 3), shared=st.tuples(*[st.booleans()] * 9))
+def test_kernel_matches_reference(seed, draws, sectors, partners, pledges, shared):
+    problem = random_problem(seed, draws, sectors, partners, pledges, shared)
+    fast = accounting_numba.account(**problem)
+    reference = accounting_numpy.account(**problem)
+    for got, want in zip(fast, reference):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-3)  # USD; flows are ~1e10
+
+
+def test_identities_hold():
+    problem = random_problem(1, 50, 3, 4, 2, (False,))
+    sector_out, partner_out, cell_out = accounting_numba.account(**problem)
+    s = {name: sector_out[:, i] for i, name in enumerate(SECTOR_OUTPUTS)}
+    c = {name: cell_out[:, i] for i, name in enumerate(CELL_OUTPUTS)}
+    np.testing.assert_allclose(s["sector_output"], s["home_sales"] + s["exports_by_sector"] + s["invested_output"],
+                               rtol=1e-13)
+    np.testing.assert_allclose(s["welfare_change"], s["consumer_surplus_change"] + s["producer_surplus_change"]
+                               + s["tariff_revenue_change"], rtol=1e-12, atol=1e-3)
+    np.testing.assert_allclose(partner_out[:, 3], (c["exports"] - c["imports"]).sum(axis=1), rtol=1e-12, atol=1e-3)
+    np.testing.assert_allclose(c["tariff_revenue"], problem["tariff"] * c["imports"], rtol=1e-14)
+    assert (np.abs(sector_out[:, SECTOR_OUTPUTS.index("invested_output")]).sum() > 0)
+
+
+def test_cells_are_optional():
+    problem = random_problem(2, 20, 2, 3, 1, (True,))
+    with_cells = accounting_numba.account(**problem)
+    problem["keep_cells"] = False
+    without = accounting_numba.account(**problem)
+    assert without[2].shape[0] == 0
+    np.testing.assert_array_equal(with_cells[0], without[0])
+    np.testing.assert_array_equal(with_cells[1], without[1])

@@ -1,0 +1,119 @@
+"""The run store: what it writes, chunk invariance on disk, interruption and resume, and the CLI around it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+
+import impact
+from impact import cli
+from impact.errors import ImpactInputError
+from impact.store import RunStore
+
+
+def _run(deal, out, **options):
+    options = {"draws": 3000, "seed": 21, "progress": "none", **options}
+    return impact.run(deal, out=out, **options)
+
+
+def test_run_writes_results_manifest_and_summary(deal, tmp_path):
+    store = _run(deal, tmp_path / "run", chunk_size=1000)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["draws"] == 3000 and manifest["seed"] == 21 and manifest["sampler"] == "mc"
+    assert manifest["scenario_sha256"] and manifest["scenario_files"][0]["sha256"]
+    assert manifest["counterfactual"] == "nodeal"
+    assert manifest["libraries"]["numba"] and manifest["git_revision"]
+    assert manifest["timings_seconds"]["total"] > 0 and manifest["draws_per_second"] > 0
+    assert not (tmp_path / "run" / "progress").exists()
+    summary = (tmp_path / "run" / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("variable,label,case,units,mean,sd,q5,q50,q95")
+    ds = store.open_dataset()
+    in_memory = impact.simulate(deal, draws=3000, seed=21)
+    for name in ("imports_by_partner", "sector_output", "sigma", "realization"):
+        assert ds[name].dtype == np.float32
+        np.testing.assert_allclose(ds[name], in_memory[name].astype(np.float32), rtol=0, equal_nan=True)
+    assert ds.attrs["scenario_sha256"] == manifest["scenario_sha256"]
+    assert ds["imports_by_partner"].attrs["units"] == "USD/year"
+
+
+def test_stores_are_identical_whatever_the_chunk_size(deal, tmp_path):
+    a = _run(deal, tmp_path / "a", chunk_size=3000).open_dataset()
+    b = _run(deal, tmp_path / "b", chunk_size=700).open_dataset()
+    xr.testing.assert_equal(a, b)
+
+
+def test_interrupted_run_keeps_finished_chunks_and_resumes_identically(deal, tmp_path, monkeypatch):
+    original = RunStore.write_chunk
+    calls = []
+
+    def interrupt_third_chunk(self, index, start, stop, chunk):
+        calls.append(index)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        original(self, index, start, stop, chunk)
+
+    monkeypatch.setattr(RunStore, "write_chunk", interrupt_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        _run(deal, tmp_path / "cut", chunk_size=500)
+    monkeypatch.setattr(RunStore, "write_chunk", original)
+    store = RunStore(tmp_path / "cut")
+    assert store.read_manifest()["status"] == "interrupted"
+    assert store.done_chunks() == {0, 1}
+    resumed_chunks = []
+    monkeypatch.setattr(RunStore, "write_chunk",
+                        lambda self, i, a, b, c: (resumed_chunks.append(i), original(self, i, a, b, c)))
+    impact.resume(tmp_path / "cut", progress="none")
+    assert resumed_chunks == [2, 3, 4, 5]  # finished chunks are not recomputed
+    complete = _run(deal, tmp_path / "whole", chunk_size=500).open_dataset()
+    xr.testing.assert_equal(store.open_dataset(), complete)
+    assert store.read_manifest()["status"] == "complete"
+
+
+def test_existing_folder_is_not_overwritten(deal, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("keep me")
+    with pytest.raises(ImpactInputError, match="not empty"):
+        _run(deal, tmp_path / "busy")
+    assert (tmp_path / "busy" / "file").read_text() == "keep me"
+
+
+def test_cli_run_prints_bands_and_summary_reads_them(deal, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    result = runner.invoke(cli.main, ["run", str(deal), "--draws", "2000", "--seed", "3", "--out", str(out),
+                                      "--progress", "none"])
+    assert result.exit_code == 0, result.output
+    assert "tariff_revenue_by_partner[total]" in result.output and "effect" in result.output
+    assert "welfare_change[total]" in result.output
+    for fmt, marker in (("csv", "variable,label,case"), ("json", '"variable"'), ("markdown", "| result |")):
+        shown = runner.invoke(cli.main, ["summary", str(out), "--format", fmt, "--by", "partner",
+                                         "--quantiles", "0.1,0.9"])
+        assert shown.exit_code == 0, shown.output
+        assert marker in shown.output
+    table = runner.invoke(cli.main, ["summary", str(out), "--by", "sector"])
+    assert "home_sales[food]" in table.output
+
+
+def test_cli_reports_bad_input_without_traceback(small_world):
+    folder, *_ = small_world
+    bad = folder / "bad.toml"
+    bad.write_text('[scenario]\ntitle = "x"\nbaseline = "base.csv"\n[[tariff_layers]]\nname = "a"\nrate = 20\n'
+                   '[[priors]]\nparameter = "sigma"\ndist = "uniform"\nmin = 0.5\nmax = 2\n')
+    runner = CliRunner()
+    for args in (["validate", str(bad)], ["run", str(bad), "--out", str(folder / "never")]):
+        result = runner.invoke(cli.main, args)
+        assert result.exit_code == 2
+        assert "Traceback" not in result.output
+        assert f"{bad}: tariff_layers[a].rate: 20 is outside [0, 10]" in result.output
+        assert f"{bad}: priors[0].dist" in result.output and "no prior for eps" in result.output
+    assert not (folder / "never").exists()  # nothing half-written
+
+
+def test_cli_validate_accepts_good_files(deal):
+    result = CliRunner().invoke(cli.main, ["validate", str(deal)])
+    assert result.exit_code == 0 and result.output.startswith("ok:")

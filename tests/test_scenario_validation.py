@@ -1,0 +1,217 @@
+"""Bad scenario and data files: every problem reported at once, with file, key path and reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from impact.errors import ImpactInputError
+from impact.scenario import load_scenario
+from tests.conftest import RANDOM_PRIORS, write_baseline, write_scenario
+
+
+def problems_of(path):
+    with pytest.raises(ImpactInputError) as caught:
+        load_scenario(path)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_structural_problems_are_reported_together(small_world):
+    folder, *_ = small_world
+    path = write_scenario(folder / "broken.toml", """
+        [scenario]
+        title = "broken"
+        baseline = "base.csv"
+        colour = "red"
+
+        [[tariff_layers]]
+        name = "too_high"
+        rate = 14.0
+
+        [[tariff_layers]]
+        name = "wrong_type"
+        rate = "lots"
+        rule = "sometimes"
+
+        [[pledges]]
+        name = "p"
+        kind = "purchase"
+        partner = "japan"
+        amount = -5
+        years = 1
+        sector_shares = { food = 1.0 }
+        realization = { dist = "uniform", min = 0, max = 1 }
+    """)
+    found = problems_of(path)
+    text = "\n".join(found)
+    assert all(line.startswith(str(path)) for line in found)
+    assert "scenario.colour: unknown key" in text
+    assert "tariff_layers[too_high].rate: 14 is outside [0, 10]" in text
+    assert "tariff_layers[wrong_type].rule" in text
+    assert "pledges[p].amount" in text
+    assert len(found) >= 5
+
+
+def test_semantic_problems_are_reported_together(small_world):
+    folder, *_ = small_world
+    path = write_scenario(folder / "semantic.toml", """
+        [scenario]
+        title = "semantic"
+        baseline = "base.csv"
+
+        [[tariff_layers]]
+        name = "a"
+        partners = ["atlantis"]
+        sectors = ["spaceships"]
+        rate = 0.1
+        exclusive_of = ["nonexistent"]
+
+        [[pledges]]
+        name = "buy"
+        kind = "purchase"
+        partner = "japan"
+        amount = 1e9
+        years = 1
+        sector_shares = { food = 0.5, steel = 0.3 }
+        realization = { dist = "beta", mean = 0.5, sd = 0.9 }
+        additionality = { dist = "uniform", min = 0.2, max = 0.8 }
+
+        [[priors]]
+        parameter = "sigma"
+        dist = "normal"
+        mean = 2
+        sd = 1
+
+        [[priors]]
+        parameter = "eps"
+        dist = "triangular"
+        min = 2
+        mode = 1
+        max = 3
+
+        [[correlations]]
+        inputs = ["sigma[autos]", "sigma[steel]"]
+        matrix = [[1, 0.99], [0.2, 1]]
+    """)
+    text = "\n".join(problems_of(path))
+    assert "tariff_layers[a].partners: unknown partner(s) 'atlantis'" in text
+    assert "tariff_layers[a].sectors: unknown sector(s) 'spaceships'" in text
+    assert "tariff_layers[a].exclusive_of: unknown layer(s) 'nonexistent'" in text
+    assert "pledges[buy].sector_shares: shares sum to 0.8, not 1" in text
+    assert "pledges[buy].realization" in text and "sd" in text
+    assert "outside the range of sigma" in text
+    assert "priors[1]" in text  # the triangular with mode below min
+    assert "no prior for mu" in text
+    assert "not symmetric" in text
+
+
+def test_correlation_must_be_positive_semidefinite(small_world):
+    folder, *_ = small_world
+    path = write_scenario(folder / "psd.toml", f"""
+        [scenario]
+        title = "psd"
+        baseline = "base.csv"
+        [[tariff_layers]]
+        name = "a"
+        rate = 0.1
+        {RANDOM_PRIORS}
+        [[correlations]]
+        inputs = ["sigma[autos]", "sigma[steel]", "sigma[food]"]
+        matrix = [[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]]
+    """)
+    text = "\n".join(problems_of(path))
+    assert "correlations[0].matrix: is not positive semi-definite" in text
+
+
+def test_errors_in_an_extended_file_name_that_file(small_world):
+    folder, *_ = small_world
+    write_scenario(folder / "parent.toml", """
+        [scenario]
+        title = "parent"
+        baseline = "base.csv"
+        [[tariff_layers]]
+        name = "a"
+        rate = 0.1
+        partners = ["mars"]
+    """)
+    child = write_scenario(folder / "child.toml", f"""
+        [scenario]
+        title = "child"
+        extends = "parent.toml"
+        {RANDOM_PRIORS}
+    """)
+    found = problems_of(child)
+    assert any(line.startswith(str(folder / "parent.toml")) and "mars" in line for line in found)
+
+
+def test_extends_merges_layers_by_name_and_removes(small_world):
+    folder, *_ = small_world
+    write_scenario(folder / "parent.toml", f"""
+        [scenario]
+        title = "parent"
+        baseline = "base.csv"
+        [[tariff_layers]]
+        name = "base"
+        rate = 0.1
+        [[tariff_layers]]
+        name = "extra"
+        rate = 0.2
+        partners = ["japan"]
+        {RANDOM_PRIORS}
+    """)
+    child = write_scenario(folder / "child.toml", """
+        [scenario]
+        title = "child"
+        extends = "parent.toml"
+        [[tariff_layers]]
+        name = "base"
+        except_partners = ["china"]
+        [[tariff_layers]]
+        name = "extra"
+        remove = true
+    """)
+    scenario = load_scenario(child)
+    assert scenario.layer_names == ["base"]
+    china = scenario.baseline.partners.index("china")
+    np.testing.assert_allclose(scenario.tariff[:, china], 0.0)
+    np.testing.assert_allclose(np.delete(scenario.tariff, china, axis=1), 0.1)
+    assert scenario.name == "child" and scenario.title == "child"
+
+
+def test_baseline_problems_are_reported_together(tmp_path):
+    base = write_baseline(tmp_path / "bad.csv", ["a", "b"], ["x"], imports=[[1.0], [2.0]],
+                          exports=[[5.0], [1.0]], gross_output=[3.0, 10.0], tariff_baseline=[[0.1], [12.0]])
+    text = base.read_text().replace("test\n", "\n", 1)  # one row loses its source
+    base.write_text(text)
+    path = write_scenario(tmp_path / "s.toml", f"""
+        [scenario]
+        title = "s"
+        baseline = "bad.csv"
+        [[tariff_layers]]
+        name = "a"
+        rate = 0.1
+        {RANDOM_PRIORS}
+    """)
+    found = "\n".join(problems_of(path))
+    assert "source is empty" in found
+    assert "tariff_baseline 12.0 is outside [0, 10]" in found
+
+
+def test_negative_home_sales_are_rejected(tmp_path):
+    base = write_baseline(tmp_path / "neg.csv", ["a"], ["x"], imports=[[1.0]], exports=[[5.0]], gross_output=[3.0])
+    path = write_scenario(tmp_path / "s.toml", f"""
+        [scenario]
+        title = "s"
+        baseline = "{base}"
+        [[tariff_layers]]
+        name = "a"
+        rate = 0.1
+        {RANDOM_PRIORS}
+    """)
+    found = "\n".join(problems_of(path))
+    assert "gross_output[a]: home sales are negative" in found
+
+
+def test_unknown_scenario_name():
+    with pytest.raises(ImpactInputError, match="no such scenario"):
+        load_scenario("no_such_scenario_anywhere")
