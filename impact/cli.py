@@ -63,7 +63,7 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
     With a counterfactual, both are solved on the same draws and the effect rows are paired differences.
     """
     from impact.runner import resume, run as run_scenario
-    from impact.summary import format_rows, summarize
+    from impact.summary import format_rows
 
     try:
         if resume_dir is not None:
@@ -80,12 +80,12 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
         click.echo(f"\ninterrupted: finished chunks are kept; complete the run with: impact run{hint}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     manifest = store.read_manifest()
-    ds = store.open_dataset()
     title = (f"{manifest['title']} ({manifest['draws']:,} draws, seed {manifest['seed']}, {manifest['sampler']})"
              + (f"; effect = scenario - {manifest['counterfactual']}, paired by draw" if manifest["counterfactual"]
                 else ""))
     # The terminal shows levels and effects; summary.csv also has the counterfactual's levels.
-    click.echo(format_rows(summarize(ds, cases=["scenario", "effect"]), "table", title=title))
+    rows = [row for row in store.read_summary() if row["case"] in ("scenario", "effect")]
+    click.echo(format_rows(rows, "table", title=title))
     timings = manifest["timings_seconds"]
     click.echo(f"results: {store.directory}  ({timings['total']:.1f} s, {manifest['draws_per_second']:,} draws/s)")
     if manifest["solver_failures"]:

@@ -51,15 +51,18 @@ Accuracy, speed and reproducibility
   each instance builds once (lazily, then cached) a table of ``x(z)`` at nodes evenly spaced on
   ``[-Z_LIMIT, Z_LIMIT]`` (spacing 1/256, halved until accurate) holding exact values and exact slopes
   ``dx/dz = phi(z) / f(x)``, and evaluates it by monotone cubic Hermite interpolation in a compiled loop (a few ms
-  per million values; building takes ~1-30 ms). Exact values come from ``scipy.special``: ``betaincinv`` (with a
-  series where the quantile is tiny, because ``betaincinv`` can fail there) and, for the truncated normal,
+  per million values; building takes ~1-30 ms). Exact values come from ``scipy.special``: ``betaincinv`` polished
+  by Newton steps on ``betainc`` (alone it is off by up to 1e-8 at the median of symmetric betas), with a series
+  where the quantile is tiny (``betaincinv`` can return NaN there) and, for the truncated normal,
   ``log_ndtr``/``ndtri_exp`` on whichever side of the parent normal avoids cancellation (more accurate in the far
   tails than ``scipy.stats.truncnorm``). Every table is checked against the exact values at all cell midpoints to
   ``1e-10 * scale`` (``scale`` = ``max - min``; for a truncated normal ``sd``, or ``max - min`` if smaller), which
   backs the documented guarantee ``max |x - exact| <= 1e-9 * scale``; the only exception is a spread so narrow
-  relative to the magnitude of the values that 16 ulps of that magnitude exceed the target (nothing computed in
-  floating point does better). A parameter set that cannot be tabulated that accurately at spacing 1/8192 (none is
-  known) makes the instance warn and evaluate the exact quantile directly (slow).
+  relative to the magnitude of the numbers involved (the values, and a truncated normal's parent mean) that 16 ulps
+  of that magnitude exceed the target (nothing computed in floating point does better). A parameter set that cannot
+  be tabulated that accurately at spacing 1/8192 (in practice only a beta with both shapes below ~0.005, nearly
+  two atoms) makes the instance warn once and evaluate the exact quantile directly (up to ~1.5 s per million
+  values).
 * Every family is monotone non-decreasing in ``z``. Because ``scipy.special.ndtr`` is only faithfully rounded (a few
   tenths of a percent of consecutive floats near ``|z| ~ 0.7`` step *backwards* by one ulp), scores are first
   rounded to multiples of ``2**-40`` for the families that go through ``Phi`` or a table: on that grid consecutive
@@ -456,6 +459,11 @@ def _build_beta(reader: _SpecReader):
         unit_mean = (mean - low) / width
         unit_variance = (params["sd"] / width) ** 2
         concentration = unit_mean * (1.0 - unit_mean) / unit_variance - 1.0
+        if not concentration > 0.0:  # sd within rounding of its limit
+            reader.add("sd", f"sd too large for a beta with this mean: must be < "
+                             f"{math.sqrt((mean - low) * (high - mean)):.6g} (sqrt((mean - min) * (max - mean))), "
+                             f"got {_format_number(params['sd'])}")
+            return None
         shape_a, shape_b = unit_mean * concentration, (1.0 - unit_mean) * concentration
     return _finish_tabulated(reader, _BetaDistribution("beta", params, shape_a, shape_b, low, high, mean))
 
@@ -720,6 +728,32 @@ class _UniformDistribution(Distribution):
         return stats.uniform(loc=self._low, scale=self._width)
 
 
+@jit()
+def _evaluate_triangular(scores, tails, low, mode, high, mode_level, left_factor, right_factor,
+                         out):  # pragma: no cover (numba)
+    """Triangular quantiles from scores and their lower tails ``Phi(-|z|)`` (see _TriangularDistribution)."""
+    for k in range(scores.shape[0]):
+        score = scores[k]
+        if score != score:
+            out[k] = np.nan
+            continue
+        if score <= 0.0:
+            level = tails[k]
+            upper_level = 1.0 - tails[k]
+        else:
+            level = 1.0 - tails[k]
+            upper_level = tails[k]
+        if level < mode_level:
+            value = low + left_factor * np.sqrt(level)
+            if value > mode:  # keeps the switch between the two branches monotone despite rounding
+                value = mode
+        else:
+            value = high - right_factor * np.sqrt(upper_level)
+            if value < mode:
+                value = mode
+        out[k] = value
+
+
 class _TriangularDistribution(Distribution):
     _display_name = "Triangular"
 
@@ -740,16 +774,11 @@ class _TriangularDistribution(Distribution):
         scores = _snap_scores_to_grid(scores)
         # Phi(z) and 1 - Phi(z) both come from the lower tail Phi(-|z|), which ndtr computes to full relative
         # precision: near max the value depends on sqrt(1 - Phi(z)), which 1 - ndtr(z) would round to 0.
-        tail = special.ndtr(-np.abs(scores))
-        lower_half = scores <= 0.0
-        level = np.where(lower_half, tail, 1.0 - tail)
-        upper_level = np.where(lower_half, 1.0 - tail, tail)
-        rising = self._low + self._left_factor * np.sqrt(level)
-        falling = self._high - self._right_factor * np.sqrt(upper_level)
-        # Clamping each branch to its side of the mode keeps the switch between branches monotone.
-        np.minimum(rising, self._mode, out=rising)
-        np.maximum(falling, self._mode, out=falling)
-        return np.where(level < self._mode_level, rising, falling)
+        tails = special.ndtr(-np.abs(scores))
+        values = np.empty_like(scores)
+        _evaluate_triangular(scores, tails, self._low, self._mode, self._high, self._mode_level, self._left_factor,
+                             self._right_factor, values)
+        return values
 
     def to_scipy(self):
         return stats.triang(self._mode_level, loc=self._low, scale=self._width)
@@ -794,7 +823,8 @@ _DISCRETE_GUIDE_CELLS_PER_UNIT = 256
 
 
 @jit()
-def _evaluate_discrete(scores, boundaries, z_start, guide_cells_per_unit, guide, values, out):  # pragma: no cover (compiled)
+def _evaluate_discrete(scores, boundaries, z_start, guide_cells_per_unit, guide, values,
+                       out):  # pragma: no cover (numba)
     """``values[k]`` for the first ``k`` with ``score <= boundaries[k]`` (the last value if none); NaN for NaN.
 
     Guide cell ``c`` holds scores from ``z_start + c / guide_cells_per_unit`` on; ``guide[c]`` must not exceed the
@@ -863,25 +893,39 @@ class _DiscreteDistribution(Distribution):
         return f"Discrete({text})"
 
 
-def _interpolate_order_statistics(sorted_samples: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Quantiles of the empirical law: ``numpy.quantile(samples, levels, method="linear")`` for levels in [0, 1].
+@jit()
+def _evaluate_order_statistics(levels, sorted_samples, out):  # pragma: no cover (numba)
+    """Linear interpolation of ``sorted_samples`` placed at levels ``i / (n - 1)``; NaN levels give NaN.
 
-    Sample ``i`` (of ``n``, sorted) sits at level ``i / (n - 1)``; in between, the quantile is linear. The result is
-    clamped to the cell's right sample so that consecutive cells join monotonically despite rounding.
+    Each result is clamped to its cell's right sample so that consecutive cells join monotonically despite rounding.
     """
-    last_cell = sorted_samples.size - 2
-    missing = np.isnan(levels)
-    position = np.where(missing, 0.0, levels) * (sorted_samples.size - 1)
-    cell = np.floor(position)
-    np.clip(cell, 0, last_cell, out=cell)
-    fraction = position - cell
-    cell = cell.astype(np.intp)
-    left = sorted_samples[cell]
-    right = sorted_samples[cell + 1]
-    values = left + (right - left) * fraction
-    np.minimum(values, right, out=values)
-    values[missing] = np.nan
-    return values
+    last_cell = sorted_samples.shape[0] - 2
+    for k in range(levels.shape[0]):
+        level = levels[k]
+        if level != level:
+            out[k] = np.nan
+            continue
+        position = level * (last_cell + 1)
+        cell = int(position)  # floor, as position >= 0
+        if cell > last_cell:
+            cell = last_cell
+        elif cell < 0:
+            cell = 0
+        left = sorted_samples[cell]
+        right = sorted_samples[cell + 1]
+        value = left + (right - left) * (position - cell)
+        if value > right:
+            value = right
+        out[k] = value
+
+
+def _interpolate_order_statistics(sorted_samples: np.ndarray, levels) -> np.ndarray:
+    """Quantiles of the empirical law: ``numpy.quantile(samples, levels, method="linear")`` for levels in [0, 1]."""
+    levels = np.asarray(levels, dtype=np.float64)
+    flat = np.ascontiguousarray(levels.reshape(-1))
+    values = np.empty_like(flat)
+    _evaluate_order_statistics(flat, sorted_samples, values)
+    return values.reshape(levels.shape)
 
 
 class _EmpiricalDistribution(Distribution):
@@ -924,10 +968,11 @@ class _InterpolatedOrderStatisticsGen(stats.rv_continuous):
         return parameters
 
     def _ppf(self, q):
-        return _interpolate_order_statistics(self._sorted_samples, np.asarray(q, dtype=np.float64))
+        return _interpolate_order_statistics(self._sorted_samples, q)
 
     def _cell_of(self, x):
-        """Index of the last sample <= x (clipped to a valid cell start) and whether x is inside the range."""
+        """``(cell, last)``: ``last`` is the index of the last sample <= x (-1 if none), ``cell`` that index
+        clipped to a valid cell start ``0 .. n - 2``."""
         samples = self._sorted_samples
         last = np.searchsorted(samples, x, side="right") - 1
         return np.clip(last, 0, samples.size - 2), last
@@ -964,7 +1009,7 @@ class _InterpolatedOrderStatisticsGen(stats.rv_continuous):
 
 
 @jit()
-def _evaluate_hermite_cells(scores, z_start, cells_per_unit, cells, out):  # pragma: no cover (compiled)
+def _evaluate_hermite_cells(scores, z_start, cells_per_unit, cells, out):  # pragma: no cover (numba)
     """Evaluate a piecewise cubic Hermite table at each (clipped, grid-snapped) score.
 
     ``cells[i] = (x_left, x_right, c1, c2, c3)`` describes ``x = x_left + t*(c1 + t*(c2 + t*c3))`` for
@@ -1174,22 +1219,41 @@ class _TabulatedDistribution(Distribution):
 
 # Below this value of (1 + |b|) * x, the two-term series for the beta quantile is exact to ~1e-12 relative.
 _BETA_SERIES_THRESHOLD = 1e-6
+# Newton steps polishing betaincinv: one normally suffices (convergence is quadratic from errors <= ~1e-8).
+_BETA_NEWTON_STEPS = 3
 
 
 def _beta_lower_quantile(a: float, b: float, level: np.ndarray) -> np.ndarray:
-    """``I^{-1}_{a,b}(level)``, the unit beta quantile, reliable down to the smallest levels.
+    """``I^{-1}_{a,b}(level)``, the unit beta quantile, accurate to a few ulps down to the smallest levels.
 
-    ``scipy.special.betaincinv`` returns NaN for tiny levels with some shapes (e.g. ``a ~ 1``, ``b ~ 0.06``,
-    ``level < 1e-16``: boost's root finder gives up). Where the quantile ``x`` is tiny this uses instead the
-    inversion of ``I_x(a, b) = x**a / (a B(a, b)) * (1 + a (1 - b) x / (a + 1) + O(x**2))``, i.e.
-    ``x ~ x0 * (1 - (1 - b) x0 / (a + 1))`` with ``x0 = (level a B(a, b))**(1/a)``, whose relative error is of
-    order ``((1 + |b|) x)**2``.
+    ``scipy.special.betaincinv`` needs two kinds of help:
+
+    * it returns NaN for tiny levels with some shapes (e.g. ``a ~ 1``, ``b ~ 0.06``, ``level < 1e-16``: boost's root
+      finder gives up). Where the quantile ``x`` is tiny this uses instead the inversion of
+      ``I_x(a, b) = x**a / (a B(a, b)) * (1 + a (1 - b) x / (a + 1) + O(x**2))``, i.e.
+      ``x ~ x0 * (1 - (1 - b) x0 / (a + 1))`` with ``x0 = (level a B(a, b))**(1/a)``, whose relative error is of
+      order ``((1 + |b|) x)**2``;
+    * it is off by up to ~1e-8 for ``a == b`` at ``level == 0.5`` (the median of every symmetric beta or PERT, and a
+      table node), so its results are polished by Newton steps on ``scipy.special.betainc``, which is accurate.
     """
     with np.errstate(divide="ignore", under="ignore"):
         leading = np.exp((np.log(level) + math.log(a) + float(special.betaln(a, b))) / a)
     quantile = leading * (1.0 - (1.0 - b) * leading / (a + 1.0))
-    use_scipy = (1.0 + abs(b)) * leading >= _BETA_SERIES_THRESHOLD
-    quantile[use_scipy] = special.betaincinv(a, b, level[use_scipy])
+    active = np.flatnonzero((1.0 + abs(b)) * leading >= _BETA_SERIES_THRESHOLD)
+    quantile[active] = special.betaincinv(a, b, level[active])
+    log_beta = float(special.betaln(a, b))
+    for _ in range(_BETA_NEWTON_STEPS):
+        x = quantile[active]
+        with np.errstate(all="ignore"):
+            density = np.exp(special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_beta)
+            step = (special.betainc(a, b, x) - level[active]) / density
+            polished = x - step
+        usable = np.isfinite(polished) & (polished > 0.0) & (polished < 1.0)
+        quantile[active[usable]] = polished[usable]
+        # Iterate only where the last step still moved the value by more than a few ulps.
+        active = active[usable & (np.abs(step) > 4.0 * _EPSILON * polished)]
+        if active.size == 0:
+            break
     return quantile
 
 

@@ -6,14 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from impact.kernels import accounting_numba, accounting_numpy, equilibrium_numba, equilibrium_numpy
+from impact.kernels import market_numba, market_numpy
 from impact.sampling import correlate
 from impact.scenario import PARAMETER_DOMAINS, SampledColumn, Scenario
 
-BACKENDS = {
-    "numba": (equilibrium_numba.solve_markets, accounting_numba.account),
-    "numpy": (equilibrium_numpy.solve_markets, accounting_numpy.account),
-}
+BACKENDS = {"numba": market_numba.solve_and_account, "numpy": market_numpy.solve_and_account}
 PLEDGE_PARAMETERS = ("realization", "additionality", "output_per_dollar")
 
 
@@ -88,29 +85,24 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     :func:`impact.kernels.accounting_numpy.account`; ``failures`` counts (draw, sector) markets whose solve did
     not converge (their outputs are NaN).
     """
-    solve, account = BACKENDS[backend]
     b = case.scenario.baseline
     p = parameters
     mu, eta = p["mu"], p["eta"]
     if mu.shape[0] == eta.shape[0]:
         supply = np.concatenate([mu[:, :, None], eta], axis=2)
     else:
-        draws = max(mu.shape[0], eta.shape[0])
-        supply = np.empty((draws, len(b.sectors), len(b.partners) + 1))
+        solved = max(mu.shape[0], eta.shape[0])
+        supply = np.empty((solved, len(b.sectors), len(b.partners) + 1))
         supply[:, :, 0] = mu
         supply[:, :, 1:] = eta
     log_fx = np.concatenate([np.zeros((p["fx"].shape[0], 1)), np.log(p["fx"])], axis=1)
-    log_price_index, log_producer_price, iterations = solve(
-        case.theta, case.log_tariff_factor, log_fx, p["phi"], supply, p["sigma"], p["eps"])
-    failures = int((iterations < 0).sum())
     multiplier = np.where(case.pledge_is_purchase, p["additionality"], p["output_per_dollar"])
     pledge_flow = p["realization"] * case.pledge_amount_per_year * multiplier
-    sector_out, partner_out, cell_out = account(
-        log_price_index, log_producer_price, case.tariff, case.log_tariff_factor, p["sigma"], p["eps"], mu,
-        log_fx, p["phi"], p["sigx"], case.log_partner_tariff_factor, b.imports, b.exports, b.home_sales,
-        case.expenditure0, b.tariff_baseline, case.pledge_partner, case.pledge_is_purchase, case.pledge_shares,
-        pledge_flow, keep_cells)
-    if log_price_index.shape[0] == 1 and draws > 1:
+    sector_out, partner_out, cell_out, failures = BACKENDS[backend](
+        case.theta, case.tariff, case.log_tariff_factor, log_fx, p["phi"], supply, p["sigma"], p["eps"], p["sigx"],
+        case.log_partner_tariff_factor, b.imports, b.exports, b.home_sales, case.expenditure0, b.tariff_baseline,
+        case.pledge_partner, case.pledge_is_purchase, case.pledge_shares, pledge_flow, keep_cells)
+    if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws
         sector_out, partner_out = (np.repeat(a, draws, axis=0) for a in (sector_out, partner_out))
         cell_out = np.repeat(cell_out, draws, axis=0) if keep_cells else cell_out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -104,6 +105,10 @@ def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: in
     failures = manifest.get("solver_failures", 0)
     done_draws = sum(b - a for i, (a, b) in enumerate(ranges) if i in done)
     bar = _progress(draws, done_draws, progress)
+    # One background writer: chunk i is compressed and written while chunk i+1 is solved. At most one chunk
+    # waits, so memory stays bounded; a chunk is marked done only after its data are written.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="impact-writer")
+    pending = None
     try:
         for index in todo:
             start, stop = ranges[index]
@@ -112,16 +117,26 @@ def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: in
             moment = watch.add("sample_and_solve", moment)
             if first_run and index == todo[0]:
                 store.create(simulation.static_dataset(), chunk, draws, chunk_size, manifest, simulation.attrs(draws))
-            store.write_chunk(index, start, stop, chunk)
-            watch.add("write", moment)
+            if pending is not None:
+                pending.result()
+                watch.add("waiting_for_writes", moment)
+            pending = writer.submit(store.write_chunk, index, start, stop, chunk)
             failures += failed
             bar.update(stop - start)
+        if pending is not None:
+            moment = time.perf_counter()
+            pending.result()
+            watch.add("waiting_for_writes", moment)
     except KeyboardInterrupt:
+        # Let a write under way finish (and mark its chunk), so no finished work is lost.
+        writer.shutdown(wait=True)
         if store.manifest_path.exists():
             manifest.update(status="interrupted", solver_failures=failures, interrupted=now())
             store.write_manifest(manifest)
         bar.close()
         raise
+    finally:
+        writer.shutdown(wait=True)
     bar.close()
     moment = time.perf_counter()
     attrs = {"solver_failures": failures, "draws_per_second": round(draws / max(time.perf_counter() - wall, 1e-9))}

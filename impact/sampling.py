@@ -3,8 +3,9 @@
 Every sampled scalar (a *column*, e.g. ``sigma[steel]`` or ``fx[japan]``) gets standard-normal scores draw by
 draw. Draws are generated in fixed blocks of :data:`DRAW_BLOCK`, and the random stream of a block is keyed by
 ``(seed, column name, block index)``, never by chunk, thread, shard or worker: draw ``d`` is the same number
-whatever the chunk size, and a column keeps its stream when other columns are added or removed (so separate runs
-with one seed share the draws of the columns they have in common). Scores are mapped to values by each input's
+whatever the chunk size. With ``mc`` and ``lhs`` a column also keeps its stream when other columns are added or
+removed, so separate runs with one seed share the draws of the columns they have in common; a Sobol design is one
+sequence over all columns, so its draws depend on the set of columns. Scores are mapped to values by each input's
 inverse CDF (:mod:`impact.distributions`), after an optional Gaussian-copula correlation, so every family works with
 every design, and a scenario and its counterfactual see the same draws (common random numbers).
 

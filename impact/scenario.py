@@ -41,6 +41,8 @@ PARAMETER_DOMAINS = {
     "additionality": (("pledge",), 0.0, 1.0, False),
     "output_per_dollar": (("pledge",), 0.0, math.inf, False),
 }
+#: Parameters that may be infinite (a flat supply curve); every other one must be finite.
+INFINITE_ALLOWED = ("mu", "eta")
 #: Values used where no prior covers a cell (None: a prior is required).
 PARAMETER_DEFAULTS = {"sigma": None, "eps": None, "mu": None, "eta": math.inf, "fx": 1.0, "phi": 0.0, "sigx": 0.0}
 SHARE_TOLERANCE = 1e-6
@@ -59,6 +61,13 @@ class FixedValue:
 
     def describe(self) -> str:
         return f"fixed({self.value:g})"
+
+
+def fixed_value(distribution) -> float:
+    """The value of a degenerate prior (``fixed``, or ``discrete`` with one value)."""
+    if isinstance(distribution, FixedValue):
+        return distribution.value
+    return float(distribution.from_normal_score(np.zeros(1))[0])
 
 
 @dataclass(frozen=True)
@@ -202,6 +211,13 @@ def _merge(parent: dict, child: dict, origins: dict, label: str, problems: list[
         elif key in APPENDED_LISTS and isinstance(value, list):
             entries = merged.setdefault(key, [])
             for item in value:
+                if key == "correlations" and isinstance(item, dict) and isinstance(item.get("inputs"), list):
+                    # A block replaces every inherited block that shares an input with it.
+                    for index in reversed(range(len(entries))):
+                        inherited = entries[index].get("inputs") if isinstance(entries[index], dict) else None
+                        if isinstance(inherited, list) and set(inherited) & set(item["inputs"]):
+                            del entries[index]
+                            _shift_origins(origins, key, index)
                 entries.append(copy.deepcopy(item))
                 origins[(key, len(entries) - 1)] = label
         elif isinstance(value, dict) and isinstance(merged.get(key), dict):
@@ -427,7 +443,7 @@ class _Checker:
 
     def distribution(self, loc: tuple, spec: dict, parameter: str):
         _, low, high, low_open = PARAMETER_DOMAINS[parameter]
-        if spec.get("dist") == "fixed" and spec.get("value") in (math.inf,) and high == math.inf:
+        if spec.get("dist") == "fixed" and spec.get("value") == math.inf and parameter in INFINITE_ALLOWED:
             extra = set(spec) - {"dist", "value"}
             if extra:
                 self.add(loc, f"unknown key(s) {', '.join(sorted(extra))}")
@@ -471,7 +487,7 @@ class _Checker:
                 continue
             cells = self._cells(prior, dims)
             if distribution.is_fixed:
-                value = distribution.value if isinstance(distribution, FixedValue) else float(distribution.params["value"])
+                value = fixed_value(distribution)
                 for cell, _label in cells:
                     assignment[prior.parameter][cell] = ("fixed", value)
             elif prior.draw == "common":
@@ -490,7 +506,7 @@ class _Checker:
                 if distribution is None:
                     continue
                 if distribution.is_fixed:
-                    assignment[parameter][position] = ("fixed", float(distribution.params["value"]))
+                    assignment[parameter][position] = ("fixed", fixed_value(distribution))
                 else:
                     assignment[parameter][position] = ("column", f"{parameter}[{pledge.name}]", distribution)
 
@@ -581,7 +597,8 @@ class _Checker:
             if np.abs(matrix).max() > 1:
                 self.add(loc + ("matrix",), "entries must lie in [-1, 1]")
             if block.measure == "spearman":
-                # Spearman rho_s of the inputs equals 2 sin(pi rho / 6) of the normal scores' rho.
+                # A Gaussian copula with normal-score correlation rho has Spearman rho_s = (6/pi) asin(rho/2),
+                # so the target rho_s needs rho = 2 sin(pi rho_s / 6).
                 matrix = 2.0 * np.sin(np.pi * matrix / 6.0)
             smallest = np.linalg.eigvalsh((matrix + matrix.T) / 2).min()
             if smallest < -1e-10:

@@ -18,6 +18,7 @@ and read back lazily; see ``docs/architecture.md``.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -101,9 +102,16 @@ class RunStore:
         return {int(p.stem.split("-")[1].split(".")[0]) for p in folder.glob("chunk-*.done")} if folder.exists() else set()
 
     def write_chunk(self, index: int, start: int, stop: int, chunk: xr.Dataset) -> None:
-        """Write a chunk into its region of draws, then mark it done."""
-        data = chunk.drop_vars("draw").astype(STORED_DTYPE)
-        data.to_zarr(self.results_path, region={"draw": slice(start, stop)}, mode="r+", consolidated=False)
+        """Write a chunk into its region of draws, then mark it done.
+
+        Arrays are written with zarr directly: the layout was fixed by :meth:`create`, so xarray's per-write
+        checks would only repeat it. Regions align with the Zarr chunks, so each write replaces whole chunks.
+        """
+        group = zarr.open_group(self.results_path, mode="r+")
+        for name, variable in chunk.data_vars.items():
+            if variable.dims[0] != "draw":
+                raise ValueError(f"{name}: the draw dimension must come first, got {variable.dims}")
+            group[name][start:stop] = np.asarray(variable.values, dtype=STORED_DTYPE)
         self._marker(index).touch()
 
     # -- completion --------------------------------------------------------------------------------------------
@@ -114,6 +122,13 @@ class RunStore:
         group.attrs.update(attrs)
         zarr.consolidate_metadata(self.results_path)
         shutil.rmtree(self.directory / PROGRESS, ignore_errors=True)
+
+    def read_summary(self) -> list[dict]:
+        """The bands written at the end of the run (``summary.csv``), numbers as floats."""
+        with open(self.directory / SUMMARY, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        text = ("variable", "label", "case", "units")
+        return [{k: (v if k in text else float(v)) for k, v in row.items()} for row in rows]
 
     def open_dataset(self) -> xr.Dataset:
         """The run's Dataset, lazily loaded (each variable is read when used)."""

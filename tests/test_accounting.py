@@ -71,3 +71,31 @@ def test_cells_are_optional():
     assert without[2].shape[0] == 0
     np.testing.assert_array_equal(with_cells[0], without[0])
     np.testing.assert_array_equal(with_cells[1], without[1])
+
+
+def test_fused_kernel_matches_the_composed_references():
+    from impact.kernels import market_numba, market_numpy
+
+    rng = np.random.default_rng(4)
+    for draws, sectors, partners, pledges, shared in [(40, 3, 4, 2, (False,)), (25, 2, 3, 3, (True, False)),
+                                                      (10, 4, 2, 0, (True,))]:
+        problem = random_problem(int(rng.integers(1 << 30)), draws, sectors, partners, pledges, shared)
+        J = partners + 1
+        theta = rng.dirichlet(np.ones(J), sectors)
+        supply = np.concatenate([problem["mu"][:, :, None],
+                                 np.where(rng.random((1, sectors, partners)) < 0.3, 2.5, np.inf)
+                                 * np.ones((problem["mu"].shape[0], 1, 1))], axis=2)
+        arguments = dict(theta=theta, tariff=problem["tariff"], log_tariff_factor=problem["log_tariff_factor"],
+                         log_fx=problem["log_fx"], phi=problem["phi"], supply_elasticity=supply,
+                         sigma=problem["sigma"], eps=problem["eps"], sigx=problem["sigx"],
+                         log_partner_tariff_factor=problem["log_partner_tariff_factor"],
+                         imports0=problem["imports0"], exports0=problem["exports0"], home0=problem["home0"],
+                         expenditure0=problem["expenditure0"], tariff0=problem["tariff0"],
+                         pledge_partner=problem["pledge_partner"], pledge_is_purchase=problem["pledge_is_purchase"],
+                         pledge_shares=problem["pledge_shares"], pledge_flow=problem["pledge_flow"], keep_cells=True)
+        fast = market_numba.solve_and_account(**arguments)
+        reference = market_numpy.solve_and_account(**arguments)
+        assert fast[3] == 0
+        for got, want in zip(fast[:3], reference[:3]):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-3)

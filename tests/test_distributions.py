@@ -56,6 +56,22 @@ def _standard_truncnorm_lower(level, alpha, beta):
     return stats.norm.ppf(cdf_alpha + level * (stats.norm.cdf(beta) - cdf_alpha))
 
 
+def _polished_beta_quantile(a, b, tail, upper):
+    """scipy's beta quantile at lower (or upper) tail level ``tail``, refined by Newton steps on scipy's CDF.
+
+    ``betaincinv`` alone is off by up to ~1e-8 for ``a == b`` at level 1/2; ``betainc`` is accurate.
+    """
+    inverse, cdf, sign = ((special.betainccinv, special.betaincc, -1.0) if upper
+                          else (special.betaincinv, special.betainc, 1.0))
+    x = inverse(a, b, tail)
+    for _ in range(2):
+        with np.errstate(all="ignore"):
+            density = np.exp(special.xlogy(a - 1, x) + special.xlog1py(b - 1, -x) - special.betaln(a, b))
+            polished = x - sign * (cdf(a, b, x) - tail) / density
+        x = np.where(np.isfinite(polished) & (polished > 0) & (polished < 1), polished, x)
+    return x
+
+
 def reference_quantile(dist: Distribution, tail: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """Exact quantiles from scipy at level ``tail`` (lower half) or ``1 - tail`` (upper half, ``upper`` True).
 
@@ -80,8 +96,14 @@ def reference_quantile(dist: Distribution, tail: np.ndarray, upper: np.ndarray) 
             frozen = dist.to_scipy()
             a, b = frozen.args
             low, width = frozen.kwds["loc"], frozen.kwds["scale"]
-            lower_side = low + width * special.betaincinv(a, b, tail)
-            upper_side = low + width * special.betainccinv(a, b, tail)
+            lower_side = low + width * _polished_beta_quantile(a, b, tail, upper=False)
+            upper_side = low + width * _polished_beta_quantile(a, b, tail, upper=True)
+            # scipy's root finder gives up (NaN) at some levels below ~1e-16 with shapes near 1 and below: the
+            # quantile is then within ~1e-15 x width of the bound (the module uses a series there, checked
+            # through the forward CDF in test_hard_parameter_sets_are_tabulated_accurately).
+            gave_up = tail < 1e-14
+            lower_side = np.where(np.isnan(lower_side) & gave_up, low, lower_side)
+            upper_side = np.where(np.isnan(upper_side) & gave_up, low + width, upper_side)
         elif family == "truncnormal":
             mean, sd = p["mean"], p["sd"]
             alpha = (p["min"] - mean) / sd if "min" in p else -np.inf
@@ -111,6 +133,18 @@ def accuracy_scale(dist: Distribution) -> float:
     return dist.support[1] - dist.support[0]
 
 
+def rounding_allowance(dist: Distribution, reference: np.ndarray) -> float:
+    """16 ulps of the magnitude of the numbers involved: what floating point can resolve at all.
+
+    It only matters when the spread is below ~1e-7 of that magnitude (e.g. sd 1e-3 around a mean of 1e3, or a
+    truncation interval narrow relative to its distance from the parent mean), where 1e-9 x scale is below one ulp.
+    """
+    magnitude = float(np.max(np.abs(reference)))
+    if dist.family == "truncnormal":
+        magnitude += float(np.max(np.abs(reference - dist.params["mean"]))) + dist.params["sd"]
+    return 16 * np.finfo(np.float64).eps * magnitude
+
+
 def assert_matches_reference(dist: Distribution, values: np.ndarray, reference: np.ndarray, where: str):
     assert np.all(np.isfinite(reference)), f"{dist.describe()}: the scipy reference failed ({where})"
     error = np.abs(values - reference)
@@ -120,8 +154,9 @@ def assert_matches_reference(dist: Distribution, values: np.ndarray, reference: 
     else:
         scale = accuracy_scale(dist)
         worst = float(np.max(error))
-        assert worst <= ACCURACY * scale, (
-            f"{dist.describe()}: error {worst:.3g} > {ACCURACY:g} x scale {scale:.3g} ({where})")
+        tolerance = ACCURACY * scale + rounding_allowance(dist, reference)
+        assert worst <= tolerance, (
+            f"{dist.describe()}: error {worst:.3g} > {ACCURACY:g} x scale {scale:.3g} + rounding ({where})")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -332,7 +367,7 @@ def test_sample_mean_converges_to_mean(family):
     {"dist": "beta", "a": 0.01, "b": 0.3},
     {"dist": "beta", "a": 1.000959233016527, "b": 0.05722791475499736},  # betaincinv fails at tiny levels
     {"dist": "beta", "a": 2000, "b": 3},
-    {"dist": "beta", "mean": 0.5, "sd": 0.4999},
+    {"dist": "beta", "mean": 0.5, "sd": 0.495},  # shapes 0.01
     {"dist": "pert", "min": 0, "mode": 0, "max": 1, "lambda": 50},
     {"dist": "truncnormal", "mean": 0, "sd": 1, "min": 7},  # far-tail truncation (mass 1.3e-12)
     {"dist": "truncnormal", "mean": 0, "sd": 1, "max": -6.9, "min": -7},
@@ -346,19 +381,13 @@ def test_hard_parameter_sets_are_tabulated_accurately(spec):
         warnings.simplefilter("error")  # no fallback to direct evaluation
         values = dist.from_normal_score(Z_GRID)
     tail, upper = special.ndtr(-np.abs(Z_GRID)), Z_GRID > 0
-    reference = reference_quantile(dist, tail, upper)
-    usable = np.isfinite(reference)
-    if spec.get("b") == 0.05722791475499736:
-        # scipy's reference itself is NaN below level ~1e-16: check the far tail through the forward CDF.
-        far = ~usable
-        assert far.any() and np.all(tail[far] < 1e-15)
-        # Relative errors: 1e-6 in the level means 1e-6 / a in x, whose values there are ~1e-17.
-        levels = special.betainc(spec["a"], spec["b"], values[far])
-        np.testing.assert_allclose(levels, tail[far], rtol=1e-6)
-        assert np.all(values[far] < 1e-15)
-    else:
-        assert usable.all()
-    assert_matches_reference(dist, values[usable], reference[usable], "grid")
+    assert_matches_reference(dist, values, reference_quantile(dist, tail, upper), "grid")
+    if dist.family == "beta" and spec.get("b") == 0.05722791475499736:
+        # Where scipy's betaincinv gives up (levels below ~1e-16) the module uses a series: check it through the
+        # forward CDF. A relative error of 1e-9 in the level is one of 1e-9 / a in the quantile.
+        far = (tail < 1e-16) & ~upper
+        assert np.any(np.isnan(special.betaincinv(spec["a"], spec["b"], tail[far])))
+        np.testing.assert_allclose(special.betainc(spec["a"], spec["b"], values[far]), tail[far], rtol=1e-8)
     ordered = dist.from_normal_score(np.sort(Z_GRID))
     assert np.all(np.diff(ordered) >= 0)
 
@@ -397,6 +426,16 @@ def test_shapes_dtypes_nan_and_clipping(family):
     np.testing.assert_array_equal(dist.ppf([0.0, 1.0]), ends[[1, 2]])
     levels = np.array([0.1, 0.5, 0.9])
     np.testing.assert_array_equal(dist.ppf(levels), dist.from_normal_score(special.ndtri(levels)))
+
+
+def test_near_bernoulli_beta_falls_back_to_direct_evaluation():
+    """Shapes 2e-4 (almost two atoms) defeat the table: the instance warns and evaluates exactly instead."""
+    dist = make_distribution({"dist": "beta", "mean": 0.5, "sd": 0.4999})
+    with pytest.warns(RuntimeWarning, match="cannot be tabulated"):
+        values = dist.from_normal_score(Z_GRID)
+    tail, upper = special.ndtr(-np.abs(Z_GRID)), Z_GRID > 0
+    assert_matches_reference(dist, values, reference_quantile(dist, tail, upper), "direct")
+    assert np.all(np.diff(dist.from_normal_score(np.sort(Z_GRID))) >= 0)
 
 
 def test_fallback_to_direct_evaluation(monkeypatch):
@@ -480,9 +519,9 @@ def test_empirical_matches_numpy_and_handles_ties():
     samples = [2.0, 0.5, 2.0, 2.0, 7.0, -1.0]
     dist = make_distribution({"dist": "empirical", "samples": samples})
     levels = np.linspace(0, 1, 1001)
-    np.testing.assert_allclose(dist.ppf(levels[1:-1]), np.quantile(samples, levels[1:-1]), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dist.ppf(levels[1:-1]), np.quantile(samples, levels[1:-1]), rtol=0, atol=8e-9)
     frozen = dist.to_scipy()
-    np.testing.assert_allclose(frozen.ppf(levels), np.quantile(samples, levels), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(frozen.ppf(levels), np.quantile(samples, levels), rtol=0, atol=1e-14)
     assert frozen.mean() == pytest.approx(dist.mean, rel=1e-12)
     # The tie at 2 is an atom of mass 2/5: the CDF jumps across it.
     assert frozen.cdf(2.0) - frozen.cdf(2.0 - 1e-9) == pytest.approx(0.4, abs=1e-6)
@@ -619,7 +658,7 @@ def test_unknown_family_lists_the_valid_ones():
     ({"dist": "beta", "a": 1}, [("b", "missing (required together with a)")]),
     ({"dist": "beta", "mean": 0.5, "sd": 0.6},
      [("sd", "sd too large for a beta with this mean: must be < 0.5 (sqrt((mean - min) * (max - mean))), got 0.6")]),
-    ({"dist": "beta", "mean": 2, "sd": 0.1, "max": 4}, [("sd", "must be < 2 (sqrt(")]),
+    ({"dist": "beta", "mean": 2, "sd": 2.5, "max": 4}, [("sd", "must be < 2 (sqrt(")]),
     ({"dist": "beta", "mean": 1.5, "sd": 0.1}, [("mean", "must be strictly between min (0) and max (1), got 1.5")]),
     ({"dist": "beta", "a": 1, "b": 1, "min": 2}, [("min", "must be < max (1, the default), got 2")]),
     ({"dist": "beta", "a": 1, "b": 1, "max": -1}, [("max", "must be > min (0, the default), got -1")]),
@@ -644,8 +683,8 @@ def test_unknown_family_lists_the_valid_ones():
 def test_validation_rules(spec, expected):
     problems = problems_of(spec)
     assert len(problems) == len(expected), problems
-    for (key, message), (expected_key, expected_text) in zip(problems, expected):
-        assert key == expected_key and expected_text in message, problems
+    for expected_key, expected_text in expected:
+        assert any(key == expected_key and expected_text in message for key, message in problems), problems
 
 
 def test_weights_summing_to_one_within_tolerance_are_accepted():

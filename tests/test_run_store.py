@@ -117,3 +117,22 @@ def test_cli_reports_bad_input_without_traceback(small_world):
 def test_cli_validate_accepts_good_files(deal):
     result = CliRunner().invoke(cli.main, ["validate", str(deal)])
     assert result.exit_code == 0 and result.output.startswith("ok:")
+
+
+def test_summary_statistics_match_numpy(deal, tmp_path):
+    from impact.summary import summarize
+
+    ds = impact.simulate(deal, draws=2001, seed=8)
+    rows = summarize(ds, quantiles=(0.05, 0.5, 0.95))
+    total = ds["tariff_revenue_by_partner"].sum("partner")
+    effect = total.sel(case="scenario") - total.sel(case="counterfactual")
+    row = next(r for r in rows if r["variable"] == "tariff_revenue_by_partner" and r["label"] == "total"
+               and r["case"] == "effect")
+    expected = np.quantile(effect.values.astype(np.float32).astype(np.float64), [0.05, 0.5, 0.95])
+    np.testing.assert_allclose([row["q5"], row["q50"], row["q95"]], expected, rtol=1e-6)
+    np.testing.assert_allclose(row["mean"], float(effect.mean()), rtol=1e-10)
+    np.testing.assert_allclose(row["sd"], float(effect.std(ddof=1)), rtol=1e-10)
+    japan = next(r for r in rows if r["variable"] == "imports_by_partner" and r["label"] == "japan"
+                 and r["case"] == "scenario")
+    series = ds["imports_by_partner"].sel(partner="japan", case="scenario").values
+    np.testing.assert_allclose(japan["q50"], np.median(series.astype(np.float32)), rtol=1e-6)

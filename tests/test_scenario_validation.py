@@ -215,3 +215,79 @@ def test_negative_home_sales_are_rejected(tmp_path):
 def test_unknown_scenario_name():
     with pytest.raises(ImpactInputError, match="no such scenario"):
         load_scenario("no_such_scenario_anywhere")
+
+
+def test_degenerate_priors_and_infinite_values(small_world):
+    folder, *_ = small_world
+    path = write_scenario(folder / "degenerate.toml", """
+        [scenario]
+        title = "degenerate"
+        baseline = "base.csv"
+        [[tariff_layers]]
+        name = "a"
+        rate = 0.1
+        [[priors]]
+        parameter = "sigma"
+        dist = "discrete"
+        values = [2.5]
+        [[priors]]
+        parameter = "eps"
+        dist = "fixed"
+        value = 0.7
+        [[priors]]
+        parameter = "mu"
+        dist = "fixed"
+        value = inf
+        [[pledges]]
+        name = "invest"
+        kind = "investment"
+        partner = "japan"
+        amount = 1e9
+        years = 1
+        sector_shares = { food = 1.0 }
+        realization = { dist = "fixed", value = 0.5 }
+        output_per_dollar = { dist = "discrete", values = [0.8] }
+    """)
+    scenario = load_scenario(path)
+    np.testing.assert_array_equal(scenario.fixed["sigma"], 2.5)
+    assert np.isinf(scenario.fixed["mu"]).all()  # a flat US supply curve is allowed
+    np.testing.assert_array_equal(scenario.fixed["output_per_dollar"], [0.8])
+    assert scenario.columns == []
+    infinite_sigma = write_scenario(folder / "inf.toml", path.read_text().replace(
+        'dist = "discrete"\nvalues = [2.5]', 'dist = "fixed"\nvalue = inf'))
+    assert any("priors[0]" in p for p in problems_of(infinite_sigma))
+
+
+def test_a_child_correlation_block_replaces_the_inherited_one(small_world):
+    folder, *_ = small_world
+    write_scenario(folder / "parent.toml", f"""
+        [scenario]
+        title = "parent"
+        baseline = "base.csv"
+        [[tariff_layers]]
+        name = "a"
+        rate = 0.1
+        {RANDOM_PRIORS}
+        [[correlations]]
+        inputs = ["sigma[autos]", "sigma[steel]"]
+        matrix = [[1, 0.5], [0.5, 1]]
+    """)
+    child = write_scenario(folder / "child.toml", """
+        [scenario]
+        title = "child"
+        extends = "parent.toml"
+        [[correlations]]
+        inputs = ["sigma[steel]", "sigma[food]"]
+        matrix = [[1, -0.3], [-0.3, 1]]
+    """)
+    scenario = load_scenario(child)
+    assert [names for names, _ in scenario.correlations] == [["sigma[steel]", "sigma[food]"]]
+
+
+def test_variables_doc_matches_the_registry():
+    from pathlib import Path
+
+    from impact.variables import markdown_table
+
+    doc = (Path(__file__).parent.parent / "docs" / "variables.md").read_text()
+    assert doc.endswith(markdown_table()), "regenerate docs/variables.md with python -m impact.variables"

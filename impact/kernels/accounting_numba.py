@@ -30,104 +30,138 @@ def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigm
             log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
             pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells):
     """See :func:`impact.kernels.accounting_numpy.account`."""
-    f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
-    draws, sectors = log_price_index.shape
-    partners = imports0.shape[1]
-    sector_out = np.empty((draws, len(SECTOR_OUTPUTS), sectors))
-    partner_out = np.empty((draws, len(PARTNER_OUTPUTS), partners))
-    cell_out = np.empty((draws if keep_cells else 0, len(CELL_OUTPUTS), sectors, partners))
-    _account_kernel(
-        f(log_price_index), f(log_producer_price), f(tariff), f(log_tariff_factor), f(sigma), f(eps), f(mu),
-        f(log_fx), f(phi), f(sigx), f(log_partner_tariff_factor), f(imports0), f(exports0), f(home0),
-        f(expenditure0), f(tariff0), np.ascontiguousarray(pledge_partner, dtype=np.int64),
-        np.ascontiguousarray(pledge_is_purchase, dtype=np.bool_), f(pledge_shares).reshape(len(pledge_partner), sectors),
-        f(pledge_flow), bool(keep_cells), sector_out, partner_out, cell_out,
-    )
+    args = as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
+                            imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
+                            pledge_shares, pledge_flow)
+    sector_out, partner_out, cell_out = allocate_outputs(log_price_index.shape[0], imports0.shape, keep_cells)
+    _account_kernel(np.ascontiguousarray(log_price_index, dtype=np.float64),
+                    np.ascontiguousarray(log_producer_price, dtype=np.float64), *args, bool(keep_cells),
+                    sector_out, partner_out, cell_out)
     return sector_out, partner_out, cell_out
 
 
+def as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
+                     imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
+                     pledge_shares, pledge_flow):
+    """The accounting inputs as contiguous arrays of the kernels' dtypes, in the kernels' argument order."""
+    f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
+    pledges, sectors = len(pledge_partner), imports0.shape[0]
+    return (f(tariff), f(log_tariff_factor), f(np.exp(log_tariff_factor)), f(sigma), f(eps), f(mu), f(log_fx),
+            f(phi), f(sigx), f(log_partner_tariff_factor), f(imports0), f(exports0), f(home0), f(expenditure0),
+            f(tariff0), np.ascontiguousarray(pledge_partner, dtype=np.int64),
+            np.ascontiguousarray(pledge_is_purchase, dtype=np.bool_), f(pledge_shares).reshape(pledges, sectors),
+            f(pledge_flow))
+
+
+def allocate_outputs(draws: int, cell_shape: tuple[int, int], keep_cells: bool):
+    sectors, partners = cell_shape
+    return (np.empty((draws, len(SECTOR_OUTPUTS), sectors)), np.empty((draws, len(PARTNER_OUTPUTS), partners)),
+            np.empty((draws if keep_cells else 0, len(CELL_OUTPUTS), sectors, partners)))
+
+
 @jit(parallel=True)
-def _account_kernel(log_p, log_w, tariff, log_t, sigma, eps, mu, log_fx, phi, sigx, log_tx,
+def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_tx,
                     imports0, exports0, home0, expenditure0, tariff0,
                     pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
                     sector_out, partner_out, cell_out):
     draws, sectors = log_p.shape
+    no_terms = np.full(log_w.shape[2], np.nan)  # without the solver's CES terms, imports are computed directly
+    for d in prange(draws):
+        clear_partner_totals(partner_out, d)
+        pledged_by_partner = np.empty(imports0.shape[1])
+        for s in range(sectors):
+            # An explicit int64 draw index: numba unifies prange's unsigned index with 0 to float64.
+            account_sector(np.int64(d), s, log_p[d, s], log_w[d, s], no_terms, pledged_by_partner, tariff, log_t, tariff_factor, sigma, eps, mu,
+                           log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0, tariff0,
+                           pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
+                           sector_out, partner_out, cell_out)
+
+
+@jit()
+def clear_partner_totals(partner_out, d):
+    for k in range(partner_out.shape[1]):
+        for p in range(partner_out.shape[2]):
+            partner_out[d, k, p] = 0.0
+
+
+@jit()
+def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
+                   log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
+                   pledge_shares, pledge_flow, keep_cells, sector_out, partner_out, cell_out):
+    """Outputs of sector ``s`` in draw ``d`` given its equilibrium ``x = log P`` and ``log_w`` (J,).
+
+    ``pledged_by_partner`` (P,) is scratch space. ``taker_terms[j]``, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source:
+    then imports need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.
+    Adds the sector's flows to the partner totals of draw ``d`` (sectors in order: deterministic).
+    """
     partners = imports0.shape[1]
     pledges = pledge_partner.shape[0]
     t_step = 1 if tariff.shape[0] > 1 else 0
     lt_step = 1 if log_t.shape[0] > 1 else 0
     tx_step = 1 if log_tx.shape[0] > 1 else 0
-    s_step = 1 if sigma.shape[0] > 1 else 0
-    e_step = 1 if eps.shape[0] > 1 else 0
-    m_step = 1 if mu.shape[0] > 1 else 0
-    f_step = 1 if log_fx.shape[0] > 1 else 0
-    p_step = 1 if phi.shape[0] > 1 else 0
-    x_step = 1 if sigx.shape[0] > 1 else 0
-    k_step = 1 if pledge_flow.shape[0] > 1 else 0
-    for d in prange(draws):
-        for p in range(partners):
-            partner_out[d, P_IMPORTS, p] = 0.0
-            partner_out[d, P_EXPORTS, p] = 0.0
-            partner_out[d, P_REVENUE, p] = 0.0
-            partner_out[d, P_BALANCE, p] = 0.0
-            partner_out[d, P_PLEDGED, p] = 0.0
-        for s in range(sectors):
-            x = log_p[d, s]
-            sig = sigma[d * s_step, s]
-            ep = eps[d * e_step, s]
-            ph = phi[d * p_step, s]
-            sx = sigx[d * x_step, s]
-            invested = 0.0
-            for k in range(pledges):
-                if not pledge_is_purchase[k]:
-                    invested += pledge_flow[d * k_step, k] * pledge_shares[k, s]
-            imports_total = 0.0
-            exports_total = 0.0
-            revenue_total = 0.0
-            revenue_change = 0.0
-            for p in range(partners):
-                j = p + 1
-                lw = log_w[d, s, j]
-                log_buyer = lw + log_t[d * lt_step, s, j]
-                imports = imports0[s, p] * math.exp(-sig * (log_buyer - x) - ep * x + lw)
-                revenue = tariff[d * t_step, s, p] * imports
-                pledged = 0.0
-                for k in range(pledges):
-                    if pledge_is_purchase[k] and pledge_partner[k] == p:
-                        pledged += pledge_flow[d * k_step, k] * pledge_shares[k, s]
-                log_export_price = log_tx[d * tx_step, s, p] - ph * log_fx[d * f_step, j]
-                exports = exports0[s, p] * math.exp(-sx * log_export_price) + pledged
-                imports_total += imports
-                exports_total += exports
-                revenue_total += revenue
-                revenue_change += revenue - tariff0[s, p] * imports0[s, p]
-                partner_out[d, P_IMPORTS, p] += imports
-                partner_out[d, P_EXPORTS, p] += exports
-                partner_out[d, P_REVENUE, p] += revenue
-                partner_out[d, P_BALANCE, p] += exports - imports
-                partner_out[d, P_PLEDGED, p] += pledged
-                if keep_cells:
-                    cell_out[d, C_IMPORTS, s, p] = imports
-                    cell_out[d, C_PRICE, s, p] = math.exp(log_buyer)
-                    cell_out[d, C_REVENUE, s, p] = revenue
-                    cell_out[d, C_EXPORTS, s, p] = exports
-            lw_home = log_w[d, s, 0]
-            home_sales = home0[s] * math.exp(-sig * (lw_home - x) - ep * x + lw_home)
-            one_minus_eps = 1.0 - ep
-            if one_minus_eps == 0.0:
-                consumer = -expenditure0[s] * x
-            else:
-                consumer = -expenditure0[s] * math.expm1(one_minus_eps * x) / one_minus_eps
-            m = mu[d * m_step, s]
-            producer = 0.0 if math.isinf(m) else home0[s] * math.expm1((1.0 + m) * lw_home) / (1.0 + m)
-            sector_out[d, S_IMPORTS, s] = imports_total
-            sector_out[d, S_EXPORTS, s] = exports_total
-            sector_out[d, S_REVENUE, s] = revenue_total
-            sector_out[d, S_HOME, s] = home_sales
-            sector_out[d, S_PRICE, s] = math.exp(x)
-            sector_out[d, S_INVESTED, s] = invested
-            sector_out[d, S_OUTPUT, s] = home_sales + exports_total + invested
-            sector_out[d, S_CS, s] = consumer
-            sector_out[d, S_PS, s] = producer
-            sector_out[d, S_DR, s] = revenue_change
-            sector_out[d, S_WELFARE, s] = consumer + producer + revenue_change
+    sig = sigma[d if sigma.shape[0] > 1 else 0, s]
+    ep = eps[d if eps.shape[0] > 1 else 0, s]
+    ph = phi[d if phi.shape[0] > 1 else 0, s]
+    sx = sigx[d if sigx.shape[0] > 1 else 0, s]
+    m = mu[d if mu.shape[0] > 1 else 0, s]
+    fx_row = d if log_fx.shape[0] > 1 else 0
+    flow_row = d if pledge_flow.shape[0] > 1 else 0
+    price_power = math.exp((sig - ep) * x)
+    invested = 0.0
+    for p in range(partners):
+        pledged_by_partner[p] = 0.0
+    for k in range(pledges):
+        amount = pledge_flow[flow_row, k] * pledge_shares[k, s]
+        if pledge_is_purchase[k]:
+            pledged_by_partner[pledge_partner[k]] += amount
+        else:
+            invested += amount
+    imports_total = 0.0
+    exports_total = 0.0
+    revenue_total = 0.0
+    revenue_change = 0.0
+    for p in range(partners):
+        j = p + 1
+        lw = log_w[j]
+        log_buyer = lw + log_t[d * lt_step, s, j]
+        if math.isnan(taker_terms[j]):
+            imports = imports0[s, p] * math.exp(-sig * (log_buyer - x) - ep * x + lw)
+        else:
+            imports = imports0[s, p] * taker_terms[j] / tariff_factor[d * lt_step, s, j] * price_power
+        revenue = tariff[d * t_step, s, p] * imports
+        pledged = pledged_by_partner[p]
+        log_export_price = log_tx[d * tx_step, s, p] - ph * log_fx[fx_row, j]
+        exports = exports0[s, p] * math.exp(-sx * log_export_price) + pledged
+        imports_total += imports
+        exports_total += exports
+        revenue_total += revenue
+        revenue_change += revenue - tariff0[s, p] * imports0[s, p]
+        partner_out[d, P_IMPORTS, p] += imports
+        partner_out[d, P_EXPORTS, p] += exports
+        partner_out[d, P_REVENUE, p] += revenue
+        partner_out[d, P_BALANCE, p] += exports - imports
+        partner_out[d, P_PLEDGED, p] += pledged
+        if keep_cells:
+            cell_out[d, C_IMPORTS, s, p] = imports
+            cell_out[d, C_PRICE, s, p] = math.exp(log_buyer)
+            cell_out[d, C_REVENUE, s, p] = revenue
+            cell_out[d, C_EXPORTS, s, p] = exports
+    lw_home = log_w[0]
+    home_sales = home0[s] * math.exp(-sig * (lw_home - x) - ep * x + lw_home)
+    one_minus_eps = 1.0 - ep
+    if one_minus_eps == 0.0:
+        consumer = -expenditure0[s] * x
+    else:
+        consumer = -expenditure0[s] * math.expm1(one_minus_eps * x) / one_minus_eps
+    producer = 0.0 if math.isinf(m) else home0[s] * math.expm1((1.0 + m) * lw_home) / (1.0 + m)
+    sector_out[d, S_IMPORTS, s] = imports_total
+    sector_out[d, S_EXPORTS, s] = exports_total
+    sector_out[d, S_REVENUE, s] = revenue_total
+    sector_out[d, S_HOME, s] = home_sales
+    sector_out[d, S_PRICE, s] = math.exp(x)
+    sector_out[d, S_INVESTED, s] = invested
+    sector_out[d, S_OUTPUT, s] = home_sales + exports_total + invested
+    sector_out[d, S_CS, s] = consumer
+    sector_out[d, S_PS, s] = producer
+    sector_out[d, S_DR, s] = revenue_change
+    sector_out[d, S_WELFARE, s] = consumer + producer + revenue_change

@@ -110,87 +110,99 @@ def _solve_markets_kernel(theta, log_t, log_fx, phi, eta, sigma, eps, tol, max_i
     s_step = 1 if sigma.shape[0] > 1 else 0
     d_step = 1 if eps.shape[0] > 1 else 0
     for d in prange(draws):
+        taker_terms = np.empty(sources)
         for s in range(sectors):
-            sig = sigma[d * s_step, s]
-            ep = eps[d * d_step, s]
-            ph = phi[d * p_step, s]
-            one_minus_sigma = 1.0 - sig
-            # Price-taking sources: producer price fixed at the cost shifter, CES term summed once.
-            # The market is solved in the form g(x) = log1p(sum_j theta_j expm1((1-sigma) u_j)) / (1-sigma),
-            # u_j = log p_j - x = k_j - r_j x, r_j = (eta_j + eps) / (eta_j + sigma): exactly 0 when nothing
-            # changes, and accurate relative to its size even when every source is nearly inelastic.
-            fixed_sum = 0.0    # sum over price takers of theta_j exp((1-sigma) k_j)
-            fixed_theta = 0.0  # sum over price takers of theta_j
-            theta_total = 0.0
-            responsive = 0
-            for j in range(sources):
-                th = theta[s, j]
-                theta_total += th
-                log_c = ph * log_fx[d * f_step, j]
-                et = eta[d * e_step, s, j]
-                if math.isinf(et):
-                    out_log_w[d, s, j] = log_c
-                    if th > 0.0:
-                        fixed_sum += th * math.exp(one_minus_sigma * (log_c + log_t[d * t_step, s, j]))
-                        fixed_theta += th
-                elif th > 0.0:
-                    responsive += 1
-            x = 0.0
-            steps = 0
-            if responsive == 0:
-                x = math.log(fixed_sum / theta_total) / one_minus_sigma
-            else:
-                lower = -math.inf  # g(lower) > 0
-                upper = math.inf   # g(upper) < 0
-                converged = False
-                while steps < max_iter:
-                    steps += 1
-                    shift = math.exp(-one_minus_sigma * x) if fixed_theta > 0.0 else 0.0
-                    total = fixed_sum * shift           # sum_j theta_j exp((1-sigma) u_j)
-                    excess = total - fixed_theta        # sum_j theta_j expm1((1-sigma) u_j)
-                    slope = total                       # sum_j r_j theta_j exp((1-sigma) u_j); r = 1 for takers
-                    for j in range(sources):
-                        et = eta[d * e_step, s, j]
-                        th = theta[s, j]
-                        if math.isinf(et) or th <= 0.0:
-                            continue
-                        lt = log_t[d * t_step, s, j]
-                        log_c = ph * log_fx[d * f_step, j]
-                        r = (et + ep) / (et + sig)
-                        k = et * (log_c + lt) / (et + sig)
-                        change = math.expm1(one_minus_sigma * (k - r * x))
-                        excess += th * change
-                        term = th * (1.0 + change)
-                        total += term
-                        slope += r * term
-                    g = math.log1p(excess / theta_total) / one_minus_sigma
-                    if g == 0.0:
-                        converged = True
-                        break
-                    if g > 0.0:
-                        lower = x
-                    else:
-                        upper = x
-                    x_new = x + g * total / slope  # Newton: g'(x) = -slope / total
-                    newton = True
-                    if not (lower <= x_new <= upper):
-                        # Newton left the bracket (only possible once both ends are known): bisect instead.
-                        x_new = 0.5 * (lower + upper)
-                        newton = False
-                    # Only a Newton step may end the loop: a short bisection step says nothing about the root.
-                    if newton and abs(x_new - x) < tol:
-                        x = x_new
-                        converged = True
-                        break
-                    x = x_new
-                if not converged:
-                    x = math.nan
-                    steps = -1
+            x, steps = solve_market(theta[s], log_t[d * t_step, s], log_fx[d * f_step], phi[d * p_step, s],
+                                    eta[d * e_step, s], sigma[d * s_step, s], eps[d * d_step, s], tol, max_iter,
+                                    out_log_w[d, s], taker_terms)
             out_log_p[d, s] = x
             out_iterations[d, s] = steps
+
+
+@jit()
+def solve_market(theta, log_t, log_fx, phi, eta, sigma, eps, tol, max_iter, out_log_w, out_taker_terms):
+    """Solve one market; return ``(log P, Newton steps)`` (``(nan, -1)`` on failure).
+
+    Arrays are one market's rows over sources: ``theta``, ``log_t``, ``log_fx``, ``eta`` (J,). Fills ``out_log_w``
+    (J,) with log producer prices and ``out_taker_terms`` (J,) with ``exp((1-sigma) * log p_j)`` for price-taking
+    sources (NaN for the others), which the fused kernel reuses for imports.
+    """
+    sources = theta.shape[0]
+    one_minus_sigma = 1.0 - sigma
+    # Price-taking sources: producer price fixed at the cost shifter, CES term summed once.
+    # The market is solved in the form g(x) = log1p(sum_j theta_j expm1((1-sigma) u_j)) / (1-sigma),
+    # u_j = log p_j - x = k_j - r_j x, r_j = (eta_j + eps) / (eta_j + sigma): exactly 0 when nothing
+    # changes, and accurate relative to its size even when every source is nearly inelastic.
+    fixed_sum = 0.0    # sum over price takers of theta_j exp((1-sigma) k_j)
+    fixed_theta = 0.0  # sum over price takers of theta_j
+    theta_total = 0.0
+    responsive = 0
+    for j in range(sources):
+        th = theta[j]
+        theta_total += th
+        log_c = phi * log_fx[j]
+        out_taker_terms[j] = math.nan
+        if math.isinf(eta[j]):
+            out_log_w[j] = log_c
+            term = math.exp(one_minus_sigma * (log_c + log_t[j]))
+            out_taker_terms[j] = term
+            if th > 0.0:
+                fixed_sum += th * term
+                fixed_theta += th
+        elif th > 0.0:
+            responsive += 1
+    x = 0.0
+    steps = 0
+    if responsive == 0:
+        x = math.log(fixed_sum / theta_total) / one_minus_sigma
+    else:
+        lower = -math.inf  # g(lower) > 0
+        upper = math.inf   # g(upper) < 0
+        converged = False
+        while steps < max_iter:
+            steps += 1
+            shift = math.exp(-one_minus_sigma * x) if fixed_theta > 0.0 else 0.0
+            total = fixed_sum * shift           # sum_j theta_j exp((1-sigma) u_j)
+            excess = total - fixed_theta        # sum_j theta_j expm1((1-sigma) u_j)
+            slope = total                       # sum_j r_j theta_j exp((1-sigma) u_j); r = 1 for takers
             for j in range(sources):
-                et = eta[d * e_step, s, j]
-                if not math.isinf(et):
-                    lt = log_t[d * t_step, s, j]
-                    log_c = ph * log_fx[d * f_step, j]
-                    out_log_w[d, s, j] = (et * log_c - sig * lt + (sig - ep) * x) / (et + sig)
+                et = eta[j]
+                th = theta[j]
+                if math.isinf(et) or th <= 0.0:
+                    continue
+                log_c = phi * log_fx[j]
+                r = (et + eps) / (et + sigma)
+                k = et * (log_c + log_t[j]) / (et + sigma)
+                change = math.expm1(one_minus_sigma * (k - r * x))
+                excess += th * change
+                term = th * (1.0 + change)
+                total += term
+                slope += r * term
+            g = math.log1p(excess / theta_total) / one_minus_sigma
+            if g == 0.0:
+                converged = True
+                break
+            if g > 0.0:
+                lower = x
+            else:
+                upper = x
+            x_new = x + g * total / slope  # Newton: g'(x) = -slope / total
+            newton = True
+            if not (lower <= x_new <= upper):
+                # Newton left the bracket (only possible once both ends are known): bisect instead.
+                x_new = 0.5 * (lower + upper)
+                newton = False
+            # Only a Newton step may end the loop: a short bisection step says nothing about the root.
+            if newton and abs(x_new - x) < tol:
+                x = x_new
+                converged = True
+                break
+            x = x_new
+        if not converged:
+            x = math.nan
+            steps = -1
+    for j in range(sources):
+        et = eta[j]
+        if not math.isinf(et):
+            out_log_w[j] = (et * phi * log_fx[j] - sigma * log_t[j] + (sigma - eps) * x) / (et + sigma)
+    return x, steps

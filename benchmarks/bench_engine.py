@@ -1,0 +1,168 @@
+"""Speed and memory of the engine, measured as ratios within one run (shared machines are noisy).
+
+    python benchmarks/bench_engine.py                 # the figures recorded in benchmarks/README.md
+    python benchmarks/bench_engine.py --quick         # smaller problems, a minute or so
+
+What it measures:
+
+1. The equilibrium kernel against its plain NumPy reference on D draws x 16 sectors x 13 sources (target: >= 5x),
+   and the fused market kernel (equilibrium + accounting) against the composed references.
+2. ``impact run us_japan_2025`` end to end (sampling, both cases, reductions, the Zarr write and the summary) at
+   two draw counts, as separate processes: wall time (target: < 30 s for 1,000,000 draws), draws per second, and
+   peak resident memory (target: < 2 GB, and not growing with draws beyond the output written).
+
+Results are printed and written to ``benchmarks/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SECTORS, SOURCES = 16, 13
+
+
+def market_problem(draws: int, seed: int = 0):
+    """A problem shaped like the shipped baseline: home production plus 12 price-taking partners."""
+    rng = np.random.default_rng(seed)
+    theta = rng.dirichlet(np.ones(SOURCES) * 2, SECTORS)
+    log_t = np.zeros((1, SECTORS, SOURCES))
+    log_t[0, :, 1:] = np.log(rng.uniform(1.0, 1.5, (SECTORS, SOURCES - 1)))
+    log_fx = np.concatenate([np.zeros((draws, 1)), rng.normal(0, 0.08, (draws, SOURCES - 1))], axis=1)
+    supply = np.full((draws, SECTORS, SOURCES), np.inf)
+    supply[:, :, 0] = rng.uniform(0.5, 5, (draws, SECTORS))
+    return dict(theta=theta, log_tariff_factor=log_t, log_fx=log_fx, phi=rng.uniform(0.1, 0.4, (draws, SECTORS)),
+                supply_elasticity=supply, sigma=rng.uniform(1.3, 4, (draws, SECTORS)),
+                eps=rng.uniform(0.3, 1.5, (draws, SECTORS)))
+
+
+def accounting_inputs(problem, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    draws = problem["sigma"].shape[0]
+    partners = SOURCES - 1
+    tariff0 = rng.uniform(0, 0.05, (SECTORS, partners))
+    tariff = (1 + tariff0) * np.exp(problem["log_tariff_factor"][:, :, 1:]) - 1
+    return dict(tariff=tariff, sigx=rng.uniform(1, 4, (draws, SECTORS)),
+                log_partner_tariff_factor=np.zeros((1, SECTORS, partners)),
+                imports0=rng.uniform(1e8, 5e10, (SECTORS, partners)), exports0=rng.uniform(1e8, 3e10, (SECTORS, partners)),
+                home0=rng.uniform(1e11, 1e12, SECTORS), expenditure0=rng.uniform(5e11, 2e12, SECTORS), tariff0=tariff0,
+                pledge_partner=np.array([0, 0]), pledge_is_purchase=np.array([True, False]),
+                pledge_shares=rng.dirichlet(np.ones(SECTORS), 2), pledge_flow=rng.uniform(1e9, 5e10, (draws, 2)),
+                keep_cells=False)
+
+
+def timed(function, repeat: int = 1) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_kernels(draws: int) -> dict:
+    from impact.kernels import equilibrium_numba, equilibrium_numpy, market_numba, market_numpy
+
+    p = market_problem(draws)
+    args = (p["theta"], p["log_tariff_factor"], p["log_fx"], p["phi"], p["supply_elasticity"], p["sigma"], p["eps"])
+    small = market_problem(64)
+    equilibrium_numba.solve_markets(*(small[k] for k in p))  # compile (or load the cache) outside the timing
+    fast = timed(lambda: equilibrium_numba.solve_markets(*args), repeat=3)
+    slow = timed(lambda: equilibrium_numpy.solve_markets(*args))
+    a, b = equilibrium_numba.solve_markets(*args), equilibrium_numpy.solve_markets(*args)
+    difference = float(max(np.abs(a[0] - b[0]).max(), np.abs(a[1] - b[1]).max()))
+
+    fused_args = {**p, **accounting_inputs(p)}
+    small_args = {**small, **accounting_inputs(small)}
+    market_numba.solve_and_account(**small_args)
+    fused_fast = timed(lambda: market_numba.solve_and_account(**fused_args), repeat=3)
+    fused_slow = timed(lambda: market_numpy.solve_and_account(**fused_args))
+    x, y = market_numba.solve_and_account(**fused_args), market_numpy.solve_and_account(**fused_args)
+    fused_difference = float(max(np.abs((x[k] - y[k]) / np.maximum(np.abs(y[k]), 1.0)).max() for k in (0, 1)))
+    cells = SECTORS * SOURCES
+    return {
+        "draws": draws, "sectors": SECTORS, "sources": SOURCES,
+        "equilibrium_numba_seconds": fast, "equilibrium_numpy_seconds": slow, "equilibrium_ratio": slow / fast,
+        "equilibrium_draws_per_second": draws / fast, "equilibrium_cell_draws_per_second": draws * cells / fast,
+        "equilibrium_max_abs_difference": difference,
+        "fused_numba_seconds": fused_fast, "fused_numpy_seconds": fused_slow, "fused_ratio": fused_slow / fused_fast,
+        "fused_draws_per_second": draws / fused_fast, "fused_cell_draws_per_second": draws * cells / fused_fast,
+        "fused_max_relative_difference": fused_difference,
+    }
+
+
+def bench_run(draws: int, workdir: Path) -> dict:
+    """One ``impact run`` as its own process: wall time and peak resident memory of that process."""
+    out = workdir / f"run-{draws}"
+    command = [sys.executable, "-m", "impact", "run", "us_japan_2025", "--draws", str(draws), "--seed", "1",
+               "--out", str(out), "--progress", "none"]
+    # Peak RSS of the child, from wait4's rusage (kilobytes on Linux).
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"impact run failed: {process.stderr.read()}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    shutil.rmtree(out)
+    return {"draws": draws, "wall_seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "draws_per_second": draws / wall, "timings_seconds": manifest["timings_seconds"],
+            "output_mb": size / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller problems (about a minute)")
+    parser.add_argument("--kernel-draws", type=int, default=None)
+    parser.add_argument("--run-draws", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE"))
+    options = parser.parse_args()
+    kernel_draws = options.kernel_draws or (20_000 if options.quick else 200_000)
+    run_draws = options.run_draws or ((50_000, 200_000) if options.quick else (250_000, 1_000_000))
+
+    from impact.accelerate import set_threads
+
+    results = {"machine": {"cpus": os.cpu_count(), "threads": set_threads(None), "python": platform.python_version(),
+                           "platform": platform.platform(), "load_average": os.getloadavg()}}
+    # Whole runs first: a child forked from a parent holding the kernel benchmark's arrays would report
+    # their pages in its peak memory.
+    with tempfile.TemporaryDirectory() as folder:
+        runs = [bench_run(n, Path(folder)) for n in run_draws]
+    results["runs"] = runs
+    print("impact run us_japan_2025 (scenario + counterfactual, keep=aggregates):")
+    for r in runs:
+        t = r["timings_seconds"]
+        print(f"  {r['draws']:>9,} draws  {r['wall_seconds']:6.1f} s wall  {r['draws_per_second']:>8,.0f} draws/s"
+              f"  peak {r['peak_rss_mb']:6.0f} MB  output {r['output_mb']:6.0f} MB  (solve {t['sample_and_solve']:.1f} s,"
+              f" waiting for writes {t.get('waiting_for_writes', 0):.1f} s, summary {t['summary']:.1f} s)")
+    small, large = runs
+    growth = large["peak_rss_mb"] / small["peak_rss_mb"]
+    print(f"  peak memory x{growth:.2f} for x{large['draws'] / small['draws']:.0f} draws")
+    results["memory_growth_ratio"] = growth
+    print(f"kernels: {kernel_draws:,} draws x {SECTORS} sectors x {SOURCES} sources")
+    k = bench_kernels(kernel_draws)
+    results["kernels"] = k
+    print(f"  equilibrium  numba {k['equilibrium_numba_seconds']:.3f} s  numpy {k['equilibrium_numpy_seconds']:.3f} s"
+          f"  ratio {k['equilibrium_ratio']:.1f}x  {k['equilibrium_draws_per_second']:,.0f} draws/s"
+          f"  {k['equilibrium_cell_draws_per_second']:,.0f} cell-draws/s  max |diff| {k['equilibrium_max_abs_difference']:.1e}")
+    print(f"  fused        numba {k['fused_numba_seconds']:.3f} s  numpy {k['fused_numpy_seconds']:.3f} s"
+          f"  ratio {k['fused_ratio']:.1f}x  {k['fused_draws_per_second']:,.0f} draws/s"
+          f"  {k['fused_cell_draws_per_second']:,.0f} cell-draws/s  max rel diff {k['fused_max_relative_difference']:.1e}")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
