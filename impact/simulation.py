@@ -31,7 +31,7 @@ class Simulation:
     sampler : {"mc", "lhs", "sobol"}, optional
         The design; default: the scenario's ``[sampling] method``.
     keep : {"headline", "aggregates", "cells"}, default: "aggregates"
-        Which outputs are kept per draw (see ``docs/variables.md``).
+        Which outputs are kept per draw (see the README, "Variables").
     counterfactual : bool, default: True
         Solve the scenario's counterfactual on the same draws, when it names one.
     backend : {"numba", "numpy"}, default: "numba"
@@ -186,7 +186,7 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int = 
     Returns
     -------
     xarray.Dataset
-        Dims ``draw``, ``case``, ``sector``, ``partner`` (and ``pledge``); variables as in ``docs/variables.md``;
+        Dims ``draw``, ``case``, ``sector``, ``partner`` (and ``pledge``); variables as in the README ("Variables");
         provenance in ``attrs``. Use :func:`impact.run` to stream large runs to disk instead.
     """
     simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual,

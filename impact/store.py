@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -120,7 +121,10 @@ class RunStore:
         """Record final attrs and consolidate metadata once, at the end (region writes never change metadata)."""
         group = zarr.open_group(self.results_path, mode="r+")
         group.attrs.update(attrs)
-        zarr.consolidate_metadata(self.results_path)
+        with warnings.catch_warnings():
+            # Consolidated metadata is not yet in the Zarr v3 spec; readers without it fall back to listing.
+            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+            zarr.consolidate_metadata(self.results_path)
         shutil.rmtree(self.directory / PROGRESS, ignore_errors=True)
 
     def read_summary(self) -> list[dict]:

@@ -1,6 +1,6 @@
 """The one registry of dimensions and variables: names, dims, units and descriptions.
 
-Results, the run store, summaries and ``docs/variables.md`` all take their names, units and descriptions from
+Results, the run store, summaries and the README's variables table all take their names, units and descriptions from
 here (``python -m impact.variables`` prints the documentation table). Units live in attrs, never in names.
 """
 
@@ -129,7 +129,7 @@ def outputs_for(keep: str) -> list[Variable]:
 
 
 def markdown_table() -> str:
-    """The variables table of ``docs/variables.md``."""
+    """The variables table of the README."""
     lines = [
         "| variable | dims | units | kind | kept at | description |",
         "| --- | --- | --- | --- | --- | --- |",

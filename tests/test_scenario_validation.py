@@ -283,11 +283,3 @@ def test_a_child_correlation_block_replaces_the_inherited_one(small_world):
     scenario = load_scenario(child)
     assert [names for names, _ in scenario.correlations] == [["sigma[steel]", "sigma[food]"]]
 
-
-def test_variables_doc_matches_the_registry():
-    from pathlib import Path
-
-    from impact.variables import markdown_table
-
-    doc = (Path(__file__).parent.parent / "docs" / "variables.md").read_text()
-    assert doc.endswith(markdown_table()), "regenerate docs/variables.md with python -m impact.variables"

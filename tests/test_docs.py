@@ -1,0 +1,43 @@
+"""The documentation stays true to the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from impact import cli
+from impact.variables import VARIABLES, markdown_table
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_variables_table_matches_the_registry():
+    start = README.index("<!-- variables table")
+    block = README[README.index("\n", start) + 1: README.index("<!-- end of variables table -->")]
+    assert block == markdown_table(), "regenerate the README's table with: python -m impact.variables"
+
+
+def test_readme_opens_with_the_two_commands():
+    commands = re.findall(r"```bash\n(.*?)\n```", README, flags=re.S)[:2]
+    assert "pip install . && impact run" in commands[0]
+    assert 'pip install ".[test]" && python -m pytest' in commands[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert '".[test]"' in ci and "python -m pytest" in ci  # the README's install and test command
+
+
+def test_documented_options_exist():
+    help_text = CliRunner().invoke(cli.main, ["run", "--help"]).output
+    for option in re.findall(r"`(--[a-z-]+)", README):
+        if option in ("--by", "--quantiles", "--format"):
+            assert option in CliRunner().invoke(cli.main, ["summary", "--help"]).output
+        else:
+            assert option in help_text, option
+
+
+def test_every_variable_named_in_the_docs_exists():
+    model = (ROOT / "docs" / "model.md").read_text()
+    named = set(re.findall(r"`([a-z_]+_(?:by_sector|by_partner|change))`", model + README))
+    assert named <= set(VARIABLES), named - set(VARIABLES)
