@@ -127,11 +127,14 @@ def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: in
             moment = time.perf_counter()
             pending.result()
             watch.add("waiting_for_writes", moment)
-    except KeyboardInterrupt:
-        # Let a write under way finish (and mark its chunk), so no finished work is lost.
+    except BaseException as error:
+        # Let a write under way finish (and mark its chunk), so no finished work is lost; the manifest says why
+        # the run stopped, and `impact run --resume` completes it.
         writer.shutdown(wait=True)
         if store.manifest_path.exists():
-            manifest.update(status="interrupted", solver_failures=failures, interrupted=now())
+            interrupted = isinstance(error, KeyboardInterrupt)
+            manifest.update(status="interrupted" if interrupted else "failed", solver_failures=failures,
+                            stopped=now(), error="" if interrupted else f"{type(error).__name__}: {error}")
             store.write_manifest(manifest)
         bar.close()
         raise

@@ -6,7 +6,8 @@ Layout of ``DIR``:
   error), chunked along ``draw`` exactly as the run's chunks, so each chunk is written once, whole, into its own
   region; baseline and policy variables are float64.
 * ``manifest.json``: what was run and how (scenario files and hashes, the resolved scenario, seed, draws, sampler,
-  versions, command line, timings, status). Its ``status`` is ``running``, ``interrupted`` or ``complete``.
+  versions, command line, timings, status). Its ``status`` is ``running``, ``interrupted``, ``failed`` (with the
+  error) or ``complete``.
 * ``progress/``: one marker per finished chunk, written after the chunk's data, so an interrupted run resumes where
   it stopped (``impact run --resume DIR``) and recomputes nothing it had finished. Draws are keyed by draw index,
   so a resumed run is identical to an uninterrupted one.

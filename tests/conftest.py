@@ -41,6 +41,20 @@ def write_scenario(path: Path, text: str) -> Path:
     return path
 
 
+def write_flat_scenario(path: Path, baseline: str, extra: str = "") -> Path:
+    """A valid scenario: a flat 10% tariff on everything, the random priors below, and ``extra`` TOML."""
+    return write_scenario(path, f"""
+        [scenario]
+        title = "{path.stem}"
+        baseline = "{baseline}"
+        [[tariff_layers]]
+        name = "a"
+        rate = 0.1
+        {textwrap.indent(RANDOM_PRIORS, " " * 8)}
+        {extra}
+    """)
+
+
 #: Priors that make every draw differ (so tests cannot pass by accident on constant inputs).
 RANDOM_PRIORS = """
 [[priors]]

@@ -7,7 +7,7 @@ import pytest
 
 from impact.errors import ImpactInputError
 from impact.scenario import load_scenario
-from tests.conftest import RANDOM_PRIORS, write_baseline, write_scenario
+from tests.conftest import RANDOM_PRIORS, write_baseline, write_flat_scenario, write_scenario
 
 
 def problems_of(path):
@@ -107,14 +107,7 @@ def test_semantic_problems_are_reported_together(small_world):
 
 def test_correlation_must_be_positive_semidefinite(small_world):
     folder, *_ = small_world
-    path = write_scenario(folder / "psd.toml", f"""
-        [scenario]
-        title = "psd"
-        baseline = "base.csv"
-        [[tariff_layers]]
-        name = "a"
-        rate = 0.1
-        {RANDOM_PRIORS}
+    path = write_flat_scenario(folder / "psd.toml", "base.csv", """
         [[correlations]]
         inputs = ["sigma[autos]", "sigma[steel]", "sigma[food]"]
         matrix = [[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]]
@@ -183,15 +176,7 @@ def test_baseline_problems_are_reported_together(tmp_path):
                           exports=[[5.0], [1.0]], gross_output=[3.0, 10.0], tariff_baseline=[[0.1], [12.0]])
     text = base.read_text().replace("test\n", "\n", 1)  # one row loses its source
     base.write_text(text)
-    path = write_scenario(tmp_path / "s.toml", f"""
-        [scenario]
-        title = "s"
-        baseline = "bad.csv"
-        [[tariff_layers]]
-        name = "a"
-        rate = 0.1
-        {RANDOM_PRIORS}
-    """)
+    path = write_flat_scenario(tmp_path / "s.toml", "bad.csv")
     found = "\n".join(problems_of(path))
     assert "source is empty" in found
     assert "tariff_baseline 12.0 is outside [0, 10]" in found
@@ -199,15 +184,7 @@ def test_baseline_problems_are_reported_together(tmp_path):
 
 def test_negative_home_sales_are_rejected(tmp_path):
     base = write_baseline(tmp_path / "neg.csv", ["a"], ["x"], imports=[[1.0]], exports=[[5.0]], gross_output=[3.0])
-    path = write_scenario(tmp_path / "s.toml", f"""
-        [scenario]
-        title = "s"
-        baseline = "{base}"
-        [[tariff_layers]]
-        name = "a"
-        rate = 0.1
-        {RANDOM_PRIORS}
-    """)
+    path = write_flat_scenario(tmp_path / "s.toml", str(base))
     found = "\n".join(problems_of(path))
     assert "gross_output[a]: home sales are negative" in found
 
