@@ -180,14 +180,15 @@ def _origins_of(data: dict, label: str) -> dict:
     origins = {}
     for key, value in data.items():
         if isinstance(value, list):
-            for i, item in enumerate(value):
+            for i in range(len(value)):
                 origins[(key, i)] = label
         origins[(key,)] = label
     return origins
 
 
 def _merge(parent: dict, child: dict, origins: dict, label: str, problems: list[Problem]) -> dict:
-    """Child keys override the parent's; named list entries merge by name; priors and correlations append."""
+    """Child keys override the parent's; named list entries merge by name; priors and correlations append
+    (a correlation block replaces inherited blocks that share an input with it)."""
     merged = copy.deepcopy(parent)
     for key, value in child.items():
         if key in NAMED_LISTS and isinstance(value, list):

@@ -78,9 +78,8 @@ class Simulation:
         if len(self.cases) == 1:
             return False
         a, b = (case.scenario for case in self.cases)
-        if parameter in PLEDGE_PARAMETERS:
-            return True if (a.pledges or b.pledges) and [p.name for p in a.pledges] != [p.name for p in b.pledges] \
-                else _columns_of(a, parameter) != _columns_of(b, parameter)
+        if parameter in PLEDGE_PARAMETERS and [p.name for p in a.pledges] != [p.name for p in b.pledges]:
+            return True  # pledge inputs are indexed by pledge: different pledges, different values
         same_fixed = np.array_equal(a.fixed[parameter], b.fixed[parameter], equal_nan=True)
         return not same_fixed or _columns_of(a, parameter) != _columns_of(b, parameter)
 

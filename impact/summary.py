@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import warnings
 
 import numpy as np
 import xarray as xr

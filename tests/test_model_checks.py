@@ -211,3 +211,68 @@ def test_fixed_distributions_give_the_deterministic_solution_in_every_draw(small
     reference = impact.simulate(path, draws=1, seed=0, backend="numpy").sel(case="scenario")
     for name in ("imports_by_partner", "sector_output", "welfare_change", "composite_price"):
         np.testing.assert_allclose(ds[name], np.broadcast_to(reference[name].values, ds[name].shape), rtol=1e-12)
+
+
+def test_retaliation_pledges_and_exchange_rates_follow_their_formulas(tmp_path):
+    """Exports, pledges and FX pass-through against their closed forms, with every input fixed."""
+    base = write_baseline(tmp_path / "two.csv", ["widgets", "food"], ["abroad"], imports=[[40.0], [10.0]],
+                          exports=[[5.0], [8.0]], gross_output=[100.0, 60.0], partner_tariff=0.04)
+    sigx, phi, fx, tx1 = 2.5, 0.3, 1.1, 0.04 + 0.25
+    realization, amount, years, additionality, output_per_dollar = 0.6, 12e9, 3.0, 0.5, 0.8
+    path = fixed_scenario(tmp_path, "formulas", base, """
+        [[tariff_layers]]
+        name = "none"
+        rate = 0.0
+        [[retaliation]]
+        name = "abroad_hits_back"
+        sectors = ["widgets"]
+        rate = 0.25
+    """, eps=0.6, mu="inf", extra=f"""
+        [[priors]]
+        parameter = "sigx"
+        dist = "fixed"
+        value = {sigx}
+        [[priors]]
+        parameter = "phi"
+        dist = "fixed"
+        value = {phi}
+        [[priors]]
+        parameter = "fx"
+        dist = "fixed"
+        value = {fx}
+        [[pledges]]
+        name = "buy_food"
+        kind = "purchase"
+        partner = "abroad"
+        amount = {amount}
+        years = {years}
+        sector_shares = {{ food = 1.0 }}
+        realization = {{ dist = "fixed", value = {realization} }}
+        additionality = {{ dist = "fixed", value = {additionality} }}
+        [[pledges]]
+        name = "build_widgets"
+        kind = "investment"
+        partner = "abroad"
+        amount = {amount}
+        years = {years}
+        sector_shares = {{ widgets = 0.25, food = 0.75 }}
+        realization = {{ dist = "fixed", value = {realization} }}
+        output_per_dollar = {{ dist = "fixed", value = {output_per_dollar} }}
+    """)
+    ds = impact.simulate(path, draws=3, seed=0, keep="cells").sel(case="scenario", partner="abroad").isel(draw=0)
+    per_year = realization * amount / years
+    retaliation = ((1 + tx1) / 1.04 * fx ** -phi) ** -sigx
+    exchange_rate_only = (fx ** -phi) ** -sigx
+    np.testing.assert_allclose(ds["exports"].sel(sector="widgets"), 5 * BILLION * retaliation, rtol=1e-12)
+    np.testing.assert_allclose(ds["exports"].sel(sector="food"),
+                               8 * BILLION * exchange_rate_only + per_year * additionality, rtol=1e-12)
+    np.testing.assert_allclose(ds["invested_output"], per_year * output_per_dollar * np.array([0.25, 0.75]), rtol=1e-12)
+    np.testing.assert_allclose(ds["pledged_purchases_by_partner"], per_year * additionality, rtol=1e-12)
+    np.testing.assert_allclose(ds["sector_output"], ds["home_sales"] + ds["exports"] + ds["invested_output"],
+                               rtol=1e-12)
+    # With no tariff change and a flat US supply curve, the partner's currency moves buyer prices by fx^phi:
+    # P solves the CES index with the home price fixed at 1, and imports follow the demand equation.
+    import_price = fx ** phi
+    np.testing.assert_allclose(ds["import_price"], import_price, rtol=1e-12)
+    np.testing.assert_allclose(ds["home_sales"] / load_scenario(path).baseline.home_sales,
+                               ds["composite_price"] ** (2.5 - 0.6), rtol=1e-12)
