@@ -56,7 +56,11 @@ def main():
               help="Progress display [default: a bar on a terminal, log lines otherwise].")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
               help="Finish an interrupted run in this folder (other options are taken from its manifest).")
-def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_counterfactual, progress, resume_dir):
+@click.option("--shard", default=None, metavar="I/N", callback=lambda ctx, param, value: _parse_shard(value),
+              help="Compute shard I of N (e.g. a batch array task); every shard gives the same --out and options. "
+                   "The last shard to finish completes the run.")
+def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_counterfactual, progress, resume_dir,
+        shard):
     """Run SCENARIO (a file, or a shipped scenario's name; default: us_japan_2025) and print its bands.
 
     Writes OUT/results.zarr (every draw), OUT/manifest.json (provenance, timings) and OUT/summary.csv.
@@ -71,7 +75,7 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
         else:
             store = run_scenario(scenario or library.DEFAULT_SCENARIO, draws=draws, seed=seed, out=out,
                                  chunk_size=chunk_size, sampler=sampler, keep=keep, threads=threads,
-                                 progress=progress, counterfactual=not no_counterfactual)
+                                 progress=progress, counterfactual=not no_counterfactual, shard=shard)
     except ImpactInputError as err:
         _fail(err.problems)
     except KeyboardInterrupt:
@@ -80,6 +84,10 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
         click.echo(f"\ninterrupted: finished chunks are kept; complete the run with: impact run{hint}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     manifest = store.read_manifest()
+    if manifest["status"] != "complete":
+        click.echo(f"shard {shard[0]}/{shard[1]} done; {len(store.done_chunks())} chunks of the run are finished. "
+                   f"The last shard to finish completes the run in {store.directory}.")
+        return
     title = (f"{manifest['title']} ({manifest['draws']:,} draws, seed {manifest['seed']}, {manifest['sampler']})"
              + (f"; effect = scenario - {manifest['counterfactual']}, paired by draw" if manifest["counterfactual"]
                 else ""))
@@ -90,6 +98,16 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
     click.echo(f"results: {store.directory}  ({timings['total']:.1f} s, {manifest['draws_per_second']:,} draws/s)")
     if manifest["solver_failures"]:
         click.echo(f"warning: {manifest['solver_failures']} markets did not converge (NaN outputs)", err=True)
+
+
+def _parse_shard(value: str | None):
+    if value is None:
+        return None
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        _fail([Problem("options", "--shard", f"must look like I/N (e.g. 3/8), got {value!r}")])
+    return index, count
 
 
 @main.command()

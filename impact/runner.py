@@ -28,20 +28,35 @@ def default_out(scenario_name: str, seed: int) -> Path:
 
 def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None = None,
         chunk_size: int = DEFAULT_CHUNK, sampler: str | None = None, keep: str = DEFAULT_KEEP,
-        threads: int | None = None, progress: str | None = None, counterfactual: bool = True) -> RunStore:
+        threads: int | None = None, progress: str | None = None, counterfactual: bool = True,
+        shard: tuple[int, int] | None = None) -> RunStore:
     """Run a scenario and write ``results.zarr``, ``manifest.json`` and ``summary.csv`` to ``out``.
 
-    Parameters are those of :func:`impact.simulate`, plus ``out`` (default: a new folder under ``runs/``) and
-    ``progress`` (``"bar"``, ``"log"`` or ``"none"``; default: a bar on a terminal, log lines otherwise). Nothing is created when the input is invalid.
-    An interrupted run keeps its finished chunks; :func:`resume` completes it.
+    Parameters are those of :func:`impact.simulate`, plus ``out`` (default: a new folder under ``runs/``),
+    ``progress`` (``"bar"``, ``"log"`` or ``"none"``; default: a bar on a terminal, log lines otherwise) and
+    ``shard``. Nothing is created when the input is invalid. An interrupted run keeps its finished chunks;
+    :func:`resume` completes it.
+
+    ``shard=(i, n)`` computes only chunks ``i-1, i-1+n, i-1+2n, ...`` of the run, so that ``n`` processes (e.g. a
+    batch array job) share it. All shards name the same ``out`` and options; the first to start creates the
+    store, and the last to finish writes the summary and marks the run complete. Results are identical to an
+    unsharded run. If a shard dies, ``impact run --resume OUT`` computes what it left.
     """
     started = now()
     _check_run_size(draws, chunk_size)
+    problems = []
+    if shard is not None:
+        if not (isinstance(shard, tuple) and len(shard) == 2 and 1 <= shard[0] <= shard[1]):
+            problems.append(Problem("options", "--shard", f"must be I/N with 1 <= I <= N, got {shard!r}"))
+        if out is None:
+            problems.append(Problem("options", "--out", "a sharded run needs --out, the folder every shard shares"))
+    if problems:
+        raise ImpactInputError(problems)
     simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual)
     if message := sobol_warning(simulation.sampler, draws):
         log.warning(message)
     out = Path(out) if out is not None else default_out(simulation.scenario.name, seed)
-    if out.exists() and any(out.iterdir()):
+    if shard is None and out.exists() and any(out.iterdir()):
         raise ImpactInputError([Problem(str(out), "--out", "folder exists and is not empty; choose another, or "
                                                            "finish an interrupted run with --resume")])
     scenario_ = simulation.scenario
@@ -69,9 +84,37 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
         "libraries": provenance.library_versions(),
         "command": " ".join(sys.argv),
         "started": started,
+        "shards": shard[1] if shard else 1,
     }
     store = RunStore(out)
-    return _execute(store, simulation, draws, chunk_size, manifest, threads, progress, first_run=True)
+    if shard is None:
+        return _execute(store, simulation, draws, chunk_size, manifest, threads, progress, create=True)
+    creator = store.claim("create")
+    if not creator:
+        manifest = _join_sharded_run(store, manifest)
+        if manifest["status"] == "complete":
+            return store  # a late or repeated shard: the run is already finished
+    return _execute(store, simulation, draws, chunk_size, manifest, threads, progress, create=creator, shard=shard)
+
+
+#: Options every shard of a run must share.
+SHARED_OPTIONS = ("scenario_sha256", "seed", "draws", "chunk_size", "sampler", "keep", "counterfactual", "shards")
+
+
+def _join_sharded_run(store: RunStore, mine: dict, timeout: float = 600.0) -> dict:
+    """Wait for the shard that creates the store; check that this shard's options match the run's."""
+    deadline = time.monotonic() + timeout
+    while not store.manifest_path.exists():
+        if time.monotonic() > deadline:
+            raise ImpactInputError([Problem(str(store.directory), "--shard", "no shard created the store within "
+                                            f"{timeout:.0f} s (a stale create.lock from a dead shard? remove it)")])
+        time.sleep(0.2)
+    manifest = store.read_manifest()
+    different = [key for key in SHARED_OPTIONS if manifest.get(key) != mine.get(key)]
+    if different:
+        raise ImpactInputError([Problem(str(store.manifest_path), key, f"this shard has {mine.get(key)!r}, the run "
+                                        f"has {manifest.get(key)!r}") for key in different])
+    return manifest
 
 
 def resume(directory: str | Path, *, threads: int | None = None, progress: str | None = None) -> RunStore:
@@ -91,31 +134,37 @@ def resume(directory: str | Path, *, threads: int | None = None, progress: str |
     manifest["status"] = "running"
     manifest.setdefault("resumed", []).append(now())
     return _execute(store, simulation, manifest["draws"], manifest["chunk_size"], manifest, threads, progress,
-                    first_run=False)
+                    create=False)
 
 
 def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: int, manifest: dict,
-             threads, progress, first_run: bool) -> RunStore:
+             threads, progress, create: bool, shard: tuple[int, int] | None = None) -> RunStore:
+    """Solve and write the chunks this process owns, then finalize if every chunk of the run is done."""
     watch = Stopwatch()
     wall = time.perf_counter()
-    manifest["threads"] = set_threads(threads)
+    threads_used = set_threads(threads)
     ranges = chunk_ranges(draws, chunk_size)
-    done = set() if first_run else store.done_chunks()
-    todo = [i for i in range(len(ranges)) if i not in done]
-    failures = manifest.get("solver_failures", 0)
-    done_draws = sum(b - a for i, (a, b) in enumerate(ranges) if i in done)
-    bar = _progress(draws, done_draws, progress)
+    owned = [i for i in range(len(ranges)) if shard is None or i % shard[1] == shard[0] - 1]
+    done = set() if create else store.done_chunks()
+    todo = [i for i in owned if i not in done]
+    failures = 0
+    bar = _progress(sum(ranges[i][1] - ranges[i][0] for i in owned),
+                    sum(ranges[i][1] - ranges[i][0] for i in owned if i in done), progress)
     # One background writer: chunk i is compressed and written while chunk i+1 is solved. At most one chunk
     # waits, so memory stays bounded; a chunk is marked done only after its data are written.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="impact-writer")
     pending = None
     try:
+        if create and not todo:
+            # A creating shard with no chunks of its own (more shards than chunks) lays out the store from a probe.
+            probe, _ = simulation.chunk(0, 1)
+            store.create(simulation.static_dataset(), probe, draws, chunk_size, manifest, simulation.attrs(draws))
         for index in todo:
             start, stop = ranges[index]
             moment = time.perf_counter()
             chunk, failed = simulation.chunk(start, stop)
             moment = watch.add("sample_and_solve", moment)
-            if first_run and index == todo[0]:
+            if create and index == todo[0]:
                 store.create(simulation.static_dataset(), chunk, draws, chunk_size, manifest, simulation.attrs(draws))
             if pending is not None:
                 pending.result()
@@ -128,35 +177,62 @@ def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: in
             pending.result()
             watch.add("waiting_for_writes", moment)
     except BaseException as error:
-        # Let a write under way finish (and mark its chunk), so no finished work is lost; the manifest says why
-        # the run stopped, and `impact run --resume` completes it.
+        # Let a write under way finish (and mark its chunk), so no finished work is lost; the record says why
+        # the work stopped, and `impact run --resume` completes it.
         writer.shutdown(wait=True)
-        if store.manifest_path.exists():
-            interrupted = isinstance(error, KeyboardInterrupt)
-            manifest.update(status="interrupted" if interrupted else "failed", solver_failures=failures,
-                            stopped=now(), error="" if interrupted else f"{type(error).__name__}: {error}")
-            store.write_manifest(manifest)
         bar.close()
+        interrupted = isinstance(error, KeyboardInterrupt)
+        record = {"status": "interrupted" if interrupted else "failed", "stopped": now(),
+                  "error": "" if interrupted else f"{type(error).__name__}: {error}"}
+        if shard is not None:
+            store.write_shard_report(shard, {**record, "solver_failures": failures})
+        elif store.manifest_path.exists():
+            manifest.update(record, solver_failures=manifest.get("solver_failures", 0) + failures)
+            store.write_manifest(manifest)
         raise
     finally:
         writer.shutdown(wait=True)
     bar.close()
+    elapsed = time.perf_counter() - wall
+    computed = sum(ranges[i][1] - ranges[i][0] for i in todo)
+    report = {"status": "complete", "finished": now(), "chunks": len(todo), "draws": computed, "threads": threads_used,
+              "solver_failures": failures, "timings_seconds": {k: round(v, 3) for k, v in watch.seconds.items()},
+              "seconds": round(elapsed, 3), "draws_per_second": round(computed / max(elapsed, 1e-9))}
+    if shard is not None:
+        store.write_shard_report(shard, report)
+        if len(store.done_chunks()) < len(ranges) or not store.claim("finalize"):
+            return store  # other shards are still at work; the last one to finish finalizes
+        manifest = store.read_manifest()
+        reports = store.shard_reports()
+        failures = sum(r.get("solver_failures", 0) for r in reports.values())
+        manifest["shard_reports"] = reports
+    else:
+        # A resumed run adds its failures to those recorded before, by itself or by the shards it completes.
+        earlier = store.shard_reports()
+        failures += manifest.get("solver_failures", 0) + sum(r.get("solver_failures", 0) for r in earlier.values())
+        if earlier:
+            manifest["shard_reports"] = earlier
+    _finalize(store, manifest, failures, watch, wall, threads_used, computed)
+    return store
+
+
+def _finalize(store: RunStore, manifest: dict, failures: int, watch: Stopwatch, wall: float, threads: int,
+              computed: int) -> None:
+    """Consolidate the store, write the summary and mark the run complete."""
     moment = time.perf_counter()
-    attrs = {"solver_failures": failures, "draws_per_second": round(draws / max(time.perf_counter() - wall, 1e-9))}
-    store.finish(attrs)
+    store.finish({"solver_failures": failures})
     rows = summarize(store.open_dataset())
     (store.directory / SUMMARY).write_text(format_rows(rows, "csv"))
     watch.add("summary", moment)
     elapsed = time.perf_counter() - wall
     manifest.update(
-        status="complete", finished=now(), solver_failures=failures,
+        status="complete", finished=now(), solver_failures=failures, threads=threads,
         timings_seconds={**{k: round(v, 3) for k, v in watch.seconds.items()}, "total": round(elapsed, 3)},
-        draws_per_second=round(sum(b - a for i, (a, b) in enumerate(ranges) if i in todo) / max(elapsed, 1e-9)),
+        draws_per_second=round(computed / max(elapsed, 1e-9)),
     )
     store.write_manifest(manifest)
     if failures:
         log.warning("%d (draw, sector) markets did not converge; their outputs are NaN", failures)
-    return store
 
 
 class _LogProgress:

@@ -12,6 +12,9 @@ Layout of ``DIR``:
   it stopped (``impact run --resume DIR``) and recomputes nothing it had finished. Draws are keyed by draw index,
   so a resumed run is identical to an uninterrupted one.
 * ``summary.csv``: the bands, written when the run is complete.
+* ``shards/`` (sharded runs): one report per shard (status, timings, failed solves); ``create.lock`` and
+  ``finalize.lock`` make sure exactly one shard creates the store and one finalizes it (they stay, so that a
+  late shard cannot start the run again).
 
 Zarr (rather than netCDF) because chunks can be written independently, in any order and by several processes,
 and read back lazily; see ``docs/architecture.md``.
@@ -36,6 +39,7 @@ MANIFEST = "manifest.json"
 RESULTS = "results.zarr"
 SUMMARY = "summary.csv"
 PROGRESS = "progress"
+SHARDS = "shards"
 STORED_DTYPE = "float32"
 
 
@@ -93,6 +97,28 @@ class RunStore:
             )
             array.attrs.update(dict(variable.attrs))
         self.write_manifest(manifest)
+
+    # -- coordination of shards ---------------------------------------------------------------------------------
+
+    def claim(self, what: str) -> bool:
+        """Take the one-time role ``what`` ("create", "finalize"): True for exactly one process, ever."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(self.directory / f"{what}.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            return False
+
+    def write_shard_report(self, shard: tuple[int, int], report: dict) -> None:
+        folder = self.directory / SHARDS
+        folder.mkdir(exist_ok=True)
+        temporary = folder / f"shard-{shard[0]:04d}-of-{shard[1]:04d}.json.tmp"
+        temporary.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+        os.replace(temporary, temporary.with_suffix(""))
+
+    def shard_reports(self) -> dict[str, dict]:
+        folder = self.directory / SHARDS
+        return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("shard-*.json"))} if folder.exists() else {}
 
     # -- chunks ------------------------------------------------------------------------------------------------
 

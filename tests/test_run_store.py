@@ -136,3 +136,50 @@ def test_summary_statistics_match_numpy(deal, tmp_path):
                  and r["case"] == "scenario")
     series = ds["imports_by_partner"].sel(partner="japan", case="scenario").values
     np.testing.assert_allclose(japan["q50"], np.median(series.astype(np.float32)), rtol=1e-6)
+
+
+def test_shards_together_give_the_unsharded_run(deal, tmp_path):
+    whole = _run(deal, tmp_path / "whole", chunk_size=500).open_dataset()
+    for index in (2, 3, 1):  # any order: the first creates the store, the last finalizes it
+        store = _run(deal, tmp_path / "sharded", chunk_size=500, shard=(index, 3))
+        status = store.read_manifest()["status"]
+        assert status == ("complete" if index == 1 else "running")
+    xr.testing.assert_equal(store.open_dataset(), whole)
+    manifest = store.read_manifest()
+    assert manifest["shards"] == 3 and len(manifest["shard_reports"]) == 3
+    assert sum(r["chunks"] for r in manifest["shard_reports"].values()) == 6
+    # A repeated shard (e.g. a retried array task) finds the run complete and changes nothing.
+    again = _run(deal, tmp_path / "sharded", chunk_size=500, shard=(2, 3))
+    assert again.read_manifest() == manifest
+
+
+def test_a_shard_with_other_options_is_refused(deal, tmp_path):
+    _run(deal, tmp_path / "sharded", chunk_size=500, shard=(1, 2))
+    with pytest.raises(ImpactInputError, match="seed"):
+        _run(deal, tmp_path / "sharded", chunk_size=500, shard=(2, 2), seed=99)
+
+
+def test_more_shards_than_chunks(deal, tmp_path):
+    for index in range(1, 5):
+        store = _run(deal, tmp_path / "many", draws=1000, chunk_size=500, shard=(index, 4))
+    assert store.read_manifest()["status"] == "complete"
+    xr.testing.assert_equal(store.open_dataset(), _run(deal, tmp_path / "one", draws=1000).open_dataset())
+
+
+@pytest.mark.slow
+def test_concurrent_shard_processes(deal, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "concurrent"
+    command = [sys.executable, "-m", "impact", "run", str(deal), "--draws", "6000", "--seed", "5", "--chunk-size",
+               "500", "--out", str(out), "--progress", "none", "--threads", "1"]
+    processes = [subprocess.Popen(command + ["--shard", f"{i}/3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for i in (1, 2, 3)]
+    for process in processes:
+        _, error = process.communicate(timeout=300)
+        assert process.returncode == 0, error
+    store = RunStore(out)
+    assert store.read_manifest()["status"] == "complete"
+    whole = _run(deal, tmp_path / "whole", draws=6000, seed=5, chunk_size=500).open_dataset()
+    xr.testing.assert_equal(store.open_dataset(), whole)
