@@ -67,7 +67,7 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
     With a counterfactual, both are solved on the same draws and the effect rows are paired differences.
     """
     from impact.runner import resume, run as run_scenario
-    from impact.summary import format_rows
+    from impact.summary import format_compact
 
     try:
         if resume_dir is not None:
@@ -92,8 +92,8 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
              + (f"; effect = scenario - {manifest['counterfactual']}, paired by draw" if manifest["counterfactual"]
                 else ""))
     # The terminal shows levels and effects; summary.csv also has the counterfactual's levels.
-    rows = [row for row in store.read_summary() if row["case"] in ("scenario", "effect")]
-    click.echo(format_rows(rows, "table", title=title))
+    click.echo(format_compact(store.read_summary(), title=title))
+    click.echo("all bands: impact summary " + str(store.directory) + " (also --by sector|partner, --format csv)")
     timings = manifest["timings_seconds"]
     click.echo(f"results: {store.directory}  ({timings['total']:.1f} s, {manifest['draws_per_second']:,} draws/s)")
     if manifest["solver_failures"]:

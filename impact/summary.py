@@ -192,3 +192,54 @@ def format_rows(rows: list[dict], fmt: str = "table", title: str = "") -> str:
         previous = row["variable"]
         out.append(line(cells))
     return "\n".join(out) + "\n"
+
+
+#: Sections of the compact view: (title, variables), each variable a table with one row per label.
+COMPACT_TITLES = {
+    "tariff_revenue_by_partner": "Tariff revenue by partner",
+    "imports_by_partner": "Imports by partner",
+    "trade_balance": "Trade balance by partner",
+    "sector_output": "Output of the sectors the scenario touches",
+}
+WELFARE = ("consumer_surplus_change", "producer_surplus_change", "tariff_revenue_change", "welfare_change")
+
+
+def format_compact(rows: list[dict], title: str = "") -> str:
+    """The headline bands as short tables: median [5%, 95%] in $B/yr, levels beside paired effects.
+
+    Needs rows with the statistics ``q5``, ``q50`` and ``q95`` (the default quantiles).
+    """
+    cases = [c for c in ("scenario", "effect") if any(r["case"] == c for r in rows)]
+    heading = {"scenario": "scenario", "effect": "effect (paired)"}
+    index = {(r["variable"], r["label"], r["case"]): r for r in rows}
+
+    def band(row):
+        if row is None:
+            return ["", ""]
+        scale = BILLION if row["units"] == "USD/year" else 1.0
+        return [f"{row['q50'] / scale:,.2f}", f"[{row['q5'] / scale:,.2f}, {row['q95'] / scale:,.2f}]"]
+
+    def table(labels: list[tuple[str, tuple[str, str]]], caption: str) -> list[str]:
+        # Per case two columns, the median (right-aligned) and its band (left-aligned), so medians line up.
+        cells = [[label] + [x for c in cases for x in band(index.get((v, lab, c)))] for label, (v, lab) in labels]
+        widths = [max(len(cell[i]) for cell in cells) for i in range(len(cells[0]))]
+        case_widths = [widths[1 + 2 * k] + 2 + widths[2 + 2 * k] for k in range(len(cases))]
+        header = "  ".join([" " * widths[0]] + [heading[c].center(w) for c, w in zip(cases, case_widths)])
+        body = []
+        for cell in cells:
+            parts = [cell[0].ljust(widths[0])]
+            for k in range(len(cases)):
+                parts.append(cell[1 + 2 * k].rjust(widths[1 + 2 * k]) + "  " + cell[2 + 2 * k].ljust(widths[2 + 2 * k]))
+            body.append("  ".join(parts).rstrip())
+        return [f"{caption} ($B/yr; median [5%, 95%])", header.rstrip()] + body + [""]
+
+    out = [title, ""] if title else []
+    for variable, caption in COMPACT_TITLES.items():
+        labels = list(dict.fromkeys(r["label"] for r in rows if r["variable"] == variable))
+        if labels:
+            out += table([(label, (variable, label)) for label in labels], caption)
+    welfare = [(v.removesuffix("_change").replace("_", " "), (v, "total")) for v in WELFARE
+               if (v, "total", cases[0]) in index]
+    if welfare:
+        out += table(welfare, "Welfare change, all sectors")
+    return "\n".join(out)

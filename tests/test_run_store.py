@@ -88,8 +88,13 @@ def test_cli_run_prints_bands_and_summary_reads_them(deal, tmp_path):
     result = runner.invoke(cli.main, ["run", str(deal), "--draws", "2000", "--seed", "3", "--out", str(out),
                                       "--progress", "none"])
     assert result.exit_code == 0, result.output
-    assert "tariff_revenue_by_partner[total]" in result.output and "effect" in result.output
-    assert "welfare_change[total]" in result.output
+    assert "Tariff revenue by partner ($B/yr; median [5%, 95%])" in result.output
+    assert "effect (paired)" in result.output and "Welfare change, all sectors" in result.output
+    # The printed median of total revenue is the one in summary.csv.
+    summary = RunStore(out).read_summary()
+    total = next(r for r in summary if r["variable"] == "tariff_revenue_by_partner" and r["label"] == "total"
+                 and r["case"] == "scenario")
+    assert f"{total['q50'] / 1e9:,.2f}" in next(line for line in result.output.splitlines() if line.startswith("total"))
     for fmt, marker in (("csv", "variable,label,case"), ("json", '"variable"'), ("markdown", "| result |")):
         shown = runner.invoke(cli.main, ["summary", str(out), "--format", fmt, "--by", "partner",
                                          "--quantiles", "0.1,0.9"])
