@@ -205,9 +205,9 @@ WELFARE = ("consumer_surplus_change", "producer_surplus_change", "tariff_revenue
 
 
 def format_compact(rows: list[dict], title: str = "") -> str:
-    """The headline bands as short tables: median [5%, 95%] in $B/yr, levels beside paired effects.
+    """The headline bands as short tables: median, [5%, 95%] band and mean in $B/yr, levels beside paired effects.
 
-    Needs rows with the statistics ``q5``, ``q50`` and ``q95`` (the default quantiles).
+    Needs rows with the statistics ``q5``, ``q50``, ``q95`` and ``mean`` (the default quantiles).
     """
     cases = [c for c in ("scenario", "effect") if any(r["case"] == c for r in rows)]
     heading = {"scenario": "scenario", "effect": "effect (paired)"}
@@ -215,23 +215,28 @@ def format_compact(rows: list[dict], title: str = "") -> str:
 
     def band(row):
         if row is None:
-            return ["", ""]
+            return ["", "", ""]
         scale = BILLION if row["units"] == "USD/year" else 1.0
-        return [f"{row['q50'] / scale:,.2f}", f"[{row['q5'] / scale:,.2f}, {row['q95'] / scale:,.2f}]"]
+        return [f"{row['q50'] / scale:,.2f}", f"[{row['q5'] / scale:,.2f}, {row['q95'] / scale:,.2f}]",
+                f"{row['mean'] / scale:,.2f}"]
 
     def table(labels: list[tuple[str, tuple[str, str]]], caption: str) -> list[str]:
-        # Per case two columns, the median (right-aligned) and its band (left-aligned), so medians line up.
+        # Per case three columns: the median and the mean right-aligned, the band between them left-aligned.
         cells = [[label] + [x for c in cases for x in band(index.get((v, lab, c)))] for label, (v, lab) in labels]
-        widths = [max(len(cell[i]) for cell in cells) for i in range(len(cells[0]))]
-        case_widths = [widths[1 + 2 * k] + 2 + widths[2 + 2 * k] for k in range(len(cases))]
+        widths = [max(len(cell[i]) for cell in cells + [[""] + ["", "", "mean"] * len(cases)])
+                  for i in range(len(cells[0]))]
+        case_widths = [widths[1 + 3 * k] + widths[2 + 3 * k] + widths[3 + 3 * k] + 4 for k in range(len(cases))]
         header = "  ".join([" " * widths[0]] + [heading[c].center(w) for c, w in zip(cases, case_widths)])
+        columns = "  ".join([" " * widths[0]] + ["median".rjust(widths[1 + 3 * k]) + "  " + "[5%, 95%]".ljust(
+            widths[2 + 3 * k]) + "  " + "mean".rjust(widths[3 + 3 * k]) for k in range(len(cases))])
         body = []
         for cell in cells:
             parts = [cell[0].ljust(widths[0])]
             for k in range(len(cases)):
-                parts.append(cell[1 + 2 * k].rjust(widths[1 + 2 * k]) + "  " + cell[2 + 2 * k].ljust(widths[2 + 2 * k]))
+                parts.append(cell[1 + 3 * k].rjust(widths[1 + 3 * k]) + "  " + cell[2 + 3 * k].ljust(widths[2 + 3 * k])
+                             + "  " + cell[3 + 3 * k].rjust(widths[3 + 3 * k]))
             body.append("  ".join(parts).rstrip())
-        return [f"{caption} ($B/yr; median [5%, 95%])", header.rstrip()] + body + [""]
+        return [f"{caption} ($B/yr)", header.rstrip(), columns.rstrip()] + body + [""]
 
     out = [title, ""] if title else []
     for variable, caption in COMPACT_TITLES.items():
