@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from impact.kernels import market_numba, market_numpy
-from impact.sampling import correlate
 from impact.scenario import PARAMETER_DOMAINS, SampledColumn, Scenario
 
 BACKENDS = {"numba": market_numba.solve_and_account, "numpy": market_numpy.solve_and_account}
@@ -30,6 +29,7 @@ class CompiledCase:
     pledge_shares: np.ndarray     # (K, S)
     pledge_amount_per_year: np.ndarray  # (K,)
     columns_by_parameter: dict[str, list[SampledColumn]]
+    policy_names: list[str]       # draw-dependent layers ("retaliation:" before retaliation layers)
 
     @property
     def column_names(self) -> list[str]:
@@ -56,12 +56,59 @@ def compile_case(scenario: Scenario, label: str) -> CompiledCase:
         pledge_shares=np.array([p.shares for p in pledges]).reshape(len(pledges), len(b.sectors)),
         pledge_amount_per_year=np.array([p.amount_per_year for p in pledges], dtype=float),
         columns_by_parameter=by_parameter,
+        policy_names=[policy_name(section, layer.name) for section, layer in scenario.policy_layers],
     )
 
 
+def policy_name(section: str, layer: str) -> str:
+    return layer if section == "tariff" else f"retaliation:{layer}"
+
+
+def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: dict[str, np.ndarray], draws: int):
+    """Tariffs and partner tariffs draw by draw, for a scenario with conditional, linked or legally risky layers.
+
+    Returns ``tariff`` (D, S, P), ``partner_tariff`` (D, S, P), and per policy layer whether it applied in each
+    draw and its linked rate (NaN if not linked), both (D, layers).
+    """
+    scenario = case.scenario
+    struck = {c.name[len("struck["):-1]: c.distribution.from_normal_score(scores[c.name]) >= 0.5
+              for c in case.columns_by_parameter.get("struck", [])}
+    pledge_index = {p.name: k for k, p in enumerate(scenario.pledges)}
+    realization = np.broadcast_to(parameters["realization"], (draws, len(scenario.pledges)))
+    applies = {"tariff": {}, "retaliation": {}}
+    linked = {"tariff": {}, "retaliation": {}}
+    applied = np.ones((draws, len(scenario.policy_layers)))
+    linked_rates = np.full((draws, len(scenario.policy_layers)), np.nan)
+    for k, (section, layer) in enumerate(scenario.policy_layers):
+        on = np.ones(draws, dtype=bool)
+        condition = layer.condition
+        if condition is not None and condition.pledge is not None:
+            r = realization[:, pledge_index[condition.pledge]]
+            on &= (r < condition.below) if condition.below is not None else (r >= condition.at_least)
+        elif condition is not None:
+            on &= struck[condition.struck] if condition.struck is not None else ~struck[condition.upheld]
+        if layer.legal_risk is not None:
+            on &= ~struck[layer.legal_risk.group]
+        applies[section][layer.name] = on
+        applied[:, k] = on
+        if layer.linked_rate is not None:
+            link = layer.linked_rate
+            r = realization[:, pledge_index[link.pledge]]
+            rate = np.interp(r, [link.low, link.high], [link.rate_at_low, link.rate_at_high])
+            linked[section][layer.name] = rate
+            linked_rates[:, k] = np.where(on, rate, np.nan)
+    b = scenario.baseline
+    tariff = scenario.tariff_stack.apply(np.zeros_like(b.tariff_baseline), applies["tariff"], linked["tariff"])
+    partner_tariff = scenario.retaliation_stack.apply(b.partner_tariff, applies["retaliation"],
+                                                      linked["retaliation"])
+    return np.broadcast_to(tariff, (draws,) + tariff.shape[-2:]), \
+        np.broadcast_to(partner_tariff, (draws,) + partner_tariff.shape[-2:]), applied, linked_rates
+
+
+
 def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: int) -> dict[str, np.ndarray]:
-    """Every model parameter for ``draws`` draws: leading dim ``draws`` if sampled, 1 if fixed."""
-    scores = correlate(scores, case.scenario.correlations)
+    """Every model parameter for ``draws`` draws (leading dim ``draws`` if sampled, 1 if fixed), from the case's
+    normal scores after its correlations (:func:`impact.sampling.correlate`)."""
     out = {}
     for parameter, fixed in case.scenario.fixed.items():
         columns = case.columns_by_parameter.get(parameter, [])
@@ -76,10 +123,12 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
 
 
 def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: int, keep_cells: bool,
-                backend: str = "numba"):
+                backend: str = "numba", policy=None):
     """Solve every market of a chunk of ``draws`` draws and account for it.
 
     When nothing is sampled the kernels solve one draw, which stands for all ``draws``.
+
+    ``policy`` is ``(tariff, partner_tariff)`` (D, S, P) from :func:`draw_policy` when layers vary by draw.
 
     Returns ``(sector_out, partner_out, cell_out, failures)`` as described in
     :func:`impact.kernels.accounting_numpy.account`; ``failures`` counts (draw, sector) markets whose solve did
@@ -87,6 +136,13 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     """
     b = case.scenario.baseline
     p = parameters
+    tariff, log_tariff_factor, log_partner_tariff_factor = case.tariff, case.log_tariff_factor, \
+        case.log_partner_tariff_factor
+    if policy is not None:
+        tariff, partner_tariff = policy
+        log_factor = np.log1p(tariff) - np.log1p(b.tariff_baseline)
+        log_tariff_factor = np.concatenate([np.zeros(log_factor.shape[:2] + (1,)), log_factor], axis=2)
+        log_partner_tariff_factor = np.log1p(partner_tariff) - np.log1p(b.partner_tariff)
     mu, eta = p["mu"], p["eta"]
     if mu.shape[0] == eta.shape[0]:
         supply = np.concatenate([mu[:, :, None], eta], axis=2)
@@ -99,8 +155,8 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     multiplier = np.where(case.pledge_is_purchase, p["additionality"], p["output_per_dollar"])
     pledge_flow = p["realization"] * case.pledge_amount_per_year * multiplier
     sector_out, partner_out, cell_out, failures = BACKENDS[backend](
-        case.theta, case.tariff, case.log_tariff_factor, log_fx, p["phi"], supply, p["sigma"], p["eps"], p["sigx"],
-        case.log_partner_tariff_factor, b.imports, b.exports, b.home_sales, case.expenditure0, b.tariff_baseline,
+        case.theta, tariff, log_tariff_factor, log_fx, p["phi"], supply, p["sigma"], p["eps"], p["sigx"],
+        log_partner_tariff_factor, b.imports, b.exports, b.home_sales, case.expenditure0, b.tariff_baseline,
         case.pledge_partner, case.pledge_is_purchase, case.pledge_shares, pledge_flow, keep_cells)
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws

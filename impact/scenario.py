@@ -23,7 +23,7 @@ from impact.baseline import Baseline, load_baseline
 from impact.distributions import DistributionError, make_distribution
 from impact.errors import ImpactInputError, Problem, raise_if_any
 from impact.schema import RATE_MAX, Correlation, Layer, Pledge, Prior, ScenarioFile
-from impact.tariffs import build_rates
+from impact.tariffs import prepare_layers
 
 NAMED_LISTS = ("tariff_layers", "retaliation", "pledges")
 APPENDED_LISTS = ("priors", "correlations")
@@ -110,6 +110,9 @@ class Scenario:
     correlations: list[tuple[list[str], np.ndarray]]  # (column names, normal-score correlation matrix)
     counterfactual: "Scenario | None" = None
     layer_names: list[str] = field(default_factory=list)
+    tariff_stack: object = None       # tariffs.LayerStack, to apply draw-dependent layers
+    retaliation_stack: object = None
+    policy_layers: list = field(default_factory=list)  # (section, Layer) whose application varies by draw
 
     @property
     def sha256(self) -> str:
@@ -328,6 +331,9 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
         raise ImpactInputError(_unique(problems + err.problems)) from None
 
     checker = _Checker(baseline, merged, origins, label, problems)
+    checker.pledge_names = [pledge.name for _, pledge in entries["pledges"]]
+    checker.legal_groups = checker.legal_risks((("tariff_layers", entries["tariff_layers"]),
+                                                ("retaliation", entries["retaliation"])))
     layers = [layer for _, layer in entries["tariff_layers"]]
     retaliation = [layer for _, layer in entries["retaliation"]]
     layer_names = [layer.name for layer in layers]
@@ -342,12 +348,17 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
         problems.append(Problem(label, "tariff_layers", "at least one layer is needed (e.g. rate = \"baseline:tariff\")"))
     pledges = [checker.pledge(i, pledge) for i, pledge in entries["pledges"]]
     fixed, columns = checker.priors(entries["priors"], entries["pledges"], bool(retaliation))
+    legal_columns = [SampledColumn(f"struck[{group}]", "struck", (), _struck_distribution(probability))
+                     for group, probability in checker.legal_groups.items()]
+    columns = sorted(columns + legal_columns, key=lambda c: c.name)
     correlations = checker.correlations([c for _, c in entries["correlations"]], {c.name for c in columns})
-    tariff = partner_tariff = None
+    tariff = partner_tariff = tariff_stack = retaliation_stack = None
     if structure_ok and not problems:
-        tariff = build_rates(layers, baseline, np.zeros_like(baseline.tariff_baseline),
-                             checker.problems_for("tariff_layers"))
-        partner_tariff = build_rates(retaliation, baseline, baseline.partner_tariff, checker.problems_for("retaliation"))
+        tariff_stack = prepare_layers(layers, baseline, checker.problems_for("tariff_layers"))
+        retaliation_stack = prepare_layers(retaliation, baseline, checker.problems_for("retaliation"))
+        if tariff_stack is not None and retaliation_stack is not None:
+            tariff = tariff_stack.nominal(np.zeros_like(baseline.tariff_baseline))
+            partner_tariff = retaliation_stack.nominal(baseline.partner_tariff)
         for name, rates in (("tariff_layers", tariff), ("retaliation", partner_tariff)):
             if rates is not None and (rates > RATE_MAX).any():
                 s, p = np.argwhere(rates > RATE_MAX)[0]
@@ -362,7 +373,15 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
         sources=list(header.sources), path=path, files=files, resolved=resolved, baseline=baseline,
         sampling_method=parsed["sampling"].method, tariff=tariff, partner_tariff=partner_tariff,
         pledges=pledges, fixed=fixed, columns=columns, correlations=correlations, layer_names=layer_names,
+        tariff_stack=tariff_stack, retaliation_stack=retaliation_stack,
+        policy_layers=[(section, layer) for section, entries in (("tariff", layers), ("retaliation", retaliation))
+                       for layer in entries if layer.condition or layer.linked_rate or layer.legal_risk],
     )
+
+
+def _struck_distribution(probability: float):
+    """0 (upheld) or 1 (struck down), the latter with ``probability``, drawn from a normal score like any input."""
+    return make_distribution({"dist": "discrete", "values": [0.0, 1.0], "weights": [1.0 - probability, probability]})
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -378,12 +397,14 @@ class _Checker:
         self.origins = origins
         self.label = label
         self.problems = problems
+        self.pledge_names: list[str] = []
+        self.legal_groups: dict[str, float] = {}
 
     def add(self, loc: tuple, message: str) -> None:
         self.problems.append(Problem(_file_of(self.origins, loc, self.label), _key_path(self.merged, loc), message))
 
     def problems_for(self, section: str):
-        """A callback for :func:`build_rates` to report problems of entry ``index`` of ``section``."""
+        """A callback for :func:`prepare_layers` to report problems of entry ``index`` of ``section``."""
         return lambda index, key, message: self.add((section, index) + ((key,) if key else ()), message)
 
     def unique_names(self, section: str, names: list[str]) -> None:
@@ -416,12 +437,58 @@ class _Checker:
         if layer.rule == "all_in_floor" and layer.floor_of not in layer_names:
             self.add((section, index, "floor_of"), f"unknown layer {layer.floor_of!r} (the layer whose rate the "
                                                    f"floor includes, usually the MFN layer)")
-        if layer.rate is None and not layer.sector_rates and not layer.partner_rates:
-            self.add((section, index), "give `rate`, `sector_rates` or `partner_rates`")
+        if layer.linked_rate is not None:
+            if layer.rate is not None or layer.sector_rates or layer.partner_rates:
+                self.add((section, index, "linked_rate"), "a linked rate replaces `rate`, `sector_rates` and "
+                                                          "`partner_rates`: give it alone")
+            if layer.linked_rate.low >= layer.linked_rate.high:
+                self.add((section, index, "linked_rate"), "`low` must be below `high`")
+            self.pledge_reference((section, index, "linked_rate", "pledge"), layer.linked_rate.pledge)
+        elif layer.rate is None and not layer.sector_rates and not layer.partner_rates:
+            self.add((section, index), "give `rate`, `sector_rates`, `partner_rates` or `linked_rate`")
+        if layer.condition is not None:
+            self.condition((section, index, "condition"), layer.condition)
         if layer.sector_rates and layer.partner_rates:
             self.add((section, index), "give `sector_rates` or `partner_rates`, not both")
         if isinstance(layer.rate, str) and layer.rule == "all_in_floor":
             self.add((section, index, "rate"), "an all-in floor needs a number")
+
+    def pledge_reference(self, loc: tuple, name: str) -> None:
+        if name not in self.pledge_names:
+            known = ", ".join(self.pledge_names) or "none"
+            self.add(loc, f"unknown pledge {name!r} (pledges of this scenario: {known})")
+
+    def condition(self, loc: tuple, condition) -> None:
+        given = [k for k in ("pledge", "struck", "upheld") if getattr(condition, k) is not None]
+        if len(given) != 1:
+            self.add(loc, "give exactly one of `pledge` (with `below` or `at_least`), `struck` or `upheld`")
+            return
+        if condition.pledge is not None:
+            self.pledge_reference(loc + ("pledge",), condition.pledge)
+            if (condition.below is None) == (condition.at_least is None):
+                self.add(loc, "a pledge condition needs exactly one of `below` or `at_least`")
+        elif condition.below is not None or condition.at_least is not None:
+            self.add(loc, "`below` and `at_least` go with `pledge`")
+        else:
+            group = condition.struck or condition.upheld
+            if group not in self.legal_groups:
+                known = ", ".join(self.legal_groups) or "none"
+                self.add(loc, f"unknown legal group {group!r} (groups with a legal_risk: {known})")
+
+    def legal_risks(self, sections) -> dict[str, float]:
+        """Legal groups and their probability of being struck down; layers of a group must agree."""
+        groups: dict[str, float] = {}
+        for section, entries in sections:
+            for index, layer in entries:
+                risk = layer.legal_risk
+                if risk is None:
+                    continue
+                if risk.group in groups and groups[risk.group] != risk.probability:
+                    self.add((section, index, "legal_risk", "probability"),
+                             f"group {risk.group!r} already has probability {groups[risk.group]:g}: one ruling, "
+                             f"one probability")
+                groups.setdefault(risk.group, risk.probability)
+        return groups
 
     def pledge(self, index: int, pledge: Pledge) -> PledgeSpec:
         loc = ("pledges", index)

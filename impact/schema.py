@@ -77,12 +77,44 @@ class Sampling(_Strict):
     method: Literal["mc", "lhs", "sobol"] = "mc"
 
 
+class Condition(_Strict):
+    """When a layer applies, draw by draw: a pledge's realization below (or at least) a threshold, or a legal
+    group struck down (or upheld) in the draw."""
+
+    pledge: StrictStr | None = None
+    below: Annotated[Number, Field(ge=0, le=1)] | None = None
+    at_least: Annotated[Number, Field(ge=0, le=1)] | None = None
+    struck: StrictStr | None = None
+    upheld: StrictStr | None = None
+
+
+class LinkedRate(_Strict):
+    """A rate that moves with a pledge's realization r: ``rate_at_low`` for r <= ``low``, ``rate_at_high`` for
+    r >= ``high``, linear in between (e.g. an auto rate that falls as the partner's US production rises)."""
+
+    pledge: StrictStr
+    low: Annotated[Number, Field(ge=0, le=1)]
+    high: Annotated[Number, Field(ge=0, le=1)]
+    rate_at_low: Rate
+    rate_at_high: Rate
+
+
+class LegalRisk(_Strict):
+    """The probability that a layer is struck down (voided): each draw follows one legal path. Layers of one
+    ``group`` fall together (one court ruling)."""
+
+    group: StrictStr
+    probability: Annotated[Number, Field(ge=0, le=1)]
+    source: StrictStr = ""
+
+
 class Layer(_Strict):
     """One ``[[tariff_layers]]`` or ``[[retaliation]]`` entry.
 
     The layer covers ``partners`` x ``sectors`` (default: all) less the ``except_*`` lists. A cell's rate is
     ``sector_rates[sector]``, else ``partner_rates[partner]``, else ``rate``; without ``rate``, the layer covers
-    only the sectors (or partners) its map names.
+    only the sectors (or partners) its map names. ``linked_rate`` replaces a fixed rate by one that follows a
+    pledge's realization; ``condition`` and ``legal_risk`` decide in which draws the layer applies.
     """
 
     name: StrictStr
@@ -98,6 +130,9 @@ class Layer(_Strict):
     except_sectors: list[StrictStr] = []
     exclusive_of: list[StrictStr] = []
     floor_of: StrictStr = "mfn"
+    condition: Condition | None = None
+    linked_rate: LinkedRate | None = None
+    legal_risk: LegalRisk | None = None
 
 
 class Pledge(_Strict):

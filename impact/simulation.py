@@ -11,7 +11,8 @@ from impact import provenance
 from impact.accelerate import set_threads
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, SECTOR_OUTPUTS
-from impact.model import PLEDGE_PARAMETERS, case_parameters, compile_case, parameter_dims, solve_chunk
+from impact.model import PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, parameter_dims, solve_chunk
+from impact.sampling import correlate
 from impact.sampling import DRAW_BLOCK, METHODS, Design
 from impact.scenario import Scenario, load_scenario
 from impact.variables import DEFAULT_KEEP, KEEP_LEVELS, VARIABLES, outputs_for
@@ -64,6 +65,7 @@ class Simulation:
         self.design = Design(columns, sampler, self.seed)
         self.outputs = [v.name for v in outputs_for(keep)]
         self.pledge_names = list(dict.fromkeys(p.name for case in self.cases for p in case.scenario.pledges))
+        self.policy_names = list(dict.fromkeys(name for case in self.cases for name in case.policy_names))
         self.sampled_parameters = [p for p in scenario.fixed
                                    if any(case.columns_by_parameter.get(p) for case in self.cases)]
         self.inputs_by_case = [p for p in self.sampled_parameters if self._differs_across_cases(p)]
@@ -101,6 +103,8 @@ class Simulation:
             ds.coords["pledge_partner"] = ("pledge", [b.partners[specs[n].partner_index] for n in self.pledge_names])
             ds.coords["pledge_amount_per_year"] = ("pledge", [specs[n].amount_per_year for n in self.pledge_names])
             ds["pledge_amount_per_year"].attrs["units"] = "USD/year"
+        if self.policy_names:
+            ds = ds.assign_coords(policy_layer=self.policy_names)
         return ds
 
     def attrs(self, draws: int) -> dict[str, str | int | float]:
@@ -115,9 +119,20 @@ class Simulation:
         keep_cells = self.keep == "cells"
         sector_parts, partner_parts, cell_parts, inputs = [], [], [], []
         failures = 0
-        for case in self.cases:
-            parameters = case_parameters(case, {c: scores[c] for c in case.column_names}, n)
-            sector_out, partner_out, cell_out, failed = solve_chunk(case, parameters, n, keep_cells, self.backend)
+        applied = np.full((n, len(self.cases), len(self.policy_names)), np.nan)
+        linked = np.full_like(applied, np.nan)
+        for c, case in enumerate(self.cases):
+            case_scores = correlate({name: scores[name] for name in case.column_names}, case.scenario.correlations)
+            parameters = case_parameters(case, case_scores, n)
+            policy = None
+            if case.policy_names:
+                tariff, partner_tariff, case_applied, case_linked = draw_policy(case, parameters, case_scores, n)
+                policy = (tariff, partner_tariff)
+                where = [self.policy_names.index(name) for name in case.policy_names]
+                applied[:, c, where] = case_applied
+                linked[:, c, where] = case_linked
+            sector_out, partner_out, cell_out, failed = solve_chunk(case, parameters, n, keep_cells, self.backend,
+                                                                    policy)
             failures += failed
             sector_parts.append(sector_out)
             partner_parts.append(partner_out)
@@ -130,6 +145,10 @@ class Simulation:
                 if name in self.outputs:
                     data[name] = xr.Variable(VARIABLES[name].dims, np.stack([part[:, i] for part in parts], axis=1),
                                              VARIABLES[name].attrs)
+        if self.policy_names:
+            for name, values in (("layer_applies", applied), ("linked_rate", linked)):
+                if name in self.outputs:
+                    data[name] = xr.Variable(VARIABLES[name].dims, values, VARIABLES[name].attrs)
         for parameter in self.sampled_parameters:
             data[parameter] = self._input_variable(parameter, inputs, n)
         coords = {"draw": np.arange(start, stop, dtype=np.int64)}

@@ -30,14 +30,19 @@ Report = Callable[[int, str, str], None]  # (layer index, key, message)
 
 
 def layer_cells(layer: Layer, baseline: Baseline) -> tuple[np.ndarray, np.ndarray]:
-    """The layer's scope (bool, (S, P)) and its rate in every cell (NaN outside the scope)."""
+    """The layer's scope (bool, (S, P)) and its nominal rate in every cell (NaN outside the scope).
+
+    A rate linked to a pledge's realization is nominally ``rate_at_high`` (the pledge honoured in full).
+    """
     sectors, partners = baseline.sectors, baseline.partners
     in_sectors = np.array([(layer.sectors == "all" or s in layer.sectors) and s not in layer.except_sectors
                            for s in sectors])
     in_partners = np.array([(layer.partners == "all" or p in layer.partners) and p not in layer.except_partners
                             for p in partners])
     rates = np.full((len(sectors), len(partners)), np.nan)
-    if isinstance(layer.rate, str):
+    if layer.linked_rate is not None:
+        rates[:] = layer.linked_rate.rate_at_high
+    elif isinstance(layer.rate, str):
         rates[:] = getattr(baseline, REFERENCES[layer.rate])
     elif layer.rate is not None:
         rates[:] = float(layer.rate)
@@ -51,47 +56,91 @@ def layer_cells(layer: Layer, baseline: Baseline) -> tuple[np.ndarray, np.ndarra
     return scope, np.where(scope, rates, np.nan)
 
 
-def build_rates(layers: list[Layer], baseline: Baseline, start: np.ndarray, report: Report) -> np.ndarray | None:
-    """Apply ``layers`` to ``start`` (S, P); return the resulting rates, or None when the layers are inconsistent."""
+class LayerStack:
+    """Layers prepared once (scopes, rates, the order in which exclusions resolve), applied to one or many draws."""
+
+    def __init__(self, layers: list[Layer], scopes: list[np.ndarray], rates: list[np.ndarray], order: list[int]):
+        self.layers, self.scopes, self.rates, self.order = layers, scopes, rates, order
+        self.names = [layer.name for layer in layers]
+
+    def apply(self, start: np.ndarray, applies: dict[str, np.ndarray] | None = None,
+              linked: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Rates after every layer, starting from ``start`` (S, P).
+
+        ``applies[name]`` (D,) says in which draws a layer applies (absent: in every draw); ``linked[name]`` (D,)
+        gives a layer's rate draw by draw. With either, the result has a leading draw dimension (D, S, P).
+        """
+        applies, linked = applies or {}, linked or {}
+        return self._apply(start, applies, linked)
+
+    def nominal(self, start: np.ndarray) -> np.ndarray:
+        """Rates of the regime as written: every pledge honoured in full, no layer struck down.
+
+        A layer conditioned on a pledge falling short (``below``) or on a court ruling (``struck``) does not
+        apply; one conditioned on ``at_least`` or ``upheld`` does; linked rates are at ``rate_at_high``.
+        """
+        off = {layer.name for layer in self.layers if layer.condition is not None
+               and (layer.condition.below is not None or layer.condition.struck is not None)}
+        return self._apply(start, {name: np.zeros(1, dtype=bool) for name in off}, {})[0] if off \
+            else self._apply(start, {}, {})
+
+    def _apply(self, start, applies, linked):
+        per_draw = bool(applies or linked)
+        expand = (lambda a, v: a[None] & v[:, None, None]) if per_draw else None
+        active: dict[str, np.ndarray] = {}
+        for i in self.order:
+            mask = self.scopes[i]
+            if self.names[i] in applies:
+                mask = expand(mask, applies[self.names[i]])
+            for other in self.layers[i].exclusive_of:
+                mask = mask & ~active[other]
+            active[self.names[i]] = mask
+        total = np.array(start, dtype=float, copy=True)
+        if per_draw:
+            draws = len(next(iter({**applies, **linked}.values())))
+            total = np.broadcast_to(total, (draws,) + total.shape).copy()
+        for i, layer in enumerate(self.layers):
+            mask = np.broadcast_to(active[layer.name], total.shape)
+            rate = self.rates[i] if layer.name not in linked else (
+                np.where(self.scopes[i], 1.0, np.nan)[None] * linked[layer.name][:, None, None])
+            rate = np.broadcast_to(rate, total.shape)
+            if layer.rule == "stack":
+                total[mask] += rate[mask]
+            elif layer.rule == "replace":
+                total[mask] = rate[mask]
+            else:  # all_in_floor
+                reference = np.where(active[layer.floor_of], self.rates[self.names.index(layer.floor_of)], 0.0)
+                reference = np.broadcast_to(reference, total.shape)
+                total[mask] += np.maximum(0.0, rate[mask] - reference[mask])
+        return total
+
+
+def prepare_layers(layers: list[Layer], baseline: Baseline, report: Report) -> LayerStack | None:
+    """Scopes, rates and exclusion order of ``layers``; None (with problems reported) when they are inconsistent."""
     names = [layer.name for layer in layers]
-    cells = [layer_cells(layer, baseline) for layer in layers]
-    active: dict[str, np.ndarray] = {}
-    visiting: set[str] = set()
-    broken = False
-
-    def resolve(i: int) -> np.ndarray:
-        nonlocal broken
-        name = names[i]
-        if name in active:
-            return active[name]
-        if name in visiting:
-            report(i, "exclusive_of", "exclusions form a loop")
-            broken = True
-            return np.zeros_like(cells[i][0])
-        visiting.add(name)
-        mask = cells[i][0].copy()
-        for other in layers[i].exclusive_of:
-            if other in names:
-                mask &= ~resolve(names.index(other))
-        visiting.discard(name)
-        active[name] = mask
-        return mask
-
-    for i in range(len(layers)):
-        resolve(i)
-    if broken or len(set(names)) != len(names):
+    if len(set(names)) != len(names):
         return None
-    total = np.array(start, dtype=float, copy=True)
-    for layer, (_, rate) in zip(layers, cells):
-        mask = active[layer.name]
-        if layer.rule == "stack":
-            total[mask] += rate[mask]
-        elif layer.rule == "replace":
-            total[mask] = rate[mask]
-        else:  # all_in_floor
-            floor_of = layer.floor_of
-            if floor_of not in names:
-                return None
-            reference = np.where(active[floor_of], cells[names.index(floor_of)][1], 0.0)
-            total[mask] += np.maximum(0.0, rate[mask] - reference[mask])
-    return total
+    cells = [layer_cells(layer, baseline) for layer in layers]
+    order: list[int] = []
+    state: dict[str, str] = {}
+
+    def visit(i: int) -> bool:
+        name = names[i]
+        if state.get(name) == "done":
+            return True
+        if state.get(name) == "visiting":
+            report(i, "exclusive_of", "exclusions form a loop")
+            return False
+        state[name] = "visiting"
+        for other in layers[i].exclusive_of:
+            if other in names and not visit(names.index(other)):
+                return False
+        state[name] = "done"
+        order.append(i)
+        return True
+
+    if not all(visit(i) for i in range(len(layers))):
+        return None
+    if any(layer.rule == "all_in_floor" and layer.floor_of not in names for layer in layers):
+        return None
+    return LayerStack(layers, [c[0] for c in cells], [c[1] for c in cells], order)

@@ -14,6 +14,8 @@ DIMS: dict[str, str] = {
     "sector": "product group (see docs/data.md)",
     "partner": "trading partner of the US",
     "pledge": "a purchase or investment pledge declared in the scenario",
+    "policy_layer": "a tariff layer whose application varies by draw (condition, linked rate or legal risk); "
+                    "retaliation layers are prefixed 'retaliation:'",
 }
 
 #: Levels of per-draw output a run keeps, from least to most.
@@ -82,6 +84,12 @@ _VARIABLES = [
        keep="headline"),
     _v("pledged_purchases_by_partner", BY_PARTNER, USD, "pledged purchases realized",
        "realization * amount per year * additionality, summed over the partner's purchase pledges"),
+    # The policy path of each draw (scenarios with draw-dependent layers).
+    _v("layer_applies", "draw case policy_layer", "1 (applies = 1)", "layer applies",
+       "1 where the layer applied in the draw (its condition held and no court struck it down), else 0",
+       keep="headline"),
+    _v("linked_rate", "draw case policy_layer", "fraction", "linked rate",
+       "the rate a linked layer applied in the draw (NaN where it did not apply or is not linked)", keep="headline"),
     # Sampled inputs (stored for every draw when any of their cells is uncertain).
     _v("sigma", "draw sector", "1", "substitution elasticity", "Armington elasticity among sources (> 1)", "input"),
     _v("eps", "draw sector", "1", "composite demand elasticity", "price elasticity of sector demand (>= 0)", "input"),
@@ -110,8 +118,8 @@ _VARIABLES = [
        "baseline"),
     _v("baseline_partner_tariff", "sector partner", "fraction", "baseline partner tariff",
        "tx0, partner's tariff on US goods", "baseline"),
-    _v("tariff", "case sector partner", "fraction", "scenario US tariff", "t1, built from the tariff layers",
-       "policy"),
+    _v("tariff", "case sector partner", "fraction", "scenario US tariff",
+       "t1 as written (pledges honoured, no layer struck down); draw-dependent layers: see layer_applies", "policy"),
     _v("partner_tariff", "case sector partner", "fraction", "scenario partner tariff",
        "tx1 = tx0 + retaliation layers", "policy"),
 ]

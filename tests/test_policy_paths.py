@@ -1,0 +1,189 @@
+"""Draw-dependent policy: snap-back conditions, linked rates, legal risk and conditional retaliation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import impact
+from impact.errors import ImpactInputError
+from impact.scenario import load_scenario
+from tests.conftest import write_baseline, write_scenario
+
+BILLION = 1e9
+EPS = 0.8
+
+
+@pytest.fixture
+def one_market(tmp_path):
+    """One sector, one partner, no home sales: imports are M0 * T^-eps in closed form."""
+    write_baseline(tmp_path / "one.csv", ["autos"], ["japan"], imports=[[40.0]], exports=[[5.0]], gross_output=[5.0],
+                   tariff_mfn=0.025, tariff_baseline=0.025, partner_tariff=0.02)
+    return tmp_path
+
+
+def scenario(folder, layers: str, extra: str = "", name: str = "policy"):
+    return write_scenario(folder / f"{name}.toml", f"""
+        [scenario]
+        title = "{name}"
+        baseline = "one.csv"
+        [[tariff_layers]]
+        name = "mfn"
+        rate = "baseline:mfn"
+        {layers}
+        [[pledges]]
+        name = "invest"
+        kind = "investment"
+        partner = "japan"
+        amount = 100e9
+        years = 2
+        sector_shares = {{ autos = 1.0 }}
+        realization = {{ dist = "uniform", min = 0.0, max = 1.0 }}
+        output_per_dollar = {{ dist = "fixed", value = 0.5 }}
+        [[priors]]
+        parameter = "sigma"
+        dist = "fixed"
+        value = 2.0
+        [[priors]]
+        parameter = "eps"
+        dist = "fixed"
+        value = {EPS}
+        [[priors]]
+        parameter = "mu"
+        dist = "fixed"
+        value = 1.0
+        [[priors]]
+        parameter = "sigx"
+        dist = "fixed"
+        value = 2.0
+        {extra}
+    """)
+
+
+def imports_at(rate):
+    return 40 * BILLION * ((1 + rate) / 1.025) ** -EPS
+
+
+def test_snap_back_applies_when_the_pledge_falls_short(one_market):
+    path = scenario(one_market, """
+        [[tariff_layers]]
+        name = "deal"
+        rule = "all_in_floor"
+        rate = 0.15
+        [[tariff_layers]]
+        name = "snap_back"
+        rule = "replace"
+        rate = 0.275
+        condition = { pledge = "invest", below = 0.4 }
+    """)
+    ds = impact.simulate(path, draws=4000, seed=1).sel(case="scenario")
+    r = ds["realization"].sel(pledge="invest").values
+    snapped = ds["layer_applies"].sel(policy_layer="snap_back").values == 1
+    np.testing.assert_array_equal(snapped, r < 0.4)
+    assert 0.35 < snapped.mean() < 0.45
+    rate = np.where(snapped, 0.275, 0.15)
+    np.testing.assert_allclose(ds["imports_by_partner"].sel(partner="japan"), imports_at(rate), rtol=1e-12)
+    np.testing.assert_allclose(ds["tariff_revenue_by_partner"].sel(partner="japan"), rate * imports_at(rate),
+                               rtol=1e-12)
+    nominal = load_scenario(path).tariff  # the deal as written: no snap-back
+    np.testing.assert_allclose(nominal, 0.15)
+
+
+def test_linked_rate_falls_with_realized_investment(one_market):
+    path = scenario(one_market, """
+        [[tariff_layers]]
+        name = "production_linked"
+        rule = "replace"
+        linked_rate = { pledge = "invest", low = 0.2, high = 0.8, rate_at_low = 0.25, rate_at_high = 0.10 }
+    """)
+    ds = impact.simulate(path, draws=3000, seed=2).sel(case="scenario")
+    r = ds["realization"].sel(pledge="invest").values
+    rate = np.clip(0.25 + (r - 0.2) / 0.6 * (0.10 - 0.25), 0.10, 0.25)
+    np.testing.assert_allclose(ds["linked_rate"].sel(policy_layer="production_linked"), rate, rtol=1e-12)
+    np.testing.assert_allclose(ds["imports_by_partner"].sel(partner="japan"), imports_at(rate), rtol=1e-12)
+
+
+def test_legal_risk_gives_each_draw_one_legal_path(one_market):
+    path = scenario(one_market, """
+        [[tariff_layers]]
+        name = "country_rate"
+        rate = 0.20
+        legal_risk = { group = "ieepa", probability = 0.3 }
+        [[tariff_layers]]
+        name = "surcharge"
+        rate = 0.10
+        condition = { struck = "ieepa" }
+    """)
+    ds = impact.simulate(path, draws=20000, seed=3).sel(case="scenario")
+    applies = ds["layer_applies"]
+    struck = applies.sel(policy_layer="country_rate").values == 0
+    # Law of large numbers: sd of the share is sqrt(0.21 / 20000) = 0.0032.
+    assert abs(struck.mean() - 0.3) < 0.015
+    np.testing.assert_array_equal(applies.sel(policy_layer="surcharge").values == 1, struck)
+    rate = np.where(struck, 0.025 + 0.10, 0.025 + 0.20)
+    np.testing.assert_allclose(ds["imports_by_partner"].sel(partner="japan"), imports_at(rate), rtol=1e-12)
+
+
+def test_conditional_retaliation(one_market):
+    path = scenario(one_market, """
+        [[retaliation]]
+        name = "if_pledge_fails"
+        rate = 0.25
+        condition = { pledge = "invest", below = 0.5 }
+    """)
+    ds = impact.simulate(path, draws=2000, seed=4).sel(case="scenario")
+    hit = ds["layer_applies"].sel(policy_layer="retaliation:if_pledge_fails").values == 1
+    np.testing.assert_array_equal(hit, ds["realization"].sel(pledge="invest").values < 0.5)
+    exports = np.where(hit, 5 * BILLION * ((1.02 + 0.25) / 1.02) ** -2.0, 5 * BILLION)
+    np.testing.assert_allclose(ds["exports_by_partner"].sel(partner="japan"), exports, rtol=1e-12)
+
+
+def test_invariance_holds_with_every_mechanism_on(one_market):
+    path = scenario(one_market, """
+        [[tariff_layers]]
+        name = "country_rate"
+        rate = 0.20
+        legal_risk = { group = "ieepa", probability = 0.4 }
+        [[tariff_layers]]
+        name = "linked"
+        linked_rate = { pledge = "invest", low = 0.1, high = 0.9, rate_at_low = 0.1, rate_at_high = 0.0 }
+        [[retaliation]]
+        name = "snap"
+        rate = 0.1
+        condition = { upheld = "ieepa" }
+    """, extra="""
+        [[correlations]]
+        inputs = ["struck[ieepa]", "realization[invest]"]
+        matrix = [[1.0, -0.5], [-0.5, 1.0]]
+    """)
+    reference = impact.simulate(path, draws=9000, seed=5, chunk_size=9000)
+    for chunk_size, threads in ((1000, 1), (4096, 2)):
+        other = impact.simulate(path, draws=9000, seed=5, chunk_size=chunk_size, threads=threads)
+        xr.testing.assert_identical(reference.drop_attrs(), other.drop_attrs())
+
+
+def test_policy_references_are_checked(one_market):
+    path = scenario(one_market, """
+        [[tariff_layers]]
+        name = "bad"
+        rate = 0.1
+        linked_rate = { pledge = "nope", low = 0.8, high = 0.2, rate_at_low = 0.1, rate_at_high = 0.0 }
+        condition = { struck = "no_such_group" }
+        [[tariff_layers]]
+        name = "two_probabilities_a"
+        rate = 0.1
+        legal_risk = { group = "g", probability = 0.2 }
+        [[tariff_layers]]
+        name = "two_probabilities_b"
+        rate = 0.1
+        legal_risk = { group = "g", probability = 0.5 }
+    """)
+    with pytest.raises(ImpactInputError) as caught:
+        load_scenario(path)
+    text = "\n".join(str(p) for p in caught.value.problems)
+    assert "linked rate replaces `rate`" in text
+    assert "`low` must be below `high`" in text
+    assert "unknown pledge 'nope'" in text
+    assert "unknown legal group 'no_such_group'" in text
+    assert "group 'g' already has probability 0.2" in text
