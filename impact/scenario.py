@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from impact import library
 from impact.baseline import Baseline, load_baseline
@@ -296,10 +296,10 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
             problems.append(Problem(_file_of(origins, (key,), label), key,
                                     f"unknown section; expected {', '.join(ScenarioFile.model_fields)}"))
     parsed: dict[str, object] = {}
-    for key in ("scenario", "sampling"):
-        model = ScenarioFile.model_fields[key].annotation
+    for key in ("scenario", "sampling", "pledge_priors"):
+        adapter = TypeAdapter(ScenarioFile.model_fields[key].annotation)
         try:
-            parsed[key] = model.model_validate(merged.get(key, {}))
+            parsed[key] = adapter.validate_python(merged.get(key, {}))
         except ValidationError as err:
             problems += _pydantic_problems(err, merged, origins, label, (key,))
     entries: dict[str, list[tuple[int, object]]] = {}
@@ -347,6 +347,7 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
     if not merged.get("tariff_layers"):
         problems.append(Problem(label, "tariff_layers", "at least one layer is needed (e.g. rate = \"baseline:tariff\")"))
     pledges = [checker.pledge(i, pledge) for i, pledge in entries["pledges"]]
+    checker.pledge_priors = parsed.get("pledge_priors") or {}
     fixed, columns = checker.priors(entries["priors"], entries["pledges"], bool(retaliation))
     legal_columns = [SampledColumn(f"struck[{group}]", "struck", (), _struck_distribution(probability))
                      for group, probability in checker.legal_groups.items()]
@@ -399,6 +400,7 @@ class _Checker:
         self.problems = problems
         self.pledge_names: list[str] = []
         self.legal_groups: dict[str, float] = {}
+        self.pledge_priors: dict[str, dict] = {}
 
     def add(self, loc: tuple, message: str) -> None:
         self.problems.append(Problem(_file_of(self.origins, loc, self.label), _key_path(self.merged, loc), message))
@@ -490,6 +492,20 @@ class _Checker:
                 groups.setdefault(risk.group, risk.probability)
         return groups
 
+    def category_prior(self, index: int, pledge: Pledge):
+        """The ``[pledge_priors]`` realization prior of a pledge's category, and where it was written."""
+        if pledge.category is None:
+            self.add(("pledges", index, "realization"), "give a `realization` prior, or a `category` with a "
+                                                        "[pledge_priors] entry")
+            return None, None
+        if pledge.category not in self.pledge_priors:
+            known = ", ".join(self.pledge_priors) or "none"
+            self.add(("pledges", index, "category"), f"no [pledge_priors] entry for {pledge.category!r} "
+                                                     f"(entries: {known})")
+            return None, None
+        spec = {k: v for k, v in self.pledge_priors[pledge.category].items() if k not in ("source", "note")}
+        return spec, ("pledge_priors", pledge.category)
+
     def pledge(self, index: int, pledge: Pledge) -> PledgeSpec:
         loc = ("pledges", index)
         sectors = self.baseline.sectors
@@ -499,6 +515,8 @@ class _Checker:
         total = sum(pledge.sector_shares.values())
         if abs(total - 1.0) > SHARE_TOLERANCE:
             self.add(loc + ("sector_shares",), f"shares sum to {total:.6g}, not 1")
+        if pledge.category is not None and (pledge.category == "investment") != (pledge.kind == "investment"):
+            self.add(loc + ("category",), f"category {pledge.category!r} does not fit {pledge.kind} pledges")
         needed, unused = (("additionality", "output_per_dollar") if pledge.kind == "purchase"
                           else ("output_per_dollar", "additionality"))
         if getattr(pledge, needed) is None:
@@ -567,10 +585,12 @@ class _Checker:
                     assignment[prior.parameter][cell] = ("column", f"{prior.parameter}[{cell_label}]", distribution)
         for position, (index, pledge) in enumerate(pledges):
             for parameter in ("realization", "additionality", "output_per_dollar"):
-                spec = getattr(pledge, parameter)
+                spec, loc = getattr(pledge, parameter), ("pledges", index, parameter)
+                if spec is None and parameter == "realization":
+                    spec, loc = self.category_prior(index, pledge)
                 if spec is None:
                     continue
-                distribution = self.distribution(("pledges", index, parameter), dict(spec), parameter)
+                distribution = self.distribution(loc, dict(spec), parameter)
                 if distribution is None:
                     continue
                 if distribution.is_fixed:

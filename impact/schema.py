@@ -135,8 +135,17 @@ class Layer(_Strict):
     legal_risk: LegalRisk | None = None
 
 
+#: Pledge categories with a default realization prior (``[pledge_priors]``); "investment" is for investment pledges.
+PURCHASE_CATEGORIES = ("agriculture", "manufactured", "energy")
+PLEDGE_CATEGORIES = PURCHASE_CATEGORIES + ("investment",)
+
+
 class Pledge(_Strict):
-    """One ``[[pledges]]`` entry: a partner's promise to buy US goods or to invest in US production."""
+    """One ``[[pledges]]`` entry: a partner's promise to buy US goods or to invest in US production.
+
+    ``realization`` is the prior of the share that materializes; without it, the ``[pledge_priors]`` entry of the
+    pledge's ``category`` applies.
+    """
 
     name: StrictStr
     kind: Literal["purchase", "investment"]
@@ -144,7 +153,8 @@ class Pledge(_Strict):
     amount: Annotated[Number, Field(gt=0)]
     years: Annotated[Number, Field(gt=0)]
     sector_shares: dict[str, Annotated[Number, Field(ge=0, le=1)]]
-    realization: dict
+    category: Literal["agriculture", "manufactured", "energy", "investment"] | None = None
+    realization: dict | None = None
     additionality: dict | None = None
     output_per_dollar: dict | None = None
     description: StrictStr = ""
@@ -195,3 +205,4 @@ class ScenarioFile(_Strict):
     pledges: list[Pledge] = []
     priors: list[Prior] = []
     correlations: list[Correlation] = []
+    pledge_priors: dict[Literal["agriculture", "manufactured", "energy", "investment"], dict] = {}

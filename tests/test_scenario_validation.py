@@ -260,3 +260,61 @@ def test_a_child_correlation_block_replaces_the_inherited_one(small_world):
     scenario = load_scenario(child)
     assert [names for names, _ in scenario.correlations] == [["sigma[steel]", "sigma[food]"]]
 
+
+
+def test_pledge_realization_priors_by_category(small_world):
+    folder, *_ = small_world
+    pledges = """
+        [pledge_priors.agriculture]
+        dist = "beta"
+        mean = 0.83
+        sd = 0.1
+        source = "Phase One agriculture"
+        [[pledges]]
+        name = "soybeans"
+        kind = "purchase"
+        partner = "china"
+        amount = 10e9
+        years = 2
+        category = "agriculture"
+        sector_shares = { food = 1.0 }
+        additionality = { dist = "fixed", value = 1.0 }
+        [[pledges]]
+        name = "own_prior"
+        kind = "purchase"
+        partner = "china"
+        amount = 10e9
+        years = 2
+        category = "agriculture"
+        realization = { dist = "fixed", value = 0.5 }
+        sector_shares = { food = 1.0 }
+        additionality = { dist = "fixed", value = 1.0 }
+    """
+    scenario = load_scenario(write_flat_scenario(folder / "ok.toml", "base.csv", pledges))
+    column = next(c for c in scenario.columns if c.name == "realization[soybeans]")
+    assert column.distribution.describe().startswith("Beta") and abs(column.distribution.mean - 0.83) < 1e-12
+    np.testing.assert_array_equal(scenario.fixed["realization"], [np.nan, 0.5])  # its own prior wins
+    broken = pledges.replace('category = "agriculture"\n        sector', 'category = "energy"\n        sector', 1)
+    broken += """
+        [[pledges]]
+        name = "no_prior"
+        kind = "investment"
+        partner = "china"
+        amount = 1e9
+        years = 1
+        category = "agriculture"
+        sector_shares = { food = 1.0 }
+        output_per_dollar = { dist = "fixed", value = 1.0 }
+        [[pledges]]
+        name = "nothing"
+        kind = "investment"
+        partner = "china"
+        amount = 1e9
+        years = 1
+        sector_shares = { food = 1.0 }
+        output_per_dollar = { dist = "fixed", value = 1.0 }
+    """
+    text = "\n".join(problems_of(write_flat_scenario(folder / "bad.toml", "base.csv", broken)))
+    assert "pledges[soybeans].category: no [pledge_priors] entry for 'energy'" in text
+    assert "pledges[no_prior].category: category 'agriculture' does not fit investment pledges" in text
+    assert "pledges[nothing].realization: give a `realization` prior, or a `category`" in text
