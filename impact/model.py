@@ -30,6 +30,10 @@ class CompiledCase:
     pledge_amount_per_year: np.ndarray  # (K,)
     columns_by_parameter: dict[str, list[SampledColumn]]
     policy_names: list[str]       # draw-dependent layers ("retaliation:" before retaliation layers)
+    quota_partner: np.ndarray     # (S,) partner index of the sector's tariff-rate quota, -1 for none
+    quota_rate_in: np.ndarray     # (S,)
+    quota_rate_out: np.ndarray    # (S,)
+    quota_log_index: np.ndarray   # (S,) log of the quota as a share of the baseline quantity
 
     @property
     def column_names(self) -> list[str]:
@@ -57,7 +61,20 @@ def compile_case(scenario: Scenario, label: str) -> CompiledCase:
         pledge_amount_per_year=np.array([p.amount_per_year for p in pledges], dtype=float),
         columns_by_parameter=by_parameter,
         policy_names=[policy_name(section, layer.name) for section, layer in scenario.policy_layers],
+        **quota_arrays(scenario),
     )
+
+
+def quota_arrays(scenario: Scenario) -> dict[str, np.ndarray]:
+    sectors = len(scenario.baseline.sectors)
+    arrays = {"quota_partner": np.full(sectors, -1, dtype=np.int64), "quota_rate_in": np.zeros(sectors),
+              "quota_rate_out": np.zeros(sectors), "quota_log_index": np.zeros(sectors)}
+    for quota in scenario.quotas:
+        arrays["quota_partner"][quota.sector_index] = quota.partner_index
+        arrays["quota_rate_in"][quota.sector_index] = quota.rate_in
+        arrays["quota_rate_out"][quota.sector_index] = quota.rate_out
+        arrays["quota_log_index"][quota.sector_index] = quota.log_index
+    return arrays
 
 
 def policy_name(section: str, layer: str) -> str:
@@ -130,7 +147,7 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
 
     ``policy`` is ``(tariff, partner_tariff)`` (D, S, P) from :func:`draw_policy` when layers vary by draw.
 
-    Returns ``(sector_out, partner_out, cell_out, failures)`` as described in
+    Returns ``(sector_out, partner_out, cell_out, quota_out, failures)`` as described in
     :func:`impact.kernels.accounting_numpy.account`; ``failures`` counts (draw, sector) markets whose solve did
     not converge (their outputs are NaN).
     """
@@ -154,15 +171,16 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     log_fx = np.concatenate([np.zeros((p["fx"].shape[0], 1)), np.log(p["fx"])], axis=1)
     multiplier = np.where(case.pledge_is_purchase, p["additionality"], p["output_per_dollar"])
     pledge_flow = p["realization"] * case.pledge_amount_per_year * multiplier
-    sector_out, partner_out, cell_out, failures = BACKENDS[backend](
+    sector_out, partner_out, cell_out, quota_out, failures = BACKENDS[backend](
         case.theta, tariff, log_tariff_factor, log_fx, p["phi"], supply, p["sigma"], p["eps"], p["sigx"],
         log_partner_tariff_factor, b.imports, b.exports, b.home_sales, case.expenditure0, b.tariff_baseline,
-        case.pledge_partner, case.pledge_is_purchase, case.pledge_shares, pledge_flow, keep_cells)
+        case.pledge_partner, case.pledge_is_purchase, case.pledge_shares, pledge_flow, keep_cells,
+        case.quota_partner, case.quota_rate_in, case.quota_rate_out, case.quota_log_index)
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws
-        sector_out, partner_out = (np.repeat(a, draws, axis=0) for a in (sector_out, partner_out))
+        sector_out, partner_out, quota_out = (np.repeat(a, draws, axis=0) for a in (sector_out, partner_out, quota_out))
         cell_out = np.repeat(cell_out, draws, axis=0) if keep_cells else cell_out
-    return sector_out, partner_out, cell_out, failures
+    return sector_out, partner_out, cell_out, quota_out, failures
 
 
 def parameter_dims(parameter: str) -> tuple[str, ...]:

@@ -22,10 +22,10 @@ from impact import library
 from impact.baseline import Baseline, load_baseline
 from impact.distributions import DistributionError, make_distribution
 from impact.errors import ImpactInputError, Problem, raise_if_any
-from impact.schema import RATE_MAX, Correlation, Layer, Pledge, Prior, ScenarioFile
+from impact.schema import RATE_MAX, Correlation, Layer, Pledge, Prior, Quota, ScenarioFile
 from impact.tariffs import prepare_layers
 
-NAMED_LISTS = ("tariff_layers", "retaliation", "pledges")
+NAMED_LISTS = ("tariff_layers", "retaliation", "pledges", "quotas")
 APPENDED_LISTS = ("priors", "correlations")
 
 #: Each model parameter's cells and the values it may take: (dims, low, high, low is open, allows inf).
@@ -89,6 +89,16 @@ class PledgeSpec:
     shares: np.ndarray  # (S,)
 
 
+@dataclass(frozen=True)
+class QuotaSpec:
+    name: str
+    sector_index: int
+    partner_index: int
+    rate_in: float
+    rate_out: float
+    log_index: float  # log of the quota as a share of the baseline quantity
+
+
 @dataclass
 class Scenario:
     """A validated scenario resolved against its baseline."""
@@ -113,6 +123,7 @@ class Scenario:
     tariff_stack: object = None       # tariffs.LayerStack, to apply draw-dependent layers
     retaliation_stack: object = None
     policy_layers: list = field(default_factory=list)  # (section, Layer) whose application varies by draw
+    quotas: list[QuotaSpec] = field(default_factory=list)
 
     @property
     def sha256(self) -> str:
@@ -268,7 +279,7 @@ def _file_of(origins: dict, loc: tuple, default: str) -> str:
     return origins.get((loc[0],), default) if loc else default
 
 
-SECTIONS = {"tariff_layers": Layer, "retaliation": Layer, "pledges": Pledge, "priors": Prior,
+SECTIONS = {"tariff_layers": Layer, "retaliation": Layer, "pledges": Pledge, "quotas": Quota, "priors": Prior,
             "correlations": Correlation}
 
 
@@ -347,6 +358,8 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
     if not merged.get("tariff_layers"):
         problems.append(Problem(label, "tariff_layers", "at least one layer is needed (e.g. rate = \"baseline:tariff\")"))
     pledges = [checker.pledge(i, pledge) for i, pledge in entries["pledges"]]
+    checker.unique_names("quotas", [quota.name for _, quota in entries["quotas"]])
+    quotas = [q for q in (checker.quota(i, quota) for i, quota in entries["quotas"]) if q is not None]
     checker.pledge_priors = parsed.get("pledge_priors") or {}
     fixed, columns = checker.priors(entries["priors"], entries["pledges"], bool(retaliation))
     legal_columns = [SampledColumn(f"struck[{group}]", "struck", (), _struck_distribution(probability))
@@ -360,6 +373,8 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
         if tariff_stack is not None and retaliation_stack is not None:
             tariff = tariff_stack.nominal(np.zeros_like(baseline.tariff_baseline))
             partner_tariff = retaliation_stack.nominal(baseline.partner_tariff)
+            for quota in quotas:  # as written, a quota cell's rate is the in-quota rate
+                tariff[quota.sector_index, quota.partner_index] = quota.rate_in
         for name, rates in (("tariff_layers", tariff), ("retaliation", partner_tariff)):
             if rates is not None and (rates > RATE_MAX).any():
                 s, p = np.argwhere(rates > RATE_MAX)[0]
@@ -374,7 +389,7 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
         sources=list(header.sources), path=path, files=files, resolved=resolved, baseline=baseline,
         sampling_method=parsed["sampling"].method, tariff=tariff, partner_tariff=partner_tariff,
         pledges=pledges, fixed=fixed, columns=columns, correlations=correlations, layer_names=layer_names,
-        tariff_stack=tariff_stack, retaliation_stack=retaliation_stack,
+        tariff_stack=tariff_stack, retaliation_stack=retaliation_stack, quotas=quotas,
         policy_layers=[(section, layer) for section, entries in (("tariff", layers), ("retaliation", retaliation))
                        for layer in entries if layer.condition or layer.linked_rate or layer.legal_risk],
     )
@@ -401,6 +416,7 @@ class _Checker:
         self.pledge_names: list[str] = []
         self.legal_groups: dict[str, float] = {}
         self.pledge_priors: dict[str, dict] = {}
+        self.quota_sectors: set[int] = set()
 
     def add(self, loc: tuple, message: str) -> None:
         self.problems.append(Problem(_file_of(self.origins, loc, self.label), _key_path(self.merged, loc), message))
@@ -491,6 +507,37 @@ class _Checker:
                              f"one probability")
                 groups.setdefault(risk.group, risk.probability)
         return groups
+
+    def quota(self, index: int, quota: Quota) -> QuotaSpec | None:
+        loc = ("quotas", index)
+        b = self.baseline
+        ok = True
+        if quota.sector not in b.sectors:
+            self.add(loc + ("sector",), f"unknown sector {quota.sector!r}; known: {', '.join(b.sectors)}")
+            ok = False
+        if quota.partner not in b.partners:
+            self.add(loc + ("partner",), f"unknown partner {quota.partner!r}; known: {', '.join(b.partners)}")
+            ok = False
+        if quota.in_quota_rate > quota.over_quota_rate:
+            self.add(loc + ("in_quota_rate",), "the in-quota rate must not exceed the over-quota rate")
+        by_value = quota.quota_value is not None and quota.quota_units is None and quota.unit_value is None
+        by_units = quota.quota_value is None and quota.quota_units is not None and quota.unit_value is not None
+        if not (by_value or by_units):
+            self.add(loc, "give `quota_value` (USD), or `quota_units` with `unit_value` (USD per unit)")
+            ok = False
+        if not ok:
+            return None
+        s, p = b.sectors.index(quota.sector), b.partners.index(quota.partner)
+        if b.imports[s, p] <= 0:
+            self.add(loc, f"no baseline imports of {quota.sector} from {quota.partner} to put under a quota")
+            return None
+        if s in self.quota_sectors:
+            self.add(loc + ("sector",), f"a second quota in {quota.sector}: at most one quota per sector")
+            return None
+        self.quota_sectors.add(s)
+        value = quota.quota_value if quota.quota_value is not None else quota.quota_units * quota.unit_value
+        return QuotaSpec(quota.name, s, p, quota.in_quota_rate, quota.over_quota_rate,
+                         float(np.log(value / b.imports[s, p])))
 
     def category_prior(self, index: int, pledge: Pledge):
         """The ``[pledge_priors]`` realization prior of a pledge's category, and where it was written."""

@@ -186,6 +186,25 @@ class Prior(BaseModel):
         return value
 
 
+class Quota(_Strict):
+    """One ``[[quotas]]`` entry: a tariff-rate quota on one (sector, partner) cell.
+
+    The quota is given in USD at baseline prices (``quota_value``), or in units with a unit value. The in- and
+    over-quota rates are the cell's total rates: they replace the layered rate of that cell.
+    """
+
+    name: StrictStr
+    sector: StrictStr
+    partner: StrictStr
+    in_quota_rate: Rate
+    over_quota_rate: Rate
+    quota_value: Annotated[Number, Field(gt=0)] | None = None
+    quota_units: Annotated[Number, Field(gt=0)] | None = None
+    unit_value: Annotated[Number, Field(gt=0)] | None = None
+    description: StrictStr = ""
+    source: StrictStr = ""
+
+
 class Correlation(_Strict):
     """One ``[[correlations]]`` entry: a Gaussian-copula correlation among sampled inputs."""
 
@@ -203,6 +222,7 @@ class ScenarioFile(_Strict):
     tariff_layers: list[Layer] = []
     retaliation: list[Layer] = []
     pledges: list[Pledge] = []
+    quotas: list[Quota] = []
     priors: list[Prior] = []
     correlations: list[Correlation] = []
     pledge_priors: dict[Literal["agriculture", "manufactured", "energy", "investment"], dict] = {}

@@ -10,7 +10,7 @@ import xarray as xr
 from impact import provenance
 from impact.accelerate import set_threads
 from impact.errors import ImpactInputError, Problem
-from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, SECTOR_OUTPUTS
+from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
 from impact.model import PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, parameter_dims, solve_chunk
 from impact.sampling import correlate
 from impact.sampling import DRAW_BLOCK, METHODS, Design
@@ -66,6 +66,7 @@ class Simulation:
         self.outputs = [v.name for v in outputs_for(keep)]
         self.pledge_names = list(dict.fromkeys(p.name for case in self.cases for p in case.scenario.pledges))
         self.policy_names = list(dict.fromkeys(name for case in self.cases for name in case.policy_names))
+        self.quota_names = list(dict.fromkeys(q.name for case in self.cases for q in case.scenario.quotas))
         self.sampled_parameters = [p for p in scenario.fixed
                                    if any(case.columns_by_parameter.get(p) for case in self.cases)]
         self.inputs_by_case = [p for p in self.sampled_parameters if self._differs_across_cases(p)]
@@ -105,6 +106,11 @@ class Simulation:
             ds["pledge_amount_per_year"].attrs["units"] = "USD/year"
         if self.policy_names:
             ds = ds.assign_coords(policy_layer=self.policy_names)
+        if self.quota_names:
+            specs = {q.name: q for case in self.cases for q in case.scenario.quotas}
+            ds = ds.assign_coords(quota=self.quota_names)
+            ds.coords["quota_sector"] = ("quota", [b.sectors[specs[n].sector_index] for n in self.quota_names])
+            ds.coords["quota_partner"] = ("quota", [b.partners[specs[n].partner_index] for n in self.quota_names])
         return ds
 
     def attrs(self, draws: int) -> dict[str, str | int | float]:
@@ -120,6 +126,7 @@ class Simulation:
         sector_parts, partner_parts, cell_parts, inputs = [], [], [], []
         failures = 0
         applied = np.full((n, len(self.cases), len(self.policy_names)), np.nan)
+        quotas = np.full((n, len(self.cases), len(QUOTA_OUTPUTS), len(self.quota_names)), np.nan)
         linked = np.full_like(applied, np.nan)
         for c, case in enumerate(self.cases):
             case_scores = correlate({name: scores[name] for name in case.column_names}, case.scenario.correlations)
@@ -131,8 +138,10 @@ class Simulation:
                 where = [self.policy_names.index(name) for name in case.policy_names]
                 applied[:, c, where] = case_applied
                 linked[:, c, where] = case_linked
-            sector_out, partner_out, cell_out, failed = solve_chunk(case, parameters, n, keep_cells, self.backend,
-                                                                    policy)
+            sector_out, partner_out, cell_out, quota_out, failed = solve_chunk(case, parameters, n, keep_cells,
+                                                                               self.backend, policy)
+            for quota in case.scenario.quotas:
+                quotas[:, c, :, self.quota_names.index(quota.name)] = quota_out[:, :, quota.sector_index]
             failures += failed
             sector_parts.append(sector_out)
             partner_parts.append(partner_out)
@@ -149,6 +158,9 @@ class Simulation:
             for name, values in (("layer_applies", applied), ("linked_rate", linked)):
                 if name in self.outputs:
                     data[name] = xr.Variable(VARIABLES[name].dims, values, VARIABLES[name].attrs)
+        for k, name in enumerate(QUOTA_OUTPUTS if self.quota_names else ()):
+            if name in self.outputs:
+                data[name] = xr.Variable(VARIABLES[name].dims, quotas[:, :, k], VARIABLES[name].attrs)
         for parameter in self.sampled_parameters:
             data[parameter] = self._input_variable(parameter, inputs, n)
         coords = {"draw": np.arange(start, stop, dtype=np.int64)}

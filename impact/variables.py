@@ -14,6 +14,7 @@ DIMS: dict[str, str] = {
     "sector": "product group (see docs/data.md)",
     "partner": "trading partner of the US",
     "pledge": "a purchase or investment pledge declared in the scenario",
+    "quota": "a tariff-rate quota declared in the scenario",
     "policy_layer": "a tariff layer whose application varies by draw (condition, linked rate or legal risk); "
                     "retaliation layers are prefixed 'retaliation:'",
 }
@@ -90,6 +91,15 @@ _VARIABLES = [
        keep="headline"),
     _v("linked_rate", "draw case policy_layer", "fraction", "linked rate",
        "the rate a linked layer applied in the draw (NaN where it did not apply or is not linked)", keep="headline"),
+    # Tariff-rate quotas (scenarios with [[quotas]]).
+    _v("quota_regime", "draw case quota", "0 under, 1 binding, 2 over", "quota regime",
+       "0: imports within the quota at the in-quota rate; 1: the quota binds; 2: the over-quota rate is marginal",
+       keep="headline"),
+    _v("quota_tariff_equivalent", "draw case quota", "fraction", "marginal tariff of the quota cell",
+       "the in-quota rate, the over-quota rate, or the tariff equivalent of a binding quota", keep="headline"),
+    _v("quota_rent", "draw case quota", USD, "quota rent",
+       "(tariff equivalent - in-quota rate) * imports of a binding quota, to whoever holds the quota; not in welfare",
+       keep="headline"),
     # Sampled inputs (stored for every draw when any of their cells is uncertain).
     _v("sigma", "draw sector", "1", "substitution elasticity", "Armington elasticity among sources (> 1)", "input"),
     _v("eps", "draw sector", "1", "composite demand elasticity", "price elasticity of sector demand (>= 0)", "input"),

@@ -66,16 +66,18 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
                     sector_out, partner_out, cell_out):
     draws, sectors = log_p.shape
     no_terms = np.full(log_w.shape[2], np.nan)  # without the solver's CES terms, imports are computed directly
+    t_step = 1 if tariff.shape[0] > 1 else 0
+    lt_step = 1 if log_t.shape[0] > 1 else 0
     for d in prange(draws):
         clear_partner_totals(partner_out, d)
         pledged_by_partner = np.empty(imports0.shape[1])
+        row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
         for s in range(sectors):
-            # An explicit int64 draw index: numba unifies prange's unsigned index with 0 to float64.
-            account_sector(np.int64(d), s, log_p[d, s], log_w[d, s], no_terms, pledged_by_partner, tariff, log_t, tariff_factor, sigma, eps, mu,
+            account_sector(row, s, log_p[d, s], log_w[d, s], no_terms, pledged_by_partner, tariff[row * t_step, s],
+                           log_t[row * lt_step, s], tariff_factor[row * lt_step, s], sigma, eps, mu,
                            log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0, tariff0,
                            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
                            sector_out, partner_out, cell_out)
-
 
 @jit()
 def clear_partner_totals(partner_out, d):
@@ -90,14 +92,15 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
                    pledge_shares, pledge_flow, keep_cells, sector_out, partner_out, cell_out):
     """Outputs of sector ``s`` in draw ``d`` given its equilibrium ``x = log P`` and ``log_w`` (J,).
 
+    ``tariff`` (P,) holds the rates that raise revenue, and ``log_t`` and ``tariff_factor`` (J,) the tariff factors
+    the market was solved with, for this draw and sector (a tariff-rate quota changes them from the scenario's).
+
     ``pledged_by_partner`` (P,) is scratch space. ``taker_terms[j]``, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source:
     then imports need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.
     Adds the sector's flows to the partner totals of draw ``d`` (sectors in order: deterministic).
     """
     partners = imports0.shape[1]
     pledges = pledge_partner.shape[0]
-    t_step = 1 if tariff.shape[0] > 1 else 0
-    lt_step = 1 if log_t.shape[0] > 1 else 0
     tx_step = 1 if log_tx.shape[0] > 1 else 0
     sig = sigma[d if sigma.shape[0] > 1 else 0, s]
     ep = eps[d if eps.shape[0] > 1 else 0, s]
@@ -123,12 +126,12 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
     for p in range(partners):
         j = p + 1
         lw = log_w[j]
-        log_buyer = lw + log_t[d * lt_step, s, j]
+        log_buyer = lw + log_t[j]
         if math.isnan(taker_terms[j]):
             imports = imports0[s, p] * math.exp(-sig * (log_buyer - x) - ep * x + lw)
         else:
-            imports = imports0[s, p] * taker_terms[j] / tariff_factor[d * lt_step, s, j] * price_power
-        revenue = tariff[d * t_step, s, p] * imports
+            imports = imports0[s, p] * taker_terms[j] / tariff_factor[j] * price_power
+        revenue = tariff[p] * imports
         pledged = pledged_by_partner[p]
         log_export_price = log_tx[d * tx_step, s, p] - ph * log_fx[fx_row, j]
         exports = exports0[s, p] * math.exp(-sx * log_export_price) + pledged

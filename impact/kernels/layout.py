@@ -10,3 +10,4 @@ PARTNER_OUTPUTS = (
     "pledged_purchases_by_partner",
 )
 CELL_OUTPUTS = ("imports", "import_price", "tariff_revenue", "exports")
+QUOTA_OUTPUTS = ("quota_regime", "quota_tariff_equivalent", "quota_rent")  # per (draw, quota sector)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from impact.kernels import accounting_numpy, equilibrium_numpy
+from impact.kernels.layout import QUOTA_OUTPUTS
 
 
 def draw_count(market_draws: int, *accounting_inputs) -> int:
@@ -16,28 +17,87 @@ def draw_count(market_draws: int, *accounting_inputs) -> int:
     return draws
 
 
+def no_quotas(sectors: int, partner=None, rate_in=None, rate_out=None, log_index=None):
+    """Quota arrays, filled in for a run without tariff-rate quotas (partner -1: no quota in the sector)."""
+    if partner is None:
+        return np.full(sectors, -1, dtype=np.int64), np.zeros(sectors), np.zeros(sectors), np.zeros(sectors)
+    return partner, rate_in, rate_out, log_index
+
+
 def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, sigx,
                       log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
-                      pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells):
+                      pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
+                      quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None):
     """Solve every (draw, sector) market and account for it.
 
     Inputs are those of :func:`impact.kernels.equilibrium_numpy.solve_markets` and
-    :func:`impact.kernels.accounting_numpy.account` (``mu`` is column 0 of ``supply_elasticity``).
+    :func:`impact.kernels.accounting_numpy.account` (``mu`` is column 0 of ``supply_elasticity``), plus at most
+    one tariff-rate quota per sector: ``quota_partner[s]`` (-1 for none), its in- and over-quota rates, and the
+    log of the quota as a share of the baseline quantity.
+
+    A quota's regime in each draw: solved at the over-quota rate, imports above the quota make that rate marginal
+    (revenue ``rate_in * Q + rate_out * (M - Q)``); else solved at the in-quota rate, imports within the quota make
+    it apply; else the quota binds, and the tariff equivalent that makes imports equal the quota is found by
+    bisection, with quota rent ``(equivalent - rate_in) * imports``.
 
     Returns
     -------
     sector_out, partner_out, cell_out : as :func:`impact.kernels.accounting_numpy.account`
+    quota_out : (D, len(QUOTA_OUTPUTS), S), NaN in sectors without a quota
     failures : int
         Markets whose solve failed (the reference raises instead, so always 0).
     """
-    log_price_index, log_producer_price, _ = equilibrium_numpy.solve_markets(
-        theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
+    sectors, sources = theta.shape
+    quota_partner, quota_rate_in, quota_rate_out, quota_log_index = no_quotas(
+        sectors, quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
+    market_draws = max(np.shape(a)[0] for a in (log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps))
+    draws = draw_count(market_draws, tariff, sigx, log_partner_tariff_factor, pledge_flow)
+    log_t = np.array(np.broadcast_to(log_tariff_factor, (draws, sectors, sources)))
+    rates = np.array(np.broadcast_to(tariff, (draws,) + imports0.shape))
+    quota_out = np.full((draws, len(QUOTA_OUTPUTS), sectors), np.nan)
+
+    def solve(log_t):
+        return equilibrium_numpy.solve_markets(theta, log_t, log_fx, phi, supply_elasticity, sigma, eps)[:2]
+
+    def log_quantity(log_t, s, j):
+        x, log_w = solve(log_t)
+        x, log_w = np.broadcast_to(x, (draws, sectors)), np.broadcast_to(log_w, (draws, sectors, sources))
+        return -np.broadcast_to(sigma, (draws, sectors))[:, s] * (log_w[:, s, j] + log_t[:, s, j] - x[:, s]) \
+            - np.broadcast_to(eps, (draws, sectors))[:, s] * x[:, s]
+
+    for s in np.flatnonzero(quota_partner >= 0):
+        p, j = quota_partner[s], quota_partner[s] + 1
+        rate_in, rate_out, index = quota_rate_in[s], quota_rate_out[s], quota_log_index[s]
+        log_in, log_out = np.log1p(rate_in) - np.log1p(tariff0[s, p]), np.log1p(rate_out) - np.log1p(tariff0[s, p])
+        log_t[:, s, j] = log_out
+        gap_out = log_quantity(log_t, s, j) - index
+        log_t[:, s, j] = log_in
+        gap_in = log_quantity(log_t, s, j) - index
+        over = gap_out >= 0
+        binding = ~over & (gap_in > 0)
+        low, high = np.full(draws, log_in), np.full(draws, log_out)
+        for _ in range(200):  # plain bisection on the tariff factor of the binding draws
+            middle = 0.5 * (low + high)
+            log_t[:, s, j] = np.where(binding, middle, log_in)
+            above = log_quantity(log_t, s, j) - index > 0
+            low, high = np.where(above, middle, low), np.where(above, high, middle)
+        log_star = 0.5 * (low + high)
+        log_t[:, s, j] = np.where(over, log_out, np.where(binding, log_star, log_in))
+        rates[:, s, p] = np.where(over, rate_out - (rate_out - rate_in) * np.exp(-np.where(over, gap_out, 0.0)),
+                                  rate_in)
+        equivalent = np.where(over, rate_out, np.where(binding, np.expm1(log_star + np.log1p(tariff0[s, p])), rate_in))
+        quota_out[:, 0, s] = np.where(over, 2.0, np.where(binding, 1.0, 0.0))
+        quota_out[:, 1, s] = equivalent
+        imports = imports0[s, p] * np.exp(log_quantity(log_t, s, j) + np.broadcast_to(solve(log_t)[1], (
+            draws, sectors, sources))[:, s, j])
+        quota_out[:, 2, s] = np.where(binding, (equivalent - rate_in) * imports, 0.0)
+
+    log_price_index, log_producer_price = solve(log_t)
     # Inputs of the accounting alone (e.g. pledge realizations) may vary by draw while the markets do not.
-    draws = draw_count(log_price_index.shape[0], tariff, sigx, log_partner_tariff_factor, pledge_flow)
     log_price_index = np.broadcast_to(log_price_index, (draws,) + log_price_index.shape[1:])
     log_producer_price = np.broadcast_to(log_producer_price, (draws,) + log_producer_price.shape[1:])
     outputs = accounting_numpy.account(
-        log_price_index, log_producer_price, tariff, log_tariff_factor, sigma, eps, supply_elasticity[:, :, 0],
+        log_price_index, log_producer_price, rates, log_t, sigma, eps, supply_elasticity[:, :, 0],
         log_fx, phi, sigx, log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
         pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells)
-    return (*outputs, 0)
+    return (*outputs, quota_out, 0)
