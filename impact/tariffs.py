@@ -99,17 +99,22 @@ class LayerStack:
         if per_draw:
             draws = len(next(iter({**applies, **linked}.values())))
             total = np.broadcast_to(total, (draws,) + total.shape).copy()
+        def rate_of(i: int) -> np.ndarray:
+            """Layer i's rates, draw by draw when linked (NaN outside its scope)."""
+            name = self.names[i]
+            if name not in linked:
+                return self.rates[i]
+            return np.where(self.scopes[i], 1.0, np.nan)[None] * linked[name][:, None, None]
+
         for i, layer in enumerate(self.layers):
             mask = np.broadcast_to(active[layer.name], total.shape)
-            rate = self.rates[i] if layer.name not in linked else (
-                np.where(self.scopes[i], 1.0, np.nan)[None] * linked[layer.name][:, None, None])
-            rate = np.broadcast_to(rate, total.shape)
+            rate = np.broadcast_to(rate_of(i), total.shape)
             if layer.rule == "stack":
                 total[mask] += rate[mask]
             elif layer.rule == "replace":
                 total[mask] = rate[mask]
             else:  # all_in_floor
-                reference = np.where(active[layer.floor_of], self.rates[self.names.index(layer.floor_of)], 0.0)
+                reference = np.where(active[layer.floor_of], rate_of(self.names.index(layer.floor_of)), 0.0)
                 reference = np.broadcast_to(reference, total.shape)
                 total[mask] += np.maximum(0.0, rate[mask] - reference[mask])
         return total

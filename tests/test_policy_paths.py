@@ -187,3 +187,22 @@ def test_policy_references_are_checked(one_market):
     assert "unknown pledge 'nope'" in text
     assert "unknown legal group 'no_such_group'" in text
     assert "group 'g' already has probability 0.2" in text
+
+
+def test_all_in_floor_over_a_linked_rate(one_market):
+    # The floor counts the linked layer's rate in each draw: total = max(linked rate, 15%).
+    path = scenario(one_market, """
+        [[tariff_layers]]
+        name = "linked"
+        linked_rate = { pledge = "invest", low = 0.0, high = 1.0, rate_at_low = 0.3, rate_at_high = 0.0 }
+        [[tariff_layers]]
+        name = "floor"
+        rule = "all_in_floor"
+        floor_of = "linked"
+        rate = 0.15
+    """)
+    ds = impact.simulate(path, draws=500, seed=6).sel(case="scenario")
+    linked = 0.3 * (1 - ds["realization"].sel(pledge="invest").values)
+    total = 0.025 + np.maximum(linked, 0.15)  # on top of MFN
+    np.testing.assert_allclose(ds["imports_by_partner"].sel(partner="japan"), imports_at(total),
+                               rtol=1e-12)
