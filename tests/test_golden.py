@@ -78,3 +78,92 @@ def test_japan_deal_effects_have_the_expected_signs(fresh):
         lookup(rows, "tariff_revenue_by_partner", "total", "scenario", "q5")
     assert effect("tariff_revenue_by_partner", "total", "q95") - effect("tariff_revenue_by_partner", "total", "q5") \
         < 0.2 * spread
+
+
+def effective_rate(rows, case="scenario"):
+    return lookup(rows, "tariff_revenue_by_partner", "total", case) / lookup(rows, "imports_by_partner", "total", case)
+
+
+def test_august_2025_regime_file(fresh):
+    rows = fresh["tariff_regime_aug_2025"]
+    effect = lambda variable, label, stat: lookup(rows, variable, label, "effect", stat)  # noqa: E731
+    assert 0.09 < effective_rate(rows) < 0.16                         # realized 11.4% in October 2025
+    assert 0.020 < effective_rate(rows, "counterfactual") < 0.029     # against the 2024 status quo
+    assert effect("tariff_revenue_by_partner", "total", "q5") > 0
+    assert effect("imports_by_partner", "total", "q95") < 0
+    assert effect("imports_by_partner", "china", "q95") < 0           # the highest rates fall on China and India
+    assert effect("consumer_surplus_change", "total", "q95") < 0
+    # Japan's mid-August terms lie between the threatened rate and the deal (autos still under Section 232).
+    japan = lambda name: lookup(fresh[name], "tariff_revenue_by_partner", "japan")  # noqa: E731
+    assert japan("us_japan_2025") < japan("tariff_regime_aug_2025") < japan("us_japan_no_deal_2025")
+
+
+def test_february_2026_regime_is_lower_without_ieepa(fresh):
+    rows, august = fresh["tariff_regime_feb_2026"], fresh["tariff_regime_aug_2025"]
+    # Yale Budget Lab: 9.1% without IEEPA against 16.9% with it (before substitution); here Section 122 is included.
+    assert 0.06 < effective_rate(rows) < 0.12
+    assert effective_rate(rows) < effective_rate(august) - 0.02
+    assert lookup(rows, "tariff_revenue_by_partner", "total", "effect", "q5") > 0   # still above 2024
+    # China loses most: fentanyl and reciprocal rates gone, Section 301 and the surcharge remain.
+    china = lambda r: lookup(r, "tariff_revenue_by_partner", "china")  # noqa: E731
+    assert china(rows) < 0.75 * china(august)
+    # The Section 122 rate (10% or 15%, drawn) widens the revenue band well beyond the August regime's.
+    width = lambda r: (lookup(r, "tariff_revenue_by_partner", "total", stat="q95")  # noqa: E731
+                       - lookup(r, "tariff_revenue_by_partner", "total", stat="q5")) / lookup(r, "tariff_revenue_by_partner", "total")
+    assert width(rows) > 1.5 * width(august)
+
+
+def test_eu_deal_effects_have_the_expected_signs(fresh):
+    rows = fresh["us_eu_2025"]
+    effect = lambda variable, label, stat: lookup(rows, variable, label, "effect", stat)  # noqa: E731
+    assert effect("tariff_revenue_by_partner", "eu", "q95") < 0       # 15% all-in instead of 30%
+    assert effect("tariff_revenue_by_partner", "total", "q95") < 0
+    assert effect("imports_by_partner", "eu", "q5") > 0
+    assert effect("imports_by_partner", "japan", "q95") < 0           # diverted from competitors
+    assert effect("consumer_surplus_change", "total", "q5") > 0
+    assert effect("sector_output", "energy", "q5") > 0                # the energy pledge
+    assert effect("sector_output", "aircraft", "q95") < 0             # EU aircraft back to MFN only
+    # The no-deal case charges the EU more than the August 2025 regime does.
+    eu = lambda name: lookup(fresh[name], "tariff_revenue_by_partner", "eu")  # noqa: E731
+    assert eu("us_eu_2025") < eu("tariff_regime_aug_2025") < eu("us_eu_no_deal_2025")
+
+
+def test_korea_deal_effects_have_the_expected_signs(fresh):
+    rows = fresh["us_korea_2025"]
+    effect = lambda variable, label, stat: lookup(rows, variable, label, "effect", stat)  # noqa: E731
+    assert effect("tariff_revenue_by_partner", "korea", "q95") < 0
+    assert effect("tariff_revenue_by_partner", "total", "q95") < 0
+    assert effect("imports_by_partner", "korea", "q5") > 0
+    assert effect("sector_output", "passenger_vehicles", "q95") < 0   # Korean cars at 15% instead of 25%
+    assert effect("sector_output", "energy", "q5") > 0                # the energy pledge
+    assert effect("sector_output", "other", "q5") > 0                 # shipbuilding investment
+    korea = lambda name: lookup(fresh[name], "tariff_revenue_by_partner", "korea")  # noqa: E731
+    assert korea("us_korea_2025") < korea("tariff_regime_aug_2025") < korea("us_korea_no_deal_2025")
+
+
+def test_switzerland_deal_effects_have_the_expected_signs(fresh):
+    rows = fresh["us_switzerland_2025"]
+    effect = lambda variable, label, stat: lookup(rows, variable, label, "effect", stat)  # noqa: E731
+    assert effect("tariff_revenue_by_partner", "switzerland", "q95") < 0   # 15% instead of 39%
+    assert effect("imports_by_partner", "switzerland", "q5") > 0
+    assert effect("trade_balance", "switzerland", "q95") < 0
+    assert effect("sector_output", "pharmaceuticals", "q5") > 0            # the investment pledge
+    # Only Switzerland's tariffs change: the effect on other partners' revenue is small diversion.
+    assert abs(effect("tariff_revenue_by_partner", "eu", "q50")) < 0.1 * abs(effect("tariff_revenue_by_partner",
+                                                                                     "switzerland", "q50"))
+
+
+def test_phase_one_pledges_raise_exports_and_nothing_else(fresh):
+    rows = fresh["china_phase_one_2020"]
+    effect = lambda variable, label, stat: lookup(rows, variable, label, "effect", stat)  # noqa: E731
+    for variable in ("tariff_revenue_by_partner", "imports_by_partner"):
+        for stat in ("q5", "q95"):
+            assert effect(variable, "total", stat) == 0                 # pledges do not move prices
+    assert effect("welfare_change", "total", "q5") == effect("welfare_change", "total", "q95") == 0
+    assert effect("trade_balance", "china", "q5") > 0
+    assert np.isclose(effect("trade_balance", "total", "q50"), effect("trade_balance", "china", "q50"), rtol=1e-6)
+    for sector in ("agriculture_food", "energy", "aircraft", "machinery", "electronics", "passenger_vehicles"):
+        assert effect("sector_output", sector, "q5") > 0
+    # Agriculture, the most realized category, adds the most; its median lies below the full annual increment.
+    assert effect("sector_output", "agriculture_food", "q50") > effect("sector_output", "energy", "q50")
+    assert effect("sector_output", "agriculture_food", "q95") < 16.0e9
