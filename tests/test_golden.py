@@ -167,3 +167,18 @@ def test_phase_one_pledges_raise_exports_and_nothing_else(fresh):
     # Agriculture, the most realized category, adds the most; its median lies below the full annual increment.
     assert effect("sector_output", "agriculture_food", "q50") > effect("sector_output", "energy", "q50")
     assert effect("sector_output", "agriculture_food", "q95") < 16.0e9
+
+
+def test_uk_quota_deal(fresh):
+    rows = fresh["us_uk_2025"]
+    effect = lambda variable, label, stat: lookup(rows, variable, label, "effect", stat)  # noqa: E731
+    assert effect("tariff_revenue_by_partner", "uk", "q95") < 0   # 10% in quota instead of 27.5%, steel at 25%
+    assert effect("imports_by_partner", "uk", "q5") > 0
+    ds = impact.simulate("us_uk_2025", draws=DRAWS, seed=SEED).sel(case="scenario", quota="uk_cars")
+    regime = ds["quota_regime"].values
+    # The full-year quota is about the 2024 volume: it binds in part of the draws, never overflows at 27.5%.
+    assert 0.1 < (regime == 1).mean() < 0.9 and (regime == 2).sum() == 0
+    binding = regime == 1
+    assert (ds["quota_tariff_equivalent"].values[binding] > 0.10).all()
+    assert (ds["quota_tariff_equivalent"].values[binding] < 0.275).all()
+    assert (ds["quota_rent"].values[binding] > 0).all() and (ds["quota_rent"].values[~binding] == 0).all()
