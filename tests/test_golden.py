@@ -182,3 +182,23 @@ def test_uk_quota_deal(fresh):
     assert (ds["quota_tariff_equivalent"].values[binding] > 0.10).all()
     assert (ds["quota_tariff_equivalent"].values[binding] < 0.275).all()
     assert (ds["quota_rent"].values[binding] > 0).all() and (ds["quota_rent"].values[~binding] == 0).all()
+
+
+def test_japan_snap_back_variant():
+    from scipy import stats
+
+    ds = impact.simulate("us_japan_2025_snap_back", draws=DRAWS, seed=SEED)
+    snapped = ds["layer_applies"].sel(case="scenario", policy_layer="japan_snap_back_232").values == 1
+    # Realization ~ Beta(mean 0.4, sd 0.2) = Beta(2, 3): P(r < 0.25) exactly, within 4 standard errors.
+    probability = stats.beta(2, 3).cdf(0.25)
+    assert abs(snapped.mean() - probability) < 4 * np.sqrt(probability * (1 - probability) / DRAWS)
+    np.testing.assert_array_equal(
+        ds["layer_applies"].sel(case="scenario", policy_layer="japan_all_in").values == 1, ~snapped)
+    imports = ds["imports_by_partner"]
+    effect = (imports.sel(case="scenario") - imports.sel(case="counterfactual")).values
+    # Where the snap-back applies, Japan faces exactly its no-deal tariffs: no effect on any partner's imports.
+    assert (effect[snapped] == 0).all()
+    # Elsewhere the deal is in force, as in us_japan_2025 on the same draws.
+    deal = impact.simulate("us_japan_2025", draws=DRAWS, seed=SEED)["imports_by_partner"]
+    deal_effect = (deal.sel(case="scenario") - deal.sel(case="counterfactual")).values
+    np.testing.assert_array_equal(effect[~snapped], deal_effect[~snapped])
