@@ -18,16 +18,20 @@ from impact.variables import VARIABLES
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 BILLION = 1e9
 
-#: Headline results: (variable, dimension summed or listed, list each label too).
+#: Headline results: (variable, dimension, rows): "total and each" label, the "touched" sectors, the "total"
+#: only, or "each" label (quotas and draw-dependent layers, when the run has them).
 HEADLINE = (
-    ("tariff_revenue_by_partner", "partner", True),
-    ("imports_by_partner", "partner", True),
-    ("trade_balance", "partner", True),
-    ("sector_output", "sector", True),
-    ("consumer_surplus_change", "sector", False),
-    ("producer_surplus_change", "sector", False),
-    ("tariff_revenue_change", "sector", False),
-    ("welfare_change", "sector", False),
+    ("tariff_revenue_by_partner", "partner", "total and each"),
+    ("imports_by_partner", "partner", "total and each"),
+    ("trade_balance", "partner", "total and each"),
+    ("sector_output", "sector", "touched"),
+    ("consumer_surplus_change", "sector", "total"),
+    ("producer_surplus_change", "sector", "total"),
+    ("tariff_revenue_change", "sector", "total"),
+    ("welfare_change", "sector", "total"),
+    ("quota_tariff_equivalent", "quota", "each"),
+    ("quota_rent", "quota", "each"),
+    ("layer_applies", "policy_layer", "each"),
 )
 BY = {
     "sector": ("imports_by_sector", "exports_by_sector", "tariff_revenue_by_sector", "home_sales", "sector_output",
@@ -124,9 +128,12 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
         sectors = [s for s in str(ds.attrs.get("touched_sectors", "")).split(",") if s]
     if by == "headline":
         plan = []
-        for name, dim, detail in HEADLINE:
-            labels = list(ds[dim].values) if detail and dim == "partner" else (sectors if detail else [])
-            plan.append((name, dim, ["total"] + labels if dim == "partner" or not detail else labels))
+        for name, dim, rows in HEADLINE:
+            if name not in ds:
+                continue
+            each = [str(label) for label in ds[dim].values]
+            labels = {"total and each": ["total"] + each, "touched": sectors, "total": ["total"], "each": each}[rows]
+            plan.append((name, dim, labels))
     else:
         plan = [(name, by, list(ds[by].values)) for name in BY[by]]
     present = [str(c) for c in ds["case"].values]
@@ -146,8 +153,11 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
         for label in labels:
             k = "total" if label == "total" else detail.index(label)
             for case in reported:
+                series = _row(totals, detail_rows, k, case, present)
+                if np.isnan(series).all():
+                    continue  # e.g. a quota or a conditional layer that only the scenario has
                 rows.append({"variable": name, "label": label, "case": case, "units": units,
-                             **_stats(_row(totals, detail_rows, k, case, present), quantiles)})
+                             **_stats(series, quantiles)})
     return rows
 
 
@@ -216,27 +226,31 @@ def format_compact(rows: list[dict], title: str = "") -> str:
     def band(row):
         if row is None:
             return ["", "", ""]
-        scale = BILLION if row["units"] == "USD/year" else 1.0
-        return [f"{row['q50'] / scale:,.2f}", f"[{row['q5'] / scale:,.2f}, {row['q95'] / scale:,.2f}]",
-                f"{row['mean'] / scale:,.2f}"]
+        if row["units"] == "fraction":
+            show = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+        else:
+            scale = BILLION if row["units"] == "USD/year" else 1.0
+            show = lambda v: f"{v / scale:,.2f}"  # noqa: E731
+        return [show(row["q50"]), f"[{show(row['q5'])}, {show(row['q95'])}]", show(row["mean"])]
 
-    def table(labels: list[tuple[str, tuple[str, str]]], caption: str) -> list[str]:
+    def table(labels: list[tuple[str, tuple[str, str]]], caption: str, unit: str = "$B/yr") -> list[str]:
         # Per case three columns: the median and the mean right-aligned, the band between them left-aligned.
-        cells = [[label] + [x for c in cases for x in band(index.get((v, lab, c)))] for label, (v, lab) in labels]
-        widths = [max(len(cell[i]) for cell in cells + [[""] + ["", "", "mean"] * len(cases)])
+        shown = [c for c in cases if any((v, lab, c) in index for _, (v, lab) in labels)]
+        cells = [[label] + [x for c in shown for x in band(index.get((v, lab, c)))] for label, (v, lab) in labels]
+        widths = [max(len(cell[i]) for cell in cells + [[""] + ["", "", "mean"] * len(shown)])
                   for i in range(len(cells[0]))]
-        case_widths = [widths[1 + 3 * k] + widths[2 + 3 * k] + widths[3 + 3 * k] + 4 for k in range(len(cases))]
-        header = "  ".join([" " * widths[0]] + [heading[c].center(w) for c, w in zip(cases, case_widths)])
+        case_widths = [widths[1 + 3 * k] + widths[2 + 3 * k] + widths[3 + 3 * k] + 4 for k in range(len(shown))]
+        header = "  ".join([" " * widths[0]] + [heading[c].center(w) for c, w in zip(shown, case_widths)])
         columns = "  ".join([" " * widths[0]] + ["median".rjust(widths[1 + 3 * k]) + "  " + "[5%, 95%]".ljust(
-            widths[2 + 3 * k]) + "  " + "mean".rjust(widths[3 + 3 * k]) for k in range(len(cases))])
+            widths[2 + 3 * k]) + "  " + "mean".rjust(widths[3 + 3 * k]) for k in range(len(shown))])
         body = []
         for cell in cells:
             parts = [cell[0].ljust(widths[0])]
-            for k in range(len(cases)):
+            for k in range(len(shown)):
                 parts.append(cell[1 + 3 * k].rjust(widths[1 + 3 * k]) + "  " + cell[2 + 3 * k].ljust(widths[2 + 3 * k])
                              + "  " + cell[3 + 3 * k].rjust(widths[3 + 3 * k]))
             body.append("  ".join(parts).rstrip())
-        return [f"{caption} ($B/yr)", header.rstrip(), columns.rstrip()] + body + [""]
+        return [f"{caption} ({unit})", header.rstrip(), columns.rstrip()] + body + [""]
 
     out = [title, ""] if title else []
     for variable, caption in COMPACT_TITLES.items():
@@ -247,4 +261,17 @@ def format_compact(rows: list[dict], title: str = "") -> str:
                if (v, "total", cases[0]) in index]
     if welfare:
         out += table(welfare, "Welfare change, all sectors")
+    quotas = list(dict.fromkeys(r["label"] for r in rows if r["variable"] == "quota_rent"))
+    if quotas:
+        out += table([(f"{q} rent", ("quota_rent", q)) for q in quotas], "Tariff-rate quotas: rent to quota holders")
+        out += table([(f"{q}", ("quota_tariff_equivalent", q)) for q in quotas],
+                     "Tariff-rate quotas: marginal rate or tariff equivalent", unit="%")
+    layers = list(dict.fromkeys(r["label"] for r in rows if r["variable"] == "layer_applies"))
+    if layers:
+        lines = ["Draw-dependent layers: share of draws in which each applies"]
+        for layer in layers:
+            shares = [f"{c} {index[('layer_applies', layer, c)]['mean']:.1%}" for c in ("scenario", "counterfactual")
+                      if ("layer_applies", layer, c) in index]
+            lines.append(f"  {layer}: " + ", ".join(shares))
+        out += lines + [""]
     return "\n".join(out)

@@ -206,3 +206,17 @@ def test_all_in_floor_over_a_linked_rate(one_market):
     total = 0.025 + np.maximum(linked, 0.15)  # on top of MFN
     np.testing.assert_allclose(ds["imports_by_partner"].sel(partner="japan"), imports_at(total),
                                rtol=1e-12)
+
+
+def test_compact_bands_show_the_share_of_draws_each_layer_applies(one_market):
+    from impact.summary import format_compact, summarize
+
+    path = scenario(one_market, """
+        [[tariff_layers]]
+        name = "snap"
+        rate = 0.2
+        condition = { pledge = "invest", below = 0.3 }
+    """)
+    ds = impact.simulate(path, draws=2000, seed=8)
+    share = float(ds["layer_applies"].sel(policy_layer="snap").mean())
+    assert f"  snap: scenario {share:.1%}" in format_compact(summarize(ds))

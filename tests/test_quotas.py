@@ -137,3 +137,16 @@ def test_quota_validation(tmp_path):
     assert "quotas[a].in_quota_rate: the in-quota rate must not exceed the over-quota rate" in found
     assert "quotas[a]: give `quota_value` (USD), or `quota_units` with `unit_value`" in found
     assert "quotas[c].sector: a second quota in cars" in found
+
+
+def test_compact_bands_show_the_quota(tmp_path):
+    from impact.summary import format_compact, summarize
+
+    path = quota_scenario(tmp_path, 0.85 * M0)
+    ds = impact.simulate(path, draws=1000, seed=4)
+    text = format_compact(summarize(ds))
+    assert "Tariff-rate quotas: rent to quota holders ($B/yr)" in text
+    rent_median = float(ds["quota_rent"].median()) / BILLION
+    row = next(line for line in text.splitlines() if line.startswith("uk_cars rent"))
+    assert row.split()[2] == f"{rent_median:,.2f}"
+    assert "Tariff-rate quotas: marginal rate or tariff equivalent (%)" in text
