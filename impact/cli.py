@@ -113,14 +113,27 @@ def _parse_shard(value: str | None):
 @main.command()
 @click.argument("files", nargs=-1, required=True)
 def validate(files):
-    """Check scenario files (and the files they extend, their counterfactual and baseline data) without running.
+    """Check scenario files (and the files they extend, their counterfactual and baseline data), or baseline data
+    files (.csv), without running.
 
     Every problem in every file is listed with its file, key path and reason; the exit code is 2 if any.
     """
+    from impact.baseline import load_baseline
     from impact.scenario import load_scenario
 
     problems: list[Problem] = []
     for name in files:
+        if str(name).endswith(".csv"):
+            try:
+                baseline = load_baseline(name)
+            except FileNotFoundError:
+                problems.append(Problem(str(name), "", "no such file"))
+            except ImpactInputError as err:
+                problems += err.problems
+            else:
+                click.echo(f"ok: {baseline.path}: baseline data, {len(baseline.sectors)} sectors x "
+                           f"{len(baseline.partners)} partners")
+            continue
         try:
             scenario = load_scenario(name)
         except ImpactInputError as err:

@@ -188,3 +188,15 @@ def test_concurrent_shard_processes(deal, tmp_path):
     assert store.read_manifest()["status"] == "complete"
     whole = _run(deal, tmp_path / "whole", draws=6000, seed=5, chunk_size=500).open_dataset()
     xr.testing.assert_equal(store.open_dataset(), whole)
+
+
+def test_cli_validates_baseline_data_files(tmp_path):
+    from tests.conftest import write_baseline
+
+    good = write_baseline(tmp_path / "good.csv", ["a"], ["x"], imports=[[1.0]], exports=[[1.0]], gross_output=[5.0])
+    bad = write_baseline(tmp_path / "bad.csv", ["a"], ["x"], imports=[[1.0]], exports=[[9.0]], gross_output=[5.0])
+    runner = CliRunner()
+    assert runner.invoke(cli.main, ["validate", str(good)]).output.startswith("ok:")
+    result = runner.invoke(cli.main, ["validate", str(bad), str(tmp_path / "missing.csv")])
+    assert result.exit_code == 2
+    assert "gross_output[a]: home sales are negative" in result.output and "missing.csv: no such file" in result.output
