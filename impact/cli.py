@@ -43,8 +43,9 @@ def main():
 @click.option("--seed", "-s", type=click.IntRange(min=0), default=0, show_default=True, help="Root random seed.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Run folder to create [default: runs/SCENARIO-TIME-seedS].")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
-              help="Draws solved and written at a time; bounds memory, does not change results.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help=f"Draws solved and written at a time; bounds memory, does not change results "
+                   f"[default: {DEFAULT_CHUNK:,}, divided by the years of a horizon].")
 @click.option("--sampler", type=click.Choice(METHODS), default=None,
               help="Design: plain Monte Carlo, Latin hypercube or scrambled Sobol [default: the scenario's].")
 @click.option("--keep", type=click.Choice(KEEP_LEVELS), default=DEFAULT_KEEP, show_default=True,
@@ -92,7 +93,12 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
              + (f"; effect = scenario - {manifest['counterfactual']}, paired by draw" if manifest["counterfactual"]
                 else ""))
     # The terminal shows levels and effects; summary.csv also has the counterfactual's levels.
-    click.echo(format_compact(store.read_summary(), title=title))
+    rows = store.read_summary()
+    years = [row["year"] for row in rows if row.get("year") not in (None, "all")]
+    if years:  # a horizon: the last year's bands, and the totals over the horizon
+        title += f"\nyear {years[-1]} (last of the horizon; others: impact summary --year)"
+        rows = [row for row in rows if row["year"] in (years[-1], "all")]
+    click.echo(format_compact(rows, title=title))
     click.echo("all bands: impact summary " + str(store.directory) + " (also --by sector|partner, --format csv)")
     timings = manifest["timings_seconds"]
     click.echo(f"results: {store.directory}  ({timings['total']:.1f} s, {manifest['draws_per_second']:,} draws/s)")
@@ -153,7 +159,8 @@ def validate(files):
               help="Comma-separated probabilities in (0, 1).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
               show_default=True, help="Output format (csv and json in full units, table and markdown in $B).")
-def summary(run_dir, by, quantiles, fmt):
+@click.option("--year", type=int, default=None, help="With a horizon: the year reported [default: the last].")
+def summary(run_dir, by, quantiles, fmt, year):
     """Print the bands of a finished run in RUN_DIR: quantiles and mean, levels and paired effects."""
     from impact.store import RunStore
     from impact.summary import format_rows, summarize
@@ -174,7 +181,10 @@ def summary(run_dir, by, quantiles, fmt):
     if problems:
         _fail(problems)
     manifest = store.read_manifest()
-    rows = summarize(store.open_dataset(), by=by, quantiles=probabilities)
+    try:
+        rows = summarize(store.open_dataset(), by=by, quantiles=probabilities, year=year)
+    except ValueError as err:
+        _fail([Problem(str(run_dir), "--year", str(err))])
     click.echo(format_rows(rows, fmt, title=f"{manifest['title']} ({manifest['draws']:,} draws, seed {manifest['seed']})"
                            if fmt in ("table", "markdown") else ""), nl=False)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 
 from impact.kernels import market_numba, market_numpy
-from impact.scenario import PARAMETER_DOMAINS, SampledColumn, Scenario
+from impact.scenario import PARAMETER_DOMAINS, SampledColumn, Scenario, year_segments
 
 BACKENDS = {"numba": market_numba.solve_and_account, "numpy": market_numpy.solve_and_account}
 PLEDGE_PARAMETERS = ("realization", "additionality", "output_per_dollar")
@@ -81,48 +82,70 @@ def policy_name(section: str, layer: str) -> str:
     return layer if section == "tariff" else f"retaliation:{layer}"
 
 
-def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: dict[str, np.ndarray], draws: int):
-    """Tariffs and partner tariffs draw by draw, for a scenario with conditional, linked or legally risky layers.
+def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: dict[str, np.ndarray], draws: int,
+                year: int | None = None):
+    """Tariffs and partner tariffs draw by draw, for a scenario whose layers vary by draw or (with a horizon) date.
 
-    Returns ``tariff`` (D, S, P), ``partner_tariff`` (D, S, P), and per policy layer whether it applied in each
-    draw and its linked rate (NaN if not linked), both (D, layers).
+    In a year with changes (layers taking effect or ending, scheduled steps, court rulings), each period's regime is
+    built and the year's rates are their average weighted by days. Returns ``tariff`` (D, S, P),
+    ``partner_tariff`` (D, S, P), and per policy layer the share of the year in which it applied in each draw and
+    its linked rate (NaN if not linked or not applied), both (D, layers).
     """
     scenario = case.scenario
+    periods = year_segments(scenario, year) if year is not None else ((1.0, None),)
     struck = {c.name[len("struck["):-1]: c.distribution.from_normal_score(scores[c.name]) >= 0.5
               for c in case.columns_by_parameter.get("struck", [])}
+    ruling = {layer.legal_risk.group: layer.legal_risk.by for stack in (scenario.tariff_stack,
+              scenario.retaliation_stack) for layer in stack.layers if layer.legal_risk is not None}
     pledge_index = {p.name: k for k, p in enumerate(scenario.pledges)}
     realization = np.broadcast_to(parameters["realization"], (draws, len(scenario.pledges)))
-    applies = {"tariff": {}, "retaliation": {}}
-    linked = {"tariff": {}, "retaliation": {}}
-    applied = np.ones((draws, len(scenario.policy_layers)))
-    linked_rates = np.full((draws, len(scenario.policy_layers)), np.nan)
-    for k, (section, layer) in enumerate(scenario.policy_layers):
-        on = np.ones(draws, dtype=bool)
-        condition = layer.condition
-        if condition is not None and condition.pledge is not None:
-            r = realization[:, pledge_index[condition.pledge]]
-            on &= (r < condition.below) if condition.below is not None else (r >= condition.at_least)
-        elif condition is not None:
-            on &= struck[condition.struck] if condition.struck is not None else ~struck[condition.upheld]
-        if layer.legal_risk is not None:
-            on &= ~struck[layer.legal_risk.group]
-        applies[section][layer.name] = on
-        applied[:, k] = on
-        if layer.linked_rate is not None:
-            link = layer.linked_rate
-            r = realization[:, pledge_index[link.pledge]]
-            rate = np.interp(r, [link.low, link.high], [link.rate_at_low, link.rate_at_high])
-            linked[section][layer.name] = rate
-            linked_rates[:, k] = np.where(on, rate, np.nan)
+    stacks = {"tariff": scenario.tariff_stack, "retaliation": scenario.retaliation_stack}
     b = scenario.baseline
-    tariff = _apply_by_pattern(scenario.tariff_stack, np.zeros_like(b.tariff_baseline), applies["tariff"],
-                               linked["tariff"], draws)
-    partner_tariff = _apply_by_pattern(scenario.retaliation_stack, b.partner_tariff, applies["retaliation"],
-                                       linked["retaliation"], draws)
-    return tariff, partner_tariff, applied, linked_rates
+    starts = {"tariff": np.zeros_like(b.tariff_baseline), "retaliation": b.partner_tariff}
+    totals = {"tariff": 0.0, "retaliation": 0.0}
+    applied = np.zeros((draws, len(scenario.policy_layers)))
+    linked_rates = np.full((draws, len(scenario.policy_layers)), np.nan)
+    for weight, on in periods:
+
+        def struck_now(group: str) -> np.ndarray:
+            # A ruling voids its group from its date on (from the start without a date or a horizon).
+            when = ruling.get(group)
+            return struck[group] & (on is None or when is None or on >= date.fromisoformat(when))
+
+        applies, linked, overrides = {}, {}, {}
+        for section, stack in stacks.items():
+            off, overrides[section] = stack.timing(on)
+            applies[section] = {name: np.zeros(draws, dtype=bool) for name in off}
+            linked[section] = {}
+        for k, (section, layer) in enumerate(scenario.policy_layers):
+            if layer.name in applies[section]:
+                continue  # not in force in this period
+            active = np.ones(draws, dtype=bool)
+            condition = layer.condition
+            if condition is not None and condition.pledge is not None:
+                r = realization[:, pledge_index[condition.pledge]]
+                active &= (r < condition.below) if condition.below is not None else (r >= condition.at_least)
+            elif condition is not None:
+                active &= struck_now(condition.struck) if condition.struck is not None \
+                    else ~struck_now(condition.upheld)
+            if layer.legal_risk is not None:
+                active &= ~struck_now(layer.legal_risk.group)
+            applies[section][layer.name] = active
+            applied[:, k] += weight * active
+            if layer.linked_rate is not None:
+                link = layer.linked_rate
+                rate = np.interp(realization[:, pledge_index[link.pledge]], [link.low, link.high],
+                                 [link.rate_at_low, link.rate_at_high])
+                linked[section][layer.name] = rate
+                linked_rates[:, k] = np.where(active, rate, linked_rates[:, k])
+        for section, stack in stacks.items():
+            totals[section] = totals[section] + weight * _apply_by_pattern(
+                stack, starts[section], applies[section], linked[section], draws, overrides[section])
+    return totals["tariff"], totals["retaliation"], applied, linked_rates
 
 
-def _apply_by_pattern(stack, start, applies: dict[str, np.ndarray], linked: dict[str, np.ndarray], draws: int):
+def _apply_by_pattern(stack, start, applies: dict[str, np.ndarray], linked: dict[str, np.ndarray], draws: int,
+                      overrides: dict[str, float]):
     """The stack's rates in every draw, (D, S, P).
 
     Without linked rates a draw's regime depends only on which layers apply, and draws share a few such patterns:
@@ -130,11 +153,11 @@ def _apply_by_pattern(stack, start, applies: dict[str, np.ndarray], linked: dict
     applying it to every draw, at a fraction of the work).
     """
     if linked or not applies:
-        rates = stack.apply(start, applies, linked)
+        rates = stack.apply(start, applies, linked, overrides)
         return np.broadcast_to(rates, (draws,) + rates.shape[-2:])
     names = list(applies)
     patterns, which = np.unique(np.stack([applies[n] for n in names], axis=1), axis=0, return_inverse=True)
-    by_pattern = stack.apply(start, {n: patterns[:, k] for k, n in enumerate(names)})
+    by_pattern = stack.apply(start, {n: patterns[:, k] for k, n in enumerate(names)}, None, overrides)
     return by_pattern[which.ravel()]
 
 
@@ -156,12 +179,14 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
 
 
 def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: int, keep_cells: bool,
-                backend: str = "numba", policy=None):
+                backend: str = "numba", policy=None, scale: float = 1.0, pledge_amounts: np.ndarray | None = None):
     """Solve every market of a chunk of ``draws`` draws and account for it.
 
     When nothing is sampled the kernels solve one draw, which stands for all ``draws``.
 
-    ``policy`` is ``(tariff, partner_tariff)`` (D, S, P) from :func:`draw_policy` when layers vary by draw.
+    ``policy`` is ``(tariff, partner_tariff)`` (D, S, P) from :func:`draw_policy` when layers vary by draw or date.
+    ``scale`` multiplies every baseline value (growth over a horizon: outputs scale with it, prices do not), and
+    ``pledge_amounts`` (K,) replaces each pledge's USD per year (its disbursement in a year of the horizon).
 
     Returns ``(sector_out, partner_out, cell_out, quota_out, failures)`` as described in
     :func:`impact.kernels.accounting_numpy.account`; ``failures`` counts (draw, sector) markets whose solve did
@@ -186,12 +211,15 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         supply[:, :, 1:] = eta
     log_fx = np.concatenate([np.zeros((p["fx"].shape[0], 1)), np.log(p["fx"])], axis=1)
     multiplier = np.where(case.pledge_is_purchase, p["additionality"], p["output_per_dollar"])
-    pledge_flow = p["realization"] * case.pledge_amount_per_year * multiplier
+    amounts = case.pledge_amount_per_year if pledge_amounts is None else pledge_amounts
+    pledge_flow = p["realization"] * amounts * multiplier
     sector_out, partner_out, cell_out, quota_out, failures = BACKENDS[backend](
         case.theta, tariff, log_tariff_factor, log_fx, p["phi"], supply, p["sigma"], p["eps"], p["sigx"],
-        log_partner_tariff_factor, b.imports, b.exports, b.home_sales, case.expenditure0, b.tariff_baseline,
-        case.pledge_partner, case.pledge_is_purchase, case.pledge_shares, pledge_flow, keep_cells,
-        case.quota_partner, case.quota_rate_in, case.quota_rate_out, case.quota_log_index)
+        log_partner_tariff_factor, b.imports * scale, b.exports * scale, b.home_sales * scale,
+        case.expenditure0 * scale, b.tariff_baseline, case.pledge_partner, case.pledge_is_purchase,
+        case.pledge_shares, pledge_flow, keep_cells, case.quota_partner, case.quota_rate_in, case.quota_rate_out,
+        # A quota is a fixed volume: as the baseline grows, it is a smaller share of the baseline quantity.
+        case.quota_log_index - np.log(scale))
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws
         sector_out, partner_out, quota_out = (np.repeat(a, draws, axis=0) for a in (sector_out, partner_out, quota_out))

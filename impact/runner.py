@@ -13,9 +13,9 @@ from impact import provenance
 from impact.accelerate import set_threads
 from impact.errors import ImpactInputError, Problem
 from impact.scenario import load_scenario
-from impact.simulation import DEFAULT_CHUNK, Simulation, _check_run_size, chunk_ranges, sobol_warning
+from impact.simulation import Simulation, _check_run_size, chunk_ranges, sobol_warning
 from impact.store import SUMMARY, RunStore, Stopwatch, now
-from impact.summary import format_rows, summarize
+from impact.summary import format_rows, summarize_run
 from impact.variables import DEFAULT_KEEP
 
 log = logging.getLogger("impact")
@@ -27,7 +27,7 @@ def default_out(scenario_name: str, seed: int) -> Path:
 
 
 def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None = None,
-        chunk_size: int = DEFAULT_CHUNK, sampler: str | None = None, keep: str = DEFAULT_KEEP,
+        chunk_size: int | None = None, sampler: str | None = None, keep: str = DEFAULT_KEEP,
         threads: int | None = None, progress: str | None = None, counterfactual: bool = True,
         shard: tuple[int, int] | None = None) -> RunStore:
     """Run a scenario and write ``results.zarr``, ``manifest.json`` and ``summary.csv`` to ``out``.
@@ -43,7 +43,7 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
     unsharded run. If a shard dies, ``impact run --resume OUT`` computes what it left.
     """
     started = now()
-    _check_run_size(draws, chunk_size)
+    _check_run_size(draws, chunk_size or 1)
     problems = []
     if shard is not None:
         if not (isinstance(shard, tuple) and len(shard) == 2 and 1 <= shard[0] <= shard[1]):
@@ -53,6 +53,7 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
     if problems:
         raise ImpactInputError(problems)
     simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual)
+    chunk_size = chunk_size or simulation.default_chunk_size()
     if message := sobol_warning(simulation.sampler, draws):
         log.warning(message)
     out = Path(out) if out is not None else default_out(simulation.scenario.name, seed)
@@ -221,7 +222,7 @@ def _finalize(store: RunStore, manifest: dict, failures: int, watch: Stopwatch, 
     """Consolidate the store, write the summary and mark the run complete."""
     moment = time.perf_counter()
     store.finish({"solver_failures": failures})
-    rows = summarize(store.open_dataset())
+    rows = summarize_run(store.open_dataset())
     (store.directory / SUMMARY).write_text(format_rows(rows, "csv"))
     watch.add("summary", moment)
     elapsed = time.perf_counter() - wall

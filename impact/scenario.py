@@ -13,6 +13,7 @@ import json
 import math
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,7 @@ class Scenario:
     retaliation_stack: object = None
     policy_layers: list = field(default_factory=list)  # (section, Layer) whose application varies by draw
     quotas: list[QuotaSpec] = field(default_factory=list)
+    horizon: "HorizonSpec | None" = None
 
     @property
     def sha256(self) -> str:
@@ -307,10 +309,10 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
             problems.append(Problem(_file_of(origins, (key,), label), key,
                                     f"unknown section; expected {', '.join(ScenarioFile.model_fields)}"))
     parsed: dict[str, object] = {}
-    for key in ("scenario", "sampling", "pledge_priors"):
+    for key in ("scenario", "sampling", "pledge_priors", "horizon"):
         adapter = TypeAdapter(ScenarioFile.model_fields[key].annotation)
         try:
-            parsed[key] = adapter.validate_python(merged.get(key, {}))
+            parsed[key] = adapter.validate_python(merged.get(key, {} if key != "horizon" else None))
         except ValidationError as err:
             problems += _pydantic_problems(err, merged, origins, label, (key,))
     entries: dict[str, list[tuple[int, object]]] = {}
@@ -360,6 +362,8 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
     pledges = [checker.pledge(i, pledge) for i, pledge in entries["pledges"]]
     checker.unique_names("quotas", [quota.name for _, quota in entries["quotas"]])
     quotas = [q for q in (checker.quota(i, quota) for i, quota in entries["quotas"]) if q is not None]
+    horizon = parsed.get("horizon")
+    checker.timing(horizon, entries)
     checker.pledge_priors = parsed.get("pledge_priors") or {}
     fixed, columns = checker.priors(entries["priors"], entries["pledges"], bool(retaliation))
     legal_columns = [SampledColumn(f"struck[{group}]", "struck", (), _struck_distribution(probability))
@@ -390,6 +394,7 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
         sampling_method=parsed["sampling"].method, tariff=tariff, partner_tariff=partner_tariff,
         pledges=pledges, fixed=fixed, columns=columns, correlations=correlations, layer_names=layer_names,
         tariff_stack=tariff_stack, retaliation_stack=retaliation_stack, quotas=quotas,
+        horizon=_horizon_spec(horizon, [p for _, p in entries["pledges"]]) if horizon else None,
         policy_layers=[(section, layer) for section, entries in (("tariff", layers), ("retaliation", retaliation))
                        for layer in entries if layer.condition or layer.linked_rate or layer.legal_risk],
     )
@@ -508,6 +513,41 @@ class _Checker:
                 groups.setdefault(risk.group, risk.probability)
         return groups
 
+    def timing(self, horizon, entries) -> None:
+        """Dates need a horizon; steps need a single numeric rate, in date order; a legal group has one date."""
+        if horizon is not None and horizon.last_year < horizon.first_year:
+            self.add(("horizon", "last_year"), "must not be before first_year")
+        dated = "needs a [horizon] (dates have no meaning in a single representative year)"
+        group_dates: dict[str, str | None] = {}
+        for section in ("tariff_layers", "retaliation"):
+            for index, layer in entries[section]:
+                loc = (section, index)
+                for key in ("effective", "ends"):
+                    if getattr(layer, key) is not None and horizon is None:
+                        self.add(loc + (key,), dated)
+                if layer.steps:
+                    if horizon is None:
+                        self.add(loc + ("steps",), dated)
+                    if not isinstance(layer.rate, float) or layer.sector_rates or layer.partner_rates \
+                            or layer.linked_rate is not None:
+                        self.add(loc + ("steps",), "steps change a single numeric `rate`: give `rate` alone")
+                    days = [step.on for step in layer.steps]
+                    if days != sorted(days):
+                        self.add(loc + ("steps",), "steps must be in date order")
+                if layer.effective and layer.ends and layer.ends <= layer.effective:
+                    self.add(loc + ("ends",), "must be after `effective`")
+                risk = layer.legal_risk
+                if risk is not None:
+                    if risk.by is not None and horizon is None:
+                        self.add(loc + ("legal_risk", "by"), dated)
+                    if risk.group in group_dates and group_dates[risk.group] != risk.by:
+                        self.add(loc + ("legal_risk", "by"), f"group {risk.group!r} already has the date "
+                                                            f"{group_dates[risk.group]}: one ruling, one date")
+                    group_dates.setdefault(risk.group, risk.by)
+        for index, pledge in entries["pledges"]:
+            if pledge.start is not None and horizon is None:
+                self.add(("pledges", index, "start"), dated)
+
     def quota(self, index: int, quota: Quota) -> QuotaSpec | None:
         loc = ("quotas", index)
         b = self.baseline
@@ -572,7 +612,10 @@ class _Checker:
             self.add(loc + (unused,), f"{unused} does not apply to a {pledge.kind} pledge")
         shares = np.array([pledge.sector_shares.get(s, 0.0) for s in sectors], dtype=float)
         partner_index = self.baseline.partners.index(pledge.partner) if pledge.partner in self.baseline.partners else 0
-        return PledgeSpec(pledge.name, pledge.kind, partner_index, pledge.amount / pledge.years, shares)
+        per_year = pledge.amount / pledge.years
+        if pledge.max_per_year is not None:
+            per_year = min(per_year, pledge.max_per_year)  # a cap stretches the pledge over more years
+        return PledgeSpec(pledge.name, pledge.kind, partner_index, per_year, shares)
 
     def distribution(self, loc: tuple, spec: dict, parameter: str):
         _, low, high, low_open = PARAMETER_DOMAINS[parameter]
@@ -740,3 +783,62 @@ class _Checker:
                 self.add(loc + ("matrix",), f"is not positive semi-definite (smallest eigenvalue {smallest:.3g})")
             resolved.append((list(block.inputs), matrix))
         return resolved
+
+
+@dataclass(frozen=True)
+class HorizonSpec:
+    """Years of a run with a horizon, and what changes from year to year."""
+
+    years: tuple[int, ...]
+    growth: np.ndarray            # (Y,) baseline values relative to the calibration year: (1 + g)^(year - base)
+    discount: np.ndarray          # (Y,) 1 / (1 + r)^(year - first year)
+    discount_rate: float
+    elasticity_path: np.ndarray   # (Y,) share of the long-run trade elasticity sigma - 1 reached in each year
+    pledge_flows: np.ndarray      # (K, Y) USD disbursed by each pledge in each year (before realization)
+
+
+def _horizon_spec(horizon, pledges: list[Pledge]) -> HorizonSpec:
+    years = tuple(range(horizon.first_year, horizon.last_year + 1))
+    offsets = np.array(years, dtype=float)
+    if horizon.adjustment is None:
+        path = np.ones(len(years))
+    else:
+        # 95% of the gap to the long-run elasticity is closed after `years_to_long_run` years.
+        elapsed = offsets - horizon.first_year
+        share = horizon.adjustment.short_run_share
+        path = share + (1 - share) * (1 - 0.05 ** (elapsed / horizon.adjustment.years_to_long_run))
+    flows = np.array([[_disbursed(pledge, year, years[0]) for year in years] for pledge in pledges]).reshape(
+        len(pledges), len(years))
+    return HorizonSpec(
+        years=years, growth=(1 + horizon.growth) ** (offsets - horizon.base_year),
+        discount=(1 + horizon.discount_rate) ** -(offsets - horizon.first_year),
+        discount_rate=horizon.discount_rate, elasticity_path=path, pledge_flows=flows,
+    )
+
+
+def _disbursed(pledge: Pledge, year: int, first_year: int) -> float:
+    """USD of a pledge disbursed in ``year``: evenly from its start at ``amount / years`` a year, or at
+    ``max_per_year`` if that is lower (the pledge then takes longer)."""
+    start = date.fromisoformat(pledge.start) if pledge.start else date(first_year, 1, 1)
+    rate = pledge.amount / pledge.years
+    if pledge.max_per_year is not None:
+        rate = min(rate, pledge.max_per_year)
+    end = start + timedelta(days=365.25 * pledge.amount / rate)
+    overlap = (min(end, date(year + 1, 1, 1)) - max(start, date(year, 1, 1))).days
+    return max(overlap, 0) / 365.25 * rate
+
+
+def year_segments(scenario: "Scenario", year: int) -> tuple[tuple[float, date], ...]:
+    """Periods of ``year`` between the dates at which any layer or legal ruling changes: (share of the year,
+    start date)."""
+    begin, end = date(year, 1, 1), date(year + 1, 1, 1)
+    changes = {begin}
+    for stack in (scenario.tariff_stack, scenario.retaliation_stack):
+        for layer in stack.layers:
+            dates = [layer.effective, layer.ends] + [step.on for step in layer.steps]
+            if layer.legal_risk is not None:
+                dates.append(layer.legal_risk.by)
+            changes.update(d for d in (date.fromisoformat(x) for x in dates if x) if begin < d < end)
+    bounds = sorted(changes) + [end]
+    total = (end - begin).days
+    return tuple(((b - a).days / total, a) for a, b in zip(bounds[:-1], bounds[1:]))

@@ -7,6 +7,7 @@ format is documented in ``docs/scenarios.md``.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, field_validator
@@ -41,6 +42,16 @@ def _rate_number(value):
     return value
 
 
+def _iso_date(value):
+    if not isinstance(value, str):
+        raise ValueError(f"must be a date written YYYY-MM-DD, got {value!r}")
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"must be a date written YYYY-MM-DD, got {value!r}") from None
+    return value
+
+
 def _names(value):
     if value == "all":
         return value
@@ -53,6 +64,7 @@ Number = Annotated[float, BeforeValidator(_number)]
 Rate = Annotated[float, BeforeValidator(_rate_number)]
 RateOrReference = Annotated[float | str, BeforeValidator(_rate)]
 Names = Annotated[list[str] | str, BeforeValidator(_names)]
+IsoDate = Annotated[str, BeforeValidator(_iso_date)]
 
 
 class _Strict(BaseModel):
@@ -75,6 +87,31 @@ class Sampling(_Strict):
     """``[sampling]``: the design used to draw the uncertain inputs."""
 
     method: Literal["mc", "lhs", "sobol"] = "mc"
+
+
+class Adjustment(_Strict):
+    """How the trade elasticity ``sigma - 1`` moves from its short-run to its (sampled) long-run value."""
+
+    short_run_share: Annotated[Number, Field(gt=0, le=1)]
+    years_to_long_run: Annotated[Number, Field(gt=0)]
+
+
+class Horizon(_Strict):
+    """``[horizon]``: solve every year from ``first_year`` to ``last_year``."""
+
+    first_year: Annotated[int, Field(ge=1900, le=2200)]
+    last_year: Annotated[int, Field(ge=1900, le=2200)]
+    base_year: Annotated[int, Field(ge=1900, le=2200)] = 2024
+    growth: Annotated[Number, Field(ge=-0.5, le=0.5)] = 0.0
+    discount_rate: Annotated[Number, Field(ge=0, le=1)] = 0.03
+    adjustment: Adjustment | None = None
+
+
+class Step(_Strict):
+    """A scheduled change of a layer's rate."""
+
+    on: IsoDate
+    rate: Rate
 
 
 class Condition(_Strict):
@@ -105,6 +142,7 @@ class LegalRisk(_Strict):
 
     group: StrictStr
     probability: Annotated[Number, Field(ge=0, le=1)]
+    by: IsoDate | None = None
     source: StrictStr = ""
 
 
@@ -133,6 +171,9 @@ class Layer(_Strict):
     condition: Condition | None = None
     linked_rate: LinkedRate | None = None
     legal_risk: LegalRisk | None = None
+    effective: IsoDate | None = None
+    ends: IsoDate | None = None
+    steps: list[Step] = []
 
 
 #: Pledge categories with a default realization prior (``[pledge_priors]``); "investment" is for investment pledges.
@@ -154,6 +195,8 @@ class Pledge(_Strict):
     years: Annotated[Number, Field(gt=0)]
     sector_shares: dict[str, Annotated[Number, Field(ge=0, le=1)]]
     category: Literal["agriculture", "manufactured", "energy", "investment"] | None = None
+    start: IsoDate | None = None
+    max_per_year: Annotated[Number, Field(gt=0)] | None = None
     realization: dict | None = None
     additionality: dict | None = None
     output_per_dollar: dict | None = None
@@ -219,6 +262,7 @@ class ScenarioFile(_Strict):
 
     scenario: Header
     sampling: Sampling = Sampling()
+    horizon: Horizon | None = None
     tariff_layers: list[Layer] = []
     retaliation: list[Layer] = []
     pledges: list[Pledge] = []

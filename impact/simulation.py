@@ -14,8 +14,8 @@ from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, 
 from impact.model import PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, parameter_dims, solve_chunk
 from impact.sampling import correlate
 from impact.sampling import DRAW_BLOCK, METHODS, Design
-from impact.scenario import Scenario, load_scenario
-from impact.variables import DEFAULT_KEEP, KEEP_LEVELS, VARIABLES, outputs_for
+from impact.scenario import Scenario, load_scenario, year_segments
+from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, KEEP_LEVELS, VARIABLES, outputs_for
 
 #: Default draws per chunk: bounds memory (about 0.5 GB at 16 sectors x 12 partners) whatever ``draws`` is.
 DEFAULT_CHUNK = 8 * DRAW_BLOCK
@@ -67,11 +67,33 @@ class Simulation:
         self.pledge_names = list(dict.fromkeys(p.name for case in self.cases for p in case.scenario.pledges))
         self.policy_names = list(dict.fromkeys(name for case in self.cases for name in case.policy_names))
         self.quota_names = list(dict.fromkeys(q.name for case in self.cases for q in case.scenario.quotas))
+        horizons = [case.scenario.horizon for case in self.cases]
+        if len(horizons) > 1 and (horizons[0] is None) != (horizons[1] is None) or (
+                horizons[0] is not None and len(horizons) > 1 and horizons[0].years != horizons[1].years):
+            raise ImpactInputError([Problem(str(scenario.path), "horizon", "the scenario and its counterfactual "
+                                                                          "must have the same [horizon] years")])
+        self.horizon = horizons[0]
+        self.years = list(self.horizon.years) if self.horizon else []
+        if self.years:
+            self.outputs += [name for name in HORIZON_TOTALS if name not in self.outputs]
         self.sampled_parameters = [p for p in scenario.fixed
                                    if any(case.columns_by_parameter.get(p) for case in self.cases)]
         self.inputs_by_case = [p for p in self.sampled_parameters if self._differs_across_cases(p)]
 
     # -- structure -------------------------------------------------------------------------------------------------
+
+    def dims(self, name: str) -> tuple[str, ...]:
+        """A variable's dims in this run: per-draw outputs gain ``year`` (after ``case``) when there is a horizon."""
+        dims = VARIABLES[name].dims
+        if self.years and "case" in dims and VARIABLES[name].kind in ("output", "policy") \
+                and name not in HORIZON_TOTALS:
+            at = dims.index("case") + 1
+            return dims[:at] + ("year",) + dims[at:]
+        return dims
+
+    def default_chunk_size(self) -> int:
+        """Draws per chunk bounding memory: fewer draws per chunk when each is solved for many years."""
+        return max(DRAW_BLOCK, DEFAULT_CHUNK // max(1, len(self.years)) // DRAW_BLOCK * DRAW_BLOCK)
 
     @property
     def case_labels(self) -> list[str]:
@@ -90,12 +112,24 @@ class Simulation:
         """Baseline and policy variables (no draw dimension) with the coordinates of the run."""
         b = self.scenario.baseline
         ds = b.to_dataset()
-        ds["tariff"] = xr.Variable(("case", "sector", "partner"), np.stack([c.scenario.tariff for c in self.cases]),
-                                   VARIABLES["tariff"].attrs)
-        ds["partner_tariff"] = xr.Variable(("case", "sector", "partner"),
-                                           np.stack([c.scenario.partner_tariff for c in self.cases]),
-                                           VARIABLES["partner_tariff"].attrs)
+        for name, start, pick in (("tariff", np.zeros_like(b.tariff_baseline), lambda sc: sc.tariff_stack),
+                                  ("partner_tariff", b.partner_tariff, lambda sc: sc.retaliation_stack)):
+            if self.years:  # as written, year by year: periods of each year weighted by days
+                values = np.stack([[sum(weight * pick(c.scenario).nominal(start, on)
+                                        for weight, on in year_segments(c.scenario, year)) for year in self.years]
+                                   for c in self.cases])
+                if name == "tariff":
+                    for c, case in enumerate(self.cases):
+                        for quota in case.scenario.quotas:
+                            values[c, :, quota.sector_index, quota.partner_index] = quota.rate_in
+            else:
+                values = np.stack([getattr(c.scenario, name) for c in self.cases])
+            ds[name] = xr.Variable(self.dims(name), values, VARIABLES[name].attrs)
         ds = ds.assign_coords(case=self.case_labels)
+        if self.years:
+            ds = ds.assign_coords(year=np.array(self.years, dtype=np.int64))
+            ds.coords["discount_factor"] = ("year", self.horizon.discount)
+            ds.coords["growth_factor"] = ("year", self.horizon.growth)
         ds.coords["case_scenario"] = ("case", [c.scenario.name for c in self.cases])
         if self.pledge_names:
             specs = {p.name: p for case in self.cases for p in case.scenario.pledges}
@@ -123,48 +157,76 @@ class Simulation:
         n = stop - start
         scores = self.design.normal_scores(start, stop)
         keep_cells = self.keep == "cells"
-        sector_parts, partner_parts, cell_parts, inputs = [], [], [], []
-        failures = 0
-        applied = np.full((n, len(self.cases), len(self.policy_names)), np.nan)
-        quotas = np.full((n, len(self.cases), len(QUOTA_OUTPUTS), len(self.quota_names)), np.nan)
+        b = self.scenario.baseline
+        periods = self.years or [None]
+        shape = (n, len(self.cases), len(periods))
+        sector = np.empty(shape + (len(SECTOR_OUTPUTS), len(b.sectors)))
+        partner = np.empty(shape + (len(PARTNER_OUTPUTS), len(b.partners)))
+        cells = np.empty(shape + (len(CELL_OUTPUTS), len(b.sectors), len(b.partners))) if keep_cells else None
+        applied = np.full(shape + (len(self.policy_names),), np.nan)
         linked = np.full_like(applied, np.nan)
+        quotas = np.full(shape + (len(QUOTA_OUTPUTS), len(self.quota_names)), np.nan)
+        failures, inputs = 0, []
         for c, case in enumerate(self.cases):
             case_scores = correlate({name: scores[name] for name in case.column_names}, case.scenario.correlations)
             parameters = case_parameters(case, case_scores, n)
-            policy = None
-            if case.policy_names:
-                tariff, partner_tariff, case_applied, case_linked = draw_policy(case, parameters, case_scores, n)
-                policy = (tariff, partner_tariff)
-                where = [self.policy_names.index(name) for name in case.policy_names]
-                applied[:, c, where] = case_applied
-                linked[:, c, where] = case_linked
-            sector_out, partner_out, cell_out, quota_out, failed = solve_chunk(case, parameters, n, keep_cells,
-                                                                               self.backend, policy)
-            for quota in case.scenario.quotas:
-                quotas[:, c, :, self.quota_names.index(quota.name)] = quota_out[:, :, quota.sector_index]
-            failures += failed
-            sector_parts.append(sector_out)
-            partner_parts.append(partner_out)
-            cell_parts.append(cell_out)
             inputs.append(parameters)
+            where = [self.policy_names.index(name) for name in case.policy_names]
+            for k, year in enumerate(periods):
+                year_parameters, policy, scale, amounts = parameters, None, 1.0, None
+                if year is not None:
+                    path = self.horizon.elasticity_path[k]
+                    # The trade elasticity sigma - 1 reaches its sampled long-run value along the path.
+                    year_parameters = {**parameters, "sigma": 1.0 + (parameters["sigma"] - 1.0) * path}
+                    scale, amounts = self.horizon.growth[k], self.horizon.pledge_flows[:, k]
+                if case.policy_names or year is not None:
+                    tariff, partner_tariff, case_applied, case_linked = draw_policy(case, parameters, case_scores, n,
+                                                                                    year)
+                    policy = (tariff, partner_tariff)
+                    applied[:, c, k, where] = case_applied
+                    linked[:, c, k, where] = case_linked
+                sector_out, partner_out, cell_out, quota_out, failed = solve_chunk(
+                    case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts)
+                sector[:, c, k], partner[:, c, k] = sector_out, partner_out
+                if keep_cells:
+                    cells[:, c, k] = cell_out
+                for quota in case.scenario.quotas:
+                    quotas[:, c, k, :, self.quota_names.index(quota.name)] = quota_out[:, :, quota.sector_index]
+                failures += failed
         data = {}
-        groups = ((SECTOR_OUTPUTS, sector_parts), (PARTNER_OUTPUTS, partner_parts), (CELL_OUTPUTS, cell_parts))
-        for names, parts in groups:
-            for i, name in enumerate(names):
-                if name in self.outputs:
-                    data[name] = xr.Variable(VARIABLES[name].dims, np.stack([part[:, i] for part in parts], axis=1),
-                                             VARIABLES[name].attrs)
-        if self.policy_names:
-            for name, values in (("layer_applies", applied), ("linked_rate", linked)):
-                if name in self.outputs:
-                    data[name] = xr.Variable(VARIABLES[name].dims, values, VARIABLES[name].attrs)
-        for k, name in enumerate(QUOTA_OUTPUTS if self.quota_names else ()):
+
+        def put(name: str, values: np.ndarray) -> None:  # values: (draw, case, year, ...)
             if name in self.outputs:
-                data[name] = xr.Variable(VARIABLES[name].dims, quotas[:, :, k], VARIABLES[name].attrs)
+                data[name] = xr.Variable(self.dims(name), values if self.years else values[:, :, 0],
+                                         VARIABLES[name].attrs)
+
+        for names, values in ((SECTOR_OUTPUTS, sector), (PARTNER_OUTPUTS, partner), (CELL_OUTPUTS, cells)):
+            for i, name in enumerate(names if values is not None else ()):
+                put(name, values[:, :, :, i])
+        if self.policy_names:
+            put("layer_applies", applied)
+            put("linked_rate", linked)
+        for k, name in enumerate(QUOTA_OUTPUTS if self.quota_names else ()):
+            put(name, quotas[:, :, :, k])
+        if self.years:
+            self._horizon_totals(data, sector, partner)
         for parameter in self.sampled_parameters:
             data[parameter] = self._input_variable(parameter, inputs, n)
         coords = {"draw": np.arange(start, stop, dtype=np.int64)}
         return xr.Dataset(data, coords=coords), failures
+
+    def _horizon_totals(self, data: dict, sector: np.ndarray, partner: np.ndarray) -> None:
+        """Cumulative and present-value totals over the horizon of revenue, pledged purchases and invested output."""
+        discount = self.horizon.discount
+        series = {
+            "tariff_revenue": partner[:, :, :, PARTNER_OUTPUTS.index("tariff_revenue_by_partner")].sum(axis=3),
+            "pledged_purchases": partner[:, :, :, PARTNER_OUTPUTS.index("pledged_purchases_by_partner")].sum(axis=3),
+            "invested_output": sector[:, :, :, SECTOR_OUTPUTS.index("invested_output")].sum(axis=3),
+        }
+        for name, values in series.items():  # values: (draw, case, year)
+            for total, weights in (("cumulative", np.ones_like(discount)), ("present_value", discount)):
+                variable = f"{total}_{name}"
+                data[variable] = xr.Variable(VARIABLES[variable].dims, values @ weights, VARIABLES[variable].attrs)
 
     def _input_variable(self, parameter: str, inputs: list[dict], n: int) -> xr.Variable:
         dims = parameter_dims(parameter)
@@ -191,7 +253,7 @@ def chunk_ranges(draws: int, chunk_size: int):
     return [(start, min(start + chunk_size, draws)) for start in range(0, draws, chunk_size)]
 
 
-def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int = DEFAULT_CHUNK,
+def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | None = None,
              sampler: str | None = None, keep: str = DEFAULT_KEEP, counterfactual: bool = True,
              threads: int | None = None, backend: str = "numba") -> xr.Dataset:
     """Run a scenario in memory and return every draw as an xarray Dataset.
@@ -202,8 +264,9 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int = 
         A scenario file, the name of a shipped scenario (e.g. ``"us_japan_2025"``) or a loaded scenario.
     draws : int, default: 10000
     seed : int, default: 0
-    chunk_size : int, default: 32768
-        Draws solved at a time; results do not depend on it.
+    chunk_size : int, optional
+        Draws solved at a time (default: 32768, divided by the number of years of a horizon); results do not
+        depend on it.
     sampler : {"mc", "lhs", "sobol"}, optional
         Default: the scenario's ``[sampling] method``.
     keep : {"headline", "aggregates", "cells"}, default: "aggregates"
@@ -221,6 +284,7 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int = 
     """
     simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual,
                             backend=backend)
+    chunk_size = chunk_size or simulation.default_chunk_size()
     _check_run_size(draws, chunk_size)
     if message := sobol_warning(simulation.sampler, draws):
         warnings.warn(message, stacklevel=2)

@@ -158,7 +158,7 @@ class RunStore:
         """The bands written at the end of the run (``summary.csv``), numbers as floats."""
         with open(self.directory / SUMMARY, newline="") as handle:
             rows = list(csv.DictReader(handle))
-        text = ("variable", "label", "case", "units")
+        text = ("variable", "label", "case", "units", "year")
         return [{k: (v if k in text else float(v)) for k, v in row.items()} for row in rows]
 
     def open_dataset(self) -> xr.Dataset:

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from impact.variables import VARIABLES
+from impact.variables import HORIZON_TOTALS, VARIABLES
 
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 BILLION = 1e9
@@ -39,7 +39,7 @@ BY = {
     "partner": ("imports_by_partner", "exports_by_partner", "tariff_revenue_by_partner", "trade_balance",
                 "pledged_purchases_by_partner"),
 }
-ADDITIVE_UNITS = ("USD/year",)
+ADDITIVE_UNITS = ("USD/year", "USD")
 
 
 def quantiles_of_row(row: np.ndarray, quantiles) -> np.ndarray:
@@ -90,6 +90,17 @@ def _series(variable: xr.DataArray, dim: str, detail: list[str], with_total: boo
     return totals, rows
 
 
+def summarize_run(ds: xr.Dataset) -> list[dict]:
+    """The rows of ``summary.csv``: the headline bands, and with a horizon every year's (a ``year`` column) and the
+    totals over the horizon (``year`` = "all")."""
+    if "year" not in ds.dims:
+        return summarize(ds)
+    rows = [{**row, "year": str(int(year))} for year in ds["year"].values
+            for row in summarize(ds, year=int(year), totals=False)]
+    rows += [{**row, "year": "all"} for row in summarize(ds) if row["variable"] in HORIZON_TOTALS]
+    return rows
+
+
 def _row(totals, detail_rows, k, case: str, present: list[str]) -> np.ndarray:
     """One series: a case's total or label row; ``effect`` is scenario minus counterfactual, draw by draw."""
     def pick(c):
@@ -105,7 +116,7 @@ def _qname(q: float) -> str:
 
 
 def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTILES, sectors=None,
-              cases=None) -> list[dict]:
+              cases=None, year: int | None = None, totals: bool = True) -> list[dict]:
     """Bands as rows: ``variable, label, case, units, mean, sd, q5, q50, q95`` (values in the variable's units).
 
     Parameters
@@ -120,9 +131,19 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
         Sectors listed in the headline (default: those the scenario touches, from the ``touched_sectors`` attr).
     cases : list of str, optional
         Cases to report among ``scenario``, ``counterfactual`` and ``effect`` (default: all there are).
+    year : int, optional
+        With a horizon: the year reported (default: the last).
+    totals : bool, default: True
+        With a horizon and ``by="headline"``: add the cumulative and present-value totals over the horizon.
     """
     if by not in ("headline", "sector", "partner"):
         raise ValueError(f"by must be 'headline', 'sector' or 'partner', got {by!r}")
+    horizon_totals = [name for name in HORIZON_TOTALS if name in ds] if totals and by == "headline" else []
+    if "year" in ds.dims:
+        year = int(ds["year"].values[-1]) if year is None else int(year)
+        if year not in ds["year"].values:
+            raise ValueError(f"year {year} is not in the horizon {int(ds['year'][0])}-{int(ds['year'][-1])}")
+        ds = ds.sel(year=year)
     quantiles = tuple(float(q) for q in quantiles)
     if sectors is None:
         sectors = [s for s in str(ds.attrs.get("touched_sectors", "")).split(",") if s]
@@ -136,6 +157,7 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
             plan.append((name, dim, labels))
     else:
         plan = [(name, by, list(ds[by].values)) for name in BY[by]]
+    plan += [(name, None, ["total"]) for name in horizon_totals]
     present = [str(c) for c in ds["case"].values]
     wanted = set(cases) if cases is not None else set(present) | {"effect"}
     rows = []
@@ -148,7 +170,10 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
         if not labels:
             continue
         detail = [label for label in labels if label != "total"]
-        totals, detail_rows = _series(variable, dim, detail, labels[0] == "total")
+        if dim is None:  # one series per case, e.g. a total over the horizon
+            totals, detail_rows = variable.transpose("case", "draw").values.astype(np.float64), None
+        else:
+            totals, detail_rows = _series(variable, dim, detail, labels[0] == "total")
         reported = [c for c in present + (["effect"] if "counterfactual" in present else []) if c in wanted]
         for label in labels:
             k = "total" if label == "total" else detail.index(label)
@@ -163,7 +188,7 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
 
 def _scaled(row: dict, key: str) -> float:
     value = row[key]
-    return value / BILLION if row["units"] == "USD/year" else value
+    return value / BILLION if row["units"] in ADDITIVE_UNITS else value
 
 
 def format_rows(rows: list[dict], fmt: str = "table", title: str = "") -> str:
@@ -184,7 +209,7 @@ def format_rows(rows: list[dict], fmt: str = "table", title: str = "") -> str:
     header = ["result", "case"] + [k.replace("_", ".") for k in stat_keys]
     body = []
     for row in rows:
-        unit = "$B/yr" if row["units"] == "USD/year" else row["units"]
+        unit = {"USD/year": "$B/yr", "USD": "$B"}.get(row["units"], row["units"])
         result = f"{row['variable']}[{row['label']}] ({unit})"
         body.append([result, row["case"]] + [f"{_scaled(row, k):,.3f}" for k in stat_keys])
     if fmt == "markdown":
@@ -229,7 +254,7 @@ def format_compact(rows: list[dict], title: str = "") -> str:
         if row["units"] == "fraction":
             show = lambda v: f"{100 * v:.1f}%"  # noqa: E731
         else:
-            scale = BILLION if row["units"] == "USD/year" else 1.0
+            scale = BILLION if row["units"] in ADDITIVE_UNITS else 1.0
             show = lambda v: f"{v / scale:,.2f}"  # noqa: E731
         return [show(row["q50"]), f"[{show(row['q5'])}, {show(row['q95'])}]", show(row["mean"])]
 
@@ -266,6 +291,10 @@ def format_compact(rows: list[dict], title: str = "") -> str:
         out += table([(f"{q} rent", ("quota_rent", q)) for q in quotas], "Tariff-rate quotas: rent to quota holders")
         out += table([(f"{q}", ("quota_tariff_equivalent", q)) for q in quotas],
                      "Tariff-rate quotas: marginal rate or tariff equivalent", unit="%")
+    horizon = [(VARIABLES[name].long_name, (name, "total")) for name in HORIZON_TOTALS
+               if any(r["variable"] == name for r in rows)]
+    if horizon:
+        out += table(horizon, "Totals over the horizon", unit="$B")
     layers = list(dict.fromkeys(r["label"] for r in rows if r["variable"] == "layer_applies"))
     if layers:
         lines = ["Draw-dependent layers: share of draws in which each applies"]

@@ -13,6 +13,7 @@ Each layer covers some (sector, partner) cells with a rate. Layers are applied i
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Callable
 
 import numpy as np
@@ -64,27 +65,45 @@ class LayerStack:
         self.names = [layer.name for layer in layers]
 
     def apply(self, start: np.ndarray, applies: dict[str, np.ndarray] | None = None,
-              linked: dict[str, np.ndarray] | None = None) -> np.ndarray:
+              linked: dict[str, np.ndarray] | None = None, overrides: dict[str, float] | None = None) -> np.ndarray:
         """Rates after every layer, starting from ``start`` (S, P).
 
         ``applies[name]`` (D,) says in which draws a layer applies (absent: in every draw); ``linked[name]`` (D,)
         gives a layer's rate draw by draw. With either, the result has a leading draw dimension (D, S, P).
+        ``overrides[name]`` replaces a layer's rate (a scheduled step).
         """
-        applies, linked = applies or {}, linked or {}
-        return self._apply(start, applies, linked)
+        return self._apply(start, applies or {}, linked or {}, overrides or {})
 
-    def nominal(self, start: np.ndarray) -> np.ndarray:
-        """Rates of the regime as written: every pledge honoured in full, no layer struck down.
+    def timing(self, on: date | None) -> tuple[set[str], dict[str, float]]:
+        """Layers not in force on ``on`` (before ``effective`` or from ``ends``), and rates changed by steps."""
+        off: set[str] = set()
+        overrides: dict[str, float] = {}
+        if on is None:
+            return off, overrides
+        for layer in self.layers:
+            if (layer.effective and on < date.fromisoformat(layer.effective)) or (
+                    layer.ends and on >= date.fromisoformat(layer.ends)):
+                off.add(layer.name)
+            for step in layer.steps:
+                if date.fromisoformat(step.on) <= on:
+                    overrides[layer.name] = step.rate
+        return off, overrides
+
+    def nominal(self, start: np.ndarray, on: date | None = None) -> np.ndarray:
+        """Rates of the regime as written (on a date, with a horizon): every pledge honoured in full, no layer
+        struck down.
 
         A layer conditioned on a pledge falling short (``below``) or on a court ruling (``struck``) does not
         apply; one conditioned on ``at_least`` or ``upheld`` does; linked rates are at ``rate_at_high``.
         """
-        off = {layer.name for layer in self.layers if layer.condition is not None
-               and (layer.condition.below is not None or layer.condition.struck is not None)}
-        return self._apply(start, {name: np.zeros(1, dtype=bool) for name in off}, {})[0] if off \
-            else self._apply(start, {}, {})
+        off, overrides = self.timing(on)
+        off |= {layer.name for layer in self.layers if layer.condition is not None
+                and (layer.condition.below is not None or layer.condition.struck is not None)}
+        if not off:
+            return self._apply(start, {}, {}, overrides)
+        return self._apply(start, {name: np.zeros(1, dtype=bool) for name in off}, {}, overrides)[0]
 
-    def _apply(self, start, applies, linked):
+    def _apply(self, start, applies, linked, overrides):
         per_draw = bool(applies or linked)
         expand = (lambda a, v: a[None] & v[:, None, None]) if per_draw else None
         active: dict[str, np.ndarray] = {}
@@ -100,11 +119,13 @@ class LayerStack:
             draws = len(next(iter({**applies, **linked}.values())))
             total = np.broadcast_to(total, (draws,) + total.shape).copy()
         def rate_of(i: int) -> np.ndarray:
-            """Layer i's rates, draw by draw when linked (NaN outside its scope)."""
+            """Layer i's rates, draw by draw when linked, stepped when overridden (NaN outside its scope)."""
             name = self.names[i]
-            if name not in linked:
-                return self.rates[i]
-            return np.where(self.scopes[i], 1.0, np.nan)[None] * linked[name][:, None, None]
+            if name in linked:
+                return np.where(self.scopes[i], 1.0, np.nan)[None] * linked[name][:, None, None]
+            if name in overrides:
+                return np.where(self.scopes[i], overrides[name], np.nan)
+            return self.rates[i]
 
         for i, layer in enumerate(self.layers):
             mask = np.broadcast_to(active[layer.name], total.shape)

@@ -14,6 +14,7 @@ DIMS: dict[str, str] = {
     "sector": "product group (see docs/data.md)",
     "partner": "trading partner of the US",
     "pledge": "a purchase or investment pledge declared in the scenario",
+    "year": "a year of the scenario's [horizon] (runs with a horizon only)",
     "quota": "a tariff-rate quota declared in the scenario",
     "policy_layer": "a tariff layer whose application varies by draw (condition, linked rate or legal risk); "
                     "retaliation layers are prefixed 'retaliation:'",
@@ -100,6 +101,19 @@ _VARIABLES = [
     _v("quota_rent", "draw case quota", USD, "quota rent",
        "(tariff equivalent - in-quota rate) * imports of a binding quota, to whoever holds the quota; not in welfare",
        keep="headline"),
+    # Totals over a horizon (runs with a horizon).
+    _v("cumulative_tariff_revenue", "draw case", USD.replace("/year", ""), "cumulative tariff revenue",
+       "tariff revenue summed over the years of the horizon", keep="headline"),
+    _v("present_value_tariff_revenue", "draw case", USD.replace("/year", ""), "present value of tariff revenue",
+       "tariff revenue discounted to the first year at the horizon's discount rate", keep="headline"),
+    _v("cumulative_pledged_purchases", "draw case", USD.replace("/year", ""), "cumulative pledged purchases",
+       "realized, additional pledged purchases summed over the horizon", keep="headline"),
+    _v("present_value_pledged_purchases", "draw case", USD.replace("/year", ""),
+       "present value of pledged purchases", "pledged purchases discounted to the first year", keep="headline"),
+    _v("cumulative_invested_output", "draw case", USD.replace("/year", ""), "cumulative invested output",
+       "US output from realized investment pledges summed over the horizon", keep="headline"),
+    _v("present_value_invested_output", "draw case", USD.replace("/year", ""), "present value of invested output",
+       "output from realized investment pledges discounted to the first year", keep="headline"),
     # Sampled inputs (stored for every draw when any of their cells is uncertain).
     _v("sigma", "draw sector", "1", "substitution elasticity", "Armington elasticity among sources (> 1)", "input"),
     _v("eps", "draw sector", "1", "composite demand elasticity", "price elasticity of sector demand (>= 0)", "input"),
@@ -135,6 +149,7 @@ _VARIABLES = [
 ]
 
 VARIABLES: dict[str, Variable] = {v.name: v for v in _VARIABLES}
+HORIZON_TOTALS = tuple(v.name for v in _VARIABLES if v.name.startswith(("cumulative_", "present_value_")))
 INPUT_PARAMETERS = tuple(v.name for v in _VARIABLES if v.kind == "input")
 
 
@@ -143,7 +158,8 @@ def outputs_for(keep: str) -> list[Variable]:
     if keep not in KEEP_LEVELS:
         raise ValueError(f"keep must be one of {KEEP_LEVELS}, got {keep!r}")
     rank = KEEP_LEVELS.index(keep)
-    return [v for v in _VARIABLES if v.kind == "output" and KEEP_LEVELS.index(v.keep) <= rank]
+    return [v for v in _VARIABLES if v.kind == "output" and KEEP_LEVELS.index(v.keep) <= rank
+            and v.name not in HORIZON_TOTALS]
 
 
 def markdown_table() -> str:

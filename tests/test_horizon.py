@@ -1,0 +1,234 @@
+"""Runs over a horizon: growth, dated layers and steps, rulings by date, pledge schedules, elasticity paths."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+
+import impact
+from impact import cli
+from impact.errors import ImpactInputError
+from impact.scenario import load_scenario
+from tests.conftest import write_baseline, write_scenario
+
+BILLION = 1e9
+M0, T0, EPS = 40 * BILLION, 0.025, 0.8
+
+
+def days(a: str, b: str) -> int:
+    return (date.fromisoformat(b) - date.fromisoformat(a)).days
+
+
+@pytest.fixture
+def world(tmp_path):
+    """One sector, one price-taking partner, no home sales: imports are M0 * growth * T^-eps in closed form."""
+    write_baseline(tmp_path / "one.csv", ["furniture"], ["abroad"], imports=[[40.0]], exports=[[5.0]],
+                   gross_output=[5.0], tariff_mfn=T0, tariff_baseline=T0)
+    return tmp_path
+
+
+def scenario(folder, body: str, horizon: str = 'first_year = 2025\nlast_year = 2027\ngrowth = 0.02', name="h",
+             sigma="value = 2.0", eps_prior=f'dist = "fixed"\nvalue = {EPS}'):
+    return write_scenario(folder / f"{name}.toml", f"""
+        [scenario]
+        title = "{name}"
+        baseline = "one.csv"
+        [horizon]
+        {horizon}
+        [[tariff_layers]]
+        name = "mfn"
+        rate = "baseline:mfn"
+        {body}
+        [[priors]]
+        parameter = "sigma"
+        dist = "fixed"
+        {sigma}
+        [[priors]]
+        parameter = "eps"
+        {eps_prior}
+        [[priors]]
+        parameter = "mu"
+        dist = "fixed"
+        value = 1.0
+    """)
+
+
+def imports(rate, year, growth=0.02):
+    return M0 * (1 + growth) ** (year - 2024) * ((1 + rate) / (1 + T0)) ** -EPS
+
+
+def test_growth_effective_dates_and_steps(world):
+    path = scenario(world, """
+        [[tariff_layers]]
+        name = "furniture_232"
+        rate = 0.25
+        effective = "2025-10-14"
+        steps = [{ on = "2026-01-01", rate = 0.30 }]
+    """)
+    ds = impact.simulate(path, draws=3, seed=0).sel(case="scenario", partner="abroad")
+    assert list(ds["year"].values) == [2025, 2026, 2027]
+    rates = {2025: T0 + 0.25 * days("2025-10-14", "2026-01-01") / 365, 2026: T0 + 0.30, 2027: T0 + 0.30}
+    for year, rate in rates.items():
+        np.testing.assert_allclose(ds["imports_by_partner"].sel(year=year), imports(rate, year), rtol=1e-12)
+        np.testing.assert_allclose(ds["tariff"].sel(year=year, sector="furniture"), rate, rtol=1e-12)
+    revenue = np.array([rates[y] * imports(rates[y], y) for y in (2025, 2026, 2027)])
+    np.testing.assert_allclose(ds["cumulative_tariff_revenue"], revenue.sum(), rtol=1e-12)
+    np.testing.assert_allclose(ds["present_value_tariff_revenue"], (revenue * 1.03 ** -np.arange(3)).sum(),
+                               rtol=1e-12)
+
+
+def test_a_ruling_voids_a_layer_from_its_date(world):
+    path = scenario(world, """
+        [[tariff_layers]]
+        name = "country_rate"
+        rate = 0.20
+        legal_risk = { group = "ieepa", probability = 0.5, by = "2026-02-20" }
+        [[tariff_layers]]
+        name = "surcharge"
+        rate = 0.10
+        condition = { struck = "ieepa" }
+    """, horizon="first_year = 2025\nlast_year = 2027")
+    ds = impact.simulate(path, draws=400, seed=1).sel(case="scenario", partner="abroad")
+    struck = ds["layer_applies"].sel(policy_layer="country_rate", year=2027).values == 0
+    assert 0.35 < struck.mean() < 0.65
+    before = days("2026-01-01", "2026-02-20") / 365
+    np.testing.assert_allclose(ds["layer_applies"].sel(policy_layer="country_rate", year=2026).values[struck],
+                               before, rtol=1e-12)
+    expected = {2025: np.full(400, T0 + 0.20), 2026: np.where(struck, T0 + 0.20 * before + 0.10 * (1 - before),
+                                                               T0 + 0.20),
+                2027: np.where(struck, T0 + 0.10, T0 + 0.20)}
+    for year, rate in expected.items():
+        np.testing.assert_allclose(ds["imports_by_partner"].sel(year=year), imports(rate, year, growth=0.0),
+                                   rtol=1e-12)
+
+
+def test_pledge_schedules_caps_and_totals(world):
+    pledge = """
+        [[pledges]]
+        name = "buy"
+        kind = "purchase"
+        partner = "abroad"
+        amount = 100e9
+        years = 2
+        start = "2025-07-01"
+        sector_shares = { furniture = 1.0 }
+        realization = { dist = "fixed", value = 0.5 }
+        additionality = { dist = "fixed", value = 1.0 }
+        {cap}
+    """
+    horizon = "first_year = 2025\nlast_year = 2030\ndiscount_rate = 0.05"
+    plain = impact.simulate(scenario(world, pledge.replace("{cap}", ""), horizon, name="plain"), draws=2, seed=0)
+    # 50 a year from 1 July 2025 for two years (730.5 days): the days in each calendar year.
+    per_day = 50e9 / 365.25
+    end = "2027-07-01"
+    flows = np.array([days("2025-07-01", "2026-01-01"), 365, days("2027-01-01", end), 0, 0, 0]) * per_day
+    purchased = plain["pledged_purchases_by_partner"].sel(case="scenario", partner="abroad").isel(draw=0).values
+    np.testing.assert_allclose(purchased, 0.5 * flows, rtol=1e-12)
+    totals = plain.sel(case="scenario").isel(draw=0)
+    np.testing.assert_allclose(totals["cumulative_pledged_purchases"], 0.5 * flows.sum(), rtol=1e-12)
+    np.testing.assert_allclose(totals["present_value_pledged_purchases"],
+                               0.5 * (flows * 1.05 ** -np.arange(6)).sum(), rtol=1e-12)
+    # A cap of 20 a year stretches the pledge: 100 at 20 a year takes five years.
+    capped = impact.simulate(scenario(world, pledge.replace("{cap}", "max_per_year = 20e9"), horizon, name="cap"),
+                             draws=2, seed=0)
+    purchased = capped["pledged_purchases_by_partner"].sel(case="scenario", partner="abroad").isel(draw=0).values
+    assert purchased.max() <= 0.5 * 20e9 * (366 / 365.25) + 1
+    np.testing.assert_allclose(purchased.sum(), 0.5 * 20e9 / 365.25 * days("2025-07-01", "2030-07-01"), rtol=1e-3)
+
+
+def test_the_trade_elasticity_follows_its_path(world, tmp_path):
+    write_baseline(tmp_path / "two.csv", ["furniture"], ["abroad", "other"], imports=[[40.0, 20.0]],
+                   exports=5.0, gross_output=[60.0], tariff_mfn=T0, tariff_baseline=T0)
+    body = """
+        [[tariff_layers]]
+        name = "on_abroad"
+        partners = ["abroad"]
+        rate = 0.3
+    """
+    adjusted = scenario(tmp_path, body, horizon="first_year = 2025\nlast_year = 2029\n"
+                        "adjustment = { short_run_share = 0.5, years_to_long_run = 4 }", name="path",
+                        sigma="value = 3.0")
+    adjusted.write_text(adjusted.read_text().replace('"one.csv"', '"two.csv"'))
+    ds = impact.simulate(adjusted, draws=2, seed=0).sel(case="scenario")
+    for year, share in ((2025, 0.5), (2029, 0.5 + 0.5 * (1 - 0.05))):
+        # Against a run without a horizon whose sigma is the year's value: 1 + (3 - 1) * share.
+        fixed = scenario(tmp_path, body, horizon="first_year = 2025\nlast_year = 2025", name=f"s{year}",
+                         sigma=f"value = {1 + 2 * share}")
+        fixed.write_text(fixed.read_text().replace('"one.csv"', '"two.csv"'))
+        reference = impact.simulate(fixed, draws=2, seed=0).sel(case="scenario", year=2025)
+        np.testing.assert_allclose(ds["imports_by_partner"].sel(year=year), reference["imports_by_partner"],
+                                   rtol=1e-12)
+
+
+def test_invariance_with_a_horizon(world):
+    path = scenario(world, """
+        [[tariff_layers]]
+        name = "country_rate"
+        rate = 0.20
+        effective = "2025-04-05"
+        legal_risk = { group = "ieepa", probability = 0.5, by = "2026-02-20" }
+    """, eps_prior='dist = "uniform"\nmin = 0.3\nmax = 1.5')
+    reference = impact.simulate(path, draws=5000, seed=2, chunk_size=5000)
+    assert float(reference["eps"].std()) > 0.2  # inputs really vary
+    for chunk_size, threads in ((700, 1), (4096, 2)):
+        other = impact.simulate(path, draws=5000, seed=2, chunk_size=chunk_size, threads=threads)
+        xr.testing.assert_identical(reference.drop_attrs(), other.drop_attrs())
+
+
+def test_dates_need_a_horizon_and_are_checked(world):
+    path = write_scenario(world / "bad.toml", """
+        [scenario]
+        title = "bad"
+        baseline = "one.csv"
+        [[tariff_layers]]
+        name = "a"
+        rate = 0.1
+        effective = "2025-13-01"
+        [[tariff_layers]]
+        name = "b"
+        sector_rates = { furniture = 0.1 }
+        steps = [{ on = "2026-01-01", rate = 0.2 }]
+        ends = "2025-01-01"
+        effective = "2025-06-01"
+        [[priors]]
+        parameter = "sigma"
+        dist = "fixed"
+        value = 2.0
+        [[priors]]
+        parameter = "eps"
+        dist = "fixed"
+        value = 1.0
+        [[priors]]
+        parameter = "mu"
+        dist = "fixed"
+        value = 1.0
+    """)
+    with pytest.raises(ImpactInputError) as caught:
+        load_scenario(path)
+    found = "\n".join(str(p) for p in caught.value.problems)
+    assert "tariff_layers[a].effective: must be a date written YYYY-MM-DD, got '2025-13-01'" in found
+    assert "tariff_layers[b].steps: needs a [horizon]" in found
+    assert "tariff_layers[b].steps: steps change a single numeric `rate`" in found
+    assert "tariff_layers[b].ends: must be after `effective`" in found
+
+
+def test_cli_prints_the_last_year_and_the_totals(world):
+    path = scenario(world, """
+        [[tariff_layers]]
+        name = "a"
+        rate = 0.1
+        effective = "2026-01-01"
+    """)
+    out = world / "run"
+    runner = CliRunner()
+    result = runner.invoke(cli.main, ["run", str(path), "--draws", "500", "--out", str(out), "--progress", "none"])
+    assert result.exit_code == 0, result.output
+    assert "year 2027 (last of the horizon" in result.output and "Totals over the horizon ($B)" in result.output
+    shown = runner.invoke(cli.main, ["summary", str(out), "--year", "2025", "--format", "csv"])
+    assert shown.exit_code == 0 and "tariff_revenue_by_partner" in shown.output
+    wrong = runner.invoke(cli.main, ["summary", str(out), "--year", "2040"])
+    assert wrong.exit_code == 2 and "not in the horizon" in wrong.output
