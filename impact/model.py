@@ -106,12 +106,6 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
     applied = np.zeros((draws, len(scenario.policy_layers)))
     linked_rates = np.full((draws, len(scenario.policy_layers)), np.nan)
     for weight, on in periods:
-
-        def struck_now(group: str) -> np.ndarray:
-            # A ruling voids its group from its date on (from the start without a date or a horizon).
-            when = ruling.get(group)
-            return struck[group] & (on is None or when is None or on >= date.fromisoformat(when))
-
         applies, linked, overrides = {}, {}, {}
         for section, stack in stacks.items():
             off, overrides[section] = stack.timing(on)
@@ -126,10 +120,10 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
                 r = realization[:, pledge_index[condition.pledge]]
                 active &= (r < condition.below) if condition.below is not None else (r >= condition.at_least)
             elif condition is not None:
-                active &= struck_now(condition.struck) if condition.struck is not None \
-                    else ~struck_now(condition.upheld)
+                active &= _struck_on(struck, ruling, condition.struck, on) if condition.struck is not None \
+                    else ~_struck_on(struck, ruling, condition.upheld, on)
             if layer.legal_risk is not None:
-                active &= ~struck_now(layer.legal_risk.group)
+                active &= ~_struck_on(struck, ruling, layer.legal_risk.group, on)
             applies[section][layer.name] = active
             applied[:, k] += weight * active
             if layer.linked_rate is not None:
@@ -142,6 +136,13 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
             totals[section] = totals[section] + weight * _apply_by_pattern(
                 stack, starts[section], applies[section], linked[section], draws, overrides[section])
     return totals["tariff"], totals["retaliation"], applied, linked_rates
+
+
+def _struck_on(struck: dict, ruling: dict, group: str, on: date | None) -> np.ndarray:
+    """Draws in which ``group`` is void on date ``on``: struck down, from its ruling's date on (from the start when
+    the ruling has no date or the run no horizon)."""
+    when = ruling.get(group)
+    return struck[group] & (on is None or when is None or on >= date.fromisoformat(when))
 
 
 def _apply_by_pattern(stack, start, applies: dict[str, np.ndarray], linked: dict[str, np.ndarray], draws: int,
