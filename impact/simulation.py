@@ -68,10 +68,10 @@ class Simulation:
         self.policy_names = list(dict.fromkeys(name for case in self.cases for name in case.policy_names))
         self.quota_names = list(dict.fromkeys(q.name for case in self.cases for q in case.scenario.quotas))
         horizons = [case.scenario.horizon for case in self.cases]
-        if len(horizons) > 1 and (horizons[0] is None) != (horizons[1] is None) or (
-                horizons[0] is not None and len(horizons) > 1 and horizons[0].years != horizons[1].years):
+        if len(horizons) > 1 and not _same_horizon(*horizons):
+            # A paired effect must measure the policy alone, not different years, growth or discounting.
             raise ImpactInputError([Problem(str(scenario.path), "horizon", "the scenario and its counterfactual "
-                                                                          "must have the same [horizon] years")])
+                                                                          "must have the same [horizon]")])
         self.horizon = horizons[0]
         self.years = list(self.horizon.years) if self.horizon else []
         if self.years:
@@ -178,7 +178,7 @@ class Simulation:
                     path = self.horizon.elasticity_path[k]
                     # The trade elasticity sigma - 1 reaches its sampled long-run value along the path.
                     year_parameters = {**parameters, "sigma": 1.0 + (parameters["sigma"] - 1.0) * path}
-                    scale, amounts = self.horizon.growth[k], self.horizon.pledge_flows[:, k]
+                    scale, amounts = self.horizon.growth[k], case.scenario.horizon.pledge_flows[:, k]
                 if case.policy_names or year is not None:
                     tariff, partner_tariff, case_applied, case_linked = draw_policy(case, parameters, case_scores, n,
                                                                                     year)
@@ -242,6 +242,13 @@ class Simulation:
         if parameter in self.inputs_by_case:
             return xr.Variable(("draw", "case") + dims, np.stack(by_case, axis=1), VARIABLES[parameter].attrs)
         return xr.Variable(("draw",) + dims, np.ascontiguousarray(by_case[0]), VARIABLES[parameter].attrs)
+
+
+def _same_horizon(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.years == b.years and a.discount_rate == b.discount_rate and all(
+        np.array_equal(getattr(a, name), getattr(b, name)) for name in ("growth", "discount", "elasticity_path"))
 
 
 def _columns_of(scenario: Scenario, parameter: str):

@@ -202,3 +202,28 @@ def test_japan_snap_back_variant():
     deal = impact.simulate("us_japan_2025", draws=DRAWS, seed=SEED)["imports_by_partner"]
     deal_effect = (deal.sel(case="scenario") - deal.sel(case="counterfactual")).values
     np.testing.assert_array_equal(effect[~snapped], deal_effect[~snapped])
+
+
+def test_japan_deal_over_the_horizon():
+    ds = impact.simulate("us_japan_2025_2035", draws=DRAWS, seed=SEED, keep="headline")
+    assert list(ds["year"].values) == list(range(2025, 2036))
+    revenue = ds["tariff_revenue_by_partner"].sum("partner")
+    level = revenue.sel(case="scenario").median("draw")
+    assert float(level.sel(year=2027)) < float(level.sel(year=2025))  # the IEEPA tariffs end in February 2026
+    effect = (ds["cumulative_tariff_revenue"].sel(case="scenario")
+              - ds["cumulative_tariff_revenue"].sel(case="counterfactual"))
+    assert float(effect.quantile(0.95)) < 0  # lower rates on Japanese goods, in every year
+    snapped = ds["layer_applies"].sel(case="scenario", policy_layer="japan_snap_back_232", year=2030).values == 1
+    japan = ds["imports_by_partner"].sel(partner="japan", year=2030)
+    japan_effect = (japan.sel(case="scenario") - japan.sel(case="counterfactual")).values
+    assert (japan_effect[snapped] == 0).all() and (japan_effect[~snapped] > 0).all()
+
+
+def test_after_the_ruling_the_japan_deal_differs_only_in_vehicles():
+    ds = impact.simulate("us_japan_2025_2035", draws=512, seed=SEED).sel(year=2027)
+    imports = ds["imports_by_sector"]
+    effect = imports.sel(case="scenario") - imports.sel(case="counterfactual")
+    vehicles = ["passenger_vehicles", "light_trucks", "auto_parts"]
+    others = [s for s in ds["sector"].values if s not in vehicles]
+    assert (effect.sel(sector=others) == 0).all()
+    assert (effect.sel(sector="passenger_vehicles") >= 0).all() and (effect.sel(sector="passenger_vehicles") > 0).any()
