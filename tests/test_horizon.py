@@ -232,3 +232,116 @@ def test_cli_prints_the_last_year_and_the_totals(world):
     assert shown.exit_code == 0 and "tariff_revenue_by_partner" in shown.output
     wrong = runner.invoke(cli.main, ["summary", str(out), "--year", "2040"])
     assert wrong.exit_code == 2 and "not in the horizon" in wrong.output
+
+
+def test_invariance_with_every_mechanism_on(tmp_path):
+    write_baseline(tmp_path / "two.csv", ["cars", "food"], ["uk", "eu"], imports=[[30.0, 20.0], [10.0, 15.0]],
+                   exports=[[5.0, 4.0], [6.0, 3.0]], gross_output=[50.0, 80.0], tariff_mfn=T0, tariff_baseline=T0)
+    path = write_scenario(tmp_path / "all.toml", """
+        [scenario]
+        title = "every mechanism"
+        baseline = "two.csv"
+        [horizon]
+        first_year = 2025
+        last_year = 2028
+        growth = 0.02
+        adjustment = { short_run_share = 0.4, years_to_long_run = 6 }
+        [[tariff_layers]]
+        name = "mfn"
+        rate = "baseline:mfn"
+        [[tariff_layers]]
+        name = "country_rate"
+        partners = ["eu"]
+        rate = 0.15
+        effective = "2025-08-07"
+        steps = [{ on = "2026-07-01", rate = 0.20 }]
+        legal_risk = { group = "court", probability = 0.4, by = "2026-02-20" }
+        [[tariff_layers]]
+        name = "replacement"
+        rate = 0.10
+        condition = { struck = "court" }
+        [[tariff_layers]]
+        name = "linked_food"
+        sectors = ["food"]
+        linked_rate = { pledge = "buy", low = 0.2, high = 0.8, rate_at_low = 0.2, rate_at_high = 0.05 }
+        [[tariff_layers]]
+        name = "snap_back"
+        partners = ["uk"]
+        sectors = ["food"]
+        rate = 0.3
+        condition = { pledge = "build", below = 0.3 }
+        [[retaliation]]
+        name = "hit_back"
+        rate = 0.2
+        condition = { upheld = "court" }
+        [[quotas]]
+        name = "uk_cars"
+        sector = "cars"
+        partner = "uk"
+        in_quota_rate = 0.1
+        over_quota_rate = 0.275
+        quota_value = 25e9
+        [[pledges]]
+        name = "buy"
+        kind = "purchase"
+        partner = "eu"
+        amount = 20e9
+        years = 2
+        start = "2025-09-01"
+        sector_shares = { food = 1.0 }
+        realization = { dist = "beta", mean = 0.6, sd = 0.2 }
+        additionality = { dist = "uniform", min = 0.2, max = 0.8 }
+        [[pledges]]
+        name = "build"
+        kind = "investment"
+        partner = "uk"
+        amount = 50e9
+        years = 2
+        max_per_year = 10e9
+        sector_shares = { cars = 0.5, food = 0.5 }
+        realization = { dist = "beta", mean = 0.5, sd = 0.2 }
+        output_per_dollar = { dist = "triangular", min = 0.3, mode = 0.6, max = 1.0 }
+        [[priors]]
+        parameter = "sigma"
+        dist = "uniform"
+        min = 1.5
+        max = 4.0
+        [[priors]]
+        parameter = "eps"
+        dist = "uniform"
+        min = 0.3
+        max = 1.5
+        [[priors]]
+        parameter = "mu"
+        dist = "uniform"
+        min = 0.5
+        max = 4.0
+        [[priors]]
+        parameter = "fx"
+        dist = "lognormal"
+        median = 1.0
+        log_sd = 0.1
+        [[priors]]
+        parameter = "phi"
+        dist = "uniform"
+        min = 0.1
+        max = 0.4
+        [[priors]]
+        parameter = "sigx"
+        dist = "uniform"
+        min = 1.0
+        max = 3.0
+        [[correlations]]
+        inputs = ["struck[court]", "realization[buy]"]
+        matrix = [[1.0, -0.4], [-0.4, 1.0]]
+    """)
+    reference = impact.simulate(path, draws=6000, seed=9, chunk_size=6000, keep="cells")
+    regimes = set(np.unique(reference["quota_regime"].values))
+    assert len(regimes) >= 2  # the quota is exercised in more than one regime
+    for chunk_size, threads in ((999, 1), (4096, 2)):
+        other = impact.simulate(path, draws=6000, seed=9, chunk_size=chunk_size, threads=threads, keep="cells")
+        xr.testing.assert_identical(reference.drop_attrs(), other.drop_attrs())
+    fast = impact.simulate(path, draws=40, seed=9, keep="cells")
+    slow = impact.simulate(path, draws=40, seed=9, keep="cells", backend="numpy")
+    for name, variable in fast.data_vars.items():
+        np.testing.assert_allclose(variable, slow[name], rtol=1e-8, atol=1e-2, err_msg=name)
