@@ -227,3 +227,16 @@ def test_after_the_ruling_the_japan_deal_differs_only_in_vehicles():
     others = [s for s in ds["sector"].values if s not in vehicles]
     assert (effect.sel(sector=others) == 0).all()
     assert (effect.sel(sector="passenger_vehicles") >= 0).all() and (effect.sel(sector="passenger_vehicles") > 0).any()
+
+
+def test_phase_one_by_year():
+    ds = impact.simulate("china_phase_one_2020_2021", draws=1024, seed=SEED)
+    for name in ("realization", "additionality"):  # one draw per category, shared by its two years
+        values = ds[name].sel(case="scenario")
+        for category in ("manufactured", "agriculture", "energy"):
+            np.testing.assert_allclose(values.sel(pledge=f"{category}_2020"), values.sel(pledge=f"{category}_2021"),
+                                       rtol=0, atol=1e-7)
+    exports = ds["exports_by_partner"].sel(partner="china")
+    effect = exports.sel(case="scenario") - exports.sel(case="counterfactual")
+    assert (effect.sel(year=2021) > effect.sel(year=2020)).all()  # the 2021 commitments are larger in every category
+    np.testing.assert_allclose(ds["cumulative_pledged_purchases"].sel(case="scenario"), effect.sum("year"), rtol=1e-9)
