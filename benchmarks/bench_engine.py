@@ -9,7 +9,8 @@ What it measures:
    and the fused market kernel (equilibrium + accounting) against the composed references.
 2. ``impact run us_japan_2025`` end to end (sampling, both cases, reductions, the Zarr write and the summary) at
    two draw counts, as separate processes: wall time (target: < 30 s for 1,000,000 draws), draws per second, and
-   peak resident memory (target: < 2 GB, and not growing with draws beyond the output written).
+   peak resident memory (target: < 2 GB, and not growing with draws beyond the output written); and the same pair
+   over the 2025-2035 horizon (11 years per draw).
 
 Results are printed and written to ``benchmarks/results/latest.json``.
 """
@@ -102,10 +103,10 @@ def bench_kernels(draws: int) -> dict:
     }
 
 
-def bench_run(draws: int, workdir: Path) -> dict:
+def bench_run(draws: int, workdir: Path, scenario: str = "us_japan_2025") -> dict:
     """One ``impact run`` as its own process: wall time and peak resident memory of that process."""
-    out = workdir / f"run-{draws}"
-    command = [sys.executable, "-m", "impact", "run", "us_japan_2025", "--draws", str(draws), "--seed", "1",
+    out = workdir / f"run-{scenario}-{draws}"
+    command = [sys.executable, "-m", "impact", "run", scenario, "--draws", str(draws), "--seed", "1",
                "--out", str(out), "--progress", "none"]
     # Peak RSS of the child, from wait4's rusage (kilobytes on Linux).
     start = time.perf_counter()
@@ -127,6 +128,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller problems (about a minute)")
     parser.add_argument("--kernel-draws", type=int, default=None)
     parser.add_argument("--run-draws", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE"))
+    parser.add_argument("--horizon-draws", type=int, default=None, help="draws of the 2025-2035 Japan run")
     options = parser.parse_args()
     kernel_draws = options.kernel_draws or (20_000 if options.quick else 200_000)
     run_draws = options.run_draws or ((50_000, 200_000) if options.quick else (250_000, 1_000_000))
@@ -137,8 +139,10 @@ def main() -> None:
                            "platform": platform.platform(), "load_average": os.getloadavg()}}
     # Whole runs first: a child forked from a parent holding the kernel benchmark's arrays would report
     # their pages in its peak memory.
+    horizon_draws = options.horizon_draws or (8192 if options.quick else 65536)
     with tempfile.TemporaryDirectory() as folder:
         runs = [bench_run(n, Path(folder)) for n in run_draws]
+        horizon = bench_run(horizon_draws, Path(folder), "us_japan_2025_2035")
     results["runs"] = runs
     print("impact run us_japan_2025 (scenario + counterfactual, keep=aggregates):")
     for r in runs:
@@ -150,6 +154,11 @@ def main() -> None:
     growth = large["peak_rss_mb"] / small["peak_rss_mb"]
     print(f"  peak memory x{growth:.2f} for x{large['draws'] / small['draws']:.0f} draws")
     results["memory_growth_ratio"] = growth
+    results["horizon_run"] = horizon
+    years = 11
+    print(f"impact run us_japan_2025_2035 (11 years): {horizon['draws']:,} draws  {horizon['wall_seconds']:.1f} s wall"
+          f"  {horizon['draws_per_second']:,.0f} draws/s ({years * horizon['draws_per_second']:,.0f} draw-years/s)"
+          f"  peak {horizon['peak_rss_mb']:.0f} MB")
     print(f"kernels: {kernel_draws:,} draws x {SECTORS} sectors x {SOURCES} sources")
     k = bench_kernels(kernel_draws)
     results["kernels"] = k
