@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 COLUMNS = ["variable", "sector", "partner", "value", "unit", "status", "source"]
 
@@ -53,6 +54,18 @@ def write_flat_scenario(path: Path, baseline: str, extra: str = "") -> Path:
         {textwrap.indent(RANDOM_PRIORS, " " * 8)}
         {extra}
     """)
+
+
+def assert_invariant(path, draws: int, seed: int, splits=((1000, 1), (4096, 2)), **options):
+    """Solve ``path`` in one chunk, then with each (chunk size, threads) of ``splits``: the Datasets must be
+    identical. Returns the one-chunk Dataset."""
+    import impact
+
+    reference = impact.simulate(path, draws=draws, seed=seed, chunk_size=draws, **options)
+    for chunk_size, threads in splits:
+        other = impact.simulate(path, draws=draws, seed=seed, chunk_size=chunk_size, threads=threads, **options)
+        xr.testing.assert_identical(reference.drop_attrs(), other.drop_attrs())
+    return reference
 
 
 #: Priors that make every draw differ (so tests cannot pass by accident on constant inputs).
