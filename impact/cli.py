@@ -160,10 +160,17 @@ def validate(files):
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
               show_default=True, help="Output format (csv and json in full units, table and markdown in $B).")
 @click.option("--year", type=int, default=None, help="With a horizon: the year reported [default: the last].")
-def summary(run_dir, by, quantiles, fmt, year):
+@click.option("--precision", is_flag=True,
+              help="Add each statistic's Monte Carlo error (95% distribution-free intervals of the quantiles, the "
+                   "mean's standard error, P(value > 0)) and check that the band has converged.")
+@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
+              help="With --precision: how far (95%) the band's ends may move, as a share of its width.")
+@click.option("--moments", is_flag=True, help="With --precision: add normal (mean +- 1.96 sd) and Chebyshev "
+                                               "(mean +- 4.47 sd) bands, for comparison with GTAP's SSA.")
+def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments):
     """Print the bands of a finished run in RUN_DIR: quantiles and mean, levels and paired effects."""
     from impact.store import RunStore
-    from impact.summary import format_rows, summarize
+    from impact.summary import Precision, convergence_report, format_rows, summarize
 
     problems = []
     try:
@@ -181,12 +188,15 @@ def summary(run_dir, by, quantiles, fmt, year):
     if problems:
         _fail(problems)
     manifest = store.read_manifest()
+    check = Precision(tolerance=tolerance, moments=moments) if precision else None
     try:
-        rows = summarize(store.open_dataset(), by=by, quantiles=probabilities, year=year)
+        rows = summarize(store.open_dataset(), by=by, quantiles=probabilities, year=year, precision=check)
     except ValueError as err:
         _fail([Problem(str(run_dir), "--year", str(err))])
     click.echo(format_rows(rows, fmt, title=f"{manifest['title']} ({manifest['draws']:,} draws, seed {manifest['seed']})"
                            if fmt in ("table", "markdown") else ""), nl=False)
+    if check is not None and fmt in ("table", "markdown"):
+        click.echo(convergence_report(rows, probabilities, tolerance))
 
 
 @main.command(name="list")

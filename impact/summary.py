@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
+from impact import statistics
 from impact.variables import HORIZON_TOTALS, VARIABLES
 
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
@@ -59,13 +61,42 @@ def quantiles_of_row(row: np.ndarray, quantiles) -> np.ndarray:
     return below + (position - low) * (above - below)
 
 
-def _stats(row: np.ndarray, quantiles) -> dict[str, float]:
-    """Mean, sd and quantiles of one series of draws, ignoring NaN (failed solves)."""
+def _stats(row: np.ndarray, quantiles, precision=None) -> dict[str, float]:
+    """Mean, sd and quantiles of one series of draws, ignoring NaN (failed solves).
+
+    With ``precision`` (a :class:`Precision`), also each quantile's 95% distribution-free interval, the mean's
+    standard error, P(value > 0) with its error, the convergence of the widest band, and on request GTAP-style
+    moment bands (:mod:`impact.statistics`).
+    """
     valid = row[~np.isnan(row)] if np.isnan(row).any() else row
     n = valid.size
     mean = float(valid.mean(dtype=np.float64)) if n else np.nan
     sd = float(valid.std(ddof=1, dtype=np.float64)) if n > 1 else (0.0 if n == 1 else np.nan)
-    return {"mean": mean, "sd": sd, **{_qname(q): float(v) for q, v in zip(quantiles, quantiles_of_row(valid, quantiles))}}
+    out = {"mean": mean, "sd": sd, **{_qname(q): float(v) for q, v in zip(quantiles, quantiles_of_row(valid, quantiles))}}
+    if precision is None or n < 2:
+        return out
+    ordered = np.sort(valid.astype(np.float64))
+    for q in quantiles:
+        out[f"{_qname(q)}_low"], out[f"{_qname(q)}_high"] = statistics.interval_from_sorted(ordered, q, 0.95)
+    out["mean_mcse"] = sd / np.sqrt(n)
+    share = float((ordered > 0).mean())
+    out["p_positive"], out["p_positive_mcse"] = share, float(np.sqrt(share * (1 - share) / n))
+    check = statistics.convergence_from_sorted(ordered, min(quantiles), max(quantiles), precision.tolerance)
+    out["converged"], out["draws_needed"] = float(check.converged), float(check.draws_needed)
+    if precision.moments:
+        z = 1.959963984540054
+        out.update(normal_low=mean - z * sd, normal_high=mean + z * sd,
+                   chebyshev_low=mean - statistics.CHEBYSHEV_95 * sd, chebyshev_high=mean + statistics.CHEBYSHEV_95 * sd)
+    return out
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What ``summarize(..., precision=...)`` adds: the tolerance of the convergence check (a share of the band's
+    width that its ends may move, at 95%) and whether to add normal and Chebyshev moment bands."""
+
+    tolerance: float = 0.05
+    moments: bool = False
 
 
 def _series(variable: xr.DataArray, dim: str, detail: list[str], with_total: bool, step: int = 65536):
@@ -116,7 +147,8 @@ def _qname(q: float) -> str:
 
 
 def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTILES, sectors=None,
-              cases=None, year: int | None = None, totals: bool = True) -> list[dict]:
+              cases=None, year: int | None = None, totals: bool = True,
+              precision: Precision | None = None) -> list[dict]:
     """Bands as rows: ``variable, label, case, units, mean, sd, q5, q50, q95`` (values in the variable's units).
 
     Parameters
@@ -135,6 +167,8 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
         With a horizon: the year reported (default: the last).
     totals : bool, default: True
         With a horizon and ``by="headline"``: add the cumulative and present-value totals over the horizon.
+    precision : Precision, optional
+        Add the Monte Carlo error of every statistic and a convergence check (see :func:`_stats`).
     """
     if by not in ("headline", "sector", "partner"):
         raise ValueError(f"by must be 'headline', 'sector' or 'partner', got {by!r}")
@@ -182,7 +216,7 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
                 if np.isnan(series).all():
                     continue  # e.g. a quota or a conditional layer that only the scenario has
                 rows.append({"variable": name, "label": label, "case": case, "units": units,
-                             **_stats(series, quantiles)})
+                             **_stats(series, quantiles, precision)})
     return rows
 
 
@@ -205,7 +239,8 @@ def format_rows(rows: list[dict], fmt: str = "table", title: str = "") -> str:
     if not rows:
         return "(no rows)\n"
     stat_keys = [k for k in rows[0] if k not in ("variable", "label", "case", "units")]
-    stat_keys = [k for k in stat_keys if k.startswith("q")] + ["mean"]
+    stat_keys = [k for k in stat_keys if k.startswith("q")] + ["mean"] + [
+        k for k in ("mean_mcse", "normal_low", "normal_high", "chebyshev_low", "chebyshev_high") if k in rows[0]]
     header = ["result", "case"] + [k.replace("_", ".") for k in stat_keys]
     body = []
     for row in rows:
@@ -304,3 +339,18 @@ def format_compact(rows: list[dict], title: str = "") -> str:
             lines.append(f"  {layer}: " + ", ".join(shares))
         out += lines + [""]
     return "\n".join(out)
+
+
+def convergence_report(rows: list[dict], quantiles, tolerance: float) -> str:
+    """One line per result whose band has not converged, with the draws that would do."""
+    band = f"[{100 * min(quantiles):g}%, {100 * max(quantiles):g}%]"
+    loose = [r for r in rows if r.get("converged") == 0.0]
+    if not loose:
+        return (f"\nconverged: every {band} band's ends are known to {100 * tolerance:g}% of its width (95%).")
+    draws = max(int(r["draws_needed"]) for r in loose)
+    lines = [f"\nnot converged: {len(loose)} {band} bands have ends less precise than {100 * tolerance:g}% of their "
+             f"width (95%); about {draws:,} draws would do:"]
+    lines += [f"  {r['variable']}[{r['label']}] {r['case']}: {int(r['draws_needed']):,} draws" for r in loose[:12]]
+    if len(loose) > 12:
+        lines.append(f"  ... and {len(loose) - 12} more")
+    return "\n".join(lines)

@@ -200,3 +200,17 @@ def test_cli_validates_baseline_data_files(tmp_path):
     result = runner.invoke(cli.main, ["validate", str(bad), str(tmp_path / "missing.csv")])
     assert result.exit_code == 2
     assert "gross_output[a]: home sales are negative" in result.output and "missing.csv: no such file" in result.output
+
+
+def test_cli_summary_reports_precision_and_convergence(deal, tmp_path):
+    out = tmp_path / "small"
+    _run(deal, out, draws=400)
+    runner = CliRunner()
+    loose = runner.invoke(cli.main, ["summary", str(out), "--precision", "--tolerance", "0.01"])
+    assert loose.exit_code == 0, loose.output
+    assert "not converged:" in loose.output and "draws would do" in loose.output
+    table = runner.invoke(cli.main, ["summary", str(out), "--precision", "--moments", "--format", "json"])
+    row = json.loads(table.output)[0]
+    assert row["q5_low"] <= row["q5"] <= row["q5_high"] and row["mean_mcse"] > 0
+    assert row["chebyshev_low"] < row["normal_low"] < row["mean"] < row["normal_high"] < row["chebyshev_high"]
+    assert row["draws_needed"] > 400 * (1 - row["converged"])
