@@ -199,6 +199,44 @@ def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments):
         click.echo(convergence_report(rows, probabilities, tolerance))
 
 
+@main.command(name="compare")
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--case-a", default="scenario", show_default=True, help="Case of RUN_A compared.")
+@click.option("--case-b", default="scenario", show_default=True, help="Case of RUN_B compared.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
+              show_default=True, help="Output format (csv and json in full units, table and markdown in $B).")
+def compare_runs(run_a, run_b, case_a, case_b, fmt):
+    """Compare two finished runs, RUN_A minus RUN_B, on the headline results.
+
+    When the runs share draws (same seed and sampler, identical sampled inputs draw by draw) the result is the
+    distribution of paired differences, with the variance reduction over unpaired draws; otherwise the runs are
+    compared as independent samples, and the reason is printed.
+    """
+    from impact.compare import compare
+    from impact.store import RunStore
+    from impact.summary import format_rows
+
+    problems, datasets = [], []
+    for run, case in ((run_a, case_a), (run_b, case_b)):
+        store = RunStore(run)
+        if not store.manifest_path.exists() or store.read_manifest().get("status") != "complete":
+            problems.append(Problem(str(run), "", "not a complete run folder"))
+            continue
+        ds = store.open_dataset()
+        if case not in ds["case"].values:
+            problems.append(Problem(str(run), "--case", f"no case {case!r}; cases: {', '.join(ds['case'].values)}"))
+        datasets.append(ds)
+    if problems:
+        _fail(problems)
+    rows, paired, reason = compare(*datasets, case_a=case_a, case_b=case_b)
+    title = (f"{run_a} ({case_a}) minus {run_b} ({case_b}): "
+             + ("paired by draw" if paired else "independent samples") + f" ({reason})")
+    for row in rows:
+        row["case"] = "paired" if paired else "independent"
+    click.echo(format_rows(rows, fmt, title=title if fmt in ("table", "markdown") else ""), nl=False)
+
+
 @main.command(name="list")
 def list_scenarios():
     """List the shipped scenarios."""

@@ -42,6 +42,8 @@ BY = {
                 "pledged_purchases_by_partner"),
 }
 ADDITIVE_UNITS = ("USD/year", "USD")
+#: Statistics that are shares, shown as percentages whatever the variable's units.
+SHARES = ("variance_reduction", "p_positive", "p_positive_mcse")
 
 
 def quantiles_of_row(row: np.ndarray, quantiles) -> np.ndarray:
@@ -239,14 +241,16 @@ def format_rows(rows: list[dict], fmt: str = "table", title: str = "") -> str:
     if not rows:
         return "(no rows)\n"
     stat_keys = [k for k in rows[0] if k not in ("variable", "label", "case", "units")]
-    stat_keys = [k for k in stat_keys if k.startswith("q")] + ["mean"] + [
-        k for k in ("mean_mcse", "normal_low", "normal_high", "chebyshev_low", "chebyshev_high") if k in rows[0]]
+    stat_keys = [k for k in stat_keys if k.startswith(("q", "a_q", "b_q"))] + ["mean"] + [
+        k for k in ("mean_se", "mean_mcse", "normal_low", "normal_high", "chebyshev_low", "chebyshev_high",
+                    "sd", "sd_unpaired", "variance_reduction") if k in rows[0] and (k != "sd" or "sd_unpaired" in rows[0])]
     header = ["result", "case"] + [k.replace("_", ".") for k in stat_keys]
     body = []
     for row in rows:
         unit = {"USD/year": "$B/yr", "USD": "$B"}.get(row["units"], row["units"])
         result = f"{row['variable']}[{row['label']}] ({unit})"
-        body.append([result, row["case"]] + [f"{_scaled(row, k):,.3f}" for k in stat_keys])
+        body.append([result, row["case"]] + [f"{100 * row[k]:.1f}%" if k in SHARES else f"{_scaled(row, k):,.3f}"
+                                             for k in stat_keys])
     if fmt == "markdown":
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in body]
