@@ -52,9 +52,7 @@ def compare(a: xr.Dataset, b: xr.Dataset, *, case_a: str = "scenario", case_b: s
         for label in labels:
             if label != "total" and label not in b[dim].values:
                 continue
-            pick = (lambda ds, case: (ds[name].sum(dim, skipna=False) if label == "total" else ds[name].sel(
-                {dim: label})).sel(case=case).values.astype(np.float64))
-            values_a, values_b = pick(a, case_a), pick(b, case_b)
+            values_a, values_b = _series(a, name, dim, label, case_a), _series(b, name, dim, label, case_b)
             row = {"variable": name, "label": label, "units": a[name].attrs.get("units", "")}
             if paired:
                 difference = values_a[:draws] - values_b[:draws]
@@ -73,3 +71,9 @@ def compare(a: xr.Dataset, b: xr.Dataset, *, case_a: str = "scenario", case_b: s
                             **{f"b_{_qname(q)}": float(v) for q, v in zip(quantiles, quantiles_of_row(values_b, quantiles))}})
             rows.append(row)
     return rows, paired, reason
+
+
+def _series(ds: xr.Dataset, name: str, dim: str, label: str, case: str) -> np.ndarray:
+    """One headline series of a run: a label, or the total over ``dim`` (NaN stays NaN)."""
+    variable = ds[name].sum(dim, skipna=False) if label == "total" else ds[name].sel({dim: label})
+    return variable.sel(case=case).values.astype(np.float64)
