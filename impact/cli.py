@@ -237,6 +237,29 @@ def compare_runs(run_a, run_b, case_a, case_b, fmt):
     click.echo(format_rows(rows, fmt, title=title if fmt in ("table", "markdown") else ""), nl=False)
 
 
+@main.command(name="export")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["netcdf", "csv", "parquet"]), required=True,
+              help="netcdf: one file with every variable and the provenance; csv, parquet: a folder with one tidy "
+                   "table per variable (parquet needs pyarrow).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Path to write [default: RUN_DIR/export/results.nc, or RUN_DIR/export/csv|parquet].")
+def export_run(run_dir, fmt, out):
+    """Export a finished run for other tools, written draw window by draw window (bounded memory)."""
+    from impact.export import export
+    from impact.store import RunStore
+
+    store = RunStore(run_dir)
+    if not store.manifest_path.exists() or store.read_manifest().get("status") != "complete":
+        _fail([Problem(str(run_dir), "", "not a complete run folder")])
+    out = out or (run_dir / "export" / ("results.nc" if fmt == "netcdf" else fmt))
+    try:
+        written = export(store.open_dataset(), fmt, Path(out))
+    except ImpactInputError as err:
+        _fail(err.problems)
+    click.echo(f"written: {written}")
+
+
 @main.command(name="list")
 def list_scenarios():
     """List the shipped scenarios."""

@@ -240,3 +240,34 @@ def test_compare_pairs_runs_that_share_draws(deal, small_world, tmp_path):
     assert all("mean_se" in r for r in rows)
     result = CliRunner().invoke(cli.main, ["compare", str(tmp_path / "deal"), str(tmp_path / "other")])
     assert result.exit_code == 0 and "independent samples (different seed" in result.output
+
+
+def test_export_netcdf_csv_and_parquet(deal, tmp_path, monkeypatch):
+    import sys
+
+    import pyarrow.parquet as pq
+
+    from impact.export import export
+
+    store = _run(deal, tmp_path / "run", draws=1500, chunk_size=500)
+    ds = store.open_dataset()
+    netcdf = export(ds, "netcdf", tmp_path / "out" / "results.nc")
+    back = xr.open_dataset(netcdf, engine="h5netcdf")
+    for name in ("imports_by_partner", "sigma", "baseline_imports", "tariff"):
+        np.testing.assert_array_equal(back[name].values, ds[name].values)
+        assert back[name].attrs["units"] == ds[name].attrs["units"]
+    assert back.attrs["Conventions"] == "CF-1.10" and back.attrs["scenario_sha256"] == ds.attrs["scenario_sha256"]
+    folder = export(ds, "csv", tmp_path / "csv")
+    with open(folder / "sector_output.csv") as handle:
+        lines = handle.read().splitlines()
+    assert lines[0] == "draw,case,sector,value"
+    assert len(lines) - 1 == ds["sector_output"].size
+    parquet = export(ds, "parquet", tmp_path / "parquet")
+    table = pq.read_table(parquet / "trade_balance.parquet")
+    assert table.num_rows == ds["trade_balance"].size and table.schema.metadata[b"units"] == b"USD/year"
+    np.testing.assert_allclose(np.sort(table.column("value").to_numpy()), np.sort(ds["trade_balance"].values.ravel()))
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(ImpactInputError, match="pyarrow"):
+        export(ds, "parquet", tmp_path / "again")
+    with pytest.raises(ImpactInputError, match="exists already"):
+        export(ds, "netcdf", netcdf)
