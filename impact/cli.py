@@ -237,6 +237,54 @@ def compare_runs(run_a, run_b, case_a, case_b, fmt):
     click.echo(format_rows(rows, fmt, title=title if fmt in ("table", "markdown") else ""), nl=False)
 
 
+@main.command(name="sensitivity")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--output", "output", required=True, help="A result variable, e.g. tariff_revenue_by_partner.")
+@click.option("--label", default="total", show_default=True, help="The sector or partner (or the total).")
+@click.option("--by", type=click.Choice(["sector", "partner"]), default=None,
+              help="Rank the drivers of every sector or partner of the output instead of one label.")
+@click.option("--case", default=None, help="scenario, counterfactual or effect [default: effect when the run has "
+                                           "a counterfactual, else scenario].")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Inputs listed per result.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def sensitivity(run_dir, output, label, by, case, top, fmt):
+    """Rank the uncertain inputs of a finished run by their influence on a result (Spearman and partial rank
+    correlations; the partial one separates inputs that are correlated with each other)."""
+    import json as json_module
+
+    from impact.sensitivity import input_columns, rank_sensitivity, result_series
+    from impact.store import RunStore
+    from impact.variables import VARIABLES
+
+    store = RunStore(run_dir)
+    if not store.manifest_path.exists() or store.read_manifest().get("status") != "complete":
+        _fail([Problem(str(run_dir), "", "not a complete run folder")])
+    ds = store.open_dataset()
+    if output not in ds or VARIABLES.get(output) is None or VARIABLES[output].kind != "output":
+        known = ", ".join(n for n in ds.data_vars if n in VARIABLES and VARIABLES[n].kind == "output")
+        _fail([Problem(str(run_dir), "--output", f"unknown output {output!r}; outputs of this run: {known}")])
+    case = case or ("effect" if "counterfactual" in ds["case"].values else "scenario")
+    dims = [d for d in ds[output].dims if d not in ("draw", "case", "year")]
+    labels = [str(v) for v in ds[by].values] if by and by in dims else [label]
+    inputs = input_columns(ds)
+    rows = []
+    for item in labels:
+        ranked = rank_sensitivity(inputs, result_series(ds, output, item, case))[:top]
+        rows += [{"output": output, "label": item, "case": case, **r} for r in ranked]
+    if fmt == "json":
+        click.echo(json_module.dumps(rows, indent=2))
+    elif fmt == "csv":
+        click.echo("output,label,case,input,spearman,prcc")
+        for r in rows:
+            click.echo(f"{r['output']},{r['label']},{r['case']},{r['input']},{r['spearman']:.6f},{r['prcc']:.6f}")
+    else:
+        for item in labels:
+            click.echo(f"drivers of {output}[{item}] ({case}), by |partial rank correlation|:")
+            click.echo(f"  {'input':40s} {'prcc':>7s} {'spearman':>9s}")
+            for r in (r for r in rows if r["label"] == item):
+                click.echo(f"  {r['input']:40s} {r['prcc']:7.3f} {r['spearman']:9.3f}")
+
+
 @main.command(name="export")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["netcdf", "csv", "parquet"]), required=True,
