@@ -285,6 +285,33 @@ def sensitivity(run_dir, output, label, by, case, top, fmt):
                 click.echo(f"  {r['input']:40s} {r['prcc']:7.3f} {r['spearman']:9.3f}")
 
 
+@main.command(name="report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--against", type=click.Path(path_type=Path), default=None,
+              help="Another finished run to compare with (paired by draw when the runs share draws).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Folder to create [default: RUN_DIR/report].")
+def report(run_dir, against, out):
+    """Write a report of a finished run: figures (PNG, SVG), tables (CSV, Markdown, LaTeX) and report.html."""
+    from impact.report import Report
+    from impact.store import RunStore
+
+    problems, stores = [], []
+    for folder in [run_dir] + ([against] if against else []):
+        store = RunStore(folder)
+        if not store.manifest_path.exists() or store.read_manifest().get("status") != "complete":
+            problems.append(Problem(str(folder), "", "not a complete run folder"))
+        stores.append(store)
+    out = out or (run_dir / "report")
+    if out.exists():
+        problems.append(Problem(str(out), "--out", "exists already; choose another folder"))
+    if problems:
+        _fail(problems)
+    other = (stores[1].open_dataset(), str(against)) if against else None
+    page = Report(stores[0].open_dataset(), stores[0].read_manifest(), other).write(out)
+    click.echo(f"written: {page}")
+
+
 @main.command(name="export")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["netcdf", "csv", "parquet"]), required=True,
