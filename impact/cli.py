@@ -312,6 +312,47 @@ def report(run_dir, against, out):
     click.echo(f"written: {page}")
 
 
+@main.command(name="sobol")
+@click.argument("scenario")
+@click.option("--output", "output", required=True, help="A result variable, e.g. tariff_revenue_by_partner.")
+@click.option("--label", default="total", show_default=True, help="The sector or partner (or the total).")
+@click.option("--case", default=None, help="scenario or effect [default: effect when there is a counterfactual].")
+@click.option("--n", "n", type=click.IntRange(min=2), default=1024, show_default=True,
+              help="Base sample (a power of 2); the design solves n * (inputs + 2) draws.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Inputs listed.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def sobol(scenario, output, label, case, n, seed, top, fmt):
+    """Variance-based Sobol indices (first-order and total, with 95% bootstrap intervals) of a result of SCENARIO,
+    from a dedicated Saltelli design."""
+    import json as json_module
+
+    from impact.sensitivity import scenario_sobol_indices
+
+    if n & (n - 1):
+        _fail([Problem("options", "--n", f"must be a power of 2, got {n}")])
+    try:
+        rows, note = scenario_sobol_indices(scenario, output=output, label=label, case=case, n=n, seed=seed)
+    except ImpactInputError as err:
+        _fail(err.problems)
+    except KeyError:
+        _fail([Problem("options", "--output", f"unknown output or label: {output}[{label}]")])
+    rows = rows[:top]
+    if fmt == "json":
+        click.echo(json_module.dumps({"note": note, "indices": rows}, indent=2))
+    elif fmt == "csv":
+        click.echo(",".join(rows[0]))
+        for r in rows:
+            click.echo(",".join(str(v) for v in r.values()))
+    else:
+        click.echo(f"Sobol indices of {output}[{label}] (n = {n}; 95% bootstrap intervals); {note}")
+        click.echo(f"  {'input':40s} {'first order':>24s} {'total':>24s}")
+        for r in rows:
+            click.echo(f"  {r['input']:40s} {r['first_order']:7.3f} [{r['first_order_low']:6.3f}, "
+                       f"{r['first_order_high']:6.3f}] {r['total_order']:7.3f} [{r['total_order_low']:6.3f}, "
+                       f"{r['total_order_high']:6.3f}]")
+
+
 @main.command(name="export")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["netcdf", "csv", "parquet"]), required=True,

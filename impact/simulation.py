@@ -152,10 +152,14 @@ class Simulation:
 
     # -- computation -----------------------------------------------------------------------------------------------
 
-    def chunk(self, start: int, stop: int) -> tuple[xr.Dataset, int]:
-        """Outputs and sampled inputs for draws ``start`` to ``stop - 1``, and the count of failed solves."""
+    def chunk(self, start: int, stop: int, scores: dict[str, np.ndarray] | None = None) -> tuple[xr.Dataset, int]:
+        """Outputs and sampled inputs for draws ``start`` to ``stop - 1``, and the count of failed solves.
+
+        ``scores`` replaces the design's normal scores of those draws (a design of its own, e.g. for Sobol
+        indices); it must hold every column of the run, each with ``stop - start`` values.
+        """
         n = stop - start
-        scores = self.design.normal_scores(start, stop)
+        scores = self.design.normal_scores(start, stop) if scores is None else scores
         keep_cells = self.keep == "cells"
         b = self.scenario.baseline
         periods = self.years or [None]
