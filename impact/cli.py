@@ -167,10 +167,15 @@ def validate(files):
               help="With --precision: how far (95%) the band's ends may move, as a share of its width.")
 @click.option("--moments", is_flag=True, help="With --precision: add normal (mean +- 1.96 sd) and Chebyshev "
                                                "(mean +- 4.47 sd) bands, for comparison with GTAP's SSA.")
-def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments):
+@click.option("--exceeds", "events", multiple=True, metavar="'VARIABLE[LABEL] > X'",
+              help="Instead of the bands: the probability of an event, with its Monte Carlo error, in each case "
+                   "(X in $B for dollar amounts; repeat for several), e.g. 'tariff_revenue_by_partner > 150' or "
+                   "'sector_output[passenger_vehicles] < 0'.")
+def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, events):
     """Print the bands of a finished run in RUN_DIR: quantiles and mean, levels and paired effects."""
     from impact.store import RunStore
-    from impact.summary import Precision, convergence_report, format_rows, summarize
+    from impact.summary import (Precision, convergence_report, exceedance_rows, format_exceedance, format_rows,
+                                parse_exceedance, summarize)
 
     problems = []
     try:
@@ -188,6 +193,17 @@ def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments):
     if problems:
         _fail(problems)
     manifest = store.read_manifest()
+    if events:
+        ds = store.open_dataset()
+        parsed = [parse_exceedance(event, ds) for event in events]
+        if problems := [Problem("options", "--exceeds", why) for _, why in parsed if why]:
+            _fail(problems)
+        try:
+            rows = exceedance_rows(ds, [spec for spec, _ in parsed], year=year)
+        except KeyError:
+            _fail([Problem(str(run_dir), "--year", f"year {year} is not in the run's horizon")])
+        click.echo(format_exceedance(rows, fmt), nl=False)
+        return
     check = Precision(tolerance=tolerance, moments=moments) if precision else None
     try:
         rows = summarize(store.open_dataset(), by=by, quantiles=probabilities, year=year, precision=check)
@@ -252,8 +268,9 @@ def sensitivity(run_dir, output, label, by, case, top, fmt):
     correlations; the partial one separates inputs that are correlated with each other)."""
     import json as json_module
 
-    from impact.sensitivity import input_columns, rank_sensitivity, result_series
+    from impact.sensitivity import input_columns, rank_sensitivity
     from impact.store import RunStore
+    from impact.summary import draws_of
     from impact.variables import VARIABLES
 
     store = RunStore(run_dir)
@@ -269,7 +286,7 @@ def sensitivity(run_dir, output, label, by, case, top, fmt):
     inputs = input_columns(ds)
     rows = []
     for item in labels:
-        ranked = rank_sensitivity(inputs, result_series(ds, output, item, case))[:top]
+        ranked = rank_sensitivity(inputs, draws_of(ds, output, item, case))[:top]
         rows += [{"output": output, "label": item, "case": case, **r} for r in ranked]
     if fmt == "json":
         click.echo(json_module.dumps(rows, indent=2))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from impact.summary import DEFAULT_QUANTILES, HEADLINE, _qname, quantiles_of_row
+from impact.summary import DEFAULT_QUANTILES, HEADLINE, _qname, draws_of, quantiles_of_row
 
 INPUTS_CHECKED = ("sigma", "eps", "mu", "eta", "fx", "phi", "sigx")
 
@@ -52,7 +52,7 @@ def compare(a: xr.Dataset, b: xr.Dataset, *, case_a: str = "scenario", case_b: s
         for label in labels:
             if label != "total" and label not in b[dim].values:
                 continue
-            values_a, values_b = _series(a, name, dim, label, case_a), _series(b, name, dim, label, case_b)
+            values_a, values_b = draws_of(a, name, label, case_a), draws_of(b, name, label, case_b)
             row = {"variable": name, "label": label, "units": a[name].attrs.get("units", "")}
             if paired:
                 difference = values_a[:draws] - values_b[:draws]
@@ -71,9 +71,3 @@ def compare(a: xr.Dataset, b: xr.Dataset, *, case_a: str = "scenario", case_b: s
                             **{f"b_{_qname(q)}": float(v) for q, v in zip(quantiles, quantiles_of_row(values_b, quantiles))}})
             rows.append(row)
     return rows, paired, reason
-
-
-def _series(ds: xr.Dataset, name: str, dim: str, label: str, case: str) -> np.ndarray:
-    """One headline series of a run: a label, or the total over ``dim`` (NaN stays NaN)."""
-    variable = ds[name].sum(dim, skipna=False) if label == "total" else ds[name].sel({dim: label})
-    return variable.sel(case=case).values.astype(np.float64)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from impact.summary import BILLION, format_rows, summarize
+from impact.summary import BILLION, draws_of, format_rows, summarize
 
 FIGURE_FORMATS = ("png", "svg")
 
@@ -34,17 +34,9 @@ def _pyplot():
     return plt
 
 
-def _series(ds: xr.Dataset, name: str, dim: str | None, label: str, case: str) -> np.ndarray:
-    variable = ds[name]
-    if "year" in variable.dims:
-        variable = variable.isel(year=-1)
-    if dim is not None:
-        variable = variable.sum(dim, skipna=False) if label == "total" else variable.sel({dim: label})
-    if case == "effect":
-        values = variable.sel(case="scenario").astype(np.float64) - variable.sel(case="counterfactual").astype(np.float64)
-    else:
-        values = variable.sel(case=case).astype(np.float64)
-    values = values.values
+def _series(ds: xr.Dataset, name: str, label: str, case: str) -> np.ndarray:
+    """A result's valid draws in $B (the last year of a horizon)."""
+    values = draws_of(ds, name, label, case)
     return values[~np.isnan(values)] / BILLION
 
 
@@ -76,7 +68,7 @@ class Report:
         axes = np.atleast_1d(axes)
         for ax, case in zip(axes, panels):
             for k, label in enumerate(labels):
-                values = _series(self.ds, name, dim, label, case)
+                values = _series(self.ds, name, label, case)
                 q5, q25, q50, q75, q95 = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
                 ax.plot([q5, q95], [k, k], color="#4c72b0", linewidth=1.2)
                 ax.plot([q25, q75], [k, k], color="#4c72b0", linewidth=4)
@@ -93,11 +85,11 @@ class Report:
     def densities(self, out: Path) -> None:
         plt = _pyplot()
         case = self.cases[0]
-        results = [("tariff_revenue_by_partner", "partner", "tariff revenue"),
-                   ("welfare_change", "sector", "net welfare change"), ("trade_balance", "partner", "trade balance")]
+        results = [("tariff_revenue_by_partner", "tariff revenue"), ("welfare_change", "net welfare change"),
+                   ("trade_balance", "trade balance")]
         fig, axes = plt.subplots(1, len(results), figsize=(13, 3.4))
-        for ax, (name, dim, what) in zip(axes, results):
-            values = _series(self.ds, name, dim, "total", case)
+        for ax, (name, what) in zip(axes, results):
+            values = _series(self.ds, name, "total", case)
             ax.hist(values, bins=60, density=True, color="#4c72b0", alpha=0.8)
             for q in np.quantile(values, [0.05, 0.5, 0.95]):
                 ax.axvline(q, color="#c44e52", linewidth=0.8, linestyle="--" if q != np.median(values) else "-")
@@ -108,12 +100,12 @@ class Report:
         self._save(fig, out, "densities", "Distributions of the headline results")
 
     def tornado(self, out: Path, top: int = 12) -> None:
-        from impact.sensitivity import input_columns, rank_sensitivity, result_series
+        from impact.sensitivity import input_columns, rank_sensitivity
 
         plt = _pyplot()
         case = self.cases[0]
         ds = self.ds.isel(year=-1) if "year" in self.ds.dims else self.ds
-        rows = rank_sensitivity(input_columns(ds), result_series(ds, "tariff_revenue_by_partner", "total", case))[:top]
+        rows = rank_sensitivity(input_columns(ds), draws_of(ds, "tariff_revenue_by_partner", "total", case))[:top]
         fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.4))
         ax.barh(range(len(rows)), [r["prcc"] for r in rows],
                 color=["#c44e52" if r["prcc"] < 0 else "#4c72b0" for r in rows])

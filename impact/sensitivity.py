@@ -61,19 +61,6 @@ def rank_sensitivity(inputs: dict[str, np.ndarray], result: np.ndarray) -> list[
     return sorted(rows, key=lambda r: -abs(r["prcc"]))
 
 
-def result_series(ds: xr.Dataset, output: str, label: str | None, case: str) -> np.ndarray:
-    """A run's result per draw: ``output`` for ``label`` (or its total), in ``case`` (or the paired ``effect``)."""
-    variable = ds[output]
-    dims = [d for d in variable.dims if d not in ("draw", "case")]
-    if dims:
-        dim = dims[0]
-        variable = variable.sum(dim, skipna=False) if label in (None, "total") else variable.sel({dim: label})
-    if case == "effect":
-        return (variable.sel(case="scenario").astype(np.float64)
-                - variable.sel(case="counterfactual").astype(np.float64)).values
-    return variable.sel(case=case).values.astype(np.float64)
-
-
 def sobol_design(columns: list[str], n: int, draw_scores) -> tuple[dict, dict, list[dict]]:
     """Normal scores of a Saltelli design: ``A`` and ``B`` (two independent blocks of ``n`` draws) and, for each
     column, ``A`` with that column taken from ``B``. ``draw_scores(start, stop)`` gives the scores of draws."""
@@ -123,6 +110,7 @@ def scenario_sobol_indices(scenario, *, output: str, label: str = "total", case:
     independent inputs does not hold (the scenario correlates some of them).
     """
     from impact.simulation import Simulation
+    from impact.summary import draws_of
 
     simulation = Simulation(scenario, seed=seed, keep="aggregates")
     if case is None:
@@ -133,9 +121,7 @@ def scenario_sobol_indices(scenario, *, output: str, label: str = "total", case:
     def evaluate(scores):
         piece, _ = simulation.chunk(0, n, scores)
         ds = xr.merge([static, piece], combine_attrs="override")
-        if year is not None or "year" in ds.dims:
-            ds = ds.sel(year=year if year is not None else ds["year"].values[-1])
-        return result_series(ds, output, label, case)
+        return draws_of(ds, output, label, case, year)
 
     rows = sobol_indices(evaluate, columns, n, simulation.design.normal_scores, seed=seed)
     correlated = any(c.scenario.correlations for c in simulation.cases)

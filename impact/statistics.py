@@ -65,13 +65,21 @@ def mean_mcse(values) -> float:
     return float(valid.std(ddof=1) / np.sqrt(valid.size)) if valid.size > 1 else np.nan
 
 
-def exceedance(values, threshold: float) -> tuple[float, float]:
-    """``P(X > threshold)`` and its Monte Carlo standard error ``sqrt(p (1 - p) / n)``."""
+def exceedance(values, threshold: float, *, below: bool = False) -> tuple[float, float]:
+    """``P(X > threshold)`` (or ``P(X < threshold)``) and its Monte Carlo standard error ``sqrt(p (1 - p) / n)``."""
     valid = _valid(values)
     if valid.size == 0:
         return np.nan, np.nan
-    share = float((valid > threshold).mean())
+    share = float((valid < threshold).mean() if below else (valid > threshold).mean())
     return share, float(np.sqrt(share * (1.0 - share) / valid.size))
+
+
+def wilson_interval(share: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a probability estimated as ``share`` of ``n`` draws: it stays inside [0, 1] and
+    keeps its coverage for tail probabilities near 0 or 1, where ``p +- z * mcse`` collapses to a point."""
+    hits = int(round(share * n))
+    interval = stats.binomtest(hits, n).proportion_ci(confidence, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def moment_bands(values) -> dict[str, float]:

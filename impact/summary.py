@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,6 +143,95 @@ def _row(totals, detail_rows, k, case: str, present: list[str]) -> np.ndarray:
         # Differences of the stored values in float64, so that no digit of the effect is lost.
         return pick("scenario").astype(np.float64) - pick("counterfactual").astype(np.float64)
     return pick(case)
+
+
+def draws_of(ds: xr.Dataset, output: str, label: str = "total", case: str = "scenario",
+             year: int | None = None) -> np.ndarray:
+    """One result per draw (float64, NaN kept): ``output`` for ``label`` or its total over the label dimension, in
+    ``case`` (``effect``: scenario minus counterfactual, draw by draw), in ``year`` (default: the last) when the run
+    has a horizon."""
+    variable = ds[output]
+    if "year" in variable.dims:
+        variable = variable.isel(year=-1) if year is None else variable.sel(year=year)
+    dims = [d for d in variable.dims if d not in ("draw", "case")]
+    if len(dims) > 1:
+        raise ValueError(f"{output} has several label dimensions ({', '.join(dims)}); one label cannot pick a series")
+    if dims:
+        # A plain sum: a failed solve (NaN) must not pass for a zero in a total.
+        variable = variable.sum(dims[0], skipna=False) if label == "total" else variable.sel({dims[0]: label})
+    if "case" not in variable.dims:
+        return variable.values.astype(np.float64)
+    if case == "effect":
+        return (variable.sel(case="scenario").astype(np.float64)
+                - variable.sel(case="counterfactual").astype(np.float64)).values
+    return variable.sel(case=case).values.astype(np.float64)
+
+
+EXCEEDANCE_SPEC = re.compile(r"^\s*(?P<output>[a-z_]+)\s*(\[\s*(?P<label>[A-Za-z0-9_]+)\s*\])?\s*(?P<op>[<>])\s*"
+                             r"(?P<threshold>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
+
+
+def parse_exceedance(spec: str, ds: xr.Dataset) -> tuple[dict | None, str | None]:
+    """``"tariff_revenue_by_partner[japan] > 20"`` as ``{output, label, op, threshold}`` (threshold in the
+    variable's units, read in $B for dollar amounts as the tables show them), or ``(None, why)``."""
+    match = EXCEEDANCE_SPEC.match(spec)
+    if match is None:
+        return None, f"{spec!r} is not VARIABLE[LABEL] > X or VARIABLE < X (e.g. \"sector_output[autos] < 0\")"
+    output, label = match["output"], match["label"] or "total"
+    if output not in ds or VARIABLES.get(output) is None or VARIABLES[output].kind != "output":
+        return None, f"{spec!r}: unknown output {output!r}"
+    dims = [d for d in ds[output].dims if d not in ("draw", "case", "year")]
+    units = ds[output].attrs.get("units", VARIABLES[output].units)
+    if label == "total" and dims and units not in ADDITIVE_UNITS:
+        return None, f"{spec!r}: {output} is in {units}, which do not add up; name a label"
+    if label != "total" and (not dims or label not in [str(x) for x in ds[dims[0]].values]):
+        known = ", ".join(str(x) for x in ds[dims[0]].values) if dims else "none"
+        return None, f"{spec!r}: unknown label {label!r} of {output} (labels: {known})"
+    threshold = float(match["threshold"]) * (BILLION if units in ADDITIVE_UNITS else 1.0)
+    return {"output": output, "label": label, "op": match["op"], "threshold": threshold, "units": units}, None
+
+
+def exceedance_rows(ds: xr.Dataset, specs: list[dict], year: int | None = None, confidence: float = 0.95) -> list[dict]:
+    """For each parsed spec and case: P(result > X) (or < X), its binomial standard error and a Wilson interval
+    (which stays inside [0, 1] and is sound for tail probabilities near 0 or 1)."""
+    present = [str(c) for c in ds["case"].values]
+    cases = present + (["effect"] if "counterfactual" in present else [])
+    rows = []
+    for spec in specs:
+        for case in cases:
+            values = draws_of(ds, spec["output"], spec["label"], case, year)
+            draws = int((~np.isnan(values)).sum())
+            if draws == 0:
+                continue
+            share, error = statistics.exceedance(values, spec["threshold"], below=spec["op"] == "<")
+            low, high = statistics.wilson_interval(share, draws, confidence)
+            rows.append({**spec, "case": case, "probability": share, "mcse": error, "low": low, "high": high,
+                         "draws": draws})
+    return rows
+
+
+def format_exceedance(rows: list[dict], fmt: str) -> str:
+    """Exceedance probabilities as a table (thresholds in $B for dollar amounts), Markdown, CSV or JSON."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["output"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue()
+    lines = []
+    for r in rows:
+        scaled = r["threshold"] / BILLION if r["units"] in ADDITIVE_UNITS else r["threshold"]
+        unit = "$B" if r["units"] in ADDITIVE_UNITS else r["units"]
+        lines.append([f"P({r['output']}[{r['label']}] {r['op']} {scaled:g} {unit})", r["case"], f"{r['probability']:.4f}",
+                      f"{r['mcse']:.4f}", f"[{r['low']:.4f}, {r['high']:.4f}]", f"{r['draws']:,}"])
+    header = ["event", "case", "probability", "mcse", "95% interval (Wilson)", "draws"]
+    if fmt == "markdown":
+        return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                         + ["| " + " | ".join(line) + " |" for line in lines]) + "\n"
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)]
+    return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)) for line in [header, *lines]) + "\n"
 
 
 def _qname(q: float) -> str:

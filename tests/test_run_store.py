@@ -216,6 +216,22 @@ def test_cli_summary_reports_precision_and_convergence(deal, tmp_path):
     assert row["draws_needed"] > 400 * (1 - row["converged"])
 
 
+def test_cli_summary_exceedance_probabilities(deal, tmp_path):
+    out = tmp_path / "small"
+    ds = _run(deal, out, draws=400).open_dataset()
+    runner = CliRunner()
+    result = runner.invoke(cli.main, ["summary", str(out), "--exceeds", "exports_by_partner[eu] > 1",
+                                      "--exceeds", "sector_output[food] < 0", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    effect = [r for r in rows if r["output"] == "sector_output" and r["case"] == "effect"][0]
+    difference = (ds["sector_output"].sel(sector="food", case="scenario")
+                  - ds["sector_output"].sel(sector="food", case="counterfactual")).values
+    assert effect["probability"] == np.mean(difference < 0) and effect["draws"] == 400
+    bad = runner.invoke(cli.main, ["summary", str(out), "--exceeds", "nonsense > 1", "--exceeds", "exports > x"])
+    assert bad.exit_code == 2 and "2 problems" in bad.output and "Traceback" not in bad.output
+
+
 def test_compare_pairs_runs_that_share_draws(deal, small_world, tmp_path):
     from impact.compare import compare
 

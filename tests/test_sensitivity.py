@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 import impact
 from impact import cli
-from impact.sensitivity import input_columns, rank_sensitivity, result_series
+from impact.sensitivity import input_columns, rank_sensitivity
+from impact.summary import draws_of
 
 
 def test_partial_rank_correlation_finds_the_drivers():
@@ -40,10 +41,10 @@ def test_drivers_of_a_run(deal):
     inputs = input_columns(ds)
     assert "sigma[autos]" in inputs and "fx[japan]" in inputs and "realization[buy]" in inputs
     # Exports to the EU depend only on the EU exchange rate and the export elasticities and pass-through.
-    rows = rank_sensitivity(inputs, result_series(ds, "exports_by_partner", "eu", "scenario"))
+    rows = rank_sensitivity(inputs, draws_of(ds, "exports_by_partner", "eu", "scenario"))
     assert rows[0]["input"] == "fx[eu]"
     # The deal's effect on food output is driven by the purchase pledge's realization and additionality.
-    rows = rank_sensitivity(inputs, result_series(ds, "sector_output", "food", "effect"))
+    rows = rank_sensitivity(inputs, draws_of(ds, "sector_output", "food", "effect"))
     assert {rows[0]["input"], rows[1]["input"]} == {"realization[buy]", "additionality[buy]"}
 
 

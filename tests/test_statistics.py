@@ -6,7 +6,7 @@ import numpy as np
 from scipy import stats
 
 from impact.statistics import (CHEBYSHEV_95, convergence, exceedance, mean_mcse, moment_bands, quantile_interval,
-                               quantile_mcse)
+                               quantile_mcse, wilson_interval)
 
 
 def test_quantile_interval_covers_the_true_quantile_at_its_level():
@@ -63,3 +63,42 @@ def test_nan_draws_are_ignored():
     values = np.array([np.nan, 1.0, 2.0, 3.0, np.nan, 4.0])
     assert quantile_interval(values, 0.5)[0] == 2.5
     assert exceedance(values, 2.0)[0] == 0.5
+
+
+def test_wilson_interval_covers_a_tail_probability_at_its_level():
+    # P(Z > 2.326) = 1%: with 500 draws, p +- 1.96 mcse often collapses to [0, 0] or undercovers; Wilson does not.
+    rng = np.random.default_rng(5)
+    truth, hits = 0.01, 0
+    for _ in range(400):
+        share, _ = exceedance(rng.standard_normal(500), stats.norm.ppf(1 - truth))
+        low, high = wilson_interval(share, 500)
+        hits += low <= truth <= high
+        assert 0 <= low <= share <= high <= 1
+    assert 0.92 <= hits / 400 <= 0.99
+    below, _ = exceedance(np.arange(10.0), 3.0, below=True)
+    assert below == 0.3
+
+
+def test_exceedance_rows_of_a_run_with_a_known_distribution():
+    import xarray as xr
+
+    from impact.summary import BILLION, exceedance_rows, parse_exceedance
+    from impact.variables import VARIABLES
+
+    # Revenue from two partners, each N(10, 1) $B per draw, independent: the total is N(20, 2) $B.
+    rng = np.random.default_rng(2)
+    n = 40000
+    revenue = (10 + rng.standard_normal((n, 1, 2))) * BILLION
+    ds = xr.Dataset({"tariff_revenue_by_partner": (("draw", "case", "partner"), revenue,
+                                                   VARIABLES["tariff_revenue_by_partner"].attrs)},
+                    coords={"case": ["scenario"], "partner": ["japan", "eu"]})
+    spec, why = parse_exceedance("tariff_revenue_by_partner > 22", ds)
+    assert why is None and spec["threshold"] == 22 * BILLION
+    [row] = exceedance_rows(ds, [spec])
+    truth = stats.norm.sf(22, 20, np.sqrt(2))
+    assert row["low"] <= truth <= row["high"]
+    assert abs(row["mcse"] - np.sqrt(truth * (1 - truth) / n)) < 1e-3
+    [row] = exceedance_rows(ds, [parse_exceedance("tariff_revenue_by_partner[eu] < 9", ds)[0]])
+    assert row["low"] <= stats.norm.cdf(-1) <= row["high"]
+    assert parse_exceedance("tariff_revenue_by_partner[mars] > 1", ds)[1].endswith("(labels: japan, eu)")
+    assert "not VARIABLE" in parse_exceedance("tariff_revenue_by_partner >= 1", ds)[1]
