@@ -103,22 +103,47 @@ def bench_kernels(draws: int) -> dict:
     }
 
 
-def bench_run(draws: int, workdir: Path, scenario: str = "us_japan_2025") -> dict:
+def _child(command: list[str]) -> tuple[float, float]:
+    """Wall time and peak resident memory (MB) of a command run as its own process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)  # rusage of the child: ru_maxrss in kilobytes on Linux
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} failed: {process.stderr.read()}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def bench_summary(run: Path) -> dict:
+    """The bands of a finished run with precision, in memory and streamed (:mod:`impact.streaming`), each in its
+    own process: wall time and peak memory, and whether the bands are identical."""
+    results = {}
+    for mode in ("in_memory", "streamed"):
+        out = run.parent / f"summary-{mode}.json"
+        code = ("import json, sys; from impact.store import RunStore; from impact.summary import Precision, summarize; "
+                f"rows = summarize(RunStore(sys.argv[1]).open_dataset(), precision=Precision(), "
+                f"streaming={mode == 'streamed'}); open(sys.argv[2], 'w').write(json.dumps(rows))")
+        results[mode] = dict(zip(("wall_seconds", "peak_rss_mb"), _child([sys.executable, "-c", code, str(run),
+                                                                            str(out)])))
+        results[mode]["rows"] = json.loads(out.read_text())
+    a, b = results["in_memory"].pop("rows"), results["streamed"].pop("rows")
+    # The quantiles and their intervals are order statistics: identical. Means and sds are sums: equal to rounding.
+    results["bands_identical"] = all(ra[k] == rb[k] or ra[k] != ra[k] for ra, rb in zip(a, b) for k in ra
+                                     if k.startswith("q"))
+    return results
+
+
+def bench_run(draws: int, workdir: Path, scenario: str = "us_japan_2025", keep_output: bool = False) -> dict:
     """One ``impact run`` as its own process: wall time and peak resident memory of that process."""
     out = workdir / f"run-{scenario}-{draws}"
     command = [sys.executable, "-m", "impact", "run", scenario, "--draws", str(draws), "--seed", "1",
                "--out", str(out), "--progress", "none"]
-    # Peak RSS of the child, from wait4's rusage (kilobytes on Linux).
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"impact run failed: {process.stderr.read()}")
+    wall, peak = _child(command)
     manifest = json.loads((out / "manifest.json").read_text())
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    shutil.rmtree(out)
-    return {"draws": draws, "wall_seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024,
+    if not keep_output:
+        shutil.rmtree(out)
+    return {"draws": draws, "wall_seconds": wall, "peak_rss_mb": peak, "path": str(out),
             "draws_per_second": draws / wall, "timings_seconds": manifest["timings_seconds"],
             "output_mb": size / 1e6}
 
@@ -141,7 +166,8 @@ def main() -> None:
     # their pages in its peak memory.
     horizon_draws = options.horizon_draws or (8192 if options.quick else 65536)
     with tempfile.TemporaryDirectory() as folder:
-        runs = [bench_run(n, Path(folder)) for n in run_draws]
+        runs = [bench_run(n, Path(folder), keep_output=(n == run_draws[1])) for n in run_draws]
+        summary = bench_summary(Path(runs[1]["path"]))
         horizon = bench_run(horizon_draws, Path(folder), "us_japan_2025_2035")
     results["runs"] = runs
     print("impact run us_japan_2025 (scenario + counterfactual, keep=aggregates):")
@@ -154,6 +180,12 @@ def main() -> None:
     growth = large["peak_rss_mb"] / small["peak_rss_mb"]
     print(f"  peak memory x{growth:.2f} for x{large['draws'] / small['draws']:.0f} draws")
     results["memory_growth_ratio"] = growth
+    results["summary"] = summary
+    m, st = summary["in_memory"], summary["streamed"]
+    print(f"impact summary --precision of the {large['draws']:,}-draw run: in memory {m['wall_seconds']:.1f} s, "
+          f"peak {m['peak_rss_mb']:.0f} MB; streamed {st['wall_seconds']:.1f} s, peak {st['peak_rss_mb']:.0f} MB "
+          f"(memory x{st['peak_rss_mb'] / m['peak_rss_mb']:.2f}, time x{st['wall_seconds'] / m['wall_seconds']:.2f}); "
+          f"bands identical: {summary['bands_identical']}")
     results["horizon_run"] = horizon
     years = 11
     print(f"impact run us_japan_2025_2035 (11 years): {horizon['draws']:,} draws  {horizon['wall_seconds']:.1f} s wall"

@@ -44,13 +44,29 @@ def quantile_interval(values, p: float, confidence: float = 0.95) -> tuple[float
     return float(np.quantile(ordered, p)), low, high
 
 
-def interval_from_sorted(ordered: np.ndarray, p: float, confidence: float = 0.95) -> tuple[float, float]:
-    """The distribution-free interval of :func:`quantile_interval` from draws already sorted (no NaN)."""
-    n = ordered.size
+def interval_ranks(n: int, p: float, confidence: float = 0.95) -> tuple[int, int]:
+    """The ranks (0-based) of the order statistics that bound the distribution-free interval of the ``p``
+    quantile of ``n`` draws."""
     tail = (1.0 - confidence) / 2.0
     low_rank = int(stats.binom.ppf(tail, n, p))          # X_(l) with l = low_rank (1-based), <= the quantile
     high_rank = int(stats.binom.ppf(1.0 - tail, n, p)) + 1
-    return float(ordered[max(low_rank, 1) - 1]), float(ordered[min(high_rank, n) - 1])
+    return max(low_rank, 1) - 1, min(high_rank, n) - 1
+
+
+def interval_from_sorted(ordered, p: float, confidence: float = 0.95) -> tuple[float, float]:
+    """The distribution-free interval of :func:`quantile_interval` from draws already sorted (no NaN); ``ordered``
+    may be any object that gives the draw of a rank by ``ordered[k]`` and has a ``size``."""
+    low, high = interval_ranks(ordered.size, p, confidence)
+    return float(ordered[low]), float(ordered[high])
+
+
+def quantile_from_sorted(ordered, p: float) -> float:
+    """The ``p`` quantile (numpy's default, "linear" definition) of sorted draws, read by rank."""
+    position = (ordered.size - 1) * p
+    low = int(np.floor(position))
+    high = min(low + 1, ordered.size - 1)
+    below, above = float(ordered[low]), float(ordered[high])
+    return below + (position - low) * (above - below)
 
 
 def quantile_mcse(values, p: float) -> float:
@@ -114,13 +130,13 @@ def convergence(values, low: float = 0.05, high: float = 0.95, tolerance: float 
     return convergence_from_sorted(np.sort(_valid(values)), low, high, tolerance)
 
 
-def convergence_from_sorted(ordered: np.ndarray, low: float = 0.05, high: float = 0.95,
+def convergence_from_sorted(ordered, low: float = 0.05, high: float = 0.95,
                             tolerance: float = 0.05) -> Convergence:
     """:func:`convergence` for draws already sorted (no NaN)."""
     n = ordered.size
     lo_a, lo_b = interval_from_sorted(ordered, low, 0.95)
     hi_a, hi_b = interval_from_sorted(ordered, high, 0.95)
-    width = float(np.quantile(ordered, high) - np.quantile(ordered, low))
+    width = quantile_from_sorted(ordered, high) - quantile_from_sorted(ordered, low)
     error = max((lo_b - lo_a) / 2.0, (hi_b - hi_a) / 2.0)
     if width <= 0.0:
         return Convergence(n, width, error, tolerance, n)

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from impact import statistics
+from impact import statistics, streaming
 from impact.variables import HORIZON_TOTALS, VARIABLES
 
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
+#: Runs with more draws are summarized by passes over windows of draws (:mod:`impact.streaming`).
+STREAM_DRAWS = 1 << 22
 BILLION = 1e9
 
 #: Headline results: (variable, dimension, rows): "total and each" label, the "touched" sectors, the "total"
@@ -75,14 +77,34 @@ def _stats(row: np.ndarray, quantiles, precision=None) -> dict[str, float]:
     n = valid.size
     mean = float(valid.mean(dtype=np.float64)) if n else np.nan
     sd = float(valid.std(ddof=1, dtype=np.float64)) if n > 1 else (0.0 if n == 1 else np.nan)
-    out = {"mean": mean, "sd": sd, **{_qname(q): float(v) for q, v in zip(quantiles, quantiles_of_row(valid, quantiles))}}
+    # Quantiles alone need the float32 order only (a faster sort); their intervals need the draws themselves.
+    ordered = np.sort(valid.astype(np.float64 if precision is not None else np.float32))
+    positive = int(n - np.searchsorted(ordered, 0.0, side="right"))
+    return _stats_from_order(ordered, n, mean, sd, positive, quantiles, precision)
+
+
+def _stats_from_order(ordered, n: int, mean: float, sd: float, positive: int, quantiles,
+                      precision=None) -> dict[str, float]:
+    """:func:`_stats` from the draws of the ranks :func:`ranks_needed` lists (``ordered[k]``: the draw of rank
+    ``k``, 0-based; a sorted array, or the order statistics of a streamed run) and the moments."""
+    estimates = []
+    for q in quantiles:
+        if n == 0:
+            estimates.append(np.nan)
+            continue
+        position = (n - 1) * q
+        low = int(np.floor(position))
+        high = min(low + 1, n - 1)
+        # Interpolated between the float32 draws, as numpy's default ("linear") definition of the stored values.
+        below, above = float(np.float32(ordered[low])), float(np.float32(ordered[high]))
+        estimates.append(below + (position - low) * (above - below))
+    out = {"mean": mean, "sd": sd, **{_qname(q): v for q, v in zip(quantiles, estimates)}}
     if precision is None or n < 2:
         return out
-    ordered = np.sort(valid.astype(np.float64))
     for q in quantiles:
         out[f"{_qname(q)}_low"], out[f"{_qname(q)}_high"] = statistics.interval_from_sorted(ordered, q, 0.95)
     out["mean_mcse"] = sd / np.sqrt(n)
-    share = float((ordered > 0).mean())
+    share = positive / n
     out["p_positive"], out["p_positive_mcse"] = share, float(np.sqrt(share * (1 - share) / n))
     check = statistics.convergence_from_sorted(ordered, min(quantiles), max(quantiles), precision.tolerance)
     out["converged"], out["draws_needed"] = float(check.converged), float(check.draws_needed)
@@ -91,6 +113,17 @@ def _stats(row: np.ndarray, quantiles, precision=None) -> dict[str, float]:
         out.update(normal_low=mean - z * sd, normal_high=mean + z * sd,
                    chebyshev_low=mean - statistics.CHEBYSHEV_95 * sd, chebyshev_high=mean + statistics.CHEBYSHEV_95 * sd)
     return out
+
+
+def ranks_needed(n: int, quantiles, precision=None) -> set[int]:
+    """The ranks (0-based) of the draws :func:`_stats_from_order` reads for a series of ``n`` valid draws."""
+    ranks = set()
+    for q in quantiles:
+        low = int(np.floor((n - 1) * q))
+        ranks |= {low, min(low + 1, n - 1)}
+        if precision is not None:
+            ranks |= set(statistics.interval_ranks(n, q, 0.95))
+    return {r for r in ranks if 0 <= r < n}
 
 
 @dataclass(frozen=True)
@@ -132,6 +165,47 @@ def summarize_run(ds: xr.Dataset) -> list[dict]:
     rows = [{**row, "year": str(int(year))} for year in ds["year"].values
             for row in summarize(ds, year=int(year), totals=False)]
     rows += [{**row, "year": "all"} for row in summarize(ds) if row["variable"] in HORIZON_TOTALS]
+    return rows
+
+
+def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], reported: list[str],
+                   present: list[str], quantiles, precision, step: int = 65536) -> list[dict]:
+    """The rows of one variable, every (label, case) series at once, from passes over windows of draws."""
+    variable = variable.transpose("draw", "case", *([dim] if dim else []))
+    draws = variable.sizes["draw"]
+    positions = {label: list(variable[dim].values).index(label) for label in labels if label != "total"}
+    series = [(label, case) for label in labels for case in reported]
+
+    def windows():
+        for start in range(0, draws, step):
+            piece = variable.isel(draw=slice(start, min(start + step, draws))).values  # draw, case[, label]
+
+            def pick(case, label, piece=piece):
+                values = piece[:, present.index(case)]
+                if dim is None:
+                    return values.astype(np.float64)
+                if label == "total":
+                    return values.sum(axis=1, dtype=np.float64)
+                # Labels as the in-memory path holds them (float32), then float64 for the effect's difference.
+                return values[:, positions[label]].astype(np.float32).astype(np.float64)
+
+            yield np.vstack([pick("scenario", label) - pick("counterfactual", label) if case == "effect"
+                             else pick(case, label) for label, case in series])
+
+    moments = streaming.Moments(len(series))
+    for window in windows():
+        moments.add(window)
+    counts = moments.count.astype(np.int64)
+    ordered = streaming.order_statistics(windows, moments, [ranks_needed(n, quantiles, precision) for n in counts])
+    units = variable.attrs.get("units", VARIABLES[variable.name].units)
+    rows = []
+    for k, (label, case) in enumerate(series):
+        if counts[k] == 0:
+            continue  # e.g. a quota or a conditional layer that only the scenario has
+        mean = float(moments.mean[k])
+        rows.append({"variable": variable.name, "label": label, "case": case, "units": units,
+                     **_stats_from_order(ordered[k], int(counts[k]), mean, float(moments.sd[k]),
+                                         int(moments.positive[k]), quantiles, precision)})
     return rows
 
 
@@ -240,7 +314,7 @@ def _qname(q: float) -> str:
 
 def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTILES, sectors=None,
               cases=None, year: int | None = None, totals: bool = True,
-              precision: Precision | None = None) -> list[dict]:
+              precision: Precision | None = None, streaming: bool | None = None) -> list[dict]:
     """Bands as rows: ``variable, label, case, units, mean, sd, q5, q50, q95`` (values in the variable's units).
 
     Parameters
@@ -261,6 +335,9 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
         With a horizon and ``by="headline"``: add the cumulative and present-value totals over the horizon.
     precision : Precision, optional
         Add the Monte Carlo error of every statistic and a convergence check (see :func:`_stats`).
+    streaming : bool, optional
+        Read each variable in windows of draws, a few passes, in bounded memory (:mod:`impact.streaming`);
+        the bands are identical. Default: for runs of more than ``STREAM_DRAWS`` draws.
     """
     if by not in ("headline", "sector", "partner"):
         raise ValueError(f"by must be 'headline', 'sector' or 'partner', got {by!r}")
@@ -296,11 +373,14 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
         if not labels:
             continue
         detail = [label for label in labels if label != "total"]
+        reported = [c for c in present + (["effect"] if "counterfactual" in present else []) if c in wanted]
+        if streaming if streaming is not None else variable.sizes["draw"] > STREAM_DRAWS:
+            rows += _streamed_rows(variable, dim, labels, reported, present, quantiles, precision)
+            continue
         if dim is None:  # one series per case, e.g. a total over the horizon
             totals, detail_rows = variable.transpose("case", "draw").values.astype(np.float64), None
         else:
             totals, detail_rows = _series(variable, dim, detail, labels[0] == "total")
-        reported = [c for c in present + (["effect"] if "counterfactual" in present else []) if c in wanted]
         for label in labels:
             k = "total" if label == "total" else detail.index(label)
             for case in reported:
