@@ -166,8 +166,8 @@ def main() -> None:
     # their pages in its peak memory.
     horizon_draws = options.horizon_draws or (8192 if options.quick else 65536)
     with tempfile.TemporaryDirectory() as folder:
-        runs = [bench_run(n, Path(folder), keep_output=(n == run_draws[1])) for n in run_draws]
-        summary = bench_summary(Path(runs[1]["path"]))
+        runs = [bench_run(n, Path(folder), keep_output=True) for n in run_draws]
+        summaries = [bench_summary(Path(r["path"])) for r in runs]
         horizon = bench_run(horizon_draws, Path(folder), "us_japan_2025_2035")
     results["runs"] = runs
     print("impact run us_japan_2025 (scenario + counterfactual, keep=aggregates):")
@@ -180,12 +180,17 @@ def main() -> None:
     growth = large["peak_rss_mb"] / small["peak_rss_mb"]
     print(f"  peak memory x{growth:.2f} for x{large['draws'] / small['draws']:.0f} draws")
     results["memory_growth_ratio"] = growth
-    results["summary"] = summary
-    m, st = summary["in_memory"], summary["streamed"]
-    print(f"impact summary --precision of the {large['draws']:,}-draw run: in memory {m['wall_seconds']:.1f} s, "
-          f"peak {m['peak_rss_mb']:.0f} MB; streamed {st['wall_seconds']:.1f} s, peak {st['peak_rss_mb']:.0f} MB "
-          f"(memory x{st['peak_rss_mb'] / m['peak_rss_mb']:.2f}, time x{st['wall_seconds'] / m['wall_seconds']:.2f}); "
-          f"bands identical: {summary['bands_identical']}")
+    results["summaries"] = summaries
+    print("summarize(..., precision=Precision()) of those runs, in memory and streamed:")
+    for r, summary in zip(runs, summaries):
+        m, st = summary["in_memory"], summary["streamed"]
+        print(f"  {r['draws']:>9,} draws  in memory {m['wall_seconds']:5.1f} s, peak {m['peak_rss_mb']:5.0f} MB;"
+              f"  streamed {st['wall_seconds']:5.1f} s, peak {st['peak_rss_mb']:5.0f} MB;"
+              f"  bands identical: {summary['bands_identical']}")
+    for mode in ("in_memory", "streamed"):
+        growth = summaries[1][mode]["peak_rss_mb"] / summaries[0][mode]["peak_rss_mb"]
+        results[f"summary_{mode}_memory_growth_ratio"] = growth
+        print(f"  {mode.replace('_', ' ')}: peak memory x{growth:.2f} for x{large['draws'] / small['draws']:.0f} draws")
     results["horizon_run"] = horizon
     years = 11
     print(f"impact run us_japan_2025_2035 (11 years): {horizon['draws']:,} draws  {horizon['wall_seconds']:.1f} s wall"

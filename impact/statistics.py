@@ -60,12 +60,15 @@ def interval_from_sorted(ordered, p: float, confidence: float = 0.95) -> tuple[f
     return float(ordered[low]), float(ordered[high])
 
 
-def quantile_from_sorted(ordered, p: float) -> float:
-    """The ``p`` quantile (numpy's default, "linear" definition) of sorted draws, read by rank."""
+def quantile_from_sorted(ordered, p: float, dtype=np.float64) -> float:
+    """The ``p`` quantile (numpy's default, "linear" definition) of sorted draws, read by rank; the two draws are
+    read as ``dtype`` (float32: the precision results are stored in) and interpolated in float64."""
+    if ordered.size == 0:
+        return np.nan
     position = (ordered.size - 1) * p
     low = int(np.floor(position))
     high = min(low + 1, ordered.size - 1)
-    below, above = float(ordered[low]), float(ordered[high])
+    below, above = float(dtype(ordered[low])), float(dtype(ordered[high]))
     return below + (position - low) * (above - below)
 
 

@@ -49,21 +49,15 @@ ADDITIVE_UNITS = ("USD/year", "USD")
 SHARES = ("variance_reduction", "p_positive", "p_positive_mcse")
 
 
-def quantiles_of_row(row: np.ndarray, quantiles) -> np.ndarray:
+def quantiles_of_row(row: np.ndarray, quantiles) -> list[float]:
     """Quantiles of one series, NaN ignored, by numpy's default ("linear") definition.
 
     The row is sorted in float32 (a vectorized sort is several times faster than ``np.quantile``'s partitions)
     and interpolated in float64.
     """
     ordered = np.sort(np.asarray(row, dtype=np.float32))  # NaN sort last
-    n = int((~np.isnan(ordered)).sum())
-    if n == 0:
-        return np.full(len(quantiles), np.nan)
-    position = (n - 1) * np.asarray(quantiles, dtype=np.float64)
-    low = np.floor(position).astype(np.int64)
-    high = np.minimum(low + 1, n - 1)
-    below, above = ordered[low].astype(np.float64), ordered[high].astype(np.float64)
-    return below + (position - low) * (above - below)
+    ordered = ordered[: int((~np.isnan(ordered)).sum())]
+    return [statistics.quantile_from_sorted(ordered, q, np.float32) for q in quantiles]
 
 
 def _stats(row: np.ndarray, quantiles, precision=None) -> dict[str, float]:
@@ -87,18 +81,9 @@ def _stats_from_order(ordered, n: int, mean: float, sd: float, positive: int, qu
                       precision=None) -> dict[str, float]:
     """:func:`_stats` from the draws of the ranks :func:`ranks_needed` lists (``ordered[k]``: the draw of rank
     ``k``, 0-based; a sorted array, or the order statistics of a streamed run) and the moments."""
-    estimates = []
-    for q in quantiles:
-        if n == 0:
-            estimates.append(np.nan)
-            continue
-        position = (n - 1) * q
-        low = int(np.floor(position))
-        high = min(low + 1, n - 1)
-        # Interpolated between the float32 draws, as numpy's default ("linear") definition of the stored values.
-        below, above = float(np.float32(ordered[low])), float(np.float32(ordered[high]))
-        estimates.append(below + (position - low) * (above - below))
-    out = {"mean": mean, "sd": sd, **{_qname(q): v for q, v in zip(quantiles, estimates)}}
+    # Quantiles of the float32 draws (the precision results are stored in), as quantiles_of_row gives them.
+    out = {"mean": mean, "sd": sd,
+           **{_qname(q): statistics.quantile_from_sorted(ordered, q, np.float32) for q in quantiles}}
     if precision is None or n < 2:
         return out
     for q in quantiles:
