@@ -104,7 +104,11 @@ def wilson_interval(share: float, n: int, confidence: float = 0.95) -> tuple[flo
 def moment_bands(values) -> dict[str, float]:
     """GTAP-style bands from mean and sd: normal (+-1.96 sd) and Chebyshev (+-4.47 sd, at least 95%)."""
     valid = _valid(values)
-    mean, sd = float(valid.mean()), float(valid.std(ddof=1))
+    return moment_bands_of(float(valid.mean()), float(valid.std(ddof=1)))
+
+
+def moment_bands_of(mean: float, sd: float) -> dict[str, float]:
+    """:func:`moment_bands` from the mean and sd."""
     z = float(stats.norm.ppf(0.975))
     return {"normal_low": mean - z * sd, "normal_high": mean + z * sd,
             "chebyshev_low": mean - CHEBYSHEV_95 * sd, "chebyshev_high": mean + CHEBYSHEV_95 * sd}

@@ -94,9 +94,7 @@ def _stats_from_order(ordered, n: int, mean: float, sd: float, positive: int, qu
     check = statistics.convergence_from_sorted(ordered, min(quantiles), max(quantiles), precision.tolerance)
     out["converged"], out["draws_needed"] = float(check.converged), float(check.draws_needed)
     if precision.moments:
-        z = 1.959963984540054
-        out.update(normal_low=mean - z * sd, normal_high=mean + z * sd,
-                   chebyshev_low=mean - statistics.CHEBYSHEV_95 * sd, chebyshev_high=mean + statistics.CHEBYSHEV_95 * sd)
+        out.update(statistics.moment_bands_of(mean, sd))
     return out
 
 
