@@ -56,6 +56,16 @@ def write_flat_scenario(path: Path, baseline: str, extra: str = "") -> Path:
     """)
 
 
+def problems_of(path) -> list[str]:
+    """The problems ``load_scenario(path)`` reports, as ``file: key: reason`` lines; it must refuse the file."""
+    from impact.errors import ImpactInputError
+    from impact.scenario import load_scenario
+
+    with pytest.raises(ImpactInputError) as caught:
+        load_scenario(path)
+    return [str(p) for p in caught.value.problems]
+
+
 def assert_invariant(path, draws: int, seed: int, splits=((1000, 1), (4096, 2)), **options):
     """Solve ``path`` in one chunk, then with each (chunk size, threads) of ``splits``: the Datasets must be
     identical. Returns the one-chunk Dataset."""

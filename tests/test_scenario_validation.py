@@ -7,13 +7,7 @@ import pytest
 
 from impact.errors import ImpactInputError
 from impact.scenario import load_scenario
-from tests.conftest import RANDOM_PRIORS, write_baseline, write_flat_scenario, write_scenario
-
-
-def problems_of(path):
-    with pytest.raises(ImpactInputError) as caught:
-        load_scenario(path)
-    return [str(p) for p in caught.value.problems]
+from tests.conftest import RANDOM_PRIORS, problems_of, write_baseline, write_flat_scenario, write_scenario
 
 
 def test_structural_problems_are_reported_together(small_world):
