@@ -41,7 +41,7 @@ def quantile_interval(values, p: float, confidence: float = 0.95) -> tuple[float
     if ordered.size == 0:
         return np.nan, np.nan, np.nan
     low, high = interval_from_sorted(ordered, p, confidence)
-    return float(np.quantile(ordered, p)), low, high
+    return quantile_from_sorted(ordered, p), low, high
 
 
 def interval_ranks(n: int, p: float, confidence: float = 0.95) -> tuple[int, int]:
