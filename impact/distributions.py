@@ -85,6 +85,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+from impact import libm
 from impact.accelerate import jit
 
 __all__ = ["FAMILIES", "Z_LIMIT", "Distribution", "DistributionError", "make_distribution"]
@@ -809,7 +810,7 @@ class _LognormalDistribution(Distribution):
         object.__setattr__(self, "_log_sd", log_sd)
 
     def _from_clipped_scores(self, scores):
-        return self._median * np.exp(self._log_sd * scores)
+        return self._median * libm.exp(self._log_sd * scores)
 
     def to_scipy(self):
         return stats.lognorm(self._log_sd, scale=self._median)
@@ -1237,7 +1238,7 @@ def _beta_lower_quantile(a: float, b: float, level: np.ndarray) -> np.ndarray:
       table node), so its results are polished by Newton steps on ``scipy.special.betainc``, which is accurate.
     """
     with np.errstate(divide="ignore", under="ignore"):
-        leading = np.exp((np.log(level) + math.log(a) + float(special.betaln(a, b))) / a)
+        leading = libm.exp((libm.log(level) + math.log(a) + float(special.betaln(a, b))) / a)
     quantile = leading * (1.0 - (1.0 - b) * leading / (a + 1.0))
     active = np.flatnonzero((1.0 + abs(b)) * leading >= _BETA_SERIES_THRESHOLD)
     quantile[active] = special.betaincinv(a, b, level[active])
@@ -1245,7 +1246,7 @@ def _beta_lower_quantile(a: float, b: float, level: np.ndarray) -> np.ndarray:
     for _ in range(_BETA_NEWTON_STEPS):
         x = quantile[active]
         with np.errstate(all="ignore"):
-            density = np.exp(special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_beta)
+            density = libm.exp(special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_beta)
             step = (special.betainc(a, b, x) - level[active]) / density
             polished = x - step
         usable = np.isfinite(polished) & (polished > 0.0) & (polished < 1.0)
@@ -1281,7 +1282,7 @@ class _BetaDistribution(_TabulatedDistribution):
         near = np.empty_like(scores)
         near[lower_half] = _beta_lower_quantile(a, b, tail[lower_half])
         near[upper_half] = _beta_lower_quantile(b, a, tail[upper_half])
-        log_near, log_far = np.log(near), np.log1p(-near)
+        log_near, log_far = libm.log(near), libm.log1p(-near)
         log_x = np.where(lower_half, log_near, log_far)
         log_one_minus_x = np.where(lower_half, log_far, log_near)
         # (a - 1) * log(x) is skipped when a == 1 so that x == 0 gives 0 rather than 0 * -inf.
@@ -1290,7 +1291,7 @@ class _BetaDistribution(_TabulatedDistribution):
             log_density = log_density + (a - 1.0) * log_x
         if b != 1.0:
             log_density = log_density + (b - 1.0) * log_one_minus_x
-        slope = self._width * np.exp(_log_normal_pdf(scores) - log_density)
+        slope = self._width * libm.exp(_log_normal_pdf(scores) - log_density)
         values = np.where(lower_half, self._low + self._width * near, self._high - self._width * near)
         return values, slope
 
@@ -1334,7 +1335,7 @@ class _TruncatedNormalDistribution(_TabulatedDistribution):
         standard_values[~lower_half] = self._standard_upper_quantile(tail[~lower_half])
         np.clip(standard_values, self._alpha, self._beta, out=standard_values)
         # f(x) = phi(x_std) / (sd * mass), so dx/dz = sd * exp(log phi(z) - log phi(x_std) + log mass).
-        slope = self._sd * np.exp(_log_normal_pdf(scores) - _log_normal_pdf(standard_values) + self._log_mass)
+        slope = self._sd * libm.exp(_log_normal_pdf(scores) - _log_normal_pdf(standard_values) + self._log_mass)
         return self._parent_mean + self._sd * standard_values, slope
 
     # scipy.stats.truncnorm.ppf/isf lose accuracy in the tail of the truncated law that is not cut (e.g. its
@@ -1345,18 +1346,18 @@ class _TruncatedNormalDistribution(_TabulatedDistribution):
 
     def _standard_lower_quantile(self, level):
         """Standardized quantile at a lower-tail ``level`` (<= 1/2): F(x) = level."""
-        log_excess = np.log(level) + self._log_mass
+        log_excess = libm.log(level) + self._log_mass
         if self._alpha >= 0.0:  # the interval lies in the parent's upper tail: solve for the survival Q(x)
             log_sf_alpha = float(special.log_ndtr(-self._alpha))
-            return -special.ndtri_exp(log_sf_alpha + np.log1p(-np.exp(log_excess - log_sf_alpha)))
+            return -special.ndtri_exp(log_sf_alpha + libm.log1p(-libm.exp(log_excess - log_sf_alpha)))
         return special.ndtri_exp(np.logaddexp(float(special.log_ndtr(self._alpha)), log_excess))
 
     def _standard_upper_quantile(self, level):
         """Standardized quantile at an upper-tail ``level`` (<= 1/2): 1 - F(x) = level."""
-        log_excess = np.log(level) + self._log_mass
+        log_excess = libm.log(level) + self._log_mass
         if self._beta <= 0.0:  # the interval lies in the parent's lower tail: solve for Phi(x)
             log_cdf_beta = float(special.log_ndtr(self._beta))
-            return special.ndtri_exp(log_cdf_beta + np.log1p(-np.exp(log_excess - log_cdf_beta)))
+            return special.ndtri_exp(log_cdf_beta + libm.log1p(-libm.exp(log_excess - log_cdf_beta)))
         return -special.ndtri_exp(np.logaddexp(float(special.log_ndtr(-self._beta)), log_excess))
 
     def _rounding_noise(self, values):

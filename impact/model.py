@@ -7,6 +7,7 @@ from datetime import date
 
 import numpy as np
 
+from impact import libm
 from impact.kernels import market_numba, market_numpy
 from impact.scenario import PARAMETER_DOMAINS, SampledColumn, Scenario, year_segments
 
@@ -46,9 +47,9 @@ def compile_case(scenario: Scenario, label: str) -> CompiledCase:
     buyer_value = np.concatenate([b.home_sales[:, None], b.imports * (1.0 + b.tariff_baseline)], axis=1)
     expenditure0 = buyer_value.sum(axis=1)
     theta = buyer_value / expenditure0[:, None]
-    log_factor = np.log1p(scenario.tariff) - np.log1p(b.tariff_baseline)
+    log_factor = libm.log1p(scenario.tariff) - libm.log1p(b.tariff_baseline)
     log_tariff_factor = np.concatenate([np.zeros((len(b.sectors), 1)), log_factor], axis=1)[None]
-    log_partner = (np.log1p(scenario.partner_tariff) - np.log1p(b.partner_tariff))[None]
+    log_partner = (libm.log1p(scenario.partner_tariff) - libm.log1p(b.partner_tariff))[None]
     pledges = scenario.pledges
     by_parameter: dict[str, list[SampledColumn]] = {}
     for column in scenario.columns:
@@ -199,9 +200,9 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         case.log_partner_tariff_factor
     if policy is not None:
         tariff, partner_tariff = policy
-        log_factor = np.log1p(tariff) - np.log1p(b.tariff_baseline)
+        log_factor = libm.log1p(tariff) - libm.log1p(b.tariff_baseline)
         log_tariff_factor = np.concatenate([np.zeros(log_factor.shape[:2] + (1,)), log_factor], axis=2)
-        log_partner_tariff_factor = np.log1p(partner_tariff) - np.log1p(b.partner_tariff)
+        log_partner_tariff_factor = libm.log1p(partner_tariff) - libm.log1p(b.partner_tariff)
     mu, eta = p["mu"], p["eta"]
     if mu.shape[0] == eta.shape[0]:
         supply = np.concatenate([mu[:, :, None], eta], axis=2)
@@ -210,7 +211,7 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         supply = np.empty((solved, len(b.sectors), len(b.partners) + 1))
         supply[:, :, 0] = mu
         supply[:, :, 1:] = eta
-    log_fx = np.concatenate([np.zeros((p["fx"].shape[0], 1)), np.log(p["fx"])], axis=1)
+    log_fx = np.concatenate([np.zeros((p["fx"].shape[0], 1)), libm.log(p["fx"])], axis=1)
     multiplier = np.where(case.pledge_is_purchase, p["additionality"], p["output_per_dollar"])
     amounts = case.pledge_amount_per_year if pledge_amounts is None else pledge_amounts
     pledge_flow = p["realization"] * amounts * multiplier
@@ -220,7 +221,7 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         case.expenditure0 * scale, b.tariff_baseline, case.pledge_partner, case.pledge_is_purchase,
         case.pledge_shares, pledge_flow, keep_cells, case.quota_partner, case.quota_rate_in, case.quota_rate_out,
         # A quota is a fixed volume: as the baseline grows, it is a smaller share of the baseline quantity.
-        case.quota_log_index - np.log(scale))
+        case.quota_log_index - libm.log(scale))
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws
         sector_out, partner_out, quota_out = (np.repeat(a, draws, axis=0) for a in (sector_out, partner_out, quota_out))

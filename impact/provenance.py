@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-LIBRARIES = ("numpy", "scipy", "xarray", "numba", "llvmlite", "zarr", "pydantic", "click")
+LIBRARIES = ("numpy", "scipy", "xarray", "numba", "llvmlite", "zarr", "pydantic", "click", "threadpoolctl")
 
 
 def package_version() -> str:
@@ -44,6 +44,70 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def numpy_simd_features() -> list[str]:
+    """NumPy's SIMD targets in use: its build baseline and the dispatched ones this CPU (and
+    ``NPY_DISABLE_CPU_FEATURES``) allows."""
+    try:
+        from numpy._core import _multiarray_umath as umath
+    except ImportError:  # numpy < 2
+        from numpy.core import _multiarray_umath as umath
+    features = umath.__cpu_features__
+    return list(umath.__cpu_baseline__) + [f for f in umath.__cpu_dispatch__ if features.get(f)]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Processor", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _cpu_flags() -> list[str]:
+    """The CPU features that decide which kernels NumPy, OpenBLAS, glibc and numba pick."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith(("flags", "Features"))),
+                 [])
+    return [f for f in ("sse4_2", "avx", "fma", "avx2", "avx512f", "avx512_fp16", "asimd", "sve") if f in flags]
+
+
+def machine() -> dict:
+    """The machine and the kernels its libraries picked at run time: the CPU, the C library, NumPy's SIMD
+    targets, OpenBLAS's core type (``threadpoolctl``) and numba's target CPU. Draws and results do not depend on
+    any of these on x86-64 CPUs with FMA (``docs/architecture.md``); they are recorded to show it."""
+    import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS beside NumPy's, so that both are listed)
+    import threadpoolctl
+
+    blas = [{k: str(info.get(k)) for k in ("internal_api", "prefix", "version", "architecture", "threading_layer")}
+            for info in threadpoolctl.threadpool_info() if info.get("user_api") == "blas"]
+    try:
+        from llvmlite import binding
+
+        numba_cpu = binding.get_host_cpu_name()
+    except Exception:  # noqa: BLE001  (the record must never stop a run)
+        numba_cpu = "unknown"
+    from numba.core import config
+
+    return {"cpu": _cpu_model(), "architecture": platform.machine(), "cpu_flags": _cpu_flags(),
+            "libc": " ".join(platform.libc_ver()), "numpy_simd": numpy_simd_features(), "blas": blas,
+            "numba_target_cpu": config.CPU_NAME or numba_cpu}
+
+
+def machine_attrs() -> dict[str, str]:
+    """:func:`machine` flattened to strings, for a Dataset's attrs."""
+    record = machine()
+    return {"machine_cpu": record["cpu"], "machine_architecture": record["architecture"],
+            "machine_cpu_flags": " ".join(record["cpu_flags"]), "machine_libc": record["libc"],
+            "machine_numpy_simd": " ".join(record["numpy_simd"]),
+            "machine_blas": "; ".join(f"{b['internal_api']} {b['version']} {b['architecture']}" for b in record["blas"]),
+            "machine_numba_target_cpu": record["numba_target_cpu"]}
+
+
 def run_attrs(simulation, draws: int) -> dict[str, str | int]:
     """Provenance attrs of a run's Dataset."""
     from impact.sampling import DRAW_BLOCK
@@ -69,4 +133,5 @@ def run_attrs(simulation, draws: int) -> dict[str, str | int]:
         "command": " ".join(sys.argv),
     }
     attrs.update({f"version_{k}": v for k, v in library_versions().items()})
+    attrs.update(machine_attrs())
     return attrs

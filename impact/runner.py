@@ -83,6 +83,7 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
         "impact_version": provenance.package_version(),
         "git_revision": provenance.git_revision(),
         "libraries": provenance.library_versions(),
+        "machine": provenance.machine(),
         "command": " ".join(sys.argv),
         "started": started,
         "shards": shard[1] if shard else 1,

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from impact import library
+from impact import library, libm
 from impact.baseline import Baseline, load_baseline
 from impact.distributions import DistributionError, make_distribution
 from impact.errors import ImpactInputError, Problem, raise_if_any
+from impact.sampling import correlation_factor
 from impact.schema import RATE_MAX, Correlation, Layer, Pledge, Prior, Quota, ScenarioFile
 from impact.tariffs import prepare_layers
 
@@ -577,7 +578,7 @@ class _Checker:
         self.quota_sectors.add(s)
         value = quota.quota_value if quota.quota_value is not None else quota.quota_units * quota.unit_value
         return QuotaSpec(quota.name, s, p, quota.in_quota_rate, quota.over_quota_rate,
-                         float(np.log(value / b.imports[s, p])))
+                         math.log(value / b.imports[s, p]))
 
     def category_prior(self, index: int, pledge: Pledge):
         """The ``[pledge_priors]`` realization prior of a pledge's category, and where it was written."""
@@ -777,10 +778,13 @@ class _Checker:
             if block.measure == "spearman":
                 # A Gaussian copula with normal-score correlation rho has Spearman rho_s = (6/pi) asin(rho/2),
                 # so the target rho_s needs rho = 2 sin(pi rho_s / 6).
-                matrix = 2.0 * np.sin(np.pi * matrix / 6.0)
-            smallest = np.linalg.eigvalsh((matrix + matrix.T) / 2).min()
-            if smallest < -1e-10:
-                self.add(loc + ("matrix",), f"is not positive semi-definite (smallest eigenvalue {smallest:.3g})")
+                matrix = 2.0 * libm.sin(np.pi * matrix / 6.0)
+            try:
+                correlation_factor(matrix)  # the factor the sampler will use decides, not an eigen-solver
+            except ValueError as error:
+                smallest = np.linalg.eigvalsh((matrix + matrix.T) / 2).min()
+                self.add(loc + ("matrix",), f"is not positive semi-definite (smallest eigenvalue {smallest:.3g}; "
+                                            f"{error})")
             resolved.append((list(block.inputs), matrix))
         return resolved
 
@@ -806,12 +810,12 @@ def _horizon_spec(horizon, pledges: list[Pledge]) -> HorizonSpec:
         # 95% of the gap to the long-run elasticity is closed after `years_to_long_run` years.
         elapsed = offsets - horizon.first_year
         share = horizon.adjustment.short_run_share
-        path = share + (1 - share) * (1 - 0.05 ** (elapsed / horizon.adjustment.years_to_long_run))
+        path = share + (1 - share) * (1 - libm.power(0.05, elapsed / horizon.adjustment.years_to_long_run))
     flows = np.array([[_disbursed(pledge, year, years[0]) for year in years] for pledge in pledges]).reshape(
         len(pledges), len(years))
     return HorizonSpec(
-        years=years, growth=(1 + horizon.growth) ** (offsets - horizon.base_year),
-        discount=(1 + horizon.discount_rate) ** -(offsets - horizon.first_year),
+        years=years, growth=libm.power(1 + horizon.growth, offsets - horizon.base_year),
+        discount=libm.power(1 + horizon.discount_rate, -(offsets - horizon.first_year)),
         discount_rate=horizon.discount_rate, elasticity_path=path, pledge_flows=flows,
     )
 

@@ -230,7 +230,11 @@ class Simulation:
         for name, values in series.items():  # values: (draw, case, year)
             for total, weights in (("cumulative", np.ones_like(discount)), ("present_value", discount)):
                 variable = f"{total}_{name}"
-                data[variable] = xr.Variable(VARIABLES[variable].dims, values @ weights, VARIABLES[variable].attrs)
+                # Summed year by year in order, not by a BLAS product, whose bits depend on the CPU's kernel.
+                summed = np.zeros(values.shape[:2])
+                for year, weight in enumerate(weights):
+                    summed += values[:, :, year] * weight
+                data[variable] = xr.Variable(VARIABLES[variable].dims, summed, VARIABLES[variable].attrs)
 
     def _input_variable(self, parameter: str, inputs: list[dict], n: int) -> xr.Variable:
         dims = parameter_dims(parameter)

@@ -18,7 +18,16 @@ from impact.library import shipped_scenarios
 from tests.golden.regenerate import DRAWS, SEED
 
 GOLDEN = Path(__file__).parent / "golden"
-RTOL, ATOL_USD = 1e-6, 1e4  # same machine family: differences come only from libm and summation order
+#: (rtol, atol) by the units of a row. Draws are the same bits on every machine (tests/test_machine_independence.py);
+#: the tolerance leaves room only for what a future numpy, scipy or glibc may change in the last bits. Dollars are
+#: stored as float32 (7 significant digits), hence rtol 1e-6 (about 16 float32 ulps), and an absolute dollar for
+#: effects that cancel to zero. Shares of draws are counts over 4,096 draws: exact, up to the mean's rounding.
+TOLERANCE = {
+    "USD/year": (1e-6, 1.0),
+    "USD": (1e-6, 1.0),
+    "fraction": (1e-6, 1e-9),
+    "1 (applies = 1)": (0.0, 1e-12),
+}
 CENSUS_IMPORTS, CENSUS_EXPORTS = 3267.4e9, 2064.5e9
 
 
@@ -38,10 +47,32 @@ def test_matches_golden(fresh, name):
     rows = fresh[name]
     assert [(r["variable"], r["label"], r["case"]) for r in rows] == \
            [(r["variable"], r["label"], r["case"]) for r in golden["rows"]]
-    for new, old in zip(rows, golden["rows"]):
-        for stat, value in old.items():
-            if isinstance(value, float):
-                assert np.isclose(new[stat], value, rtol=RTOL, atol=ATOL_USD), (new["variable"], new["label"], stat)
+    mismatches = [m for new, old in zip(rows, golden["rows"]) for m in golden_mismatches(new, old)]
+    assert not mismatches, mismatches[:10]
+
+
+def golden_mismatches(new: dict, old: dict) -> list[tuple]:
+    """The statistics of a summary row that differ from its golden row by more than its units allow."""
+    rtol, atol = TOLERANCE[old["units"]]
+    return [(old["variable"], old["label"], old["case"], stat, value, new[stat]) for stat, value in old.items()
+            if isinstance(value, float) and not np.isclose(new[stat], value, rtol=rtol, atol=atol, equal_nan=True)]
+
+
+def test_every_golden_unit_has_a_tolerance():
+    units = {row["units"] for path in GOLDEN.glob("*.json") for row in json.loads(path.read_text())["rows"]}
+    assert units <= set(TOLERANCE), units - set(TOLERANCE)
+
+
+@pytest.mark.parametrize("units, value, changed", [
+    ("USD/year", 354.2e9, 354.2e9 * (1 + 3e-6)),   # a relative change of 3e-6 in a level
+    ("USD/year", 0.0, 5.0),                        # an effect that was exactly zero is now $5
+    ("fraction", 0.42, 0.42 + 1e-6),               # a share off by a millionth
+    ("1 (applies = 1)", 0.25, 0.25 + 1 / 4096),    # one draw more in which a layer applies
+])
+def test_golden_comparison_catches_a_change_beyond_the_units_tolerance(units, value, changed):
+    old = {"variable": "v", "label": "l", "case": "scenario", "units": units, "q50": value}
+    assert golden_mismatches({**old, "q50": changed}, old)
+    assert not golden_mismatches(dict(old), old)
 
 
 def test_status_quo_reproduces_the_2024_baseline(fresh):

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from impact import libm
 from impact.accelerate import jit, prange
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, SECTOR_OUTPUTS
 
@@ -46,7 +47,7 @@ def as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sig
     """The accounting inputs as contiguous arrays of the kernels' dtypes, in the kernels' argument order."""
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     pledges, sectors = len(pledge_partner), imports0.shape[0]
-    return (f(tariff), f(log_tariff_factor), f(np.exp(log_tariff_factor)), f(sigma), f(eps), f(mu), f(log_fx),
+    return (f(tariff), f(log_tariff_factor), f(libm.exp(log_tariff_factor)), f(sigma), f(eps), f(mu), f(log_fx),
             f(phi), f(sigx), f(log_partner_tariff_factor), f(imports0), f(exports0), f(home0), f(expenditure0),
             f(tariff0), np.ascontiguousarray(pledge_partner, dtype=np.int64),
             np.ascontiguousarray(pledge_is_purchase, dtype=np.bool_), f(pledge_shares).reshape(pledges, sectors),

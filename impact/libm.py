@@ -1,0 +1,111 @@
+"""Elementwise exp, log, log1p, expm1, power and sin with the same bits on every x86-64 CPU.
+
+NumPy evaluates these functions with SIMD loops of its own that it picks at run time by CPU: on a machine with
+AVX-512, ``np.exp``, ``np.log``, ``np.log1p``, ``np.expm1`` and ``np.power`` give results that differ in the last
+bits from those of the same NumPy on an AVX2 machine (which calls the C library). A draw or a result must not
+depend on that, so every transcendental function on the way from a seed to a stored result goes through this
+module instead: each element is evaluated by the C library's scalar function, called from a compiled loop
+(numba, which links the same ``libm`` symbols as :mod:`math`). These give the same bits as ``math.exp`` and its
+peers, whatever numpy's SIMD level, OpenBLAS kernel or numba's target CPU. glibc selects its own variants at run
+time only between CPUs with and without FMA (every x86-64 server CPU since 2013 has FMA):
+``docs/architecture.md`` states the boundary, ``tests/test_machine_independence.py`` checks it.
+
+The loops are elementwise, so splitting them over threads cannot change a bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from impact.accelerate import jit, prange
+
+
+#: The largest double whose exponential is finite. The guards below give the C library's results (inf, nan, -inf)
+#: where :mod:`math` would raise, so the loops behave the same run as Python (``IMPACT_DISABLE_JIT=1``) or compiled.
+_EXP_MAX = 709.782712893384
+
+
+@jit(parallel=True)
+def _exp(x, out):
+    for i in prange(x.size):
+        value = x[i]
+        out[i] = math.exp(value) if not value > _EXP_MAX else math.inf
+
+
+@jit(parallel=True)
+def _log(x, out):
+    for i in prange(x.size):
+        value = x[i]
+        out[i] = math.log(value) if value > 0.0 else (-math.inf if value == 0.0 else math.nan)
+
+
+@jit(parallel=True)
+def _log1p(x, out):
+    for i in prange(x.size):
+        value = x[i]
+        out[i] = math.log1p(value) if value > -1.0 else (-math.inf if value == -1.0 else math.nan)
+
+
+@jit(parallel=True)
+def _expm1(x, out):
+    for i in prange(x.size):
+        value = x[i]
+        out[i] = math.expm1(value) if not value > _EXP_MAX else math.inf
+
+
+@jit(parallel=True)
+def _power(x, y, out):
+    for i in prange(x.size):
+        out[i] = x[i] ** y[i]
+
+
+@jit(parallel=True)
+def _sin(x, out):
+    for i in prange(x.size):
+        value = x[i]
+        out[i] = math.sin(value) if math.isfinite(value) else math.nan
+
+
+def _unary(kernel, x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    with np.errstate(all="ignore"):
+        kernel(flat, out)
+    return out.reshape(x.shape)
+
+
+def exp(x) -> np.ndarray:
+    """``exp(x)`` elementwise (float64), as the C library computes it."""
+    return _unary(_exp, x)
+
+
+def log(x) -> np.ndarray:
+    """``log(x)`` elementwise: ``-inf`` at 0 and ``nan`` below, as ``np.log``."""
+    return _unary(_log, x)
+
+
+def log1p(x) -> np.ndarray:
+    """``log(1 + x)`` elementwise, accurate near 0: ``-inf`` at -1 and ``nan`` below, as ``np.log1p``."""
+    return _unary(_log1p, x)
+
+
+def expm1(x) -> np.ndarray:
+    """``exp(x) - 1`` elementwise, accurate near 0."""
+    return _unary(_expm1, x)
+
+
+def sin(x) -> np.ndarray:
+    """``sin(x)`` elementwise."""
+    return _unary(_sin, x)
+
+
+def power(x, y) -> np.ndarray:
+    """``x ** y`` elementwise with broadcasting, as the C library's ``pow``."""
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    out = np.empty(x.shape, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        _power(np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(y).reshape(-1), out.reshape(-1))
+    return out
