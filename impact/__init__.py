@@ -21,6 +21,7 @@ _API = {
     "summarize": "impact.summary",
     "RunStore": "impact.store",
     "ImpactInputError": "impact.errors",
+    "set_threads": "impact.accelerate",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -9,9 +9,13 @@ reassociation would make results depend on the vector width.
 
 from __future__ import annotations
 
+import logging
 import os
+from contextlib import contextmanager
 
 import numba
+
+log = logging.getLogger("impact")
 
 DISABLE_JIT = os.environ.get("IMPACT_DISABLE_JIT", "0") not in ("", "0")
 CACHE = os.environ.get("IMPACT_NUMBA_CACHE", "1") not in ("", "0")
@@ -38,9 +42,25 @@ if not DISABLE_JIT:
 
 
 def set_threads(threads: int | None) -> int:
-    """Use ``threads`` numba threads (``None``: all available); return the number in use."""
+    """Use ``threads`` numba threads in this thread of the process (``None``: all that numba started,
+    ``NUMBA_NUM_THREADS``, by default one per core); return the number in use. A request above
+    ``NUMBA_NUM_THREADS`` gets that many, with a warning."""
     if DISABLE_JIT:
         return 1
-    if threads is not None:
-        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    available = numba.config.NUMBA_NUM_THREADS
+    if threads is not None and int(threads) > available:
+        log.warning("%d threads asked for, %d available (NUMBA_NUM_THREADS): using %d", threads, available, available)
+    numba.set_num_threads(available if threads is None else max(1, min(int(threads), available)))
     return numba.get_num_threads()
+
+
+@contextmanager
+def using_threads(threads: int | None):
+    """Run a block with ``threads`` numba threads (as :func:`set_threads`), then restore the count before it, so a
+    call with ``threads=1`` does not leave the rest of the process on one thread. Yields the number in use."""
+    before = 1 if DISABLE_JIT else numba.get_num_threads()
+    try:
+        yield set_threads(threads)
+    finally:
+        if not DISABLE_JIT:
+            numba.set_num_threads(before)

@@ -15,7 +15,8 @@ from impact.simulation import DEFAULT_CHUNK
 from impact.variables import DEFAULT_KEEP, KEEP_LEVELS
 
 EXIT_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143   # 128 + SIGTERM
 
 
 def _fail(problems: list[Problem]) -> None:
@@ -79,11 +80,14 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
                                  progress=progress, counterfactual=not no_counterfactual, shard=shard)
     except ImpactInputError as err:
         _fail(err.problems)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        from impact.runner import Terminated
+
         target = resume_dir or out
         hint = f" --resume {target}" if target else " --resume RUN_FOLDER"
-        click.echo(f"\ninterrupted: finished chunks are kept; complete the run with: impact run{hint}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        click.echo(f"\n{how}: finished chunks are kept; complete the run with: impact run{hint}", err=True)
+        sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
     manifest = store.read_manifest()
     if manifest["status"] != "complete":
         click.echo(f"shard {shard[0]}/{shard[1]} done; {len(store.done_chunks())} chunks of the run are finished. "
@@ -113,6 +117,8 @@ def _parse_shard(value: str | None):
         index, count = (int(part) for part in value.split("/"))
     except ValueError:
         _fail([Problem("options", "--shard", f"must look like I/N (e.g. 3/8), got {value!r}")])
+    if not 1 <= index <= count:
+        _fail([Problem("options", "--shard", f"must be I/N with 1 <= I <= N (shards count from 1), got {value}")])
     return index, count
 
 
@@ -398,9 +404,11 @@ def list_scenarios():
     """List the shipped scenarios."""
     import tomllib
 
-    for path in library.shipped_scenarios():
+    paths = library.shipped_scenarios()
+    width = max((len(path.stem) for path in paths), default=0) + 2
+    for path in paths:
         header = tomllib.loads(path.read_text()).get("scenario", {})
-        click.echo(f"{path.stem:32s} {header.get('title', '')}")
+        click.echo(f"{path.stem:{width}s}{header.get('title', '')}")
 
 
 if __name__ == "__main__":

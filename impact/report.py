@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from impact.summary import BILLION, draws_of, format_rows, summarize
+from impact.summary import ADDITIVE_UNITS, BILLION, SHARES, draws_of, format_rows, summarize
 
 FIGURE_FORMATS = ("png", "svg")
 
@@ -45,6 +45,22 @@ def _source_line(ds: xr.Dataset) -> str:
             f"{int(ds.sizes['draw']):,} draws, seed {ds.attrs.get('seed', '')}, sampler {ds.attrs.get('sampler', '')}")
 
 
+def add_source_line(fig, text: str):
+    """Put the source line at the bottom left of ``fig``, clear of every axis and label, and return it.
+
+    The line is the figure's ``supxlabel``, laid out by constrained layout: the layout reserves a bottom margin for
+    it below the lowest tick and axis labels (and keeps the titles apart), so it cannot overlap them whatever the
+    figure's size or labels. It is tagged ``gid="source-line"`` (an id in the SVG).
+    """
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        fig.set_layout_engine("constrained")
+    line = fig.supxlabel(text, x=0.01, ha="left", fontsize=7, color="0.35")
+    line.set_gid("source-line")
+    return line
+
+
 class Report:
     """Builds the report of one run (optionally against another)."""
 
@@ -54,7 +70,7 @@ class Report:
         self.figures: list[tuple[str, str]] = []  # (file stem, caption)
 
     def _save(self, fig, out: Path, stem: str, caption: str) -> None:
-        fig.text(0.01, 0.005, _source_line(self.ds), fontsize=7, color="0.35", ha="left", va="bottom")
+        add_source_line(fig, _source_line(self.ds))
         for fmt in FIGURE_FORMATS:
             fig.savefig(out / f"{stem}.{fmt}", dpi=150, bbox_inches="tight")
         _pyplot().close(fig)
@@ -119,6 +135,7 @@ class Report:
 
     def fan(self, out: Path) -> None:
         plt = _pyplot()
+        from matplotlib.ticker import MaxNLocator
         case = self.cases[0]
         revenue = self.ds["tariff_revenue_by_partner"].sum("partner", skipna=False)
         values = (revenue.sel(case="scenario") - revenue.sel(case="counterfactual")) if case == "effect" \
@@ -131,6 +148,7 @@ class Report:
         ax.fill_between(years, bands[1], bands[3], color="#4c72b0", alpha=0.5, label="25-75%")
         ax.plot(years, bands[2], color="#c44e52", label="median")
         ax.set_xlabel("year")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole years, never 2025.25
         ax.set_ylabel("tariff revenue, $B a year" + (" (effect)" if case == "effect" else ""))
         ax.legend()
         fig.suptitle(f"{self.ds.attrs.get('title', '')}: tariff revenue over the horizon", fontsize=11)
@@ -215,10 +233,18 @@ def _html_table(rows: list[dict]) -> str:
         for k in keys:
             value = row[k]
             if isinstance(value, float):
-                value = f"{value / BILLION:,.3f}" if row.get("units") in ("USD/year", "USD") else f"{value:,.3f}"
+                value = _html_number(value, k, row.get("units"))
             cells.append(f"<td>{html.escape(str(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _html_number(value: float, key: str, units: str | None) -> str:
+    """A table cell: shares (e.g. the variance reduction) as percentages, whatever the row's units; other
+    statistics in $B for rows in USD, else as they are."""
+    if key in SHARES:
+        return f"{100 * value:.1f}%"
+    return f"{value / BILLION:,.3f}" if units in ADDITIVE_UNITS else f"{value:,.3f}"
 
 
 def latex_table(rows: list[dict]) -> str:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from impact import provenance
-from impact.accelerate import set_threads
+from impact.accelerate import using_threads
 from impact.errors import ImpactInputError, Problem
 from impact.scenario import load_scenario
 from impact.simulation import Simulation, _check_run_size, chunk_ranges, sobol_warning
@@ -47,7 +50,8 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
     problems = []
     if shard is not None:
         if not (isinstance(shard, tuple) and len(shard) == 2 and 1 <= shard[0] <= shard[1]):
-            problems.append(Problem("options", "--shard", f"must be I/N with 1 <= I <= N, got {shard!r}"))
+            got = f"{shard[0]}/{shard[1]}" if isinstance(shard, tuple) and len(shard) == 2 else repr(shard)
+            problems.append(Problem("options", "--shard", f"must be I/N with 1 <= I <= N, got {got}"))
         if out is None:
             problems.append(Problem("options", "--out", "a sharded run needs --out, the folder every shard shares"))
     if problems:
@@ -142,9 +146,13 @@ def resume(directory: str | Path, *, threads: int | None = None, progress: str |
 def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: int, manifest: dict,
              threads, progress, create: bool, shard: tuple[int, int] | None = None) -> RunStore:
     """Solve and write the chunks this process owns, then finalize if every chunk of the run is done."""
+    with using_threads(threads) as threads_used, _sigterm_as_interrupt():
+        return _execute_chunks(store, simulation, draws, chunk_size, manifest, threads_used, progress, create, shard)
+
+
+def _execute_chunks(store, simulation, draws, chunk_size, manifest, threads_used, progress, create, shard):
     watch = Stopwatch()
-    wall = time.perf_counter()
-    threads_used = set_threads(threads)
+    wall, started_at = time.perf_counter(), time.time()
     ranges = chunk_ranges(draws, chunk_size)
     owned = [i for i in range(len(ranges)) if shard is None or i % shard[1] == shard[0] - 1]
     done = set() if create else store.done_chunks()
@@ -185,7 +193,8 @@ def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: in
         bar.close()
         interrupted = isinstance(error, KeyboardInterrupt)
         record = {"status": "interrupted" if interrupted else "failed", "stopped": now(),
-                  "error": "" if interrupted else f"{type(error).__name__}: {error}"}
+                  "error": str(error) if isinstance(error, Terminated) else
+                  "" if interrupted else f"{type(error).__name__}: {error}"}
         if shard is not None:
             store.write_shard_report(shard, {**record, "solver_failures": failures})
         elif store.manifest_path.exists():
@@ -199,7 +208,9 @@ def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: in
     computed = sum(ranges[i][1] - ranges[i][0] for i in todo)
     report = {"status": "complete", "finished": now(), "chunks": len(todo), "draws": computed, "threads": threads_used,
               "solver_failures": failures, "timings_seconds": {k: round(v, 3) for k, v in watch.seconds.items()},
-              "seconds": round(elapsed, 3), "draws_per_second": round(computed / max(elapsed, 1e-9))}
+              "seconds": round(elapsed, 3), "draws_per_second": round(computed / max(elapsed, 1e-9)),
+              "started_at": started_at, "finished_at": time.time()}
+    rate = (computed, started_at)
     if shard is not None:
         store.write_shard_report(shard, report)
         if len(store.done_chunks()) < len(ranges) or not store.claim("finalize"):
@@ -208,19 +219,23 @@ def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: in
         reports = store.shard_reports()
         failures = sum(r.get("solver_failures", 0) for r in reports.values())
         manifest["shard_reports"] = reports
+        # The run's rate: every shard's draws over the time from the first shard's start to the end of the run.
+        finished = [r for r in reports.values() if r.get("status") == "complete"]
+        rate = (sum(r["draws"] for r in finished), min(r.get("started_at", started_at) for r in finished))
     else:
         # A resumed run adds its failures to those recorded before, by itself or by the shards it completes.
         earlier = store.shard_reports()
         failures += manifest.get("solver_failures", 0) + sum(r.get("solver_failures", 0) for r in earlier.values())
         if earlier:
             manifest["shard_reports"] = earlier
-    _finalize(store, manifest, failures, watch, wall, threads_used, computed)
+    _finalize(store, manifest, failures, watch, wall, threads_used, rate)
     return store
 
 
 def _finalize(store: RunStore, manifest: dict, failures: int, watch: Stopwatch, wall: float, threads: int,
-              computed: int) -> None:
-    """Consolidate the store, write the summary and mark the run complete."""
+              rate: tuple[int, float]) -> None:
+    """Consolidate the store, write the summary and mark the run complete. ``rate``: the draws computed and the
+    time (``time.time()``) their computation started, for the run's draws per second."""
     moment = time.perf_counter()
     store.finish({"solver_failures": failures})
     rows = summarize_run(store.open_dataset())
@@ -230,7 +245,7 @@ def _finalize(store: RunStore, manifest: dict, failures: int, watch: Stopwatch, 
     manifest.update(
         status="complete", finished=now(), solver_failures=failures, threads=threads,
         timings_seconds={**{k: round(v, 3) for k, v in watch.seconds.items()}, "total": round(elapsed, 3)},
-        draws_per_second=round(computed / max(elapsed, 1e-9)),
+        draws_per_second=round(rate[0] / max(time.time() - rate[1], 1e-9)),
     )
     store.write_manifest(manifest)
     if failures:
@@ -238,21 +253,48 @@ def _finalize(store: RunStore, manifest: dict, failures: int, watch: Stopwatch, 
 
 
 class _LogProgress:
-    """Progress as plain log lines (batch jobs): one line per tenth of the run."""
+    """Progress as plain log lines (batch jobs): at most one line per chunk, when the run passes a tenth of its
+    draws. The rate counts only the draws computed by this process, not those a resumed run found done."""
 
     def __init__(self, total: int, initial: int):
-        self.total, self.count, self.next_report = total, initial, 0.1
+        self.total, self.initial, self.count = total, initial, initial
+        self.reported_tenths = self._tenths()
         self.started = time.perf_counter()
+
+    def _tenths(self) -> int:
+        return 10 * self.count // max(self.total, 1)
 
     def update(self, n: int) -> None:
         self.count += n
-        while self.count >= self.next_report * self.total and self.next_report <= 1.0:
-            rate = self.count / max(time.perf_counter() - self.started, 1e-9)
+        if self._tenths() > self.reported_tenths:
+            self.reported_tenths = self._tenths()
+            rate = (self.count - self.initial) / max(time.perf_counter() - self.started, 1e-9)
             log.info("draws %d / %d (%.0f%%), %.0f draws/s", self.count, self.total, 100 * self.count / self.total, rate)
-            self.next_report += 0.1
 
     def close(self) -> None:
         pass
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as a batch scheduler sends at a job's time limit: handled like Ctrl-C (finished chunks are kept,
+    the run is marked ``interrupted``), so ``impact run --resume`` completes it."""
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """While a run executes in the main thread, SIGTERM raises :class:`Terminated`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated("terminated by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Silent:

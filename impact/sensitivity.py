@@ -6,8 +6,9 @@
   result: ``PRCC_i = -P[i, y] / sqrt(P[i, i] P[y, y])``. Unlike Spearman, it separates inputs that are correlated
   with each other (a Gaussian copula), as long as the relation is monotone.
 
-Inputs are the cells of the sampled variables (``sigma[steel]``, ``fx[japan]``, ``realization[...]``); inputs
-that do not vary in the run are left out.
+Inputs are the cells of the sampled variables (``sigma[steel]``, ``fx[japan]``, ``realization[...]``), and each
+draw's court ruling on each legal group (``legal_ruling[...]``: 1 struck down, 0 upheld); inputs that do not vary
+in the run are left out.
 """
 
 from __future__ import annotations
@@ -22,23 +23,34 @@ from impact.variables import INPUT_PARAMETERS
 
 
 def input_columns(ds: xr.Dataset, case: str = "scenario") -> dict[str, np.ndarray]:
-    """Every sampled input cell of a run that varies across draws, by name (e.g. ``sigma[steel]``)."""
+    """Every sampled input cell of a run that varies across draws, by name (e.g. ``sigma[steel]``,
+    ``legal_ruling[ieepa]``).
+
+    Inputs stored by case are taken from ``case``; a cell that ``case`` lacks (NaN in every draw, e.g. a legal group
+    or pledge of the counterfactual only) is taken from the first other case that has it.
+    """
     columns = {}
     for name in INPUT_PARAMETERS:
         if name not in ds:
             continue
         variable = ds[name]
-        if "case" in variable.dims:
-            variable = variable.sel(case=case)
-        labels = [d for d in variable.dims if d != "draw"]
-        stacked = variable.transpose("draw", *labels).values.reshape(variable.sizes["draw"], -1)
-        names = [",".join(str(variable[d].values[i]) for d, i in zip(labels, cell))
-                 for cell in np.ndindex(*[variable.sizes[d] for d in labels])] if labels else [""]
-        for k, cell in enumerate(names):
-            values = stacked[:, k].astype(np.float64)
-            if not np.isnan(values).all() and np.nanstd(values) > 0:  # e.g. additionality of an investment: NaN
-                columns[f"{name}[{cell}]"] = values
+        cases = [case] + [str(c) for c in variable["case"].values if c != case] if "case" in variable.dims else [None]
+        for which in cases:
+            for cell, values in _cells(variable if which is None else variable.sel(case=which)):
+                label = f"{name}[{cell}]"
+                if label not in columns and not np.isnan(values).all() and np.nanstd(values) > 0:
+                    columns[label] = values  # e.g. additionality of an investment: NaN
     return columns
+
+
+def _cells(variable: xr.DataArray):
+    """``(cell label, values by draw)`` of each cell of a per-draw variable."""
+    labels = [d for d in variable.dims if d != "draw"]
+    stacked = variable.transpose("draw", *labels).values.reshape(variable.sizes["draw"], -1)
+    names = [",".join(str(variable[d].values[i]) for d, i in zip(labels, cell))
+             for cell in np.ndindex(*[variable.sizes[d] for d in labels])] if labels else [""]
+    for k, cell in enumerate(names):
+        yield cell, stacked[:, k].astype(np.float64)
 
 
 def rank_sensitivity(inputs: dict[str, np.ndarray], result: np.ndarray) -> list[dict]:
@@ -53,10 +65,17 @@ def rank_sensitivity(inputs: dict[str, np.ndarray], result: np.ndarray) -> list[
     correlation = np.corrcoef(ranks, rowvar=False)
     precision = np.linalg.pinv(correlation)
     y = len(names)
+    # A result that is a monotone function of one input alone (e.g. of a court ruling, when nothing else varies)
+    # has a rank correlation of +-1 with it and a singular matrix: that input's PRCC is the sign of its rank
+    # correlation, and no other input explains anything more (0).
+    exact = np.abs(correlation[:y, y]) > 1 - 1e-12
     rows = []
     for i, name in enumerate(names):
         spearman = correlation[i, y]
-        prcc = -precision[i, y] / np.sqrt(precision[i, i] * precision[y, y])
+        if exact.any():
+            prcc = np.sign(spearman) if exact[i] else 0.0
+        else:
+            prcc = -precision[i, y] / np.sqrt(precision[i, i] * precision[y, y])
         rows.append({"input": name, "spearman": float(spearman), "prcc": float(np.clip(prcc, -1, 1))})
     return sorted(rows, key=lambda r: -abs(r["prcc"]))
 
@@ -67,6 +86,43 @@ def sobol_design(columns: list[str], n: int, draw_scores) -> tuple[dict, dict, l
     a, b = draw_scores(0, n), draw_scores(n, 2 * n)
     mixed = [{**a, column: b[column]} for column in columns]
     return a, b, mixed
+
+
+def saltelli_2010(f_a: np.ndarray, f_b: np.ndarray, f_ab: np.ndarray) -> np.ndarray:
+    """First-order and total indices (rows) of each input (columns) by Saltelli et al. (2010), as
+    ``scipy.stats.sobol_indices`` computes them: ``f_a``, ``f_b`` (n,) and ``f_ab`` (d, n), centred on the mean of
+    ``f_a`` and ``f_b``."""
+    variance = np.var(np.stack([f_a, f_b]))
+    first = np.mean(f_b * (f_ab - f_a), axis=-1) / variance
+    total = 0.5 * np.mean((f_a - f_ab) ** 2, axis=-1) / variance
+    return np.stack([first, total])
+
+
+def sobol_bootstrap(f_a: np.ndarray, f_b: np.ndarray, f_ab: np.ndarray, confidence: float, n_resamples: int,
+                    rng) -> tuple[np.ndarray, np.ndarray]:
+    """BCa bootstrap intervals of the indices, ``(low, high)``, each (2, d): first-order then total.
+
+    The same bootstrap as scipy's ``SobolResult.bootstrap`` (draws resampled with replacement, the values centred
+    once on the full sample's mean), but with the resamples drawn from ``rng``.
+    """
+    f_a, f_b, f_ab = (np.asarray(f, dtype=np.float64) for f in (f_a, f_b, f_ab))
+    mean = np.mean(np.stack([f_a, f_b]))
+    f_a, f_b, f_ab = f_a - mean, f_b - mean, f_ab - mean
+
+    def statistic(index):
+        return saltelli_2010(f_a[index], f_b[index], f_ab[:, index])
+
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        # An input with no effect has indices of exactly 0 in every resample: BCa warns and gives NaN (below, 0).
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.bootstrap([np.arange(f_a.shape[-1])], statistic, method="BCa", n_resamples=n_resamples,
+                                 confidence_level=confidence, rng=rng)
+    low, high = (np.array(bound, dtype=np.float64) for bound in result.confidence_interval)
+    resampled = result.bootstrap_distribution  # (2, d, n_resamples)
+    constant = np.all(resampled == resampled[..., :1], axis=-1)  # the same index in every resample
+    low[constant] = high[constant] = resampled[..., 0][constant]
+    return low, high
 
 
 def sobol_indices(evaluate, columns: list[str], n: int, draw_scores, confidence: float = 0.95,
@@ -81,23 +137,20 @@ def sobol_indices(evaluate, columns: list[str], n: int, draw_scores, confidence:
     a, b, mixed = sobol_design(columns, n, draw_scores)
     f_a, f_b = evaluate(a), evaluate(b)
     f_ab = np.stack([evaluate(scores) for scores in mixed])  # (d, n)
-    result = stats.sobol_indices(func={"f_A": f_a[None, :], "f_B": f_b[None, :], "f_AB": f_ab[:, None, :]}, n=n,
-                                 rng=np.random.default_rng(seed))  # the rng drives the bootstrap resamples
-    with warnings.catch_warnings():
-        # An input with no effect has indices of exactly 0 in every resample; BCa then warns and the interval is 0.
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        intervals = result.bootstrap(confidence_level=confidence, n_resamples=bootstrap)
+    result = stats.sobol_indices(func={"f_A": f_a[None, :], "f_B": f_b[None, :], "f_AB": f_ab[:, None, :]}, n=n)
+    # scipy's SobolResult.bootstrap takes no seed (it draws from numpy's global state): the resamples are drawn
+    # here, from a generator seeded with ``seed``, so the intervals are a pure function of the seed.
+    low, high = sobol_bootstrap(f_a, f_b, f_ab, confidence, bootstrap, np.random.default_rng(seed))
     rows = []
     for i, column in enumerate(columns):
         rows.append({
             "input": column,
             "first_order": float(np.ravel(result.first_order)[i]),
-            "first_order_low": float(np.ravel(intervals.first_order.confidence_interval.low)[i]),
-            "first_order_high": float(np.ravel(intervals.first_order.confidence_interval.high)[i]),
+            "first_order_low": float(low[0, i]),
+            "first_order_high": float(high[0, i]),
             "total_order": float(np.ravel(result.total_order)[i]),
-            "total_order_low": float(np.ravel(intervals.total_order.confidence_interval.low)[i]),
-            "total_order_high": float(np.ravel(intervals.total_order.confidence_interval.high)[i]),
+            "total_order_low": float(low[1, i]),
+            "total_order_high": float(high[1, i]),
         })
     return sorted(rows, key=lambda r: -r["total_order"])
 

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from impact import provenance
-from impact.accelerate import set_threads
+from impact.accelerate import using_threads
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
 from impact.model import PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, parameter_dims, solve_chunk
@@ -67,6 +67,10 @@ class Simulation:
         self.pledge_names = list(dict.fromkeys(p.name for case in self.cases for p in case.scenario.pledges))
         self.policy_names = list(dict.fromkeys(name for case in self.cases for name in case.policy_names))
         self.quota_names = list(dict.fromkeys(q.name for case in self.cases for q in case.scenario.quotas))
+        self.legal_groups = list(dict.fromkeys(group for case in self.cases for group in _legal_columns(case)))
+        # A group's rulings are stored by case when a case lacks the group or draws it differently.
+        self.rulings_by_case = len(self.cases) > 1 and any(
+            len({repr(_ruling_signature(case, group)) for case in self.cases}) > 1 for group in self.legal_groups)
         horizons = [case.scenario.horizon for case in self.cases]
         if len(horizons) > 1 and not _same_horizon(*horizons):
             # A paired effect must measure the policy alone, not different years, growth or discounting.
@@ -140,6 +144,8 @@ class Simulation:
             ds["pledge_amount_per_year"].attrs["units"] = "USD/year"
         if self.policy_names:
             ds = ds.assign_coords(policy_layer=self.policy_names)
+        if self.legal_groups:
+            ds = ds.assign_coords(legal_group=self.legal_groups)
         if self.quota_names:
             specs = {q.name: q for case in self.cases for q in case.scenario.quotas}
             ds = ds.assign_coords(quota=self.quota_names)
@@ -170,11 +176,14 @@ class Simulation:
         applied = np.full(shape + (len(self.policy_names),), np.nan)
         linked = np.full_like(applied, np.nan)
         quotas = np.full(shape + (len(QUOTA_OUTPUTS), len(self.quota_names)), np.nan)
+        rulings = np.full((n, len(self.cases), len(self.legal_groups)), np.nan)
         failures, inputs = 0, []
         for c, case in enumerate(self.cases):
             case_scores = correlate({name: scores[name] for name in case.column_names}, case.scenario.correlations)
             parameters = case_parameters(case, case_scores, n)
             inputs.append(parameters)
+            for group, column in _legal_columns(case).items():
+                rulings[:, c, self.legal_groups.index(group)] = _struck(column, case_scores)
             where = [self.policy_names.index(name) for name in case.policy_names]
             for k, year in enumerate(periods):
                 year_parameters, policy, scale, amounts = parameters, None, 1.0, None
@@ -216,6 +225,8 @@ class Simulation:
             self._horizon_totals(data, sector, partner)
         for parameter in self.sampled_parameters:
             data[parameter] = self._input_variable(parameter, inputs, n)
+        if self.legal_groups:
+            data["legal_ruling"] = self._ruling_variable(rulings)
         coords = {"draw": np.arange(start, stop, dtype=np.int64)}
         return xr.Dataset(data, coords=coords), failures
 
@@ -250,6 +261,35 @@ class Simulation:
         if parameter in self.inputs_by_case:
             return xr.Variable(("draw", "case") + dims, np.stack(by_case, axis=1), VARIABLES[parameter].attrs)
         return xr.Variable(("draw",) + dims, np.ascontiguousarray(by_case[0]), VARIABLES[parameter].attrs)
+
+    def _ruling_variable(self, rulings: np.ndarray) -> xr.Variable:
+        """Each draw's ruling on each legal group (1 struck down, 0 upheld), (draw[, case], legal_group); NaN where
+        a case has no such group."""
+        attrs = VARIABLES["legal_ruling"].attrs
+        if self.rulings_by_case:
+            return xr.Variable(("draw", "case", "legal_group"), rulings, attrs)
+        # Every case has every group, drawn alike: one ruling per draw and group.
+        return xr.Variable(("draw", "legal_group"), np.ascontiguousarray(rulings[:, 0]), attrs)
+
+
+def _legal_columns(case) -> dict:
+    """The sampled column of each legal group of a case, by group (columns ``struck[group]``)."""
+    return {column.name[len("struck["):-1]: column for column in case.columns_by_parameter.get("struck", [])}
+
+
+def _struck(column, scores: dict[str, np.ndarray]) -> np.ndarray:
+    """1.0 in the draws where the group is struck down, else 0.0: as :func:`impact.model.draw_policy` decides."""
+    return (column.distribution.from_normal_score(scores[column.name]) >= 0.5).astype(np.float64)
+
+
+def _ruling_signature(case, group: str):
+    """What decides a case's rulings on ``group``: its distribution and the correlation blocks it is in."""
+    column = _legal_columns(case).get(group)
+    if column is None:
+        return None
+    blocks = [(list(names), np.asarray(matrix).tolist()) for names, matrix in case.scenario.correlations
+              if column.name in names]
+    return column.distribution.describe(), blocks
 
 
 def _same_horizon(a, b) -> bool:
@@ -303,12 +343,12 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | 
     _check_run_size(draws, chunk_size)
     if message := sobol_warning(simulation.sampler, draws):
         warnings.warn(message, stacklevel=2)
-    set_threads(threads)
     pieces, failures = [], 0
-    for start, stop in chunk_ranges(draws, chunk_size):
-        piece, failed = simulation.chunk(start, stop)
-        pieces.append(piece)
-        failures += failed
+    with using_threads(threads):
+        for start, stop in chunk_ranges(draws, chunk_size):
+            piece, failed = simulation.chunk(start, stop)
+            pieces.append(piece)
+            failures += failed
     ds = xr.merge([simulation.static_dataset(), xr.concat(pieces, dim="draw")], combine_attrs="override")
     ds.attrs = simulation.attrs(draws)
     ds.attrs["solver_failures"] = failures

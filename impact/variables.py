@@ -18,6 +18,8 @@ DIMS: dict[str, str] = {
     "quota": "a tariff-rate quota declared in the scenario",
     "policy_layer": "a tariff layer whose application varies by draw (condition, linked rate or legal risk); "
                     "retaliation layers are prefixed 'retaliation:'",
+    "legal_group": "a legal group (`legal_risk.group`): the tariff or retaliation layers a court strikes down or "
+                   "upholds together, draw by draw",
 }
 
 #: Levels of per-draw output a run keeps, from least to most.
@@ -133,6 +135,9 @@ _VARIABLES = [
        "input"),
     _v("output_per_dollar", "draw pledge", "1", "US output per dollar invested",
        "US gross output generated per dollar of realized investment (investment pledges; NaN otherwise)", "input"),
+    _v("legal_ruling", "draw legal_group", "1 (struck = 1)", "court ruling",
+       "1 where the group's layers are struck down in the draw (from the ruling's date `by`, when it has one), 0 where "
+       "they are upheld; drawn with the group's probability (its effect on each layer: see layer_applies)", "input"),
     # Baseline and policy (no draw dimension).
     _v("baseline_imports", "sector partner", USD, "baseline imports", "M0, customs value", "baseline"),
     _v("baseline_exports", "sector partner", USD, "baseline exports", "X0", "baseline"),

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import csv
+import os
+import sys
 import textwrap
 from pathlib import Path
+
+# Thread-invariance tests must run more than one thread even on a one-core runner, where numba would start one.
+# numba reads this once, at import, so it is set before anything imports numba.
+assert "numba" not in sys.modules, "numba was imported before tests/conftest.py could set NUMBA_NUM_THREADS"
+TEST_THREADS = 4
+os.environ["NUMBA_NUM_THREADS"] = str(max(TEST_THREADS, int(os.environ.get("NUMBA_NUM_THREADS", "0") or 0)))
 
 import numpy as np
 import pytest

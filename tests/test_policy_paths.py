@@ -213,3 +213,117 @@ def test_compact_bands_show_the_share_of_draws_each_layer_applies(one_market):
     ds = impact.simulate(path, draws=2000, seed=8)
     share = float(ds["layer_applies"].sel(policy_layer="snap").mean())
     assert f"  snap: scenario {share:.1%}" in format_compact(summarize(ds))
+
+
+def test_each_draw_stores_its_legal_ruling_as_an_input(one_market):
+    from impact.summary import summarize
+    from impact.variables import INPUT_PARAMETERS, VARIABLES
+
+    path = scenario(one_market, """
+        [[tariff_layers]]
+        name = "country_rate"
+        rate = 0.20
+        legal_risk = { group = "ieepa", probability = 0.3 }
+        [[tariff_layers]]
+        name = "surcharge"
+        rate = 0.10
+        condition = { struck = "ieepa" }
+    """, extra="""
+        [[priors]]
+        parameter = "fx"
+        dist = "lognormal"
+        median = 1.0
+        log_sd = 0.1
+        [[priors]]
+        parameter = "phi"
+        dist = "fixed"
+        value = 0.5
+    """)
+    draws = 20000
+    ds = impact.simulate(path, draws=draws, seed=3)
+    assert VARIABLES["legal_ruling"].kind == "input" and "legal_ruling" in INPUT_PARAMETERS
+    ruling = ds["legal_ruling"]
+    assert ruling.dims == ("draw", "legal_group") and list(ruling["legal_group"].values) == ["ieepa"]
+    assert ruling.attrs == VARIABLES["legal_ruling"].attrs
+    struck = ruling.sel(legal_group="ieepa").values
+    assert set(np.unique(struck)) == {0.0, 1.0}
+    # The ruling is the path the layers took: a struck group's layer does not apply, the fallback does.
+    applies = ds["layer_applies"].sel(case="scenario")
+    np.testing.assert_array_equal(struck, 1 - applies.sel(policy_layer="country_rate").values)
+    np.testing.assert_array_equal(struck, applies.sel(policy_layer="surcharge").values)
+    # Struck with the scenario's probability: the share's sd is sqrt(p (1 - p) / draws).
+    (probability,) = {layer.legal_risk.probability for _, layer in load_scenario(path).policy_layers
+                      if layer.legal_risk is not None}
+    assert abs(struck.mean() - probability) < 4 * np.sqrt(probability * (1 - probability) / draws)
+    # An input like any other: the bands of the outputs do not change.
+    assert summarize(ds) == summarize(ds.drop_vars("legal_ruling"))
+    # And it drives revenue (struck: 10% instead of 20%), ahead of the exchange rate.
+    from impact.sensitivity import input_columns, rank_sensitivity
+    from impact.summary import draws_of
+
+    inputs = input_columns(ds)
+    np.testing.assert_array_equal(inputs["legal_ruling[ieepa]"], struck)
+    rows = rank_sensitivity(inputs, draws_of(ds, "tariff_revenue_by_partner", "total", "scenario"))
+    assert rows[0]["input"] == "legal_ruling[ieepa]" and rows[0]["prcc"] < 0 and rows[1]["input"] == "fx[japan]"
+
+
+def test_a_dated_ruling_is_stored_once_per_draw(tmp_path):
+    from tests.test_horizon import scenario as horizon_scenario
+
+    write_baseline(tmp_path / "one.csv", ["furniture"], ["abroad"], imports=[[40.0]], exports=[[5.0]],
+                   gross_output=[5.0], tariff_mfn=0.025, tariff_baseline=0.025)
+    path = horizon_scenario(tmp_path, """
+        [[tariff_layers]]
+        name = "country_rate"
+        rate = 0.20
+        legal_risk = { group = "ieepa", probability = 0.5, by = "2026-02-20" }
+    """, horizon="first_year = 2025\nlast_year = 2027")
+    ds = impact.simulate(path, draws=400, seed=1)
+    struck = ds["legal_ruling"].sel(legal_group="ieepa")
+    assert struck.dims == ("draw",)  # a draw's ruling, not a year's
+    applies = ds["layer_applies"].sel(case="scenario", policy_layer="country_rate")
+    np.testing.assert_array_equal(applies.sel(year=2025).values, 1.0)  # before the ruling's date
+    np.testing.assert_array_equal(applies.sel(year=2027).values, 1 - struck.values)
+
+
+def test_rulings_are_stored_by_case_when_the_cases_differ(one_market):
+    from impact.sensitivity import input_columns
+
+    risky = """
+        [[tariff_layers]]
+        name = "country_rate"
+        rate = 0.20
+        legal_risk = { group = "ieepa", probability = 0.4 }
+    """
+    scenario(one_market, risky, name="base")
+    scenario(one_market, "", name="plain")
+    for counterfactual, extra in (("base", ""), ("plain", risky)):
+        path = write_scenario(one_market / f"deal_{counterfactual}.toml", f"""
+            [scenario]
+            title = "deal"
+            baseline = "one.csv"
+            extends = "base.toml"
+            counterfactual = "{counterfactual}.toml"
+            [[tariff_layers]]
+            name = "deal_rate"
+            rate = 0.05
+        """ + extra)
+        ds = impact.simulate(path, draws=500, seed=2)
+        applied = ds["layer_applies"].sel(policy_layer="country_rate")
+        if counterfactual == "base":
+            # Both cases have the group, drawn alike: one ruling per draw.
+            assert ds["legal_ruling"].dims == ("draw", "legal_group")
+            for case in ("scenario", "counterfactual"):
+                np.testing.assert_array_equal(ds["legal_ruling"].sel(legal_group="ieepa").values,
+                                              1 - applied.sel(case=case).values)
+        else:
+            # Only the scenario has it: by case, NaN in the counterfactual.
+            ruling = ds["legal_ruling"].sel(legal_group="ieepa")
+            assert ruling.dims == ("draw", "case")
+            assert np.isnan(ruling.sel(case="counterfactual").values).all()
+            np.testing.assert_array_equal(ruling.sel(case="scenario").values,
+                                          1 - applied.sel(case="scenario").values)
+            # The drivers of either case include it.
+            for case in ("scenario", "counterfactual"):
+                np.testing.assert_array_equal(input_columns(ds, case)["legal_ruling[ieepa]"],
+                                              ruling.sel(case="scenario").values)

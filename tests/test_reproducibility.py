@@ -24,12 +24,49 @@ def test_chunk_size_does_not_change_results(deal, sampler):
         xr.testing.assert_identical(_data(reference), _data(other))
 
 
+_THREADS_PROBE = """
+import sys, numba, numpy as np, xarray as xr, impact
+
+@numba.njit(parallel=True)
+def threads_that_ran(n):
+    seen = np.zeros(n, dtype=np.int64)
+    for i in numba.prange(4096):
+        seen[numba.get_thread_id()] = 1
+    return int(seen.sum())
+
+runs = {}
+for threads in (1, 2, 4):
+    impact.set_threads(threads)
+    ran = max(threads_that_ran(numba.config.NUMBA_NUM_THREADS) for _ in range(50))
+    assert ran == threads, (threads, ran)
+    runs[threads] = impact.simulate(sys.argv[1], draws=5000, seed=2, threads=threads).drop_attrs()
+for threads in (2, 4):
+    xr.testing.assert_identical(runs[1], runs[threads])
+print("ok")
+"""
+
+
 def test_thread_count_does_not_change_results(deal):
-    runs = []
-    for threads in (1, 2):
-        runs.append(impact.simulate(deal, draws=5000, seed=2, threads=threads))
-    set_threads(None)
-    xr.testing.assert_identical(_data(runs[0]), _data(runs[1]))
+    import os
+    import subprocess
+    import sys
+
+    # A process of its own with 4 numba threads whatever the runner's cores, and a check that they really ran.
+    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
+    done = subprocess.run([sys.executable, "-c", _THREADS_PROBE, str(deal)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_thread_count_of_one_call_does_not_stay_with_the_process(deal):
+    import numba
+
+    available = numba.config.NUMBA_NUM_THREADS
+    assert available >= 2  # tests/conftest.py starts numba with several threads
+    impact.simulate(deal, draws=100, seed=2, threads=1)
+    assert numba.get_num_threads() == available
+    assert set_threads(1) == 1
+    assert set_threads(None) == available == numba.get_num_threads()
 
 
 def test_draw_d_does_not_depend_on_the_number_of_draws(deal):

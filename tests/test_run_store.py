@@ -287,3 +287,94 @@ def test_export_netcdf_csv_and_parquet(deal, tmp_path, monkeypatch):
         export(ds, "parquet", tmp_path / "again")
     with pytest.raises(ImpactInputError, match="exists already"):
         export(ds, "netcdf", netcdf)
+
+
+def test_run_records_the_machine_and_its_kernels(deal, tmp_path):
+    manifest = _run(deal, tmp_path / "run", draws=200).read_manifest()
+    machine = manifest["machine"]
+    assert machine["architecture"] and machine["cpu"] and machine["libc"]
+    assert machine["numpy_simd"] and {b["internal_api"] for b in machine["blas"]} >= {"openblas"}
+    ds = RunStore(tmp_path / "run").open_dataset()
+    assert ds.attrs["machine_blas"].startswith("openblas") and ds.attrs["machine_numba_target_cpu"]
+
+
+def test_log_progress_says_each_step_once_and_counts_only_new_draws(caplog):
+    import logging
+
+    from impact.runner import _LogProgress
+
+    with caplog.at_level(logging.INFO, logger="impact"):
+        progress = _LogProgress(total=1000, initial=0)
+        for _ in range(2):
+            progress.update(500)  # two chunks, each half the run: two lines, not ten
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == ["draws 500 / 1000 (50%)",
+                                                                       "draws 1000 / 1000 (100%)"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="impact"):
+        resumed = _LogProgress(total=1000, initial=900)  # a resumed run found 900 draws done
+        resumed.started -= 1.0                           # ... and computes the last 100 in one second
+        resumed.update(100)
+    (record,) = caplog.records
+    rate = float(record.getMessage().split(", ")[1].split()[0])
+    assert rate <= 100.0  # the 900 draws finished earlier are not counted as computed now
+
+
+def test_log_progress_of_a_run_in_many_small_chunks_has_ten_lines(deal, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="impact"):
+        _run(deal, tmp_path / "run", draws=3000, chunk_size=100, progress="log")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("draws ")]
+    assert len(lines) == 10 and len(set(lines)) == 10 and lines[-1].startswith("draws 3000 / 3000 (100%)")
+
+
+def test_a_sharded_runs_rate_counts_every_shard(deal, tmp_path):
+    import time
+
+    _run(deal, tmp_path / "sharded", draws=2000, chunk_size=500, shard=(1, 2))
+    time.sleep(1.0)  # the run takes at least this long from its first shard's start
+    manifest = _run(deal, tmp_path / "sharded", draws=2000, chunk_size=500, shard=(2, 2)).read_manifest()
+    reports = manifest["shard_reports"].values()
+    span = max(r["finished_at"] for r in reports) - min(r["started_at"] for r in reports)
+    assert sum(r["draws"] for r in reports) == 2000
+    assert manifest["draws_per_second"] <= 2000 / span  # not the last shard's own 1000 draws over its own time
+
+
+def test_sigterm_stops_a_run_cleanly_and_resume_completes_it(deal, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "terminated"
+    command = [sys.executable, "-m", "impact", "run", str(deal), "--draws", "60000", "--seed", "5", "--chunk-size",
+               "500", "--out", str(out), "--progress", "none"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("progress/*.done")):
+        assert process.poll() is None and time.monotonic() < deadline, "no chunk finished"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, error = process.communicate(timeout=120)
+    assert process.returncode == cli.EXIT_TERMINATED, error
+    assert "terminated (SIGTERM)" in error and "Traceback" not in error
+    manifest = RunStore(out).read_manifest()
+    assert manifest["status"] == "interrupted" and manifest["error"] == "terminated by SIGTERM"
+    done = len(RunStore(out).done_chunks())
+    assert 1 <= done < 120
+    result = CliRunner().invoke(cli.main, ["run", "--resume", str(out), "--progress", "none"])
+    assert result.exit_code == 0, result.output
+    assert RunStore(out).read_manifest()["status"] == "complete"
+
+
+@pytest.mark.parametrize("shard, message", [("0/4", "got 0/4"), ("5/4", "got 5/4"), ("x/4", "got 'x/4'")])
+def test_cli_shard_errors_name_what_was_given(deal, tmp_path, shard, message):
+    result = CliRunner().invoke(cli.main, ["run", str(deal), "--out", str(tmp_path / "o"), "--shard", shard])
+    assert result.exit_code == 2 and message in result.output and "(" not in result.output.split("got")[-1]
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_list_aligns_every_title():
+    result = CliRunner().invoke(cli.main, ["list"])
+    starts = {len(line) - len(line.split("  ")[-1].lstrip()) for line in result.output.splitlines()}
+    assert result.exit_code == 0 and len(starts) == 1
