@@ -41,3 +41,31 @@ def test_every_variable_named_in_the_docs_exists():
     model = (ROOT / "docs" / "model.md").read_text()
     named = set(re.findall(r"`([a-z_]+_(?:by_sector|by_partner|change))`", model + README))
     assert named <= set(VARIABLES), named - set(VARIABLES)
+
+
+def test_readme_commands_run_as_written(tmp_path, monkeypatch):
+    """The README's block of other commands, in its order, with fewer draws: every command succeeds."""
+    import glob
+    import shlex
+
+    start = README.index("Other commands, in an order that runs as written")
+    block = README[README.index("```console\n", start) + len("```console\n"): README.index("```\n", start + 60)]
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    commands = [line[2:].split("  #")[0] for line in block.splitlines() if line.startswith("$ impact ")]
+    assert len(commands) >= 10
+    for command in commands:
+        words = shlex.split(command)[1:]
+        words = [{"1048576": "1024", "1024": "64"}.get(w, w) for w in words]  # --draws, then sobol's --n
+        if words == ["validate", "parameters/*.toml"]:  # the shell expands the pattern
+            words = ["validate", *sorted(glob.glob(str(ROOT / "parameters" / "*.toml")))]
+        result = runner.invoke(cli.main, words)
+        assert result.exit_code == 0, f"{command}\n{result.output}"
+
+
+def test_architecture_lists_every_module():
+    table = (ROOT / "docs" / "architecture.md").read_text()
+    kernel_pair = lambda m: m.startswith("impact/kernels/") and m.endswith(("_numba.py", "_numpy.py"))  # noqa: E731
+    modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "impact").rglob("*.py") if path.name != "__init__.py"}
+    missing = {m for m in modules if f"`{m}`" not in table and not kernel_pair(m)}  # pairs: the `impact/kernels/` row
+    assert not missing, missing
