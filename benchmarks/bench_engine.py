@@ -11,6 +11,8 @@ What it measures:
    two draw counts, as separate processes: wall time (target: < 30 s for 1,000,000 draws), draws per second, and
    peak resident memory (target: < 2 GB, and not growing with draws beyond the output written); and the same pair
    over the 2025-2035 horizon (11 years per draw).
+3. ``impact export`` of the smaller run as CSV and as netCDF (wall time, peak memory, size written).
+4. The price of CPU-independent bits: :mod:`impact.libm` against NumPy's own exp, log, log1p and expm1.
 
 Results are printed and written to ``benchmarks/results/latest.json``.
 """
@@ -133,6 +135,39 @@ def bench_summary(run: Path) -> dict:
     return results
 
 
+def bench_export(run: Path) -> dict:
+    """``impact export`` of a finished run as CSV and as netCDF, each in its own process: wall time, peak memory
+    and the size written."""
+    results = {}
+    for fmt in ("csv", "netcdf"):
+        out = run.parent / f"export-{fmt}"
+        wall, peak = _child([sys.executable, "-m", "impact", "export", str(run), "--format", fmt, "--out",
+                             str(out / "results.nc" if fmt == "netcdf" else out)])
+        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+        results[fmt] = {"wall_seconds": wall, "peak_rss_mb": peak, "written_mb": size / 1e6}
+        shutil.rmtree(out)
+    results["csv_over_netcdf_time"] = results["csv"]["wall_seconds"] / results["netcdf"]["wall_seconds"]
+    return results
+
+
+def bench_elementwise(size: int = 1_000_000) -> dict:
+    """The price of CPU-independent bits: :mod:`impact.libm` (the C library's scalar functions from compiled
+    loops) against NumPy's own loops (SIMD on AVX-512 CPUs), on ``size`` values."""
+    from impact import libm
+
+    x = np.random.default_rng(0).standard_normal(size)
+    positive = np.abs(x) + 1e-3
+    cases = {"exp": (libm.exp, np.exp, x), "log": (libm.log, np.log, positive),
+             "log1p": (libm.log1p, np.log1p, positive), "expm1": (libm.expm1, np.expm1, x)}
+    results = {}
+    for name, (ours, numpys, values) in cases.items():
+        ours(values[:64])  # compile (or load the cache) outside the timing
+        mine, theirs = timed(lambda: ours(values), repeat=5), timed(lambda: numpys(values), repeat=5)
+        results[name] = {"libm_ns_per_value": mine / size * 1e9, "numpy_ns_per_value": theirs / size * 1e9,
+                         "ratio": mine / theirs}
+    return results
+
+
 def bench_run(draws: int, workdir: Path, scenario: str = "us_japan_2025", keep_output: bool = False) -> dict:
     """One ``impact run`` as its own process: wall time and peak resident memory of that process."""
     out = workdir / f"run-{scenario}-{draws}"
@@ -168,6 +203,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         runs = [bench_run(n, Path(folder), keep_output=True) for n in run_draws]
         summaries = [bench_summary(Path(r["path"])) for r in runs]
+        exported = bench_export(Path(runs[0]["path"]))
         horizon = bench_run(horizon_draws, Path(folder), "us_japan_2025_2035")
     results["runs"] = runs
     print("impact run us_japan_2025 (scenario + counterfactual, keep=aggregates):")
@@ -191,6 +227,12 @@ def main() -> None:
         growth = summaries[1][mode]["peak_rss_mb"] / summaries[0][mode]["peak_rss_mb"]
         results[f"summary_{mode}_memory_growth_ratio"] = growth
         print(f"  {mode.replace('_', ' ')}: peak memory x{growth:.2f} for x{large['draws'] / small['draws']:.0f} draws")
+    results["export"] = exported
+    print(f"impact export of the {small['draws']:,}-draw run, each in its own process:")
+    for fmt in ("csv", "netcdf"):
+        e = exported[fmt]
+        print(f"  {fmt:6s} {e['wall_seconds']:6.1f} s  peak {e['peak_rss_mb']:5.0f} MB  written {e['written_mb']:6.0f} MB")
+    print(f"  csv / netcdf time: x{exported['csv_over_netcdf_time']:.2f}")
     results["horizon_run"] = horizon
     years = 11
     print(f"impact run us_japan_2025_2035 (11 years): {horizon['draws']:,} draws  {horizon['wall_seconds']:.1f} s wall"
@@ -205,6 +247,11 @@ def main() -> None:
     print(f"  fused        numba {k['fused_numba_seconds']:.3f} s  numpy {k['fused_numpy_seconds']:.3f} s"
           f"  ratio {k['fused_ratio']:.1f}x  {k['fused_draws_per_second']:,.0f} draws/s"
           f"  {k['fused_cell_draws_per_second']:,.0f} cell-draws/s  max rel diff {k['fused_max_relative_difference']:.1e}")
+    elementwise = bench_elementwise()
+    results["elementwise"] = elementwise
+    print("impact.libm against NumPy's own loops, 1,000,000 values (ns a value):")
+    for name, e in elementwise.items():
+        print(f"  {name:6s} libm {e['libm_ns_per_value']:5.1f}  numpy {e['numpy_ns_per_value']:5.1f}  x{e['ratio']:.1f}")
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
 

@@ -83,6 +83,13 @@ def policy_name(section: str, layer: str) -> str:
     return layer if section == "tariff" else f"retaliation:{layer}"
 
 
+def struck_by_group(case: CompiledCase, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each legal group's ruling draw by draw: True where its layers are struck down (column ``struck[group]``, a
+    0/1 draw with the group's probability)."""
+    return {c.name[len("struck["):-1]: c.distribution.from_normal_score(scores[c.name]) >= 0.5
+            for c in case.columns_by_parameter.get("struck", [])}
+
+
 def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: dict[str, np.ndarray], draws: int,
                 year: int | None = None):
     """Tariffs and partner tariffs draw by draw, for a scenario whose layers vary by draw or (with a horizon) date.
@@ -94,8 +101,7 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
     """
     scenario = case.scenario
     periods = year_segments(scenario, year) if year is not None else ((1.0, None),)
-    struck = {c.name[len("struck["):-1]: c.distribution.from_normal_score(scores[c.name]) >= 0.5
-              for c in case.columns_by_parameter.get("struck", [])}
+    struck = struck_by_group(case, scores)
     ruling = {layer.legal_risk.group: layer.legal_risk.by for stack in (scenario.tariff_stack,
               scenario.retaliation_stack) for layer in stack.layers if layer.legal_risk is not None}
     pledge_index = {p.name: k for k, p in enumerate(scenario.pledges)}

@@ -11,7 +11,8 @@ from impact import provenance
 from impact.accelerate import using_threads
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
-from impact.model import PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, parameter_dims, solve_chunk
+from impact.model import (PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, parameter_dims, solve_chunk,
+                          struck_by_group)
 from impact.sampling import correlate
 from impact.sampling import DRAW_BLOCK, METHODS, Design
 from impact.scenario import Scenario, load_scenario, year_segments
@@ -182,8 +183,8 @@ class Simulation:
             case_scores = correlate({name: scores[name] for name in case.column_names}, case.scenario.correlations)
             parameters = case_parameters(case, case_scores, n)
             inputs.append(parameters)
-            for group, column in _legal_columns(case).items():
-                rulings[:, c, self.legal_groups.index(group)] = _struck(column, case_scores)
+            for group, struck in struck_by_group(case, case_scores).items():
+                rulings[:, c, self.legal_groups.index(group)] = struck
             where = [self.policy_names.index(name) for name in case.policy_names]
             for k, year in enumerate(periods):
                 year_parameters, policy, scale, amounts = parameters, None, 1.0, None
@@ -275,11 +276,6 @@ class Simulation:
 def _legal_columns(case) -> dict:
     """The sampled column of each legal group of a case, by group (columns ``struck[group]``)."""
     return {column.name[len("struck["):-1]: column for column in case.columns_by_parameter.get("struck", [])}
-
-
-def _struck(column, scores: dict[str, np.ndarray]) -> np.ndarray:
-    """1.0 in the draws where the group is struck down, else 0.0: as :func:`impact.model.draw_policy` decides."""
-    return (column.distribution.from_normal_score(scores[column.name]) >= 0.5).astype(np.float64)
 
 
 def _ruling_signature(case, group: str):
