@@ -150,7 +150,9 @@ def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: in
         return _execute_chunks(store, simulation, draws, chunk_size, manifest, threads_used, progress, create, shard)
 
 
-def _execute_chunks(store, simulation, draws, chunk_size, manifest, threads_used, progress, create, shard):
+def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_size: int, manifest: dict,
+                    threads_used: int, progress, create: bool, shard: tuple[int, int] | None) -> RunStore:
+    """:func:`_execute` with its thread count set and SIGTERM handled."""
     watch = Stopwatch()
     wall, started_at = time.perf_counter(), time.time()
     ranges = chunk_ranges(draws, chunk_size)
