@@ -102,8 +102,8 @@ def test_linked_rate_falls_with_realized_investment(one_market):
     np.testing.assert_allclose(ds["imports_by_partner"].sel(partner="japan"), imports_at(rate), rtol=1e-12)
 
 
-def test_legal_risk_gives_each_draw_one_legal_path(one_market):
-    path = scenario(one_market, """
+#: A country rate a court may strike down (probability 0.3), and the surcharge that replaces it if it does.
+STRUCK_OR_UPHELD = """
         [[tariff_layers]]
         name = "country_rate"
         rate = 0.20
@@ -112,7 +112,11 @@ def test_legal_risk_gives_each_draw_one_legal_path(one_market):
         name = "surcharge"
         rate = 0.10
         condition = { struck = "ieepa" }
-    """)
+"""
+
+
+def test_legal_risk_gives_each_draw_one_legal_path(one_market):
+    path = scenario(one_market, STRUCK_OR_UPHELD)
     ds = impact.simulate(path, draws=20000, seed=3).sel(case="scenario")
     applies = ds["layer_applies"]
     struck = applies.sel(policy_layer="country_rate").values == 0
@@ -219,16 +223,7 @@ def test_each_draw_stores_its_legal_ruling_as_an_input(one_market):
     from impact.summary import summarize
     from impact.variables import INPUT_PARAMETERS, VARIABLES
 
-    path = scenario(one_market, """
-        [[tariff_layers]]
-        name = "country_rate"
-        rate = 0.20
-        legal_risk = { group = "ieepa", probability = 0.3 }
-        [[tariff_layers]]
-        name = "surcharge"
-        rate = 0.10
-        condition = { struck = "ieepa" }
-    """, extra="""
+    path = scenario(one_market, STRUCK_OR_UPHELD, extra="""
         [[priors]]
         parameter = "fx"
         dist = "lognormal"
