@@ -399,6 +399,59 @@ def export_run(run_dir, fmt, out):
     click.echo(f"written: {written}")
 
 
+@main.group(name="data")
+def data():
+    """Build baselines from official statistics (Census, USITC DataWeb, BEA)."""
+
+
+@data.command(name="build")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="The baseline CSV to write.")
+@click.option("--census-imports", multiple=True, type=click.Path(path_type=Path),
+              help="Census API extracts of imports for consumption (CSV or CSV.gz with CTY_CODE, I_COMMODITY, "
+                   "CON_VAL_YR, CAL_DUT_YR): HS10 lines, and HS2 records of every country for the world total. "
+                   "Repeat for several files [default: the committed 2024 extracts].")
+@click.option("--dataweb-exports", type=click.Path(path_type=Path), default=None,
+              help="A USITC DataWeb download of exports by HTS chapter and country, header block included "
+                   "[default: the committed 2020-2024 total exports, FAS value].")
+@click.option("--year", default="2024", show_default=True, help="The year column of the DataWeb table.")
+@click.option("--bea-output", type=click.Path(path_type=Path), default=None,
+              help="BEA gross output by industry (bea_code,output in $ million) [default: the committed 2024 table].")
+@click.option("--concordance", type=click.Path(path_type=Path), default=None,
+              help="HS -> sector concordance (hs,sector) [default: parameters/data/sectors_hs.csv].")
+@click.option("--bea-mapping", type=click.Path(path_type=Path), default=None,
+              help="BEA industry -> sector shares (sector,bea_code,share,basis) [default: parameters/data/sectors_bea.csv].")
+@click.option("--partners", type=click.Path(path_type=Path), default=None,
+              help="Partner map (partner,census_code,census_name,dataweb_name) [default: parameters/data/partners.csv].")
+@click.option("--carry-from", type=click.Path(path_type=Path), default=None,
+              help="A baseline of the same sectors and partners whose MFN and partner tariffs are kept "
+                   "[default: parameters/baseline_2024.csv].")
+def data_build(out, census_imports, dataweb_exports, year, bea_output, concordance, bea_mapping, partners,
+               carry_from):
+    """Build a baseline CSV from Census imports, DataWeb exports and BEA output, each number with its source and
+    status; every input problem is reported at once and nothing is written then."""
+    import dataclasses
+
+    from impact.databuild import build_baseline, default_inputs, write_baseline
+
+    inputs = default_inputs()
+    given = {"census_imports": tuple(census_imports) or None, "dataweb_exports": dataweb_exports,
+             "bea_output": bea_output, "concordance": concordance, "bea_mapping": bea_mapping, "partners": partners,
+             "carry_from": carry_from}
+    inputs = dataclasses.replace(inputs, year=year, **{k: v for k, v in given.items() if v is not None})
+    try:
+        rows, report = build_baseline(inputs)
+    except ImpactInputError as err:
+        _fail(err.problems)
+    write_baseline(rows, out)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report["status_counts"].items()))
+    click.echo(f"written: {out} ({len(rows)} rows: {counts})")
+    click.echo(f"  imports for consumption, world ${report['world_imports'] / 1e9:,.1f}B with "
+               f"${report['world_duty'] / 1e9:,.2f}B of calculated duty; {report['line_share_of_imports']:.1%} of the "
+               f"value from HS10 lines, {report['estimated_share_of_imports']:.2%} split by estimate")
+    click.echo(f"  exports ${report['world_exports'] / 1e9:,.1f}B; {report['published_share_of_exports']:.1%} of the "
+               "value from chapters of one sector (published), the rest split by import shares (estimate)")
+
+
 @main.command(name="list")
 def list_scenarios():
     """List the shipped scenarios."""

@@ -1,0 +1,620 @@
+"""Build a baseline from official trade statistics: Census imports by HS line, USITC DataWeb exports by chapter.
+
+``impact data build`` reads the extracts as the agencies publish them, maps every HS code to a sector through a
+concordance file (the longest listed prefix wins) and every country to a partner through a partner file, and
+writes the baseline's cells with a ``status`` and ``source`` each:
+
+* **imports** and **tariff_baseline** from Census imports for consumption (customs value ``CON_VAL_YR``) and
+  calculated duty (``CAL_DUT_YR``) by HS10 line and country. A named partner's cell is a sum of official lines
+  (``published``); its tariff is the cell's duty over its value (it holds preferences, Section 301 and the 2018
+  Section 232 duties as applied). ``rest_of_world`` is the world (the HS2 records of every country) minus the
+  named partners: the lines of the other countries with HS10 records, plus, chapter by chapter, the residual of
+  countries without them, put in the chapter's sector where the chapter has one sector (``derived``) and split by
+  the chapter's sector shares in the lines otherwise (``estimate``, with the estimated share in the source).
+* **exports** from DataWeb total exports (FAS value) by HTS chapter and country. A chapter that falls in one sector
+  is ``published``; a chapter shared by sectors is split by the sector shares of the chapter's 2024 world imports
+  (the product mix of the same chapter in US trade: an ``estimate``, with its basis).
+
+Every input problem is reported at once, with the file and what is wrong (unknown HS codes with the value they
+carry, partners without data, years or flows mixed in one file), and nothing is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from impact.errors import ImpactInputError, Problem
+
+REST_OF_WORLD = "rest_of_world"
+#: A cell is an ``estimate`` when more than this share of its value was split across sectors by an estimate; below
+#: it, the cell keeps the status of the rest of its value, and its source states the estimated share.
+ESTIMATE_MATERIALITY = 0.02
+CENSUS_REQUIRED = ("CTY_CODE", "I_COMMODITY", "CON_VAL_YR", "CAL_DUT_YR")
+BILLION = 1e9
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def _data_lines(handle):
+    """Lines of a CSV file without comment lines (``#``)."""
+    return (line for line in handle if not line.startswith("#"))
+
+
+# -- the concordance and the partner map ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Concordance:
+    """HS code prefixes to sectors; a code belongs to the sector of its longest listed prefix."""
+
+    path: str
+    sectors: tuple[str, ...]          # in the order of the file
+    by_prefix: dict[str, str]
+
+    def sector(self, code: str) -> str | None:
+        for length in range(min(len(code), 10), 1, -1):
+            sector = self.by_prefix.get(code[:length])
+            if sector is not None:
+                return sector
+        return None
+
+    def sectors_under(self, chapter: str) -> set[str]:
+        """Every sector a code of ``chapter`` (two digits) can belong to."""
+        found = {s for prefix, s in self.by_prefix.items() if prefix.startswith(chapter)}
+        if chapter not in self.by_prefix:
+            found.add(None)  # codes of the chapter that no prefix covers
+        return found
+
+
+def load_concordance(path: str | Path) -> Concordance:
+    """Read a concordance (``hs,sector[,description]``; ``#`` lines are comments)."""
+    path = Path(path)
+    problems, by_prefix, sectors = [], {}, []
+    with _open_text(path) as handle:
+        reader = csv.DictReader(_data_lines(handle))
+        if not reader.fieldnames or not {"hs", "sector"} <= set(reader.fieldnames):
+            raise ImpactInputError([Problem(str(path), "", f"needs columns hs and sector, has {reader.fieldnames}")])
+        for line, row in enumerate(reader, start=2):
+            code, sector = (row["hs"] or "").strip(), (row["sector"] or "").strip()
+            if not (code.isdigit() and 2 <= len(code) <= 10 and len(code) % 2 == 0):
+                problems.append(Problem(str(path), f"line {line}", f"hs must be 2 to 10 digits, even, got {code!r}"))
+                continue
+            if not sector:
+                problems.append(Problem(str(path), f"line {line}", "empty sector"))
+                continue
+            if by_prefix.get(code, sector) != sector:
+                problems.append(Problem(str(path), f"line {line}", f"{code} is listed for {by_prefix[code]} and "
+                                                                   f"{sector}"))
+            by_prefix[code] = sector
+            if sector not in sectors:
+                sectors.append(sector)
+    if problems:
+        raise ImpactInputError(problems)
+    return Concordance(str(path), tuple(sectors), by_prefix)
+
+
+@dataclass(frozen=True)
+class PartnerMap:
+    """Countries to partners: Census codes, DataWeb names, and a group's Census aggregate (the EU's 0003)."""
+
+    path: str
+    partners: tuple[str, ...]         # named partners, then rest_of_world
+    by_census_code: dict[str, str]    # member countries
+    aggregate_code: dict[str, str]    # partner -> Census aggregate code
+    by_dataweb_name: dict[str, str]
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        return self.partners[:-1]
+
+
+def load_partners(path: str | Path) -> PartnerMap:
+    """Read a partner file (``partner,census_code,census_name,dataweb_name``). A row whose Census code starts with
+    0 is a group's Census aggregate (e.g. the EU, 0003); the other rows are countries."""
+    path = Path(path)
+    partners, by_code, aggregate, by_name, problems = [], {}, {}, {}, []
+    with _open_text(path) as handle:
+        reader = csv.DictReader(_data_lines(handle))
+        needed = {"partner", "census_code", "dataweb_name"}
+        if not reader.fieldnames or not needed <= set(reader.fieldnames):
+            raise ImpactInputError([Problem(str(path), "", f"needs columns {sorted(needed)}, has {reader.fieldnames}")])
+        for line, row in enumerate(reader, start=2):
+            partner, code = row["partner"].strip(), row["census_code"].strip().zfill(4)
+            if partner == REST_OF_WORLD:
+                problems.append(Problem(str(path), f"line {line}", "rest_of_world is every other country: list none"))
+                continue
+            if partner not in partners:
+                partners.append(partner)
+            if code.startswith("0"):
+                aggregate[partner] = code
+            elif by_code.setdefault(code, partner) != partner:
+                problems.append(Problem(str(path), f"line {line}", f"census code {code} is in {by_code[code]} and "
+                                                                   f"{partner}"))
+            name = (row.get("dataweb_name") or "").strip()
+            if name:
+                by_name[name] = partner
+    if problems:
+        raise ImpactInputError(problems)
+    return PartnerMap(str(path), tuple(partners) + (REST_OF_WORLD,), by_code, aggregate, by_name)
+
+
+# -- reading the extracts -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CensusRecords:
+    """Census import records: one per (country code, commodity), values in USD."""
+
+    code: np.ndarray        # (n,) str, four digits
+    commodity: np.ndarray   # (n,) str, HS digits (2 to 10)
+    value: np.ndarray       # (n,) customs value, imports for consumption
+    duty: np.ndarray        # (n,) calculated duty
+    files: tuple[str, ...]
+
+
+def read_census_imports(paths) -> CensusRecords:
+    """Read Census international-trade API extracts of imports (``CSV`` or ``CSV.gz`` with the API's columns
+    ``CTY_CODE, I_COMMODITY, CON_VAL_YR, CAL_DUT_YR`` and optionally ``CTY_NAME, time``). A file must hold one
+    year (its ``time`` values share their year) and one commodity level at most per country."""
+    import pandas as pd
+
+    frames, problems = [], []
+    for path in map(Path, paths):
+        if not path.exists():
+            problems.append(Problem(str(path), "", "no such file"))
+            continue
+        with _open_text(path) as handle:
+            frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
+        missing = [c for c in CENSUS_REQUIRED if c not in frame.columns]
+        if missing:
+            problems.append(Problem(str(path), "columns", f"missing {', '.join(missing)} (has "
+                                                          f"{', '.join(frame.columns[:12])}); a Census API extract "
+                                                          "of imports has CTY_CODE, I_COMMODITY, CON_VAL_YR, CAL_DUT_YR"))
+            continue
+        if "time" in frame.columns:
+            years = sorted({t[:4] for t in frame["time"]})
+            if len(years) > 1:
+                problems.append(Problem(str(path), "time", f"mixes years {', '.join(years)}: one year per file"))
+        values = {}
+        for column in ("CON_VAL_YR", "CAL_DUT_YR"):
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            bad = frame[column][numbers.isna()]
+            if len(bad):
+                problems.append(Problem(str(path), column, f"{len(bad)} values are not numbers (first: "
+                                                           f"{bad.iloc[0]!r})"))
+            values[column] = numbers.to_numpy(dtype=float)
+        commodity = frame["I_COMMODITY"].str.strip()
+        malformed = commodity[~commodity.str.fullmatch(r"\d{2}|\d{4}|\d{6}|\d{8}|\d{10}")]
+        if len(malformed):
+            problems.append(Problem(str(path), "I_COMMODITY", f"{len(malformed)} codes are not HS codes of 2 to 10 "
+                                                              f"digits (first: {malformed.iloc[0]!r})"))
+        codes = frame["CTY_CODE"].str.strip().str.zfill(4)
+        duplicated = frame[(codes + "/" + commodity).duplicated()]
+        if len(duplicated):
+            problems.append(Problem(str(path), "rows", f"{len(duplicated)} (CTY_CODE, I_COMMODITY) pairs appear more "
+                                                       "than once (mixed flows or months?)"))
+        frames.append((codes.to_numpy(dtype=str), commodity.to_numpy(dtype=str), values["CON_VAL_YR"],
+                       values["CAL_DUT_YR"], str(path)))
+    if problems:
+        raise ImpactInputError(problems)
+    return CensusRecords(*(np.concatenate([f[i] for f in frames]) for i in range(4)), tuple(f[4] for f in frames))
+
+
+@dataclass(frozen=True)
+class DataWebTable:
+    """A DataWeb table by HTS chapter and country for one year: values in USD."""
+
+    chapter: np.ndarray
+    country: np.ndarray
+    value: np.ndarray
+    flow: str          # e.g. "Total Exports"
+    measure: str       # e.g. "FAS Value"
+    year: str
+    path: str
+
+
+def read_dataweb(path: str | Path, year: str) -> DataWebTable:
+    """Read a USITC DataWeb download (its header block, then ``Data Type, HTS Number, Description, Country,
+    <years>``), the column of ``year``."""
+    path = Path(path)
+    if not path.exists():
+        raise ImpactInputError([Problem(str(path), "", "no such file")])
+    with _open_text(path) as handle:
+        lines = list(csv.reader(handle))
+    flow = lines[0][0].split("|")[0].strip() if lines and lines[0] else ""
+    header_at = next((i for i, row in enumerate(lines) if row[:2] == ["Data Type", "HTS Number"]), None)
+    if header_at is None:
+        raise ImpactInputError([Problem(str(path), "", "no header line 'Data Type,HTS Number,...': not a DataWeb "
+                                                       "table by HTS number")])
+    header = lines[header_at]
+    problems = []
+    if year not in header:
+        problems.append(Problem(str(path), "year", f"no column {year} (years: {', '.join(header[4:])})"))
+    if "Country" not in header:
+        problems.append(Problem(str(path), "Country", "the table is not broken out by country"))
+    if problems:
+        raise ImpactInputError(problems)
+    column, country_at = header.index(year), header.index("Country")
+    rows = [row for row in lines[header_at + 1:] if len(row) > column and row[0] and not row[0].startswith("Total")]
+    measures = sorted({row[0] for row in rows})
+    if len(measures) > 1:
+        problems.append(Problem(str(path), "Data Type", f"mixes {', '.join(measures)}: one measure per file"))
+    chapters = np.array([row[1].strip().zfill(2) for row in rows])
+    if any(len(c) != 2 or not c.isdigit() for c in chapters):
+        problems.append(Problem(str(path), "HTS Number", "not by HTS chapter (two digits)"))
+    try:
+        values = np.array([float(row[column].replace(",", "")) for row in rows])
+    except ValueError as error:
+        problems.append(Problem(str(path), year, f"not a number: {error}"))
+        values = np.zeros(len(rows))
+    if problems:
+        raise ImpactInputError(problems)
+    return DataWebTable(chapters, np.array([row[country_at].strip() for row in rows]), values, flow,
+                        measures[0] if measures else "", year, str(path))
+
+
+# -- building cells -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cells:
+    """One variable's (sector, partner) cells: values, and the status and source of each."""
+
+    values: np.ndarray                  # (S, P)
+    status: np.ndarray                  # (S, P) object
+    source: np.ndarray                  # (S, P) object
+
+
+def _sector_index(concordance: Concordance, commodities: np.ndarray, values: np.ndarray, where: str,
+                  problems: list[Problem]) -> np.ndarray:
+    """The sector index of each commodity (-1 where no prefix matches; reported with the value they carry)."""
+    unique, inverse = np.unique(commodities, return_inverse=True)
+    index = {s: i for i, s in enumerate(concordance.sectors)}
+    mapped = np.array([index.get(concordance.sector(code), -1) for code in unique])
+    sectors = mapped[inverse]
+    unknown = sectors < 0
+    if unknown.any():
+        carried = values[unknown].sum()
+        listed = ", ".join(sorted(set(commodities[unknown]))[:10])
+        problems.append(Problem(where, "I_COMMODITY", f"{int(unknown.sum())} records with HS codes the concordance "
+                                                      f"{concordance.path} does not cover (${carried / BILLION:,.3f}B): "
+                                                      f"{listed}{' ...' if len(set(commodities[unknown])) > 10 else ''}"))
+    return sectors
+
+
+def build_imports(records: CensusRecords, concordance: Concordance, partners: PartnerMap) -> tuple[Cells, Cells, dict]:
+    """Imports and baseline tariffs by (sector, partner) from Census records: HS10 lines of the named partners and
+    of other countries, and HS2 records of every country (for the world and the rest-of-world residual). Returns
+    (imports, tariff_baseline, report)."""
+    problems: list[Problem] = []
+    where = ", ".join(records.files)
+    S, P = len(concordance.sectors), len(partners.partners)
+    level = np.char.str_len(records.commodity.astype(str))
+    chapter = np.array([c[:2] for c in records.commodity])
+    is_aggregate = np.char.startswith(records.code.astype(str), "0")
+    lines = level == 10
+    chapters_level = level == 2
+    # Partner of each record: a named partner's members, or its Census aggregate where the extract has one.
+    partner_index = {p: i for i, p in enumerate(partners.partners)}
+    has_aggregate = {p: bool(np.any(lines & (records.code == code))) for p, code in partners.aggregate_code.items()}
+    owner = np.full(records.code.size, partner_index[REST_OF_WORLD])
+    for i, code in enumerate(records.code):
+        partner = partners.by_census_code.get(code)
+        if partner is not None:
+            owner[i] = partner_index[partner]
+    counted_line = lines & ~is_aggregate
+    for partner, code in partners.aggregate_code.items():
+        k = partner_index[partner]
+        if has_aggregate[partner]:
+            counted_line &= ~(owner == k)                     # members' own lines: in the aggregate already
+            counted_line |= lines & (records.code == code)
+            owner[lines & (records.code == code)] = k
+    missing = [p for p in partners.named if not np.any(counted_line & (owner == partner_index[p]))]
+    if missing:
+        problems.append(Problem(where, "CTY_CODE", f"no HS10 lines for partners {', '.join(missing)} (their Census "
+                                                   f"codes in {partners.path}: check the extract and the map)"))
+    sector = np.full(records.code.size, -1)
+    sector[counted_line] = _sector_index(concordance, records.commodity[counted_line], records.value[counted_line],
+                                         where, problems)
+    world_records = chapters_level & ~is_aggregate
+    if not world_records.any():
+        problems.append(Problem(where, "I_COMMODITY", "no HS2 records of individual countries: the world total and "
+                                                      "the rest of world need them"))
+    if problems:
+        raise ImpactInputError(problems)
+
+    value, duty = np.zeros((S, P)), np.zeros((S, P))
+    np.add.at(value, (sector[counted_line], owner[counted_line]), records.value[counted_line])
+    np.add.at(duty, (sector[counted_line], owner[counted_line]), records.duty[counted_line])
+    status = np.full((S, P), "published", dtype=object)
+    source = np.full((S, P), "", dtype=object)
+    row = partner_index[REST_OF_WORLD]
+
+    # The rest of world by chapter: the world's HS2 records less the named partners' and other countries' lines.
+    chapters = sorted(set(chapter[world_records]))
+    world_value = {c: records.value[world_records & (chapter == c)].sum() for c in chapters}
+    world_duty = {c: records.duty[world_records & (chapter == c)].sum() for c in chapters}
+    residual_value, residual_duty, estimated = np.zeros(S), np.zeros(S), np.zeros(S)
+    for c in chapters:
+        in_chapter = counted_line & (chapter == c)
+        left_value = world_value[c] - records.value[in_chapter].sum()
+        left_duty = world_duty[c] - records.duty[in_chapter].sum()
+        if left_value <= 0:
+            continue
+        if concordance.sectors_under(c) == {None}:
+            raise ImpactInputError([Problem(where, "I_COMMODITY", f"chapter {c} (${left_value / BILLION:,.3f}B) maps "
+                                                                  f"to no sector in {concordance.path}")])
+        candidates = {concordance.sector(c)} if concordance.sectors_under(c) == {concordance.sector(c)} else None
+        if candidates is not None:  # the chapter is one sector
+            k = concordance.sectors.index(next(iter(candidates)))
+            residual_value[k] += left_value
+            residual_duty[k] += max(left_duty, 0.0)
+            continue
+        # Split like the lines of the chapter (of the other countries if they have some, else of all countries).
+        others = in_chapter & (owner == row)
+        basis = others if records.value[others].sum() > 0 else in_chapter
+        shares = np.bincount(sector[basis], weights=records.value[basis], minlength=S)
+        duty_shares = np.bincount(sector[basis], weights=records.duty[basis], minlength=S)
+        if shares.sum() <= 0:
+            continue
+        residual_value += left_value * shares / shares.sum()
+        residual_duty += max(left_duty, 0.0) * (duty_shares / duty_shares.sum() if duty_shares.sum() > 0
+                                                  else shares / shares.sum())
+        estimated += left_value * shares / shares.sum()
+    lines_value = value[:, row].copy()
+    value[:, row] += residual_value
+    duty[:, row] += residual_duty
+    for k, name in enumerate(concordance.sectors):
+        share = estimated[k] / value[k, row] if value[k, row] > 0 else 0.0
+        status[k, row] = "estimate" if share > ESTIMATE_MATERIALITY else "derived"
+        source[k, row] = (f"derived: Census 2024 world imports for consumption (HS2 records of every country) minus the "
+                          f"named partners; ${lines_value[k] / BILLION:,.3f}B from the HS10 lines of other countries, "
+                          f"${residual_value[k] / BILLION:,.3f}B from the chapter residual"
+                          + (f", of which {share:.1%} split across sectors by the chapter's line shares (estimate)"
+                             if share > 0 else ""))
+    for p, partner in enumerate(partners.partners[:-1]):
+        for k in range(S):
+            source[k, p] = (f"Census international trade API, imports for consumption 2024, sum of HS10 lines of "
+                            f"{partner} mapped to {concordance.sectors[k]} by {Path(concordance.path).name}")
+    tariff = np.divide(duty, value, out=np.zeros_like(duty), where=value > 0)
+    tariff_source = np.array([[s.replace("imports for consumption 2024", "calculated duty / customs value 2024", 1)
+                               for s in row_] for row_ in source], dtype=object)
+    world = sum(world_value.values())
+    report = {"world_imports": world, "world_duty": sum(world_duty.values()),
+              "line_share_of_imports": records.value[counted_line].sum() / world,
+              "published_share_of_imports": value[:, :-1].sum() / world,
+              "estimated_share_of_imports": estimated.sum() / world}
+    return Cells(value, status, source), Cells(tariff, status.copy(), tariff_source), report
+
+
+def build_exports(table: DataWebTable, imports: CensusRecords, concordance: Concordance,
+                  partners: PartnerMap) -> tuple[Cells, dict]:
+    """Exports by (sector, partner) from a DataWeb table by chapter and country. A chapter of one sector is
+    ``published``; a chapter shared by sectors is split by the sector shares of the chapter's imports (all HS10
+    lines of the Census records): an ``estimate``."""
+    S, P = len(concordance.sectors), len(partners.partners)
+    partner_index = {p: i for i, p in enumerate(partners.partners)}
+    owner = np.array([partner_index[partners.by_dataweb_name.get(c, REST_OF_WORLD)] for c in table.country])
+    missing = [name for name in partners.by_dataweb_name if not np.any(table.country == name)]
+    if missing:
+        raise ImpactInputError([Problem(table.path, "Country", f"no rows for {', '.join(missing)} (named in "
+                                                               f"{partners.path}: check the spelling)")])
+    lines = (np.char.str_len(imports.commodity.astype(str)) == 10) & ~np.char.startswith(imports.code.astype(str), "0")
+    line_chapter = np.array([c[:2] for c in imports.commodity[lines]])
+    line_sector = np.array([concordance.sectors.index(s) if (s := concordance.sector(c)) else -1
+                            for c in imports.commodity[lines]])
+    line_value = imports.value[lines]
+    value = np.zeros((S, P))
+    estimated = np.zeros((S, P))
+    basis_note = {}
+    unknown = []
+    for c in sorted(set(table.chapter)):
+        rows = table.chapter == c
+        totals = np.bincount(owner[rows], weights=table.value[rows], minlength=P)
+        sectors = concordance.sectors_under(c)
+        if sectors == {concordance.sector(c)} and concordance.sector(c) is not None:
+            value[concordance.sectors.index(concordance.sector(c))] += totals
+            continue
+        in_chapter = (line_chapter == c) & (line_sector >= 0)
+        shares = np.bincount(line_sector[in_chapter], weights=line_value[in_chapter], minlength=S)
+        if shares.sum() <= 0:
+            unknown.append(c)
+            continue
+        shares = shares / shares.sum()
+        value += shares[:, None] * totals[None, :]
+        estimated += shares[:, None] * totals[None, :]
+        basis_note[c] = ", ".join(f"{concordance.sectors[k]} {shares[k]:.1%}" for k in np.flatnonzero(shares > 0.0005))
+    if unknown:
+        carried = table.value[np.isin(table.chapter, unknown)].sum()
+        raise ImpactInputError([Problem(table.path, "HTS Number", f"chapters {', '.join(unknown)} (${carried / BILLION:,.3f}B) "
+                                                                  "map to no sector and have no import lines to split by")])
+    share = np.divide(estimated, value, out=np.zeros_like(value), where=value > 0)
+    status = np.where(share > ESTIMATE_MATERIALITY, "estimate", "published").astype(object)
+    split = "; ".join(f"{c}: {note}" for c, note in basis_note.items())
+    source = np.empty((S, P), dtype=object)
+    for k in range(S):
+        for p in range(P):
+            text = (f"USITC DataWeb, {table.flow.lower()}, {table.measure}, {table.year}, HTS chapters of "
+                    f"{concordance.sectors[k]} by {Path(concordance.path).name}")
+            if share[k, p] > 0:
+                text = (f"{'estimate: ' if status[k, p] == 'estimate' else ''}{text}; {share[k, p]:.1%} of the cell from chapters shared by sectors, split by the "
+                        f"sector shares of the chapter's 2024 imports (Census HS10 lines): {split}")
+            source[k, p] = text
+    report = {"world_exports": table.value.sum(),
+              "published_share_of_exports": 1 - estimated.sum() / max(value.sum(), 1e-300),
+              "published_cells_share_of_exports": value[status == "published"].sum() / max(value.sum(), 1e-300)}
+    return Cells(value, status, source), report
+
+
+def build_gross_output(output_path: str | Path, mapping_path: str | Path, concordance: Concordance
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gross output by sector from BEA industry output (``bea_code,output`` in $ million) and a mapping
+    (``sector,bea_code,share,basis``). Returns values (USD), status and source by sector."""
+    output_path, mapping_path = Path(output_path), Path(mapping_path)
+    problems = []
+    with _open_text(output_path) as handle:
+        output = {row["bea_code"].strip(): float(row["output"]) for row in csv.DictReader(_data_lines(handle))}
+    S = len(concordance.sectors)
+    values, estimated = np.zeros(S), np.zeros(S)
+    parts: list[list[str]] = [[] for _ in range(S)]
+    shares_by_industry: dict[str, float] = {}
+    with _open_text(mapping_path) as handle:
+        for line, row in enumerate(csv.DictReader(_data_lines(handle)), start=2):
+            sector, code = row["sector"].strip(), row["bea_code"].strip()
+            share = float(row["share"])
+            if sector not in concordance.sectors:
+                problems.append(Problem(str(mapping_path), f"line {line}", f"sector {sector!r} is not in the "
+                                                                           f"concordance {concordance.path}"))
+                continue
+            if code not in output:
+                problems.append(Problem(str(mapping_path), f"line {line}", f"BEA industry {code!r} is not in "
+                                                                           f"{output_path}"))
+                continue
+            shares_by_industry[code] = shares_by_industry.get(code, 0.0) + share
+            k = concordance.sectors.index(sector)
+            part = share * output[code] * 1e6
+            values[k] += part
+            if share < 1:
+                estimated[k] += part
+                parts[k].append(f"{share:g} x {code} ({row.get('basis') or 'no basis given'})")
+            else:
+                parts[k].append(code)
+    problems += [Problem(str(mapping_path), code, f"shares add up to {total:g} (> 1)")
+                 for code, total in shares_by_industry.items() if total > 1 + 1e-9]
+    problems += [Problem(str(mapping_path), "sector", f"{s!r} has no BEA industry")
+                 for k, s in enumerate(concordance.sectors) if not parts[k]]
+    if problems:
+        raise ImpactInputError(problems)
+    status = np.where(estimated > 0, "estimate", "published").astype(object)
+    source = np.array([("estimate: " if estimated[k] > 0 else "") + f"BEA 2024 gross output by industry ({output_path.name}): "
+                       + " + ".join(parts[k]) for k in range(S)], dtype=object)
+    return values, status, source
+
+
+def carried_cells(path: str | Path, variable: str, sectors: tuple[str, ...], partners: tuple[str, ...]) -> Cells:
+    """A variable's cells taken from an existing baseline file, with their status and source (it must have the same
+    sectors and partners)."""
+    from impact.baseline import load_baseline
+
+    old = load_baseline(path)
+    if set(old.sectors) != set(sectors) or set(old.partners) != set(partners):
+        raise ImpactInputError([Problem(str(path), variable, f"has sectors {list(old.sectors)} and partners "
+                                        f"{list(old.partners)}; the new baseline has {list(sectors)} and "
+                                        f"{list(partners)}: give --carry-from a baseline of the same scheme")])
+    values = getattr(old, variable)[np.ix_([old.sectors.index(s) for s in sectors],
+                                           [old.partners.index(p) for p in partners])]
+    status = np.empty(values.shape, dtype=object)
+    source = np.empty(values.shape, dtype=object)
+    for k, s in enumerate(sectors):
+        for p, partner in enumerate(partners):
+            status[k, p], text = old.sources[(variable, s, partner)]
+            source[k, p] = f"{text} (carried from {Path(path).name})"
+    return Cells(values, status, source)
+
+
+def baseline_rows(sectors, partners, cells: dict[str, Cells], gross_output) -> list[dict]:
+    """The long rows of a baseline file (``variable,sector,partner,value,unit,status,source``)."""
+    rows = []
+    values, status, source = gross_output
+    for k, s in enumerate(sectors):
+        rows.append({"variable": "gross_output", "sector": s, "partner": "", "value": f"{values[k] / BILLION:.6f}",
+                     "unit": "USD_billion", "status": status[k], "source": source[k]})
+    for variable, cell in cells.items():
+        money = variable in ("imports", "exports")
+        for k, s in enumerate(sectors):
+            for p, partner in enumerate(partners):
+                value = cell.values[k, p] / BILLION if money else cell.values[k, p]
+                rows.append({"variable": variable, "sector": s, "partner": partner,
+                             "value": f"{value:.6f}" if money else f"{value:.6f}",
+                             "unit": "USD_billion" if money else "fraction", "status": cell.status[k, p],
+                             "source": cell.source[k, p]})
+    return rows
+
+
+def write_baseline(rows: list[dict], out: Path) -> None:
+    """Write the rows to ``out`` through a temporary file, so a failure leaves nothing half-written."""
+    from impact.baseline import COLUMNS
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    temporary.replace(out)
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """Everything a baseline is built from (the defaults: the committed 2024 inputs in ``parameters/data``)."""
+
+    census_imports: tuple[Path, ...]
+    dataweb_exports: Path
+    bea_output: Path
+    concordance: Path
+    bea_mapping: Path
+    partners: Path
+    carry_from: Path
+    year: str = "2024"
+
+
+def default_inputs() -> BuildInputs:
+    from impact.library import parameters_dir
+
+    data = parameters_dir() / "data"
+    return BuildInputs((data / "census_imports_2024_hs10.csv.gz", data / "census_imports_2024_hs2.csv.gz"),
+                       data / "dataweb_exports_2020_2024_hs2.csv.gz", data / "bea_industry_output_2024.csv",
+                       data / "sectors_hs.csv", data / "sectors_bea.csv", data / "partners.csv",
+                       parameters_dir() / "baseline_2024.csv")
+
+
+def build_baseline(inputs: BuildInputs) -> tuple[list[dict], dict]:
+    """The rows of a baseline built from ``inputs``, and a report of its coverage. The inputs are read first, each
+    on its own, so that every problem of every file is reported at once."""
+    missing = [Problem(str(path), "", "no such file") for path in
+               (*inputs.census_imports, inputs.dataweb_exports, inputs.bea_output, inputs.concordance,
+                inputs.bea_mapping, inputs.partners, inputs.carry_from) if not Path(path).is_file()]
+    if missing:
+        raise ImpactInputError(missing)
+    problems: list[Problem] = []
+
+    def attempt(read, *args):
+        try:
+            return read(*args)
+        except ImpactInputError as error:
+            problems.extend(error.problems)
+            return None
+
+    concordance = attempt(load_concordance, inputs.concordance)
+    partners = attempt(load_partners, inputs.partners)
+    records = attempt(read_census_imports, inputs.census_imports)
+    table = attempt(read_dataweb, inputs.dataweb_exports, inputs.year)
+    if problems:
+        raise ImpactInputError(problems)
+    built = [attempt(build_imports, records, concordance, partners),
+             attempt(build_exports, table, records, concordance, partners),
+             attempt(build_gross_output, inputs.bea_output, inputs.bea_mapping, concordance),
+             attempt(carried_cells, inputs.carry_from, "tariff_mfn", concordance.sectors, partners.partners),
+             attempt(carried_cells, inputs.carry_from, "partner_tariff", concordance.sectors, partners.partners)]
+    if problems:
+        raise ImpactInputError(problems)
+    (imports, tariff, report), (exports, export_report), gross_output, mfn, partner_tariff = built
+    report.update(export_report)
+    cells = {"imports": imports, "exports": exports, "tariff_mfn": mfn, "tariff_baseline": tariff,
+             "partner_tariff": partner_tariff}
+    rows = baseline_rows(concordance.sectors, partners.partners, cells, gross_output)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    report["status_counts"] = counts
+    return rows, report
