@@ -422,11 +422,13 @@ def data():
               help="BEA industry -> sector shares (sector,bea_code,share,basis) [default: parameters/data/sectors_bea.csv].")
 @click.option("--partners", type=click.Path(path_type=Path), default=None,
               help="Partner map (partner,census_code,census_name,dataweb_name) [default: parameters/data/partners.csv].")
-@click.option("--carry-from", type=click.Path(path_type=Path), default=None,
-              help="A baseline of the same sectors and partners whose MFN and partner tariffs are kept "
-                   "[default: parameters/baseline_2024.csv].")
+@click.option("--rates", type=click.Path(path_type=Path), default=None,
+              help="MFN and partner tariffs by sector and partner (baseline layout), re-aggregated through the HS10 "
+                   "lines for another sector scheme [default: parameters/data/tariff_rates_2024.csv].")
+@click.option("--rates-concordance", type=click.Path(path_type=Path), default=None,
+              help="The HS -> sector concordance the rates file is in [default: parameters/data/sectors_hs.csv].")
 def data_build(out, census_imports, dataweb_exports, year, bea_output, concordance, bea_mapping, partners,
-               carry_from):
+               rates, rates_concordance):
     """Build a baseline CSV from Census imports, DataWeb exports and BEA output, each number with its source and
     status; every input problem is reported at once and nothing is written then."""
     import dataclasses
@@ -436,7 +438,7 @@ def data_build(out, census_imports, dataweb_exports, year, bea_output, concordan
     inputs = default_inputs()
     given = {"census_imports": tuple(census_imports) or None, "dataweb_exports": dataweb_exports,
              "bea_output": bea_output, "concordance": concordance, "bea_mapping": bea_mapping, "partners": partners,
-             "carry_from": carry_from}
+             "rates": rates, "rates_concordance": rates_concordance}
     inputs = dataclasses.replace(inputs, year=year, **{k: v for k, v in given.items() if v is not None})
     try:
         rows, report = build_baseline(inputs)

@@ -11,6 +11,11 @@ writes the baseline's cells with a ``status`` and ``source`` each:
   named partners: the lines of the other countries with HS10 records, plus, chapter by chapter, the residual of
   countries without them, put in the chapter's sector where the chapter has one sector (``derived``) and split by
   the chapter's sector shares in the lines otherwise (``estimate``, with the estimated share in the source).
+* **gross_output** from BEA gross output by industry, through a mapping of industries to sectors (a share below
+  one, where a sector is part of an industry, is an estimate with its basis).
+* **tariff_mfn** and **partner_tariff** from a rates file by sector and partner (the committed one carries the
+  2024 rates with their status and source); for another sector scheme they are re-aggregated through the HS10
+  import lines.
 * **exports** from DataWeb total exports (FAS value) by HTS chapter and country. A chapter that falls in one sector
   is ``published``; a chapter shared by sectors is split by the sector shares of the chapter's 2024 world imports
   (the product mix of the same chapter in US trade: an ``estimate``, with its basis).
@@ -292,6 +297,30 @@ def _sector_index(concordance: Concordance, commodities: np.ndarray, values: np.
     return sectors
 
 
+def counted_lines(records: CensusRecords, partners: PartnerMap, problems: list[Problem]) -> tuple[np.ndarray, np.ndarray]:
+    """Which HS10 records count, and the partner index of each record. A group with a Census aggregate in the
+    extract (the EU's 0003) is its aggregate's lines, and its members' own lines (an extract may have some) are left
+    out; other countries' lines are rest of world. Partners without lines are reported in ``problems``."""
+    lines = np.char.str_len(records.commodity.astype(str)) == 10
+    is_aggregate = np.char.startswith(records.code.astype(str), "0")
+    partner_index = {p: i for i, p in enumerate(partners.partners)}
+    owner = np.array([partner_index[partners.by_census_code.get(code, REST_OF_WORLD)] for code in records.code],
+                     dtype=np.int64).reshape(records.code.shape)
+    counted = lines & ~is_aggregate
+    for partner, code in partners.aggregate_code.items():
+        k, aggregate = partner_index[partner], lines & (records.code == code)
+        if aggregate.any():
+            counted &= ~(owner == k)  # members' own lines: in the aggregate already
+            counted |= aggregate
+            owner[aggregate] = k
+    missing = [p for p in partners.named if not np.any(counted & (owner == partner_index[p]))]
+    if missing:
+        problems.append(Problem(", ".join(records.files), "CTY_CODE",
+                                f"no HS10 lines for partners {', '.join(missing)} (their Census codes in "
+                                f"{partners.path}: check the extract and the map)"))
+    return counted, owner
+
+
 def build_imports(records: CensusRecords, concordance: Concordance, partners: PartnerMap) -> tuple[Cells, Cells, dict]:
     """Imports and baseline tariffs by (sector, partner) from Census records: HS10 lines of the named partners and
     of other countries, and HS2 records of every country (for the world and the rest-of-world residual). Returns
@@ -299,30 +328,11 @@ def build_imports(records: CensusRecords, concordance: Concordance, partners: Pa
     problems: list[Problem] = []
     where = ", ".join(records.files)
     S, P = len(concordance.sectors), len(partners.partners)
-    level = np.char.str_len(records.commodity.astype(str))
     chapter = np.array([c[:2] for c in records.commodity])
     is_aggregate = np.char.startswith(records.code.astype(str), "0")
-    lines = level == 10
-    chapters_level = level == 2
-    # Partner of each record: a named partner's members, or its Census aggregate where the extract has one.
+    chapters_level = np.char.str_len(records.commodity.astype(str)) == 2
+    counted_line, owner = counted_lines(records, partners, problems)
     partner_index = {p: i for i, p in enumerate(partners.partners)}
-    has_aggregate = {p: bool(np.any(lines & (records.code == code))) for p, code in partners.aggregate_code.items()}
-    owner = np.full(records.code.size, partner_index[REST_OF_WORLD])
-    for i, code in enumerate(records.code):
-        partner = partners.by_census_code.get(code)
-        if partner is not None:
-            owner[i] = partner_index[partner]
-    counted_line = lines & ~is_aggregate
-    for partner, code in partners.aggregate_code.items():
-        k = partner_index[partner]
-        if has_aggregate[partner]:
-            counted_line &= ~(owner == k)                     # members' own lines: in the aggregate already
-            counted_line |= lines & (records.code == code)
-            owner[lines & (records.code == code)] = k
-    missing = [p for p in partners.named if not np.any(counted_line & (owner == partner_index[p]))]
-    if missing:
-        problems.append(Problem(where, "CTY_CODE", f"no HS10 lines for partners {', '.join(missing)} (their Census "
-                                                   f"codes in {partners.path}: check the extract and the map)"))
     sector = np.full(records.code.size, -1)
     sector[counted_line] = _sector_index(concordance, records.commodity[counted_line], records.value[counted_line],
                                          where, problems)
@@ -377,7 +387,7 @@ def build_imports(records: CensusRecords, concordance: Concordance, partners: Pa
     for k, name in enumerate(concordance.sectors):
         share = estimated[k] / value[k, row] if value[k, row] > 0 else 0.0
         status[k, row] = "estimate" if share > ESTIMATE_MATERIALITY else "derived"
-        source[k, row] = (f"derived: Census 2024 world imports for consumption (HS2 records of every country) minus the "
+        source[k, row] = (f"{status[k, row]}: Census 2024 world imports for consumption (HS2 records of every country) minus the "
                           f"named partners; ${lines_value[k] / BILLION:,.3f}B from the HS10 lines of other countries, "
                           f"${residual_value[k] / BILLION:,.3f}B from the chapter residual"
                           + (f", of which {share:.1%} split across sectors by the chapter's line shares (estimate)"
@@ -501,25 +511,63 @@ def build_gross_output(output_path: str | Path, mapping_path: str | Path, concor
     return values, status, source
 
 
-def carried_cells(path: str | Path, variable: str, sectors: tuple[str, ...], partners: tuple[str, ...]) -> Cells:
-    """A variable's cells taken from an existing baseline file, with their status and source (it must have the same
-    sectors and partners)."""
-    from impact.baseline import load_baseline
+RATE_VARIABLES = ("tariff_mfn", "partner_tariff")
 
-    old = load_baseline(path)
-    if set(old.sectors) != set(sectors) or set(old.partners) != set(partners):
-        raise ImpactInputError([Problem(str(path), variable, f"has sectors {list(old.sectors)} and partners "
-                                        f"{list(old.partners)}; the new baseline has {list(sectors)} and "
-                                        f"{list(partners)}: give --carry-from a baseline of the same scheme")])
-    values = getattr(old, variable)[np.ix_([old.sectors.index(s) for s in sectors],
-                                           [old.partners.index(p) for p in partners])]
-    status = np.empty(values.shape, dtype=object)
-    source = np.empty(values.shape, dtype=object)
-    for k, s in enumerate(sectors):
-        for p, partner in enumerate(partners):
-            status[k, p], text = old.sources[(variable, s, partner)]
-            source[k, p] = f"{text} (carried from {Path(path).name})"
-    return Cells(values, status, source)
+
+def carried_rates(path: str | Path, rates_concordance: Concordance, records: CensusRecords,
+                  concordance: Concordance, partners: PartnerMap) -> dict[str, Cells]:
+    """The MFN and partner tariffs of a rates file (``variable,sector,partner,value,unit,status,source`` in the
+    sectors of ``rates_concordance``), for the sectors of ``concordance``: as they are where the schemes share a
+    sector, else re-aggregated through the HS10 import lines: a new sector's rate is the mean of the rates of the
+    old sectors its lines came from, weighted by the lines' 2024 value for that partner (or for all partners,
+    where the partner has no line of the sector). Re-aggregated rates are estimates."""
+    path = Path(path)
+    rates: dict[tuple[str, str, str], tuple[float, str, str]] = {}
+    with _open_text(path) as handle:
+        for row in csv.DictReader(_data_lines(handle)):
+            if row["variable"] in RATE_VARIABLES:
+                scale = 0.01 if row.get("unit") == "percent" else 1.0
+                rates[(row["variable"], row["sector"], row["partner"])] = (float(row["value"]) * scale, row["status"],
+                                                                          row["source"])
+    problems = [Problem(str(path), variable, f"no rate for {sector} and {partner}")
+                for variable in RATE_VARIABLES for sector in rates_concordance.sectors for partner in partners.partners
+                if (variable, sector, partner) not in rates]
+    if problems:
+        raise ImpactInputError(problems[:20] + ([Problem(str(path), "", f"... {len(problems) - 20} more")]
+                                                 if len(problems) > 20 else []))
+    S, P, old = len(concordance.sectors), len(partners.partners), rates_concordance.sectors
+    weights = None
+    if not set(concordance.sectors) <= set(old):
+        counted, owner = counted_lines(records, partners, [])
+        where = ", ".join(records.files)
+        new_sector = _sector_index(concordance, records.commodity[counted], records.value[counted], where, problems)
+        old_sector = _sector_index(rates_concordance, records.commodity[counted], records.value[counted], where,
+                                   problems)
+        if problems:
+            raise ImpactInputError(problems)
+        weights = np.zeros((S, len(old), P))
+        np.add.at(weights, (new_sector, old_sector, owner[counted]), records.value[counted])
+    out = {}
+    for variable in RATE_VARIABLES:
+        table = np.array([[rates[(variable, o, p)][0] for p in partners.partners] for o in old])  # (old, P)
+        values = np.zeros((S, P))
+        status = np.empty((S, P), dtype=object)
+        source = np.empty((S, P), dtype=object)
+        for k, sector in enumerate(concordance.sectors):
+            for p, partner in enumerate(partners.partners):
+                if sector in old:
+                    values[k, p], status[k, p], text = rates[(variable, sector, partner)]
+                    source[k, p] = f"{text} ({path.name})"
+                    continue
+                w = weights[k, :, p] if weights[k, :, p].sum() > 0 else weights[k].sum(axis=1)
+                values[k, p] = float(w @ table[:, p] / w.sum()) if w.sum() > 0 else 0.0
+                parts = ", ".join(f"{old[j]} {w[j] / w.sum():.0%}" for j in np.flatnonzero(w > 0)) if w.sum() > 0 \
+                    else "no 2024 import lines: 0"
+                status[k, p] = "estimate"
+                source[k, p] = (f"estimate: {variable} of the sectors of {path.name} that the sector's HS10 lines fall "
+                                f"in, weighted by their 2024 imports ({parts})")
+        out[variable] = Cells(values, status, source)
+    return out
 
 
 def baseline_rows(sectors, partners, cells: dict[str, Cells], gross_output) -> list[dict]:
@@ -564,7 +612,8 @@ class BuildInputs:
     concordance: Path
     bea_mapping: Path
     partners: Path
-    carry_from: Path
+    rates: Path
+    rates_concordance: Path
     year: str = "2024"
 
 
@@ -575,7 +624,7 @@ def default_inputs() -> BuildInputs:
     return BuildInputs((data / "census_imports_2024_hs10.csv.gz", data / "census_imports_2024_hs2.csv.gz"),
                        data / "dataweb_exports_2020_2024_hs2.csv.gz", data / "bea_industry_output_2024.csv",
                        data / "sectors_hs.csv", data / "sectors_bea.csv", data / "partners.csv",
-                       parameters_dir() / "baseline_2024.csv")
+                       data / "tariff_rates_2024.csv", data / "sectors_hs.csv")
 
 
 def build_baseline(inputs: BuildInputs) -> tuple[list[dict], dict]:
@@ -583,7 +632,7 @@ def build_baseline(inputs: BuildInputs) -> tuple[list[dict], dict]:
     on its own, so that every problem of every file is reported at once."""
     missing = [Problem(str(path), "", "no such file") for path in
                (*inputs.census_imports, inputs.dataweb_exports, inputs.bea_output, inputs.concordance,
-                inputs.bea_mapping, inputs.partners, inputs.carry_from) if not Path(path).is_file()]
+                inputs.bea_mapping, inputs.partners, inputs.rates, inputs.rates_concordance) if not Path(path).is_file()]
     if missing:
         raise ImpactInputError(missing)
     problems: list[Problem] = []
@@ -596,6 +645,7 @@ def build_baseline(inputs: BuildInputs) -> tuple[list[dict], dict]:
             return None
 
     concordance = attempt(load_concordance, inputs.concordance)
+    rates_concordance = attempt(load_concordance, inputs.rates_concordance)
     partners = attempt(load_partners, inputs.partners)
     records = attempt(read_census_imports, inputs.census_imports)
     table = attempt(read_dataweb, inputs.dataweb_exports, inputs.year)
@@ -604,14 +654,13 @@ def build_baseline(inputs: BuildInputs) -> tuple[list[dict], dict]:
     built = [attempt(build_imports, records, concordance, partners),
              attempt(build_exports, table, records, concordance, partners),
              attempt(build_gross_output, inputs.bea_output, inputs.bea_mapping, concordance),
-             attempt(carried_cells, inputs.carry_from, "tariff_mfn", concordance.sectors, partners.partners),
-             attempt(carried_cells, inputs.carry_from, "partner_tariff", concordance.sectors, partners.partners)]
+             attempt(carried_rates, inputs.rates, rates_concordance, records, concordance, partners)]
     if problems:
         raise ImpactInputError(problems)
-    (imports, tariff, report), (exports, export_report), gross_output, mfn, partner_tariff = built
+    (imports, tariff, report), (exports, export_report), gross_output, rates = built
     report.update(export_report)
-    cells = {"imports": imports, "exports": exports, "tariff_mfn": mfn, "tariff_baseline": tariff,
-             "partner_tariff": partner_tariff}
+    cells = {"imports": imports, "exports": exports, "tariff_mfn": rates["tariff_mfn"], "tariff_baseline": tariff,
+             "partner_tariff": rates["partner_tariff"]}
     rows = baseline_rows(concordance.sectors, partners.partners, cells, gross_output)
     counts: dict[str, int] = {}
     for row in rows:

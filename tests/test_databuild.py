@@ -220,3 +220,29 @@ def test_the_partner_and_sector_files_are_checked(tmp_path):
         load_partners(partners)
     text = "\n".join(map(str, caught.value.problems))
     assert "census code 5880 is in japan and nippon" in text and "rest_of_world is every other country" in text
+
+
+def test_another_sector_scheme_in_one_command(tmp_path, built):
+    """Split electronics into semiconductors (HS 8541, 8542) and the rest: the cells add up to the old ones, and
+    the rates are re-aggregated through the lines (all of semiconductors' lines were electronics')."""
+    inputs = default_inputs()
+    concordance = tmp_path / "sectors.csv"
+    concordance.write_text(inputs.concordance.read_text() + "8541,semiconductors,\n8542,semiconductors,\n")
+    mapping = tmp_path / "bea.csv"
+    mapping.write_text(inputs.bea_mapping.read_text().replace(
+        'electronics,334,0.75,', 'semiconductors,334,0.25,"estimate: NAICS 3344 semiconductors"\nelectronics,334,0.50,'))
+    out = tmp_path / "split.csv"
+    result = CliRunner().invoke(cli.main, ["data", "build", "--out", str(out), "--concordance", str(concordance),
+                                           "--bea-mapping", str(mapping)])
+    assert result.exit_code == 0, result.output
+    new = load_baseline(out)
+    rows, _ = built
+    before = {(r["variable"], r["sector"], r["partner"]): float(r["value"]) for r in rows}
+    assert len(new.sectors) == 17 and "semiconductors" in new.sectors
+    k, e = new.sectors.index("semiconductors"), new.sectors.index("electronics")
+    for p, partner in enumerate(new.partners):
+        assert (new.imports[k, p] + new.imports[e, p]) / 1e9 == pytest.approx(before[("imports", "electronics", partner)],
+                                                                            abs=2e-6)
+        assert new.tariff_mfn[k, p] == pytest.approx(before[("tariff_mfn", "electronics", partner)], abs=1e-6)
+        assert new.sources[("tariff_mfn", "semiconductors", partner)][0] == "estimate"
+    assert new.imports[k].sum() > 1e10  # chips are a large part of electronics imports
