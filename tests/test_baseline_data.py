@@ -258,3 +258,15 @@ def test_partner_tariffs(data):
     for p in PARTNERS:
         if p != "china":
             assert _weighted(grids, "partner_tariff", "exports", p) < china, p
+
+
+def test_census_duty_lies_beside_treasurys_receipts(data):
+    # Census calculated duty on 2024 imports for consumption against Treasury's customs duties in calendar 2024
+    # (docs/data.md, "Beside Treasury's customs receipts": timing, AD/CVD deposits, refunds).
+    grids, _ = data
+    duty = float((grids["tariff_baseline"] * grids["imports"]).sum())
+    with open(ROOT / "parameters" / "data" / "treasury_customs_duties_monthly.csv", newline="") as handle:
+        treasury = sum(float(r["customs_duties"]) for r in csv.DictReader(handle) if r["year"] == "2024") / 1e3
+    assert treasury == pytest.approx(78.9, abs=0.05)
+    assert duty == pytest.approx(76.16, abs=0.01)
+    assert 0 < treasury - duty < 0.05 * treasury
