@@ -54,6 +54,9 @@ def main():
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Numba threads [default: all cores]; does not change results.")
 @click.option("--no-counterfactual", is_flag=True, help="Solve the scenario alone, even if it names a counterfactual.")
+@click.option("--priors", default=None, metavar="SET",
+              help="A prior set overriding the scenario's priors, in the scenario and its counterfactual alike: a "
+                   "shipped one (protee: trade elasticities from CEPII's product-level estimates) or a file.")
 @click.option("--progress", type=click.Choice(["bar", "log", "none"]), default=None,
               help="Progress display [default: a bar on a terminal, log lines otherwise].")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
@@ -61,8 +64,8 @@ def main():
 @click.option("--shard", default=None, metavar="I/N", callback=lambda ctx, param, value: _parse_shard(value),
               help="Compute shard I of N (e.g. a batch array task); every shard gives the same --out and options. "
                    "The last shard to finish completes the run.")
-def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_counterfactual, progress, resume_dir,
-        shard):
+def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_counterfactual, priors, progress,
+        resume_dir, shard):
     """Run SCENARIO (a file, or a shipped scenario's name; default: us_japan_2025) and print its bands.
 
     Writes OUT/results.zarr (every draw), OUT/manifest.json (provenance, timings) and OUT/summary.csv.
@@ -77,7 +80,8 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
         else:
             store = run_scenario(scenario or library.DEFAULT_SCENARIO, draws=draws, seed=seed, out=out,
                                  chunk_size=chunk_size, sampler=sampler, keep=keep, threads=threads,
-                                 progress=progress, counterfactual=not no_counterfactual, shard=shard)
+                                 progress=progress, counterfactual=not no_counterfactual, shard=shard,
+                                 priors=priors)
     except ImpactInputError as err:
         _fail(err.problems)
     except KeyboardInterrupt as stop:
@@ -452,6 +456,45 @@ def data_build(out, census_imports, dataweb_exports, year, bea_output, concordan
                f"value from HS10 lines, {report['estimated_share_of_imports']:.2%} split by estimate")
     click.echo(f"  exports ${report['world_exports'] / 1e9:,.1f}B; {report['published_share_of_exports']:.1%} of the "
                "value from chapters of one sector (published), the rest split by import shares (estimate)")
+
+
+@data.command(name="priors")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="The prior set to write (parameters/priors/protee.toml is the shipped one).")
+@click.option("--protee", type=click.Path(path_type=Path), default=None,
+              help="CEPII ProTEE product-level elasticities (HS6, zero, positive, sigma) "
+                   "[default: parameters/data/protee_0_1_hs6.csv].")
+@click.option("--census-imports", multiple=True, type=click.Path(path_type=Path),
+              help="Census import extracts whose HS10 lines weight the products [default: the committed 2024 ones].")
+@click.option("--concordance", type=click.Path(path_type=Path), default=None,
+              help="HS -> sector concordance [default: parameters/data/sectors_hs.csv].")
+@click.option("--partners", type=click.Path(path_type=Path), default=None,
+              help="Partner map [default: parameters/data/partners.csv].")
+def data_priors(out, protee, census_imports, concordance, partners):
+    """Write a prior set of sector trade elasticities (sigma) from CEPII's product-level estimates (ProTEE):
+    import-weighted means and spreads across each sector's HS6 products. Use it with impact run --priors."""
+    from impact.databuild import (default_inputs, load_concordance, load_partners, prior_set_toml,
+                                  protee_sigma_priors, read_census_imports)
+
+    inputs = default_inputs()
+    protee = protee or inputs.concordance.parent / "protee_0_1_hs6.csv"
+    try:
+        priors, report = protee_sigma_priors(protee, read_census_imports(census_imports or inputs.census_imports),
+                                             load_concordance(concordance or inputs.concordance),
+                                             load_partners(partners or inputs.partners))
+    except ImpactInputError as err:
+        _fail(err.problems)
+    title = "Trade elasticities from CEPII ProTEE product-level estimates (long run), by sector"
+    source = ("Fontagne, Guimbard and Orefice (2022), 'Tariff-based product-level trade elasticities', Journal of "
+              "International Economics 137; ProTEE 0.1, CEPII (Etalab 2.0 licence); weights: Census 2024 imports "
+              "for consumption by HS10 line")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(prior_set_toml(priors, title, source))
+    click.echo(f"written: {out} ({len(priors)} sectors)")
+    for row in report:
+        kept = f"mean {row['mean']:6.2f}, sd {row['sd']:5.2f}" if row["mean"] == row["mean"] else \
+            "no prior (too few estimates: the scenario's prior stays)"
+        click.echo(f"  {row['sector']:20s} {row['products']:4d} products, {row['coverage']:4.0%} of imports: {kept}")
 
 
 @main.command(name="list")

@@ -125,6 +125,7 @@ def run_attrs(simulation, draws: int) -> dict[str, str | int]:
         "draws": int(draws),
         "seed": simulation.seed,
         "sampler": simulation.sampler,
+        "priors": str(simulation.priors) if simulation.priors is not None else "",
         "draw_block": DRAW_BLOCK,
         "keep": simulation.keep,
         "backend": simulation.backend,

@@ -32,12 +32,12 @@ def default_out(scenario_name: str, seed: int) -> Path:
 def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None = None,
         chunk_size: int | None = None, sampler: str | None = None, keep: str = DEFAULT_KEEP,
         threads: int | None = None, progress: str | None = None, counterfactual: bool = True,
-        shard: tuple[int, int] | None = None) -> RunStore:
+        shard: tuple[int, int] | None = None, priors: str | None = None) -> RunStore:
     """Run a scenario and write ``results.zarr``, ``manifest.json`` and ``summary.csv`` to ``out``.
 
     Parameters are those of :func:`impact.simulate`, plus ``out`` (default: a new folder under ``runs/``),
-    ``progress`` (``"bar"``, ``"log"`` or ``"none"``; default: a bar on a terminal, log lines otherwise) and
-    ``shard``. Nothing is created when the input is invalid. An interrupted run keeps its finished chunks;
+    ``progress`` (``"bar"``, ``"log"`` or ``"none"``; default: a bar on a terminal, log lines otherwise),
+    ``shard`` and ``priors`` (a prior set that overrides the scenario's priors, e.g. ``"protee"``). Nothing is created when the input is invalid. An interrupted run keeps its finished chunks;
     :func:`resume` completes it.
 
     ``shard=(i, n)`` computes only chunks ``i-1, i-1+n, i-1+2n, ...`` of the run, so that ``n`` processes (e.g. a
@@ -56,7 +56,8 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
             problems.append(Problem("options", "--out", "a sharded run needs --out, the folder every shard shares"))
     if problems:
         raise ImpactInputError(problems)
-    simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual)
+    simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual,
+                            priors=priors)
     chunk_size = chunk_size or simulation.default_chunk_size()
     if message := sobol_warning(simulation.sampler, draws):
         log.warning(message)
@@ -75,6 +76,7 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
         "counterfactual": scenario_.counterfactual.name if len(simulation.cases) > 1 else None,
         "counterfactual_files": ([{"path": p, "sha256": h} for p, h in scenario_.counterfactual.files]
                                  if len(simulation.cases) > 1 else []),
+        "priors": str(priors) if priors is not None else None,
         "resolved_scenario": scenario_.resolved,
         "resolved_counterfactual": scenario_.counterfactual.resolved if len(simulation.cases) > 1 else None,
         "baseline": {"name": scenario_.baseline.name, "path": str(scenario_.baseline.path),
@@ -104,7 +106,8 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
 
 
 #: Options every shard of a run must share.
-SHARED_OPTIONS = ("scenario_sha256", "seed", "draws", "chunk_size", "sampler", "keep", "counterfactual", "shards")
+SHARED_OPTIONS = ("scenario_sha256", "priors", "seed", "draws", "chunk_size", "sampler", "keep", "counterfactual",
+                  "shards")
 
 
 def _join_sharded_run(store: RunStore, mine: dict, timeout: float = 600.0) -> dict:
@@ -131,7 +134,8 @@ def resume(directory: str | Path, *, threads: int | None = None, progress: str |
     manifest = store.read_manifest()
     if manifest.get("status") == "complete":
         raise ImpactInputError([Problem(str(store.manifest_path), "status", "the run is already complete")])
-    scenario = load_scenario(manifest["scenario_file"], with_counterfactual=manifest.get("counterfactual") is not None)
+    scenario = load_scenario(manifest["scenario_file"], with_counterfactual=manifest.get("counterfactual") is not None,
+                             priors=manifest.get("priors"))
     if scenario.sha256 != manifest["scenario_sha256"]:
         raise ImpactInputError([Problem(manifest["scenario_file"], "", "the scenario (or its data) changed since the "
                                         "run started; start a new run instead")])

@@ -146,13 +146,20 @@ class Scenario:
         return [s for s, t in zip(self.baseline.sectors, touched) if t]
 
 
-def load_scenario(source: str | Path, *, with_counterfactual: bool = True) -> Scenario:
-    """Read, merge, validate and resolve a scenario file (a path, or the name of a shipped scenario)."""
+def load_scenario(source: str | Path, *, with_counterfactual: bool = True, priors: str | Path | None = None
+                  ) -> Scenario:
+    """Read, merge, validate and resolve a scenario file (a path, or the name of a shipped scenario).
+
+    ``priors`` names a prior set (a path, or the name of a file in the shipped ``parameters/priors/``): its
+    ``[[priors]]`` come after the scenario's own, so they override them, in the scenario and its counterfactual alike.
+    """
     path = library.resolve(source, ".toml")
     if path is None:
         raise ImpactInputError([Problem(str(source), "", "no such scenario file (and no shipped scenario of that name; "
                                         "see `impact list`)")])
     merged, origins, files, problems = _read_chain(path)
+    if priors is not None:
+        merged, files = _with_prior_set(priors, merged, origins, files, problems)
     raise_if_any(problems)
     scenario = _validate(path, merged, origins, files)
     if with_counterfactual and scenario.resolved["scenario"].get("counterfactual"):
@@ -161,7 +168,7 @@ def load_scenario(source: str | Path, *, with_counterfactual: bool = True) -> Sc
         if cf_path is None:
             raise ImpactInputError([Problem(str(path), "scenario.counterfactual",
                                             f"no such scenario file {reference!r}")])
-        scenario.counterfactual = load_scenario(cf_path, with_counterfactual=False)
+        scenario.counterfactual = load_scenario(cf_path, with_counterfactual=False, priors=priors)
         if scenario.counterfactual.baseline.sha256 != scenario.baseline.sha256:
             raise ImpactInputError([Problem(str(path), "scenario.counterfactual",
                                             "the counterfactual uses a different baseline")])
@@ -169,6 +176,37 @@ def load_scenario(source: str | Path, *, with_counterfactual: bool = True) -> Sc
 
 
 # --- reading and merging ---------------------------------------------------------------------------------------
+
+def prior_set_path(name: str | Path) -> Path | None:
+    """A prior set file: a path, or a name in the shipped ``parameters/priors/`` folder."""
+    path = Path(name)
+    for candidate in (path, path.with_suffix(".toml"), library.parameters_dir() / "priors" / path.with_suffix(".toml")):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def _with_prior_set(name, merged: dict, origins: dict, files: list, problems: list[Problem]):
+    """The merged scenario with a prior set's ``[[priors]]`` appended (a ``[prior_set]`` table may describe it)."""
+    path = prior_set_path(name)
+    if path is None:
+        available = sorted(p.stem for p in (library.parameters_dir() / "priors").glob("*.toml"))
+        problems.append(Problem(str(name), "--priors", f"no such prior set (shipped: {', '.join(available) or 'none'})"))
+        return merged, files
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        problems.append(Problem(str(path), "", f"not valid TOML: {err}"))
+        return merged, files
+    extra = sorted(set(data) - {"priors", "prior_set"})
+    if extra or not isinstance(data.get("priors"), list):
+        problems.append(Problem(str(path), ", ".join(extra) or "priors",
+                                "a prior set holds [[priors]] entries (and a [prior_set] description) only"))
+        return merged, files
+    merged = _merge(merged, {"priors": data["priors"]}, origins, str(path), problems)
+    return merged, files + [(str(path), hashlib.sha256(raw).hexdigest())]
+
 
 def _read_chain(path: Path, seen: tuple[Path, ...] = ()):
     """Read ``path`` and the files it extends; return the merged dict, key origins, files and problems."""

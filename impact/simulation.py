@@ -41,9 +41,10 @@ class Simulation:
     """
 
     def __init__(self, scenario, *, seed: int = 0, sampler: str | None = None, keep: str = DEFAULT_KEEP,
-                 counterfactual: bool = True, backend: str = "numba"):
+                 counterfactual: bool = True, backend: str = "numba", priors: str | None = None):
         if not isinstance(scenario, Scenario):
-            scenario = load_scenario(scenario, with_counterfactual=counterfactual)
+            scenario = load_scenario(scenario, with_counterfactual=counterfactual, priors=priors)
+        self.priors = priors
         problems = []
         if keep not in KEEP_LEVELS:
             problems.append(Problem("options", "keep", f"must be one of {', '.join(KEEP_LEVELS)}, got {keep!r}"))
@@ -306,7 +307,7 @@ def chunk_ranges(draws: int, chunk_size: int):
 
 def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | None = None,
              sampler: str | None = None, keep: str = DEFAULT_KEEP, counterfactual: bool = True,
-             threads: int | None = None, backend: str = "numba") -> xr.Dataset:
+             threads: int | None = None, backend: str = "numba", priors: str | None = None) -> xr.Dataset:
     """Run a scenario in memory and return every draw as an xarray Dataset.
 
     Parameters
@@ -326,6 +327,9 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | 
     threads : int, optional
         Numba threads (default: all cores); results do not depend on it.
     backend : {"numba", "numpy"}, default: "numba"
+    priors : str, optional
+        A prior set (e.g. ``"protee"``, see ``parameters/priors/``) whose priors override the scenario's and its
+        counterfactual's.
 
     Returns
     -------
@@ -334,7 +338,7 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | 
         provenance in ``attrs``. Use :func:`impact.run` to stream large runs to disk instead.
     """
     simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual,
-                            backend=backend)
+                            backend=backend, priors=priors)
     chunk_size = chunk_size or simulation.default_chunk_size()
     _check_run_size(draws, chunk_size)
     if message := sobol_warning(simulation.sampler, draws):

@@ -246,3 +246,70 @@ def test_another_sector_scheme_in_one_command(tmp_path, built):
         assert new.tariff_mfn[k, p] == pytest.approx(before[("tariff_mfn", "electronics", partner)], abs=1e-6)
         assert new.sources[("tariff_mfn", "semiconductors", partner)][0] == "estimate"
     assert new.imports[k].sum() > 1e10  # chips are a large part of electronics imports
+
+
+# -- elasticity priors from ProTEE -----------------------------------------------------------------------------
+
+
+def test_protee_sector_priors_are_import_weighted_product_elasticities(concordance):
+    from impact.databuild import protee_sigma_priors
+
+    inputs = default_inputs()
+    priors, report = protee_sigma_priors(inputs.concordance.parent / "protee_0_1_hs6.csv",
+                                         read_census_imports(inputs.census_imports), concordance,
+                                         load_partners(inputs.partners))
+    # Apparel by hand: HS6 products of chapters 50-67 (not raw cotton), weighted by all 2024 HS10 lines.
+    estimates = {r["HS6"]: -float(r["sigma"]) for r in csv.DictReader(open(inputs.concordance.parent /
+                                                                            "protee_0_1_hs6.csv"))
+                 if r["sigma"] and r["zero"] == "0" and r["positive"] == "0"}
+    members = {c for c, p in load_partners(inputs.partners).by_census_code.items() if p == "eu"}
+    weights = {}
+    with gzip.open(inputs.census_imports[0], "rt") as handle:
+        for r in csv.DictReader(handle):
+            code = r["I_COMMODITY"]
+            if r["CTY_CODE"] not in members and 50 <= int(code[:2]) <= 67 and code[:4] not in ("5201", "5202", "5203"):
+                weights[code[:6]] = weights.get(code[:6], 0.0) + float(r["CON_VAL_YR"])
+    pairs = np.array([(w, estimates[h]) for h, w in weights.items() if h in estimates])
+    mean = (pairs[:, 0] * pairs[:, 1]).sum() / pairs[:, 0].sum()
+    (apparel,) = [p for p in priors if p["sectors"] == ["apparel"]]
+    assert apparel["mean"] == pytest.approx(mean, abs=1e-4) and apparel["dist"] == "truncnormal"
+    assert apparel["min"] > 1
+    # Aircraft: ProTEE estimates cover 1% of its imports, too few: no prior, the scenario's own stays.
+    assert not [p for p in priors if p["sectors"] == ["aircraft"]]
+    assert next(r for r in report if r["sector"] == "aircraft")["coverage"] < 0.25
+
+
+def test_the_shipped_prior_set_is_the_build_of_the_committed_inputs(tmp_path):
+    result = CliRunner().invoke(cli.main, ["data", "priors", "--out", str(tmp_path / "protee.toml")])
+    assert result.exit_code == 0, result.output
+    shipped = Path(__file__).resolve().parents[1] / "parameters" / "priors" / "protee.toml"
+    assert (tmp_path / "protee.toml").read_text() == shipped.read_text()
+
+
+def test_a_prior_set_overrides_the_priors_of_both_cases(tmp_path):
+    import impact
+
+    default = impact.simulate("us_japan_2025", draws=400, seed=3)
+    protee = impact.simulate("us_japan_2025", draws=400, seed=3, priors="protee")
+    assert protee.attrs["priors"] == "protee" and default.attrs["priors"] == ""
+    sigma = protee["sigma"]
+    assert "case" not in sigma.dims  # the scenario and its counterfactual share the prior set's draws
+    from scipy import stats
+
+    import tomllib
+
+    shipped = tomllib.loads((Path(__file__).resolve().parents[1] / "parameters" / "priors" / "protee.toml").read_text())
+    (apparel,) = [p for p in shipped["priors"] if p["sectors"] == ["apparel"]]
+    law = stats.truncnorm((apparel["min"] - apparel["mean"]) / apparel["sd"], np.inf, apparel["mean"], apparel["sd"])
+    draws = sigma.sel(sector="apparel").values
+    assert abs(draws.mean() - law.mean()) < 4 * law.std() / np.sqrt(draws.size) and draws.min() >= apparel["min"]
+    assert float(default["sigma"].sel(sector="apparel").max()) <= 4.0  # PERT(1.3, 2, 4)
+    # Aircraft has no ProTEE prior: its draws are the scenario's own.
+    np.testing.assert_array_equal(protee["sigma"].sel(sector="aircraft"), default["sigma"].sel(sector="aircraft"))
+    store = impact.run("us_japan_2025", draws=200, seed=3, priors="protee", out=tmp_path / "run", progress="none")
+    assert store.read_manifest()["priors"] == "protee"
+
+
+def test_an_unknown_prior_set_is_refused_with_the_shipped_ones():
+    result = CliRunner().invoke(cli.main, ["run", "us_japan_2025", "--draws", "10", "--priors", "nonesuch"])
+    assert result.exit_code == 2 and "no such prior set (shipped: protee)" in result.output
