@@ -54,6 +54,20 @@ class Baseline:
                         self.imports * factor, self.exports * factor, self.gross_output * factor,
                         self.tariff_mfn, self.tariff_baseline, self.partner_tariff, self.sources)
 
+    def status_shares(self) -> dict[str, dict[str, float]]:
+        """The share of import value, duty and export value (and of gross output) in cells of each status."""
+        flows = {"imports": self.imports, "duty": self.imports * self.tariff_baseline, "exports": self.exports}
+        variable_of = {"imports": "imports", "duty": "tariff_baseline", "exports": "exports"}
+        shares = {}
+        for name, values in flows.items():
+            by_status = dict.fromkeys(STATUSES, 0.0)
+            for k, sector in enumerate(self.sectors):
+                for p, partner in enumerate(self.partners):
+                    by_status[self.sources[(variable_of[name], sector, partner)][0]] += values[k, p]
+            total = sum(by_status.values())
+            shares[name] = {status: value / total if total > 0 else 0.0 for status, value in by_status.items()}
+        return shares
+
     def to_dataset(self) -> xr.Dataset:
         coords = {"sector": list(self.sectors), "partner": list(self.partners)}
         arrays = {

@@ -149,6 +149,9 @@ def validate(files):
             else:
                 click.echo(f"ok: {baseline.path}: baseline data, {len(baseline.sectors)} sectors x "
                            f"{len(baseline.partners)} partners")
+                for flow, shares in baseline.status_shares().items():
+                    click.echo(f"  {flow:8s} " + ", ".join(f"{shares[s]:6.1%} {s}" for s in ("published", "derived",
+                                                                                          "estimate")))
             continue
         try:
             scenario = load_scenario(name)

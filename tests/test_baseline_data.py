@@ -270,3 +270,19 @@ def test_census_duty_lies_beside_treasurys_receipts(data):
     assert treasury == pytest.approx(78.9, abs=0.05)
     assert duty == pytest.approx(76.16, abs=0.01)
     assert 0 < treasury - duty < 0.05 * treasury
+
+
+def test_validate_reports_how_much_of_each_flow_is_official():
+    from click.testing import CliRunner
+
+    from impact import cli
+    from impact.baseline import load_baseline
+
+    shares = load_baseline(CSV_PATH).status_shares()
+    for flow in ("imports", "duty", "exports"):
+        assert sum(shares[flow].values()) == pytest.approx(1.0)
+    # Census lines (published) and world minus partners (derived): import value and duty are official.
+    assert shares["imports"]["published"] + shares["imports"]["derived"] >= 0.95
+    assert shares["duty"]["published"] + shares["duty"]["derived"] >= 0.99
+    result = CliRunner().invoke(cli.main, ["validate", str(CSV_PATH)])
+    assert result.exit_code == 0 and f"{shares['imports']['published']:6.1%} published" in result.output
