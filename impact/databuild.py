@@ -165,6 +165,7 @@ class CensusRecords:
     value: np.ndarray       # (n,) customs value, imports for consumption
     duty: np.ndarray        # (n,) calculated duty
     files: tuple[str, ...]
+    year: str = ""          # of the records' ``time``, where the extracts have one
 
 
 def read_census_imports(paths) -> CensusRecords:
@@ -173,7 +174,7 @@ def read_census_imports(paths) -> CensusRecords:
     year (its ``time`` values share their year) and one commodity level at most per country."""
     import pandas as pd
 
-    frames, problems = [], []
+    frames, problems, found_years = [], [], set()
     for path in map(Path, paths):
         if not path.exists():
             problems.append(Problem(str(path), "", "no such file"))
@@ -188,6 +189,7 @@ def read_census_imports(paths) -> CensusRecords:
             continue
         if "time" in frame.columns:
             years = sorted({t[:4] for t in frame["time"]})
+            found_years.update(years)
             if len(years) > 1:
                 problems.append(Problem(str(path), "time", f"mixes years {', '.join(years)}: one year per file"))
         values = {}
@@ -210,9 +212,13 @@ def read_census_imports(paths) -> CensusRecords:
                                                        "than once (mixed flows or months?)"))
         frames.append((codes.to_numpy(dtype=str), commodity.to_numpy(dtype=str), values["CON_VAL_YR"],
                        values["CAL_DUT_YR"], str(path)))
+    if len(found_years) > 1:
+        problems.append(Problem(", ".join(map(str, paths)), "time", f"the files are of different years "
+                                                                   f"({', '.join(sorted(found_years))})"))
     if problems:
         raise ImpactInputError(problems)
-    return CensusRecords(*(np.concatenate([f[i] for f in frames]) for i in range(4)), tuple(f[4] for f in frames))
+    return CensusRecords(*(np.concatenate([f[i] for f in frames]) for i in range(4)), tuple(f[4] for f in frames),
+                         next(iter(found_years)) if found_years else "")
 
 
 @dataclass(frozen=True)
@@ -364,9 +370,8 @@ def build_imports(records: CensusRecords, concordance: Concordance, partners: Pa
         if concordance.sectors_under(c) == {None}:
             raise ImpactInputError([Problem(where, "I_COMMODITY", f"chapter {c} (${left_value / BILLION:,.3f}B) maps "
                                                                   f"to no sector in {concordance.path}")])
-        candidates = {concordance.sector(c)} if concordance.sectors_under(c) == {concordance.sector(c)} else None
-        if candidates is not None:  # the chapter is one sector
-            k = concordance.sectors.index(next(iter(candidates)))
+        if concordance.sectors_under(c) == {concordance.sector(c)}:  # the chapter is one sector
+            k = concordance.sectors.index(concordance.sector(c))
             residual_value[k] += left_value
             residual_duty[k] += max(left_duty, 0.0)
             continue
@@ -387,17 +392,18 @@ def build_imports(records: CensusRecords, concordance: Concordance, partners: Pa
     for k, name in enumerate(concordance.sectors):
         share = estimated[k] / value[k, row] if value[k, row] > 0 else 0.0
         status[k, row] = "estimate" if share > ESTIMATE_MATERIALITY else "derived"
-        source[k, row] = (f"{status[k, row]}: Census 2024 world imports for consumption (HS2 records of every country) minus the "
+        source[k, row] = (f"{status[k, row]}: Census {records.year} world imports for consumption (HS2 records of every country) minus the "
                           f"named partners; ${lines_value[k] / BILLION:,.3f}B from the HS10 lines of other countries, "
                           f"${residual_value[k] / BILLION:,.3f}B from the chapter residual"
                           + (f", of which {share:.1%} split across sectors by the chapter's line shares (estimate)"
                              if share > 0 else ""))
     for p, partner in enumerate(partners.partners[:-1]):
         for k in range(S):
-            source[k, p] = (f"Census international trade API, imports for consumption 2024, sum of HS10 lines of "
+            source[k, p] = (f"Census international trade API, imports for consumption {records.year}, sum of HS10 lines of "
                             f"{partner} mapped to {concordance.sectors[k]} by {Path(concordance.path).name}")
     tariff = np.divide(duty, value, out=np.zeros_like(duty), where=value > 0)
-    tariff_source = np.array([[s.replace("imports for consumption 2024", "calculated duty / customs value 2024", 1)
+    tariff_source = np.array([[s.replace(f"imports for consumption {records.year}",
+                                         f"calculated duty / customs value {records.year}", 1)
                                for s in row_] for row_ in source], dtype=object)
     world = sum(world_value.values())
     report = {"world_imports": world, "world_duty": sum(world_duty.values()),
@@ -458,7 +464,7 @@ def build_exports(table: DataWebTable, imports: CensusRecords, concordance: Conc
                     f"{concordance.sectors[k]} by {Path(concordance.path).name}")
             if share[k, p] > 0:
                 text = (f"{'estimate: ' if status[k, p] == 'estimate' else ''}{text}; {share[k, p]:.1%} of the cell from chapters shared by sectors, split by the "
-                        f"sector shares of the chapter's 2024 imports (Census HS10 lines): {split}")
+                        f"sector shares of the chapter's {imports.year} imports (Census HS10 lines): {split}")
             source[k, p] = text
     report = {"world_exports": table.value.sum(),
               "published_share_of_exports": 1 - estimated.sum() / max(value.sum(), 1e-300),
@@ -506,7 +512,7 @@ def build_gross_output(output_path: str | Path, mapping_path: str | Path, concor
     if problems:
         raise ImpactInputError(problems)
     status = np.where(estimated > 0, "estimate", "published").astype(object)
-    source = np.array([("estimate: " if estimated[k] > 0 else "") + f"BEA 2024 gross output by industry ({output_path.name}): "
+    source = np.array([("estimate: " if estimated[k] > 0 else "") + f"BEA gross output by industry ({output_path.name}): "
                        + " + ".join(parts[k]) for k in range(S)], dtype=object)
     return values, status, source
 
@@ -562,10 +568,10 @@ def carried_rates(path: str | Path, rates_concordance: Concordance, records: Cen
                 w = weights[k, :, p] if weights[k, :, p].sum() > 0 else weights[k].sum(axis=1)
                 values[k, p] = float(w @ table[:, p] / w.sum()) if w.sum() > 0 else 0.0
                 parts = ", ".join(f"{old[j]} {w[j] / w.sum():.0%}" for j in np.flatnonzero(w > 0)) if w.sum() > 0 \
-                    else "no 2024 import lines: 0"
+                    else f"no {records.year} import lines: 0"
                 status[k, p] = "estimate"
                 source[k, p] = (f"estimate: {variable} of the sectors of {path.name} that the sector's HS10 lines fall "
-                                f"in, weighted by their 2024 imports ({parts})")
+                                f"in, weighted by their {records.year} imports ({parts})")
         out[variable] = Cells(values, status, source)
     return out
 
@@ -721,7 +727,8 @@ def protee_sigma_priors(protee_path: str | Path, records: CensusRecords, concord
             priors.append({"parameter": "sigma", "sectors": [sector], "dist": "truncnormal", "mean": round(mean, 4),
                            "sd": round(sd, 4), "min": 1.01,
                            "source": (f"estimate: CEPII ProTEE 0.1 (Fontagne, Guimbard and Orefice 2022), {len(covered)} "
-                                      f"HS6 products with estimates carrying {coverage:.0%} of the sector's 2024 imports; "
+                                      f"HS6 products with estimates carrying {coverage:.0%} of the sector's {records.year} "
+                                      "imports; "
                                       "import-weighted mean (Imbs and Mejean 2015) and standard deviation across "
                                       "products, truncated at 1.01")})
         report.append(row)
