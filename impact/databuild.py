@@ -425,11 +425,11 @@ def build_exports(table: DataWebTable, imports: CensusRecords, concordance: Conc
     if missing:
         raise ImpactInputError([Problem(table.path, "Country", f"no rows for {', '.join(missing)} (named in "
                                                                f"{partners.path}: check the spelling)")])
-    lines = (np.char.str_len(imports.commodity.astype(str)) == 10) & ~np.char.startswith(imports.code.astype(str), "0")
+    # The product mix of each chapter: the HS10 lines the imports count (a group's aggregate, not its members too).
+    lines, _ = counted_lines(imports, partners, [])
     line_chapter = np.array([c[:2] for c in imports.commodity[lines]])
-    line_sector = np.array([concordance.sectors.index(s) if (s := concordance.sector(c)) else -1
-                            for c in imports.commodity[lines]])
     line_value = imports.value[lines]
+    line_sector = _sector_index(concordance, imports.commodity[lines], line_value, table.path, [])
     value = np.zeros((S, P))
     estimated = np.zeros((S, P))
     basis_note = {}
