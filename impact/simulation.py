@@ -42,10 +42,13 @@ class Simulation:
 
     def __init__(self, scenario, *, seed: int = 0, sampler: str | None = None, keep: str = DEFAULT_KEEP,
                  counterfactual: bool = True, backend: str = "numba", priors: str | None = None):
+        problems = []
         if not isinstance(scenario, Scenario):
             scenario = load_scenario(scenario, with_counterfactual=counterfactual, priors=priors)
+        elif priors is not None:
+            problems.append(Problem("options", "priors", "a loaded scenario has its priors already: pass priors to "
+                                                         "load_scenario, or give the scenario's name or file"))
         self.priors = priors
-        problems = []
         if keep not in KEEP_LEVELS:
             problems.append(Problem("options", "keep", f"must be one of {', '.join(KEEP_LEVELS)}, got {keep!r}"))
         sampler = sampler or scenario.sampling_method

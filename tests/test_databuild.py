@@ -313,3 +313,12 @@ def test_a_prior_set_overrides_the_priors_of_both_cases(tmp_path):
 def test_an_unknown_prior_set_is_refused_with_the_shipped_ones():
     result = CliRunner().invoke(cli.main, ["run", "us_japan_2025", "--draws", "10", "--priors", "nonesuch"])
     assert result.exit_code == 2 and "no such prior set (shipped: protee)" in result.output
+
+
+def test_a_prior_set_is_not_silently_ignored_for_a_loaded_scenario():
+    import impact
+
+    with pytest.raises(ImpactInputError, match="a loaded scenario has its priors already"):
+        impact.simulate(impact.load_scenario("us_japan_2025"), draws=10, priors="protee")
+    loaded = impact.load_scenario("us_japan_2025", priors="protee")
+    assert any(path.endswith("protee.toml") for path, _ in loaded.files)
