@@ -80,6 +80,11 @@ class Concordance:
             found.add(None)  # codes of the chapter that no prefix covers
         return found
 
+    def one_sector(self, chapter: str) -> str | None:
+        """The sector of every code of ``chapter`` (two digits), or None where its codes fall in several or none."""
+        sectors = self.sectors_under(chapter)
+        return next(iter(sectors)) if len(sectors) == 1 else None
+
 
 def load_concordance(path: str | Path) -> Concordance:
     """Read a concordance (``hs,sector[,description]``; ``#`` lines are comments)."""
@@ -121,6 +126,11 @@ class PartnerMap:
     @property
     def named(self) -> tuple[str, ...]:
         return self.partners[:-1]
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Each partner's position in :attr:`partners`."""
+        return {p: i for i, p in enumerate(self.partners)}
 
 
 def load_partners(path: str | Path) -> PartnerMap:
@@ -309,7 +319,7 @@ def counted_lines(records: CensusRecords, partners: PartnerMap, problems: list[P
     out; other countries' lines are rest of world. Partners without lines are reported in ``problems``."""
     lines = np.char.str_len(records.commodity.astype(str)) == 10
     is_aggregate = np.char.startswith(records.code.astype(str), "0")
-    partner_index = {p: i for i, p in enumerate(partners.partners)}
+    partner_index = partners.index
     owner = np.array([partner_index[partners.by_census_code.get(code, REST_OF_WORLD)] for code in records.code],
                      dtype=np.int64).reshape(records.code.shape)
     counted = lines & ~is_aggregate
@@ -338,7 +348,7 @@ def build_imports(records: CensusRecords, concordance: Concordance, partners: Pa
     is_aggregate = np.char.startswith(records.code.astype(str), "0")
     chapters_level = np.char.str_len(records.commodity.astype(str)) == 2
     counted_line, owner = counted_lines(records, partners, problems)
-    partner_index = {p: i for i, p in enumerate(partners.partners)}
+    partner_index = partners.index
     sector = np.full(records.code.size, -1)
     sector[counted_line] = _sector_index(concordance, records.commodity[counted_line], records.value[counted_line],
                                          where, problems)
@@ -370,8 +380,8 @@ def build_imports(records: CensusRecords, concordance: Concordance, partners: Pa
         if concordance.sectors_under(c) == {None}:
             raise ImpactInputError([Problem(where, "I_COMMODITY", f"chapter {c} (${left_value / BILLION:,.3f}B) maps "
                                                                   f"to no sector in {concordance.path}")])
-        if concordance.sectors_under(c) == {concordance.sector(c)}:  # the chapter is one sector
-            k = concordance.sectors.index(concordance.sector(c))
+        if concordance.one_sector(c) is not None:
+            k = concordance.sectors.index(concordance.one_sector(c))
             residual_value[k] += left_value
             residual_duty[k] += max(left_duty, 0.0)
             continue
@@ -419,7 +429,7 @@ def build_exports(table: DataWebTable, imports: CensusRecords, concordance: Conc
     ``published``; a chapter shared by sectors is split by the sector shares of the chapter's imports (all HS10
     lines of the Census records): an ``estimate``."""
     S, P = len(concordance.sectors), len(partners.partners)
-    partner_index = {p: i for i, p in enumerate(partners.partners)}
+    partner_index = partners.index
     owner = np.array([partner_index[partners.by_dataweb_name.get(c, REST_OF_WORLD)] for c in table.country])
     missing = [name for name in partners.by_dataweb_name if not np.any(table.country == name)]
     if missing:
@@ -437,9 +447,8 @@ def build_exports(table: DataWebTable, imports: CensusRecords, concordance: Conc
     for c in sorted(set(table.chapter)):
         rows = table.chapter == c
         totals = np.bincount(owner[rows], weights=table.value[rows], minlength=P)
-        sectors = concordance.sectors_under(c)
-        if sectors == {concordance.sector(c)} and concordance.sector(c) is not None:
-            value[concordance.sectors.index(concordance.sector(c))] += totals
+        if concordance.one_sector(c) is not None:
+            value[concordance.sectors.index(concordance.one_sector(c))] += totals
             continue
         in_chapter = (line_chapter == c) & (line_sector >= 0)
         shares = np.bincount(line_sector[in_chapter], weights=line_value[in_chapter], minlength=S)
@@ -589,7 +598,7 @@ def baseline_rows(sectors, partners, cells: dict[str, Cells], gross_output) -> l
             for p, partner in enumerate(partners):
                 value = cell.values[k, p] / BILLION if money else cell.values[k, p]
                 rows.append({"variable": variable, "sector": s, "partner": partner,
-                             "value": f"{value:.6f}" if money else f"{value:.6f}",
+                             "value": f"{value:.6f}",
                              "unit": "USD_billion" if money else "fraction", "status": cell.status[k, p],
                              "source": cell.source[k, p]})
     return rows
