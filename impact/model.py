@@ -83,11 +83,15 @@ def policy_name(section: str, layer: str) -> str:
     return layer if section == "tariff" else f"retaliation:{layer}"
 
 
+def legal_columns(case: CompiledCase) -> dict:
+    """The sampled column of each legal group of a case (``struck[group]``), by group."""
+    return {c.name[len("struck["):-1]: c for c in case.columns_by_parameter.get("struck", [])}
+
+
 def struck_by_group(case: CompiledCase, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Each legal group's ruling draw by draw: True where its layers are struck down (column ``struck[group]``, a
     0/1 draw with the group's probability)."""
-    return {c.name[len("struck["):-1]: c.distribution.from_normal_score(scores[c.name]) >= 0.5
-            for c in case.columns_by_parameter.get("struck", [])}
+    return {group: c.distribution.from_normal_score(scores[c.name]) >= 0.5 for group, c in legal_columns(case).items()}
 
 
 def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: dict[str, np.ndarray], draws: int,

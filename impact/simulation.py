@@ -11,8 +11,8 @@ from impact import provenance
 from impact.accelerate import using_threads
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
-from impact.model import (PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, parameter_dims, solve_chunk,
-                          struck_by_group)
+from impact.model import (PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, legal_columns,
+                          parameter_dims, solve_chunk, struck_by_group)
 from impact.sampling import correlate
 from impact.sampling import DRAW_BLOCK, METHODS, Design
 from impact.scenario import Scenario, load_scenario, year_segments
@@ -72,7 +72,7 @@ class Simulation:
         self.pledge_names = list(dict.fromkeys(p.name for case in self.cases for p in case.scenario.pledges))
         self.policy_names = list(dict.fromkeys(name for case in self.cases for name in case.policy_names))
         self.quota_names = list(dict.fromkeys(q.name for case in self.cases for q in case.scenario.quotas))
-        self.legal_groups = list(dict.fromkeys(group for case in self.cases for group in _legal_columns(case)))
+        self.legal_groups = list(dict.fromkeys(group for case in self.cases for group in legal_columns(case)))
         # A group's rulings are stored by case when a case lacks the group or draws it differently.
         self.rulings_by_case = len(self.cases) > 1 and any(
             len({repr(_ruling_signature(case, group)) for case in self.cases}) > 1 for group in self.legal_groups)
@@ -277,14 +277,9 @@ class Simulation:
         return xr.Variable(("draw", "legal_group"), np.ascontiguousarray(rulings[:, 0]), attrs)
 
 
-def _legal_columns(case) -> dict:
-    """The sampled column of each legal group of a case, by group (columns ``struck[group]``)."""
-    return {column.name[len("struck["):-1]: column for column in case.columns_by_parameter.get("struck", [])}
-
-
 def _ruling_signature(case, group: str):
     """What decides a case's rulings on ``group``: its distribution and the correlation blocks it is in."""
-    column = _legal_columns(case).get(group)
+    column = legal_columns(case).get(group)
     if column is None:
         return None
     blocks = [(list(names), np.asarray(matrix).tolist()) for names, matrix in case.scenario.correlations
