@@ -55,24 +55,18 @@ def numpy_simd_features() -> list[str]:
     return list(umath.__cpu_baseline__) + [f for f in umath.__cpu_dispatch__ if features.get(f)]
 
 
-def _cpu_model() -> str:
+def _cpuinfo(*keys: str) -> str | None:
+    """The value of the first ``/proc/cpuinfo`` line that starts with one of ``keys`` (None where there is none)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Processor", "cpu model")):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(keys)), None)
 
 
 def _cpu_flags() -> list[str]:
     """The CPU features that decide which kernels NumPy, OpenBLAS, glibc and numba pick."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith(("flags", "Features"))),
-                 [])
+    flags = (_cpuinfo("flags", "Features") or "").split()
     return [f for f in ("sse4_2", "avx", "fma", "avx2", "avx512f", "avx512_fp16", "asimd", "sve") if f in flags]
 
 
@@ -93,7 +87,8 @@ def machine() -> dict:
         numba_cpu = "unknown"
     from numba.core import config
 
-    return {"cpu": _cpu_model(), "architecture": platform.machine(), "cpu_flags": _cpu_flags(),
+    cpu = _cpuinfo("model name", "Processor", "cpu model") or platform.processor() or "unknown"
+    return {"cpu": cpu, "architecture": platform.machine(), "cpu_flags": _cpu_flags(),
             "libc": " ".join(platform.libc_ver()), "numpy_simd": numpy_simd_features(), "blas": blas,
             "numba_target_cpu": config.CPU_NAME or numba_cpu}
 
