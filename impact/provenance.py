@@ -44,13 +44,19 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def numpy_simd_features() -> list[str]:
-    """NumPy's SIMD targets in use: its build baseline and the dispatched ones this CPU (and
-    ``NPY_DISABLE_CPU_FEATURES``) allows."""
+def numpy_umath():
+    """NumPy's compiled umath module, which knows its SIMD baseline, dispatch targets and the CPU's features."""
     try:
         from numpy._core import _multiarray_umath as umath
     except ImportError:  # numpy < 2
         from numpy.core import _multiarray_umath as umath
+    return umath
+
+
+def numpy_simd_features() -> list[str]:
+    """NumPy's SIMD targets in use: its build baseline and the dispatched ones this CPU (and
+    ``NPY_DISABLE_CPU_FEATURES``) allows."""
+    umath = numpy_umath()
     features = umath.__cpu_features__
     return list(umath.__cpu_baseline__) + [f for f in umath.__cpu_dispatch__ if features.get(f)]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from impact.provenance import numpy_simd_features
+from impact.provenance import numpy_simd_features, numpy_umath
 from impact.sampling import SINGULAR_PIVOT, correlation_factor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,10 +31,7 @@ OPENBLAS_CORETYPES = ["Haswell", "SkylakeX", "Zen", "Sandybridge", "Prescott"]
 
 def _numpy_without(predicate) -> str:
     """A ``NPY_DISABLE_CPU_FEATURES`` value that turns off NumPy's dispatched SIMD targets matching ``predicate``."""
-    try:
-        from numpy._core import _multiarray_umath as umath
-    except ImportError:  # numpy < 2
-        from numpy.core import _multiarray_umath as umath
+    umath = numpy_umath()
     return " ".join(f for f in umath.__cpu_dispatch__ if predicate(f) and umath.__cpu_features__.get(f))
 
 
