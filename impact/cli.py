@@ -434,24 +434,37 @@ def data():
                    "lines for another sector scheme [default: parameters/data/tariff_rates_2024.csv].")
 @click.option("--rates-concordance", type=click.Path(path_type=Path), default=None,
               help="The HS -> sector concordance the rates file is in [default: parameters/data/sectors_hs.csv].")
+@click.option("--mfn-rates", type=click.Path(path_type=Path), default=None,
+              help="HTS general (Column-1) rates by HS8 (hs8,mfn_rate,rate_type) for the import lines "
+                   "[default: parameters/data/hts_mfn_rates_2025_hs8.csv.gz].")
+@click.option("--metal-content", type=click.Path(path_type=Path), default=None,
+              help="Steel, aluminum and copper content shares by HS10 (hs10,steel_share,aluminum_share,copper_share) "
+                   "[default: parameters/data/metal_content_bea_hs10.csv.gz].")
+@click.option("--usmca-shares", type=click.Path(path_type=Path), default=None,
+              help="USMCA utilization by HS10 and country (hs10,cty_code,usmca_share_2024,usmca_share_2025) "
+                   "[default: parameters/data/usmca_shares_hs10.csv.gz].")
 def data_build(out, census_imports, dataweb_exports, year, bea_output, concordance, bea_mapping, partners,
-               rates, rates_concordance):
+               rates, rates_concordance, mfn_rates, metal_content, usmca_shares):
     """Build a baseline CSV from Census imports, DataWeb exports and BEA output, each number with its source and
-    status; every input problem is reported at once and nothing is written then."""
+    status, and next to it the import lines behind its cells (OUT's name + ``_lines.csv.gz``: HS10 x partner, with
+    Column-1 rates, metal content and USMCA utilization); every input problem is reported at once and nothing is
+    written then."""
     import dataclasses
 
-    from impact.databuild import build_baseline, default_inputs, write_baseline
+    from impact.databuild import build_baseline, default_inputs, lines_path, write_baseline, write_lines
 
     inputs = default_inputs()
     given = {"census_imports": tuple(census_imports) or None, "dataweb_exports": dataweb_exports,
              "bea_output": bea_output, "concordance": concordance, "bea_mapping": bea_mapping, "partners": partners,
-             "rates": rates, "rates_concordance": rates_concordance}
+             "rates": rates, "rates_concordance": rates_concordance, "mfn_rates": mfn_rates,
+             "metal_content": metal_content, "usmca_shares": usmca_shares}
     inputs = dataclasses.replace(inputs, year=year, **{k: v for k, v in given.items() if v is not None})
     try:
-        rows, report = build_baseline(inputs)
+        rows, lines, report = build_baseline(inputs)
     except ImpactInputError as err:
         _fail(err.problems)
     write_baseline(rows, out)
+    write_lines(lines, lines_path(out))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report["status_counts"].items()))
     click.echo(f"written: {out} ({len(rows)} rows: {counts})")
     click.echo(f"  imports for consumption, world ${report['world_imports'] / 1e9:,.1f}B with "
@@ -459,6 +472,8 @@ def data_build(out, census_imports, dataweb_exports, year, bea_output, concordan
                f"value from HS10 lines, {report['estimated_share_of_imports']:.2%} split by estimate")
     click.echo(f"  exports ${report['world_exports'] / 1e9:,.1f}B; {report['published_share_of_exports']:.1%} of the "
                "value from chapters of one sector (published), the rest split by import shares (estimate)")
+    basis = ", ".join(f"{name} {share:.1%}" for name, share in report["mfn_basis_shares"].items())
+    click.echo(f"written: {lines_path(out)} ({report['lines']:,} import lines; Column-1 rates by import value: {basis})")
 
 
 @data.command(name="priors")

@@ -630,6 +630,9 @@ class BuildInputs:
     rates: Path
     rates_concordance: Path
     year: str = "2024"
+    mfn_rates: Path | None = None       # the inputs of the import lines (default: the committed ones)
+    metal_content: Path | None = None
+    usmca_shares: Path | None = None
 
 
 def default_inputs() -> BuildInputs:
@@ -639,12 +642,16 @@ def default_inputs() -> BuildInputs:
     return BuildInputs((data / "census_imports_2024_hs10.csv.gz", data / "census_imports_2024_hs2.csv.gz"),
                        data / "dataweb_exports_2020_2024_hs2.csv.gz", data / "bea_industry_output_2024.csv",
                        data / "sectors_hs.csv", data / "sectors_bea.csv", data / "partners.csv",
-                       data / "tariff_rates_2024.csv", data / "sectors_hs.csv")
+                       data / "tariff_rates_2024.csv", data / "sectors_hs.csv",
+                       mfn_rates=data / "hts_mfn_rates_2025_hs8.csv.gz",
+                       metal_content=data / "metal_content_bea_hs10.csv.gz",
+                       usmca_shares=data / "usmca_shares_hs10.csv.gz")
 
 
-def build_baseline(inputs: BuildInputs) -> tuple[list[dict], dict]:
-    """The rows of a baseline built from ``inputs``, and a report of its coverage. The inputs are read first, each
-    on its own, so that every problem of every file is reported at once."""
+def build_baseline(inputs: BuildInputs) -> tuple[list[dict], list[list[str]], dict]:
+    """The rows of a baseline built from ``inputs``, the rows of its import lines (:func:`build_lines`), and a
+    report of its coverage. The inputs are read first, each on its own, so that every problem of every file is
+    reported at once."""
     missing = [Problem(str(path), "", "no such file") for path in
                (*inputs.census_imports, inputs.dataweb_exports, inputs.bea_output, inputs.concordance,
                 inputs.bea_mapping, inputs.partners, inputs.rates, inputs.rates_concordance) if not Path(path).is_file()]
@@ -669,11 +676,14 @@ def build_baseline(inputs: BuildInputs) -> tuple[list[dict], dict]:
     built = [attempt(build_imports, records, concordance, partners),
              attempt(build_exports, table, records, concordance, partners),
              attempt(build_gross_output, inputs.bea_output, inputs.bea_mapping, concordance),
-             attempt(carried_rates, inputs.rates, rates_concordance, records, concordance, partners)]
+             attempt(carried_rates, inputs.rates, rates_concordance, records, concordance, partners),
+             attempt(build_lines, records, concordance, partners,
+                     LineInputs(inputs.mfn_rates, inputs.metal_content, inputs.usmca_shares))]
     if problems:
         raise ImpactInputError(problems)
-    (imports, tariff, report), (exports, export_report), gross_output, rates = built
+    (imports, tariff, report), (exports, export_report), gross_output, rates, (lines, line_report) = built
     report.update(export_report)
+    report.update(line_report)
     cells = {"imports": imports, "exports": exports, "tariff_mfn": rates["tariff_mfn"], "tariff_baseline": tariff,
              "partner_tariff": rates["partner_tariff"]}
     rows = baseline_rows(concordance.sectors, partners.partners, cells, gross_output)
@@ -681,7 +691,7 @@ def build_baseline(inputs: BuildInputs) -> tuple[list[dict], dict]:
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     report["status_counts"] = counts
-    return rows, report
+    return rows, lines, report
 
 
 # -- elasticity priors from product-level estimates ------------------------------------------------------------
@@ -760,3 +770,163 @@ def prior_set_toml(priors: list[dict], title: str, source: str) -> str:
         lines += [f"{k} = {value(v)}" for k, v in prior.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+# -- the import lines behind the cells --------------------------------------------------------------------------
+
+#: Partners whose Column-1 rate at the line is their free-trade-agreement rate as used in 2024 (the line's calculated
+#: duty over its value): USMCA for Canada and Mexico, KORUS for Korea. The other partners' lines carry the HTS general
+#: rate, as other countries' FTAs (in rest_of_world) are a small share of its imports.
+FTA_PARTNERS = ("canada", "mexico", "korea")
+#: HTS rate types given as a percentage of value; other types (specific, compound) get an ad valorem equivalent.
+AD_VALOREM_TYPES = ("ad_valorem", "free")
+LINE_COLUMNS = ("hs10", "partner", "sector", "imports_usd", "duty_usd", "mfn", "mfn_basis", "steel_share",
+                "aluminum_share", "copper_share", "usmca_share_2024", "usmca_share_2025", "status")
+USMCA_CODES = {"canada": "1220", "mexico": "2010"}
+
+
+@dataclass(frozen=True)
+class LineInputs:
+    """The per-line inputs: HTS general rates by HS8, metal content by HS10, USMCA utilization by HS10."""
+
+    mfn_rates: Path
+    metal_content: Path
+    usmca_shares: Path
+
+
+def default_line_inputs() -> LineInputs:
+    from impact.library import parameters_dir
+
+    data = parameters_dir() / "data"
+    return LineInputs(data / "hts_mfn_rates_2025_hs8.csv.gz", data / "metal_content_bea_hs10.csv.gz",
+                      data / "usmca_shares_hs10.csv.gz")
+
+
+def _read_table(path: Path, key_columns: tuple[str, ...], problems: list[Problem]):
+    import pandas as pd
+
+    if not Path(path).is_file():
+        problems.append(Problem(str(path), "", "no such file"))
+        return None
+    with _open_text(Path(path)) as handle:
+        frame = pd.read_csv(handle, dtype=str, keep_default_na=False, comment="#")
+    missing = [c for c in key_columns if c not in frame.columns]
+    if missing:
+        problems.append(Problem(str(path), "columns", f"missing {', '.join(missing)} (has {', '.join(frame.columns)})"))
+        return None
+    return frame
+
+
+def build_lines(records: CensusRecords, concordance: Concordance, partners: PartnerMap, inputs: LineInputs
+                ) -> tuple[list[list[str]], dict]:
+    """The import lines behind the baseline's import cells: one row per (HS10 line, partner), rows of
+    :data:`LINE_COLUMNS`.
+
+    Imports and duty are the Census lines the cells sum (a group's aggregate; other countries' lines summed into
+    ``rest_of_world``). The rest of world's chapter residual (countries without HS10 records) is spread over the
+    chapter's lines exactly as the cells split it (value by the lines' value, duty by their duty), so the lines of a
+    cell sum to the cell; a chapter with no line to spread over becomes one line coded by its chapter (two digits).
+    ``mfn`` is the line's Column-1 rate: the HTS general rate of its HS8 where that is ad valorem or free, else an
+    ad valorem equivalent (the line's duty over value, over the partners paying the general rate); for the
+    :data:`FTA_PARTNERS`, the line's own 2024 rate. The content and USMCA shares are looked up by HS10 (0 where the
+    tables have no row).
+    """
+    problems: list[Problem] = []
+    mfn_table = _read_table(inputs.mfn_rates, ("hs8", "mfn_rate", "rate_type"), problems)
+    metal = _read_table(inputs.metal_content, ("hs10", "steel_share", "aluminum_share", "copper_share"), problems)
+    usmca = _read_table(inputs.usmca_shares, ("hs10", "cty_code", "usmca_share_2024", "usmca_share_2025"), problems)
+    if problems:
+        raise ImpactInputError(problems)
+    where = ", ".join(records.files)
+    chapter = np.array([c[:2] for c in records.commodity])
+    is_aggregate = np.char.startswith(records.code.astype(str), "0")
+    world_records = (np.char.str_len(records.commodity.astype(str)) == 2) & ~is_aggregate
+    counted, owner = counted_lines(records, partners, problems)
+    sector = np.full(records.code.size, -1)
+    sector[counted] = _sector_index(concordance, records.commodity[counted], records.value[counted], where, problems)
+    if problems:
+        raise ImpactInputError(problems)
+    row = partners.index[REST_OF_WORLD]
+    # Sum the counted records by (line, partner) in first-seen order, then add the residual.
+    lines: dict[tuple[str, int], list[float]] = {}
+    for i in np.flatnonzero(counted):
+        entry = lines.setdefault((records.commodity[i], int(owner[i])), [0.0, 0.0, 0.0])
+        entry[0] += records.value[i]
+        entry[1] += records.duty[i]
+    residual_lines = set()
+    for c in sorted(set(chapter[world_records])):
+        in_chapter = counted & (chapter == c)
+        left_value = records.value[world_records & (chapter == c)].sum() - records.value[in_chapter].sum()
+        left_duty = max(records.duty[world_records & (chapter == c)].sum() - records.duty[in_chapter].sum(), 0.0)
+        if left_value <= 0:
+            continue
+        others = in_chapter & (owner == row)
+        basis = others if records.value[others].sum() > 0 else in_chapter
+        total_value = records.value[basis].sum()
+        if total_value <= 0:
+            if concordance.one_sector(c) is not None:  # one line for the chapter
+                lines[(c, row)] = [left_value, left_duty, 0.0]
+                residual_lines.add((c, row))
+            continue
+        total_duty = records.duty[basis].sum()
+        for i in np.flatnonzero(basis):
+            entry = lines.setdefault((records.commodity[i], row), [0.0, 0.0, 0.0])
+            entry[0] += left_value * records.value[i] / total_value
+            entry[1] += left_duty * (records.duty[i] / total_duty if total_duty > 0
+                                     else records.value[i] / total_value)
+            residual_lines.add((records.commodity[i], row))
+
+    general = {r.hs8: (float(r.mfn_rate), r.rate_type) for r in mfn_table.itertuples()}
+    # Ad valorem equivalents of non-ad-valorem rates: duty / value over partners paying the general rate.
+    paying = {partners.index[p] for p in partners.partners if p not in FTA_PARTNERS + ("china",)}
+    equivalent: dict[str, list[float]] = {}
+    for (hs, p), (value, duty, _) in lines.items():
+        if p in paying:
+            pair = equivalent.setdefault(hs, [0.0, 0.0])
+            pair[0] += value
+            pair[1] += duty
+    content = {r.hs10: (r.steel_share, r.aluminum_share, r.copper_share) for r in metal.itertuples()}
+    utilization = {(r.hs10, r.cty_code.zfill(4)): (r.usmca_share_2024 or "0", r.usmca_share_2025 or "0")
+                   for r in usmca.itertuples()}
+    sector_of = {}
+    out, basis_counts = [], {}
+    for (hs, p), (value, duty, _) in lines.items():
+        partner = partners.partners[p]
+        if hs not in sector_of:
+            sector_of[hs] = concordance.sector(hs) if len(hs) > 2 else concordance.one_sector(hs)
+        own = duty / value if value > 0 else 0.0
+        if partner in FTA_PARTNERS:
+            mfn, basis = own, "fta_2024"
+        elif len(hs) == 10 and hs[:8] in general and general[hs[:8]][1] in AD_VALOREM_TYPES:
+            mfn, basis = general[hs[:8]][0], "hts_general"
+        else:
+            v, d = equivalent.get(hs, (0.0, 0.0))
+            mfn, basis = (d / v if v > 0 else own), "ave_estimate"
+        basis_counts[basis] = basis_counts.get(basis, 0.0) + value
+        steel, aluminum, copper = content.get(hs, ("0", "0", "0"))
+        shares = utilization.get((hs, USMCA_CODES[partner]), ("0", "0")) if partner in USMCA_CODES else ("", "")
+        status = "estimate" if (hs, p) in residual_lines else "published"
+        out.append([hs, partner, sector_of[hs], f"{value:.2f}", f"{duty:.2f}", f"{mfn:.6g}", basis, steel, aluminum,
+                    copper, shares[0], shares[1], status])
+    out.sort(key=lambda r: (partners.index[r[1]], r[0]))
+    total = sum(basis_counts.values())
+    report = {"lines": len(out), "mfn_basis_shares": {k: v / total for k, v in sorted(basis_counts.items())}}
+    return out, report
+
+
+def write_lines(rows: list[list[str]], out: Path) -> None:
+    """Write the line table (gzip CSV, reproducible bytes) through a temporary file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".tmp")
+    # No file name and no time in the gzip header: the same lines give the same bytes, under any output name.
+    with open(temporary, "wb") as handle, gzip.GzipFile(filename="", fileobj=handle, mode="wb", mtime=0) as raw, \
+            io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(LINE_COLUMNS)
+        writer.writerows(rows)
+    temporary.replace(out)
+
+
+def lines_path(baseline_path: Path) -> Path:
+    """Where a baseline's import lines are: next to it, ``<name>_lines.csv.gz``."""
+    return Path(baseline_path).with_name(Path(baseline_path).stem + "_lines.csv.gz")

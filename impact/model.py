@@ -111,8 +111,6 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
     pledge_index = {p.name: k for k, p in enumerate(scenario.pledges)}
     realization = np.broadcast_to(parameters["realization"], (draws, len(scenario.pledges)))
     stacks = {"tariff": scenario.tariff_stack, "retaliation": scenario.retaliation_stack}
-    b = scenario.baseline
-    starts = {"tariff": np.zeros_like(b.tariff_baseline), "retaliation": b.partner_tariff}
     totals = {"tariff": 0.0, "retaliation": 0.0}
     applied = np.zeros((draws, len(scenario.policy_layers)))
     linked_rates = np.full((draws, len(scenario.policy_layers)), np.nan)
@@ -144,8 +142,8 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
                 linked[section][layer.name] = rate
                 linked_rates[:, k] = np.where(active, rate, linked_rates[:, k])
         for section, stack in stacks.items():
-            totals[section] = totals[section] + weight * _apply_by_pattern(
-                stack, starts[section], applies[section], linked[section], draws, overrides[section])
+            rates = stack.apply(applies[section], linked[section], overrides[section])
+            totals[section] = totals[section] + weight * np.broadcast_to(rates, (draws,) + rates.shape[-2:])
     return totals["tariff"], totals["retaliation"], applied, linked_rates
 
 
@@ -154,24 +152,6 @@ def _struck_on(struck: dict, ruling: dict, group: str, on: date | None) -> np.nd
     the ruling has no date or the run no horizon)."""
     when = ruling.get(group)
     return struck[group] & (on is None or when is None or on >= date.fromisoformat(when))
-
-
-def _apply_by_pattern(stack, start, applies: dict[str, np.ndarray], linked: dict[str, np.ndarray], draws: int,
-                      overrides: dict[str, float]):
-    """The stack's rates in every draw, (D, S, P).
-
-    Without linked rates a draw's regime depends only on which layers apply, and draws share a few such patterns:
-    the stack is applied once per distinct pattern and the result gathered draw by draw (the same numbers as
-    applying it to every draw, at a fraction of the work).
-    """
-    if linked or not applies:
-        rates = stack.apply(start, applies, linked, overrides)
-        return np.broadcast_to(rates, (draws,) + rates.shape[-2:])
-    names = list(applies)
-    patterns, which = np.unique(np.stack([applies[n] for n in names], axis=1), axis=0, return_inverse=True)
-    by_pattern = stack.apply(start, {n: patterns[:, k] for k, n in enumerate(names)}, None, overrides)
-    return by_pattern[which.ravel()]
-
 
 
 def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: int) -> dict[str, np.ndarray]:

@@ -25,6 +25,7 @@ from impact.distributions import DistributionError, make_distribution
 from impact.errors import ImpactInputError, Problem, raise_if_any
 from impact.sampling import correlation_factor
 from impact.schema import RATE_MAX, Correlation, Layer, Pledge, Prior, Quota, ScenarioFile
+from impact.lines import hs_list_path, load_lines, read_hs_list
 from impact.tariffs import prepare_layers
 
 NAMED_LISTS = ("tariff_layers", "retaliation", "pledges", "quotas")
@@ -392,6 +393,7 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
     checker.unique_names("tariff_layers", layer_names)
     checker.unique_names("retaliation", [layer.name for layer in retaliation])
     checker.unique_names("pledges", [pledge.name for _, pledge in entries["pledges"]])
+    checker.layer_entries = {"tariff_layers": layers, "retaliation": retaliation}
     for index, layer in entries["tariff_layers"]:
         checker.layer("tariff_layers", index, layer, layer_names)
     for index, layer in entries["retaliation"]:
@@ -411,11 +413,19 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
     correlations = checker.correlations([c for _, c in entries["correlations"]], {c.name for c in columns})
     tariff = partner_tariff = tariff_stack = retaliation_stack = None
     if structure_ok and not problems:
-        tariff_stack = prepare_layers(layers, baseline, checker.problems_for("tariff_layers"))
-        retaliation_stack = prepare_layers(retaliation, baseline, checker.problems_for("retaliation"))
+        import_lines, export_lines = checker.import_lines, cell_lines_of_exports(baseline)
+        sectors, partners = baseline.sectors, baseline.partners
+        tariff_stack = prepare_layers(layers, import_lines, line_references(baseline, import_lines), sectors,
+                                      partners, np.zeros(import_lines.hs.shape),
+                                      (import_lines.applied, baseline.tariff_baseline),
+                                      checker.problems_for("tariff_layers"), checker.hs_codes["tariff_layers"])
+        retaliation_stack = prepare_layers(retaliation, export_lines, line_references(baseline, export_lines),
+                                           sectors, partners, export_lines.applied,
+                                           (export_lines.applied, baseline.partner_tariff),
+                                           checker.problems_for("retaliation"), checker.hs_codes["retaliation"])
         if tariff_stack is not None and retaliation_stack is not None:
-            tariff = tariff_stack.nominal(np.zeros_like(baseline.tariff_baseline))
-            partner_tariff = retaliation_stack.nominal(baseline.partner_tariff)
+            tariff = tariff_stack.nominal()
+            partner_tariff = retaliation_stack.nominal()
             for quota in quotas:  # as written, a quota cell's rate is the in-quota rate
                 tariff[quota.sector_index, quota.partner_index] = quota.rate_in
         for name, rates in (("tariff_layers", tariff), ("retaliation", partner_tariff)):
@@ -437,6 +447,21 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
         policy_layers=[(section, layer) for section, entries in (("tariff", layers), ("retaliation", retaliation))
                        for layer in entries if layer.condition or layer.linked_rate or layer.legal_risk],
     )
+
+
+def line_references(baseline: Baseline, lines) -> dict[str, np.ndarray]:
+    """The rates a layer may name (``rate = "baseline:mfn"`` ...), line by line."""
+    return {"baseline:mfn": lines.mfn, "baseline:tariff": lines.applied,
+            "baseline:partner_tariff": baseline.partner_tariff.ravel()[lines.cell]}
+
+
+def cell_lines_of_exports(baseline: Baseline):
+    """Retaliation is evaluated on the export cells (US exports are published by chapter, not by line)."""
+    from impact.lines import cell_lines
+
+    lines = cell_lines(baseline)
+    weight = baseline.exports.ravel().copy()
+    return type(lines)(**{**lines.__dict__, "weight": weight, "applied": baseline.partner_tariff.ravel().copy()})
 
 
 def _struck_distribution(probability: float):
@@ -461,6 +486,10 @@ class _Checker:
         self.legal_groups: dict[str, float] = {}
         self.pledge_priors: dict[str, dict] = {}
         self.quota_sectors: set[int] = set()
+        self.import_lines = load_lines(baseline)
+        self.layer_entries: dict[str, list[Layer]] = {}
+        self.hs_codes: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {"tariff_layers": [],
+                                                                                    "retaliation": []}
 
     def add(self, loc: tuple, message: str) -> None:
         self.problems.append(Problem(_file_of(self.origins, loc, self.label), _key_path(self.merged, loc), message))
@@ -514,6 +543,42 @@ class _Checker:
             self.add((section, index), "give `sector_rates` or `partner_rates`, not both")
         if isinstance(layer.rate, str) and layer.rule == "all_in_floor":
             self.add((section, index, "rate"), "an all-in floor needs a number")
+        if layer.linked_rate is not None and layer.rule == "all_in_floor":
+            self.add((section, index, "linked_rate"), "an all-in floor cannot have a linked rate")
+        entries = self.layer_entries.get(section, [])
+        linked = [other.name for other in entries if other.linked_rate is not None]
+        if layer.rule == "all_in_floor" and layer.floor_of in linked and len(linked) > 1:
+            self.add((section, index, "floor_of"), f"a floor over a linked rate ({layer.floor_of!r}) needs it to be "
+                                                   f"the only linked rate of the {section}")
+        self.hs_codes[section].append(self.layer_codes(section, index, layer))
+
+    def layer_codes(self, section: str, index: int, layer: Layer) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """A layer's HS prefixes and excepted prefixes, inline and from its list files."""
+        found = []
+        for inline, lists, key in ((layer.hs, layer.hs_lists, "hs_lists"),
+                                   (layer.except_hs, layer.except_hs_lists, "except_hs_lists")):
+            codes = list(inline)
+            origin = Path(_file_of(self.origins, (section, index), self.label)).parent
+            for name in lists:
+                path = hs_list_path(name, origin)
+                if path is None:
+                    self.add((section, index, key), f"no list {name!r} (a file, or a shipped list in "
+                                                    "parameters/hs_lists/: see its README)")
+                    continue
+                listed, problems = read_hs_list(path)
+                for problem in problems:
+                    self.problems.append(Problem(str(path), key, problem))
+                codes += listed
+            found.append(tuple(dict.fromkeys(codes)))
+        uses_lines = found[0] or found[1] or layer.content is not None or layer.usmca_exempt > 0
+        if uses_lines and section == "retaliation":
+            self.add((section, index), "retaliation layers are evaluated on export cells (US exports are published "
+                                       "by chapter, not by line): name sectors, not HS codes, content or USMCA")
+        elif uses_lines and not self.import_lines.by_hs:
+            self.add((section, index), f"HS codes, content and USMCA shares need the baseline's import lines "
+                                       f"({self.baseline.path.stem}_lines.csv.gz next to it; `impact data build` "
+                                       "writes it)")
+        return found[0], found[1]
 
     def pledge_reference(self, loc: tuple, name: str) -> None:
         if name not in self.pledge_names:
@@ -876,11 +941,9 @@ def year_segments(scenario: "Scenario", year: int) -> tuple[tuple[float, date], 
     begin, end = date(year, 1, 1), date(year + 1, 1, 1)
     changes = {begin}
     for stack in (scenario.tariff_stack, scenario.retaliation_stack):
-        for layer in stack.layers:
-            dates = [layer.effective, layer.ends] + [step.on for step in layer.steps]
-            if layer.legal_risk is not None:
-                dates.append(layer.legal_risk.by)
-            changes.update(d for d in (date.fromisoformat(x) for x in dates if x) if begin < d < end)
+        dates = stack.change_dates() | {date.fromisoformat(layer.legal_risk.by) for layer in stack.layers
+                                        if layer.legal_risk is not None and layer.legal_risk.by}
+        changes.update(d for d in dates if begin < d < end)
     bounds = sorted(changes) + [end]
     total = (end - begin).days
     return tuple(((b - a).days / total, a) for a, b in zip(bounds[:-1], bounds[1:]))

@@ -42,6 +42,30 @@ def _rate_number(value):
     return value
 
 
+def _hs_codes(value):
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"must be a list of HS codes written as strings, got {value!r}")
+    codes = []
+    for v in value:
+        code = v.replace(".", "").replace(" ", "")
+        if not code.isdigit() or len(code) not in (2, 4, 6, 8, 10):
+            raise ValueError(f"{v!r} is not an HS code of 2, 4, 6, 8 or 10 digits")
+        codes.append(code)
+    return codes
+
+
+def _usmca_exempt(value):
+    # true is the whole qualifying share; a number is the part of it that is exempt (e.g. the US content of a car).
+    if value is True:
+        return 1.0
+    if value is False:
+        return 0.0
+    value = _number(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be true, false or a share in [0, 1], got {value:g}")
+    return value
+
+
 def _iso_date(value):
     if not isinstance(value, str):
         raise ValueError(f"must be a date written YYYY-MM-DD, got {value!r}")
@@ -65,6 +89,8 @@ Rate = Annotated[float, BeforeValidator(_rate_number)]
 RateOrReference = Annotated[float | str, BeforeValidator(_rate)]
 Names = Annotated[list[str] | str, BeforeValidator(_names)]
 IsoDate = Annotated[str, BeforeValidator(_iso_date)]
+HsCodes = Annotated[list[str], BeforeValidator(_hs_codes)]
+UsmcaExempt = Annotated[float, BeforeValidator(_usmca_exempt)]
 
 
 class _Strict(BaseModel):
@@ -149,10 +175,14 @@ class LegalRisk(_Strict):
 class Layer(_Strict):
     """One ``[[tariff_layers]]`` or ``[[retaliation]]`` entry.
 
-    The layer covers ``partners`` x ``sectors`` (default: all) less the ``except_*`` lists. A cell's rate is
-    ``sector_rates[sector]``, else ``partner_rates[partner]``, else ``rate``; without ``rate``, the layer covers
-    only the sectors (or partners) its map names. ``linked_rate`` replaces a fixed rate by one that follows a
+    The layer covers ``partners`` x ``sectors`` (default: all) less the ``except_*`` lists and, when it names HS
+    codes (``hs`` inline, ``hs_lists`` from list files), only the import lines under those codes, less
+    ``except_hs`` and ``except_hs_lists``. A line's rate is ``sector_rates[sector]``, else
+    ``partner_rates[partner]``, else ``rate``; without ``rate``, the layer covers only the sectors (or partners)
+    its map names. ``content`` charges the layer on the line's metal content only; ``usmca_exempt`` exempts
+    (a share of) the line's USMCA-qualifying imports. ``linked_rate`` replaces a fixed rate by one that follows a
     pledge's realization; ``condition`` and ``legal_risk`` decide in which draws the layer applies.
+    ``authority`` names the legal basis (e.g. ``"s232"``), for the breakdown of rates and revenue.
     """
 
     name: StrictStr
@@ -166,6 +196,14 @@ class Layer(_Strict):
     sectors: Names = "all"
     except_partners: list[StrictStr] = []
     except_sectors: list[StrictStr] = []
+    hs: HsCodes = []
+    hs_lists: list[StrictStr] = []
+    except_hs: HsCodes = []
+    except_hs_lists: list[StrictStr] = []
+    content: Literal["steel", "aluminum", "copper"] | None = None
+    usmca_exempt: UsmcaExempt = 0.0
+    usmca_year: Literal["2024", "2025"] = "2025"
+    authority: StrictStr = "other"
     exclusive_of: list[StrictStr] = []
     floor_of: StrictStr = "mfn"
     condition: Condition | None = None

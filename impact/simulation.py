@@ -121,10 +121,10 @@ class Simulation:
         """Baseline and policy variables (no draw dimension) with the coordinates of the run."""
         b = self.scenario.baseline
         ds = b.to_dataset()
-        for name, start, pick in (("tariff", np.zeros_like(b.tariff_baseline), lambda sc: sc.tariff_stack),
-                                  ("partner_tariff", b.partner_tariff, lambda sc: sc.retaliation_stack)):
+        for name, pick in (("tariff", lambda sc: sc.tariff_stack),
+                           ("partner_tariff", lambda sc: sc.retaliation_stack)):
             if self.years:  # as written, year by year: periods of each year weighted by days
-                values = np.stack([[sum(weight * pick(c.scenario).nominal(start, on)
+                values = np.stack([[sum(weight * pick(c.scenario).nominal(on)
                                         for weight, on in year_segments(c.scenario, year)) for year in self.years]
                                    for c in self.cases])
                 if name == "tariff":

@@ -1,78 +1,126 @@
-"""Tariff regimes built from named layers with stacking rules.
+"""Tariff regimes built from named layers with stacking rules, evaluated line by line.
 
-Each layer covers some (sector, partner) cells with a rate. Layers are applied in file order to a running total:
+A layer covers some import lines (HS10 x partner; see :mod:`impact.lines`) with a rate. Its *coverage* of a line
+is the share of the line's value it charges: 1 on the lines its sectors, partners and HS codes name, times the
+line's metal share for a layer charged on ``content``, times ``1 - usmca_exempt x (USMCA share)`` for a layer
+from which USMCA-qualifying goods are exempt. Layers are applied in file order to a running total per line:
 
-* ``stack`` adds the layer's rate;
-* ``replace`` sets the total to the layer's rate (this layer alone applies; later layers still apply on top);
-* ``all_in_floor`` adds ``max(0, floor - rate of the floor_of layer)``, so the total of the two is
-  ``max(MFN, floor)`` (the EU, Japan and Korea "15% all-in" deals);
-* ``exclusive_of = [...]`` removes a layer from the cells where any of the named layers applies (e.g. the
-  country rate does not apply to goods under Section 232 autos). Exclusions are resolved before the layers are
-  applied, in dependency order; a loop is an error.
+* ``stack`` adds ``coverage x rate``;
+* ``replace`` sets the covered part of the line to the rate: ``total = (1 - coverage) total + coverage x rate``;
+* ``all_in_floor`` adds ``coverage x max(0, floor - rate of the floor_of layer on the line)``, so the total of the
+  two is ``max(line MFN, floor)`` (the EU, Japan and Korea "15% all-in" deals);
+* ``exclusive_of = [...]`` leaves to a layer only the part of a line that none of the named layers covers:
+  its coverage is multiplied by ``1 - coverage`` of each (e.g. the reciprocal rate charges only the non-steel
+  part of a steel derivative). Exclusions are resolved before the layers are applied, in dependency order; a loop
+  is an error.
+
+A cell's rate is the mean of its lines' totals weighted by their 2024 imports. Everything that varies by draw is
+outside the line work: the lines are evaluated once per *pattern* (which layers are in force, and the rates of
+scheduled steps) and cached; a rate linked to a pledge's realization enters the line totals linearly, so its cell
+rates are ``constant + rate x coefficient`` with both parts computed once.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
 import numpy as np
 
-from impact.baseline import Baseline
+from impact.lines import ImportLines
 from impact.schema import Layer
 
-REFERENCES = {
-    "baseline:mfn": "tariff_mfn",
-    "baseline:tariff": "tariff_baseline",
-    "baseline:partner_tariff": "partner_tariff",
-}
+REFERENCES = ("baseline:mfn", "baseline:tariff", "baseline:partner_tariff")
+#: The authority of the start of a stack (e.g. the partners' 2024 tariffs under retaliation layers).
+START_AUTHORITY = "baseline"
+#: Patterns kept per stack; a run has a handful (legal rulings, conditions, dated periods).
+CACHE_SIZE = 256
 
 Report = Callable[[int, str, str], None]  # (layer index, key, message)
 
 
-def layer_cells(layer: Layer, baseline: Baseline) -> tuple[np.ndarray, np.ndarray]:
-    """The layer's scope (bool, (S, P)) and its nominal rate in every cell (NaN outside the scope).
+@dataclass(frozen=True)
+class LineLayer:
+    """A layer resolved on the lines: what the engine applies (dates parsed, lists matched, rates per line)."""
 
-    A rate linked to a pledge's realization is nominally ``rate_at_high`` (the pledge honoured in full).
-    """
-    sectors, partners = baseline.sectors, baseline.partners
+    name: str
+    rule: str
+    authority: str
+    coverage: np.ndarray        # (L,) share of each line's value the layer charges, in [0, 1]
+    rate: np.ndarray            # (L,) nominal rate where covered (0 elsewhere); ``rate_at_high`` if linked
+    exclusive_of: tuple[str, ...]
+    floor_of: str | None
+    effective: date | None
+    ends: date | None
+    steps: tuple[tuple[date, float], ...]
+    linked: bool
+
+
+def line_layer(layer: Layer, lines: ImportLines, references: dict[str, np.ndarray], sectors: tuple[str, ...],
+               partners: tuple[str, ...], hs: tuple[str, ...] = (), except_hs: tuple[str, ...] = ()) -> LineLayer:
+    """Resolve ``layer`` on ``lines``: ``hs`` and ``except_hs`` are its HS prefixes, inline and from its lists."""
     in_sectors = np.array([(layer.sectors == "all" or s in layer.sectors) and s not in layer.except_sectors
                            for s in sectors])
     in_partners = np.array([(layer.partners == "all" or p in layer.partners) and p not in layer.except_partners
                             for p in partners])
-    rates = np.full((len(sectors), len(partners)), np.nan)
+    scope = in_sectors[lines.sector] & in_partners[lines.partner]
+    if hs:
+        scope &= lines.matching(hs)
+    if except_hs:
+        scope &= ~lines.matching(except_hs)
+    rates = np.full(lines.hs.shape, np.nan)
     if layer.linked_rate is not None:
         rates[:] = layer.linked_rate.rate_at_high
     elif isinstance(layer.rate, str):
-        rates[:] = getattr(baseline, REFERENCES[layer.rate])
+        rates[:] = references[layer.rate]
     elif layer.rate is not None:
         rates[:] = float(layer.rate)
     for s, rate in layer.sector_rates.items():
         if s in sectors:
-            rates[sectors.index(s), :] = rate
+            rates[lines.sector == sectors.index(s)] = rate
     for p, rate in layer.partner_rates.items():
         if p in partners:
-            rates[:, partners.index(p)] = rate
-    scope = in_sectors[:, None] & in_partners[None, :] & ~np.isnan(rates)
-    return scope, np.where(scope, rates, np.nan)
+            rates[lines.partner == partners.index(p)] = rate
+    scope &= ~np.isnan(rates)
+    coverage = scope.astype(float)
+    if layer.content is not None:
+        coverage *= lines.content[layer.content]
+    if layer.usmca_exempt > 0:
+        coverage *= 1.0 - layer.usmca_exempt * lines.usmca[layer.usmca_year]
+    return LineLayer(
+        name=layer.name, rule=layer.rule, authority=layer.authority, coverage=coverage,
+        rate=np.where(scope, rates, 0.0), exclusive_of=tuple(layer.exclusive_of),
+        floor_of=layer.floor_of if layer.rule == "all_in_floor" else None,
+        effective=date.fromisoformat(layer.effective) if layer.effective else None,
+        ends=date.fromisoformat(layer.ends) if layer.ends else None,
+        steps=tuple((date.fromisoformat(step.on), step.rate) for step in layer.steps),
+        linked=layer.linked_rate is not None)
 
 
 class LayerStack:
-    """Layers prepared once (scopes, rates, the order in which exclusions resolve), applied to one or many draws."""
+    """Layers resolved on lines, applied to one or many draws.
 
-    def __init__(self, layers: list[Layer], scopes: list[np.ndarray], rates: list[np.ndarray], order: list[int]):
-        self.layers, self.scopes, self.rates, self.order = layers, scopes, rates, order
-        self.names = [layer.name for layer in layers]
+    ``layers`` are the scenario's entries (their conditions, links and legal risks decide draw by draw which apply);
+    ``resolved`` the same layers on the lines; ``order`` the order in which exclusions resolve; ``start`` the line
+    rates before any layer (0 for tariffs; the partners' 2024 tariffs under retaliation).
+    """
 
-    def apply(self, start: np.ndarray, applies: dict[str, np.ndarray] | None = None,
-              linked: dict[str, np.ndarray] | None = None, overrides: dict[str, float] | None = None) -> np.ndarray:
-        """Rates after every layer, starting from ``start`` (S, P).
+    def __init__(self, layers: list[Layer], resolved: list[LineLayer], order: list[int], lines: ImportLines,
+                 start: np.ndarray, reference: tuple[np.ndarray, np.ndarray]):
+        self.layers, self.resolved, self.order, self.lines, self.start = layers, resolved, order, lines, start
+        self.reference_lines, self.reference_cells = reference
+        self.names = [layer.name for layer in resolved]
+        # Linked layers a floor refers to: the floor's max(0, floor - rate) makes the lines piecewise linear in
+        # their rate, with kinks at the floor rates (a stack has at most one such layer and no other linked one).
+        floors = [layer for layer in resolved if layer.rule == "all_in_floor"]
+        self.kinked = {layer.floor_of for layer in floors} & {layer.name for layer in resolved if layer.linked}
+        self._kinks = {name: np.unique(np.concatenate([f.rate[f.coverage > 0] for f in floors if f.floor_of == name]))
+                       for name in self.kinked}
+        self._cache: OrderedDict = OrderedDict()
 
-        ``applies[name]`` (D,) says in which draws a layer applies (absent: in every draw); ``linked[name]`` (D,)
-        gives a layer's rate draw by draw. With either, the result has a leading draw dimension (D, S, P).
-        ``overrides[name]`` replaces a layer's rate (a scheduled step).
-        """
-        return self._apply(start, applies or {}, linked or {}, overrides or {})
+    # -- timing ----------------------------------------------------------------------------------------------------
 
     def timing(self, on: date | None) -> tuple[set[str], dict[str, float]]:
         """Layers not in force on ``on`` (before ``effective`` or from ``ends``), and rates changed by steps."""
@@ -80,73 +128,186 @@ class LayerStack:
         overrides: dict[str, float] = {}
         if on is None:
             return off, overrides
-        for layer in self.layers:
-            if (layer.effective and on < date.fromisoformat(layer.effective)) or (
-                    layer.ends and on >= date.fromisoformat(layer.ends)):
+        for layer in self.resolved:
+            if (layer.effective and on < layer.effective) or (layer.ends and on >= layer.ends):
                 off.add(layer.name)
-            for step in layer.steps:
-                if date.fromisoformat(step.on) <= on:
-                    overrides[layer.name] = step.rate
+            for day, rate in layer.steps:
+                if day <= on:
+                    overrides[layer.name] = rate
         return off, overrides
 
-    def nominal(self, start: np.ndarray, on: date | None = None) -> np.ndarray:
-        """Rates of the regime as written (on a date, with a horizon): every pledge honoured in full, no layer
-        struck down.
+    def change_dates(self) -> set[date]:
+        """Every date at which a layer takes effect, ends or changes its rate."""
+        days = set()
+        for layer in self.resolved:
+            days.update(d for d in (layer.effective, layer.ends) if d)
+            days.update(day for day, _ in layer.steps)
+        return days
 
-        A layer conditioned on a pledge falling short (``below``) or on a court ruling (``struck``) does not
-        apply; one conditioned on ``at_least`` or ``upheld`` does; linked rates are at ``rate_at_high``.
-        """
+    def nominal_off(self, on: date | None = None) -> tuple[set[str], dict[str, float]]:
+        """Layers off in the regime as written on ``on``: not in force, or conditioned on a pledge falling short
+        (``below``) or on a court ruling (``struck``); and the rates of scheduled steps."""
         off, overrides = self.timing(on)
         off |= {layer.name for layer in self.layers if layer.condition is not None
                 and (layer.condition.below is not None or layer.condition.struck is not None)}
-        if not off:
-            return self._apply(start, {}, {}, overrides)
-        return self._apply(start, {name: np.zeros(1, dtype=bool) for name in off}, {}, overrides)[0]
+        return off, overrides
 
-    def _apply(self, start, applies, linked, overrides):
-        per_draw = bool(applies or linked)
-        expand = (lambda a, v: a[None] & v[:, None, None]) if per_draw else None
-        active: dict[str, np.ndarray] = {}
+    # -- rates -----------------------------------------------------------------------------------------------------
+
+    def nominal(self, on: date | None = None) -> np.ndarray:
+        """Cell rates (S, P) of the regime as written (on a date, with a horizon): every pledge honoured in full
+        (linked rates at ``rate_at_high``), no layer struck down."""
+        off, overrides = self.nominal_off(on)
+        return self._cells(frozenset(off), overrides, ())[0]
+
+    def apply(self, applies: dict[str, np.ndarray] | None = None, linked: dict[str, np.ndarray] | None = None,
+              overrides: dict[str, float] | None = None) -> np.ndarray:
+        """Cell rates after every layer.
+
+        ``applies[name]`` (D,) says in which draws a layer applies (absent: in every draw); ``linked[name]`` (D,)
+        gives a layer's rate draw by draw. With either, the result is (D, S, P), else (S, P). ``overrides[name]``
+        replaces a layer's rate (a scheduled step).
+        """
+        applies, linked, overrides = applies or {}, linked or {}, overrides or {}
+        if not applies and not linked:
+            return self._cells(frozenset(), overrides, ())[0]
+        draws = len(next(iter({**applies, **linked}.values())))
+        names = sorted(applies)
+        if names:
+            patterns, which = np.unique(np.stack([applies[n] for n in names], axis=1), axis=0, return_inverse=True)
+            which = which.ravel()
+        else:
+            patterns, which = np.ones((1, 0), dtype=bool), np.zeros(draws, dtype=np.int64)
+        out = np.empty((draws,) + self.lines.shape)
+        linked_names = tuple(sorted(linked))
+        for k, pattern in enumerate(patterns):
+            off = frozenset(n for n, on in zip(names, pattern) if not on)
+            rows = which == k
+            kinked = [name for name in linked_names if name in self.kinked and name not in off]
+            if kinked:
+                out[rows] = self._interpolated(off, overrides, kinked[0], linked[kinked[0]][rows])
+                continue
+            constant, coefficients = self._cells(off, overrides, linked_names)
+            block = np.broadcast_to(constant, (int(rows.sum()),) + constant.shape).copy()
+            for name, coefficient in coefficients.items():
+                block += linked[name][rows, None, None] * coefficient
+            out[rows] = block
+        return out
+
+    def _interpolated(self, off: frozenset, overrides: dict[str, float], name: str, rates: np.ndarray) -> np.ndarray:
+        """Cell rates (D, S, P) for the draws' ``rates`` of a linked layer a floor refers to: exact linear
+        interpolation between the regimes at the floor rates (the kinks) and at the draws' extremes."""
+        low, high = float(rates.min()), float(rates.max())
+        points = np.unique(np.concatenate([[low, high], self._kinks[name][(self._kinks[name] > low)
+                                                                          & (self._kinks[name] < high)]]))
+        regimes = np.stack([self._cells(off, {**overrides, name: float(point)}, ())[0] for point in points])
+        if points.size == 1:
+            return np.broadcast_to(regimes[0], (rates.size,) + regimes.shape[1:]).copy()
+        segment = np.clip(np.searchsorted(points, rates, side="right") - 1, 0, points.size - 2)
+        weight = ((rates - points[segment]) / (points[segment + 1] - points[segment]))[:, None, None]
+        return (1.0 - weight) * regimes[segment] + weight * regimes[segment + 1]
+
+    def by_authority(self, on: date | None = None) -> dict[str, np.ndarray]:
+        """The regime as written, its cell rates split by authority: {authority: (S, P)}, summing to
+        :meth:`nominal`. A ``replace`` layer takes its covered share of every earlier authority's rate."""
+        off, overrides = self.nominal_off(on)
+        parts = self._evaluate(frozenset(off), overrides, (), by_authority=True)
+        return {authority: self.lines.cell_mean(values) for authority, values in parts.items()}
+
+    def line_totals(self, on: date | None = None) -> np.ndarray:
+        """The regime as written, rate by line (L,)."""
+        off, overrides = self.nominal_off(on)
+        return self._evaluate(frozenset(off), overrides, ())[0]
+
+    def _cells(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...]):
+        key = (off, tuple(sorted(overrides.items())), linked)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        total, coefficients = self._evaluate(off, overrides, linked)
+        # The lines carry the change from the 2024 rates; the cells keep their own 2024 level, so a line left at
+        # its 2024 rate leaves its cell's rate exactly as it was (the line file rounds nothing away).
+        result = (self.reference_cells + self.lines.cell_mean(total - self.reference_lines),
+                  {name: self.lines.cell_mean(values) for name, values in coefficients.items()})
+        self._cache[key] = result
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return result
+
+    def _coverage(self, off: frozenset) -> dict[str, np.ndarray | None]:
+        coverage: dict[str, np.ndarray | None] = {}
         for i in self.order:
-            mask = self.scopes[i]
-            if self.names[i] in applies:
-                mask = expand(mask, applies[self.names[i]])
-            for other in self.layers[i].exclusive_of:
-                mask = mask & ~active[other]
-            active[self.names[i]] = mask
-        total = np.array(start, dtype=float, copy=True)
-        if per_draw:
-            draws = len(next(iter({**applies, **linked}.values())))
-            total = np.broadcast_to(total, (draws,) + total.shape).copy()
-        def rate_of(i: int) -> np.ndarray:
-            """Layer i's rates, draw by draw when linked, stepped when overridden (NaN outside its scope)."""
-            name = self.names[i]
-            if name in linked:
-                return np.where(self.scopes[i], 1.0, np.nan)[None] * linked[name][:, None, None]
-            if name in overrides:
-                return np.where(self.scopes[i], overrides[name], np.nan)
-            return self.rates[i]
+            layer = self.resolved[i]
+            if layer.name in off:
+                coverage[layer.name] = None
+                continue
+            share = layer.coverage
+            for other in layer.exclusive_of:
+                if coverage.get(other) is not None:
+                    share = share * (1.0 - coverage[other])
+            coverage[layer.name] = share
+        return coverage
 
-        for i, layer in enumerate(self.layers):
-            mask = np.broadcast_to(active[layer.name], total.shape)
-            rate = np.broadcast_to(rate_of(i), total.shape)
+    def _evaluate(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...],
+                  by_authority: bool = False):
+        """Line totals (L,) and, per linked layer, the coefficient of its rate (L,); or, ``by_authority``, the
+        totals split by authority."""
+        coverage = self._coverage(off)
+        total = self.start.copy()
+        coefficients: dict[str, np.ndarray] = {}
+        parts: dict[str, np.ndarray] = {START_AUTHORITY: self.start.copy()} if by_authority else {}
+
+        def rate_of(layer: LineLayer) -> np.ndarray:
+            # A step changes a layer of one rate (checked on load); outside its scope, coverage is 0.
+            return np.full(layer.rate.shape, overrides[layer.name]) if layer.name in overrides else layer.rate
+
+        for layer in self.resolved:
+            share = coverage[layer.name]
+            if share is None:
+                continue
+            if layer.name in linked:
+                if layer.rule == "replace":
+                    total *= 1.0 - share
+                    for name in coefficients:
+                        coefficients[name] = coefficients[name] * (1.0 - share)
+                coefficients[layer.name] = coefficients.get(layer.name, 0.0) + share
+                continue
+            rate = rate_of(layer)
             if layer.rule == "stack":
-                total[mask] += rate[mask]
+                added = share * rate
+                total += added
             elif layer.rule == "replace":
-                total[mask] = rate[mask]
+                total = (1.0 - share) * total + share * rate
+                for name in coefficients:
+                    coefficients[name] = coefficients[name] * (1.0 - share)
+                if by_authority:
+                    for authority in parts:
+                        parts[authority] = parts[authority] * (1.0 - share)
+                added = share * rate
             else:  # all_in_floor
-                reference = np.where(active[layer.floor_of], rate_of(self.names.index(layer.floor_of)), 0.0)
-                reference = np.broadcast_to(reference, total.shape)
-                total[mask] += np.maximum(0.0, rate[mask] - reference[mask])
-        return total
+                floor_layer = self.resolved[self.names.index(layer.floor_of)]
+                reference = np.where(coverage[layer.floor_of] > 0, rate_of(floor_layer), 0.0) \
+                    if coverage[layer.floor_of] is not None else 0.0
+                added = share * np.maximum(0.0, rate - reference)
+                total += added
+            if by_authority:
+                parts[layer.authority] = parts.get(layer.authority, 0.0) + added
+        if by_authority:
+            return {authority: np.broadcast_to(values, total.shape) for authority, values in parts.items()}
+        return total, coefficients
 
 
-def prepare_layers(layers: list[Layer], baseline: Baseline, report: Report) -> LayerStack | None:
-    """Scopes, rates and exclusion order of ``layers``; None (with problems reported) when they are inconsistent."""
+def prepare_layers(layers: list[Layer], lines: ImportLines, references: dict[str, np.ndarray],
+                   sectors: tuple[str, ...], partners: tuple[str, ...], start: np.ndarray,
+                   reference: tuple[np.ndarray, np.ndarray], report: Report,
+                   hs_codes: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = None) -> LayerStack | None:
+    """Resolve ``layers`` on ``lines`` and the order in which their exclusions resolve; None (with problems
+    reported) when they are inconsistent. ``start`` (L,) are the line rates before any layer; ``reference`` the
+    2024 rates by line (L,) and by cell (S, P), whose difference the cells' rates are built on; ``hs_codes[i]`` are
+    layer i's HS prefixes and excepted prefixes."""
     names = [layer.name for layer in layers]
     if len(set(names)) != len(names):
         return None
-    cells = [layer_cells(layer, baseline) for layer in layers]
     order: list[int] = []
     state: dict[str, str] = {}
 
@@ -169,4 +330,6 @@ def prepare_layers(layers: list[Layer], baseline: Baseline, report: Report) -> L
         return None
     if any(layer.rule == "all_in_floor" and layer.floor_of not in names for layer in layers):
         return None
-    return LayerStack(layers, [c[0] for c in cells], [c[1] for c in cells], order)
+    codes = hs_codes or [((), ())] * len(layers)
+    resolved = [line_layer(layer, lines, references, sectors, partners, *codes[i]) for i, layer in enumerate(layers)]
+    return LayerStack(layers, resolved, order, lines, start, reference)

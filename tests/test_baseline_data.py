@@ -14,6 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV_PATH = ROOT / "parameters" / "baseline_2024.csv"
+LINES_PATH = ROOT / "parameters" / "baseline_2024_lines.csv.gz"
 DOC_PATH = ROOT / "docs" / "data.md"
 
 HEADER = ["variable", "sector", "partner", "value", "unit", "status", "source"]
@@ -159,6 +160,33 @@ def test_the_shipped_baseline_is_the_build_of_the_committed_inputs(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "built.csv").read_bytes() == CSV_PATH.read_bytes(), \
         "rebuild it: impact data build --out parameters/baseline_2024.csv"
+    assert (tmp_path / "built_lines.csv.gz").read_bytes() == LINES_PATH.read_bytes(), \
+        "rebuild it: impact data build --out parameters/baseline_2024.csv"
+
+
+def test_the_import_lines_sum_to_the_cells_and_carry_line_rates():
+    """The lines behind the cells: their import-weighted 2024 rates are the cells' rates, their Column-1 rates
+    average to the sector MFN rates of the 2024 tariff profiles, and the content and USMCA shares are shares."""
+    from impact.baseline import load_baseline
+    from impact.lines import load_lines
+
+    baseline = load_baseline(CSV_PATH)
+    lines = load_lines(baseline)
+    assert lines.by_hs and lines.hs.size > 100_000
+    assert np.allclose(lines.cell_mean(lines.applied), baseline.tariff_baseline, atol=1e-6)
+    cells = np.bincount(lines.cell, weights=lines.weight, minlength=baseline.imports.size).reshape(baseline.imports.shape)
+    assert np.allclose(cells, baseline.imports, rtol=1e-4, atol=1e4)
+    mfn = lines.cell_mean(lines.mfn)
+    cars, trucks = baseline.sectors.index("passenger_vehicles"), baseline.sectors.index("light_trucks")
+    japan = baseline.partners.index("japan")
+    assert mfn[cars, japan] == pytest.approx(0.025, abs=1e-4) and mfn[trucks, japan] == pytest.approx(0.25, abs=1e-3)
+    # HS 7208 (flat-rolled steel) is all steel; Canadian lines of chapter 87 mostly claim USMCA by 2025.
+    flat_rolled = lines.matching(["7208"])
+    assert flat_rolled.any() and (lines.content["steel"][flat_rolled] > 0.5).all()
+    canada = (lines.partner == baseline.partners.index("canada")) & lines.matching(["87"])
+    share_2025 = (lines.usmca["2025"][canada] * lines.weight[canada]).sum() / lines.weight[canada].sum()
+    assert 0.5 < share_2025 <= 1.0
+    assert (lines.usmca["2025"][lines.partner == japan] == 0).all()
 
 
 def test_canada_energy_balance(data):

@@ -162,7 +162,7 @@ def built():
 
 
 def test_the_committed_inputs_reproduce_censuss_totals(built):
-    rows, report = built
+    rows, _, report = built
     imports = {}
     for row in rows:
         if row["variable"] == "imports":
@@ -236,7 +236,7 @@ def test_another_sector_scheme_in_one_command(tmp_path, built):
                                            "--bea-mapping", str(mapping)])
     assert result.exit_code == 0, result.output
     new = load_baseline(out)
-    rows, _ = built
+    rows, _, _ = built
     before = {(r["variable"], r["sector"], r["partner"]): float(r["value"]) for r in rows}
     assert len(new.sectors) == 17 and "semiconductors" in new.sectors
     k, e = new.sectors.index("semiconductors"), new.sectors.index("electronics")

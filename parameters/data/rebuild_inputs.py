@@ -9,12 +9,17 @@
   and the 50 largest non-EU partners (columns ``CTY_CODE, CTY_NAME, I_COMMODITY, CON_VAL_YR, CAL_DUT_YR, ...``);
 * ``census_imports_2024_hs2/hs2-tariff-{CTY}.csv``: the same API at the HS2 level for 225 countries and the EU;
 * ``dataweb_exports_2020_2024_hs2/FAS_Value.csv``: USITC DataWeb, total exports, FAS value, HTS chapters by country;
-* ``bea_io_and_concordances/bea_industry_output.csv``: BEA 2024 gross output by summary industry ($ million).
+* ``bea_io_and_concordances/bea_industry_output.csv``: BEA 2024 gross output by summary industry ($ million);
+* ``yale_tariff_rate_tracker/``: the Budget Lab at Yale's tariff-rate-tracker resources, verbatim (MIT;
+  https://github.com/Budget-Lab-Yale/tariff-rate-tracker at commit 8315fffd697c42559141ed5f8bf7c8fa3da47ae8:
+  ``config/policy_params.yaml`` and the product lists of ``resources/``, one folder, flat).
 
 It writes, next to itself, the tables ``impact data build`` reads (the Census API's own column names, so a user's
 extract reads the same way): ``census_imports_2024_hs10.csv.gz``, ``census_imports_2024_hs2.csv.gz``,
-``dataweb_exports_2020_2024_hs2.csv.gz`` (verbatim) and ``bea_industry_output_2024.csv`` (verbatim). Reading
-parquet needs pyarrow (``pip install ".[parquet]"``); nothing else here does.
+``dataweb_exports_2020_2024_hs2.csv.gz`` (verbatim) and ``bea_industry_output_2024.csv`` (verbatim); and, in
+``parameters/hs_lists/``, the HS product lists of the 2025 tariff actions that scenarios name (``hs_lists``), with
+the table of ``parameters/hs_lists/README.md``. Reading parquet needs pyarrow (``pip install ".[parquet]"``);
+nothing else here does.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import shutil
 import sys
+import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,6 +67,605 @@ def hs2_rows(folder: Path):
                        f"{float(row['2024_imports']):.0f}", f"{float(row['2024_duty']):.0f}", "2024-12"]
 
 
+# -- HS product lists of the 2025 tariff actions (parameters/hs_lists/) ------------------------------------------
+
+TRACKER = "Budget-Lab-Yale/tariff-rate-tracker"
+TRACKER_COMMIT = "8315fffd697c42559141ed5f8bf7c8fa3da47ae8"
+HS_LISTS = HERE.parent / "hs_lists"
+HS_LENGTHS = (2, 4, 6, 8, 10)
+README_START, README_END = "<!-- lists:start -->", "<!-- lists:end -->"
+
+# Codes of the tracker's files that are not HS codes as written, and what they stand for (checked against the
+# HTS chapter 99 text, 2026 Revision 6, which the tracker keeps in data/us_notes/).
+CODE_FIXES = {
+    "850511007000": "8505110070",  # ieepa_exempt_products.csv: US Note 2(v)(iii)(a) lists 8505.11.0070
+}
+# US Note 31(h): heading 9903.91.07 covers five statistical numbers of 6307.90.98, not the whole subheading the
+# tracker lists (6307.90.98 is mostly other made-up textile articles: $2.1B of 2024 imports from China, of which
+# the respirators and masks were $0.05B).
+S301_MASKS = {"6307909842": "N95 respirators of textiles", "6307909844": "N95 respirators of textiles",
+              "6307909850": "respirators of textiles, other than N95", "6307909870": "face masks of textiles",
+              "6307909875": "face masks of textiles"}
+# The tracker's rows for Japan's civil aircraft (9903.96.02) are eight codes of steel sections, railway material
+# and 9802.00.60 picked up from another page of the chapter 99 PDF; US Note 35(b) enumerates the same 554
+# subheadings as the South Korean list of US Note 2(v)(xxiv)(b) (checked against HTS 2026 Rev. 6), so the Japanese
+# list is built from the tracker's South Korean rows.
+JAPAN_AIRCRAFT_FROM = "korea"
+
+PROCLAMATION_STEEL = ("Proclamation 9705 of 8 March 2018 (83 FR 11625) as amended, in 2025 by Proclamation 10896 of "
+                      "10 February 2025 (90 FR 9817) and Proclamation 10947 of 3 June 2025 (90 FR 24199)")
+PROCLAMATION_ALUMINUM = ("Proclamation 9704 of 8 March 2018 (83 FR 11619) as amended, in 2025 by Proclamation 10895 "
+                         "of 10 February 2025 (90 FR 9807) and Proclamation 10947 of 3 June 2025 (90 FR 24199)")
+PROCLAMATION_AUTOS = "Proclamation 10908 of 26 March 2025 (90 FR 14705)"
+PROCLAMATION_MHD = "Proclamation 10984 of 17 October 2025 (90 FR 48451)"
+PROCLAMATION_TIMBER = "Proclamation 10976 of 29 September 2025"
+EO_14346 = "EO 14346 of 5 September 2025 (PTAAP annex of products for aligned partners)"
+FOUR_YEAR_REVIEW = "USTR four-year review modification, 89 FR 76581 (18 September 2024)"
+S301_NOTE20 = "Section 301 action on China (USTR, Trade Act of 1974 s. 301)"
+
+CHAPTER_NOTES = {"72": "iron and steel", "73": "articles of iron or steel", "76": "aluminum and articles thereof"}
+AUTO_NOTES = {
+    "870322": "cars, spark-ignition, 1,000-1,500 cc", "870323": "cars, spark-ignition, 1,500-3,000 cc",
+    "870324": "cars, spark-ignition, over 3,000 cc", "870331": "cars, diesel, up to 1,500 cc",
+    "870332": "cars, diesel, 1,500-2,500 cc", "870333": "cars, diesel, over 2,500 cc",
+    "870340": "cars, hybrid spark-ignition and electric, not plug-in",
+    "870350": "cars, hybrid diesel and electric, not plug-in", "870360": "cars, plug-in hybrid, spark-ignition",
+    "870370": "cars, plug-in hybrid, diesel", "870380": "cars, electric only", "870390": "cars, other",
+    "87042101": "light trucks, diesel, up to 5 t", "87043101": "light trucks, spark-ignition, up to 5 t",
+    "87044100": "light trucks, diesel-electric hybrid, up to 5 t",
+    "87045100": "light trucks, spark-ignition-electric hybrid, up to 5 t",
+}
+
+
+@dataclass
+class HsList:
+    """One list file: its codes (prefix -> note) and what its comment lines and the README say about it."""
+
+    name: str
+    title: str
+    legal: str
+    legal_short: str
+    effective: str
+    rate: str
+    covers: str
+    sources: tuple[str, ...]
+    codes: dict[str, str]
+    comments: list[str] = field(default_factory=list)
+    partners: tuple[str, ...] = ()  # Census codes of the countries it applies to (README column); () = all
+
+
+def _tracker_path(file_name: str) -> str:
+    return "config/policy_params.yaml" if file_name == "policy_params.yaml" else f"resources/{file_name}"
+
+
+def _hs(code: str) -> str:
+    code = code.strip().strip('"').replace(".", "")
+    code = CODE_FIXES.get(code, code)
+    if not code.isdigit() or len(code) not in HS_LENGTHS:
+        raise ValueError(f"not an HS code of 2, 4, 6, 8 or 10 digits: {code!r}")
+    return code
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(line for line in handle if not line.startswith("#")))
+
+
+def _lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _yaml_block(text: str, key: str, indent: int = 0) -> str:
+    """The indented body of a ``key:`` mapping in the tracker's policy_params.yaml (no YAML library needed)."""
+    pad = " " * indent
+    found = re.search(rf"^{pad}{key}:[^\n]*\n((?:(?:{pad}  [^\n]*)?\n)+)", text, re.MULTILINE)
+    if not found:
+        raise ValueError(f"policy_params.yaml: no {key!r}")
+    return found.group(1)
+
+
+def _yaml_codes(block: str, key: str) -> list[str]:
+    found = re.search(rf"^\s*{key}: \[(.*?)\]", block, re.MULTILINE | re.DOTALL)
+    if not found:
+        raise ValueError(f"policy_params.yaml: no list {key!r}")
+    return re.findall(r"'(\d+)'", found.group(1))
+
+
+def _prune(codes: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Sorted codes without those that extend a shorter listed code; and the dropped codes."""
+    kept: dict[str, str] = {}
+    dropped = []
+    for code in sorted(codes, key=lambda c: (len(c), c)):
+        if any(code[:n] in kept for n in HS_LENGTHS if n < len(code)):
+            dropped.append(code)
+        else:
+            kept[code] = codes[code]
+    return dict(sorted(kept.items())), sorted(dropped)
+
+
+def _add(codes: dict[str, str], code: str, note: str = "") -> None:
+    code = _hs(code)
+    if note and note not in codes.get(code, "").split("; "):
+        codes[code] = f"{codes[code]}; {note}" if codes.get(code) else note
+    else:
+        codes.setdefault(code, "")
+
+
+def _percent(rate: str) -> str:
+    return f"{float(rate) * 100:g}%"
+
+
+def _section_232(tracker: Path, params: str) -> list[HsList]:
+    chapters = _yaml_block(params, "section_232_chapters")
+    steel, aluminum = _yaml_codes(chapters, "steel"), _yaml_codes(chapters, "aluminum")
+    primary = {*steel, *aluminum}
+    headings = _yaml_block(params, "section_232_headings")
+
+    def heading(name: str) -> list[str]:
+        return _yaml_codes(_yaml_block(headings, name, indent=2), "prefixes")
+
+    def prefixes(*names: str, notes: dict[str, str] | None = None) -> dict[str, str]:
+        codes: dict[str, str] = {}
+        for name in names:
+            for code in heading(name):
+                _add(codes, code, (notes or {}).get(code, ""))
+        return codes
+
+    lists = [
+        HsList("s232_steel", "Section 232 steel: iron and steel and their articles, HS chapters 72 and 73",
+               f"{PROCLAMATION_STEEL}; HTS headings 9903.81.87 and 9903.81.88 (iron or steel products) and "
+               "9903.81.89-9903.81.93 (derivative steel products), US Note 16 to subchapter III of chapter 99",
+               "Proc. 9705, 10896, 10947; 9903.81.87-.88", "2025-03-12 (25%, all countries); 50% from 2025-06-04",
+               "25% from 2025-03-12, 50% from 2025-06-04 (UK 25%)",
+               "chapters 72 and 73 (the tracker's primary steel chapters)", ("policy_params.yaml",),
+               {code: CHAPTER_NOTES.get(code, "") for code in map(_hs, steel)},
+               [("The tracker covers all of chapters 72 and 73 (section_232_chapters.steel, metal share 1). The "
+                 "proclamations cover steel articles 7206-7229 and 7301-7306 and the listed derivative articles of "
+                 "chapter 73: pig iron, ferroalloys, direct-reduced iron, scrap and granules (7201-7205, $6.9B of "
+                 "2024 imports) are not steel articles, so the list over-covers them.")]),
+        HsList("s232_aluminum", "Section 232 aluminum: aluminum and articles thereof, HS chapter 76",
+               f"{PROCLAMATION_ALUMINUM}; HTS heading 9903.85.02 (aluminum articles) and 9903.85.04, 9903.85.07, "
+               "9903.85.08 (derivative aluminum products), US Note 19 to subchapter III of chapter 99",
+               "Proc. 9704, 10895, 10947; 9903.85.02", "2025-03-12 (25%, all countries); 50% from 2025-06-04",
+               "25% from 2025-03-12, 50% from 2025-06-04 (UK 25%)",
+               "chapter 76 (the tracker's primary aluminum chapter)", ("policy_params.yaml",),
+               {code: CHAPTER_NOTES.get(code, "") for code in map(_hs, aluminum)},
+               [("The tracker covers all of chapter 76 (section_232_chapters.aluminum, metal share 1). Aluminum "
+                 "articles are 7601 and 7604-7609, with the derivative articles of 7610-7616 listed in US Note 19; "
+                 "waste and scrap (7602) and powders (7603) are not covered, so the list over-covers them.")]),
+    ]
+
+    derivatives = _rows(tracker / "s232_derivative_products.csv")
+    legal = {
+        ("steel", False): (("Proclamation 9980 of 24 January 2020 (85 FR 5281) and Proclamation 10896 of 10 February "
+                            "2025 (90 FR 9817), rates of Proclamation 10947 of 3 June 2025 (90 FR 24199); HTS headings "
+                            "9903.81.89-9903.81.93, US Note 16 to subchapter III of chapter 99"),
+                           "Proc. 9980, 10896; 9903.81.89-.93"),
+        ("aluminum", False): (("Proclamation 9980 of 24 January 2020 (85 FR 5281) and Proclamation 10895 of 10 "
+                               "February 2025 (90 FR 9807), rates of Proclamation 10947 of 3 June 2025 (90 FR 24199); "
+                               "HTS headings 9903.85.04, 9903.85.07 and 9903.85.08, US Note 19 to subchapter III of "
+                               "chapter 99 (subdivisions (i)-(k) in HTS 2026 Rev. 6)"),
+                              "Proc. 9980, 10895; 9903.85.04/.07/.08"),
+        ("steel", True): (("Section 232 inclusions of derivative steel products under Proclamations 10895 and 10896, "
+                           "Commerce (BIS) notice FR Doc. 2025-15819 (Federal Register of 19 August 2025); HTS "
+                           "heading 9903.81.91, US Note 16 to subchapter III of chapter 99"),
+                          "FR 2025-15819; 9903.81.91"),
+        ("aluminum", True): (("Section 232 inclusions of derivative aluminum products under Proclamations 10895 and "
+                              "10896, Commerce (BIS) notice FR Doc. 2025-15819 (Federal Register of 19 August 2025); "
+                              "HTS heading 9903.85.08, US Note 19 to subchapter III of chapter 99"),
+                             "FR 2025-15819; 9903.85.08"),
+    }
+    for metal, inclusions in (("steel", False), ("aluminum", False), ("steel", True), ("aluminum", True)):
+        rows = [r for r in derivatives if r["derivative_type"] == metal
+                and (r["effective_date"] == "2025-08-18" if inclusions else r["effective_date"] < "2025-08-18")]
+        codes: dict[str, str] = {}
+        inside = set()
+        for row in rows:
+            code = _hs(row["hts_prefix"])
+            if code[:2] in primary:
+                inside.add(code)
+            else:
+                _add(codes, code, row["ch99_code"])
+        name = f"s232_{metal}_derivatives" + ("_2025_08_18" if inclusions else "")
+        if not codes:
+            print(f"{name}: the tracker lists no {metal} derivative outside chapters "
+                  f"{', '.join(sorted(primary))} {'effective 2025-08-18' if inclusions else 'before 2025-08-18'}: "
+                  "no file written (see parameters/hs_lists/README.md)")
+            continue
+        comments = [(f"{len(rows)} rows of the tracker ({metal}, effective "
+                     f"{'2025-08-18' if inclusions else 'blank or before 2025-08-18'}), 8-digit prefixes: where the "
+                     "legal text names a 10-digit statistical number the prefix covers the whole subheading. The "
+                     "note column is the chapter 99 heading.")]
+        if inside:
+            comments.append(f"{len(inside)} prefixes inside chapters {', '.join(sorted(primary))} are left out: "
+                            f"the primary lists (s232_steel, s232_aluminum) cover them ({', '.join(sorted(inside))}).")
+        if inclusions:
+            comments.append("The notice lists 407 HTS codes, steel and aluminum together; a product of both metals "
+                            "is in both lists (the tracker applies the higher rate).")
+        lists.append(HsList(
+            name,
+            f"Section 232 {metal} derivatives outside chapters 72, 73 and 76, "
+            + ("the inclusions effective 18 August 2025" if inclusions else "in force before 18 August 2025"),
+            legal[metal, inclusions][0], legal[metal, inclusions][1],
+            "2025-08-18" if inclusions else "2025-03-12 (the 2020 derivatives, 9903.85.04, since 2020-02-08)",
+            f"50% on the {metal} content" if inclusions
+            else f"25% from 2025-03-12, 50% from 2025-06-04 (9903.85.08: on the {metal} content)",
+            f"{metal} derivative products outside chapters 72/73/76"
+            + (", added 2025-08-18" if inclusions else ", before 2025-08-18"),
+            ("s232_derivative_products.csv",), codes, comments))
+
+    copper: dict[str, str] = {}
+    for row in _rows(tracker / "s232_copper_products.csv"):
+        _add(copper, row["hts10"])
+    lists.append(HsList(
+        "s232_copper", "Section 232 copper: semi-finished copper products and intensive copper derivative products",
+        "Proclamation 10962 of 30 July 2025 (FR Doc. 2025-14893, 5 August 2025); HTS heading 9903.78.01, US Note "
+        "36(b) to subchapter III of chapter 99 (folded into US Note 16 from 2026-04-06)",
+        "Proc. 10962; 9903.78.01; Note 36(b)", "2025-08-01", "50% (on the copper content, as the tracker models it)",
+        "semi-finished copper and intensive copper derivatives", ("s232_copper_products.csv",), copper,
+        ["The tracker's column is named hts10 but holds 8-digit subheadings (US Note 36(b), 80 prefixes)."]))
+
+    lists += [
+        HsList("s232_autos", "Section 232 automobiles: passenger vehicles and light trucks",
+               f"{PROCLAMATION_AUTOS}; HTS heading 9903.94.01, US Note 33(a)-(b) to subchapter III of chapter 99",
+               "Proc. 10908; 9903.94.01; Note 33(b)", "2025-04-03",
+               "25% (USMCA vehicles: on the non-US content; lower under the UK, Japan, EU and Korea deals)",
+               "passenger vehicles (8703.22-.90) and light trucks up to 5 t", ("policy_params.yaml",),
+               prefixes("autos_passenger", "autos_light_trucks", notes=AUTO_NOTES),
+               [("The tracker's autos_passenger and autos_light_trucks prefixes. US Note 33(b) also lists 8704.60.00 "
+                 "(electric goods vehicles), which US Note 38(b) lists again as a medium/heavy-duty vehicle; the "
+                 "tracker counts it there (s232_mhd_vehicles), not here. 870334 is no HS subheading (the note "
+                 "has none; it matches no line).")]),
+        HsList("s232_auto_parts", "Section 232 automobile parts",
+               f"{PROCLAMATION_AUTOS}, import-adjustment offset of Proclamation 10925 of 29 April 2025 (90 FR 18899); "
+               "HTS heading 9903.94.05, US Note 33(g) to subchapter III of chapter 99",
+               "Proc. 10908; 9903.94.05; Note 33(g)", "2025-05-03",
+               "25% (USMCA-qualifying parts exempt; lower under the UK, Japan, EU and Korea deals)",
+               "automobile parts of US Note 33(g) (CBP parts list)", ("s232_auto_parts.txt",),
+               {_hs(c): "" for c in _lines(tracker / "s232_auto_parts.txt")},
+               [("CBP's Automobile Parts HTS List (Attachment 2, 1 May 2025); the tracker checked it against US Note "
+                 "33(g). Parts outside the list entered under 9903.94.07 (certified for US production or repair, US "
+                 "Note 33(p)) cannot be listed by code."),
+                ("The duty is on parts of passenger vehicles and light trucks classified under these provisions; a "
+                 "prefix covers every import under it, whatever its use. The note lists all of heading 8471 "
+                 "(computers: $138.5B of 2024 imports) and of 8507.60 (lithium-ion batteries: $22.2B), most of "
+                 "which are not auto parts.")]),
+        HsList("s232_mhd_vehicles", "Section 232 medium- and heavy-duty vehicles",
+               f"{PROCLAMATION_MHD}; HTS heading 9903.74.01, US Note 38(b) to subchapter III of chapter 99",
+               "Proc. 10984; 9903.74.01; Note 38(b)", "2025-11-01", "25% (USMCA vehicles: on the non-US content)",
+               "tractors, trucks over 5 t, special-purpose vehicles, chassis", ("policy_params.yaml",),
+               prefixes("mhd_vehicles"), ["The tracker's mhd_vehicles prefixes, the list of US Note 38(b)."]),
+        HsList("s232_mhd_parts", "Section 232 medium- and heavy-duty vehicle parts",
+               f"{PROCLAMATION_MHD}; HTS heading 9903.74.08, US Note 38(i) to subchapter III of chapter 99",
+               "Proc. 10984; 9903.74.08; Note 38(i)", "2025-11-01", "25% (USMCA-qualifying parts exempt)",
+               "parts of medium- and heavy-duty vehicles of US Note 38(i)", ("s232_mhd_parts.txt",),
+               {_hs(c): "" for c in _lines(tracker / "s232_mhd_parts.txt")},
+               [("The tracker verified the list against US Note 38(i) (exact match; so does HTS 2026 Rev. 6). Parts "
+                 "certified for US production entered under 9903.74.09 (US Note 38(j)) cannot be listed by code.")]),
+        HsList("s232_buses", "Section 232 buses (motor vehicles for the transport of ten or more persons)",
+               f"{PROCLAMATION_MHD}; HTS heading 9903.74.02, US Note 38(c) to subchapter III of chapter 99",
+               "Proc. 10984; 9903.74.02; Note 38(c)", "2025-11-01", "10%", "buses, heading 8702",
+               ("policy_params.yaml",), prefixes("buses"),
+               [("The tracker uses heading 8702; US Note 38(c) lists its ten subheadings 8702.10.31 to 8702.90.61, "
+                 "which make up the heading.")]),
+        HsList("s232_softwood_lumber", "Section 232 softwood timber and lumber",
+               f"{PROCLAMATION_TIMBER}; HTS heading 9903.76.01, US Note 37(b) to subchapter III of chapter 99",
+               "Proc. 10976; 9903.76.01; Note 37(b)", "2025-10-14", "10%", "softwood logs, timber and lumber",
+               ("policy_params.yaml",), prefixes("softwood"), [("The tracker's softwood prefixes, the list of US "
+                                                              "Note 37(b).")]),
+        HsList("s232_upholstered_furniture", "Section 232 upholstered wooden furniture (seats with wooden frames)",
+               f"{PROCLAMATION_TIMBER}; HTS heading 9903.76.02 (UK 9903.76.20, Japan .21, EU .22, South Korea .23), "
+               "US Note 37(d) to subchapter III of chapter 99",
+               "Proc. 10976; 9903.76.02; Note 37(d)", "2025-10-14",
+               "25% (UK 10%; Japan, EU, South Korea 15% all-in)", "upholstered seats with wooden frames",
+               ("policy_params.yaml",), prefixes("wood_furniture"),
+               ["The tracker's wood_furniture prefixes, the list of US Note 37(d)."]),
+        HsList("s232_kitchen_cabinets", "Section 232 kitchen cabinets and vanities and their parts, of wood",
+               f"{PROCLAMATION_TIMBER}; HTS heading 9903.76.03 (UK 9903.76.20, Japan .21, EU .22, South Korea .23), "
+               "US Note 37(f) to subchapter III of chapter 99",
+               "Proc. 10976; 9903.76.03; Note 37(f)", "2025-10-14",
+               "25% (UK 10%; Japan, EU, South Korea 15% all-in)", "wooden kitchen cabinets, vanities and parts",
+               ("policy_params.yaml",), prefixes("kitchen_cabinets"),
+               [("The tracker's kitchen_cabinets prefixes, the list of US Note 37(f); articles under them that are "
+                 "not wooden cabinets or vanities enter under 9903.76.04 (no duty). 9403.60.8093 is a 2025 "
+                 "statistical number with no 2024 Census line (2024's wooden furniture not elsewhere specified, "
+                 "9403.60.8081, held $5.8B), so the 2024 import value understates the coverage.")]),
+    ]
+    return lists
+
+
+def _ieepa(tracker: Path) -> list[HsList]:
+    codes: dict[str, str] = {}
+    for line in _lines(tracker / "ieepa_exempt_products.csv")[1:]:
+        _add(codes, line)
+    return [HsList(
+        "ieepa_annex_ii", "IEEPA reciprocal tariff: products exempt (Annex II and the other product exemptions)",
+        "EO 14257 of 2 April 2025 (FR Doc. 2025-06063), Annex II, as amended (memorandum of 11 April 2025 on "
+        "electronics; EO 14326 of 31 July 2025; EO 14346 of 5 September 2025; later 2025 amendments); HTS heading "
+        "9903.01.32, US Note 2(v)(iii) to subchapter III of chapter 99; chapter 98 per US Note 2(v)(i); "
+        "informational materials of chapter 49 (50 U.S.C. 1702(b))",
+        "EO 14257 Annex II; 9903.01.32; Note 2(v)(iii)", "2025-04-05 (the list is the tracker's end-2025 union)",
+        "exempt from the reciprocal tariff (10% from 2025-04-05; country rates from 2025-08-07)",
+        "products exempt from the IEEPA reciprocal tariffs", ("ieepa_exempt_products.csv",), codes,
+        [("The tracker's list as given: HS10 codes built from Annex II / US Note 2(v)(iii), the ITA headings, "
+          "chapter 98 (including 9802.00.40/.50/.60/.80, which the note leaves dutiable on their foreign value) and "
+          "chapter 49. Chapter 97 (artworks), which the tracker's docs say it adds, is not in it. 850511007000 is "
+          "read as 8505110070."),
+         ("Broader than the legal list: about 2,050 of its codes outside chapters 49 and 98 are under no subheading "
+          "of US Note 2(v)(iii) in HTS 2026 Rev. 6 (checked by hand); most are in the floor-country exemptions "
+          "(civil aircraft, generic pharmaceuticals, PTAAP natural resources of the EU, South Korea and "
+          "Switzerland), which exempt only those partners, e.g. lithium-ion batteries 8507.60 and aircraft engines "
+          "and parts 8411 ($387B of 2024 imports in all). The list does not follow the exemptions' dates (the April "
+          "2025 annex differed from the end-2025 one).")])]
+
+
+def _fentanyl(tracker: Path) -> list[HsList]:
+    rows = _rows(tracker / "fentanyl_carveout_products.csv")
+    labels = {"energy_ca": "energy and critical minerals", "potash_ca": "potash", "potash_mx": "potash"}
+    canada: dict[str, str] = {}
+    mexico: dict[str, str] = {}
+    for row in rows:
+        target = mexico if row["category"].endswith("_mx") else canada
+        _add(target, row["hts8"], f"{row['ch99_code']} {labels[row['category']]}")
+    return [
+        HsList("fentanyl_carveout_canada_energy_potash",
+               "IEEPA fentanyl tariff on Canada: energy, critical minerals and potash at the lower rate",
+               "EO 14193 of 1 February 2025 (energy resources and critical minerals at 10%) as amended by EO 14231 of "
+               "6 March 2025 (potash at 10%); HTS headings 9903.01.13 and 9903.01.15, US Note 2(j) and 2(l) to "
+               "subchapter III of chapter 99",
+               "EO 14193, 14231; 9903.01.13/.15", "2025-03-04 (potash 2025-03-07)",
+               "10% (instead of 25%, 35% from 2025-08-01; USMCA-qualifying goods exempt from 2025-03-07)",
+               "Canadian energy, critical minerals (9903.01.13) and potash (9903.01.15)",
+               ("fentanyl_carveout_products.csv",), canada,
+               [("Categories energy_ca (9903.01.13) and potash_ca (9903.01.15) of the tracker, from Tariff-ETRs' "
+                 "reading of US Note 2; the note column gives the heading. The fentanyl tariffs ended with IEEPA's "
+                 "invalidation (2026-02-20).")], ("1220",)),
+        HsList("fentanyl_carveout_mexico_potash", "IEEPA fentanyl tariff on Mexico: potash at the lower rate",
+               "EO 14194 of 1 February 2025 as amended by EO 14232 of 6 March 2025; HTS heading 9903.01.05, US Note "
+               "2(c) to subchapter III of chapter 99",
+               "EO 14194, 14232; 9903.01.05", "2025-03-07",
+               "10% (instead of 25%; USMCA-qualifying goods exempt)", "Mexican potash (9903.01.05)",
+               ("fentanyl_carveout_products.csv",), mexico,
+               [("Category potash_mx of the tracker. The fentanyl tariffs ended with IEEPA's invalidation "
+                 "(2026-02-20).")], ("2010",)),
+    ]
+
+
+def _floor(tracker: Path) -> list[HsList]:
+    rows = _rows(tracker / "floor_exempt_products.csv")
+    groups: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault((row["country_group"], row["category"]), []).append(row)
+    countries = {"eu": ("EU", ("0003",)), "japan": ("Japan", ("5880",)), "korea": ("South Korea", ("5800",)),
+                 "swiss": ("Switzerland and Liechtenstein", ("4419",))}
+    names = {"ptaap": "natural_resources", "particular": "particular_articles", "civil_aircraft": "aircraft",
+             "pharma": "generic_pharma"}
+    what = {"ptaap": "PTAAP products (natural resources and other articles not available in the US)",
+            "particular": "particular articles (essential oils for religious purposes)",
+            "civil_aircraft": "civil aircraft, their engines, parts and components, ground flight simulators "
+                              "(General Note 6 criteria)",
+            "pharma": "generic pharmaceuticals and their ingredients (not patented in the US)"}
+    notes = {("eu", "ptaap"): "2(v)(xx)", ("eu", "particular"): "2(v)(xxi)", ("eu", "civil_aircraft"): "2(v)(xxii)",
+             ("eu", "pharma"): "2(v)(xxiii)", ("korea", "civil_aircraft"): "2(v)(xxiv)(b)",
+             ("swiss", "ptaap"): "2(v)(xxv)(b)", ("swiss", "civil_aircraft"): "2(v)(xxv)(c)",
+             ("swiss", "pharma"): "2(v)(xxv)(d)", ("japan", "civil_aircraft"): "35(b)"}
+    legal = {"eu": f"US-EU framework agreement, implemented under {EO_14346}",
+             "korea": f"US-South Korea agreement, implemented under {EO_14346}",
+             "swiss": f"US-Switzerland-Liechtenstein framework, FR Doc. 2025-23316 (90 FR 59281), under {EO_14346}",
+             "japan": "EO 14345 of 4 September 2025 (US-Japan agreement)"}
+    effective = {"eu": "2025-09-19 (HTS 2025 Rev. 24, the tracker's date)",
+                 "korea": "2025-11-15 (HTS 2025 Rev. 32, the tracker's date)", "swiss": "2025-11-14",
+                 "japan": "2025-09-12 (HTS 2025 Rev. 23, the tracker's date)"}
+    floor = {"eu": "9903.02.19-.20", "korea": "9903.02.79-.80", "swiss": "9903.02.82-.83, .87-.88",
+             "japan": "9903.02.72-.73"}
+    lists = []
+    for (group, category) in sorted(groups):
+        source_rows = groups[group, category]
+        comments = [(f"Rows {group}/{category} of the tracker (scraped from the chapter 99 US notes; checked here "
+                     "against HTS 2026 Rev. 6: same subheadings).")]
+        if (group, category) == ("japan", "civil_aircraft"):
+            replaced = sorted(r["hts8"] for r in source_rows)
+            source_rows = groups[JAPAN_AIRCRAFT_FROM, category]
+            comments = [("Built from the tracker's South Korean civil aircraft rows (9903.02.81): US Note 35(b) "
+                         "enumerates the same subheadings (checked against HTS 2026 Rev. 6). The tracker's own "
+                         f"Japanese rows ({', '.join(replaced)}) are steel sections, railway material and 9802.00.60 "
+                         "picked up from another page of the chapter 99 PDF, not the note's list.")]
+        codes: dict[str, str] = {}
+        for row in source_rows:
+            _add(codes, row["hts8"])
+        heading = sorted({r["ch99_code"] for r in groups[group, category]})
+        country, partners = countries[group]
+        if group == "swiss":
+            heading = [f"{heading[0]} (Liechtenstein {heading[0][:-2]}{int(heading[0][-2:]) + 5:02d})"]
+        lists.append(HsList(
+            f"floor_exempt_{group}_{names[category]}",
+            f"{country}: {what[category]}, exempt from the 15% all-in reciprocal floor",
+            f"{legal[group]}; HTS heading {', '.join(heading)}, US Note {notes[group, category]} to subchapter III "
+            f"of chapter 99 (exemption from the floor headings {floor[group]})",
+            f"{heading[0].split(' ')[0]}; Note {notes[group, category]}", effective[group],
+            "exempt from the 15% all-in floor (MFN only)", f"{country}: {what[category].split(' (')[0]}",
+            ("floor_exempt_products.csv",), codes, comments, partners))
+    return lists
+
+
+def _section_301(tracker: Path, params: str) -> list[HsList]:
+    rates = dict(re.findall(r"ch99_pattern: '([\d.]+)'\s*\n\s*s301_rate: ([\d.]+)",
+                            _yaml_block(params, "section_301_rates")))
+    rows = _rows(tracker / "s301_product_lists.csv")
+    specs = {  # (list, ch99) -> name, title, legal, note of the HTS, effective, rate text (None: from params)
+        ("1", "9903.88.01"): ("s301_list_1", "List 1 ($34 billion)", "83 FR 28710 (20 June 2018)", "20(a)-(b)",
+                              "2018-07-06", None),
+        ("2", "9903.88.02"): ("s301_list_2", "List 2 ($16 billion)", "83 FR 40823 (16 August 2018)", "20(c)-(d)",
+                              "2018-08-23", None),
+        ("3", "9903.88.03"): ("s301_list_3", "List 3 ($200 billion)",
+                              "83 FR 47974 (21 September 2018); 25% by 84 FR 20459 (9 May 2019)", "20(e)-(f)",
+                              "2018-09-24 (10%); 25% from 2019-05-10", None),
+        ("3_addl", "9903.88.04"): ("s301_list_3_note_20g", "List 3 products described in US Note 20(g)",
+                                   "USTR List 3 action (83 FR 47974) as modified", "20(g)", "before 2025", None),
+        ("4A", "9903.88.15"): ("s301_list_4a", "List 4A", ("84 FR 43304 (20 August 2019); 7.5% by 85 FR 3741 "
+                               "(22 January 2020)"), "20(r)-(s)", "2019-09-01 (15%); 7.5% from 2020-02-14", None),
+        ("4B", "9903.88.16"): ("s301_list_4b", "List 4B (suspended)", ("84 FR 43304 (20 August 2019); suspended by "
+                               "84 FR 69447 (18 December 2019)"), "20(t)-(u)", "never (suspended since 2019-12-15)",
+                               "0 (15% suspended indefinitely)"),
+        ("biden_25", "9903.91.01"): ("s301_2024_steel_aluminum_critical_minerals",
+                                     "2024 increases: steel and aluminum products, critical minerals, battery parts",
+                                     FOUR_YEAR_REVIEW, "31(b)", "2024-09-27", None),
+        ("biden_50", "9903.91.02"): ("s301_2024_solar_cells", "2024 increases: solar cells", FOUR_YEAR_REVIEW,
+                                     "31(c)", "2024-09-27", None),
+        ("biden_100", "9903.91.03"): ("s301_2024_evs_syringes", ("2024 increases: electric vehicles (buses and "
+                                      "cars), syringes and needles"), FOUR_YEAR_REVIEW, "31(d)", "2024-09-27", None),
+        ("cranes_301", "9903.92.10"): ("s301_2024_ship_to_shore_cranes", ("2024 increases: ship-to-shore gantry "
+                                       "cranes"), FOUR_YEAR_REVIEW, "31(a)", "2024-09-27", None),
+        ("biden_50_jan25", "9903.91.05"): ("s301_2025_semiconductors_polysilicon_wafers", ("2025 increases: "
+                                           "semiconductors, polysilicon and wafers"),
+                                           (f"{FOUR_YEAR_REVIEW}; polysilicon and wafers by 89 FR 101682 "
+                                            "(December 2024)"), "31(f)", "2025-01-01", None),
+        ("biden_25_jan25", "9903.91.11"): ("s301_2025_tungsten", "2025 increases: tungsten products",
+                                           f"{FOUR_YEAR_REVIEW}, as modified in December 2024", "31(j)",
+                                           "2025-01-01", None),
+        ("biden_jan26", "9903.91.06"): ("s301_2026_graphite_magnets_batteries", ("2026 increases: natural "
+                                        "graphite, permanent magnets, lithium-ion batteries (non-EV)"),
+                                        FOUR_YEAR_REVIEW, "31(g)", "2026-01-01", None),
+        ("biden_jan26", "9903.91.07"): ("s301_2026_respirators_face_masks", ("2026 increases: respirators and "
+                                        "face masks of textiles"), FOUR_YEAR_REVIEW, "31(h)", "2026-01-01", None),
+        ("biden_jan26", "9903.91.08"): ("s301_2026_medical_gloves", ("2026 increases: medical (surgical) rubber "
+                                        "gloves"), FOUR_YEAR_REVIEW, "31(i)", "2026-01-01", None),
+    }
+    lists = []
+    found = {(r["list"], r["ch99_code"]) for r in rows}
+    unknown = sorted(key for key in found if key not in specs)
+    if unknown:
+        raise ValueError(f"s301_product_lists.csv: lists not described here: {unknown}")
+    for key in (key for key in specs if key in found):
+        name, title, notice, note, effective, rate_text = specs[key]
+        ch99 = key[1]
+        rate = rate_text or _percent(rates[ch99])
+        codes: dict[str, str] = {}
+        comments = [(f"Rows list={key[0]}, ch99_code={ch99} of the tracker (8-digit subheadings of US Note {note}; "
+                     "where the note excepts statistical numbers, the prefix covers the whole subheading). Rate "
+                     f"{rate} under heading {ch99}, on products of China only; USTR product exclusions "
+                     "(9903.88.69/.70 and others) are not taken out.")]
+        if ch99 == "9903.91.07":
+            for code, what in S301_MASKS.items():
+                _add(codes, code, what)
+            listed = sorted(r["hts8"] for r in rows if (r["list"], r["ch99_code"]) == key)
+            comments.append(f"The tracker lists {', '.join(listed)} (all of subheading 6307.90.98); US Note 31(h) "
+                            "covers only the five statistical numbers listed here, which replace it.")
+        else:
+            for row in rows:
+                if (row["list"], row["ch99_code"]) == key:
+                    _add(codes, row["hts8"])
+        if key[0] == "4B":
+            comments.append("List 4B never took effect: kept for completeness; it carries no duty in 2025.")
+        if any(code.startswith("9802") for code in codes):
+            comments.append("Includes 9802.00.40/.50/.60/.80 (goods assembled or processed abroad), where the duty "
+                            "applies to the foreign value only.")
+        lists.append(HsList(
+            name, f"Section 301 on China, {title}",
+            f"{S301_NOTE20}: {notice}; HTS heading {ch99}, US Note {note} to subchapter III of chapter 99",
+            f"{ch99}; Note {note}", effective, rate, title, ("s301_product_lists.csv",), codes, comments,
+            ("5700",)))
+    return lists
+
+
+def _import_values(lists: list[HsList]) -> tuple[dict[str, tuple[float, float | None, int]], float]:
+    """2024 imports under each list ($, all partners with HS10 records, and from the partners it applies to), the
+    number of its codes with no 2024 line, and the total. EU members' own records are left out (the EU aggregate,
+    0003, holds them), as in the baseline."""
+    with open(HERE / "partners.csv", newline="") as handle:
+        members = {row["census_code"] for row in csv.DictReader(line for line in handle if not line.startswith("#"))
+                   if row["partner"] == "eu" and row["census_code"] != "0003"}
+    total: dict[str, float] = {}
+    by_country: dict[tuple[str, str], float] = {}
+    with gzip.open(HERE / "census_imports_2024_hs10.csv.gz", "rt", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["CTY_CODE"] in members:
+                continue
+            value = float(row["CON_VAL_YR"])
+            total[row["I_COMMODITY"]] = total.get(row["I_COMMODITY"], 0.0) + value
+            key = (row["I_COMMODITY"], row["CTY_CODE"])
+            by_country[key] = by_country.get(key, 0.0) + value
+    prefixes_of = {hs: {hs[:n] for n in HS_LENGTHS} for hs in total}
+    out = {}
+    for hs_list in lists:
+        codes = set(hs_list.codes)
+        lines = [hs for hs, prefixes in prefixes_of.items() if prefixes & codes]
+        matched = {code for hs in lines for code in prefixes_of[hs] & codes}
+        partner = (sum(by_country.get((hs, c), 0.0) for hs in lines for c in hs_list.partners)
+                   if hs_list.partners else None)
+        out[hs_list.name] = (sum(total[hs] for hs in lines), partner, len(codes - matched))
+    return out, sum(total.values())
+
+
+def _write_list(hs_list: HsList) -> None:
+    paths = ", ".join(_tracker_path(s) for s in hs_list.sources)
+    head = [hs_list.title, f"Legal source: {hs_list.legal}", f"Effective: {hs_list.effective}",
+            f"Taken from: {TRACKER} @ {TRACKER_COMMIT}, {paths} (MIT); built by parameters/data/rebuild_inputs.py",
+            f"Rate in the 2025 actions: {hs_list.rate}"]
+    body = [line for comment in hs_list.comments for line in textwrap.wrap(comment, 116)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["hs", "note"])
+    writer.writerows(hs_list.codes.items())
+    text = "".join(f"# {line}\n" for line in head + body) + buffer.getvalue()
+    (HS_LISTS / f"{hs_list.name}.csv").write_text(text, encoding="utf-8", newline="")
+
+
+def _readme_table(lists: list[HsList], values, world: float) -> str:
+    rows = [("| file | covers | rate in the 2025 actions | effective | legal source | codes | codes with no 2024 "
+             "line | 2024 imports, all partners $B | 2024 imports from the partners it applies to $B |"),
+            "|---|---|---|---|---|---:|---:|---:|---:|"]
+    for hs_list in lists:
+        value, partner, missing = values[hs_list.name]
+        partner_text = f"{partner / 1e9:,.2f}" if partner is not None else "all"
+        rows.append(f"| `{hs_list.name}.csv` | {hs_list.covers} | {hs_list.rate} | {hs_list.effective} | "
+                    f"{hs_list.legal_short} | {len(hs_list.codes)} | {missing} | {value / 1e9:,.2f} | "
+                    f"{partner_text} |")
+    return "\n".join(rows) + (f"\n\nImport values: 2024 imports for consumption (Census `CON_VAL_YR`) of the HS10 "
+                              f"lines under the list's prefixes, summed over the 51 partners with HS10 records in "
+                              f"`parameters/data/census_imports_2024_hs10.csv.gz` (the EU aggregate and 50 other "
+                              f"countries: ${world / 1e9:,.1f}B in all); lists overlap, so the values do not add "
+                              f"up. Partners: China (301), Canada or Mexico (fentanyl), the EU aggregate, Japan, "
+                              f"South Korea or Switzerland (floor exemptions; Liechtenstein has no HS10 records).\n")
+
+
+def hs_lists(tracker: Path) -> list[HsList]:
+    """Write the product lists of the 2025 tariff actions to parameters/hs_lists/ from the tracker's resources,
+    print a summary and update the table of parameters/hs_lists/README.md."""
+    params = (tracker / "policy_params.yaml").read_text(encoding="utf-8")
+    lists = [*_section_232(tracker, params), *_ieepa(tracker), *_fentanyl(tracker), *_floor(tracker),
+             *_section_301(tracker, params)]
+    HS_LISTS.mkdir(exist_ok=True)
+    names = [hs_list.name for hs_list in lists]
+    if len(set(names)) != len(names):
+        raise ValueError(f"list names repeat: {names}")
+    for hs_list in lists:
+        hs_list.codes, dropped = _prune(hs_list.codes)
+        if dropped:
+            hs_list.comments.append(f"{len(dropped)} codes dropped as extensions of a shorter listed code: "
+                                    f"{', '.join(dropped)}.")
+        _write_list(hs_list)
+    values, world = _import_values(lists)
+    print(f"parameters/hs_lists/: {len(lists)} lists (2024 imports under them, all {world / 1e9:,.1f} $B of the "
+          "51 partners with HS10 lines)")
+    print(f"  {'list':<46} {'codes':>6} {'no 2024 line':>12} {'all $B':>9} {'partners $B':>11}")
+    for hs_list in lists:
+        value, partner, missing = values[hs_list.name]
+        print(f"  {hs_list.name:<46} {len(hs_list.codes):>6} {missing:>12} {value / 1e9:>9,.2f} "
+              f"{'' if partner is None else f'{partner / 1e9:,.2f}':>11}")
+    others = sorted(p.name for p in HS_LISTS.glob("*.csv") if p.stem not in names)
+    if others:
+        print(f"  (also in the folder, not written here: {', '.join(others)})")
+    readme = HS_LISTS / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{readme}: no {README_START} ... {README_END} block for the table")
+    table = _readme_table(lists, values, world)
+    readme.write_text(f"{text[:start + len(README_START)]}\n{table}{text[end:]}", encoding="utf-8", newline="")
+    return lists
+
+
 def main(originals: Path) -> None:
     count = _write_census(HERE / "census_imports_2024_hs10.csv.gz", hs10_rows(originals / "census_imports_2024_hs10"))
     print(f"census_imports_2024_hs10.csv.gz: {count:,} lines")
@@ -70,6 +677,7 @@ def main(originals: Path) -> None:
     shutil.copyfile(originals / "bea_io_and_concordances" / "bea_industry_output.csv",
                     HERE / "bea_industry_output_2024.csv")
     print("dataweb_exports_2020_2024_hs2.csv.gz, bea_industry_output_2024.csv: copied")
+    hs_lists(originals / "yale_tariff_rate_tracker")
 
 
 if __name__ == "__main__":

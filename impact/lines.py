@@ -1,0 +1,224 @@
+"""The import lines behind a baseline's cells: one row per (HS10 line, partner), with 2024 value and duty, the
+line's Column-1 rate, its metal content and its USMCA utilization.
+
+Tariff layers are evaluated line by line on these and averaged into the cells with 2024 import weights
+(:mod:`impact.tariffs`). A baseline ``X.csv`` has its lines in ``X_lines.csv.gz`` next to it (``impact data build``
+writes both). A baseline without a line file is evaluated cell by cell: each cell is one line with no HS code, so
+layers that name HS codes cannot be used with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from impact.baseline import Baseline
+from impact.errors import ImpactInputError, Problem
+
+CONTENTS = ("steel", "aluminum", "copper")
+USMCA_YEARS = ("2024", "2025")
+HS_LENGTHS = (2, 4, 6, 8, 10)
+#: Line sums may differ from the baseline's cells by the rounding of the baseline file (values in $B to 6 decimals).
+CELL_TOLERANCE = 5e-3
+
+
+@dataclass(frozen=True)
+class ImportLines:
+    """Lines of a baseline's import cells, arrays of length L (the lines), and the cell of each line."""
+
+    path: str
+    sha256: str
+    hs: np.ndarray            # (L,) str: HS10 code, a chapter (two digits) for a chapter residual, "" for a cell line
+    sector: np.ndarray        # (L,) int
+    partner: np.ndarray       # (L,) int
+    weight: np.ndarray        # (L,) 2024 customs value, USD
+    applied: np.ndarray       # (L,) 2024 calculated duty / customs value
+    mfn: np.ndarray           # (L,) Column-1 rate (general, or the FTA rate used in 2024)
+    content: dict[str, np.ndarray]  # metal -> (L,) share of the line's value
+    usmca: dict[str, np.ndarray]    # year -> (L,) share of the line's value claiming USMCA (0 outside Canada, Mexico)
+    shape: tuple[int, int]    # (S, P) of the cells
+    by_hs: bool               # the lines carry HS codes
+
+    @property
+    def cell(self) -> np.ndarray:
+        """The flat (sector, partner) index of each line."""
+        return self.sector * self.shape[1] + self.partner
+
+    def cell_mean(self, values: np.ndarray) -> np.ndarray:
+        """The import-weighted mean of line values (..., L) in each cell: (..., S, P). A cell without import value
+        has one zero-weight line of its own, whose value it takes."""
+        values = np.asarray(values, dtype=float)
+        flat = values.reshape(-1, values.shape[-1])
+        out = np.empty((flat.shape[0], self.shape[0] * self.shape[1]))
+        for k, row in enumerate(flat):
+            out[k] = np.bincount(self.cell, weights=row * self.weight_or_one, minlength=out.shape[1])
+        out /= self._cell_weight
+        return out.reshape(values.shape[:-1] + self.shape)
+
+    @property
+    def weight_or_one(self) -> np.ndarray:
+        return _weight_or_one(self)
+
+    @property
+    def _cell_weight(self) -> np.ndarray:
+        return np.bincount(self.cell, weights=self.weight_or_one, minlength=self.shape[0] * self.shape[1])
+
+    def matching(self, prefixes) -> np.ndarray:
+        """Lines (bool, (L,)) whose HS code starts with one of ``prefixes`` (codes of 2 to 10 digits); a chapter
+        residual line matches a prefix of its chapter's two digits only when the prefix is the chapter."""
+        found = np.zeros(self.hs.shape, dtype=bool)
+        by_length: dict[int, list[str]] = {}
+        for code in prefixes:
+            by_length.setdefault(len(code), []).append(code)
+        for length, codes in by_length.items():
+            truncated = self._truncated(length)
+            found |= np.isin(truncated, np.array(codes, dtype=truncated.dtype))
+        return found
+
+    def _truncated(self, length: int) -> np.ndarray:
+        return _truncate(self.hs, length)
+
+
+def _weight_or_one(lines: ImportLines) -> np.ndarray:
+    # A cell with no import value keeps a zero-weight line; give it weight 1 so the cell has a defined mean.
+    cell_weight = np.bincount(lines.cell, weights=lines.weight, minlength=lines.shape[0] * lines.shape[1])
+    return np.where(cell_weight[lines.cell] > 0, lines.weight, 1.0)
+
+
+def _truncate(hs: np.ndarray, length: int) -> np.ndarray:
+    # Codes shorter than ``length`` (chapter lines, cell lines) must not match a longer prefix: mark them.
+    truncated = hs.astype(f"<U{length}")
+    return np.where(np.char.str_len(hs) >= length, truncated, "-")
+
+
+def cell_lines(baseline: Baseline) -> ImportLines:
+    """One line per cell, for a baseline without a line file."""
+    S, P = len(baseline.sectors), len(baseline.partners)
+    sector, partner = np.divmod(np.arange(S * P), P)
+    zeros = np.zeros(S * P)
+    return ImportLines("", "", np.full(S * P, "", dtype="<U10"), sector, partner, baseline.imports.ravel().copy(),
+                       baseline.tariff_baseline.ravel().copy(), baseline.tariff_mfn.ravel().copy(),
+                       {m: zeros for m in CONTENTS}, {y: zeros for y in USMCA_YEARS}, (S, P), False)
+
+
+def load_lines(baseline: Baseline) -> ImportLines:
+    """The import lines of ``baseline`` (its ``_lines.csv.gz``), or one line per cell when it has none.
+
+    A cell without import value in the line file gets one zero-weight line with no HS code and the cell's own
+    rates, so that every cell has a defined rate.
+    """
+    path = baseline.path.with_name(baseline.path.stem + "_lines.csv.gz")
+    if not path.is_file():
+        return cell_lines(baseline)
+    lines = _load(str(path), hashlib.sha256(path.read_bytes()).hexdigest(), baseline.sectors, baseline.partners,
+                  baseline.imports.tobytes())
+    S, P = lines.shape
+    present = np.zeros(S * P, dtype=bool)
+    present[lines.cell[lines.weight > 0]] = True
+    empty = np.flatnonzero(~present)
+    if not empty.size:
+        return lines
+    add = lambda a, values: np.concatenate([a, np.asarray(values, dtype=a.dtype)])  # noqa: E731
+    zeros = np.zeros(empty.size)
+    return ImportLines(
+        lines.path, lines.sha256, add(lines.hs, [""] * empty.size), add(lines.sector, empty // P),
+        add(lines.partner, empty % P), add(lines.weight, zeros), add(lines.applied, baseline.tariff_baseline.ravel()[empty]),
+        add(lines.mfn, baseline.tariff_mfn.ravel()[empty]), {m: add(v, zeros) for m, v in lines.content.items()},
+        {y: add(v, zeros) for y, v in lines.usmca.items()}, lines.shape, True)
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str, ...], imports: bytes
+          ) -> ImportLines:
+    import pandas as pd
+
+    from impact.databuild import LINE_COLUMNS
+
+    frame = pd.read_csv(path, dtype={"hs10": str, "partner": str, "sector": str}, keep_default_na=False)
+    problems = []
+    missing = [c for c in LINE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ImpactInputError([Problem(path, "columns", f"missing {', '.join(missing)}")])
+    unknown_sectors = sorted(set(frame["sector"]) - set(sectors))
+    unknown_partners = sorted(set(frame["partner"]) - set(partners))
+    if unknown_sectors:
+        problems.append(Problem(path, "sector", f"not sectors of the baseline: {', '.join(unknown_sectors[:10])}"))
+    if unknown_partners:
+        problems.append(Problem(path, "partner", f"not partners of the baseline: {', '.join(unknown_partners[:10])}"))
+    hs = frame["hs10"].to_numpy(dtype="<U10")
+    bad = [code for code in np.unique(hs) if not (code.isdigit() and len(code) in HS_LENGTHS)]
+    if bad:
+        problems.append(Problem(path, "hs10", f"{len(bad)} codes are not HS codes of 2 to 10 digits (first: {bad[0]!r})"))
+    numbers = {}
+    for column in ("imports_usd", "duty_usd", "mfn", *(f"{m}_share" for m in CONTENTS),
+                   *(f"usmca_share_{y}" for y in USMCA_YEARS)):
+        values = pd.to_numeric(frame[column].replace("", "0"), errors="coerce").to_numpy(dtype=float)
+        if np.isnan(values).any() or (values < 0).any():
+            problems.append(Problem(path, column, "has values that are not non-negative numbers"))
+        numbers[column] = values
+    for column in (*(f"{m}_share" for m in CONTENTS), *(f"usmca_share_{y}" for y in USMCA_YEARS)):
+        if (numbers[column] > 1 + 1e-9).any():
+            problems.append(Problem(path, column, "shares must be in [0, 1]"))
+    if problems:
+        raise ImpactInputError(problems)
+    sector = frame["sector"].map({s: i for i, s in enumerate(sectors)}).to_numpy(dtype=np.int64)
+    partner = frame["partner"].map({p: i for i, p in enumerate(partners)}).to_numpy(dtype=np.int64)
+    weight = numbers["imports_usd"]
+    S, P = len(sectors), len(partners)
+    cell_value = np.bincount(sector * P + partner, weights=weight, minlength=S * P)
+    expected = np.frombuffer(imports).reshape(S, P).ravel()
+    off = np.abs(cell_value - expected) > CELL_TOLERANCE * np.maximum(expected, 1e6)
+    if off.any():
+        k = int(np.flatnonzero(off)[0])
+        raise ImpactInputError([Problem(path, f"{sectors[k // P]}, {partners[k % P]}",
+                                        f"the lines sum to ${cell_value[k] / 1e9:,.3f}B, the baseline cell is "
+                                        f"${expected[k] / 1e9:,.3f}B ({int(off.sum())} cells differ): the line file "
+                                        "is not of this baseline (rebuild both with `impact data build`)")])
+    applied = np.divide(numbers["duty_usd"], weight, out=np.zeros_like(weight), where=weight > 0)
+    return ImportLines(path, sha256, hs, sector, partner, weight, applied, numbers["mfn"],
+                       {m: numbers[f"{m}_share"] for m in CONTENTS},
+                       {y: numbers[f"usmca_share_{y}"] for y in USMCA_YEARS}, (S, P), True)
+
+
+# -- HS lists ---------------------------------------------------------------------------------------------------
+
+HS_LISTS_DIR = "hs_lists"
+
+
+def hs_list_path(name: str, relative_to: Path | None = None) -> Path | None:
+    """A list file: a path (relative to the scenario file that names it first), or the name of a shipped list in
+    ``parameters/hs_lists/``."""
+    from impact import library
+
+    path = Path(name)
+    candidates = [relative_to / path, relative_to / path.with_suffix(".csv")] if relative_to is not None else []
+    candidates += [path, path.with_suffix(".csv")]
+    if len(path.parts) == 1:
+        candidates.append(library.parameters_dir() / HS_LISTS_DIR / path.with_suffix(".csv"))
+    return next((c.resolve() for c in candidates if c.is_file()), None)
+
+
+@lru_cache(maxsize=256)
+def read_hs_list(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The HS prefixes of a list file (a CSV with an ``hs`` column; ``#`` lines are comments: the legal source),
+    and the problems found in it."""
+    import csv
+
+    codes, problems = [], []
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+        if not rows.fieldnames or "hs" not in rows.fieldnames:
+            return (), (f"needs an `hs` column (has {rows.fieldnames})",)
+        for number, row in enumerate(rows, start=2):
+            code = (row["hs"] or "").replace(".", "").strip()
+            if not code.isdigit() or len(code) not in HS_LENGTHS:
+                problems.append(f"row {number}: {row['hs']!r} is not an HS code of 2, 4, 6, 8 or 10 digits")
+                continue
+            codes.append(code)
+    if not codes and not problems:
+        problems.append("lists no HS code")
+    return tuple(codes), tuple(problems)
