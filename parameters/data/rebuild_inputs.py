@@ -16,7 +16,11 @@
 
 It writes, next to itself, the tables ``impact data build`` reads (the Census API's own column names, so a user's
 extract reads the same way): ``census_imports_2024_hs10.csv.gz``, ``census_imports_2024_hs2.csv.gz``,
-``dataweb_exports_2020_2024_hs2.csv.gz`` (verbatim) and ``bea_industry_output_2024.csv`` (verbatim); and, in
+``dataweb_exports_2020_2024_hs2.csv.gz`` (verbatim) and ``bea_industry_output_2024.csv`` (verbatim); the inputs of
+the import lines: ``hts_mfn_rates_2025_hs8.csv.gz`` (USITC HTS general rates by HS8, verbatim, from
+``bea_io_and_concordances/mfn_rates_2025.csv``), ``metal_content_bea_hs10.csv.gz`` (the tracker's BEA-based steel,
+aluminum and copper shares by HS10, each capped at one) and ``usmca_shares_hs10.csv.gz`` (the tracker's USMCA
+utilization by HS10 for Canada and Mexico, 2024 and 2025, from USITC DataWeb); and, in
 ``parameters/hs_lists/``, the HS product lists of the 2025 tariff actions that scenarios name (``hs_lists``), with
 the table of ``parameters/hs_lists/README.md``. Reading parquet needs pyarrow (``pip install ".[parquet]"``);
 nothing else here does.
@@ -277,7 +281,8 @@ def _section_232(tracker: Path, params: str) -> list[HsList]:
                      "legal text names a 10-digit statistical number the prefix covers the whole subheading. The "
                      "note column is the chapter 99 heading.")]
         if inside:
-            comments.append(f"{len(inside)} prefixes inside chapters {', '.join(sorted(primary))} are left out: "
+            comments.append(f"{len(inside)} prefix{'es' if len(inside) > 1 else ''} inside chapters "
+                            f"{', '.join(sorted(primary))} left out: "
                             f"the primary lists (s232_steel, s232_aluminum) cover them ({', '.join(sorted(inside))}).")
         if inclusions:
             comments.append("The notice lists 407 HTS codes, steel and aluminum together; a product of both metals "
@@ -445,6 +450,8 @@ def _floor(tracker: Path) -> list[HsList]:
             "civil_aircraft": "civil aircraft, their engines, parts and components, ground flight simulators "
                               "(General Note 6 criteria)",
             "pharma": "generic pharmaceuticals and their ingredients (not patented in the US)"}
+    covers = {"ptaap": "natural resources and other PTAAP products", "particular": "essential oils for religious "
+              "purposes", "civil_aircraft": "civil aircraft and their parts", "pharma": "generic pharmaceuticals"}
     notes = {("eu", "ptaap"): "2(v)(xx)", ("eu", "particular"): "2(v)(xxi)", ("eu", "civil_aircraft"): "2(v)(xxii)",
              ("eu", "pharma"): "2(v)(xxiii)", ("korea", "civil_aircraft"): "2(v)(xxiv)(b)",
              ("swiss", "ptaap"): "2(v)(xxv)(b)", ("swiss", "civil_aircraft"): "2(v)(xxv)(c)",
@@ -483,7 +490,7 @@ def _floor(tracker: Path) -> list[HsList]:
             f"{legal[group]}; HTS heading {', '.join(heading)}, US Note {notes[group, category]} to subchapter III "
             f"of chapter 99 (exemption from the floor headings {floor[group]})",
             f"{heading[0].split(' ')[0]}; Note {notes[group, category]}", effective[group],
-            "exempt from the 15% all-in floor (MFN only)", f"{country}: {what[category].split(' (')[0]}",
+            "exempt from the 15% all-in floor (MFN only)", f"{country}: {covers[category]}",
             ("floor_exempt_products.csv",), codes, comments, partners))
     return lists
 
@@ -602,7 +609,7 @@ def _write_list(hs_list: HsList) -> None:
     head = [hs_list.title, f"Legal source: {hs_list.legal}", f"Effective: {hs_list.effective}",
             f"Taken from: {TRACKER} @ {TRACKER_COMMIT}, {paths} (MIT); built by parameters/data/rebuild_inputs.py",
             f"Rate in the 2025 actions: {hs_list.rate}"]
-    body = [line for comment in hs_list.comments for line in textwrap.wrap(comment, 116)]
+    body = [line for comment in hs_list.comments for line in textwrap.wrap(comment, 116, break_on_hyphens=False)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["hs", "note"])
@@ -642,7 +649,8 @@ def hs_lists(tracker: Path) -> list[HsList]:
     for hs_list in lists:
         hs_list.codes, dropped = _prune(hs_list.codes)
         if dropped:
-            hs_list.comments.append(f"{len(dropped)} codes dropped as extensions of a shorter listed code: "
+            hs_list.comments.append(f"{len(dropped)} code{'s' if len(dropped) > 1 else ''} dropped as extensions of "
+                                    "a shorter listed code: "
                                     f"{', '.join(dropped)}.")
         _write_list(hs_list)
     values, world = _import_values(lists)
@@ -666,6 +674,39 @@ def hs_lists(tracker: Path) -> list[HsList]:
     return lists
 
 
+def line_attribute_inputs(originals: Path) -> None:
+    """The per-line inputs of the import-line table: HTS general (column 1) rates by HS8, metal content shares by
+    HS10, USMCA utilization shares by HS10 for Canada and Mexico (2024 and 2025)."""
+    with open(originals / "bea_io_and_concordances" / "mfn_rates_2025.csv", "rb") as source, \
+            gzip.GzipFile(HERE / "hts_mfn_rates_2025_hs8.csv.gz", "wb", mtime=0) as target:
+        shutil.copyfileobj(source, target)
+    tracker = originals / "yale_tariff_rate_tracker"
+    rows = []
+    with open(tracker / "metal_content_shares_bea_hs10.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            # Per-metal shares above one (BEA input ratios of industries whose metal inputs exceed the value of
+            # their output, e.g. steel mills) are capped at one, as the tracker caps their sum (metal_share).
+            rows.append([row["hs10"], *(f"{min(float(row[c]), 1.0):.6g}" for c in ("steel_share", "aluminum_share",
+                                                                                    "copper_share"))])
+    _write_gz_csv(HERE / "metal_content_bea_hs10.csv.gz", ["hs10", "steel_share", "aluminum_share", "copper_share"],
+                  sorted(rows))
+    shares: dict[tuple[str, str], dict[str, str]] = {}
+    for year in ("2024", "2025"):
+        with open(tracker / f"usmca_product_shares_{year}.csv", newline="") as handle:
+            for row in csv.DictReader(handle):
+                shares.setdefault((row["hts10"], row["cty_code"].zfill(4)), {})[year] = f"{float(row['usmca_share']):.6g}"
+    _write_gz_csv(HERE / "usmca_shares_hs10.csv.gz", ["hs10", "cty_code", "usmca_share_2024", "usmca_share_2025"],
+                  [[hs, code, v.get("2024", ""), v.get("2025", "")] for (hs, code), v in sorted(shares.items())])
+    print("hts_mfn_rates_2025_hs8.csv.gz, metal_content_bea_hs10.csv.gz, usmca_shares_hs10.csv.gz: written")
+
+
+def _write_gz_csv(path: Path, header: list[str], rows) -> None:
+    with gzip.GzipFile(path, "wb", mtime=0) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
 def main(originals: Path) -> None:
     count = _write_census(HERE / "census_imports_2024_hs10.csv.gz", hs10_rows(originals / "census_imports_2024_hs10"))
     print(f"census_imports_2024_hs10.csv.gz: {count:,} lines")
@@ -677,6 +718,7 @@ def main(originals: Path) -> None:
     shutil.copyfile(originals / "bea_io_and_concordances" / "bea_industry_output.csv",
                     HERE / "bea_industry_output_2024.csv")
     print("dataweb_exports_2020_2024_hs2.csv.gz, bea_industry_output_2024.csv: copied")
+    line_attribute_inputs(originals)
     hs_lists(originals / "yale_tariff_rate_tracker")
 
 

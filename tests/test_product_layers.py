@@ -1,0 +1,245 @@
+"""Layers that name products: evaluated line by line on the import lines, averaged into cells with import weights.
+
+A small baseline with hand-written lines; every expected rate is worked out by hand from the rules in
+docs/model.md ("Tariffs line by line").
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+
+import numpy as np
+import pytest
+
+import impact
+from impact.databuild import LINE_COLUMNS
+from impact.scenario import load_scenario
+from tests.conftest import problems_of, write_baseline, write_scenario
+
+SECTORS = ["steel", "machinery"]
+PARTNERS = ["canada", "japan", "rest_of_world"]
+# (hs10, partner, sector, value $B, 2024 rate, Column-1 rate, steel share, USMCA share 2025)
+LINES = [
+    ("7208100000", "japan", "steel", 3.0, 0.0, 0.0, 1.0, 0.0),
+    ("7318150000", "japan", "steel", 1.0, 0.062, 0.062, 0.6, 0.0),     # bolts: a steel derivative
+    ("8471300100", "japan", "machinery", 2.0, 0.0, 0.0, 0.1, 0.0),     # laptops: Annex II
+    ("8481800000", "japan", "machinery", 6.0, 0.02, 0.02, 0.3, 0.0),
+    ("8429510000", "japan", "machinery", 2.0, 0.20, 0.20, 0.4, 0.0),    # a line above the floor
+    ("7208100000", "canada", "steel", 4.0, 0.0, 0.0, 1.0, 0.5),
+    ("8481800000", "canada", "machinery", 5.0, 0.01, 0.01, 0.3, 0.8),
+    ("8481800000", "rest_of_world", "machinery", 10.0, 0.02, 0.02, 0.3, 0.0),
+]
+
+
+def _cell(partner, sector):
+    return [line for line in LINES if line[1] == partner and line[2] == sector]
+
+
+@pytest.fixture
+def market(tmp_path):
+    imports = [[sum(line[3] for line in _cell(p, s)) for p in PARTNERS] for s in SECTORS]
+    applied = [[sum(line[3] * line[4] for line in _cell(p, s)) / max(sum(line[3] for line in _cell(p, s)), 1e-300)
+                for p in PARTNERS] for s in SECTORS]
+    write_baseline(tmp_path / "small.csv", SECTORS, PARTNERS, imports=imports, exports=[[1.0] * 3] * 2,
+                   gross_output=[50.0, 80.0], tariff_mfn=applied, tariff_baseline=applied, partner_tariff=0.02)
+    with gzip.open(tmp_path / "small_lines.csv.gz", "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(LINE_COLUMNS)
+        for hs, partner, sector, value, rate, mfn, steel, usmca in LINES:
+            writer.writerow([hs, partner, sector, value * 1e9, value * 1e9 * rate, mfn, "hts_general", steel, 0, 0,
+                             usmca if partner == "canada" else "", usmca if partner == "canada" else "", "published"])
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "annex_ii.csv").write_text("# Annex II (test)\n# Legal source: test\nhs,note\n8471,computers\n")
+    return tmp_path
+
+
+def regime(folder, layers: str, name: str = "regime"):
+    return write_scenario(folder / f"{name}.toml", f"""
+        [scenario]
+        title = "{name}"
+        baseline = "small.csv"
+        [[tariff_layers]]
+        name = "mfn"
+        rate = "baseline:mfn"
+        authority = "mfn"
+        {layers}
+        [[priors]]
+        parameter = "sigma"
+        dist = "fixed"
+        value = 2.0
+        [[priors]]
+        parameter = "eps"
+        dist = "fixed"
+        value = 0.8
+        [[priors]]
+        parameter = "mu"
+        dist = "fixed"
+        value = 1.0
+    """)
+
+
+def rate(scenario, sector, partner):
+    return scenario.tariff[SECTORS.index(sector), PARTNERS.index(partner)]
+
+
+STEEL_AND_RECIPROCAL = """
+    [[tariff_layers]]
+    name = "s232_steel"
+    hs = ["72", "73"]
+    except_hs = ["7318"]
+    rate = 0.5
+    authority = "s232"
+    [[tariff_layers]]
+    name = "s232_derivatives"
+    hs = ["7318", "8481.80"]
+    content = "steel"
+    rate = 0.5
+    authority = "s232"
+    [[tariff_layers]]
+    name = "reciprocal"
+    partners = ["japan", "rest_of_world"]
+    except_hs_lists = ["lists/annex_ii.csv"]
+    rate = 0.1
+    exclusive_of = ["s232_steel", "s232_derivatives"]
+    authority = "ieepa"
+"""
+
+
+def test_layers_apply_to_the_lines_they_name_and_average_with_import_weights(market):
+    s = load_scenario(regime(market, STEEL_AND_RECIPROCAL))
+    # Japan's steel: flat-rolled (3) pays 50%; bolts (1) pay 6.2% MFN + 50% on 60% steel + 10% on the other 40%.
+    bolts = 0.062 + 0.6 * 0.5 + 0.4 * 0.1
+    assert rate(s, "steel", "japan") == pytest.approx((3 * 0.5 + 1 * bolts) / 4, abs=1e-12)
+    # Japan's machinery: laptops (2) Annex II, MFN 0; valves (6) 2% + 50% on 30% steel + 10% on 70%; dozers (2) 20% + 10%.
+    valves = 0.02 + 0.3 * 0.5 + 0.7 * 0.1
+    assert rate(s, "machinery", "japan") == pytest.approx((2 * 0.0 + 6 * valves + 2 * 0.3) / 10, abs=1e-12)
+    # Canada: no reciprocal layer; its valves pay the derivative rate on their steel.
+    assert rate(s, "machinery", "canada") == pytest.approx(0.01 + 0.3 * 0.5, abs=1e-12)
+
+
+def test_an_all_in_floor_compares_with_each_lines_own_rate(market):
+    s = load_scenario(regime(market, """
+        [[tariff_layers]]
+        name = "japan_all_in"
+        rule = "all_in_floor"
+        floor_of = "mfn"
+        partners = ["japan"]
+        except_hs_lists = ["lists/annex_ii.csv"]
+        rate = 0.15
+    """))
+    # Laptops exempt (0), valves max(2%, 15%), dozers max(20%, 15%): not 15% against a sector-average MFN.
+    assert rate(s, "machinery", "japan") == pytest.approx((2 * 0.0 + 6 * 0.15 + 2 * 0.20) / 10, abs=1e-12)
+    assert rate(s, "steel", "japan") == pytest.approx(0.15, abs=1e-12)
+
+
+def test_usmca_qualifying_imports_are_exempt_at_each_lines_utilization(market):
+    s = load_scenario(regime(market, """
+        [[tariff_layers]]
+        name = "fentanyl"
+        partners = ["canada"]
+        rate = 0.35
+        usmca_exempt = true
+        [[tariff_layers]]
+        name = "parts"
+        partners = ["canada"]
+        hs = ["8481"]
+        rate = 0.25
+        usmca_exempt = 0.4
+        exclusive_of = ["fentanyl"]
+    """))
+    # Steel (USMCA share 0.5): 35% on the half that does not qualify.
+    assert rate(s, "steel", "canada") == pytest.approx(0.35 * 0.5, abs=1e-12)
+    # Valves (share 0.8): fentanyl on 20%; parts on (1 - 0.4 x 0.8) = 68% of value less the fentanyl's 20%.
+    fentanyl = 1 - 0.8
+    parts = (1 - 0.4 * 0.8) * (1 - fentanyl)
+    assert rate(s, "machinery", "canada") == pytest.approx(0.01 + 0.35 * fentanyl + 0.25 * parts, abs=1e-12)
+
+
+def test_the_breakdown_by_authority_sums_to_the_rate(market):
+    s = load_scenario(regime(market, STEEL_AND_RECIPROCAL))
+    parts = s.tariff_stack.by_authority()
+    assert set(parts) == {"baseline", "mfn", "s232", "ieepa"}
+    total = sum(parts.values())
+    np.testing.assert_allclose(total, s.tariff, atol=1e-12)
+    japan = PARTNERS.index("japan")
+    assert parts["s232"][SECTORS.index("steel"), japan] == pytest.approx((3 * 0.5 + 0.6 * 0.5) / 4, abs=1e-12)
+
+
+def test_a_linked_rate_on_lines_equals_the_regime_at_each_drawn_rate(market):
+    """Linked rates enter the line totals linearly: the draw-by-draw rates equal the regime evaluated anew at each
+    draw's rate (a Section 232 rate that falls as a pledge is honoured, under a replace rule, with exclusions)."""
+    from impact.model import compile_case, draw_policy
+
+    linked = STEEL_AND_RECIPROCAL.replace(
+        'except_hs = ["7318"]\n    rate = 0.5',
+        'except_hs = ["7318"]\n    rule = "replace"\n'
+        '    linked_rate = { pledge = "buy", low = 0.2, high = 0.8, rate_at_low = 0.5, rate_at_high = 0.1 }')
+    assert linked != STEEL_AND_RECIPROCAL
+    path = regime(market, linked + """
+        [[pledges]]
+        name = "buy"
+        kind = "purchase"
+        partner = "japan"
+        amount = 1e9
+        years = 1
+        sector_shares = { machinery = 1.0 }
+        realization = { dist = "uniform", min = 0.0, max = 1.0 }
+        additionality = { dist = "fixed", value = 1.0 }
+    """)
+    scenario = load_scenario(path)
+    realization = np.linspace(0.0, 1.0, 11)
+    tariff, *_ = draw_policy(compile_case(scenario, "scenario"), {"realization": realization[:, None]}, {}, 11)
+    drawn = np.interp(realization, [0.2, 0.8], [0.5, 0.1])
+    for d in range(11):
+        expected = scenario.tariff_stack.apply(overrides={"s232_steel": float(drawn[d])})
+        np.testing.assert_allclose(tariff[d], expected, rtol=0, atol=1e-12)
+    assert not np.allclose(tariff[0], tariff[-1])
+
+
+def test_bad_product_keys_are_reported_with_file_and_key(market):
+    path = regime(market, """
+        [[tariff_layers]]
+        name = "bad"
+        hs = ["72.0", "8703"]
+        hs_lists = ["no_such_list"]
+        rate = 0.1
+        content = "tin"
+    """)
+    text = "\n".join(problems_of(path))
+    assert "tariff_layers[bad].hs" in text and "'72.0' is not an HS code" in text
+    assert "tariff_layers[bad].content" in text
+    broken = market / "lists" / "broken.csv"
+    broken.write_text("# no source\nhs\n7208\n72x\n")
+    text = "\n".join(problems_of(regime(market, """
+        [[tariff_layers]]
+        name = "bad"
+        hs_lists = ["lists/broken.csv", "no_such_list"]
+        rate = 0.1
+    """)))
+    assert "broken.csv: hs_lists: row 3: '72x' is not an HS code" in text
+    assert "tariff_layers[bad].hs_lists: no list 'no_such_list'" in text
+
+
+def test_a_baseline_without_lines_refuses_product_keys(market):
+    (market / "small_lines.csv.gz").unlink()
+    text = "\n".join(problems_of(regime(market, """
+        [[tariff_layers]]
+        name = "bolts"
+        hs = ["7318"]
+        rate = 0.1
+    """)))
+    assert "need the baseline's import lines (small_lines.csv.gz" in text
+
+
+def test_pattern_results_are_cached_and_equal_a_fresh_evaluation(market):
+    s = load_scenario(regime(market, STEEL_AND_RECIPROCAL))
+    stack = s.tariff_stack
+    applies = {"reciprocal": np.array([True, False, True, False])}
+    first = stack.apply(applies)
+    cached = len(stack._cache)
+    again = stack.apply(applies)
+    assert len(stack._cache) == cached and np.array_equal(first, again)
+    np.testing.assert_array_equal(first[0], stack.apply())
+    stack._cache.clear()
+    np.testing.assert_array_equal(first[1], stack.apply({"reciprocal": np.array([False])})[0])
