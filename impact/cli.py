@@ -228,6 +228,39 @@ def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, ev
         click.echo(convergence_report(rows, probabilities, tolerance))
 
 
+@main.command(name="tariffs")
+@click.argument("scenario")
+@click.option("--against", default=None, metavar="SCENARIO", help="Another regime: show the change from it.")
+@click.option("--by", type=click.Choice(["partner", "sector", "both"]), default="both", show_default=True,
+              help="Rows of the table.")
+@click.option("--on", "on", default=None, metavar="YYYY-MM-DD",
+              help="With a horizon: the date the regime is seen on [default: 1 January of its first year].")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+def tariffs(scenario, against, by, on, fmt):
+    """Show a scenario's tariff regime without running it: statutory effective rates on 2024 import weights, by
+    partner and by sector, split by authority (MFN, Section 232, IEEPA, Section 301, ...)."""
+    from datetime import date
+
+    from impact.regime import format_table, view
+    from impact.scenario import load_scenario
+
+    day = None
+    if on is not None:
+        try:
+            day = date.fromisoformat(on)
+        except ValueError:
+            _fail([Problem("options", "--on", f"must be a date written YYYY-MM-DD, got {on!r}")])
+    try:
+        views = [view(load_scenario(name, with_counterfactual=False), day)
+                 for name in (scenario, against) if name is not None]
+    except ImpactInputError as err:
+        _fail(err.problems)
+    for k, axis in enumerate(["partner", "sector"] if by == "both" else [by]):
+        if k:
+            click.echo("")
+        click.echo(format_table(views, axis, fmt), nl=False)
+
+
 @main.command(name="compare")
 @click.argument("run_a", type=click.Path(path_type=Path))
 @click.argument("run_b", type=click.Path(path_type=Path))

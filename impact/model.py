@@ -188,10 +188,17 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     p = parameters
     tariff, log_tariff_factor, log_partner_tariff_factor = case.tariff, case.log_tariff_factor, \
         case.log_partner_tariff_factor
+    partner_tariff = None
     if policy is not None:
         tariff, partner_tariff = policy
+    collection = p["collection"]
+    if np.any(collection != 1.0):
+        # Only a share of the statutory change from the 2024 applied rates is collected (and faced by buyers).
+        tariff = b.tariff_baseline + collection[:, None, :] * (tariff - b.tariff_baseline)
+    if policy is not None or np.any(collection != 1.0):
         log_factor = libm.log1p(tariff) - libm.log1p(b.tariff_baseline)
         log_tariff_factor = np.concatenate([np.zeros(log_factor.shape[:2] + (1,)), log_factor], axis=2)
+    if partner_tariff is not None:
         log_partner_tariff_factor = libm.log1p(partner_tariff) - libm.log1p(b.partner_tariff)
     mu, eta = p["mu"], p["eta"]
     if mu.shape[0] == eta.shape[0]:

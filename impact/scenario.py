@@ -26,7 +26,7 @@ from impact.errors import ImpactInputError, Problem, raise_if_any
 from impact.sampling import correlation_factor
 from impact.schema import RATE_MAX, Correlation, Layer, Pledge, Prior, Quota, ScenarioFile
 from impact.lines import hs_list_path, load_lines, read_hs_list
-from impact.tariffs import prepare_layers
+from impact.tariffs import AUTHORITY_PREFIX, prepare_layers
 
 NAMED_LISTS = ("tariff_layers", "retaliation", "pledges", "quotas")
 APPENDED_LISTS = ("priors", "correlations")
@@ -40,6 +40,7 @@ PARAMETER_DOMAINS = {
     "fx": (("partner",), 0.0, math.inf, True),
     "phi": (("sector",), 0.0, 1.0, False),
     "sigx": (("sector",), 0.0, math.inf, False),
+    "collection": (("partner",), 0.0, 1.0, False),
     "realization": (("pledge",), 0.0, 1.0, False),
     "additionality": (("pledge",), 0.0, 1.0, False),
     "output_per_dollar": (("pledge",), 0.0, math.inf, False),
@@ -47,7 +48,8 @@ PARAMETER_DOMAINS = {
 #: Parameters that may be infinite (a flat supply curve); every other one must be finite.
 INFINITE_ALLOWED = ("mu", "eta")
 #: Values used where no prior covers a cell (None: a prior is required).
-PARAMETER_DEFAULTS = {"sigma": None, "eps": None, "mu": None, "eta": math.inf, "fx": 1.0, "phi": 0.0, "sigx": 0.0}
+PARAMETER_DEFAULTS = {"sigma": None, "eps": None, "mu": None, "eta": math.inf, "fx": 1.0, "phi": 0.0, "sigx": 0.0,
+                      "collection": 1.0}
 SHARE_TOLERANCE = 1e-6
 
 
@@ -520,9 +522,13 @@ class _Checker:
         self.names((section, index, "except_partners"), layer.except_partners, partners, "partner(s)")
         self.names((section, index, "sector_rates"), list(layer.sector_rates), sectors, "sector(s)")
         self.names((section, index, "partner_rates"), list(layer.partner_rates), partners, "partner(s)")
-        unknown = [n for n in layer.exclusive_of if n not in layer_names]
+        authorities = {other.authority for other in self.layer_entries.get(section, []) if other.name != layer.name}
+        unknown = [n for n in layer.exclusive_of if n not in layer_names and not (
+            n.startswith(AUTHORITY_PREFIX) and n[len(AUTHORITY_PREFIX):] in authorities)]
         if unknown:
-            self.add((section, index, "exclusive_of"), f"unknown layer(s) {', '.join(map(repr, unknown))}")
+            self.add((section, index, "exclusive_of"), f"unknown layer(s) {', '.join(map(repr, unknown))} (an entry "
+                                                       "is a layer's name, or authority:NAME for every layer of an "
+                                                       "authority)")
         if layer.name in layer.exclusive_of:
             self.add((section, index, "exclusive_of"), "a layer cannot exclude itself")
         if layer.rule == "all_in_floor" and layer.floor_of not in layer_names:
@@ -632,9 +638,9 @@ class _Checker:
                 if layer.steps:
                     if horizon is None:
                         self.add(loc + ("steps",), dated)
-                    if not isinstance(layer.rate, float) or layer.sector_rates or layer.partner_rates \
-                            or layer.linked_rate is not None:
-                        self.add(loc + ("steps",), "steps change a single numeric `rate`: give `rate` alone")
+                    if not isinstance(layer.rate, float) or layer.linked_rate is not None:
+                        self.add(loc + ("steps",), "steps change the layer's numeric `rate` (its sector and partner "
+                                                   "rates stay): give `rate` as a number")
                     days = [step.on for step in layer.steps]
                     if days != sorted(days):
                         self.add(loc + ("steps",), "steps must be in date order")

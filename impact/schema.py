@@ -251,7 +251,7 @@ class Prior(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    parameter: Literal["sigma", "eps", "mu", "eta", "fx", "phi", "sigx"]
+    parameter: Literal["sigma", "eps", "mu", "eta", "fx", "phi", "sigx", "collection"]
     sectors: Names = "all"
     partners: Names = "all"
     draw: Literal["each", "common"] = "each"

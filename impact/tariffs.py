@@ -11,7 +11,8 @@ from which USMCA-qualifying goods are exempt. Layers are applied in file order t
   two is ``max(line MFN, floor)`` (the EU, Japan and Korea "15% all-in" deals);
 * ``exclusive_of = [...]`` leaves to a layer only the part of a line that none of the named layers covers:
   its coverage is multiplied by ``1 - coverage`` of each (e.g. the reciprocal rate charges only the non-steel
-  part of a steel derivative). Exclusions are resolved before the layers are applied, in dependency order; a loop
+  part of a steel derivative). ``"authority:s232"`` names every other layer of that authority (the IEEPA rates
+  do not apply to what Section 232 charges). Exclusions are resolved before the layers are applied, in dependency order; a loop
   is an error.
 
 A cell's rate is the mean of its lines' totals weighted by their 2024 imports. Everything that varies by draw is
@@ -50,6 +51,7 @@ class LineLayer:
     authority: str
     coverage: np.ndarray        # (L,) share of each line's value the layer charges, in [0, 1]
     rate: np.ndarray            # (L,) nominal rate where covered (0 elsewhere); ``rate_at_high`` if linked
+    stepped: np.ndarray         # (L,) bool: lines whose rate is the layer's ``rate`` (steps change it there)
     exclusive_of: tuple[str, ...]
     floor_of: str | None
     effective: date | None
@@ -58,9 +60,26 @@ class LineLayer:
     linked: bool
 
 
+AUTHORITY_PREFIX = "authority:"
+
+
+def excluded_layers(layer: Layer, layers: list[Layer]) -> list[str]:
+    """The layers ``layer`` is exclusive of, with ``authority:NAME`` expanded to every other layer of NAME."""
+    names = []
+    for entry in layer.exclusive_of:
+        if entry.startswith(AUTHORITY_PREFIX):
+            authority = entry[len(AUTHORITY_PREFIX):]
+            names += [other.name for other in layers if other.authority == authority and other.name != layer.name]
+        else:
+            names.append(entry)
+    return list(dict.fromkeys(names))
+
+
 def line_layer(layer: Layer, lines: ImportLines, references: dict[str, np.ndarray], sectors: tuple[str, ...],
-               partners: tuple[str, ...], hs: tuple[str, ...] = (), except_hs: tuple[str, ...] = ()) -> LineLayer:
-    """Resolve ``layer`` on ``lines``: ``hs`` and ``except_hs`` are its HS prefixes, inline and from its lists."""
+               partners: tuple[str, ...], hs: tuple[str, ...] = (), except_hs: tuple[str, ...] = (),
+               exclusive_of: tuple[str, ...] = ()) -> LineLayer:
+    """Resolve ``layer`` on ``lines``: ``hs`` and ``except_hs`` are its HS prefixes, inline and from its lists;
+    ``exclusive_of`` the layers it is exclusive of (:func:`excluded_layers`)."""
     in_sectors = np.array([(layer.sectors == "all" or s in layer.sectors) and s not in layer.except_sectors
                            for s in sectors])
     in_partners = np.array([(layer.partners == "all" or p in layer.partners) and p not in layer.except_partners
@@ -71,18 +90,23 @@ def line_layer(layer: Layer, lines: ImportLines, references: dict[str, np.ndarra
     if except_hs:
         scope &= ~lines.matching(except_hs)
     rates = np.full(lines.hs.shape, np.nan)
+    stepped = np.zeros(lines.hs.shape, dtype=bool)
     if layer.linked_rate is not None:
         rates[:] = layer.linked_rate.rate_at_high
+        stepped[:] = True  # the interpolation of a kinked linked rate sets it as an override
     elif isinstance(layer.rate, str):
         rates[:] = references[layer.rate]
     elif layer.rate is not None:
         rates[:] = float(layer.rate)
+        stepped[:] = True
     for s, rate in layer.sector_rates.items():
         if s in sectors:
             rates[lines.sector == sectors.index(s)] = rate
+            stepped[lines.sector == sectors.index(s)] = False
     for p, rate in layer.partner_rates.items():
         if p in partners:
             rates[lines.partner == partners.index(p)] = rate
+            stepped[lines.partner == partners.index(p)] = False
     scope &= ~np.isnan(rates)
     coverage = scope.astype(float)
     if layer.content is not None:
@@ -91,7 +115,7 @@ def line_layer(layer: Layer, lines: ImportLines, references: dict[str, np.ndarra
         coverage *= 1.0 - layer.usmca_exempt * lines.usmca[layer.usmca_year]
     return LineLayer(
         name=layer.name, rule=layer.rule, authority=layer.authority, coverage=coverage,
-        rate=np.where(scope, rates, 0.0), exclusive_of=tuple(layer.exclusive_of),
+        rate=np.where(scope, rates, 0.0), stepped=stepped & scope, exclusive_of=tuple(exclusive_of),
         floor_of=layer.floor_of if layer.rule == "all_in_floor" else None,
         effective=date.fromisoformat(layer.effective) if layer.effective else None,
         ends=date.fromisoformat(layer.ends) if layer.ends else None,
@@ -258,8 +282,10 @@ class LayerStack:
         parts: dict[str, np.ndarray] = {START_AUTHORITY: self.start.copy()} if by_authority else {}
 
         def rate_of(layer: LineLayer) -> np.ndarray:
-            # A step changes a layer of one rate (checked on load); outside its scope, coverage is 0.
-            return np.full(layer.rate.shape, overrides[layer.name]) if layer.name in overrides else layer.rate
+            # A step changes the layer's `rate`; lines with a sector or partner rate keep theirs.
+            if layer.name in overrides:
+                return np.where(layer.stepped, overrides[layer.name], layer.rate)
+            return layer.rate
 
         for layer in self.resolved:
             share = coverage[layer.name]
@@ -308,6 +334,7 @@ def prepare_layers(layers: list[Layer], lines: ImportLines, references: dict[str
     names = [layer.name for layer in layers]
     if len(set(names)) != len(names):
         return None
+    excluded = [excluded_layers(layer, layers) for layer in layers]
     order: list[int] = []
     state: dict[str, str] = {}
 
@@ -319,7 +346,7 @@ def prepare_layers(layers: list[Layer], lines: ImportLines, references: dict[str
             report(i, "exclusive_of", "exclusions form a loop")
             return False
         state[name] = "visiting"
-        for other in layers[i].exclusive_of:
+        for other in excluded[i]:
             if other in names and not visit(names.index(other)):
                 return False
         state[name] = "done"
@@ -331,5 +358,6 @@ def prepare_layers(layers: list[Layer], lines: ImportLines, references: dict[str
     if any(layer.rule == "all_in_floor" and layer.floor_of not in names for layer in layers):
         return None
     codes = hs_codes or [((), ())] * len(layers)
-    resolved = [line_layer(layer, lines, references, sectors, partners, *codes[i]) for i, layer in enumerate(layers)]
+    resolved = [line_layer(layer, lines, references, sectors, partners, *codes[i], tuple(excluded[i]))
+                for i, layer in enumerate(layers)]
     return LayerStack(layers, resolved, order, lines, start, reference)

@@ -128,6 +128,9 @@ _VARIABLES = [
        "input"),
     _v("sigx", "draw sector", "1", "foreign demand elasticity for US exports", "elasticity of partner demand for "
        "US exports with respect to their buyer price", "input"),
+    _v("collection", "draw partner", "fraction", "collection rate of tariff increases",
+       "share of the statutory change from the 2024 applied rate that is collected and faced by buyers (USMCA and "
+       "other claims, exemptions, drawback, evasion); 1: statutory", "input"),
     _v("realization", "draw pledge", "fraction", "pledge realization rate",
        "share of the pledged amount that materializes", "input"),
     _v("additionality", "draw pledge", "fraction", "additionality of pledged purchases",

@@ -204,7 +204,7 @@ def test_dates_need_a_horizon_and_are_checked(world):
     found = "\n".join(problems_of(path))
     assert "tariff_layers[a].effective: must be a date written YYYY-MM-DD, got '2025-13-01'" in found
     assert "tariff_layers[b].steps: needs a [horizon]" in found
-    assert "tariff_layers[b].steps: steps change a single numeric `rate`" in found
+    assert "tariff_layers[b].steps: steps change the layer's numeric `rate`" in found
     assert "tariff_layers[b].ends: must be after `effective`" in found
 
 

@@ -243,3 +243,41 @@ def test_pattern_results_are_cached_and_equal_a_fresh_evaluation(market):
     np.testing.assert_array_equal(first[0], stack.apply())
     stack._cache.clear()
     np.testing.assert_array_equal(first[1], stack.apply({"reciprocal": np.array([False])})[0])
+
+
+def test_a_step_changes_the_layers_rate_and_keeps_its_partner_rates(market):
+    s = load_scenario(regime(market, """
+        [[tariff_layers]]
+        name = "metals"
+        hs = ["72"]
+        rate = 0.25
+        partner_rates = { canada = 0.10 }
+    """))
+    stepped = s.tariff_stack.apply(overrides={"metals": 0.50})
+    steel = SECTORS.index("steel")
+    japan_steel = (3 * 0.50 + 1 * 0.062) / 4  # flat-rolled at the stepped rate; bolts (7318) are not in chapter 72
+    assert stepped[steel, PARTNERS.index("japan")] == pytest.approx(japan_steel, abs=1e-12)
+    assert stepped[steel, PARTNERS.index("canada")] == pytest.approx(0.10, abs=1e-12)
+
+
+def test_collection_scales_the_change_from_the_2024_rates(market):
+    """collection = 0 collects none of the statutory change: every draw is the 2024 equilibrium; collection = 1
+    is the statutory regime."""
+    layers = STEEL_AND_RECIPROCAL + """
+        [[priors]]
+        parameter = "collection"
+        dist = "fixed"
+        value = COLLECTION
+    """
+    nothing = impact.simulate(regime(market, layers.replace("COLLECTION", "0.0"), "none"), draws=8, seed=1,
+                              counterfactual=False).sel(case="scenario")
+    baseline = np.array([[sum(line[3] for line in _cell(p, s)) for p in PARTNERS] for s in SECTORS]) * 1e9
+    np.testing.assert_allclose(nothing["imports_by_partner"].isel(draw=0), baseline.sum(axis=0), rtol=1e-9)
+    full = impact.simulate(regime(market, layers.replace("COLLECTION", "1.0"), "full"), draws=8, seed=1,
+                           counterfactual=False).sel(case="scenario")
+    statutory = impact.simulate(regime(market, STEEL_AND_RECIPROCAL, "statutory"), draws=8, seed=1,
+                                counterfactual=False).sel(case="scenario")
+    np.testing.assert_array_equal(full["tariff_revenue_by_partner"], statutory["tariff_revenue_by_partner"])
+    half = impact.simulate(regime(market, layers.replace("COLLECTION", "0.5"), "half"), draws=8, seed=1,
+                           counterfactual=False).sel(case="scenario")
+    assert (half["tariff_revenue_by_partner"].sum("partner") < full["tariff_revenue_by_partner"].sum("partner")).all()

@@ -36,6 +36,7 @@ import shutil
 import sys
 import textwrap
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -106,6 +107,32 @@ PROCLAMATION_TIMBER = "Proclamation 10976 of 29 September 2025"
 EO_14346 = "EO 14346 of 5 September 2025 (PTAAP annex of products for aligned partners)"
 FOUR_YEAR_REVIEW = "USTR four-year review modification, 89 FR 76581 (18 September 2024)"
 S301_NOTE20 = "Section 301 action on China (USTR, Trade Act of 1974 s. 301)"
+PROCLAMATION_S122 = ("Proclamation of 20 February 2026, Imposing a Temporary Import Surcharge to Address Fundamental "
+                     "International Payments Problems (Trade Act of 1974 s. 122, 19 U.S.C. 2132), Annexes I and II")
+PROCLAMATION_SEMI = ("Proclamation 11002 of 14 January 2026, Adjusting Imports of Semiconductors, Semiconductor "
+                     "Manufacturing Equipment, and Their Derivative Products Into the United States (Federal "
+                     "Register of 20 January 2026)")
+
+# Section 122 exemptions (US Note 2(aa), checked against HTS 2026 Rev. 6). The tracker's s122_exempt_products.csv is
+# one list; the heading of each code is told apart here. (aa)(iii), heading 9903.03.04: eleven particular articles.
+S122_PARTICULAR = {"08059001": "etrogs", "08119080": "tropical fruit nesoi, frozen",
+                   "14049090": "vegetable material for religious purposes", "19059010": "baked products for religious "
+                   "purposes", "19059090": "communion wafers and similar, for religious purposes", "20089921": "acai",
+                   "20093160": "citrus juice of a single fruit nesoi", "20098970": "coconut water, acai juice",
+                   "20099040": "coconut water juice blends", "21069099": "acai preparations for beverages",
+                   "33012951": "essential oils for religious purposes"}
+# (aa)(iv), heading 9903.03.05: the civil aircraft provisions, which are the tracker's South Korean civil aircraft rows
+# (US Note 2(v)(xxiv)(b)) with unmanned aircraft (8806) added and without these nineteen subheadings, which (aa)(ii)
+# lists instead (computers, telephone sets, data transmission apparatus, monitors, titanium articles).
+S122_AIRCRAFT_FROM = "korea"
+S122_AIRCRAFT_ADDED = ("8806",)
+S122_NOT_AIRCRAFT = {"81089060", "84714101", "84714900", "84715001", "84716010", "84716020", "84716070", "84716080",
+                     "84716090", "84717010", "84717020", "84717030", "84717040", "84717050", "84717060", "84717090",
+                     "85171300", "85176200", "85285200"}
+# In the tracker's list but in no subdivision of US Note 2(aa) of HTS 2026 Rev. 6 (nor in US Note 2(v)(iii)).
+S122_UNLISTED = {"90314970": "in no subdivision of US Note 2(aa) (HTS 2026 Rev. 6)"}
+SEMI_SUBHEADINGS = {"847150": "8471.50 processing units", "847180": "8471.80 other units of computers",
+                    "847330": "8473.30 parts and accessories of computers"}
 
 CHAPTER_NOTES = {"72": "iron and steel", "73": "articles of iron or steel", "76": "aluminum and articles thereof"}
 AUTO_NOTES = {
@@ -575,10 +602,130 @@ def _section_301(tracker: Path, params: str) -> list[HsList]:
     return lists
 
 
-def _import_values(lists: list[HsList]) -> tuple[dict[str, tuple[float, float | None, int]], float]:
-    """2024 imports under each list ($, all partners with HS10 records, and from the partners it applies to), the
-    number of its codes with no 2024 line, and the total. EU members' own records are left out (the EU aggregate,
-    0003, holds them), as in the baseline."""
+def _section_232_semiconductors(tracker: Path, params: str) -> list[HsList]:
+    block = _yaml_block(_yaml_block(params, "section_232_headings"), "semiconductors", indent=2)
+    rate = _percent(re.search(r"default_rate: ([\d.]+)", block).group(1))
+    rows = _rows(tracker / "s232_semi_products.csv")
+    codes: dict[str, str] = {}
+    for row in rows:
+        code = _hs(row["hts10"])
+        _add(codes, code, f"{SEMI_SUBHEADINGS[code[:6]]}: {row['description']}")
+    total, _ = _census_2024()
+    others = sorted(hs for hs in total if hs[:6] in SEMI_SUBHEADINGS and hs not in codes)
+    value = _imports_under(codes)
+    return [HsList(
+        "s232_semiconductors",
+        "Section 232 semiconductors: advanced computing chips (semiconductor articles of US Note 39)",
+        f"{PROCLAMATION_SEMI}; HTS heading 9903.79.01, US Note 39(a)-(b) to subchapter III of chapter 99 (articles "
+        "failing the technical parameters: 9903.79.02, Note 39(c); end-use exemptions: 9903.79.03-9903.79.09, Note "
+        "39(d))",
+        "Proc. 11002; 9903.79.01; Note 39(b)", "2026-01-15 (12:01 a.m. EST; the tracker dates it 2026-01-16, HTS 2026 "
+        "Rev. 1)", f"{rate} on qualifying articles only (no USMCA exemption)",
+        "8471.50, 8471.80, 8473.30: all lines, of which only chips within the TPP/DRAM bands pay",
+        ("s232_semi_products.csv", "policy_params.yaml"), codes,
+        [(f"The tracker's {len(rows)} HS10 lines of the three subheadings US Note 39(b) names (8471.50, 8471.80, "
+          "8473.30): " + ("every 2024 Census line of them" if not others
+                          else f"2024 lines of them not listed: {', '.join(others)}")
+          + ". The note column gives the subheading and the line's HTS description."),
+         ("The duty applies only to semiconductor articles: a logic integrated circuit, or an article containing one, "
+          "whose total processing performance (TPP) and total DRAM bandwidth fall in one of the two narrow bands of "
+          "Note 39(b) (Nvidia H200 and AMD MI325X class accelerators, per the tracker). Imports under these "
+          "provisions that do not meet the parameters enter under 9903.79.02 with no additional duty (Note 39(c)); "
+          "qualifying articles for US data centers, repairs or replacements, research and development, startups, "
+          "non-data-center consumer and civil industrial uses and the US public sector enter under 9903.79.03-.09 "
+          "with no additional duty (Note 39(d)). Neither can be listed by code."),
+         (f"So the list over-states the charged value by far: its lines held ${value / 1e9:,.2f}B of 2024 imports "
+          "(all partners): processing units (servers), other units of computers, memory modules and computer parts, "
+          "most of which do not meet the parameters. The tracker's own upper bound is the same (qualifying share 1.0 "
+          "per line, end-use exemption share 0, both uncalibrated, config/policy_params.yaml and "
+          "resources/semi_qualifying_shares.csv)."),
+         ("Semiconductor articles do not pay the Section 232 duties on autos, auto parts, medium- and heavy-duty "
+          "vehicles and parts, or metals (Note 39(a)(1)-(5)), nor the IEEPA duties (Note 39(a)(6)-(8)), and are "
+          "exempt from the Section 122 surcharge (US Note 2(aa)(v)(7); the three subheadings are also in "
+          "s122_exempt). Section 301 duties stack.")])]
+
+
+def _section_122(tracker: Path, params: str) -> list[HsList]:
+    block = _yaml_block(params, "section_122")
+    rate = _percent(re.search(r"^\s*rate: ([\d.]+)", block, re.MULTILINE).group(1))
+    start, end = (re.search(rf"^\s*{key}: '([\d-]+)'", block, re.MULTILINE).group(1)
+                  for key in ("effective_date", "expiry_date"))
+    listed = [_hs(line) for line in _lines(tracker / "s122_exempt_products.csv")[1:]]
+    aircraft_rows = {r["hts8"] for r in _rows(tracker / "floor_exempt_products.csv")
+                     if (r["country_group"], r["category"]) == (S122_AIRCRAFT_FROM, "civil_aircraft")}
+    missing = sorted(code for code in S122_PARTICULAR if code not in listed)
+    if missing:
+        raise ValueError(f"s122_exempt_products.csv: particular articles of US Note 2(aa)(iii) not listed: {missing}")
+    groups: dict[str, list[str]] = {"9903.03.03": [], "9903.03.04": [], "9903.03.05": [], "": []}
+    codes: dict[str, str] = {}
+    for code in listed:
+        if code in S122_PARTICULAR:
+            heading, note = "9903.03.04", f"9903.03.04 {S122_PARTICULAR[code]}"
+        elif code in S122_UNLISTED:
+            heading, note = "", S122_UNLISTED[code]
+        elif (code in aircraft_rows and code not in S122_NOT_AIRCRAFT) or code.startswith(S122_AIRCRAFT_ADDED):
+            heading, note = "9903.03.05", "9903.03.05 civil aircraft"
+        else:
+            heading, note = "9903.03.03", "9903.03.03"
+        groups[heading].append(code)
+        _add(codes, code, note)
+
+    baked_and_preparations = _imports_under(["19059010", "21069099"])
+    aircraft = _imports_under([code for code in groups["9903.03.05"] if code.startswith("88")])
+
+    def part(heading: str) -> str:
+        return f"{len(groups[heading]):,} codes, ${_imports_under(groups[heading]) / 1e9:,.2f}B of 2024 imports"
+
+    return [HsList(
+        "s122_exempt", "Section 122 import surcharge: products exempt (listed products, particular articles, civil "
+        "aircraft)",
+        f"{PROCLAMATION_S122}; HTS heading 9903.03.01 (the surcharge) and the exemption headings 9903.03.03 (US Note "
+        "2(aa)(ii)), 9903.03.04 (US Note 2(aa)(iii)) and 9903.03.05 (civil aircraft, US Note 2(aa)(iv)), US Note 2(aa) "
+        "to subchapter III of chapter 99",
+        "Proc. of 2026-02-20 (s. 122); 9903.03.03-.05; Note 2(aa)(ii)-(iv)",
+        f"{start} (12:01 a.m. EST) to {end} (150 days, unless extended by Congress)",
+        f"exempt from the {rate} surcharge of 9903.03.01",
+        "products exempt from the Section 122 surcharge (listed products, particular articles, civil aircraft)",
+        ("s122_exempt_products.csv", "policy_params.yaml", "floor_exempt_products.csv"), codes,
+        [(f"The tracker's list as given ({len(listed):,} codes, which the tracker found identical to Tariff-ETRs'), "
+          "checked against US Note 2(aa) of HTS 2026 Rev. 6; the note column names the heading. 9903.03.03, the "
+          f"subheadings of (aa)(ii): {part('9903.03.03')}; 9903.03.04, the particular articles of (aa)(iii): "
+          f"{part('9903.03.04')}; 9903.03.05, the civil aircraft provisions of (aa)(iv): {part('9903.03.05')} "
+          "(told apart here: the tracker's South Korean civil aircraft rows of floor_exempt_products.csv with 8806 "
+          f"added and without the {len(S122_NOT_AIRCRAFT)} subheadings that (aa)(ii) lists)."),
+         ("(aa)(ii) holds agricultural goods (beef, tomatoes, tropical fruit and nuts, coffee, tea, spices, cocoa, "
+          "fruit juices), ores and minerals, energy products (chapter 27), chemicals, pharmaceuticals and their "
+          "ingredients (chapters 28-30), fertilizers, natural rubber, tropical woods and wood pulp, precious metals "
+          "and bullion, ferroalloys and unwrought copper, nickel, zinc, tin and other base metals (chapter 81), and "
+          "electronics: computers and their parts (8471, 8473.30), semiconductor manufacturing equipment (8486) "
+          "and semiconductors (8541, 8542)."),
+         ("Provisions, not uses: the particular articles are narrower than their subheadings (e.g. baked products and "
+          "wafers for religious purposes only, acai preparations for beverages), and the civil aircraft exemption is "
+          "for civil aircraft, their engines, parts and components and ground flight simulators meeting the criteria "
+          "of General Note 6; a prefix covers every import under the provision, whatever its use, so the 9903.03.04 "
+          f"rows (1905.90.10 and 2106.90.99 hold ${baked_and_preparations / 1e9:,.1f}B) and the 9903.03.05 rows "
+          f"over-cover (chapter 88, aircraft and their parts, is ${aircraft / 1e9:,.1f}B of them; the rest is mostly "
+          "machinery and electrical equipment for other uses). The 9903.03.05 rows "
+          "include 9802.00.40/.50/.60/.80, which (aa)(i) otherwise leaves dutiable on the foreign value; the rest of "
+          "chapter 98, exempt under (aa)(i), is not listed."),
+         ("Not in the list (conditions, or exempt by stacking): articles under Section 232 (9903.03.06, (aa)(v): "
+          "steel, aluminum and copper articles and derivatives, passenger vehicles and light trucks and their parts, "
+          "medium- and heavy-duty vehicles, buses and their parts, wood products, semiconductor articles of "
+          "9903.79.01; the tracker charges the surcharge on the non-metal share of derivatives only); goods of "
+          "Canada and Mexico entered free of duty under USMCA (9903.03.07, .08); CAFTA-DR textiles and apparel "
+          "entered free (9903.03.09); donations (9903.03.10); informational materials, artworks included "
+          "(9903.03.11); goods in transit before the effective date (9903.03.02); personal baggage."),
+         ("8505.11.0070 is a statistical number of (aa)(ii), kept at 10 digits (the tracker matches its list on 8 "
+          "digits, so the row exempts nothing there). 9031.49.70 is in the tracker's list but in no subdivision of "
+          f"US Note 2(aa) of HTS 2026 Rev. 6: kept as given (2024 imports ${_imports_under(S122_UNLISTED) / 1e9:.3f}B)."
+          )])]
+
+
+@lru_cache(maxsize=None)
+def _census_2024() -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+    """2024 imports ($) by HS10 line, all partners with HS10 records, and by (line, Census country code). EU members'
+    own records are left out (the EU aggregate, 0003, holds them), as in the baseline. Read once, after main() has
+    written the file."""
     with open(HERE / "partners.csv", newline="") as handle:
         members = {row["census_code"] for row in csv.DictReader(line for line in handle if not line.startswith("#"))
                    if row["partner"] == "eu" and row["census_code"] != "0003"}
@@ -592,6 +739,20 @@ def _import_values(lists: list[HsList]) -> tuple[dict[str, tuple[float, float | 
             total[row["I_COMMODITY"]] = total.get(row["I_COMMODITY"], 0.0) + value
             key = (row["I_COMMODITY"], row["CTY_CODE"])
             by_country[key] = by_country.get(key, 0.0) + value
+    return total, by_country
+
+
+def _imports_under(codes) -> float:
+    """2024 imports ($, the 51 partners with HS10 records) of the lines under any of ``codes`` (as in the README)."""
+    total, _ = _census_2024()
+    codes = set(codes)
+    return sum(value for hs, value in total.items() if any(hs[:n] in codes for n in HS_LENGTHS))
+
+
+def _import_values(lists: list[HsList]) -> tuple[dict[str, tuple[float, float | None, int]], float]:
+    """2024 imports under each list ($, all partners with HS10 records, and from the partners it applies to), the
+    number of its codes with no 2024 line, and the total."""
+    total, by_country = _census_2024()
     prefixes_of = {hs: {hs[:n] for n in HS_LENGTHS} for hs in total}
     out = {}
     for hs_list in lists:
@@ -640,8 +801,8 @@ def hs_lists(tracker: Path) -> list[HsList]:
     """Write the product lists of the 2025 tariff actions to parameters/hs_lists/ from the tracker's resources,
     print a summary and update the table of parameters/hs_lists/README.md."""
     params = (tracker / "policy_params.yaml").read_text(encoding="utf-8")
-    lists = [*_section_232(tracker, params), *_ieepa(tracker), *_fentanyl(tracker), *_floor(tracker),
-             *_section_301(tracker, params)]
+    lists = [*_section_232(tracker, params), *_section_232_semiconductors(tracker, params), *_ieepa(tracker),
+             *_fentanyl(tracker), *_floor(tracker), *_section_301(tracker, params), *_section_122(tracker, params)]
     HS_LISTS.mkdir(exist_ok=True)
     names = [hs_list.name for hs_list in lists]
     if len(set(names)) != len(names):
