@@ -13,6 +13,8 @@ What it measures:
    over the 2025-2035 horizon (11 years per draw).
 3. ``impact export`` of the smaller run as CSV and as netCDF (wall time, peak memory, size written).
 4. The price of CPU-independent bits: :mod:`impact.libm` against NumPy's own exp, log, log1p and expm1.
+5. The line work of product-level tariffs: the time spent evaluating layers on the 128,087 import lines (once per
+   pattern of layers in force), as a share of whole runs of the scenarios whose layers vary by draw or date.
 
 Results are printed and written to ``benchmarks/results/latest.json``.
 """
@@ -183,6 +185,43 @@ def bench_run(draws: int, workdir: Path, scenario: str = "us_japan_2025", keep_o
             "output_mb": size / 1e6}
 
 
+def bench_line_work(cases: list[tuple[str, int]]) -> list[dict]:
+    """Each scenario loaded and run in memory, with the line evaluations of its layer stacks timed: how many, how
+    long, and their share of the run (loading included)."""
+    import impact
+    from impact import tariffs
+
+    original = tariffs.LayerStack._evaluate
+    spent = {"seconds": 0.0, "calls": 0}
+
+    def timed_evaluate(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            spent["seconds"] += time.perf_counter() - start
+            spent["calls"] += 1
+
+    out = []
+    tariffs.LayerStack._evaluate = timed_evaluate
+    try:
+        impact.simulate("us_japan_2025", draws=64, seed=0)  # compile and warm the caches first
+        for name, draws in cases:
+            spent.update(seconds=0.0, calls=0)
+            start = time.perf_counter()
+            scenario = impact.load_scenario(name)
+            loaded = time.perf_counter() - start
+            impact.simulate(scenario, draws=draws, seed=0)
+            total = time.perf_counter() - start
+            out.append({"scenario": name, "draws": draws, "lines": int(scenario.tariff_stack.lines.hs.size),
+                        "layers": len(scenario.tariff_stack.resolved), "load_seconds": loaded, "run_seconds": total,
+                        "line_evaluations": spent["calls"], "line_seconds": spent["seconds"],
+                        "line_share_of_run": spent["seconds"] / total})
+    finally:
+        tariffs.LayerStack._evaluate = original
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller problems (about a minute)")
@@ -247,6 +286,15 @@ def main() -> None:
     print(f"  fused        numba {k['fused_numba_seconds']:.3f} s  numpy {k['fused_numpy_seconds']:.3f} s"
           f"  ratio {k['fused_ratio']:.1f}x  {k['fused_draws_per_second']:,.0f} draws/s"
           f"  {k['fused_cell_draws_per_second']:,.0f} cell-draws/s  max rel diff {k['fused_max_relative_difference']:.1e}")
+    line_cases = [("us_japan_2025_snap_back", 65536), ("tariff_regime_feb_2026", 65536),
+                  ("tariff_regime_2025_2035", 8192 if options.quick else 16384)]
+    line_work = bench_line_work(line_cases)
+    results["line_work"] = line_work
+    print("line work of product-level tariffs (layers evaluated on the import lines, once per pattern):")
+    for r in line_work:
+        print(f"  {r['scenario']:26s} {r['draws']:>7,} draws  {r['layers']:3d} layers x {r['lines']:,} lines"
+              f"  {r['line_evaluations']:3d} evaluations  {r['line_seconds']:5.2f} s of {r['run_seconds']:6.1f} s"
+              f"  ({r['line_share_of_run']:.1%}; loading {r['load_seconds']:.1f} s)")
     elementwise = bench_elementwise()
     results["elementwise"] = elementwise
     print("impact.libm against NumPy's own loops, 1,000,000 values (ns a value):")

@@ -235,8 +235,9 @@ def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, ev
               help="Rows of the table.")
 @click.option("--on", "on", default=None, metavar="YYYY-MM-DD",
               help="With a horizon: the date the regime is seen on [default: 1 January of its first year].")
+@click.option("--partner", default=None, help="Rates of one partner's imports, by sector.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
-def tariffs(scenario, against, by, on, fmt):
+def tariffs(scenario, against, by, on, partner, fmt):
     """Show a scenario's tariff regime without running it: statutory effective rates on 2024 import weights, by
     partner and by sector, split by authority (MFN, Section 232, IEEPA, Section 301, ...)."""
     from datetime import date
@@ -255,6 +256,11 @@ def tariffs(scenario, against, by, on, fmt):
                  for name in (scenario, against) if name is not None]
     except ImpactInputError as err:
         _fail(err.problems)
+    if partner is not None:
+        if partner not in views[0].partners:
+            _fail([Problem("options", "--partner", f"unknown partner {partner!r}; the partners are "
+                                                   f"{', '.join(views[0].partners)}")])
+        views, by = [v.of_partner(partner) for v in views], "sector"
     for k, axis in enumerate(["partner", "sector"] if by == "both" else [by]):
         if k:
             click.echo("")

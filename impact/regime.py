@@ -29,6 +29,12 @@ class RegimeView:
     rate: np.ndarray                    # (S, P)
     by_authority: dict[str, np.ndarray]  # authority -> (S, P), summing to ``rate``
 
+    def of_partner(self, partner: str) -> "RegimeView":
+        """The same regime weighted by one partner's imports only."""
+        keep = np.array([p == partner for p in self.partners])
+        return RegimeView(f"{self.name} ({partner})", self.on, self.sectors, self.partners,
+                          np.where(keep[None, :], self.imports, 0.0), self.rate, self.by_authority)
+
     def rows(self, by: str) -> list[tuple[str, float, float, dict[str, float]]]:
         """(label, imports $B, rate, {authority: rate}) for every partner or sector, and the total first."""
         axis = {"partner": 0, "sector": 1}[by]  # the axis summed over
@@ -36,8 +42,9 @@ class RegimeView:
         duty = self.rate * self.imports
         weight = self.imports.sum(axis=axis)
         parts = {a: (v * self.imports).sum(axis=axis) for a, v in self.by_authority.items()}
-        out = [("all", self.imports.sum() / BILLION, duty.sum() / self.imports.sum(),
-                {a: v.sum() / self.imports.sum() for a, v in parts.items()})]
+        total = self.imports.sum() if self.imports.sum() > 0 else np.nan
+        out = [("all", self.imports.sum() / BILLION, duty.sum() / total,
+                {a: v.sum() / total for a, v in parts.items()})]
         for k, label in enumerate(labels):
             w = weight[k] if weight[k] > 0 else np.nan
             out.append((label, weight[k] / BILLION, duty.sum(axis=axis)[k] / w, {a: v[k] / w for a, v in parts.items()}))
