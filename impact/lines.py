@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -43,29 +43,44 @@ class ImportLines:
     shape: tuple[int, int]    # (S, P) of the cells
     by_hs: bool               # the lines carry HS codes
 
-    @property
+    @cached_property
     def cell(self) -> np.ndarray:
         """The flat (sector, partner) index of each line."""
         return self.sector * self.shape[1] + self.partner
 
     def cell_mean(self, values: np.ndarray) -> np.ndarray:
-        """The import-weighted mean of line values (..., L) in each cell: (..., S, P). A cell without import value
-        has one zero-weight line of its own, whose value it takes."""
+        """The import-weighted mean of line values (..., L) in each cell: (..., S, P). A cell whose lines all hold
+        one value takes that value exactly (no rounding from weighting); a cell without import value has one
+        zero-weight line of its own, whose value it takes."""
         values = np.asarray(values, dtype=float)
         flat = values.reshape(-1, values.shape[-1])
+        weight, cell_weight = self._weights
+        order, starts = self._cell_order
         out = np.empty((flat.shape[0], self.shape[0] * self.shape[1]))
         for k, row in enumerate(flat):
-            out[k] = np.bincount(self.cell, weights=row * self.weight_or_one, minlength=out.shape[1])
-        out /= self._cell_weight
+            out[k] = np.bincount(self.cell, weights=row * weight, minlength=out.shape[1]) / cell_weight
+            ordered = row[order]
+            low, high = np.minimum.reduceat(ordered, starts), np.maximum.reduceat(ordered, starts)
+            out[k] = np.where(low == high, low, out[k])
         return out.reshape(values.shape[:-1] + self.shape)
 
-    @property
-    def weight_or_one(self) -> np.ndarray:
-        return _weight_or_one(self)
+    @cached_property
+    def _weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Line weights and cell totals; a cell with no import value weighs its lines 1 each, for a defined mean."""
+        cell_weight = np.bincount(self.cell, weights=self.weight, minlength=self.shape[0] * self.shape[1])
+        weight = np.where(cell_weight[self.cell] > 0, self.weight, 1.0)
+        return weight, np.bincount(self.cell, weights=weight, minlength=cell_weight.size)
 
-    @property
-    def _cell_weight(self) -> np.ndarray:
-        return np.bincount(self.cell, weights=self.weight_or_one, minlength=self.shape[0] * self.shape[1])
+    @cached_property
+    def _cell_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """The lines sorted by cell, and where each cell starts (every cell has a line)."""
+        order = np.argsort(self.cell, kind="stable")
+        return order, np.searchsorted(self.cell[order], np.arange(self.shape[0] * self.shape[1]))
+
+    def cell_all(self, condition: np.ndarray) -> np.ndarray:
+        """Cells (S, P) all of whose lines meet ``condition`` (L,)."""
+        failing = np.bincount(self.cell, weights=~condition, minlength=self.shape[0] * self.shape[1])
+        return (failing == 0).reshape(self.shape)
 
     def matching(self, prefixes) -> np.ndarray:
         """Lines (bool, (L,)) whose HS code starts with one of ``prefixes`` (codes of 2 to 10 digits); a chapter
@@ -81,12 +96,6 @@ class ImportLines:
 
     def _truncated(self, length: int) -> np.ndarray:
         return _truncate(self.hs, length)
-
-
-def _weight_or_one(lines: ImportLines) -> np.ndarray:
-    # A cell with no import value keeps a zero-weight line; give it weight 1 so the cell has a defined mean.
-    cell_weight = np.bincount(lines.cell, weights=lines.weight, minlength=lines.shape[0] * lines.shape[1])
-    return np.where(cell_weight[lines.cell] > 0, lines.weight, 1.0)
 
 
 def _truncate(hs: np.ndarray, length: int) -> np.ndarray:
@@ -202,10 +211,15 @@ def hs_list_path(name: str, relative_to: Path | None = None) -> Path | None:
     return next((c.resolve() for c in candidates if c.is_file()), None)
 
 
-@lru_cache(maxsize=256)
 def read_hs_list(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The HS prefixes of a list file (a CSV with an ``hs`` column; ``#`` lines are comments: the legal source),
-    and the problems found in it."""
+    and the problems found in it (read once per version of the file)."""
+    stat = Path(path).stat()
+    return _read_hs_list(Path(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=256)
+def _read_hs_list(path: Path, mtime_ns: int, size: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     import csv
 
     codes, problems = [], []

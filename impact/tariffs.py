@@ -249,9 +249,10 @@ class LayerStack:
             self._cache.move_to_end(key)
             return self._cache[key]
         total, coefficients = self._evaluate(off, overrides, linked)
-        # The lines carry the change from the 2024 rates; the cells keep their own 2024 level, so a line left at
-        # its 2024 rate leaves its cell's rate exactly as it was (the line file rounds nothing away).
-        result = (self.reference_cells + self.lines.cell_mean(total - self.reference_lines),
+        # A cell whose lines all keep their 2024 rates keeps its own 2024 rate exactly (the line file's rounding
+        # cannot move it); the others are the means of their lines.
+        unchanged = self.lines.cell_all(total == self.reference_lines)
+        result = (np.where(unchanged, self.reference_cells, self.lines.cell_mean(total)),
                   {name: self.lines.cell_mean(values) for name, values in coefficients.items()})
         self._cache[key] = result
         if len(self._cache) > CACHE_SIZE:

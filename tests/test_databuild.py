@@ -23,6 +23,7 @@ from impact.databuild import (REST_OF_WORLD, build_baseline, build_exports, buil
 from impact.errors import ImpactInputError
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
 SLICES = (DATA / "census_hs10_slice.csv", DATA / "census_hs2_slice.csv")
 
 
@@ -312,7 +313,8 @@ def test_a_prior_set_overrides_the_priors_of_both_cases(tmp_path):
 
 def test_an_unknown_prior_set_is_refused_with_the_shipped_ones():
     result = CliRunner().invoke(cli.main, ["run", "us_japan_2025", "--draws", "10", "--priors", "nonesuch"])
-    assert result.exit_code == 2 and "no such prior set (shipped: protee)" in result.output
+    shipped = ", ".join(sorted(p.stem for p in (ROOT / "parameters" / "priors").glob("*.toml")))
+    assert result.exit_code == 2 and f"no such prior set (shipped: {shipped})" in result.output and "protee" in shipped
 
 
 def test_a_prior_set_is_not_silently_ignored_for_a_loaded_scenario():

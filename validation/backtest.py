@@ -202,6 +202,7 @@ class Backtest:
     notes: list[str]
     collection_prior: str
     solver_failures: int
+    periods: dict[str, str]  # period -> its windows
 
     def row(self, key: str) -> Row:
         return next(r for r in self.rows if r.key == key)
@@ -216,17 +217,17 @@ def _values(run: Run, kind: str) -> np.ndarray:
 
 
 def _decompose(period: str, kind: str, actual: float, law: Statutory, off: Run, on: Run | None,
-               off_label: str, on_label: str | None) -> Decomposition:
+               off_label: str, on_label: str | None, scope: str = "statutory scope") -> Decomposition:
     """Split the gap between the model's mean and the actual (USD or fractions in, display units out)."""
     figure, unit, scale = UNITS[kind]
     s24, m24 = law.rate, law.imports
     lines: list[tuple[str, float, bool]] = []
     if kind == "rate":
-        lines.append(("(a) statutory scope: the regime's rate on 2024 weights minus the actual rate", s24 - actual, False))
+        lines.append((f"(a) {scope}: the regime's rate on 2024 weights minus the actual rate", s24 - actual, False))
         lines.append(("(c) import response: rate on the model's import mix minus on 2024 weights",
                       np.mean(off.rate) - s24, False))
     elif kind == "duty":
-        lines.append(("(a) statutory scope: the regime's rates on 2024 imports minus the actual duties",
+        lines.append((f"(a) {scope}: the regime's rates on 2024 imports minus the actual duties",
                       s24 * m24 - actual, False))
         lines.append(("(c) import response, level: change in imports at the 2024-weights rate",
                       np.mean((off.imports - m24) * s24), False))
@@ -258,7 +259,7 @@ def backtest(draws: int = 4000, seed: int = 2025) -> Backtest:
     """Run the three cases on common random numbers and compare them with the actuals."""
     monthly = read_monthly()
     runs = {
-        "status_quo": run_model(STATUS_QUO, None, draws, seed, "2024 status quo, default priors"),
+        "status_quo": run_model(STATUS_QUO, None, draws, seed, "status quo"),
         "off": run_model(REGIME_Q4, PRIORS_STATUTORY, draws, seed, "collection off"),
         "on": run_model(REGIME_Q4, PRIORS_COLLECTION, draws, seed, "collection on"),
     }
@@ -268,7 +269,7 @@ def backtest(draws: int = 4000, seed: int = 2025) -> Backtest:
     decompositions: list[Decomposition] = []
     # 2024: the status quo reproduces Census's 2024 duty by construction.
     actual_2024 = dict(zip(("duty", "imports", "rate"), YEAR_2024.actual(monthly)))
-    period_2024 = f"2024 status quo ({YEAR_2024.describe()})"
+    period_2024 = "2024 status quo"
     for kind in ("duty", "imports", "rate"):
         figure, unit, scale = UNITS[kind]
         row = Row(f"2024.{kind}", period_2024, figure, "status quo", unit, actual_2024[kind] * scale,
@@ -276,10 +277,10 @@ def backtest(draws: int = 4000, seed: int = 2025) -> Backtest:
         rows.append(row)
         if not row.inside:
             decompositions.append(_decompose(period_2024, kind, actual_2024[kind], law_2024, runs["status_quo"], None,
-                                             "2024 status quo", None))
+                                             "2024 status quo", None, scope="concept and timing"))
     # Q4 2025: the fourth-quarter regime over one year, short-run elasticities, collection off and on.
     actual_q4 = dict(zip(("duty", "imports", "rate"), Q4_2025.actual(monthly)))
-    period_q4 = f"Q4 2025 ({Q4_2025.describe()}; x 4)"
+    period_q4 = "Q4 2025"
     for kind in ("duty", "imports", "rate"):
         figure, unit, scale = UNITS[kind]
         pair = []
@@ -325,8 +326,10 @@ def backtest(draws: int = 4000, seed: int = 2025) -> Backtest:
         f"Statutory rates on 2024 weights: {REGIME_Q4} {100 * law_q4.rate:.2f}%, {REGIME_AUG} {100 * law_aug.rate:.2f}%.",
     ]
     failures = sum(r.solver_failures for r in runs.values())
+    periods = {period_2024: f"{YEAR_2024.describe()}; {STATUS_QUO}, default priors",
+               period_q4: f"{Q4_2025.describe()}, annualized x 4; {REGIME_Q4}, one-year elasticities"}
     return Backtest(draws, seed, rows, decompositions, tracker, notes, describe_prior(PRIORS_COLLECTION, "collection"),
-                    failures)
+                    failures, periods)
 
 
 # --- Report -----------------------------------------------------------------------------------------------------
@@ -344,15 +347,15 @@ def format_report(bt: Backtest) -> str:
         f"collection off (priors {PRIORS_STATUTORY}) and on (priors {PRIORS_COLLECTION}: {bt.collection_prior}).",
         "",
     ]
-    header = f"  {'figure':<34}{'case':<34}{'actual':>10}{'5%':>10}{'50%':>10}{'95%':>10}{'pct':>8}  90% band"
+    header = f"  {'figure':<38}{'case':<18}{'actual':>10}{'5%':>10}{'50%':>10}{'95%':>10}{'pct':>8}  90% band"
     period = None
     for row in bt.rows:
         if row.period != period:
             period = row.period
-            out += [period, header]
+            out += [f"{period}: {bt.periods[period]}", header]
         label = f"{row.figure} ({row.unit})"
         where = "inside" if row.inside else ("ABOVE" if row.actual > row.q95 else "BELOW")
-        out.append(f"  {label:<34}{row.case:<34}{_number(row.actual, row.unit):>10}{_number(row.q5, row.unit):>10}"
+        out.append(f"  {label:<38}{row.case:<18}{_number(row.actual, row.unit):>10}{_number(row.q5, row.unit):>10}"
                    f"{_number(row.q50, row.unit):>10}{_number(row.q95, row.unit):>10}{row.percentile:>7.1f}%  {where}")
     out += ["", "pct: the actual's percentile among the draws (share of draws at or below it); the band is the "
                 "model's [5%, 95%]."]

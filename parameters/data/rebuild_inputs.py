@@ -12,7 +12,10 @@
 * ``bea_io_and_concordances/bea_industry_output.csv``: BEA 2024 gross output by summary industry ($ million);
 * ``yale_tariff_rate_tracker/``: the Budget Lab at Yale's tariff-rate-tracker resources, verbatim (MIT;
   https://github.com/Budget-Lab-Yale/tariff-rate-tracker at commit 8315fffd697c42559141ed5f8bf7c8fa3da47ae8:
-  ``config/policy_params.yaml`` and the product lists of ``resources/``, one folder, flat).
+  ``config/policy_params.yaml`` and the product lists of ``resources/``, one folder, flat). The tracker's HTS
+  concordance (``resources/hts_concordance.csv``) is read from that folder if it is there, else from a git copy of
+  the tracker at that commit: the folder named by ``$TARIFF_RATE_TRACKER_GIT`` (default
+  ``/work/.mirror/Budget-Lab-Yale+tariff-rate-tracker/repo``).
 
 It writes, next to itself, the tables ``impact data build`` reads (the Census API's own column names, so a user's
 extract reads the same way): ``census_imports_2024_hs10.csv.gz``, ``census_imports_2024_hs2.csv.gz``,
@@ -31,8 +34,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import re
 import shutil
+import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -79,6 +84,13 @@ TRACKER_COMMIT = "8315fffd697c42559141ed5f8bf7c8fa3da47ae8"
 HS_LISTS = HERE.parent / "hs_lists"
 HS_LENGTHS = (2, 4, 6, 8, 10)
 README_START, README_END = "<!-- lists:start -->", "<!-- lists:end -->"
+# The tracker's concordance of HTS10 codes between HTS revisions (2025 and 2026) and where to find it (see the docstring).
+CONCORDANCE = "hts_concordance.csv"
+TRACKER_GIT_VARIABLE = "TARIFF_RATE_TRACKER_GIT"
+TRACKER_GIT_DEFAULT = "/work/.mirror/Budget-Lab-Yale+tariff-rate-tracker/repo"
+# The tracker's USMCA shares by HTS10 (USITC DataWeb, imports from Canada and Mexico) have a row for every HTS10 code
+# of the year, zero or not: the HTS10 nomenclatures of 2024 and 2025 as far as the originals show them.
+NOMENCLATURE = "usmca_product_shares_{year}.csv"
 
 # Codes of the tracker's files that are not HS codes as written, and what they stand for (checked against the
 # HTS chapter 99 text, 2026 Revision 6, which the tracker keeps in data/us_notes/).
@@ -749,6 +761,176 @@ def _imports_under(codes) -> float:
     return sum(value for hs, value in total.items() if any(hs[:n] in codes for n in HS_LENGTHS))
 
 
+@dataclass
+class Nomenclature:
+    """What the originals tell of the HTS10 codes of 2024 and after: the codes of 2024 and of 2025 (the tracker's
+    USMCA shares), and the tracker's concordance between the HTS revisions of 2025 and 2026: whether its latest
+    revision that names a code drops it or adds it (``latest``), and, for each code it adds, the codes it came from
+    (``sources``)."""
+
+    codes_2024: frozenset[str]
+    codes_2025: frozenset[str]
+    latest: dict[str, bool]
+    sources: dict[str, frozenset[str]]
+
+    def current(self, code: str) -> bool:
+        """Whether ``code`` is a code of the 2025-26 HTS: a 2025 code not dropped since, or a code added since."""
+        return self.latest.get(code, code in self.codes_2025)
+
+    def current_codes(self) -> list[str]:
+        return sorted(code for code in self.codes_2025 | set(self.latest) if self.current(code))
+
+    def ancestors(self, code: str) -> set[str]:
+        """The codes ``code`` came from, back through every revision of the concordance."""
+        found: set[str] = set()
+        todo = [code]
+        while todo:
+            for old in self.sources.get(todo.pop(), ()):
+                if old not in found:
+                    found.add(old)
+                    todo.append(old)
+        return found
+
+
+def _concordance_rows(tracker: Path) -> list[dict[str, str]]:
+    local = tracker / CONCORDANCE
+    if local.exists():
+        return _rows(local)
+    repo = os.environ.get(TRACKER_GIT_VARIABLE) or TRACKER_GIT_DEFAULT
+    done = subprocess.run(["git", "-C", repo, "show", f"{TRACKER_COMMIT}:{_tracker_path(CONCORDANCE)}"],
+                          capture_output=True, text=True, encoding="utf-8")
+    if done.returncode:
+        raise SystemExit(f"{_tracker_path(CONCORDANCE)}: not in {tracker} and not readable from the git copy of "
+                         f"{TRACKER} at {repo} (set {TRACKER_GIT_VARIABLE}): {done.stderr.strip()}")
+    return list(csv.DictReader(io.StringIO(done.stdout)))
+
+
+def _revision_order(revision: str) -> tuple[int, int]:
+    """'basic', 'rev_16' (HTS 2025), '2026_basic', '2026_rev_2' (HTS 2026) in the order of the HTS revisions."""
+    year, _, name = revision.partition("_") if revision[:4].isdigit() else ("2025", "", revision)
+    return int(year), 0 if name == "basic" else int(name.removeprefix("rev_"))
+
+
+def _nomenclature(tracker: Path) -> Nomenclature:
+    codes = []
+    for year in ("2024", "2025"):
+        with open(tracker / NOMENCLATURE.format(year=year), newline="") as handle:
+            codes.append(frozenset(row["hts10"] for row in csv.DictReader(handle)))
+    rows = sorted(_concordance_rows(tracker), key=lambda row: _revision_order(row["revision_to"]))
+    latest: dict[str, bool] = {}
+    sources: dict[str, set[str]] = {}
+    for row in rows:
+        old, new = (None if row[c] == "NA" else row[c] for c in ("old_hts10", "new_hts10"))
+        if old:
+            latest[old] = False
+        if new:
+            latest[new] = True
+            sources.setdefault(new, set()).update({old} if old else set())
+    return Nomenclature(codes[0], codes[1], latest, {code: frozenset(old) for code, old in sources.items()})
+
+
+def _to_2024_lines(hs_list: HsList, nomenclature: Nomenclature) -> None:
+    """Replace the list's 10-digit codes of the 2025-26 HTS that match no 2024 line by the 2024 codes they stand for.
+
+    A code with no 2024 line whose subheading (HS8) has 2024 lines that no other code of the list covers stands for
+    those of them that the 2025-26 HTS renumbered: 2024 lines that are no codes of its (absent from the 2025 codes,
+    or dropped by a later revision of the tracker's concordance). Unless the subheading has a code created after
+    2024 that the list leaves out: then the list holds only part of what the renumbered line became, and the code is
+    kept. Where no renumbered line can be told, the tracker's concordance maps the code back to its 2024 codes (those
+    not otherwise covered); where it has nothing either, the code is replaced by its subheading. Codes whose
+    subheading's 2024 lines are all covered by other codes, or that has no 2024 line, are kept as given."""
+    total, _ = _census_2024()
+    codes = hs_list.codes
+    unmatched = sorted(code for code in codes if len(code) == 10 and code not in total)
+    if not unmatched:
+        return
+
+    def covered(code: str) -> bool:
+        return any(code[:n] in codes for n in HS_LENGTHS)
+
+    lines_of: dict[str, list[str]] = {}
+    for line in sorted(total):
+        lines_of.setdefault(line[:8], []).append(line)
+    created_of: dict[str, list[str]] = {}
+    for code in nomenclature.current_codes():
+        if code not in nomenclature.codes_2024:
+            created_of.setdefault(code[:8], []).append(code)
+    stands_for: dict[str, list[str]] = {}  # 2024 line or subheading -> the list's codes it replaces
+    renumbered, through_concordance, to_subheading, kept_covered, kept_split, kept_none = [], [], [], [], [], []
+    for code in unmatched:
+        lines = lines_of.get(code[:8], [])
+        open_lines = [line for line in lines if not covered(line)]
+        if lines and not open_lines:
+            kept_covered.append(code)
+            continue
+        gone = [line for line in open_lines if not nomenclature.current(line)]
+        if gone:
+            left_out = [new for new in created_of.get(code[:8], []) if not covered(new)]
+            if left_out:
+                print(f"  {hs_list.name}: {code} kept as given (no 2024 line): the 2025-26 HTS split its 2024 "
+                      f"line{'s' if len(gone) > 1 else ''} {', '.join(gone)} between it and {', '.join(left_out)}, "
+                      "which the list leaves out")
+                kept_split.append(code)
+                continue
+            renumbered.append(code)
+            targets = gone
+        else:
+            targets = sorted(old for old in nomenclature.ancestors(code) if old in total and not covered(old))
+            if targets:
+                through_concordance.append(code)
+            elif open_lines:
+                to_subheading.append(code)
+                targets = [code[:8]]
+            else:
+                kept_none.append(code)
+                continue
+        for target in targets:
+            stands_for.setdefault(target, []).append(code)
+    replaced = renumbered + through_concordance + to_subheading
+    if not replaced:
+        return
+    added = sorted({line for line in total for n in (8, 10) if line[:n] in stands_for and not covered(line)})
+    value = sum(total[line] for line in added)
+    for code in replaced:
+        del codes[code]
+    for target, replacing in sorted(stands_for.items()):
+        _add(codes, target, f"{'subheading' if len(target) == 8 else '2024 line'} for {', '.join(replacing)}")
+
+    def lines_for(group: list[str]) -> list[str]:
+        return sorted({t for t, replacing in stands_for.items() if set(replacing) & set(group) and len(t) == 10})
+
+    renumbered_lines = lines_for(renumbered)
+    absent = [line for line in renumbered_lines if line not in nomenclature.codes_2025]
+
+    def some(items: list[str], n: int = 8) -> str:
+        return ", ".join(items[:n]) + (", ..." if len(items) > n else "")
+
+    text = (f"Mapped to 2024 lines: {len(unmatched):,} of the tracker's codes are 10-digit codes of the 2025-26 HTS "
+            "that match no 2024 Census line (statistical numbers created or renumbered after 2024). The "
+            f"{len(replaced):,} of them whose subheading has 2024 lines no other code covers are replaced by the 2024 "
+            f"codes they stand for ({len(added):,} 2024 lines, ${value / 1e9:,.2f}B of 2024 imports; the note names "
+            f"the codes replaced): {len(renumbered):,} by the 2024 lines of their subheading that the 2025-26 HTS "
+            f"renumbered ({len(renumbered_lines)} lines: {len(absent)} absent from the 2025 codes of the tracker's "
+            f"{NOMENCLATURE.format(year='2025')}, {len(renumbered_lines) - len(absent)} dropped by a later revision "
+            f"in its {CONCORDANCE}); {len(through_concordance):,} through the concordance to their 2024 codes"
+            + (f" ({some(through_concordance)})" if through_concordance else "")
+            + f"; {len(to_subheading):,} by their 8-digit subheading (no renumbered 2024 line, nothing in the "
+            "concordance)" + (f": {some(to_subheading)}" if to_subheading else "") + ".")
+    largest = sorted((target for target in stands_for if len(target) == 10), key=lambda t: (-total[t], t))[:6]
+    if largest:
+        text += " The largest 2024 lines taken in: " + "; ".join(
+            f"{target} (${total[target] / 1e9:,.2f}B) for {stands_for[target][-1]}"
+            + (f" and {len(stands_for[target]) - 1} more" if len(stands_for[target]) > 1 else "")
+            for target in largest) + "."
+    text += (f" Kept as given: {len(kept_covered):,} codes whose subheading's 2024 lines are all covered by other "
+             f"codes, {len(kept_none):,} whose subheading has no 2024 line"
+             + (f", {len(kept_split):,} whose renumbered 2024 line the 2025-26 HTS split between them and codes the "
+                f"list leaves out ({some(kept_split)})" if kept_split else "") + ".")
+    hs_list.comments.append(text)
+    hs_list.sources += tuple(name for name in (NOMENCLATURE.format(year="2025"), CONCORDANCE)
+                             if name not in hs_list.sources)
+
+
 def _import_values(lists: list[HsList]) -> tuple[dict[str, tuple[float, float | None, int]], float]:
     """2024 imports under each list ($, all partners with HS10 records, and from the partners it applies to), the
     number of its codes with no 2024 line, and the total."""
@@ -807,7 +989,9 @@ def hs_lists(tracker: Path) -> list[HsList]:
     names = [hs_list.name for hs_list in lists]
     if len(set(names)) != len(names):
         raise ValueError(f"list names repeat: {names}")
+    nomenclature = _nomenclature(tracker)
     for hs_list in lists:
+        _to_2024_lines(hs_list, nomenclature)
         hs_list.codes, dropped = _prune(hs_list.codes)
         if dropped:
             hs_list.comments.append(f"{len(dropped)} code{'s' if len(dropped) > 1 else ''} dropped as extensions of "
