@@ -252,10 +252,21 @@ def test_japan_deal_over_the_horizon():
 
 
 def test_after_the_ruling_the_japan_deal_differs_only_in_vehicles():
-    ds = impact.simulate("us_japan_2025_2035", draws=512, seed=SEED).sel(year=2027)
+    """After February 2026 only the Section 232 vehicle terms of the deal remain: the sectors holding no Japanese
+    line of the car and parts lists are untouched (the parts list reaches beyond the auto_parts sector: engines,
+    tires, wiring)."""
+    from impact.lines import hs_list_path, read_hs_list
+
+    scenario = impact.load_scenario("us_japan_2025_2035")
+    lines = scenario.tariff_stack.lines
+    codes = [c for name in ("s232_autos", "s232_auto_parts") for c in read_hs_list(hs_list_path(name))[0]]
+    japan = lines.partner == scenario.baseline.partners.index("japan")
+    listed = lines.matching(codes) & ~lines.matching(["8471"]) & japan & (lines.weight > 0)
+    vehicles = sorted({scenario.baseline.sectors[k] for k in np.unique(lines.sector[listed])})
+    assert "passenger_vehicles" in vehicles and len(vehicles) < len(scenario.baseline.sectors)
+    ds = impact.simulate(scenario, draws=512, seed=SEED).sel(year=2027)
     imports = ds["imports_by_sector"]
     effect = imports.sel(case="scenario") - imports.sel(case="counterfactual")
-    vehicles = ["passenger_vehicles", "light_trucks", "auto_parts"]
     others = [s for s in ds["sector"].values if s not in vehicles]
     assert (effect.sel(sector=others) == 0).all()
     assert (effect.sel(sector="passenger_vehicles") >= 0).all() and (effect.sel(sector="passenger_vehicles") > 0).any()
@@ -272,3 +283,24 @@ def test_phase_one_by_year():
     effect = exports.sel(case="scenario") - exports.sel(case="counterfactual")
     assert (effect.sel(year=2021) > effect.sel(year=2020)).all()  # the 2021 commitments are larger in every category
     np.testing.assert_allclose(ds["cumulative_pledged_purchases"].sel(case="scenario"), effect.sum("year"), rtol=1e-9)
+
+
+def test_fourth_quarter_2025_regime(fresh):
+    """The regime of mid-November 2025 sits between August's and February 2026's; its changes show where they
+    should (China's fentanyl cut, India's Russian-oil tariff, Switzerland's deal); substitution away from the
+    highest rates puts the rate after the response below the statutory rate on 2024 weights."""
+    from impact.regime import view
+
+    q4, august, february = (fresh[name] for name in ("tariff_regime_q4_2025", "tariff_regime_aug_2025",
+                                                     "tariff_regime_feb_2026"))
+    assert effective_rate(february) < effective_rate(q4) < effective_rate(august)
+    assert 0.09 < effective_rate(q4) < 0.16                   # Treasury: 11.4% in October 2025
+
+    def partner_rate(rows, partner):
+        return lookup(rows, "tariff_revenue_by_partner", partner) / lookup(rows, "imports_by_partner", partner)
+
+    assert partner_rate(q4, "china") < partner_rate(august, "china")
+    assert partner_rate(q4, "india") > partner_rate(august, "india") + 0.05
+    assert partner_rate(q4, "switzerland") < partner_rate(august, "switzerland")
+    statutory = view(impact.load_scenario("tariff_regime_q4_2025", with_counterfactual=False))
+    assert effective_rate(q4) < float((statutory.rate * statutory.imports).sum() / statutory.imports.sum())

@@ -14,8 +14,8 @@
   https://github.com/Budget-Lab-Yale/tariff-rate-tracker at commit 8315fffd697c42559141ed5f8bf7c8fa3da47ae8:
   ``config/policy_params.yaml`` and the product lists of ``resources/``, one folder, flat). The tracker's HTS
   concordance (``resources/hts_concordance.csv``) is read from that folder if it is there, else from a git copy of
-  the tracker at that commit: the folder named by ``$TARIFF_RATE_TRACKER_GIT`` (default
-  ``/work/.mirror/Budget-Lab-Yale+tariff-rate-tracker/repo``).
+  the tracker at that commit: a clone of https://github.com/Budget-Lab-Yale/tariff-rate-tracker named by
+  ``$TARIFF_RATE_TRACKER_GIT``.
 
 It writes, next to itself, the tables ``impact data build`` reads (the Census API's own column names, so a user's
 extract reads the same way): ``census_imports_2024_hs10.csv.gz``, ``census_imports_2024_hs2.csv.gz``,
@@ -84,10 +84,10 @@ TRACKER_COMMIT = "8315fffd697c42559141ed5f8bf7c8fa3da47ae8"
 HS_LISTS = HERE.parent / "hs_lists"
 HS_LENGTHS = (2, 4, 6, 8, 10)
 README_START, README_END = "<!-- lists:start -->", "<!-- lists:end -->"
-# The tracker's concordance of HTS10 codes between HTS revisions (2025 and 2026) and where to find it (see the docstring).
+# The tracker's concordance of HTS10 codes between the HTS revisions of 2025 and 2026, and where to find it (see the
+# docstring).
 CONCORDANCE = "hts_concordance.csv"
 TRACKER_GIT_VARIABLE = "TARIFF_RATE_TRACKER_GIT"
-TRACKER_GIT_DEFAULT = "/work/.mirror/Budget-Lab-Yale+tariff-rate-tracker/repo"
 # The tracker's USMCA shares by HTS10 (USITC DataWeb, imports from Canada and Mexico) have a row for every HTS10 code
 # of the year, zero or not: the HTS10 nomenclatures of 2024 and 2025 as far as the originals show them.
 NOMENCLATURE = "usmca_product_shares_{year}.csv"
@@ -796,9 +796,12 @@ def _concordance_rows(tracker: Path) -> list[dict[str, str]]:
     local = tracker / CONCORDANCE
     if local.exists():
         return _rows(local)
-    repo = os.environ.get(TRACKER_GIT_VARIABLE) or TRACKER_GIT_DEFAULT
+    repo = os.environ.get(TRACKER_GIT_VARIABLE)
+    if not repo:
+        raise SystemExit(f"{_tracker_path(CONCORDANCE)}: not in {tracker}; copy it there from the tracker at "
+                         f"{TRACKER_COMMIT}, or set {TRACKER_GIT_VARIABLE} to a clone of {TRACKER}")
     done = subprocess.run(["git", "-C", repo, "show", f"{TRACKER_COMMIT}:{_tracker_path(CONCORDANCE)}"],
-                          capture_output=True, text=True, encoding="utf-8")
+                          capture_output=True, text=True, encoding="utf-8", check=False)
     if done.returncode:
         raise SystemExit(f"{_tracker_path(CONCORDANCE)}: not in {tracker} and not readable from the git copy of "
                          f"{TRACKER} at {repo} (set {TRACKER_GIT_VARIABLE}): {done.stderr.strip()}")
@@ -833,12 +836,12 @@ def _to_2024_lines(hs_list: HsList, nomenclature: Nomenclature) -> None:
     """Replace the list's 10-digit codes of the 2025-26 HTS that match no 2024 line by the 2024 codes they stand for.
 
     A code with no 2024 line whose subheading (HS8) has 2024 lines that no other code of the list covers stands for
-    those of them that the 2025-26 HTS renumbered: 2024 lines that are no codes of its (absent from the 2025 codes,
-    or dropped by a later revision of the tracker's concordance). Unless the subheading has a code created after
-    2024 that the list leaves out: then the list holds only part of what the renumbered line became, and the code is
-    kept. Where no renumbered line can be told, the tracker's concordance maps the code back to its 2024 codes (those
-    not otherwise covered); where it has nothing either, the code is replaced by its subheading. Codes whose
-    subheading's 2024 lines are all covered by other codes, or that has no 2024 line, are kept as given."""
+    those of them that the 2025-26 HTS renumbered: 2024 lines that are not codes of the 2025-26 HTS (absent from the
+    2025 codes, or dropped by a later revision in the tracker's concordance). Unless the subheading has a code created
+    after 2024 that the list leaves out: then the list holds only part of what the renumbered line became, and the
+    code is kept. Where no renumbered line can be told, the tracker's concordance maps the code back to its 2024
+    codes (those not otherwise covered); where it has nothing either, the code is replaced by its subheading. Codes
+    whose subheading's 2024 lines are all covered by other codes, or that has no 2024 line, are kept as given."""
     total, _ = _census_2024()
     codes = hs_list.codes
     unmatched = sorted(code for code in codes if len(code) == 10 and code not in total)
