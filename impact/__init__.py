@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 _API = {
-    "simulate": "impact.simulation",
+    "simulate": "impact.runner",
     "Simulation": "impact.simulation",
     "run": "impact.runner",
     "resume": "impact.runner",

@@ -9,7 +9,7 @@ import numpy as np
 
 from impact import libm
 from impact.kernels import market_numba, market_numpy
-from impact.scenario import PARAMETER_DOMAINS, SampledColumn, Scenario, year_segments
+from impact.spec import PARAMETER_DOMAINS, SampledColumn, Scenario, year_segments
 
 BACKENDS = {"numba": market_numba.solve_and_account, "numpy": market_numpy.solve_and_account}
 PLEDGE_PARAMETERS = ("realization", "additionality", "output_per_dollar")
@@ -151,7 +151,7 @@ def _struck_on(struck: dict, ruling: dict, group: str, on: date | None) -> np.nd
     """Draws in which ``group`` is void on date ``on``: struck down, from its ruling's date on (from the start when
     the ruling has no date or the run no horizon)."""
     when = ruling.get(group)
-    return struck[group] & (on is None or when is None or on >= date.fromisoformat(when))
+    return struck[group] & (on is None or when is None or on >= when)
 
 
 def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: int) -> dict[str, np.ndarray]:

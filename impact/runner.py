@@ -7,15 +7,18 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import xarray as xr
+
 from impact import provenance
 from impact.accelerate import using_threads
 from impact.errors import ImpactInputError, Problem
-from impact.scenario import load_scenario
+from impact.scenario import load_scenario, open_scenario
 from impact.simulation import Simulation, _check_run_size, chunk_ranges, sobol_warning
 from impact.store import SUMMARY, RunStore, Stopwatch, now
 from impact.summary import format_rows, summarize_run
@@ -56,8 +59,8 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
             problems.append(Problem("options", "--out", "a sharded run needs --out, the folder every shard shares"))
     if problems:
         raise ImpactInputError(problems)
-    simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual,
-                            priors=priors)
+    scenario = open_scenario(scenario, counterfactual=counterfactual, priors=priors)
+    simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual)
     chunk_size = chunk_size or simulation.default_chunk_size()
     if message := sobol_warning(simulation.sampler, draws):
         log.warning(message)
@@ -322,3 +325,56 @@ def _progress(total: int, done: int, progress: str | None):
     if progress == "log":
         return _LogProgress(total, done)
     return _Silent()
+
+
+def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | None = None,
+             sampler: str | None = None, keep: str = DEFAULT_KEEP, counterfactual: bool = True,
+             threads: int | None = None, backend: str = "numba", priors: str | None = None) -> xr.Dataset:
+    """Run a scenario in memory and return every draw as an xarray Dataset.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path
+        A scenario file, the name of a shipped scenario (e.g. ``"us_japan_2025"``) or a loaded scenario.
+    draws : int, default: 10000
+    seed : int, default: 0
+    chunk_size : int, optional
+        Draws solved at a time (default: 32768, divided by the number of years of a horizon); results do not
+        depend on it.
+    sampler : {"mc", "lhs", "sobol"}, optional
+        Default: the scenario's ``[sampling] method``.
+    keep : {"headline", "aggregates", "cells"}, default: "aggregates"
+    counterfactual : bool, default: True
+        Also solve the scenario's counterfactual on the same draws (``case`` dimension).
+    threads : int, optional
+        Numba threads (default: all cores); results do not depend on it.
+    backend : {"numba", "numpy"}, default: "numba"
+    priors : str, optional
+        A prior set (e.g. ``"protee"``, see ``parameters/priors/``) whose priors override the scenario's and its
+        counterfactual's.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``draw``, ``case``, ``sector``, ``partner`` (and ``pledge``); variables as in the README ("Variables");
+        provenance in ``attrs``. Use :func:`impact.run` to stream large runs to disk instead.
+    """
+    scenario = open_scenario(scenario, counterfactual=counterfactual, priors=priors)
+    simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual,
+                            backend=backend)
+    chunk_size = chunk_size or simulation.default_chunk_size()
+    _check_run_size(draws, chunk_size)
+    if message := sobol_warning(simulation.sampler, draws):
+        warnings.warn(message, stacklevel=2)
+    pieces, failures = [], 0
+    with using_threads(threads):
+        for start, stop in chunk_ranges(draws, chunk_size):
+            piece, failed = simulation.chunk(start, stop)
+            pieces.append(piece)
+            failures += failed
+    ds = xr.merge([simulation.static_dataset(), xr.concat(pieces, dim="draw")], combine_attrs="override")
+    ds.attrs = simulation.attrs(draws)
+    ds.attrs["solver_failures"] = failures
+    if failures:
+        warnings.warn(f"{failures} (draw, sector) markets did not converge; their outputs are NaN", stacklevel=2)
+    return ds

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -26,30 +25,13 @@ from impact.errors import ImpactInputError, Problem, raise_if_any
 from impact.sampling import correlation_factor
 from impact.schema import RATE_MAX, Correlation, Layer, Pledge, Prior, Quota, ScenarioFile
 from impact.lines import hs_list_path, load_lines, read_hs_list
-from impact.tariffs import AUTHORITY_PREFIX, prepare_layers
+from impact.spec import (INFINITE_ALLOWED, PARAMETER_DEFAULTS, PARAMETER_DOMAINS, HorizonSpec, PledgeSpec, QuotaSpec,
+                         SampledColumn, Scenario)
+from impact.layers import AUTHORITY_PREFIX, prepare_layers
 
 NAMED_LISTS = ("tariff_layers", "retaliation", "pledges", "quotas")
 APPENDED_LISTS = ("priors", "correlations")
 
-#: Each model parameter's cells and the values it may take: (dims, low, high, low is open, allows inf).
-PARAMETER_DOMAINS = {
-    "sigma": (("sector",), 1.0, math.inf, True),
-    "eps": (("sector",), 0.0, math.inf, False),
-    "mu": (("sector",), 0.0, math.inf, False),
-    "eta": (("sector", "partner"), 0.0, math.inf, False),
-    "fx": (("partner",), 0.0, math.inf, True),
-    "phi": (("sector",), 0.0, 1.0, False),
-    "sigx": (("sector",), 0.0, math.inf, False),
-    "collection": (("partner",), 0.0, 1.0, False),
-    "realization": (("pledge",), 0.0, 1.0, False),
-    "additionality": (("pledge",), 0.0, 1.0, False),
-    "output_per_dollar": (("pledge",), 0.0, math.inf, False),
-}
-#: Parameters that may be infinite (a flat supply curve); every other one must be finite.
-INFINITE_ALLOWED = ("mu", "eta")
-#: Values used where no prior covers a cell (None: a prior is required).
-PARAMETER_DEFAULTS = {"sigma": None, "eps": None, "mu": None, "eta": math.inf, "fx": 1.0, "phi": 0.0, "sigx": 0.0,
-                      "collection": 1.0}
 SHARE_TOLERANCE = 1e-6
 
 
@@ -75,80 +57,6 @@ def fixed_value(distribution) -> float:
     return float(distribution.from_normal_score(np.zeros(1))[0])
 
 
-@dataclass(frozen=True)
-class SampledColumn:
-    """One uncertain scalar: a column of the design, mapped through its distribution."""
-
-    name: str          # e.g. "sigma[steel]", the key of its random stream
-    parameter: str
-    cells: tuple[int, ...]  # flat indices into the parameter's array
-    distribution: object
-
-
-@dataclass(frozen=True)
-class PledgeSpec:
-    name: str
-    kind: str
-    partner_index: int
-    amount_per_year: float
-    shares: np.ndarray  # (S,)
-
-
-@dataclass(frozen=True)
-class QuotaSpec:
-    name: str
-    sector_index: int
-    partner_index: int
-    rate_in: float
-    rate_out: float
-    log_index: float  # log of the quota as a share of the baseline quantity
-
-
-@dataclass
-class Scenario:
-    """A validated scenario resolved against its baseline."""
-
-    name: str
-    title: str
-    description: str
-    sources: list[str]
-    path: Path
-    files: list[tuple[str, str]]  # (path, sha256) of the file and every file it extends
-    resolved: dict                # the merged scenario, as validated
-    baseline: Baseline
-    sampling_method: str
-    tariff: np.ndarray            # (S, P) t1
-    partner_tariff: np.ndarray    # (S, P) tx1
-    pledges: list[PledgeSpec]
-    fixed: dict[str, np.ndarray]  # parameter -> values (NaN where sampled)
-    columns: list[SampledColumn]
-    correlations: list[tuple[list[str], np.ndarray]]  # (column names, normal-score correlation matrix)
-    counterfactual: "Scenario | None" = None
-    layer_names: list[str] = field(default_factory=list)
-    tariff_stack: object = None       # tariffs.LayerStack, to apply draw-dependent layers
-    retaliation_stack: object = None
-    policy_layers: list = field(default_factory=list)  # (section, Layer) whose application varies by draw
-    quotas: list[QuotaSpec] = field(default_factory=list)
-    horizon: "HorizonSpec | None" = None
-
-    @property
-    def sha256(self) -> str:
-        """Hash of the resolved scenario and its baseline data: equal hashes, equal model."""
-        text = json.dumps({"scenario": self.resolved, "baseline": self.baseline.sha256}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def touched_sectors(self) -> list[str]:
-        """Sectors whose tariffs, partner tariffs or pledges differ from the baseline (or the counterfactual)."""
-        base = self.counterfactual
-        t_ref = base.tariff if base else self.baseline.tariff_baseline
-        tx_ref = base.partner_tariff if base else self.baseline.partner_tariff
-        touched = (np.abs(self.tariff - t_ref) > 0).any(1) | (np.abs(self.partner_tariff - tx_ref) > 0).any(1)
-        for scenario in (self, base):
-            for pledge in scenario.pledges if scenario else []:
-                touched |= pledge.shares > 0
-        return [s for s, t in zip(self.baseline.sectors, touched) if t]
-
-
 def load_scenario(source: str | Path, *, with_counterfactual: bool = True, priors: str | Path | None = None
                   ) -> Scenario:
     """Read, merge, validate and resolve a scenario file (a path, or the name of a shipped scenario).
@@ -165,6 +73,7 @@ def load_scenario(source: str | Path, *, with_counterfactual: bool = True, prior
         merged, files = _with_prior_set(priors, merged, origins, files, problems)
     raise_if_any(problems)
     scenario = _validate(path, merged, origins, files)
+    scenario.prior_set = str(priors) if priors is not None else None
     if with_counterfactual and scenario.resolved["scenario"].get("counterfactual"):
         reference = scenario.resolved["scenario"]["counterfactual"]
         cf_path = library.resolve(reference, ".toml", relative_to=path.parent)
@@ -176,6 +85,18 @@ def load_scenario(source: str | Path, *, with_counterfactual: bool = True, prior
             raise ImpactInputError([Problem(str(path), "scenario.counterfactual",
                                             "the counterfactual uses a different baseline")])
     return scenario
+
+
+def open_scenario(scenario, *, counterfactual: bool = True, priors: str | Path | None = None) -> Scenario:
+    """A loaded scenario as it is, or a scenario file or shipped name loaded (with its counterfactual unless
+    ``counterfactual`` is false, and a prior set); a prior set given with a loaded scenario is refused."""
+    if isinstance(scenario, Scenario):
+        if priors is not None:
+            raise ImpactInputError([Problem("options", "priors", "a loaded scenario has its priors already: pass "
+                                                                 "priors to load_scenario, or give the scenario's "
+                                                                 "name or file")])
+        return scenario
+    return load_scenario(scenario, with_counterfactual=counterfactual, priors=priors)
 
 
 # --- reading and merging ---------------------------------------------------------------------------------------
@@ -446,8 +367,9 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
         pledges=pledges, fixed=fixed, columns=columns, correlations=correlations, layer_names=layer_names,
         tariff_stack=tariff_stack, retaliation_stack=retaliation_stack, quotas=quotas,
         horizon=_horizon_spec(horizon, [p for _, p in entries["pledges"]]) if horizon else None,
-        policy_layers=[(section, layer) for section, entries in (("tariff", layers), ("retaliation", retaliation))
-                       for layer in entries if layer.condition or layer.linked_rate or layer.legal_risk],
+        policy_layers=[(section, layer) for section, stack in (("tariff", tariff_stack),
+                                                               ("retaliation", retaliation_stack))
+                       for layer in stack.resolved if layer.varies_by_draw],
     )
 
 
@@ -898,18 +820,6 @@ class _Checker:
         return resolved
 
 
-@dataclass(frozen=True)
-class HorizonSpec:
-    """Years of a run with a horizon, and what changes from year to year."""
-
-    years: tuple[int, ...]
-    growth: np.ndarray            # (Y,) baseline values relative to the calibration year: (1 + g)^(year - base)
-    discount: np.ndarray          # (Y,) 1 / (1 + r)^(year - first year)
-    discount_rate: float
-    elasticity_path: np.ndarray   # (Y,) share of the long-run trade elasticity sigma - 1 reached in each year
-    pledge_flows: np.ndarray      # (K, Y) USD disbursed by each pledge in each year (before realization)
-
-
 def _horizon_spec(horizon, pledges: list[Pledge]) -> HorizonSpec:
     years = tuple(range(horizon.first_year, horizon.last_year + 1))
     offsets = np.array(years, dtype=float)
@@ -939,17 +849,3 @@ def _disbursed(pledge: Pledge, year: int, first_year: int) -> float:
     end = start + timedelta(days=365.25 * pledge.amount / rate)
     overlap = (min(end, date(year + 1, 1, 1)) - max(start, date(year, 1, 1))).days
     return max(overlap, 0) / 365.25 * rate
-
-
-def year_segments(scenario: "Scenario", year: int) -> tuple[tuple[float, date], ...]:
-    """Periods of ``year`` between the dates at which any layer or legal ruling changes: (share of the year,
-    start date)."""
-    begin, end = date(year, 1, 1), date(year + 1, 1, 1)
-    changes = {begin}
-    for stack in (scenario.tariff_stack, scenario.retaliation_stack):
-        dates = stack.change_dates() | {date.fromisoformat(layer.legal_risk.by) for layer in stack.layers
-                                        if layer.legal_risk is not None and layer.legal_risk.by}
-        changes.update(d for d in dates if begin < d < end)
-    bounds = sorted(changes) + [end]
-    total = (end - begin).days
-    return tuple(((b - a).days / total, a) for a, b in zip(bounds[:-1], bounds[1:]))

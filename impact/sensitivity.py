@@ -162,10 +162,11 @@ def scenario_sobol_indices(scenario, *, output: str, label: str = "total", case:
     Returns the rows (largest total index first) and a note, which says when the indices' assumption of
     independent inputs does not hold (the scenario correlates some of them).
     """
+    from impact.scenario import open_scenario
     from impact.simulation import Simulation
     from impact.summary import draws_of
 
-    simulation = Simulation(scenario, seed=seed, keep="aggregates")
+    simulation = Simulation(open_scenario(scenario), seed=seed, keep="aggregates")
     if case is None:
         case = "effect" if len(simulation.cases) > 1 else "scenario"
     columns = simulation.design.columns

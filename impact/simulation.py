@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import xarray as xr
 
 from impact import provenance
-from impact.accelerate import using_threads
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
 from impact.model import (PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, legal_columns,
                           parameter_dims, solve_chunk, struck_by_group)
 from impact.sampling import correlate
 from impact.sampling import DRAW_BLOCK, METHODS, Design
-from impact.scenario import Scenario, load_scenario, year_segments
+from impact.spec import Scenario, year_segments
 from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, KEEP_LEVELS, VARIABLES, outputs_for
 
 #: Default draws per chunk: bounds memory (about 0.5 GB at 16 sectors x 12 partners) whatever ``draws`` is.
@@ -27,8 +25,9 @@ class Simulation:
 
     Parameters
     ----------
-    scenario : Scenario, str or Path
-        A resolved :class:`~impact.scenario.Scenario`, a scenario file, or the name of a shipped scenario.
+    scenario : Scenario
+        A resolved :class:`~impact.spec.Scenario` (:func:`impact.load_scenario`; :func:`impact.simulate` and
+        :func:`impact.run` take files and names).
     seed : int, default: 0
     sampler : {"mc", "lhs", "sobol"}, optional
         The design; default: the scenario's ``[sampling] method``.
@@ -40,15 +39,12 @@ class Simulation:
         ``"numpy"`` runs the plain reference kernels (slow; for checks).
     """
 
-    def __init__(self, scenario, *, seed: int = 0, sampler: str | None = None, keep: str = DEFAULT_KEEP,
-                 counterfactual: bool = True, backend: str = "numba", priors: str | None = None):
-        problems = []
+    def __init__(self, scenario: Scenario, *, seed: int = 0, sampler: str | None = None, keep: str = DEFAULT_KEEP,
+                 counterfactual: bool = True, backend: str = "numba"):
         if not isinstance(scenario, Scenario):
-            scenario = load_scenario(scenario, with_counterfactual=counterfactual, priors=priors)
-        elif priors is not None:
-            problems.append(Problem("options", "priors", "a loaded scenario has its priors already: pass priors to "
-                                                         "load_scenario, or give the scenario's name or file"))
-        self.priors = priors
+            raise TypeError(f"Simulation needs a loaded Scenario (impact.load_scenario), got {scenario!r}")
+        problems = []
+        self.priors = scenario.prior_set
         if keep not in KEEP_LEVELS:
             problems.append(Problem("options", "keep", f"must be one of {', '.join(KEEP_LEVELS)}, got {keep!r}"))
         sampler = sampler or scenario.sampling_method
@@ -303,58 +299,6 @@ def chunk_ranges(draws: int, chunk_size: int):
     return [(start, min(start + chunk_size, draws)) for start in range(0, draws, chunk_size)]
 
 
-def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | None = None,
-             sampler: str | None = None, keep: str = DEFAULT_KEEP, counterfactual: bool = True,
-             threads: int | None = None, backend: str = "numba", priors: str | None = None) -> xr.Dataset:
-    """Run a scenario in memory and return every draw as an xarray Dataset.
-
-    Parameters
-    ----------
-    scenario : Scenario, str or Path
-        A scenario file, the name of a shipped scenario (e.g. ``"us_japan_2025"``) or a loaded scenario.
-    draws : int, default: 10000
-    seed : int, default: 0
-    chunk_size : int, optional
-        Draws solved at a time (default: 32768, divided by the number of years of a horizon); results do not
-        depend on it.
-    sampler : {"mc", "lhs", "sobol"}, optional
-        Default: the scenario's ``[sampling] method``.
-    keep : {"headline", "aggregates", "cells"}, default: "aggregates"
-    counterfactual : bool, default: True
-        Also solve the scenario's counterfactual on the same draws (``case`` dimension).
-    threads : int, optional
-        Numba threads (default: all cores); results do not depend on it.
-    backend : {"numba", "numpy"}, default: "numba"
-    priors : str, optional
-        A prior set (e.g. ``"protee"``, see ``parameters/priors/``) whose priors override the scenario's and its
-        counterfactual's.
-
-    Returns
-    -------
-    xarray.Dataset
-        Dims ``draw``, ``case``, ``sector``, ``partner`` (and ``pledge``); variables as in the README ("Variables");
-        provenance in ``attrs``. Use :func:`impact.run` to stream large runs to disk instead.
-    """
-    simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual,
-                            backend=backend, priors=priors)
-    chunk_size = chunk_size or simulation.default_chunk_size()
-    _check_run_size(draws, chunk_size)
-    if message := sobol_warning(simulation.sampler, draws):
-        warnings.warn(message, stacklevel=2)
-    pieces, failures = [], 0
-    with using_threads(threads):
-        for start, stop in chunk_ranges(draws, chunk_size):
-            piece, failed = simulation.chunk(start, stop)
-            pieces.append(piece)
-            failures += failed
-    ds = xr.merge([simulation.static_dataset(), xr.concat(pieces, dim="draw")], combine_attrs="override")
-    ds.attrs = simulation.attrs(draws)
-    ds.attrs["solver_failures"] = failures
-    if failures:
-        warnings.warn(f"{failures} (draw, sector) markets did not converge; their outputs are NaN", stacklevel=2)
-    return ds
-
-
 def sobol_warning(sampler: str, draws: int) -> str | None:
     """Sobol points are balanced only in powers of 2: say so when the draw count is not one."""
     if sampler == "sobol" and draws & (draws - 1):
@@ -372,4 +316,4 @@ def _check_run_size(draws, chunk_size) -> None:
         raise ImpactInputError(problems)
 
 
-__all__ = ["Simulation", "simulate", "chunk_ranges", "DEFAULT_CHUNK"]
+__all__ = ["Simulation", "chunk_ranges", "DEFAULT_CHUNK"]

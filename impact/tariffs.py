@@ -26,20 +26,47 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable
 
 import numpy as np
 
 from impact.lines import ImportLines
-from impact.schema import Layer
 
-REFERENCES = ("baseline:mfn", "baseline:tariff", "baseline:partner_tariff")
 #: The authority of the start of a stack (e.g. the partners' 2024 tariffs under retaliation layers).
 START_AUTHORITY = "baseline"
 #: Patterns kept per stack; a run has a handful (legal rulings, conditions, dated periods).
 CACHE_SIZE = 256
 
-Report = Callable[[int, str, str], None]  # (layer index, key, message)
+@dataclass(frozen=True)
+class Condition:
+    """When a layer applies, draw by draw: a pledge's realization below (or at least) a threshold, or a legal
+    group struck down (or upheld)."""
+
+    pledge: str | None = None
+    below: float | None = None
+    at_least: float | None = None
+    struck: str | None = None
+    upheld: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkedRate:
+    """A rate that follows a pledge's realization r: ``rate_at_low`` up to ``low``, ``rate_at_high`` from ``high``,
+    linear in between."""
+
+    pledge: str
+    low: float
+    high: float
+    rate_at_low: float
+    rate_at_high: float
+
+
+@dataclass(frozen=True)
+class LegalRisk:
+    """The probability that a layer's legal group is struck down, from the date ``by`` (from the start without)."""
+
+    group: str
+    probability: float
+    by: date | None = None
 
 
 @dataclass(frozen=True)
@@ -57,83 +84,30 @@ class LineLayer:
     effective: date | None
     ends: date | None
     steps: tuple[tuple[date, float], ...]
-    linked: bool
+    condition: Condition | None = None
+    linked_rate: LinkedRate | None = None
+    legal_risk: LegalRisk | None = None
 
+    @property
+    def linked(self) -> bool:
+        return self.linked_rate is not None
 
-AUTHORITY_PREFIX = "authority:"
-
-
-def excluded_layers(layer: Layer, layers: list[Layer]) -> list[str]:
-    """The layers ``layer`` is exclusive of, with ``authority:NAME`` expanded to every other layer of NAME."""
-    names = []
-    for entry in layer.exclusive_of:
-        if entry.startswith(AUTHORITY_PREFIX):
-            authority = entry[len(AUTHORITY_PREFIX):]
-            names += [other.name for other in layers if other.authority == authority and other.name != layer.name]
-        else:
-            names.append(entry)
-    return list(dict.fromkeys(names))
-
-
-def line_layer(layer: Layer, lines: ImportLines, references: dict[str, np.ndarray], sectors: tuple[str, ...],
-               partners: tuple[str, ...], hs: tuple[str, ...] = (), except_hs: tuple[str, ...] = (),
-               exclusive_of: tuple[str, ...] = ()) -> LineLayer:
-    """Resolve ``layer`` on ``lines``: ``hs`` and ``except_hs`` are its HS prefixes, inline and from its lists;
-    ``exclusive_of`` the layers it is exclusive of (:func:`excluded_layers`)."""
-    in_sectors = np.array([(layer.sectors == "all" or s in layer.sectors) and s not in layer.except_sectors
-                           for s in sectors])
-    in_partners = np.array([(layer.partners == "all" or p in layer.partners) and p not in layer.except_partners
-                            for p in partners])
-    scope = in_sectors[lines.sector] & in_partners[lines.partner]
-    if hs:
-        scope &= lines.matching(hs)
-    if except_hs:
-        scope &= ~lines.matching(except_hs)
-    rates = np.full(lines.hs.shape, np.nan)
-    stepped = np.zeros(lines.hs.shape, dtype=bool)
-    if layer.linked_rate is not None:
-        rates[:] = layer.linked_rate.rate_at_high
-        stepped[:] = True  # the interpolation of a kinked linked rate sets it as an override
-    elif isinstance(layer.rate, str):
-        rates[:] = references[layer.rate]
-    elif layer.rate is not None:
-        rates[:] = float(layer.rate)
-        stepped[:] = True
-    for s, rate in layer.sector_rates.items():
-        if s in sectors:
-            rates[lines.sector == sectors.index(s)] = rate
-            stepped[lines.sector == sectors.index(s)] = False
-    for p, rate in layer.partner_rates.items():
-        if p in partners:
-            rates[lines.partner == partners.index(p)] = rate
-            stepped[lines.partner == partners.index(p)] = False
-    scope &= ~np.isnan(rates)
-    coverage = scope.astype(float)
-    if layer.content is not None:
-        coverage *= lines.content[layer.content]
-    if layer.usmca_exempt > 0:
-        coverage *= 1.0 - layer.usmca_exempt * lines.usmca[layer.usmca_year]
-    return LineLayer(
-        name=layer.name, rule=layer.rule, authority=layer.authority, coverage=coverage,
-        rate=np.where(scope, rates, 0.0), stepped=stepped & scope, exclusive_of=tuple(exclusive_of),
-        floor_of=layer.floor_of if layer.rule == "all_in_floor" else None,
-        effective=date.fromisoformat(layer.effective) if layer.effective else None,
-        ends=date.fromisoformat(layer.ends) if layer.ends else None,
-        steps=tuple((date.fromisoformat(step.on), step.rate) for step in layer.steps),
-        linked=layer.linked_rate is not None)
+    @property
+    def varies_by_draw(self) -> bool:
+        return self.condition is not None or self.linked_rate is not None or self.legal_risk is not None
 
 
 class LayerStack:
     """Layers resolved on lines, applied to one or many draws.
 
-    ``layers`` are the scenario's entries (their conditions, links and legal risks decide draw by draw which apply);
-    ``resolved`` the same layers on the lines; ``order`` the order in which exclusions resolve; ``start`` the line
-    rates before any layer (0 for tariffs; the partners' 2024 tariffs under retaliation).
+    ``resolved`` are the layers in file order (their conditions, links and legal risks decide draw by draw which
+    apply); ``order`` the order in which exclusions resolve; ``start`` the line rates before any layer (0 for
+    tariffs; the partners' 2024 tariffs under retaliation); ``reference`` the 2024 rates by line and by cell.
     """
 
-    def __init__(self, layers: list[Layer], resolved: list[LineLayer], order: list[int], lines: ImportLines,
-                 start: np.ndarray, reference: tuple[np.ndarray, np.ndarray]):
-        self.layers, self.resolved, self.order, self.lines, self.start = layers, resolved, order, lines, start
+    def __init__(self, resolved: list[LineLayer], order: list[int], lines: ImportLines, start: np.ndarray,
+                 reference: tuple[np.ndarray, np.ndarray]):
+        self.resolved, self.order, self.lines, self.start = resolved, order, lines, start
         self.reference_lines, self.reference_cells = reference
         self.names = [layer.name for layer in resolved]
         # Linked layers a floor refers to: the floor's max(0, floor - rate) makes the lines piecewise linear in
@@ -160,19 +134,25 @@ class LayerStack:
                     overrides[layer.name] = rate
         return off, overrides
 
+    @property
+    def layers(self) -> list[LineLayer]:
+        return self.resolved
+
     def change_dates(self) -> set[date]:
-        """Every date at which a layer takes effect, ends or changes its rate."""
+        """Every date at which a layer takes effect, ends or changes its rate, or a court rules on it."""
         days = set()
         for layer in self.resolved:
             days.update(d for d in (layer.effective, layer.ends) if d)
             days.update(day for day, _ in layer.steps)
+            if layer.legal_risk is not None and layer.legal_risk.by is not None:
+                days.add(layer.legal_risk.by)
         return days
 
     def nominal_off(self, on: date | None = None) -> tuple[set[str], dict[str, float]]:
         """Layers off in the regime as written on ``on``: not in force, or conditioned on a pledge falling short
         (``below``) or on a court ruling (``struck``); and the rates of scheduled steps."""
         off, overrides = self.timing(on)
-        off |= {layer.name for layer in self.layers if layer.condition is not None
+        off |= {layer.name for layer in self.resolved if layer.condition is not None
                 and (layer.condition.below is not None or layer.condition.struck is not None)}
         return off, overrides
 
@@ -322,43 +302,3 @@ class LayerStack:
         if by_authority:
             return {authority: np.broadcast_to(values, total.shape) for authority, values in parts.items()}
         return total, coefficients
-
-
-def prepare_layers(layers: list[Layer], lines: ImportLines, references: dict[str, np.ndarray],
-                   sectors: tuple[str, ...], partners: tuple[str, ...], start: np.ndarray,
-                   reference: tuple[np.ndarray, np.ndarray], report: Report,
-                   hs_codes: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = None) -> LayerStack | None:
-    """Resolve ``layers`` on ``lines`` and the order in which their exclusions resolve; None (with problems
-    reported) when they are inconsistent. ``start`` (L,) are the line rates before any layer; ``reference`` the
-    2024 rates by line (L,) and by cell (S, P), whose difference the cells' rates are built on; ``hs_codes[i]`` are
-    layer i's HS prefixes and excepted prefixes."""
-    names = [layer.name for layer in layers]
-    if len(set(names)) != len(names):
-        return None
-    excluded = [excluded_layers(layer, layers) for layer in layers]
-    order: list[int] = []
-    state: dict[str, str] = {}
-
-    def visit(i: int) -> bool:
-        name = names[i]
-        if state.get(name) == "done":
-            return True
-        if state.get(name) == "visiting":
-            report(i, "exclusive_of", "exclusions form a loop")
-            return False
-        state[name] = "visiting"
-        for other in excluded[i]:
-            if other in names and not visit(names.index(other)):
-                return False
-        state[name] = "done"
-        order.append(i)
-        return True
-
-    if not all(visit(i) for i in range(len(layers))):
-        return None
-    if any(layer.rule == "all_in_floor" and layer.floor_of not in names for layer in layers):
-        return None
-    codes = hs_codes or [((), ())] * len(layers)
-    resolved = [line_layer(layer, lines, references, sectors, partners, *codes[i], tuple(excluded[i]))
-                for i, layer in enumerate(layers)]
-    return LayerStack(layers, resolved, order, lines, start, reference)

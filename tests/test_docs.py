@@ -69,3 +69,18 @@ def test_architecture_lists_every_module():
     modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "impact").rglob("*.py") if path.name != "__init__.py"}
     missing = {m for m in modules if f"`{m}`" not in table and not kernel_pair(m)}  # pairs: the `impact/kernels/` row
     assert not missing, missing
+
+
+def test_the_engine_does_not_import_the_loader():
+    """file -> loader -> spec -> engine: the engine's modules import neither the scenario loader nor the file
+    schema, at module level or inside functions."""
+    import ast
+
+    engine = ["impact/tariffs.py", "impact/model.py", "impact/simulation.py", "impact/spec.py",
+              *(p.relative_to(ROOT).as_posix() for p in (ROOT / "impact" / "kernels").glob("*.py"))]
+    loader = {"impact.scenario", "impact.schema", "impact.layers", "impact.runner", "impact.cli"}
+    for module in engine:
+        tree = ast.parse((ROOT / module).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not imported & loader, (module, imported & loader)

@@ -108,7 +108,7 @@ def test_collection_calibration_reproduces_the_prior_mode():
     finally:
         sys.path.remove(str(VALIDATION))
     found = calibrate.calibrate(backtest.CALIBRATION, draws=4000, seed=2025)
-    mode = [p for p in tomllib.loads((library.parameters_dir() / "priors" / "collection_2025.toml").read_text())["priors"]
-            if p["parameter"] == "collection"][0]["mode"]
+    shipped = tomllib.loads((library.parameters_dir() / "priors" / "collection_2025.toml").read_text())["priors"]
+    mode = next(p["mode"] for p in shipped if p["parameter"] == "collection")
     assert found["c"] == pytest.approx(mode, abs=0.01)
     assert np.all(np.isfinite(found["per_draw"]))

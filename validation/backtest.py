@@ -40,7 +40,7 @@ REGIME_AUG = "tariff_regime_aug_2025"
 PRIORS_STATUTORY = "short_run"        # one-year elasticities, collection off (every statutory change collected)
 PRIORS_COLLECTION = "collection_2025"  # the same elasticities and the collection prior
 BILLION = 1e9
-MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+MONTH_NAMES = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 # --- Actuals ----------------------------------------------------------------------------------------------------
@@ -309,20 +309,20 @@ def backtest(draws: int = 4000, seed: int = 2025) -> Backtest:
     calendar_2024 = sum(monthly[(2024, m)][0] for m in range(1, 13))
     cal_duty, cal_imports, cal_rate = CALIBRATION.actual(monthly)
     notes = [
-        f"Duties lag entries by {LAG_MONTHS} month: a month of Census imports is set against the next month's "
-        f"Treasury deposits, in every window.",
-        f"Treasury's calendar-2024 customs duties (deposits Jan-Dec 2024) are ${calendar_2024 / BILLION:.2f}B; with "
+        (f"Duties lag entries by {LAG_MONTHS} month: a month of Census imports is set against the next month's "
+        f"Treasury deposits, in every window."),
+        (f"Treasury's calendar-2024 customs duties (deposits Jan-Dec 2024) are ${calendar_2024 / BILLION:.2f}B; with "
         f"the lag, the duties of 2024's entries are ${actual_2024['duty'] / BILLION:.2f}B. The status quo raises "
         f"Census's calculated duty, ${law_2024.rate * law_2024.imports / BILLION:.2f}B on "
-        f"${law_2024.imports / BILLION:,.1f}B of imports for consumption ({100 * law_2024.rate:.2f}%).",
-        f"The monthly series is not seasonally adjusted. On its 2010-2019 seasonal pattern, the Q4 window's "
+        f"${law_2024.imports / BILLION:,.1f}B of imports for consumption ({100 * law_2024.rate:.2f}%)."),
+        (f"The monthly series is not seasonally adjusted. On its 2010-2019 seasonal pattern, the Q4 window's "
         f"deposits (Nov-Jan) run {100 * (duty_season - 1):+.1f}% and its entries (Oct-Dec) {100 * (import_season - 1):+.1f}% "
         f"against an average month: seasonally adjusted, the annualized Q4 duties would read "
         f"${actual_q4['duty'] / duty_season / BILLION:.1f}B, imports ${actual_q4['imports'] / import_season / BILLION:,.1f}B "
-        f"and the rate {100 * actual_q4['rate'] * import_season / duty_season:.2f}% (not applied above).",
-        f"Calibration window of the collection prior (not tested here): {CALIBRATION.describe()}, collected rate "
+        f"and the rate {100 * actual_q4['rate'] * import_season / duty_season:.2f}% (not applied above)."),
+        (f"Calibration window of the collection prior (not tested here): {CALIBRATION.describe()}, collected rate "
         f"{100 * cal_rate:.2f}% (${cal_duty / BILLION:.1f}B a year on ${cal_imports / BILLION:,.1f}B), against the "
-        f"statutory {100 * law_aug.rate:.2f}% of {REGIME_AUG} on 2024 weights.",
+        f"statutory {100 * law_aug.rate:.2f}% of {REGIME_AUG} on 2024 weights."),
         f"Statutory rates on 2024 weights: {REGIME_Q4} {100 * law_q4.rate:.2f}%, {REGIME_AUG} {100 * law_aug.rate:.2f}%.",
     ]
     failures = sum(r.solver_failures for r in runs.values())
@@ -341,10 +341,10 @@ def _number(value: float, unit: str) -> str:
 def format_report(bt: Backtest) -> str:
     out = [
         "Backtest of impact against US customs duties (Treasury, Monthly Treasury Statement) and goods imports (Census)",
-        f"{bt.draws:,} draws, seed {bt.seed}; common random numbers across the cases; solver failures: "
-        f"{bt.solver_failures}",
-        f"2024: {STATUS_QUO}, default priors. Q4 2025: {REGIME_Q4} over one year with one-year elasticities, "
-        f"collection off (priors {PRIORS_STATUTORY}) and on (priors {PRIORS_COLLECTION}: {bt.collection_prior}).",
+        (f"{bt.draws:,} draws, seed {bt.seed}; common random numbers across the cases; solver failures: "
+        f"{bt.solver_failures}"),
+        (f"2024: {STATUS_QUO}, default priors. Q4 2025: {REGIME_Q4} over one year with one-year elasticities, "
+        f"collection off (priors {PRIORS_STATUTORY}) and on (priors {PRIORS_COLLECTION}: {bt.collection_prior})."),
         "",
     ]
     header = f"  {'figure':<38}{'case':<18}{'actual':>10}{'5%':>10}{'50%':>10}{'95%':>10}{'pct':>8}  90% band"
@@ -357,29 +357,29 @@ def format_report(bt: Backtest) -> str:
         where = "inside" if row.inside else ("ABOVE" if row.actual > row.q95 else "BELOW")
         out.append(f"  {label:<38}{row.case:<18}{_number(row.actual, row.unit):>10}{_number(row.q5, row.unit):>10}"
                    f"{_number(row.q50, row.unit):>10}{_number(row.q95, row.unit):>10}{row.percentile:>7.1f}%  {where}")
-    out += ["", "pct: the actual's percentile among the draws (share of draws at or below it); the band is the "
-                "model's [5%, 95%]."]
+    out += ["", ("pct: the actual's percentile among the draws (share of draws at or below it); the band is the "
+                "model's [5%, 95%].")]
     if bt.decompositions:
-        out += ["", "Decomposition of the gaps outside the band (model mean minus actual; (a) + (c) [+ (b)] add up "
-                    "exactly)"]
+        out += ["", ("Decomposition of the gaps outside the band (model mean minus actual; (a) + (c) [+ (b)] add up "
+                    "exactly)")]
         for d in bt.decompositions:
             out += ["", f"{d.period}: {d.figure} ({d.unit}); actual {_number(d.actual, d.unit)}"]
             for text, value, total in d.lines:
                 sign = f"{value:+,.2f}" if d.unit == "%" else f"{value:+,.1f}"
                 out.append(f"  {text:<86}{sign:>10}" if not total else f"  {text:<86}{sign:>10}  (gap)")
-    out += ["", "Statutory effective rates on 2024 import weights beside the Budget Lab at Yale's tariff-rate-tracker "
-                "(%; difference = model - tracker, pp)"]
+    out += ["", ("Statutory effective rates on 2024 import weights beside the Budget Lab at Yale's tariff-rate-tracker "
+                "(%; difference = model - tracker, pp)")]
     out.append(f"  {'tracker series':<28}{'date':<12}{'partner':<15}{'model regime':<24}{'model':>8}{'tracker':>9}"
                f"{'diff':>8}  status")
     for t in bt.tracker:
         out.append(f"  {t['series']:<28}{t['date']:<12}{t['partner']:<15}{t['model_regime']:<24}"
                    f"{t['model_percent']:>8.2f}{float(t['rate_percent']):>9.2f}{t['difference_pp']:>+8.2f}  {t['status']}")
-    out += ["  comparison_vs_tariff_etrs: Budget-Lab-Yale/tariff-rate-tracker @ 8315fffd, "
+    out += [("  comparison_vs_tariff_etrs: Budget-Lab-Yale/tariff-rate-tracker @ 8315fffd, "
             "docs/archive/comparison_vs_tariff_etrs.md; its 1 January 2026 rates include the Section 301 increases "
-            "of that day, which the Q4 regime leaves out, and use the tracker's own import denominator ($3,124B).",
-            "  daily_quoted: the tracker's published daily series as quoted in the project's issue; not verifiable "
+            "of that day, which the Q4 regime leaves out, and use the tracker's own import denominator ($3,124B)."),
+            ("  daily_quoted: the tracker's published daily series as quoted in the project's issue; not verifiable "
             "offline. daily_f1: another vintage of that series, Budget-Lab-Yale/tariff-impact-tracker @ daaaf8d6, "
-            "website/csv/F1_daily_etr.csv.",
+            "website/csv/F1_daily_etr.csv."),
             "  Sources and citations: validation/tariff_rate_tracker_etrs.csv."]
     out += ["", "Notes"] + [f"- {n}" for n in bt.notes]
     return "\n".join(out) + "\n"

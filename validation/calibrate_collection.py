@@ -20,11 +20,19 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from backtest import (
+    BILLION,
+    CALIBRATION,
+    LAG_MONTHS,
+    PRIORS_STATUTORY,
+    REGIME_AUG,
+    Window,
+    read_monthly,
+    run_model,
+    statutory,
+)
 
 from impact import library
-
-from backtest import (CALIBRATION, LAG_MONTHS, PRIORS_STATUTORY, REGIME_AUG, BILLION, Window, read_monthly, run_model,
-                      statutory)
 
 GRID = (0.0, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0)
 

@@ -1,0 +1,127 @@
+"""Scenario layers resolved onto import lines: the loader's side of :mod:`impact.tariffs`.
+
+:func:`prepare_layers` turns the checked ``[[tariff_layers]]`` and ``[[retaliation]]`` entries of a scenario file
+(:class:`impact.schema.Layer`) into the engine's :class:`~impact.tariffs.LineLayer` objects (scopes matched to the
+lines, rates per line, coverage with content and USMCA shares, dates parsed) in a
+:class:`~impact.tariffs.LayerStack`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Callable
+
+import numpy as np
+
+from impact.lines import ImportLines
+from impact.schema import Layer
+from impact.tariffs import Condition, LayerStack, LegalRisk, LinkedRate, LineLayer
+
+Report = Callable[[int, str, str], None]  # (layer index, key, message)
+
+
+AUTHORITY_PREFIX = "authority:"
+
+
+def excluded_layers(layer: Layer, layers: list[Layer]) -> list[str]:
+    """The layers ``layer`` is exclusive of, with ``authority:NAME`` expanded to every other layer of NAME."""
+    names = []
+    for entry in layer.exclusive_of:
+        if entry.startswith(AUTHORITY_PREFIX):
+            authority = entry[len(AUTHORITY_PREFIX):]
+            names += [other.name for other in layers if other.authority == authority and other.name != layer.name]
+        else:
+            names.append(entry)
+    return list(dict.fromkeys(names))
+
+
+def line_layer(layer: Layer, lines: ImportLines, references: dict[str, np.ndarray], sectors: tuple[str, ...],
+               partners: tuple[str, ...], hs: tuple[str, ...] = (), except_hs: tuple[str, ...] = (),
+               exclusive_of: tuple[str, ...] = ()) -> LineLayer:
+    """Resolve ``layer`` on ``lines``: ``hs`` and ``except_hs`` are its HS prefixes, inline and from its lists;
+    ``exclusive_of`` the layers it is exclusive of (:func:`excluded_layers`)."""
+    in_sectors = np.array([(layer.sectors == "all" or s in layer.sectors) and s not in layer.except_sectors
+                           for s in sectors])
+    in_partners = np.array([(layer.partners == "all" or p in layer.partners) and p not in layer.except_partners
+                            for p in partners])
+    scope = in_sectors[lines.sector] & in_partners[lines.partner]
+    if hs:
+        scope &= lines.matching(hs)
+    if except_hs:
+        scope &= ~lines.matching(except_hs)
+    rates = np.full(lines.hs.shape, np.nan)
+    stepped = np.zeros(lines.hs.shape, dtype=bool)
+    if layer.linked_rate is not None:
+        rates[:] = layer.linked_rate.rate_at_high
+        stepped[:] = True  # the interpolation of a kinked linked rate sets it as an override
+    elif isinstance(layer.rate, str):
+        rates[:] = references[layer.rate]
+    elif layer.rate is not None:
+        rates[:] = float(layer.rate)
+        stepped[:] = True
+    for s, rate in layer.sector_rates.items():
+        if s in sectors:
+            rates[lines.sector == sectors.index(s)] = rate
+            stepped[lines.sector == sectors.index(s)] = False
+    for p, rate in layer.partner_rates.items():
+        if p in partners:
+            rates[lines.partner == partners.index(p)] = rate
+            stepped[lines.partner == partners.index(p)] = False
+    scope &= ~np.isnan(rates)
+    coverage = scope.astype(float)
+    if layer.content is not None:
+        coverage *= lines.content[layer.content]
+    if layer.usmca_exempt > 0:
+        coverage *= 1.0 - layer.usmca_exempt * lines.usmca[layer.usmca_year]
+    return LineLayer(
+        name=layer.name, rule=layer.rule, authority=layer.authority, coverage=coverage,
+        rate=np.where(scope, rates, 0.0), stepped=stepped & scope, exclusive_of=tuple(exclusive_of),
+        floor_of=layer.floor_of if layer.rule == "all_in_floor" else None,
+        effective=date.fromisoformat(layer.effective) if layer.effective else None,
+        ends=date.fromisoformat(layer.ends) if layer.ends else None,
+        steps=tuple((date.fromisoformat(step.on), step.rate) for step in layer.steps),
+        condition=Condition(**layer.condition.model_dump()) if layer.condition is not None else None,
+        linked_rate=LinkedRate(**layer.linked_rate.model_dump()) if layer.linked_rate is not None else None,
+        legal_risk=LegalRisk(layer.legal_risk.group, layer.legal_risk.probability,
+                             date.fromisoformat(layer.legal_risk.by) if layer.legal_risk.by else None)
+        if layer.legal_risk is not None else None)
+
+
+def prepare_layers(layers: list[Layer], lines: ImportLines, references: dict[str, np.ndarray],
+                   sectors: tuple[str, ...], partners: tuple[str, ...], start: np.ndarray,
+                   reference: tuple[np.ndarray, np.ndarray], report: Report,
+                   hs_codes: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = None) -> LayerStack | None:
+    """Resolve ``layers`` on ``lines`` and the order in which their exclusions resolve; None (with problems
+    reported) when they are inconsistent. ``start`` (L,) are the line rates before any layer; ``reference`` the
+    2024 rates by line (L,) and by cell (S, P), whose difference the cells' rates are built on; ``hs_codes[i]`` are
+    layer i's HS prefixes and excepted prefixes."""
+    names = [layer.name for layer in layers]
+    if len(set(names)) != len(names):
+        return None
+    excluded = [excluded_layers(layer, layers) for layer in layers]
+    order: list[int] = []
+    state: dict[str, str] = {}
+
+    def visit(i: int) -> bool:
+        name = names[i]
+        if state.get(name) == "done":
+            return True
+        if state.get(name) == "visiting":
+            report(i, "exclusive_of", "exclusions form a loop")
+            return False
+        state[name] = "visiting"
+        for other in excluded[i]:
+            if other in names and not visit(names.index(other)):
+                return False
+        state[name] = "done"
+        order.append(i)
+        return True
+
+    if not all(visit(i) for i in range(len(layers))):
+        return None
+    if any(layer.rule == "all_in_floor" and layer.floor_of not in names for layer in layers):
+        return None
+    codes = hs_codes or [((), ())] * len(layers)
+    resolved = [line_layer(layer, lines, references, sectors, partners, *codes[i], tuple(excluded[i]))
+                for i, layer in enumerate(layers)]
+    return LayerStack(resolved, order, lines, start, reference)
