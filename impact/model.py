@@ -95,13 +95,14 @@ def struck_by_group(case: CompiledCase, scores: dict[str, np.ndarray]) -> dict[s
 
 
 def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: dict[str, np.ndarray], draws: int,
-                year: int | None = None):
+                year: int | None = None, authorities: tuple[str, ...] = ()):
     """Tariffs and partner tariffs draw by draw, for a scenario whose layers vary by draw or (with a horizon) date.
 
     In a year with changes (layers taking effect or ending, scheduled steps, court rulings), each period's regime is
     built and the year's rates are their average weighted by days. Returns ``tariff`` (D, S, P),
     ``partner_tariff`` (D, S, P), and per policy layer the share of the year in which it applied in each draw and
-    its linked rate (NaN if not linked or not applied), both (D, layers).
+    its linked rate (NaN if not linked or not applied), both (D, layers); and for each of ``authorities`` the
+    part of ``tariff`` that comes from its layers, (D, S, P).
     """
     scenario = case.scenario
     periods = year_segments(scenario, year) if year is not None else ((1.0, None),)
@@ -112,6 +113,7 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
     realization = np.broadcast_to(parameters["realization"], (draws, len(scenario.pledges)))
     stacks = {"tariff": scenario.tariff_stack, "retaliation": scenario.retaliation_stack}
     totals = {"tariff": 0.0, "retaliation": 0.0}
+    parts = dict.fromkeys(authorities, 0.0)
     applied = np.zeros((draws, len(scenario.policy_layers)))
     linked_rates = np.full((draws, len(scenario.policy_layers)), np.nan)
     for weight, on in periods:
@@ -144,7 +146,11 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
         for section, stack in stacks.items():
             rates = stack.apply(applies[section], linked[section], overrides[section])
             totals[section] = totals[section] + weight * np.broadcast_to(rates, (draws,) + rates.shape[-2:])
-    return totals["tariff"], totals["retaliation"], applied, linked_rates
+        for authority in authorities:
+            part = scenario.tariff_stack.apply_authority(authority, applies["tariff"], linked["tariff"],
+                                                         overrides["tariff"])
+            parts[authority] = parts[authority] + weight * np.broadcast_to(part, (draws,) + part.shape[-2:])
+    return totals["tariff"], totals["retaliation"], applied, linked_rates, parts
 
 
 def _struck_on(struck: dict, ruling: dict, group: str, on: date | None) -> np.ndarray:
@@ -152,6 +158,21 @@ def _struck_on(struck: dict, ruling: dict, group: str, on: date | None) -> np.nd
     the ruling has no date or the run no horizon)."""
     when = ruling.get(group)
     return struck[group] & (on is None or when is None or on >= when)
+
+
+def revenue_by_authority(revenue: np.ndarray, parts: dict[str, np.ndarray]) -> np.ndarray:
+    """Each draw's tariff revenue (D, S, P) split by authority: a cell's revenue goes to the authorities in the
+    shares of their parts (each (D or 1, S, P)) of its statutory rate. (D, A), in the order of ``parts``; the
+    columns sum to the revenue of the cells with a positive rate. With a collection rate below one every
+    authority's part of the change is collected alike; a quota cell's revenue splits as its layered rate."""
+    total = sum(parts.values())
+    positive = total > 0
+    out = np.zeros((revenue.shape[0], len(parts)))
+    for a, part in enumerate(parts.values()):
+        share = np.divide(part, total, out=np.zeros(np.broadcast(part, total).shape), where=positive)
+        # Summed in a fixed order (partners, then sectors), not by a BLAS product, whose bits depend on the CPU.
+        out[:, a] = (revenue * share).sum(axis=2).sum(axis=1)
+    return out
 
 
 def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: int) -> dict[str, np.ndarray]:

@@ -10,6 +10,7 @@ from impact import provenance
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
 from impact.model import (PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, legal_columns,
+                          revenue_by_authority,
                           parameter_dims, solve_chunk, struck_by_group)
 from impact.sampling import correlate
 from impact.sampling import DRAW_BLOCK, METHODS, Design
@@ -68,6 +69,9 @@ class Simulation:
         self.pledge_names = list(dict.fromkeys(p.name for case in self.cases for p in case.scenario.pledges))
         self.policy_names = list(dict.fromkeys(name for case in self.cases for name in case.policy_names))
         self.quota_names = list(dict.fromkeys(q.name for case in self.cases for q in case.scenario.quotas))
+        self.authorities = sorted({a for case in self.cases for a in case.scenario.tariff_stack.authorities})
+        # The split of each case's regime as written, for the cases whose rates do not vary by draw or date.
+        self._nominal_parts = [case.scenario.tariff_stack.by_authority() for case in self.cases]
         self.legal_groups = list(dict.fromkeys(group for case in self.cases for group in legal_columns(case)))
         # A group's rulings are stored by case when a case lacks the group or draws it differently.
         self.rulings_by_case = len(self.cases) > 1 and any(
@@ -130,7 +134,9 @@ class Simulation:
             else:
                 values = np.stack([getattr(c.scenario, name) for c in self.cases])
             ds[name] = xr.Variable(self.dims(name), values, VARIABLES[name].attrs)
-        ds = ds.assign_coords(case=self.case_labels)
+        ds["tariff_by_authority"] = xr.Variable(self.dims("tariff_by_authority"), self._authority_parts(),
+                                                VARIABLES["tariff_by_authority"].attrs)
+        ds = ds.assign_coords(case=self.case_labels, authority=self.authorities)
         if self.years:
             ds = ds.assign_coords(year=np.array(self.years, dtype=np.int64))
             ds.coords["discount_factor"] = ("year", self.horizon.discount)
@@ -154,6 +160,23 @@ class Simulation:
             ds.coords["quota_partner"] = ("quota", [b.partners[specs[n].partner_index] for n in self.quota_names])
         return ds
 
+    def _authority_parts(self) -> np.ndarray:
+        """The regime as written split by authority: (case, [year,] authority, sector, partner)."""
+        b = self.scenario.baseline
+        out = []
+        for case in self.cases:
+            stack = case.scenario.tariff_stack
+            dates = [year_segments(case.scenario, year) for year in self.years] if self.years else [((1.0, None),)]
+            by_year = []
+            for segments in dates:
+                parts = np.zeros((len(self.authorities), len(b.sectors), len(b.partners)))
+                for weight, on in segments:
+                    for authority, values in stack.by_authority(on).items():
+                        parts[self.authorities.index(authority)] += weight * values
+                by_year.append(parts)
+            out.append(np.stack(by_year) if self.years else by_year[0])
+        return np.stack(out)
+
     def attrs(self, draws: int) -> dict[str, str | int | float]:
         return provenance.run_attrs(self, draws)
 
@@ -168,6 +191,7 @@ class Simulation:
         n = stop - start
         scores = self.design.normal_scores(start, stop) if scores is None else scores
         keep_cells = self.keep == "cells"
+        by_authority = "tariff_revenue_by_authority" in self.outputs
         b = self.scenario.baseline
         periods = self.years or [None]
         shape = (n, len(self.cases), len(periods))
@@ -178,6 +202,7 @@ class Simulation:
         linked = np.full_like(applied, np.nan)
         quotas = np.full(shape + (len(QUOTA_OUTPUTS), len(self.quota_names)), np.nan)
         rulings = np.full((n, len(self.cases), len(self.legal_groups)), np.nan)
+        authority_revenue = np.zeros(shape + (len(self.authorities),))
         failures, inputs = 0, []
         for c, case in enumerate(self.cases):
             case_scores = correlate({name: scores[name] for name in case.column_names}, case.scenario.correlations)
@@ -186,21 +211,27 @@ class Simulation:
             for group, struck in struck_by_group(case, case_scores).items():
                 rulings[:, c, self.legal_groups.index(group)] = struck
             where = [self.policy_names.index(name) for name in case.policy_names]
+            authorities = tuple(case.scenario.tariff_stack.authorities) if by_authority else ()
             for k, year in enumerate(periods):
                 year_parameters, policy, scale, amounts = parameters, None, 1.0, None
+                parts = {a: self._nominal_parts[c][a] for a in authorities}
                 if year is not None:
                     path = self.horizon.elasticity_path[k]
                     # The trade elasticity sigma - 1 reaches its sampled long-run value along the path.
                     year_parameters = {**parameters, "sigma": 1.0 + (parameters["sigma"] - 1.0) * path}
                     scale, amounts = self.horizon.growth[k], case.scenario.horizon.pledge_flows[:, k]
                 if case.policy_names or year is not None:
-                    tariff, partner_tariff, case_applied, case_linked = draw_policy(case, parameters, case_scores, n,
-                                                                                    year)
+                    tariff, partner_tariff, case_applied, case_linked, parts = draw_policy(
+                        case, parameters, case_scores, n, year, authorities)
                     policy = (tariff, partner_tariff)
                     applied[:, c, k, where] = case_applied
                     linked[:, c, k, where] = case_linked
                 sector_out, partner_out, cell_out, quota_out, failed = solve_chunk(
-                    case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts)
+                    case, year_parameters, n, keep_cells or by_authority, self.backend, policy, scale, amounts)
+                if by_authority:
+                    split = revenue_by_authority(cell_out[:, CELL_OUTPUTS.index("tariff_revenue")], parts)
+                    for a, authority in enumerate(authorities):
+                        authority_revenue[:, c, k, self.authorities.index(authority)] = split[:, a]
                 sector[:, c, k], partner[:, c, k] = sector_out, partner_out
                 if keep_cells:
                     cells[:, c, k] = cell_out
@@ -217,6 +248,7 @@ class Simulation:
         for names, values in ((SECTOR_OUTPUTS, sector), (PARTNER_OUTPUTS, partner), (CELL_OUTPUTS, cells)):
             for i, name in enumerate(names if values is not None else ()):
                 put(name, values[:, :, :, i])
+        put("tariff_revenue_by_authority", authority_revenue)
         if self.policy_names:
             put("layer_applies", applied)
             put("linked_rate", linked)

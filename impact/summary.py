@@ -27,6 +27,7 @@ BILLION = 1e9
 #: only, or "each" label (quotas and draw-dependent layers, when the run has them).
 HEADLINE = (
     ("tariff_revenue_by_partner", "partner", "total and each"),
+    ("tariff_revenue_by_authority", "authority", "each"),
     ("imports_by_partner", "partner", "total and each"),
     ("trade_balance", "partner", "total and each"),
     ("sector_output", "sector", "touched"),
@@ -424,6 +425,7 @@ def format_rows(rows: list[dict], fmt: str = "table", title: str = "") -> str:
 #: Sections of the compact view: (title, variables), each variable a table with one row per label.
 COMPACT_TITLES = {
     "tariff_revenue_by_partner": "Tariff revenue by partner",
+    "tariff_revenue_by_authority": "Tariff revenue by authority",
     "imports_by_partner": "Imports by partner",
     "trade_balance": "Trade balance by partner",
     "sector_output": "Output of the sectors the scenario touches",

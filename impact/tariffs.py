@@ -172,9 +172,28 @@ class LayerStack:
         gives a layer's rate draw by draw. With either, the result is (D, S, P), else (S, P). ``overrides[name]``
         replaces a layer's rate (a scheduled step).
         """
+        return self._by_pattern(lambda off, steps, names: self._cells(off, steps, names), applies, linked, overrides)
+
+    def apply_authority(self, authority: str, applies: dict[str, np.ndarray] | None = None,
+                        linked: dict[str, np.ndarray] | None = None,
+                        overrides: dict[str, float] | None = None) -> np.ndarray:
+        """The part of :meth:`apply`'s rates that comes from the layers of ``authority`` (same shapes); the parts
+        of all authorities sum to the rates (within the line file's rounding, 5e-7)."""
+        return self._by_pattern(lambda off, steps, names: self._parts(off, steps, names, authority),
+                                applies, linked, overrides)
+
+    @property
+    def authorities(self) -> list[str]:
+        """The authorities of the layers (and of the start, when it is not zero), sorted."""
+        found = {layer.authority for layer in self.resolved}
+        return sorted(found | ({START_AUTHORITY} if np.any(self.start != 0) else set()))
+
+    def _by_pattern(self, cells, applies, linked, overrides) -> np.ndarray:
+        """``cells(off, overrides, linked names)`` -> (constant (S, P), {linked name: coefficient (S, P)}) applied
+        draw by draw: once per pattern of layers in force, gathered for the draws of each pattern."""
         applies, linked, overrides = applies or {}, linked or {}, overrides or {}
         if not applies and not linked:
-            return self._cells(frozenset(), overrides, ())[0]
+            return cells(frozenset(), overrides, ())[0]
         draws = len(next(iter({**applies, **linked}.values())))
         names = sorted(applies)
         if names:
@@ -189,22 +208,23 @@ class LayerStack:
             rows = which == k
             kinked = [name for name in linked_names if name in self.kinked and name not in off]
             if kinked:
-                out[rows] = self._interpolated(off, overrides, kinked[0], linked[kinked[0]][rows])
+                out[rows] = self._interpolated(cells, off, overrides, kinked[0], linked[kinked[0]][rows])
                 continue
-            constant, coefficients = self._cells(off, overrides, linked_names)
+            constant, coefficients = cells(off, overrides, linked_names)
             block = np.broadcast_to(constant, (int(rows.sum()),) + constant.shape).copy()
             for name, coefficient in coefficients.items():
                 block += linked[name][rows, None, None] * coefficient
             out[rows] = block
         return out
 
-    def _interpolated(self, off: frozenset, overrides: dict[str, float], name: str, rates: np.ndarray) -> np.ndarray:
+    def _interpolated(self, cells, off: frozenset, overrides: dict[str, float], name: str,
+                      rates: np.ndarray) -> np.ndarray:
         """Cell rates (D, S, P) for the draws' ``rates`` of a linked layer a floor refers to: exact linear
         interpolation between the regimes at the floor rates (the kinks) and at the draws' extremes."""
         low, high = float(rates.min()), float(rates.max())
         points = np.unique(np.concatenate([[low, high], self._kinks[name][(self._kinks[name] > low)
                                                                           & (self._kinks[name] < high)]]))
-        regimes = np.stack([self._cells(off, {**overrides, name: float(point)}, ())[0] for point in points])
+        regimes = np.stack([cells(off, {**overrides, name: float(point)}, ())[0] for point in points])
         if points.size == 1:
             return np.broadcast_to(regimes[0], (rates.size,) + regimes.shape[1:]).copy()
         segment = np.clip(np.searchsorted(points, rates, side="right") - 1, 0, points.size - 2)
@@ -215,20 +235,35 @@ class LayerStack:
         """The regime as written, its cell rates split by authority: {authority: (S, P)}, summing to
         :meth:`nominal`. A ``replace`` layer takes its covered share of every earlier authority's rate."""
         off, overrides = self.nominal_off(on)
-        parts = self._evaluate(frozenset(off), overrides, (), by_authority=True)
-        return {authority: self.lines.cell_mean(values) for authority, values in parts.items()}
+        return {authority: self._parts(frozenset(off), overrides, (), authority)[0] for authority in self.authorities}
 
     def line_totals(self, on: date | None = None) -> np.ndarray:
         """The regime as written, rate by line (L,)."""
         off, overrides = self.nominal_off(on)
         return self._evaluate(frozenset(off), overrides, ())[0]
 
+    def _parts(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...], authority: str):
+        """As :meth:`_cells`, the part of ``authority``: (constant (S, P), {linked layer of that authority:
+        coefficient (S, P)})."""
+        key = ("parts", off, tuple(sorted(overrides.items())), linked)
+        if key not in self._cache:
+            _, coefficients, parts = self._evaluate(off, overrides, linked, by_authority=True)
+            self._cache[key] = ({a: self.lines.cell_mean(values) for a, values in parts.items()},
+                                {name: self.lines.cell_mean(values) for name, values in coefficients.items()})
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        parts, coefficients = self._cache[key]
+        of = {layer.name: layer.authority for layer in self.resolved}
+        return (parts.get(authority, np.zeros(self.lines.shape)),
+                {name: value for name, value in coefficients.items() if of[name] == authority})
+
     def _cells(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...]):
         key = (off, tuple(sorted(overrides.items())), linked)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        total, coefficients = self._evaluate(off, overrides, linked)
+        total, coefficients, _ = self._evaluate(off, overrides, linked)
         # A cell whose lines all keep their 2024 rates keeps its own 2024 rate exactly (the line file's rounding
         # cannot move it); the others are the means of their lines.
         unchanged = self.lines.cell_all(total == self.reference_lines)
@@ -255,8 +290,8 @@ class LayerStack:
 
     def _evaluate(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...],
                   by_authority: bool = False):
-        """Line totals (L,) and, per linked layer, the coefficient of its rate (L,); or, ``by_authority``, the
-        totals split by authority."""
+        """Line totals (L,), per linked layer the coefficient of its rate (L,), and, ``by_authority``, the totals
+        without the linked rates split by authority ({authority: (L,)}; else {})."""
         coverage = self._coverage(off)
         total = self.start.copy()
         coefficients: dict[str, np.ndarray] = {}
@@ -277,6 +312,8 @@ class LayerStack:
                     total *= 1.0 - share
                     for name in coefficients:
                         coefficients[name] = coefficients[name] * (1.0 - share)
+                    for authority in parts:
+                        parts[authority] = parts[authority] * (1.0 - share)
                 coefficients[layer.name] = coefficients.get(layer.name, 0.0) + share
                 continue
             rate = rate_of(layer)
@@ -299,6 +336,4 @@ class LayerStack:
                 total += added
             if by_authority:
                 parts[layer.authority] = parts.get(layer.authority, 0.0) + added
-        if by_authority:
-            return {authority: np.broadcast_to(values, total.shape) for authority, values in parts.items()}
-        return total, coefficients
+        return total, coefficients, {a: np.broadcast_to(values, total.shape) for a, values in parts.items()}

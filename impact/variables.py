@@ -18,6 +18,8 @@ DIMS: dict[str, str] = {
     "quota": "a tariff-rate quota declared in the scenario",
     "policy_layer": "a tariff layer whose application varies by draw (condition, linked rate or legal risk); "
                     "retaliation layers are prefixed 'retaliation:'",
+    "authority": "the legal basis of tariff layers (`authority` of a layer: mfn, s232, s232_autos, s301, ieepa, "
+                 "ieepa_fentanyl, s122, ...; baseline: the partners' 2024 rates under retaliation)",
     "legal_group": "a legal group (`legal_risk.group`): the tariff or retaliation layers a court strikes down or "
                    "upholds together, draw by draw",
 }
@@ -82,6 +84,8 @@ _VARIABLES = [
        keep="headline"),
     _v("exports_by_partner", BY_PARTNER, USD, "US exports by partner", "exports summed over sectors",
        keep="headline"),
+    _v("tariff_revenue_by_authority", "draw case authority", USD, "tariff revenue by authority",
+       "duties split by the legal basis of the layers: each cell's revenue in the shares of its statutory rate"),
     _v("tariff_revenue_by_partner", BY_PARTNER, USD, "tariff revenue by partner", "duties summed over sectors",
        keep="headline"),
     _v("trade_balance", BY_PARTNER, USD, "US goods trade balance", "exports minus imports, summed over sectors",
@@ -152,6 +156,8 @@ _VARIABLES = [
        "tx0, partner's tariff on US goods", "baseline"),
     _v("tariff", "case sector partner", "fraction", "scenario US tariff",
        "t1 as written (pledges honoured, no layer struck down); draw-dependent layers: see layer_applies", "policy"),
+    _v("tariff_by_authority", "case authority sector partner", "fraction", "scenario US tariff by authority",
+       "t1 as written split by the layers' authority (sums to tariff, up to the line file's rounding)", "policy"),
     _v("partner_tariff", "case sector partner", "fraction", "scenario partner tariff",
        "tx1 = tx0 + retaliation layers", "policy"),
 ]

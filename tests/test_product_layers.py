@@ -159,7 +159,7 @@ def test_usmca_qualifying_imports_are_exempt_at_each_lines_utilization(market):
 def test_the_breakdown_by_authority_sums_to_the_rate(market):
     s = load_scenario(regime(market, STEEL_AND_RECIPROCAL))
     parts = s.tariff_stack.by_authority()
-    assert set(parts) == {"baseline", "mfn", "s232", "ieepa"}
+    assert set(parts) == {"mfn", "s232", "ieepa"}
     total = sum(parts.values())
     np.testing.assert_allclose(total, s.tariff, atol=1e-12)
     japan = PARTNERS.index("japan")
@@ -281,3 +281,22 @@ def test_collection_scales_the_change_from_the_2024_rates(market):
     half = impact.simulate(regime(market, layers.replace("COLLECTION", "0.5"), "half"), draws=8, seed=1,
                            counterfactual=False).sel(case="scenario")
     assert (half["tariff_revenue_by_partner"].sum("partner") < full["tariff_revenue_by_partner"].sum("partner")).all()
+
+
+def test_revenue_by_authority_sums_to_revenue_and_follows_each_draws_regime(market):
+    """A legal risk on the reciprocal layer: in the draws where it is struck down, no revenue is IEEPA's; in
+    every draw the authorities' revenue adds up to the total."""
+    path = regime(market, STEEL_AND_RECIPROCAL.replace('authority = "ieepa"', 'authority = "ieepa"\n    legal_risk = '
+                                                       '{ group = "ieepa", probability = 0.5 }'))
+    ds = impact.simulate(path, draws=64, seed=5, counterfactual=False).sel(case="scenario")
+    by_authority = ds["tariff_revenue_by_authority"]
+    total = ds["tariff_revenue_by_partner"].sum("partner")
+    np.testing.assert_allclose(by_authority.sum("authority"), total, rtol=1e-12)
+    struck = ds["legal_ruling"].sel(legal_group="ieepa").values == 1
+    assert 0 < struck.sum() < 64
+    ieepa = by_authority.sel(authority="ieepa").values
+    assert (ieepa[struck] == 0).all() and (ieepa[~struck] > 0).all()
+    steel = by_authority.sel(authority="s232").values
+    assert (steel > 0).all()
+    static = ds["tariff_by_authority"].sum("authority")
+    np.testing.assert_allclose(static, ds["tariff"], atol=1e-12)
