@@ -227,7 +227,7 @@ class Simulation:
                     applied[:, c, k, where] = case_applied
                     linked[:, c, k, where] = case_linked
                 sector_out, partner_out, cell_out, quota_out, failed = solve_chunk(
-                    case, year_parameters, n, keep_cells or by_authority, self.backend, policy, scale, amounts)
+                    case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts)
                 if by_authority:
                     split = revenue_by_authority(cell_out[:, CELL_OUTPUTS.index("tariff_revenue")], parts)
                     for a, authority in enumerate(authorities):

@@ -197,8 +197,7 @@ class LayerStack:
         draws = len(next(iter({**applies, **linked}.values())))
         names = sorted(applies)
         if names:
-            patterns, which = np.unique(np.stack([applies[n] for n in names], axis=1), axis=0, return_inverse=True)
-            which = which.ravel()
+            patterns, which = _patterns(np.stack([applies[n] for n in names], axis=1))
         else:
             patterns, which = np.ones((1, 0), dtype=bool), np.zeros(draws, dtype=np.int64)
         out = np.empty((draws,) + self.lines.shape)
@@ -275,6 +274,17 @@ class LayerStack:
         return result
 
     def _coverage(self, off: frozenset) -> dict[str, np.ndarray | None]:
+        """Each layer's coverage of each line after its exclusions, with the layers ``off`` not in force (None);
+        the same for every step and linked rate, so kept per set of layers off."""
+        key = ("coverage", off)
+        if key not in self._cache:
+            self._cache[key] = self._resolve_coverage(off)
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        return self._cache[key]
+
+    def _resolve_coverage(self, off: frozenset) -> dict[str, np.ndarray | None]:
         coverage: dict[str, np.ndarray | None] = {}
         for i in self.order:
             layer = self.resolved[i]
@@ -282,9 +292,12 @@ class LayerStack:
                 coverage[layer.name] = None
                 continue
             share = layer.coverage
+            covered = layer.coverage > 0
             for other in layer.exclusive_of:
                 if coverage.get(other) is not None:
-                    share = share * (1.0 - coverage[other])
+                    # Only where this layer charges anything: most exclusions touch few of its lines.
+                    share = np.where(covered, share * (1.0 - coverage[other]), 0.0) if share is layer.coverage \
+                        else _scale_where(share, covered, coverage[other])
             coverage[layer.name] = share
         return coverage
 
@@ -337,3 +350,22 @@ class LayerStack:
             if by_authority:
                 parts[layer.authority] = parts.get(layer.authority, 0.0) + added
         return total, coefficients, {a: np.broadcast_to(values, total.shape) for a, values in parts.items()}
+
+
+def _scale_where(share: np.ndarray, covered: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``share * (1 - other)`` on the covered lines (``share`` is a fresh array, scaled in place)."""
+    share[covered] *= 1.0 - other[covered]
+    return share
+
+
+def _patterns(applies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``applies`` (D, n) bool, and the row of each draw: ``np.unique(axis=0)``, through one
+    integer code per draw when the layers fit in 62 bits (the same patterns in the same order)."""
+    if applies.shape[1] > 62:
+        patterns, which = np.unique(applies, axis=0, return_inverse=True)
+        return patterns, which.ravel()
+    weights = np.left_shift(np.int64(1), np.arange(applies.shape[1] - 1, -1, -1, dtype=np.int64))
+    codes = (applies * weights).sum(axis=1)  # exact in integers
+    unique, which = np.unique(codes, return_inverse=True)
+    patterns = ((unique[:, None] & weights[None, :]) != 0)
+    return patterns, which.ravel()

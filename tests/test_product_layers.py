@@ -288,7 +288,7 @@ def test_revenue_by_authority_sums_to_revenue_and_follows_each_draws_regime(mark
     every draw the authorities' revenue adds up to the total."""
     path = regime(market, STEEL_AND_RECIPROCAL.replace('authority = "ieepa"', 'authority = "ieepa"\n    legal_risk = '
                                                        '{ group = "ieepa", probability = 0.5 }'))
-    ds = impact.simulate(path, draws=64, seed=5, counterfactual=False).sel(case="scenario")
+    ds = impact.simulate(path, draws=64, seed=5, counterfactual=False, keep="cells").sel(case="scenario")
     by_authority = ds["tariff_revenue_by_authority"]
     total = ds["tariff_revenue_by_partner"].sum("partner")
     np.testing.assert_allclose(by_authority.sum("authority"), total, rtol=1e-12)
