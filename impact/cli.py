@@ -486,11 +486,12 @@ def data_build(out, census_imports, dataweb_exports, year, bea_output, concordan
                rates, rates_concordance, mfn_rates, metal_content, usmca_shares):
     """Build a baseline CSV from Census imports, DataWeb exports and BEA output, each number with its source and
     status, and next to it the import lines behind its cells (OUT's name + ``_lines.csv.gz``: HS10 x partner, with
-    Column-1 rates, metal content and USMCA utilization); every input problem is reported at once and nothing is
-    written then."""
+    Column-1 rates, metal content and USMCA utilization) and its export lines (``_export_lines.csv.gz``: chapter x
+    partner x sector); every input problem is reported at once and nothing is written then."""
     import dataclasses
 
-    from impact.databuild import build_baseline, default_inputs, lines_path, write_baseline, write_lines
+    from impact.databuild import (EXPORT_LINE_COLUMNS, build_baseline, default_inputs, lines_path, write_baseline,
+                                  write_lines)
 
     inputs = default_inputs()
     given = {"census_imports": tuple(census_imports) or None, "dataweb_exports": dataweb_exports,
@@ -503,7 +504,8 @@ def data_build(out, census_imports, dataweb_exports, year, bea_output, concordan
     except ImpactInputError as err:
         _fail(err.problems)
     write_baseline(rows, out)
-    write_lines(lines, lines_path(out))
+    write_lines(lines["import"], lines_path(out))
+    write_lines(lines["export"], lines_path(out, "export"), EXPORT_LINE_COLUMNS)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report["status_counts"].items()))
     click.echo(f"written: {out} ({len(rows)} rows: {counts})")
     click.echo(f"  imports for consumption, world ${report['world_imports'] / 1e9:,.1f}B with "
@@ -513,6 +515,8 @@ def data_build(out, census_imports, dataweb_exports, year, bea_output, concordan
                "value from chapters of one sector (published), the rest split by import shares (estimate)")
     basis = ", ".join(f"{name} {share:.1%}" for name, share in report["mfn_basis_shares"].items())
     click.echo(f"written: {lines_path(out)} ({report['lines']:,} import lines; Column-1 rates by import value: {basis})")
+    click.echo(f"written: {lines_path(out, 'export')} ({report['export_lines']:,} export lines: chapter x partner x "
+               "sector)")
 
 
 @data.command(name="priors")

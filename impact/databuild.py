@@ -424,10 +424,11 @@ def build_imports(records: CensusRecords, concordance: Concordance, partners: Pa
 
 
 def build_exports(table: DataWebTable, imports: CensusRecords, concordance: Concordance,
-                  partners: PartnerMap) -> tuple[Cells, dict]:
+                  partners: PartnerMap) -> tuple[Cells, dict, list[list[str]]]:
     """Exports by (sector, partner) from a DataWeb table by chapter and country. A chapter of one sector is
     ``published``; a chapter shared by sectors is split by the sector shares of the chapter's imports (all HS10
-    lines of the Census records): an ``estimate``."""
+    lines of the Census records): an ``estimate``. Also returns the export lines behind the cells: one row per
+    (chapter, partner, sector) of :data:`EXPORT_LINE_COLUMNS`."""
     S, P = len(concordance.sectors), len(partners.partners)
     partner_index = partners.index
     owner = np.array([partner_index[partners.by_dataweb_name.get(c, REST_OF_WORLD)] for c in table.country])
@@ -444,11 +445,15 @@ def build_exports(table: DataWebTable, imports: CensusRecords, concordance: Conc
     estimated = np.zeros((S, P))
     basis_note = {}
     unknown = []
+    export_lines: list[list[str]] = []
     for c in sorted(set(table.chapter)):
         rows = table.chapter == c
         totals = np.bincount(owner[rows], weights=table.value[rows], minlength=P)
         if concordance.one_sector(c) is not None:
-            value[concordance.sectors.index(concordance.one_sector(c))] += totals
+            k = concordance.sectors.index(concordance.one_sector(c))
+            value[k] += totals
+            export_lines += [[c, partners.partners[p], concordance.sectors[k], f"{totals[p]:.2f}", "published"]
+                             for p in np.flatnonzero(totals > 0)]
             continue
         in_chapter = (line_chapter == c) & (line_sector >= 0)
         shares = np.bincount(line_sector[in_chapter], weights=line_value[in_chapter], minlength=S)
@@ -458,6 +463,8 @@ def build_exports(table: DataWebTable, imports: CensusRecords, concordance: Conc
         shares = shares / shares.sum()
         value += shares[:, None] * totals[None, :]
         estimated += shares[:, None] * totals[None, :]
+        export_lines += [[c, partners.partners[p], concordance.sectors[k], f"{shares[k] * totals[p]:.2f}", "estimate"]
+                         for p in np.flatnonzero(totals > 0) for k in np.flatnonzero(shares > 0)]
         basis_note[c] = ", ".join(f"{concordance.sectors[k]} {shares[k]:.1%}" for k in np.flatnonzero(shares > 0.0005))
     if unknown:
         carried = table.value[np.isin(table.chapter, unknown)].sum()
@@ -478,7 +485,8 @@ def build_exports(table: DataWebTable, imports: CensusRecords, concordance: Conc
     report = {"world_exports": table.value.sum(),
               "published_share_of_exports": 1 - estimated.sum() / max(value.sum(), 1e-300),
               "published_cells_share_of_exports": value[status == "published"].sum() / max(value.sum(), 1e-300)}
-    return Cells(value, status, source), report
+    export_lines.sort(key=lambda r: (partners.index[r[1]], r[0], concordance.sectors.index(r[2])))
+    return Cells(value, status, source), report, export_lines
 
 
 def build_gross_output(output_path: str | Path, mapping_path: str | Path, concordance: Concordance
@@ -648,9 +656,9 @@ def default_inputs() -> BuildInputs:
                        usmca_shares=data / "usmca_shares_hs10.csv.gz")
 
 
-def build_baseline(inputs: BuildInputs) -> tuple[list[dict], list[list[str]], dict]:
-    """The rows of a baseline built from ``inputs``, the rows of its import lines (:func:`build_lines`), and a
-    report of its coverage. The inputs are read first, each on its own, so that every problem of every file is
+def build_baseline(inputs: BuildInputs) -> tuple[list[dict], dict[str, list[list[str]]], dict]:
+    """The rows of a baseline built from ``inputs``, the rows of its import lines (:func:`build_lines`) and export
+    lines (:func:`build_exports`) as ``{"import": ..., "export": ...}``, and a report of its coverage. The inputs are read first, each on its own, so that every problem of every file is
     reported at once."""
     missing = [Problem(str(path), "", "no such file") for path in
                (*inputs.census_imports, inputs.dataweb_exports, inputs.bea_output, inputs.concordance,
@@ -681,8 +689,9 @@ def build_baseline(inputs: BuildInputs) -> tuple[list[dict], list[list[str]], di
                      LineInputs(inputs.mfn_rates, inputs.metal_content, inputs.usmca_shares))]
     if problems:
         raise ImpactInputError(problems)
-    (imports, tariff, report), (exports, export_report), gross_output, rates, (lines, line_report) = built
+    (imports, tariff, report), (exports, export_report, export_lines), gross_output, rates, (lines, line_report) = built
     report.update(export_report)
+    report["export_lines"] = len(export_lines)
     report.update(line_report)
     cells = {"imports": imports, "exports": exports, "tariff_mfn": rates["tariff_mfn"], "tariff_baseline": tariff,
              "partner_tariff": rates["partner_tariff"]}
@@ -691,7 +700,7 @@ def build_baseline(inputs: BuildInputs) -> tuple[list[dict], list[list[str]], di
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     report["status_counts"] = counts
-    return rows, lines, report
+    return rows, {"import": lines, "export": export_lines}, report
 
 
 # -- elasticity priors from product-level estimates ------------------------------------------------------------
@@ -780,6 +789,7 @@ def prior_set_toml(priors: list[dict], title: str, source: str) -> str:
 FTA_PARTNERS = ("canada", "mexico", "korea")
 #: HTS rate types given as a percentage of value; other types (specific, compound) get an ad valorem equivalent.
 AD_VALOREM_TYPES = ("ad_valorem", "free")
+EXPORT_LINE_COLUMNS = ("hs2", "partner", "sector", "exports_usd", "status")
 LINE_COLUMNS = ("hs10", "partner", "sector", "imports_usd", "duty_usd", "mfn", "mfn_basis", "steel_share",
                 "aluminum_share", "copper_share", "usmca_share_2024", "usmca_share_2025", "status")
 USMCA_CODES = {"canada": "1220", "mexico": "2010"}
@@ -914,19 +924,21 @@ def build_lines(records: CensusRecords, concordance: Concordance, partners: Part
     return out, report
 
 
-def write_lines(rows: list[list[str]], out: Path) -> None:
-    """Write the line table (gzip CSV, reproducible bytes) through a temporary file."""
+def write_lines(rows: list[list[str]], out: Path, columns: tuple[str, ...] = LINE_COLUMNS) -> None:
+    """Write a line table (gzip CSV, reproducible bytes) through a temporary file."""
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(out.name + ".tmp")
     # No file name and no time in the gzip header: the same lines give the same bytes, under any output name.
     with open(temporary, "wb") as handle, gzip.GzipFile(filename="", fileobj=handle, mode="wb", mtime=0) as raw, \
             io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
         writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(LINE_COLUMNS)
+        writer.writerow(columns)
         writer.writerows(rows)
     temporary.replace(out)
 
 
-def lines_path(baseline_path: Path) -> Path:
-    """Where a baseline's import lines are: next to it, ``<name>_lines.csv.gz``."""
-    return Path(baseline_path).with_name(Path(baseline_path).stem + "_lines.csv.gz")
+def lines_path(baseline_path: Path, kind: str = "import") -> Path:
+    """Where a baseline's import lines (``<name>_lines.csv.gz``) or export lines (``<name>_export_lines.csv.gz``)
+    are: next to it."""
+    suffix = "_lines.csv.gz" if kind == "import" else "_export_lines.csv.gz"
+    return Path(baseline_path).with_name(Path(baseline_path).stem + suffix)

@@ -140,6 +140,68 @@ def load_lines(baseline: Baseline) -> ImportLines:
         {y: add(v, zeros) for y, v in lines.usmca.items()}, lines.shape, True)
 
 
+def load_export_lines(baseline: Baseline) -> ImportLines:
+    """The export lines of ``baseline`` (its ``_export_lines.csv.gz``: HTS chapter x partner x sector, the
+    exports the cells sum), on which retaliation layers are evaluated; one line per cell when it has none. A line's
+    rates are its cell's (``applied`` is the partner's 2024 tariff): partners' tariffs are not known by chapter."""
+    path = baseline.path.with_name(baseline.path.stem + "_export_lines.csv.gz")
+    cells = cell_lines(baseline)
+    cells = ImportLines(**{**cells.__dict__, "weight": baseline.exports.ravel().copy(),
+                           "applied": baseline.partner_tariff.ravel().copy()})
+    if not path.is_file():
+        return cells
+    chapter, sector, partner, weight = _load_export(str(path), hashlib.sha256(path.read_bytes()).hexdigest(),
+                                                    baseline.sectors, baseline.partners, baseline.exports.tobytes())
+    S, P = len(baseline.sectors), len(baseline.partners)
+    # Cells without exports keep a zero-weight line of their own, so every cell has a rate.
+    present = np.zeros(S * P, dtype=bool)
+    present[(sector * P + partner)[weight > 0]] = True
+    empty = np.flatnonzero(~present)
+    sector, partner = np.concatenate([sector, empty // P]), np.concatenate([partner, empty % P])
+    cell = sector * P + partner
+    zeros = np.zeros(cell.size)
+    return ImportLines(str(path), "", np.concatenate([chapter, np.full(empty.size, "", dtype=chapter.dtype)]),
+                       sector, partner, np.concatenate([weight, np.zeros(empty.size)]),
+                       baseline.partner_tariff.ravel()[cell], baseline.tariff_mfn.ravel()[cell],
+                       {m: zeros for m in CONTENTS}, {y: zeros for y in USMCA_YEARS}, (S, P), True)
+
+
+@lru_cache(maxsize=4)
+def _load_export(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str, ...], exports: bytes):
+    import pandas as pd
+
+    from impact.databuild import EXPORT_LINE_COLUMNS
+
+    frame = pd.read_csv(path, dtype={"hs2": str, "partner": str, "sector": str}, keep_default_na=False)
+    problems = [Problem(path, "columns", f"missing {c}") for c in EXPORT_LINE_COLUMNS if c not in frame.columns]
+    if problems:
+        raise ImpactInputError(problems)
+    unknown = sorted(set(frame["sector"]) - set(sectors)) + sorted(set(frame["partner"]) - set(partners))
+    chapter = frame["hs2"].to_numpy(dtype="<U10")
+    if unknown:
+        problems.append(Problem(path, "sector, partner", f"not in the baseline: {', '.join(unknown[:10])}"))
+    if any(not (c.isdigit() and len(c) == 2) for c in np.unique(chapter)):
+        problems.append(Problem(path, "hs2", "codes must be HTS chapters of two digits"))
+    weight = pd.to_numeric(frame["exports_usd"], errors="coerce").to_numpy(dtype=float)
+    if np.isnan(weight).any() or (weight < 0).any():
+        problems.append(Problem(path, "exports_usd", "has values that are not non-negative numbers"))
+    if problems:
+        raise ImpactInputError(problems)
+    sector = frame["sector"].map({s: i for i, s in enumerate(sectors)}).to_numpy(dtype=np.int64)
+    partner = frame["partner"].map({p: i for i, p in enumerate(partners)}).to_numpy(dtype=np.int64)
+    S, P = len(sectors), len(partners)
+    cell_value = np.bincount(sector * P + partner, weights=weight, minlength=S * P)
+    expected = np.frombuffer(exports).reshape(S, P).ravel()
+    off = np.abs(cell_value - expected) > CELL_TOLERANCE * np.maximum(expected, 1e6)
+    if off.any():
+        k = int(np.flatnonzero(off)[0])
+        raise ImpactInputError([Problem(path, f"{sectors[k // P]}, {partners[k % P]}",
+                                        f"the export lines sum to ${cell_value[k] / 1e9:,.3f}B, the baseline cell is "
+                                        f"${expected[k] / 1e9:,.3f}B: the line file is not of this baseline "
+                                        "(rebuild both with `impact data build`)")])
+    return chapter, sector, partner, weight
+
+
 @lru_cache(maxsize=4)
 def _load(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str, ...], imports: bytes
           ) -> ImportLines:

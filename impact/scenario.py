@@ -24,7 +24,7 @@ from impact.distributions import DistributionError, make_distribution
 from impact.errors import ImpactInputError, Problem, raise_if_any
 from impact.sampling import correlation_factor
 from impact.schema import RATE_MAX, Correlation, Layer, Pledge, Prior, Quota, ScenarioFile
-from impact.lines import hs_list_path, load_lines, read_hs_list
+from impact.lines import hs_list_path, load_export_lines, load_lines, read_hs_list
 from impact.spec import (INFINITE_ALLOWED, PARAMETER_DEFAULTS, PARAMETER_DOMAINS, HorizonSpec, PledgeSpec, QuotaSpec,
                          SampledColumn, Scenario)
 from impact.layers import AUTHORITY_PREFIX, prepare_layers
@@ -336,7 +336,7 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
     correlations = checker.correlations([c for _, c in entries["correlations"]], {c.name for c in columns})
     tariff = partner_tariff = tariff_stack = retaliation_stack = None
     if structure_ok and not problems:
-        import_lines, export_lines = checker.import_lines, cell_lines_of_exports(baseline)
+        import_lines, export_lines = checker.import_lines, checker.export_lines
         sectors, partners = baseline.sectors, baseline.partners
         tariff_stack = prepare_layers(layers, import_lines, line_references(baseline, import_lines), sectors,
                                       partners, np.zeros(import_lines.hs.shape),
@@ -379,15 +379,6 @@ def line_references(baseline: Baseline, lines) -> dict[str, np.ndarray]:
             "baseline:partner_tariff": baseline.partner_tariff.ravel()[lines.cell]}
 
 
-def cell_lines_of_exports(baseline: Baseline):
-    """Retaliation is evaluated on the export cells (US exports are published by chapter, not by line)."""
-    from impact.lines import cell_lines
-
-    lines = cell_lines(baseline)
-    weight = baseline.exports.ravel().copy()
-    return type(lines)(**{**lines.__dict__, "weight": weight, "applied": baseline.partner_tariff.ravel().copy()})
-
-
 def _struck_distribution(probability: float):
     """0 (upheld) or 1 (struck down), the latter with ``probability``, drawn from a normal score like any input."""
     return make_distribution({"dist": "discrete", "values": [0.0, 1.0], "weights": [1.0 - probability, probability]})
@@ -411,6 +402,7 @@ class _Checker:
         self.pledge_priors: dict[str, dict] = {}
         self.quota_sectors: set[int] = set()
         self.import_lines = load_lines(baseline)
+        self.export_lines = load_export_lines(baseline)
         self.layer_entries: dict[str, list[Layer]] = {}
         self.hs_codes: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {"tariff_layers": [],
                                                                                     "retaliation": []}
@@ -499,9 +491,18 @@ class _Checker:
                 codes += listed
             found.append(tuple(dict.fromkeys(codes)))
         uses_lines = found[0] or found[1] or layer.content is not None or layer.usmca_exempt > 0
-        if uses_lines and section == "retaliation":
-            self.add((section, index), "retaliation layers are evaluated on export cells (US exports are published "
-                                       "by chapter, not by line): name sectors, not HS codes, content or USMCA")
+        if section == "retaliation":
+            if layer.content is not None or layer.usmca_exempt > 0:
+                self.add((section, index), "retaliation layers take no `content` or `usmca_exempt` (US exports have "
+                                           "no line data of that kind)")
+            deeper = sorted({code for code in found[0] + found[1] if len(code) != 2})
+            if deeper:
+                self.add((section, index), f"retaliation layers name HTS chapters (2 digits): US exports are "
+                                           f"published by chapter; got {', '.join(deeper[:5])}")
+            elif (found[0] or found[1]) and not self.export_lines.by_hs:
+                self.add((section, index), f"HS chapters need the baseline's export lines "
+                                           f"({self.baseline.path.stem}_export_lines.csv.gz next to it; `impact data "
+                                           "build` writes it)")
         elif uses_lines and not self.import_lines.by_hs:
             self.add((section, index), f"HS codes, content and USMCA shares need the baseline's import lines "
                                        f"({self.baseline.path.stem}_lines.csv.gz next to it; `impact data build` "

@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CSV_PATH = ROOT / "parameters" / "baseline_2024.csv"
 LINES_PATH = ROOT / "parameters" / "baseline_2024_lines.csv.gz"
+EXPORT_LINES_PATH = ROOT / "parameters" / "baseline_2024_export_lines.csv.gz"
 DOC_PATH = ROOT / "docs" / "data.md"
 
 HEADER = ["variable", "sector", "partner", "value", "unit", "status", "source"]
@@ -162,6 +163,8 @@ def test_the_shipped_baseline_is_the_build_of_the_committed_inputs(tmp_path):
         "rebuild it: impact data build --out parameters/baseline_2024.csv"
     assert (tmp_path / "built_lines.csv.gz").read_bytes() == LINES_PATH.read_bytes(), \
         "rebuild it: impact data build --out parameters/baseline_2024.csv"
+    assert (tmp_path / "built_export_lines.csv.gz").read_bytes() == EXPORT_LINES_PATH.read_bytes(), \
+        "rebuild it: impact data build --out parameters/baseline_2024.csv"
 
 
 def test_the_import_lines_sum_to_the_cells_and_carry_line_rates():
@@ -187,6 +190,13 @@ def test_the_import_lines_sum_to_the_cells_and_carry_line_rates():
     share_2025 = (lines.usmca["2025"][canada] * lines.weight[canada]).sum() / lines.weight[canada].sum()
     assert 0.5 < share_2025 <= 1.0
     assert (lines.usmca["2025"][lines.partner == japan] == 0).all()
+    # The export lines, by chapter, sum to the export cells.
+    from impact.lines import load_export_lines
+
+    exports = load_export_lines(baseline)
+    assert exports.by_hs and set(np.char.str_len(exports.hs[exports.weight > 0])) == {2}
+    cells = np.bincount(exports.cell, weights=exports.weight, minlength=baseline.exports.size)
+    assert np.allclose(cells.reshape(baseline.exports.shape), baseline.exports, rtol=1e-4, atol=1e4)
 
 
 def test_canada_energy_balance(data):

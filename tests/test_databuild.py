@@ -82,7 +82,7 @@ def test_exports_of_a_one_sector_chapter_are_published_and_shared_chapters_are_s
     records = read_census_imports(SLICES)
     table = read_dataweb(DATA / "dataweb_exports_slice.csv", "2024")
     assert (table.flow, table.measure, table.year) == ("Total Exports", "FAS Value", "2024")
-    exports, report = build_exports(table, records, concordance, partners)
+    exports, report, lines = build_exports(table, records, concordance, partners)
     japan = partners.partners.index("japan")
     rows = [r for r in csv.reader(open(DATA / "dataweb_exports_slice.csv")) if r[:1] == ["FAS Value"]]
     fuels = sum(float(r[8]) for r in rows if r[1] == "27" and r[3] == "Japan")
@@ -96,6 +96,14 @@ def test_exports_of_a_one_sector_chapter_are_published_and_shared_chapters_are_s
     assert total == pytest.approx(fuels + vehicles, rel=1e-12)
     assert all(exports.status[k, japan] == "estimate" for k in chapter_87)
     assert "split by the sector shares of the chapter's 2024 imports" in exports.source[chapter_87[0], japan]
+    # The export lines (chapter x partner x sector) sum to the cells, and keep each chapter's own value.
+    japan_87 = [r for r in lines if r[0] == "87" and r[1] == "japan"]
+    assert sum(float(r[3]) for r in japan_87) == pytest.approx(vehicles, rel=1e-9)
+    assert {r[4] for r in japan_87} == {"estimate"}
+    assert [r[2] for r in lines if r[0] == "27" and r[1] == "japan"] == ["energy"]
+    for k, sector in enumerate(concordance.sectors):
+        assert sum(float(r[3]) for r in lines if r[1] == "japan" and r[2] == sector) == pytest.approx(
+            exports.values[k, japan], rel=1e-9, abs=0.01)
 
 
 def test_every_problem_of_the_inputs_is_reported_at_once(tmp_path, concordance):

@@ -300,3 +300,40 @@ def test_revenue_by_authority_sums_to_revenue_and_follows_each_draws_regime(mark
     assert (steel > 0).all()
     static = ds["tariff_by_authority"].sum("authority")
     np.testing.assert_allclose(static, ds["tariff"], atol=1e-12)
+
+
+def test_retaliation_names_chapters_and_weights_them_by_exports(market):
+    """Partners' retaliation on US goods by HTS chapter, averaged into the cells with the chapters' export values;
+    codes deeper than a chapter are refused (US exports are published by chapter)."""
+    from impact.databuild import EXPORT_LINE_COLUMNS
+
+    with gzip.open(market / "small_export_lines.csv.gz", "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(EXPORT_LINE_COLUMNS)
+        for partner in PARTNERS:
+            writer.writerows([["72", partner, "steel", 0.6e9, "published"], ["73", partner, "steel", 0.4e9, "published"],
+                              ["84", partner, "machinery", 1.0e9, "published"]])
+    s = load_scenario(regime(market, """
+        [[retaliation]]
+        name = "flat_rolled"
+        partners = ["japan"]
+        hs = ["72"]
+        rate = 0.25
+        [[priors]]
+        parameter = "sigx"
+        dist = "fixed"
+        value = 2.0
+    """))
+    steel, machinery = SECTORS.index("steel"), SECTORS.index("machinery")
+    japan = PARTNERS.index("japan")
+    assert s.partner_tariff[steel, japan] == pytest.approx(0.02 + 0.6 * 0.25, abs=1e-12)
+    assert s.partner_tariff[machinery, japan] == 0.02 and s.partner_tariff[steel, PARTNERS.index("canada")] == 0.02
+    text = "\n".join(problems_of(regime(market, """
+        [[retaliation]]
+        name = "too_fine"
+        hs = ["7208"]
+        rate = 0.25
+        content = "steel"
+    """)))
+    assert "retaliation[too_fine]: retaliation layers name HTS chapters (2 digits)" in text and "7208" in text
+    assert "retaliation layers take no `content`" in text
