@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from impact.lines import ImportLines
+from impact.lines import TradeLines
 from impact.schema import Layer
 from impact.tariffs import Condition, LayerStack, LegalRisk, LinkedRate, LineLayer
 
@@ -35,7 +35,7 @@ def excluded_layers(layer: Layer, layers: list[Layer]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def line_layer(layer: Layer, lines: ImportLines, references: dict[str, np.ndarray], sectors: tuple[str, ...],
+def line_layer(layer: Layer, lines: TradeLines, references: dict[str, np.ndarray], sectors: tuple[str, ...],
                partners: tuple[str, ...], hs: tuple[str, ...] = (), except_hs: tuple[str, ...] = (),
                exclusive_of: tuple[str, ...] = ()) -> LineLayer:
     """Resolve ``layer`` on ``lines``: ``hs`` and ``except_hs`` are its HS prefixes, inline and from its lists;
@@ -87,7 +87,7 @@ def line_layer(layer: Layer, lines: ImportLines, references: dict[str, np.ndarra
         if layer.legal_risk is not None else None)
 
 
-def prepare_layers(layers: list[Layer], lines: ImportLines, references: dict[str, np.ndarray],
+def prepare_layers(layers: list[Layer], lines: TradeLines, references: dict[str, np.ndarray],
                    sectors: tuple[str, ...], partners: tuple[str, ...], start: np.ndarray,
                    reference: tuple[np.ndarray, np.ndarray], report: Report,
                    hs_codes: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = None) -> LayerStack | None:

@@ -1,10 +1,12 @@
-"""The import lines behind a baseline's cells: one row per (HS10 line, partner), with 2024 value and duty, the
-line's Column-1 rate, its metal content and its USMCA utilization.
+"""The trade lines behind a baseline's cells: import lines, one row per (HS10 line, partner), with 2024 value and
+duty, the line's Column-1 rate, its metal content and its USMCA utilization; export lines, one row per (HTS chapter,
+partner, sector), with 2024 exports.
 
-Tariff layers are evaluated line by line on these and averaged into the cells with 2024 import weights
-(:mod:`impact.tariffs`). A baseline ``X.csv`` has its lines in ``X_lines.csv.gz`` next to it (``impact data build``
-writes both). A baseline without a line file is evaluated cell by cell: each cell is one line with no HS code, so
-layers that name HS codes cannot be used with it.
+Tariff layers are evaluated line by line on the import lines and averaged into the cells with 2024 import weights,
+retaliation layers on the export lines with export weights (:mod:`impact.tariffs`). A baseline ``X.csv`` has its
+lines in ``X_lines.csv.gz`` and ``X_export_lines.csv.gz`` next to it (``impact data build`` writes all three). A
+baseline without a line file is evaluated cell by cell: each cell is one line with no HS code, so layers that
+name HS codes cannot be used with it.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ CELL_TOLERANCE = 5e-3
 
 
 @dataclass(frozen=True)
-class ImportLines:
-    """Lines of a baseline's import cells, arrays of length L (the lines), and the cell of each line."""
+class TradeLines:
+    """The lines behind a baseline's import (or export) cells, arrays of length L (the lines), and the cell of each
+    line."""
 
     path: str
     sha256: str
@@ -104,17 +107,17 @@ def _truncate(hs: np.ndarray, length: int) -> np.ndarray:
     return np.where(np.char.str_len(hs) >= length, truncated, "-")
 
 
-def cell_lines(baseline: Baseline) -> ImportLines:
+def cell_lines(baseline: Baseline) -> TradeLines:
     """One line per cell, for a baseline without a line file."""
     S, P = len(baseline.sectors), len(baseline.partners)
     sector, partner = np.divmod(np.arange(S * P), P)
     zeros = np.zeros(S * P)
-    return ImportLines("", "", np.full(S * P, "", dtype="<U10"), sector, partner, baseline.imports.ravel().copy(),
+    return TradeLines("", "", np.full(S * P, "", dtype="<U10"), sector, partner, baseline.imports.ravel().copy(),
                        baseline.tariff_baseline.ravel().copy(), baseline.tariff_mfn.ravel().copy(),
                        {m: zeros for m in CONTENTS}, {y: zeros for y in USMCA_YEARS}, (S, P), False)
 
 
-def load_lines(baseline: Baseline) -> ImportLines:
+def load_lines(baseline: Baseline) -> TradeLines:
     """The import lines of ``baseline`` (its ``_lines.csv.gz``), or one line per cell when it has none.
 
     A cell without import value in the line file gets one zero-weight line with no HS code and the cell's own
@@ -133,20 +136,20 @@ def load_lines(baseline: Baseline) -> ImportLines:
         return lines
     add = lambda a, values: np.concatenate([a, np.asarray(values, dtype=a.dtype)])  # noqa: E731
     zeros = np.zeros(empty.size)
-    return ImportLines(
+    return TradeLines(
         lines.path, lines.sha256, add(lines.hs, [""] * empty.size), add(lines.sector, empty // P),
         add(lines.partner, empty % P), add(lines.weight, zeros), add(lines.applied, baseline.tariff_baseline.ravel()[empty]),
         add(lines.mfn, baseline.tariff_mfn.ravel()[empty]), {m: add(v, zeros) for m, v in lines.content.items()},
         {y: add(v, zeros) for y, v in lines.usmca.items()}, lines.shape, True)
 
 
-def load_export_lines(baseline: Baseline) -> ImportLines:
+def load_export_lines(baseline: Baseline) -> TradeLines:
     """The export lines of ``baseline`` (its ``_export_lines.csv.gz``: HTS chapter x partner x sector, the
     exports the cells sum), on which retaliation layers are evaluated; one line per cell when it has none. A line's
     rates are its cell's (``applied`` is the partner's 2024 tariff): partners' tariffs are not known by chapter."""
     path = baseline.path.with_name(baseline.path.stem + "_export_lines.csv.gz")
     cells = cell_lines(baseline)
-    cells = ImportLines(**{**cells.__dict__, "weight": baseline.exports.ravel().copy(),
+    cells = TradeLines(**{**cells.__dict__, "weight": baseline.exports.ravel().copy(),
                            "applied": baseline.partner_tariff.ravel().copy()})
     if not path.is_file():
         return cells
@@ -160,7 +163,7 @@ def load_export_lines(baseline: Baseline) -> ImportLines:
     sector, partner = np.concatenate([sector, empty // P]), np.concatenate([partner, empty % P])
     cell = sector * P + partner
     zeros = np.zeros(cell.size)
-    return ImportLines(str(path), "", np.concatenate([chapter, np.full(empty.size, "", dtype=chapter.dtype)]),
+    return TradeLines(str(path), "", np.concatenate([chapter, np.full(empty.size, "", dtype=chapter.dtype)]),
                        sector, partner, np.concatenate([weight, np.zeros(empty.size)]),
                        baseline.partner_tariff.ravel()[cell], baseline.tariff_mfn.ravel()[cell],
                        {m: zeros for m in CONTENTS}, {y: zeros for y in USMCA_YEARS}, (S, P), True)
@@ -204,7 +207,7 @@ def _load_export(path: str, sha256: str, sectors: tuple[str, ...], partners: tup
 
 @lru_cache(maxsize=4)
 def _load(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str, ...], imports: bytes
-          ) -> ImportLines:
+          ) -> TradeLines:
     import pandas as pd
 
     from impact.databuild import LINE_COLUMNS
@@ -250,7 +253,7 @@ def _load(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str,
                                         f"${expected[k] / 1e9:,.3f}B ({int(off.sum())} cells differ): the line file "
                                         "is not of this baseline (rebuild both with `impact data build`)")])
     applied = np.divide(numbers["duty_usd"], weight, out=np.zeros_like(weight), where=weight > 0)
-    return ImportLines(path, sha256, hs, sector, partner, weight, applied, numbers["mfn"],
+    return TradeLines(path, sha256, hs, sector, partner, weight, applied, numbers["mfn"],
                        {m: numbers[f"{m}_share"] for m in CONTENTS},
                        {y: numbers[f"usmca_share_{y}"] for y in USMCA_YEARS}, (S, P), True)
 

@@ -12,7 +12,7 @@ from datetime import date
 
 import numpy as np
 
-from impact.scenario import Scenario
+from impact.spec import Scenario
 
 BILLION = 1e9
 

@@ -29,7 +29,7 @@ from datetime import date
 
 import numpy as np
 
-from impact.lines import ImportLines
+from impact.lines import TradeLines
 
 #: The authority of the start of a stack (e.g. the partners' 2024 tariffs under retaliation layers).
 START_AUTHORITY = "baseline"
@@ -105,7 +105,7 @@ class LayerStack:
     tariffs; the partners' 2024 tariffs under retaliation); ``reference`` the 2024 rates by line and by cell.
     """
 
-    def __init__(self, resolved: list[LineLayer], order: list[int], lines: ImportLines, start: np.ndarray,
+    def __init__(self, resolved: list[LineLayer], order: list[int], lines: TradeLines, start: np.ndarray,
                  reference: tuple[np.ndarray, np.ndarray]):
         self.resolved, self.order, self.lines, self.start = resolved, order, lines, start
         self.reference_lines, self.reference_cells = reference
