@@ -190,19 +190,26 @@ def _load_export(path: str, sha256: str, sectors: tuple[str, ...], partners: tup
         problems.append(Problem(path, "exports_usd", "has values that are not non-negative numbers"))
     if problems:
         raise ImpactInputError(problems)
+    sector, partner = _cells_of(path, frame, weight, sectors, partners, exports)
+    return chapter, sector, partner, weight
+
+
+def _cells_of(path: str, frame, weight: np.ndarray, sectors: tuple[str, ...], partners: tuple[str, ...],
+              cells: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The sector and partner index of each line; refused unless the lines sum to the baseline's ``cells``."""
     sector = frame["sector"].map({s: i for i, s in enumerate(sectors)}).to_numpy(dtype=np.int64)
     partner = frame["partner"].map({p: i for i, p in enumerate(partners)}).to_numpy(dtype=np.int64)
     S, P = len(sectors), len(partners)
     cell_value = np.bincount(sector * P + partner, weights=weight, minlength=S * P)
-    expected = np.frombuffer(exports).reshape(S, P).ravel()
+    expected = np.frombuffer(cells).reshape(S, P).ravel()
     off = np.abs(cell_value - expected) > CELL_TOLERANCE * np.maximum(expected, 1e6)
     if off.any():
         k = int(np.flatnonzero(off)[0])
         raise ImpactInputError([Problem(path, f"{sectors[k // P]}, {partners[k % P]}",
-                                        f"the export lines sum to ${cell_value[k] / 1e9:,.3f}B, the baseline cell is "
-                                        f"${expected[k] / 1e9:,.3f}B: the line file is not of this baseline "
-                                        "(rebuild both with `impact data build`)")])
-    return chapter, sector, partner, weight
+                                        f"the lines sum to ${cell_value[k] / 1e9:,.3f}B, the baseline cell is "
+                                        f"${expected[k] / 1e9:,.3f}B ({int(off.sum())} cells differ): the line file "
+                                        "is not of this baseline (rebuild both with `impact data build`)")])
+    return sector, partner
 
 
 @lru_cache(maxsize=4)
@@ -239,19 +246,9 @@ def _load(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str,
             problems.append(Problem(path, column, "shares must be in [0, 1]"))
     if problems:
         raise ImpactInputError(problems)
-    sector = frame["sector"].map({s: i for i, s in enumerate(sectors)}).to_numpy(dtype=np.int64)
-    partner = frame["partner"].map({p: i for i, p in enumerate(partners)}).to_numpy(dtype=np.int64)
     weight = numbers["imports_usd"]
+    sector, partner = _cells_of(path, frame, weight, sectors, partners, imports)
     S, P = len(sectors), len(partners)
-    cell_value = np.bincount(sector * P + partner, weights=weight, minlength=S * P)
-    expected = np.frombuffer(imports).reshape(S, P).ravel()
-    off = np.abs(cell_value - expected) > CELL_TOLERANCE * np.maximum(expected, 1e6)
-    if off.any():
-        k = int(np.flatnonzero(off)[0])
-        raise ImpactInputError([Problem(path, f"{sectors[k // P]}, {partners[k % P]}",
-                                        f"the lines sum to ${cell_value[k] / 1e9:,.3f}B, the baseline cell is "
-                                        f"${expected[k] / 1e9:,.3f}B ({int(off.sum())} cells differ): the line file "
-                                        "is not of this baseline (rebuild both with `impact data build`)")])
     applied = np.divide(numbers["duty_usd"], weight, out=np.zeros_like(weight), where=weight > 0)
     return TradeLines(path, sha256, hs, sector, partner, weight, applied, numbers["mfn"],
                        {m: numbers[f"{m}_share"] for m in CONTENTS},
