@@ -93,12 +93,9 @@ class TradeLines:
         for code in prefixes:
             by_length.setdefault(len(code), []).append(code)
         for length, codes in by_length.items():
-            truncated = self._truncated(length)
+            truncated = _truncate(self.hs, length)
             found |= np.isin(truncated, np.array(codes, dtype=truncated.dtype))
         return found
-
-    def _truncated(self, length: int) -> np.ndarray:
-        return _truncate(self.hs, length)
 
 
 def _truncate(hs: np.ndarray, length: int) -> np.ndarray:
@@ -107,27 +104,22 @@ def _truncate(hs: np.ndarray, length: int) -> np.ndarray:
     return np.where(np.char.str_len(hs) >= length, truncated, "-")
 
 
-def cell_lines(baseline: Baseline) -> TradeLines:
-    """One line per cell, for a baseline without a line file."""
+def cell_lines(baseline: Baseline, exports: bool = False) -> TradeLines:
+    """One line per cell, for a baseline without a line file: its imports (2024 rates as its rates), or with
+    ``exports`` its exports (the partners' 2024 tariffs as its rates)."""
     S, P = len(baseline.sectors), len(baseline.partners)
     sector, partner = np.divmod(np.arange(S * P), P)
     zeros = np.zeros(S * P)
-    return TradeLines("", "", np.full(S * P, "", dtype="<U10"), sector, partner, baseline.imports.ravel().copy(),
-                       baseline.tariff_baseline.ravel().copy(), baseline.tariff_mfn.ravel().copy(),
-                       {m: zeros for m in CONTENTS}, {y: zeros for y in USMCA_YEARS}, (S, P), False)
+    weight, applied = (baseline.exports, baseline.partner_tariff) if exports else (baseline.imports,
+                                                                                    baseline.tariff_baseline)
+    return TradeLines("", "", np.full(S * P, "", dtype="<U10"), sector, partner, weight.ravel().copy(),
+                      applied.ravel().copy(), baseline.tariff_mfn.ravel().copy(),
+                      {m: zeros for m in CONTENTS}, {y: zeros for y in USMCA_YEARS}, (S, P), False)
 
 
-def load_lines(baseline: Baseline) -> TradeLines:
-    """The import lines of ``baseline`` (its ``_lines.csv.gz``), or one line per cell when it has none.
-
-    A cell without import value in the line file gets one zero-weight line with no HS code and the cell's own
-    rates, so that every cell has a defined rate.
-    """
-    path = baseline.path.with_name(baseline.path.stem + "_lines.csv.gz")
-    if not path.is_file():
-        return cell_lines(baseline)
-    lines = _load(str(path), hashlib.sha256(path.read_bytes()).hexdigest(), baseline.sectors, baseline.partners,
-                  baseline.imports.tobytes())
+def _with_empty_cells(lines: TradeLines, applied: np.ndarray, mfn: np.ndarray) -> TradeLines:
+    """``lines`` with one zero-weight line, without HS code, for every cell that has no value in them, carrying
+    the cell's own rates (``applied``, ``mfn``: (S * P,)), so that every cell has a defined rate."""
     S, P = lines.shape
     present = np.zeros(S * P, dtype=bool)
     present[lines.cell[lines.weight > 0]] = True
@@ -138,35 +130,41 @@ def load_lines(baseline: Baseline) -> TradeLines:
     zeros = np.zeros(empty.size)
     return TradeLines(
         lines.path, lines.sha256, add(lines.hs, [""] * empty.size), add(lines.sector, empty // P),
-        add(lines.partner, empty % P), add(lines.weight, zeros), add(lines.applied, baseline.tariff_baseline.ravel()[empty]),
-        add(lines.mfn, baseline.tariff_mfn.ravel()[empty]), {m: add(v, zeros) for m, v in lines.content.items()},
+        add(lines.partner, empty % P), add(lines.weight, zeros), add(lines.applied, applied[empty]),
+        add(lines.mfn, mfn[empty]), {m: add(v, zeros) for m, v in lines.content.items()},
         {y: add(v, zeros) for y, v in lines.usmca.items()}, lines.shape, True)
+
+
+def load_lines(baseline: Baseline) -> TradeLines:
+    """The import lines of ``baseline`` (its ``_lines.csv.gz``), or one line per cell when it has none."""
+    from impact.databuild import lines_path
+
+    path = lines_path(baseline.path)
+    if not path.is_file():
+        return cell_lines(baseline)
+    lines = _load(str(path), hashlib.sha256(path.read_bytes()).hexdigest(), baseline.sectors, baseline.partners,
+                  baseline.imports.tobytes())
+    return _with_empty_cells(lines, baseline.tariff_baseline.ravel(), baseline.tariff_mfn.ravel())
 
 
 def load_export_lines(baseline: Baseline) -> TradeLines:
     """The export lines of ``baseline`` (its ``_export_lines.csv.gz``: HTS chapter x partner x sector, the
     exports the cells sum), on which retaliation layers are evaluated; one line per cell when it has none. A line's
     rates are its cell's (``applied`` is the partner's 2024 tariff): partners' tariffs are not known by chapter."""
-    path = baseline.path.with_name(baseline.path.stem + "_export_lines.csv.gz")
-    cells = cell_lines(baseline)
-    cells = TradeLines(**{**cells.__dict__, "weight": baseline.exports.ravel().copy(),
-                           "applied": baseline.partner_tariff.ravel().copy()})
+    from impact.databuild import lines_path
+
+    path = lines_path(baseline.path, "export")
     if not path.is_file():
-        return cells
+        return cell_lines(baseline, exports=True)
     chapter, sector, partner, weight = _load_export(str(path), hashlib.sha256(path.read_bytes()).hexdigest(),
                                                     baseline.sectors, baseline.partners, baseline.exports.tobytes())
     S, P = len(baseline.sectors), len(baseline.partners)
-    # Cells without exports keep a zero-weight line of their own, so every cell has a rate.
-    present = np.zeros(S * P, dtype=bool)
-    present[(sector * P + partner)[weight > 0]] = True
-    empty = np.flatnonzero(~present)
-    sector, partner = np.concatenate([sector, empty // P]), np.concatenate([partner, empty % P])
     cell = sector * P + partner
     zeros = np.zeros(cell.size)
-    return TradeLines(str(path), "", np.concatenate([chapter, np.full(empty.size, "", dtype=chapter.dtype)]),
-                       sector, partner, np.concatenate([weight, np.zeros(empty.size)]),
-                       baseline.partner_tariff.ravel()[cell], baseline.tariff_mfn.ravel()[cell],
-                       {m: zeros for m in CONTENTS}, {y: zeros for y in USMCA_YEARS}, (S, P), True)
+    lines = TradeLines(str(path), "", chapter, sector, partner, weight, baseline.partner_tariff.ravel()[cell],
+                       baseline.tariff_mfn.ravel()[cell], {m: zeros for m in CONTENTS},
+                       {y: zeros for y in USMCA_YEARS}, (S, P), True)
+    return _with_empty_cells(lines, baseline.partner_tariff.ravel(), baseline.tariff_mfn.ravel())
 
 
 @lru_cache(maxsize=4)

@@ -108,7 +108,7 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
     periods = year_segments(scenario, year) if year is not None else ((1.0, None),)
     struck = struck_by_group(case, scores)
     ruling = {layer.legal_risk.group: layer.legal_risk.by for stack in (scenario.tariff_stack,
-              scenario.retaliation_stack) for layer in stack.layers if layer.legal_risk is not None}
+              scenario.retaliation_stack) for layer in stack.resolved if layer.legal_risk is not None}
     pledge_index = {p.name: k for k, p in enumerate(scenario.pledges)}
     realization = np.broadcast_to(parameters["realization"], (draws, len(scenario.pledges)))
     stacks = {"tariff": scenario.tariff_stack, "retaliation": scenario.retaliation_stack}

@@ -39,15 +39,14 @@ class RegimeView:
         """(label, imports $B, rate, {authority: rate}) for every partner or sector, and the total first."""
         axis = {"partner": 0, "sector": 1}[by]  # the axis summed over
         labels = self.partners if by == "partner" else self.sectors
-        duty = self.rate * self.imports
+        duty = (self.rate * self.imports).sum(axis=axis)
         weight = self.imports.sum(axis=axis)
         parts = {a: (v * self.imports).sum(axis=axis) for a, v in self.by_authority.items()}
-        total = self.imports.sum() if self.imports.sum() > 0 else np.nan
-        out = [("all", self.imports.sum() / BILLION, duty.sum() / total,
-                {a: v.sum() / total for a, v in parts.items()})]
+        total = weight.sum() if weight.sum() > 0 else np.nan
+        out = [("all", weight.sum() / BILLION, duty.sum() / total, {a: v.sum() / total for a, v in parts.items()})]
         for k, label in enumerate(labels):
             w = weight[k] if weight[k] > 0 else np.nan
-            out.append((label, weight[k] / BILLION, duty.sum(axis=axis)[k] / w, {a: v[k] / w for a, v in parts.items()}))
+            out.append((label, weight[k] / BILLION, duty[k] / w, {a: v[k] / w for a, v in parts.items()}))
         return out
 
 

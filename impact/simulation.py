@@ -70,8 +70,6 @@ class Simulation:
         self.policy_names = list(dict.fromkeys(name for case in self.cases for name in case.policy_names))
         self.quota_names = list(dict.fromkeys(q.name for case in self.cases for q in case.scenario.quotas))
         self.authorities = sorted({a for case in self.cases for a in case.scenario.tariff_stack.authorities})
-        # The split of each case's regime as written, for the cases whose rates do not vary by draw or date.
-        self._nominal_parts = [case.scenario.tariff_stack.by_authority() for case in self.cases]
         self.legal_groups = list(dict.fromkeys(group for case in self.cases for group in legal_columns(case)))
         # A group's rulings are stored by case when a case lacks the group or draws it differently.
         self.rulings_by_case = len(self.cases) > 1 and any(
@@ -123,10 +121,8 @@ class Simulation:
         ds = b.to_dataset()
         for name, pick in (("tariff", lambda sc: sc.tariff_stack),
                            ("partner_tariff", lambda sc: sc.retaliation_stack)):
-            if self.years:  # as written, year by year: periods of each year weighted by days
-                values = np.stack([[sum(weight * pick(c.scenario).nominal(on)
-                                        for weight, on in year_segments(c.scenario, year)) for year in self.years]
-                                   for c in self.cases])
+            if self.years:
+                values = np.stack([self._as_written(c, pick(c.scenario).nominal) for c in self.cases])
                 if name == "tariff":
                     for c, case in enumerate(self.cases):
                         for quota in case.scenario.quotas:
@@ -134,7 +130,9 @@ class Simulation:
             else:
                 values = np.stack([getattr(c.scenario, name) for c in self.cases])
             ds[name] = xr.Variable(self.dims(name), values, VARIABLES[name].attrs)
-        ds["tariff_by_authority"] = xr.Variable(self.dims("tariff_by_authority"), self._authority_parts(),
+        by_authority = np.stack([self._as_written(c, lambda on, stack=c.scenario.tariff_stack:
+                                                  self._authority_array(stack.by_authority(on))) for c in self.cases])
+        ds["tariff_by_authority"] = xr.Variable(self.dims("tariff_by_authority"), by_authority,
                                                 VARIABLES["tariff_by_authority"].attrs)
         ds = ds.assign_coords(case=self.case_labels, authority=self.authorities)
         if self.years:
@@ -160,22 +158,20 @@ class Simulation:
             ds.coords["quota_partner"] = ("quota", [b.partners[specs[n].partner_index] for n in self.quota_names])
         return ds
 
-    def _authority_parts(self) -> np.ndarray:
-        """The regime as written split by authority: (case, [year,] authority, sector, partner)."""
-        b = self.scenario.baseline
-        out = []
-        for case in self.cases:
-            stack = case.scenario.tariff_stack
-            dates = [year_segments(case.scenario, year) for year in self.years] if self.years else [((1.0, None),)]
-            by_year = []
-            for segments in dates:
-                parts = np.zeros((len(self.authorities), len(b.sectors), len(b.partners)))
-                for weight, on in segments:
-                    for authority, values in stack.by_authority(on).items():
-                        parts[self.authorities.index(authority)] += weight * values
-                by_year.append(parts)
-            out.append(np.stack(by_year) if self.years else by_year[0])
-        return np.stack(out)
+    def _as_written(self, case, rates_on) -> np.ndarray:
+        """``rates_on(date)``, the regime as written on a date, for each year of the horizon (periods of the year
+        weighted by days; (Y, ...)), or on no date without a horizon."""
+        if not self.years:
+            return rates_on(None)
+        return np.stack([sum(weight * rates_on(on) for weight, on in year_segments(case.scenario, year))
+                         for year in self.years])
+
+    def _authority_array(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        """Parts by authority as one array (A, S, P) over the run's authorities (zero where a case has none)."""
+        out = np.zeros((len(self.authorities),) + self.scenario.baseline.tariff_baseline.shape)
+        for authority, values in parts.items():
+            out[self.authorities.index(authority)] = values
+        return out
 
     def attrs(self, draws: int) -> dict[str, str | int | float]:
         return provenance.run_attrs(self, draws)
@@ -212,9 +208,10 @@ class Simulation:
                 rulings[:, c, self.legal_groups.index(group)] = struck
             where = [self.policy_names.index(name) for name in case.policy_names]
             authorities = tuple(case.scenario.tariff_stack.authorities) if by_authority else ()
+            # The split of the regime as written, for a case whose rates vary neither by draw nor by date.
+            nominal_parts = case.scenario.tariff_stack.by_authority() if by_authority else {}
             for k, year in enumerate(periods):
-                year_parameters, policy, scale, amounts = parameters, None, 1.0, None
-                parts = {a: self._nominal_parts[c][a] for a in authorities}
+                year_parameters, policy, scale, amounts, parts = parameters, None, 1.0, None, nominal_parts
                 if year is not None:
                     path = self.horizon.elasticity_path[k]
                     # The trade elasticity sigma - 1 reaches its sampled long-run value along the path.

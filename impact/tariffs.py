@@ -12,8 +12,8 @@ from which USMCA-qualifying goods are exempt. Layers are applied in file order t
 * ``exclusive_of = [...]`` leaves to a layer only the part of a line that none of the named layers covers:
   its coverage is multiplied by ``1 - coverage`` of each (e.g. the reciprocal rate charges only the non-steel
   part of a steel derivative). ``"authority:s232"`` names every other layer of that authority (the IEEPA rates
-  do not apply to what Section 232 charges). Exclusions are resolved before the layers are applied, in dependency order; a loop
-  is an error.
+  do not apply to what Section 232 charges). Exclusions are resolved before the layers are applied, in dependency
+  order; a loop is an error.
 
 A cell's rate is the mean of its lines' totals weighted by their 2024 imports. Everything that varies by draw is
 outside the line work: the lines are evaluated once per *pattern* (which layers are in force, and the rates of
@@ -35,6 +35,7 @@ from impact.lines import TradeLines
 START_AUTHORITY = "baseline"
 #: Patterns kept per stack; a run has a handful (legal rulings, conditions, dated periods).
 CACHE_SIZE = 256
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -110,6 +111,7 @@ class LayerStack:
         self.resolved, self.order, self.lines, self.start = resolved, order, lines, start
         self.reference_lines, self.reference_cells = reference
         self.names = [layer.name for layer in resolved]
+        self._authority_of = {layer.name: layer.authority for layer in resolved}
         # Linked layers a floor refers to: the floor's max(0, floor - rate) makes the lines piecewise linear in
         # their rate, with kinks at the floor rates (a stack has at most one such layer and no other linked one).
         floors = [layer for layer in resolved if layer.rule == "all_in_floor"]
@@ -133,10 +135,6 @@ class LayerStack:
                 if day <= on:
                     overrides[layer.name] = rate
         return off, overrides
-
-    @property
-    def layers(self) -> list[LineLayer]:
-        return self.resolved
 
     def change_dates(self) -> set[date]:
         """Every date at which a layer takes effect, ends or changes its rate, or a court rules on it."""
@@ -236,53 +234,43 @@ class LayerStack:
         off, overrides = self.nominal_off(on)
         return {authority: self._parts(frozenset(off), overrides, (), authority)[0] for authority in self.authorities}
 
-    def line_totals(self, on: date | None = None) -> np.ndarray:
-        """The regime as written, rate by line (L,)."""
-        off, overrides = self.nominal_off(on)
-        return self._evaluate(frozenset(off), overrides, ())[0]
-
     def _parts(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...], authority: str):
         """As :meth:`_cells`, the part of ``authority``: (constant (S, P), {linked layer of that authority:
         coefficient (S, P)})."""
-        key = ("parts", off, tuple(sorted(overrides.items())), linked)
-        if key not in self._cache:
+        def evaluate():
             _, coefficients, parts = self._evaluate(off, overrides, linked, by_authority=True)
-            self._cache[key] = ({a: self.lines.cell_mean(values) for a, values in parts.items()},
-                                {name: self.lines.cell_mean(values) for name, values in coefficients.items()})
-            if len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
-        self._cache.move_to_end(key)
-        parts, coefficients = self._cache[key]
-        of = {layer.name: layer.authority for layer in self.resolved}
+            return ({a: self.lines.cell_mean(values) for a, values in parts.items()},
+                    {name: self.lines.cell_mean(values) for name, values in coefficients.items()})
+
+        parts, coefficients = self._cached(("parts", off, tuple(sorted(overrides.items())), linked), evaluate)
         return (parts.get(authority, np.zeros(self.lines.shape)),
-                {name: value for name, value in coefficients.items() if of[name] == authority})
+                {name: value for name, value in coefficients.items() if self._authority_of[name] == authority})
 
     def _cells(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...]):
-        key = (off, tuple(sorted(overrides.items())), linked)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        total, coefficients, _ = self._evaluate(off, overrides, linked)
-        # A cell whose lines all keep their 2024 rates keeps its own 2024 rate exactly (the line file's rounding
-        # cannot move it); the others are the means of their lines.
-        unchanged = self.lines.cell_all(total == self.reference_lines)
-        result = (np.where(unchanged, self.reference_cells, self.lines.cell_mean(total)),
-                  {name: self.lines.cell_mean(values) for name, values in coefficients.items()})
-        self._cache[key] = result
-        if len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return result
+        def evaluate():
+            total, coefficients, _ = self._evaluate(off, overrides, linked)
+            # A cell whose lines all keep their 2024 rates keeps its own 2024 rate exactly (the line file's
+            # rounding cannot move it); the others are the means of their lines.
+            unchanged = self.lines.cell_all(total == self.reference_lines)
+            return (np.where(unchanged, self.reference_cells, self.lines.cell_mean(total)),
+                    {name: self.lines.cell_mean(values) for name, values in coefficients.items()})
 
-    def _coverage(self, off: frozenset) -> dict[str, np.ndarray | None]:
-        """Each layer's coverage of each line after its exclusions, with the layers ``off`` not in force (None);
-        the same for every step and linked rate, so kept per set of layers off."""
-        key = ("coverage", off)
+        return self._cached((off, tuple(sorted(overrides.items())), linked), evaluate)
+
+    def _cached(self, key: tuple, compute):
+        """The cached result of ``compute()`` under ``key``; the least recently used entry goes beyond
+        :data:`CACHE_SIZE`."""
         if key not in self._cache:
-            self._cache[key] = self._resolve_coverage(off)
+            self._cache[key] = compute()
             if len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(key)
         return self._cache[key]
+
+    def _coverage(self, off: frozenset) -> dict[str, np.ndarray | None]:
+        """Each layer's coverage of each line after its exclusions, with the layers ``off`` not in force (None);
+        the same for every step and linked rate, so kept per set of layers off."""
+        return self._cached(("coverage", off), lambda: self._resolve_coverage(off))
 
     def _resolve_coverage(self, off: frozenset) -> dict[str, np.ndarray | None]:
         coverage: dict[str, np.ndarray | None] = {}
@@ -292,12 +280,11 @@ class LayerStack:
                 coverage[layer.name] = None
                 continue
             share = layer.coverage
-            covered = layer.coverage > 0
-            for other in layer.exclusive_of:
-                if coverage.get(other) is not None:
-                    # Only where this layer charges anything: most exclusions touch few of its lines.
-                    share = np.where(covered, share * (1.0 - coverage[other]), 0.0) if share is layer.coverage \
-                        else _scale_where(share, covered, coverage[other])
+            others = [coverage[name] for name in layer.exclusive_of if coverage.get(name) is not None]
+            if others:
+                share, covered = share.copy(), share > 0
+                for other in others:  # only where this layer charges anything: most exclusions touch few lines
+                    share[covered] *= 1.0 - other[covered]
             coverage[layer.name] = share
         return coverage
 
@@ -316,6 +303,12 @@ class LayerStack:
                 return np.where(layer.stepped, overrides[layer.name], layer.rate)
             return layer.rate
 
+        def replace_earlier(share: np.ndarray) -> None:
+            # On its covered share a replace layer supersedes the linked rates and authorities before it.
+            for terms in (coefficients, parts):
+                for name in terms:
+                    terms[name] = terms[name] * (1.0 - share)
+
         for layer in self.resolved:
             share = coverage[layer.name]
             if share is None:
@@ -323,10 +316,7 @@ class LayerStack:
             if layer.name in linked:
                 if layer.rule == "replace":
                     total *= 1.0 - share
-                    for name in coefficients:
-                        coefficients[name] = coefficients[name] * (1.0 - share)
-                    for authority in parts:
-                        parts[authority] = parts[authority] * (1.0 - share)
+                    replace_earlier(share)
                 coefficients[layer.name] = coefficients.get(layer.name, 0.0) + share
                 continue
             rate = rate_of(layer)
@@ -335,11 +325,7 @@ class LayerStack:
                 total += added
             elif layer.rule == "replace":
                 total = (1.0 - share) * total + share * rate
-                for name in coefficients:
-                    coefficients[name] = coefficients[name] * (1.0 - share)
-                if by_authority:
-                    for authority in parts:
-                        parts[authority] = parts[authority] * (1.0 - share)
+                replace_earlier(share)
                 added = share * rate
             else:  # all_in_floor
                 floor_layer = self.resolved[self.names.index(layer.floor_of)]
@@ -350,12 +336,6 @@ class LayerStack:
             if by_authority:
                 parts[layer.authority] = parts.get(layer.authority, 0.0) + added
         return total, coefficients, {a: np.broadcast_to(values, total.shape) for a, values in parts.items()}
-
-
-def _scale_where(share: np.ndarray, covered: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """``share * (1 - other)`` on the covered lines (``share`` is a fresh array, scaled in place)."""
-    share[covered] *= 1.0 - other[covered]
-    return share
 
 
 def _patterns(applies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
