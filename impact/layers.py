@@ -8,12 +8,13 @@ lines, rates per line, coverage with content and USMCA shares, dates parsed) in 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Callable
 
 import numpy as np
 
-from impact.lines import TradeLines
+from impact.lines import USMCA_YEARS, TradeLines, split_lines
 from impact.schema import Layer
 from impact.tariffs import Condition, LayerStack, LegalRisk, LinkedRate, LineLayer
 
@@ -33,6 +34,17 @@ def excluded_layers(layer: Layer, layers: list[Layer]) -> list[str]:
         else:
             names.append(entry)
     return list(dict.fromkeys(names))
+
+
+def coverage_of(layer: Layer, scope: np.ndarray, lines: TradeLines) -> np.ndarray:
+    """The share of each line's value ``layer`` charges on the lines of its ``scope`` (bool): its metal's share
+    for a layer charged on ``content``, times ``1 - usmca_exempt x (USMCA share)``."""
+    coverage = scope.astype(float)
+    if layer.content is not None:
+        coverage *= lines.content[layer.content]
+    if layer.usmca_exempt > 0:
+        coverage *= 1.0 - layer.usmca_exempt * lines.usmca[layer.usmca_year]
+    return coverage
 
 
 def line_layer(layer: Layer, lines: TradeLines, references: dict[str, np.ndarray], sectors: tuple[str, ...],
@@ -68,13 +80,9 @@ def line_layer(layer: Layer, lines: TradeLines, references: dict[str, np.ndarray
             rates[lines.partner == partners.index(p)] = rate
             stepped[lines.partner == partners.index(p)] = False
     scope &= ~np.isnan(rates)
-    coverage = scope.astype(float)
-    if layer.content is not None:
-        coverage *= lines.content[layer.content]
-    if layer.usmca_exempt > 0:
-        coverage *= 1.0 - layer.usmca_exempt * lines.usmca[layer.usmca_year]
     return LineLayer(
-        name=layer.name, rule=layer.rule, authority=layer.authority, coverage=coverage,
+        name=layer.name, rule=layer.rule, authority=layer.authority, coverage=coverage_of(layer, scope, lines),
+        scope=scope,
         rate=np.where(scope, rates, 0.0), stepped=stepped & scope, exclusive_of=tuple(exclusive_of),
         floor_of=layer.floor_of if layer.rule == "all_in_floor" else None,
         effective=date.fromisoformat(layer.effective) if layer.effective else None,
@@ -122,6 +130,35 @@ def prepare_layers(layers: list[Layer], lines: TradeLines, references: dict[str,
     if any(layer.rule == "all_in_floor" and layer.floor_of not in names for layer in layers):
         return None
     codes = hs_codes or [((), ())] * len(layers)
+
     resolved = [line_layer(layer, lines, references, sectors, partners, *codes[i], tuple(excluded[i]))
                 for i, layer in enumerate(layers)]
+    years = {layer.usmca_year for layer in layers if layer.usmca_exempt > 0}
+    if len(years) > 1:
+        for i, layer in enumerate(layers):
+            if layer.usmca_exempt > 0:
+                report(i, "usmca_year", f"the layers of a regime exempt USMCA goods at one year's utilization, "
+                                        f"found {', '.join(sorted(years))}")
+        return None
+    # Lines that a layer charges on a metal's content, or exempts in part as USMCA goods, are split into parts
+    # of their value (split_lines), so that layers excluding one another share out the line exactly.
+    metals = {}
+    for layer, line in zip(layers, resolved):
+        if layer.content is not None:
+            metals[layer.content] = metals.get(layer.content, False) | (line.coverage > 0)
+    year = years.pop() if years else None
+    by_usmca = np.zeros(lines.hs.shape, dtype=bool)
+    if year is not None:
+        u = lines.usmca[year]
+        for layer, line in zip(layers, resolved):
+            if layer.usmca_exempt > 0:
+                by_usmca |= line.coverage > 0
+        by_usmca &= (u > 0) & (u < 1)
+    if metals or by_usmca.any():
+        lines, parent = split_lines(lines, metals, by_usmca, year or USMCA_YEARS[-1])
+        start, reference = start[parent], (reference[0][parent], reference[1])
+        # A part is in a layer's scope, at its rate, where its line is; only the coverage depends on the part.
+        resolved = [replace(line, coverage=coverage_of(layer, line.scope[parent], lines), scope=line.scope[parent],
+                            rate=line.rate[parent], stepped=line.stepped[parent])
+                    for layer, line in zip(layers, resolved)]
     return LayerStack(resolved, order, lines, start, reference)

@@ -135,6 +135,51 @@ def _with_empty_cells(lines: TradeLines, applied: np.ndarray, mfn: np.ndarray) -
         {y: add(v, zeros) for y, v in lines.usmca.items()}, lines.shape, True)
 
 
+def split_lines(lines: TradeLines, metals: dict[str, np.ndarray], by_usmca: np.ndarray, year: str
+                ) -> tuple[TradeLines, np.ndarray]:
+    """``lines`` split into parts of their value that layers charge whole: on the lines of ``metals[m]`` (L,) bool,
+    a part of metal ``m`` (its content share) and the rest; on the lines of ``by_usmca`` (L,) bool, a
+    USMCA-qualifying part (the line's ``year`` utilization) and a non-qualifying one, each split by metal alike.
+
+    Each part carries its line's codes and rates, the line's value times its share, and shares of its own: 1 or 0
+    of a metal it is or is not (on a line split by that metal; the line's share elsewhere), 1 or 0 qualifying (on a
+    line split by USMCA; the line's share elsewhere). A layer charged on ``content`` then charges the whole metal
+    part and nothing of the others, and a USMCA exemption the whole qualifying part, so that layers excluding one
+    another share out a line's value exactly (the reciprocal rate charges what no Section 232 metal charges; a
+    fentanyl rate from which USMCA goods are exempt and that excludes Section 232 autos charges nothing of a
+    vehicle whose non-qualifying part the autos tariff charges). Where a line's metal shares sum above one they are
+    scaled to sum to one. Returns the parts and the line of each part."""
+    content = {m: np.where(metals[m], lines.content[m], 0.0) for m in metals}
+    total = sum(content.values(), np.zeros(lines.hs.shape))
+    scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-300), 1.0)
+    content = {m: c * scale for m, c in content.items()}
+    rest = 1.0 - total * scale
+    u = lines.usmca[year]
+    parents, shares, metal_of, qualifying = [], [], [], []
+    for q_state, q_share in ((-1, np.where(by_usmca, 0.0, 1.0)), (0, np.where(by_usmca, 1.0 - u, 0.0)),
+                             (1, np.where(by_usmca, u, 0.0))):
+        for metal, m_share in ((None, rest), *content.items()):
+            share = q_share * m_share
+            keep = np.flatnonzero(share > 0)
+            parents.append(keep)
+            shares.append(share[keep])
+            metal_of.append(np.full(keep.size, -1 if metal is None else CONTENTS.index(metal)))
+            qualifying.append(np.full(keep.size, q_state))
+    parent = np.concatenate(parents)
+    order = np.lexsort((np.concatenate(qualifying), np.concatenate(metal_of), parent))
+    parent, share = parent[order], np.concatenate(shares)[order]
+    metal_of, qualifying = np.concatenate(metal_of)[order], np.concatenate(qualifying)[order]
+    split_content = {}
+    for k, m in enumerate(CONTENTS):
+        split = metals[m][parent] if m in metals else np.zeros(parent.size, dtype=bool)
+        split_content[m] = np.where(split, (metal_of == k).astype(float), lines.content[m][parent])
+    split_usmca = {y: np.where(qualifying >= 0, qualifying.astype(float), lines.usmca[y][parent]) for y in lines.usmca}
+    parts = TradeLines(lines.path, lines.sha256, lines.hs[parent], lines.sector[parent], lines.partner[parent],
+                       lines.weight[parent] * share, lines.applied[parent], lines.mfn[parent], split_content,
+                       split_usmca, lines.shape, lines.by_hs)
+    return parts, parent
+
+
 def load_lines(baseline: Baseline) -> TradeLines:
     """The import lines of ``baseline`` (its ``_lines.csv.gz``), or one line per cell when it has none."""
     from impact.databuild import lines_path

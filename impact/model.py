@@ -160,18 +160,20 @@ def _struck_on(struck: dict, ruling: dict, group: str, on: date | None) -> np.nd
     return struck[group] & (on is None or when is None or on >= when)
 
 
-def revenue_by_authority(revenue: np.ndarray, parts: dict[str, np.ndarray]) -> np.ndarray:
-    """Each draw's tariff revenue (D, S, P) split by authority: a cell's revenue goes to the authorities in the
-    shares of their parts (each (D or 1, S, P)) of its statutory rate. (D, A), in the order of ``parts``; the
-    columns sum to the revenue of the cells with a positive rate. With a collection rate below one every
-    authority's part of the change is collected alike; a quota cell's revenue splits as its layered rate."""
-    total = sum(parts.values())
-    positive = total > 0
-    out = np.zeros((revenue.shape[0], len(parts)))
-    for a, part in enumerate(parts.values()):
-        share = np.divide(part, total, out=np.zeros(np.broadcast(part, total).shape), where=positive)
-        # Summed in a fixed order (partners, then sectors), not by a BLAS product, whose bits depend on the CPU.
-        out[:, a] = (revenue * share).sum(axis=2).sum(axis=1)
+def revenue_split(parts: dict[str, np.ndarray]) -> np.ndarray:
+    """The share of each cell's revenue that goes to each authority, (1 or D, A, S, P) in the order of ``parts``
+    (each (S, P) or (D, S, P)): the authorities' shares of the cell's statutory rate, zero where it is not
+    positive. With a collection rate below one every authority's part of the change is collected alike; a quota
+    cell's revenue splits as its layered rate."""
+    values = list(parts.values())
+    total = sum(values)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in values))
+    rows = shape[0] if len(shape) == 3 else 1
+    out = np.zeros((rows, len(values)) + shape[-2:])
+    positive = np.broadcast_to(total > 0, (rows,) + shape[-2:])
+    for a, part in enumerate(values):
+        np.divide(np.broadcast_to(part, (rows,) + shape[-2:]), np.broadcast_to(total, (rows,) + shape[-2:]),
+                  out=out[:, a], where=positive)
     return out
 
 
@@ -192,7 +194,8 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
 
 
 def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: int, keep_cells: bool,
-                backend: str = "numba", policy=None, scale: float = 1.0, pledge_amounts: np.ndarray | None = None):
+                backend: str = "numba", policy=None, scale: float = 1.0, pledge_amounts: np.ndarray | None = None,
+                split: np.ndarray | None = None):
     """Solve every market of a chunk of ``draws`` draws and account for it.
 
     When nothing is sampled the kernels solve one draw, which stands for all ``draws``.
@@ -200,8 +203,9 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     ``policy`` is ``(tariff, partner_tariff)`` (D, S, P) from :func:`draw_policy` when layers vary by draw or date.
     ``scale`` multiplies every baseline value (growth over a horizon: outputs scale with it, prices do not), and
     ``pledge_amounts`` (K,) replaces each pledge's USD per year (its disbursement in a year of the horizon).
+    ``split`` (1 or D, A, S, P) from :func:`revenue_split` credits each cell's revenue to authorities.
 
-    Returns ``(sector_out, partner_out, cell_out, quota_out, failures)`` as described in
+    Returns ``(sector_out, partner_out, cell_out, split_out, quota_out, failures)`` as described in
     :func:`impact.kernels.accounting_numpy.account`; ``failures`` counts (draw, sector) markets whose solve did
     not converge (their outputs are NaN).
     """
@@ -233,18 +237,19 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     multiplier = np.where(case.pledge_is_purchase, p["additionality"], p["output_per_dollar"])
     amounts = case.pledge_amount_per_year if pledge_amounts is None else pledge_amounts
     pledge_flow = p["realization"] * amounts * multiplier
-    sector_out, partner_out, cell_out, quota_out, failures = BACKENDS[backend](
+    sector_out, partner_out, cell_out, split_out, quota_out, failures = BACKENDS[backend](
         case.theta, tariff, log_tariff_factor, log_fx, p["phi"], supply, p["sigma"], p["eps"], p["sigx"],
         log_partner_tariff_factor, b.imports * scale, b.exports * scale, b.home_sales * scale,
         case.expenditure0 * scale, b.tariff_baseline, case.pledge_partner, case.pledge_is_purchase,
         case.pledge_shares, pledge_flow, keep_cells, case.quota_partner, case.quota_rate_in, case.quota_rate_out,
         # A quota is a fixed volume: as the baseline grows, it is a smaller share of the baseline quantity.
-        case.quota_log_index - libm.log(scale))
+        case.quota_log_index - libm.log(scale), revenue_split=split)
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws
-        sector_out, partner_out, quota_out = (np.repeat(a, draws, axis=0) for a in (sector_out, partner_out, quota_out))
+        sector_out, partner_out, split_out, quota_out = (np.repeat(a, draws, axis=0)
+                                                         for a in (sector_out, partner_out, split_out, quota_out))
         cell_out = np.repeat(cell_out, draws, axis=0) if keep_cells else cell_out
-    return sector_out, partner_out, cell_out, quota_out, failures
+    return sector_out, partner_out, cell_out, split_out, quota_out, failures
 
 
 def parameter_dims(parameter: str) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from impact import provenance
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
 from impact.model import (PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, legal_columns,
-                          revenue_by_authority,
+                          revenue_split,
                           parameter_dims, solve_chunk, struck_by_group)
 from impact.sampling import correlate
 from impact.sampling import DRAW_BLOCK, METHODS, Design
@@ -19,6 +19,8 @@ from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, KEEP_LEVELS, VARIABLE
 
 #: Default draws per chunk: bounds memory (about 0.5 GB at 16 sectors x 12 partners) whatever ``draws`` is.
 DEFAULT_CHUNK = 8 * DRAW_BLOCK
+#: Bytes a chunk may spend on the authorities' parts of the cells' rates when they vary by draw.
+SPLIT_BYTES = 192 * 2**20
 
 
 class Simulation:
@@ -99,8 +101,14 @@ class Simulation:
         return dims
 
     def default_chunk_size(self) -> int:
-        """Draws per chunk bounding memory: fewer draws per chunk when each is solved for many years."""
-        return max(DRAW_BLOCK, DEFAULT_CHUNK // max(1, len(self.years)) // DRAW_BLOCK * DRAW_BLOCK)
+        """Draws per chunk bounding memory: fewer draws per chunk when each is solved for many years, or when the
+        split of revenue by authority varies by draw (each draw then holds its authorities' parts of every cell)."""
+        size = DEFAULT_CHUNK // max(1, len(self.years))
+        varies = self.years or any(case.policy_names for case in self.cases)
+        if "tariff_revenue_by_authority" in self.outputs and varies:
+            cells = len(self.scenario.baseline.sectors) * len(self.scenario.baseline.partners)
+            size = min(size, SPLIT_BYTES // (2 * 8 * max(1, len(self.authorities)) * cells))
+        return max(DRAW_BLOCK, size // DRAW_BLOCK * DRAW_BLOCK)
 
     @property
     def case_labels(self) -> list[str]:
@@ -223,12 +231,11 @@ class Simulation:
                     policy = (tariff, partner_tariff)
                     applied[:, c, k, where] = case_applied
                     linked[:, c, k, where] = case_linked
-                sector_out, partner_out, cell_out, quota_out, failed = solve_chunk(
-                    case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts)
-                if by_authority:
-                    split = revenue_by_authority(cell_out[:, CELL_OUTPUTS.index("tariff_revenue")], parts)
-                    for a, authority in enumerate(authorities):
-                        authority_revenue[:, c, k, self.authorities.index(authority)] = split[:, a]
+                split = revenue_split(parts) if by_authority else None
+                sector_out, partner_out, cell_out, split_out, quota_out, failed = solve_chunk(
+                    case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split)
+                for a, authority in enumerate(authorities):
+                    authority_revenue[:, c, k, self.authorities.index(authority)] = split_out[:, a]
                 sector[:, c, k], partner[:, c, k] = sector_out, partner_out
                 if keep_cells:
                     cells[:, c, k] = cell_out

@@ -1,9 +1,12 @@
 """Tariff regimes built from named layers with stacking rules, evaluated line by line.
 
-A layer covers some import lines (HS10 x partner; see :mod:`impact.lines`) with a rate. Its *coverage* of a line
-is the share of the line's value it charges: 1 on the lines its sectors, partners and HS codes name, times the
-line's metal share for a layer charged on ``content``, times ``1 - usmca_exempt x (USMCA share)`` for a layer
-from which USMCA-qualifying goods are exempt. Layers are applied in file order to a running total per line:
+A layer covers some import lines (HS10 x partner; see :mod:`impact.lines`) with a rate. A line that a layer
+charges on a metal's ``content``, or from which it exempts USMCA-qualifying goods, is evaluated as parts of its
+value (:func:`impact.lines.split_lines`: the metal's part and the rest, qualifying and not), which layers charge
+whole; below, a "line" is such a part. A layer's *coverage* of a line is the share of its value it charges: 1 on
+the lines its sectors, partners and HS codes name (on a split line, only the metal's part for a layer charged on
+``content``), times ``1 - usmca_exempt`` on a qualifying part (and ``1 - usmca_exempt x (USMCA share)`` on a line
+not split). Layers are applied in file order to a running total per line:
 
 * ``stack`` adds ``coverage x rate``;
 * ``replace`` sets the covered part of the line to the rate: ``total = (1 - coverage) total + coverage x rate``;
@@ -78,6 +81,7 @@ class LineLayer:
     rule: str
     authority: str
     coverage: np.ndarray        # (L,) share of each line's value the layer charges, in [0, 1]
+    scope: np.ndarray           # (L,) bool: lines the layer names (its sectors, partners and HS codes)
     rate: np.ndarray            # (L,) nominal rate where covered (0 elsewhere); ``rate_at_high`` if linked
     stepped: np.ndarray         # (L,) bool: lines whose rate is the layer's ``rate`` (steps change it there)
     exclusive_of: tuple[str, ...]

@@ -85,8 +85,7 @@ _VARIABLES = [
     _v("exports_by_partner", BY_PARTNER, USD, "US exports by partner", "exports summed over sectors",
        keep="headline"),
     _v("tariff_revenue_by_authority", "draw case authority", USD, "tariff revenue by authority",
-       "duties split by the legal basis of the layers: each cell's revenue in the shares of its statutory rate "
-       "(from the cells, so kept with them)", keep="cells"),
+       "duties split by the legal basis of the layers: each cell's revenue in the shares of its statutory rate"),
     _v("tariff_revenue_by_partner", BY_PARTNER, USD, "tariff revenue by partner", "duties summed over sectors",
        keep="headline"),
     _v("trade_balance", BY_PARTNER, USD, "US goods trade balance", "exports minus imports, summed over sectors",

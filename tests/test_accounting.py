@@ -10,7 +10,8 @@ from impact.kernels import accounting_numba, accounting_numpy
 from impact.kernels.layout import CELL_OUTPUTS, SECTOR_OUTPUTS
 
 
-def random_problem(seed: int, draws: int, sectors: int, partners: int, pledges: int, shared: tuple[bool, ...]):
+def random_problem(seed: int, draws: int, sectors: int, partners: int, pledges: int, shared: tuple[bool, ...],
+                   authorities: int = 2):
     rng = np.random.default_rng(seed)
     J = partners + 1
     lead = lambda i: 1 if shared[i % len(shared)] else draws  # noqa: E731  a leading dim of 1 is shared
@@ -34,14 +35,17 @@ def random_problem(seed: int, draws: int, sectors: int, partners: int, pledges: 
         pledge_partner=rng.integers(0, partners, pledges), pledge_is_purchase=rng.random(pledges) < 0.5,
         pledge_shares=rng.dirichlet(np.ones(sectors), pledges).reshape(pledges, sectors),
         pledge_flow=rng.uniform(0, 1e10, (lead(8), pledges)), keep_cells=True,
+        revenue_split=rng.dirichlet(np.ones(authorities + 1), (lead(9), sectors, partners))[..., :authorities]
+        .transpose(0, 3, 1, 2),
     )
 
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 6), sectors=st.integers(1, 4),
-       partners=st.integers(1, 5), pledges=st.integers(0, 3), shared=st.tuples(*[st.booleans()] * 9))
-def test_kernel_matches_reference(seed, draws, sectors, partners, pledges, shared):
-    problem = random_problem(seed, draws, sectors, partners, pledges, shared)
+       partners=st.integers(1, 5), pledges=st.integers(0, 3), shared=st.tuples(*[st.booleans()] * 10),
+       authorities=st.integers(0, 3))
+def test_kernel_matches_reference(seed, draws, sectors, partners, pledges, shared, authorities):
+    problem = random_problem(seed, draws, sectors, partners, pledges, shared, authorities)
     fast = accounting_numba.account(**problem)
     reference = accounting_numpy.account(**problem)
     for got, want in zip(fast, reference):
@@ -51,7 +55,7 @@ def test_kernel_matches_reference(seed, draws, sectors, partners, pledges, share
 
 def test_identities_hold():
     problem = random_problem(1, 50, 3, 4, 2, (False,))
-    sector_out, partner_out, cell_out = accounting_numba.account(**problem)
+    sector_out, partner_out, cell_out, _ = accounting_numba.account(**problem)
     s = {name: sector_out[:, i] for i, name in enumerate(SECTOR_OUTPUTS)}
     c = {name: cell_out[:, i] for i, name in enumerate(CELL_OUTPUTS)}
     np.testing.assert_allclose(s["sector_output"], s["home_sales"] + s["exports_by_sector"] + s["invested_output"],
@@ -61,6 +65,22 @@ def test_identities_hold():
     np.testing.assert_allclose(partner_out[:, 3], (c["exports"] - c["imports"]).sum(axis=1), rtol=1e-12, atol=1e-3)
     np.testing.assert_allclose(c["tariff_revenue"], problem["tariff"] * c["imports"], rtol=1e-14)
     assert (np.abs(sector_out[:, SECTOR_OUTPUTS.index("invested_output")]).sum() > 0)
+
+
+def test_revenue_split_credits_each_cells_revenue_to_its_parts():
+    problem = random_problem(3, 30, 3, 4, 1, (False,), authorities=3)
+    shares = problem["revenue_split"]
+    # Parts that cover each cell's rate in full credit all its revenue; each part gets its share of each cell.
+    problem["revenue_split"] = np.concatenate([shares, 1.0 - shares.sum(axis=1, keepdims=True)], axis=1)
+    sector_out, partner_out, cell_out, split_out = accounting_numba.account(**problem)
+    revenue = cell_out[:, CELL_OUTPUTS.index("tariff_revenue")]
+    np.testing.assert_allclose(split_out.sum(axis=1), sector_out[:, SECTOR_OUTPUTS.index("tariff_revenue_by_sector")]
+                               .sum(axis=1), rtol=1e-12)
+    for a in range(4):
+        np.testing.assert_allclose(split_out[:, a], (revenue * problem["revenue_split"][:, a]).sum(axis=(1, 2)),
+                                   rtol=1e-12)
+    problem["revenue_split"] = None
+    assert accounting_numba.account(**problem)[3].shape == (30, 0)
 
 
 def test_cells_are_optional():
@@ -92,10 +112,11 @@ def test_fused_kernel_matches_the_composed_references():
                          imports0=problem["imports0"], exports0=problem["exports0"], home0=problem["home0"],
                          expenditure0=problem["expenditure0"], tariff0=problem["tariff0"],
                          pledge_partner=problem["pledge_partner"], pledge_is_purchase=problem["pledge_is_purchase"],
-                         pledge_shares=problem["pledge_shares"], pledge_flow=problem["pledge_flow"], keep_cells=True)
+                         pledge_shares=problem["pledge_shares"], pledge_flow=problem["pledge_flow"], keep_cells=True,
+                         revenue_split=problem["revenue_split"])
         fast = market_numba.solve_and_account(**arguments)
         reference = market_numpy.solve_and_account(**arguments)
-        assert fast[4] == 0 and np.isnan(fast[3]).all()  # no quotas here
-        for got, want in zip(fast[:3], reference[:3]):
+        assert fast[5] == 0 and np.isnan(fast[4]).all()  # no quotas here
+        for got, want in zip(fast[:4], reference[:4]):
             assert got.shape == want.shape
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-3)

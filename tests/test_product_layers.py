@@ -150,10 +150,66 @@ def test_usmca_qualifying_imports_are_exempt_at_each_lines_utilization(market):
     """))
     # Steel (USMCA share 0.5): 35% on the half that does not qualify.
     assert rate(s, "steel", "canada") == pytest.approx(0.35 * 0.5, abs=1e-12)
-    # Valves (share 0.8): fentanyl on 20%; parts on (1 - 0.4 x 0.8) = 68% of value less the fentanyl's 20%.
-    fentanyl = 1 - 0.8
-    parts = (1 - 0.4 * 0.8) * (1 - fentanyl)
+    # Valves (share 0.8), split into a non-qualifying part (20%), which pays the fentanyl rate and so not the parts
+    # tariff, and a qualifying part (80%), exempt from the fentanyl rate and paying the parts tariff on 1 - 0.4 of it.
+    fentanyl, parts = 1 - 0.8, 0.8 * (1 - 0.4)
     assert rate(s, "machinery", "canada") == pytest.approx(0.01 + 0.35 * fentanyl + 0.25 * parts, abs=1e-12)
+
+
+def test_exclusions_share_out_a_lines_metal_and_usmca_parts_exactly(market):
+    """Metal parts are disjoint (the reciprocal rate charges what neither metal's layer charges: 1 - 0.4 - 0.2, not
+    0.6 x 0.8), and USMCA exemptions nest (a fentanyl rate exempting USMCA goods and excluding an autos tariff that
+    exempts 0.4 of them charges nothing: independent shares would charge u (1 - u) x 0.4 of the line)."""
+    with gzip.open(market / "small_lines.csv.gz", "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(LINE_COLUMNS)
+        for hs, partner, sector, value, rate_2024, mfn, steel, usmca in LINES:
+            aluminum = 0.2 if (hs, partner) == ("8481800000", "japan") else 0.0
+            writer.writerow([hs, partner, sector, value * 1e9, value * 1e9 * rate_2024, mfn, "hts_general", steel,
+                             aluminum, 0, usmca if partner == "canada" else "", usmca if partner == "canada" else "",
+                             "published"])
+    s = load_scenario(regime(market, """
+        [[tariff_layers]]
+        name = "steel_content"
+        hs = ["8481"]
+        content = "steel"
+        rate = 0.5
+        authority = "s232"
+        [[tariff_layers]]
+        name = "aluminum_content"
+        hs = ["8481"]
+        content = "aluminum"
+        rate = 0.5
+        authority = "s232"
+        [[tariff_layers]]
+        name = "reciprocal"
+        partners = ["japan"]
+        except_hs_lists = ["lists/annex_ii.csv"]
+        rate = 0.1
+        exclusive_of = ["authority:s232"]
+        [[tariff_layers]]
+        name = "autos"
+        partners = ["canada"]
+        hs = ["72"]
+        rate = 0.25
+        usmca_exempt = 0.4
+        [[tariff_layers]]
+        name = "fentanyl"
+        partners = ["canada"]
+        rate = 0.35
+        usmca_exempt = true
+        exclusive_of = ["autos"]
+    """))
+    # Japan's valves (6 of 10): 2% + 50% on 30% steel and on 20% aluminum + 10% on the other 50%; dozers (2): 20% +
+    # 10%; laptops (2): Annex II.
+    valves = 0.02 + 0.5 * 0.3 + 0.5 * 0.2 + 0.1 * 0.5
+    assert rate(s, "machinery", "japan") == pytest.approx((6 * valves + 2 * 0.3) / 10, abs=1e-12)
+    # Canada's flat-rolled steel (USMCA share 0.5): the non-qualifying half pays 25%, the qualifying half 25% on
+    # 0.6 of it; no fentanyl on either.
+    assert rate(s, "steel", "canada") == pytest.approx(0.5 * 0.25 + 0.5 * 0.6 * 0.25, abs=1e-12)
+    # Canada's valves (share 0.8, no autos tariff): 50% on the 30% steel, and (the fentanyl rate not being exclusive
+    # of the metal layers) 35% on the whole non-qualifying 20%.
+    assert rate(s, "machinery", "canada") == pytest.approx(0.01 + 0.3 * 0.5 + 0.35 * 0.2, abs=1e-12)
 
 
 def test_the_breakdown_by_authority_sums_to_the_rate(market):
@@ -195,6 +251,24 @@ def test_a_linked_rate_on_lines_equals_the_regime_at_each_drawn_rate(market):
         expected = scenario.tariff_stack.apply(overrides={"s232_steel": float(drawn[d])})
         np.testing.assert_allclose(tariff[d], expected, rtol=0, atol=1e-12)
     assert not np.allclose(tariff[0], tariff[-1])
+
+
+def test_a_regime_exempts_usmca_goods_at_one_years_utilization(market):
+    path = regime(market, """
+        [[tariff_layers]]
+        name = "fentanyl"
+        partners = ["canada"]
+        rate = 0.35
+        usmca_exempt = true
+        usmca_year = "2024"
+        [[tariff_layers]]
+        name = "parts"
+        partners = ["canada"]
+        rate = 0.25
+        usmca_exempt = 0.4
+    """)
+    problems = problems_of(path)
+    assert len(problems) == 2 and all("usmca_year" in p and "2024, 2025" in p for p in problems), problems
 
 
 def test_bad_product_keys_are_reported_with_file_and_key(market):
@@ -285,13 +359,28 @@ def test_collection_scales_the_change_from_the_2024_rates(market):
 
 def test_revenue_by_authority_sums_to_revenue_and_follows_each_draws_regime(market):
     """A legal risk on the reciprocal layer: in the draws where it is struck down, no revenue is IEEPA's; in
-    every draw the authorities' revenue adds up to the total."""
+    every draw the authorities' revenue adds up to the total, and equals the cells' revenue in the shares of
+    their rates (the kernel accumulates it without keeping the cells)."""
     path = regime(market, STEEL_AND_RECIPROCAL.replace('authority = "ieepa"', 'authority = "ieepa"\n    legal_risk = '
                                                        '{ group = "ieepa", probability = 0.5 }'))
-    ds = impact.simulate(path, draws=64, seed=5, counterfactual=False, keep="cells").sel(case="scenario")
+    ds = impact.simulate(path, draws=64, seed=5, counterfactual=False).sel(case="scenario")
+    assert "tariff_revenue" not in ds  # no cells kept at the default level
     by_authority = ds["tariff_revenue_by_authority"]
     total = ds["tariff_revenue_by_partner"].sum("partner")
     np.testing.assert_allclose(by_authority.sum("authority"), total, rtol=1e-12)
+    cells = impact.simulate(path, draws=64, seed=5, counterfactual=False, keep="cells").sel(case="scenario")
+    np.testing.assert_array_equal(cells["tariff_revenue_by_authority"], by_authority)
+    revenue = cells["tariff_revenue"]
+    # Rebuilt from the cells: the parts of each draw's regime as the layers in force in that draw write them.
+    sl = load_scenario(path)
+    for d in (0, 1, int(np.argmax(cells["legal_ruling"].sel(legal_group="ieepa").values))):
+        off = {"reciprocal"} if cells["legal_ruling"].sel(legal_group="ieepa").values[d] == 1 else set()
+        parts = {a: sl.tariff_stack._parts(frozenset(off), {}, (), a)[0] for a in sl.tariff_stack.authorities}
+        rate = sum(parts.values())
+        for a, part in parts.items():
+            share = np.divide(part, rate, out=np.zeros_like(rate), where=rate > 0)
+            expected = float((revenue.isel(draw=d).values * share).sum())
+            assert by_authority.sel(authority=a).values[d] == pytest.approx(expected, rel=1e-12, abs=1e-3)
     struck = ds["legal_ruling"].sel(legal_group="ieepa").values == 1
     assert 0 < struck.sum() < 64
     ieepa = by_authority.sel(authority="ieepa").values

@@ -29,16 +29,18 @@ C_IMPORTS, C_PRICE, C_REVENUE, C_EXPORTS = _C["imports"], _C["import_price"], _C
 
 def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
             log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
-            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells):
+            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split=None):
     """See :func:`impact.kernels.accounting_numpy.account`."""
     args = as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
                             imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                             pledge_shares, pledge_flow)
-    sector_out, partner_out, cell_out = allocate_outputs(log_price_index.shape[0], imports0.shape, keep_cells)
+    draws = log_price_index.shape[0]
+    sector_out, partner_out, cell_out = allocate_outputs(draws, imports0.shape, keep_cells)
+    revenue_split, split_out = split_arrays(revenue_split, draws, imports0.shape)
     _account_kernel(np.ascontiguousarray(log_price_index, dtype=np.float64),
                     np.ascontiguousarray(log_producer_price, dtype=np.float64), *args, bool(keep_cells),
-                    sector_out, partner_out, cell_out)
-    return sector_out, partner_out, cell_out
+                    revenue_split, sector_out, partner_out, cell_out, split_out)
+    return sector_out, partner_out, cell_out, split_out
 
 
 def as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
@@ -54,6 +56,17 @@ def as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sig
             f(pledge_flow))
 
 
+def split_arrays(revenue_split, draws: int, cell_shape: tuple[int, int]):
+    """``revenue_split`` (1 or D, A, S, P) as the kernels take it (none: A = 0), and its output (D, A), zeroed."""
+    if revenue_split is None:
+        revenue_split = np.zeros((1, 0) + tuple(cell_shape))
+    revenue_split = np.ascontiguousarray(revenue_split, dtype=np.float64)
+    if revenue_split.ndim != 4 or revenue_split.shape[0] not in (1, draws) or revenue_split.shape[2:] != tuple(cell_shape):
+        raise ValueError(f"revenue_split must be (1 or {draws}, A, {cell_shape[0]}, {cell_shape[1]}), "
+                         f"got {revenue_split.shape}")
+    return revenue_split, np.zeros((draws, revenue_split.shape[1]))
+
+
 def allocate_outputs(draws: int, cell_shape: tuple[int, int], keep_cells: bool):
     sectors, partners = cell_shape
     return (np.empty((draws, len(SECTOR_OUTPUTS), sectors)), np.empty((draws, len(PARTNER_OUTPUTS), partners)),
@@ -63,8 +76,8 @@ def allocate_outputs(draws: int, cell_shape: tuple[int, int], keep_cells: bool):
 @jit(parallel=True)
 def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_tx,
                     imports0, exports0, home0, expenditure0, tariff0,
-                    pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
-                    sector_out, partner_out, cell_out):
+                    pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split,
+                    sector_out, partner_out, cell_out, split_out):
     draws, sectors = log_p.shape
     no_terms = np.full(log_w.shape[2], np.nan)  # without the solver's CES terms, imports are computed directly
     t_step = 1 if tariff.shape[0] > 1 else 0
@@ -78,7 +91,7 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
                            log_t[row * lt_step, s], tariff_factor[row * lt_step, s], sigma, eps, mu,
                            log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0, tariff0,
                            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
-                           sector_out, partner_out, cell_out)
+                           revenue_split, sector_out, partner_out, cell_out, split_out)
 
 @jit()
 def clear_partner_totals(partner_out, d):
@@ -90,7 +103,7 @@ def clear_partner_totals(partner_out, d):
 @jit()
 def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
                    log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
-                   pledge_shares, pledge_flow, keep_cells, sector_out, partner_out, cell_out):
+                   pledge_shares, pledge_flow, keep_cells, revenue_split, sector_out, partner_out, cell_out, split_out):
     """Outputs of sector ``s`` in draw ``d`` given its equilibrium ``x = log P`` and ``log_w`` (J,).
 
     ``tariff`` (P,) holds the rates that raise revenue, and ``log_t`` and ``tariff_factor`` (J,) the tariff factors
@@ -98,11 +111,13 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
 
     ``pledged_by_partner`` (P,) is scratch space. ``taker_terms[j]``, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source:
     then imports need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.
-    Adds the sector's flows to the partner totals of draw ``d`` (sectors in order: deterministic).
+    Adds the sector's flows to the partner totals of draw ``d``, and each cell's revenue times its shares in
+    ``revenue_split`` to the totals ``split_out[d]`` (sectors in order, then partners: deterministic).
     """
     partners = imports0.shape[1]
     pledges = pledge_partner.shape[0]
     tx_step = 1 if log_tx.shape[0] > 1 else 0
+    split_row = d if revenue_split.shape[0] > 1 else 0
     sig = sigma[d if sigma.shape[0] > 1 else 0, s]
     ep = eps[d if eps.shape[0] > 1 else 0, s]
     ph = phi[d if phi.shape[0] > 1 else 0, s]
@@ -145,6 +160,8 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
         partner_out[d, P_REVENUE, p] += revenue
         partner_out[d, P_BALANCE, p] += exports - imports
         partner_out[d, P_PLEDGED, p] += pledged
+        for a in range(revenue_split.shape[1]):
+            split_out[d, a] += revenue * revenue_split[split_row, a, s, p]
         if keep_cells:
             cell_out[d, C_IMPORTS, s, p] = imports
             cell_out[d, C_PRICE, s, p] = math.exp(log_buyer)

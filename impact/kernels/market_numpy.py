@@ -27,7 +27,8 @@ def no_quotas(sectors: int, partner=None, rate_in=None, rate_out=None, log_index
 def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, sigx,
                       log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
                       pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
-                      quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None):
+                      quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None,
+                      *, revenue_split=None):
     """Solve every (draw, sector) market and account for it.
 
     Inputs are those of :func:`impact.kernels.equilibrium_numpy.solve_markets` and
@@ -42,7 +43,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
 
     Returns
     -------
-    sector_out, partner_out, cell_out : as :func:`impact.kernels.accounting_numpy.account`
+    sector_out, partner_out, cell_out, split_out : as :func:`impact.kernels.accounting_numpy.account`
     quota_out : (D, len(QUOTA_OUTPUTS), S), NaN in sectors without a quota
     failures : int
         Markets whose solve failed (the reference raises instead, so always 0).
@@ -99,5 +100,5 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     outputs = accounting_numpy.account(
         log_price_index, log_producer_price, rates, log_t, sigma, eps, supply_elasticity[:, :, 0],
         log_fx, phi, sigx, log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
-        pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells)
+        pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split)
     return (*outputs, quota_out, 0)

@@ -103,6 +103,11 @@ CODE_FIXES = {
 S301_MASKS = {"6307909842": "N95 respirators of textiles", "6307909844": "N95 respirators of textiles",
               "6307909850": "respirators of textiles, other than N95", "6307909870": "face masks of textiles",
               "6307909875": "face masks of textiles"}
+# 8517.62.00 is split by statistical number between List 3 and List 4A: US Note 20(g) item 2 puts the subheading
+# except 8517.62.0090 at 25% (9903.88.04), Note 20(s)(ii) item 2 puts 8517.62.0090 at 7.5% (9903.88.15), and Note 20(f)
+# (9903.88.03) does not name it. The tracker lists the 8-digit subheading under all three headings.
+S301_SPLIT = {("85176200", "9903.88.03"): (), ("85176200", "9903.88.04"): ("8517620010", "8517620020"),
+              ("85176200", "9903.88.15"): ("8517620090",)}
 # The tracker's rows for Japan's civil aircraft (9903.96.02) are eight codes of steel sections, railway material
 # and 9802.00.60 picked up from another page of the chapter 99 PDF; US Note 35(b) enumerates the same 554
 # subheadings as the South Korean list of US Note 2(v)(xxiv)(b) (checked against HTS 2026 Rev. 6), so the Japanese
@@ -600,7 +605,14 @@ def _section_301(tracker: Path, params: str) -> list[HsList]:
         else:
             for row in rows:
                 if (row["list"], row["ch99_code"]) == key:
-                    _add(codes, row["hts8"])
+                    split = S301_SPLIT.get((row["hts8"], ch99))
+                    for code in (row["hts8"],) if split is None else split:
+                        _add(codes, code, "" if split is None else "statistical numbers of 8517.62.00 under this "
+                                                                   "heading (US Notes 20(g) and 20(s))")
+            if any(code == ch99 for _, code in S301_SPLIT):
+                comments.append("8517.62.00 is split by statistical number: 8517.62.0010 and .0020 under 9903.88.04 "
+                                "(Note 20(g) item 2), 8517.62.0090 under 9903.88.15 (Note 20(s)(ii) item 2); Note "
+                                "20(f) does not name it, though the tracker lists it under 9903.88.03.")
         if key[0] == "4B":
             comments.append("List 4B never took effect: kept for completeness; it carries no duty in 2025.")
         if any(code.startswith("9802") for code in codes):
