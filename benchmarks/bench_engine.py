@@ -222,6 +222,41 @@ def bench_line_work(cases: list[tuple[str, int]]) -> list[dict]:
     return out
 
 
+def bench_line_shares(draws: int) -> dict:
+    """The cost of uncertain USMCA utilization and metal content: ``tariff_regime_q4_2025`` run in memory with and
+    without the prior set ``line_shares_2025``, and the time spent reweighting the lines at the draws' nodes."""
+    import impact
+    from impact import tariffs
+
+    original = tariffs.LayerStack._at_node
+    spent = {"seconds": 0.0, "nodes": 0}
+
+    def timed_at_node(self, node, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(self, node, *args, **kwargs)
+        finally:
+            if node is not None:
+                spent["seconds"] += time.perf_counter() - start
+                spent["nodes"] += 1
+
+    tariffs.LayerStack._at_node = timed_at_node
+    try:
+        impact.simulate("us_japan_2025", draws=64, seed=0)  # compile first
+        runs = {}
+        for label, priors in (("data's shares", None), ("line_shares_2025", "line_shares_2025")):
+            scenario = impact.load_scenario("tariff_regime_q4_2025", priors=priors)
+            spent.update(seconds=0.0, nodes=0)
+            start = time.perf_counter()
+            impact.simulate(scenario, draws=draws, seed=0)
+            runs[label] = {"run_seconds": time.perf_counter() - start, "node_seconds": spent["seconds"],
+                           "node_evaluations": spent["nodes"]}
+    finally:
+        tariffs.LayerStack._at_node = original
+    return {"draws": draws, **runs,
+            "ratio": runs["line_shares_2025"]["run_seconds"] / runs["data's shares"]["run_seconds"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller problems (about a minute)")
@@ -295,6 +330,13 @@ def main() -> None:
         print(f"  {r['scenario']:26s} {r['draws']:>7,} draws  {r['layers']:3d} layers x {r['lines']:,} lines"
               f"  {r['line_evaluations']:3d} evaluations  {r['line_seconds']:5.2f} s of {r['run_seconds']:6.1f} s"
               f"  ({r['line_share_of_run']:.1%}; loading {r['load_seconds']:.1f} s)")
+    shares = bench_line_shares(16384 if options.quick else 131072)
+    results["line_shares"] = shares
+    with_shares, without = shares["line_shares_2025"], shares["data's shares"]
+    print(f"uncertain USMCA utilization and metal content (tariff_regime_q4_2025, {shares['draws']:,} draws in memory):"
+          f"  {without['run_seconds']:.1f} s with the data's shares, {with_shares['run_seconds']:.1f} s"
+          f" with --priors line_shares_2025 (x{shares['ratio']:.2f}); {with_shares['node_evaluations']:,} node"
+          f" evaluations, {with_shares['node_seconds']:.1f} s")
     elementwise = bench_elementwise()
     results["elementwise"] = elementwise
     print("impact.libm against NumPy's own loops, 1,000,000 values (ns a value):")

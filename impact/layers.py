@@ -98,11 +98,13 @@ def line_layer(layer: Layer, lines: TradeLines, references: dict[str, np.ndarray
 def prepare_layers(layers: list[Layer], lines: TradeLines, references: dict[str, np.ndarray],
                    sectors: tuple[str, ...], partners: tuple[str, ...], start: np.ndarray,
                    reference: tuple[np.ndarray, np.ndarray], report: Report,
-                   hs_codes: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = None) -> LayerStack | None:
+                   hs_codes: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = None,
+                   uncertain_shares: bool = False) -> LayerStack | None:
     """Resolve ``layers`` on ``lines`` and the order in which their exclusions resolve; None (with problems
     reported) when they are inconsistent. ``start`` (L,) are the line rates before any layer; ``reference`` the
     2024 rates by line (L,) and by cell (S, P), whose difference the cells' rates are built on; ``hs_codes[i]`` are
-    layer i's HS prefixes and excepted prefixes."""
+    layer i's HS prefixes and excepted prefixes; ``uncertain_shares``: the USMCA utilization and metal content
+    vary by draw (priors on ``usmca_utilization`` or ``metal_content``)."""
     names = [layer.name for layer in layers]
     if len(set(names)) != len(names):
         return None
@@ -152,13 +154,16 @@ def prepare_layers(layers: list[Layer], lines: TradeLines, references: dict[str,
         u = lines.usmca[year]
         for layer, line in zip(layers, resolved):
             if layer.usmca_exempt > 0:
-                by_usmca |= line.coverage > 0
-        by_usmca &= (u > 0) & (u < 1)
+                by_usmca |= line.scope
+        # With uncertain utilization every line of a USMCA partner may be claimed in part; else only those in part.
+        by_usmca &= np.isin(lines.partner, np.unique(lines.partner[u > 0])) if uncertain_shares else (u > 0) & (u < 1)
+    parts = None
     if metals or by_usmca.any():
-        lines, parent = split_lines(lines, metals, by_usmca, year or USMCA_YEARS[-1])
+        lines, parent, parts = split_lines(lines, metals, by_usmca, year or USMCA_YEARS[-1],
+                                           keep_empty=uncertain_shares)
         start, reference = start[parent], (reference[0][parent], reference[1])
         # A part is in a layer's scope, at its rate, where its line is; only the coverage depends on the part.
         resolved = [replace(line, coverage=coverage_of(layer, line.scope[parent], lines), scope=line.scope[parent],
                             rate=line.rate[parent], stepped=line.stepped[parent])
                     for layer, line in zip(layers, resolved)]
-    return LayerStack(resolved, order, lines, start, reference)
+    return LayerStack(resolved, order, lines, start, reference, parts)

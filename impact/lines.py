@@ -51,13 +51,13 @@ class TradeLines:
         """The flat (sector, partner) index of each line."""
         return self.sector * self.shape[1] + self.partner
 
-    def cell_mean(self, values: np.ndarray) -> np.ndarray:
-        """The import-weighted mean of line values (..., L) in each cell: (..., S, P). A cell whose lines all hold
-        one value takes that value exactly (no rounding from weighting); a cell without import value has one
-        zero-weight line of its own, whose value it takes."""
+    def cell_mean(self, values: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+        """The import-weighted mean of line values (..., L) in each cell: (..., S, P), with the lines' 2024 values
+        or ``weight`` (L,) as weights. A cell whose lines all hold one value takes that value exactly (no rounding
+        from weighting); a cell without import value has one zero-weight line of its own, whose value it takes."""
         values = np.asarray(values, dtype=float)
         flat = values.reshape(-1, values.shape[-1])
-        weight, cell_weight = self._weights
+        weight, cell_weight = self._weights if weight is None else self._cell_weights(weight)
         order, starts = self._cell_order
         out = np.empty((flat.shape[0], self.shape[0] * self.shape[1]))
         for k, row in enumerate(flat):
@@ -69,9 +69,12 @@ class TradeLines:
 
     @cached_property
     def _weights(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._cell_weights(self.weight)
+
+    def _cell_weights(self, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Line weights and cell totals; a cell with no import value weighs its lines 1 each, for a defined mean."""
-        cell_weight = np.bincount(self.cell, weights=self.weight, minlength=self.shape[0] * self.shape[1])
-        weight = np.where(cell_weight[self.cell] > 0, self.weight, 1.0)
+        cell_weight = np.bincount(self.cell, weights=weight, minlength=self.shape[0] * self.shape[1])
+        weight = np.where(cell_weight[self.cell] > 0, weight, 1.0)
         return weight, np.bincount(self.cell, weights=weight, minlength=cell_weight.size)
 
     @cached_property
@@ -135,8 +138,48 @@ def _with_empty_cells(lines: TradeLines, applied: np.ndarray, mfn: np.ndarray) -
         {y: add(v, zeros) for y, v in lines.usmca.items()}, lines.shape, True)
 
 
-def split_lines(lines: TradeLines, metals: dict[str, np.ndarray], by_usmca: np.ndarray, year: str
-                ) -> tuple[TradeLines, np.ndarray]:
+@dataclass(frozen=True)
+class LineParts:
+    """How the parts of split lines (:func:`split_lines`) share their line's value, as the line's USMCA utilization
+    and metal content move: arrays over the parts."""
+
+    value: np.ndarray         # (L,) the line's 2024 value
+    partner: np.ndarray       # (L,) int
+    utilization: np.ndarray   # (L,) the line's USMCA utilization
+    qualifying: np.ndarray    # (L,) int: 1 the qualifying part, 0 the non-qualifying one, -1 a line not split so
+    metal: np.ndarray         # (L,) int: the index in CONTENTS of a metal's part, -1 the rest (or a line not split)
+    content: np.ndarray       # (len(CONTENTS), L) the line's metal shares, for the metals the line is split by
+    usmca_partners: np.ndarray  # (P,) bool: partners with USMCA-qualifying imports
+
+    def shares(self, shift: np.ndarray | None = None, scale: np.ndarray | None = None) -> np.ndarray:
+        """Each part's share of its line, with the utilization shifted by ``shift[p]`` in [-1, 1] (``u + shift
+        (1 - u)`` upwards, ``u (1 + shift)`` downwards: the share of the unclaimed value that is claimed, or of the
+        claimed value that is not) and the metal shares scaled by ``scale[p]`` >= 0 (each capped at one), by the
+        part's partner; a line's metal shares that sum above one are scaled to sum to one. None: as in the data."""
+        u = self.utilization
+        if shift is not None:
+            k = np.where(self.usmca_partners, shift, 0.0)[self.partner]
+            u = np.where(k >= 0.0, u + k * (1.0 - u), u * (1.0 + k))
+        q_share = np.where(self.qualifying == 1, u, np.where(self.qualifying == 0, 1.0 - u, 1.0))
+        content = self.content if scale is None else np.minimum(1.0, self.content * scale[self.partner])
+        total = content.sum(axis=0)
+        factor = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-300), 1.0)
+        metal = np.where(self.metal >= 0, content[np.maximum(self.metal, 0), np.arange(self.metal.size)] * factor,
+                         1.0 - total * factor)
+        return q_share * metal
+
+    def weights(self, shift: np.ndarray | None = None, scale: np.ndarray | None = None) -> np.ndarray:
+        """The parts' values: the line's value times :meth:`shares`."""
+        return self.value * self.shares(shift, scale)
+
+    def subset(self, index: np.ndarray) -> "LineParts":
+        """The parts at ``index``."""
+        return LineParts(*(getattr(self, f)[..., index] for f in ("value", "partner", "utilization", "qualifying",
+                                                                   "metal", "content")), self.usmca_partners)
+
+
+def split_lines(lines: TradeLines, metals: dict[str, np.ndarray], by_usmca: np.ndarray, year: str,
+                keep_empty: bool = False) -> tuple[TradeLines, np.ndarray, LineParts]:
     """``lines`` split into parts of their value that layers charge whole: on the lines of ``metals[m]`` (L,) bool,
     a part of metal ``m`` (its content share) and the rest; on the lines of ``by_usmca`` (L,) bool, a
     USMCA-qualifying part (the line's ``year`` utilization) and a non-qualifying one, each split by metal alike.
@@ -148,36 +191,36 @@ def split_lines(lines: TradeLines, metals: dict[str, np.ndarray], by_usmca: np.n
     another share out a line's value exactly (the reciprocal rate charges what no Section 232 metal charges; a
     fentanyl rate from which USMCA goods are exempt and that excludes Section 232 autos charges nothing of a
     vehicle whose non-qualifying part the autos tariff charges). Where a line's metal shares sum above one they are
-    scaled to sum to one. Returns the parts and the line of each part."""
-    content = {m: np.where(metals[m], lines.content[m], 0.0) for m in metals}
-    total = sum(content.values(), np.zeros(lines.hs.shape))
-    scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-300), 1.0)
-    content = {m: c * scale for m, c in content.items()}
-    rest = 1.0 - total * scale
-    u = lines.usmca[year]
-    parents, shares, metal_of, qualifying = [], [], [], []
-    for q_state, q_share in ((-1, np.where(by_usmca, 0.0, 1.0)), (0, np.where(by_usmca, 1.0 - u, 0.0)),
-                             (1, np.where(by_usmca, u, 0.0))):
-        for metal, m_share in ((None, rest), *content.items()):
-            share = q_share * m_share
-            keep = np.flatnonzero(share > 0)
-            parents.append(keep)
-            shares.append(share[keep])
-            metal_of.append(np.full(keep.size, -1 if metal is None else CONTENTS.index(metal)))
-            qualifying.append(np.full(keep.size, q_state))
-    parent = np.concatenate(parents)
-    order = np.lexsort((np.concatenate(qualifying), np.concatenate(metal_of), parent))
-    parent, share = parent[order], np.concatenate(shares)[order]
-    metal_of, qualifying = np.concatenate(metal_of)[order], np.concatenate(qualifying)[order]
-    split_content = {}
-    for k, m in enumerate(CONTENTS):
-        split = metals[m][parent] if m in metals else np.zeros(parent.size, dtype=bool)
-        split_content[m] = np.where(split, (metal_of == k).astype(float), lines.content[m][parent])
+    scaled to sum to one. Parts with no value are dropped unless ``keep_empty`` (their shares may move with the
+    utilization and content of a draw). Returns the parts, the line of each part and their :class:`LineParts`."""
+    candidates = []
+    for q_state, q_lines in ((-1, ~by_usmca), (0, by_usmca), (1, by_usmca)):
+        for k, metal in enumerate((None, *CONTENTS)):
+            where = q_lines if metal is None else q_lines & metals.get(metal, np.zeros_like(q_lines))
+            line = np.flatnonzero(where)
+            candidates.append((line, np.full(line.size, q_state), np.full(line.size, k - 1)))
+    parent = np.concatenate([c[0] for c in candidates])
+    qualifying = np.concatenate([c[1] for c in candidates])
+    metal_of = np.concatenate([c[2] for c in candidates])
+    order = np.lexsort((qualifying, metal_of, parent))
+    parent, qualifying, metal_of = parent[order], qualifying[order], metal_of[order]
+    split_by = {m: metals.get(m, np.zeros(lines.hs.shape, dtype=bool)) for m in CONTENTS}
+    usmca_partners = np.zeros(lines.shape[1], dtype=bool)
+    usmca_partners[np.unique(lines.partner[lines.usmca[year] > 0])] = True
+    parts = LineParts(lines.weight[parent], lines.partner[parent], lines.usmca[year][parent], qualifying, metal_of,
+                      np.array([np.where(split_by[m], lines.content[m], 0.0)[parent] for m in CONTENTS]),
+                      usmca_partners)
+    shares = parts.shares()
+    keep = np.flatnonzero((shares > 0) | keep_empty)
+    parts = parts.subset(keep)
+    parent, qualifying, metal_of, shares = parent[keep], qualifying[keep], metal_of[keep], shares[keep]
+    split_content = {m: np.where(split_by[m][parent], (metal_of == k).astype(float), lines.content[m][parent])
+                     for k, m in enumerate(CONTENTS)}
     split_usmca = {y: np.where(qualifying >= 0, qualifying.astype(float), lines.usmca[y][parent]) for y in lines.usmca}
-    parts = TradeLines(lines.path, lines.sha256, lines.hs[parent], lines.sector[parent], lines.partner[parent],
-                       lines.weight[parent] * share, lines.applied[parent], lines.mfn[parent], split_content,
-                       split_usmca, lines.shape, lines.by_hs)
-    return parts, parent
+    split = TradeLines(lines.path, lines.sha256, lines.hs[parent], lines.sector[parent], lines.partner[parent],
+                       parts.value * shares, lines.applied[parent], lines.mfn[parent], split_content, split_usmca,
+                       lines.shape, lines.by_hs)
+    return split, parent, parts
 
 
 def load_lines(baseline: Baseline) -> TradeLines:

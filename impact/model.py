@@ -6,13 +6,20 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+from scipy import special
 
 from impact import libm
 from impact.kernels import market_numba, market_numpy
 from impact.spec import PARAMETER_DOMAINS, SampledColumn, Scenario, year_segments
+from impact.tariffs import SHARE_INPUTS
 
 BACKENDS = {"numba": market_numba.solve_and_account, "numpy": market_numpy.solve_and_account}
 PLEDGE_PARAMETERS = ("realization", "additionality", "output_per_dollar")
+#: Equally likely values a share input takes (its quantiles at (i + 1/2) / SHARE_NODES): each value is one
+#: evaluation of the tariff lines, so the inputs are drawn on this grid rather than continuously.
+SHARE_NODES = 16
+_SHARE_BOUNDS = special.ndtri(np.arange(1, SHARE_NODES) / SHARE_NODES)    # normal scores between the nodes
+_SHARE_SCORES = special.ndtri((np.arange(SHARE_NODES) + 0.5) / SHARE_NODES)  # the nodes' normal scores
 
 
 @dataclass
@@ -36,6 +43,7 @@ class CompiledCase:
     quota_rate_in: np.ndarray     # (S,)
     quota_rate_out: np.ndarray    # (S,)
     quota_log_index: np.ndarray   # (S,) log of the quota as a share of the baseline quantity
+    share_inputs: tuple[str, ...] = ()  # share inputs (SHARE_INPUTS) sampled or set away from the data's values
 
     @property
     def column_names(self) -> list[str]:
@@ -64,6 +72,7 @@ def compile_case(scenario: Scenario, label: str) -> CompiledCase:
         columns_by_parameter=by_parameter,
         policy_names=[policy_name(section, layer.name) for section, layer in scenario.policy_layers],
         **quota_arrays(scenario),
+        share_inputs=tuple(name for name, value in SHARE_INPUTS.items() if np.any(scenario.fixed[name] != value)),
     )
 
 
@@ -96,7 +105,8 @@ def struck_by_group(case: CompiledCase, scores: dict[str, np.ndarray]) -> dict[s
 
 def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: dict[str, np.ndarray], draws: int,
                 year: int | None = None, authorities: tuple[str, ...] = ()):
-    """Tariffs and partner tariffs draw by draw, for a scenario whose layers vary by draw or (with a horizon) date.
+    """Tariffs and partner tariffs draw by draw, for a scenario whose layers vary by draw or (with a horizon) date,
+    or whose lines' USMCA utilization and metal content do (``case.share_inputs``).
 
     In a year with changes (layers taking effect or ending, scheduled steps, court rulings), each period's regime is
     built and the year's rates are their average weighted by days. Returns ``tariff`` (D, S, P),
@@ -111,6 +121,8 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
               scenario.retaliation_stack) for layer in stack.resolved if layer.legal_risk is not None}
     pledge_index = {p.name: k for k, p in enumerate(scenario.pledges)}
     realization = np.broadcast_to(parameters["realization"], (draws, len(scenario.pledges)))
+    partners = len(scenario.baseline.partners)
+    shares = {name: np.broadcast_to(parameters[name], (draws, partners)) for name in case.share_inputs}
     stacks = {"tariff": scenario.tariff_stack, "retaliation": scenario.retaliation_stack}
     totals = {"tariff": 0.0, "retaliation": 0.0}
     parts = dict.fromkeys(authorities, 0.0)
@@ -144,11 +156,12 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
                 linked[section][layer.name] = rate
                 linked_rates[:, k] = np.where(active, rate, linked_rates[:, k])
         for section, stack in stacks.items():
-            rates = stack.apply(applies[section], linked[section], overrides[section])
+            rates = stack.apply(applies[section], linked[section], overrides[section],
+                                shares if section == "tariff" else None)
             totals[section] = totals[section] + weight * np.broadcast_to(rates, (draws,) + rates.shape[-2:])
         for authority in authorities:
             part = scenario.tariff_stack.apply_authority(authority, applies["tariff"], linked["tariff"],
-                                                         overrides["tariff"])
+                                                         overrides["tariff"], shares)
             parts[authority] = parts[authority] + weight * np.broadcast_to(part, (draws,) + part.shape[-2:])
     return totals["tariff"], totals["retaliation"], applied, linked_rates, parts
 
@@ -188,7 +201,12 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
             continue
         values = np.repeat(fixed.reshape(1, -1), draws, axis=0)
         for column in columns:
-            values[:, list(column.cells)] = column.distribution.from_normal_score(scores[column.name])[:, None]
+            if parameter in SHARE_INPUTS:  # on the grid of SHARE_NODES equally likely values
+                nodes = column.distribution.from_normal_score(_SHARE_SCORES)
+                drawn = nodes[np.searchsorted(_SHARE_BOUNDS, scores[column.name], side="right")]
+            else:
+                drawn = column.distribution.from_normal_score(scores[column.name])
+            values[:, list(column.cells)] = drawn[:, None]
         out[parameter] = values.reshape((draws,) + fixed.shape)
     return out
 

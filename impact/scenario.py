@@ -28,6 +28,7 @@ from impact.lines import hs_list_path, load_export_lines, load_lines, read_hs_li
 from impact.spec import (INFINITE_ALLOWED, PARAMETER_DEFAULTS, PARAMETER_DOMAINS, HorizonSpec, PledgeSpec, QuotaSpec,
                          SampledColumn, Scenario)
 from impact.layers import AUTHORITY_PREFIX, prepare_layers
+from impact.tariffs import SHARE_INPUTS
 
 NAMED_LISTS = ("tariff_layers", "retaliation", "pledges", "quotas")
 APPENDED_LISTS = ("priors", "correlations")
@@ -72,7 +73,7 @@ def load_scenario(source: str | Path, *, with_counterfactual: bool = True, prior
     if priors is not None:
         merged, files = _with_prior_set(priors, merged, origins, files, problems)
     raise_if_any(problems)
-    scenario = _validate(path, merged, origins, files)
+    scenario = _validate(path, merged, origins, files, str(prior_set_path(priors)) if priors is not None else None)
     scenario.prior_set = str(priors) if priors is not None else None
     if with_counterfactual and scenario.resolved["scenario"].get("counterfactual"):
         reference = scenario.resolved["scenario"]["counterfactual"]
@@ -263,8 +264,9 @@ def _pydantic_problems(err: ValidationError, merged: dict, origins: dict, label:
     return problems
 
 
-def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
-    """Check the merged file section by section, so every problem is found in one pass."""
+def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | None = None) -> Scenario:
+    """Check the merged file section by section, so every problem is found in one pass. ``prior_set`` is the file
+    of the run's prior set, whose priors serve scenarios of every kind."""
     label = str(path)
     problems: list[Problem] = []
     for key in merged:
@@ -338,10 +340,20 @@ def _validate(path: Path, merged: dict, origins: dict, files) -> Scenario:
     if structure_ok and not problems:
         import_lines, export_lines = checker.import_lines, checker.export_lines
         sectors, partners = baseline.sectors, baseline.partners
+        uncertain = [name for name in SHARE_INPUTS if np.any(fixed[name] != SHARE_INPUTS[name])]  # NaN: sampled
+        for name, key, what in (("usmca_utilization", "usmca_exempt", "exempts USMCA goods (`usmca_exempt`)"),
+                                ("metal_content", "content", "is charged on metal `content`")):
+            if any(getattr(layer, key) for layer in layers):
+                continue
+            for i, prior in entries["priors"]:
+                if prior.parameter == name and origins.get(("priors", i), label) != prior_set:
+                    checker.add(("priors", i, "parameter"), f"{name}: no tariff layer of the scenario {what}, so "
+                                                            "its prior would change nothing")
         tariff_stack = prepare_layers(layers, import_lines, line_references(baseline, import_lines), sectors,
                                       partners, np.zeros(import_lines.hs.shape),
                                       (import_lines.applied, baseline.tariff_baseline),
-                                      checker.problems_for("tariff_layers"), checker.hs_codes["tariff_layers"])
+                                      checker.problems_for("tariff_layers"), checker.hs_codes["tariff_layers"],
+                                      uncertain_shares=bool(uncertain))
         retaliation_stack = prepare_layers(retaliation, export_lines, line_references(baseline, export_lines),
                                            sectors, partners, export_lines.applied,
                                            (export_lines.applied, baseline.partner_tariff),

@@ -251,7 +251,8 @@ class Prior(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    parameter: Literal["sigma", "eps", "mu", "eta", "fx", "phi", "sigx", "collection"]
+    parameter: Literal["sigma", "eps", "mu", "eta", "fx", "phi", "sigx", "collection", "usmca_utilization",
+                       "metal_content"]
     sectors: Names = "all"
     partners: Names = "all"
     draw: Literal["each", "common"] = "each"

@@ -104,7 +104,7 @@ class Simulation:
         """Draws per chunk bounding memory: fewer draws per chunk when each is solved for many years, or when the
         split of revenue by authority varies by draw (each draw then holds its authorities' parts of every cell)."""
         size = DEFAULT_CHUNK // max(1, len(self.years))
-        varies = self.years or any(case.policy_names for case in self.cases)
+        varies = self.years or any(case.policy_names or case.share_inputs for case in self.cases)
         if "tariff_revenue_by_authority" in self.outputs and varies:
             cells = len(self.scenario.baseline.sectors) * len(self.scenario.baseline.partners)
             size = min(size, SPLIT_BYTES // (2 * 8 * max(1, len(self.authorities)) * cells))
@@ -225,7 +225,7 @@ class Simulation:
                     # The trade elasticity sigma - 1 reaches its sampled long-run value along the path.
                     year_parameters = {**parameters, "sigma": 1.0 + (parameters["sigma"] - 1.0) * path}
                     scale, amounts = self.horizon.growth[k], case.scenario.horizon.pledge_flows[:, k]
-                if case.policy_names or year is not None:
+                if case.policy_names or case.share_inputs or year is not None:
                     tariff, partner_tariff, case_applied, case_linked, parts = draw_policy(
                         case, parameters, case_scores, n, year, authorities)
                     policy = (tariff, partner_tariff)

@@ -30,6 +30,8 @@ PARAMETER_DOMAINS = {
     "phi": (("sector",), 0.0, 1.0, False),
     "sigx": (("sector",), 0.0, math.inf, False),
     "collection": (("partner",), 0.0, 1.0, False),
+    "usmca_utilization": (("partner",), -1.0, 1.0, False),
+    "metal_content": (("partner",), 0.0, math.inf, False),
     "realization": (("pledge",), 0.0, 1.0, False),
     "additionality": (("pledge",), 0.0, 1.0, False),
     "output_per_dollar": (("pledge",), 0.0, math.inf, False),
@@ -38,7 +40,7 @@ PARAMETER_DOMAINS = {
 INFINITE_ALLOWED = ("mu", "eta")
 #: Values used where no prior covers a cell (None: a prior is required).
 PARAMETER_DEFAULTS = {"sigma": None, "eps": None, "mu": None, "eta": math.inf, "fx": 1.0, "phi": 0.0, "sigx": 0.0,
-                      "collection": 1.0}
+                      "collection": 1.0, "usmca_utilization": 0.0, "metal_content": 1.0}
 
 @dataclass(frozen=True)
 class SampledColumn:

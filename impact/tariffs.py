@@ -32,12 +32,18 @@ from datetime import date
 
 import numpy as np
 
-from impact.lines import TradeLines
+from impact.lines import LineParts, TradeLines
 
 #: The authority of the start of a stack (e.g. the partners' 2024 tariffs under retaliation layers).
 START_AUTHORITY = "baseline"
-#: Patterns kept per stack; a run has a handful (legal rulings, conditions, dated periods).
-CACHE_SIZE = 256
+#: Patterns kept per stack; a run has a handful (legal rulings, conditions, dated periods), times the nodes of the
+#: share inputs by partner (a few hundred).
+CACHE_SIZE = 4096
+#: Line totals kept per stack (each a few arrays over the lines), reweighted at each draw's shares.
+TOTALS_CACHE_SIZE = 8
+#: The inputs that move the shares of split lines' parts, draw by draw: a shift of the USMCA utilization and a
+#: scale of the metal content, by partner (:meth:`impact.lines.LineParts.shares`), and their values in the data.
+SHARE_INPUTS = {"usmca_utilization": 0.0, "metal_content": 1.0}
 
 
 @dataclass(frozen=True)
@@ -107,12 +113,13 @@ class LayerStack:
 
     ``resolved`` are the layers in file order (their conditions, links and legal risks decide draw by draw which
     apply); ``order`` the order in which exclusions resolve; ``start`` the line rates before any layer (0 for
-    tariffs; the partners' 2024 tariffs under retaliation); ``reference`` the 2024 rates by line and by cell.
+    tariffs; the partners' 2024 tariffs under retaliation); ``reference`` the 2024 rates by line and by cell;
+    ``parts`` how the lines' values follow the utilization and content inputs (None: lines not split).
     """
 
     def __init__(self, resolved: list[LineLayer], order: list[int], lines: TradeLines, start: np.ndarray,
-                 reference: tuple[np.ndarray, np.ndarray]):
-        self.resolved, self.order, self.lines, self.start = resolved, order, lines, start
+                 reference: tuple[np.ndarray, np.ndarray], parts: LineParts | None = None):
+        self.resolved, self.order, self.lines, self.start, self.parts = resolved, order, lines, start, parts
         self.reference_lines, self.reference_cells = reference
         self.names = [layer.name for layer in resolved]
         self._authority_of = {layer.name: layer.authority for layer in resolved}
@@ -123,6 +130,7 @@ class LayerStack:
         self._kinks = {name: np.unique(np.concatenate([f.rate[f.coverage > 0] for f in floors if f.floor_of == name]))
                        for name in self.kinked}
         self._cache: OrderedDict = OrderedDict()
+        self._totals: OrderedDict = OrderedDict()
 
     # -- timing ----------------------------------------------------------------------------------------------------
 
@@ -167,22 +175,24 @@ class LayerStack:
         return self._cells(frozenset(off), overrides, ())[0]
 
     def apply(self, applies: dict[str, np.ndarray] | None = None, linked: dict[str, np.ndarray] | None = None,
-              overrides: dict[str, float] | None = None) -> np.ndarray:
+              overrides: dict[str, float] | None = None, shares: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Cell rates after every layer.
 
         ``applies[name]`` (D,) says in which draws a layer applies (absent: in every draw); ``linked[name]`` (D,)
-        gives a layer's rate draw by draw. With either, the result is (D, S, P), else (S, P). ``overrides[name]``
-        replaces a layer's rate (a scheduled step).
+        gives a layer's rate draw by draw; ``shares[input]`` (D, P) the draws' values of :data:`SHARE_INPUTS` by
+        partner. With any of them, the result is (D, S, P), else (S, P). ``overrides[name]`` replaces a layer's
+        rate (a scheduled step).
         """
-        return self._by_pattern(lambda off, steps, names: self._cells(off, steps, names), applies, linked, overrides)
+        return self._by_pattern(lambda off, steps, names, node: self._cells(off, steps, names, node),
+                                applies, linked, overrides, shares)
 
     def apply_authority(self, authority: str, applies: dict[str, np.ndarray] | None = None,
-                        linked: dict[str, np.ndarray] | None = None,
-                        overrides: dict[str, float] | None = None) -> np.ndarray:
+                        linked: dict[str, np.ndarray] | None = None, overrides: dict[str, float] | None = None,
+                        shares: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """The part of :meth:`apply`'s rates that comes from the layers of ``authority`` (same shapes); the parts
         of all authorities sum to the rates (within the line file's rounding, 5e-7)."""
-        return self._by_pattern(lambda off, steps, names: self._parts(off, steps, names, authority),
-                                applies, linked, overrides)
+        return self._by_pattern(lambda off, steps, names, node: self._parts(off, steps, names, authority, node),
+                                applies, linked, overrides, shares)
 
     @property
     def authorities(self) -> list[str]:
@@ -190,42 +200,58 @@ class LayerStack:
         found = {layer.authority for layer in self.resolved}
         return sorted(found | ({START_AUTHORITY} if np.any(self.start != 0) else set()))
 
-    def _by_pattern(self, cells, applies, linked, overrides) -> np.ndarray:
-        """``cells(off, overrides, linked names)`` -> (constant (S, P), {linked name: coefficient (S, P)}) applied
-        draw by draw: once per pattern of layers in force, gathered for the draws of each pattern."""
+    def _by_pattern(self, cells, applies, linked, overrides, shares=None) -> np.ndarray:
+        """``cells(off, overrides, linked names, node)`` -> (constant (S, P), {linked name: coefficient (S, P)})
+        applied draw by draw: once per pattern of layers in force and per *node* (the distinct values of the share
+        inputs), each cell of a draw taken from its partner's node (a partner's cells depend on its own lines only)."""
         applies, linked, overrides = applies or {}, linked or {}, overrides or {}
-        if not applies and not linked:
-            return cells(frozenset(), overrides, ())[0]
-        draws = len(next(iter({**applies, **linked}.values())))
+        shares = (shares or {}) if self.parts is not None else {}
+        if not applies and not linked and not shares:
+            return cells(frozenset(), overrides, (), None)[0]
+        draws = len(next(iter({**applies, **linked, **shares}.values())))
         names = sorted(applies)
         if names:
             patterns, which = _patterns(np.stack([applies[n] for n in names], axis=1))
         else:
             patterns, which = np.ones((1, 0), dtype=bool), np.zeros(draws, dtype=np.int64)
-        out = np.empty((draws,) + self.lines.shape)
+        nodes, node_of = _share_nodes(shares, draws, self.lines.shape[1])
+        S, P = self.lines.shape
+        cell_index = (np.arange(S)[None, :, None], np.arange(P)[None, None, :])
+        out = np.empty((draws, S, P))
         linked_names = tuple(sorted(linked))
         for k, pattern in enumerate(patterns):
             off = frozenset(n for n, on in zip(names, pattern) if not on)
-            rows = which == k
+            rows = np.flatnonzero(which == k)
+            used, pick = np.unique(node_of[rows], return_inverse=True)
+            pick = pick.reshape(rows.size, P)
             kinked = [name for name in linked_names if name in self.kinked and name not in off]
             if kinked:
-                out[rows] = self._interpolated(cells, off, overrides, kinked[0], linked[kinked[0]][rows])
+                for i, n in enumerate(used):
+                    block = self._interpolated(cells, off, overrides, kinked[0], linked[kinked[0]][rows], nodes[n])
+                    out[rows] = block if used.size == 1 else np.where((pick == i)[:, None, :], block, out[rows])
                 continue
-            constant, coefficients = cells(off, overrides, linked_names)
-            block = np.broadcast_to(constant, (int(rows.sum()),) + constant.shape).copy()
-            for name, coefficient in coefficients.items():
-                block += linked[name][rows, None, None] * coefficient
+            evaluated = [cells(off, overrides, linked_names, nodes[n]) for n in used]
+            if used.size == 1:
+                constant, coefficients = evaluated[0]
+                block = np.broadcast_to(constant, (rows.size, S, P)).copy()
+            else:  # each (draw, cell) from its partner's node
+                block = np.stack([c for c, _ in evaluated])[(pick[:, None, :],) + cell_index]
+            for name in linked_names:
+                coefficient = evaluated[0][1].get(name) if used.size == 1 else \
+                    np.stack([c.get(name, np.zeros((S, P))) for _, c in evaluated])[(pick[:, None, :],) + cell_index]
+                if coefficient is not None:
+                    block += linked[name][rows, None, None] * coefficient
             out[rows] = block
         return out
 
     def _interpolated(self, cells, off: frozenset, overrides: dict[str, float], name: str,
-                      rates: np.ndarray) -> np.ndarray:
+                      rates: np.ndarray, node=None) -> np.ndarray:
         """Cell rates (D, S, P) for the draws' ``rates`` of a linked layer a floor refers to: exact linear
         interpolation between the regimes at the floor rates (the kinks) and at the draws' extremes."""
         low, high = float(rates.min()), float(rates.max())
         points = np.unique(np.concatenate([[low, high], self._kinks[name][(self._kinks[name] > low)
                                                                           & (self._kinks[name] < high)]]))
-        regimes = np.stack([cells(off, {**overrides, name: float(point)}, ())[0] for point in points])
+        regimes = np.stack([cells(off, {**overrides, name: float(point)}, (), node)[0] for point in points])
         if points.size == 1:
             return np.broadcast_to(regimes[0], (rates.size,) + regimes.shape[1:]).copy()
         segment = np.clip(np.searchsorted(points, rates, side="right") - 1, 0, points.size - 2)
@@ -238,28 +264,71 @@ class LayerStack:
         off, overrides = self.nominal_off(on)
         return {authority: self._parts(frozenset(off), overrides, (), authority)[0] for authority in self.authorities}
 
-    def _parts(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...], authority: str):
+    def _partner_view(self, partner: int):
+        """The lines of one partner, as lines of their own (cells (S, 1)), their indices and their parts."""
+        return self._cached(("partner", partner), lambda: _partner_lines(self.lines, self.parts, partner))
+
+    def _at_node(self, node, values: dict, reference: np.ndarray | None = None) -> dict:
+        """Cell means (S, P) of line values {key: (L,)}: with the data's weights (``node`` None), or at a node of the
+        share inputs, ``(shift, scale, partner)``, that partner's column alone (the others NaN: a partner's cells
+        depend on its own lines only). With ``reference`` (L,) the 2024 line rates, a cell whose lines all keep
+        them keeps its 2024 rate exactly."""
+        if node is None:
+            out = {key: self.lines.cell_mean(v) for key, v in values.items()}
+            if reference is not None:
+                unchanged = self.lines.cell_all(values["total"] == reference)
+                out["total"] = np.where(unchanged, self.reference_cells, out["total"])
+            return out
+        shift, scale, p = node
+        index, lines, parts = self._partner_view(p)
+        P = self.lines.shape[1]
+        weight = parts.weights(np.full(P, shift), np.full(P, scale))
+        out = {}
+        for key, v in values.items():
+            column = lines.cell_mean(v[index], weight)
+            if reference is not None and key == "total":
+                column = np.where(lines.cell_all(v[index] == reference[index]), self.reference_cells[:, p:p + 1],
+                                  column)
+            full = np.full(self.lines.shape, np.nan)
+            full[:, p] = column[:, 0]
+            out[key] = full
+        return out
+
+    def _parts(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...], authority: str,
+               node=None):
         """As :meth:`_cells`, the part of ``authority``: (constant (S, P), {linked layer of that authority:
         coefficient (S, P)})."""
         def evaluate():
-            _, coefficients, parts = self._evaluate(off, overrides, linked, by_authority=True)
-            return ({a: self.lines.cell_mean(values) for a, values in parts.items()},
-                    {name: self.lines.cell_mean(values) for name, values in coefficients.items()})
+            _, coefficients, parts = self._line_totals(off, overrides, linked, by_authority=True)
+            means = self._at_node(node, {**{("part", a): v for a, v in parts.items()},
+                                         **{("coefficient", n): v for n, v in coefficients.items()}})
+            return ({a: means[("part", a)] for a in parts}, {n: means[("coefficient", n)] for n in coefficients})
 
-        parts, coefficients = self._cached(("parts", off, tuple(sorted(overrides.items())), linked), evaluate)
+        parts, coefficients = self._cached(("parts", off, tuple(sorted(overrides.items())), linked, node), evaluate)
         return (parts.get(authority, np.zeros(self.lines.shape)),
                 {name: value for name, value in coefficients.items() if self._authority_of[name] == authority})
 
-    def _cells(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...]):
+    def _cells(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...], node=None):
         def evaluate():
-            total, coefficients, _ = self._evaluate(off, overrides, linked)
+            total, coefficients, _ = self._line_totals(off, overrides, linked)
             # A cell whose lines all keep their 2024 rates keeps its own 2024 rate exactly (the line file's
             # rounding cannot move it); the others are the means of their lines.
-            unchanged = self.lines.cell_all(total == self.reference_lines)
-            return (np.where(unchanged, self.reference_cells, self.lines.cell_mean(total)),
-                    {name: self.lines.cell_mean(values) for name, values in coefficients.items()})
+            means = self._at_node(node, {"total": total, **{("coefficient", n): v for n, v in coefficients.items()}},
+                                  self.reference_lines)
+            return means["total"], {n: means[("coefficient", n)] for n in coefficients}
 
-        return self._cached((off, tuple(sorted(overrides.items())), linked), evaluate)
+        return self._cached((off, tuple(sorted(overrides.items())), linked, node), evaluate)
+
+    def _line_totals(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...],
+                     by_authority: bool = False):
+        """:meth:`_evaluate`, kept for the few patterns in use: each node of the share inputs reweights them."""
+        key = (off, tuple(sorted(overrides.items())), linked, by_authority)
+        if key not in self._totals:
+            self._totals[key] = self._evaluate(off, overrides, linked, by_authority)
+            if len(self._totals) > TOTALS_CACHE_SIZE:
+                self._totals.popitem(last=False)
+        self._totals.move_to_end(key)
+        return self._totals[key]
 
     def _cached(self, key: tuple, compute):
         """The cached result of ``compute()`` under ``key``; the least recently used entry goes beyond
@@ -353,3 +422,36 @@ def _patterns(applies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     unique, which = np.unique(codes, return_inverse=True)
     patterns = ((unique[:, None] & weights[None, :]) != 0)
     return patterns, which.ravel()
+
+
+def _share_nodes(shares: dict[str, np.ndarray], draws: int, partners: int) -> tuple[list, np.ndarray]:
+    """The distinct (shift, scale, partner) values of the share inputs among the draws' partners, None for the
+    data's own (0, 1) of any partner; and the node of each (draw, partner), (D, P)."""
+    if not shares:
+        return [None], np.zeros((draws, partners), dtype=np.int64)
+    levels, codes = [], np.zeros(draws * partners, dtype=np.int64)
+    for name, default in SHARE_INPUTS.items():  # integer codes of the (few) distinct values, then one 1-d unique
+        values, code = np.unique(np.broadcast_to(shares.get(name, default), (draws, partners)).ravel(),
+                                 return_inverse=True)
+        levels.append(values)
+        codes = codes * values.size + code.ravel()
+    codes = codes * partners + np.tile(np.arange(partners), draws)
+    unique, node_of = np.unique(codes, return_inverse=True)
+    nodes = []
+    for code in unique:
+        p, rest = int(code % partners), int(code // partners)
+        scale = levels[1][rest % levels[1].size]
+        shift = levels[0][rest // levels[1].size]
+        default = (shift, scale) == tuple(SHARE_INPUTS.values())
+        nodes.append(None if default else (float(shift), float(scale), p))
+    return nodes, node_of.reshape(draws, partners)
+
+
+def _partner_lines(lines: TradeLines, parts: LineParts, partner: int):
+    """The lines of ``partner`` as lines of their own, with cells (S, 1); their indices; their parts."""
+    index = np.flatnonzero(lines.partner == partner)
+    own = TradeLines(lines.path, lines.sha256, lines.hs[index], lines.sector[index], np.zeros(index.size, dtype=int),
+                     lines.weight[index], lines.applied[index], lines.mfn[index],
+                     {m: v[index] for m, v in lines.content.items()}, {y: v[index] for y, v in lines.usmca.items()},
+                     (lines.shape[0], 1), lines.by_hs)
+    return index, own, parts.subset(index)

@@ -135,6 +135,12 @@ _VARIABLES = [
     _v("collection", "draw partner", "fraction", "collection rate of tariff increases",
        "share of the statutory change from the 2024 applied rate that is collected and faced by buyers (USMCA and "
        "other claims, exemptions, drawback, evasion); 1: statutory", "input"),
+    _v("usmca_utilization", "draw partner", "1", "shift of USMCA utilization",
+       "moves each line's USMCA-qualifying share u to u + x (1 - u) (x > 0: that share of the unclaimed value is "
+       "claimed) or u (1 + x) (x < 0); 0: the line data's utilization", "input"),
+    _v("metal_content", "draw partner", "1", "scale of metal content",
+       "multiplies each line's steel, aluminum and copper shares (each capped at 1); 1: the line data's shares",
+       "input"),
     _v("realization", "draw pledge", "fraction", "pledge realization rate",
        "share of the pledged amount that materializes", "input"),
     _v("additionality", "draw pledge", "fraction", "additionality of pledged purchases",

@@ -271,6 +271,110 @@ def test_a_regime_exempts_usmca_goods_at_one_years_utilization(market):
     assert len(problems) == 2 and all("usmca_year" in p and "2024, 2025" in p for p in problems), problems
 
 
+USMCA_AND_METALS = """
+    [[tariff_layers]]
+    name = "derivatives"
+    hs = ["7318", "8481"]
+    content = "steel"
+    rate = 0.5
+    authority = "s232"
+    [[tariff_layers]]
+    name = "fentanyl"
+    partners = ["canada"]
+    rate = 0.35
+    usmca_exempt = true
+    exclusive_of = ["derivatives"]
+    [[tariff_layers]]
+    name = "reciprocal"
+    partners = ["japan", "rest_of_world"]
+    rate = 0.1
+    exclusive_of = ["derivatives"]
+"""
+
+
+def _write_lines(folder, usmca=lambda u: u, steel=lambda c: c):
+    with gzip.open(folder / "small_lines.csv.gz", "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(LINE_COLUMNS)
+        for hs, partner, sector, value, rate_2024, mfn, steel_share, share in LINES:
+            u = usmca(share) if partner == "canada" else ""
+            writer.writerow([hs, partner, sector, value * 1e9, value * 1e9 * rate_2024, mfn, "hts_general",
+                             steel(steel_share), 0, 0, u, u, "published"])
+
+
+@pytest.mark.parametrize("prior, low, high, value, usmca, steel", [
+    # Uniform priors of 16 nodes 1/16 of their width apart, ``value`` among them (node 10, 5 and 7).
+    ("usmca_utilization", -0.025, 0.775, 0.5, lambda u: u + 0.5 * (1 - u), lambda c: c),  # half the unclaimed claimed
+    ("usmca_utilization", -0.775, 0.025, -0.5, lambda u: u * (1 - 0.5), lambda c: c),     # half the claimed not
+    ("metal_content", 0.75, 2.35, 1.5, lambda u: u, lambda c: min(1.0, 1.5 * c)),         # 50% more metal, capped
+])
+def test_uncertain_utilization_and_content_equal_the_regime_on_shifted_lines(market, prior, low, high, value,
+                                                                              usmca, steel):
+    """A draw's rates at its utilization and content equal the regime evaluated on lines whose shares are moved
+    the same way; the inputs take their prior's 16 equally likely values."""
+    from impact.model import SHARE_NODES, case_parameters, compile_case, draw_policy
+    from impact.sampling import Design
+
+    path = regime(market, USMCA_AND_METALS + f"""
+        [[priors]]
+        parameter = "{prior}"
+        dist = "uniform"
+        min = {low}
+        max = {high}
+        draw = "common"
+    """, "uncertain")
+    case = compile_case(load_scenario(path), "scenario")
+    assert case.share_inputs == (prior,)
+    design = Design(case.column_names, "mc", 3)
+    parameters = case_parameters(case, design.normal_scores(0, 4000), 4000)
+    drawn = parameters[prior][:, 0]
+    nodes, counts = np.unique(drawn, return_counts=True)
+    assert nodes.size == SHARE_NODES and counts.min() > 4000 / SHARE_NODES * 0.7
+    # The grid's midpoints of a uniform prior: equally spaced, the prior's value among them.
+    np.testing.assert_allclose(np.diff(nodes), np.diff(nodes)[0], rtol=1e-9)
+    tariff, *_ = draw_policy(case, parameters, {}, 4000)
+    at = np.flatnonzero(np.isclose(drawn, value, atol=1e-9))
+    _write_lines(market, usmca, steel)
+    moved = load_scenario(regime(market, USMCA_AND_METALS, "moved")).tariff
+    np.testing.assert_allclose(tariff[at], np.broadcast_to(moved, (at.size,) + moved.shape), rtol=0, atol=1e-12)
+    assert not np.allclose(tariff[np.argmin(drawn)], tariff[np.argmax(drawn)])
+
+
+def test_uncertain_shares_give_the_same_draws_whatever_the_chunks(market):
+    """Each draw's rates depend on its own inputs alone: a run with uncertain utilization and content is the same
+    bit for bit in one chunk or many (the nodes a chunk meets differ)."""
+    path = regime(market, USMCA_AND_METALS + """
+        [[priors]]
+        parameter = "usmca_utilization"
+        partners = ["canada"]
+        dist = "pert"
+        min = -0.5
+        mode = 0.2
+        max = 0.8
+        [[priors]]
+        parameter = "metal_content"
+        dist = "uniform"
+        min = 0.5
+        max = 2.0
+    """, "uncertain")
+    whole = impact.simulate(path, draws=4096 * 2, seed=4, counterfactual=False, chunk_size=4096 * 2)
+    pieces = impact.simulate(path, draws=4096 * 2, seed=4, counterfactual=False, chunk_size=4096)
+    assert whole.identical(pieces)
+    revenue = whole["tariff_revenue_by_partner"].sel(case="scenario", partner="canada").values
+    assert np.corrcoef(whole["usmca_utilization"].sel(partner="canada").values, revenue)[0, 1] < -0.5
+
+
+def test_a_prior_on_shares_needs_a_layer_they_move(market):
+    path = regime(market, """
+        [[priors]]
+        parameter = "usmca_utilization"
+        dist = "uniform"
+        min = 0.0
+        max = 0.5
+    """)
+    assert any("usmca_utilization" in p and "usmca_exempt" in p for p in problems_of(path))
+
+
 def test_bad_product_keys_are_reported_with_file_and_key(market):
     path = regime(market, """
         [[tariff_layers]]

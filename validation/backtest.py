@@ -376,7 +376,9 @@ def format_report(bt: Backtest) -> str:
                    f"{t['model_percent']:>8.2f}{float(t['rate_percent']):>9.2f}{t['difference_pp']:>+8.2f}  {t['status']}")
     out += [("  comparison_vs_tariff_etrs: Budget-Lab-Yale/tariff-rate-tracker @ 8315fffd, "
             "docs/archive/comparison_vs_tariff_etrs.md; its 1 January 2026 rates include the Section 301 increases "
-            "of that day, which the Q4 regime leaves out, and use the tracker's own import denominator ($3,124B)."),
+            "of that day, which the Q4 regime leaves out, its build's 2024 USMCA utilization (the model's regimes "
+            "use 2025's), List 4B at 15% (suspended in law; corrected in the tracker since) and all of heading "
+            "8471 as auto parts; validation/README.md reconciles China, Canada and Mexico cause by cause."),
             ("  daily_quoted: the tracker's published daily series as quoted in the project's issue; not verifiable "
             "offline. daily_f1: another vintage of that series, Budget-Lab-Yale/tariff-impact-tracker @ daaaf8d6, "
             "website/csv/F1_daily_etr.csv."),
