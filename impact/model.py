@@ -14,7 +14,6 @@ from impact.spec import PARAMETER_DOMAINS, SampledColumn, Scenario, year_segment
 from impact.tariffs import SHARE_INPUTS
 
 BACKENDS = {"numba": market_numba.solve_and_account, "numpy": market_numpy.solve_and_account}
-PLEDGE_PARAMETERS = ("realization", "additionality", "output_per_dollar")
 #: Equally likely values a share input takes (its quantiles at (i + 1/2) / SHARE_NODES): each value is one
 #: evaluation of the tariff lines, so the inputs are drawn on this grid rather than continuously.
 SHARE_NODES = 16

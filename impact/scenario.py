@@ -2,7 +2,9 @@
 
 :func:`load_scenario` returns a :class:`Scenario` whose tariffs, pledges and priors are arrays over the baseline's
 sectors and partners, or raises :class:`~impact.errors.ImpactInputError` listing every problem with its file and
-key path. The format is documented in ``docs/scenarios.md``.
+key path. The checks are here (``_Checker``, every problem in one pass); the builders of the spec's objects from
+checked entries are in :mod:`impact.resolve`, and the layers' resolution onto the import lines in
+:mod:`impact.layers`. The format is documented in ``docs/scenarios.md``.
 """
 
 from __future__ import annotations
@@ -12,22 +14,23 @@ import hashlib
 import math
 import tomllib
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from impact import library, libm
+from impact import library
 from impact.baseline import Baseline, load_baseline
 from impact.distributions import DistributionError, make_distribution
 from impact.errors import ImpactInputError, Problem, raise_if_any
 from impact.sampling import correlation_factor
 from impact.schema import RATE_MAX, Correlation, Layer, Pledge, Prior, Quota, ScenarioFile
 from impact.lines import hs_list_path, load_export_lines, load_lines, read_hs_list
-from impact.spec import (INFINITE_ALLOWED, PARAMETER_DEFAULTS, PARAMETER_DOMAINS, HorizonSpec, PledgeSpec, QuotaSpec,
-                         SampledColumn, Scenario)
+from impact.spec import (INFINITE_ALLOWED, PARAMETER_DOMAINS, PLEDGE_PARAMETERS, PledgeSpec, QuotaSpec, SampledColumn,
+                         Scenario)
 from impact.layers import AUTHORITY_PREFIX, prepare_layers
+from impact.resolve import (cell_label, correlation_matrix, horizon_spec, parameter_arrays, pledge_spec, prior_cells,
+                            quota_spec)
 from impact.tariffs import SHARE_INPUTS
 
 NAMED_LISTS = ("tariff_layers", "retaliation", "pledges", "quotas")
@@ -378,7 +381,7 @@ def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | N
         sampling_method=parsed["sampling"].method, tariff=tariff, partner_tariff=partner_tariff,
         pledges=pledges, fixed=fixed, columns=columns, correlations=correlations, layer_names=layer_names,
         tariff_stack=tariff_stack, retaliation_stack=retaliation_stack, quotas=quotas,
-        horizon=_horizon_spec(horizon, [p for _, p in entries["pledges"]]) if horizon else None,
+        horizon=horizon_spec(horizon, [p for _, p in entries["pledges"]]) if horizon else None,
         policy_layers=[(section, layer) for section, stack in (("tariff", tariff_stack),
                                                                ("retaliation", retaliation_stack))
                        for layer in stack.resolved if layer.varies_by_draw],
@@ -620,9 +623,7 @@ class _Checker:
             self.add(loc + ("sector",), f"a second quota in {quota.sector}: at most one quota per sector")
             return None
         self.quota_sectors.add(s)
-        value = quota.quota_value if quota.quota_value is not None else quota.quota_units * quota.unit_value
-        return QuotaSpec(quota.name, s, p, quota.in_quota_rate, quota.over_quota_rate,
-                         math.log(value / b.imports[s, p]))
+        return quota_spec(quota, b)
 
     def category_prior(self, index: int, pledge: Pledge):
         """The ``[pledge_priors]`` realization prior of a pledge's category, and where it was written."""
@@ -655,12 +656,7 @@ class _Checker:
             self.add(loc + (needed,), f"a {pledge.kind} pledge needs a distribution for {needed}")
         if getattr(pledge, unused) is not None:
             self.add(loc + (unused,), f"{unused} does not apply to a {pledge.kind} pledge")
-        shares = np.array([pledge.sector_shares.get(s, 0.0) for s in sectors], dtype=float)
-        partner_index = self.baseline.partners.index(pledge.partner) if pledge.partner in self.baseline.partners else 0
-        per_year = pledge.amount / pledge.years
-        if pledge.max_per_year is not None:
-            per_year = min(per_year, pledge.max_per_year)  # a cap stretches the pledge over more years
-        return PledgeSpec(pledge.name, pledge.kind, partner_index, per_year, shares)
+        return pledge_spec(pledge, self.baseline)
 
     def distribution(self, loc: tuple, spec: dict, parameter: str):
         _, low, high, low_open = PARAMETER_DOMAINS[parameter]
@@ -706,7 +702,7 @@ class _Checker:
             if distribution is None:
                 rejected.add(prior.parameter)
                 continue
-            cells = self._cells(prior, dims)
+            cells = prior_cells(prior, dims, self.baseline)
             if distribution.is_fixed:
                 value = fixed_value(distribution)
                 for cell, _label in cells:
@@ -716,10 +712,10 @@ class _Checker:
                 for cell, _label in cells:
                     assignment[prior.parameter][cell] = ("column", name, distribution)
             else:
-                for cell, cell_label in cells:
-                    assignment[prior.parameter][cell] = ("column", f"{prior.parameter}[{cell_label}]", distribution)
+                for cell, cell_name in cells:
+                    assignment[prior.parameter][cell] = ("column", f"{prior.parameter}[{cell_name}]", distribution)
         for position, (index, pledge) in enumerate(pledges):
-            for parameter in ("realization", "additionality", "output_per_dollar"):
+            for parameter in PLEDGE_PARAMETERS:
                 spec, loc = getattr(pledge, parameter), ("pledges", index, parameter)
                 if spec is None and parameter == "realization":
                     spec, loc = self.category_prior(index, pledge)
@@ -737,59 +733,20 @@ class _Checker:
         required = {"sigma", "eps", "mu"} | ({"phi", "sigx"} if fx_uncertain else set())
         if has_retaliation:
             required.add("sigx")
-        fixed: dict[str, np.ndarray] = {}
-        columns: dict[str, SampledColumn] = {}
-        distributions_of: dict[str, object] = {}
-        for parameter, (dims, *_rest) in PARAMETER_DOMAINS.items():
-            values = np.full(len(assignment[parameter]), np.nan)
-            missing = []
-            for cell, entry in enumerate(assignment[parameter]):
-                if entry is None:
-                    if parameter in ("realization", "additionality", "output_per_dollar"):
-                        continue
-                    if parameter in required:
-                        missing.append(cell)
-                    else:
-                        values[cell] = PARAMETER_DEFAULTS[parameter]
-                elif entry[0] == "fixed":
-                    values[cell] = entry[1]
-                else:
-                    _, name, distribution = entry
-                    if name in distributions_of and distributions_of[name] is not distribution:
-                        self.add(("priors",), f"two priors share the column {name!r}: give them different `id`s")
-                    distributions_of[name] = distribution
-                    if name in columns:
-                        columns[name] = SampledColumn(name, parameter, columns[name].cells + (cell,), distribution)
-                    else:
-                        columns[name] = SampledColumn(name, parameter, (cell,), distribution)
-            if missing and parameter not in rejected:
-                why = " (needed because exchange rates are uncertain or partners retaliate)" if parameter in (
-                    "phi", "sigx") else ""
-                cells = ("every " + " x ".join(dims) if len(missing) == len(assignment[parameter])
-                         else ", ".join(self._cell_label(dims, c) for c in missing))
-                self.add(("priors",), f"no prior for {parameter}{why}: {cells} (add a [[priors]] entry with "
-                                      f"parameter = \"{parameter}\")")
-            fixed[parameter] = values.reshape([sizes[d] for d in dims])
-        return fixed, sorted(columns.values(), key=lambda c: c.name)
-
-    def _cells(self, prior: Prior, dims: tuple[str, ...]):
-        sectors = self.baseline.sectors if prior.sectors == "all" else [s for s in prior.sectors if s in self.baseline.sectors]
-        partners = self.baseline.partners if prior.partners == "all" else [p for p in prior.partners if p in self.baseline.partners]
-        if dims == ("sector",):
-            return [(self.baseline.sectors.index(s), s) for s in sectors]
-        if dims == ("partner",):
-            return [(self.baseline.partners.index(p), p) for p in partners]
-        n_partners = len(self.baseline.partners)
-        return [(self.baseline.sectors.index(s) * n_partners + self.baseline.partners.index(p), f"{s},{p}")
-                for s in sectors for p in partners]
-
-    def _cell_label(self, dims: tuple[str, ...], cell: int) -> str:
-        if dims == ("sector",):
-            return self.baseline.sectors[cell]
-        if dims == ("partner",):
-            return self.baseline.partners[cell]
-        n = len(self.baseline.partners)
-        return f"{self.baseline.sectors[cell // n]},{self.baseline.partners[cell % n]}"
+        fixed, columns, missing, conflicts = parameter_arrays(assignment, sizes, required)
+        for name in dict.fromkeys(conflicts):
+            self.add(("priors",), f"two priors share the column {name!r}: give them different `id`s")
+        for parameter, cells in missing.items():
+            if parameter in rejected:
+                continue
+            dims = PARAMETER_DOMAINS[parameter][0]
+            why = " (needed because exchange rates are uncertain or partners retaliate)" if parameter in (
+                "phi", "sigx") else ""
+            where = ("every " + " x ".join(dims) if len(cells) == len(assignment[parameter])
+                     else ", ".join(cell_label(dims, c, self.baseline) for c in cells))
+            self.add(("priors",), f"no prior for {parameter}{why}: {where} (add a [[priors]] entry with "
+                                  f"parameter = \"{parameter}\")")
+        return fixed, columns
 
     def correlations(self, correlations: list[Correlation], known_columns: set[str]):
         resolved = []
@@ -819,10 +776,7 @@ class _Checker:
                 self.add(loc + ("matrix",), "diagonal must be all 1")
             if np.abs(matrix).max() > 1:
                 self.add(loc + ("matrix",), "entries must lie in [-1, 1]")
-            if block.measure == "spearman":
-                # A Gaussian copula with normal-score correlation rho has Spearman rho_s = (6/pi) asin(rho/2),
-                # so the target rho_s needs rho = 2 sin(pi rho_s / 6).
-                matrix = 2.0 * libm.sin(np.pi * matrix / 6.0)
+            matrix = correlation_matrix(block)
             try:
                 correlation_factor(matrix)  # the factor the sampler will use decides, not an eigen-solver
             except ValueError as error:
@@ -831,34 +785,3 @@ class _Checker:
                                             f"{error})")
             resolved.append((list(block.inputs), matrix))
         return resolved
-
-
-def _horizon_spec(horizon, pledges: list[Pledge]) -> HorizonSpec:
-    years = tuple(range(horizon.first_year, horizon.last_year + 1))
-    offsets = np.array(years, dtype=float)
-    if horizon.adjustment is None:
-        path = np.ones(len(years))
-    else:
-        # 95% of the gap to the long-run elasticity is closed after `years_to_long_run` years.
-        elapsed = offsets - horizon.first_year
-        share = horizon.adjustment.short_run_share
-        path = share + (1 - share) * (1 - libm.power(0.05, elapsed / horizon.adjustment.years_to_long_run))
-    flows = np.array([[_disbursed(pledge, year, years[0]) for year in years] for pledge in pledges]).reshape(
-        len(pledges), len(years))
-    return HorizonSpec(
-        years=years, growth=libm.power(1 + horizon.growth, offsets - horizon.base_year),
-        discount=libm.power(1 + horizon.discount_rate, -(offsets - horizon.first_year)),
-        discount_rate=horizon.discount_rate, elasticity_path=path, pledge_flows=flows,
-    )
-
-
-def _disbursed(pledge: Pledge, year: int, first_year: int) -> float:
-    """USD of a pledge disbursed in ``year``: evenly from its start at ``amount / years`` a year, or at
-    ``max_per_year`` if that is lower (the pledge then takes longer)."""
-    start = date.fromisoformat(pledge.start) if pledge.start else date(first_year, 1, 1)
-    rate = pledge.amount / pledge.years
-    if pledge.max_per_year is not None:
-        rate = min(rate, pledge.max_per_year)
-    end = start + timedelta(days=365.25 * pledge.amount / rate)
-    overlap = (min(end, date(year + 1, 1, 1)) - max(start, date(year, 1, 1))).days
-    return max(overlap, 0) / 365.25 * rate

@@ -9,12 +9,11 @@ import xarray as xr
 from impact import provenance
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
-from impact.model import (PLEDGE_PARAMETERS, case_parameters, compile_case, draw_policy, legal_columns,
-                          revenue_split,
-                          parameter_dims, solve_chunk, struck_by_group)
+from impact.model import (case_parameters, compile_case, draw_policy, legal_columns, parameter_dims, revenue_split,
+                          solve_chunk, struck_by_group)
 from impact.sampling import correlate
 from impact.sampling import DRAW_BLOCK, METHODS, Design
-from impact.spec import Scenario, year_segments
+from impact.spec import PLEDGE_PARAMETERS, Scenario, year_segments
 from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, KEEP_LEVELS, VARIABLES, outputs_for
 
 #: Default draws per chunk: bounds memory (about 0.5 GB at 16 sectors x 12 partners) whatever ``draws`` is.

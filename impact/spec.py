@@ -36,6 +36,8 @@ PARAMETER_DOMAINS = {
     "additionality": (("pledge",), 0.0, 1.0, False),
     "output_per_dollar": (("pledge",), 0.0, math.inf, False),
 }
+#: Parameters of pledges: one value per pledge, no default (each pledge's prior gives it).
+PLEDGE_PARAMETERS = ("realization", "additionality", "output_per_dollar")
 #: Parameters that may be infinite (a flat supply curve); every other one must be finite.
 INFINITE_ALLOWED = ("mu", "eta")
 #: Values used where no prior covers a cell (None: a prior is required).
