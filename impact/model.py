@@ -110,8 +110,11 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
     In a year with changes (layers taking effect or ending, scheduled steps, court rulings), each period's regime is
     built and the year's rates are their average weighted by days. Returns ``tariff`` (D, S, P),
     ``partner_tariff`` (D, S, P), and per policy layer the share of the year in which it applied in each draw and
-    its linked rate (NaN if not linked or not applied), both (D, layers); and for each of ``authorities`` the
-    part of ``tariff`` that comes from its layers, (D, S, P).
+    its linked rate (NaN if not linked or not applied), both (D, layers); for each of ``authorities`` the part of
+    ``tariff`` that comes from its layers, (R, S, P), and the row of it of each draw, (D,) (None: one row for
+    every draw, or one row per draw). A leading dimension of 1 instead of D: the same in every draw (a dated regime
+    with nothing drawn). Without linked rates or share inputs the parts have a row per combination of the periods'
+    patterns of layers in force, not per draw.
     """
     scenario = case.scenario
     periods = year_segments(scenario, year) if year is not None else ((1.0, None),)
@@ -124,7 +127,7 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
     shares = {name: np.broadcast_to(parameters[name], (draws, partners)) for name in case.share_inputs}
     stacks = {"tariff": scenario.tariff_stack, "retaliation": scenario.retaliation_stack}
     totals = {"tariff": 0.0, "retaliation": 0.0}
-    parts = dict.fromkeys(authorities, 0.0)
+    by_period = []  # each period's weight, and its parts per draw, or per pattern with the pattern of each draw
     applied = np.zeros((draws, len(scenario.policy_layers)))
     linked_rates = np.full((draws, len(scenario.policy_layers)), np.nan)
     for weight, on in periods:
@@ -154,15 +157,49 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
                                  [link.rate_at_low, link.rate_at_high])
                 linked[section][layer.name] = rate
                 linked_rates[:, k] = np.where(active, rate, linked_rates[:, k])
-        for section, stack in stacks.items():
-            rates = stack.apply(applies[section], linked[section], overrides[section],
-                                shares if section == "tariff" else None)
-            totals[section] = totals[section] + weight * np.broadcast_to(rates, (draws,) + rates.shape[-2:])
-        for authority in authorities:
-            part = scenario.tariff_stack.apply_authority(authority, applies["tariff"], linked["tariff"],
-                                                         overrides["tariff"], shares)
-            parts[authority] = parts[authority] + weight * np.broadcast_to(part, (draws,) + part.shape[-2:])
-    return totals["tariff"], totals["retaliation"], applied, linked_rates, parts
+        if linked["tariff"] or shares:
+            rates, split = scenario.tariff_stack.apply_split(authorities, applies["tariff"], linked["tariff"],
+                                                             overrides["tariff"], shares)
+            by_period.append((weight, split, None))
+        else:
+            rates, _ = scenario.tariff_stack.apply_split((), applies["tariff"], {}, overrides["tariff"])
+            by_period.append((weight, *scenario.tariff_stack.split_table(authorities, applies["tariff"],
+                                                                         overrides["tariff"], draws)))
+        retaliation, _ = scenario.retaliation_stack.apply_split((), applies["retaliation"], linked["retaliation"],
+                                                                overrides["retaliation"])
+        # (S, P) while no period varies by draw
+        totals["tariff"] = totals["tariff"] + weight * rates
+        totals["retaliation"] = totals["retaliation"] + weight * retaliation
+    parts, split_rows = _combine_periods(by_period, authorities)
+    # A leading dimension of 1 stands for every draw: the kernels and the revenue split read it so.
+    lead = {name: np.asarray(values)[None] if np.ndim(values) == 2 else values for name, values in totals.items()}
+    parts = {a: np.asarray(values)[None] if np.ndim(values) == 2 else values for a, values in parts.items()}
+    return lead["tariff"], lead["retaliation"], applied, linked_rates, parts, split_rows
+
+
+def _combine_periods(by_period: list, authorities: tuple[str, ...]):
+    """The year's parts by authority, the periods' parts weighted by their shares of the year: one row per
+    combination of the periods' patterns and the row of each draw, when every period has its parts by pattern;
+    else one per draw (and no rows)."""
+    if not authorities:
+        return {}, None
+    if all(which is not None for _, _, which in by_period):
+        combos, split_rows = np.unique(np.stack([which for _, _, which in by_period], axis=1), axis=0,
+                                       return_inverse=True)
+        parts = {}
+        for a in authorities:
+            total = 0.0
+            for i, (weight, table, _) in enumerate(by_period):
+                total = total + weight * table[a][combos[:, i]]
+            parts[a] = total
+        return parts, (split_rows.ravel() if len(combos) > 1 else None)
+    parts = {}
+    for a in authorities:
+        total = 0.0
+        for weight, values, which in by_period:
+            total = total + weight * (values[a][which] if which is not None else values[a])
+        parts[a] = total
+    return parts, None
 
 
 def _struck_on(struck: dict, ruling: dict, group: str, on: date | None) -> np.ndarray:
@@ -212,7 +249,7 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
 
 def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: int, keep_cells: bool,
                 backend: str = "numba", policy=None, scale: float = 1.0, pledge_amounts: np.ndarray | None = None,
-                split: np.ndarray | None = None):
+                split: np.ndarray | None = None, split_rows: np.ndarray | None = None):
     """Solve every market of a chunk of ``draws`` draws and account for it.
 
     When nothing is sampled the kernels solve one draw, which stands for all ``draws``.
@@ -220,7 +257,8 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     ``policy`` is ``(tariff, partner_tariff)`` (D, S, P) from :func:`draw_policy` when layers vary by draw or date.
     ``scale`` multiplies every baseline value (growth over a horizon: outputs scale with it, prices do not), and
     ``pledge_amounts`` (K,) replaces each pledge's USD per year (its disbursement in a year of the horizon).
-    ``split`` (1 or D, A, S, P) from :func:`revenue_split` credits each cell's revenue to authorities.
+    ``split`` (R, A, S, P) from :func:`revenue_split` credits each cell's revenue to authorities, row
+    ``split_rows[d]`` (D,) for draw d (None: draw d's own row when R = D, else row 0).
 
     Returns ``(sector_out, partner_out, cell_out, split_out, quota_out, failures)`` as described in
     :func:`impact.kernels.accounting_numpy.account`; ``failures`` counts (draw, sector) markets whose solve did
@@ -260,7 +298,7 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         case.expenditure0 * scale, b.tariff_baseline, case.pledge_partner, case.pledge_is_purchase,
         case.pledge_shares, pledge_flow, keep_cells, case.quota_partner, case.quota_rate_in, case.quota_rate_out,
         # A quota is a fixed volume: as the baseline grows, it is a smaller share of the baseline quantity.
-        case.quota_log_index - libm.log(scale), revenue_split=split)
+        case.quota_log_index - libm.log(scale), revenue_split=split, split_rows=split_rows)
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws
         sector_out, partner_out, split_out, quota_out = (np.repeat(a, draws, axis=0)

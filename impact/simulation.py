@@ -103,7 +103,7 @@ class Simulation:
         """Draws per chunk bounding memory: fewer draws per chunk when each is solved for many years, or when the
         split of revenue by authority varies by draw (each draw then holds its authorities' parts of every cell)."""
         size = DEFAULT_CHUNK // max(1, len(self.years))
-        varies = self.years or any(case.policy_names or case.share_inputs for case in self.cases)
+        varies = any(case.policy_names or case.share_inputs for case in self.cases)
         if "tariff_revenue_by_authority" in self.outputs and varies:
             cells = len(self.scenario.baseline.sectors) * len(self.scenario.baseline.partners)
             size = min(size, SPLIT_BYTES // (2 * 8 * max(1, len(self.authorities)) * cells))
@@ -218,21 +218,21 @@ class Simulation:
             # The split of the regime as written, for a case whose rates vary neither by draw nor by date.
             nominal_parts = case.scenario.tariff_stack.by_authority() if by_authority else {}
             for k, year in enumerate(periods):
-                year_parameters, policy, scale, amounts, parts = parameters, None, 1.0, None, nominal_parts
+                year_parameters, policy, scale, amounts, parts, rows = parameters, None, 1.0, None, nominal_parts, None
                 if year is not None:
                     path = self.horizon.elasticity_path[k]
                     # The trade elasticity sigma - 1 reaches its sampled long-run value along the path.
                     year_parameters = {**parameters, "sigma": 1.0 + (parameters["sigma"] - 1.0) * path}
                     scale, amounts = self.horizon.growth[k], case.scenario.horizon.pledge_flows[:, k]
                 if case.policy_names or case.share_inputs or year is not None:
-                    tariff, partner_tariff, case_applied, case_linked, parts = draw_policy(
+                    tariff, partner_tariff, case_applied, case_linked, parts, rows = draw_policy(
                         case, parameters, case_scores, n, year, authorities)
                     policy = (tariff, partner_tariff)
                     applied[:, c, k, where] = case_applied
                     linked[:, c, k, where] = case_linked
                 split = revenue_split(parts) if by_authority else None
                 sector_out, partner_out, cell_out, split_out, quota_out, failed = solve_chunk(
-                    case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split)
+                    case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split, rows)
                 for a, authority in enumerate(authorities):
                     authority_revenue[:, c, k, self.authorities.index(authority)] = split_out[:, a]
                 sector[:, c, k], partner[:, c, k] = sector_out, partner_out

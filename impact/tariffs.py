@@ -183,16 +183,39 @@ class LayerStack:
         partner. With any of them, the result is (D, S, P), else (S, P). ``overrides[name]`` replaces a layer's
         rate (a scheduled step).
         """
-        return self._by_pattern(lambda off, steps, names, node: self._cells(off, steps, names, node),
-                                applies, linked, overrides, shares)
+        rates = self._by_pattern(lambda *key: {"rate": self._cells(*key)}, applies, linked, overrides, shares)["rate"]
+        if rates.ndim == 2 and (applies or linked or (shares and self.parts is not None)):
+            draws = len(next(iter({**(applies or {}), **(linked or {}), **(shares or {})}.values())))
+            return np.broadcast_to(rates, (draws,) + rates.shape).copy()
+        return rates
 
-    def apply_authority(self, authority: str, applies: dict[str, np.ndarray] | None = None,
-                        linked: dict[str, np.ndarray] | None = None, overrides: dict[str, float] | None = None,
-                        shares: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """The part of :meth:`apply`'s rates that comes from the layers of ``authority`` (same shapes); the parts
-        of all authorities sum to the rates (within the line file's rounding, 5e-7)."""
-        return self._by_pattern(lambda off, steps, names, node: self._parts(off, steps, names, authority, node),
-                                applies, linked, overrides, shares)
+    def apply_split(self, authorities: tuple[str, ...], applies: dict[str, np.ndarray] | None = None,
+                    linked: dict[str, np.ndarray] | None = None, overrides: dict[str, float] | None = None,
+                    shares: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`apply`'s rates and the parts of them that come from the layers of each of ``authorities``, in one
+        pass over the patterns; the parts of all authorities sum to the rates (within the line file's rounding,
+        5e-7). Each is (S, P) when every draw has the same regime (one pattern, nothing linked or shared), else
+        (D, S, P)."""
+        def evaluate(off, steps, names, node):
+            return {"rate": self._cells(off, steps, names, node),
+                    **{a: self._parts(off, steps, names, a, node) for a in authorities}}
+
+        out = self._by_pattern(evaluate, applies, linked, overrides, shares)
+        return out.pop("rate"), out
+
+    def split_table(self, authorities: tuple[str, ...], applies: dict[str, np.ndarray], overrides: dict[str, float],
+                    draws: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The parts of the rates from the layers of each of ``authorities`` once per pattern of layers in force,
+        {authority: (K, S, P)}, and the pattern of each of the ``draws`` (D,): the draw-by-draw parts of
+        :meth:`apply_split` without repeating them for every draw (no linked rates or share inputs)."""
+        names = sorted(applies)
+        if names:
+            patterns, which = _patterns(np.stack([applies[n] for n in names], axis=1))
+        else:
+            patterns, which = np.ones((1, 0), dtype=bool), np.zeros(draws, dtype=np.int64)
+        offs = [frozenset(n for n, on in zip(names, pattern) if not on) for pattern in patterns]
+        return ({a: np.stack([self._parts(off, overrides, (), a)[0] for off in offs]) for a in authorities},
+                which)
 
     @property
     def authorities(self) -> list[str]:
@@ -200,24 +223,28 @@ class LayerStack:
         found = {layer.authority for layer in self.resolved}
         return sorted(found | ({START_AUTHORITY} if np.any(self.start != 0) else set()))
 
-    def _by_pattern(self, cells, applies, linked, overrides, shares=None) -> np.ndarray:
-        """``cells(off, overrides, linked names, node)`` -> (constant (S, P), {linked name: coefficient (S, P)})
-        applied draw by draw: once per pattern of layers in force and per *node* (the distinct values of the share
-        inputs), each cell of a draw taken from its partner's node (a partner's cells depend on its own lines only)."""
+    def _by_pattern(self, cells, applies, linked, overrides, shares=None) -> dict[str, np.ndarray]:
+        """``cells(off, overrides, linked names, node)`` -> {key: (constant (S, P), {linked name: coefficient
+        (S, P)})} applied draw by draw: once per pattern of layers in force and per *node* (the distinct values of
+        the share inputs), each cell of a draw taken from its partner's node (a partner's cells depend on its own
+        lines only). Returns {key: (D, S, P)}, or {key: (S, P)} when nothing varies by draw."""
         applies, linked, overrides = applies or {}, linked or {}, overrides or {}
         shares = (shares or {}) if self.parts is not None else {}
         if not applies and not linked and not shares:
-            return cells(frozenset(), overrides, (), None)[0]
+            return {key: value[0] for key, value in cells(frozenset(), overrides, (), None).items()}
         draws = len(next(iter({**applies, **linked, **shares}.values())))
         names = sorted(applies)
         if names:
             patterns, which = _patterns(np.stack([applies[n] for n in names], axis=1))
         else:
             patterns, which = np.ones((1, 0), dtype=bool), np.zeros(draws, dtype=np.int64)
+        if len(patterns) == 1 and not linked and not shares:  # every draw has the same regime
+            off = frozenset(n for n, on in zip(names, patterns[0]) if not on)
+            return {key: value[0] for key, value in cells(off, overrides, (), None).items()}
         nodes, node_of = _share_nodes(shares, draws, self.lines.shape[1])
         S, P = self.lines.shape
         cell_index = (np.arange(S)[None, :, None], np.arange(P)[None, None, :])
-        out = np.empty((draws, S, P))
+        out: dict[str, np.ndarray] = {}
         linked_names = tuple(sorted(linked))
         for k, pattern in enumerate(patterns):
             off = frozenset(n for n, on in zip(names, pattern) if not on)
@@ -227,36 +254,46 @@ class LayerStack:
             kinked = [name for name in linked_names if name in self.kinked and name not in off]
             if kinked:
                 for i, n in enumerate(used):
-                    block = self._interpolated(cells, off, overrides, kinked[0], linked[kinked[0]][rows], nodes[n])
-                    out[rows] = block if used.size == 1 else np.where((pick == i)[:, None, :], block, out[rows])
+                    blocks = self._interpolated(cells, off, overrides, kinked[0], linked[kinked[0]][rows], nodes[n])
+                    for key, block in blocks.items():
+                        target = out.setdefault(key, np.empty((draws, S, P)))
+                        target[rows] = block if used.size == 1 else np.where((pick == i)[:, None, :], block,
+                                                                             target[rows])
                 continue
             evaluated = [cells(off, overrides, linked_names, nodes[n]) for n in used]
-            if used.size == 1:
-                constant, coefficients = evaluated[0]
-                block = np.broadcast_to(constant, (rows.size, S, P)).copy()
-            else:  # each (draw, cell) from its partner's node
-                block = np.stack([c for c, _ in evaluated])[(pick[:, None, :],) + cell_index]
-            for name in linked_names:
-                coefficient = evaluated[0][1].get(name) if used.size == 1 else \
-                    np.stack([c.get(name, np.zeros((S, P))) for _, c in evaluated])[(pick[:, None, :],) + cell_index]
-                if coefficient is not None:
-                    block += linked[name][rows, None, None] * coefficient
-            out[rows] = block
+            for key in evaluated[0]:
+                if used.size == 1:
+                    constant, coefficients = evaluated[0][key]
+                    block = np.broadcast_to(constant, (rows.size, S, P)).copy()
+                else:  # each (draw, cell) from its partner's node
+                    block = np.stack([e[key][0] for e in evaluated])[(pick[:, None, :],) + cell_index]
+                for name in linked_names:
+                    coefficient = evaluated[0][key][1].get(name) if used.size == 1 else np.stack(
+                        [e[key][1].get(name, np.zeros((S, P))) for e in evaluated])[(pick[:, None, :],) + cell_index]
+                    if coefficient is not None:
+                        block += linked[name][rows, None, None] * coefficient
+                out.setdefault(key, np.empty((draws, S, P)))[rows] = block
         return out
 
     def _interpolated(self, cells, off: frozenset, overrides: dict[str, float], name: str,
-                      rates: np.ndarray, node=None) -> np.ndarray:
-        """Cell rates (D, S, P) for the draws' ``rates`` of a linked layer a floor refers to: exact linear
+                      rates: np.ndarray, node=None) -> dict[str, np.ndarray]:
+        """Cell values {key: (D, S, P)} for the draws' ``rates`` of a linked layer a floor refers to: exact linear
         interpolation between the regimes at the floor rates (the kinks) and at the draws' extremes."""
         low, high = float(rates.min()), float(rates.max())
         points = np.unique(np.concatenate([[low, high], self._kinks[name][(self._kinks[name] > low)
                                                                           & (self._kinks[name] < high)]]))
-        regimes = np.stack([cells(off, {**overrides, name: float(point)}, (), node)[0] for point in points])
-        if points.size == 1:
-            return np.broadcast_to(regimes[0], (rates.size,) + regimes.shape[1:]).copy()
-        segment = np.clip(np.searchsorted(points, rates, side="right") - 1, 0, points.size - 2)
-        weight = ((rates - points[segment]) / (points[segment + 1] - points[segment]))[:, None, None]
-        return (1.0 - weight) * regimes[segment] + weight * regimes[segment + 1]
+        at_points = [cells(off, {**overrides, name: float(point)}, (), node) for point in points]
+        segment = np.clip(np.searchsorted(points, rates, side="right") - 1, 0, max(points.size - 2, 0))
+        if points.size > 1:
+            weight = ((rates - points[segment]) / (points[segment + 1] - points[segment]))[:, None, None]
+        out = {}
+        for key in at_points[0]:
+            regimes = np.stack([values[key][0] for values in at_points])
+            if points.size == 1:
+                out[key] = np.broadcast_to(regimes[0], (rates.size,) + regimes.shape[1:]).copy()
+            else:
+                out[key] = (1.0 - weight) * regimes[segment] + weight * regimes[segment + 1]
+        return out
 
     def by_authority(self, on: date | None = None) -> dict[str, np.ndarray]:
         """The regime as written, its cell rates split by authority: {authority: (S, P)}, summing to

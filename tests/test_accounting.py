@@ -15,6 +15,7 @@ def random_problem(seed: int, draws: int, sectors: int, partners: int, pledges: 
     rng = np.random.default_rng(seed)
     J = partners + 1
     lead = lambda i: 1 if shared[i % len(shared)] else draws  # noqa: E731  a leading dim of 1 is shared
+    rows = 3 if shared[9 % len(shared)] and not shared[0] else lead(9)
     tariff = rng.uniform(0, 0.6, (lead(0), sectors, partners))
     tariff0 = rng.uniform(0, 0.1, (sectors, partners))
     log_t = np.concatenate([np.zeros((lead(0), sectors, 1)), np.log1p(tariff) - np.log1p(tariff0)], axis=2)
@@ -35,8 +36,10 @@ def random_problem(seed: int, draws: int, sectors: int, partners: int, pledges: 
         pledge_partner=rng.integers(0, partners, pledges), pledge_is_purchase=rng.random(pledges) < 0.5,
         pledge_shares=rng.dirichlet(np.ones(sectors), pledges).reshape(pledges, sectors),
         pledge_flow=rng.uniform(0, 1e10, (lead(8), pledges)), keep_cells=True,
-        revenue_split=rng.dirichlet(np.ones(authorities + 1), (lead(9), sectors, partners))[..., :authorities]
+        # A table of 3 splits, each draw pointing at one of its rows, or one row per draw (or for all).
+        revenue_split=rng.dirichlet(np.ones(authorities + 1), (rows, sectors, partners))[..., :authorities]
         .transpose(0, 3, 1, 2),
+        split_rows=rng.integers(0, rows, draws) if rows == 3 else None,
     )
 
 
@@ -72,6 +75,7 @@ def test_revenue_split_credits_each_cells_revenue_to_its_parts():
     shares = problem["revenue_split"]
     # Parts that cover each cell's rate in full credit all its revenue; each part gets its share of each cell.
     problem["revenue_split"] = np.concatenate([shares, 1.0 - shares.sum(axis=1, keepdims=True)], axis=1)
+    problem["split_rows"] = None
     sector_out, partner_out, cell_out, split_out = accounting_numba.account(**problem)
     revenue = cell_out[:, CELL_OUTPUTS.index("tariff_revenue")]
     np.testing.assert_allclose(split_out.sum(axis=1), sector_out[:, SECTOR_OUTPUTS.index("tariff_revenue_by_sector")]
@@ -79,7 +83,12 @@ def test_revenue_split_credits_each_cells_revenue_to_its_parts():
     for a in range(4):
         np.testing.assert_allclose(split_out[:, a], (revenue * problem["revenue_split"][:, a]).sum(axis=(1, 2)),
                                    rtol=1e-12)
-    problem["revenue_split"] = None
+    # A table of splits, each draw crediting its revenue with the row it names.
+    table, rows = problem["revenue_split"][:5], np.arange(30) % 5
+    problem["revenue_split"], problem["split_rows"] = table, rows
+    by_row = accounting_numba.account(**problem)[3]
+    np.testing.assert_allclose(by_row, (revenue[:, None] * table[rows]).sum(axis=(2, 3)), rtol=1e-12)
+    problem["revenue_split"], problem["split_rows"] = None, None
     assert accounting_numba.account(**problem)[3].shape == (30, 0)
 
 
@@ -113,7 +122,7 @@ def test_fused_kernel_matches_the_composed_references():
                          expenditure0=problem["expenditure0"], tariff0=problem["tariff0"],
                          pledge_partner=problem["pledge_partner"], pledge_is_purchase=problem["pledge_is_purchase"],
                          pledge_shares=problem["pledge_shares"], pledge_flow=problem["pledge_flow"], keep_cells=True,
-                         revenue_split=problem["revenue_split"])
+                         revenue_split=problem["revenue_split"], split_rows=problem["split_rows"])
         fast = market_numba.solve_and_account(**arguments)
         reference = market_numpy.solve_and_account(**arguments)
         assert fast[5] == 0 and np.isnan(fast[4]).all()  # no quotas here

@@ -29,17 +29,18 @@ C_IMPORTS, C_PRICE, C_REVENUE, C_EXPORTS = _C["imports"], _C["import_price"], _C
 
 def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
             log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
-            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split=None):
+            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split=None,
+            split_rows=None):
     """See :func:`impact.kernels.accounting_numpy.account`."""
     args = as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
                             imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                             pledge_shares, pledge_flow)
     draws = log_price_index.shape[0]
     sector_out, partner_out, cell_out = allocate_outputs(draws, imports0.shape, keep_cells)
-    revenue_split, split_out = split_arrays(revenue_split, draws, imports0.shape)
+    revenue_split, split_rows, split_out = split_arrays(revenue_split, split_rows, draws, imports0.shape)
     _account_kernel(np.ascontiguousarray(log_price_index, dtype=np.float64),
                     np.ascontiguousarray(log_producer_price, dtype=np.float64), *args, bool(keep_cells),
-                    revenue_split, sector_out, partner_out, cell_out, split_out)
+                    revenue_split, split_rows, sector_out, partner_out, cell_out, split_out)
     return sector_out, partner_out, cell_out, split_out
 
 
@@ -56,15 +57,22 @@ def as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sig
             f(pledge_flow))
 
 
-def split_arrays(revenue_split, draws: int, cell_shape: tuple[int, int]):
-    """``revenue_split`` (1 or D, A, S, P) as the kernels take it (none: A = 0), and its output (D, A), zeroed."""
+def split_arrays(revenue_split, split_rows, draws: int, cell_shape: tuple[int, int]):
+    """``revenue_split`` (R, A, S, P) as the kernels take it (none: A = 0), the row of it of each draw (D,)
+    (``split_rows``; by default draw d's own row when R = D, else row 0), and the output (D, A), zeroed."""
     if revenue_split is None:
         revenue_split = np.zeros((1, 0) + tuple(cell_shape))
     revenue_split = np.ascontiguousarray(revenue_split, dtype=np.float64)
-    if revenue_split.ndim != 4 or revenue_split.shape[0] not in (1, draws) or revenue_split.shape[2:] != tuple(cell_shape):
-        raise ValueError(f"revenue_split must be (1 or {draws}, A, {cell_shape[0]}, {cell_shape[1]}), "
-                         f"got {revenue_split.shape}")
-    return revenue_split, np.zeros((draws, revenue_split.shape[1]))
+    if revenue_split.ndim != 4 or revenue_split.shape[2:] != tuple(cell_shape):
+        raise ValueError(f"revenue_split must be (R, A, {cell_shape[0]}, {cell_shape[1]}), got {revenue_split.shape}")
+    if split_rows is None:
+        if revenue_split.shape[0] not in (1, draws):
+            raise ValueError(f"revenue_split needs split_rows unless it has 1 or {draws} rows")
+        split_rows = np.arange(draws) if revenue_split.shape[0] == draws else np.zeros(draws, dtype=np.int64)
+    split_rows = np.ascontiguousarray(split_rows, dtype=np.int64)
+    if split_rows.shape != (draws,) or (draws and (split_rows.min() < 0 or split_rows.max() >= revenue_split.shape[0])):
+        raise ValueError(f"split_rows must be {draws} rows of revenue_split (0 to {revenue_split.shape[0] - 1})")
+    return revenue_split, split_rows, np.zeros((draws, revenue_split.shape[1]))
 
 
 def allocate_outputs(draws: int, cell_shape: tuple[int, int], keep_cells: bool):
@@ -77,7 +85,7 @@ def allocate_outputs(draws: int, cell_shape: tuple[int, int], keep_cells: bool):
 def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_tx,
                     imports0, exports0, home0, expenditure0, tariff0,
                     pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split,
-                    sector_out, partner_out, cell_out, split_out):
+                    split_rows, sector_out, partner_out, cell_out, split_out):
     draws, sectors = log_p.shape
     no_terms = np.full(log_w.shape[2], np.nan)  # without the solver's CES terms, imports are computed directly
     t_step = 1 if tariff.shape[0] > 1 else 0
@@ -91,7 +99,7 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
                            log_t[row * lt_step, s], tariff_factor[row * lt_step, s], sigma, eps, mu,
                            log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0, tariff0,
                            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
-                           revenue_split, sector_out, partner_out, cell_out, split_out)
+                           revenue_split, split_rows, sector_out, partner_out, cell_out, split_out)
 
 @jit()
 def clear_partner_totals(partner_out, d):
@@ -103,7 +111,8 @@ def clear_partner_totals(partner_out, d):
 @jit()
 def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
                    log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
-                   pledge_shares, pledge_flow, keep_cells, revenue_split, sector_out, partner_out, cell_out, split_out):
+                   pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, sector_out, partner_out, cell_out,
+                   split_out):
     """Outputs of sector ``s`` in draw ``d`` given its equilibrium ``x = log P`` and ``log_w`` (J,).
 
     ``tariff`` (P,) holds the rates that raise revenue, and ``log_t`` and ``tariff_factor`` (J,) the tariff factors
@@ -112,12 +121,13 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
     ``pledged_by_partner`` (P,) is scratch space. ``taker_terms[j]``, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source:
     then imports need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.
     Adds the sector's flows to the partner totals of draw ``d``, and each cell's revenue times its shares in
-    ``revenue_split`` to the totals ``split_out[d]`` (sectors in order, then partners: deterministic).
+    row ``split_rows[d]`` of ``revenue_split`` to the totals ``split_out[d]`` (sectors in order, then partners:
+    deterministic).
     """
     partners = imports0.shape[1]
     pledges = pledge_partner.shape[0]
     tx_step = 1 if log_tx.shape[0] > 1 else 0
-    split_row = d if revenue_split.shape[0] > 1 else 0
+    split_row = split_rows[d]
     sig = sigma[d if sigma.shape[0] > 1 else 0, s]
     ep = eps[d if eps.shape[0] > 1 else 0, s]
     ph = phi[d if phi.shape[0] > 1 else 0, s]

@@ -14,7 +14,8 @@ from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, SECTOR_OUTPUTS
 
 def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
             log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
-            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split=None):
+            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split=None,
+            split_rows=None):
     """Outputs of every (draw, sector) market given its equilibrium.
 
     Parameters
@@ -29,14 +30,15 @@ def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigm
     pledge_partner : (K,) int;  pledge_is_purchase : (K,) bool;  pledge_shares : (K, S)
     pledge_flow : (D or 1, K)  realization * amount per year * (additionality or output per dollar)
     keep_cells : bool
-    revenue_split : (1 or D, A, S, P) or None  the share of each cell's revenue credited to each of A parts (the
+    revenue_split : (R, A, S, P) or None  the share of each cell's revenue credited to each of A parts (the
         layers' authorities); None for none (A = 0)
+    split_rows : (D,) int or None  the row of ``revenue_split`` of each draw (None: draw d's own when R = D, else 0)
 
     Returns
     -------
     sector_out (D, len(SECTOR_OUTPUTS), S), partner_out (D, len(PARTNER_OUTPUTS), P),
     cell_out (D, len(CELL_OUTPUTS), S, P), or shape (0, ...) when ``keep_cells`` is false,
-    split_out (D, A): ``sum_(s,p) revenue[d, s, p] x revenue_split[d, a, s, p]``.
+    split_out (D, A): ``sum_(s,p) revenue[d, s, p] x revenue_split[split_rows[d], a, s, p]``.
     """
     draws, sectors = log_price_index.shape
     partners = imports0.shape[1]
@@ -99,7 +101,9 @@ def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigm
     partner_out = np.stack([partner_values[n] for n in PARTNER_OUTPUTS], axis=1)
     if revenue_split is None:
         revenue_split = np.zeros((1, 0, sectors, partners))
-    split_out = (revenue[:, None] * revenue_split).sum(axis=(2, 3))
+    if split_rows is None:
+        split_rows = np.arange(draws) if revenue_split.shape[0] == draws else np.zeros(draws, dtype=int)
+    split_out = (revenue[:, None] * revenue_split[split_rows]).sum(axis=(2, 3))
     if keep_cells:
         cell_out = np.stack([np.broadcast_to(cell_values[n], (draws, sectors, partners)) for n in CELL_OUTPUTS], axis=1)
     else:

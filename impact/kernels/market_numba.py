@@ -24,7 +24,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                       log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
                       pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
                       quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None,
-                      *, revenue_split=None, tol=1e-12, max_iter=100):
+                      *, revenue_split=None, split_rows=None, tol=1e-12, max_iter=100):
     """See :func:`impact.kernels.market_numpy.solve_and_account`; failed markets give NaN and are counted."""
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     theta, log_tariff_factor, log_fx, phi, supply, sigma, eps = (
@@ -39,10 +39,10 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                             imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                             pledge_shares, pledge_flow)
     sector_out, partner_out, cell_out = allocate_outputs(draws, imports0.shape, keep_cells)
-    revenue_split, split_out = split_arrays(revenue_split, draws, imports0.shape)
+    revenue_split, split_rows, split_out = split_arrays(revenue_split, split_rows, draws, imports0.shape)
     quota_out = np.full((draws, len(QUOTA_OUTPUTS), sectors), np.nan)
     failures = np.zeros(draws, dtype=np.int64)
-    _fused_kernel(theta, supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split,
+    _fused_kernel(theta, supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split, split_rows,
                   np.ascontiguousarray(quota_partner, dtype=np.int64), f(quota_rate_in), f(quota_rate_out),
                   f(quota_log_index), sector_out, partner_out, cell_out, split_out, quota_out, failures)
     return sector_out, partner_out, cell_out, split_out, quota_out, int(failures.sum())
@@ -51,7 +51,8 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
 @jit(parallel=True)
 def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
                   log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
-                  pledge_shares, pledge_flow, keep_cells, revenue_split, quota_partner, quota_rate_in, quota_rate_out,
+                  pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, quota_partner, quota_rate_in,
+                  quota_rate_out,
                   quota_log_index, sector_out, partner_out, cell_out, split_out, quota_out, failures):
     draws = sector_out.shape[0]
     sectors, sources = theta.shape
@@ -96,7 +97,7 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
             account_sector(row, s, x, log_w, taker_terms, pledged_by_partner, rate_row, lt_row, factor_row, sigma,
                            eps, mu, log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0, tariff0,
                            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split,
-                           sector_out, partner_out, cell_out, split_out)
+                           split_rows, sector_out, partner_out, cell_out, split_out)
 
 
 @jit()

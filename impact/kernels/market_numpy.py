@@ -28,7 +28,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                       log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
                       pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
                       quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None,
-                      *, revenue_split=None):
+                      *, revenue_split=None, split_rows=None):
     """Solve every (draw, sector) market and account for it.
 
     Inputs are those of :func:`impact.kernels.equilibrium_numpy.solve_markets` and
@@ -100,5 +100,5 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     outputs = accounting_numpy.account(
         log_price_index, log_producer_price, rates, log_t, sigma, eps, supply_elasticity[:, :, 0],
         log_fx, phi, sigx, log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
-        pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split)
+        pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows)
     return (*outputs, quota_out, 0)
