@@ -101,9 +101,11 @@ class Simulation:
 
     def default_chunk_size(self) -> int:
         """Draws per chunk bounding memory: fewer draws per chunk when each is solved for many years, or when the
-        split of revenue by authority varies by draw (each draw then holds its authorities' parts of every cell)."""
+        split of revenue by authority varies draw by draw (linked rates, share inputs: each draw then holds its
+        authorities' parts of every cell)."""
         size = DEFAULT_CHUNK // max(1, len(self.years))
-        varies = any(case.policy_names or case.share_inputs for case in self.cases)
+        varies = any(case.share_inputs or any(layer.linked for _, layer in case.scenario.policy_layers)
+                     for case in self.cases)
         if "tariff_revenue_by_authority" in self.outputs and varies:
             cells = len(self.scenario.baseline.sectors) * len(self.scenario.baseline.partners)
             size = min(size, SPLIT_BYTES // (2 * 8 * max(1, len(self.authorities)) * cells))
