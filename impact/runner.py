@@ -145,6 +145,8 @@ def resume(directory: str | Path, *, threads: int | None = None, progress: str |
     simulation = Simulation(scenario, seed=manifest["seed"], sampler=manifest["sampler"], keep=manifest["keep"],
                             counterfactual=manifest.get("counterfactual") is not None)
     manifest["status"] = "running"
+    for stale in ("error", "stopped"):  # what stopped the earlier attempt, not this one
+        manifest.pop(stale, None)
     manifest.setdefault("resumed", []).append(now())
     return _execute(store, simulation, manifest["draws"], manifest["chunk_size"], manifest, threads, progress,
                     create=False)
@@ -188,7 +190,7 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
             if pending is not None:
                 pending.result()
                 watch.add("waiting_for_writes", moment)
-            pending = writer.submit(store.write_chunk, index, start, stop, chunk)
+            pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed)
             failures += failed
             bar.update(stop - start)
         if pending is not None:
@@ -205,9 +207,9 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                   "error": str(error) if isinstance(error, Terminated) else
                   "" if interrupted else f"{type(error).__name__}: {error}"}
         if shard is not None:
-            store.write_shard_report(shard, {**record, "solver_failures": failures})
+            store.write_shard_report(shard, record)
         elif store.manifest_path.exists():
-            manifest.update(record, solver_failures=manifest.get("solver_failures", 0) + failures)
+            manifest.update(record)
             store.write_manifest(manifest)
         raise
     finally:
@@ -226,18 +228,17 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
             return store  # other shards are still at work; the last one to finish finalizes
         manifest = store.read_manifest()
         reports = store.shard_reports()
-        failures = sum(r.get("solver_failures", 0) for r in reports.values())
         manifest["shard_reports"] = reports
         # The run's rate: every shard's draws over the time from the first shard's start to the end of the run.
         finished = [r for r in reports.values() if r.get("status") == "complete"]
         rate = (sum(r["draws"] for r in finished), min(r.get("started_at", started_at) for r in finished))
     else:
-        # A resumed run adds its failures to those recorded before, by itself or by the shards it completes.
         earlier = store.shard_reports()
-        failures += manifest.get("solver_failures", 0) + sum(r.get("solver_failures", 0) for r in earlier.values())
         if earlier:
             manifest["shard_reports"] = earlier
-    _finalize(store, manifest, failures, watch, wall, threads_used, rate)
+    # Every chunk's marker holds its failed solves: the run's count, whoever computed each chunk and however often
+    # the run was interrupted.
+    _finalize(store, manifest, store.chunk_failures(), watch, wall, threads_used, rate)
     return store
 
 
@@ -257,6 +258,7 @@ def _finalize(store: RunStore, manifest: dict, failures: int, watch: Stopwatch, 
         draws_per_second=round(rate[0] / max(time.time() - rate[1], 1e-9)),
     )
     store.write_manifest(manifest)
+    store.drop_progress()  # only now: until the manifest says complete, a resume redoes finalization from the markers
     if failures:
         log.warning("%d (draw, sector) markets did not converge; their outputs are NaN", failures)
 

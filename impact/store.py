@@ -8,9 +8,11 @@ Layout of ``DIR``:
 * ``manifest.json``: what was run and how (scenario files and hashes, the resolved scenario, seed, draws, sampler,
   versions, command line, timings, status). Its ``status`` is ``running``, ``interrupted``, ``failed`` (with the
   error) or ``complete``.
-* ``progress/``: one marker per finished chunk, written after the chunk's data, so an interrupted run resumes where
-  it stopped (``impact run --resume DIR``) and recomputes nothing it had finished. Draws are keyed by draw index,
-  so a resumed run is identical to an uninterrupted one.
+* ``progress/``: one marker per finished chunk, written after the chunk's data and holding the chunk's count of
+  failed solves, so an interrupted run resumes where it stopped (``impact run --resume DIR``), recomputes nothing
+  it had finished and loses no count. Draws are keyed by draw index, so a resumed run is identical to an
+  uninterrupted one. The markers go only once the manifest says ``complete``: every step of finalization can be
+  done again by a resume.
 * ``summary.csv``: the bands, written when the run is complete.
 * ``shards/`` (sharded runs): one report per shard (status, timings, failed solves); ``create.lock`` and
   ``finalize.lock`` make sure exactly one shard creates the store and one finalizes it (they stay, so that a
@@ -129,8 +131,8 @@ class RunStore:
         folder = self.directory / PROGRESS
         return {int(p.stem.split("-")[1].split(".")[0]) for p in folder.glob("chunk-*.done")} if folder.exists() else set()
 
-    def write_chunk(self, index: int, start: int, stop: int, chunk: xr.Dataset) -> None:
-        """Write a chunk into its region of draws, then mark it done.
+    def write_chunk(self, index: int, start: int, stop: int, chunk: xr.Dataset, failures: int = 0) -> None:
+        """Write a chunk into its region of draws, then mark it done with its count of failed solves.
 
         Arrays are written with zarr directly: the layout was fixed by :meth:`create`, so xarray's per-write
         checks would only repeat it. Regions align with the Zarr chunks, so each write replaces whole chunks.
@@ -140,18 +142,30 @@ class RunStore:
             if variable.dims[0] != "draw":
                 raise ValueError(f"{name}: the draw dimension must come first, got {variable.dims}")
             group[name][start:stop] = np.asarray(variable.values, dtype=STORED_DTYPE)
-        self._marker(index).touch()
+        marker = self._marker(index)
+        temporary = marker.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"solver_failures": int(failures)}))
+        os.replace(temporary, marker)  # a marker is whole or absent
+
+    def chunk_failures(self) -> int:
+        """Failed solves over the finished chunks, as their markers record them."""
+        folder = self.directory / PROGRESS
+        return sum(json.loads(p.read_text() or "{}").get("solver_failures", 0) for p in folder.glob("chunk-*.done"))
 
     # -- completion --------------------------------------------------------------------------------------------
 
     def finish(self, attrs: dict) -> None:
-        """Record final attrs and consolidate metadata once, at the end (region writes never change metadata)."""
+        """Record final attrs and consolidate metadata once, at the end (region writes never change metadata).
+        Safe to repeat: a resume repeats it when finalization was cut short."""
         group = zarr.open_group(self.results_path, mode="r+")
         group.attrs.update(attrs)
         with warnings.catch_warnings():
             # Consolidated metadata is not yet in the Zarr v3 spec; readers without it fall back to listing.
             warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
             zarr.consolidate_metadata(self.results_path)
+
+    def drop_progress(self) -> None:
+        """Remove the chunk markers, once the manifest records the run as complete."""
         shutil.rmtree(self.directory / PROGRESS, ignore_errors=True)
 
     def read_summary(self) -> list[dict]:

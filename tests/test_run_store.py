@@ -51,11 +51,11 @@ def test_interrupted_run_keeps_finished_chunks_and_resumes_identically(deal, tmp
     original = RunStore.write_chunk
     calls = []
 
-    def interrupt_third_chunk(self, index, start, stop, chunk):
+    def interrupt_third_chunk(self, index, *args):
         calls.append(index)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        original(self, index, start, stop, chunk)
+        original(self, index, *args)
 
     monkeypatch.setattr(RunStore, "write_chunk", interrupt_third_chunk)
     with pytest.raises(KeyboardInterrupt):
@@ -66,12 +66,69 @@ def test_interrupted_run_keeps_finished_chunks_and_resumes_identically(deal, tmp
     assert store.done_chunks() == {0, 1}
     resumed_chunks = []
     monkeypatch.setattr(RunStore, "write_chunk",
-                        lambda self, i, a, b, c: (resumed_chunks.append(i), original(self, i, a, b, c)))
+                        lambda self, i, *args: (resumed_chunks.append(i), original(self, i, *args)))
     impact.resume(tmp_path / "cut", progress="none")
     assert resumed_chunks == [2, 3, 4, 5]  # finished chunks are not recomputed
     complete = _run(deal, tmp_path / "whole", chunk_size=500).open_dataset()
     xr.testing.assert_equal(store.open_dataset(), complete)
     assert store.read_manifest()["status"] == "complete"
+
+
+def test_a_run_cut_during_finalization_resumes_without_recomputing(deal, tmp_path, monkeypatch):
+    """Every chunk done, the summary cut short: the markers stay until the manifest says complete, so the resume
+    finalizes (and computes nothing), identical to an uninterrupted run."""
+    from impact import runner
+
+    original = runner.summarize_run
+
+    def cut(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "summarize_run", cut)
+    with pytest.raises(KeyboardInterrupt):
+        _run(deal, tmp_path / "cut", chunk_size=1000)
+    store = RunStore(tmp_path / "cut")
+    assert store.done_chunks() == {0, 1, 2}
+    monkeypatch.setattr(runner, "summarize_run", original)
+    computed = []
+    write = RunStore.write_chunk
+    monkeypatch.setattr(RunStore, "write_chunk", lambda self, *a, **k: (computed.append(a[0]), write(self, *a, **k)))
+    impact.resume(tmp_path / "cut", progress="none")
+    assert computed == []
+    manifest = store.read_manifest()
+    assert manifest["status"] == "complete" and "error" not in manifest and "stopped" not in manifest
+    assert not (tmp_path / "cut" / "progress").exists()
+    xr.testing.assert_equal(store.open_dataset(), _run(deal, tmp_path / "whole", chunk_size=1000).open_dataset())
+
+
+def test_failed_solves_are_counted_once_whatever_kills_the_run(deal, tmp_path, monkeypatch):
+    """A process killed outright writes no record: each chunk's marker holds its count of failed solves, so the
+    resumed run counts every chunk's, once (here 2 a chunk, made up)."""
+    from impact.simulation import Simulation
+
+    chunk = Simulation.chunk
+    monkeypatch.setattr(Simulation, "chunk", lambda self, *a, **k: (chunk(self, *a, **k)[0], 2))
+    write, record = RunStore.write_chunk, RunStore.write_manifest
+    calls = []
+
+    def killed_at_third_chunk(self, *args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        write(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunStore, "write_chunk", killed_at_third_chunk)
+    # As under SIGKILL, the dying process records nothing.
+    monkeypatch.setattr(RunStore, "write_manifest",
+                        lambda self, m: None if m.get("status") in ("interrupted", "failed") else record(self, m))
+    with pytest.raises(KeyboardInterrupt):
+        _run(deal, tmp_path / "killed", chunk_size=500)
+    monkeypatch.setattr(RunStore, "write_chunk", write)
+    monkeypatch.setattr(RunStore, "write_manifest", record)
+    impact.resume(tmp_path / "killed", progress="none")
+    manifest = RunStore(tmp_path / "killed").read_manifest()
+    assert manifest["solver_failures"] == 6 * 2
+    assert RunStore(tmp_path / "killed").open_dataset().attrs["solver_failures"] == 6 * 2
 
 
 def test_existing_folder_is_not_overwritten(deal, tmp_path):
