@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+import shutil
 import signal
 import sys
 import threading
@@ -28,8 +31,12 @@ log = logging.getLogger("impact")
 
 
 def default_out(scenario_name: str, seed: int) -> Path:
+    """A new folder under ``runs/`` named after the scenario, the time and the seed. The name is made a safe folder
+    name (letters, digits, ``.``, ``_`` and ``-``; no leading dot, at most 80 characters), so a scenario's ``name``
+    can never put the run elsewhere (``"../../x"``, an absolute path)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{scenario_name}-{stamp}-seed{seed}"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", scenario_name).lstrip(".")[:80] or "scenario"
+    return Path("runs") / f"{safe}-{stamp}-seed{seed}"
 
 
 def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None = None,
@@ -65,6 +72,7 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
     if message := sobol_warning(simulation.sampler, draws):
         log.warning(message)
     out = Path(out) if out is not None else default_out(simulation.scenario.name, seed)
+    _check_room(simulation, draws, disk=out)
     if shard is None and out.exists() and any(out.iterdir()):
         raise ImpactInputError([Problem(str(out), "--out", "folder exists and is not empty; choose another, or "
                                                            "finish an interrupted run with --resume")])
@@ -106,6 +114,38 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
         if manifest["status"] == "complete":
             return store  # a late or repeated shard: the run is already finished
     return _execute(store, simulation, draws, chunk_size, manifest, threads, progress, create=creator, shard=shard)
+
+
+def _check_room(simulation: Simulation, draws: int, disk: Path | None = None) -> None:
+    """Refuse, before anything is allocated or written, a run whose results the disk holding ``disk`` (a run to
+    the store, float32) or the memory (in memory, float64, gathered once more at the end) cannot hold."""
+    if disk is not None:
+        need = draws * simulation.bytes_per_draw(4)
+        folder = next(p for p in (disk.absolute(), *disk.absolute().parents) if p.exists())
+        have, where = shutil.disk_usage(folder).free, f"free on the disk of {folder}"
+        hint = "fewer draws, or --out on a larger disk"
+    else:
+        need = 2 * draws * simulation.bytes_per_draw(8)
+        have, where = _available_memory(), "of memory available"
+        hint = "fewer draws, or impact.run() to stream them to disk"
+    if have is not None and need > have:
+        raise ImpactInputError([Problem("options", "draws", f"{draws:,} draws need about {_size(need)} "
+                                        f"({_size(need / draws)} a draw) and {_size(have)} are {where}: {hint}")])
+
+
+def _available_memory() -> int | None:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None  # not known on this system: not checked
+
+
+def _size(count: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if count < 1000 or unit == "PB":
+            return f"{count:,.0f} {unit}" if unit == "bytes" else f"{count:,.1f} {unit}"
+        count /= 1000
+    return f"{count:,.1f} PB"
 
 
 #: Options every shard of a run must share.
@@ -366,6 +406,7 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | 
                             backend=backend)
     chunk_size = chunk_size or simulation.default_chunk_size()
     _check_run_size(draws, chunk_size)
+    _check_room(simulation, draws)
     if message := sobol_warning(simulation.sampler, draws):
         warnings.warn(message, stacklevel=2)
     pieces, failures = [], 0

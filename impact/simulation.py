@@ -99,6 +99,12 @@ class Simulation:
             return dims[:at] + ("year",) + dims[at:]
         return dims
 
+    def bytes_per_draw(self, itemsize: int) -> int:
+        """Bytes one draw's per-draw variables take at ``itemsize`` bytes a value (4 in the run store, 8 in
+        memory), with its draw coordinate: from a one-draw probe."""
+        probe, _ = self.chunk(0, 1)
+        return sum(variable.size for variable in probe.data_vars.values()) * itemsize + 8
+
     def default_chunk_size(self) -> int:
         """Draws per chunk bounding memory: fewer draws per chunk when each is solved for many years, or when the
         split of revenue by authority varies draw by draw (linked rates, share inputs: each draw then holds its

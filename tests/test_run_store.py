@@ -131,6 +131,37 @@ def test_failed_solves_are_counted_once_whatever_kills_the_run(deal, tmp_path, m
     assert RunStore(tmp_path / "killed").open_dataset().attrs["solver_failures"] == 6 * 2
 
 
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/escaped-absolute", "..", "a/b\\c d"])
+def test_a_scenarios_name_never_puts_the_default_run_folder_outside_runs(deal, tmp_path, monkeypatch, name):
+    from tests.conftest import write_scenario
+
+    work = tmp_path / "work" / "deep"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    named = write_scenario(deal.parent / "named.toml", f"""
+        [scenario]
+        extends = "deal.toml"
+        name = {json.dumps(name)}
+    """)
+    store = impact.run(named, draws=200, seed=1, progress="none")
+    assert store.directory.resolve().parent == (work / "runs").resolve()
+    assert store.directory.name.endswith("-seed1") and "/" not in store.directory.name
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["deep"]
+    assert not (tmp_path / "escaped").exists() and not list(tmp_path.parent.glob("escaped*"))
+
+
+def test_draws_beyond_the_disk_or_memory_are_refused_before_anything_is_allocated(deal, tmp_path):
+    with pytest.raises(ImpactInputError) as caught:
+        impact.run(deal, draws=10**15, out=tmp_path / "huge", progress="none")
+    message = str(caught.value)
+    assert "draws" in message and "free on the disk" in message and " a draw)" in message
+    assert not (tmp_path / "huge").exists()
+    with pytest.raises(ImpactInputError, match="of memory available"):
+        impact.simulate(deal, draws=10**13)
+    result = CliRunner().invoke(cli.main, ["run", str(deal), "--draws", str(10**15), "--out", str(tmp_path / "cli")])
+    assert result.exit_code != 0 and "free on the disk" in result.output and "Traceback" not in result.output
+
+
 def test_existing_folder_is_not_overwritten(deal, tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file").write_text("keep me")
