@@ -12,7 +12,7 @@ name HS codes cannot be used with it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -82,6 +82,14 @@ class TradeLines:
         """The lines sorted by cell, and where each cell starts (every cell has a line)."""
         order = np.argsort(self.cell, kind="stable")
         return order, np.searchsorted(self.cell[order], np.arange(self.shape[0] * self.shape[1]))
+
+    def take(self, index: np.ndarray, **changes) -> "TradeLines":
+        """The lines at ``index`` (every field by line taken at it), with ``changes`` to any field."""
+        taken = dict(hs=self.hs[index], sector=self.sector[index], partner=self.partner[index],
+                     weight=self.weight[index], applied=self.applied[index], mfn=self.mfn[index],
+                     content={m: v[index] for m, v in self.content.items()},
+                     usmca={y: v[index] for y, v in self.usmca.items()})
+        return replace(self, **{**taken, **changes})
 
     def cell_all(self, condition: np.ndarray) -> np.ndarray:
         """Cells (S, P) all of whose lines meet ``condition`` (L,)."""
@@ -217,10 +225,7 @@ def split_lines(lines: TradeLines, metals: dict[str, np.ndarray], by_usmca: np.n
     split_content = {m: np.where(split_by[m][parent], (metal_of == k).astype(float), lines.content[m][parent])
                      for k, m in enumerate(CONTENTS)}
     split_usmca = {y: np.where(qualifying >= 0, qualifying.astype(float), lines.usmca[y][parent]) for y in lines.usmca}
-    split = TradeLines(lines.path, lines.sha256, lines.hs[parent], lines.sector[parent], lines.partner[parent],
-                       parts.value * shares, lines.applied[parent], lines.mfn[parent], split_content, split_usmca,
-                       lines.shape, lines.by_hs)
-    return split, parent, parts
+    return lines.take(parent, weight=parts.value * shares, content=split_content, usmca=split_usmca), parent, parts
 
 
 def load_lines(baseline: Baseline) -> TradeLines:

@@ -183,23 +183,18 @@ def _combine_periods(by_period: list, authorities: tuple[str, ...]):
     else one per draw (and no rows)."""
     if not authorities:
         return {}, None
-    if all(which is not None for _, _, which in by_period):
-        combos, split_rows = np.unique(np.stack([which for _, _, which in by_period], axis=1), axis=0,
-                                       return_inverse=True)
-        parts = {}
-        for a in authorities:
-            total = 0.0
-            for i, (weight, table, _) in enumerate(by_period):
-                total = total + weight * table[a][combos[:, i]]
-            parts[a] = total
-        return parts, (split_rows.ravel() if len(combos) > 1 else None)
+    rows = [which for _, _, which in by_period]  # each period's row of its parts for each draw (None: the draw's)
+    split_rows = None
+    if all(which is not None for which in rows):
+        combos, split_rows = np.unique(np.stack(rows, axis=1), axis=0, return_inverse=True)
+        rows, split_rows = list(combos.T), (split_rows.ravel() if len(combos) > 1 else None)
     parts = {}
     for a in authorities:
         total = 0.0
-        for weight, values, which in by_period:
+        for (weight, values, _), which in zip(by_period, rows):
             total = total + weight * (values[a][which] if which is not None else values[a])
         parts[a] = total
-    return parts, None
+    return parts, split_rows
 
 
 def _struck_on(struck: dict, ruling: dict, group: str, on: date | None) -> np.ndarray:

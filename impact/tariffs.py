@@ -359,23 +359,20 @@ class LayerStack:
     def _line_totals(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...],
                      by_authority: bool = False):
         """:meth:`_evaluate`, kept for the few patterns in use: each node of the share inputs reweights them."""
-        key = (off, tuple(sorted(overrides.items())), linked, by_authority)
-        if key not in self._totals:
-            self._totals[key] = self._evaluate(off, overrides, linked, by_authority)
-            if len(self._totals) > TOTALS_CACHE_SIZE:
-                self._totals.popitem(last=False)
-        self._totals.move_to_end(key)
-        return self._totals[key]
+        return self._cached((off, tuple(sorted(overrides.items())), linked, by_authority),
+                            lambda: self._evaluate(off, overrides, linked, by_authority), self._totals,
+                            TOTALS_CACHE_SIZE)
 
-    def _cached(self, key: tuple, compute):
-        """The cached result of ``compute()`` under ``key``; the least recently used entry goes beyond
-        :data:`CACHE_SIZE`."""
-        if key not in self._cache:
-            self._cache[key] = compute()
-            if len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
-        self._cache.move_to_end(key)
-        return self._cache[key]
+    def _cached(self, key: tuple, compute, cache: OrderedDict | None = None, size: int = CACHE_SIZE):
+        """The result of ``compute()`` kept under ``key`` in ``cache`` (default: the stack's cache of cell
+        results); the least recently used entry goes beyond ``size`` entries."""
+        cache = self._cache if cache is None else cache
+        if key not in cache:
+            cache[key] = compute()
+            if len(cache) > size:
+                cache.popitem(last=False)
+        cache.move_to_end(key)
+        return cache[key]
 
     def _coverage(self, off: frozenset) -> dict[str, np.ndarray | None]:
         """Each layer's coverage of each line after its exclusions, with the layers ``off`` not in force (None);
@@ -487,8 +484,5 @@ def _share_nodes(shares: dict[str, np.ndarray], draws: int, partners: int) -> tu
 def _partner_lines(lines: TradeLines, parts: LineParts, partner: int):
     """The lines of ``partner`` as lines of their own, with cells (S, 1); their indices; their parts."""
     index = np.flatnonzero(lines.partner == partner)
-    own = TradeLines(lines.path, lines.sha256, lines.hs[index], lines.sector[index], np.zeros(index.size, dtype=int),
-                     lines.weight[index], lines.applied[index], lines.mfn[index],
-                     {m: v[index] for m, v in lines.content.items()}, {y: v[index] for y, v in lines.usmca.items()},
-                     (lines.shape[0], 1), lines.by_hs)
+    own = lines.take(index, partner=np.zeros(index.size, dtype=int), shape=(lines.shape[0], 1))
     return index, own, parts.subset(index)

@@ -36,6 +36,19 @@ def _cell(partner, sector):
     return [line for line in LINES if line[1] == partner and line[2] == sector]
 
 
+def _write_lines(folder, usmca=lambda u: u, steel=lambda c: c, aluminum=lambda line: 0.0):
+    """The line file of the small baseline: LINES, with their USMCA and steel shares moved by ``usmca`` and
+    ``steel``, and each line's aluminum share from ``aluminum(line)``."""
+    with gzip.open(folder / "small_lines.csv.gz", "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(LINE_COLUMNS)
+        for line in LINES:
+            hs, partner, sector, value, rate_2024, mfn, steel_share, share = line
+            u = usmca(share) if partner == "canada" else ""
+            writer.writerow([hs, partner, sector, value * 1e9, value * 1e9 * rate_2024, mfn, "hts_general",
+                             steel(steel_share), aluminum(line), 0, u, u, "published"])
+
+
 @pytest.fixture
 def market(tmp_path):
     imports = [[sum(line[3] for line in _cell(p, s)) for p in PARTNERS] for s in SECTORS]
@@ -43,12 +56,7 @@ def market(tmp_path):
                 for p in PARTNERS] for s in SECTORS]
     write_baseline(tmp_path / "small.csv", SECTORS, PARTNERS, imports=imports, exports=[[1.0] * 3] * 2,
                    gross_output=[50.0, 80.0], tariff_mfn=applied, tariff_baseline=applied, partner_tariff=0.02)
-    with gzip.open(tmp_path / "small_lines.csv.gz", "wt", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(LINE_COLUMNS)
-        for hs, partner, sector, value, rate, mfn, steel, usmca in LINES:
-            writer.writerow([hs, partner, sector, value * 1e9, value * 1e9 * rate, mfn, "hts_general", steel, 0, 0,
-                             usmca if partner == "canada" else "", usmca if partner == "canada" else "", "published"])
+    _write_lines(tmp_path)
     (tmp_path / "lists").mkdir()
     (tmp_path / "lists" / "annex_ii.csv").write_text("# Annex II (test)\n# Legal source: test\nhs,note\n8471,computers\n")
     return tmp_path
@@ -160,14 +168,7 @@ def test_exclusions_share_out_a_lines_metal_and_usmca_parts_exactly(market):
     """Metal parts are disjoint (the reciprocal rate charges what neither metal's layer charges: 1 - 0.4 - 0.2, not
     0.6 x 0.8), and USMCA exemptions nest (a fentanyl rate exempting USMCA goods and excluding an autos tariff that
     exempts 0.4 of them charges nothing: independent shares would charge u (1 - u) x 0.4 of the line)."""
-    with gzip.open(market / "small_lines.csv.gz", "wt", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(LINE_COLUMNS)
-        for hs, partner, sector, value, rate_2024, mfn, steel, usmca in LINES:
-            aluminum = 0.2 if (hs, partner) == ("8481800000", "japan") else 0.0
-            writer.writerow([hs, partner, sector, value * 1e9, value * 1e9 * rate_2024, mfn, "hts_general", steel,
-                             aluminum, 0, usmca if partner == "canada" else "", usmca if partner == "canada" else "",
-                             "published"])
+    _write_lines(market, aluminum=lambda line: 0.2 if line[:2] == ("8481800000", "japan") else 0.0)
     s = load_scenario(regime(market, """
         [[tariff_layers]]
         name = "steel_content"
@@ -290,16 +291,6 @@ USMCA_AND_METALS = """
     rate = 0.1
     exclusive_of = ["derivatives"]
 """
-
-
-def _write_lines(folder, usmca=lambda u: u, steel=lambda c: c):
-    with gzip.open(folder / "small_lines.csv.gz", "wt", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(LINE_COLUMNS)
-        for hs, partner, sector, value, rate_2024, mfn, steel_share, share in LINES:
-            u = usmca(share) if partner == "canada" else ""
-            writer.writerow([hs, partner, sector, value * 1e9, value * 1e9 * rate_2024, mfn, "hts_general",
-                             steel(steel_share), 0, 0, u, u, "published"])
 
 
 @pytest.mark.parametrize("prior, low, high, value, usmca, steel", [
