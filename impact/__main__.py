@@ -1,3 +1,3 @@
-from impact.cli import main
+from impact.console import main
 
 main()

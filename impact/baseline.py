@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from impact.errors import Problem, raise_if_any
+from impact.errors import ImpactInputError, Problem, file_label, raise_if_any
 from impact.variables import VARIABLES
 
 COLUMNS = ("variable", "sector", "partner", "value", "unit", "status", "source")
@@ -24,6 +24,8 @@ MONEY_UNITS = {"USD": 1.0, "USD_thousand": 1e3, "USD_million": 1e6, "USD_billion
 RATE_UNITS = {"fraction": 1.0, "percent": 0.01}
 STATUSES = ("published", "derived", "estimate")
 RATE_RANGE = (0.0, 10.0)
+#: A trade flow or output above a thousand trillion dollars ($1e6 billion) is not a plausible 2024 value.
+MONEY_MAX = 1e15
 
 
 @dataclass(frozen=True)
@@ -82,24 +84,57 @@ class Baseline:
         return ds
 
 
+def _read_rows(path: Path) -> tuple[bytes, tuple[str, ...], list[tuple[int, dict]]]:
+    """A baseline CSV's bytes, header and rows (with their line numbers); a file that cannot be read as CSV text
+    is refused."""
+    label = file_label(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ImpactInputError([Problem(label, "", "no such file")]) from None
+    except OSError as err:
+        raise ImpactInputError([Problem(label, "", f"cannot read the file: {err.strerror or err}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ImpactInputError([Problem(label, "", f"not UTF-8 text: {err}")]) from None
+    reader = csv.DictReader(text.splitlines())
+    rows = []
+    try:
+        header = tuple(reader.fieldnames or ())
+        for row in reader:
+            rows.append((reader.line_num, row))
+    except csv.Error as err:  # e.g. a field longer than the csv module's limit (128 KiB), on the line after the last read
+        raise ImpactInputError([Problem(label, f"line {reader.line_num + 1}", f"not a readable CSV row: {err}")]) from None
+    return raw, header, rows
+
+
 def load_baseline(path: str | Path) -> Baseline:
     """Read and check a baseline CSV; every problem is reported at once (:class:`ImpactInputError`)."""
     path = Path(path)
-    label = str(path)
-    raw = path.read_bytes()
+    label = file_label(path)
+    raw, header, rows = _read_rows(path)
     problems: list[Problem] = []
-    rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
-    header = tuple(rows[0].keys()) if rows else ()
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise_if_any([Problem(label, "header", f"missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")])
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise_if_any([Problem(label, "header", f"column(s) {', '.join(repeated)} appear more than once")])
+    if not rows:
+        raise_if_any([Problem(label, "", "no data rows after the header")])
 
     values: dict[tuple[str, str, str], float] = {}
     sources: dict[tuple[str, str, str], tuple[str, str]] = {}
     sectors: list[str] = []
     partners: list[str] = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         where = f"line {line}"
+        if None in row.values() or None in row:
+            # A row cut short or shifted: its fields would land in the wrong columns.
+            fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
+            problems.append(Problem(label, where, f"has {fields} field(s); the header has {len(header)}"))
+            continue
         variable, sector, partner = row["variable"].strip(), row["sector"].strip(), row["partner"].strip()
         unit, status = row["unit"].strip(), row["status"].strip()
         if variable not in CELL_VARIABLES + SECTOR_VARIABLES:
@@ -130,7 +165,11 @@ def load_baseline(path: str | Path) -> Baseline:
             problems.append(Problem(label, where, f"value {row['value']!r} is not a number"))
             continue
         if not np.isfinite(value):
-            problems.append(Problem(label, where, f"value {row['value']!r} is not finite"))
+            problems.append(Problem(label, where, f"value {row['value']!r} is not a finite number"))
+            continue
+        if units is MONEY_UNITS and value > MONEY_MAX:
+            problems.append(Problem(label, where, f"value {row['value']!r} {unit} is not a plausible 2024 value: at "
+                                                  f"most {MONEY_MAX / 1e9:g} USD_billion"))
             continue
         key = (variable, sector, partner)
         if key in values:

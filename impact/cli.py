@@ -17,6 +17,7 @@ from impact.variables import DEFAULT_KEEP, KEEP_LEVELS
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_TERMINATED = 143   # 128 + SIGTERM
+EXIT_SYSTEM = 1         # the operating system failed the run: a full or read-only disk, no memory
 
 
 def _fail(problems: list[Problem]) -> None:
@@ -71,10 +72,11 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
     Writes OUT/results.zarr (every draw), OUT/manifest.json (provenance, timings) and OUT/summary.csv.
     With a counterfactual, both are solved on the same draws and the effect rows are paired differences.
     """
-    from impact.runner import resume, run as run_scenario
-    from impact.summary import format_compact
-
+    target = resume_dir or out
     try:
+        from impact.runner import resume, run as run_scenario
+        from impact.summary import format_compact
+
         if resume_dir is not None:
             store = resume(resume_dir, threads=threads, progress=progress)
         else:
@@ -87,11 +89,17 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
     except KeyboardInterrupt as stop:
         from impact.runner import Terminated
 
-        target = resume_dir or out
-        hint = f" --resume {target}" if target else " --resume RUN_FOLDER"
         how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
-        click.echo(f"\n{how}: finished chunks are kept; complete the run with: impact run{hint}", err=True)
+        click.echo(f"\n{how}: {_what_is_kept(target)}", err=True)
         sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
+    except MemoryError:
+        click.echo(f"error: out of memory; a smaller --chunk-size needs less (results do not depend on it). "
+                   f"{_what_is_kept(target)}", err=True)
+        sys.exit(EXIT_SYSTEM)
+    except OSError as err:
+        where = err.filename or target or "the run folder"
+        click.echo(f"error: {where}: {err.strerror or err}. {_what_is_kept(target, 'when that is fixed')}", err=True)
+        sys.exit(EXIT_SYSTEM)
     manifest = store.read_manifest()
     if manifest["status"] != "complete":
         click.echo(f"shard {shard[0]}/{shard[1]} done; {len(store.done_chunks())} chunks of the run are finished. "
@@ -112,6 +120,26 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
     click.echo(f"results: {store.directory}  ({timings['total']:.1f} s, {manifest['draws_per_second']:,} draws/s)")
     if manifest["solver_failures"]:
         click.echo(f"warning: {manifest['solver_failures']} markets did not converge (NaN outputs)", err=True)
+    _warn_dropped(manifest.get("dropped_draws", 0), manifest["draws"])
+
+
+def _warn_dropped(dropped: int, draws: int) -> None:
+    if dropped:
+        click.echo(f"warning: the bands leave out up to {dropped:,} of {draws:,} draws, whose outputs are NaN "
+                   f"(failed solves, or outputs beyond float32); the summary's `draws` column counts each row's",
+                   err=True)
+
+
+def _what_is_kept(target, when: str = "") -> str:
+    """What an interrupted or failed run left, and how to complete it."""
+    from impact.store import RunStore
+
+    if target is None:
+        return "finished chunks, if any, are kept in the run's folder under runs/; complete the run with: impact run --resume FOLDER"
+    if not RunStore(target).manifest_path.exists():
+        return "the run had not begun; nothing was written"
+    when = f" {when}," if when else ""
+    return f"finished chunks are kept;{when} complete the run with: impact run --resume {target}"
 
 
 def _parse_shard(value: str | None):
@@ -142,8 +170,6 @@ def validate(files):
         if str(name).endswith(".csv"):
             try:
                 baseline = load_baseline(name)
-            except FileNotFoundError:
-                problems.append(Problem(str(name), "", "no such file"))
             except ImpactInputError as err:
                 problems += err.problems
             else:
@@ -187,8 +213,8 @@ def validate(files):
 def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, events):
     """Print the bands of a finished run in RUN_DIR: quantiles and mean, levels and paired effects."""
     from impact.store import RunStore
-    from impact.summary import (Precision, convergence_report, exceedance_rows, format_exceedance, format_rows,
-                                parse_exceedance, summarize)
+    from impact.summary import (Precision, convergence_report, dropped_draws, exceedance_rows, format_exceedance,
+                                format_rows, parse_exceedance, summarize)
 
     problems = []
     try:
@@ -224,6 +250,7 @@ def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, ev
         _fail([Problem(str(run_dir), "--year", str(err))])
     click.echo(format_rows(rows, fmt, title=f"{manifest['title']} ({manifest['draws']:,} draws, seed {manifest['seed']})"
                            if fmt in ("table", "markdown") else ""), nl=False)
+    _warn_dropped(dropped_draws(rows, manifest["draws"]), manifest["draws"])
     if check is not None and fmt in ("table", "markdown"):
         click.echo(convergence_report(rows, probabilities, tolerance))
 

@@ -26,6 +26,17 @@ class ImpactInputError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+def shown_name(name, limit: int = 80) -> str:
+    """A file name as a message shows it: quoted, and cut short if it is long."""
+    text = repr(str(name))
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(name)):,} characters)"
+
+
+def file_label(path, limit: int = 200) -> str:
+    """A file's name as the ``file`` of a problem: as given, unless it is too long to read."""
+    return str(path) if len(str(path)) <= limit else shown_name(path)
+
+
 def raise_if_any(problems: list[Problem]) -> None:
     if problems:
         raise ImpactInputError(problems)

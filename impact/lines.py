@@ -12,13 +12,14 @@ name HS codes cannot be used with it.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from impact.baseline import Baseline
+from impact.baseline import MONEY_MAX, RATE_RANGE, Baseline
 from impact.errors import ImpactInputError, Problem
 
 CONTENTS = ("steel", "aluminum", "copper")
@@ -262,27 +263,71 @@ def load_export_lines(baseline: Baseline) -> TradeLines:
 
 @lru_cache(maxsize=4)
 def _load_export(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str, ...], exports: bytes):
-    import pandas as pd
 
     from impact.databuild import EXPORT_LINE_COLUMNS
 
-    frame = pd.read_csv(path, dtype={"hs2": str, "partner": str, "sector": str}, keep_default_na=False)
+    frame = _read_line_file(path, {"hs2": str, "partner": str, "sector": str})
     problems = [Problem(path, "columns", f"missing {c}") for c in EXPORT_LINE_COLUMNS if c not in frame.columns]
     if problems:
         raise ImpactInputError(problems)
-    unknown = sorted(set(frame["sector"]) - set(sectors)) + sorted(set(frame["partner"]) - set(partners))
+    unknown = _unknown(frame, "sector", sectors) + _unknown(frame, "partner", partners)
     chapter = frame["hs2"].to_numpy(dtype="<U10")
     if unknown:
         problems.append(Problem(path, "sector, partner", f"not in the baseline: {', '.join(unknown[:10])}"))
     if any(not (c.isdigit() and len(c) == 2) for c in np.unique(chapter)):
         problems.append(Problem(path, "hs2", "codes must be HTS chapters of two digits"))
-    weight = pd.to_numeric(frame["exports_usd"], errors="coerce").to_numpy(dtype=float)
-    if np.isnan(weight).any() or (weight < 0).any():
+    weight = _as_floats(frame["exports_usd"])
+    if not np.isfinite(weight).all() or (weight < 0).any():
         problems.append(Problem(path, "exports_usd", "has values that are not non-negative numbers"))
     if problems:
         raise ImpactInputError(problems)
     sector, partner = _cells_of(path, frame, weight, sectors, partners, exports)
     return chapter, sector, partner, weight
+
+
+def _billions(usd: float) -> str:
+    return f"{usd / 1e9:,.3f}" if abs(usd) < 1e18 else f"{usd / 1e9:.4g}"
+
+
+def _read_line_file(path: str, dtype: dict):
+    """A line file as a frame of strings and numbers; a file that is not gzipped CSV text is refused."""
+    import zlib
+
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, dtype=dtype, keep_default_na=False)
+    except UnicodeDecodeError as err:
+        raise ImpactInputError([Problem(path, "", f"not UTF-8 text: {err}")]) from None
+    except pd.errors.EmptyDataError:
+        raise ImpactInputError([Problem(path, "", "the file is empty (no header line)")]) from None
+    except (ValueError, EOFError, OSError, zlib.error) as err:  # malformed rows, a damaged or cut gzip stream
+        reason = " ".join(str(err).split())
+        raise ImpactInputError([Problem(path, "", f"not a readable gzipped CSV file: {reason}")]) from None
+
+
+def _as_floats(column) -> np.ndarray:
+    """A column's numbers: NaN where a field is not a number, inf where it is beyond the range of a float."""
+    import pandas as pd
+
+    try:
+        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    except OverflowError:  # an integer of hundreds of digits
+        return np.array([_float_or_inf(value) for value in column], dtype=float)
+
+
+def _float_or_inf(value) -> float:
+    try:
+        return float(value.strip() if isinstance(value, str) else value)
+    except OverflowError:
+        return math.inf
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _unknown(frame, column: str, known: tuple[str, ...]) -> list[str]:
+    """Names in ``column`` that are not in ``known`` (a field missing from a short row reads as NaN)."""
+    return sorted({str(name) for name in frame[column]} - set(known))
 
 
 def _cells_of(path: str, frame, weight: np.ndarray, sectors: tuple[str, ...], partners: tuple[str, ...],
@@ -297,8 +342,8 @@ def _cells_of(path: str, frame, weight: np.ndarray, sectors: tuple[str, ...], pa
     if off.any():
         k = int(np.flatnonzero(off)[0])
         raise ImpactInputError([Problem(path, f"{sectors[k // P]}, {partners[k % P]}",
-                                        f"the lines sum to ${cell_value[k] / 1e9:,.3f}B, the baseline cell is "
-                                        f"${expected[k] / 1e9:,.3f}B ({int(off.sum())} cells differ): the line file "
+                                        f"the lines sum to ${_billions(cell_value[k])}B, the baseline cell is "
+                                        f"${_billions(expected[k])}B ({int(off.sum())} cells differ): the line file "
                                         "is not of this baseline (rebuild both with `impact data build`)")])
     return sector, partner
 
@@ -306,17 +351,16 @@ def _cells_of(path: str, frame, weight: np.ndarray, sectors: tuple[str, ...], pa
 @lru_cache(maxsize=4)
 def _load(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str, ...], imports: bytes
           ) -> TradeLines:
-    import pandas as pd
 
     from impact.databuild import LINE_COLUMNS
 
-    frame = pd.read_csv(path, dtype={"hs10": str, "partner": str, "sector": str}, keep_default_na=False)
+    frame = _read_line_file(path, {"hs10": str, "partner": str, "sector": str})
     problems = []
     missing = [c for c in LINE_COLUMNS if c not in frame.columns]
     if missing:
         raise ImpactInputError([Problem(path, "columns", f"missing {', '.join(missing)}")])
-    unknown_sectors = sorted(set(frame["sector"]) - set(sectors))
-    unknown_partners = sorted(set(frame["partner"]) - set(partners))
+    unknown_sectors = _unknown(frame, "sector", sectors)
+    unknown_partners = _unknown(frame, "partner", partners)
     if unknown_sectors:
         problems.append(Problem(path, "sector", f"not sectors of the baseline: {', '.join(unknown_sectors[:10])}"))
     if unknown_partners:
@@ -328,13 +372,20 @@ def _load(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str,
     numbers = {}
     for column in ("imports_usd", "duty_usd", "mfn", *(f"{m}_share" for m in CONTENTS),
                    *(f"usmca_share_{y}" for y in USMCA_YEARS)):
-        values = pd.to_numeric(frame[column].replace("", "0"), errors="coerce").to_numpy(dtype=float)
-        if np.isnan(values).any() or (values < 0).any():
+        values = _as_floats(frame[column].replace("", "0"))
+        if not np.isfinite(values).all() or (values < 0).any():
             problems.append(Problem(path, column, "has values that are not non-negative numbers"))
         numbers[column] = values
     for column in (*(f"{m}_share" for m in CONTENTS), *(f"usmca_share_{y}" for y in USMCA_YEARS)):
         if (numbers[column] > 1 + 1e-9).any():
             problems.append(Problem(path, column, "shares must be in [0, 1]"))
+    for column in ("imports_usd", "duty_usd"):
+        if (numbers[column] > MONEY_MAX).any():
+            problems.append(Problem(path, column, f"has values above {MONEY_MAX:g} USD, not plausible 2024 values"))
+    if (numbers["mfn"] > RATE_RANGE[1]).any():
+        problems.append(Problem(path, "mfn", f"rates must be in [{RATE_RANGE[0]:g}, {RATE_RANGE[1]:g}]"))
+    if (numbers["duty_usd"] / RATE_RANGE[1] > numbers["imports_usd"]).any():
+        problems.append(Problem(path, "duty_usd", f"a line's duty is more than {RATE_RANGE[1]:g} times its imports"))
     if problems:
         raise ImpactInputError(problems)
     weight = numbers["imports_usd"]
@@ -376,16 +427,23 @@ def _read_hs_list(path: Path, mtime_ns: int, size: int) -> tuple[tuple[str, ...]
     import csv
 
     codes, problems = [], []
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-        if not rows.fieldnames or "hs" not in rows.fieldnames:
-            return (), (f"needs an `hs` column (has {rows.fieldnames})",)
-        for number, row in enumerate(rows, start=2):
-            code = (row["hs"] or "").replace(".", "").strip()
-            if not code.isdigit() or len(code) not in HS_LENGTHS:
-                problems.append(f"row {number}: {row['hs']!r} is not an HS code of 2, 4, 6, 8 or 10 digits")
-                continue
-            codes.append(code)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+            if not rows.fieldnames or "hs" not in rows.fieldnames:
+                return (), (f"needs an `hs` column (has {rows.fieldnames})",)
+            for number, row in enumerate(rows, start=2):
+                code = (row["hs"] or "").replace(".", "").strip()
+                if not code.isdigit() or len(code) not in HS_LENGTHS:
+                    problems.append(f"row {number}: {row['hs']!r} is not an HS code of 2, 4, 6, 8 or 10 digits")
+                    continue
+                codes.append(code)
+    except UnicodeDecodeError as err:
+        return (), (f"not UTF-8 text: {err}",)
+    except csv.Error as err:  # a field over the csv module's limit, ...
+        return (), (f"not a readable CSV file: {err}",)
+    except OSError as err:
+        return (), (f"cannot read the file: {err.strerror or err}",)
     if not codes and not problems:
         problems.append("lists no HS code")
     return tuple(codes), tuple(problems)

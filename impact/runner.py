@@ -23,8 +23,9 @@ from impact.accelerate import using_threads
 from impact.errors import ImpactInputError, Problem
 from impact.scenario import load_scenario, open_scenario
 from impact.simulation import Simulation, _check_run_size, chunk_ranges, sobol_warning
-from impact.store import SUMMARY, RunStore, Stopwatch, now
-from impact.summary import format_rows, summarize_run
+from impact.store import (OWNER_LOCK, SHARDS, STORE_ENTRIES, SUMMARY, MixedRunError, RunStore, Stopwatch, now, run_identity,
+                          shard_name, write_atomically)
+from impact.summary import dropped_draws, format_rows, summarize_run
 from impact.variables import DEFAULT_KEEP
 
 log = logging.getLogger("impact")
@@ -73,9 +74,7 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
         log.warning(message)
     out = Path(out) if out is not None else default_out(simulation.scenario.name, seed)
     _check_room(simulation, draws, disk=out)
-    if shard is None and out.exists() and any(out.iterdir()):
-        raise ImpactInputError([Problem(str(out), "--out", "folder exists and is not empty; choose another, or "
-                                                           "finish an interrupted run with --resume")])
+    _check_out(out, sharded=shard is not None)
     scenario_ = simulation.scenario
     manifest = {
         "status": "running",
@@ -106,14 +105,117 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
         "shards": shard[1] if shard else 1,
     }
     store = RunStore(out)
+    made = _make_folder(out)
     if shard is None:
+        return _run_alone(store, made, simulation, draws, chunk_size, manifest, threads, progress)
+    return _run_shard(store, shard, simulation, draws, chunk_size, manifest, threads, progress)
+
+
+def _check_out(out: Path, sharded: bool = False) -> None:
+    """Refuse an ``--out`` that is a file, or a folder holding anything but a store cut short in its creation (or,
+    for a shard, anything but the run's store)."""
+    if out.exists() and not out.is_dir():
+        raise ImpactInputError([Problem(str(out), "--out", "is a file, not a folder")])
+    store = RunStore(out)
+    if sharded:
+        if out.is_dir() and any(p.name not in STORE_ENTRIES for p in out.iterdir()):
+            raise ImpactInputError([Problem(str(out), "--out", "folder holds files that are not a run's; choose "
+                                                               "another")])
+        return
+    if out.is_dir() and not store.is_half_created() and any(p.name != OWNER_LOCK for p in out.iterdir()):
+        if store.manifest_path.exists():
+            raise ImpactInputError([Problem(str(out), "--out", "folder holds a run; choose another, or finish "
+                                                               "an interrupted run with --resume")])
+        raise ImpactInputError([Problem(str(out), "--out", "folder exists and is not empty; choose another")])
+
+
+def _make_folder(out: Path) -> list[Path]:
+    """Create the run folder and its missing parents; returns those created, deepest first."""
+    made = [folder for folder in (out.absolute(), *out.absolute().parents) if not folder.exists()]
+    out.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def _run_alone(store: RunStore, made: list[Path], simulation: Simulation, draws: int, chunk_size: int,
+               manifest: dict, threads, progress) -> RunStore:
+    """An unsharded run: it owns the folder alone, and removes what it created if it stops before the store is
+    laid out."""
+    lock_was_there = (store.directory / OWNER_LOCK).exists()
+    owner = store.lock(OWNER_LOCK)
+    if owner is None:
+        _forget(made)
+        raise ImpactInputError([Problem(str(store.directory), "--out", f"the folder is in use by "
+                                        f"{store.holders(OWNER_LOCK)}; choose another")])
+    try:
+        _check_out(store.directory)  # again, now that no other process can change the folder
+        if store.is_half_created():
+            log.warning("%s: replacing a run store whose creation was cut short (no manifest)", store.directory)
+            store.remove_half_created()
         return _execute(store, simulation, draws, chunk_size, manifest, threads, progress, create=True)
-    creator = store.claim("create")
-    if not creator:
-        manifest = _join_sharded_run(store, manifest)
-        if manifest["status"] == "complete":
-            return store  # a late or repeated shard: the run is already finished
-    return _execute(store, simulation, draws, chunk_size, manifest, threads, progress, create=creator, shard=shard)
+    except BaseException:
+        if not store.manifest_path.exists():  # nothing to resume: leave nothing behind
+            _undo_creation(store, made, lock_was_there)
+        raise
+    finally:
+        owner.release()
+
+
+def _undo_creation(store: RunStore, made: list[Path], lock_was_there: bool) -> None:
+    try:
+        store.remove_half_created()
+        if not lock_was_there:
+            (store.directory / OWNER_LOCK).unlink(missing_ok=True)
+        _forget(made)
+    except OSError as error:  # e.g. a read-only disk: say so, and let the first error be the one reported
+        log.warning("%s: could not remove what the run created: %s", store.directory, error)
+
+
+def _forget(made: list[Path]) -> None:
+    """Remove the folders a run created, if they are still empty."""
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _run_shard(store: RunStore, shard: tuple[int, int], simulation: Simulation, draws: int, chunk_size: int,
+               manifest: dict, threads, progress) -> RunStore:
+    """A shard of a run: shards own the folder together, one process per shard; the first to take
+    ``create.lock`` lays out the store (or replaces one whose creator died), the others wait for it and join."""
+    owner = store.lock(OWNER_LOCK, shared=True)
+    if owner is None:
+        raise ImpactInputError([Problem(str(store.directory), "--out", f"the folder is in use by "
+                                        f"{store.holders(OWNER_LOCK)}")])
+    with owner:
+        (store.directory / SHARDS).mkdir(exist_ok=True)
+        mine = store.lock(f"{SHARDS}/{shard_name(shard)}.lock")
+        if mine is None:
+            raise ImpactInputError([Problem(str(store.directory), "--shard", f"shard {shard[0]}/{shard[1]} is "
+                                            f"already at work ({store.holders(f'{SHARDS}/{shard_name(shard)}.lock')})")])
+        with mine:
+            creating = store.lock("create.lock")
+            if creating is None:
+                log.info("waiting for the shard that is creating the store in %s", store.directory)
+                creating = store.lock("create.lock", wait=True)  # until that shard has created it, or died
+            creator = not store.manifest_path.exists()
+            if not creator:
+                creating.release()
+                manifest = _join_sharded_run(store, manifest)
+                if manifest["status"] == "complete":
+                    return store  # a late or repeated shard: the run is already finished
+            elif store.results_path.exists():
+                log.warning("%s: replacing the store a shard began and did not finish creating", store.directory)
+                store.remove_half_created()
+            try:
+                return _execute(store, simulation, draws, chunk_size, manifest, threads, progress, create=creator,
+                                shard=shard, creating=creating if creator else None)
+            except BaseException:
+                if creator and not store.manifest_path.exists():
+                    store.remove_half_created()  # the next shard to take create.lock creates it afresh
+                raise
+            finally:
+                creating.release()
 
 
 def _check_room(simulation: Simulation, draws: int, disk: Path | None = None) -> None:
@@ -153,14 +255,8 @@ SHARED_OPTIONS = ("scenario_sha256", "priors", "seed", "draws", "chunk_size", "s
                   "shards")
 
 
-def _join_sharded_run(store: RunStore, mine: dict, timeout: float = 600.0) -> dict:
-    """Wait for the shard that creates the store; check that this shard's options match the run's."""
-    deadline = time.monotonic() + timeout
-    while not store.manifest_path.exists():
-        if time.monotonic() > deadline:
-            raise ImpactInputError([Problem(str(store.directory), "--shard", "no shard created the store within "
-                                            f"{timeout:.0f} s (a stale create.lock from a dead shard? remove it)")])
-        time.sleep(0.2)
+def _join_sharded_run(store: RunStore, mine: dict) -> dict:
+    """Check that this shard's options match those of the run it joins; the run's manifest."""
     manifest = store.read_manifest()
     different = [key for key in SHARED_OPTIONS if manifest.get(key) != mine.get(key)]
     if different:
@@ -170,37 +266,59 @@ def _join_sharded_run(store: RunStore, mine: dict, timeout: float = 600.0) -> di
 
 
 def resume(directory: str | Path, *, threads: int | None = None, progress: str | None = None) -> RunStore:
-    """Finish an interrupted run: compute only the chunks without a completion marker."""
+    """Finish an interrupted run: compute only the chunks without a completion marker, then finalize.
+
+    The resume owns the folder alone while it works: it is refused while the run, another resume or any shard of
+    the run is at work there, and when the folder's chunks were computed by different runs."""
     store = RunStore(directory)
     if not store.manifest_path.exists():
-        raise ImpactInputError([Problem(str(directory), "--resume", "not a run folder (no manifest.json)")])
-    manifest = store.read_manifest()
-    if manifest.get("status") == "complete":
-        raise ImpactInputError([Problem(str(store.manifest_path), "status", "the run is already complete")])
-    scenario = load_scenario(manifest["scenario_file"], with_counterfactual=manifest.get("counterfactual") is not None,
-                             priors=manifest.get("priors"))
-    if scenario.sha256 != manifest["scenario_sha256"]:
-        raise ImpactInputError([Problem(manifest["scenario_file"], "", "the scenario (or its data) changed since the "
-                                        "run started; start a new run instead")])
-    simulation = Simulation(scenario, seed=manifest["seed"], sampler=manifest["sampler"], keep=manifest["keep"],
-                            counterfactual=manifest.get("counterfactual") is not None)
-    manifest["status"] = "running"
-    for stale in ("error", "stopped"):  # what stopped the earlier attempt, not this one
-        manifest.pop(stale, None)
-    manifest.setdefault("resumed", []).append(now())
-    return _execute(store, simulation, manifest["draws"], manifest["chunk_size"], manifest, threads, progress,
-                    create=False)
+        why = ("its store was never completely created (the run stopped before writing its manifest), so there is "
+               "nothing to resume: start the run again with this --out, which replaces what is there"
+               if store.is_half_created() else "not a run folder (no manifest.json)")
+        raise ImpactInputError([Problem(str(directory), "--resume", why)])
+    owner = store.lock(OWNER_LOCK)
+    if owner is None:
+        raise ImpactInputError([Problem(str(directory), "--resume", f"the run is at work: the folder is in use by "
+                                        f"{store.holders(OWNER_LOCK)}; wait for it to end")])
+    with owner:
+        manifest = store.read_manifest()
+        if manifest.get("status") == "complete":
+            raise ImpactInputError([Problem(str(store.manifest_path), "status", "the run is already complete")])
+        _check_chunks(store, manifest)
+        scenario = load_scenario(manifest["scenario_file"], priors=manifest.get("priors"),
+                                 with_counterfactual=manifest.get("counterfactual") is not None)
+        if scenario.sha256 != manifest["scenario_sha256"]:
+            raise ImpactInputError([Problem(manifest["scenario_file"], "", "the scenario (or its data) changed since "
+                                            "the run started; start a new run instead")])
+        simulation = Simulation(scenario, seed=manifest["seed"], sampler=manifest["sampler"], keep=manifest["keep"],
+                                counterfactual=manifest.get("counterfactual") is not None)
+        manifest["status"] = "running"
+        for stale in ("error", "stopped"):  # what stopped the earlier attempt, not this one
+            manifest.pop(stale, None)
+        manifest.setdefault("resumed", []).append(now())
+        return _execute(store, simulation, manifest["draws"], manifest["chunk_size"], manifest, threads, progress,
+                        create=False)
+
+
+def _check_chunks(store: RunStore, manifest: dict) -> None:
+    """Refuse a folder whose finished chunks were not all computed with the run's seed, scenario and options."""
+    try:
+        store.check_chunks(run_identity(manifest))
+    except MixedRunError as error:
+        raise ImpactInputError([Problem(str(store.directory), "progress", str(error))]) from None
 
 
 def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: int, manifest: dict,
-             threads, progress, create: bool, shard: tuple[int, int] | None = None) -> RunStore:
-    """Solve and write the chunks this process owns, then finalize if every chunk of the run is done."""
+             threads, progress, create: bool, shard: tuple[int, int] | None = None, creating=None) -> RunStore:
+    """Solve and write the chunks this process owns, then finalize if every chunk of the run is done.
+    ``creating``: the lock a creating shard holds until the store is laid out."""
     with using_threads(threads) as threads_used, _sigterm_as_interrupt():
-        return _execute_chunks(store, simulation, draws, chunk_size, manifest, threads_used, progress, create, shard)
+        return _execute_chunks(store, simulation, draws, chunk_size, manifest, threads_used, progress, create, shard,
+                               creating)
 
 
 def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_size: int, manifest: dict,
-                    threads_used: int, progress, create: bool, shard: tuple[int, int] | None) -> RunStore:
+                    threads_used: int, progress, create: bool, shard: tuple[int, int] | None, creating) -> RunStore:
     """:func:`_execute` with its thread count set and SIGTERM handled."""
     watch = Stopwatch()
     wall, started_at = time.perf_counter(), time.time()
@@ -208,6 +326,7 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
     owned = [i for i in range(len(ranges)) if shard is None or i % shard[1] == shard[0] - 1]
     done = set() if create else store.done_chunks()
     todo = [i for i in owned if i not in done]
+    identity = run_identity(manifest)
     failures = 0
     bar = _progress(sum(ranges[i][1] - ranges[i][0] for i in owned),
                     sum(ranges[i][1] - ranges[i][0] for i in owned if i in done), progress)
@@ -219,18 +338,18 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
         if create and not todo:
             # A creating shard with no chunks of its own (more shards than chunks) lays out the store from a probe.
             probe, _ = simulation.chunk(0, 1)
-            store.create(simulation.static_dataset(), probe, draws, chunk_size, manifest, simulation.attrs(draws))
+            _create(store, simulation, probe, draws, chunk_size, manifest, creating)
         for index in todo:
             start, stop = ranges[index]
             moment = time.perf_counter()
             chunk, failed = simulation.chunk(start, stop)
             moment = watch.add("sample_and_solve", moment)
             if create and index == todo[0]:
-                store.create(simulation.static_dataset(), chunk, draws, chunk_size, manifest, simulation.attrs(draws))
+                _create(store, simulation, chunk, draws, chunk_size, manifest, creating)
             if pending is not None:
                 pending.result()
                 watch.add("waiting_for_writes", moment)
-            pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed)
+            pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed, identity)
             failures += failed
             bar.update(stop - start)
         if pending is not None:
@@ -246,11 +365,14 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
         record = {"status": "interrupted" if interrupted else "failed", "stopped": now(),
                   "error": str(error) if isinstance(error, Terminated) else
                   "" if interrupted else f"{type(error).__name__}: {error}"}
-        if shard is not None:
-            store.write_shard_report(shard, record)
-        elif store.manifest_path.exists():
-            manifest.update(record)
-            store.write_manifest(manifest)
+        try:
+            if shard is not None:
+                store.write_shard_report(shard, record)
+            elif store.manifest_path.exists():
+                manifest.update(record)
+                store.write_manifest(manifest)
+        except OSError as cause:  # a full disk: the markers alone let a resume complete the run
+            log.debug("%s: could not record why the run stopped: %s", store.directory, cause)
         raise
     finally:
         writer.shutdown(wait=True)
@@ -264,32 +386,51 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
     rate = (computed, started_at)
     if shard is not None:
         store.write_shard_report(shard, report)
-        if len(store.done_chunks()) < len(ranges) or not store.claim("finalize"):
+        if len(store.done_chunks()) < len(ranges):
             return store  # other shards are still at work; the last one to finish finalizes
-        manifest = store.read_manifest()
-        reports = store.shard_reports()
-        manifest["shard_reports"] = reports
-        # The run's rate: every shard's draws over the time from the first shard's start to the end of the run.
-        finished = [r for r in reports.values() if r.get("status") == "complete"]
-        rate = (sum(r["draws"] for r in finished), min(r.get("started_at", started_at) for r in finished))
-    else:
-        earlier = store.shard_reports()
-        if earlier:
-            manifest["shard_reports"] = earlier
-    # Every chunk's marker holds its failed solves: the run's count, whoever computed each chunk and however often
-    # the run was interrupted.
-    _finalize(store, manifest, store.chunk_failures(), watch, wall, threads_used, rate)
+        finalizing = store.lock("finalize.lock")
+        if finalizing is None:
+            return store  # another shard finalizes
+        with finalizing:
+            manifest = store.read_manifest()
+            if manifest["status"] == "complete":
+                return store
+            reports = store.shard_reports()
+            manifest["shard_reports"] = reports
+            # The run's rate: every shard's draws over the time from the first shard's start to the end of the run.
+            finished = [r for r in reports.values() if r.get("status") == "complete"]
+            rate = (sum(r["draws"] for r in finished), min(r.get("started_at", started_at) for r in finished))
+            _finalize(store, manifest, watch, wall, threads_used, rate)
+        return store
+    earlier = store.shard_reports()
+    if earlier:
+        manifest["shard_reports"] = earlier
+    _finalize(store, manifest, watch, wall, threads_used, rate)
     return store
 
 
-def _finalize(store: RunStore, manifest: dict, failures: int, watch: Stopwatch, wall: float, threads: int,
+def _create(store: RunStore, simulation: Simulation, first_chunk, draws: int, chunk_size: int, manifest: dict,
+            creating) -> None:
+    """Lay out the store; a creating shard then lets the waiting shards in."""
+    store.create(simulation.static_dataset(), first_chunk, draws, chunk_size, manifest, simulation.attrs(draws))
+    if creating is not None:
+        creating.release()
+
+
+def _finalize(store: RunStore, manifest: dict, watch: Stopwatch, wall: float, threads: int,
               rate: tuple[int, float]) -> None:
-    """Consolidate the store, write the summary and mark the run complete. ``rate``: the draws computed and the
-    time (``time.time()``) their computation started, for the run's draws per second."""
+    """Check that every chunk belongs to the run, consolidate the store, write the summary and mark the run
+    complete. ``rate``: the draws computed and the time (``time.time()``) their computation started, for the run's
+    draws per second."""
+    _check_chunks(store, manifest)
     moment = time.perf_counter()
+    # Every chunk's marker holds its failed solves: the run's count, whoever computed each chunk and however often
+    # the run was interrupted.
+    failures = store.chunk_failures()
     store.finish({"solver_failures": failures})
     rows = summarize_run(store.open_dataset())
-    (store.directory / SUMMARY).write_text(format_rows(rows, "csv"))
+    write_atomically(store.directory / SUMMARY, format_rows(rows, "csv"))
+    manifest["dropped_draws"] = dropped_draws(rows, manifest["draws"])
     watch.add("summary", moment)
     elapsed = time.perf_counter() - wall
     manifest.update(

@@ -22,12 +22,13 @@ from pydantic import TypeAdapter, ValidationError
 from impact import library
 from impact.baseline import Baseline, load_baseline
 from impact.distributions import DistributionError, make_distribution
-from impact.errors import ImpactInputError, Problem, raise_if_any
+from impact.errors import ImpactInputError, Problem, file_label, raise_if_any, shown_name
 from impact.sampling import correlation_factor
-from impact.schema import RATE_MAX, Correlation, Layer, Pledge, Prior, Quota, ScenarioFile
+from impact.schema import (PLEDGE_YEARS_MAX, RATE_MAX, USD_MAX, Correlation, Layer, Pledge, Prior, Quota,
+                           ScenarioFile)
 from impact.lines import hs_list_path, load_export_lines, load_lines, read_hs_list
 from impact.spec import (INFINITE_ALLOWED, PARAMETER_DOMAINS, PLEDGE_PARAMETERS, PledgeSpec, QuotaSpec, SampledColumn,
-                         Scenario)
+                         Scenario, same_horizon)
 from impact.layers import AUTHORITY_PREFIX, prepare_layers
 from impact.resolve import (cell_label, correlation_matrix, horizon_spec, parameter_arrays, pledge_spec, prior_cells,
                             quota_spec)
@@ -37,6 +38,10 @@ NAMED_LISTS = ("tariff_layers", "retaliation", "pledges", "quotas")
 APPENDED_LISTS = ("priors", "correlations")
 
 SHARE_TOLERANCE = 1e-6
+#: Files an ``extends`` chain may hold; the shipped chains are at most five deep.
+EXTENDS_DEPTH_MAX = 50
+#: Levels of tables and arrays a scenario file may nest; the format itself needs four.
+NESTING_MAX = 32
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,10 @@ def load_scenario(source: str | Path, *, with_counterfactual: bool = True, prior
     ``priors`` names a prior set (a path, or the name of a file in the shipped ``parameters/priors/``): its
     ``[[priors]]`` come after the scenario's own, so they override them, in the scenario and its counterfactual alike.
     """
-    path = library.resolve(source, ".toml")
+    path, why_not = find_file(source, ".toml")
     if path is None:
-        raise ImpactInputError([Problem(str(source), "", "no such scenario file (and no shipped scenario of that name; "
-                                        "see `impact list`)")])
+        raise ImpactInputError([Problem(file_label(source), "", why_not or "no such scenario file (and no shipped "
+                                        "scenario of that name; see `impact list`)")])
     merged, origins, files, problems = _read_chain(path)
     if priors is not None:
         merged, files = _with_prior_set(priors, merged, origins, files, problems)
@@ -80,14 +85,20 @@ def load_scenario(source: str | Path, *, with_counterfactual: bool = True, prior
     scenario.prior_set = str(priors) if priors is not None else None
     if with_counterfactual and scenario.resolved["scenario"].get("counterfactual"):
         reference = scenario.resolved["scenario"]["counterfactual"]
-        cf_path = library.resolve(reference, ".toml", relative_to=path.parent)
+        cf_path, why_not = find_file(reference, ".toml", relative_to=path.parent)
         if cf_path is None:
             raise ImpactInputError([Problem(str(path), "scenario.counterfactual",
-                                            f"no such scenario file {reference!r}")])
+                                            why_not or f"no such scenario file {shown_name(reference)}")])
         scenario.counterfactual = load_scenario(cf_path, with_counterfactual=False, priors=priors)
+        problems = []
         if scenario.counterfactual.baseline.sha256 != scenario.baseline.sha256:
-            raise ImpactInputError([Problem(str(path), "scenario.counterfactual",
-                                            "the counterfactual uses a different baseline")])
+            problems.append(Problem(str(path), "scenario.counterfactual", "the counterfactual uses a different baseline"))
+        if not same_horizon(scenario.horizon, scenario.counterfactual.horizon):
+            # A paired effect must measure the policy alone, not different years, growth or discounting.
+            problems.append(Problem(str(path), "horizon", "the scenario and its counterfactual "
+                                                          f"({scenario.counterfactual.path.name}) must have the same "
+                                                          "[horizon]"))
+        raise_if_any(problems)
     return scenario
 
 
@@ -105,12 +116,57 @@ def open_scenario(scenario, *, counterfactual: bool = True, priors: str | Path |
 
 # --- reading and merging ---------------------------------------------------------------------------------------
 
+def find_file(name, suffix: str, relative_to: Path | None = None) -> tuple[Path | None, str | None]:
+    """:func:`impact.library.resolve`, and why a name cannot be a file at all (too long, ...) when the system
+    refuses to look it up: ``(path, None)``, ``(None, None)`` if there is no such file, or ``(None, reason)``."""
+    try:
+        return library.resolve(name, suffix, relative_to=relative_to), None
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        return None, f"cannot look up the file {shown_name(name)}: {reason}"
+
+
+def read_toml(path: Path) -> tuple[dict | None, bytes, Problem | None]:
+    """A TOML file's table and bytes, or the problem that stops it being read."""
+    label = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        return None, b"", Problem(label, "", f"cannot read the file: {err.strerror or err}")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        return None, raw, Problem(label, "", f"not valid TOML: {err}")
+    except RecursionError:
+        data = None
+    if data is None or _nesting_exceeds(data, NESTING_MAX):
+        return None, raw, Problem(label, "", f"nested too deeply: tables and arrays may nest at most {NESTING_MAX} "
+                                             "levels")
+    return data, raw, None
+
+
+def _nesting_exceeds(data, limit: int) -> bool:
+    """Whether tables and arrays nest deeper than ``limit`` (walked without recursion, which deep data exhausts)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def prior_set_path(name: str | Path) -> Path | None:
     """A prior set file: a path, or a name in the shipped ``parameters/priors/`` folder."""
-    path = Path(name)
-    for candidate in (path, path.with_suffix(".toml"), library.parameters_dir() / "priors" / path.with_suffix(".toml")):
-        if candidate.is_file():
-            return candidate.resolve()
+    try:
+        path = Path(name)
+        for candidate in (path, path.with_suffix(".toml"),
+                          library.parameters_dir() / "priors" / path.with_suffix(".toml")):
+            if candidate.is_file():
+                return candidate.resolve()
+    except (OSError, ValueError):
+        pass  # a name the system cannot look up (too long, ...) is no prior set
     return None
 
 
@@ -119,13 +175,12 @@ def _with_prior_set(name, merged: dict, origins: dict, files: list, problems: li
     path = prior_set_path(name)
     if path is None:
         available = sorted(p.stem for p in (library.parameters_dir() / "priors").glob("*.toml"))
-        problems.append(Problem(str(name), "--priors", f"no such prior set (shipped: {', '.join(available) or 'none'})"))
+        problems.append(Problem(file_label(name), "--priors",
+                                f"no such prior set (shipped: {', '.join(available) or 'none'})"))
         return merged, files
-    raw = path.read_bytes()
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        problems.append(Problem(str(path), "", f"not valid TOML: {err}"))
+    data, raw, problem = read_toml(path)
+    if problem is not None:
+        problems.append(problem)
         return merged, files
     extra = sorted(set(data) - {"priors", "prior_set"})
     if extra or not isinstance(data.get("priors"), list):
@@ -141,19 +196,23 @@ def _read_chain(path: Path, seen: tuple[Path, ...] = ()):
     label = str(path)
     if path in seen:
         return {}, {}, [], [Problem(label, "scenario.extends", "extends chain loops back to this file")]
-    raw_bytes = path.read_bytes()
-    try:
-        data = tomllib.loads(raw_bytes.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        return {}, {}, [], [Problem(label, "", f"not valid TOML: {err}")]
+    data, raw_bytes, problem = read_toml(path)
+    if problem is not None:
+        return {}, {}, [], [problem]
     files = [(label, hashlib.sha256(raw_bytes).hexdigest())]
     parent_ref = data.get("scenario", {}).get("extends") if isinstance(data.get("scenario"), dict) else None
     if parent_ref is None:
         return data, _origins_of(data, label), files, []
-    parent_path = library.resolve(parent_ref, ".toml", relative_to=path.parent) if isinstance(parent_ref, str) else None
+    if len(seen) + 1 >= EXTENDS_DEPTH_MAX:
+        return data, _origins_of(data, label), files, [
+            Problem(label, "scenario.extends", f"the extends chain is more than {EXTENDS_DEPTH_MAX} files deep")]
+    if not isinstance(parent_ref, str):
+        return data, _origins_of(data, label), files, [
+            Problem(label, "scenario.extends", f"must be the name of a scenario file, got {parent_ref!r}")]
+    parent_path, why_not = find_file(parent_ref, ".toml", relative_to=path.parent)
     if parent_path is None:
         return data, _origins_of(data, label), files, [
-            Problem(label, "scenario.extends", f"no such scenario file {parent_ref!r}")]
+            Problem(label, "scenario.extends", why_not or f"no such scenario file {shown_name(parent_ref)}")]
     parent, origins, parent_files, problems = _read_chain(parent_path, seen + (path,))
     merged = _merge(parent, data, origins, label, problems)
     return merged, origins, files + parent_files, problems
@@ -175,9 +234,19 @@ def _merge(parent: dict, child: dict, origins: dict, label: str, problems: list[
     merged = copy.deepcopy(parent)
     for key, value in child.items():
         if key in NAMED_LISTS and isinstance(value, list):
+            if not isinstance(merged.get(key, []), list):
+                merged[key] = []  # the parent's section is not an array of tables: reported with the parent
             entries = merged.setdefault(key, [])
+            named_here: set[str] = set()
             for item in value:
                 name = item.get("name") if isinstance(item, dict) else None
+                if isinstance(name, str):
+                    # One file names an entry once: a second entry of the name would silently merge into the first.
+                    if name in named_here:
+                        problems.append(Problem(label, f"{key}[{name}].name", f"duplicate name {name!r} in this "
+                                                "file (a file may override an inherited entry once)"))
+                        continue
+                    named_here.add(name)
                 index = next((i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("name") == name), None)
                 if isinstance(item, dict) and item.get("remove") is True:
                     if index is None:
@@ -193,13 +262,16 @@ def _merge(parent: dict, child: dict, origins: dict, label: str, problems: list[
                     entries[index] = {**entries[index], **item}
                     origins[(key, index)] = label
         elif key in APPENDED_LISTS and isinstance(value, list):
+            if not isinstance(merged.get(key, []), list):
+                merged[key] = []
             entries = merged.setdefault(key, [])
             for item in value:
                 if key == "correlations" and isinstance(item, dict) and isinstance(item.get("inputs"), list):
-                    # A block replaces every inherited block that shares an input with it.
+                    # A block replaces every inherited block that shares an input with it (inputs that are not
+                    # names are reported by the checks).
                     for index in reversed(range(len(entries))):
                         inherited = entries[index].get("inputs") if isinstance(entries[index], dict) else None
-                        if isinstance(inherited, list) and set(inherited) & set(item["inputs"]):
+                        if isinstance(inherited, list) and _input_names(inherited) & _input_names(item["inputs"]):
                             del entries[index]
                             _shift_origins(origins, key, index)
                 entries.append(copy.deepcopy(item))
@@ -213,6 +285,10 @@ def _merge(parent: dict, child: dict, origins: dict, label: str, problems: list[
             merged[key] = copy.deepcopy(value)
             origins[(key,)] = label
     return merged
+
+
+def _input_names(inputs: list) -> set[str]:
+    return {name for name in inputs if isinstance(name, str)}
 
 
 def _shift_origins(origins: dict, key: str, removed: int) -> None:
@@ -299,12 +375,14 @@ def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | N
     structure_ok = not problems
 
     header = parsed.get("scenario")
-    baseline_ref = header.baseline if header else merged.get("scenario", {}).get("baseline", "baseline_2024")
-    baseline_path = (library.resolve(baseline_ref, ".csv", relative_to=path.parent)
-                     if isinstance(baseline_ref, str) else None)
+    written = merged.get("scenario")
+    baseline_ref = header.baseline if header else (written.get("baseline", "baseline_2024")
+                                                   if isinstance(written, dict) else "baseline_2024")
+    baseline_path, why_not = (find_file(baseline_ref, ".csv", relative_to=path.parent)
+                              if isinstance(baseline_ref, str) else (None, None))
     if baseline_path is None:
         problems.append(Problem(_file_of(origins, ("scenario",), label), "scenario.baseline",
-                                f"no such baseline data file {baseline_ref!r}"))
+                                why_not or f"no such baseline data file {shown_name(baseline_ref)}"))
         raise ImpactInputError(_unique(problems))
     try:
         baseline = load_baseline(baseline_path)
@@ -334,6 +412,8 @@ def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | N
     horizon = parsed.get("horizon")
     checker.timing(horizon, entries)
     checker.pledge_priors = parsed.get("pledge_priors") or {}
+    for category in checker.pledge_priors:  # every entry, whether a pledge uses it or not
+        checker.distribution(("pledge_priors", category), checker.category_spec(category), "realization")
     fixed, columns = checker.priors(entries["priors"], entries["pledges"], bool(retaliation))
     legal_columns = [SampledColumn(f"struck[{group}]", "struck", (), _struck_distribution(probability))
                      for group, probability in checker.legal_groups.items()]
@@ -495,7 +575,12 @@ class _Checker:
             codes = list(inline)
             origin = Path(_file_of(self.origins, (section, index), self.label)).parent
             for name in lists:
-                path = hs_list_path(name, origin)
+                try:
+                    path = hs_list_path(name, origin)
+                except (OSError, ValueError) as err:
+                    self.add((section, index, key), f"cannot look up the list {shown_name(name)}: "
+                                                    f"{getattr(err, 'strerror', None) or err}")
+                    continue
                 if path is None:
                     self.add((section, index, key), f"no list {name!r} (a file, or a shipped list in "
                                                     "parameters/hs_lists/: see its README)")
@@ -613,6 +698,10 @@ class _Checker:
         if not (by_value or by_units):
             self.add(loc, "give `quota_value` (USD), or `quota_units` with `unit_value` (USD per unit)")
             ok = False
+        elif by_units and not quota.quota_units * quota.unit_value <= USD_MAX:
+            self.add(loc + ("quota_units",), f"the quota is worth {quota.quota_units * quota.unit_value:g} USD "
+                                             f"(units times unit value), more than {USD_MAX:g}")
+            ok = False
         if not ok:
             return None
         s, p = b.sectors.index(quota.sector), b.partners.index(quota.partner)
@@ -636,8 +725,11 @@ class _Checker:
             self.add(("pledges", index, "category"), f"no [pledge_priors] entry for {pledge.category!r} "
                                                      f"(entries: {known})")
             return None, None
-        spec = {k: v for k, v in self.pledge_priors[pledge.category].items() if k not in ("source", "note")}
-        return spec, ("pledge_priors", pledge.category)
+        return self.category_spec(pledge.category), ("pledge_priors", pledge.category)
+
+    def category_spec(self, category: str) -> dict:
+        """The distribution of a ``[pledge_priors]`` entry (without its ``source`` and ``note``)."""
+        return {k: v for k, v in self.pledge_priors[category].items() if k not in ("source", "note")}
 
     def pledge(self, index: int, pledge: Pledge) -> PledgeSpec:
         loc = ("pledges", index)
@@ -656,6 +748,10 @@ class _Checker:
             self.add(loc + (needed,), f"a {pledge.kind} pledge needs a distribution for {needed}")
         if getattr(pledge, unused) is not None:
             self.add(loc + (unused,), f"{unused} does not apply to a {pledge.kind} pledge")
+        if pledge.max_per_year is not None and pledge.amount / pledge.max_per_year > PLEDGE_YEARS_MAX:
+            self.add(loc + ("max_per_year",), f"at {pledge.max_per_year:g} USD a year the pledge would take "
+                                              f"{pledge.amount / pledge.max_per_year:.4g} years; at most "
+                                              f"{PLEDGE_YEARS_MAX:g}")
         return pledge_spec(pledge, self.baseline)
 
     def distribution(self, loc: tuple, spec: dict, parameter: str):

@@ -7,6 +7,7 @@ format is documented in ``docs/scenarios.md``.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Annotated, Literal
 
@@ -15,13 +16,35 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, f
 #: Rates are fractions (0.25 = 25%); anything above 1000% is a typo, not a policy.
 RATE_MIN, RATE_MAX = 0.0, 10.0
 RATE_REFERENCES = ("baseline:mfn", "baseline:tariff", "baseline:partner_tariff")
+#: Years a scenario may name (horizons, dates of layers, steps, rulings and pledges).
+YEAR_MIN, YEAR_MAX = 1900, 2200
+#: USD amounts (pledges, quotas) above a thousand trillion dollars are typos: US GDP is about 3e13.
+USD_MAX = 1e15
+#: A pledge is disbursed over at most this many years.
+PLEDGE_YEARS_MAX = 100.0
 
 
 def _number(value):
-    # One clear message instead of one per member of a float | int union; booleans are not numbers.
+    # One clear message instead of one per member of a float | int union; booleans are not numbers. TOML reads
+    # `inf` and `nan` as floats: no input of a scenario may be either (an infinite mu or eta is written in a
+    # distribution, which checks its own values).
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"must be a number, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf  # an integer beyond the range of a float
+    if not math.isfinite(number):
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}... ({len(repr(value))} digits)"
+        raise ValueError(f"must be a finite number, got {shown}")
+    return number
+
+
+def _usd(value):
+    value = _number(value)
+    if not 0 < value <= USD_MAX:
+        raise ValueError(f"must be a positive amount in USD of at most {USD_MAX:g}, got {value:g}")
+    return value
 
 
 def _rate(value):
@@ -70,9 +93,27 @@ def _iso_date(value):
     if not isinstance(value, str):
         raise ValueError(f"must be a date written YYYY-MM-DD, got {value!r}")
     try:
-        date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"must be a date written YYYY-MM-DD, got {value!r}") from None
+    if not YEAR_MIN <= day.year <= YEAR_MAX:
+        raise ValueError(f"must be a date in the years {YEAR_MIN}-{YEAR_MAX}, got {value!r}")
+    return value
+
+
+def _pledge_years(value):
+    value = _number(value)
+    if not 0 < value <= PLEDGE_YEARS_MAX:
+        raise ValueError(f"must be more than 0 and at most {PLEDGE_YEARS_MAX:g} years, got {value:g}")
+    return value
+
+
+def _year(value):
+    # Strict: "2025" or 2025.0 is a typo to point out, not a year to guess.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a year written as a whole number (e.g. 2025), got {value!r}")
+    if not YEAR_MIN <= value <= YEAR_MAX:
+        raise ValueError(f"must be a year in {YEAR_MIN}-{YEAR_MAX}, got {value}")
     return value
 
 
@@ -85,6 +126,8 @@ def _names(value):
 
 
 Number = Annotated[float, BeforeValidator(_number)]
+Usd = Annotated[float, BeforeValidator(_usd)]
+Year = Annotated[int, BeforeValidator(_year)]
 Rate = Annotated[float, BeforeValidator(_rate_number)]
 RateOrReference = Annotated[float | str, BeforeValidator(_rate)]
 Names = Annotated[list[str] | str, BeforeValidator(_names)]
@@ -119,15 +162,15 @@ class Adjustment(_Strict):
     """How the trade elasticity ``sigma - 1`` moves from its short-run to its (sampled) long-run value."""
 
     short_run_share: Annotated[Number, Field(gt=0, le=1)]
-    years_to_long_run: Annotated[Number, Field(gt=0)]
+    years_to_long_run: Annotated[Number, Field(gt=0, le=YEAR_MAX - YEAR_MIN)]
 
 
 class Horizon(_Strict):
     """``[horizon]``: solve every year from ``first_year`` to ``last_year``."""
 
-    first_year: Annotated[int, Field(ge=1900, le=2200)]
-    last_year: Annotated[int, Field(ge=1900, le=2200)]
-    base_year: Annotated[int, Field(ge=1900, le=2200)] = 2024
+    first_year: Year
+    last_year: Year
+    base_year: Year = 2024
     growth: Annotated[Number, Field(ge=-0.5, le=0.5)] = 0.0
     discount_rate: Annotated[Number, Field(ge=0, le=1)] = 0.03
     adjustment: Adjustment | None = None
@@ -229,12 +272,12 @@ class Pledge(_Strict):
     name: StrictStr
     kind: Literal["purchase", "investment"]
     partner: StrictStr
-    amount: Annotated[Number, Field(gt=0)]
-    years: Annotated[Number, Field(gt=0)]
+    amount: Usd
+    years: Annotated[float, BeforeValidator(_pledge_years)]
     sector_shares: dict[str, Annotated[Number, Field(ge=0, le=1)]]
     category: Literal["agriculture", "manufactured", "energy", "investment"] | None = None
     start: IsoDate | None = None
-    max_per_year: Annotated[Number, Field(gt=0)] | None = None
+    max_per_year: Usd | None = None
     realization: dict | None = None
     additionality: dict | None = None
     output_per_dollar: dict | None = None
@@ -280,9 +323,9 @@ class Quota(_Strict):
     partner: StrictStr
     in_quota_rate: Rate
     over_quota_rate: Rate
-    quota_value: Annotated[Number, Field(gt=0)] | None = None
+    quota_value: Usd | None = None
     quota_units: Annotated[Number, Field(gt=0)] | None = None
-    unit_value: Annotated[Number, Field(gt=0)] | None = None
+    unit_value: Usd | None = None
     description: StrictStr = ""
     source: StrictStr = ""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import logging
+
 import numpy as np
 import xarray as xr
 
@@ -13,8 +15,10 @@ from impact.model import (case_parameters, compile_case, draw_policy, legal_colu
                           solve_chunk, struck_by_group)
 from impact.sampling import correlate
 from impact.sampling import DRAW_BLOCK, METHODS, Design
-from impact.spec import PLEDGE_PARAMETERS, Scenario, year_segments
+from impact.spec import PLEDGE_PARAMETERS, Scenario, same_horizon, year_segments
 from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, KEEP_LEVELS, VARIABLES, outputs_for
+
+log = logging.getLogger("impact")
 
 #: Default draws per chunk: bounds memory (about 0.5 GB at 16 sectors x 12 partners) whatever ``draws`` is.
 DEFAULT_CHUNK = 8 * DRAW_BLOCK
@@ -76,7 +80,7 @@ class Simulation:
         self.rulings_by_case = len(self.cases) > 1 and any(
             len({repr(_ruling_signature(case, group)) for case in self.cases}) > 1 for group in self.legal_groups)
         horizons = [case.scenario.horizon for case in self.cases]
-        if len(horizons) > 1 and not _same_horizon(*horizons):
+        if len(horizons) > 1 and not same_horizon(*horizons):
             # A paired effect must measure the policy alone, not different years, growth or discounting.
             raise ImpactInputError([Problem(str(scenario.path), "horizon", "the scenario and its counterfactual "
                                                                           "must have the same [horizon]")])
@@ -271,6 +275,7 @@ class Simulation:
             data[parameter] = self._input_variable(parameter, inputs, n)
         if self.legal_groups:
             data["legal_ruling"] = self._ruling_variable(rulings)
+        _drop_overflowing_draws(data, start)
         coords = {"draw": np.arange(start, stop, dtype=np.int64)}
         return xr.Dataset(data, coords=coords), failures
 
@@ -326,13 +331,6 @@ def _ruling_signature(case, group: str):
     return column.distribution.describe(), blocks
 
 
-def _same_horizon(a, b) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return a.years == b.years and a.discount_rate == b.discount_rate and all(
-        np.array_equal(getattr(a, name), getattr(b, name)) for name in ("growth", "discount", "elasticity_path"))
-
-
 def _columns_of(scenario: Scenario, parameter: str):
     return [(c.name, c.cells, c.distribution.describe()) for c in scenario.columns if c.parameter == parameter]
 
@@ -360,3 +358,24 @@ def _check_run_size(draws, chunk_size) -> None:
 
 
 __all__ = ["Simulation", "chunk_ranges", "DEFAULT_CHUNK"]
+
+
+#: The largest magnitude a stored (float32) output can hold.
+STORED_MAX = float(np.finfo(np.float32).max)
+
+
+def _drop_overflowing_draws(data: dict[str, xr.Variable], start: int) -> None:
+    """Set every output of a draw to NaN where one is infinite or beyond what float32 stores, as a failed solve's
+    are: such a draw is no result, and the bands leave it out (and count it) rather than carry an infinity."""
+    outputs = [name for name in data if VARIABLES[name].kind == "output"]
+    bad = np.zeros(next(iter(data.values())).shape[0], dtype=bool) if data else np.zeros(0, dtype=bool)
+    for name in outputs:
+        values = data[name].values
+        beyond = np.abs(values) > STORED_MAX  # infinities too; NaN (no value, a failed solve) compares False
+        bad |= beyond.reshape(beyond.shape[0], -1).any(axis=1)
+    if not bad.any():
+        return
+    for name in outputs:
+        data[name].values[bad] = np.nan
+    log.warning("draws %s: %d draw(s) with outputs beyond float32 (or infinite) are set to NaN",
+                f"{start}-{start + bad.size - 1}", int(bad.sum()))

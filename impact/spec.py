@@ -131,6 +131,14 @@ class HorizonSpec:
     pledge_flows: np.ndarray      # (K, Y) USD disbursed by each pledge in each year (before realization)
 
 
+def same_horizon(a: HorizonSpec | None, b: HorizonSpec | None) -> bool:
+    """Whether two horizons solve the same years with the same growth, discounting and elasticity path (or both
+    scenarios have none): the condition for pairing a scenario with its counterfactual."""
+    if a is None or b is None:
+        return a is None and b is None
+    return a.years == b.years and a.discount_rate == b.discount_rate and all(
+        np.array_equal(getattr(a, name), getattr(b, name)) for name in ("growth", "discount", "elasticity_path"))
+
 
 def year_segments(scenario: "Scenario", year: int) -> tuple[tuple[float, date], ...]:
     """Periods of ``year`` between the dates at which any layer or legal ruling changes: (share of the year,

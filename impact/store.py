@@ -14,9 +14,14 @@ Layout of ``DIR``:
   uninterrupted one. The markers go only once the manifest says ``complete``: every step of finalization can be
   done again by a resume.
 * ``summary.csv``: the bands, written when the run is complete.
-* ``shards/`` (sharded runs): one report per shard (status, timings, failed solves); ``create.lock`` and
-  ``finalize.lock`` make sure exactly one shard creates the store and one finalizes it (they stay, so that a
-  late shard cannot start the run again).
+* ``shards/`` (sharded runs): one report per shard (status, timings, failed solves).
+* ``*.lock``: locks the operating system holds for a process and releases when it ends, however it ends (even
+  SIGKILL), so a dead process never keeps a folder. ``owner.lock``: a run or resume holds it alone, shards of a
+  run hold it together; ``create.lock`` and ``finalize.lock``: exactly one shard creates the store and one
+  finalizes it; ``shards/shard-I-of-N.lock``: one process per shard.
+
+Each chunk's marker also records what the chunk was computed with (:func:`run_identity`: seed, scenario hash,
+sampler, draws, ...); a resume and the finalization refuse a folder whose chunks were computed by different runs.
 
 Zarr (rather than netCDF) because chunks can be written independently, in any order and by several processes,
 and read back lazily; see ``docs/architecture.md``.
@@ -24,9 +29,13 @@ and read back lazily; see ``docs/architecture.md``.
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import errno
 import json
+import logging
 import os
+import socket
 import shutil
 import time
 import warnings
@@ -37,12 +46,85 @@ import numpy as np
 import xarray as xr
 import zarr
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: folders are not locked there
+    fcntl = None
+
+log = logging.getLogger("impact")
+
 MANIFEST = "manifest.json"
 RESULTS = "results.zarr"
 SUMMARY = "summary.csv"
 PROGRESS = "progress"
 SHARDS = "shards"
 STORED_DTYPE = "float32"
+OWNER_LOCK = "owner.lock"
+#: What a run store holds; a folder holding only these and no manifest is a store whose creation was cut short.
+STORE_ENTRIES = (RESULTS, PROGRESS, SHARDS, MANIFEST, MANIFEST + ".tmp", SUMMARY, SUMMARY + ".tmp", OWNER_LOCK,
+                 "create.lock", "finalize.lock")
+#: The options that decide a run's draws and results: every chunk of a store must share them.
+IDENTITY = ("scenario_sha256", "priors", "seed", "draws", "chunk_size", "sampler", "keep", "counterfactual")
+
+
+def run_identity(manifest: dict) -> dict:
+    """What a run's chunks are computed with, from its manifest."""
+    return {key: manifest.get(key) for key in IDENTITY}
+
+
+class Lock:
+    """A lock on a file, held by this process until :meth:`release` or its end (the OS drops it then)."""
+
+    def __init__(self, descriptor: int | None):
+        self.descriptor = descriptor
+
+    def release(self) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)  # closing the file drops the lock
+            self.descriptor = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def take_lock(path: Path, *, shared: bool = False, wait: bool = False) -> Lock | None:
+    """Lock ``path`` (created if missing): exclusive, or ``shared`` with other shared holders. Returns None if
+    another process holds it (at once, unless ``wait``). An exclusive holder writes who it is into the file."""
+    descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    if fcntl is None:
+        return Lock(descriptor)
+    try:
+        fcntl.flock(descriptor, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    except OSError as error:
+        if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            os.close(descriptor)
+            raise
+        # Some network file systems have no locks: go on without, as the chunks' identities still guard the store.
+        log.warning("%s: the file system does not lock files (%s); make sure one run at a time uses this folder",
+                    path.parent, error.strerror)
+        return Lock(descriptor)
+    if not shared:
+        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now()}).encode()
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, holder, 0)
+    return Lock(descriptor)
+
+
+def lock_holder(path: Path) -> str:
+    """Who holds (or last held alone) a lock, as words for a message."""
+    try:
+        holder = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        holder = {}
+    if not holder:
+        return "another process"
+    return f"process {holder.get('pid')} on {holder.get('host')} (since {holder.get('since')})"
 
 
 def _compressor():
@@ -70,10 +152,8 @@ class RunStore:
         return json.loads(self.manifest_path.read_text())
 
     def write_manifest(self, manifest: dict) -> None:
-        """Write atomically (temporary file, then rename), so a reader never sees half a manifest."""
-        temporary = self.manifest_path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
-        os.replace(temporary, self.manifest_path)
+        """Write atomically, so a reader never sees half a manifest."""
+        write_atomically(self.manifest_path, json.dumps(manifest, indent=2, default=_json_default) + "\n")
 
     # -- creation ----------------------------------------------------------------------------------------------
 
@@ -102,21 +182,38 @@ class RunStore:
 
     # -- coordination of shards ---------------------------------------------------------------------------------
 
-    def claim(self, what: str) -> bool:
-        """Take the one-time role ``what`` ("create", "finalize"): True for exactly one process, ever."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        try:
-            os.close(os.open(self.directory / f"{what}.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            return True
-        except FileExistsError:
-            return False
+    def lock(self, name: str, *, shared: bool = False, wait: bool = False) -> Lock | None:
+        """Take the lock ``name`` of this folder (see the module's doc); None if another process holds it."""
+        return take_lock(self.directory / name, shared=shared, wait=wait)
+
+    def holders(self, name: str) -> str:
+        """Who holds the lock ``name`` that this process could not take, as words for a message."""
+        probe = self.lock(name, shared=True)
+        if probe is not None:  # others share it: the shards of a run
+            probe.release()
+            return "shards of a run"
+        return lock_holder(self.directory / name)
+
+    def is_half_created(self) -> bool:
+        """True for a folder holding only a store's entries and no manifest: its creation was cut short (the
+        manifest is the last thing :meth:`create` writes)."""
+        entries = {p.name for p in self.directory.iterdir()} if self.directory.is_dir() else set()
+        return bool(entries - {OWNER_LOCK}) and MANIFEST not in entries and entries <= set(STORE_ENTRIES)
+
+    def remove_half_created(self) -> None:
+        """Remove what a cut-short creation left (never the locks, which other processes may be holding)."""
+        _settle_zarr_writes()
+        for name in (RESULTS, PROGRESS, MANIFEST + ".tmp", SUMMARY + ".tmp"):
+            path = self.directory / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
 
     def write_shard_report(self, shard: tuple[int, int], report: dict) -> None:
         folder = self.directory / SHARDS
         folder.mkdir(exist_ok=True)
-        temporary = folder / f"shard-{shard[0]:04d}-of-{shard[1]:04d}.json.tmp"
-        temporary.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
-        os.replace(temporary, temporary.with_suffix(""))
+        write_atomically(folder / f"{shard_name(shard)}.json", json.dumps(report, indent=2, default=_json_default) + "\n")
 
     def shard_reports(self) -> dict[str, dict]:
         folder = self.directory / SHARDS
@@ -131,8 +228,10 @@ class RunStore:
         folder = self.directory / PROGRESS
         return {int(p.stem.split("-")[1].split(".")[0]) for p in folder.glob("chunk-*.done")} if folder.exists() else set()
 
-    def write_chunk(self, index: int, start: int, stop: int, chunk: xr.Dataset, failures: int = 0) -> None:
-        """Write a chunk into its region of draws, then mark it done with its count of failed solves.
+    def write_chunk(self, index: int, start: int, stop: int, chunk: xr.Dataset, failures: int = 0,
+                    identity: dict | None = None) -> None:
+        """Write a chunk into its region of draws, then mark it done with its count of failed solves and what it
+        was computed with (``identity``, :func:`run_identity`).
 
         Arrays are written with zarr directly: the layout was fixed by :meth:`create`, so xarray's per-write
         checks would only repeat it. Regions align with the Zarr chunks, so each write replaces whole chunks.
@@ -142,15 +241,34 @@ class RunStore:
             if variable.dims[0] != "draw":
                 raise ValueError(f"{name}: the draw dimension must come first, got {variable.dims}")
             group[name][start:stop] = np.asarray(variable.values, dtype=STORED_DTYPE)
-        marker = self._marker(index)
-        temporary = marker.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"solver_failures": int(failures)}))
-        os.replace(temporary, marker)  # a marker is whole or absent
+        # A marker is whole or absent.
+        write_atomically(self._marker(index), json.dumps({"solver_failures": int(failures), "run": identity}))
+
+    def _markers(self) -> dict[int, dict]:
+        folder = self.directory / PROGRESS
+        markers = {}
+        for path in sorted(folder.glob("chunk-*.done")) if folder.exists() else ():
+            try:
+                markers[int(path.stem.split("-")[1])] = json.loads(path.read_text() or "{}")
+            except ValueError:  # a marker is written whole; an unreadable one was not written by a run
+                markers[int(path.stem.split("-")[1])] = {"run": None}
+        return markers
 
     def chunk_failures(self) -> int:
         """Failed solves over the finished chunks, as their markers record them."""
-        folder = self.directory / PROGRESS
-        return sum(json.loads(p.read_text() or "{}").get("solver_failures", 0) for p in folder.glob("chunk-*.done"))
+        return sum(marker.get("solver_failures", 0) for marker in self._markers().values())
+
+    def check_chunks(self, identity: dict) -> None:
+        """Raise :class:`MixedRunError` if a finished chunk was computed with another identity than ``identity``
+        (another seed, scenario, sampler, ...): the folder then mixes runs and cannot be completed."""
+        foreign = {index: marker.get("run") for index, marker in self._markers().items() if marker.get("run") != identity}
+        if not foreign:
+            return
+        index, theirs = next(iter(foreign.items()))
+        differ = ", ".join(f"{key} {(theirs or {}).get(key)!r} (the run: {identity.get(key)!r})" for key in IDENTITY
+                           if (theirs or {}).get(key) != identity.get(key))
+        raise MixedRunError(f"{len(foreign)} finished chunk(s) of {self.directory} were computed by another run "
+                            f"(chunk {index}: {differ}); the folder mixes runs: start a new run in a new folder")
 
     # -- completion --------------------------------------------------------------------------------------------
 
@@ -178,6 +296,45 @@ class RunStore:
     def open_dataset(self) -> xr.Dataset:
         """The run's Dataset, lazily loaded (each variable is read when used)."""
         return xr.open_zarr(self.results_path, chunks=None, consolidated=None)
+
+
+def _settle_zarr_writes() -> None:
+    """Wait for the writes Zarr still has in flight: when one write of a batch fails (a full disk), the others go on
+    in Zarr's event loop and would put files back into a folder just removed."""
+    try:
+        from zarr.core.sync import _get_loop, sync
+    except ImportError:  # another layout of Zarr's internals: nothing to wait for that we can see
+        return
+
+    async def settle():
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        await asyncio.gather(*others, return_exceptions=True)
+
+    try:
+        _get_loop()
+        sync(settle())
+    except Exception as error:  # the clean-up must not hide the error that stopped the run
+        log.debug("could not wait for Zarr's writes: %s", error)
+
+
+class MixedRunError(Exception):
+    """A run folder whose chunks were not all computed with the same seed, scenario and options."""
+
+
+def shard_name(shard: tuple[int, int]) -> str:
+    return f"shard-{shard[0]:04d}-of-{shard[1]:04d}"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file, then rename it over ``path``: a reader sees the old file or the new one,
+    never half of one; on failure (a full disk) the temporary file is removed."""
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def now() -> str:

@@ -84,7 +84,8 @@ def _stats_from_order(ordered, n: int, mean: float, sd: float, positive: int, qu
     ``k``, 0-based; a sorted array, or the order statistics of a streamed run) and the moments."""
     # Quantiles of the float32 draws (the precision results are stored in), as quantiles_of_row gives them.
     out = {"mean": mean, "sd": sd,
-           **{_qname(q): statistics.quantile_from_sorted(ordered, q, np.float32) for q in quantiles}}
+           **{_qname(q): statistics.quantile_from_sorted(ordered, q, np.float32) for q in quantiles},
+           "draws": int(n)}  # the draws with a value: failed solves and overflowing draws are left out
     if precision is None or n < 2:
         return out
     for q in quantiles:
@@ -139,6 +140,12 @@ def _series(variable: xr.DataArray, dim: str, detail: list[str], with_total: boo
         if detail:
             rows[:, :, window] = piece[:, :, positions].transpose(1, 2, 0)
     return totals, rows
+
+
+def dropped_draws(rows: list[dict], draws: int) -> int:
+    """The most draws any row of a summary leaves out (NaN: failed solves, outputs beyond float32). Rows without a
+    single value (an output that does not apply to a case) leave out nothing."""
+    return max((draws - int(row["draws"]) for row in rows if int(row.get("draws", 0)) > 0), default=0)
 
 
 def summarize_run(ds: xr.Dataset) -> list[dict]:

@@ -466,3 +466,32 @@ def test_cli_list_aligns_every_title():
     result = CliRunner().invoke(cli.main, ["list"])
     starts = {len(line) - len(line.split("  ")[-1].lstrip()) for line in result.output.splitlines()}
     assert result.exit_code == 0 and len(starts) == 1
+
+
+def test_draws_whose_outputs_overflow_float32_are_dropped_and_counted(deal, tmp_path, monkeypatch):
+    """Outputs beyond float32 (or infinite) make a draw NaN, as a failed solve does; the bands leave such draws out
+    and say how many (here every 100th draw's imports made 1e39 by hand)."""
+    from impact import simulation
+
+    solve = simulation.solve_chunk
+
+    def overflowing(case, parameters, n, *args, **kwargs):
+        sector, partner, *rest = solve(case, parameters, n, *args, **kwargs)
+        partner = partner.copy()
+        partner[::100] *= 1e39
+        return (sector, partner, *rest)
+
+    monkeypatch.setattr(simulation, "solve_chunk", overflowing)
+    result = CliRunner().invoke(cli.main, ["run", str(deal), "--draws", "3000", "--chunk-size", "1000",
+                                           "--out", str(tmp_path / "run"), "--progress", "none"])
+    assert result.exit_code == 0, result.output
+    store = RunStore(tmp_path / "run")
+    ds = store.open_dataset()
+    dropped = np.isnan(ds["imports_by_partner"].values).reshape(3000, -1).any(axis=1)
+    assert dropped.sum() == 30 and np.isnan(ds["sector_output"].values[dropped]).all()
+    assert np.isfinite(ds["imports_by_partner"].values[~dropped]).all()
+    assert store.read_manifest()["dropped_draws"] == 30
+    assert "leave out up to 30 of 3,000 draws" in result.output
+    assert {row["draws"] for row in store.read_summary()} == {2970.0}
+    summary = CliRunner().invoke(cli.main, ["summary", str(tmp_path / "run")])
+    assert "leave out up to 30 of 3,000 draws" in summary.output
