@@ -142,8 +142,7 @@ def _run_alone(store: RunStore, made: list[Path], simulation: Simulation, draws:
     laid out."""
     lock_was_there = (store.directory / OWNER_LOCK).exists()
     owner = store.lock(OWNER_LOCK)
-    if owner is None:
-        _forget(made)
+    if owner is None:  # the folder is another run's: touch nothing in it
         raise ImpactInputError([Problem(str(store.directory), "--out", f"the folder is in use by "
                                         f"{store.holders(OWNER_LOCK)}; choose another")])
     try:
