@@ -84,9 +84,9 @@ class Baseline:
         return ds
 
 
-def _read_rows(path: Path) -> tuple[bytes, tuple[str, ...], list[tuple[int, dict]]]:
+def _read_rows(path: Path, comments: bool = False) -> tuple[bytes, tuple[str, ...], list[tuple[int, dict]]]:
     """A baseline CSV's bytes, header and rows (with their line numbers); a file that cannot be read as CSV text
-    is refused."""
+    is refused. With ``comments``, lines that start with ``#`` are skipped (the line numbers stay the file's)."""
     label = file_label(path)
     try:
         raw = path.read_bytes()
@@ -98,14 +98,21 @@ def _read_rows(path: Path) -> tuple[bytes, tuple[str, ...], list[tuple[int, dict
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ImpactInputError([Problem(label, "", f"not UTF-8 text: {err}")]) from None
-    reader = csv.DictReader(text.splitlines())
+    lines = text.splitlines()
+    skipped = 0
+    if comments:
+        while skipped < len(lines) and lines[skipped].startswith("#"):
+            skipped += 1
+        # a comment further down becomes an empty line, which the reader skips without renumbering the lines
+        lines = ["" if line.startswith("#") else line for line in lines[skipped:]]
+    reader = csv.DictReader(lines)
     rows = []
     try:
         header = tuple(reader.fieldnames or ())
         for row in reader:
-            rows.append((reader.line_num, row))
+            rows.append((reader.line_num + skipped, row))
     except csv.Error as err:  # e.g. a field longer than the csv module's limit (128 KiB), on the line after the last read
-        raise ImpactInputError([Problem(label, f"line {reader.line_num + 1}", f"not a readable CSV row: {err}")]) from None
+        raise ImpactInputError([Problem(label, f"line {reader.line_num + skipped + 1}", f"not a readable CSV row: {err}")]) from None
     return raw, header, rows
 
 

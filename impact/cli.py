@@ -9,14 +9,13 @@ from pathlib import Path
 import click
 
 from impact import library
+from impact.console import EXIT_INTERRUPTED, EXIT_TERMINATED
 from impact.errors import ImpactInputError, Problem
 from impact.sampling import METHODS
 from impact.simulation import DEFAULT_CHUNK
 from impact.variables import DEFAULT_KEEP, KEEP_LEVELS
 
 EXIT_INPUT = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
-EXIT_TERMINATED = 143   # 128 + SIGTERM
 EXIT_SYSTEM = 1         # the operating system failed the run: a full or read-only disk, no memory
 
 

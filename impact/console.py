@@ -1,23 +1,49 @@
 """The ``impact`` command's entry point: a Ctrl-C while the libraries load ends the command with one line, as a
-Ctrl-C at any later moment does (:mod:`impact.cli`)."""
+Ctrl-C at any later moment does (:mod:`impact.cli`), and the libraries' own warnings stay out of its output."""
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143   # 128 + SIGTERM
+
+
+def quiet_library_warnings() -> None:
+    """Hide warnings addressed to the developers of our dependencies (deprecations, Zarr's notes on its v3 spec),
+    unless the user asked for warnings (``-W`` or ``PYTHONWARNINGS``)."""
+    if sys.warnoptions:
+        return
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="(?!impact)")
+    warnings.filterwarnings("ignore", message="The codec `vlen-utf8` is currently not part", category=UserWarning)
+    warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+
+
+def _end(code: int) -> None:
+    # Not sys.exit: after an interrupt that stopped a library part-way (numba, llvmlite), CPython may end by SIGINT
+    # whatever the exit code, or the library's clean-up may print noise at exit. The run has already recorded what
+    # it must, so the process ends here.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main() -> None:
+    quiet_library_warnings()
     try:
-        from impact.cli import EXIT_INTERRUPTED, main as command
+        from impact.cli import main as command
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted: the command had not begun; nothing was written\n")
-        sys.stderr.flush()
-        # Not sys.exit: an interrupt that passed through a library's start-up makes CPython end by SIGINT whatever
-        # the exit code, and nothing has been written that needs the interpreter's clean-up.
-        os._exit(130)
+        _end(EXIT_INTERRUPTED)
     try:
         command()
     except KeyboardInterrupt:  # between click's own handling and ours, e.g. while the command's options are read
         sys.stderr.write("\ninterrupted\n")
-        sys.exit(EXIT_INTERRUPTED)
+        _end(EXIT_INTERRUPTED)
+    except SystemExit as end:
+        if end.code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+            _end(end.code)
+        raise

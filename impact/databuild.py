@@ -942,3 +942,256 @@ def lines_path(baseline_path: Path, kind: str = "import") -> Path:
     are: next to it."""
     suffix = "_lines.csv.gz" if kind == "import" else "_export_lines.csv.gz"
     return Path(baseline_path).with_name(Path(baseline_path).stem + suffix)
+
+
+# -- input-output cost shares from the BEA use tables ---------------------------------------------------------
+
+#: The rows of the cost-share table that are not traded sectors: the inputs of commodities outside them, and value
+#: added (output less every intermediate input).
+OTHER_INPUTS, VALUE_ADDED = "other_inputs", "value_added"
+IO_COST_COLUMNS = ("sector", "input_sector", "domestic_share", "imported_share", "status", "source")
+IO_COST_HEADER = """\
+# Input-output cost shares of the 2024 baseline's sectors: what a US producer of `sector` spends on the
+# commodities of `input_sector`, domestic and imported, per dollar of its output.
+# Units: shares of the using sector's 2024 gross output (producer prices); a column (one `sector`) adds up to 1
+# over its input sectors, `other_inputs` (commodities outside the traded sectors: services, construction,
+# utilities, wholesale and retail margins, scrap and used goods, noncomparable imports) and `value_added`.
+# Source: BEA, 2024 summary use tables before redefinitions, domestic and imported (producer prices, $ million),
+# with gross output by industry (https://www.bea.gov/industry/input-output-accounts-data); the extract of
+# Budget-Lab-Yale/Tariff-ETRs @ ffc01053986e7d7c61e9922ed7deb16d5057ab0b, resources/ (committed verbatim as
+# parameters/data/bea_use_domestic_2024.csv, bea_use_import_2024.csv, bea_industry_output_2024.csv).
+# Commodities (rows) and using industries (columns) are mapped to sectors with parameters/data/sectors_bea.csv:
+# a_dom[k,s] = sum_c sum_i share(c,k) share(i,s) use_dom[c,i] / sum_i share(i,s) output[i], imports alike. An
+# industry split across sectors (a share below 1) spends on inputs in proportion to its output share: an estimate.
+# The tables have no value-added rows: value_added is output less the intermediate inputs of both tables.
+# Imported inputs by partner: the kernel assumes each sector's imported inputs come from the partners in their
+# shares of the baseline's imports of the input sector (the proportionality assumption).
+# Built by parameters/data/rebuild_inputs.py (impact.databuild.build_input_cost_shares); do not edit by hand.
+"""
+
+
+@dataclass(frozen=True)
+class IOInputs:
+    """The committed inputs of the cost-share table."""
+
+    use_domestic: Path
+    use_import: Path
+    output: Path
+    mapping: Path
+    concordance: Path
+
+
+def default_io_inputs() -> IOInputs:
+    from impact.library import parameters_dir
+
+    data = parameters_dir() / "data"
+    return IOInputs(data / "bea_use_domestic_2024.csv", data / "bea_use_import_2024.csv",
+                    data / "bea_industry_output_2024.csv", data / "sectors_bea.csv", data / "sectors_hs.csv")
+
+
+@dataclass(frozen=True)
+class CostShareTable:
+    """Cost shares as built (arrays indexed [input_sector, using_sector]); ``status`` and ``source`` have a row per
+    sector, then ``other_inputs``, then ``value_added`` (S + 2, S)."""
+
+    sectors: tuple[str, ...]
+    domestic: np.ndarray          # (S, S)
+    imported: np.ndarray          # (S, S)
+    other_domestic: np.ndarray    # (S,)
+    other_imported: np.ndarray    # (S,)
+    value_added: np.ndarray       # (S,)
+    status: np.ndarray
+    source: np.ndarray
+
+    def column_totals(self) -> np.ndarray:
+        """domestic + imported + other + value added, by using sector (1 up to rounding)."""
+        return (self.domestic.sum(axis=0) + self.imported.sum(axis=0) + self.other_domestic + self.other_imported
+                + self.value_added)
+
+
+def _read_use_table(path: Path, problems: list[Problem]) -> tuple[list[str], list[str], np.ndarray] | None:
+    """A BEA use table (``bea_code`` then one column per using industry; $ million): commodities, industries,
+    values (commodities x industries)."""
+    if not path.is_file():
+        problems.append(Problem(str(path), "", "no such file"))
+        return None
+    with _open_text(path) as handle:
+        reader = csv.reader(_data_lines(handle))
+        header = next(reader, [])
+        if not header or header[0].strip() != "bea_code":
+            problems.append(Problem(str(path), "header", f"needs bea_code then the using industries, has {header[:3]}"))
+            return None
+        industries = [h.strip() for h in header[1:]]
+        commodities, values, before = [], [], len(problems)
+        for line, row in enumerate(reader, start=2):
+            if len(row) != len(header):
+                problems.append(Problem(str(path), f"line {line}", f"has {len(row)} fields; the header has {len(header)}"))
+                continue
+            try:
+                numbers = [float(v) if v.strip() else 0.0 for v in row[1:]]
+            except ValueError:
+                problems.append(Problem(str(path), f"line {line}", f"{row[0]}: a value is not a number"))
+                continue
+            if not np.isfinite(numbers).all():
+                problems.append(Problem(str(path), f"line {line}", f"{row[0]}: a value is not finite"))
+                continue
+            commodities.append(row[0].strip())
+            values.append(numbers)
+    if len(problems) > before:
+        return None
+    return commodities, industries, np.array(values).reshape(len(commodities), len(industries))
+
+
+def build_input_cost_shares(use_domestic_path: str | Path, use_import_path: str | Path, output_path: str | Path,
+                            mapping_path: str | Path, concordance: Concordance) -> CostShareTable:
+    """Input-output cost shares by sector from the BEA summary use tables (domestic and imported; rows commodities,
+    columns using industries, $ million), industry output (``bea_code,output``) and the mapping of BEA industries
+    to sectors (``sector,bea_code,share,basis``) that :func:`build_gross_output` uses, applied to commodities (rows)
+    and using industries (columns) alike::
+
+        a_dom[k, s] = sum_c sum_i share(c, k) share(i, s) use_dom[c, i] / sum_i share(i, s) output[i]
+
+    and the same for imports. A share below 1 splits an industry's inputs (or a commodity) in proportion to its
+    output share: the entries it touches are estimates. ``other`` is what the sector's industries spend on
+    commodities outside the traded sectors (those the mapping does not name, the unmapped part of those it names,
+    and the tables' ``Used`` and ``Other`` rows); value added is output less every intermediate input (the use
+    tables carry no value-added rows), so a column adds up to 1."""
+    paths = [Path(p) for p in (use_domestic_path, use_import_path, output_path, mapping_path)]
+    use_domestic_path, use_import_path, output_path, mapping_path = paths
+    problems: list[Problem] = [Problem(str(p), "", "no such file") for p in (output_path, mapping_path)
+                               if not p.is_file()]
+    domestic = _read_use_table(use_domestic_path, problems)
+    imported = _read_use_table(use_import_path, problems)
+    if problems:
+        raise ImpactInputError(problems)
+    commodities, industries, use_dom = domestic
+    if imported[:2] != (commodities, industries):
+        raise ImpactInputError([Problem(str(use_import_path), "", f"its rows and columns are not those of "
+                                                                  f"{use_domestic_path.name}")])
+    use_imp = imported[2]
+    output: dict[str, float] = {}
+    with _open_text(output_path) as handle:
+        for line, row in enumerate(csv.DictReader(_data_lines(handle)), start=2):
+            try:
+                output[row["bea_code"].strip()] = float(row["output"])
+            except (KeyError, TypeError, ValueError):
+                problems.append(Problem(str(output_path), f"line {line}", "needs bea_code and a numeric output"))
+    problems += [Problem(str(output_path), code, f"the output of using industry {code} is missing or not positive")
+                 for code in industries if not output.get(code, 0) > 0]
+    S, C, I = len(concordance.sectors), len(commodities), len(industries)
+    to_sector = np.zeros((S, C))        # share(c, k)
+    from_industry = np.zeros((I, S))    # share(i, s)
+    basis: dict[str, str] = {}
+    with _open_text(mapping_path) as handle:
+        for line, row in enumerate(csv.DictReader(_data_lines(handle)), start=2):
+            sector, code = (row.get("sector") or "").strip(), (row.get("bea_code") or "").strip()
+            try:
+                share = float(row.get("share") or "")
+            except ValueError:
+                problems.append(Problem(str(mapping_path), f"line {line}", f"share {row.get('share')!r} is not a number"))
+                continue
+            if sector not in concordance.sectors:
+                problems.append(Problem(str(mapping_path), f"line {line}", f"sector {sector!r} is not in the "
+                                                                           f"concordance {concordance.path}"))
+                continue
+            if code not in industries or code not in commodities:
+                problems.append(Problem(str(mapping_path), f"line {line}", f"BEA industry {code!r} is not a row and a "
+                                                                           f"column of {use_domestic_path.name}"))
+                continue
+            if not 0 < share <= 1:
+                problems.append(Problem(str(mapping_path), f"line {line}", f"share {share:g} is not in (0, 1]"))
+                continue
+            k = concordance.sectors.index(sector)
+            to_sector[k, commodities.index(code)] += share
+            from_industry[industries.index(code), k] += share
+            if share < 1:
+                basis[(sector, code)] = row.get("basis") or "no basis given"
+    problems += [Problem(str(mapping_path), code, f"shares add up to {total:g} (> 1)")
+                 for code, total in zip(industries, from_industry.sum(axis=1)) if total > 1 + 1e-9]
+    problems += [Problem(str(mapping_path), "sector", f"{s!r} has no BEA industry")
+                 for k, s in enumerate(concordance.sectors) if not from_industry[:, k].any()]
+    if problems:
+        raise ImpactInputError(problems)
+
+    out = np.array([output[code] for code in industries])
+    gross = out @ from_industry                                          # (S,) $ million, as build_gross_output
+    a_dom = to_sector @ use_dom @ from_industry / gross                  # (S, S) [input, using]
+    a_imp = to_sector @ use_imp @ from_industry / gross
+    other_dom = use_dom.sum(axis=0) @ from_industry / gross - a_dom.sum(axis=0)
+    other_imp = use_imp.sum(axis=0) @ from_industry / gross - a_imp.sum(axis=0)
+    value_added = (out - use_dom.sum(axis=0) - use_imp.sum(axis=0)) @ from_industry / gross
+
+    def parts(weights: np.ndarray, codes: list[str]) -> str:
+        return " + ".join(code if w == 1 else f"{w:g} x {code}" for w, code in zip(weights, codes) if w > 0)
+
+    def splits(pairs) -> str:
+        return "; ".join(f"{share:g} x {code} to {sector} ({basis[(sector, code)]})" for sector, code, share in pairs)
+
+    names = (use_domestic_path.name, use_import_path.name, output_path.name, mapping_path.name)
+    tables = f"BEA 2024 summary use tables before redefinitions ({names[0]}, {names[1]}) over industry output ({names[2]})"
+    status = np.empty((S + 2, S), dtype=object)
+    source = np.empty((S + 2, S), dtype=object)
+    sectors = concordance.sectors
+    for s in range(S):
+        users = [(sectors[s], industries[i], from_industry[i, s]) for i in np.flatnonzero(from_industry[:, s])]
+        user_split = [u for u in users if u[2] < 1]
+        user_text = f"used by {parts(from_industry[:, s], industries)}"
+        for k in range(S + 2):
+            if k < S:
+                inputs = [(sectors[k], commodities[c], to_sector[k, c]) for c in np.flatnonzero(to_sector[k])]
+                estimated = [p for p in inputs if p[2] < 1] + user_split
+                what = f"commodities {parts(to_sector[k], commodities)} {user_text}"
+            elif k == S:
+                unmapped = [commodities[c] for c in range(C) if to_sector[:, c].sum() < 1 - 1e-12]
+                partial = [commodities[c] for c in range(C) if 0 < to_sector[:, c].sum() < 1 - 1e-12]
+                estimated = user_split
+                what = (f"commodities outside the traded sectors ({len(unmapped)} rows of {C}: every commodity "
+                        f"{names[3]} does not map, including the tables' Used and Other rows"
+                        + (f", and the unmapped part of {', '.join(partial)}" if partial else "") + f") {user_text}")
+                if partial:
+                    estimated = estimated + [("", code, 0.0) for code in partial]
+            else:
+                estimated = user_split
+                what = f"industry output less the intermediate inputs of both tables (no value-added rows) of {user_text[8:]}"
+            status[k, s] = "estimate" if estimated else "published"
+            text = f"{'estimate: ' if estimated else ''}{tables}: {what}"
+            named = [p for p in estimated if p[0]]
+            if named:
+                text += f"; split by {names[3]}: {splits(named)}"
+            source[k, s] = text
+    return CostShareTable(tuple(sectors), a_dom, a_imp, other_dom, other_imp, value_added, status, source)
+
+
+def input_cost_rows(table: CostShareTable) -> list[list[str]]:
+    """The rows of the cost-share file: by using sector, its input sectors with a nonzero share, then
+    ``other_inputs`` and ``value_added``."""
+    rows = []
+    S = len(table.sectors)
+    for s, sector in enumerate(table.sectors):
+        for k in range(S + 2):
+            if k < S:
+                domestic, imported, name = table.domestic[k, s], table.imported[k, s], table.sectors[k]
+                if domestic == 0 and imported == 0:
+                    continue
+            elif k == S:
+                domestic, imported, name = table.other_domestic[s], table.other_imported[s], OTHER_INPUTS
+            else:
+                domestic, imported, name = table.value_added[s], 0.0, VALUE_ADDED
+            rows.append([sector, name, f"{domestic:.15g}", f"{imported:.15g}", table.status[k, s], table.source[k, s]])
+    return rows
+
+
+def write_input_cost_shares(table: CostShareTable, out: str | Path) -> int:
+    """Write the cost-share file (comment header, then :data:`IO_COST_COLUMNS`) through a temporary file; returns
+    the number of rows."""
+    out = Path(out)
+    rows = input_cost_rows(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        handle.write(IO_COST_HEADER)
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(IO_COST_COLUMNS)
+        writer.writerows(rows)
+    temporary.replace(out)
+    return len(rows)

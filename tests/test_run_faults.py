@@ -31,6 +31,8 @@ OPTIONS = ["--draws", "3000", "--seed", "5", "--chunk-size", "250", "--progress"
 DRIVER = textwrap.dedent('''
     import os, sys, time
     from pathlib import Path
+    from impact.console import quiet_library_warnings
+    quiet_library_warnings()  # as the command does, before the libraries load
     from impact import runner, simulation, store
 
     pause, moment, flag = float(os.environ.get("PAUSE", "0")), os.environ.get("MOMENT"), os.environ.get("FLAG")

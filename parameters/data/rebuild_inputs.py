@@ -1,6 +1,7 @@
 """Rebuild the committed input tables of the 2024 baseline from the original downloads.
 
     python parameters/data/rebuild_inputs.py ORIGINALS
+    python parameters/data/rebuild_inputs.py --input-cost-shares
 
 ``ORIGINALS`` is a folder holding the downloads as published (see docs/data.md, "Where the originals come from"):
 
@@ -10,6 +11,9 @@
 * ``census_imports_2024_hs2/hs2-tariff-{CTY}.csv``: the same API at the HS2 level for 225 countries and the EU;
 * ``dataweb_exports_2020_2024_hs2/FAS_Value.csv``: USITC DataWeb, total exports, FAS value, HTS chapters by country;
 * ``bea_io_and_concordances/bea_industry_output.csv``: BEA 2024 gross output by summary industry ($ million);
+* ``bea_io_and_concordances/bea_use_domestic.csv``, ``bea_use_import.csv``: BEA 2024 summary use tables before
+  redefinitions, domestic and imported ($ million; rows commodities, columns the 71 using industries), and
+  ``bea_pce_by_commodity.csv``: personal consumption expenditures by commodity ($ million);
 * ``yale_tariff_rate_tracker/``: the Budget Lab at Yale's tariff-rate-tracker resources, verbatim (MIT;
   https://github.com/Budget-Lab-Yale/tariff-rate-tracker at commit 8315fffd697c42559141ed5f8bf7c8fa3da47ae8:
   ``config/policy_params.yaml`` and the product lists of ``resources/``, one folder, flat). The tracker's HTS
@@ -19,7 +23,8 @@
 
 It writes, next to itself, the tables ``impact data build`` reads (the Census API's own column names, so a user's
 extract reads the same way): ``census_imports_2024_hs10.csv.gz``, ``census_imports_2024_hs2.csv.gz``,
-``dataweb_exports_2020_2024_hs2.csv.gz`` (verbatim) and ``bea_industry_output_2024.csv`` (verbatim); the inputs of
+``dataweb_exports_2020_2024_hs2.csv.gz`` (verbatim), ``bea_industry_output_2024.csv``, ``bea_use_domestic_2024.csv``,
+``bea_use_import_2024.csv`` and ``bea_pce_by_commodity_2024.csv`` (verbatim); the inputs of
 the import lines: ``hts_mfn_rates_2025_hs8.csv.gz`` (USITC HTS general rates by HS8, verbatim, from
 ``bea_io_and_concordances/mfn_rates_2025.csv``), ``metal_content_bea_hs10.csv.gz`` (the tracker's BEA-based steel,
 aluminum and copper shares by HS10, each capped at one) and ``usmca_shares_hs10.csv.gz`` (the tracker's USMCA
@@ -27,6 +32,11 @@ utilization by HS10 for Canada and Mexico, 2024 and 2025, from USITC DataWeb); a
 ``parameters/hs_lists/``, the HS product lists of the 2025 tariff actions that scenarios name (``hs_lists``), with
 the table of ``parameters/hs_lists/README.md``. Reading parquet needs pyarrow (``pip install ".[parquet]"``);
 nothing else here does.
+
+Last, it builds ``parameters/io_cost_shares_2024.csv`` (input-output cost shares by using sector and input sector;
+``impact.databuild.build_input_cost_shares``) from the committed copies ``bea_use_domestic_2024.csv``,
+``bea_use_import_2024.csv``, ``bea_industry_output_2024.csv`` and ``sectors_bea.csv``. With ``--input-cost-shares``
+it builds only that table, from the committed copies, so a user regenerates it without the originals.
 """
 
 from __future__ import annotations
@@ -46,6 +56,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CENSUS_COLUMNS = ["CTY_CODE", "CTY_NAME", "I_COMMODITY", "CON_VAL_YR", "CAL_DUT_YR", "time"]
+# BEA 2024 summary use tables (before redefinitions, producer prices, $ million), copied verbatim, and the table of
+# input-output cost shares built from them (and from bea_industry_output_2024.csv and sectors_bea.csv).
+BEA_USE_TABLES = {"bea_use_domestic.csv": "bea_use_domestic_2024.csv", "bea_use_import.csv": "bea_use_import_2024.csv",
+                  "bea_pce_by_commodity.csv": "bea_pce_by_commodity_2024.csv"}
+IO_COST_SHARES = HERE.parent / "io_cost_shares_2024.csv"
 
 
 def _write_census(path: Path, rows) -> int:
@@ -1078,11 +1093,30 @@ def main(originals: Path) -> None:
     shutil.copyfile(originals / "bea_io_and_concordances" / "bea_industry_output.csv",
                     HERE / "bea_industry_output_2024.csv")
     print("dataweb_exports_2020_2024_hs2.csv.gz, bea_industry_output_2024.csv: copied")
+    for original, copy in BEA_USE_TABLES.items():
+        shutil.copyfile(originals / "bea_io_and_concordances" / original, HERE / copy)
+    print(f"{', '.join(BEA_USE_TABLES.values())}: copied")
+    input_cost_shares()
     line_attribute_inputs(originals)
     hs_lists(originals / "yale_tariff_rate_tracker")
 
 
+def input_cost_shares() -> None:
+    """Rebuild ``parameters/io_cost_shares_2024.csv`` from the committed BEA copies (no originals needed)."""
+    sys.path.insert(0, str(HERE.parent.parent))  # the checkout's impact, whether or not it is installed
+    from impact.databuild import build_input_cost_shares, default_io_inputs, load_concordance, write_input_cost_shares
+
+    inputs = default_io_inputs()
+    shares = build_input_cost_shares(inputs.use_domestic, inputs.use_import, inputs.output, inputs.mapping,
+                                     load_concordance(inputs.concordance))
+    rows = write_input_cost_shares(shares, IO_COST_SHARES)
+    print(f"{IO_COST_SHARES.relative_to(HERE.parent.parent)}: {rows} rows")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--input-cost-shares"]:
+        input_cost_shares()
+        sys.exit()
     if len(sys.argv) != 2:
         sys.exit(__doc__.split("\n\n")[1])
     main(Path(sys.argv[1]))
