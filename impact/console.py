@@ -12,14 +12,19 @@ EXIT_TERMINATED = 143   # 128 + SIGTERM
 
 
 def quiet_library_warnings() -> None:
-    """Hide warnings addressed to the developers of our dependencies (deprecations, Zarr's notes on its v3 spec),
-    unless the user asked for warnings (``-W`` or ``PYTHONWARNINGS``)."""
+    """Show only the warnings that ``impact`` itself raises, unless the user asked for warnings (``-W`` or
+    ``PYTHONWARNINGS``): those of our dependencies (deprecations, Zarr's notes on its v3 spec) address their
+    developers. The display is filtered rather than the warnings, as some libraries install filters of their own."""
     if sys.warnoptions:
         return
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning, module="(?!impact)")
-    warnings.filterwarnings("ignore", message="The codec `vlen-utf8` is currently not part", category=UserWarning)
-    warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+    ours = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    show = warnings.showwarning
+
+    def show_ours(message, category, filename, lineno, file=None, line=None):
+        if os.path.abspath(filename).startswith(ours):
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show_ours
 
 
 def _end(code: int) -> None:
