@@ -263,7 +263,6 @@ def load_export_lines(baseline: Baseline) -> TradeLines:
 
 @lru_cache(maxsize=4)
 def _load_export(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str, ...], exports: bytes):
-
     from impact.databuild import EXPORT_LINE_COLUMNS
 
     frame = _read_line_file(path, {"hs2": str, "partner": str, "sector": str})
@@ -351,7 +350,6 @@ def _cells_of(path: str, frame, weight: np.ndarray, sectors: tuple[str, ...], pa
 @lru_cache(maxsize=4)
 def _load(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str, ...], imports: bytes
           ) -> TradeLines:
-
     from impact.databuild import LINE_COLUMNS
 
     frame = _read_line_file(path, {"hs10": str, "partner": str, "sector": str})
