@@ -36,19 +36,36 @@ def _end(code: int) -> None:
     os._exit(code)
 
 
+def _interrupted(error: BaseException) -> bool:
+    """Whether an error is a Ctrl-C: a KeyboardInterrupt, or an error it caused (a C extension interrupted while it
+    initializes raises ``ImportError: initialization failed`` from it)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def main() -> None:
     quiet_library_warnings()
     try:
         from impact.cli import main as command
-    except KeyboardInterrupt:
+    except BaseException as error:
+        if not _interrupted(error):
+            raise
         sys.stderr.write("\ninterrupted: the command had not begun; nothing was written\n")
         _end(EXIT_INTERRUPTED)
     try:
         command()
-    except KeyboardInterrupt:  # between click's own handling and ours, e.g. while the command's options are read
-        sys.stderr.write("\ninterrupted\n")
-        _end(EXIT_INTERRUPTED)
     except SystemExit as end:
         if end.code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
             _end(end.code)
         raise
+    except BaseException as error:  # an interrupt that click and the command did not see as one
+        if not _interrupted(error):
+            raise
+        sys.stderr.write("\ninterrupted: nothing was written if the run had not begun; a run folder with a "
+                         "manifest is completed by: impact run --resume FOLDER\n")
+        _end(EXIT_INTERRUPTED)

@@ -426,3 +426,18 @@ def test_ctrl_c_at_start_up(deal, tmp_path):
         assert process.returncode == cli.EXIT_INTERRUPTED, error
         if not (out / "manifest.json").exists():
             assert not out.exists() and "nothing was written" in error, error
+
+
+def test_an_extension_interrupted_while_it_loads_counts_as_ctrl_c():
+    """A C extension that Ctrl-C stops in its initialization raises ImportError from the KeyboardInterrupt (seen
+    with SciPy's HiGHS bindings): the command ends as interrupted, not with that traceback."""
+    from impact.console import _interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as stop:
+            raise ImportError("initialization failed") from stop
+    except ImportError as error:
+        assert _interrupted(error)
+    assert not _interrupted(ImportError("No module named 'missing'"))
