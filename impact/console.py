@@ -48,8 +48,31 @@ def _interrupted(error: BaseException) -> bool:
     return False
 
 
+def _pass_on_lost_interrupts() -> None:
+    """A Ctrl-C that lands in a callback from C code (llvmlite, while numba compiles) cannot propagate: Python
+    reports it as "Exception ignored" with a traceback and goes on. Deliver it to the main thread instead, where
+    the command handles it like any Ctrl-C."""
+    import _thread
+    import threading
+
+    report = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # From another thread, a moment later: raised in the main thread once the hook has returned (raised
+            # here, it would be reported as lost again).
+            timer = threading.Timer(0.01, _thread.interrupt_main)
+            timer.daemon = True
+            timer.start()
+        else:
+            report(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def main() -> None:
     quiet_library_warnings()
+    _pass_on_lost_interrupts()
     try:
         from impact.cli import main as command
     except BaseException as error:

@@ -441,3 +441,24 @@ def test_an_extension_interrupted_while_it_loads_counts_as_ctrl_c():
     except ImportError as error:
         assert _interrupted(error)
     assert not _interrupted(ImportError("No module named 'missing'"))
+
+
+def test_a_ctrl_c_lost_in_a_callback_from_c_code_still_stops_the_command():
+    """Ctrl-C inside a callback from C (llvmlite's, while numba compiles) cannot propagate and Python would print
+    it as "Exception ignored" and go on; the command delivers it to the main thread instead."""
+    code = textwrap.dedent("""
+        import time
+        from impact.console import _pass_on_lost_interrupts
+        _pass_on_lost_interrupts()
+        class InterruptedCallback:
+            def __del__(self):
+                raise KeyboardInterrupt
+        try:
+            InterruptedCallback()
+            time.sleep(5)
+            print("went on")
+        except KeyboardInterrupt:
+            print("stopped")
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "stopped" and result.stderr == "", result.stderr
