@@ -80,15 +80,25 @@ def main() -> None:
             raise
         sys.stderr.write("\ninterrupted: the command had not begun; nothing was written\n")
         _end(EXIT_INTERRUPTED)
+    import click
+
     try:
-        command()
+        # Not click's standalone mode, which turns a Ctrl-C it sees into "Aborted!" and exit code 1.
+        code = command.main(standalone_mode=False)
     except SystemExit as end:
         if end.code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
             _end(end.code)
         raise
-    except BaseException as error:  # an interrupt that click and the command did not see as one
+    except click.ClickException as error:  # a usage error: click's message and exit code
+        error.show()
+        sys.exit(error.exit_code)
+    except BaseException as error:  # an interrupt that the command did not see as one (click's Abort included)
         if not _interrupted(error):
+            if isinstance(error, click.exceptions.Abort):
+                sys.stderr.write("Aborted!\n")
+                sys.exit(1)
             raise
         sys.stderr.write("\ninterrupted: nothing was written if the run had not begun; a run folder with a "
                          "manifest is completed by: impact run --resume FOLDER\n")
         _end(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)
