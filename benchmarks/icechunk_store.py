@@ -52,38 +52,6 @@ def disk_usage(path: Path) -> tuple[int, int]:
     return blocks * 512, files
 
 
-def layout(store, static, first_chunk, draws: int, chunk_size: int, attrs: dict) -> None:
-    """The layout of :meth:`impact.store.RunStore.create`, into any Zarr store (here an Icechunk session's)."""
-    import zarr
-
-    from impact.store import STORED_DTYPE, _compressor
-
-    template = static.copy()
-    for name, variable in template.variables.items():
-        if variable.dtype.kind == "U":
-            template[name] = variable.astype(object)
-    template.attrs = attrs
-    template = template.assign_coords(draw=np.arange(draws, dtype=np.int64))
-    template.to_zarr(store, mode="w-", consolidated=False, zarr_format=3)
-    group = zarr.open_group(store, mode="r+")
-    for name, variable in first_chunk.data_vars.items():
-        array = group.create_array(
-            name, shape=(draws,) + variable.shape[1:], chunks=(chunk_size,) + variable.shape[1:],
-            dtype=STORED_DTYPE, fill_value=np.nan, compressors=[_compressor()], dimension_names=variable.dims)
-        array.attrs.update(dict(variable.attrs))
-
-
-def write_region(store, start: int, stop: int, chunk) -> None:
-    """What :meth:`impact.store.RunStore.write_chunk` does with the data, into any Zarr store."""
-    import zarr
-
-    from impact.store import STORED_DTYPE
-
-    group = zarr.open_group(store, mode="r+")
-    for name, variable in chunk.data_vars.items():
-        group[name][start:stop] = np.asarray(variable.values, dtype=STORED_DTYPE)
-
-
 def region(chunk, start: int, stop: int):
     """The solved chunk's data, relabelled as draws ``start`` to ``stop - 1``."""
     piece = chunk.isel(draw=slice(0, stop - start))
@@ -233,7 +201,7 @@ def main() -> None:
 
     from impact.scenario import open_scenario
     from impact.simulation import Simulation, chunk_ranges
-    from impact.store import RunStore, run_identity
+    from impact.store import RunStore, lay_out, run_identity, write_region
 
     # Icechunk warns at every opening that "The LocalFileSystem storage is not safe for concurrent commits";
     # the report says it once.
@@ -280,7 +248,7 @@ def main() -> None:
             moment = time.perf_counter()
             repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)))
             session = repo.writable_session("main")
-            layout(session.store, static, chunk, args.draws, chunk_size, attrs)
+            lay_out(session.store, static, chunk, args.draws, chunk_size, attrs)
             session.commit("layout", metadata={"run": identity})
             create = time.perf_counter() - moment
             writes = commit_seconds = 0.0

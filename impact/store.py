@@ -132,6 +132,38 @@ def _compressor():
     return zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle=zarr.codecs.BloscShuffle.shuffle)
 
 
+def lay_out(target, static: xr.Dataset, first_chunk: xr.Dataset, draws: int, chunk_size: int, attrs: dict) -> None:
+    """Write the Dataset's layout into ``target`` (a path or any Zarr store): static variables written, per-draw
+    variables allocated (NaN) in chunks of ``chunk_size`` draws, as ``first_chunk`` has them."""
+    template = static.copy()
+    for name, variable in template.variables.items():
+        if variable.dtype.kind == "U":
+            # Variable-length strings: Zarr v3 has no stable spec for fixed-width unicode.
+            template[name] = variable.astype(object)
+    template.attrs = attrs
+    template = template.assign_coords(draw=np.arange(draws, dtype=np.int64))
+    template.to_zarr(target, mode="w-", consolidated=False, zarr_format=3)
+    group = zarr.open_group(target, mode="r+")
+    for name, variable in first_chunk.data_vars.items():
+        shape = (draws,) + variable.shape[1:]
+        array = group.create_array(
+            name, shape=shape, chunks=(chunk_size,) + variable.shape[1:], dtype=STORED_DTYPE,
+            fill_value=np.nan, compressors=[_compressor()], dimension_names=variable.dims,
+        )
+        array.attrs.update(dict(variable.attrs))
+
+
+def write_region(target, start: int, stop: int, chunk: xr.Dataset) -> None:
+    """Write a chunk's per-draw variables into draws ``start`` to ``stop - 1`` of ``target`` (a path or any Zarr
+    store laid out by :func:`lay_out`), with zarr directly: the layout is fixed, so xarray's per-write checks would
+    only repeat it."""
+    group = zarr.open_group(target, mode="r+")
+    for name, variable in chunk.data_vars.items():
+        if variable.dims[0] != "draw":
+            raise ValueError(f"{name}: the draw dimension must come first, got {variable.dims}")
+        group[name][start:stop] = np.asarray(variable.values, dtype=STORED_DTYPE)
+
+
 class RunStore:
     """A run folder. Create it with :meth:`create` or open an existing one with :meth:`open`."""
 
@@ -162,22 +194,7 @@ class RunStore:
         """Lay out the store: static variables written, per-draw variables allocated (NaN) in chunks of draws."""
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / PROGRESS).mkdir(exist_ok=True)
-        template = static.copy()
-        for name, variable in template.variables.items():
-            if variable.dtype.kind == "U":
-                # Variable-length strings: Zarr v3 has no stable spec for fixed-width unicode.
-                template[name] = variable.astype(object)
-        template.attrs = attrs
-        template = template.assign_coords(draw=np.arange(draws, dtype=np.int64))
-        template.to_zarr(self.results_path, mode="w-", consolidated=False, zarr_format=3)
-        group = zarr.open_group(self.results_path, mode="r+")
-        for name, variable in first_chunk.data_vars.items():
-            shape = (draws,) + variable.shape[1:]
-            array = group.create_array(
-                name, shape=shape, chunks=(chunk_size,) + variable.shape[1:], dtype=STORED_DTYPE,
-                fill_value=np.nan, compressors=[_compressor()], dimension_names=variable.dims,
-            )
-            array.attrs.update(dict(variable.attrs))
+        lay_out(self.results_path, static, first_chunk, draws, chunk_size, attrs)
         self.write_manifest(manifest)
 
     # -- coordination of shards ---------------------------------------------------------------------------------
@@ -236,11 +253,7 @@ class RunStore:
         Arrays are written with zarr directly: the layout was fixed by :meth:`create`, so xarray's per-write
         checks would only repeat it. Regions align with the Zarr chunks, so each write replaces whole chunks.
         """
-        group = zarr.open_group(self.results_path, mode="r+")
-        for name, variable in chunk.data_vars.items():
-            if variable.dims[0] != "draw":
-                raise ValueError(f"{name}: the draw dimension must come first, got {variable.dims}")
-            group[name][start:stop] = np.asarray(variable.values, dtype=STORED_DTYPE)
+        write_region(self.results_path, start, stop, chunk)
         # A marker is whole or absent.
         write_atomically(self._marker(index), json.dumps({"solver_failures": int(failures), "run": identity}))
 

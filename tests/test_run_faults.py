@@ -129,7 +129,7 @@ def test_sigkill_during_the_run_and_during_its_resume(deal, tmp_path, driver, re
     _assert_complete_and_identical(out, reference)
 
 
-def test_sigkill_during_finalization(deal, tmp_path, driver, reference):
+def test_sigkill_during_finalization(deal, tmp_path, driver, reference, monkeypatch):
     out, flag = tmp_path / "run", tmp_path / "finalizing"
     process = _start(driver, ["run", deal, *OPTIONS, "--out", out], moment="finalization", flag=flag)
     _wait_for(flag.exists, process, "finalization")
@@ -137,11 +137,8 @@ def test_sigkill_during_finalization(deal, tmp_path, driver, reference):
     assert len(RunStore(out).done_chunks()) == 12
     computed = []
     write = RunStore.write_chunk
-    try:
-        RunStore.write_chunk = lambda self, *a, **k: (computed.append(a[0]), write(self, *a, **k))
-        result = _cli("run", "--resume", out, "--progress", "none")
-    finally:
-        RunStore.write_chunk = write
+    monkeypatch.setattr(RunStore, "write_chunk", lambda self, *a, **k: (computed.append(a[0]), write(self, *a, **k)))
+    result = _cli("run", "--resume", out, "--progress", "none")
     assert result.exit_code == 0, result.output
     assert computed == []  # finalization is done again, no chunk
     _assert_complete_and_identical(out, reference)
