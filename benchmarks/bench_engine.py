@@ -2,6 +2,7 @@
 
     python benchmarks/bench_engine.py                 # the figures recorded in benchmarks/README.md
     python benchmarks/bench_engine.py --quick         # smaller problems, a minute or so
+    python benchmarks/bench_engine.py --linkages-only # the cost of input-cost linkages alone
 
 What it measures:
 
@@ -15,6 +16,9 @@ What it measures:
 4. The price of CPU-independent bits: :mod:`impact.libm` against NumPy's own exp, log, log1p and expm1.
 5. The line work of product-level tariffs: the time spent evaluating layers on the 128,087 import lines (once per
    pattern of layers in force), as a share of whole runs of the scenarios whose layers vary by draw or date.
+6. Input-cost linkages: ``impact run us_japan_2025`` at 1,000,000 draws with them and without (target: within
+   1.5x), and the Newton steps of the cost fixed point in every shipped scenario
+   (``--linkages-only`` measures just this).
 
 Results are printed and written to ``benchmarks/results/latest.json``.
 """
@@ -192,6 +196,53 @@ def bench_run(draws: int, workdir: Path, scenario: str = "us_japan_2025", keep_o
             "output_mb": size / 1e6}
 
 
+def bench_linkages(draws: int, workdir: Path, repeat: int = 2) -> dict:
+    """``impact run us_japan_2025`` with input-cost linkages (the default) and without (``linkages = false``, which
+    its counterfactual follows), as separate processes taken in turn, ``repeat`` times each: the ratio of the best
+    wall times and of the solve times."""
+    unlinked = workdir / "us_japan_2025_unlinked.toml"
+    unlinked.write_text('[scenario]\ntitle = "us_japan_2025 without linkages"\nextends = "us_japan_2025"\n'
+                        'linkages = false\n')
+    timings = {"linked": [], "unlinked": []}
+    for _ in range(repeat):
+        for label, scenario in (("linked", "us_japan_2025"), ("unlinked", str(unlinked))):
+            run = bench_run(draws, workdir, scenario)
+            timings[label].append((run["wall_seconds"], run["timings_seconds"]["sample_and_solve"]))
+    best = {label: (min(w for w, _ in runs), min(t for _, t in runs)) for label, runs in timings.items()}
+    return {"draws": draws, "runs": timings, "wall_ratio": best["linked"][0] / best["unlinked"][0],
+            "solve_ratio": best["linked"][1] / best["unlinked"][1]}
+
+
+def bench_cost_steps(draws: int) -> dict:
+    """Newton steps of the input-cost fixed point, draw by draw, in every shipped scenario (both cases, each year
+    of a horizon): a histogram of the steps (the last bin: not converged)."""
+    import impact
+    from impact import model
+    from impact.kernels import market_numba
+
+    from impact.library import shipped_scenarios
+
+    solve = model.BACKENDS["numba"]
+    histogram = np.zeros(market_numba.LINK_MAX_ITER + 2, dtype=np.int64)
+
+    def recording(*args, linkages=None, **kwargs):
+        outputs = solve(*args, linkages=linkages, **kwargs)
+        if linkages is not None:  # solved again, to learn its draws' steps (a diagnostic: time is not measured)
+            steps = np.empty(outputs[0].shape[0], dtype=np.int64)
+            solve(*args, linkages=linkages, link_steps=steps, **kwargs)
+            histogram[:] += np.bincount(np.where(steps < 0, len(histogram) - 1, steps), minlength=len(histogram))
+        return outputs
+
+    model.BACKENDS["numba"] = recording
+    try:
+        for path in shipped_scenarios():
+            impact.simulate(path.stem, draws=draws, seed=1)
+    finally:
+        model.BACKENDS["numba"] = solve
+    return {"draws_per_scenario": draws, "histogram": histogram.tolist(), "not_converged": int(histogram[-1]),
+            "solves": int(histogram.sum())}
+
+
 def bench_line_work(cases: list[tuple[str, int]]) -> list[dict]:
     """Each scenario loaded and run in memory, with the line evaluations of its layer stacks timed: how many, how
     long, and their share of the run (loading included)."""
@@ -270,6 +321,8 @@ def main() -> None:
     parser.add_argument("--kernel-draws", type=int, default=None)
     parser.add_argument("--run-draws", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE"))
     parser.add_argument("--horizon-draws", type=int, default=None, help="draws of the 2025-2035 Japan run")
+    parser.add_argument("--linkages-only", action="store_true",
+                        help="only the cost of input-cost linkages (runs of 1,000,000 draws; --quick: 200,000)")
     options = parser.parse_args()
     kernel_draws = options.kernel_draws or (20_000 if options.quick else 200_000)
     run_draws = options.run_draws or ((50_000, 200_000) if options.quick else (250_000, 1_000_000))
@@ -278,6 +331,26 @@ def main() -> None:
 
     results = {"machine": {"cpus": os.cpu_count(), "threads": set_threads(None), "python": platform.python_version(),
                            "platform": platform.platform(), "load_average": os.getloadavg()}}
+    linkage_draws = 200_000 if options.quick else 1_000_000
+    with tempfile.TemporaryDirectory() as folder:
+        linkages = bench_linkages(linkage_draws, Path(folder))
+    results["linkages"] = linkages
+    print(f"impact run us_japan_2025, {linkage_draws:,} draws, with input-cost linkages and without (best of "
+          f"{len(linkages['runs']['linked'])} each, taken in turn):")
+    for label, runs in linkages["runs"].items():
+        print(f"  {label:8s} " + "  ".join(f"{w:5.1f} s (solve {t:5.1f} s)" for w, t in runs))
+    print(f"  with / without: wall x{linkages['wall_ratio']:.2f}, solve x{linkages['solve_ratio']:.2f}"
+          " (target: within x1.5)")
+    steps = bench_cost_steps(2048 if options.quick else 16384)
+    results["cost_steps"] = steps
+    shown = {k: n for k, n in enumerate(steps["histogram"][:-1]) if n}
+    print(f"Newton steps of the input costs, every shipped scenario ({steps['draws_per_scenario']:,} draws each; "
+          f"{steps['solves']:,} draw-solves): " + ", ".join(f"{k}: {n:,}" for k, n in shown.items())
+          + f"; not converged: {steps['not_converged']}")
+    if options.linkages_only:
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "linkages.json").write_text(json.dumps(results, indent=2) + "\n")
+        return
     # Whole runs first: a child forked from a parent holding the kernel benchmark's arrays would report
     # their pages in its peak memory.
     horizon_draws = options.horizon_draws or (8192 if options.quick else 65536)

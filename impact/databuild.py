@@ -1195,3 +1195,229 @@ def write_input_cost_shares(table: CostShareTable, out: str | Path) -> int:
         writer.writerows(rows)
     temporary.replace(out)
     return len(rows)
+
+
+# -- personal consumption expenditures by sector, and US households -------------------------------------------
+
+#: The rows of the consumer-spending table after its sectors: all PCE, and the number of US households.
+TOTAL_PCE, HOUSEHOLDS = "total_pce", "households"
+PCE_COLUMNS = ("sector", "pce_usd", "status", "source")
+MILLION = 1e6
+#: US households in 2024 and their source (a published count; not read from a file).
+US_HOUSEHOLDS_2024 = 132_737_146
+US_HOUSEHOLDS_SOURCE = ("U.S. Census Bureau, American Community Survey 2024 1-year estimates, table DP02 (Selected "
+                        "Social Characteristics): total households 132,737,146 (margin of error +/-140,273); "
+                        "https://data.census.gov/table/ACSDP1Y2024.DP02")
+#: Rows of a BEA table that are totals or value added, not commodities: a PCE file must not hold them (the total is
+#: the sum of the commodities).
+BEA_TOTAL_PREFIXES = ("T0", "V0", "VA")
+#: The rows of a BEA use table that are not commodities of the classification, and what they are.
+BEA_NONCOMMODITY_ROWS = (("Used", "scrap, used and secondhand goods"),
+                         ("Other", "noncomparable imports and rest-of-the-world adjustment"))
+PCE_HEADER = """\
+# US personal consumption expenditures (PCE) in 2024 on the goods of each sector of the 2024 baseline, all PCE,
+# and the number of US households: the weights of the consumer price level and of the cost per household.
+# Units: pce_usd in USD of 2024 at purchasers' prices (the commodity rows of BEA's supply-use table carry the
+# trade and transport margins of the goods they sell to consumers: its wholesale and retail rows, 42, 441, 445
+# and 452, are zero); the households row is a number of households, not USD.
+# Source: BEA, 2024 summary use table (supply-use framework, "The Use of Commodities by Industries"), column F010,
+# personal consumption expenditures by commodity, $ million (https://www.bea.gov/industry/input-output-accounts-data);
+# the extract of Budget-Lab-Yale/Tariff-ETRs @ ffc01053986e7d7c61e9922ed7deb16d5057ab0b, resources/, committed
+# verbatim as parameters/data/bea_pce_by_commodity_2024.csv (71 commodities, goods and services, plus Used and
+# Other; no total row). Households: U.S. Census Bureau, American Community Survey 2024 1-year, table DP02.
+# Commodities are mapped to sectors with parameters/data/sectors_bea.csv: pce[k] = sum_c share(c,k) pce[c]. A
+# commodity split across sectors (a share below 1) is split by the sectors' shares of the BEA industry's output,
+# not by what consumers buy of each: an estimate.
+# total_pce is the sum of every row of the file: all PCE, goods and services, with net purchases of used goods
+# (Used) and the rest-of-the-world adjustment (Other); the sectors hold the traded goods only.
+# Built by parameters/data/rebuild_inputs.py (impact.databuild.build_pce_by_sector); do not edit by hand.
+"""
+
+
+@dataclass(frozen=True)
+class PceInputs:
+    """The committed inputs of the consumer-spending table."""
+
+    pce: Path
+    mapping: Path
+    concordance: Path
+
+
+def default_pce_inputs() -> PceInputs:
+    from impact.library import parameters_dir
+
+    data = parameters_dir() / "data"
+    return PceInputs(data / "bea_pce_by_commodity_2024.csv", data / "sectors_bea.csv", data / "sectors_hs.csv")
+
+
+@dataclass(frozen=True)
+class ConsumerSpendingTable:
+    """PCE by sector as built, in USD; ``status`` and ``source`` have a row per sector, then ``total_pce``, then
+    ``households`` (S + 2,)."""
+
+    sectors: tuple[str, ...]
+    pce: np.ndarray            # (S,) USD
+    total_pce: float           # USD: every commodity of the file
+    households: float
+    status: np.ndarray
+    source: np.ndarray
+
+
+def _read_pce(path: Path, problems: list[Problem]) -> tuple[list[str], np.ndarray] | None:
+    """A PCE-by-commodity file (``bea_code,pce``; $ million): its commodities and values."""
+    if not path.is_file():
+        problems.append(Problem(str(path), "", "no such file"))
+        return None
+    before = len(problems)
+    codes, values, lines = [], [], {}
+    with _open_text(path) as handle:
+        reader = csv.DictReader(_data_lines(handle))
+        if not reader.fieldnames or not {"bea_code", "pce"} <= {f.strip() for f in reader.fieldnames}:
+            problems.append(Problem(str(path), "header", f"needs columns bea_code and pce, has {reader.fieldnames}"))
+            return None
+        for line, row in enumerate(reader, start=2):
+            code, text = (row.get("bea_code") or "").strip(), (row.get("pce") or "").strip()
+            if not code:
+                problems.append(Problem(str(path), f"line {line}", "empty bea_code"))
+                continue
+            if code.startswith(BEA_TOTAL_PREFIXES):
+                problems.append(Problem(str(path), f"line {line}", f"{code} is a total or value-added row, not a "
+                                                                   "commodity: the total is the sum of the commodities"))
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                problems.append(Problem(str(path), f"line {line}", f"{code}: pce {text!r} is not a number"))
+                continue
+            if not np.isfinite(value):
+                problems.append(Problem(str(path), f"line {line}", f"{code}: pce {text!r} is not finite"))
+                continue
+            if code in lines:
+                problems.append(Problem(str(path), f"line {line}", f"{code} is listed twice (first on line "
+                                                                   f"{lines[code]})"))
+                continue
+            lines[code] = line
+            codes.append(code)
+            values.append(value)
+    if len(problems) > before:
+        return None
+    if not codes:
+        problems.append(Problem(str(path), "", "no commodity rows"))
+        return None
+    return codes, np.array(values)
+
+
+def build_pce_by_sector(pce_path: str | Path, mapping_path: str | Path, concordance: Concordance, *,
+                        households: float = US_HOUSEHOLDS_2024,
+                        households_source: str = US_HOUSEHOLDS_SOURCE) -> ConsumerSpendingTable:
+    """Personal consumption expenditures by sector from BEA PCE by commodity (``bea_code,pce``, $ million) and the
+    mapping of BEA codes to sectors (``sector,bea_code,share,basis``) that :func:`build_input_cost_shares` applies
+    to commodities::
+
+        pce[k] = sum_c share(c, k) pce[c]
+
+    converted to USD. A share below 1 splits a commodity's PCE by the sectors' output shares: the sector's
+    entry is an ``estimate`` whose source gives the basis of each split; an entry whose shares are all 1 is
+    ``derived``. ``total_pce`` is the sum of every row of the file (goods and services, with the ``Used`` and
+    ``Other`` rows): all PCE. The file must hold no total or value-added rows (codes ``T0...``, ``V0...``,
+    ``VA...``). ``households`` is a published count, carried with its source."""
+    pce_path, mapping_path = Path(pce_path), Path(mapping_path)
+    problems: list[Problem] = []
+    if not mapping_path.is_file():
+        problems.append(Problem(str(mapping_path), "", "no such file"))
+    read = _read_pce(pce_path, problems)
+    if problems:
+        raise ImpactInputError(problems)
+    commodities, pce = read
+    S, C = len(concordance.sectors), len(commodities)
+    to_sector = np.zeros((S, C))        # share(c, k)
+    basis: dict[tuple[str, str], str] = {}
+    with _open_text(mapping_path) as handle:
+        reader = csv.DictReader(_data_lines(handle))
+        if not reader.fieldnames or not {"sector", "bea_code", "share"} <= set(reader.fieldnames):
+            raise ImpactInputError([Problem(str(mapping_path), "header", f"needs columns sector, bea_code, share "
+                                                                         f"(and basis), has {reader.fieldnames}")])
+        for line, row in enumerate(reader, start=2):
+            sector, code = (row.get("sector") or "").strip(), (row.get("bea_code") or "").strip()
+            try:
+                share = float(row.get("share") or "")
+            except ValueError:
+                problems.append(Problem(str(mapping_path), f"line {line}", f"share {row.get('share')!r} is not a number"))
+                continue
+            if sector not in concordance.sectors:
+                problems.append(Problem(str(mapping_path), f"line {line}", f"sector {sector!r} is not in the "
+                                                                           f"concordance {concordance.path}"))
+                continue
+            if code not in commodities:
+                problems.append(Problem(str(mapping_path), f"line {line}", f"BEA commodity {code!r} is not a row of "
+                                                                           f"{pce_path.name}"))
+                continue
+            if not 0 < share <= 1:
+                problems.append(Problem(str(mapping_path), f"line {line}", f"share {share:g} is not in (0, 1]"))
+                continue
+            c = commodities.index(code)
+            if pce[c] < 0:
+                problems.append(Problem(str(mapping_path), f"line {line}", f"maps {code} to {sector}, but its PCE in "
+                                                                           f"{pce_path.name} is negative ({pce[c]:g})"))
+                continue
+            to_sector[concordance.sectors.index(sector), c] += share
+            if share < 1:
+                basis[(sector, code)] = row.get("basis") or "no basis given"
+    problems += [Problem(str(mapping_path), code, f"shares add up to {total:g} (> 1)")
+                 for code, total in zip(commodities, to_sector.sum(axis=0)) if total > 1 + 1e-9]
+    problems += [Problem(str(mapping_path), "sector", f"{s!r} has no BEA commodity")
+                 for k, s in enumerate(concordance.sectors) if not to_sector[k].any()]
+    if not (np.isfinite(households) and households > 0):
+        problems.append(Problem("households", "", f"{households!r} is not a positive number"))
+    if problems:
+        raise ImpactInputError(problems)
+
+    by_sector = to_sector @ pce * MILLION
+    total = float(pce.sum()) * MILLION
+    table = (f"BEA 2024 personal consumption expenditures by commodity, purchasers' prices (column F010 of the "
+             f"summary use table, supply-use framework; {pce_path.name})")
+    status = np.empty(S + 2, dtype=object)
+    source = np.empty(S + 2, dtype=object)
+    for k, sector in enumerate(concordance.sectors):
+        used = np.flatnonzero(to_sector[k])
+        parts = " + ".join(commodities[c] if to_sector[k, c] == 1 else f"{to_sector[k, c]:g} x {commodities[c]}"
+                           for c in used)
+        split = [c for c in used if to_sector[k, c] < 1]
+        status[k] = "estimate" if split else "derived"
+        source[k] = f"{'estimate: ' if split else ''}{table}: commodities {parts}"
+        if split:
+            source[k] += f"; split by {mapping_path.name}: " + "; ".join(
+                f"{to_sector[k, c]:g} x {commodities[c]} to {sector} ({basis[(sector, commodities[c])]}; "
+                f"${to_sector[k, c] * pce[c] / 1e3:,.3f}B)" for c in split)
+    named = [f"{code} ({what}: ${pce[commodities.index(code)] / 1e3:,.3f}B)" for code, what in BEA_NONCOMMODITY_ROWS
+             if code in commodities]
+    status[S] = "derived"
+    source[S] = (f"{table}: the sum of its {C} rows, goods and services" + (f", including {' and '.join(named)}"
+                                                                             if named else "")
+                 + f": all PCE; the sectors above hold {by_sector.sum() / total:.1%} of it")
+    status[S + 1] = "published"
+    source[S + 1] = households_source
+    return ConsumerSpendingTable(tuple(concordance.sectors), by_sector, total, float(households), status, source)
+
+
+def pce_rows(table: ConsumerSpendingTable) -> list[list[str]]:
+    """The rows of the consumer-spending file: one per sector, then ``total_pce`` and ``households``."""
+    values = list(table.pce) + [table.total_pce, table.households]
+    names = list(table.sectors) + [TOTAL_PCE, HOUSEHOLDS]
+    return [[name, f"{value:.0f}", table.status[i], table.source[i]] for i, (name, value) in enumerate(zip(names, values))]
+
+
+def write_pce_by_sector(table: ConsumerSpendingTable, out: str | Path) -> int:
+    """Write the consumer-spending file (comment header, then :data:`PCE_COLUMNS`) through a temporary file;
+    returns the number of rows."""
+    out = Path(out)
+    rows = pce_rows(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        handle.write(PCE_HEADER)
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(PCE_COLUMNS)
+        writer.writerows(rows)
+    temporary.replace(out)
+    return len(rows)

@@ -6,6 +6,11 @@ status,source``; built from the BEA 2024 use tables by :func:`impact.databuild.b
 ``docs/data.md``, "Input-output cost shares"). A using sector's column holds its traded input sectors, then
 ``other_inputs`` (commodities outside the traded sectors, whose prices do not move with tariffs) and
 ``value_added``; together they add up to 1.
+
+Consumer spending: US personal consumption expenditures on the goods of each sector, all PCE and the number of US
+households, the weights of the consumer price level and of the cost per household, are read from
+``parameters/pce_by_sector_2024.csv`` (``sector,pce_usd,status,source``; built from BEA's 2024 PCE by commodity by
+:func:`impact.databuild.build_pce_by_sector`, see ``docs/data.md``, "Consumer spending and households").
 """
 
 from __future__ import annotations
@@ -135,3 +140,116 @@ def load_input_cost_shares(path: str | Path, sectors) -> InputCostShares:
     raise_if_any(problems)
     return InputCostShares(sectors, domestic[:S], imported[:S], domestic[S] + imported[S], domestic[S + 1].copy(),
                            status, source)
+
+
+# -- consumer spending: PCE by sector, all PCE, households ----------------------------------------------------
+
+CONSUMER_SPENDING_FILE = "pce_by_sector_2024.csv"
+CONSUMER_SPENDING_COLUMNS = ("sector", "pce_usd", "status", "source")
+TOTAL_PCE, HOUSEHOLDS = "total_pce", "households"
+#: How far the sectors' PCE may exceed all PCE: the file's rounding to whole dollars.
+PCE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class ConsumerSpending:
+    """US personal consumption expenditures of 2024 on each sector's goods (USD, purchasers' prices), all PCE and
+    the number of US households."""
+
+    sectors: tuple[str, ...]
+    pce: np.ndarray            # (S,) USD
+    total_pce: float           # USD, goods and services
+    households: float
+    status: dict[str, str] = field(repr=False)   # sector, total_pce or households -> status
+    source: dict[str, str] = field(repr=False)   # likewise -> source
+
+    def shares(self) -> np.ndarray:
+        """Each sector's share of all PCE (the weights of the consumer price level)."""
+        return self.pce / self.total_pce
+
+
+def load_consumer_spending(path: str | Path, sectors) -> ConsumerSpending:
+    """Read and check a consumer-spending file for ``sectors`` (the baseline's, in its order); ``#`` lines are
+    comments. Every problem is reported at once (:class:`ImpactInputError`): unknown rows, values that are not
+    finite non-negative numbers (``total_pce`` and ``households`` must be positive), duplicate rows, a status or
+    source missing, a sector or the ``total_pce`` or ``households`` row missing, and sectors whose PCE adds up to
+    more than ``total_pce``."""
+    path = Path(path)
+    label = file_label(path)
+    sectors = tuple(sectors)
+    _, header, rows = _read_rows(path, comments=True)
+    missing = [c for c in CONSUMER_SPENDING_COLUMNS if c not in header]
+    if missing:
+        raise_if_any([Problem(label, "header", f"missing column(s) {', '.join(missing)}; expected "
+                                               f"{', '.join(CONSUMER_SPENDING_COLUMNS)}")])
+    if not rows:
+        raise_if_any([Problem(label, "", "no data rows after the header")])
+    names = sectors + (TOTAL_PCE, HOUSEHOLDS)
+    values: dict[str, float] = {}
+    status, source, lines = {}, {}, {}
+    problems: list[Problem] = []
+    for line, row in rows:
+        where = f"line {line}"
+        if None in row.values() or None in row:
+            fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
+            problems.append(Problem(label, where, f"has {fields} field(s); the header has {len(header)}"))
+            continue
+        name, text = row["sector"].strip(), row["pce_usd"].strip()
+        known = name in names
+        if not known:
+            problems.append(Problem(label, where, f"unknown sector {name!r}; expected a sector of the baseline "
+                                                  f"({', '.join(sectors)}), {TOTAL_PCE} or {HOUSEHOLDS}"))
+        value = None
+        try:
+            number = float(text)
+        except ValueError:
+            problems.append(Problem(label, where, f"pce_usd {text!r} is not a number"))
+        else:
+            if not np.isfinite(number):
+                problems.append(Problem(label, where, f"pce_usd {text!r} is not a finite number"))
+            elif number < 0:
+                problems.append(Problem(label, where, f"pce_usd {text} is negative"))
+            elif number == 0 and name in (TOTAL_PCE, HOUSEHOLDS):
+                problems.append(Problem(label, where, f"{name} is 0: it divides the consumer price level or the "
+                                                      "cost per household"))
+            else:
+                value = number
+        if row["status"].strip() not in STATUSES:
+            problems.append(Problem(label, where, f"status {row['status'].strip()!r} must be one of {', '.join(STATUSES)}"))
+        if not row["source"].strip():
+            problems.append(Problem(label, where, "source is empty: every number needs its source"))
+        if not known:
+            continue
+        if name in lines:
+            problems.append(Problem(label, where, f"duplicate row for {name} (first on line {lines[name]})"))
+            continue
+        lines[name] = line
+        if value is not None:
+            values[name] = value
+        status[name], source[name] = row["status"].strip(), row["source"].strip()
+    for name in names:
+        if name not in lines:
+            what = "every sector of the baseline needs its row" if name in sectors else "the file needs it"
+            problems.append(Problem(label, name, f"missing row: {what}"))
+    spent = sum(values.get(s, 0.0) for s in sectors)
+    total = values.get(TOTAL_PCE)
+    if total is not None and spent > total * (1 + PCE_TOLERANCE):
+        problems.append(Problem(label, "sectors", f"their PCE adds up to {spent:,.0f} USD, more than {TOTAL_PCE} "
+                                                  f"({total:,.0f} USD)"))
+    raise_if_any(problems)
+    return ConsumerSpending(sectors, np.array([values[s] for s in sectors]), values[TOTAL_PCE], values[HOUSEHOLDS],
+                            status, source)
+
+
+def table_sectors(path: str | Path) -> set[str]:
+    """The sectors a cost-share or consumer-spending file is for (its ``sector`` column, less the
+    ``total_pce`` and ``households`` rows); empty if it cannot be read: whether it fits a baseline."""
+    from impact.errors import ImpactInputError
+
+    try:
+        _, header, rows = _read_rows(Path(path), comments=True)
+    except ImpactInputError:
+        return set()
+    if "sector" not in header:
+        return set()
+    return {(row.get("sector") or "").strip() for _, row in rows} - {TOTAL_PCE, HOUSEHOLDS}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -10,6 +10,7 @@ from scipy import special
 
 from impact import libm
 from impact.kernels import market_numba, market_numpy
+from impact.kernels.market_numpy import Linkages
 from impact.spec import PARAMETER_DOMAINS, SampledColumn, Scenario, year_segments
 from impact.tariffs import SHARE_INPUTS
 
@@ -43,6 +44,7 @@ class CompiledCase:
     quota_rate_out: np.ndarray    # (S,)
     quota_log_index: np.ndarray   # (S,) log of the quota as a share of the baseline quantity
     share_inputs: tuple[str, ...] = ()  # share inputs (SHARE_INPUTS) sampled or set away from the data's values
+    linkages: Linkages | None = None  # input-cost linkages, pass-through set draw by draw (None: off)
 
     @property
     def column_names(self) -> list[str]:
@@ -72,7 +74,26 @@ def compile_case(scenario: Scenario, label: str) -> CompiledCase:
         policy_names=[policy_name(section, layer.name) for section, layer in scenario.policy_layers],
         **quota_arrays(scenario),
         share_inputs=tuple(name for name, value in SHARE_INPUTS.items() if np.any(scenario.fixed[name] != value)),
+        linkages=linkage_arrays(scenario, theta),
     )
+
+
+def linkage_arrays(scenario: Scenario, theta: np.ndarray) -> Linkages | None:
+    """The kernels' input-cost linkages of a scenario (None without them; the pass-through and the scale of
+    imported inputs are set per chunk, and the output scaled with the baseline).
+
+    Imported inputs of sector k come from its partners in their shares of its baseline imports at buyer prices
+    (the proportionality assumption).
+    """
+    costs = scenario.input_costs
+    if costs is None:
+        return None
+    b = scenario.baseline
+    imported = theta[:, 1:]
+    totals = imported.sum(axis=1, keepdims=True)
+    weights = np.divide(imported, totals, out=np.zeros_like(imported), where=totals > 0)
+    gross_output = b.home_sales + b.exports.sum(axis=1)
+    return Linkages(costs.domestic, costs.imported, weights, np.ones((1, len(b.sectors))), gross_output)
 
 
 def quota_arrays(scenario: Scenario) -> dict[str, np.ndarray]:
@@ -293,13 +314,26 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         case.expenditure0 * scale, b.tariff_baseline, case.pledge_partner, case.pledge_is_purchase,
         case.pledge_shares, pledge_flow, keep_cells, case.quota_partner, case.quota_rate_in, case.quota_rate_out,
         # A quota is a fixed volume: as the baseline grows, it is a smaller share of the baseline quantity.
-        case.quota_log_index - libm.log(scale), revenue_split=split, split_rows=split_rows)
+        case.quota_log_index - libm.log(scale), revenue_split=split, split_rows=split_rows,
+        linkages=None if case.linkages is None else replace(
+            case.linkages, pass_through=p["input_pass_through"], import_scale=p["imported_input_scale"],
+            gross_output=case.linkages.gross_output * scale))
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws
         sector_out, partner_out, split_out, quota_out = (np.repeat(a, draws, axis=0)
                                                          for a in (sector_out, partner_out, split_out, quota_out))
         cell_out = np.repeat(cell_out, draws, axis=0) if keep_cells else cell_out
     return sector_out, partner_out, cell_out, split_out, quota_out, failures
+
+
+def consumer_costs(spending, composite_price: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The change in the consumer price level and the cost per household of each draw, (D,) each, from the
+    sectors' composite prices (D, S): ``sum_k PCE_k (P_k - 1)`` over all PCE and over the households. PCE grows
+    with the baseline (``scale``), so the price level does not, and the cost per household does."""
+    spent = np.zeros(composite_price.shape[0])
+    for k in range(composite_price.shape[1]):  # in sector order: the same bits on every machine
+        spent += spending.pce[k] * (composite_price[:, k] - 1.0)
+    return spent / spending.total_pce, spent * scale / spending.households
 
 
 def parameter_dims(parameter: str) -> tuple[str, ...]:

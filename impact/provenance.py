@@ -123,6 +123,8 @@ def run_attrs(simulation, draws: int) -> dict[str, str | int]:
         "touched_sectors": ",".join(scenario.touched_sectors()),
         "baseline": scenario.baseline.name,
         "baseline_sha256": scenario.baseline.sha256,
+        "linkages": int(scenario.linkages),
+        **{f"{table}_sha256": sha for table, sha in scenario.data_sha256.items()},
         "draws": int(draws),
         "seed": simulation.seed,
         "sampler": simulation.sampler,

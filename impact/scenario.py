@@ -27,6 +27,7 @@ from impact.sampling import correlation_factor
 from impact.schema import (PLEDGE_YEARS_MAX, RATE_MAX, USD_MAX, Correlation, Layer, Pledge, Prior, Quota,
                            ScenarioFile)
 from impact.lines import hs_list_path, load_export_lines, load_lines, read_hs_list
+from impact.linkages import load_consumer_spending, load_input_cost_shares, table_sectors
 from impact.spec import (INFINITE_ALLOWED, PARAMETER_DOMAINS, PLEDGE_PARAMETERS, PledgeSpec, QuotaSpec, SampledColumn,
                          Scenario, same_horizon)
 from impact.layers import AUTHORITY_PREFIX, prepare_layers
@@ -35,6 +36,8 @@ from impact.resolve import (cell_label, correlation_matrix, horizon_spec, parame
 from impact.tariffs import SHARE_INPUTS
 
 NAMED_LISTS = ("tariff_layers", "retaliation", "pledges", "quotas")
+#: Parameters of the input-cost linkages: a prior on them needs linkages.
+LINKAGE_PARAMETERS = ("input_pass_through", "imported_input_scale")
 APPENDED_LISTS = ("priors", "correlations")
 
 SHARE_TOLERANCE = 1e-6
@@ -93,6 +96,18 @@ def load_scenario(source: str | Path, *, with_counterfactual: bool = True, prior
         problems = []
         if scenario.counterfactual.baseline.sha256 != scenario.baseline.sha256:
             problems.append(Problem(str(path), "scenario.counterfactual", "the counterfactual uses a different baseline"))
+        counterfactual = scenario.counterfactual
+        if not scenario.linkages and counterfactual.linkages:
+            # The scenario chooses the model: its counterfactual is solved without linkages too.
+            counterfactual.input_costs = None
+            counterfactual.data_sha256 = {k: v for k, v in counterfactual.data_sha256.items() if k != "input_output"}
+        elif scenario.linkages and not counterfactual.linkages:
+            problems.append(Problem(str(path), "scenario.counterfactual", f"the counterfactual "
+                                    f"{counterfactual.path.name} has linkages = false and the scenario true: both "
+                                    "cases must solve the same model"))
+        elif scenario.data_sha256.get("input_output") != counterfactual.data_sha256.get("input_output"):
+            problems.append(Problem(str(path), "scenario.counterfactual", "the counterfactual uses other input-output "
+                                    "cost shares (input_output): both cases must solve the same model"))
         if not same_horizon(scenario.horizon, scenario.counterfactual.horizon):
             # A paired effect must measure the policy alone, not different years, growth or discounting.
             problems.append(Problem(str(path), "horizon", "the scenario and its counterfactual "
@@ -389,6 +404,7 @@ def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | N
     except ImpactInputError as err:
         raise ImpactInputError(_unique(problems + err.problems)) from None
 
+    data_tables = _data_tables(header, baseline, path, origins, label, problems)  # key: (table, sha256)
     checker = _Checker(baseline, merged, origins, label, problems)
     checker.pledge_names = [pledge.name for _, pledge in entries["pledges"]]
     checker.legal_groups = checker.legal_risks((("tariff_layers", entries["tariff_layers"]),
@@ -432,6 +448,11 @@ def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | N
                 if prior.parameter == name and origins.get(("priors", i), label) != prior_set:
                     checker.add(("priors", i, "parameter"), f"{name}: no tariff layer of the scenario {what}, so "
                                                             "its prior would change nothing")
+        if not header.linkages:
+            for i, prior in entries["priors"]:
+                if prior.parameter in LINKAGE_PARAMETERS and origins.get(("priors", i), label) != prior_set:
+                    checker.add(("priors", i, "parameter"), f"{prior.parameter}: the scenario has linkages = false, "
+                                                            "so its prior would change nothing")
         tariff_stack = prepare_layers(layers, import_lines, line_references(baseline, import_lines), sectors,
                                       partners, np.zeros(import_lines.hs.shape),
                                       (import_lines.applied, baseline.tariff_baseline),
@@ -465,7 +486,48 @@ def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | N
         policy_layers=[(section, layer) for section, stack in (("tariff", tariff_stack),
                                                                ("retaliation", retaliation_stack))
                        for layer in stack.resolved if layer.varies_by_draw],
+        input_costs=data_tables.get("input_output", (None,))[0],
+        consumer_spending=data_tables.get("consumer_spending", (None,))[0],
+        data_sha256={key: sha for key, (_, sha) in data_tables.items()},
     )
+
+
+#: The data tables beside a baseline: header key, loader, whether a scenario needs it, and the shipped table used
+#: when the header names none and the baseline has its sectors.
+DATA_TABLES = {
+    "input_output": (load_input_cost_shares, lambda header: header.linkages, "io_cost_shares_2024"),
+    "consumer_spending": (load_consumer_spending, lambda header: True, "pce_by_sector_2024"),
+}
+
+
+def _data_tables(header, baseline: Baseline, path: Path, origins: dict, label: str, problems: list[Problem]) -> dict:
+    """The input-output cost shares (with ``linkages``) and the consumer spending of a scenario, each read and
+    checked against the baseline's sectors, with its file's SHA-256: the tables the header names, else the shipped
+    ones when they are for the baseline's sectors. Without a table for its sectors, a scenario with linkages is
+    refused (it must name one or set ``linkages = false``), and one without consumer spending has no price level or
+    cost per household. Problems go to ``problems``."""
+    tables = {}
+    where = _file_of(origins, ("scenario",), label)
+    for key, (loader, needed, shipped) in DATA_TABLES.items():
+        if header is None or not needed(header):
+            continue
+        reference = getattr(header, key)
+        found, why_not = find_file(reference or shipped, ".csv", relative_to=path.parent)
+        if found is None and reference is not None:
+            problems.append(Problem(where, f"scenario.{key}", why_not or f"no such data file {shown_name(reference)}"))
+            continue
+        if reference is None and (found is None or table_sectors(found) != set(baseline.sectors)):
+            if key == "input_output":
+                problems.append(Problem(where, "scenario.linkages", f"linkages need input-output cost shares for the "
+                                        f"sectors of the baseline {baseline.name} ({shipped}.csv is for those of "
+                                        f"baseline_2024): name a table with input_output = \"...\" in [scenario] "
+                                        "(docs/data.md, \"Input-output cost shares\"), or set linkages = false"))
+            continue
+        try:
+            tables[key] = loader(found, baseline.sectors), hashlib.sha256(found.read_bytes()).hexdigest()
+        except ImpactInputError as err:
+            problems.extend(err.problems)
+    return tables
 
 
 def line_references(baseline: Baseline, lines) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ import math
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, field_validator
 
 #: Rates are fractions (0.25 = 25%); anything above 1000% is a typo, not a policy.
 RATE_MIN, RATE_MAX = 0.0, 10.0
@@ -150,6 +150,9 @@ class Header(_Strict):
     extends: StrictStr | None = None
     counterfactual: StrictStr | None = None
     baseline: StrictStr = "baseline_2024"
+    linkages: StrictBool = True
+    input_output: StrictStr | None = None
+    consumer_spending: StrictStr | None = None
 
 
 class Sampling(_Strict):
@@ -295,7 +298,7 @@ class Prior(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     parameter: Literal["sigma", "eps", "mu", "eta", "fx", "phi", "sigx", "collection", "usmca_utilization",
-                       "metal_content"]
+                       "metal_content", "input_pass_through", "imported_input_scale"]
     sectors: Names = "all"
     partners: Names = "all"
     draw: Literal["each", "common"] = "each"

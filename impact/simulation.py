@@ -11,12 +11,12 @@ import xarray as xr
 from impact import provenance
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
-from impact.model import (case_parameters, compile_case, draw_policy, legal_columns, parameter_dims, revenue_split,
-                          solve_chunk, struck_by_group)
+from impact.model import (case_parameters, compile_case, consumer_costs, draw_policy, legal_columns, parameter_dims,
+                          revenue_split, solve_chunk, struck_by_group)
 from impact.sampling import correlate
 from impact.sampling import DRAW_BLOCK, METHODS, Design
 from impact.spec import PLEDGE_PARAMETERS, Scenario, same_horizon, year_segments
-from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, KEEP_LEVELS, VARIABLES, outputs_for
+from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, HOUSEHOLD_OUTPUTS, KEEP_LEVELS, VARIABLES, outputs_for
 
 log = logging.getLogger("impact")
 
@@ -70,7 +70,8 @@ class Simulation:
             self.cases.append(compile_case(scenario.counterfactual, "counterfactual"))
         columns = sorted({name for case in self.cases for name in case.column_names})
         self.design = Design(columns, sampler, self.seed)
-        self.outputs = [v.name for v in outputs_for(keep)]
+        self.outputs = [v.name for v in outputs_for(keep)
+                        if v.name not in HOUSEHOLD_OUTPUTS or all(c.scenario.consumer_spending for c in self.cases)]
         self.pledge_names = list(dict.fromkeys(p.name for case in self.cases for p in case.scenario.pledges))
         self.policy_names = list(dict.fromkeys(name for case in self.cases for name in case.policy_names))
         self.quota_names = list(dict.fromkeys(q.name for case in self.cases for q in case.scenario.quotas))
@@ -218,6 +219,7 @@ class Simulation:
         quotas = np.full(shape + (len(QUOTA_OUTPUTS), len(self.quota_names)), np.nan)
         rulings = np.full((n, len(self.cases), len(self.legal_groups)), np.nan)
         authority_revenue = np.zeros(shape + (len(self.authorities),))
+        price_level, per_household = np.empty(shape), np.empty(shape)
         failures, inputs = 0, []
         for c, case in enumerate(self.cases):
             case_scores = correlate({name: scores[name] for name in case.column_names}, case.scenario.correlations)
@@ -248,6 +250,10 @@ class Simulation:
                 for a, authority in enumerate(authorities):
                     authority_revenue[:, c, k, self.authorities.index(authority)] = split_out[:, a]
                 sector[:, c, k], partner[:, c, k] = sector_out, partner_out
+                if case.scenario.consumer_spending is not None:
+                    price_level[:, c, k], per_household[:, c, k] = consumer_costs(
+                        case.scenario.consumer_spending, sector_out[:, SECTOR_OUTPUTS.index("composite_price")],
+                        scale)
                 if keep_cells:
                     cells[:, c, k] = cell_out
                 for quota in case.scenario.quotas:
@@ -264,6 +270,8 @@ class Simulation:
             for i, name in enumerate(names if values is not None else ()):
                 put(name, values[:, :, :, i])
         put("tariff_revenue_by_authority", authority_revenue)
+        for name, values in zip(HOUSEHOLD_OUTPUTS, (price_level, per_household)):
+            put(name, values)
         if self.policy_names:
             put("layer_applies", applied)
             put("linked_rate", linked)

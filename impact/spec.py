@@ -17,8 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from impact.baseline import Baseline
 from impact.tariffs import LayerStack, LineLayer
+
+if TYPE_CHECKING:
+    from impact.linkages import ConsumerSpending, InputCostShares
 
 #: Each model parameter's cells and the values it may take: (dims, low, high, low is open, allows inf).
 PARAMETER_DOMAINS = {
@@ -32,6 +37,8 @@ PARAMETER_DOMAINS = {
     "collection": (("partner",), 0.0, 1.0, False),
     "usmca_utilization": (("partner",), -1.0, 1.0, False),
     "metal_content": (("partner",), 0.0, math.inf, False),
+    "input_pass_through": (("sector",), 0.0, 1.0, False),
+    "imported_input_scale": (("sector",), 0.0, math.inf, False),
     "realization": (("pledge",), 0.0, 1.0, False),
     "additionality": (("pledge",), 0.0, 1.0, False),
     "output_per_dollar": (("pledge",), 0.0, math.inf, False),
@@ -42,7 +49,8 @@ PLEDGE_PARAMETERS = ("realization", "additionality", "output_per_dollar")
 INFINITE_ALLOWED = ("mu", "eta")
 #: Values used where no prior covers a cell (None: a prior is required).
 PARAMETER_DEFAULTS = {"sigma": None, "eps": None, "mu": None, "eta": math.inf, "fx": 1.0, "phi": 0.0, "sigx": 0.0,
-                      "collection": 1.0, "usmca_utilization": 0.0, "metal_content": 1.0}
+                      "collection": 1.0, "usmca_utilization": 0.0, "metal_content": 1.0,
+                      "input_pass_through": 1.0, "imported_input_scale": 1.0}
 
 @dataclass(frozen=True)
 class SampledColumn:
@@ -100,11 +108,20 @@ class Scenario:
     quotas: list[QuotaSpec] = field(default_factory=list)
     horizon: "HorizonSpec | None" = None
     prior_set: str | None = None      # the prior set (``--priors``) whose priors override the file's
+    input_costs: "InputCostShares | None" = None       # input-output cost shares (linkages on), else None
+    consumer_spending: "ConsumerSpending | None" = None  # PCE by sector and households
+    data_sha256: dict[str, str] = field(default_factory=dict)  # SHA-256 of each of those tables' file
+
+    @property
+    def linkages(self) -> bool:
+        """Whether US producers' costs move with their input prices (``linkages`` of the scenario's header)."""
+        return self.input_costs is not None
 
     @property
     def sha256(self) -> str:
         """Hash of the resolved scenario and its baseline data: equal hashes, equal model."""
-        text = json.dumps({"scenario": self.resolved, "baseline": self.baseline.sha256}, sort_keys=True)
+        text = json.dumps({"scenario": self.resolved, "baseline": self.baseline.sha256, **self.data_sha256},
+                          sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def touched_sectors(self) -> list[str]:

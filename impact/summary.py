@@ -35,13 +35,15 @@ HEADLINE = (
     ("producer_surplus_change", "sector", "total"),
     ("tariff_revenue_change", "sector", "total"),
     ("welfare_change", "sector", "total"),
+    ("consumer_price_change", None, "total"),
+    ("cost_per_household", None, "total"),
     ("quota_tariff_equivalent", "quota", "each"),
     ("quota_rent", "quota", "each"),
     ("layer_applies", "policy_layer", "each"),
 )
 BY = {
     "sector": ("imports_by_sector", "exports_by_sector", "tariff_revenue_by_sector", "home_sales", "sector_output",
-               "composite_price", "welfare_change"),
+               "composite_price", "unit_cost", "welfare_change"),
     "partner": ("imports_by_partner", "exports_by_partner", "tariff_revenue_by_partner", "trade_balance",
                 "pledged_purchases_by_partner"),
 }
@@ -346,7 +348,7 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
         for name, dim, rows in HEADLINE:
             if name not in ds:
                 continue
-            each = [str(label) for label in ds[dim].values]
+            each = [str(label) for label in ds[dim].values] if dim else []
             labels = {"total and each": ["total"] + each, "touched": sectors, "total": ["total"], "each": each}[rows]
             plan.append((name, dim, labels))
     else:
@@ -360,7 +362,8 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
             continue
         variable = ds[name]
         units = variable.attrs.get("units", VARIABLES[name].units)
-        labels = [label for label in labels if label != "total" or units in ADDITIVE_UNITS]
+        if dim is not None:  # a total over a dim is a sum: only of money
+            labels = [label for label in labels if label != "total" or units in ADDITIVE_UNITS]
         if not labels:
             continue
         detail = [label for label in labels if label != "total"]
@@ -438,6 +441,7 @@ COMPACT_TITLES = {
     "sector_output": "Output of the sectors the scenario touches",
 }
 WELFARE = ("consumer_surplus_change", "producer_surplus_change", "tariff_revenue_change", "welfare_change")
+HOUSEHOLDS = {"consumer_price_change": "consumer price level", "cost_per_household": "cost per household"}
 
 
 def format_compact(rows: list[dict], title: str = "") -> str:
@@ -453,7 +457,10 @@ def format_compact(rows: list[dict], title: str = "") -> str:
         if row is None:
             return ["", "", ""]
         if row["units"] == "fraction":
-            show = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+            digits = 2 if row["variable"] in HOUSEHOLDS else 1  # a price level moves by tenths of a percent
+            show = lambda v: f"{100 * v:.{digits}f}%"  # noqa: E731
+        elif row["units"] == VARIABLES["cost_per_household"].units:
+            show = lambda v: f"{v:,.0f}"  # noqa: E731
         else:
             scale = BILLION if row["units"] in ADDITIVE_UNITS else 1.0
             show = lambda v: f"{v / scale:,.2f}"  # noqa: E731
@@ -487,6 +494,9 @@ def format_compact(rows: list[dict], title: str = "") -> str:
                if (v, "total", cases[0]) in index]
     if welfare:
         out += table(welfare, "Welfare change, all sectors")
+    households = [(caption, (v, "total")) for v, caption in HOUSEHOLDS.items() if (v, "total", cases[0]) in index]
+    if households:
+        out += table(households, "Consumer prices and households", unit="%, $ per household per year")
     quotas = list(dict.fromkeys(r["label"] for r in rows if r["variable"] == "quota_rent"))
     if quotas:
         out += table([(f"{q} rent", ("quota_rent", q)) for q in quotas], "Tariff-rate quotas: rent to quota holders")

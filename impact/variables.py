@@ -72,13 +72,25 @@ _VARIABLES = [
     _v("sector_output", BY_SECTOR, USD, "US sector output", "home sales + exports + invested output",
        keep="headline"),
     _v("consumer_surplus_change", BY_SECTOR, USD, "change in consumer surplus",
-       "-E0 * (P^(1-eps) - 1) / (1-eps); -E0 * log P at eps = 1", keep="headline"),
+       "-E0 * (P^(1-eps) - 1) / (1-eps) (-E0 log P at eps = 1) + L; L: what the modelled sectors pay more for the "
+       "sector's goods as inputs, counted in their costs (0 without linkages)", keep="headline"),
     _v("producer_surplus_change", BY_SECTOR, USD, "change in US producer surplus",
-       "H0 * (w_home^(1+mu) - 1) / (1+mu)", keep="headline"),
+       "H0 ((w_home - (z - 1))^(1+mu) - 1) / (1+mu) less the input-cost change producers bear on home sales and "
+       "exports; z - 1: the input-cost shift of the supply curve (0 without linkages)", keep="headline"),
     _v("tariff_revenue_change", BY_SECTOR, USD, "change in tariff revenue",
        "sum over partners of revenue minus t0 * M0", keep="headline"),
     _v("welfare_change", BY_SECTOR, USD, "net welfare change",
        "consumer + producer surplus change + tariff revenue change", keep="headline"),
+    _v("unit_cost", BY_SECTOR, INDEX, "US producers' unit cost",
+       "1 + sum_k a_dom[k,s] (w_home[k] - 1) + a_imp[k,s] (price of imported k - 1): input prices through the "
+       "input-output table; 1 without linkages"),
+    # Prices and households (every run).
+    _v("consumer_price_change", "draw case", "fraction", "change in the consumer price level",
+       "sum_k PCE_k (P_k - 1) / total PCE: the sectors' composite prices weighted by 2024 personal consumption "
+       "expenditures (BEA PCE bridge), all PCE in the denominator", keep="headline"),
+    _v("cost_per_household", "draw case", "USD/year per household", "cost per household",
+       "sum_k PCE_k (P_k - 1) / households: what the average US household pays more for its 2024 basket of the "
+       "sectors' goods (a reading of the consumer loss, not a further term of welfare)", keep="headline"),
     # Partner aggregates.
     _v("imports_by_partner", BY_PARTNER, USD, "US imports by partner", "imports summed over sectors",
        keep="headline"),
@@ -138,6 +150,13 @@ _VARIABLES = [
     _v("usmca_utilization", "draw partner", "1", "shift of USMCA utilization",
        "moves each line's USMCA-qualifying share u to u + x (1 - u) (x > 0: that share of the unclaimed value is "
        "claimed) or u (1 + x) (x < 0); 0: the line data's utilization", "input"),
+    _v("input_pass_through", "draw sector", "fraction", "pass-through of input costs",
+       "share of an input-cost change that shifts US producers' supply curve; producers absorb the rest in their "
+       "margins (linkages only); 1: full", "input"),
+    _v("imported_input_scale", "draw sector", "1", "scale of imported inputs",
+       "multiplies the imported part of every sector's purchases of the input sector's goods (capped at the whole "
+       "input), the domestic part taking up the difference (linkages only); 1: the BEA import matrix's shares",
+       "input"),
     _v("metal_content", "draw partner", "1", "scale of metal content",
        "multiplies each line's steel, aluminum and copper shares (each capped at 1); 1: the line data's shares",
        "input"),
@@ -170,6 +189,8 @@ _VARIABLES = [
 
 VARIABLES: dict[str, Variable] = {v.name: v for v in _VARIABLES}
 HORIZON_TOTALS = tuple(v.name for v in _VARIABLES if v.name.startswith(("cumulative_", "present_value_")))
+#: The outputs of a run whose scenarios have consumer spending for their sectors (the shipped baseline's have).
+HOUSEHOLD_OUTPUTS = ("consumer_price_change", "cost_per_household")
 INPUT_PARAMETERS = tuple(v.name for v in _VARIABLES if v.kind == "input")
 
 

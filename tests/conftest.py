@@ -56,6 +56,7 @@ def write_flat_scenario(path: Path, baseline: str, extra: str = "") -> Path:
         [scenario]
         title = "{path.stem}"
         baseline = "{baseline}"
+        linkages = false
         [[tariff_layers]]
         name = "a"
         rate = 0.1
@@ -126,6 +127,7 @@ DEAL = """
 [scenario]
 title = "deal"
 baseline = "base.csv"
+linkages = false
 counterfactual = "nodeal.toml"
 extends = "nodeal.toml"
 
@@ -148,6 +150,7 @@ NODEAL = f"""
 [scenario]
 title = "no deal"
 baseline = "base.csv"
+linkages = false
 
 [sampling]
 method = "mc"

@@ -137,7 +137,7 @@ def test_bad_numbers_dates_and_types_are_named(small_world, case, extra, expecte
                                      "correlations", "pledges", "quotas", "retaliation"])
 def test_a_section_of_the_wrong_type_is_named(small_world, section):
     folder, *_ = small_world
-    parts = {"scenario": '[scenario]\ntitle = "x"\nbaseline = "base.csv"\n',
+    parts = {"scenario": '[scenario]\ntitle = "x"\nbaseline = "base.csv"\nlinkages = false\n',
              "tariff_layers": '[[tariff_layers]]\nname = "a"\nrate = 0.1\n', "priors": RANDOM_PRIORS}
     path = folder / "typed.toml"
     path.write_text(f'{section} = "hello"\n' + "".join(text for key, text in parts.items() if key != section))
@@ -164,7 +164,7 @@ def test_an_extends_chain_deeper_than_the_limit_is_refused(small_world):
     depth = EXTENDS_DEPTH_MAX + 20
     for i in range(depth):
         text = (f'[scenario]\ntitle = "c{i}"\nextends = "chain{i + 1}.toml"\n' if i < depth - 1 else
-                '[scenario]\ntitle = "root"\nbaseline = "base.csv"\n[[tariff_layers]]\nname = "a"\nrate = 0.1\n'
+                '[scenario]\ntitle = "root"\nbaseline = "base.csv"\nlinkages = false\n[[tariff_layers]]\nname = "a"\nrate = 0.1\n'
                 + RANDOM_PRIORS)
         (folder / f"chain{i}.toml").write_text(text)
     assert problems_of(folder / "chain0.toml") == [
@@ -179,7 +179,7 @@ def test_an_extends_chain_deeper_than_the_limit_is_refused(small_world):
 def test_toml_nested_too_deeply_is_refused(small_world, value):
     folder, *_ = small_world
     path = folder / "deep.toml"
-    path.write_text(f'[scenario]\ntitle = "x"\nbaseline = "base.csv"\nx = {value}\n')
+    path.write_text(f'[scenario]\ntitle = "x"\nbaseline = "base.csv"\nlinkages = false\nx = {value}\n')
     assert problems_of(path) == [f"{path}: nested too deeply: tables and arrays may nest at most {NESTING_MAX} levels"]
 
 

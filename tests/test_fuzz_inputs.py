@@ -36,6 +36,7 @@ RICH = f"""
 [scenario]
 title = "rich"
 baseline = "base.csv"
+linkages = false
 [horizon]
 first_year = 2025
 last_year = 2027

@@ -7,6 +7,7 @@ were committed; a change to any of them needs a reason in the commit that regene
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -26,6 +27,7 @@ TOLERANCE = {
     "USD/year": (1e-6, 1.0),
     "USD": (1e-6, 1.0),
     "fraction": (1e-6, 1e-9),
+    "USD/year per household": (1e-6, 1e-3),
     "1 (applies = 1)": (0.0, 1e-12),
 }
 # Census 2024 imports for consumption (the sum of every country's records) and DataWeb total exports (FAS).
@@ -154,7 +156,7 @@ def test_eu_deal_effects_have_the_expected_signs(fresh):
     assert effect("imports_by_partner", "japan", "q95") < 0           # diverted from competitors
     assert effect("consumer_surplus_change", "total", "q5") > 0
     assert effect("sector_output", "energy", "q5") > 0                # the energy pledge
-    assert effect("sector_output", "aircraft", "q95") < 0             # EU aircraft back to MFN only
+    assert effect("consumer_price_change", "total", "q95") < 0       # lower tariffs, lower prices
     # The no-deal case charges the EU more than the August 2025 regime does.
     eu = lambda name: lookup(fresh[name], "tariff_revenue_by_partner", "eu")  # noqa: E731
     assert eu("us_eu_2025") < eu("tariff_regime_aug_2025") < eu("us_eu_no_deal_2025")
@@ -253,8 +255,8 @@ def test_japan_deal_over_the_horizon():
 
 def test_after_the_ruling_the_japan_deal_differs_only_in_vehicles():
     """After February 2026 only the Section 232 vehicle terms of the deal remain: the sectors holding no Japanese
-    line of the car and parts lists are untouched (the parts list reaches beyond the auto_parts sector: engines,
-    tires, wiring)."""
+    line of the car and parts lists are untouched without linkages (the parts list reaches beyond the auto_parts
+    sector: engines, tires, wiring), and with them move only a little, through their input costs."""
     from impact.lines import hs_list_path, read_hs_list
 
     scenario = impact.load_scenario("us_japan_2025_2035")
@@ -264,12 +266,20 @@ def test_after_the_ruling_the_japan_deal_differs_only_in_vehicles():
     listed = lines.matching(codes) & ~lines.matching(["8471"]) & japan & (lines.weight > 0)
     vehicles = sorted({scenario.baseline.sectors[k] for k in np.unique(lines.sector[listed])})
     assert "passenger_vehicles" in vehicles and len(vehicles) < len(scenario.baseline.sectors)
-    ds = impact.simulate(scenario, draws=512, seed=SEED).sel(year=2027)
-    imports = ds["imports_by_sector"]
-    effect = imports.sel(case="scenario") - imports.sel(case="counterfactual")
-    others = [s for s in ds["sector"].values if s not in vehicles]
-    assert (effect.sel(sector=others) == 0).all()
-    assert (effect.sel(sector="passenger_vehicles") >= 0).all() and (effect.sel(sector="passenger_vehicles") > 0).any()
+    unlinked = dataclasses.replace(scenario, input_costs=None,
+                                   counterfactual=dataclasses.replace(scenario.counterfactual, input_costs=None))
+    for case, linked in ((scenario, True), (unlinked, False)):
+        ds = impact.simulate(case, draws=512, seed=SEED).sel(year=2027)
+        assert ds.attrs["linkages"] == linked
+        imports = ds["imports_by_sector"]
+        effect = imports.sel(case="scenario") - imports.sel(case="counterfactual")
+        others = [s for s in ds["sector"].values if s not in vehicles]
+        cars = effect.sel(sector="passenger_vehicles")
+        assert (cars >= 0).all() and (cars > 0).any()
+        if linked:  # the other sectors move only through the costs of their inputs: a little
+            assert (abs(effect.sel(sector=others)).median("draw") < 0.005 * abs(cars).median("draw")).all()
+        else:
+            assert (effect.sel(sector=others) == 0).all()
 
 
 def test_phase_one_by_year():

@@ -34,6 +34,7 @@ def scenario(folder, body: str, horizon: str = 'first_year = 2025\nlast_year = 2
         [scenario]
         title = "{name}"
         baseline = "one.csv"
+        linkages = false
         [horizon]
         {horizon}
         [[tariff_layers]]
@@ -178,6 +179,7 @@ def test_dates_need_a_horizon_and_are_checked(world):
         [scenario]
         title = "bad"
         baseline = "one.csv"
+        linkages = false
         [[tariff_layers]]
         name = "a"
         rate = 0.1
@@ -233,6 +235,7 @@ def test_invariance_with_every_mechanism_on(tmp_path):
         [scenario]
         title = "every mechanism"
         baseline = "two.csv"
+        linkages = false
         [horizon]
         first_year = 2025
         last_year = 2028

@@ -1,8 +1,9 @@
-"""The input-output cost shares, parameters/io_cost_shares_2024.csv (see docs/data.md, "Input-output cost shares").
+"""The input-output cost shares, parameters/io_cost_shares_2024.csv (see docs/data.md, "Input-output cost shares"),
+and the consumer spending, parameters/pce_by_sector_2024.csv ("Consumer spending and households").
 
-Entries are checked against sums computed here from the committed copies of the BEA use tables with the csv
-module; each column adds up to 1; the shipped table is the build of the committed inputs; the loader reports
-every problem of a broken copy at once.
+Entries are checked against sums computed here from the committed copies of the BEA tables with the csv module;
+each column of the cost shares adds up to 1, and the sectors' PCE stays below all PCE; the shipped tables are the
+builds of the committed inputs; the loaders report every problem of a broken copy at once.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from impact.databuild import build_input_cost_shares, default_io_inputs, load_concordance, write_input_cost_shares
+from impact.databuild import (build_input_cost_shares, build_pce_by_sector, default_io_inputs, default_pce_inputs,
+                              load_concordance, write_input_cost_shares, write_pce_by_sector)
 from impact.errors import ImpactInputError
-from impact.linkages import load_input_cost_shares
+from impact.linkages import CONSUMER_SPENDING_FILE, load_consumer_spending, load_input_cost_shares
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "parameters" / "data"
@@ -164,3 +166,191 @@ def test_the_build_reports_every_problem_of_its_inputs(tmp_path):
     text = "\n".join(map(str, caught.value.problems))
     assert "BEA industry '3399' is not a row and a column" in text and "sector 'robots' is not in the" in text
     assert "333: shares add up to 1.5 (> 1)" in text
+
+
+# -- consumer spending: parameters/pce_by_sector_2024.csv (docs/data.md, "Consumer spending and households") ----
+
+PCE_TABLE = ROOT / "parameters" / "pce_by_sector_2024.csv"
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(line for line in handle if not line.startswith("#")))
+
+
+@pytest.fixture(scope="module")
+def pce_by_commodity():
+    """BEA PCE by commodity, $ million, read here with the csv module."""
+    return {row["bea_code"]: float(row["pce"]) for row in _csv_rows(DATA / "bea_pce_by_commodity_2024.csv")}
+
+
+@pytest.fixture(scope="module")
+def spending():
+    return {row["sector"]: row for row in _csv_rows(PCE_TABLE)}
+
+
+def _usd(spending, name):
+    return float(spending[name]["pce_usd"])
+
+
+def test_sector_pce_is_the_bea_sum(pce_by_commodity, spending):
+    """Every sector's PCE is sum_c share(c, k) pce[c] over sectors_bea.csv, computed here; a few by hand."""
+    expected = dict.fromkeys(SECTORS, 0.0)
+    split = set()
+    for row in _csv_rows(DATA / "sectors_bea.csv"):
+        expected[row["sector"]] += float(row["share"]) * pce_by_commodity[row["bea_code"]] * 1e6
+        if float(row["share"]) < 1:
+            split.add(row["sector"])
+    assert list(spending)[:len(SECTORS)] == list(SECTORS)
+    for sector in SECTORS:
+        assert _usd(spending, sector) == pytest.approx(expected[sector], rel=0, abs=1), sector
+        assert spending[sector]["status"] == ("estimate" if sector in split else "derived"), sector
+    # By hand: steel is 0.55 of commodity 331 and 0.15 of 332; machinery is 333 whole; apparel 313TT and 315AL.
+    steel = (0.55 * pce_by_commodity["331"] + 0.15 * pce_by_commodity["332"]) * 1e6
+    assert _usd(spending, "steel") == pytest.approx(steel, abs=1) and steel > 1e9
+    assert "0.55 x 331 + 0.15 x 332" in spending["steel"]["source"]
+    assert _usd(spending, "machinery") == pytest.approx(pce_by_commodity["333"] * 1e6, abs=1)
+    assert spending["machinery"]["status"] == "derived"
+    apparel = (pce_by_commodity["313TT"] + pce_by_commodity["315AL"]) * 1e6
+    assert _usd(spending, "apparel") == pytest.approx(apparel, abs=1)
+    # The three vehicle sectors are 0.35, 0.175 and 0.30 of 3361MV: their PCE stands in those ratios.
+    assert _usd(spending, "light_trucks") / _usd(spending, "passenger_vehicles") == pytest.approx(0.5, rel=1e-12)
+    assert _usd(spending, "auto_parts") / _usd(spending, "passenger_vehicles") == pytest.approx(0.30 / 0.35, rel=1e-12)
+
+
+def test_total_pce_is_every_row_of_the_file(pce_by_commodity, spending):
+    """The file has no total row; its rows (goods, services, Used and Other) add up to BEA's total PCE of 2024,
+    $19,896,009 million (row T005 of column F010 of the 2024 summary use table), up to the rounding of 73 rows."""
+    assert not [code for code in pce_by_commodity if code.startswith(("T0", "V0", "VA"))]
+    assert {"Used", "Other", "HS", "722", "621"} <= set(pce_by_commodity)     # used goods, the RoW adjustment, services
+    assert pce_by_commodity["Other"] < 0 < pce_by_commodity["Used"]
+    total = _usd(spending, "total_pce")
+    assert total == pytest.approx(sum(pce_by_commodity.values()) * 1e6, rel=0, abs=1)
+    assert abs(total / 1e6 - 19_896_009) <= 0.5 * len(pce_by_commodity)
+    assert spending["total_pce"]["status"] == "derived"
+
+
+def test_sector_pce_is_below_all_pce(spending):
+    """The traded sectors are goods: less than all PCE, and more than a fifth of it (goods are about a third)."""
+    sectors = sum(_usd(spending, s) for s in SECTORS)
+    total = _usd(spending, "total_pce")
+    assert 0.2 * total < sectors < total
+    assert all(_usd(spending, s) > 0 for s in SECTORS)
+    households = spending["households"]
+    assert float(households["pce_usd"]) == 132_737_146 and households["status"] == "published"
+    assert "ACSDP1Y2024.DP02" in households["source"]
+    assert 100_000 < total / float(households["pce_usd"]) < 200_000       # PCE per household, USD
+
+
+def test_the_shipped_consumer_spending_is_the_build_of_the_committed_inputs(tmp_path):
+    inputs = default_pce_inputs()
+    built = build_pce_by_sector(inputs.pce, inputs.mapping, load_concordance(inputs.concordance))
+    assert built.sectors == SECTORS
+    write_pce_by_sector(built, tmp_path / "pce.csv")
+    assert (tmp_path / "pce.csv").read_bytes() == PCE_TABLE.read_bytes(), \
+        "rebuild it: python parameters/data/rebuild_inputs.py --input-cost-shares"
+    loaded = load_consumer_spending(ROOT / "parameters" / CONSUMER_SPENDING_FILE, SECTORS)
+    np.testing.assert_allclose(loaded.pce, built.pce, rtol=0, atol=0.5)
+    assert loaded.total_pce == pytest.approx(built.total_pce, abs=0.5) and loaded.households == built.households
+    assert loaded.status["machinery"] == "derived" and loaded.status["steel"] == "estimate"
+    assert loaded.shares().sum() < 1
+
+
+def test_a_broken_consumer_spending_copy_is_refused_with_every_problem(tmp_path):
+    lines = PCE_TABLE.read_text(encoding="utf-8").splitlines()
+    number = {line.split(",")[0]: n for n, line in enumerate(lines, start=1) if not line.startswith("#")}
+    field = lambda l, i, v: ",".join(l.split(",")[:i] + [v] + l.split(",")[i + 1:])  # noqa: E731
+
+    def edit(name, change):
+        n = number[name]
+        lines[n - 1] = change(lines[n - 1])
+        return n
+
+    unknown = edit("machinery", lambda l: l.replace("machinery,", "machines,", 1))
+    not_finite = edit("steel", lambda l: field(l, 1, "inf"))
+    negative = edit("copper", lambda l: field(l, 1, "-5"))
+    no_status = edit("aluminum", lambda l: field(l, 2, "guess"))
+    edit("other", lambda l: field(l, 1, "2e13"))              # more than all PCE on its own
+    duplicate = len(lines) + 1
+    lines.append(lines[number["apparel"] - 1].split(",")[0] + ",1,derived,a second apparel row")
+    lines.pop(number["households"] - 1)
+    broken = tmp_path / "pce.csv"
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ImpactInputError) as caught:
+        load_consumer_spending(broken, SECTORS)
+    text = "\n".join(map(str, caught.value.problems))
+    assert f"pce.csv: line {unknown}: unknown sector 'machines'" in text
+    assert f"line {not_finite}: pce_usd 'inf' is not a finite number" in text
+    assert f"line {negative}: pce_usd -5 is negative" in text
+    assert f"line {no_status}: status 'guess' must be one of" in text
+    assert f"line {duplicate - 1}: duplicate row for apparel (first on line {number['apparel']})" in text
+    assert "pce.csv: machinery: missing row" in text and "pce.csv: households: missing row" in text
+    assert "sectors: their PCE adds up to" in text and "more than total_pce" in text
+    assert len(caught.value.problems) == 8
+
+
+def test_the_pce_build_reports_every_problem_of_its_inputs(tmp_path):
+    inputs = default_pce_inputs()
+    concordance = load_concordance(inputs.concordance)
+    pce = tmp_path / "pce.csv"
+    pce.write_text(inputs.pce.read_text() + "331,5\nT005,19896009\n336,x\n")
+    with pytest.raises(ImpactInputError) as caught:
+        build_pce_by_sector(pce, tmp_path / "none.csv", concordance)
+    text = "\n".join(map(str, caught.value.problems))
+    rows = len(inputs.pce.read_text().splitlines())
+    assert "none.csv: no such file" in text
+    assert f"pce.csv: line {rows + 1}: 331 is listed twice" in text
+    assert f"line {rows + 2}: T005 is a total or value-added row" in text
+    assert f"line {rows + 3}: 336: pce 'x' is not a number" in text
+    mapping = tmp_path / "sectors_bea.csv"
+    mapping.write_text(inputs.mapping.read_text() + "steel,3399,1,\nsteel,333,0.5,half\nrobots,333,0.1,x\n")
+    with pytest.raises(ImpactInputError) as caught:
+        build_pce_by_sector(inputs.pce, mapping, concordance)
+    text = "\n".join(map(str, caught.value.problems))
+    assert "BEA commodity '3399' is not a row of bea_pce_by_commodity_2024.csv" in text
+    assert "sector 'robots' is not in the" in text and "333: shares add up to 1.5 (> 1)" in text
+
+
+def _baseline_cells(variable: str) -> dict[tuple[str, str], float]:
+    """A variable of the shipped baseline CSV by (sector, partner), read with the csv module."""
+    with open(ROOT / "parameters" / "baseline_2024.csv", newline="") as handle:
+        return {(row["sector"], row["partner"]): float(row["value"]) for row in csv.DictReader(handle)
+                if row["variable"] == variable}
+
+
+def test_a_steel_tariff_raises_costs_as_the_use_table_says(tmp_path):
+    """A 25% tariff on every steel import, with flat home supply everywhere (home prices equal costs): every
+    sector's unit cost is the Leontief price model's, computed here from the committed table with the csv module,
+    c - 1 = (I - A_dom^T)^-1 A_imp^T pi, pi nonzero for steel alone: its partners' tariff factors less 1, in their
+    shares of 2024 steel imports at buyer prices."""
+    import impact
+
+    scenario = tmp_path / "steel.toml"
+    scenario.write_text(
+        '[scenario]\ntitle = "steel"\nextends = "status_quo_2024"\n'
+        '[[tariff_layers]]\nname = "steel_25"\nsectors = ["steel"]\nrate = 0.25\n'
+        '[[priors]]\nparameter = "mu"\ndist = "fixed"\nvalue = inf\n'
+        '[[priors]]\nparameter = "phi"\ndist = "fixed"\nvalue = 0.0\n')
+    ds = impact.simulate(str(scenario), draws=2, seed=0)
+    cost = ds["unit_cost"].sel(case="scenario").isel(draw=0).to_series()
+
+    index = {s: k for k, s in enumerate(SECTORS)}
+    domestic, imported = np.zeros((16, 16)), np.zeros((16, 16))
+    with open(TABLE, newline="") as handle:
+        for row in csv.DictReader(line for line in handle if not line.startswith("#")):
+            if row["input_sector"] in index:
+                domestic[index[row["input_sector"]], index[row["sector"]]] = float(row["domestic_share"])
+                imported[index[row["input_sector"]], index[row["sector"]]] = float(row["imported_share"])
+    imports, rates = _baseline_cells("imports"), _baseline_cells("tariff_baseline")
+    partners = [p for s, p in imports if s == "steel"]
+    at_buyer_prices = np.array([imports["steel", p] * (1 + rates["steel", p]) for p in partners])
+    factors = np.array([(1 + rates["steel", p] + 0.25) / (1 + rates["steel", p]) for p in partners])
+    pi = np.zeros(16)
+    pi[index["steel"]] = at_buyer_prices @ (factors - 1) / at_buyer_prices.sum()
+    expected = np.linalg.solve(np.eye(16) - domestic.T, imported.T @ pi)
+    np.testing.assert_allclose(cost.values - 1.0, expected, rtol=1e-6)  # results are float32: 6e-8 of c
+    # The steel bought from abroad is only the first round: the rest comes through parts, machinery and the
+    # domestic steel whose own costs rose.
+    for sector in ("passenger_vehicles", "machinery"):
+        direct = imported[index["steel"], index[sector]] * pi[index["steel"]]
+        assert 0 < direct < expected[index[sector]]

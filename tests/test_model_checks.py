@@ -25,6 +25,7 @@ def fixed_scenario(tmp_path, name, baseline, layers, sigma=2.5, eps=0.8, mu=2.0,
         [scenario]
         title = "{name}"
         baseline = "{baseline}"
+        linkages = false
         {layers}
         [[priors]]
         parameter = "sigma"
@@ -48,6 +49,7 @@ def test_no_policy_change_reproduces_the_baseline(small_world):
         [scenario]
         title = "no change"
         baseline = "base.csv"
+        linkages = false
         [[tariff_layers]]
         name = "applied"
         rate = "baseline:tariff"
@@ -114,6 +116,7 @@ def test_uniform_tariff_leaves_partner_shares_unchanged(small_world):
         [scenario]
         title = "same tariff on everyone"
         baseline = "{base}"
+        linkages = false
         [[tariff_layers]]
         name = "all"
         rate = 0.3
@@ -174,6 +177,7 @@ def test_scaling_the_baseline_scales_every_value(small_world):
         [scenario]
         title = "scale"
         baseline = "base.csv"
+        linkages = false
         [[tariff_layers]]
         name = "applied"
         rate = "baseline:tariff"

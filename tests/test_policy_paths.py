@@ -26,6 +26,7 @@ def scenario(folder, layers: str, extra: str = "", name: str = "policy"):
         [scenario]
         title = "{name}"
         baseline = "one.csv"
+        linkages = false
         [[tariff_layers]]
         name = "mfn"
         rate = "baseline:mfn"
@@ -297,6 +298,7 @@ def test_rulings_are_stored_by_case_when_the_cases_differ(one_market):
             [scenario]
             title = "deal"
             baseline = "one.csv"
+            linkages = false
             extends = "base.toml"
             counterfactual = "{counterfactual}.toml"
             [[tariff_layers]]

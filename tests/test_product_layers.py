@@ -67,6 +67,7 @@ def regime(folder, layers: str, name: str = "regime"):
         [scenario]
         title = "{name}"
         baseline = "small.csv"
+        linkages = false
         [[tariff_layers]]
         name = "mfn"
         rate = "baseline:mfn"

@@ -22,6 +22,7 @@ def quota_scenario(folder, quota_value, eps_prior='dist = "uniform"\nmin = 0.3\n
         [scenario]
         title = "quota"
         baseline = "uk.csv"
+        linkages = false
         [[tariff_layers]]
         name = "mfn"
         rate = "baseline:mfn"
@@ -99,6 +100,7 @@ def test_quota_validation(tmp_path):
         [scenario]
         title = "bad"
         baseline = "uk.csv"
+        linkages = false
         [[tariff_layers]]
         name = "mfn"
         rate = "baseline:mfn"

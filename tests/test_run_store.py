@@ -195,7 +195,7 @@ def test_cli_run_prints_bands_and_summary_reads_them(deal, tmp_path):
 def test_cli_reports_bad_input_without_traceback(small_world):
     folder, *_ = small_world
     bad = folder / "bad.toml"
-    bad.write_text('[scenario]\ntitle = "x"\nbaseline = "base.csv"\n[[tariff_layers]]\nname = "a"\nrate = 20\n'
+    bad.write_text('[scenario]\ntitle = "x"\nbaseline = "base.csv"\nlinkages = false\n[[tariff_layers]]\nname = "a"\nrate = 20\n'
                    '[[priors]]\nparameter = "sigma"\ndist = "uniform"\nmin = 0.5\nmax = 2\n')
     runner = CliRunner()
     for args in (["validate", str(bad)], ["run", str(bad), "--out", str(folder / "never")]):

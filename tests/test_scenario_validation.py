@@ -16,6 +16,7 @@ def test_structural_problems_are_reported_together(small_world):
         [scenario]
         title = "broken"
         baseline = "base.csv"
+        linkages = false
         colour = "red"
 
         [[tariff_layers]]
@@ -52,6 +53,7 @@ def test_semantic_problems_are_reported_together(small_world):
         [scenario]
         title = "semantic"
         baseline = "base.csv"
+        linkages = false
 
         [[tariff_layers]]
         name = "a"
@@ -116,6 +118,7 @@ def test_errors_in_an_extended_file_name_that_file(small_world):
         [scenario]
         title = "parent"
         baseline = "base.csv"
+        linkages = false
         [[tariff_layers]]
         name = "a"
         rate = 0.1
@@ -137,6 +140,7 @@ def test_extends_merges_layers_by_name_and_removes(small_world):
         [scenario]
         title = "parent"
         baseline = "base.csv"
+        linkages = false
         [[tariff_layers]]
         name = "base"
         rate = 0.1
@@ -194,6 +198,7 @@ def test_degenerate_priors_and_infinite_values(small_world):
         [scenario]
         title = "degenerate"
         baseline = "base.csv"
+        linkages = false
         [[tariff_layers]]
         name = "a"
         rate = 0.1
@@ -235,6 +240,7 @@ def test_a_child_correlation_block_replaces_the_inherited_one(small_world):
         [scenario]
         title = "parent"
         baseline = "base.csv"
+        linkages = false
         [[tariff_layers]]
         name = "a"
         rate = 0.1

@@ -22,6 +22,7 @@ S_IMPORTS, S_EXPORTS, S_REVENUE = _S["imports_by_sector"], _S["exports_by_sector
 S_HOME, S_PRICE, S_INVESTED, S_OUTPUT = _S["home_sales"], _S["composite_price"], _S["invested_output"], _S["sector_output"]
 S_CS, S_PS, S_DR, S_WELFARE = (_S["consumer_surplus_change"], _S["producer_surplus_change"],
                                _S["tariff_revenue_change"], _S["welfare_change"])
+S_COST = _S["unit_cost"]
 P_IMPORTS, P_EXPORTS, P_REVENUE = _P["imports_by_partner"], _P["exports_by_partner"], _P["tariff_revenue_by_partner"]
 P_BALANCE, P_PLEDGED = _P["trade_balance"], _P["pledged_purchases_by_partner"]
 C_IMPORTS, C_PRICE, C_REVENUE, C_EXPORTS = _C["imports"], _C["import_price"], _C["tariff_revenue"], _C["exports"]
@@ -30,7 +31,7 @@ C_IMPORTS, C_PRICE, C_REVENUE, C_EXPORTS = _C["imports"], _C["import_price"], _C
 def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
             log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
             pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split=None,
-            split_rows=None):
+            split_rows=None, costs=None):
     """See :func:`impact.kernels.accounting_numpy.account`."""
     args = as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
                             imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
@@ -38,9 +39,12 @@ def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigm
     draws = log_price_index.shape[0]
     sector_out, partner_out, cell_out = allocate_outputs(draws, imports0.shape, keep_cells)
     revenue_split, split_rows, split_out = split_arrays(revenue_split, split_rows, draws, imports0.shape)
+    log_cost, unit_cost, pass_through, input_buyers_loss = (np.ascontiguousarray(a, dtype=np.float64)
+                                                      for a in cost_arrays(costs, imports0.shape[0]))
     _account_kernel(np.ascontiguousarray(log_price_index, dtype=np.float64),
                     np.ascontiguousarray(log_producer_price, dtype=np.float64), *args, bool(keep_cells),
-                    revenue_split, split_rows, sector_out, partner_out, cell_out, split_out)
+                    revenue_split, split_rows, log_cost, unit_cost, pass_through, input_buyers_loss, sector_out,
+                    partner_out, cell_out, split_out)
     return sector_out, partner_out, cell_out, split_out
 
 
@@ -55,6 +59,14 @@ def as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sig
             f(tariff0), np.ascontiguousarray(pledge_partner, dtype=np.int64),
             np.ascontiguousarray(pledge_is_purchase, dtype=np.bool_), f(pledge_shares).reshape(pledges, sectors),
             f(pledge_flow))
+
+
+def cost_arrays(costs, sectors: int):
+    """``(log_cost, unit_cost, pass_through, input_buyers_loss)`` of
+    :func:`impact.kernels.accounting_numpy.account`'s ``costs`` (None: no input-cost linkages)."""
+    if costs is None:
+        return np.zeros((1, sectors)), np.ones((1, sectors)), np.ones((1, sectors)), np.zeros((1, sectors))
+    return costs
 
 
 def split_arrays(revenue_split, split_rows, draws: int, cell_shape: tuple[int, int]):
@@ -85,8 +97,11 @@ def allocate_outputs(draws: int, cell_shape: tuple[int, int], keep_cells: bool):
 def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_tx,
                     imports0, exports0, home0, expenditure0, tariff0,
                     pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split,
-                    split_rows, sector_out, partner_out, cell_out, split_out):
+                    split_rows, log_cost, unit_cost, pass_through, input_buyers_loss, sector_out, partner_out,
+                    cell_out, split_out):
     draws, sectors = log_p.shape
+    c_step = 1 if log_cost.shape[0] > 1 else 0
+    ps_step = 1 if pass_through.shape[0] > 1 else 0
     no_terms = np.full(log_w.shape[2], np.nan)  # without the solver's CES terms, imports are computed directly
     t_step = 1 if tariff.shape[0] > 1 else 0
     lt_step = 1 if log_t.shape[0] > 1 else 0
@@ -99,7 +114,9 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
                            log_t[row * lt_step, s], tariff_factor[row * lt_step, s], sigma, eps, mu,
                            log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0, tariff0,
                            pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
-                           revenue_split, split_rows, sector_out, partner_out, cell_out, split_out)
+                           revenue_split, split_rows, log_cost[row * c_step, s], unit_cost[row * c_step, s],
+                           pass_through[row * ps_step, s], input_buyers_loss[row * c_step, s], sector_out,
+                           partner_out, cell_out, split_out)
 
 @jit()
 def clear_partner_totals(partner_out, d):
@@ -111,8 +128,8 @@ def clear_partner_totals(partner_out, d):
 @jit()
 def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
                    log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
-                   pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, sector_out, partner_out, cell_out,
-                   split_out):
+                   pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, log_cost, unit_cost, pass_through,
+                   input_buyers_loss, sector_out, partner_out, cell_out, split_out):
     """Outputs of sector ``s`` in draw ``d`` given its equilibrium ``x = log P`` and ``log_w`` (J,).
 
     ``tariff`` (P,) holds the rates that raise revenue, and ``log_t`` and ``tariff_factor`` (J,) the tariff factors
@@ -123,6 +140,14 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
     Adds the sector's flows to the partner totals of draw ``d``, and each cell's revenue times its shares in
     row ``split_rows[d]`` of ``revenue_split`` to the totals ``split_out[d]`` (sectors in order, then partners:
     deterministic).
+
+    Input costs (``docs/model.md``, §5.1): ``log_cost`` is the log of the home supply curve's cost shifter,
+    ``unit_cost`` US producers' unit cost and ``pass_through`` the share of its change that shifts the supply
+    curve; producers bear the rest on home sales, and the whole change on exports (at fixed USD prices; pledged
+    purchases aside, since pledges do not enter welfare).
+    ``input_buyers_loss`` is what the modelled sectors pay more for the sector's goods as inputs (``L`` of
+    ``docs/model.md``, §6.3): counted in their costs, it leaves the sector's consumer surplus, which keeps the loss
+    of every other buyer. Without linkages: 0, 1, 1 and 0.
     """
     partners = imports0.shape[1]
     pledges = pledge_partner.shape[0]
@@ -147,6 +172,7 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
             invested += amount
     imports_total = 0.0
     exports_total = 0.0
+    pledged_total = 0.0
     revenue_total = 0.0
     revenue_change = 0.0
     for p in range(partners):
@@ -161,6 +187,7 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
         pledged = pledged_by_partner[p]
         log_export_price = log_tx[d * tx_step, s, p] - ph * log_fx[fx_row, j]
         exports = exports0[s, p] * math.exp(-sx * log_export_price) + pledged
+        pledged_total += pledged
         imports_total += imports
         exports_total += exports
         revenue_total += revenue
@@ -184,7 +211,16 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
         consumer = -expenditure0[s] * x
     else:
         consumer = -expenditure0[s] * math.expm1(one_minus_eps * x) / one_minus_eps
-    producer = 0.0 if math.isinf(m) else home0[s] * math.expm1((1.0 + m) * lw_home) / (1.0 + m)
+    consumer += input_buyers_loss
+    # Producer surplus above the home supply curve, shifted up by the input-cost change z - 1 per unit (the cost of
+    # a fixed input bundle rises alike for every unit): H0 ((w - (z - 1))^(1+mu) - 1) / (1+mu).
+    log_value_added_price = lw_home if log_cost == 0.0 else math.log1p(math.expm1(lw_home) - math.expm1(log_cost))
+    producer = 0.0 if math.isinf(m) else home0[s] * math.expm1((1.0 + m) * log_value_added_price) / (1.0 + m)
+    input_cost = unit_cost - 1.0
+    if input_cost != 0.0:  # borne by producers: the part not passed on, on home sales; all of it on exports
+        # (pledged purchases aside: pledges do not enter welfare)
+        producer -= input_cost * ((1.0 - pass_through) * home_sales / math.exp(lw_home) + exports_total
+                                  - pledged_total)
     sector_out[d, S_IMPORTS, s] = imports_total
     sector_out[d, S_EXPORTS, s] = exports_total
     sector_out[d, S_REVENUE, s] = revenue_total
@@ -196,3 +232,4 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
     sector_out[d, S_PS, s] = producer
     sector_out[d, S_DR, s] = revenue_change
     sector_out[d, S_WELFARE, s] = consumer + producer + revenue_change
+    sector_out[d, S_COST, s] = unit_cost

@@ -15,7 +15,7 @@ from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, SECTOR_OUTPUTS
 def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
             log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
             pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split=None,
-            split_rows=None):
+            split_rows=None, costs=None):
     """Outputs of every (draw, sector) market given its equilibrium.
 
     Parameters
@@ -33,6 +33,13 @@ def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigm
     revenue_split : (R, A, S, P) or None  the share of each cell's revenue credited to each of A parts (the
         layers' authorities); None for none (A = 0)
     split_rows : (D,) int or None  the row of ``revenue_split`` of each draw (None: draw d's own when R = D, else 0)
+    costs : tuple or None  input-cost linkages (None: none):
+        ``(log_cost, unit_cost, pass_through, input_buyers_loss)``,
+        (D or 1, S) each: the log of the home supply curve's cost shifter ``z``, US producers' unit cost ``c``,
+        the share of its change passed on, and what the modelled sectors pay more for each sector's goods as
+        inputs, which leaves that sector's consumer surplus (it is counted in their costs). Producer surplus is measured above the shifted supply curve, less the input-cost change producers
+        bear: ``(1 - pass_through) (c - 1)`` per unit of home sales and ``c - 1`` per unit of exports (pledged
+        purchases aside).
 
     Returns
     -------
@@ -70,10 +77,22 @@ def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigm
     safe = np.where(one_minus_eps == 0.0, 1.0, one_minus_eps)
     consumer = np.where(one_minus_eps == 0.0, -expenditure0 * log_price_index,
                         -expenditure0 * np.expm1(one_minus_eps * log_price_index) / safe)
+    log_cost, unit_cost, pass_through, input_buyers_loss = (np.zeros((1, sectors)), np.ones((1, sectors)),
+                                                            np.ones((1, sectors)), np.zeros((1, sectors))) \
+        if costs is None else costs
+    consumer = consumer + input_buyers_loss
     one_plus_mu = 1.0 + mu
     with np.errstate(invalid="ignore"):
-        producer = np.where(np.isinf(mu), 0.0,
-                            home0 * np.expm1(one_plus_mu * log_w[:, :, 0]) / np.where(np.isinf(mu), 1.0, one_plus_mu))
+        # Producer surplus above the home supply curve, shifted up by z - 1 per unit (a fixed input bundle's cost
+        # rises alike for every unit): H0 ((w - (z - 1))^(1+mu) - 1) / (1+mu), less its baseline.
+        value_added_price = np.exp(log_w[:, :, 0]) - np.expm1(log_cost)
+        above_curve = np.where(log_cost == 0.0, np.expm1(one_plus_mu * log_w[:, :, 0]),
+                               np.expm1(one_plus_mu * np.log(value_added_price)))
+        producer = np.where(np.isinf(mu), 0.0, home0 * above_curve / np.where(np.isinf(mu), 1.0, one_plus_mu))
+    # Pledged purchases aside: pledges do not enter welfare.
+    borne = (unit_cost - 1.0) * ((1.0 - pass_through) * home_sales / np.exp(log_w[:, :, 0])
+                                 + (exports - pledged).sum(axis=2))
+    producer = producer - borne
     revenue_change = (revenue - tariff0 * imports0).sum(axis=2)
 
     sector_values = {
@@ -88,6 +107,7 @@ def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigm
         "producer_surplus_change": np.broadcast_to(producer, (draws, sectors)),
         "tariff_revenue_change": revenue_change,
         "welfare_change": consumer + producer + revenue_change,
+        "unit_cost": unit_cost,
     }
     partner_values = {
         "imports_by_partner": imports.sum(axis=1),

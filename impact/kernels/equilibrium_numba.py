@@ -127,12 +127,37 @@ def solve_market(theta, log_t, log_fx, phi, eta, sigma, eps, tol, max_iter, out_
     (J,) with log producer prices and ``out_taker_terms`` (J,) with ``exp((1-sigma) * log p_j)`` for price-taking
     sources (NaN for the others), which the fused kernel reuses for imports.
     """
+    return solve_market_at(theta, log_t, log_fx, phi, eta, sigma, eps, 0.0, 0.0, tol, max_iter, out_log_w,
+                           out_taker_terms)
+
+
+@jit()
+def solve_market_at(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x0, tol, max_iter, out_log_w,
+                    out_taker_terms):
+    """:func:`solve_market` with US producers' unit cost ``exp(log_home_cost)`` (their cost shifter ``c_home``,
+    moved by input prices) and Newton's method started from ``x0``."""
+    fixed_sum, fixed_theta, theta_total, responsive = taker_sums(theta, log_t, log_fx, phi, eta, sigma,
+                                                                 log_home_cost, out_log_w, out_taker_terms)
+    return solve_prepared(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x0, fixed_sum, fixed_theta,
+                          theta_total, responsive, tol, max_iter, out_log_w)
+
+
+@jit()
+def source_log_cost(j, phi, log_fx, log_home_cost):
+    """Log cost shifter of source ``j``: the exchange rate passed through for a partner, input costs at home."""
+    return log_home_cost if j == 0 else phi * log_fx[j]
+
+
+@jit()
+def taker_sums(theta, log_t, log_fx, phi, eta, sigma, log_home_cost, out_log_w, out_taker_terms):
+    """The price-taking sources' part of one market, which does not move with the price index.
+
+    Returns ``(fixed_sum, fixed_theta, theta_total, responsive)``: the sum over price takers of
+    ``theta_j exp((1-sigma) log p_j)``, their ``theta``, the sum of every source's ``theta`` and the number of
+    price-responsive sources with ``theta > 0``. Fills the price takers' ``out_log_w`` and ``out_taker_terms``.
+    """
     sources = theta.shape[0]
     one_minus_sigma = 1.0 - sigma
-    # Price-taking sources: producer price fixed at the cost shifter, CES term summed once.
-    # The market is solved in the form g(x) = log1p(sum_j theta_j expm1((1-sigma) u_j)) / (1-sigma),
-    # u_j = log p_j - x = k_j - r_j x, r_j = (eta_j + eps) / (eta_j + sigma): exactly 0 when nothing
-    # changes, and accurate relative to its size even when every source is nearly inelastic.
     fixed_sum = 0.0    # sum over price takers of theta_j exp((1-sigma) k_j)
     fixed_theta = 0.0  # sum over price takers of theta_j
     theta_total = 0.0
@@ -140,7 +165,7 @@ def solve_market(theta, log_t, log_fx, phi, eta, sigma, eps, tol, max_iter, out_
     for j in range(sources):
         th = theta[j]
         theta_total += th
-        log_c = phi * log_fx[j]
+        log_c = source_log_cost(j, phi, log_fx, log_home_cost)
         out_taker_terms[j] = math.nan
         if math.isinf(eta[j]):
             out_log_w[j] = log_c
@@ -151,7 +176,21 @@ def solve_market(theta, log_t, log_fx, phi, eta, sigma, eps, tol, max_iter, out_
                 fixed_theta += th
         elif th > 0.0:
             responsive += 1
-    x = 0.0
+    return fixed_sum, fixed_theta, theta_total, responsive
+
+
+@jit()
+def solve_prepared(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x0, fixed_sum, fixed_theta,
+                   theta_total, responsive, tol, max_iter, out_log_w):
+    """Solve one market for ``x = log P`` given its :func:`taker_sums`; fill the responsive sources' ``out_log_w``.
+
+    The market is solved in the form g(x) = log1p(sum_j theta_j expm1((1-sigma) u_j)) / (1-sigma),
+    u_j = log p_j - x = k_j - r_j x, r_j = (eta_j + eps) / (eta_j + sigma): exactly 0 when nothing
+    changes, and accurate relative to its size even when every source is nearly inelastic.
+    """
+    sources = theta.shape[0]
+    one_minus_sigma = 1.0 - sigma
+    x = x0
     steps = 0
     if responsive == 0:
         x = math.log(fixed_sum / theta_total) / one_minus_sigma
@@ -170,7 +209,7 @@ def solve_market(theta, log_t, log_fx, phi, eta, sigma, eps, tol, max_iter, out_
                 th = theta[j]
                 if math.isinf(et) or th <= 0.0:
                     continue
-                log_c = phi * log_fx[j]
+                log_c = source_log_cost(j, phi, log_fx, log_home_cost)
                 r = (et + eps) / (et + sigma)
                 k = et * (log_c + log_t[j]) / (et + sigma)
                 change = math.expm1(one_minus_sigma * (k - r * x))
@@ -204,5 +243,6 @@ def solve_market(theta, log_t, log_fx, phi, eta, sigma, eps, tol, max_iter, out_
     for j in range(sources):
         et = eta[j]
         if not math.isinf(et):
-            out_log_w[j] = (et * phi * log_fx[j] - sigma * log_t[j] + (sigma - eps) * x) / (et + sigma)
+            supply_term = et * log_home_cost if j == 0 else et * phi * log_fx[j]  # the order of the products: bits
+            out_log_w[j] = (supply_term - sigma * log_t[j] + (sigma - eps) * x) / (et + sigma)
     return x, steps

@@ -320,7 +320,8 @@ def price_index_residual(log_price_index, theta, log_tariff_factor, log_fx, phi,
 # ----------------------------------------------------------------------------------------------------------
 # Solver
 # ----------------------------------------------------------------------------------------------------------
-def solve_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, *, tol=1e-12, max_iter=100):
+def solve_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, *, tol=1e-12, max_iter=100,
+                  log_home_cost=None):
     """Solve the partial-equilibrium market of every draw and sector (plain NumPy reference).
 
     Parameters
@@ -344,6 +345,9 @@ def solve_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigm
         Convergence tolerance on the Newton step ``|dx|`` (and on the bracket width in the bisection fallback).
     max_iter : int, optional
         Maximum number of Newton iterations before the bisection fallback.
+    log_home_cost : array_like, shape (Dc, S), optional
+        Log of US producers' cost shifter ``c_home`` (moved by input prices, see
+        :func:`impact.kernels.market_numpy.solve_and_account`); 0 when not given.
 
     Returns
     -------
@@ -378,6 +382,14 @@ def solve_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigm
     max_iter = int(max_iter)
 
     m = _prepare(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
+    if log_home_cost is not None:
+        home = np.asarray(log_home_cost, dtype=np.float64)
+        if home.ndim != 2 or home.shape[1] != m["S"] or home.shape[0] not in (1, m["D"]):
+            raise ValueError(f"log_home_cost must have shape (1 or {m['D']}, {m['S']}), got {home.shape}")
+        if not np.all(np.isfinite(home)):
+            raise ValueError("log_home_cost must be finite")
+        m["log_c"] = np.array(m["log_c"])
+        m["log_c"][:, :, 0] = home
     draws, n_sectors = m["D"], m["S"]
     theta_b, sigma_b = m["theta"], m["sigma"]
     a, b, k, r = _market_coefficients(m["log_t"], m["log_c"], m["eta"], sigma_b, m["eps"])

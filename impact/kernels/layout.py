@@ -3,7 +3,7 @@
 SECTOR_OUTPUTS = (
     "imports_by_sector", "exports_by_sector", "tariff_revenue_by_sector", "home_sales", "composite_price",
     "invested_output", "sector_output", "consumer_surplus_change", "producer_surplus_change",
-    "tariff_revenue_change", "welfare_change",
+    "tariff_revenue_change", "welfare_change", "unit_cost",
 )
 PARTNER_OUTPUTS = (
     "imports_by_partner", "exports_by_partner", "tariff_revenue_by_partner", "trade_balance",

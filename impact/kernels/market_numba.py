@@ -15,22 +15,29 @@ import numpy as np
 from impact.accelerate import jit, prange
 from impact.kernels.accounting_numba import (account_sector, allocate_outputs, as_kernel_arrays, clear_partner_totals,
                                              split_arrays)
-from impact.kernels.equilibrium_numba import check_market_shapes, solve_market
+from impact.kernels.equilibrium_numba import (check_market_shapes, solve_market_at, solve_prepared,
+                                              taker_sums)
 from impact.kernels.layout import QUOTA_OUTPUTS
-from impact.kernels.market_numpy import draw_count, no_quotas
+from impact.kernels.market_numpy import LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas
 
 
 def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, sigx,
                       log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
                       pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
                       quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None,
-                      *, revenue_split=None, split_rows=None, tol=1e-12, max_iter=100):
-    """See :func:`impact.kernels.market_numpy.solve_and_account`; failed markets give NaN and are counted."""
+                      *, revenue_split=None, split_rows=None, linkages=None, tol=1e-12, max_iter=100,
+                      link_tol=LINK_TOL, link_max_iter=LINK_MAX_ITER, link_steps=None):
+    """See :func:`impact.kernels.market_numpy.solve_and_account`; failed markets give NaN and are counted (a draw
+    whose input costs do not converge counts every sector as failed). ``link_steps`` (D,) int64, if given, receives
+    each draw's Newton steps on the input costs (-1: not converged)."""
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     theta, log_tariff_factor, log_fx, phi, supply, sigma, eps = (
         f(a) for a in (theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps))
-    draws = draw_count(check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply, sigma, eps),
-                       tariff, sigx, log_partner_tariff_factor, pledge_flow)
+    market_draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply, sigma, eps)
+    link = no_linkages(theta) if linkages is None else linkages
+    if linkages is not None:
+        market_draws = max(market_draws, link.draws())
+    draws = draw_count(market_draws, tariff, sigx, log_partner_tariff_factor, pledge_flow)
     sectors = theta.shape[0]
     quota_partner, quota_rate_in, quota_rate_out, quota_log_index = no_quotas(
         sectors, quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
@@ -44,7 +51,10 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     failures = np.zeros(draws, dtype=np.int64)
     _fused_kernel(theta, supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split, split_rows,
                   np.ascontiguousarray(quota_partner, dtype=np.int64), f(quota_rate_in), f(quota_rate_out),
-                  f(quota_log_index), sector_out, partner_out, cell_out, split_out, quota_out, failures)
+                  f(quota_log_index), linkages is not None, f(link.domestic), f(link.imported),
+                  f(link.import_weights), f(link.pass_through), f(link.gross_output), f(link.scale), float(link_tol),
+                  int(link_max_iter), np.zeros(0, dtype=np.int64) if link_steps is None else link_steps, sector_out,
+                  partner_out, cell_out, split_out, quota_out, failures)
     return sector_out, partner_out, cell_out, split_out, quota_out, int(failures.sum())
 
 
@@ -52,8 +62,9 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
 def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
                   log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                   pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, quota_partner, quota_rate_in,
-                  quota_rate_out,
-                  quota_log_index, sector_out, partner_out, cell_out, split_out, quota_out, failures):
+                  quota_rate_out, quota_log_index, linked, input_domestic, input_imported, import_weights,
+                  pass_through, gross_output, import_scale, link_tol, link_max_iter, link_steps, sector_out,
+                  partner_out, cell_out, split_out, quota_out, failures):
     draws = sector_out.shape[0]
     sectors, sources = theta.shape
     partners = sources - 1
@@ -64,40 +75,232 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
     n_step = 1 if supply.shape[0] > 1 else 0
     s_step = 1 if sigma.shape[0] > 1 else 0
     e_step = 1 if eps.shape[0] > 1 else 0
+    ps_step = 1 if pass_through.shape[0] > 1 else 0
+    is_step = 1 if import_scale.shape[0] > 1 else 0
     for d in prange(draws):
-        log_w = np.empty(sources)
-        taker_terms = np.empty(sources)
-        pledged_by_partner = np.empty(partners)
-        quota_log_t = np.empty(sources)       # a quota sector's tariff rows, changed by its regime
-        quota_factor = np.empty(sources)
-        quota_rate = np.empty(partners)
         row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
+        log_w = np.empty((sectors, sources))
+        taker_terms = np.empty((sectors, sources))
+        x = np.zeros(sectors)
+        steps = np.zeros(sectors, dtype=np.int64)
+        sums = np.empty((sectors, 3))          # taker_sums: fixed_sum, fixed_theta, theta_total
+        responsive = np.zeros(sectors, dtype=np.int64)
+        quota_log_t = np.empty((sectors, sources))   # a quota sector's tariff rows, changed by its regime
+        quota_factor = np.empty((sectors, sources))
+        quota_rate = np.empty((sectors, partners))
+        pledged_by_partner = np.empty(partners)
+        log_cost = np.zeros(sectors)      # log of the home supply curve's cost shifter
+        unit_cost = np.ones(sectors)      # US producers' unit cost
+        buyers_loss = np.zeros(sectors)   # what the modelled sectors pay more for each sector's goods as inputs
         clear_partner_totals(partner_out, row)
         for s in range(sectors):
-            rate_row, lt_row, factor_row = tariff[row * r_step, s], log_t[row * t_step, s], tariff_factor[row * t_step, s]
-            market = (theta[s], log_fx[row * f_step], phi[row * p_step, s], supply[row * n_step, s],
-                      sigma[row * s_step, s], eps[row * e_step, s])
-            p = quota_partner[s]
-            if p < 0:
-                x, steps = solve_market(market[0], lt_row, market[1], market[2], market[3], market[4], market[5],
-                                        tol, max_iter, log_w, taker_terms)
-            else:
-                quota_log_t[:] = lt_row
-                quota_factor[:] = factor_row
-                quota_rate[:] = rate_row
-                x, steps, regime, equivalent, rent = solve_quota_market(
-                    market, quota_log_t, tol, max_iter, log_w, taker_terms, p, quota_rate_in[s], quota_rate_out[s],
-                    quota_log_index[s], tariff0[s, p], imports0[s, p], quota_factor, quota_rate)
-                quota_out[row, 0, s] = regime
-                quota_out[row, 1, s] = equivalent
-                quota_out[row, 2, s] = rent
-                rate_row, lt_row, factor_row = quota_rate, quota_log_t, quota_factor
-            if steps < 0:
+            x[s], steps[s], responsive[s] = _solve_sector(
+                row, s, 0.0, 0.0, True, 0, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor,
+                tariff0, imports0, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter,
+                n_step, s_step, e_step, f_step, p_step, r_step, t_step, log_w[s], taker_terms[s], sums[s],
+                quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
+        if linked:
+            newton_steps = _solve_costs(
+                row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
+                quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter, n_step, s_step, e_step,
+                f_step, p_step, r_step, t_step, input_domestic, input_imported, import_weights,
+                pass_through[row * ps_step], import_scale[row * is_step], gross_output, link_tol, link_max_iter,
+                log_w, taker_terms, x, steps, responsive, sums, quota_log_t, quota_factor, quota_rate, quota_out,
+                log_cost, unit_cost, buyers_loss)
+            if link_steps.shape[0] > 0:
+                link_steps[row] = newton_steps
+            if newton_steps < 0:
+                for s in range(sectors):
+                    x[s] = math.nan
+                    steps[s] = -1
+        for s in range(sectors):
+            if steps[s] < 0:
                 failures[row] += 1
-            account_sector(row, s, x, log_w, taker_terms, pledged_by_partner, rate_row, lt_row, factor_row, sigma,
-                           eps, mu, log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0, tariff0,
-                           pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split,
-                           split_rows, sector_out, partner_out, cell_out, split_out)
+            sector_pass_through = pass_through[row * ps_step, s] if linked else 1.0
+            if quota_partner[s] < 0:
+                rate_row, lt_row, factor_row = tariff[row * r_step, s], log_t[row * t_step, s], \
+                    tariff_factor[row * t_step, s]
+            else:
+                rate_row, lt_row, factor_row = quota_rate[s], quota_log_t[s], quota_factor[s]
+            account_sector(row, s, x[s], log_w[s], taker_terms[s], pledged_by_partner, rate_row, lt_row, factor_row,
+                           sigma, eps, mu, log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0,
+                           tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
+                           revenue_split, split_rows, log_cost[s], unit_cost[s], sector_pass_through,
+                           buyers_loss[s],
+                           sector_out, partner_out, cell_out, split_out)
+
+
+@jit()
+def _solve_sector(row, s, log_home_cost, x0, fresh, responsive, theta, supply, sigma, eps, log_fx, phi, tariff, log_t,
+                  tariff_factor, tariff0, imports0, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol,
+                  max_iter, n_step, s_step, e_step, f_step, p_step, r_step, t_step, log_w, taker_terms, sums,
+                  quota_log_t, quota_factor, quota_rate, quota_out):
+    """Solve sector ``s`` of draw ``row`` with home cost ``exp(log_home_cost)`` from ``x0``; return ``(x, steps,
+    responsive)``. The price takers' sums are computed when ``fresh`` (or when home supply is itself price-taking)
+    and kept in ``sums``; else those of the last solve (and its count of ``responsive`` sources) are reused, since
+    only home's cost has changed."""
+    market = (theta[s], log_fx[row * f_step], phi[row * p_step, s], supply[row * n_step, s],
+              sigma[row * s_step, s], eps[row * e_step, s])
+    p = quota_partner[s]
+    lt_row = log_t[row * t_step, s]
+    if p >= 0:
+        quota_log_t[:] = lt_row
+        quota_factor[:] = tariff_factor[row * t_step, s]
+        quota_rate[:] = tariff[row * r_step, s]
+        x, steps, regime, equivalent, rent = solve_quota_market(
+            market, quota_log_t, tol, max_iter, log_w, taker_terms, p, quota_rate_in[s], quota_rate_out[s],
+            quota_log_index[s], tariff0[s, p], imports0[s, p], quota_factor, quota_rate, log_home_cost)
+        quota_out[row, 0, s] = regime
+        quota_out[row, 1, s] = equivalent
+        quota_out[row, 2, s] = rent
+        return x, steps, 1
+    th, lfx, ph, eta, sig, ep = market
+    if fresh or math.isinf(eta[0]):
+        sums[0], sums[1], sums[2], responsive = taker_sums(th, lt_row, lfx, ph, eta, sig, log_home_cost, log_w,
+                                                           taker_terms)
+    x, steps = solve_prepared(th, lt_row, lfx, ph, eta, sig, ep, log_home_cost, x0, sums[0], sums[1], sums[2],
+                              responsive, tol, max_iter, log_w)
+    return x, steps, responsive
+
+
+@jit()
+def _cost_response(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x, log_w):
+    """``d log P / d log c_home`` of a solved market: ``s_home kappa / sum_j s_j r_j`` (implicit function theorem on
+    the price-index equation), with ``kappa = mu / (mu + sigma)`` (1 for a price-taking home) and
+    ``r_j = (eta_j + eps) / (eta_j + sigma)`` (1 for a price taker)."""
+    one_minus_sigma = 1.0 - sigma
+    home_term = 0.0
+    slope = 0.0
+    for j in range(theta.shape[0]):
+        th = theta[j]
+        if th <= 0.0:
+            continue
+        et = eta[j]
+        r = 1.0 if math.isinf(et) else (et + eps) / (et + sigma)
+        term = th * math.exp(one_minus_sigma * (log_w[j] + log_t[j] - x))
+        slope += r * term
+        if j == 0:
+            home_term = term * (1.0 if math.isinf(et) else et / (et + sigma))
+    return home_term / slope if slope > 0.0 else 0.0
+
+
+@jit()
+def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
+                 quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter, n_step, s_step, e_step,
+                 f_step, p_step, r_step, t_step, input_domestic, input_imported, import_weights, pass_through,
+                 import_scale, gross_output, link_tol, link_max_iter, log_w, taker_terms, x, steps, responsive, sums,
+                 quota_log_t, quota_factor, quota_rate, quota_out, log_cost, unit_cost, buyers_loss):
+    """The input-cost fixed point of one draw, by Newton's method on the home cost shifters ``z`` (S,)::
+
+        F(z)[s] = z[s] - 1 - pass_through[s] * sum_k (a_dom[k, s] (w_home[k](z_k) - 1) + a_imp[k, s] pi[k](z_k))
+
+    with the shares of this draw's ``import_scale`` (:func:`impact.kernels.market_numpy.scaled_shares`),
+
+    where ``pi[k] = sum_p m[k, p] (p_p[k] - 1)`` is the change of sector k's imported input price (its partners in
+    their baseline import shares ``m``) and each sector's market is re-solved at its own ``z_k`` from its last price
+    index. The Jacobian ``I - pass_through * A^T diag(dw/dz)`` is exact for markets without a quota; with one,
+    the quota's tariff equivalent is held at its last value in the derivative (the iteration then converges
+    linearly, still fast). Fills ``log_cost`` (log z), ``unit_cost`` (1 + the full input-cost change) and
+    ``buyers_loss`` (what the modelled sectors pay more for each sector's goods, on their ``gross_output``), and
+    returns the Newton steps taken, or -1 if ``max |F|`` is not below ``link_tol`` within ``link_max_iter`` steps
+    (or a market fails)."""
+    sectors, sources = theta.shape
+    partners = sources - 1
+    z = np.ones(sectors)
+    domestic_change = np.empty(sectors)   # w_home - 1
+    domestic_slope = np.empty(sectors)    # d w_home / d z
+    import_change = np.empty(sectors)     # pi
+    import_slope = np.empty(sectors)      # d pi / d z
+    residual = np.empty(sectors)
+    jacobian = np.empty((sectors, sectors))
+    domestic = np.empty((sectors, sectors))
+    imported = np.empty((sectors, sectors))
+    for k in range(sectors):
+        for s in range(sectors):
+            total = input_domestic[k, s] + input_imported[k, s]
+            imported[k, s] = min(import_scale[k] * input_imported[k, s], total)
+            domestic[k, s] = total - imported[k, s]
+    for iteration in range(link_max_iter + 1):
+        for k in range(sectors):
+            if steps[k] < 0:
+                return -1
+            sig, ep = sigma[row * s_step, k], eps[row * e_step, k]
+            eta = supply[row * n_step, k]
+            if quota_partner[k] < 0:
+                lt_row = log_t[row * t_step, k]
+            else:
+                lt_row = quota_log_t[k]
+            lfx, ph = log_fx[row * f_step], phi[row * p_step, k]
+            response = _cost_response(theta[k], lt_row, lfx, ph, eta, sig, ep, log_cost[k], x[k], log_w[k])
+            w_home = math.exp(log_w[k, 0])
+            domestic_change[k] = w_home - 1.0
+            elasticity = 1.0 if math.isinf(eta[0]) else (eta[0] + (sig - ep) * response) / (eta[0] + sig)
+            domestic_slope[k] = w_home / z[k] * elasticity
+            change = 0.0
+            slope = 0.0
+            for p in range(partners):
+                m = import_weights[k, p]
+                if m == 0.0:
+                    continue
+                buyer = math.exp(log_w[k, p + 1] + lt_row[p + 1])
+                change += m * (buyer - 1.0)
+                if not math.isinf(eta[p + 1]):
+                    slope += m * buyer * (sig - ep) / (eta[p + 1] + sig) * response / z[k]
+            import_change[k] = change
+            import_slope[k] = slope
+        largest = 0.0
+        for s in range(sectors):
+            total = 0.0
+            for k in range(sectors):
+                total += domestic[k, s] * domestic_change[k] + imported[k, s] * import_change[k]
+            unit_cost[s] = 1.0 + total
+            residual[s] = z[s] - 1.0 - pass_through[s] * total
+            largest = max(largest, abs(residual[s]))
+        if largest < link_tol:
+            for k in range(sectors):  # on the using sectors' baseline output
+                domestic_use = 0.0
+                imported_use = 0.0
+                for s in range(sectors):
+                    domestic_use += domestic[k, s] * gross_output[s]
+                    imported_use += imported[k, s] * gross_output[s]
+                buyers_loss[k] = domestic_change[k] * domestic_use + import_change[k] * imported_use
+            return iteration
+        if iteration == link_max_iter or not largest < math.inf:
+            return -1
+        for s in range(sectors):
+            for k in range(sectors):
+                jacobian[s, k] = -pass_through[s] * (domestic[k, s] * domestic_slope[k]
+                                                     + imported[k, s] * import_slope[k])
+            jacobian[s, s] += 1.0
+            residual[s] = -residual[s]
+        # Gaussian elimination without pivoting: the Jacobian is row-diagonally dominant, since a sector's inputs
+        # cost less than its output and a price moves at most one for one with its cost.
+        for c in range(sectors):
+            pivot = jacobian[c, c]
+            if not abs(pivot) > 0.0:
+                return -1
+            for r in range(c + 1, sectors):
+                factor = jacobian[r, c] / pivot
+                if factor != 0.0:
+                    for k in range(c, sectors):
+                        jacobian[r, k] -= factor * jacobian[c, k]
+                    residual[r] -= factor * residual[c]
+        for c in range(sectors - 1, -1, -1):
+            total = residual[c]
+            for k in range(c + 1, sectors):
+                total -= jacobian[c, k] * residual[k]
+            residual[c] = total / jacobian[c, c]
+        for s in range(sectors):
+            z_new = z[s] + residual[s]
+            z[s] = z_new if z_new > 0.0 else 0.5 * z[s]  # a cost index stays positive
+            log_cost[s] = math.log(z[s])
+        for s in range(sectors):
+            x[s], steps[s], responsive[s] = _solve_sector(
+                row, s, log_cost[s], x[s], False, responsive[s], theta, supply, sigma, eps, log_fx, phi, tariff, log_t,
+                tariff_factor, tariff0, imports0, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol,
+                max_iter, n_step, s_step, e_step, f_step, p_step, r_step, t_step, log_w[s], taker_terms[s], sums[s],
+                quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
+    return -1
 
 
 @jit()
@@ -108,7 +311,7 @@ def _log_quantity(x, log_w, log_t, j, sigma, eps):
 
 @jit()
 def solve_quota_market(market, log_t, tol, max_iter, log_w, taker_terms, p, rate_in, rate_out, log_index, rate0,
-                       imports0, out_factor, out_rate):
+                       imports0, out_factor, out_rate, log_home_cost):
     """Solve a market whose partner ``p`` has a tariff-rate quota; return ``(x, steps, regime, equivalent, rent)``.
 
     The quota is ``exp(log_index)`` times the baseline quantity. ``regime`` is 0 when imports at the in-quota rate
@@ -117,14 +320,16 @@ def solve_quota_market(market, log_t, tol, max_iter, log_w, taker_terms, p, rate
     the two rates, found by a bracketed secant search (Illinois). ``equivalent`` is the marginal rate (or tariff
     equivalent) and ``rent`` the quota rent ``(equivalent - rate_in) * imports`` of a binding quota. Fills
     ``log_t``, ``out_factor`` (J,) with the factors solved and ``out_rate`` (P,) with the rate that raises revenue
-    (over quota: the average ``(rate_in * Q + rate_out * (M - Q)) / M``).
+    (over quota: the average ``(rate_in * Q + rate_out * (M - Q)) / M``). US producers' unit cost is
+    ``exp(log_home_cost)``.
     """
     theta, log_fx, phi, supply, sigma, eps = market
     j = p + 1
     log_base = math.log1p(rate0)
     log_in, log_out = math.log1p(rate_in) - log_base, math.log1p(rate_out) - log_base
     log_t[j] = log_out
-    x, steps = solve_market(theta, log_t, log_fx, phi, supply, sigma, eps, tol, max_iter, log_w, taker_terms)
+    x, steps = solve_market_at(theta, log_t, log_fx, phi, supply, sigma, eps, log_home_cost, 0.0, tol, max_iter,
+                                   log_w, taker_terms)
     if steps < 0:
         return x, steps, math.nan, math.nan, math.nan
     gap_out = _log_quantity(x, log_w, log_t, j, sigma, eps) - log_index
@@ -133,7 +338,8 @@ def solve_quota_market(market, log_t, tol, max_iter, log_w, taker_terms, p, rate
         out_rate[p] = rate_out - (rate_out - rate_in) * math.exp(-gap_out)
         return x, steps, 2.0, rate_out, 0.0
     log_t[j] = log_in
-    x, steps = solve_market(theta, log_t, log_fx, phi, supply, sigma, eps, tol, max_iter, log_w, taker_terms)
+    x, steps = solve_market_at(theta, log_t, log_fx, phi, supply, sigma, eps, log_home_cost, 0.0, tol, max_iter,
+                                   log_w, taker_terms)
     if steps < 0:
         return x, steps, math.nan, math.nan, math.nan
     gap_in = _log_quantity(x, log_w, log_t, j, sigma, eps) - log_index
@@ -149,7 +355,8 @@ def solve_quota_market(market, log_t, tol, max_iter, log_w, taker_terms, p, rate
     for _ in range(200):
         log_star = (low * gap_high - high * gap_low) / (gap_high - gap_low)
         log_t[j] = log_star
-        x, steps = solve_market(theta, log_t, log_fx, phi, supply, sigma, eps, tol, max_iter, log_w, taker_terms)
+        x, steps = solve_market_at(theta, log_t, log_fx, phi, supply, sigma, eps, log_home_cost, 0.0, tol, max_iter,
+                                   log_w, taker_terms)
         if steps < 0:
             return x, steps, math.nan, math.nan, math.nan
         gap = _log_quantity(x, log_w, log_t, j, sigma, eps) - log_index

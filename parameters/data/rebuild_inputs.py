@@ -35,8 +35,11 @@ nothing else here does.
 
 Last, it builds ``parameters/io_cost_shares_2024.csv`` (input-output cost shares by using sector and input sector;
 ``impact.databuild.build_input_cost_shares``) from the committed copies ``bea_use_domestic_2024.csv``,
-``bea_use_import_2024.csv``, ``bea_industry_output_2024.csv`` and ``sectors_bea.csv``. With ``--input-cost-shares``
-it builds only that table, from the committed copies, so a user regenerates it without the originals.
+``bea_use_import_2024.csv``, ``bea_industry_output_2024.csv`` and ``sectors_bea.csv``, and
+``parameters/pce_by_sector_2024.csv`` (personal consumption expenditures by sector, all PCE and the number of US
+households; ``impact.databuild.build_pce_by_sector``) from ``bea_pce_by_commodity_2024.csv`` and ``sectors_bea.csv``.
+With ``--input-cost-shares`` it builds only these two tables, from the committed copies, so a user regenerates them
+without the originals.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ CENSUS_COLUMNS = ["CTY_CODE", "CTY_NAME", "I_COMMODITY", "CON_VAL_YR", "CAL_DUT_
 BEA_USE_TABLES = {"bea_use_domestic.csv": "bea_use_domestic_2024.csv", "bea_use_import.csv": "bea_use_import_2024.csv",
                   "bea_pce_by_commodity.csv": "bea_pce_by_commodity_2024.csv"}
 IO_COST_SHARES = HERE.parent / "io_cost_shares_2024.csv"
+PCE_BY_SECTOR = HERE.parent / "pce_by_sector_2024.csv"
 
 
 def _write_census(path: Path, rows) -> int:
@@ -1102,15 +1106,22 @@ def main(originals: Path) -> None:
 
 
 def input_cost_shares() -> None:
-    """Rebuild ``parameters/io_cost_shares_2024.csv`` from the committed BEA copies (no originals needed)."""
+    """Rebuild ``parameters/io_cost_shares_2024.csv`` and ``parameters/pce_by_sector_2024.csv`` from the committed
+    BEA copies (no originals needed)."""
     sys.path.insert(0, str(HERE.parent.parent))  # the checkout's impact, whether or not it is installed
-    from impact.databuild import build_input_cost_shares, default_io_inputs, load_concordance, write_input_cost_shares
+    from impact.databuild import (build_input_cost_shares, build_pce_by_sector, default_io_inputs, default_pce_inputs,
+                                  load_concordance, write_input_cost_shares, write_pce_by_sector)
 
     inputs = default_io_inputs()
     shares = build_input_cost_shares(inputs.use_domestic, inputs.use_import, inputs.output, inputs.mapping,
                                      load_concordance(inputs.concordance))
     rows = write_input_cost_shares(shares, IO_COST_SHARES)
     print(f"{IO_COST_SHARES.relative_to(HERE.parent.parent)}: {rows} rows")
+    pce_inputs = default_pce_inputs()
+    spending = build_pce_by_sector(pce_inputs.pce, pce_inputs.mapping, load_concordance(pce_inputs.concordance))
+    rows = write_pce_by_sector(spending, PCE_BY_SECTOR)
+    print(f"{PCE_BY_SECTOR.relative_to(HERE.parent.parent)}: {rows} rows ({len(spending.sectors)} sectors, total_pce, "
+          "households)")
 
 
 if __name__ == "__main__":

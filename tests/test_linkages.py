@@ -1,0 +1,262 @@
+"""Input-cost linkages: the fused kernel's fixed point against its NumPy reference, closed forms, and welfare.
+
+The reference (:func:`impact.kernels.market_numpy.solve_and_account`) finds the costs by plain iteration, the
+kernel by Newton's method; closed forms hold where every home supply is flat (``mu = inf``), so that a sector's
+producer price is its cost and the costs solve the Leontief price model ``c - 1 = A_dom^T (c - 1) + A_imp^T pi``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from impact.kernels import accounting_numba, accounting_numpy, market_numba, market_numpy
+from impact.kernels.layout import SECTOR_OUTPUTS
+from impact.kernels.market_numpy import Linkages
+from tests.test_accounting import random_problem
+
+COST, PRICE = SECTOR_OUTPUTS.index("unit_cost"), SECTOR_OUTPUTS.index("composite_price")
+CS, PS, DR, WELFARE = (SECTOR_OUTPUTS.index(n) for n in ("consumer_surplus_change", "producer_surplus_change",
+                                                         "tariff_revenue_change", "welfare_change"))
+
+
+def market_arguments(seed: int, draws: int, sectors: int, partners: int, shared=(False,), finite_eta=0.3):
+    """Arguments of ``solve_and_account`` for a random problem; some partners supply at finite elasticities."""
+    rng = np.random.default_rng(seed)
+    problem = random_problem(seed, draws, sectors, partners, 2, shared)
+    theta = rng.dirichlet(np.ones(partners + 1), sectors)
+    eta = np.where(rng.random((1, sectors, partners)) < finite_eta, rng.uniform(0.5, 5.0), np.inf)
+    supply = np.concatenate([problem["mu"][:, :, None], eta * np.ones((problem["mu"].shape[0], 1, 1))], axis=2)
+    names = ("tariff", "log_tariff_factor", "log_fx", "phi", "sigma", "eps", "sigx", "log_partner_tariff_factor",
+             "imports0", "exports0", "home0", "expenditure0", "tariff0", "pledge_partner", "pledge_is_purchase",
+             "pledge_shares", "pledge_flow", "revenue_split", "split_rows")
+    return dict(theta=theta, supply_elasticity=supply, keep_cells=True, **{n: problem[n] for n in names})
+
+
+def random_linkages(seed: int, draws: int, sectors: int, theta: np.ndarray, by_draw: bool = True) -> Linkages:
+    """Cost shares whose columns add up to 0.2-0.8 of output, a quarter of it imported, pass-through in [0.3, 1],
+    imported shares scaled by 0 to 3."""
+    rng = np.random.default_rng(seed)
+    shares = rng.random((sectors, sectors))
+    shares *= rng.uniform(0.2, 0.8, sectors) / shares.sum(axis=0)
+    imported = shares * rng.uniform(0.0, 0.5, (sectors, sectors))
+    imports = theta[:, 1:]
+    weights = imports / imports.sum(axis=1, keepdims=True)
+    pass_through = rng.uniform(0.3, 1.0, (draws if by_draw else 1, sectors))
+    scale = rng.uniform(0.0, 3.0, (draws if by_draw else 1, sectors))  # three times the imports: capped at all
+    return Linkages(shares - imported, imported, weights, pass_through, rng.uniform(1e10, 5e11, sectors), scale)
+
+
+def assert_outputs_close(fast, reference, rtol=1e-9):
+    for got, want in zip(fast[:5], reference[:5]):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-2)  # USD; flows are ~1e10
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 5), sectors=st.integers(1, 5),
+       partners=st.integers(1, 4), shared=st.tuples(*[st.booleans()] * 10), by_draw=st.booleans())
+def test_kernel_matches_the_reference(seed, draws, sectors, partners, shared, by_draw):
+    arguments = market_arguments(seed, draws, sectors, partners, shared)
+    linkages = random_linkages(seed + 1, draws, sectors, arguments["theta"], by_draw)
+    steps = np.full(draws, -2, dtype=np.int64)
+    fast = market_numba.solve_and_account(**arguments, linkages=linkages, link_steps=steps)
+    reference = market_numpy.solve_and_account(**arguments, linkages=linkages)
+    assert fast[5] == 0
+    assert_outputs_close(fast, reference)
+    assert ((steps >= 1) & (steps <= 8)).all() or (fast[0].shape[0] < draws), steps  # Newton: a few steps
+
+
+def test_kernel_matches_the_reference_with_quotas():
+    draws, sectors, partners = 12, 4, 3
+    arguments = market_arguments(7, draws, sectors, partners)
+    imports0, tariff0 = arguments["imports0"], arguments["tariff0"]
+    # Two quota sectors: one whose quota binds in some draws, one always over it.
+    quotas = dict(quota_partner=np.array([1, -1, 0, -1]), quota_rate_in=np.array([0.0, 0, 0.02, 0]),
+                  quota_rate_out=np.array([0.5, 0, 0.3, 0]),
+                  quota_log_index=np.log(np.array([0.9, 1, 0.2, 1])))
+    linkages = random_linkages(8, draws, sectors, arguments["theta"])
+    fast = market_numba.solve_and_account(**arguments, **quotas, linkages=linkages)
+    reference = market_numpy.solve_and_account(**arguments, **quotas, linkages=linkages)
+    assert fast[5] == 0 and imports0.shape == tariff0.shape
+    assert set(np.unique(fast[4][:, 0, 0])) >= {1.0}  # the first quota binds somewhere
+    assert_outputs_close(fast, reference, rtol=1e-8)
+
+
+def test_zero_cost_shares_give_the_model_without_linkages_bit_for_bit():
+    draws, sectors, partners = 30, 4, 3
+    arguments = market_arguments(11, draws, sectors, partners)
+    zero = Linkages(np.zeros((sectors, sectors)), np.zeros((sectors, sectors)),
+                    np.full((sectors, partners), 1 / partners), np.ones((1, sectors)), np.full(sectors, 1e11))
+    without = market_numba.solve_and_account(**arguments)
+    with_zero = market_numba.solve_and_account(**arguments, linkages=zero)
+    for got, want in zip(with_zero[:5], without[:5]):
+        np.testing.assert_array_equal(got, want)
+    assert (with_zero[0][:, COST] == 1.0).all()
+
+
+def flat_home_problem(sectors: int, partners: int, seed: int = 3):
+    """Arguments with flat home supply (mu = inf) and price-taking partners, fixed across 3 draws."""
+    arguments = market_arguments(seed, 3, sectors, partners, shared=(True,), finite_eta=0.0)
+    arguments["supply_elasticity"] = np.full((1, sectors, partners + 1), np.inf)
+    arguments["log_fx"] = np.zeros_like(arguments["log_fx"])
+    return arguments
+
+
+def leontief_costs(linkages: Linkages, import_change: np.ndarray) -> np.ndarray:
+    """``c - 1`` of the Leontief price model with pass-through: ``(I - diag(pt) A_dom^T)^-1 diag(pt) A_imp^T pi``."""
+    pt = np.ravel(linkages.pass_through)
+    sectors = len(pt)
+    return np.linalg.solve(np.eye(sectors) - pt[:, None] * linkages.domestic.T,
+                           pt * (linkages.imported.T @ import_change))
+
+
+def test_one_input_two_sectors_closed_form():
+    """Sector 0 (steel) has no inputs; sector 1 (cars) buys a share alpha of its output's worth of imported steel
+    and beta of domestic steel. With flat supplies the steel tariff reaches car costs as alpha * pi_steel and the
+    car market clears at P = (theta_home c^(1-sigma) + sum_p theta_p T_p^(1-sigma))^(1/(1-sigma))."""
+    arguments = flat_home_problem(2, 3)
+    alpha, beta = 0.12, 0.2
+    theta = arguments["theta"]
+    weights = theta[:, 1:] / theta[:, 1:].sum(axis=1, keepdims=True)
+    linkages = Linkages(np.array([[0.0, beta], [0.0, 0.0]]), np.array([[0.0, alpha], [0.0, 0.0]]), weights,
+                        np.ones((1, 2)), np.full(2, 1e11))
+    sector_out = market_numba.solve_and_account(**arguments, linkages=linkages)[0]
+    tariff_factor = np.exp(arguments["log_tariff_factor"][0])  # (S, J), home column 1
+    steel_import_change = weights[0] @ (tariff_factor[0, 1:] - 1.0)
+    expected_cost = 1.0 + alpha * steel_import_change
+    np.testing.assert_allclose(sector_out[:, COST, 0], 1.0, rtol=0, atol=0)
+    np.testing.assert_allclose(sector_out[:, COST, 1], expected_cost, rtol=1e-13)
+    sigma = arguments["sigma"][0, 1]
+    price = (theta[1, 0] * expected_cost ** (1 - sigma) + theta[1, 1:] @ tariff_factor[1, 1:] ** (1 - sigma)) \
+        ** (1 / (1 - sigma))
+    np.testing.assert_allclose(sector_out[:, PRICE, 1], price, rtol=1e-13)
+
+
+@pytest.mark.parametrize("pass_through", [1.0, 0.6])
+def test_two_sectors_buying_from_each_other_solve_the_leontief_price_model(pass_through):
+    arguments = flat_home_problem(2, 2, seed=5)
+    theta = arguments["theta"]
+    weights = theta[:, 1:] / theta[:, 1:].sum(axis=1, keepdims=True)
+    linkages = Linkages(np.array([[0.1, 0.3], [0.25, 0.05]]), np.array([[0.05, 0.1], [0.08, 0.02]]), weights,
+                        np.full((1, 2), pass_through), np.full(2, 1e11))
+    sector_out = market_numba.solve_and_account(**arguments, linkages=linkages)[0]
+    import_change = (weights * (np.exp(arguments["log_tariff_factor"][0, :, 1:]) - 1.0)).sum(axis=1)
+    # By hand, for two sectors: z - 1 = pt (A_dom^T (z - 1) + A_imp^T pi), unit cost c - 1 = (z - 1) / pt.
+    (a, b), (c, d) = np.eye(2) - pass_through * linkages.domestic.T
+    rhs = pass_through * (linkages.imported.T @ import_change)
+    shifter = np.array([d * rhs[0] - b * rhs[1], a * rhs[1] - c * rhs[0]]) / (a * d - b * c)
+    np.testing.assert_allclose(sector_out[0, COST] - 1.0, shifter / pass_through, rtol=1e-12)
+    np.testing.assert_allclose(shifter, leontief_costs(linkages, import_change), rtol=1e-12)
+
+
+def test_a_uniform_tariff_on_every_input_raises_costs_by_the_leontief_inverse():
+    """Every partner's goods in every sector cost (1 + t) more: pi = t in each sector, and with flat supplies
+    c - 1 = t (I - A_dom^T)^-1 A_imp^T 1, whatever the partners' shares."""
+    sectors, partners, rate = 6, 4, 0.25
+    arguments = flat_home_problem(sectors, partners, seed=9)
+    arguments["log_tariff_factor"] = np.concatenate(
+        [np.zeros((1, sectors, 1)), np.full((1, sectors, partners), np.log1p(rate))], axis=2)
+    linkages = random_linkages(10, 1, sectors, arguments["theta"], by_draw=False)
+    linkages = Linkages(linkages.domestic, linkages.imported, linkages.import_weights, np.ones((1, sectors)),
+                        linkages.gross_output)  # no pass-through below one, no scale
+    sector_out = market_numba.solve_and_account(**arguments, linkages=linkages)[0]
+    expected = rate * np.linalg.solve(np.eye(sectors) - linkages.domestic.T, linkages.imported.sum(axis=0))
+    np.testing.assert_allclose(sector_out[0, COST] - 1.0, expected, rtol=1e-11)
+    # Home prices equal costs (flat supply), so every domestic input price moved by as much.
+    direct = rate * linkages.imported.sum(axis=0)
+    assert (expected > direct).all()
+
+
+def test_the_scale_of_imported_inputs_moves_shares_from_domestic_to_imported():
+    """Scaling the imports of input 0 by 0 makes its cost domestic: with flat supplies and no tariff on it, the
+    costs are those of a table whose imported row 0 was moved to the domestic one."""
+    sectors, partners = 3, 2
+    arguments = flat_home_problem(sectors, partners, seed=13)
+    base = random_linkages(14, 1, sectors, arguments["theta"], by_draw=False)
+    ones = np.ones((1, sectors))
+    scale = np.array([[0.0, 1.0, 1.0]])
+    scaled = Linkages(base.domestic, base.imported, base.import_weights, ones, base.gross_output, scale)
+    moved_domestic, moved_imported = base.domestic.copy(), base.imported.copy()
+    moved_domestic[0] += moved_imported[0]
+    moved_imported[0] = 0.0
+    moved = Linkages(moved_domestic, moved_imported, base.import_weights, ones, base.gross_output)
+    got = market_numba.solve_and_account(**arguments, linkages=scaled)[0]
+    want = market_numba.solve_and_account(**arguments, linkages=moved)[0]
+    np.testing.assert_allclose(got[:, COST], want[:, COST], rtol=1e-14)
+    plain = market_numba.solve_and_account(**arguments, linkages=Linkages(
+        base.domestic, base.imported, base.import_weights, ones, base.gross_output))[0]
+    assert not np.allclose(plain[:, COST], got[:, COST], rtol=1e-6)
+
+
+def test_costs_converge_in_a_few_newton_steps_on_elastic_and_inelastic_markets():
+    draws, sectors, partners = 200, 8, 4
+    arguments = market_arguments(21, draws, sectors, partners)
+    linkages = random_linkages(22, draws, sectors, arguments["theta"])
+    steps = np.empty(draws, dtype=np.int64)
+    out = market_numba.solve_and_account(**arguments, linkages=linkages, link_steps=steps)
+    assert out[5] == 0
+    assert steps.min() >= 1 and steps.max() <= 6, np.bincount(steps)
+
+
+def consistent_chain(rate: float, count_input_buyers: bool = True):
+    """Steel (sector 0) is bought only by cars (sector 1), in the market's own split of home and imported steel;
+    every supply is flat and every partner price-taking. Returns the sector outputs of a tariff ``rate`` on steel
+    from partner 0 (baseline 0). Without ``count_input_buyers``, the car makers' extra cost stays in the steel
+    market's consumer surplus as well (the double count the model avoids)."""
+    sectors, partners = 2, 2
+    home0, imports0 = np.array([60e9, 300e9]), np.array([[40e9, 0.0], [50e9, 50e9]])
+    exports0 = np.array([[0.0, 0.0], [20e9, 30e9]])
+    expenditure0 = home0 + imports0.sum(axis=1)
+    theta = np.concatenate([home0[:, None], imports0], axis=1) / expenditure0[:, None]
+    gross_output = home0 + exports0.sum(axis=1)
+    # Cars spend on domestic and imported steel exactly what steel's buyers spend: the input use is consistent.
+    domestic = np.array([[0.0, home0[0] / gross_output[1]], [0.0, 0.0]])
+    imported = np.array([[0.0, imports0[0].sum() / gross_output[1]], [0.0, 0.0]])
+    weights = np.divide(imports0, imports0.sum(axis=1, keepdims=True))
+    linkages = Linkages(domestic, imported, weights, np.ones((1, sectors)),
+                        gross_output if count_input_buyers else np.zeros(sectors))
+    tariff = np.array([[[rate, 0.0], [0.0, 0.0]]])
+    log_t = np.concatenate([np.zeros((1, sectors, 1)), np.log1p(tariff)], axis=2)
+    out = market_numba.solve_and_account(
+        theta, tariff, log_t, np.zeros((1, partners + 1)), np.zeros((1, sectors)),
+        np.full((1, sectors, partners + 1), np.inf), np.full((1, sectors), 3.0), np.full((1, sectors), 0.5),
+        np.zeros((1, sectors)), np.zeros((1, sectors, partners)), imports0, exports0, home0, expenditure0,
+        np.zeros((sectors, partners)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros((0, sectors)),
+        np.zeros((1, 0)), False, linkages=linkages)
+    return out[0][0]
+
+
+def test_welfare_counts_an_input_tariff_once():
+    """A small tariff on an input bought only by modelled sectors: to first order the tariff the car makers pay is
+    the revenue the Treasury collects, so net welfare is second order (about a 100th of revenue at a 1% tariff).
+    Leaving the car makers' cost in the steel market's surplus as well would count it twice: a first-order loss."""
+    for rate in (0.01, 0.001):
+        once = consistent_chain(rate)
+        revenue = once[DR].sum()
+        assert revenue > 0
+        assert abs(once[WELFARE].sum()) < 2 * rate * revenue
+        assert abs(once[CS, 0]) < 2 * rate * revenue  # steel's buyers are all car makers: nothing is left
+        twice = consistent_chain(rate, count_input_buyers=False)
+        assert twice[WELFARE].sum() == pytest.approx(-revenue, rel=0.05)
+        # The car makers' loss is on home sales (passed to car buyers: flat supply) and on exports (fixed prices).
+        cost_change = once[COST, 1] - 1.0
+        assert -once[CS, 1] - once[PS, 1] == pytest.approx(cost_change * (300e9 + 50e9), rel=5 * rate)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 5), sectors=st.integers(1, 4),
+       partners=st.integers(1, 4), shared=st.tuples(*[st.booleans()] * 10))
+def test_accounting_with_costs_matches_the_reference(seed, draws, sectors, partners, shared):
+    problem = random_problem(seed, draws, sectors, partners, 2, shared)
+    rng = np.random.default_rng(seed)
+    rows = 1 if shared[0] else draws
+    costs = (rng.normal(0, 0.05, (rows, sectors)), rng.uniform(0.9, 1.2, (rows, sectors)),
+             rng.uniform(0, 1, (1 if shared[1] else draws, sectors)), rng.uniform(0, 1e10, (rows, sectors)))
+    fast = accounting_numba.account(**problem, costs=costs)
+    reference = accounting_numpy.account(**problem, costs=costs)
+    for got, want in zip(fast, reference):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-3)
+    np.testing.assert_allclose(fast[0][:, COST], np.broadcast_to(costs[1], (draws, sectors)))
