@@ -314,3 +314,19 @@ def test_fourth_quarter_2025_regime(fresh):
     assert partner_rate(q4, "switzerland") < partner_rate(august, "switzerland")
     statutory = view(impact.load_scenario("tariff_regime_q4_2025", with_counterfactual=False))
     assert effective_rate(q4) < float((statutory.rate * statutory.imports).sum() / statutory.imports.sum())
+
+
+def test_without_linkages_the_model_is_the_one_before_them_bit_for_bit(tmp_path):
+    """``linkages = false`` reproduces, to the last bit, the golden results of the Japan deal written by the model
+    before input-cost linkages existed (tests/golden/before_linkages/, from the commit before them): every band of
+    that file, of a run of the same draws and seed."""
+    before = json.loads((GOLDEN / "before_linkages" / "us_japan_2025.json").read_text())
+    unlinked = tmp_path / "unlinked.toml"
+    unlinked.write_text('[scenario]\ntitle = "us_japan_2025"\nname = "us_japan_2025"\nextends = "us_japan_2025"\n'
+                        'linkages = false\n')
+    ds = impact.simulate(str(unlinked), draws=before["draws"], seed=before["seed"])
+    assert ds.attrs["linkages"] == 0
+    rows = {(r["variable"], r["label"], r["case"]): r for r in impact.summarize(ds)}
+    for old in before["rows"]:
+        new = rows[(old["variable"], old["label"], old["case"])]
+        assert {k: v for k, v in old.items()} == {k: new[k] for k in old}, (old["variable"], old["label"])
