@@ -265,7 +265,7 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
 
 def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: int, keep_cells: bool,
                 backend: str = "numba", policy=None, scale: float = 1.0, pledge_amounts: np.ndarray | None = None,
-                split: np.ndarray | None = None, split_rows: np.ndarray | None = None):
+                split: np.ndarray | None = None, split_rows: np.ndarray | None = None, watch=None):
     """Solve every market of a chunk of ``draws`` draws and account for it.
 
     When nothing is sampled the kernels solve one draw, which stands for all ``draws``.
@@ -276,7 +276,9 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     ``split`` (R, A, S, P) from :func:`revenue_split` credits each cell's revenue to authorities, row
     ``split_rows[d]`` (D,) for draw d (None: draw d's own row when R = D, else row 0).
 
-    Returns ``(sector_out, partner_out, cell_out, split_out, quota_out, failures)`` as described in
+    ``watch`` (two (W,) index arrays) names the (sector, partner) cells whose landed cost and rate are returned.
+
+    Returns ``(sector_out, partner_out, cell_out, split_out, quota_out, failures, watch_out)`` as described in
     :func:`impact.kernels.accounting_numpy.account`; ``failures`` counts (draw, sector) markets whose solve did
     not converge (their outputs are NaN).
     """
@@ -308,7 +310,7 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     multiplier = np.where(case.pledge_is_purchase, p["additionality"], p["output_per_dollar"])
     amounts = case.pledge_amount_per_year if pledge_amounts is None else pledge_amounts
     pledge_flow = p["realization"] * amounts * multiplier
-    sector_out, partner_out, cell_out, split_out, quota_out, failures = BACKENDS[backend](
+    sector_out, partner_out, cell_out, split_out, quota_out, failures, watch_out = BACKENDS[backend](
         case.theta, tariff, log_tariff_factor, log_fx, p["phi"], supply, p["sigma"], p["eps"], p["sigx"],
         log_partner_tariff_factor, b.imports * scale, b.exports * scale, b.home_sales * scale,
         case.expenditure0 * scale, b.tariff_baseline, case.pledge_partner, case.pledge_is_purchase,
@@ -317,13 +319,13 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         case.quota_log_index - libm.log(scale), revenue_split=split, split_rows=split_rows,
         linkages=None if case.linkages is None else replace(
             case.linkages, pass_through=p["input_pass_through"], import_scale=p["imported_input_scale"],
-            gross_output=case.linkages.gross_output * scale))
+            gross_output=case.linkages.gross_output * scale), watch=watch)
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws
-        sector_out, partner_out, split_out, quota_out = (np.repeat(a, draws, axis=0)
-                                                         for a in (sector_out, partner_out, split_out, quota_out))
+        sector_out, partner_out, split_out, quota_out, watch_out = (
+            np.repeat(a, draws, axis=0) for a in (sector_out, partner_out, split_out, quota_out, watch_out))
         cell_out = np.repeat(cell_out, draws, axis=0) if keep_cells else cell_out
-    return sector_out, partner_out, cell_out, split_out, quota_out, failures
+    return sector_out, partner_out, cell_out, split_out, quota_out, failures, watch_out
 
 
 def consumer_costs(spending, composite_price: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -24,8 +24,8 @@ from impact.baseline import Baseline, load_baseline
 from impact.distributions import DistributionError, make_distribution
 from impact.errors import ImpactInputError, Problem, file_label, raise_if_any, shown_name
 from impact.sampling import correlation_factor
-from impact.schema import (PLEDGE_YEARS_MAX, RATE_MAX, USD_MAX, Correlation, Layer, Pledge, Prior, Quota,
-                           ScenarioFile)
+from impact.schema import (PLEDGE_YEARS_MAX, RATE_MAX, USD_MAX, Correlation, LandedCost, Layer, Pledge, Prior,
+                           Quota, ScenarioFile)
 from impact.lines import hs_list_path, load_export_lines, load_lines, read_hs_list
 from impact.linkages import load_consumer_spending, load_input_cost_shares, table_sectors
 from impact.spec import (INFINITE_ALLOWED, PARAMETER_DOMAINS, PLEDGE_PARAMETERS, PledgeSpec, QuotaSpec, SampledColumn,
@@ -35,7 +35,7 @@ from impact.resolve import (cell_label, correlation_matrix, horizon_spec, parame
                             quota_spec)
 from impact.tariffs import SHARE_INPUTS
 
-NAMED_LISTS = ("tariff_layers", "retaliation", "pledges", "quotas")
+NAMED_LISTS = ("tariff_layers", "retaliation", "pledges", "quotas", "landed_costs")
 #: Parameters of the input-cost linkages: a prior on them needs linkages.
 LINKAGE_PARAMETERS = ("input_pass_through", "imported_input_scale")
 APPENDED_LISTS = ("priors", "correlations")
@@ -339,8 +339,8 @@ def _file_of(origins: dict, loc: tuple, default: str) -> str:
     return origins.get((loc[0],), default) if loc else default
 
 
-SECTIONS = {"tariff_layers": Layer, "retaliation": Layer, "pledges": Pledge, "quotas": Quota, "priors": Prior,
-            "correlations": Correlation}
+SECTIONS = {"tariff_layers": Layer, "retaliation": Layer, "pledges": Pledge, "quotas": Quota,
+            "landed_costs": LandedCost, "priors": Prior, "correlations": Correlation}
 
 
 def _pydantic_problems(err: ValidationError, merged: dict, origins: dict, label: str, prefix: tuple) -> list[Problem]:
@@ -425,6 +425,8 @@ def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | N
     pledges = [checker.pledge(i, pledge) for i, pledge in entries["pledges"]]
     checker.unique_names("quotas", [quota.name for _, quota in entries["quotas"]])
     quotas = [q for q in (checker.quota(i, quota) for i, quota in entries["quotas"]) if q is not None]
+    checker.unique_names("landed_costs", [cost.name for _, cost in entries["landed_costs"]])
+    landed_costs = [c for c in (checker.landed_cost(i, cost) for i, cost in entries["landed_costs"]) if c]
     horizon = parsed.get("horizon")
     checker.timing(horizon, entries)
     checker.pledge_priors = parsed.get("pledge_priors") or {}
@@ -486,7 +488,7 @@ def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | N
         policy_layers=[(section, layer) for section, stack in (("tariff", tariff_stack),
                                                                ("retaliation", retaliation_stack))
                        for layer in stack.resolved if layer.varies_by_draw],
-        input_costs=data_tables.get("input_output", (None,))[0],
+        landed_costs=landed_costs, input_costs=data_tables.get("input_output", (None,))[0],
         consumer_spending=data_tables.get("consumer_spending", (None,))[0],
         data_sha256={key: sha for key, (_, sha) in data_tables.items()},
     )
@@ -742,6 +744,15 @@ class _Checker:
         for index, pledge in entries["pledges"]:
             if pledge.start is not None and horizon is None:
                 self.add(("pledges", index, "start"), dated)
+
+    def landed_cost(self, index: int, cost: LandedCost) -> tuple[str, int, int] | None:
+        """A ``[[landed_costs]]`` entry as ``(name, sector index, partner index)``, or None with its problems."""
+        loc, b = ("landed_costs", index), self.baseline
+        self.names(loc + ("sector",), [cost.sector], b.sectors, "sector")
+        self.names(loc + ("partner",), [cost.partner], b.partners, "partner")
+        if cost.sector not in b.sectors or cost.partner not in b.partners:
+            return None
+        return cost.name, b.sectors.index(cost.sector), b.partners.index(cost.partner)
 
     def quota(self, index: int, quota: Quota) -> QuotaSpec | None:
         loc = ("quotas", index)

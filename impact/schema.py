@@ -333,6 +333,17 @@ class Quota(_Strict):
     source: StrictStr = ""
 
 
+class LandedCost(_Strict):
+    """One ``[[landed_costs]]`` entry: a (sector, partner) whose landed cost (the duty-inclusive buyer price of the
+    partner's goods, 2024 = 1) and tariff rate a run reports draw by draw."""
+
+    name: StrictStr
+    sector: StrictStr
+    partner: StrictStr
+    description: StrictStr = ""
+    source: StrictStr = ""
+
+
 class Correlation(_Strict):
     """One ``[[correlations]]`` entry: a Gaussian-copula correlation among sampled inputs."""
 
@@ -352,6 +363,7 @@ class ScenarioFile(_Strict):
     retaliation: list[Layer] = []
     pledges: list[Pledge] = []
     quotas: list[Quota] = []
+    landed_costs: list[LandedCost] = []
     priors: list[Prior] = []
     correlations: list[Correlation] = []
     pledge_priors: dict[Literal["agriculture", "manufactured", "energy", "investment"], dict] = {}

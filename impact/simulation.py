@@ -10,7 +10,7 @@ import xarray as xr
 
 from impact import provenance
 from impact.errors import ImpactInputError, Problem
-from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
+from impact.kernels.layout import CELL_OUTPUTS, LANDED_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
 from impact.model import (case_parameters, compile_case, consumer_costs, draw_policy, legal_columns, parameter_dims,
                           revenue_split, solve_chunk, struck_by_group)
 from impact.sampling import correlate
@@ -75,6 +75,10 @@ class Simulation:
         self.pledge_names = list(dict.fromkeys(p.name for case in self.cases for p in case.scenario.pledges))
         self.policy_names = list(dict.fromkeys(name for case in self.cases for name in case.policy_names))
         self.quota_names = list(dict.fromkeys(q.name for case in self.cases for q in case.scenario.quotas))
+        # The scenario's landed costs, reported in every case.
+        self.landed = scenario.landed_costs
+        self.watch = (np.array([s for _, s, _ in self.landed], dtype=np.int64),
+                      np.array([p for _, _, p in self.landed], dtype=np.int64))
         self.authorities = sorted({a for case in self.cases for a in case.scenario.tariff_stack.authorities})
         self.legal_groups = list(dict.fromkeys(group for case in self.cases for group in legal_columns(case)))
         # A group's rulings are stored by case when a case lacks the group or draws it differently.
@@ -176,6 +180,10 @@ class Simulation:
             ds = ds.assign_coords(quota=self.quota_names)
             ds.coords["quota_sector"] = ("quota", [b.sectors[specs[n].sector_index] for n in self.quota_names])
             ds.coords["quota_partner"] = ("quota", [b.partners[specs[n].partner_index] for n in self.quota_names])
+        if self.landed:
+            ds = ds.assign_coords(landed=[name for name, _, _ in self.landed])
+            ds.coords["landed_sector"] = ("landed", [b.sectors[s] for _, s, _ in self.landed])
+            ds.coords["landed_partner"] = ("landed", [b.partners[p] for _, _, p in self.landed])
         return ds
 
     def _as_written(self, case, rates_on) -> np.ndarray:
@@ -220,6 +228,7 @@ class Simulation:
         rulings = np.full((n, len(self.cases), len(self.legal_groups)), np.nan)
         authority_revenue = np.zeros(shape + (len(self.authorities),))
         price_level, per_household = np.empty(shape), np.empty(shape)
+        landed = np.full(shape + (2, len(self.landed)), np.nan)
         failures, inputs = 0, []
         for c, case in enumerate(self.cases):
             case_scores = correlate({name: scores[name] for name in case.column_names}, case.scenario.correlations)
@@ -245,8 +254,9 @@ class Simulation:
                     applied[:, c, k, where] = case_applied
                     linked[:, c, k, where] = case_linked
                 split = revenue_split(parts) if by_authority else None
-                sector_out, partner_out, cell_out, split_out, quota_out, failed = solve_chunk(
-                    case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split, rows)
+                sector_out, partner_out, cell_out, split_out, quota_out, failed, landed[:, c, k] = solve_chunk(
+                    case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split, rows,
+                    self.watch)
                 for a, authority in enumerate(authorities):
                     authority_revenue[:, c, k, self.authorities.index(authority)] = split_out[:, a]
                 sector[:, c, k], partner[:, c, k] = sector_out, partner_out
@@ -277,6 +287,8 @@ class Simulation:
             put("linked_rate", linked)
         for k, name in enumerate(QUOTA_OUTPUTS if self.quota_names else ()):
             put(name, quotas[:, :, :, k])
+        for k, name in enumerate(LANDED_OUTPUTS if self.landed else ()):
+            put(name, landed[:, :, :, k])
         if self.years:
             self._horizon_totals(data, sector, partner)
         for parameter in self.sampled_parameters:

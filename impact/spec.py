@@ -106,6 +106,7 @@ class Scenario:
     retaliation_stack: LayerStack | None = None  # the retaliation layers on the export cells
     policy_layers: list[tuple[str, LineLayer]] = field(default_factory=list)  # (section, layer) varying by draw
     quotas: list[QuotaSpec] = field(default_factory=list)
+    landed_costs: list[tuple[str, int, int]] = field(default_factory=list)  # (name, sector, partner) reported
     horizon: "HorizonSpec | None" = None
     prior_set: str | None = None      # the prior set (``--priors``) whose priors override the file's
     input_costs: "InputCostShares | None" = None       # input-output cost shares (linkages on), else None

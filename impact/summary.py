@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from impact import statistics, streaming
-from impact.variables import HORIZON_TOTALS, VARIABLES
+from impact.variables import HORIZON_TOTALS, INDEX, VARIABLES
 
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 #: Runs with more draws are summarized by passes over windows of draws (:mod:`impact.streaming`).
@@ -37,6 +37,9 @@ HEADLINE = (
     ("welfare_change", "sector", "total"),
     ("consumer_price_change", None, "total"),
     ("cost_per_household", None, "total"),
+    ("landed_cost", "landed", "each"),
+    ("landed_tariff", "landed", "each"),
+    ("unit_cost", "sector", "landed"),
     ("quota_tariff_equivalent", "quota", "each"),
     ("quota_rent", "quota", "each"),
     ("layer_applies", "policy_layer", "each"),
@@ -349,7 +352,10 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
             if name not in ds:
                 continue
             each = [str(label) for label in ds[dim].values] if dim else []
-            labels = {"total and each": ["total"] + each, "touched": sectors, "total": ["total"], "each": each}[rows]
+            landed = list(dict.fromkeys(str(v) for v in ds["landed_sector"].values)) if "landed_sector" in ds.coords \
+                else []
+            labels = {"total and each": ["total"] + each, "touched": sectors, "total": ["total"], "each": each,
+                      "landed": landed}[rows]
             plan.append((name, dim, labels))
     else:
         plan = [(name, by, list(ds[by].values)) for name in BY[by]]
@@ -456,7 +462,9 @@ def format_compact(rows: list[dict], title: str = "") -> str:
     def band(row):
         if row is None:
             return ["", "", ""]
-        if row["units"] == "fraction":
+        if row["units"] == INDEX:  # a price: its level as % above 2024, an effect in points of the 2024 price
+            show = (lambda v: f"{100 * v:+.2f}") if row["case"] == "effect" else (lambda v: f"{100 * (v - 1):+.1f}%")
+        elif row["units"] == "fraction":
             digits = 2 if row["variable"] in HOUSEHOLDS else 1  # a price level moves by tenths of a percent
             show = lambda v: f"{100 * v:.{digits}f}%"  # noqa: E731
         elif row["units"] == VARIABLES["cost_per_household"].units:
@@ -494,6 +502,14 @@ def format_compact(rows: list[dict], title: str = "") -> str:
                if (v, "total", cases[0]) in index]
     if welfare:
         out += table(welfare, "Welfare change, all sectors")
+    landed = list(dict.fromkeys(r["label"] for r in rows if r["variable"] == "landed_cost"))
+    if landed:
+        costs = [(f"{name}: landed cost", ("landed_cost", name)) for name in landed]
+        costs += [(f"{name}: tariff", ("landed_tariff", name)) for name in landed]
+        costs += [(f"US-built {sector}: unit cost", ("unit_cost", sector))
+                  for sector in dict.fromkeys(r["label"] for r in rows if r["variable"] == "unit_cost")]
+        out += table(costs, "Landed costs and US producers' unit costs",
+                     unit="% above the 2024 price, effects in points of it; tariffs in %")
     households = [(caption, (v, "total")) for v, caption in HOUSEHOLDS.items() if (v, "total", cases[0]) in index]
     if households:
         out += table(households, "Consumer prices and households", unit="%, $ per household per year")

@@ -20,6 +20,7 @@ DIMS: dict[str, str] = {
                     "retaliation layers are prefixed 'retaliation:'",
     "authority": "the legal basis of tariff layers (`authority` of a layer: mfn, s232, s232_autos, s301, ieepa, "
                  "ieepa_fentanyl, s122, ...; baseline: the partners' 2024 rates under retaliation)",
+    "landed": "a landed cost declared in the scenario ([[landed_costs]]): one partner's goods of one sector",
     "legal_group": "a legal group (`legal_risk.group`): the tariff or retaliation layers a court strikes down or "
                    "upholds together, draw by draw",
 }
@@ -118,6 +119,12 @@ _VARIABLES = [
        "the in-quota rate, the over-quota rate, or the tariff equivalent of a binding quota", keep="headline"),
     _v("quota_rent", "draw case quota", USD, "quota rent",
        "(tariff equivalent - in-quota rate) * imports of a binding quota, to whoever holds the quota; not in welfare",
+       keep="headline"),
+    # Landed costs (scenarios with [[landed_costs]]).
+    _v("landed_cost", "draw case landed", INDEX, "landed cost",
+       "duty-inclusive buyer price of the partner's goods of the sector, p = w * T (2024 = 1)", keep="headline"),
+    _v("landed_tariff", "draw case landed", "fraction", "tariff on the landed good",
+       "the rate that raises revenue on the partner's goods of the sector (content rules and quotas included)",
        keep="headline"),
     # Totals over a horizon (runs with a horizon).
     _v("cumulative_tariff_revenue", "draw case", USD.replace("/year", ""), "cumulative tariff revenue",

@@ -28,6 +28,7 @@ TOLERANCE = {
     "USD": (1e-6, 1.0),
     "fraction": (1e-6, 1e-9),
     "USD/year per household": (1e-6, 1e-3),
+    "1 (baseline = 1)": (1e-6, 1e-9),
     "1 (applies = 1)": (0.0, 1e-12),
 }
 # Census 2024 imports for consumption (the sum of every country's records) and DataWeb total exports (FAS).
@@ -330,3 +331,23 @@ def test_without_linkages_the_model_is_the_one_before_them_bit_for_bit(tmp_path)
     for old in before["rows"]:
         new = rows[(old["variable"], old["label"], old["case"])]
         assert {k: v for k, v in old.items()} == {k: new[k] for k in old}, (old["variable"], old["label"])
+
+
+def test_the_detroit_question(fresh):
+    """The Japan deal charges a Japanese-built car 15% all-in instead of 27.5%, and leaves the Mexican and Canadian
+    ones where they were: about 15-16% on their value, USMCA-qualifying vehicles paying Section 232 on their
+    non-US content. A US-built car's inputs (steel, aluminum, parts) pay their tariffs: its unit cost is above its
+    2024 level, a little less so with the deal (cheaper Japanese parts). US car output falls with the deal."""
+    rows = fresh["detroit_japan_2025"]
+    level = lambda variable, label, stat="q50": lookup(rows, variable, label, "scenario", stat)  # noqa: E731
+    effect = lambda variable, label, stat="q50": lookup(rows, variable, label, "effect", stat)  # noqa: E731
+    assert level("landed_tariff", "japanese_car") == pytest.approx(0.15, abs=1e-6)
+    assert effect("landed_tariff", "japanese_car") == pytest.approx(0.15 - 0.275, abs=1e-6)
+    for car in ("mexican_car", "canadian_car"):
+        assert 0.10 < level("landed_tariff", car) < 0.25
+        assert effect("landed_tariff", car, "q5") == effect("landed_tariff", car, "q95") == 0
+        assert effect("landed_cost", car, "q5") == effect("landed_cost", car, "q95") == 0
+    assert effect("landed_cost", "japanese_car", "q95") < 0
+    assert level("unit_cost", "passenger_vehicles", "q5") > 1.0
+    assert effect("unit_cost", "passenger_vehicles", "q95") < 0
+    assert effect("sector_output", "passenger_vehicles", "q95") < 0

@@ -260,3 +260,23 @@ def test_accounting_with_costs_matches_the_reference(seed, draws, sectors, partn
     for got, want in zip(fast, reference):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-3)
     np.testing.assert_allclose(fast[0][:, COST], np.broadcast_to(costs[1], (draws, sectors)))
+
+
+def test_landed_costs_are_the_cells_buyer_prices_and_rates():
+    """The watched cells' landed cost and rate are the cell outputs' import price and revenue rate (revenue over
+    imports), in the kernel and its reference, quotas included."""
+    draws, sectors, partners = 9, 4, 3
+    arguments = market_arguments(31, draws, sectors, partners)
+    quotas = dict(quota_partner=np.array([1, -1, -1, -1]), quota_rate_in=np.array([0.0, 0, 0, 0]),
+                  quota_rate_out=np.array([0.5, 0, 0, 0]), quota_log_index=np.log(np.array([0.9, 1, 1, 1])))
+    watch = (np.array([0, 2, 3]), np.array([1, 0, 2]))
+    linkages = random_linkages(32, draws, sectors, arguments["theta"])
+    from impact.kernels.layout import CELL_OUTPUTS
+    price, revenue, imports = (CELL_OUTPUTS.index(n) for n in ("import_price", "tariff_revenue", "imports"))
+    for module in (market_numba, market_numpy):
+        out = module.solve_and_account(**arguments, **quotas, linkages=linkages, watch=watch)
+        cells, landed = out[2], out[6]
+        for w, (s, p) in enumerate(zip(*watch)):
+            np.testing.assert_allclose(landed[:, 0, w], cells[:, price, s, p], rtol=1e-14)
+            np.testing.assert_allclose(landed[:, 1, w], cells[:, revenue, s, p] / cells[:, imports, s, p],
+                                       rtol=1e-12)

@@ -11,3 +11,4 @@ PARTNER_OUTPUTS = (
 )
 CELL_OUTPUTS = ("imports", "import_price", "tariff_revenue", "exports")
 QUOTA_OUTPUTS = ("quota_regime", "quota_tariff_equivalent", "quota_rent")  # per (draw, quota sector)
+LANDED_OUTPUTS = ("landed_cost", "landed_tariff")  # per (draw, landed cost of the scenario)

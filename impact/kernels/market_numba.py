@@ -16,9 +16,9 @@ from impact.accelerate import jit, prange
 from impact.kernels.accounting_numba import (account_sector, allocate_outputs, as_kernel_arrays, clear_partner_totals,
                                              split_arrays)
 from impact.kernels.equilibrium_numba import (check_market_shapes, solve_market_at, solve_prepared,
-                                              taker_sums)
+                                              source_log_cost, taker_sums)
 from impact.kernels.layout import QUOTA_OUTPUTS
-from impact.kernels.market_numpy import LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas
+from impact.kernels.market_numpy import LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas, no_watch
 
 
 def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, sigx,
@@ -26,10 +26,11 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                       pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
                       quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None,
                       *, revenue_split=None, split_rows=None, linkages=None, tol=1e-12, max_iter=100,
-                      link_tol=LINK_TOL, link_max_iter=LINK_MAX_ITER, link_steps=None):
+                      link_tol=LINK_TOL, link_max_iter=LINK_MAX_ITER, link_steps=None, watch=None):
     """See :func:`impact.kernels.market_numpy.solve_and_account`; failed markets give NaN and are counted (a draw
     whose input costs do not converge counts every sector as failed). ``link_steps`` (D,) int64, if given, receives
     each draw's Newton steps on the input costs (-1: not converged)."""
+    watch_sector, watch_partner = no_watch() if watch is None else watch
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     theta, log_tariff_factor, log_fx, phi, supply, sigma, eps = (
         f(a) for a in (theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps))
@@ -49,13 +50,16 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     revenue_split, split_rows, split_out = split_arrays(revenue_split, split_rows, draws, imports0.shape)
     quota_out = np.full((draws, len(QUOTA_OUTPUTS), sectors), np.nan)
     failures = np.zeros(draws, dtype=np.int64)
+    watch_out = np.full((draws, 2, len(watch_sector)), np.nan)
     _fused_kernel(theta, supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split, split_rows,
                   np.ascontiguousarray(quota_partner, dtype=np.int64), f(quota_rate_in), f(quota_rate_out),
                   f(quota_log_index), linkages is not None, f(link.domestic), f(link.imported),
                   f(link.import_weights), f(link.pass_through), f(link.gross_output), f(link.scale), float(link_tol),
-                  int(link_max_iter), np.zeros(0, dtype=np.int64) if link_steps is None else link_steps, sector_out,
-                  partner_out, cell_out, split_out, quota_out, failures)
-    return sector_out, partner_out, cell_out, split_out, quota_out, int(failures.sum())
+                  int(link_max_iter), np.zeros(0, dtype=np.int64) if link_steps is None else link_steps,
+                  np.ascontiguousarray(watch_sector, dtype=np.int64),
+                  np.ascontiguousarray(watch_partner, dtype=np.int64),
+                  sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures)
+    return sector_out, partner_out, cell_out, split_out, quota_out, int(failures.sum()), watch_out
 
 
 @jit(parallel=True)
@@ -63,8 +67,8 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
                   log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                   pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, quota_partner, quota_rate_in,
                   quota_rate_out, quota_log_index, linked, input_domestic, input_imported, import_weights,
-                  pass_through, gross_output, import_scale, link_tol, link_max_iter, link_steps, sector_out,
-                  partner_out, cell_out, split_out, quota_out, failures):
+                  pass_through, gross_output, import_scale, link_tol, link_max_iter, link_steps, watch_sector,
+                  watch_partner, sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures):
     draws = sector_out.shape[0]
     sectors, sources = theta.shape
     partners = sources - 1
@@ -126,8 +130,12 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
                            sigma, eps, mu, log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0,
                            tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
                            revenue_split, split_rows, log_cost[s], unit_cost[s], sector_pass_through,
-                           buyers_loss[s],
-                           sector_out, partner_out, cell_out, split_out)
+                           buyers_loss[s], sector_out, partner_out, cell_out, split_out)
+            for w in range(watch_sector.shape[0]):
+                if watch_sector[w] == s:  # a landed cost: the buyer price of one partner's goods, and its rate
+                    j = watch_partner[w] + 1
+                    watch_out[row, 0, w] = math.exp(log_w[s, j] + lt_row[j])
+                    watch_out[row, 1, w] = rate_row[j - 1]
 
 
 @jit()
@@ -164,19 +172,31 @@ def _solve_sector(row, s, log_home_cost, x0, fresh, responsive, theta, supply, s
 
 
 @jit()
-def _cost_response(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x, log_w):
+def _cost_response(theta, log_t, eta, sigma, eps, x, log_w, taker_terms, fixed_sum, fixed_theta, prepared):
     """``d log P / d log c_home`` of a solved market: ``s_home kappa / sum_j s_j r_j`` (implicit function theorem on
     the price-index equation), with ``kappa = mu / (mu + sigma)`` (1 for a price-taking home) and
-    ``r_j = (eta_j + eps) / (eta_j + sigma)`` (1 for a price taker)."""
+    ``r_j = (eta_j + eps) / (eta_j + sigma)`` (1 for a price taker). With ``prepared``, the price takers' part is
+    the solve's ``fixed_sum`` (:func:`impact.kernels.equilibrium_numba.taker_sums`): exponentials only for the
+    responsive sources (a market with a quota has no such sums, and is summed whole)."""
     one_minus_sigma = 1.0 - sigma
     home_term = 0.0
     slope = 0.0
+    shift = math.exp(-one_minus_sigma * x) if prepared and fixed_theta > 0.0 else 0.0
+    if prepared:
+        slope = fixed_sum * shift
     for j in range(theta.shape[0]):
         th = theta[j]
         if th <= 0.0:
             continue
         et = eta[j]
-        r = 1.0 if math.isinf(et) else (et + eps) / (et + sigma)
+        if math.isinf(et):
+            if prepared:
+                if j == 0:
+                    home_term = th * taker_terms[0] * shift
+                continue
+            r = 1.0
+        else:
+            r = (et + eps) / (et + sigma)
         term = th * math.exp(one_minus_sigma * (log_w[j] + log_t[j] - x))
         slope += r * term
         if j == 0:
@@ -185,63 +205,131 @@ def _cost_response(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x,
 
 
 @jit()
+def _market_residual(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x, fixed_sum, fixed_theta,
+                     theta_total):
+    """The solver's ``g(x)`` of a market whose home supply responds to price (``eta[0]`` finite), at home cost
+    ``exp(log_home_cost)``, and its parts for Newton's method on ``(x, log z)``: returns ``(g, total, slope,
+    home_term)`` with ``total = sum_j theta_j exp((1-sigma) u_j)``, ``-slope / total = dg/dx`` and
+    ``home_term / total = dg/dlog z``. The price takers' part is their :func:`taker_sums`."""
+    one_minus_sigma = 1.0 - sigma
+    shift = math.exp(-one_minus_sigma * x) if fixed_theta > 0.0 else 0.0
+    total = fixed_sum * shift
+    excess = total - fixed_theta
+    slope = total
+    home_term = 0.0
+    for j in range(theta.shape[0]):
+        et = eta[j]
+        th = theta[j]
+        if math.isinf(et) or th <= 0.0:
+            continue
+        log_c = source_log_cost(j, phi, log_fx, log_home_cost)
+        r = (et + eps) / (et + sigma)
+        k = et * (log_c + log_t[j]) / (et + sigma)
+        change = math.expm1(one_minus_sigma * (k - r * x))
+        excess += th * change
+        term = th * (1.0 + change)
+        total += term
+        slope += r * term
+        if j == 0:
+            home_term = term * et / (et + sigma)
+    return math.log1p(excess / theta_total) / one_minus_sigma, total, slope, home_term
+
+
+@jit()
 def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
                  quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter, n_step, s_step, e_step,
                  f_step, p_step, r_step, t_step, input_domestic, input_imported, import_weights, pass_through,
                  import_scale, gross_output, link_tol, link_max_iter, log_w, taker_terms, x, steps, responsive, sums,
                  quota_log_t, quota_factor, quota_rate, quota_out, log_cost, unit_cost, buyers_loss):
-    """The input-cost fixed point of one draw, by Newton's method on the home cost shifters ``z`` (S,)::
+    """The input-cost fixed point of one draw: the home cost shifters ``z`` (S,) with every market's price index,
+    from the markets solved at ``z = 1``, by Newton's method on::
 
-        F(z)[s] = z[s] - 1 - pass_through[s] * sum_k (a_dom[k, s] (w_home[k](z_k) - 1) + a_imp[k, s] pi[k](z_k))
+        F(z)[s] = z[s] - 1 - pass_through[s] * sum_k (a_dom[k, s] (w_home[k] - 1) + a_imp[k, s] pi[k])
 
-    with the shares of this draw's ``import_scale`` (:func:`impact.kernels.market_numpy.scaled_shares`),
+    (the shares of this draw's ``import_scale``, :func:`impact.kernels.market_numpy.scaled_shares`), where
+    ``pi[k] = sum_p m[k, p] (p_p[k] - 1)`` is the change of sector k's imported input price (its partners in their
+    baseline import shares ``m``), together with each market's ``g(x_k; z_k) = 0``. In a plain market (home supply
+    responding to price, no quota) ``x_k`` moves by its Newton step with ``z_k`` (the market's equation eliminated:
+    one evaluation a step); a market with a quota, or flat home supply, is re-solved at each new ``z_k`` from its
+    price index moved by its response ``d log P / d log z`` (for a quota, its tariff equivalent is held in the
+    derivative: the iteration is then linear near the root, still fast). The reduced Jacobian
+    ``I - pass_through * A^T diag(dw/dz)`` is exact otherwise. The iteration stops when ``max |F|`` is below
+    ``link_tol`` and every plain market's ``|g|`` below 1e-12.
 
-    where ``pi[k] = sum_p m[k, p] (p_p[k] - 1)`` is the change of sector k's imported input price (its partners in
-    their baseline import shares ``m``) and each sector's market is re-solved at its own ``z_k`` from its last price
-    index. The Jacobian ``I - pass_through * A^T diag(dw/dz)`` is exact for markets without a quota; with one,
-    the quota's tariff equivalent is held at its last value in the derivative (the iteration then converges
-    linearly, still fast). Fills ``log_cost`` (log z), ``unit_cost`` (1 + the full input-cost change) and
+    Fills ``x``, ``log_w`` (S, J), ``log_cost`` (log z), ``unit_cost`` (1 + the full input-cost change) and
     ``buyers_loss`` (what the modelled sectors pay more for each sector's goods, on their ``gross_output``), and
-    returns the Newton steps taken, or -1 if ``max |F|`` is not below ``link_tol`` within ``link_max_iter`` steps
-    (or a market fails)."""
+    returns the Newton steps taken, or -1 without convergence within ``link_max_iter`` steps (or if a market
+    fails)."""
     sectors, sources = theta.shape
     partners = sources - 1
     z = np.ones(sectors)
     domestic_change = np.empty(sectors)   # w_home - 1
-    domestic_slope = np.empty(sectors)    # d w_home / d z
+    domestic_slope = np.empty(sectors)    # d w_home / d z, the market's equation eliminated
+    domestic_offset = np.zeros(sectors)   # the change of w_home with the market's own Newton step at fixed z
     import_change = np.empty(sectors)     # pi
     import_slope = np.empty(sectors)      # d pi / d z
+    responses = np.empty(sectors)         # d log P / d log z
+    x_steps = np.zeros(sectors)           # a plain market's Newton step at fixed z: g total / slope
     residual = np.empty(sectors)
     jacobian = np.empty((sectors, sectors))
     domestic = np.empty((sectors, sectors))
     imported = np.empty((sectors, sectors))
+    plain = np.empty(sectors, dtype=np.bool_)
+    import_fixed = np.empty(sectors, dtype=np.bool_)
     for k in range(sectors):
         for s in range(sectors):
             total = input_domestic[k, s] + input_imported[k, s]
             imported[k, s] = min(import_scale[k] * input_imported[k, s], total)
             domestic[k, s] = total - imported[k, s]
+        eta = supply[row * n_step, k]
+        plain[k] = quota_partner[k] < 0 and not math.isinf(eta[0]) and theta[k, 0] > 0.0
+        # The imported-input price moves with the home cost only through a quota or a partner that is not a price
+        # taker: otherwise it is computed once.
+        import_fixed[k] = quota_partner[k] < 0
+        for p in range(partners):
+            if import_weights[k, p] != 0.0 and not math.isinf(eta[p + 1]):
+                import_fixed[k] = False
+    largest_market = 0.0
     for iteration in range(link_max_iter + 1):
+        largest_market = 0.0
         for k in range(sectors):
-            if steps[k] < 0:
+            if steps[k] < 0 or not math.isfinite(x[k]):
                 return -1
             sig, ep = sigma[row * s_step, k], eps[row * e_step, k]
             eta = supply[row * n_step, k]
-            if quota_partner[k] < 0:
-                lt_row = log_t[row * t_step, k]
-            else:
-                lt_row = quota_log_t[k]
+            lt_row = log_t[row * t_step, k] if quota_partner[k] < 0 else quota_log_t[k]
             lfx, ph = log_fx[row * f_step], phi[row * p_step, k]
-            response = _cost_response(theta[k], lt_row, lfx, ph, eta, sig, ep, log_cost[k], x[k], log_w[k])
+            if plain[k]:
+                g, total, slope, home_term = _market_residual(theta[k], lt_row, lfx, ph, eta, sig, ep, log_cost[k],
+                                                              x[k], sums[k, 0], sums[k, 1], sums[k, 2])
+                largest_market = max(largest_market, abs(g))
+                response = home_term / slope
+                x_steps[k] = g * total / slope
+                log_w[k, 0] = (eta[0] * log_cost[k] + (sig - ep) * x[k]) / (eta[0] + sig)
+            else:
+                response = _cost_response(theta[k], lt_row, eta, sig, ep, x[k], log_w[k], taker_terms[k],
+                                          sums[k, 0], sums[k, 1], quota_partner[k] < 0)
+            responses[k] = response
             w_home = math.exp(log_w[k, 0])
             domestic_change[k] = w_home - 1.0
-            elasticity = 1.0 if math.isinf(eta[0]) else (eta[0] + (sig - ep) * response) / (eta[0] + sig)
+            if math.isinf(eta[0]):
+                elasticity = 1.0
+            else:
+                elasticity = (eta[0] + (sig - ep) * response) / (eta[0] + sig)
+                if plain[k]:
+                    domestic_offset[k] = w_home * (sig - ep) / (eta[0] + sig) * x_steps[k]
             domestic_slope[k] = w_home / z[k] * elasticity
+            if iteration > 0 and import_fixed[k]:
+                continue
             change = 0.0
             slope = 0.0
             for p in range(partners):
                 m = import_weights[k, p]
                 if m == 0.0:
                     continue
+                if plain[k] and not math.isinf(eta[p + 1]):  # the producer price at this x
+                    log_w[k, p + 1] = (eta[p + 1] * ph * lfx[p + 1] - sig * lt_row[p + 1] + (sig - ep) * x[k]) \
+                        / (eta[p + 1] + sig)
                 buyer = math.exp(log_w[k, p + 1] + lt_row[p + 1])
                 change += m * (buyer - 1.0)
                 if not math.isinf(eta[p + 1]):
@@ -256,9 +344,19 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
             unit_cost[s] = 1.0 + total
             residual[s] = z[s] - 1.0 - pass_through[s] * total
             largest = max(largest, abs(residual[s]))
-        if largest < link_tol:
-            for k in range(sectors):  # on the using sectors' baseline output
-                domestic_use = 0.0
+        if largest < link_tol and largest_market < tol:
+            for k in range(sectors):
+                if plain[k]:  # every producer price at the final price index
+                    eta = supply[row * n_step, k]
+                    sig, ep = sigma[row * s_step, k], eps[row * e_step, k]
+                    lt_row = log_t[row * t_step, k]
+                    lfx, ph = log_fx[row * f_step], phi[row * p_step, k]
+                    for j in range(sources):
+                        et = eta[j]
+                        if not math.isinf(et):
+                            supply_term = et * log_cost[k] if j == 0 else et * ph * lfx[j]
+                            log_w[k, j] = (supply_term - sig * lt_row[j] + (sig - ep) * x[k]) / (et + sig)
+                domestic_use = 0.0   # on the using sectors' baseline output
                 imported_use = 0.0
                 for s in range(sectors):
                     domestic_use += domestic[k, s] * gross_output[s]
@@ -268,11 +366,13 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
         if iteration == link_max_iter or not largest < math.inf:
             return -1
         for s in range(sectors):
+            offset = 0.0
             for k in range(sectors):
                 jacobian[s, k] = -pass_through[s] * (domestic[k, s] * domestic_slope[k]
                                                      + imported[k, s] * import_slope[k])
+                offset += domestic[k, s] * domestic_offset[k]
             jacobian[s, s] += 1.0
-            residual[s] = -residual[s]
+            residual[s] = -residual[s] + pass_through[s] * offset
         # Gaussian elimination without pivoting: the Jacobian is row-diagonally dominant, since a sector's inputs
         # cost less than its output and a price moves at most one for one with its cost.
         for c in range(sectors):
@@ -293,13 +393,18 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
         for s in range(sectors):
             z_new = z[s] + residual[s]
             z[s] = z_new if z_new > 0.0 else 0.5 * z[s]  # a cost index stays positive
-            log_cost[s] = math.log(z[s])
-        for s in range(sectors):
-            x[s], steps[s], responsive[s] = _solve_sector(
-                row, s, log_cost[s], x[s], False, responsive[s], theta, supply, sigma, eps, log_fx, phi, tariff, log_t,
-                tariff_factor, tariff0, imports0, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol,
-                max_iter, n_step, s_step, e_step, f_step, p_step, r_step, t_step, log_w[s], taker_terms[s], sums[s],
-                quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
+            log_z = math.log(z[s])
+            # A plain market takes its Newton step with its cost; the others start from their price index moved
+            # by their response to the new cost, and are solved again.
+            x[s] += x_steps[s] + responses[s] * (log_z - log_cost[s]) if plain[s] else \
+                responses[s] * (log_z - log_cost[s])
+            log_cost[s] = log_z
+            if not plain[s]:
+                x[s], steps[s], responsive[s] = _solve_sector(
+                    row, s, log_cost[s], x[s], False, responsive[s], theta, supply, sigma, eps, log_fx, phi, tariff,
+                    log_t, tariff_factor, tariff0, imports0, quota_partner, quota_rate_in, quota_rate_out,
+                    quota_log_index, tol, max_iter, n_step, s_step, e_step, f_step, p_step, r_step, t_step, log_w[s],
+                    taker_terms[s], sums[s], quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
     return -1
 
 

@@ -70,6 +70,11 @@ def no_linkages(theta) -> Linkages:
                     np.ones((1, sectors)), np.zeros(sectors))
 
 
+def no_watch():
+    """No landed costs to report: empty (sector, partner) index arrays."""
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+
 def no_quotas(sectors: int, partner=None, rate_in=None, rate_out=None, log_index=None):
     """Quota arrays, filled in for a run without tariff-rate quotas (partner -1: no quota in the sector)."""
     if partner is None:
@@ -81,7 +86,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                       log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
                       pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
                       quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None,
-                      *, revenue_split=None, split_rows=None, linkages: Linkages | None = None):
+                      *, revenue_split=None, split_rows=None, linkages: Linkages | None = None, watch=None):
     """Solve every (draw, sector) market and account for it.
 
     Inputs are those of :func:`impact.kernels.equilibrium_numpy.solve_markets` and
@@ -110,6 +115,9 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     quota_out : (D, len(QUOTA_OUTPUTS), S), NaN in sectors without a quota
     failures : int
         Markets whose solve failed (the reference raises instead, so always 0).
+    watch_out : (D, 2, W)
+        For each ``(sector, partner)`` of ``watch`` (two (W,) index arrays; None: W = 0), the duty-inclusive buyer
+        price of the partner's goods, ``p = w T`` (its landed cost, 2024 = 1), and the rate that raises revenue.
     """
     sectors, sources = theta.shape
     quota_partner, quota_rate_in, quota_rate_out, quota_log_index = no_quotas(
@@ -202,4 +210,9 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
         log_fx, phi, sigx, log_partner_tariff_factor, imports0, exports0, home0, expenditure0, tariff0,
         pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows,
         costs)
-    return (*outputs, quota_out, 0)
+    watch_sector, watch_partner = no_watch() if watch is None else watch
+    watch_out = np.empty((draws, 2, len(watch_sector)))
+    for w, (s, p) in enumerate(zip(watch_sector, watch_partner)):
+        watch_out[:, 0, w] = np.exp(log_producer_price[:, s, p + 1] + log_t[:, s, p + 1])
+        watch_out[:, 1, w] = rates[:, s, p]
+    return (*outputs, quota_out, 0, watch_out)
