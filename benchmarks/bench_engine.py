@@ -207,8 +207,9 @@ def bench_linkages(draws: int, workdir: Path, repeat: int = 2) -> dict:
     for _ in range(repeat):
         for label, scenario in (("linked", "us_japan_2025"), ("unlinked", str(unlinked))):
             run = bench_run(draws, workdir, scenario)
-            timings[label].append((run["wall_seconds"], run["timings_seconds"]["sample_and_solve"]))
-    best = {label: (min(w for w, _ in runs), min(t for _, t in runs)) for label, runs in timings.items()}
+            timings[label].append((run["wall_seconds"], run["timings_seconds"]["sample_and_solve"],
+                                   run["peak_rss_mb"]))
+    best = {label: (min(r[0] for r in runs), min(r[1] for r in runs)) for label, runs in timings.items()}
     return {"draws": draws, "runs": timings, "wall_ratio": best["linked"][0] / best["unlinked"][0],
             "solve_ratio": best["linked"][1] / best["unlinked"][1]}
 
@@ -338,7 +339,7 @@ def main() -> None:
     print(f"impact run us_japan_2025, {linkage_draws:,} draws, with input-cost linkages and without (best of "
           f"{len(linkages['runs']['linked'])} each, taken in turn):")
     for label, runs in linkages["runs"].items():
-        print(f"  {label:8s} " + "  ".join(f"{w:5.1f} s (solve {t:5.1f} s)" for w, t in runs))
+        print(f"  {label:8s} " + "  ".join(f"{w:5.1f} s (solve {t:5.1f} s, peak {m:5.0f} MB)" for w, t, m in runs))
     print(f"  with / without: wall x{linkages['wall_ratio']:.2f}, solve x{linkages['solve_ratio']:.2f}"
           " (target: within x1.5)")
     steps = bench_cost_steps(2048 if options.quick else 16384)

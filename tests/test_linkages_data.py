@@ -354,3 +354,63 @@ def test_a_steel_tariff_raises_costs_as_the_use_table_says(tmp_path):
     for sector in ("passenger_vehicles", "machinery"):
         direct = imported[index["steel"], index[sector]] * pi[index["steel"]]
         assert 0 < direct < expected[index[sector]]
+
+
+def test_priors_on_the_linkages_are_stored_and_move_the_results(tmp_path):
+    """Priors on input_pass_through and imported_input_scale are drawn, stored with the results like any input, and
+    act: the more of an input-cost rise a sector passes on, the higher its price (rank correlation)."""
+    import impact
+    from scipy import stats
+
+    scenario = tmp_path / "linked.toml"
+    scenario.write_text(
+        '[scenario]\ntitle = "linked"\nextends = "tariff_regime_aug_2025"\ncounterfactual = ""\n'
+        '[[priors]]\nparameter = "input_pass_through"\ndist = "uniform"\nmin = 0.2\nmax = 1.0\n'
+        '[[priors]]\nparameter = "imported_input_scale"\nsectors = ["steel"]\ndist = "uniform"\nmin = 0.5\nmax = 1.5\n')
+    ds = impact.simulate(str(scenario), draws=512, seed=3)
+    assert ds["input_pass_through"].dims == ("draw", "sector")
+    assert ds["imported_input_scale"].sel(sector="steel").std() > 0.2
+    assert (ds["imported_input_scale"].sel(sector="energy") == 1.0).all()
+    price = ds["composite_price"].sel(case="scenario", sector="passenger_vehicles")
+    rho = stats.spearmanr(ds["input_pass_through"].sel(sector="passenger_vehicles"), price).statistic
+    assert rho > 0.2
+
+
+def test_a_prior_on_the_linkages_without_them_is_refused(tmp_path):
+    import impact
+    from impact.errors import ImpactInputError
+
+    scenario = tmp_path / "unlinked.toml"
+    scenario.write_text('[scenario]\ntitle = "x"\nextends = "us_japan_2025"\nlinkages = false\n'
+                        '[[priors]]\nparameter = "imported_input_scale"\ndist = "uniform"\nmin = 0.5\nmax = 1.5\n')
+    with pytest.raises(ImpactInputError, match="linkages = false, so its prior would change nothing"):
+        impact.load_scenario(str(scenario))
+
+
+def test_a_baseline_with_other_sectors_needs_its_own_table_or_no_linkages(small_world):
+    """The shipped cost shares are for the shipped baseline's sectors: a scenario on another baseline is told to
+    name a table or to set linkages = false (and, without consumer spending for its sectors, has no price level);
+    an unknown sector or partner in [[landed_costs]] is named."""
+    import impact
+    from impact.errors import ImpactInputError
+
+    folder, _, _ = small_world
+    text = ('[scenario]\ntitle = "x"\nbaseline = "base.csv"\n{extra}[[tariff_layers]]\nname = "a"\nrate = 0.1\n'
+            '[[priors]]\nparameter = "sigma"\ndist = "fixed"\nvalue = 2.0\n'
+            '[[priors]]\nparameter = "eps"\ndist = "fixed"\nvalue = 0.5\n'
+            '[[priors]]\nparameter = "mu"\ndist = "fixed"\nvalue = 1.0\n'
+            '[[landed_costs]]\nname = "car"\nsector = "{sector}"\npartner = "{partner}"\n')
+    linked = folder / "linked.toml"
+    linked.write_text(text.format(extra="", sector="autos", partner="japan"))
+    with pytest.raises(ImpactInputError, match="scenario.linkages: linkages need input-output cost shares"):
+        impact.load_scenario(str(linked))
+    unlinked = folder / "unlinked.toml"
+    unlinked.write_text(text.format(extra="linkages = false\n", sector="autos", partner="japan"))
+    ds = impact.simulate(str(unlinked), draws=64, seed=0)
+    assert "consumer_price_change" not in ds and ds.attrs["linkages"] == 0
+    assert float(ds["landed_tariff"].sel(landed="car").mean()) == pytest.approx(0.1)
+    unlinked.write_text(text.format(extra="linkages = false\n", sector="cars", partner="mars"))
+    with pytest.raises(ImpactInputError) as error:
+        impact.load_scenario(str(unlinked))
+    assert "landed_costs[car].sector: unknown sector 'cars'" in str(error.value)
+    assert "landed_costs[car].partner: unknown partner 'mars'" in str(error.value)
