@@ -84,6 +84,29 @@ class Baseline:
         return ds
 
 
+def ragged_row(row: dict, header: tuple[str, ...]) -> str | None:
+    """What is wrong with a CSV row cut short or with fields to spare (its fields would land in the wrong
+    columns), or None."""
+    if None in row.values() or None in row:
+        fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
+        return f"has {fields} field(s); the header has {len(header)}"
+    return None
+
+
+def read_table(path: Path, columns: tuple[str, ...]) -> tuple[str, tuple[str, ...], list[tuple[int, dict]]]:
+    """A data table's label, header and rows (``#`` lines are comments), refused at once without the ``columns``
+    or without data rows."""
+    label = file_label(path)
+    _, header, rows = _read_rows(path, comments=True)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise_if_any([Problem(label, "header", f"missing column(s) {', '.join(missing)}; expected "
+                                               f"{', '.join(columns)}")])
+    if not rows:
+        raise_if_any([Problem(label, "", "no data rows after the header")])
+    return label, header, rows
+
+
 def _read_rows(path: Path, comments: bool = False) -> tuple[bytes, tuple[str, ...], list[tuple[int, dict]]]:
     """A baseline CSV's bytes, header and rows (with their line numbers); a file that cannot be read as CSV text
     is refused. With ``comments``, lines that start with ``#`` are skipped (the line numbers stay the file's)."""
@@ -137,10 +160,9 @@ def load_baseline(path: str | Path) -> Baseline:
     partners: list[str] = []
     for line, row in rows:
         where = f"line {line}"
-        if None in row.values() or None in row:
-            # A row cut short or shifted: its fields would land in the wrong columns.
-            fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
-            problems.append(Problem(label, where, f"has {fields} field(s); the header has {len(header)}"))
+        ragged = ragged_row(row, header)
+        if ragged:
+            problems.append(Problem(label, where, ragged))
             continue
         variable, sector, partner = row["variable"].strip(), row["sector"].strip(), row["partner"].strip()
         unit, status = row["unit"].strip(), row["status"].strip()

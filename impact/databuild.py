@@ -1042,6 +1042,47 @@ def _read_use_table(path: Path, problems: list[Problem]) -> tuple[list[str], lis
     return commodities, industries, np.array(values).reshape(len(commodities), len(industries))
 
 
+def _sector_shares(mapping_path: Path, concordance: Concordance, codes: list[str], problems: list[Problem],
+                   refuse, what: str | None = None) -> tuple[np.ndarray, dict[tuple[str, str], str]]:
+    """The shares of BEA ``codes`` in each sector, (S, len(codes)), from a mapping file
+    (``sector,bea_code,share,basis``), with the basis of every share below 1 by (sector, code). Rows with an unknown
+    sector, a code not among ``codes`` (``what``, a format string of ``code``, says so), a share outside (0, 1], or
+    a code ``refuse(code)`` gives a reason for, are problems."""
+    shares = np.zeros((len(concordance.sectors), len(codes)))
+    basis: dict[tuple[str, str], str] = {}
+    label = str(mapping_path)
+    with _open_text(mapping_path) as handle:
+        reader = csv.DictReader(_data_lines(handle))
+        if not reader.fieldnames or not {"sector", "bea_code", "share"} <= set(reader.fieldnames):
+            problems.append(Problem(label, "header", f"needs columns sector, bea_code, share (and basis), has "
+                                                     f"{reader.fieldnames}"))
+            return shares, basis
+        for line, row in enumerate(reader, start=2):
+            sector, code = (row.get("sector") or "").strip(), (row.get("bea_code") or "").strip()
+            where = f"line {line}"
+            try:
+                share = float(row.get("share") or "")
+            except ValueError:
+                problems.append(Problem(label, where, f"share {row.get('share')!r} is not a number"))
+                continue
+            if sector not in concordance.sectors:
+                problems.append(Problem(label, where, f"sector {sector!r} is not in the concordance "
+                                                      f"{concordance.path}"))
+                continue
+            reason = (what or "BEA code {code!r} is not known").format(code=code) if code not in codes \
+                else refuse(code)
+            if reason:
+                problems.append(Problem(label, where, reason))
+                continue
+            if not 0 < share <= 1:
+                problems.append(Problem(label, where, f"share {share:g} is not in (0, 1]"))
+                continue
+            shares[concordance.sectors.index(sector), codes.index(code)] += share
+            if share < 1:
+                basis[(sector, code)] = row.get("basis") or "no basis given"
+    return shares, basis
+
+
 def build_input_cost_shares(use_domestic_path: str | Path, use_import_path: str | Path, output_path: str | Path,
                             mapping_path: str | Path, concordance: Concordance) -> CostShareTable:
     """Input-output cost shares by sector from the BEA summary use tables (domestic and imported; rows commodities,
@@ -1079,33 +1120,14 @@ def build_input_cost_shares(use_domestic_path: str | Path, use_import_path: str 
     problems += [Problem(str(output_path), code, f"the output of using industry {code} is missing or not positive")
                  for code in industries if not output.get(code, 0) > 0]
     S, C, I = len(concordance.sectors), len(commodities), len(industries)
-    to_sector = np.zeros((S, C))        # share(c, k)
+    to_sector, basis = _sector_shares(
+        mapping_path, concordance, commodities, problems,
+        lambda code: None if code in industries else f"BEA industry {code!r} is not a row and a column of "
+                                                     f"{use_domestic_path.name}",
+        what=f"BEA industry {{code!r}} is not a row and a column of {use_domestic_path.name}")
     from_industry = np.zeros((I, S))    # share(i, s)
-    basis: dict[str, str] = {}
-    with _open_text(mapping_path) as handle:
-        for line, row in enumerate(csv.DictReader(_data_lines(handle)), start=2):
-            sector, code = (row.get("sector") or "").strip(), (row.get("bea_code") or "").strip()
-            try:
-                share = float(row.get("share") or "")
-            except ValueError:
-                problems.append(Problem(str(mapping_path), f"line {line}", f"share {row.get('share')!r} is not a number"))
-                continue
-            if sector not in concordance.sectors:
-                problems.append(Problem(str(mapping_path), f"line {line}", f"sector {sector!r} is not in the "
-                                                                           f"concordance {concordance.path}"))
-                continue
-            if code not in industries or code not in commodities:
-                problems.append(Problem(str(mapping_path), f"line {line}", f"BEA industry {code!r} is not a row and a "
-                                                                           f"column of {use_domestic_path.name}"))
-                continue
-            if not 0 < share <= 1:
-                problems.append(Problem(str(mapping_path), f"line {line}", f"share {share:g} is not in (0, 1]"))
-                continue
-            k = concordance.sectors.index(sector)
-            to_sector[k, commodities.index(code)] += share
-            from_industry[industries.index(code), k] += share
-            if share < 1:
-                basis[(sector, code)] = row.get("basis") or "no basis given"
+    for c in np.flatnonzero(to_sector.any(axis=0)):
+        from_industry[industries.index(commodities[c])] = to_sector[:, c]
     problems += [Problem(str(mapping_path), code, f"shares add up to {total:g} (> 1)")
                  for code, total in zip(industries, from_industry.sum(axis=1)) if total > 1 + 1e-9]
     problems += [Problem(str(mapping_path), "sector", f"{s!r} has no BEA industry")
@@ -1330,39 +1352,12 @@ def build_pce_by_sector(pce_path: str | Path, mapping_path: str | Path, concorda
         raise ImpactInputError(problems)
     commodities, pce = read
     S, C = len(concordance.sectors), len(commodities)
-    to_sector = np.zeros((S, C))        # share(c, k)
-    basis: dict[tuple[str, str], str] = {}
-    with _open_text(mapping_path) as handle:
-        reader = csv.DictReader(_data_lines(handle))
-        if not reader.fieldnames or not {"sector", "bea_code", "share"} <= set(reader.fieldnames):
-            raise ImpactInputError([Problem(str(mapping_path), "header", f"needs columns sector, bea_code, share "
-                                                                         f"(and basis), has {reader.fieldnames}")])
-        for line, row in enumerate(reader, start=2):
-            sector, code = (row.get("sector") or "").strip(), (row.get("bea_code") or "").strip()
-            try:
-                share = float(row.get("share") or "")
-            except ValueError:
-                problems.append(Problem(str(mapping_path), f"line {line}", f"share {row.get('share')!r} is not a number"))
-                continue
-            if sector not in concordance.sectors:
-                problems.append(Problem(str(mapping_path), f"line {line}", f"sector {sector!r} is not in the "
-                                                                           f"concordance {concordance.path}"))
-                continue
-            if code not in commodities:
-                problems.append(Problem(str(mapping_path), f"line {line}", f"BEA commodity {code!r} is not a row of "
-                                                                           f"{pce_path.name}"))
-                continue
-            if not 0 < share <= 1:
-                problems.append(Problem(str(mapping_path), f"line {line}", f"share {share:g} is not in (0, 1]"))
-                continue
-            c = commodities.index(code)
-            if pce[c] < 0:
-                problems.append(Problem(str(mapping_path), f"line {line}", f"maps {code} to {sector}, but its PCE in "
-                                                                           f"{pce_path.name} is negative ({pce[c]:g})"))
-                continue
-            to_sector[concordance.sectors.index(sector), c] += share
-            if share < 1:
-                basis[(sector, code)] = row.get("basis") or "no basis given"
+    to_sector, basis = _sector_shares(
+        mapping_path, concordance, commodities, problems,
+        lambda code: None if pce[commodities.index(code)] >= 0 else f"maps {code} to a sector, but its PCE in "
+                                                                    f"{pce_path.name} is negative "
+                                                                    f"({pce[commodities.index(code)]:g})",
+        what=f"BEA commodity {{code!r}} is not a row of {pce_path.name}")
     problems += [Problem(str(mapping_path), code, f"shares add up to {total:g} (> 1)")
                  for code, total in zip(commodities, to_sector.sum(axis=0)) if total > 1 + 1e-9]
     problems += [Problem(str(mapping_path), "sector", f"{s!r} has no BEA commodity")

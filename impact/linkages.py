@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from impact.baseline import STATUSES, _read_rows
-from impact.errors import Problem, file_label, raise_if_any
+from impact.baseline import STATUSES, _read_rows, ragged_row, read_table
+from impact.errors import Problem, raise_if_any
 
 COLUMNS = ("sector", "input_sector", "domestic_share", "imported_share", "status", "source")
 OTHER_INPUTS, VALUE_ADDED = "other_inputs", "value_added"
@@ -51,15 +51,8 @@ def load_input_cost_shares(path: str | Path, sectors) -> InputCostShares:
     Every problem is reported at once (:class:`ImpactInputError`): unknown sectors, shares that are not finite
     non-negative numbers, duplicate rows, a status or source missing, a sector without its ``other_inputs`` or
     ``value_added`` row, and a column whose shares exceed 1 or do not add up to 1."""
-    path = Path(path)
-    label = file_label(path)
     sectors = tuple(sectors)
-    _, header, rows = _read_rows(path, comments=True)
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise_if_any([Problem(label, "header", f"missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")])
-    if not rows:
-        raise_if_any([Problem(label, "", "no data rows after the header")])
+    label, header, rows = read_table(Path(path), COLUMNS)
     index = {s: k for k, s in enumerate(sectors)}
     inputs = {**index, OTHER_INPUTS: len(sectors), VALUE_ADDED: len(sectors) + 1}
     S = len(sectors)
@@ -70,9 +63,9 @@ def load_input_cost_shares(path: str | Path, sectors) -> InputCostShares:
     for line, row in rows:
         where = f"line {line}"
         before = len(problems)
-        if None in row.values() or None in row:
-            fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
-            problems.append(Problem(label, where, f"has {fields} field(s); the header has {len(header)}"))
+        ragged = ragged_row(row, header)
+        if ragged:
+            problems.append(Problem(label, where, ragged))
             continue
         sector, input_sector = row["sector"].strip(), row["input_sector"].strip()
         known = True
@@ -174,25 +167,17 @@ def load_consumer_spending(path: str | Path, sectors) -> ConsumerSpending:
     finite non-negative numbers (``total_pce`` and ``households`` must be positive), duplicate rows, a status or
     source missing, a sector or the ``total_pce`` or ``households`` row missing, and sectors whose PCE adds up to
     more than ``total_pce``."""
-    path = Path(path)
-    label = file_label(path)
     sectors = tuple(sectors)
-    _, header, rows = _read_rows(path, comments=True)
-    missing = [c for c in CONSUMER_SPENDING_COLUMNS if c not in header]
-    if missing:
-        raise_if_any([Problem(label, "header", f"missing column(s) {', '.join(missing)}; expected "
-                                               f"{', '.join(CONSUMER_SPENDING_COLUMNS)}")])
-    if not rows:
-        raise_if_any([Problem(label, "", "no data rows after the header")])
+    label, header, rows = read_table(Path(path), CONSUMER_SPENDING_COLUMNS)
     names = sectors + (TOTAL_PCE, HOUSEHOLDS)
     values: dict[str, float] = {}
     status, source, lines = {}, {}, {}
     problems: list[Problem] = []
     for line, row in rows:
         where = f"line {line}"
-        if None in row.values() or None in row:
-            fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
-            problems.append(Problem(label, where, f"has {fields} field(s); the header has {len(header)}"))
+        ragged = ragged_row(row, header)
+        if ragged:
+            problems.append(Problem(label, where, ragged))
             continue
         name, text = row["sector"].strip(), row["pce_usd"].strip()
         known = name in names

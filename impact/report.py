@@ -248,13 +248,16 @@ def _html_number(value: float, key: str, units: str | None) -> str:
 
 
 def latex_table(rows: list[dict]) -> str:
-    """The bands as a LaTeX table (booktabs), values in $B a year."""
+    """The bands as a LaTeX table (booktabs): money in $B (a year), other results in their units, named after
+    the result."""
     stats = [k for k in rows[0] if k.startswith("q")] + ["mean"] if rows else []
     lines = [r"\begin{tabular}{ll" + "r" * len(stats) + "}", r"\toprule",
              "result & case & " + " & ".join(k.replace("_", r"\_") for k in stats) + r" \\", r"\midrule"]
     for row in rows:
         scale = BILLION if row["units"] in ("USD/year", "USD") else 1.0
         name = f"{row['variable']}[{row['label']}]".replace("_", r"\_")
+        if scale == 1.0:
+            name += f" ({row['units']})".replace("%", r"\%").replace("_", r"\_")
         lines.append(f"{name} & {row['case']} & " + " & ".join(f"{row[k] / scale:,.2f}" for k in stats) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(lines)

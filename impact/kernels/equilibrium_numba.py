@@ -200,24 +200,8 @@ def solve_prepared(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x0
         converged = False
         while steps < max_iter:
             steps += 1
-            shift = math.exp(-one_minus_sigma * x) if fixed_theta > 0.0 else 0.0
-            total = fixed_sum * shift           # sum_j theta_j exp((1-sigma) u_j)
-            excess = total - fixed_theta        # sum_j theta_j expm1((1-sigma) u_j)
-            slope = total                       # sum_j r_j theta_j exp((1-sigma) u_j); r = 1 for takers
-            for j in range(sources):
-                et = eta[j]
-                th = theta[j]
-                if math.isinf(et) or th <= 0.0:
-                    continue
-                log_c = source_log_cost(j, phi, log_fx, log_home_cost)
-                r = (et + eps) / (et + sigma)
-                k = et * (log_c + log_t[j]) / (et + sigma)
-                change = math.expm1(one_minus_sigma * (k - r * x))
-                excess += th * change
-                term = th * (1.0 + change)
-                total += term
-                slope += r * term
-            g = math.log1p(excess / theta_total) / one_minus_sigma
+            g, total, slope, _ = market_residual(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x,
+                                                 fixed_sum, fixed_theta, theta_total)
             if g == 0.0:
                 converged = True
                 break
@@ -246,3 +230,34 @@ def solve_prepared(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x0
             supply_term = et * log_home_cost if j == 0 else et * phi * log_fx[j]  # the order of the products: bits
             out_log_w[j] = (supply_term - sigma * log_t[j] + (sigma - eps) * x) / (et + sigma)
     return x, steps
+
+
+@jit()
+def market_residual(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x, fixed_sum, fixed_theta,
+                     theta_total):
+    """The solver's ``g(x)`` of a market at home cost ``exp(log_home_cost)``, and its parts for Newton's method:
+    returns ``(g, total, slope, home_term)`` with ``total = sum_j theta_j exp((1-sigma) u_j)``,
+    ``-slope / total = dg/dx`` and, when home supply responds to price, ``home_term / total = dg/dlog z``. The price
+    takers' part is their :func:`taker_sums`."""
+    one_minus_sigma = 1.0 - sigma
+    shift = math.exp(-one_minus_sigma * x) if fixed_theta > 0.0 else 0.0
+    total = fixed_sum * shift           # sum_j theta_j exp((1-sigma) u_j)
+    excess = total - fixed_theta        # sum_j theta_j expm1((1-sigma) u_j)
+    slope = total                       # sum_j r_j theta_j exp((1-sigma) u_j); r = 1 for takers
+    home_term = 0.0
+    for j in range(theta.shape[0]):
+        et = eta[j]
+        th = theta[j]
+        if math.isinf(et) or th <= 0.0:
+            continue
+        log_c = source_log_cost(j, phi, log_fx, log_home_cost)
+        r = (et + eps) / (et + sigma)
+        k = et * (log_c + log_t[j]) / (et + sigma)
+        change = math.expm1(one_minus_sigma * (k - r * x))
+        excess += th * change
+        term = th * (1.0 + change)
+        total += term
+        slope += r * term
+        if j == 0:
+            home_term = term * et / (et + sigma)
+    return math.log1p(excess / theta_total) / one_minus_sigma, total, slope, home_term

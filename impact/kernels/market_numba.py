@@ -15,8 +15,8 @@ import numpy as np
 from impact.accelerate import jit, prange
 from impact.kernels.accounting_numba import (account_sector, allocate_outputs, as_kernel_arrays, clear_partner_totals,
                                              split_arrays)
-from impact.kernels.equilibrium_numba import (check_market_shapes, solve_market_at, solve_prepared,
-                                              source_log_cost, taker_sums)
+from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, solve_market_at,
+                                              solve_prepared, taker_sums)
 from impact.kernels.layout import QUOTA_OUTPUTS
 from impact.kernels.market_numpy import LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas, no_watch
 
@@ -205,37 +205,6 @@ def _cost_response(theta, log_t, eta, sigma, eps, x, log_w, taker_terms, fixed_s
 
 
 @jit()
-def _market_residual(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x, fixed_sum, fixed_theta,
-                     theta_total):
-    """The solver's ``g(x)`` of a market whose home supply responds to price (``eta[0]`` finite), at home cost
-    ``exp(log_home_cost)``, and its parts for Newton's method on ``(x, log z)``: returns ``(g, total, slope,
-    home_term)`` with ``total = sum_j theta_j exp((1-sigma) u_j)``, ``-slope / total = dg/dx`` and
-    ``home_term / total = dg/dlog z``. The price takers' part is their :func:`taker_sums`."""
-    one_minus_sigma = 1.0 - sigma
-    shift = math.exp(-one_minus_sigma * x) if fixed_theta > 0.0 else 0.0
-    total = fixed_sum * shift
-    excess = total - fixed_theta
-    slope = total
-    home_term = 0.0
-    for j in range(theta.shape[0]):
-        et = eta[j]
-        th = theta[j]
-        if math.isinf(et) or th <= 0.0:
-            continue
-        log_c = source_log_cost(j, phi, log_fx, log_home_cost)
-        r = (et + eps) / (et + sigma)
-        k = et * (log_c + log_t[j]) / (et + sigma)
-        change = math.expm1(one_minus_sigma * (k - r * x))
-        excess += th * change
-        term = th * (1.0 + change)
-        total += term
-        slope += r * term
-        if j == 0:
-            home_term = term * et / (et + sigma)
-    return math.log1p(excess / theta_total) / one_minus_sigma, total, slope, home_term
-
-
-@jit()
 def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
                  quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter, n_step, s_step, e_step,
                  f_step, p_step, r_step, t_step, input_domestic, input_imported, import_weights, pass_through,
@@ -300,7 +269,7 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
             lt_row = log_t[row * t_step, k] if quota_partner[k] < 0 else quota_log_t[k]
             lfx, ph = log_fx[row * f_step], phi[row * p_step, k]
             if plain[k]:
-                g, total, slope, home_term = _market_residual(theta[k], lt_row, lfx, ph, eta, sig, ep, log_cost[k],
+                g, total, slope, home_term = market_residual(theta[k], lt_row, lfx, ph, eta, sig, ep, log_cost[k],
                                                               x[k], sums[k, 0], sums[k, 1], sums[k, 2])
                 largest_market = max(largest_market, abs(g))
                 response = home_term / slope
