@@ -88,7 +88,7 @@ _VARIABLES = [
     # Prices and households (every run).
     _v("consumer_price_change", "draw case", "fraction", "change in the consumer price level",
        "sum_k PCE_k (P_k - 1) / total PCE: the sectors' composite prices weighted by 2024 personal consumption "
-       "expenditures (BEA PCE bridge), all PCE in the denominator", keep="headline"),
+       "expenditures by commodity (BEA use table), all PCE in the denominator", keep="headline"),
     _v("cost_per_household", "draw case", "USD/year per household", "cost per household",
        "sum_k PCE_k (P_k - 1) / households: what the average US household pays more for its 2024 basket of the "
        "sectors' goods (a reading of the consumer loss, not a further term of welfare)", keep="headline"),
