@@ -281,9 +281,9 @@ def bench_line_work(cases: list[tuple[str, int]]) -> list[dict]:
     return out
 
 
-def bench_line_shares(draws: int) -> dict:
-    """The cost of uncertain USMCA utilization and metal content: ``tariff_regime_q4_2025`` run in memory with and
-    without the prior set ``line_shares_2025``, and the time spent reweighting the lines at the draws' nodes."""
+def bench_line_shares(draws: int, name: str = "tariff_regime_q4_2025", prior_set: str = "line_shares_2025") -> dict:
+    """The cost of uncertain line shares (USMCA utilization, metal content, US content): scenario ``name`` run in
+    memory with and without ``prior_set``, and the time spent reweighting the lines at the draws' nodes."""
     import impact
     from impact import tariffs
 
@@ -303,8 +303,8 @@ def bench_line_shares(draws: int) -> dict:
     try:
         impact.simulate("us_japan_2025", draws=64, seed=0)  # compile first
         runs = {}
-        for label, priors in (("data's shares", None), ("line_shares_2025", "line_shares_2025")):
-            scenario = impact.load_scenario("tariff_regime_q4_2025", priors=priors)
+        for label, priors in (("data's shares", None), ("prior set", prior_set)):
+            scenario = impact.load_scenario(name, priors=priors)
             spent.update(seconds=0.0, nodes=0)
             start = time.perf_counter()
             impact.simulate(scenario, draws=draws, seed=0)
@@ -312,8 +312,8 @@ def bench_line_shares(draws: int) -> dict:
                            "node_evaluations": spent["nodes"]}
     finally:
         tariffs.LayerStack._at_node = original
-    return {"draws": draws, **runs,
-            "ratio": runs["line_shares_2025"]["run_seconds"] / runs["data's shares"]["run_seconds"]}
+    return {"scenario": name, "prior_set": prior_set, "draws": draws, **runs,
+            "ratio": runs["prior set"]["run_seconds"] / runs["data's shares"]["run_seconds"]}
 
 
 def main() -> None:
@@ -413,13 +413,15 @@ def main() -> None:
         print(f"  {r['scenario']:26s} {r['draws']:>7,} draws  {r['layers']:3d} layers x {r['lines']:,} lines"
               f"  {r['line_evaluations']:3d} evaluations  {r['line_seconds']:5.2f} s of {r['run_seconds']:6.1f} s"
               f"  ({r['line_share_of_run']:.1%}; loading {r['load_seconds']:.1f} s)")
-    shares = bench_line_shares(16384 if options.quick else 131072)
-    results["line_shares"] = shares
-    with_shares, without = shares["line_shares_2025"], shares["data's shares"]
-    print(f"uncertain USMCA utilization and metal content (tariff_regime_q4_2025, {shares['draws']:,} draws in memory):"
-          f"  {without['run_seconds']:.1f} s with the data's shares, {with_shares['run_seconds']:.1f} s"
-          f" with --priors line_shares_2025 (x{shares['ratio']:.2f}); {with_shares['node_evaluations']:,} node"
-          f" evaluations, {with_shares['node_seconds']:.1f} s")
+    draws = 16384 if options.quick else 131072
+    results["line_shares"] = [bench_line_shares(draws),
+                              bench_line_shares(draws, "detroit_japan_2025", "us_content_2025")]
+    print("uncertain line shares (USMCA utilization, metal content, US content), in memory:")
+    for shares in results["line_shares"]:
+        with_shares, without = shares["prior set"], shares["data's shares"]
+        print(f"  {shares['scenario']:22s} {shares['draws']:,} draws  {without['run_seconds']:.1f} s with the data's"
+              f" shares, {with_shares['run_seconds']:.1f} s with --priors {shares['prior_set']} (x{shares['ratio']:.2f});"
+              f" {with_shares['node_evaluations']:,} node evaluations, {with_shares['node_seconds']:.1f} s")
     elementwise = bench_elementwise()
     results["elementwise"] = elementwise
     print("impact.libm against NumPy's own loops, 1,000,000 values (ns a value):")

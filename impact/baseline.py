@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,18 @@ def ragged_row(row: dict, header: tuple[str, ...]) -> str | None:
     return None
 
 
+def whole_rows(label: str, header: tuple[str, ...], rows, problems: list) -> Iterator[tuple[int, str, dict]]:
+    """(line number, ``"line N"``, row) of each row that has the header's fields; each ragged row is reported to
+    ``problems`` (:func:`ragged_row`) and skipped."""
+    for line, row in rows:
+        where = f"line {line}"
+        ragged = ragged_row(row, header)
+        if ragged:
+            problems.append(Problem(label, where, ragged))
+            continue
+        yield line, where, row
+
+
 def read_table(path: Path, columns: tuple[str, ...]) -> tuple[str, tuple[str, ...], list[tuple[int, dict]]]:
     """A data table's label, header and rows (``#`` lines are comments), refused at once without the ``columns``
     or without data rows."""
@@ -158,12 +171,7 @@ def load_baseline(path: str | Path) -> Baseline:
     sources: dict[tuple[str, str, str], tuple[str, str]] = {}
     sectors: list[str] = []
     partners: list[str] = []
-    for line, row in rows:
-        where = f"line {line}"
-        ragged = ragged_row(row, header)
-        if ragged:
-            problems.append(Problem(label, where, ragged))
-            continue
+    for line, where, row in whole_rows(label, header, rows, problems):
         variable, sector, partner = row["variable"].strip(), row["sector"].strip(), row["partner"].strip()
         unit, status = row["unit"].strip(), row["status"].strip()
         if variable not in CELL_VARIABLES + SECTOR_VARIABLES:

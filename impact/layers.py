@@ -38,12 +38,14 @@ def excluded_layers(layer: Layer, layers: list[Layer]) -> list[str]:
 
 def coverage_of(layer: Layer, scope: np.ndarray, lines: TradeLines) -> np.ndarray:
     """The share of each line's value ``layer`` charges on the lines of its ``scope`` (bool): its metal's share
-    for a layer charged on ``content``, times ``1 - usmca_exempt x (USMCA share)``."""
+    for a layer charged on ``content``, times ``1 - usmca_exempt x (USMCA share)``, where ``usmca_exempt =
+    "us_content"`` is the US-content share of the line's qualifying value."""
     coverage = scope.astype(float)
     if layer.content is not None:
         coverage *= lines.content[layer.content]
-    if layer.usmca_exempt > 0:
-        coverage *= 1.0 - layer.usmca_exempt * lines.usmca[layer.usmca_year]
+    if layer.exempts_usmca:
+        exempt = lines.us_content_share if layer.exempts_us_content else layer.usmca_exempt
+        coverage *= 1.0 - exempt * lines.usmca[layer.usmca_year]
     return coverage
 
 
@@ -103,8 +105,9 @@ def prepare_layers(layers: list[Layer], lines: TradeLines, references: dict[str,
     """Resolve ``layers`` on ``lines`` and the order in which their exclusions resolve; None (with problems
     reported) when they are inconsistent. ``start`` (L,) are the line rates before any layer; ``reference`` the
     2024 rates by line (L,) and by cell (S, P), whose difference the cells' rates are built on; ``hs_codes[i]`` are
-    layer i's HS prefixes and excepted prefixes; ``uncertain_shares``: the USMCA utilization and metal content
-    vary by draw (priors on ``usmca_utilization`` or ``metal_content``)."""
+    layer i's HS prefixes and excepted prefixes; ``uncertain_shares``: the USMCA utilization, metal content or US
+    content vary by draw (priors on ``usmca_utilization``, ``metal_content`` or ``us_content``). A layer with
+    ``usmca_exempt = "us_content"`` reads the US-content shares of ``lines`` (:meth:`TradeLines.with_us_content`)."""
     names = [layer.name for layer in layers]
     if len(set(names)) != len(names):
         return None
@@ -135,32 +138,42 @@ def prepare_layers(layers: list[Layer], lines: TradeLines, references: dict[str,
 
     resolved = [line_layer(layer, lines, references, sectors, partners, *codes[i], tuple(excluded[i]))
                 for i, layer in enumerate(layers)]
-    years = {layer.usmca_year for layer in layers if layer.usmca_exempt > 0}
+    years = {layer.usmca_year for layer in layers if layer.exempts_usmca}
     if len(years) > 1:
         for i, layer in enumerate(layers):
-            if layer.usmca_exempt > 0:
+            if layer.exempts_usmca:
                 report(i, "usmca_year", f"the layers of a regime exempt USMCA goods at one year's utilization, "
                                         f"found {', '.join(sorted(years))}")
         return None
-    # Lines that a layer charges on a metal's content, or exempts in part as USMCA goods, are split into parts
-    # of their value (split_lines), so that layers excluding one another share out the line exactly.
+    # Lines that a layer charges on a metal's content, or exempts in part as USMCA goods (or on their US content),
+    # are split into parts of their value (split_lines), so that layers excluding one another share out the line
+    # exactly.
     metals = {}
     for layer, line in zip(layers, resolved):
         if layer.content is not None:
             metals[layer.content] = metals.get(layer.content, False) | (line.coverage > 0)
     year = years.pop() if years else None
     by_usmca = np.zeros(lines.hs.shape, dtype=bool)
+    by_origin = np.zeros(lines.hs.shape, dtype=bool)
     if year is not None:
-        u = lines.usmca[year]
+        u, us = lines.usmca[year], lines.us_content_share
         for layer, line in zip(layers, resolved):
-            if layer.usmca_exempt > 0:
+            if layer.exempts_usmca:
                 by_usmca |= line.scope
-        # With uncertain utilization every line of a USMCA partner may be claimed in part; else only those in part.
-        by_usmca &= np.isin(lines.partner, np.unique(lines.partner[u > 0])) if uncertain_shares else (u > 0) & (u < 1)
+            if layer.exempts_us_content:
+                by_origin |= line.scope
+        # With uncertain shares every line of a USMCA partner may be claimed in part, and its qualifying goods have
+        # US content in part; else only those claimed in part, and those with US content in part.
+        if uncertain_shares:
+            by_usmca &= np.isin(lines.partner, np.unique(lines.partner[u > 0]))
+            by_origin &= by_usmca
+        else:
+            by_origin &= (u > 0) & (us > 0) & (us < 1)
+            by_usmca &= ((u > 0) & (u < 1)) | by_origin
     parts = None
     if metals or by_usmca.any():
         lines, parent, parts = split_lines(lines, metals, by_usmca, year or USMCA_YEARS[-1],
-                                           keep_empty=uncertain_shares)
+                                           keep_empty=uncertain_shares, by_origin=by_origin)
         start, reference = start[parent], (reference[0][parent], reference[1])
         # A part is in a layer's scope, at its rate, where its line is; only the coverage depends on the part.
         resolved = [replace(line, coverage=coverage_of(layer, line.scope[parent], lines), scope=line.scope[parent],

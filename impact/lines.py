@@ -46,6 +46,17 @@ class TradeLines:
     usmca: dict[str, np.ndarray]    # year -> (L,) share of the line's value claiming USMCA (0 outside Canada, Mexico)
     shape: tuple[int, int]    # (S, P) of the cells
     by_hs: bool               # the lines carry HS codes
+    #: (L,) share of the line's USMCA-qualifying value that is US content (:meth:`with_us_content`); None: none set
+    us_content: np.ndarray | None = None
+
+    def with_us_content(self, shares: np.ndarray) -> "TradeLines":
+        """The lines with the US-content share of their cell, ``shares`` (S, P)."""
+        return replace(self, us_content=np.asarray(shares, dtype=float).ravel()[self.cell])
+
+    @property
+    def us_content_share(self) -> np.ndarray:
+        """(L,) :attr:`us_content`, 0 where none is set."""
+        return np.zeros(self.hs.shape) if self.us_content is None else self.us_content
 
     @cached_property
     def cell(self) -> np.ndarray:
@@ -89,7 +100,8 @@ class TradeLines:
         taken = dict(hs=self.hs[index], sector=self.sector[index], partner=self.partner[index],
                      weight=self.weight[index], applied=self.applied[index], mfn=self.mfn[index],
                      content={m: v[index] for m, v in self.content.items()},
-                     usmca={y: v[index] for y, v in self.usmca.items()})
+                     usmca={y: v[index] for y, v in self.usmca.items()},
+                     us_content=None if self.us_content is None else self.us_content[index])
         return replace(self, **{**taken, **changes})
 
     def cell_all(self, condition: np.ndarray) -> np.ndarray:
@@ -149,8 +161,8 @@ def _with_empty_cells(lines: TradeLines, applied: np.ndarray, mfn: np.ndarray) -
 
 @dataclass(frozen=True)
 class LineParts:
-    """How the parts of split lines (:func:`split_lines`) share their line's value, as the line's USMCA utilization
-    and metal content move: arrays over the parts."""
+    """How the parts of split lines (:func:`split_lines`) share their line's value, as the line's USMCA utilization,
+    metal content and US content move: arrays over the parts."""
 
     value: np.ndarray         # (L,) the line's 2024 value
     partner: np.ndarray       # (L,) int
@@ -159,12 +171,16 @@ class LineParts:
     metal: np.ndarray         # (L,) int: the index in CONTENTS of a metal's part, -1 the rest (or a line not split)
     content: np.ndarray       # (len(CONTENTS), L) the line's metal shares, for the metals the line is split by
     usmca_partners: np.ndarray  # (P,) bool: partners with USMCA-qualifying imports
+    origin: np.ndarray        # (L,) int: 1 the US content of a qualifying part, 0 the rest of it, -1 not split so
+    us_content: np.ndarray    # (L,) the US-content share of the line's qualifying value
 
-    def shares(self, shift: np.ndarray | None = None, scale: np.ndarray | None = None) -> np.ndarray:
+    def shares(self, shift: np.ndarray | None = None, scale: np.ndarray | None = None,
+               us_scale: np.ndarray | None = None) -> np.ndarray:
         """Each part's share of its line, with the utilization shifted by ``shift[p]`` in [-1, 1] (``u + shift
         (1 - u)`` upwards, ``u (1 + shift)`` downwards: the share of the unclaimed value that is claimed, or of the
-        claimed value that is not) and the metal shares scaled by ``scale[p]`` >= 0 (each capped at one), by the
-        part's partner; a line's metal shares that sum above one are scaled to sum to one. None: as in the data."""
+        claimed value that is not), the metal shares scaled by ``scale[p]`` >= 0 (each capped at one) and the US
+        content of qualifying value by ``us_scale[p]`` >= 0 (capped at one), by the part's partner; a line's metal
+        shares that sum above one are scaled to sum to one. None: as in the data."""
         u = self.utilization
         if shift is not None:
             k = np.where(self.usmca_partners, shift, 0.0)[self.partner]
@@ -175,58 +191,70 @@ class LineParts:
         factor = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-300), 1.0)
         metal = np.where(self.metal >= 0, content[np.maximum(self.metal, 0), np.arange(self.metal.size)] * factor,
                          1.0 - total * factor)
-        return q_share * metal
+        us = self.us_content if us_scale is None else np.minimum(1.0, self.us_content * us_scale[self.partner])
+        origin = np.where(self.origin == 1, us, np.where(self.origin == 0, 1.0 - us, 1.0))
+        return q_share * metal * origin
 
-    def weights(self, shift: np.ndarray | None = None, scale: np.ndarray | None = None) -> np.ndarray:
+    def weights(self, shift: np.ndarray | None = None, scale: np.ndarray | None = None,
+                us_scale: np.ndarray | None = None) -> np.ndarray:
         """The parts' values: the line's value times :meth:`shares`."""
-        return self.value * self.shares(shift, scale)
+        return self.value * self.shares(shift, scale, us_scale)
 
     def subset(self, index: np.ndarray) -> "LineParts":
         """The parts at ``index``."""
-        return LineParts(*(getattr(self, f)[..., index] for f in ("value", "partner", "utilization", "qualifying",
-                                                                   "metal", "content")), self.usmca_partners)
+        by_part = {f: getattr(self, f)[..., index] for f in ("value", "partner", "utilization", "qualifying", "metal",
+                                                              "content", "origin", "us_content")}
+        return LineParts(**by_part, usmca_partners=self.usmca_partners)
 
 
 def split_lines(lines: TradeLines, metals: dict[str, np.ndarray], by_usmca: np.ndarray, year: str,
-                keep_empty: bool = False) -> tuple[TradeLines, np.ndarray, LineParts]:
+                keep_empty: bool = False, by_origin: np.ndarray | None = None) -> tuple[TradeLines, np.ndarray,
+                                                                                       LineParts]:
     """``lines`` split into parts of their value that layers charge whole: on the lines of ``metals[m]`` (L,) bool,
     a part of metal ``m`` (its content share) and the rest; on the lines of ``by_usmca`` (L,) bool, a
-    USMCA-qualifying part (the line's ``year`` utilization) and a non-qualifying one, each split by metal alike.
+    USMCA-qualifying part (the line's ``year`` utilization) and a non-qualifying one, each split by metal alike;
+    on the lines of ``by_origin`` (L,) bool (within ``by_usmca``), the qualifying part into its US content (the
+    line's :attr:`TradeLines.us_content`) and the rest.
 
     Each part carries its line's codes and rates, the line's value times its share, and shares of its own: 1 or 0
     of a metal it is or is not (on a line split by that metal; the line's share elsewhere), 1 or 0 qualifying (on a
-    line split by USMCA; the line's share elsewhere). A layer charged on ``content`` then charges the whole metal
-    part and nothing of the others, and a USMCA exemption the whole qualifying part, so that layers excluding one
+    line split by USMCA; the line's share elsewhere), 1 or 0 US content (on a qualifying part split by origin; the
+    line's share elsewhere). A layer charged on ``content`` then charges the whole metal part and nothing of the
+    others, a USMCA exemption the whole qualifying part, and one on US content the whole US part, so that layers excluding one
     another share out a line's value exactly (the reciprocal rate charges what no Section 232 metal charges; a
     fentanyl rate from which USMCA goods are exempt and that excludes Section 232 autos charges nothing of a
     vehicle whose non-qualifying part the autos tariff charges). Where a line's metal shares sum above one they are
     scaled to sum to one. Parts with no value are dropped unless ``keep_empty`` (their shares may move with the
     utilization and content of a draw). Returns the parts, the line of each part and their :class:`LineParts`."""
+    by_origin = by_usmca & (np.zeros(lines.hs.shape, dtype=bool) if by_origin is None else by_origin)
     candidates = []
-    for q_state, q_lines in ((-1, ~by_usmca), (0, by_usmca), (1, by_usmca)):
+    for q_state, origin, q_lines in ((-1, -1, ~by_usmca), (0, -1, by_usmca), (1, -1, by_usmca & ~by_origin),
+                                     (1, 0, by_origin), (1, 1, by_origin)):
         for k, metal in enumerate((None, *CONTENTS)):
             where = q_lines if metal is None else q_lines & metals.get(metal, np.zeros_like(q_lines))
             line = np.flatnonzero(where)
-            candidates.append((line, np.full(line.size, q_state), np.full(line.size, k - 1)))
-    parent = np.concatenate([c[0] for c in candidates])
-    qualifying = np.concatenate([c[1] for c in candidates])
-    metal_of = np.concatenate([c[2] for c in candidates])
-    order = np.lexsort((qualifying, metal_of, parent))
-    parent, qualifying, metal_of = parent[order], qualifying[order], metal_of[order]
+            candidates.append((line, np.full(line.size, q_state), np.full(line.size, k - 1),
+                               np.full(line.size, origin)))
+    parent, qualifying, metal_of, origin = (np.concatenate([c[i] for c in candidates]) for i in range(4))
+    order = np.lexsort((origin, qualifying, metal_of, parent))
+    parent, qualifying, metal_of, origin = parent[order], qualifying[order], metal_of[order], origin[order]
     split_by = {m: metals.get(m, np.zeros(lines.hs.shape, dtype=bool)) for m in CONTENTS}
     usmca_partners = np.zeros(lines.shape[1], dtype=bool)
     usmca_partners[np.unique(lines.partner[lines.usmca[year] > 0])] = True
+    us_content = lines.us_content_share
     parts = LineParts(lines.weight[parent], lines.partner[parent], lines.usmca[year][parent], qualifying, metal_of,
                       np.array([np.where(split_by[m], lines.content[m], 0.0)[parent] for m in CONTENTS]),
-                      usmca_partners)
+                      usmca_partners, origin, us_content[parent])
     shares = parts.shares()
     keep = np.flatnonzero((shares > 0) | keep_empty)
     parts = parts.subset(keep)
-    parent, qualifying, metal_of, shares = parent[keep], qualifying[keep], metal_of[keep], shares[keep]
+    parent, qualifying, metal_of, origin, shares = (a[keep] for a in (parent, qualifying, metal_of, origin, shares))
     split_content = {m: np.where(split_by[m][parent], (metal_of == k).astype(float), lines.content[m][parent])
                      for k, m in enumerate(CONTENTS)}
     split_usmca = {y: np.where(qualifying >= 0, qualifying.astype(float), lines.usmca[y][parent]) for y in lines.usmca}
-    return lines.take(parent, weight=parts.value * shares, content=split_content, usmca=split_usmca), parent, parts
+    split_origin = np.where(origin >= 0, origin.astype(float), us_content[parent])
+    return (lines.take(parent, weight=parts.value * shares, content=split_content, usmca=split_usmca,
+                       us_content=split_origin), parent, parts)
 
 
 def load_lines(baseline: Baseline) -> TradeLines:

@@ -7,6 +7,10 @@ status,source``; built from the BEA 2024 use tables by :func:`impact.databuild.b
 ``other_inputs`` (commodities outside the traded sectors, whose prices do not move with tariffs) and
 ``value_added``; together they add up to 1.
 
+US content: the share of the value of USMCA-qualifying imports that is US content, by partner and sector, on which
+a layer with ``usmca_exempt = "us_content"`` exempts them, is read from ``parameters/us_content_2024.csv``
+(``partner,sector,us_content,status,source``; see ``docs/data.md``, "US content of USMCA goods").
+
 Consumer spending: US personal consumption expenditures on the goods of each sector, all PCE and the number of US
 households, the weights of the consumer price level and of the cost per household, are read from
 ``parameters/pce_by_sector_2024.csv`` (``sector,pce_usd,status,source``; built from BEA's 2024 PCE by commodity by
@@ -20,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from impact.baseline import STATUSES, _read_rows, ragged_row, read_table
+from impact.baseline import STATUSES, _read_rows, read_table, whole_rows
 from impact.errors import Problem, raise_if_any
 
 COLUMNS = ("sector", "input_sector", "domestic_share", "imported_share", "status", "source")
@@ -60,13 +64,8 @@ def load_input_cost_shares(path: str | Path, sectors) -> InputCostShares:
     status, source, lines = {}, {}, {}
     problems: list[Problem] = []
     unsound: set[str] = set()  # columns with a bad or missing row: their sums are not checked
-    for line, row in rows:
-        where = f"line {line}"
+    for line, where, row in whole_rows(label, header, rows, problems):
         before = len(problems)
-        ragged = ragged_row(row, header)
-        if ragged:
-            problems.append(Problem(label, where, ragged))
-            continue
         sector, input_sector = row["sector"].strip(), row["input_sector"].strip()
         known = True
         if sector not in index:
@@ -77,26 +76,9 @@ def load_input_cost_shares(path: str | Path, sectors) -> InputCostShares:
             problems.append(Problem(label, where, f"unknown input_sector {input_sector!r}; expected a sector of the "
                                                   f"baseline, {OTHER_INPUTS} or {VALUE_ADDED}"))
             known = False
-        values = []
-        for column in ("domestic_share", "imported_share"):
-            text = row[column].strip()
-            try:
-                value = float(text)
-            except ValueError:
-                problems.append(Problem(label, where, f"{column} {text!r} is not a number"))
-                continue
-            if not np.isfinite(value):
-                problems.append(Problem(label, where, f"{column} {text!r} is not a finite number"))
-            elif value < 0:
-                problems.append(Problem(label, where, f"{column} {text} is negative"))
-            elif value > 1:
-                problems.append(Problem(label, where, f"{column} {text} is above 1: a share of the sector's output"))
-            else:
-                values.append(value)
-        if row["status"].strip() not in STATUSES:
-            problems.append(Problem(label, where, f"status {row['status'].strip()!r} must be one of {', '.join(STATUSES)}"))
-        if not row["source"].strip():
-            problems.append(Problem(label, where, "source is empty: every number needs its source"))
+        values = [value for column in ("domestic_share", "imported_share")
+                  if (value := _share(row, column, "a share of the sector's output", label, where, problems)) is not None]
+        _provenance(row, label, where, problems)
         if not known:
             unsound.add(sector)
             continue
@@ -173,12 +155,7 @@ def load_consumer_spending(path: str | Path, sectors) -> ConsumerSpending:
     values: dict[str, float] = {}
     status, source, lines = {}, {}, {}
     problems: list[Problem] = []
-    for line, row in rows:
-        where = f"line {line}"
-        ragged = ragged_row(row, header)
-        if ragged:
-            problems.append(Problem(label, where, ragged))
-            continue
+    for line, where, row in whole_rows(label, header, rows, problems):
         name, text = row["sector"].strip(), row["pce_usd"].strip()
         known = name in names
         if not known:
@@ -199,10 +176,7 @@ def load_consumer_spending(path: str | Path, sectors) -> ConsumerSpending:
                                                       "cost per household"))
             else:
                 value = number
-        if row["status"].strip() not in STATUSES:
-            problems.append(Problem(label, where, f"status {row['status'].strip()!r} must be one of {', '.join(STATUSES)}"))
-        if not row["source"].strip():
-            problems.append(Problem(label, where, "source is empty: every number needs its source"))
+        _provenance(row, label, where, problems)
         if not known:
             continue
         if name in lines:
@@ -226,15 +200,95 @@ def load_consumer_spending(path: str | Path, sectors) -> ConsumerSpending:
                             status, source)
 
 
-def table_sectors(path: str | Path) -> set[str]:
-    """The sectors a cost-share or consumer-spending file is for (its ``sector`` column, less the
-    ``total_pce`` and ``households`` rows); empty if it cannot be read: whether it fits a baseline."""
+# -- US content: the share of a USMCA-qualifying good's value that is US content ------------------------------
+
+US_CONTENT_COLUMNS = ("partner", "sector", "us_content", "status", "source")
+
+
+@dataclass(frozen=True)
+class UsContent:
+    """The US-content share of the USMCA-qualifying imports of each (sector, partner) the table names."""
+
+    shares: np.ndarray         # (S, P) share of the qualifying value that is US content; 0 where not named
+    named: np.ndarray          # (S, P) bool: the cells the table names
+    status: dict[tuple[str, str], str] = field(repr=False)   # (partner, sector) -> status
+    source: dict[tuple[str, str], str] = field(repr=False)   # (partner, sector) -> source
+
+
+def load_us_content(path: str | Path, sectors, partners) -> UsContent:
+    """Read and check a US-content file (``partner,sector,us_content,status,source``) for the baseline's
+    ``sectors`` and ``partners``; ``#`` lines are comments. Every problem is reported at once
+    (:class:`ImpactInputError`): unknown partners or sectors, shares that are not numbers in [0, 1], duplicate rows,
+    a status or source missing."""
+    sectors, partners = tuple(sectors), tuple(partners)
+    label, header, rows = read_table(Path(path), US_CONTENT_COLUMNS)
+    shares, named = np.zeros((len(sectors), len(partners))), np.zeros((len(sectors), len(partners)), dtype=bool)
+    status, source, lines = {}, {}, {}
+    problems: list[Problem] = []
+    for line, where, row in whole_rows(label, header, rows, problems):
+        partner, sector = row["partner"].strip(), row["sector"].strip()
+        known = partner in partners and sector in sectors
+        if partner not in partners:
+            problems.append(Problem(label, where, f"unknown partner {partner!r}; the baseline's partners are "
+                                                  f"{', '.join(partners)}"))
+        if sector not in sectors:
+            problems.append(Problem(label, where, f"unknown sector {sector!r}; the baseline's sectors are "
+                                                  f"{', '.join(sectors)}"))
+        value = _share(row, "us_content", "a share of the good's value", label, where, problems)
+        _provenance(row, label, where, problems)
+        if not known:
+            continue
+        if (partner, sector) in lines:
+            problems.append(Problem(label, where, f"duplicate row for {partner}, {sector} (first on line "
+                                                  f"{lines[partner, sector]})"))
+            continue
+        lines[partner, sector] = line
+        cell = sectors.index(sector), partners.index(partner)
+        named[cell] = True
+        shares[cell] = value if value is not None else 0.0
+        status[partner, sector], source[partner, sector] = row["status"].strip(), row["source"].strip()
+    raise_if_any(problems)
+    return UsContent(shares, named, status, source)
+
+
+# -- the checks the tables share -----------------------------------------------------------------------------
+
+def _share(row: dict, column: str, what: str, label: str, where: str, problems: list[Problem]) -> float | None:
+    """``row[column]`` as a number in [0, 1] (``what`` says of what), or None with the problem reported."""
+    text = row[column].strip()
+    try:
+        value = float(text)
+    except ValueError:
+        problems.append(Problem(label, where, f"{column} {text!r} is not a number"))
+        return None
+    if not np.isfinite(value):
+        problems.append(Problem(label, where, f"{column} {text!r} is not a finite number"))
+    elif value < 0:
+        problems.append(Problem(label, where, f"{column} {text} is negative"))
+    elif value > 1:
+        problems.append(Problem(label, where, f"{column} {text} is above 1: {what}"))
+    else:
+        return value
+    return None
+
+
+def _provenance(row: dict, label: str, where: str, problems: list[Problem]) -> None:
+    """Every row needs a known status and a source."""
+    if row["status"].strip() not in STATUSES:
+        problems.append(Problem(label, where, f"status {row['status'].strip()!r} must be one of {', '.join(STATUSES)}"))
+    if not row["source"].strip():
+        problems.append(Problem(label, where, "source is empty: every number needs its source"))
+
+
+def table_names(path: str | Path, column: str = "sector") -> set[str]:
+    """The names in ``column`` of a data table (for ``sector``, less the ``total_pce`` and ``households`` rows of
+    a consumer-spending file); empty if it cannot be read: whether it fits a baseline."""
     from impact.errors import ImpactInputError
 
     try:
         _, header, rows = _read_rows(Path(path), comments=True)
     except ImpactInputError:
         return set()
-    if "sector" not in header:
+    if column not in header:
         return set()
-    return {(row.get("sector") or "").strip() for _, row in rows} - {TOTAL_PCE, HOUSEHOLDS}
+    return {(row.get(column) or "").strip() for _, row in rows} - {TOTAL_PCE, HOUSEHOLDS}

@@ -26,11 +26,11 @@ from impact.errors import ImpactInputError, Problem, file_label, raise_if_any, s
 from impact.sampling import correlation_factor
 from impact.schema import (PLEDGE_YEARS_MAX, RATE_MAX, USD_MAX, Correlation, LandedCost, Layer, Pledge, Prior,
                            Quota, ScenarioFile)
-from impact.lines import hs_list_path, load_export_lines, load_lines, read_hs_list
-from impact.linkages import load_consumer_spending, load_input_cost_shares, table_sectors
+from impact.lines import TradeLines, hs_list_path, load_export_lines, load_lines, read_hs_list
+from impact.linkages import load_consumer_spending, load_input_cost_shares, load_us_content, table_names
 from impact.spec import (INFINITE_ALLOWED, PARAMETER_DOMAINS, PLEDGE_PARAMETERS, PledgeSpec, QuotaSpec, SampledColumn,
                          Scenario, same_horizon)
-from impact.layers import AUTHORITY_PREFIX, prepare_layers
+from impact.layers import AUTHORITY_PREFIX, line_layer, prepare_layers
 from impact.resolve import (cell_label, correlation_matrix, horizon_spec, parameter_arrays, pledge_spec, prior_cells,
                             quota_spec)
 from impact.tariffs import SHARE_INPUTS
@@ -442,9 +442,11 @@ def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | N
         import_lines, export_lines = checker.import_lines, checker.export_lines
         sectors, partners = baseline.sectors, baseline.partners
         uncertain = [name for name in SHARE_INPUTS if np.any(fixed[name] != SHARE_INPUTS[name])]  # NaN: sampled
-        for name, key, what in (("usmca_utilization", "usmca_exempt", "exempts USMCA goods (`usmca_exempt`)"),
-                                ("metal_content", "content", "is charged on metal `content`")):
-            if any(getattr(layer, key) for layer in layers):
+        for name, used, what in (("usmca_utilization", "exempts_usmca", "exempts USMCA goods (`usmca_exempt`)"),
+                                 ("metal_content", "content", "is charged on metal `content`"),
+                                 ("us_content", "exempts_us_content", 'exempts USMCA goods on their US content '
+                                                                      '(`usmca_exempt = "us_content"`)')):
+            if any(getattr(layer, used) for layer in layers):
                 continue
             for i, prior in entries["priors"]:
                 if prior.parameter == name and origins.get(("priors", i), label) != prior_set:
@@ -455,6 +457,7 @@ def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | N
                 if prior.parameter in LINKAGE_PARAMETERS and origins.get(("priors", i), label) != prior_set:
                     checker.add(("priors", i, "parameter"), f"{prior.parameter}: the scenario has linkages = false, "
                                                             "so its prior would change nothing")
+        import_lines = checker.with_us_content(import_lines, entries["tariff_layers"], data_tables.get("us_content"))
         tariff_stack = prepare_layers(layers, import_lines, line_references(baseline, import_lines), sectors,
                                       partners, np.zeros(import_lines.hs.shape),
                                       (import_lines.applied, baseline.tariff_baseline),
@@ -494,23 +497,38 @@ def _validate(path: Path, merged: dict, origins: dict, files, prior_set: str | N
     )
 
 
-#: The data tables beside a baseline: header key, loader, whether a scenario needs it, and the shipped table used
-#: when the header names none and the baseline has its sectors.
+def _for_sectors(path: Path, baseline: Baseline) -> bool:
+    return table_names(path) == set(baseline.sectors)
+
+
+def _within_cells(path: Path, baseline: Baseline) -> bool:
+    names = table_names(path), table_names(path, "partner")
+    return bool(names[0] and names[1]) and names[0] <= set(baseline.sectors) and names[1] <= set(baseline.partners)
+
+
+#: The data tables beside a baseline: header key, loader (path, baseline), whether a scenario needs it, the
+#: shipped table used when the header names none, and whether that table fits the baseline (it is for the
+#: baseline's sectors; for US content, it names only the baseline's sectors and partners).
 DATA_TABLES = {
-    "input_output": (load_input_cost_shares, lambda header: header.linkages, "io_cost_shares_2024"),
-    "consumer_spending": (load_consumer_spending, lambda header: True, "pce_by_sector_2024"),
+    "input_output": (lambda path, baseline: load_input_cost_shares(path, baseline.sectors),
+                     lambda header: header.linkages, "io_cost_shares_2024", _for_sectors),
+    "consumer_spending": (lambda path, baseline: load_consumer_spending(path, baseline.sectors),
+                          lambda header: True, "pce_by_sector_2024", _for_sectors),
+    "us_content": (lambda path, baseline: load_us_content(path, baseline.sectors, baseline.partners),
+                   lambda header: True, "us_content_2024", _within_cells),
 }
 
 
 def _data_tables(header, baseline: Baseline, path: Path, origins: dict, label: str, problems: list[Problem]) -> dict:
-    """The input-output cost shares (with ``linkages``) and the consumer spending of a scenario, each read and
-    checked against the baseline's sectors, with its file's SHA-256: the tables the header names, else the shipped
-    ones when they are for the baseline's sectors. Without a table for its sectors, a scenario with linkages is
-    refused (it must name one or set ``linkages = false``), and one without consumer spending has no price level or
-    cost per household. Problems go to ``problems``."""
+    """The input-output cost shares (with ``linkages``), the consumer spending and the US content of a scenario,
+    each read and checked against the baseline's sectors (and partners), with its file's SHA-256: the tables the
+    header names, else the shipped ones when they fit the baseline. Without a table for its sectors, a scenario
+    with linkages is refused (it must name one or set ``linkages = false``), one without consumer spending has no
+    price level or cost per household, and one without US content cannot use ``usmca_exempt = "us_content"``.
+    Problems go to ``problems``."""
     tables = {}
     where = _file_of(origins, ("scenario",), label)
-    for key, (loader, needed, shipped) in DATA_TABLES.items():
+    for key, (loader, needed, shipped, fits) in DATA_TABLES.items():
         if header is None or not needed(header):
             continue
         reference = getattr(header, key)
@@ -518,7 +536,7 @@ def _data_tables(header, baseline: Baseline, path: Path, origins: dict, label: s
         if found is None and reference is not None:
             problems.append(Problem(where, f"scenario.{key}", why_not or f"no such data file {shown_name(reference)}"))
             continue
-        if reference is None and (found is None or table_sectors(found) != set(baseline.sectors)):
+        if reference is None and (found is None or not fits(found, baseline)):
             if key == "input_output":
                 problems.append(Problem(where, "scenario.linkages", f"linkages need input-output cost shares for the "
                                         f"sectors of the baseline {baseline.name} ({shipped}.csv is for those of "
@@ -526,7 +544,7 @@ def _data_tables(header, baseline: Baseline, path: Path, origins: dict, label: s
                                         "(docs/data.md, \"Input-output cost shares\"), or set linkages = false"))
             continue
         try:
-            tables[key] = loader(found, baseline.sectors), hashlib.sha256(found.read_bytes()).hexdigest()
+            tables[key] = loader(found, baseline), hashlib.sha256(found.read_bytes()).hexdigest()
         except ImpactInputError as err:
             problems.extend(err.problems)
     return tables
@@ -565,6 +583,34 @@ class _Checker:
         self.layer_entries: dict[str, list[Layer]] = {}
         self.hs_codes: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {"tariff_layers": [],
                                                                                     "retaliation": []}
+
+    def with_us_content(self, lines: TradeLines, layers: list[tuple[int, Layer]], table) -> TradeLines:
+        """``lines`` with the US-content shares of ``table`` ((UsContent, sha256) or None), after checking that
+        every layer with ``usmca_exempt = "us_content"`` has a share for each cell where it meets imports of a
+        partner with USMCA-qualifying goods."""
+        users = [(k, i, layer) for k, (i, layer) in enumerate(layers) if layer.exempts_us_content]
+        if table is None:
+            for _, i, _ in users:
+                self.add(("tariff_layers", i, "usmca_exempt"), '"us_content" needs the US content of USMCA goods: '
+                         'name a table with us_content = "..." in [scenario] (docs/data.md, "US content of USMCA '
+                         'goods"); the shipped us_content_2024.csv names sectors or partners this baseline lacks')
+            return lines
+        content = table[0]
+        for k, i, layer in users:
+            scope = line_layer(layer, lines, line_references(self.baseline, lines), self.baseline.sectors,
+                               self.baseline.partners, *self.hs_codes["tariff_layers"][k]).scope
+            # Any line of a partner with USMCA imports may qualify (a prior on usmca_utilization moves the shares).
+            usmca_partners = np.unique(lines.partner[lines.usmca[layer.usmca_year] > 0])
+            qualifying = scope & np.isin(lines.partner, usmca_partners) & (lines.weight > 0)
+            missing = sorted({(self.baseline.sectors[s], self.baseline.partners[p])
+                              for s, p in zip(lines.sector[qualifying], lines.partner[qualifying])
+                              if not content.named[s, p]})
+            if missing:
+                self.add(("tariff_layers", i, "usmca_exempt"),
+                         f'"us_content": the US-content table names no share for '
+                         f'{", ".join(f"[{s}, {p}]" for s, p in missing)}, where the layer meets imports of a USMCA '
+                         'partner')
+        return lines.with_us_content(content.shares)
 
     def add(self, loc: tuple, message: str) -> None:
         self.problems.append(Problem(_file_of(self.origins, loc, self.label), _key_path(self.merged, loc), message))
@@ -654,9 +700,9 @@ class _Checker:
                     self.problems.append(Problem(str(path), key, problem))
                 codes += listed
             found.append(tuple(dict.fromkeys(codes)))
-        uses_lines = found[0] or found[1] or layer.content is not None or layer.usmca_exempt > 0
+        uses_lines = found[0] or found[1] or layer.content is not None or layer.exempts_usmca
         if section == "retaliation":
-            if layer.content is not None or layer.usmca_exempt > 0:
+            if layer.content is not None or layer.exempts_usmca:
                 self.add((section, index), "retaliation layers take no `content` or `usmca_exempt` (US exports have "
                                            "no line data of that kind)")
             deeper = sorted({code for code in found[0] + found[1] if len(code) != 2})

@@ -16,6 +16,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 #: Rates are fractions (0.25 = 25%); anything above 1000% is a typo, not a policy.
 RATE_MIN, RATE_MAX = 0.0, 10.0
 RATE_REFERENCES = ("baseline:mfn", "baseline:tariff", "baseline:partner_tariff")
+#: ``usmca_exempt = "us_content"``: a USMCA-qualifying good is exempt on its US content (the scenario's table).
+US_CONTENT = "us_content"
 #: Years a scenario may name (horizons, dates of layers, steps, rulings and pledges).
 YEAR_MIN, YEAR_MAX = 1900, 2200
 #: USD amounts (pledges, quotas) above a thousand trillion dollars are typos: US GDP is about 3e13.
@@ -78,11 +80,16 @@ def _hs_codes(value):
 
 
 def _usmca_exempt(value):
-    # true is the whole qualifying share; a number is the part of it that is exempt (e.g. the US content of a car).
+    # true is the whole qualifying share; a number is the part of it that is exempt; "us_content" the US content of
+    # each qualifying good, from the scenario's US-content table.
     if value is True:
         return 1.0
     if value is False:
         return 0.0
+    if value == US_CONTENT:
+        return value
+    if isinstance(value, str):
+        raise ValueError(f'must be true, false, a share in [0, 1] or "{US_CONTENT}", got {value!r}')
     value = _number(value)
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"must be true, false or a share in [0, 1], got {value:g}")
@@ -133,7 +140,7 @@ RateOrReference = Annotated[float | str, BeforeValidator(_rate)]
 Names = Annotated[list[str] | str, BeforeValidator(_names)]
 IsoDate = Annotated[str, BeforeValidator(_iso_date)]
 HsCodes = Annotated[list[str], BeforeValidator(_hs_codes)]
-UsmcaExempt = Annotated[float, BeforeValidator(_usmca_exempt)]
+UsmcaExempt = Annotated[float | Literal["us_content"], BeforeValidator(_usmca_exempt)]
 
 
 class _Strict(BaseModel):
@@ -153,6 +160,7 @@ class Header(_Strict):
     linkages: StrictBool = True
     input_output: StrictStr | None = None
     consumer_spending: StrictStr | None = None
+    us_content: StrictStr | None = None
 
 
 class Sampling(_Strict):
@@ -226,7 +234,7 @@ class Layer(_Strict):
     ``except_hs`` and ``except_hs_lists``. A line's rate is ``sector_rates[sector]``, else
     ``partner_rates[partner]``, else ``rate``; without ``rate``, the layer covers only the sectors (or partners)
     its map names. ``content`` charges the layer on the line's metal content only; ``usmca_exempt`` exempts
-    (a share of) the line's USMCA-qualifying imports. ``linked_rate`` replaces a fixed rate by one that follows a
+    (a share of, or the US content of) the line's USMCA-qualifying imports. ``linked_rate`` replaces a fixed rate by one that follows a
     pledge's realization; ``condition`` and ``legal_risk`` decide in which draws the layer applies.
     ``authority`` names the legal basis (e.g. ``"s232"``), for the breakdown of rates and revenue.
     """
@@ -258,6 +266,16 @@ class Layer(_Strict):
     effective: IsoDate | None = None
     ends: IsoDate | None = None
     steps: list[Step] = []
+
+    @property
+    def exempts_usmca(self) -> bool:
+        """Some of the USMCA-qualifying goods in the layer's scope are exempt from it."""
+        return self.usmca_exempt == US_CONTENT or self.usmca_exempt > 0
+
+    @property
+    def exempts_us_content(self) -> bool:
+        """USMCA-qualifying goods pay the layer on their non-US content only (``usmca_exempt = "us_content"``)."""
+        return self.usmca_exempt == US_CONTENT
 
 
 #: Pledge categories with a default realization prior (``[pledge_priors]``); "investment" is for investment pledges.
@@ -298,7 +316,7 @@ class Prior(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     parameter: Literal["sigma", "eps", "mu", "eta", "fx", "phi", "sigx", "collection", "usmca_utilization",
-                       "metal_content", "input_pass_through", "imported_input_scale"]
+                       "metal_content", "us_content", "input_pass_through", "imported_input_scale"]
     sectors: Names = "all"
     partners: Names = "all"
     draw: Literal["each", "common"] = "each"

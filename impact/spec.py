@@ -37,6 +37,7 @@ PARAMETER_DOMAINS = {
     "collection": (("partner",), 0.0, 1.0, False),
     "usmca_utilization": (("partner",), -1.0, 1.0, False),
     "metal_content": (("partner",), 0.0, math.inf, False),
+    "us_content": (("partner",), 0.0, math.inf, False),
     "input_pass_through": (("sector",), 0.0, 1.0, False),
     "imported_input_scale": (("sector",), 0.0, math.inf, False),
     "realization": (("pledge",), 0.0, 1.0, False),
@@ -49,7 +50,7 @@ PLEDGE_PARAMETERS = ("realization", "additionality", "output_per_dollar")
 INFINITE_ALLOWED = ("mu", "eta")
 #: Values used where no prior covers a cell (None: a prior is required).
 PARAMETER_DEFAULTS = {"sigma": None, "eps": None, "mu": None, "eta": math.inf, "fx": 1.0, "phi": 0.0, "sigx": 0.0,
-                      "collection": 1.0, "usmca_utilization": 0.0, "metal_content": 1.0,
+                      "collection": 1.0, "usmca_utilization": 0.0, "metal_content": 1.0, "us_content": 1.0,
                       "input_pass_through": 1.0, "imported_input_scale": 1.0}
 
 @dataclass(frozen=True)

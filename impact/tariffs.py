@@ -41,9 +41,10 @@ START_AUTHORITY = "baseline"
 CACHE_SIZE = 4096
 #: Line totals kept per stack (each a few arrays over the lines), reweighted at each draw's shares.
 TOTALS_CACHE_SIZE = 8
-#: The inputs that move the shares of split lines' parts, draw by draw: a shift of the USMCA utilization and a
-#: scale of the metal content, by partner (:meth:`impact.lines.LineParts.shares`), and their values in the data.
-SHARE_INPUTS = {"usmca_utilization": 0.0, "metal_content": 1.0}
+#: The inputs that move the shares of split lines' parts, draw by draw: a shift of the USMCA utilization, a scale
+#: of the metal content and a scale of the US content of qualifying goods, by partner
+#: (:meth:`impact.lines.LineParts.shares`, in this order), and their values in the data.
+SHARE_INPUTS = {"usmca_utilization": 0.0, "metal_content": 1.0, "us_content": 1.0}
 
 
 @dataclass(frozen=True)
@@ -307,8 +308,8 @@ class LayerStack:
 
     def _at_node(self, node, values: dict, reference: np.ndarray | None = None) -> dict:
         """Cell means (S, P) of line values {key: (L,)}: with the data's weights (``node`` None), or at a node of the
-        share inputs, ``(shift, scale, partner)``, that partner's column alone (the others NaN: a partner's cells
-        depend on its own lines only). With ``reference`` (L,) the 2024 line rates, a cell whose lines all keep
+        share inputs, ``(values of SHARE_INPUTS, partner)``, that partner's column alone (the others NaN: a
+        partner's cells depend on its own lines only). With ``reference`` (L,) the 2024 line rates, a cell whose lines all keep
         them keeps its 2024 rate exactly."""
         if node is None:
             out = {key: self.lines.cell_mean(v) for key, v in values.items()}
@@ -316,10 +317,10 @@ class LayerStack:
                 unchanged = self.lines.cell_all(values["total"] == reference)
                 out["total"] = np.where(unchanged, self.reference_cells, out["total"])
             return out
-        shift, scale, p = node
+        values_at, p = node
         index, lines, parts = self._partner_view(p)
         P = self.lines.shape[1]
-        weight = parts.weights(np.full(P, shift), np.full(P, scale))
+        weight = parts.weights(*(np.full(P, value) for value in values_at))
         out = {}
         for key, v in values.items():
             column = lines.cell_mean(v[index], weight)
@@ -459,8 +460,8 @@ def _patterns(applies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _share_nodes(shares: dict[str, np.ndarray], draws: int, partners: int) -> tuple[list, np.ndarray]:
-    """The distinct (shift, scale, partner) values of the share inputs among the draws' partners, None for the
-    data's own (0, 1) of any partner; and the node of each (draw, partner), (D, P)."""
+    """The distinct (values of :data:`SHARE_INPUTS`, partner) among the draws' partners, None for the data's own
+    values of any partner; and the node of each (draw, partner), (D, P)."""
     if not shares:
         return [None], np.zeros((draws, partners), dtype=np.int64)
     levels, codes = [], np.zeros(draws * partners, dtype=np.int64)
@@ -474,10 +475,12 @@ def _share_nodes(shares: dict[str, np.ndarray], draws: int, partners: int) -> tu
     nodes = []
     for code in unique:
         p, rest = int(code % partners), int(code // partners)
-        scale = levels[1][rest % levels[1].size]
-        shift = levels[0][rest // levels[1].size]
-        default = (shift, scale) == tuple(SHARE_INPUTS.values())
-        nodes.append(None if default else (float(shift), float(scale), p))
+        values_at = []
+        for values in reversed(levels):  # the last input varies fastest in the code
+            values_at.append(float(values[rest % values.size]))
+            rest //= values.size
+        values_at = tuple(reversed(values_at))
+        nodes.append(None if values_at == tuple(SHARE_INPUTS.values()) else (values_at, p))
     return nodes, node_of.reshape(draws, partners)
 
 

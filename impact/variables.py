@@ -167,6 +167,9 @@ _VARIABLES = [
     _v("metal_content", "draw partner", "1", "scale of metal content",
        "multiplies each line's steel, aluminum and copper shares (each capped at 1); 1: the line data's shares",
        "input"),
+    _v("us_content", "draw partner", "1", "scale of US content of USMCA goods",
+       "multiplies the US-content share of the partner's USMCA-qualifying goods (capped at 1), on which layers with "
+       "usmca_exempt = \"us_content\" exempt them; 1: the US-content table's shares", "input"),
     _v("realization", "draw pledge", "fraction", "pledge realization rate",
        "share of the pledged amount that materializes", "input"),
     _v("additionality", "draw pledge", "fraction", "additionality of pledged purchases",

@@ -358,3 +358,19 @@ def test_the_detroit_question(fresh):
     assert level("unit_cost", "passenger_vehicles", "q5") > 1.0
     assert effect("unit_cost", "passenger_vehicles", "q95") < 0
     assert effect("sector_output", "passenger_vehicles", "q95") < 0
+
+
+def test_the_detroit_question_with_uncertain_us_content():
+    """With the prior set us_content_2025, a North American car's tariff follows the US content drawn for its
+    partner (a scale of its 0.40 between 0.5 and 1.5, on the grid of 16 values): the less US content, the higher the tariff, in both cases alike,
+    so the deal's effect on it stays zero; the Japanese car's tariff does not move with it."""
+    ds = impact.simulate("detroit_japan_2025", draws=2048, seed=SEED, priors="us_content_2025")
+    for partner, car in (("mexico", "mexican_car"), ("canada", "canadian_car")):
+        drawn = ds["us_content"].sel(partner=partner).values
+        tariff = ds["landed_tariff"].sel(landed=car)
+        assert np.unique(drawn).size == 16 and 0.5 < drawn.min() < 0.7 and 1.3 < drawn.max() < 1.5  # the grid
+        scenario = tariff.sel(case="scenario").values
+        assert np.array_equal(scenario, tariff.sel(case="counterfactual").values)
+        order = np.argsort(drawn, kind="stable")
+        assert np.all(np.diff(scenario[order]) <= 1e-12) and scenario[order[0]] - scenario[order[-1]] > 0.02
+    assert np.ptp(ds["landed_tariff"].sel(landed="japanese_car", case="scenario").values) < 1e-12

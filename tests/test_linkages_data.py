@@ -414,3 +414,30 @@ def test_a_baseline_with_other_sectors_needs_its_own_table_or_no_linkages(small_
         impact.load_scenario(str(unlinked))
     assert "landed_costs[car].sector: unknown sector 'cars'" in str(error.value)
     assert "landed_costs[car].partner: unknown partner 'mars'" in str(error.value)
+
+
+def test_the_us_content_table_names_every_usmca_cell_of_the_vehicle_programs():
+    """parameters/us_content_2024.csv has a row for each (Canada or Mexico, sector) whose 2024 import lines fall
+    under the product lists of the programs that charge USMCA vehicles on their non-US content (read here with the
+    csv module), and no other; each is the one public estimate, 0.40, marked as an estimate with its source."""
+    import gzip
+
+    from impact.baseline import load_baseline
+    from impact.linkages import load_us_content
+
+    prefixes = tuple(row["hs"] for name in ("s232_autos", "s232_mhd_vehicles")
+                     for row in csv.DictReader(line for line in open(ROOT / "parameters" / "hs_lists" / f"{name}.csv")
+                                               if not line.startswith("#")))
+    expected = set()
+    with gzip.open(ROOT / "parameters" / "baseline_2024_lines.csv.gz", "rt", newline="") as handle:
+        for row in csv.DictReader(line for line in handle if not line.startswith("#")):
+            if row["partner"] in ("canada", "mexico") and row["hs10"].startswith(prefixes) \
+                    and float(row["imports_usd"]) > 0:
+                expected.add((row["partner"], row["sector"]))
+    baseline = load_baseline(ROOT / "parameters" / "baseline_2024.csv")
+    table = load_us_content(ROOT / "parameters" / "us_content_2024.csv", baseline.sectors, baseline.partners)
+    named = {(baseline.partners[p], baseline.sectors[s]) for s, p in np.argwhere(table.named)}
+    assert named == expected and len(named) >= 6
+    assert all(table.shares[baseline.sectors.index(s), baseline.partners.index(p)] == 0.4 for p, s in named)
+    assert set(table.status.values()) == {"estimate"}
+    assert all("us_auto_content_share" in source for source in table.source.values())

@@ -62,12 +62,13 @@ def market(tmp_path):
     return tmp_path
 
 
-def regime(folder, layers: str, name: str = "regime"):
+def regime(folder, layers: str, name: str = "regime", header: str = ""):
     return write_scenario(folder / f"{name}.toml", f"""
         [scenario]
         title = "{name}"
         baseline = "small.csv"
         linkages = false
+        {header}
         [[tariff_layers]]
         name = "mfn"
         rate = "baseline:mfn"
@@ -354,6 +355,117 @@ def test_uncertain_shares_give_the_same_draws_whatever_the_chunks(market):
     assert whole.identical(pieces)
     revenue = whole["tariff_revenue_by_partner"].sel(case="scenario", partner="canada").values
     assert np.corrcoef(whole["usmca_utilization"].sel(partner="canada").values, revenue)[0, 1] < -0.5
+
+
+US_CONTENT_LAYERS = """
+    [[tariff_layers]]
+    name = "autos"
+    partners = ["canada"]
+    hs = ["72", "8481"]
+    rate = 0.25
+    usmca_exempt = "us_content"
+    [[tariff_layers]]
+    name = "fentanyl"
+    partners = ["canada"]
+    rate = 0.35
+    usmca_exempt = true
+    exclusive_of = ["autos"]
+"""
+
+
+def _us_content_table(folder, steel=0.3, machinery=0.6, name="us_content.csv", extra=""):
+    (folder / name).write_text("partner,sector,us_content,status,source\n"
+                               f"canada,steel,{steel},estimate,test\ncanada,machinery,{machinery},estimate,test\n"
+                               + extra)
+    return f'us_content = "{name}"'
+
+
+def test_usmca_goods_pay_on_their_non_us_content(market):
+    """A layer with usmca_exempt = "us_content" charges a qualifying good on its value less its US content (the
+    table's share for its partner and sector), a non-qualifying one on its whole value; a layer exempting USMCA
+    goods and excluding it charges nothing of either part."""
+    s = load_scenario(regime(market, US_CONTENT_LAYERS, header=_us_content_table(market)))
+    # Canada's flat-rolled steel (USMCA share 0.5, US content 0.3): 25% on the non-qualifying half and on 0.7 of the
+    # qualifying half; valves (share 0.8, US content 0.6): 1% MFN + 25% on 0.2 and on 0.4 of 0.8.
+    assert rate(s, "steel", "canada") == pytest.approx(0.25 * (0.5 + 0.5 * 0.7), abs=1e-12)
+    assert rate(s, "machinery", "canada") == pytest.approx(0.01 + 0.25 * (0.2 + 0.8 * 0.4), abs=1e-12)
+    # The same as a fixed exempt share equal to the table's, sector by sector.
+    for sector, share in (("steel", 0.3), ("machinery", 0.6)):
+        fixed = load_scenario(regime(market, US_CONTENT_LAYERS.replace('"us_content"', str(share)), "fixed"))
+        assert rate(s, sector, "canada") == pytest.approx(rate(fixed, sector, "canada"), abs=1e-15)
+
+
+def test_uncertain_us_content_equals_the_regime_with_a_scaled_table(market):
+    """A draw's rates at a scale of the US content equal the regime with the table's shares scaled (and capped at
+    one); more US content, a lower rate; the draws are the same whatever the chunks."""
+    from impact.model import case_parameters, compile_case, draw_policy
+    from impact.sampling import Design
+
+    header = _us_content_table(market)
+    path = regime(market, US_CONTENT_LAYERS + """
+        [[priors]]
+        parameter = "us_content"
+        partners = ["canada"]
+        dist = "uniform"
+        min = 0.75
+        max = 2.35
+    """, "uncertain", header)
+    case = compile_case(load_scenario(path), "scenario")
+    assert case.share_inputs == ("us_content",)
+    parameters = case_parameters(case, Design(case.column_names, "mc", 3).normal_scores(0, 4000), 4000)
+    drawn = parameters["us_content"][:, PARTNERS.index("canada")]
+    tariff, *_ = draw_policy(case, parameters, {}, 4000)
+    at = np.flatnonzero(np.isclose(drawn, 1.5, atol=1e-9))
+    assert at.size
+    moved = load_scenario(regime(market, US_CONTENT_LAYERS, "moved",
+                                 _us_content_table(market, 0.45, 0.9, "moved.csv"))).tariff
+    np.testing.assert_allclose(tariff[at], np.broadcast_to(moved, (at.size,) + moved.shape), rtol=0, atol=1e-12)
+    canada = PARTNERS.index("canada")
+    order = np.argsort(drawn, kind="stable")
+    assert np.all(np.diff(tariff[order, SECTORS.index("machinery"), canada]) <= 1e-15)
+    assert tariff[order[0], 1, canada] > tariff[order[-1], 1, canada]
+    # At 2.35 the valves' US content (0.6 x 2.35) is capped at 1: their qualifying part pays nothing.
+    top = order[-1]
+    assert tariff[top, SECTORS.index("machinery"), canada] == pytest.approx(0.01 + 0.25 * 0.2, abs=1e-12)
+    whole = impact.simulate(path, draws=4096, seed=4, counterfactual=False, chunk_size=4096)
+    assert whole.identical(impact.simulate(path, draws=4096, seed=4, counterfactual=False, chunk_size=1000))
+    revenue = whole["tariff_revenue_by_partner"].sel(case="scenario", partner="canada").values
+    assert np.corrcoef(whole["us_content"].sel(partner="canada").values, revenue)[0, 1] < -0.5
+
+
+def test_us_content_needs_a_share_for_every_cell_it_charges(market):
+    """Without a table, or with one that names no share for a cell where the layer meets Canada's imports, the
+    layer is refused at its key; a bad table reports all its rows; a prior on us_content needs such a layer."""
+    problems = problems_of(regime(market, US_CONTENT_LAYERS))
+    assert any("tariff_layers[autos].usmca_exempt" in p and 'us_content = "..."' in p for p in problems), problems
+    (market / "partial.csv").write_text("partner,sector,us_content,status,source\ncanada,steel,0.3,estimate,test\n")
+    problems = problems_of(regime(market, US_CONTENT_LAYERS, header='us_content = "partial.csv"'))
+    assert any("usmca_exempt" in p and "[machinery, canada]" in p for p in problems), problems
+    header = _us_content_table(market, 1.3, "x", extra="mexico,steel,0.2,estimate,\n")
+    problems = problems_of(regime(market, US_CONTENT_LAYERS, header=header))
+    for expected in ("us_content 1.3 is above 1", "us_content 'x' is not a number", "unknown partner 'mexico'",
+                     "source is empty"):
+        assert any(expected in p and "us_content.csv" in p for p in problems), (expected, problems)
+    problems = problems_of(regime(market, """
+        [[tariff_layers]]
+        name = "autos"
+        rate = 0.25
+        usmca_exempt = "us-content"
+        [[priors]]
+        parameter = "us_content"
+        dist = "uniform"
+        min = 0.5
+        max = 1.5
+    """))
+    assert any("usmca_exempt" in p and '"us_content"' in p and "'us-content'" in p for p in problems), problems
+    problems = problems_of(regime(market, STEEL_AND_RECIPROCAL + """
+        [[priors]]
+        parameter = "us_content"
+        dist = "uniform"
+        min = 0.5
+        max = 1.5
+    """, header=_us_content_table(market)))
+    assert any("us_content" in p and "would change nothing" in p for p in problems), problems
 
 
 def test_a_prior_on_shares_needs_a_layer_they_move(market):

@@ -65,6 +65,11 @@ BEA_USE_TABLES = {"bea_use_domestic.csv": "bea_use_domestic_2024.csv", "bea_use_
                   "bea_pce_by_commodity.csv": "bea_pce_by_commodity_2024.csv"}
 IO_COST_SHARES = HERE.parent / "io_cost_shares_2024.csv"
 PCE_BY_SECTOR = HERE.parent / "pce_by_sector_2024.csv"
+US_CONTENT = HERE.parent / "us_content_2024.csv"
+#: The product lists whose USMCA-qualifying goods pay Section 232 on their non-US content (cars and light trucks;
+#: medium- and heavy-duty trucks), and the partners whose goods qualify.
+NON_US_CONTENT_LISTS = ("s232_autos", "s232_mhd_vehicles")
+USMCA_PARTNERS = ("canada", "mexico")
 
 
 def _write_census(path: Path, rows) -> int:
@@ -1103,6 +1108,46 @@ def main(originals: Path) -> None:
     input_cost_shares()
     line_attribute_inputs(originals)
     hs_lists(originals / "yale_tariff_rate_tracker")
+    us_content(originals / "yale_tariff_rate_tracker")
+
+
+def us_content(tracker: Path) -> None:
+    """Write ``parameters/us_content_2024.csv``: the US-content share of USMCA-qualifying goods, for each USMCA
+    partner and sector with imports on the lines of :data:`NON_US_CONTENT_LISTS` (from the committed 2024 import
+    lines): the tracker's ``auto_rebate.us_auto_content_share``, the one public estimate
+    there is, for every such cell."""
+    params = (tracker / "policy_params.yaml").read_text(encoding="utf-8")
+    found = re.search(r"^\s*us_auto_content_share:\s*([0-9.]+)", _yaml_block(params, "auto_rebate"), re.MULTILINE)
+    if not found:
+        raise ValueError("policy_params.yaml: no auto_rebate.us_auto_content_share")
+    share = float(found.group(1))
+    prefixes = tuple(row["hs"] for name in NON_US_CONTENT_LISTS for row in _rows(HS_LISTS / f"{name}.csv"))
+    cells = set()
+    with gzip.open(HERE.parent / "baseline_2024_lines.csv.gz", "rt", encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(line for line in handle if not line.startswith("#")):
+            if row["partner"] in USMCA_PARTNERS and row["hs10"].startswith(prefixes) and float(row["imports_usd"]) > 0:
+                cells.add((row["partner"], row["sector"]))
+    source = (f"estimate: the Budget Lab at Yale's tariff-rate-tracker, config/policy_params.yaml, "
+              f"auto_rebate.us_auto_content_share = {share:g} (the US-origin share of a USMCA-qualifying vehicle's "
+              "value, after the Tariff-ETRs model; one figure for every partner and sector: no public source gives "
+              "it by partner or sector)")
+    with open(US_CONTENT, "w", newline="", encoding="utf-8") as handle:
+        handle.write(US_CONTENT_PREAMBLE)
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["partner", "sector", "us_content", "status", "source"])
+        writer.writerows([partner, sector, f"{share:g}", "estimate", source] for partner, sector in sorted(cells))
+    print(f"{US_CONTENT.relative_to(HERE.parent.parent)}: {len(cells)} rows")
+
+
+US_CONTENT_PREAMBLE = """\
+# The US content of USMCA-qualifying imports: the share of their value that is of US origin, by partner and
+# sector. A layer with usmca_exempt = "us_content" charges a qualifying good on the rest of its value only (Section
+# 232 on cars and light trucks, 3 April 2025, and on medium- and heavy-duty trucks, 1 November 2025: USMCA
+# vehicles pay on their non-US content). Rows: Canada and Mexico, in each sector with imports on the lines of
+# parameters/hs_lists/s232_autos.csv and s232_mhd_vehicles.csv. A scenario's prior on `us_content` scales these
+# shares by partner, draw by draw. Built by parameters/data/rebuild_inputs.py; see docs/data.md, "US content of
+# USMCA goods".
+"""
 
 
 def input_cost_shares() -> None:
