@@ -16,6 +16,8 @@ _API = {
     "Simulation": "impact.simulation",
     "run": "impact.runner",
     "resume": "impact.runner",
+    "batch": "impact.batch",
+    "ClusterOptions": "impact.cluster",
     "load_scenario": "impact.scenario",
     "load_baseline": "impact.baseline",
     "summarize": "impact.summary",

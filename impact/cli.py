@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from impact import library
+from impact.cluster import DEFAULT_TIMEOUT, ClusterOptions
 from impact.console import EXIT_INTERRUPTED, EXIT_TERMINATED
 from impact.errors import ImpactInputError, Problem
 from impact.sampling import METHODS
@@ -37,6 +38,40 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
 
 
+def _cluster_options(command):
+    """The options of a run on a Dask cluster, shared by `run` and `batch` (passed on as keyword arguments)."""
+    for option in reversed((
+        click.option("--cluster", default=None, metavar="SPEC",
+                     help="Run the chunks as tasks on a Dask cluster: local:N (N worker processes on this machine), "
+                          "tcp://HOST:PORT (a running scheduler) or slurm (SLURM jobs, see --jobs); same results as "
+                          "a local run. Needs impact[cluster]."),
+        click.option("--jobs", type=int, default=None, help="--cluster slurm: SLURM jobs to submit, one worker each "
+                                                            "[1]."),
+        click.option("--cores", type=int, default=None,
+                     help="--cluster slurm: cores per job (the worker's numba threads) [dask config jobqueue.slurm]."),
+        click.option("--memory", default=None, help="--cluster slurm: memory per job, e.g. 4GB [dask config]."),
+        click.option("--walltime", default=None, help="--cluster slurm: time limit per job, e.g. 01:00:00 [dask "
+                                                      "config]."),
+        click.option("--queue", default=None, help="--cluster slurm: partition [dask config]."),
+        click.option("--account", default=None, help="--cluster slurm: account to charge [dask config]."),
+        click.option("--interface", default=None,
+                     help="--cluster: network interface of the scheduler and workers, e.g. ib0, or lo for one "
+                          "machine."),
+        click.option("--cluster-timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+                     help="--cluster: seconds for the scheduler to answer and the first worker to join."),
+    )):
+        command = option(command)
+    return command
+
+
+def _cluster(cluster, jobs, cores, memory, walltime, queue, account, interface, cluster_timeout):
+    """The cluster options given, or None for a run in this process."""
+    if cluster is None and all(v is None for v in (jobs, cores, memory, walltime, queue, account, interface)):
+        return None
+    return ClusterOptions(cluster or "", jobs=jobs, cores=cores, memory=memory, walltime=walltime, queue=queue,
+                          account=account, interface=interface, timeout=cluster_timeout)
+
+
 @main.command()
 @click.argument("scenario", required=False)
 @click.option("--draws", "-n", type=click.IntRange(min=1), default=10_000, show_default=True,
@@ -60,12 +95,14 @@ def main():
 @click.option("--progress", type=click.Choice(["bar", "log", "none"]), default=None,
               help="Progress display [default: a bar on a terminal, log lines otherwise].")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
-              help="Finish an interrupted run in this folder (other options are taken from its manifest).")
+              help="Finish an interrupted run in this folder (its options are taken from its manifest; --threads, "
+                   "--progress and --cluster choose where and how to compute what is left).")
 @click.option("--shard", default=None, metavar="I/N", callback=lambda ctx, param, value: _parse_shard(value),
               help="Compute shard I of N (e.g. a batch array task); every shard gives the same --out and options. "
                    "The last shard to finish completes the run.")
+@_cluster_options
 def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_counterfactual, priors, progress,
-        resume_dir, shard):
+        resume_dir, shard, **cluster):
     """Run SCENARIO (a file, or a shipped scenario's name; default: us_japan_2025) and print its bands.
 
     Writes OUT/results.zarr (every draw), OUT/manifest.json (provenance, timings) and OUT/summary.csv.
@@ -76,13 +113,14 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
         from impact.runner import resume, run as run_scenario
         from impact.summary import format_compact
 
+        options = _cluster(**cluster)
         if resume_dir is not None:
-            store = resume(resume_dir, threads=threads, progress=progress)
+            store = resume(resume_dir, threads=threads, progress=progress, cluster=options)
         else:
             store = run_scenario(scenario or library.DEFAULT_SCENARIO, draws=draws, seed=seed, out=out,
                                  chunk_size=chunk_size, sampler=sampler, keep=keep, threads=threads,
                                  progress=progress, counterfactual=not no_counterfactual, shard=shard,
-                                 priors=priors)
+                                 priors=priors, cluster=options)
     except ImpactInputError as err:
         _fail(err.problems)
     except KeyboardInterrupt as stop:
@@ -139,6 +177,57 @@ def _what_is_kept(target, when: str = "") -> str:
         return "the run had not begun; nothing was written"
     when = f" {when}," if when else ""
     return f"finished chunks are kept;{when} complete the run with: impact run --resume {target}"
+
+
+@main.command()
+@click.argument("scenarios", nargs=-1, required=True)
+@click.option("--seeds", default="0", show_default=True, metavar="LIST",
+              help="Seeds, each a run of every scenario: 1,2,3 or 1-8.")
+@click.option("--draws", "-n", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Monte Carlo draws of each run.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Folder of the batch: a run folder NAME-seedS for each run, and batch.csv.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None, help="As for impact run.")
+@click.option("--sampler", type=click.Choice(METHODS), default=None, help="As for impact run.")
+@click.option("--keep", type=click.Choice(KEEP_LEVELS), default=DEFAULT_KEEP, show_default=True,
+              help="As for impact run.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="As for impact run.")
+@click.option("--priors", default=None, metavar="SET", help="A prior set for every run (as for impact run).")
+@click.option("--progress", type=click.Choice(["bar", "log", "none"]), default=None, help="As for impact run.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@_cluster_options
+def batch(scenarios, seeds, draws, out, chunk_size, sampler, keep, threads, priors, progress, fmt, **cluster):
+    """Run every one of SCENARIOS (names or files; a shell pattern such as parameters/*.toml) with every seed, one
+    run folder each under OUT, all on one cluster (or here), and print their headline bands (OUT/batch.csv).
+
+    Runs already complete in OUT are kept and runs cut short are resumed: run the same command again to finish
+    a batch."""
+    from impact.batch import batch as run_batch, format_batch
+
+    try:
+        rows = run_batch(list(scenarios), seeds=_parse_seeds(seeds), draws=draws, out=out, chunk_size=chunk_size,
+                         sampler=sampler, keep=keep, threads=threads, priors=priors, progress=progress,
+                         cluster=_cluster(**cluster))
+    except ImpactInputError as err:
+        _fail(err.problems)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: finished runs are kept in {out}; run the same command again to finish the batch",
+                   err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    click.echo(format_batch(rows, fmt))
+
+
+def _parse_seeds(value: str) -> list[int]:
+    seeds = []
+    try:
+        for part in value.split(","):
+            low, _, high = part.strip().partition("-")
+            seeds += list(range(int(low), int(high) + 1)) if high else [int(low)]
+    except ValueError:
+        _fail([Problem("options", "--seeds", f"must look like 1,2,3 or 1-8, got {value!r}")])
+    if not seeds or min(seeds) < 0:
+        _fail([Problem("options", "--seeds", f"must be whole numbers >= 0, got {value!r}")])
+    return list(dict.fromkeys(seeds))
 
 
 def _parse_shard(value: str | None):

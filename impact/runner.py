@@ -20,6 +20,7 @@ import xarray as xr
 
 from impact import provenance
 from impact.accelerate import using_threads
+from impact.cluster import cluster_options
 from impact.errors import ImpactInputError, Problem
 from impact.scenario import load_scenario, open_scenario
 from impact.simulation import Simulation, _check_run_size, chunk_ranges, sobol_warning
@@ -36,14 +37,19 @@ def default_out(scenario_name: str, seed: int) -> Path:
     name (letters, digits, ``.``, ``_`` and ``-``; no leading dot, at most 80 characters), so a scenario's ``name``
     can never put the run elsewhere (``"../../x"``, an absolute path)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", scenario_name).lstrip(".")[:80] or "scenario"
-    return Path("runs") / f"{safe}-{stamp}-seed{seed}"
+    return Path("runs") / f"{safe_name(scenario_name)}-{stamp}-seed{seed}"
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a safe folder name: letters, digits, ``.``, ``_`` and ``-``, no leading dot, at most 80
+    characters."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")[:80] or "scenario"
 
 
 def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None = None,
         chunk_size: int | None = None, sampler: str | None = None, keep: str = DEFAULT_KEEP,
         threads: int | None = None, progress: str | None = None, counterfactual: bool = True,
-        shard: tuple[int, int] | None = None, priors: str | None = None) -> RunStore:
+        shard: tuple[int, int] | None = None, priors: str | None = None, cluster=None, client=None) -> RunStore:
     """Run a scenario and write ``results.zarr``, ``manifest.json`` and ``summary.csv`` to ``out``.
 
     Parameters are those of :func:`impact.simulate`, plus ``out`` (default: a new folder under ``runs/``),
@@ -55,6 +61,10 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
     batch array job) share it. All shards name the same ``out`` and options; the first to start creates the
     store, and the last to finish writes the summary and marks the run complete. Results are identical to an
     unsharded run. If a shard dies, ``impact run --resume OUT`` computes what it left.
+
+    ``cluster`` runs the chunks as tasks on a Dask cluster (:class:`impact.cluster.ClusterOptions`, or its spec:
+    ``"local:4"``, ``"tcp://host:8786"``, ``"slurm"``), which this call starts or connects to and closes;
+    ``client`` is a ``distributed.Client`` of your own to use instead. Results are identical to a local run.
     """
     started = now()
     _check_run_size(draws, chunk_size or 1)
@@ -65,8 +75,12 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
             problems.append(Problem("options", "--shard", f"must be I/N with 1 <= I <= N, got {got}"))
         if out is None:
             problems.append(Problem("options", "--out", "a sharded run needs --out, the folder every shard shares"))
+    if shard is not None and (cluster is not None or client is not None):
+        problems.append(Problem("options", "--shard", "a shard runs its chunks itself; --cluster runs them all on "
+                                                      "the cluster: give one or the other"))
     if problems:
         raise ImpactInputError(problems)
+    options = cluster_options(cluster)
     scenario = open_scenario(scenario, counterfactual=counterfactual, priors=priors)
     simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual)
     chunk_size = chunk_size or simulation.default_chunk_size()
@@ -104,11 +118,25 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
         "started": started,
         "shards": shard[1] if shard else 1,
     }
-    store = RunStore(out)
-    made = _make_folder(out)
-    if shard is None:
-        return _run_alone(store, made, simulation, draws, chunk_size, manifest, threads, progress)
-    return _run_shard(store, shard, simulation, draws, chunk_size, manifest, threads, progress)
+    with _dask_client(options, client, threads) as dask_client:  # before the folder: an unreachable cluster leaves none
+        store = RunStore(out)
+        made = _make_folder(out)
+        if shard is None:
+            return _run_alone(store, made, simulation, draws, chunk_size, manifest, threads, progress, dask_client)
+        return _run_shard(store, shard, simulation, draws, chunk_size, manifest, threads, progress)
+
+
+@contextmanager
+def _dask_client(options, client, threads):
+    """The Dask client a run's chunks go to: ``client`` as given, one on the cluster ``options`` describe (closed
+    on exit), or None for a run in this process."""
+    if client is not None or options is None:
+        yield client
+        return
+    from impact.cluster import connect
+
+    with connect(options, threads) as connected:
+        yield connected
 
 
 def _check_out(out: Path, sharded: bool = False) -> None:
@@ -137,7 +165,7 @@ def _make_folder(out: Path) -> list[Path]:
 
 
 def _run_alone(store: RunStore, made: list[Path], simulation: Simulation, draws: int, chunk_size: int,
-               manifest: dict, threads, progress) -> RunStore:
+               manifest: dict, threads, progress, client=None) -> RunStore:
     """An unsharded run: it owns the folder alone, and removes what it created if it stops before the store is
     laid out."""
     lock_was_there = (store.directory / OWNER_LOCK).exists()
@@ -150,7 +178,8 @@ def _run_alone(store: RunStore, made: list[Path], simulation: Simulation, draws:
         if store.is_half_created():
             log.warning("%s: replacing a run store whose creation was cut short (no manifest)", store.directory)
             store.remove_half_created()
-        return _execute(store, simulation, draws, chunk_size, manifest, threads, progress, create=True)
+        return _execute(store, simulation, draws, chunk_size, manifest, threads, progress, create=True,
+                        client=client)
     except BaseException:
         if not store.manifest_path.exists():  # nothing to resume: leave nothing behind
             _undo_creation(store, made, lock_was_there)
@@ -264,11 +293,14 @@ def _join_sharded_run(store: RunStore, mine: dict) -> dict:
     return manifest
 
 
-def resume(directory: str | Path, *, threads: int | None = None, progress: str | None = None) -> RunStore:
-    """Finish an interrupted run: compute only the chunks without a completion marker, then finalize.
+def resume(directory: str | Path, *, threads: int | None = None, progress: str | None = None, cluster=None,
+           client=None) -> RunStore:
+    """Finish an interrupted run: compute only the chunks without a completion marker, then finalize; on a Dask
+    cluster with ``cluster`` or ``client`` (as :func:`run`), whatever computed the run's other chunks.
 
     The resume owns the folder alone while it works: it is refused while the run, another resume or any shard of
     the run is at work there, and when the folder's chunks were computed by different runs."""
+    options = cluster_options(cluster)
     store = RunStore(directory)
     if not store.manifest_path.exists():
         why = ("its store was never completely created (the run stopped before writing its manifest), so there is "
@@ -295,8 +327,9 @@ def resume(directory: str | Path, *, threads: int | None = None, progress: str |
         for stale in ("error", "stopped"):  # what stopped the earlier attempt, not this one
             manifest.pop(stale, None)
         manifest.setdefault("resumed", []).append(now())
-        return _execute(store, simulation, manifest["draws"], manifest["chunk_size"], manifest, threads, progress,
-                        create=False)
+        with _dask_client(options, client, threads) as dask_client:
+            return _execute(store, simulation, manifest["draws"], manifest["chunk_size"], manifest, threads,
+                            progress, create=False, client=dask_client)
 
 
 def _check_chunks(store: RunStore, manifest: dict) -> None:
@@ -308,16 +341,18 @@ def _check_chunks(store: RunStore, manifest: dict) -> None:
 
 
 def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: int, manifest: dict,
-             threads, progress, create: bool, shard: tuple[int, int] | None = None, creating=None) -> RunStore:
-    """Solve and write the chunks this process owns, then finalize if every chunk of the run is done.
-    ``creating``: the lock a creating shard holds until the store is laid out."""
+             threads, progress, create: bool, shard: tuple[int, int] | None = None, creating=None,
+             client=None) -> RunStore:
+    """Solve and write the chunks this process owns (on ``client``'s cluster, when given), then finalize if every
+    chunk of the run is done. ``creating``: the lock a creating shard holds until the store is laid out."""
     with using_threads(threads) as threads_used, _sigterm_as_interrupt():
         return _execute_chunks(store, simulation, draws, chunk_size, manifest, threads_used, progress, create, shard,
-                               creating)
+                               creating, client)
 
 
 def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_size: int, manifest: dict,
-                    threads_used: int, progress, create: bool, shard: tuple[int, int] | None, creating) -> RunStore:
+                    threads_used: int, progress, create: bool, shard: tuple[int, int] | None, creating,
+                    client=None) -> RunStore:
     """:func:`_execute` with its thread count set and SIGTERM handled."""
     watch = Stopwatch()
     wall, started_at = time.perf_counter(), time.time()
@@ -334,16 +369,21 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="impact-writer")
     pending = None
     try:
-        if create and not todo:
+        todo_here = todo
+        if client is not None:
+            failures = _on_cluster(client, store, simulation, draws, chunk_size, manifest, create, watch, todo,
+                                   ranges, identity, bar)
+            todo_here = []
+        if create and not todo_here and client is None:
             # A creating shard with no chunks of its own (more shards than chunks) lays out the store from a probe.
             probe, _ = simulation.chunk(0, 1)
             _create(store, simulation, probe, draws, chunk_size, manifest, creating)
-        for index in todo:
+        for index in todo_here:
             start, stop = ranges[index]
             moment = time.perf_counter()
             chunk, failed = simulation.chunk(start, stop)
             moment = watch.add("sample_and_solve", moment)
-            if create and index == todo[0]:
+            if create and index == todo_here[0]:
                 _create(store, simulation, chunk, draws, chunk_size, manifest, creating)
             if pending is not None:
                 pending.result()
@@ -406,6 +446,28 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
         manifest["shard_reports"] = earlier
     _finalize(store, manifest, watch, wall, threads_used, rate)
     return store
+
+
+def _on_cluster(client, store: RunStore, simulation: Simulation, draws: int, chunk_size: int, manifest: dict,
+                create: bool, watch: Stopwatch, todo: list[int], ranges, identity: dict, bar) -> int:
+    """Solve the chunks ``todo`` as tasks on ``client``'s cluster; returns their failed solves. This process solves
+    one draw first: a new store is laid out from it, and the kernels it compiles go to the on-disk cache, which the
+    workers load instead of each compiling them."""
+    from impact.cluster import run_spec, solve_on, worker_threads
+
+    moment = time.perf_counter()
+    probe, _ = simulation.chunk(0, 1)
+    threads = worker_threads(client)
+    manifest["cluster"] = {"scheduler": client.scheduler.address, "workers": len(threads),
+                           "numba_threads_per_worker": sorted(set(threads.values()))}
+    if create:
+        _create(store, simulation, probe, draws, chunk_size, manifest, None)
+    moment = watch.add("sample_and_solve", moment)
+    failures, seconds = solve_on(client, run_spec(simulation, manifest, None), store.directory,
+                                 [(i, *ranges[i]) for i in todo], identity, bar)
+    watch.add("tasks_on_cluster", moment)  # wall time, from the first task submitted to the last one done
+    watch.seconds["solving_on_workers"] = watch.seconds.get("solving_on_workers", 0.0) + seconds  # summed over them
+    return failures
 
 
 def _create(store: RunStore, simulation: Simulation, first_chunk, draws: int, chunk_size: int, manifest: dict,
