@@ -37,8 +37,8 @@ def batch(scenarios, *, seeds=(0,), draws: int = 10_000, out: str | Path, chunk_
     all on one cluster (``cluster`` or ``client``, as :func:`impact.run`; default: in this process). A run
     already complete is kept, one cut short is resumed. Writes ``out/batch.csv``, the headline bands of every run
     (:data:`BATCH_ROWS`), and returns its rows."""
-    from impact.cluster import cluster_options
-    from impact.runner import _dask_client, resume, run
+    from impact.cluster import cluster_options, dask_session
+    from impact.runner import resume, run
     from impact.scenario import open_scenario
     from impact.variables import DEFAULT_KEEP
 
@@ -64,7 +64,7 @@ def batch(scenarios, *, seeds=(0,), draws: int = 10_000, out: str | Path, chunk_
     out.mkdir(parents=True, exist_ok=True)
     options = cluster_options(cluster)
     rows = []
-    with _dask_client(options, client, threads) as dask_client:
+    with dask_session(options, client, threads) as dask_client:
         for scenario, name in names.items():
             for seed in seeds:
                 folder = run_folder(out, name, seed)

@@ -506,7 +506,8 @@ def report(run_dir, against, out):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Inputs listed.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sobol(scenario, output, label, case, n, seed, top, fmt):
+@_cluster_options
+def sobol(scenario, output, label, case, n, seed, top, fmt, **cluster):
     """Variance-based Sobol indices (first-order and total, with 95% bootstrap intervals) of a result of SCENARIO,
     from a dedicated Saltelli design."""
     import json as json_module
@@ -516,7 +517,11 @@ def sobol(scenario, output, label, case, n, seed, top, fmt):
     if n & (n - 1):
         _fail([Problem("options", "--n", f"must be a power of 2, got {n}")])
     try:
-        rows, note = scenario_sobol_indices(scenario, output=output, label=label, case=case, n=n, seed=seed)
+        from impact.cluster import cluster_options, dask_session
+
+        with dask_session(cluster_options(_cluster(**cluster))) as client:
+            rows, note = scenario_sobol_indices(scenario, output=output, label=label, case=case, n=n, seed=seed,
+                                                client=client)
     except ImpactInputError as err:
         _fail(err.problems)
     except KeyError:

@@ -157,6 +157,17 @@ def connect(options: ClusterOptions, threads: int | None = None):
                 cluster.close()
 
 
+@contextmanager
+def dask_session(options: ClusterOptions | None, client=None, threads: int | None = None):
+    """The Dask client work goes to: ``client`` as given, one on the cluster ``options`` describe (:func:`connect`,
+    closed on exit), or None for work in this process."""
+    if client is not None or options is None:
+        yield client
+        return
+    with connect(options, threads) as connected:
+        yield connected
+
+
 def _slurm_cluster(options: ClusterOptions, environ: dict):
     """A ``dask_jobqueue.SLURMCluster``: one worker process per job, with one Dask thread and the job's cores as its
     numba threads; the compile cache of this process (``NUMBA_CACHE_DIR``) is shared with the workers."""
@@ -180,8 +191,10 @@ def _slurm_cluster(options: ClusterOptions, environ: dict):
 
 
 def _shared_environment() -> dict[str, str]:
-    """The settings of this process the workers must share: the numba compile cache."""
-    return {name: os.environ[name] for name in ("NUMBA_CACHE_DIR", "IMPACT_NUMBA_CACHE") if name in os.environ}
+    """The settings of this process the workers must share: where its code comes from and the numba compile
+    cache (the same code, so the kernels compiled here are loaded there)."""
+    return {name: os.environ[name] for name in ("PYTHONPATH", "NUMBA_CACHE_DIR", "IMPACT_NUMBA_CACHE")
+            if name in os.environ}
 
 
 # -- the tasks --------------------------------------------------------------------------------------------------
@@ -254,6 +267,26 @@ def solve_on(client, spec: dict, directory: Path, chunks: list[tuple[int, int, i
         client.cancel(futures)
         raise
     return failures, seconds
+
+
+def _sobol_block(spec: dict, scores: dict, result: tuple):
+    """A task: one block of a Saltelli design, the result's values at its scores."""
+    from impact.accelerate import using_threads
+    from impact.sensitivity import result_of
+
+    simulation = _simulation(spec)
+    with using_threads(spec["threads"]):
+        return result_of(simulation, simulation.static_dataset(), scores, *result)
+
+
+def sobol_blocks(client, simulation, blocks: list[dict], result: tuple) -> list:
+    """The values of ``result`` ((output, label, case, year)) at each block of normal scores, as tasks on
+    ``client``'s cluster, in the blocks' order."""
+    spec = {"scenario_file": str(Path(simulation.scenario.path).resolve()), "priors": None,
+            "scenario_sha256": simulation.scenario.sha256, "seed": simulation.seed, "sampler": simulation.sampler,
+            "keep": simulation.keep, "counterfactual": len(simulation.cases) > 1, "threads": None}
+    futures = [client.submit(_sobol_block, spec, block, result, pure=False) for block in blocks]
+    return client.gather(futures)
 
 
 def _numba_threads() -> int:

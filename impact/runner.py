@@ -20,7 +20,7 @@ import xarray as xr
 
 from impact import provenance
 from impact.accelerate import using_threads
-from impact.cluster import cluster_options
+from impact.cluster import cluster_options, dask_session
 from impact.errors import ImpactInputError, Problem
 from impact.scenario import load_scenario, open_scenario
 from impact.simulation import Simulation, _check_run_size, chunk_ranges, sobol_warning
@@ -118,7 +118,7 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
         "started": started,
         "shards": shard[1] if shard else 1,
     }
-    with _dask_client(options, client, threads) as dask_client:  # before the folder: an unreachable cluster leaves none
+    with dask_session(options, client, threads) as dask_client:  # before the folder: an unreachable cluster leaves none
         store = RunStore(out)
         made = _make_folder(out)
         if shard is None:
@@ -126,17 +126,7 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
         return _run_shard(store, shard, simulation, draws, chunk_size, manifest, threads, progress)
 
 
-@contextmanager
-def _dask_client(options, client, threads):
-    """The Dask client a run's chunks go to: ``client`` as given, one on the cluster ``options`` describe (closed
-    on exit), or None for a run in this process."""
-    if client is not None or options is None:
-        yield client
-        return
-    from impact.cluster import connect
 
-    with connect(options, threads) as connected:
-        yield connected
 
 
 def _check_out(out: Path, sharded: bool = False) -> None:
@@ -327,7 +317,7 @@ def resume(directory: str | Path, *, threads: int | None = None, progress: str |
         for stale in ("error", "stopped"):  # what stopped the earlier attempt, not this one
             manifest.pop(stale, None)
         manifest.setdefault("resumed", []).append(now())
-        with _dask_client(options, client, threads) as dask_client:
+        with dask_session(options, client, threads) as dask_client:
             return _execute(store, simulation, manifest["draws"], manifest["chunk_size"], manifest, threads,
                             progress, create=False, client=dask_client)
 

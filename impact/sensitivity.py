@@ -80,6 +80,15 @@ def rank_sensitivity(inputs: dict[str, np.ndarray], result: np.ndarray) -> list[
     return sorted(rows, key=lambda r: -abs(r["prcc"]))
 
 
+def result_of(simulation, static: xr.Dataset, scores: dict, output: str, label: str, case: str,
+              year: int | None) -> np.ndarray:
+    """One result of ``simulation`` (one value per draw) at the normal ``scores`` of its draws."""
+    from impact.summary import draws_of
+
+    piece, _ = simulation.chunk(0, len(next(iter(scores.values()))), scores)
+    return draws_of(xr.merge([static, piece], combine_attrs="override"), output, label, case, year)
+
+
 def sobol_design(columns: list[str], n: int, draw_scores) -> tuple[dict, dict, list[dict]]:
     """Normal scores of a Saltelli design: ``A`` and ``B`` (two independent blocks of ``n`` draws) and, for each
     column, ``A`` with that column taken from ``B``. ``draw_scores(start, stop)`` gives the scores of draws."""
@@ -126,17 +135,19 @@ def sobol_bootstrap(f_a: np.ndarray, f_b: np.ndarray, f_ab: np.ndarray, confiden
 
 
 def sobol_indices(evaluate, columns: list[str], n: int, draw_scores, confidence: float = 0.95,
-                  bootstrap: int = 200, seed: int = 0) -> list[dict]:
+                  bootstrap: int = 200, seed: int = 0, evaluate_all=None) -> list[dict]:
     """First-order and total Sobol indices of a result, with bootstrap confidence intervals.
 
     ``evaluate(scores) -> values`` computes the result (one value per draw) from normal scores by column. The
     design costs ``n * (d + 2)`` evaluations; ``n`` must be a power of 2. The indices assume independent inputs.
+    ``evaluate_all(blocks) -> [values, ...]``, when given, evaluates the design's ``d + 2`` blocks at once (on a
+    cluster), in their order.
     """
     if n < 2 or n & (n - 1):
         raise ValueError(f"n must be a power of 2, got {n}")
     a, b, mixed = sobol_design(columns, n, draw_scores)
-    f_a, f_b = evaluate(a), evaluate(b)
-    f_ab = np.stack([evaluate(scores) for scores in mixed])  # (d, n)
+    values = evaluate_all([a, b, *mixed]) if evaluate_all else [evaluate(scores) for scores in [a, b, *mixed]]
+    f_a, f_b, f_ab = values[0], values[1], np.stack(values[2:])  # f_ab: (d, n)
     result = stats.sobol_indices(func={"f_A": f_a[None, :], "f_B": f_b[None, :], "f_AB": f_ab[:, None, :]}, n=n)
     # scipy's SobolResult.bootstrap takes no seed (it draws from numpy's global state): the resamples are drawn
     # here, from a generator seeded with ``seed``, so the intervals are a pure function of the seed.
@@ -156,15 +167,15 @@ def sobol_indices(evaluate, columns: list[str], n: int, draw_scores, confidence:
 
 
 def scenario_sobol_indices(scenario, *, output: str, label: str = "total", case: str | None = None, n: int = 1024,
-                           seed: int = 0, year: int | None = None) -> tuple[list[dict], str]:
-    """Sobol indices of a scenario's result over its sampled inputs, from a dedicated Saltelli design.
+                           seed: int = 0, year: int | None = None, client=None) -> tuple[list[dict], str]:
+    """Sobol indices of a scenario's result over its sampled inputs, from a dedicated Saltelli design; with
+    ``client`` (a ``distributed.Client``), the design's blocks are tasks on its cluster (the same indices).
 
     Returns the rows (largest total index first) and a note, which says when the indices' assumption of
     independent inputs does not hold (the scenario correlates some of them).
     """
     from impact.scenario import open_scenario
     from impact.simulation import Simulation
-    from impact.summary import draws_of
 
     simulation = Simulation(open_scenario(scenario), seed=seed, keep="aggregates")
     if case is None:
@@ -173,11 +184,15 @@ def scenario_sobol_indices(scenario, *, output: str, label: str = "total", case:
     static = simulation.static_dataset()
 
     def evaluate(scores):
-        piece, _ = simulation.chunk(0, n, scores)
-        ds = xr.merge([static, piece], combine_attrs="override")
-        return draws_of(ds, output, label, case, year)
+        return result_of(simulation, static, scores, output, label, case, year)
 
-    rows = sobol_indices(evaluate, columns, n, simulation.design.normal_scores, seed=seed)
+    evaluate_all = None
+    if client is not None:
+        from impact.cluster import sobol_blocks
+
+        evaluate(simulation.design.normal_scores(0, 1))  # an unknown output fails here, before any task
+        evaluate_all = lambda blocks: sobol_blocks(client, simulation, blocks, (output, label, case, year))  # noqa: E731
+    rows = sobol_indices(evaluate, columns, n, simulation.design.normal_scores, seed=seed, evaluate_all=evaluate_all)
     correlated = any(c.scenario.correlations for c in simulation.cases)
     note = ("the scenario correlates some inputs: Sobol indices assume independent inputs, so read them with care "
             "(the partial rank correlations of `impact sensitivity` allow for correlation)" if correlated else

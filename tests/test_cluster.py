@@ -188,3 +188,13 @@ def test_a_batch_runs_every_scenario_and_seed_and_finishes_what_is_left(deal, tm
     assert (out / "deal-seed3" / "manifest.json").read_text() == kept
     assert json.loads((out / "deal-seed4" / "manifest.json").read_text())["status"] == "complete"
     assert "tariff_revenue_by_partner" in result.output and "deal" in result.output
+
+
+def test_sobol_indices_on_a_cluster_are_those_computed_here(deal, local_cluster):
+    """The Saltelli design's blocks as tasks on the cluster give the same indices and intervals, to the bit."""
+    from impact.sensitivity import scenario_sobol_indices
+
+    here, note = scenario_sobol_indices(str(deal), output="tariff_revenue_by_partner", n=64, seed=5)
+    there, _ = scenario_sobol_indices(str(deal), output="tariff_revenue_by_partner", n=64, seed=5,
+                                      client=local_cluster)
+    assert here == there and len(here) > 1 and "independent" in note

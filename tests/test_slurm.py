@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import xarray as xr
@@ -32,6 +33,7 @@ if not _slurm_is_up():
         raise RuntimeError("IMPACT_REQUIRE_SLURM=1 but no SLURM answers here (sinfo): start it with .ci/slurm-up")
     pytest.skip("no SLURM on this machine (.ci/slurm-up starts one)", allow_module_level=True)
 
+ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = {"draws": 4000, "seed": 8, "chunk_size": 500, "progress": "none"}
 
 
@@ -50,7 +52,7 @@ def test_an_array_job_of_shards_gives_the_local_run(deal, tmp_path):
             --shard $SLURM_ARRAY_TASK_ID/3
     """))
     submitted = subprocess.run(["sbatch", "--wait", "--parsable", str(script)], capture_output=True, text=True,
-                               timeout=600, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                               timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
     logs = "\n".join(p.read_text() for p in sorted(tmp_path.glob("array-*.log")))
     assert submitted.returncode == 0, submitted.stderr + logs
     store = RunStore(out)
@@ -63,6 +65,7 @@ def test_an_array_job_of_shards_gives_the_local_run(deal, tmp_path):
 def test_a_run_on_dask_workers_in_slurm_jobs_gives_the_local_run(deal, tmp_path, monkeypatch):
     """--cluster slurm: two SLURM jobs of one worker each (1 core, 1 GB), scheduler and workers on loopback."""
     monkeypatch.chdir(tmp_path)  # the jobs' slurm-JOBID.out files
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers run this checkout, whose kernels are compiled
     options = ClusterOptions("slurm", jobs=2, cores=1, memory="1GB", walltime="00:10:00", queue="debug",
                              interface="lo", timeout=120)
     store = impact.run(deal, out=tmp_path / "slurm", cluster=options, **OPTIONS)
