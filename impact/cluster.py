@@ -118,43 +118,42 @@ def connect(options: ClusterOptions, threads: int | None = None):
     :meth:`ClusterOptions.numba_threads`). Refused with a clear message, before anything is written, when the
     scheduler does not answer or no worker joins within ``options.timeout`` seconds."""
     distributed = _import_distributed()
-    import dask
 
     per_worker = threads or options.numba_threads()
-    # The nannies' `env` outranks the variables this process has (tests and users may set NUMBA_NUM_THREADS).
+    # Set in each local worker's environment by its nanny (`env` outranks the variables this process has, which
+    # dask's `pre-spawn-environ` does not), and in each SLURM job's script.
     environ = {"NUMBA_NUM_THREADS": str(per_worker)} if per_worker else {}
     cluster = None
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()}):
+    try:
+        if LOCAL.fullmatch(options.spec):
+            host = "127.0.0.1" if options.interface in (None, "lo") else None
+            cluster = distributed.LocalCluster(
+                n_workers=options.local_workers(), threads_per_worker=1, processes=True, host=host,
+                interface=None if host else options.interface, dashboard_address=None, env=environ)
+            address = cluster
+        elif options.spec == "slurm":
+            cluster = _slurm_cluster(options, environ)
+            cluster.scale(jobs=options.jobs or 1)
+            address = cluster
+        else:
+            address = options.spec
+        client = distributed.Client(address, timeout=options.timeout)
+    except (OSError, TimeoutError) as error:
+        if cluster is not None:
+            cluster.close()
+        raise ImpactInputError([Problem("options", "--cluster", f"{options.spec}: the scheduler did not answer "
+                                        f"within {options.timeout:g} s ({error})")]) from None
+    try:
         try:
-            if LOCAL.fullmatch(options.spec):
-                host = "127.0.0.1" if options.interface in (None, "lo") else None
-                cluster = distributed.LocalCluster(
-                    n_workers=options.local_workers(), threads_per_worker=1, processes=True, host=host,
-                    interface=None if host else options.interface, dashboard_address=None, env=environ)
-                address = cluster
-            elif options.spec == "slurm":
-                cluster = _slurm_cluster(options, environ)
-                cluster.scale(jobs=options.jobs or 1)
-                address = cluster
-            else:
-                address = options.spec
-            client = distributed.Client(address, timeout=options.timeout)
-        except (OSError, TimeoutError) as error:
-            if cluster is not None:
-                cluster.close()
-            raise ImpactInputError([Problem("options", "--cluster", f"{options.spec}: the scheduler did not answer "
-                                            f"within {options.timeout:g} s ({error})")]) from None
-        try:
-            try:
-                client.wait_for_workers(1, timeout=options.timeout)
-            except (OSError, TimeoutError):
-                raise ImpactInputError([Problem("options", "--cluster", f"{options.spec}: no worker joined within "
-                                                f"{options.timeout:g} s (--cluster-timeout); nothing was run")]) from None
-            yield client
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            client.wait_for_workers(1, timeout=options.timeout)
+        except (OSError, TimeoutError):
+            raise ImpactInputError([Problem("options", "--cluster", f"{options.spec}: no worker joined within "
+                                            f"{options.timeout:g} s (--cluster-timeout); nothing was run")]) from None
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 @contextmanager
@@ -203,14 +202,14 @@ def _shared_environment() -> dict[str, str]:
 _WORKER_SIMULATION: dict = {}
 
 
-def run_spec(simulation, manifest: dict, threads: int | None) -> dict:
-    """What a worker needs to rebuild the run's simulation: the scenario file (an absolute path), its prior set and
+def simulation_spec(simulation, threads: int | None = None) -> dict:
+    """What a worker needs to rebuild ``simulation``: the scenario file (an absolute path), its prior set and
     SHA-256, the seed, sampler, kept outputs and whether the counterfactual is solved; and its numba threads (None:
     the worker's ``NUMBA_NUM_THREADS``, which :func:`connect` sets for the clusters it starts)."""
-    return {"scenario_file": str(Path(simulation.scenario.path).resolve()), "priors": manifest.get("priors"),
-            "scenario_sha256": manifest["scenario_sha256"], "seed": manifest["seed"], "sampler": manifest["sampler"],
-            "keep": manifest["keep"], "counterfactual": manifest.get("counterfactual") is not None,
-            "threads": threads}
+    scenario = simulation.scenario
+    return {"scenario_file": str(Path(scenario.path).resolve()), "priors": getattr(scenario, "prior_set", None),
+            "scenario_sha256": scenario.sha256, "seed": simulation.seed, "sampler": simulation.sampler,
+            "keep": simulation.keep, "counterfactual": len(simulation.cases) > 1, "threads": threads}
 
 
 def _simulation(spec: dict):
@@ -252,9 +251,9 @@ def solve_on(client, spec: dict, directory: Path, chunks: list[tuple[int, int, i
     started are cancelled; those under way finish their writes (a chunk is marked done only once written)."""
     from distributed import as_completed
 
-    futures = [client.submit(solve_chunk, spec, str(directory.absolute()), index, start, stop, identity,
-                             key=f"impact-chunk-{identity_token(identity)}-{index}", pure=False)
-               for index, start, stop in chunks]
+    token, folder = identity_token(identity), str(directory.absolute())
+    futures = [client.submit(solve_chunk, spec, folder, index, start, stop, identity,
+                             key=f"impact-chunk-{token}-{index}", pure=False) for index, start, stop in chunks]
     failures, seconds = 0, 0.0
     try:
         for future in as_completed(futures):
@@ -282,9 +281,7 @@ def _sobol_block(spec: dict, scores: dict, result: tuple):
 def sobol_blocks(client, simulation, blocks: list[dict], result: tuple) -> list:
     """The values of ``result`` ((output, label, case, year)) at each block of normal scores, as tasks on
     ``client``'s cluster, in the blocks' order."""
-    spec = {"scenario_file": str(Path(simulation.scenario.path).resolve()), "priors": None,
-            "scenario_sha256": simulation.scenario.sha256, "seed": simulation.seed, "sampler": simulation.sampler,
-            "keep": simulation.keep, "counterfactual": len(simulation.cases) > 1, "threads": None}
+    spec = simulation_spec(simulation)
     futures = [client.submit(_sobol_block, spec, block, result, pure=False) for block in blocks]
     return client.gather(futures)
 

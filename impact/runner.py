@@ -443,7 +443,7 @@ def _on_cluster(client, store: RunStore, simulation: Simulation, draws: int, chu
     """Solve the chunks ``todo`` as tasks on ``client``'s cluster; returns their failed solves. This process solves
     one draw first: a new store is laid out from it, and the kernels it compiles go to the on-disk cache, which the
     workers load instead of each compiling them."""
-    from impact.cluster import run_spec, solve_on, worker_threads
+    from impact.cluster import simulation_spec, solve_on, worker_threads
 
     moment = time.perf_counter()
     probe, _ = simulation.chunk(0, 1)
@@ -453,7 +453,7 @@ def _on_cluster(client, store: RunStore, simulation: Simulation, draws: int, chu
     if create:
         _create(store, simulation, probe, draws, chunk_size, manifest, None)
     moment = watch.add("sample_and_solve", moment)
-    failures, seconds = solve_on(client, run_spec(simulation, manifest, None), store.directory,
+    failures, seconds = solve_on(client, simulation_spec(simulation), store.directory,
                                  [(i, *ranges[i]) for i in todo], identity, bar)
     watch.add("tasks_on_cluster", moment)  # wall time, from the first task submitted to the last one done
     watch.seconds["solving_on_workers"] = watch.seconds.get("solving_on_workers", 0.0) + seconds  # summed over them
