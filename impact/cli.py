@@ -13,6 +13,7 @@ from impact.cluster import DEFAULT_TIMEOUT, ClusterOptions
 from impact.console import EXIT_INTERRUPTED, EXIT_TERMINATED
 from impact.errors import ImpactInputError, Problem
 from impact.sampling import METHODS
+from impact.sensitivity import RANKED_DRAWS
 from impact.simulation import DEFAULT_CHUNK
 from impact.variables import DEFAULT_KEEP, KEEP_LEVELS
 
@@ -183,10 +184,15 @@ def _what_is_kept(target, when: str = "") -> str:
 @click.argument("scenarios", nargs=-1, required=True)
 @click.option("--seeds", default="0", show_default=True, metavar="LIST",
               help="Seeds, each a run of every scenario: 1,2,3 or 1-8.")
+@click.option("--sweep", "sweeps", multiple=True, metavar="LAYER.KEY=VALUES",
+              help="Run each scenario at each value of a layer's parameter: japan_all_in.rate=0.1,0.15,0.2 or "
+                   "=0.1:0.25:0.05 (stop included); repeat for a grid. The counterfactual's layer of that name, if "
+                   "any, takes the same value.")
 @click.option("--draws", "-n", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Monte Carlo draws of each run.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
-              help="Folder of the batch: a run folder NAME-seedS for each run, and batch.csv.")
+              help="Folder of the batch: a run folder NAME-seedS for each run, batch.csv, and scenarios/ (the "
+                   "files of a sweep's values).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None, help="As for impact run.")
 @click.option("--sampler", type=click.Choice(METHODS), default=None, help="As for impact run.")
 @click.option("--keep", type=click.Choice(KEEP_LEVELS), default=DEFAULT_KEEP, show_default=True,
@@ -196,16 +202,18 @@ def _what_is_kept(target, when: str = "") -> str:
 @click.option("--progress", type=click.Choice(["bar", "log", "none"]), default=None, help="As for impact run.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
 @_cluster_options
-def batch(scenarios, seeds, draws, out, chunk_size, sampler, keep, threads, priors, progress, fmt, **cluster):
-    """Run every one of SCENARIOS (names or files; a shell pattern such as parameters/*.toml) with every seed, one
-    run folder each under OUT, all on one cluster (or here), and print their headline bands (OUT/batch.csv).
+def batch(scenarios, seeds, sweeps, draws, out, chunk_size, sampler, keep, threads, priors, progress, fmt,
+          **cluster):
+    """Run every one of SCENARIOS (names or files; a shell pattern such as parameters/*.toml) with every seed (and
+    every value of --sweep), one run folder each under OUT, all on one cluster (or here), and print their headline
+    bands (OUT/batch.csv).
 
     Runs already complete in OUT are kept and runs cut short are resumed: run the same command again to finish
     a batch."""
-    from impact.batch import batch as run_batch, format_batch
+    from impact.batch import batch as run_batch, format_batch, parse_sweep
 
     try:
-        rows = run_batch(list(scenarios), seeds=_parse_seeds(seeds), draws=draws, out=out, chunk_size=chunk_size,
+        rows = run_batch(list(scenarios), seeds=_parse_seeds(seeds), sweeps=list(sweeps), draws=draws, out=out, chunk_size=chunk_size,
                          sampler=sampler, keep=keep, threads=threads, priors=priors, progress=progress,
                          cluster=_cluster(**cluster))
     except ImpactInputError as err:
@@ -214,7 +222,7 @@ def batch(scenarios, seeds, draws, out, chunk_size, sampler, keep, threads, prio
         click.echo(f"\ninterrupted: finished runs are kept in {out}; run the same command again to finish the batch",
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
-    click.echo(format_batch(rows, fmt))
+    click.echo(format_batch(rows, fmt, swept=[parse_sweep(text)[0].label for text in sweeps]))
 
 
 def _parse_seeds(value: str) -> list[int]:
@@ -429,13 +437,15 @@ def compare_runs(run_a, run_b, case_a, case_b, fmt):
 @click.option("--case", default=None, help="scenario, counterfactual or effect [default: effect when the run has "
                                            "a counterfactual, else scenario].")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Inputs listed per result.")
+@click.option("--max-draws", type=click.IntRange(min=100), default=RANKED_DRAWS, show_default=True,
+              help="Rank the first N draws of a larger run (the correlations' sampling error is about 1/sqrt(N)).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sensitivity(run_dir, output, label, by, case, top, fmt):
+def sensitivity(run_dir, output, label, by, case, top, max_draws, fmt):
     """Rank the uncertain inputs of a finished run by their influence on a result (Spearman and partial rank
     correlations; the partial one separates inputs that are correlated with each other)."""
     import json as json_module
 
-    from impact.sensitivity import input_columns, rank_sensitivity
+    from impact.sensitivity import input_columns, rank_sensitivity, ranked_draws
     from impact.store import RunStore
     from impact.summary import draws_of
     from impact.variables import VARIABLES
@@ -450,6 +460,8 @@ def sensitivity(run_dir, output, label, by, case, top, fmt):
     case = case or ("effect" if "counterfactual" in ds["case"].values else "scenario")
     dims = [d for d in ds[output].dims if d not in ("draw", "case", "year")]
     labels = [str(v) for v in ds[by].values] if by and by in dims else [label]
+    draws = ds.sizes["draw"]
+    ds = ranked_draws(ds, max_draws)
     inputs = input_columns(ds)
     rows = []
     for item in labels:
@@ -462,6 +474,8 @@ def sensitivity(run_dir, output, label, by, case, top, fmt):
         for r in rows:
             click.echo(f"{r['output']},{r['label']},{r['case']},{r['input']},{r['spearman']:.6f},{r['prcc']:.6f}")
     else:
+        if ds.sizes["draw"] < draws:
+            click.echo(f"ranked on the first {ds.sizes['draw']:,} of {draws:,} draws (--max-draws)")
         for item in labels:
             click.echo(f"drivers of {output}[{item}] ({case}), by |partial rank correlation|:")
             click.echo(f"  {'input':40s} {'prcc':>7s} {'spearman':>9s}")

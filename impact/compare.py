@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from impact.summary import DEFAULT_QUANTILES, HEADLINE, _qname, draws_of, quantiles_of_row
+from impact.summary import DEFAULT_QUANTILES, HEADLINE, _qname, draw_windows, draws_of, streamed_statistics
 
 INPUTS_CHECKED = ("sigma", "eps", "mu", "eta", "fx", "phi", "sigx")
 
 
-def pairing(a: xr.Dataset, b: xr.Dataset) -> tuple[bool, str]:
-    """Whether two runs share draws, and why not when they do not."""
+def pairing(a: xr.Dataset, b: xr.Dataset, step: int | None = None) -> tuple[bool, str]:
+    """Whether two runs share draws, and why not when they do not (the inputs compared window by window)."""
     for key in ("seed", "sampler"):
         if a.attrs.get(key) != b.attrs.get(key):
             return False, f"different {key}: {a.attrs.get(key)} and {b.attrs.get(key)}"
@@ -27,47 +27,75 @@ def pairing(a: xr.Dataset, b: xr.Dataset) -> tuple[bool, str]:
     if not common:
         return False, "no sampled input in common to check that the draws are the same"
     for name in common:
-        if not np.array_equal(a[name].isel(draw=slice(0, draws)).values, b[name].isel(draw=slice(0, draws)).values,
-                              equal_nan=True):
-            return False, f"the sampled input {name!r} differs between the runs (different draws)"
+        for window in draw_windows(draws, step):
+            if not np.array_equal(a[name].isel(draw=window).values, b[name].isel(draw=window).values,
+                                  equal_nan=True):
+                return False, f"the sampled input {name!r} differs between the runs (different draws)"
     return True, f"same seed, sampler and draws of {', '.join(common)} in the first {draws:,} draws"
 
 
-def compare(a: xr.Dataset, b: xr.Dataset, *, case_a: str = "scenario", case_b: str = "scenario",
-            quantiles=DEFAULT_QUANTILES) -> tuple[list[dict], bool, str]:
-    """Rows comparing run ``a`` with run ``b`` on the headline results (A minus B).
-
-    Paired runs: quantiles, mean and sd of the per-draw difference, the sd an unpaired comparison would have, and
-    the variance reduction. Unpaired runs: the difference of the means with its standard error, and each run's
-    quantiles. Returns ``(rows, paired, reason)``.
-    """
-    paired, reason = pairing(a, b)
-    draws = min(a.sizes["draw"], b.sizes["draw"])
-    rows = []
+def compared_series(a: xr.Dataset, b: xr.Dataset) -> list[tuple[str, str]]:
+    """The headline results both runs have, as ``(variable, label)``."""
+    items = []
     for name, dim, mode in HEADLINE:
         if name not in a or name not in b or dim not in a[name].dims:
             continue
         labels = (["total"] if mode in ("total and each", "total") else []) + (
             [str(x) for x in a[dim].values] if mode in ("total and each", "each") else [])
-        for label in labels:
-            if label != "total" and label not in b[dim].values:
-                continue
-            values_a, values_b = draws_of(a, name, label, case_a), draws_of(b, name, label, case_b)
-            row = {"variable": name, "label": label, "units": a[name].attrs.get("units", "")}
-            if paired:
-                difference = values_a[:draws] - values_b[:draws]
-                unpaired = np.sqrt(np.nanvar(values_a[:draws], ddof=1) + np.nanvar(values_b[:draws], ddof=1))
-                sd = float(np.nanstd(difference, ddof=1))
-                row.update({"mean": float(np.nanmean(difference)), "sd": sd,
-                            **{_qname(q): float(v) for q, v in zip(quantiles, quantiles_of_row(difference, quantiles))},
-                            "sd_unpaired": float(unpaired),
-                            "variance_reduction": float(1 - sd ** 2 / unpaired ** 2) if unpaired > 0 else np.nan})
-            else:
-                mean_a, mean_b = np.nanmean(values_a), np.nanmean(values_b)
-                error = np.sqrt(np.nanvar(values_a, ddof=1) / np.sum(~np.isnan(values_a))
-                                + np.nanvar(values_b, ddof=1) / np.sum(~np.isnan(values_b)))
-                row.update({"mean": float(mean_a - mean_b), "mean_se": float(error),
-                            **{f"a_{_qname(q)}": float(v) for q, v in zip(quantiles, quantiles_of_row(values_a, quantiles))},
-                            **{f"b_{_qname(q)}": float(v) for q, v in zip(quantiles, quantiles_of_row(values_b, quantiles))}})
-            rows.append(row)
+        items += [(name, label) for label in labels if label == "total" or label in b[dim].values]
+    return items
+
+
+def compare(a: xr.Dataset, b: xr.Dataset, *, case_a: str = "scenario", case_b: str = "scenario",
+            quantiles=DEFAULT_QUANTILES, step: int | None = None) -> tuple[list[dict], bool, str]:
+    """Rows comparing run ``a`` with run ``b`` on the headline results (A minus B).
+
+    Paired runs: quantiles, mean and sd of the per-draw difference, the sd an unpaired comparison would have, and
+    the variance reduction. Unpaired runs: the difference of the means with its standard error, and each run's
+    quantiles. Returns ``(rows, paired, reason)``.
+
+    The draws are read in windows of ``step`` draws, a few passes (:func:`impact.summary.streamed_statistics`):
+    memory does not grow with the runs, and the quantiles are those of a sort of all the draws.
+    """
+    paired, reason = pairing(a, b, step)
+    items = compared_series(a, b)
+    sizes = a.sizes["draw"], b.sizes["draw"]
+    span = min(sizes) if paired else max(sizes)
+    names = list(dict.fromkeys(name for name, _ in items))
+
+    def read(run, size, case, window):
+        """The window's draws of every item in ``run``; NaN past the run's last draw (the longer run goes on)."""
+        inside = slice(min(window.start, size), min(window.stop, size))
+        piece = run[names].isel(draw=inside).load()
+        out = np.full((len(items), window.stop - window.start), np.nan)
+        for k, (name, label) in enumerate(items):
+            out[k, :inside.stop - inside.start] = draws_of(piece, name, label, case)
+        return out
+
+    def windows():
+        for window in draw_windows(span, step):
+            values_a, values_b = read(a, sizes[0], case_a, window), read(b, sizes[1], case_b, window)
+            yield np.vstack([values_a - values_b, values_a, values_b] if paired else [values_a, values_b])
+
+    stats = streamed_statistics(windows, len(items) * (3 if paired else 2), quantiles)
+    n = len(items)
+    rows = []
+    for k, (name, label) in enumerate(items):
+        row = {"variable": name, "label": label, "units": a[name].attrs.get("units", "")}
+        if paired:
+            difference, of_a, of_b = stats[k], stats[n + k], stats[2 * n + k]
+            unpaired = np.sqrt(of_a["sd"] ** 2 + of_b["sd"] ** 2)
+            row.update({"mean": difference["mean"], "sd": difference["sd"],
+                        **{_qname(q): difference[_qname(q)] for q in quantiles},
+                        "sd_unpaired": float(unpaired),
+                        "variance_reduction": float(1 - difference["sd"] ** 2 / unpaired ** 2) if unpaired > 0
+                        else np.nan})
+        else:
+            of_a, of_b = stats[k], stats[n + k]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                error = np.sqrt(of_a["sd"] ** 2 / of_a["draws"] + of_b["sd"] ** 2 / of_b["draws"])
+            row.update({"mean": of_a["mean"] - of_b["mean"], "mean_se": float(error),
+                        **{f"a_{_qname(q)}": of_a[_qname(q)] for q in quantiles},
+                        **{f"b_{_qname(q)}": of_b[_qname(q)] for q in quantiles}})
+        rows.append(row)
     return rows, paired, reason

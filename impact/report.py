@@ -116,11 +116,11 @@ class Report:
         self._save(fig, out, "densities", "Distributions of the headline results")
 
     def tornado(self, out: Path, top: int = 12) -> None:
-        from impact.sensitivity import input_columns, rank_sensitivity
+        from impact.sensitivity import input_columns, rank_sensitivity, ranked_draws
 
         plt = _pyplot()
         case = self.cases[0]
-        ds = self.ds.isel(year=-1) if "year" in self.ds.dims else self.ds
+        ds = ranked_draws(self.ds.isel(year=-1) if "year" in self.ds.dims else self.ds)
         rows = rank_sensitivity(input_columns(ds), draws_of(ds, "tariff_revenue_by_partner", "total", case))[:top]
         fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.4))
         ax.barh(range(len(rows)), [r["prcc"] for r in rows],

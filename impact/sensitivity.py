@@ -22,6 +22,17 @@ from scipy import stats
 from impact.variables import INPUT_PARAMETERS
 
 
+#: Draws the rank correlations of a run are read from: the first this many of a larger run. Their sampling error,
+#: about 1 / sqrt(n) (0.001), is far below any difference a ranking rests on, and memory stays bounded (every
+#: input and the result are held and ranked at once).
+RANKED_DRAWS = 1_000_000
+
+
+def ranked_draws(ds: xr.Dataset, max_draws: int = RANKED_DRAWS) -> xr.Dataset:
+    """The draws of a run that its rank correlations are computed from: the first ``max_draws``."""
+    return ds.isel(draw=slice(0, max_draws)) if ds.sizes["draw"] > max_draws else ds
+
+
 def input_columns(ds: xr.Dataset, case: str = "scenario") -> dict[str, np.ndarray]:
     """Every sampled input cell of a run that varies across draws, by name (e.g. ``sigma[steel]``,
     ``legal_ruling[ieepa]``).
@@ -50,7 +61,7 @@ def _cells(variable: xr.DataArray):
     names = [",".join(str(variable[d].values[i]) for d, i in zip(labels, cell))
              for cell in np.ndindex(*[variable.sizes[d] for d in labels])] if labels else [""]
     for k, cell in enumerate(names):
-        yield cell, stacked[:, k].astype(np.float64)
+        yield cell, stacked[:, k].copy()  # as stored (float32 in a run store): half the memory, the same ranks
 
 
 def rank_sensitivity(inputs: dict[str, np.ndarray], result: np.ndarray) -> list[dict]:
@@ -59,10 +70,24 @@ def rank_sensitivity(inputs: dict[str, np.ndarray], result: np.ndarray) -> list[
     Draws where the result or an input is NaN are dropped.
     """
     names = list(inputs)
-    matrix = np.column_stack([inputs[n] for n in names] + [np.asarray(result, dtype=np.float64)])
-    matrix = matrix[~np.isnan(matrix).any(axis=1)]
-    ranks = np.apply_along_axis(stats.rankdata, 0, matrix)
-    correlation = np.corrcoef(ranks, rowvar=False)
+    columns = [inputs[n] for n in names] + [np.asarray(result)]
+    complete = np.ones(len(columns[-1]), dtype=bool)
+    for column in columns:
+        complete &= ~np.isnan(column)
+    # One (draws x columns) matrix of centred ranks, filled column by column: memory is one copy of the draws, not
+    # the several that stacking, ranking and np.corrcoef would each make. Centred ranks are half-integers below
+    # n / 2, exact in float32 up to 2**23 draws; their products are summed in float64, a block of draws at a time.
+    n = int(complete.sum())
+    ranks = np.empty((n, len(columns)), dtype=np.float32 if n < 1 << 23 else np.float64)
+    for j, column in enumerate(columns):
+        ranks[:, j] = stats.rankdata(column[complete]) - (n + 1) / 2.0  # the mean rank, ties included
+    gram = np.zeros((len(columns), len(columns)))
+    for start in range(0, n, 1 << 16):
+        block = ranks[start:start + (1 << 16)].astype(np.float64)
+        gram += block.T @ block
+    scale = np.sqrt(np.diag(gram))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        correlation = np.clip(gram / np.outer(scale, scale), -1.0, 1.0)
     precision = np.linalg.pinv(correlation)
     y = len(names)
     # A result that is a monotone function of one input alone (e.g. of a court ruling, when nothing else varies)

@@ -89,8 +89,15 @@ def exceedance(values, threshold: float, *, below: bool = False) -> tuple[float,
     valid = _valid(values)
     if valid.size == 0:
         return np.nan, np.nan
-    share = float((valid < threshold).mean() if below else (valid > threshold).mean())
-    return share, float(np.sqrt(share * (1.0 - share) / valid.size))
+    return share_and_error(int(np.count_nonzero(valid < threshold if below else valid > threshold)), valid.size)
+
+
+def share_and_error(hits: int, draws: int) -> tuple[float, float]:
+    """The share ``hits / draws`` and its Monte Carlo standard error ``sqrt(p (1 - p) / n)``."""
+    if draws == 0:
+        return np.nan, np.nan
+    share = hits / draws
+    return float(share), float(np.sqrt(share * (1.0 - share) / draws))
 
 
 def wilson_interval(share: float, n: int, confidence: float = 0.95) -> tuple[float, float]:

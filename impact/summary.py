@@ -21,6 +21,8 @@ from impact.variables import HORIZON_TOTALS, INDEX, VARIABLES
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 #: Runs with more draws are summarized by passes over windows of draws (:mod:`impact.streaming`).
 STREAM_DRAWS = 1 << 22
+#: Draws read at once by the passes over a run (summary, compare, exceedance): memory bounded whatever its size.
+WINDOW = 65536
 BILLION = 1e9
 
 #: Headline results: (variable, dimension, rows): "total and each" label, the "touched" sectors, the "total"
@@ -125,7 +127,7 @@ class Precision:
     moments: bool = False
 
 
-def _series(variable: xr.DataArray, dim: str, detail: list[str], with_total: bool, step: int = 65536):
+def _series(variable: xr.DataArray, dim: str, detail: list[str], with_total: bool, step: int = WINDOW):
     """Per case: totals over ``dim`` (float64, draws) and the ``detail`` labels (float32, labels x draws).
 
     Each window of draws is read once, straight into the row layout: one variable's draws are held once, never
@@ -136,8 +138,7 @@ def _series(variable: xr.DataArray, dim: str, detail: list[str], with_total: boo
     positions = [list(variable[dim].values).index(label) for label in detail]
     totals = np.empty((cases, draws)) if with_total else None
     rows = np.empty((cases, len(detail), draws), dtype=np.float32)
-    for start in range(0, draws, step):
-        window = slice(start, min(start + step, draws))
+    for window in draw_windows(draws, step):
         piece = variable.isel(draw=window).values  # draw, case, label
         if with_total:
             # A plain sum: a failed solve (NaN) must not pass for a zero in a total.
@@ -164,8 +165,29 @@ def summarize_run(ds: xr.Dataset) -> list[dict]:
     return rows
 
 
+def draw_windows(draws: int, step: int | None = None) -> list[slice]:
+    """The windows of draws the passes over a run read, ``step`` draws at a time (default :data:`WINDOW`)."""
+    step = step or WINDOW
+    return [slice(start, min(start + step, draws)) for start in range(0, draws, step)]
+
+
+def streamed_statistics(windows: streaming.Windows, series: int, quantiles, precision=None) -> list[dict]:
+    """:func:`_stats` of every series that ``windows()`` yields (rows of a ``(series, draws)`` window), from passes
+    over the windows in bounded memory: the same quantiles as a sort of the draws, the moments to rounding. A
+    series without a valid draw has ``draws`` 0 and NaN statistics."""
+    moments = streaming.Moments(series)
+    for window in windows():
+        moments.add(window)
+    counts = moments.count.astype(np.int64)
+    ordered = streaming.order_statistics(windows, moments, [ranks_needed(n, quantiles, precision) for n in counts])
+    empty = {"mean": np.nan, "sd": np.nan, **{_qname(q): np.nan for q in quantiles}, "draws": 0}
+    return [_stats_from_order(ordered[k], int(counts[k]), float(moments.mean[k]), float(moments.sd[k]),
+                              int(moments.positive[k]), quantiles, precision) if counts[k] else dict(empty)
+            for k in range(series)]
+
+
 def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], reported: list[str],
-                   present: list[str], quantiles, precision, step: int = 65536) -> list[dict]:
+                   present: list[str], quantiles, precision, step: int = WINDOW) -> list[dict]:
     """The rows of one variable, every (label, case) series at once, from passes over windows of draws."""
     variable = variable.transpose("draw", "case", *([dim] if dim else []))
     draws = variable.sizes["draw"]
@@ -173,8 +195,8 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
     series = [(label, case) for label in labels for case in reported]
 
     def windows():
-        for start in range(0, draws, step):
-            piece = variable.isel(draw=slice(start, min(start + step, draws))).values  # draw, case[, label]
+        for window in draw_windows(draws, step):
+            piece = variable.isel(draw=window).values  # draw, case[, label]
 
             def pick(case, label, piece=piece):
                 values = piece[:, present.index(case)]
@@ -188,21 +210,10 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
             yield np.vstack([pick("scenario", label) - pick("counterfactual", label) if case == "effect"
                              else pick(case, label) for label, case in series])
 
-    moments = streaming.Moments(len(series))
-    for window in windows():
-        moments.add(window)
-    counts = moments.count.astype(np.int64)
-    ordered = streaming.order_statistics(windows, moments, [ranks_needed(n, quantiles, precision) for n in counts])
     units = variable.attrs.get("units", VARIABLES[variable.name].units)
-    rows = []
-    for k, (label, case) in enumerate(series):
-        if counts[k] == 0:
-            continue  # e.g. a quota or a conditional layer that only the scenario has
-        mean = float(moments.mean[k])
-        rows.append({"variable": variable.name, "label": label, "case": case, "units": units,
-                     **_stats_from_order(ordered[k], int(counts[k]), mean, float(moments.sd[k]),
-                                         int(moments.positive[k]), quantiles, precision)})
-    return rows
+    return [{"variable": variable.name, "label": label, "case": case, "units": units, **stats}
+            for (label, case), stats in zip(series, streamed_statistics(windows, len(series), quantiles, precision))
+            if stats["draws"]]  # none: e.g. a quota or a conditional layer that only the scenario has
 
 
 def _row(totals, detail_rows, k, case: str, present: list[str]) -> np.ndarray:
@@ -216,11 +227,11 @@ def _row(totals, detail_rows, k, case: str, present: list[str]) -> np.ndarray:
 
 
 def draws_of(ds: xr.Dataset, output: str, label: str = "total", case: str = "scenario",
-             year: int | None = None) -> np.ndarray:
+             year: int | None = None, draws: slice | None = None) -> np.ndarray:
     """One result per draw (float64, NaN kept): ``output`` for ``label`` or its total over the label dimension, in
     ``case`` (``effect``: scenario minus counterfactual, draw by draw), in ``year`` (default: the last) when the run
-    has a horizon."""
-    variable = ds[output]
+    has a horizon; of the ``draws`` given (a slice; default: all)."""
+    variable = ds[output] if draws is None else ds[output].isel(draw=draws)
     if "year" in variable.dims:
         variable = variable.isel(year=-1) if year is None else variable.sel(year=year)
     dims = [d for d in variable.dims if d not in ("draw", "case")]
@@ -261,22 +272,32 @@ def parse_exceedance(spec: str, ds: xr.Dataset) -> tuple[dict | None, str | None
     return {"output": output, "label": label, "op": match["op"], "threshold": threshold, "units": units}, None
 
 
-def exceedance_rows(ds: xr.Dataset, specs: list[dict], year: int | None = None, confidence: float = 0.95) -> list[dict]:
+def exceedance_rows(ds: xr.Dataset, specs: list[dict], year: int | None = None, confidence: float = 0.95,
+                    step: int | None = None) -> list[dict]:
     """For each parsed spec and case: P(result > X) (or < X), its binomial standard error and a Wilson interval
-    (which stays inside [0, 1] and is sound for tail probabilities near 0 or 1)."""
+    (which stays inside [0, 1] and is sound for tail probabilities near 0 or 1). Counted window by window of draws:
+    memory does not grow with the run."""
     present = [str(c) for c in ds["case"].values]
     cases = present + (["effect"] if "counterfactual" in present else [])
+    series = [(spec, case) for spec in specs for case in cases]
+    hits, valid = np.zeros(len(series), dtype=np.int64), np.zeros(len(series), dtype=np.int64)
+    outputs = list(dict.fromkeys(spec["output"] for spec in specs))
+    for window in draw_windows(ds.sizes["draw"], step):
+        piece = ds[outputs].isel(draw=window).load()  # each output's window read once for every spec and case
+        for k, (spec, case) in enumerate(series):
+            values = draws_of(piece, spec["output"], spec["label"], case, year)
+            values = values[~np.isnan(values)]
+            valid[k] += values.size
+            hits[k] += int(np.count_nonzero(values < spec["threshold"] if spec["op"] == "<"
+                                            else values > spec["threshold"]))
     rows = []
-    for spec in specs:
-        for case in cases:
-            values = draws_of(ds, spec["output"], spec["label"], case, year)
-            draws = int((~np.isnan(values)).sum())
-            if draws == 0:
-                continue
-            share, error = statistics.exceedance(values, spec["threshold"], below=spec["op"] == "<")
-            low, high = statistics.wilson_interval(share, draws, confidence)
-            rows.append({**spec, "case": case, "probability": share, "mcse": error, "low": low, "high": high,
-                         "draws": draws})
+    for k, (spec, case) in enumerate(series):
+        if valid[k] == 0:
+            continue
+        share, error = statistics.share_and_error(int(hits[k]), int(valid[k]))
+        low, high = statistics.wilson_interval(share, int(valid[k]), confidence)
+        rows.append({**spec, "case": case, "probability": share, "mcse": error, "low": low, "high": high,
+                     "draws": int(valid[k])})
     return rows
 
 

@@ -346,6 +346,53 @@ def test_compare_pairs_runs_that_share_draws(deal, small_world, tmp_path):
     assert result.exit_code == 0 and "independent samples (different seed" in result.output
 
 
+def test_compare_read_in_windows_gives_the_quantiles_of_all_the_draws(deal, small_world, tmp_path):
+    """compare reads the runs a window of draws at a time: its quantiles are those of the whole series sorted, its
+    moments agree to rounding, paired or not, and a longer run's extra draws count in an unpaired comparison."""
+    from impact.compare import compare
+    from impact.summary import draws_of, quantiles_of_row
+
+    folder, *_ = small_world
+    alone = _run(deal, tmp_path / "deal", draws=3000, counterfactual=False).open_dataset()
+    nodeal = _run(folder / "nodeal.toml", tmp_path / "nodeal", draws=2000).open_dataset()
+    other = _run(folder / "nodeal.toml", tmp_path / "other", draws=2000, seed=7).open_dataset()
+    for b, paired_expected in ((nodeal, True), (other, False)):
+        rows, paired, _ = compare(alone, b, step=333)
+        assert paired == paired_expected and rows
+        for row in rows:
+            a_values = draws_of(alone, row["variable"], row["label"])
+            b_values = draws_of(b, row["variable"], row["label"])
+            if paired:  # over the draws both runs have
+                difference = a_values[:2000] - b_values
+                assert [row["q5"], row["q50"], row["q95"]] == quantiles_of_row(difference, (0.05, 0.5, 0.95))
+                np.testing.assert_allclose([row["mean"], row["sd"]], [np.nanmean(difference),
+                                                                      np.nanstd(difference, ddof=1)],
+                                           rtol=1e-9, atol=1e-9 * np.nanstd(a_values))
+            else:  # each run's own draws, all of them
+                assert [row["a_q5"], row["a_q50"], row["a_q95"]] == quantiles_of_row(a_values, (0.05, 0.5, 0.95))
+                assert [row["b_q5"], row["b_q50"], row["b_q95"]] == quantiles_of_row(b_values, (0.05, 0.5, 0.95))
+                np.testing.assert_allclose(row["mean"], np.nanmean(a_values) - np.nanmean(b_values),
+                                           rtol=1e-9, atol=1e-9 * np.nanstd(a_values))
+    # The window changes no digit of a quantile (the moments' last bits follow the order of summation).
+    quantile_keys = [key for key in rows[0] if "_q" in key]
+    assert [[r[k] for k in quantile_keys] for r in rows] == \
+        [[r[k] for k in quantile_keys] for r in compare(alone, other, step=10_000)[0]]
+
+
+def test_exceedance_counted_in_windows_is_the_share_of_all_the_draws(deal, tmp_path):
+    from impact import statistics
+    from impact.summary import draws_of, exceedance_rows, parse_exceedance
+
+    ds = _run(deal, tmp_path / "run", draws=2500).open_dataset()
+    specs = [parse_exceedance(text, ds)[0] for text in ("sector_output[food] < 0", "exports_by_partner > 1")]
+    for step in (None, 7, 1000):
+        for row in exceedance_rows(ds, specs, step=step):
+            values = draws_of(ds, row["output"], row["label"], row["case"])
+            assert (row["probability"], row["mcse"]) == statistics.exceedance(values, row["threshold"],
+                                                                             below=row["op"] == "<")
+            assert row["draws"] == np.count_nonzero(~np.isnan(values))
+
+
 def test_export_netcdf_csv_and_parquet(deal, tmp_path, monkeypatch):
     import sys
 

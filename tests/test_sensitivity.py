@@ -37,6 +37,31 @@ def test_spearman_matches_scipy():
     assert abs(rows["x"]["spearman"] - stats.spearmanr(x, y).statistic) < 1e-12
 
 
+def test_rank_correlations_match_scipy_and_the_regression_definition_with_ties_and_missing_draws():
+    """Spearman as scipy's (average ranks for ties, NaN draws dropped) and PRCC as its textbook definition: the
+    correlation of the residuals of the input's and the result's ranks regressed on the other inputs' ranks."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    a = rng.standard_normal(n)
+    ruling = rng.integers(0, 2, n).astype(np.float64)  # ties: a court ruling, 0 or 1
+    c = 0.6 * a + 0.8 * rng.standard_normal(n)
+    y = np.exp(a) + 2.0 * ruling + 0.5 * rng.standard_normal(n)
+    y[rng.choice(n, 40, replace=False)] = np.nan  # failed solves
+    rows = {r["input"]: r for r in rank_sensitivity({"a": a, "ruling": ruling, "c": c}, y)}
+    keep = ~np.isnan(y)
+    ranks = {k: stats.rankdata(v[keep]) for k, v in {"a": a, "ruling": ruling, "c": c, "y": y}.items()}
+    for name in ("a", "ruling", "c"):
+        assert abs(rows[name]["spearman"] - stats.spearmanr(ranks[name], ranks["y"]).statistic) < 1e-12
+        others = np.column_stack([np.ones(keep.sum())] + [ranks[k] for k in ("a", "ruling", "c") if k != name])
+
+        def residual(v):
+            return v - others @ np.linalg.lstsq(others, v, rcond=None)[0]
+
+        assert abs(rows[name]["prcc"] - np.corrcoef(residual(ranks[name]), residual(ranks["y"]))[0, 1]) < 1e-9
+
+
 def test_drivers_of_a_run(deal):
     ds = impact.simulate(deal, draws=4000, seed=3)
     inputs = input_columns(ds)
@@ -57,6 +82,16 @@ def test_cli_sensitivity(deal, tmp_path):
                                       "--top", "5"])
     assert result.exit_code == 0, result.output
     assert "realization[buy]" in result.output and "prcc" in result.output
+    # --max-draws ranks the first N draws: the correlations of exactly those draws.
+    first = runner.invoke(cli.main, ["sensitivity", str(out), "--output", "sector_output", "--label", "food",
+                                     "--max-draws", "500", "--format", "json"])
+    assert first.exit_code == 0, first.output
+    ds = impact.RunStore(out).open_dataset().isel(draw=slice(0, 500))
+    expected = rank_sensitivity(input_columns(ds), draws_of(ds, "sector_output", "food", "effect"))
+    assert [(r["input"], r["prcc"]) for r in json.loads(first.output)] == \
+        [(r["input"], pytest.approx(r["prcc"], abs=1e-6)) for r in expected[:10]]
+    shown = runner.invoke(cli.main, ["sensitivity", str(out), "--output", "sector_output", "--max-draws", "500"])
+    assert "ranked on the first 500 of 2,000 draws" in shown.output
     by = runner.invoke(cli.main, ["sensitivity", str(out), "--output", "imports_by_partner", "--by", "partner",
                                   "--top", "2", "--format", "csv"])
     assert by.exit_code == 0 and by.output.count("\n") == 1 + 2 * 3  # header + two rows for each of 3 partners
