@@ -12,9 +12,7 @@ from impact import library
 from impact.cluster import DEFAULT_TIMEOUT, ClusterOptions
 from impact.console import EXIT_INTERRUPTED, EXIT_TERMINATED
 from impact.errors import ImpactInputError, Problem
-from impact.sampling import METHODS
-from impact.sensitivity import RANKED_DRAWS
-from impact.simulation import DEFAULT_CHUNK
+from impact.defaults import DEFAULT_CHUNK, METHODS, RANKED_DRAWS
 from impact.variables import DEFAULT_KEEP, KEEP_LEVELS
 
 EXIT_INPUT = 2

@@ -36,9 +36,31 @@ def _end(code: int) -> None:
     os._exit(code)
 
 
+#: Ctrl-Cs that a C extension reported through ``sys.excepthook`` (``PyErr_Print``) and replaced by an error of its
+#: own, with no link to the interrupt (numba's ``ImportError: numba._devicearray failed to import``).
+_REPORTED_INTERRUPTS: list[BaseException] = []
+
+
+def _silence_reported_interrupts() -> None:
+    """Keep a Ctrl-C that a C extension prints while it initializes off the terminal, and remember it: the error
+    the extension raises instead is then known for an interrupt (:func:`_interrupted`)."""
+    report = sys.excepthook
+
+    def hook(kind, value, traceback):
+        if issubclass(kind, KeyboardInterrupt):
+            _REPORTED_INTERRUPTS.append(value)
+            return
+        report(kind, value, traceback)
+
+    sys.excepthook = hook
+
+
 def _interrupted(error: BaseException) -> bool:
     """Whether an error is a Ctrl-C: a KeyboardInterrupt, or an error it caused (a C extension interrupted while it
-    initializes raises ``ImportError: initialization failed`` from it)."""
+    initializes raises ``ImportError: initialization failed`` from it, or prints the interrupt and raises an error
+    of its own)."""
+    if _REPORTED_INTERRUPTS:
+        return True
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, KeyboardInterrupt):
@@ -73,6 +95,7 @@ def _pass_on_lost_interrupts() -> None:
 def main() -> None:
     quiet_library_warnings()
     _pass_on_lost_interrupts()
+    _silence_reported_interrupts()
     try:
         from impact.cli import main as command
     except BaseException as error:

@@ -242,9 +242,15 @@ def revenue_split(parts: dict[str, np.ndarray]) -> np.ndarray:
     return out
 
 
-def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: int) -> dict[str, np.ndarray]:
+def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: int,
+                    shared: dict | None = None) -> dict[str, np.ndarray]:
     """Every model parameter for ``draws`` draws (leading dim ``draws`` if sampled, 1 if fixed), from the case's
-    normal scores after its correlations (:func:`impact.sampling.correlate`)."""
+    normal scores after its correlations (:func:`impact.sampling.correlate`).
+
+    ``shared``, one dict for the cases of a chunk, keeps each column's values by column and distribution: a column
+    that an earlier case mapped through the same distribution from the same scores (most of a scenario's and its
+    counterfactual's) is taken from there, not mapped again. The values are the same; the inverse CDFs run once.
+    """
     out = {}
     for parameter, fixed in case.scenario.fixed.items():
         columns = case.columns_by_parameter.get(parameter, [])
@@ -253,11 +259,18 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
             continue
         values = np.repeat(fixed.reshape(1, -1), draws, axis=0)
         for column in columns:
-            if parameter in SHARE_INPUTS:  # on the grid of SHARE_NODES equally likely values
+            score = scores[column.name]
+            key = (column.name, column.distribution)
+            known = shared.get(key) if shared is not None else None
+            if known is not None and (known[0] is score or np.array_equal(known[0], score)):
+                drawn = known[1]
+            elif parameter in SHARE_INPUTS:  # on the grid of SHARE_NODES equally likely values
                 nodes = column.distribution.from_normal_score(_SHARE_SCORES)
-                drawn = nodes[np.searchsorted(_SHARE_BOUNDS, scores[column.name], side="right")]
+                drawn = nodes[np.searchsorted(_SHARE_BOUNDS, score, side="right")]
             else:
-                drawn = column.distribution.from_normal_score(scores[column.name])
+                drawn = column.distribution.from_normal_score(score)
+            if shared is not None:
+                shared[key] = (score, drawn)
             values[:, list(column.cells)] = drawn[:, None]
         out[parameter] = values.reshape((draws,) + fixed.shape)
     return out

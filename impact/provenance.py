@@ -111,7 +111,7 @@ def machine_attrs() -> dict[str, str]:
 
 def run_attrs(simulation, draws: int) -> dict[str, str | int]:
     """Provenance attrs of a run's Dataset."""
-    from impact.sampling import DRAW_BLOCK
+    from impact.defaults import DRAW_BLOCK
 
     scenario = simulation.scenario
     attrs = {

@@ -23,8 +23,8 @@ from impact.accelerate import using_threads
 from impact.cluster import cluster_options, dask_session
 from impact.errors import ImpactInputError, Problem
 from impact.scenario import load_scenario, open_scenario
-from impact.simulation import Simulation, _check_run_size, chunk_ranges, sobol_warning
-from impact.store import (OWNER_LOCK, SHARDS, STORE_ENTRIES, SUMMARY, MixedRunError, RunStore, Stopwatch, now, run_identity,
+from impact.simulation import Simulation, Stopwatch, _check_run_size, chunk_ranges, sobol_warning
+from impact.store import (OWNER_LOCK, SHARDS, STORE_ENTRIES, SUMMARY, MixedRunError, RunStore, now, run_identity,
                           shard_name, write_atomically)
 from impact.summary import dropped_draws, format_rows, summarize_run
 from impact.variables import DEFAULT_KEEP
@@ -345,6 +345,7 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                     client=None) -> RunStore:
     """:func:`_execute` with its thread count set and SIGTERM handled."""
     watch = Stopwatch()
+    simulation.phases.seconds.clear()  # the phases of this run's chunks, not of a probe before them
     wall, started_at = time.perf_counter(), time.time()
     ranges = chunk_ranges(draws, chunk_size)
     owned = [i for i in range(len(ranges)) if shard is None or i % shard[1] == shard[0] - 1]
@@ -408,6 +409,8 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
     bar.close()
     elapsed = time.perf_counter() - wall
     computed = sum(ranges[i][1] - ranges[i][0] for i in todo)
+    if client is None:  # what sample_and_solve was spent on (on a cluster, the workers' chunks are not timed here)
+        watch.seconds.update({f"sample_and_solve.{phase}": seconds for phase, seconds in simulation.phases.seconds.items()})
     report = {"status": "complete", "finished": now(), "chunks": len(todo), "draws": computed, "threads": threads_used,
               "solver_failures": failures, "timings_seconds": {k: round(v, 3) for k, v in watch.seconds.items()},
               "seconds": round(elapsed, 3), "draws_per_second": round(computed / max(elapsed, 1e-9)),

@@ -28,11 +28,9 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import qmc
 
+from impact.defaults import DRAW_BLOCK, METHODS
 from impact.distributions import Z_LIMIT
 
-#: Draws per random-number block: part of the reproducibility contract (changing it changes every draw).
-DRAW_BLOCK = 4096
-METHODS = ("mc", "lhs", "sobol")
 _SOBOL_STREAM = 0x50B01
 
 

@@ -19,13 +19,8 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
+from impact.defaults import RANKED_DRAWS
 from impact.variables import INPUT_PARAMETERS
-
-
-#: Draws the rank correlations of a run are read from: the first this many of a larger run. Their sampling error,
-#: about 1 / sqrt(n) (0.001), is far below any difference a ranking rests on, and memory stays bounded (every
-#: input and the result are held and ranked at once).
-RANKED_DRAWS = 1_000_000
 
 
 def ranked_draws(ds: xr.Dataset, max_draws: int = RANKED_DRAWS) -> xr.Dataset:

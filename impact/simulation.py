@@ -4,24 +4,40 @@ from __future__ import annotations
 
 
 import logging
+import time
 
 import numpy as np
 import xarray as xr
 
 from impact import provenance
+from impact.defaults import DEFAULT_CHUNK, DRAW_BLOCK, METHODS
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, LANDED_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
 from impact.model import (case_parameters, compile_case, consumer_costs, draw_policy, legal_columns, parameter_dims,
                           revenue_split, solve_chunk, struck_by_group)
-from impact.sampling import correlate
-from impact.sampling import DRAW_BLOCK, METHODS, Design
+from impact.sampling import Design, correlate
 from impact.spec import PLEDGE_PARAMETERS, Scenario, same_horizon, year_segments
 from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, HOUSEHOLD_OUTPUTS, KEEP_LEVELS, VARIABLES, outputs_for
 
 log = logging.getLogger("impact")
+#: The phases of :meth:`Simulation.chunk` its stopwatch (``Simulation.phases``) times: normal scores, copula,
+#: inverse CDFs and court rulings; tariffs of each draw (layers that vary by draw, content shares, dated layers);
+#: the market kernels; the outputs gathered into a Dataset.
+CHUNK_PHASES = ("sampling", "policy", "kernel", "assembly")
 
-#: Default draws per chunk: bounds memory (about 0.5 GB at 16 sectors x 12 partners) whatever ``draws`` is.
-DEFAULT_CHUNK = 8 * DRAW_BLOCK
+
+class Stopwatch:
+    """Accumulates wall time by phase."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def add(self, phase: str, since: float) -> float:
+        """Add the time from ``since`` to now to ``phase``; return now (the next phase's start)."""
+        moment = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + moment - since
+        return moment
+
 #: Bytes a chunk may spend on the authorities' parts of the cells' rates when they vary by draw.
 SPLIT_BYTES = 192 * 2**20
 
@@ -77,6 +93,7 @@ class Simulation:
         self.quota_names = list(dict.fromkeys(q.name for case in self.cases for q in case.scenario.quotas))
         # The scenario's landed costs, reported in every case.
         self.landed = scenario.landed_costs
+        self.phases = Stopwatch()  # wall time of chunk() by CHUNK_PHASES, over every chunk solved here
         self.watch = (np.array([s for _, s, _ in self.landed], dtype=np.int64),
                       np.array([p for _, _, p in self.landed], dtype=np.int64))
         self.authorities = sorted({a for case in self.cases for a in case.scenario.tariff_stack.authorities})
@@ -213,6 +230,7 @@ class Simulation:
         indices); it must hold every column of the run, each with ``stop - start`` values.
         """
         n = stop - start
+        moment = time.perf_counter()
         scores = self.design.normal_scores(start, stop) if scores is None else scores
         keep_cells = self.keep == "cells"
         by_authority = "tariff_revenue_by_authority" in self.outputs
@@ -229,13 +247,14 @@ class Simulation:
         authority_revenue = np.zeros(shape + (len(self.authorities),))
         price_level, per_household = np.empty(shape), np.empty(shape)
         landed = np.full(shape + (2, len(self.landed)), np.nan)
-        failures, inputs = 0, []
+        failures, inputs, shared = 0, [], {}
         for c, case in enumerate(self.cases):
             case_scores = correlate({name: scores[name] for name in case.column_names}, case.scenario.correlations)
-            parameters = case_parameters(case, case_scores, n)
+            parameters = case_parameters(case, case_scores, n, shared)
             inputs.append(parameters)
             for group, struck in struck_by_group(case, case_scores).items():
                 rulings[:, c, self.legal_groups.index(group)] = struck
+            moment = self.phases.add("sampling", moment)
             where = [self.policy_names.index(name) for name in case.policy_names]
             authorities = tuple(case.scenario.tariff_stack.authorities) if by_authority else ()
             # The split of the regime as written, for a case whose rates vary neither by draw nor by date.
@@ -254,9 +273,11 @@ class Simulation:
                     applied[:, c, k, where] = case_applied
                     linked[:, c, k, where] = case_linked
                 split = revenue_split(parts) if by_authority else None
+                moment = self.phases.add("policy", moment)
                 sector_out, partner_out, cell_out, split_out, quota_out, failed, landed[:, c, k] = solve_chunk(
                     case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split, rows,
                     self.watch)
+                moment = self.phases.add("kernel", moment)
                 for a, authority in enumerate(authorities):
                     authority_revenue[:, c, k, self.authorities.index(authority)] = split_out[:, a]
                 sector[:, c, k], partner[:, c, k] = sector_out, partner_out
@@ -269,6 +290,7 @@ class Simulation:
                 for quota in case.scenario.quotas:
                     quotas[:, c, k, :, self.quota_names.index(quota.name)] = quota_out[:, :, quota.sector_index]
                 failures += failed
+                moment = self.phases.add("assembly", moment)
         data = {}
 
         def put(name: str, values: np.ndarray) -> None:  # values: (draw, case, year, ...)
@@ -297,7 +319,9 @@ class Simulation:
             data["legal_ruling"] = self._ruling_variable(rulings)
         _drop_overflowing_draws(data, start)
         coords = {"draw": np.arange(start, stop, dtype=np.int64)}
-        return xr.Dataset(data, coords=coords), failures
+        dataset = xr.Dataset(data, coords=coords)
+        self.phases.add("assembly", moment)
+        return dataset, failures
 
     def _horizon_totals(self, data: dict, sector: np.ndarray, partner: np.ndarray) -> None:
         """Cumulative and present-value totals over the horizon of revenue, pledged purchases and invested output."""

@@ -37,7 +37,6 @@ import logging
 import os
 import socket
 import shutil
-import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -352,18 +351,6 @@ def write_atomically(path: Path, text: str) -> None:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class Stopwatch:
-    """Accumulates wall time by phase."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    def add(self, phase: str, since: float) -> float:
-        moment = time.perf_counter()
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + moment - since
-        return moment
 
 
 def _json_default(value):

@@ -83,3 +83,16 @@ def test_the_engine_does_not_import_the_loader():
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
         imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         assert not imported & loader, (module, imported & loader)
+
+
+def test_the_command_line_starts_without_the_numerical_libraries():
+    """`impact --help` (and every command's help) builds from impact.defaults and the light modules: numba, SciPy,
+    xarray and Dask load only when a command runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from impact import cli; "
+            "CliRunner().invoke(cli.main, ['--help']); CliRunner().invoke(cli.main, ['run', '--help']); "
+            "print(sorted({'numba', 'scipy', 'xarray', 'numpy', 'dask', 'zarr'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == "[]", loaded.stdout

@@ -444,6 +444,28 @@ def test_an_extension_interrupted_while_it_loads_counts_as_ctrl_c():
     assert not _interrupted(ImportError("No module named 'missing'"))
 
 
+def test_an_extension_that_prints_the_ctrl_c_and_raises_its_own_error_counts_as_ctrl_c():
+    """numba's dispatcher, stopped by Ctrl-C while it imports, prints the KeyboardInterrupt (PyErr_Print, through
+    sys.excepthook) and raises ``ImportError: numba._devicearray failed to import`` with no link to it: the command
+    prints neither, and ends as interrupted."""
+    code = textwrap.dedent("""
+        import sys, types
+        class Extension(types.ModuleType):
+            def __getattr__(self, name):  # the import of the command, as numba's C code does it
+                try:
+                    raise KeyboardInterrupt
+                except KeyboardInterrupt:
+                    sys.excepthook(*sys.exc_info())
+                raise ImportError("numba._devicearray failed to import")
+        sys.modules["impact.cli"] = Extension("impact.cli")
+        from impact.console import main
+        main()
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == cli.EXIT_INTERRUPTED, result.stderr
+    assert "Traceback" not in result.stderr and "interrupted: the command had not begun" in result.stderr
+
+
 def test_a_ctrl_c_lost_in_a_callback_from_c_code_still_stops_the_command():
     """Ctrl-C inside a callback from C (llvmlite's, while numba compiles) cannot propagate and Python would print
     it as "Exception ignored" and go on; the command delivers it to the main thread instead."""

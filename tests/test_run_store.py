@@ -29,6 +29,13 @@ def test_run_writes_results_manifest_and_summary(deal, tmp_path):
     assert manifest["counterfactual"] == "nodeal"
     assert manifest["libraries"]["numba"] and manifest["git_revision"]
     assert manifest["timings_seconds"]["total"] > 0 and manifest["draws_per_second"] > 0
+    # sample_and_solve, split by the phases of a chunk: they add up to it (the time between chunks is the loop's).
+    from impact.simulation import CHUNK_PHASES
+
+    timings = manifest["timings_seconds"]
+    phases = [timings[f"sample_and_solve.{phase}"] for phase in CHUNK_PHASES]
+    assert all(seconds >= 0 for seconds in phases) and timings["sample_and_solve.kernel"] > 0
+    assert sum(phases) == pytest.approx(timings["sample_and_solve"], abs=0.01 + 0.02 * timings["sample_and_solve"])
     assert not (tmp_path / "run" / "progress").exists()
     summary = (tmp_path / "run" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("variable,label,case,units,mean,sd,q5,q50,q95")
