@@ -30,6 +30,8 @@ log = logging.getLogger("impact")
 BATCH_ROWS = (("tariff_revenue_by_partner", "total"), ("imports_by_partner", "total"),
               ("welfare_change", "total"), ("consumer_price_change", "total"), ("cost_per_household", "total"))
 TABLE = "batch.csv"
+#: The columns of a batch row; a sweep's rows have a column for each swept parameter too, after ``scenario``.
+COLUMNS = ("scenario", "seed", "draws", "variable", "label", "case", "units", "q5", "q50", "q95", "mean", "run")
 #: The folder of a batch where the scenario files of a sweep's values are written.
 SWEPT_SCENARIOS = "scenarios"
 #: Layer sections a sweep looks in for the layer it names.
@@ -57,7 +59,8 @@ def parse_sweep(text: str) -> tuple[Sweep | None, str | None]:
     ``(None, why)``."""
     match = SWEEP_SPEC.match(text)
     if match is None:
-        return None, f"{text!r} is not LAYER.KEY=V1,V2,... or LAYER.KEY=START:STOP:STEP (e.g. japan_all_in.rate=0.1:0.25:0.05)"
+        return None, (f"{text!r} is not LAYER.KEY=V1,V2,... or LAYER.KEY=START:STOP:STEP "
+                      "(e.g. japan_all_in.rate=0.1:0.25:0.05)")
     given = match["values"]
     try:
         if ":" in given:
@@ -274,7 +277,7 @@ def batch(scenarios, *, seeds=(0,), sweeps=(), draws: int = 10_000, out: str | P
                         keep=keep or DEFAULT_KEEP, threads=threads, progress=progress, priors=priors,
                         client=dask_client)
                 rows += [{**row, **point} for row in _headline(store, name, seed)]
-    write_atomically(out / TABLE, format_batch(rows, "csv", swept=[sweep.label for sweep in parsed]))
+    write_atomically(out / TABLE, format_batch(rows, "csv"))
     return rows
 
 
@@ -290,13 +293,13 @@ def _headline(store: RunStore, name: str, seed: int) -> list[dict]:
             for row in wanted]
 
 
-def format_batch(rows: list[dict], fmt: str = "table", swept: list[str] = ()) -> str:
-    """The batch's rows as CSV (a column for each ``swept`` parameter), or as a table of medians and 90% bands,
-    one line per run and variable."""
+def format_batch(rows: list[dict], fmt: str = "table") -> str:
+    """The batch's rows as CSV (a column for each swept parameter), or as a table of medians and 90% bands, one
+    line per run and variable."""
+    swept = [key for key in rows[0] if key not in COLUMNS] if rows else []
     if fmt == "csv":
         handle = io.StringIO()
-        columns = ("scenario", *swept, "seed", "draws", "variable", "label", "case", "units", "q5", "q50", "q95",
-                   "mean", "run")
+        columns = (COLUMNS[0], *swept, *COLUMNS[1:])
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows({k: row[k] for k in columns} for row in rows)

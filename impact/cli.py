@@ -208,19 +208,19 @@ def batch(scenarios, seeds, sweeps, draws, out, chunk_size, sampler, keep, threa
 
     Runs already complete in OUT are kept and runs cut short are resumed: run the same command again to finish
     a batch."""
-    from impact.batch import batch as run_batch, format_batch, parse_sweep
+    from impact.batch import batch as run_batch, format_batch
 
     try:
-        rows = run_batch(list(scenarios), seeds=_parse_seeds(seeds), sweeps=list(sweeps), draws=draws, out=out, chunk_size=chunk_size,
-                         sampler=sampler, keep=keep, threads=threads, priors=priors, progress=progress,
-                         cluster=_cluster(**cluster))
+        rows = run_batch(list(scenarios), seeds=_parse_seeds(seeds), sweeps=list(sweeps), draws=draws, out=out,
+                         chunk_size=chunk_size, sampler=sampler, keep=keep, threads=threads, priors=priors,
+                         progress=progress, cluster=_cluster(**cluster))
     except ImpactInputError as err:
         _fail(err.problems)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished runs are kept in {out}; run the same command again to finish the batch",
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
-    click.echo(format_batch(rows, fmt, swept=[parse_sweep(text)[0].label for text in sweeps]))
+    click.echo(format_batch(rows, fmt))
 
 
 def _parse_seeds(value: str) -> list[int]:

@@ -126,9 +126,6 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
         return _run_shard(store, shard, simulation, draws, chunk_size, manifest, threads, progress)
 
 
-
-
-
 def _check_out(out: Path, sharded: bool = False) -> None:
     """Refuse an ``--out`` that is a file, or a folder holding anything but a store cut short in its creation (or,
     for a shard, anything but the run's store)."""
@@ -410,7 +407,8 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
     elapsed = time.perf_counter() - wall
     computed = sum(ranges[i][1] - ranges[i][0] for i in todo)
     if client is None:  # what sample_and_solve was spent on (on a cluster, the workers' chunks are not timed here)
-        watch.seconds.update({f"sample_and_solve.{phase}": seconds for phase, seconds in simulation.phases.seconds.items()})
+        watch.seconds.update({f"sample_and_solve.{phase}": seconds
+                              for phase, seconds in simulation.phases.seconds.items()})
     report = {"status": "complete", "finished": now(), "chunks": len(todo), "draws": computed, "threads": threads_used,
               "solver_failures": failures, "timings_seconds": {k: round(v, 3) for k, v in watch.seconds.items()},
               "seconds": round(elapsed, 3), "draws_per_second": round(computed / max(elapsed, 1e-9)),

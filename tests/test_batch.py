@@ -85,7 +85,8 @@ def test_a_sweep_of_the_scenarios_own_layer_leaves_the_counterfactual(wider_deal
     assert sorted(p.name for p in (out / "scenarios").iterdir()) == [
         "wider-eu_extra-rate-0.1.toml", "wider-eu_extra-rate-0.2.toml", "wider-eu_extra-rate-0.toml"]
     revenue = {r["eu_extra.rate"]: r["q50"] for r in rows if r["variable"] == "tariff_revenue_by_partner"}
-    assert revenue[0.0] == pytest.approx(0.0, abs=1e-3 * abs(revenue[0.2])) and revenue[0.0] < revenue[0.1] < revenue[0.2]
+    assert revenue[0.0] == pytest.approx(0.0, abs=1e-3 * abs(revenue[0.2]))
+    assert revenue[0.0] < revenue[0.1] < revenue[0.2]
     grid = batch([str(wider_deal)], sweeps=["eu_extra.rate=0.1,0.2", "threat.rate=0.3,0.5"], draws=300,
                  out=tmp_path / "grid", progress="none")
     assert {(r["eu_extra.rate"], r["threat.rate"]) for r in grid} == {(0.1, 0.3), (0.1, 0.5), (0.2, 0.3), (0.2, 0.5)}
