@@ -81,9 +81,10 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from impact import libm
 from impact.accelerate import jit
@@ -707,6 +708,7 @@ class _FixedDistribution(Distribution):
         return np.where(np.isnan(scores), np.nan, self._value)
 
     def to_scipy(self):
+        from scipy import stats  # on demand: importing it takes most of a second
         return stats.rv_discrete(values=([self._value], [1.0]))()
 
 
@@ -726,6 +728,7 @@ class _UniformDistribution(Distribution):
         return np.minimum(values, self._high, out=values)
 
     def to_scipy(self):
+        from scipy import stats  # on demand: importing it takes most of a second
         return stats.uniform(loc=self._low, scale=self._width)
 
 
@@ -782,6 +785,7 @@ class _TriangularDistribution(Distribution):
         return values
 
     def to_scipy(self):
+        from scipy import stats  # on demand: importing it takes most of a second
         return stats.triang(self._mode_level, loc=self._low, scale=self._width)
 
 
@@ -796,6 +800,7 @@ class _NormalDistribution(Distribution):
         return self.mean + self._sd * scores
 
     def to_scipy(self):
+        from scipy import stats  # on demand: importing it takes most of a second
         return stats.norm(loc=self.mean, scale=self._sd)
 
 
@@ -813,6 +818,7 @@ class _LognormalDistribution(Distribution):
         return self._median * libm.exp(self._log_sd * scores)
 
     def to_scipy(self):
+        from scipy import stats  # on demand: importing it takes most of a second
         return stats.lognorm(self._log_sd, scale=self._median)
 
 
@@ -885,6 +891,7 @@ class _DiscreteDistribution(Distribution):
         return values
 
     def to_scipy(self):
+        from scipy import stats  # on demand: importing it takes most of a second
         return stats.rv_discrete(values=(self._values, self._weights))()
 
     def describe(self):
@@ -943,65 +950,72 @@ class _EmpiricalDistribution(Distribution):
         return _interpolate_order_statistics(self._ordered, special.ndtr(_snap_scores_to_grid(scores)))
 
     def to_scipy(self):
-        return _InterpolatedOrderStatisticsGen(self._ordered, name="empirical")()
+        return _order_statistics_law()(self._ordered, name="empirical")()
 
     def describe(self):
         return (f"Empirical({self._ordered.size} samples in "
                 f"[{_format_number(self._ordered[0])}, {_format_number(self._ordered[-1])}])")
 
 
-class _InterpolatedOrderStatisticsGen(stats.rv_continuous):
-    """``scipy.stats`` form of the ``empirical`` law (quantile = linear interpolation of the order statistics).
+@lru_cache(maxsize=1)
+def _order_statistics_law():
+    """The ``scipy.stats`` class of the ``empirical`` law, defined on first use (``scipy.stats`` loads slowly)."""
+    from scipy import stats
 
-    Unlike ``scipy.stats.rv_histogram`` (the same law when the samples are distinct), it also handles tied samples,
-    which put an atom on the tied value. The CDF is right-continuous; the density is infinite at atoms.
-    """
+    class _InterpolatedOrderStatisticsGen(stats.rv_continuous):
+        """``scipy.stats`` form of the ``empirical`` law (quantile = linear interpolation of the order statistics).
 
-    def __init__(self, sorted_samples, *args, **kwargs):
-        self._sorted_samples = np.asarray(sorted_samples, dtype=np.float64)
-        kwargs["a"], kwargs["b"] = self._sorted_samples[0], self._sorted_samples[-1]
-        super().__init__(*args, **kwargs)
+        Unlike ``scipy.stats.rv_histogram`` (the same law when the samples are distinct), it also handles tied samples,
+        which put an atom on the tied value. The CDF is right-continuous; the density is infinite at atoms.
+        """
 
-    def _updated_ctor_param(self):
-        # Needed for freezing, which rebuilds the generator from its constructor parameters.
-        parameters = super()._updated_ctor_param()
-        parameters["sorted_samples"] = self._sorted_samples
-        return parameters
+        def __init__(self, sorted_samples, *args, **kwargs):
+            self._sorted_samples = np.asarray(sorted_samples, dtype=np.float64)
+            kwargs["a"], kwargs["b"] = self._sorted_samples[0], self._sorted_samples[-1]
+            super().__init__(*args, **kwargs)
 
-    def _ppf(self, q):
-        return _interpolate_order_statistics(self._sorted_samples, q)
+        def _updated_ctor_param(self):
+            # Needed for freezing, which rebuilds the generator from its constructor parameters.
+            parameters = super()._updated_ctor_param()
+            parameters["sorted_samples"] = self._sorted_samples
+            return parameters
 
-    def _cell_of(self, x):
-        """``(cell, last)``: ``last`` is the index of the last sample <= x (-1 if none), ``cell`` that index
-        clipped to a valid cell start ``0 .. n - 2``."""
-        samples = self._sorted_samples
-        last = np.searchsorted(samples, x, side="right") - 1
-        return np.clip(last, 0, samples.size - 2), last
+        def _ppf(self, q):
+            return _interpolate_order_statistics(self._sorted_samples, q)
 
-    def _cdf(self, x):
-        samples = self._sorted_samples
-        cells = samples.size - 1
-        cell, last = self._cell_of(x)
-        left, right = samples[cell], samples[cell + 1]
-        width = right - left
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inside = np.where(width > 0, np.clip((x - left) / width, 0.0, 1.0), 1.0)
-        return np.where(last >= cells, 1.0, np.where(last < 0, 0.0, (cell + inside) / cells))
+        def _cell_of(self, x):
+            """``(cell, last)``: ``last`` is the index of the last sample <= x (-1 if none), ``cell`` that index
+            clipped to a valid cell start ``0 .. n - 2``."""
+            samples = self._sorted_samples
+            last = np.searchsorted(samples, x, side="right") - 1
+            return np.clip(last, 0, samples.size - 2), last
 
-    def _pdf(self, x):
-        samples = self._sorted_samples
-        cell, _ = self._cell_of(x)
-        width = samples[cell + 1] - samples[cell]
-        with np.errstate(divide="ignore"):
-            return 1.0 / ((samples.size - 1) * width)
+        def _cdf(self, x):
+            samples = self._sorted_samples
+            cells = samples.size - 1
+            cell, last = self._cell_of(x)
+            left, right = samples[cell], samples[cell + 1]
+            width = right - left
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inside = np.where(width > 0, np.clip((x - left) / width, 0.0, 1.0), 1.0)
+            return np.where(last >= cells, 1.0, np.where(last < 0, 0.0, (cell + inside) / cells))
 
-    def _stats(self):
-        samples = self._sorted_samples
-        left, right = samples[:-1], samples[1:]
-        cells = samples.size - 1
-        mean = (math.fsum(samples) - 0.5 * (samples[0] + samples[-1])) / cells
-        second_moment = math.fsum((left * left + left * right + right * right) / 3.0) / cells
-        return mean, max(second_moment - mean * mean, 0.0), None, None
+        def _pdf(self, x):
+            samples = self._sorted_samples
+            cell, _ = self._cell_of(x)
+            width = samples[cell + 1] - samples[cell]
+            with np.errstate(divide="ignore"):
+                return 1.0 / ((samples.size - 1) * width)
+
+        def _stats(self):
+            samples = self._sorted_samples
+            left, right = samples[:-1], samples[1:]
+            cells = samples.size - 1
+            mean = (math.fsum(samples) - 0.5 * (samples[0] + samples[-1])) / cells
+            second_moment = math.fsum((left * left + left * right + right * right) / 3.0) / cells
+            return mean, max(second_moment - mean * mean, 0.0), None, None
+
+    return _InterpolatedOrderStatisticsGen
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1300,6 +1314,7 @@ class _BetaDistribution(_TabulatedDistribution):
         return _ROUNDING_NOISE_ULPS * _EPSILON * (max(abs(self._low), abs(self._high)) + self._width)
 
     def to_scipy(self):
+        from scipy import stats  # on demand: importing it takes most of a second
         return stats.beta(self._a, self._b, loc=self._low, scale=self._width)
 
 
@@ -1368,4 +1383,5 @@ class _TruncatedNormalDistribution(_TabulatedDistribution):
         return _ROUNDING_NOISE_ULPS * _EPSILON * (magnitude + spread + self._sd)
 
     def to_scipy(self):
+        from scipy import stats  # on demand: importing it takes most of a second
         return stats.truncnorm(self._alpha, self._beta, loc=self._parent_mean, scale=self._sd)

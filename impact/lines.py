@@ -111,21 +111,29 @@ class TradeLines:
 
     def matching(self, prefixes) -> np.ndarray:
         """Lines (bool, (L,)) whose HS code starts with one of ``prefixes`` (codes of 2 to 10 digits); a chapter
-        residual line matches a prefix of its chapter's two digits only when the prefix is the chapter."""
+        residual line matches a prefix of its chapter's two digits only when the prefix is the chapter.
+
+        In the lines sorted by code, the codes starting with a prefix are one run, from the prefix itself to the
+        prefix followed by ``~`` (above every digit); a shorter code sorts before the prefix, so it never matches.
+        """
         found = np.zeros(self.hs.shape, dtype=bool)
-        by_length: dict[int, list[str]] = {}
-        for code in prefixes:
-            by_length.setdefault(len(code), []).append(code)
-        for length, codes in by_length.items():
-            truncated = _truncate(self.hs, length)
-            found |= np.isin(truncated, np.array(codes, dtype=truncated.dtype))
+        codes = sorted(set(prefixes))
+        if not codes:
+            return found
+        order, ordered = self._hs_order
+        starts = np.searchsorted(ordered, np.array(codes, dtype=ordered.dtype))
+        stops = np.searchsorted(ordered, np.array([code + "~" for code in codes], dtype=ordered.dtype))
+        depth = np.zeros(ordered.size + 1, dtype=np.int64)
+        np.add.at(depth, starts, 1)
+        np.add.at(depth, stops, -1)
+        found[order] = np.cumsum(depth[:-1]) > 0
         return found
 
-
-def _truncate(hs: np.ndarray, length: int) -> np.ndarray:
-    # Codes shorter than ``length`` (chapter lines, cell lines) must not match a longer prefix: mark them.
-    truncated = hs.astype(f"<U{length}")
-    return np.where(np.char.str_len(hs) >= length, truncated, "-")
+    @cached_property
+    def _hs_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """The lines sorted by HS code, and the sorted codes, wide enough for a 10-digit prefix and its ``~``."""
+        order = np.argsort(self.hs, kind="stable")
+        return order, self.hs[order].astype("<U11")
 
 
 def cell_lines(baseline: Baseline, exports: bool = False) -> TradeLines:
@@ -354,7 +362,7 @@ def _float_or_inf(value) -> float:
 
 def _unknown(frame, column: str, known: tuple[str, ...]) -> list[str]:
     """Names in ``column`` that are not in ``known`` (a field missing from a short row reads as NaN)."""
-    return sorted({str(name) for name in frame[column]} - set(known))
+    return sorted({str(name) for name in frame[column].unique()} - set(known))
 
 
 def _cells_of(path: str, frame, weight: np.ndarray, sectors: tuple[str, ...], partners: tuple[str, ...],

@@ -26,8 +26,8 @@ import warnings
 
 import numpy as np
 from scipy.special import ndtri
-from scipy.stats import qmc
 
+from impact.accelerate import thread_map
 from impact.defaults import DRAW_BLOCK, METHODS
 from impact.distributions import Z_LIMIT
 
@@ -74,6 +74,8 @@ class Design:
         if not self.columns or stop == start:
             return {c: np.empty(stop - start) for c in self.columns}
         if self.method == "sobol":
+            from scipy.stats import qmc  # on demand: scipy.stats takes most of a second to import
+
             engine = qmc.Sobol(len(self.columns), scramble=True,
                                rng=np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(_SOBOL_STREAM,))))
             if first:
@@ -83,21 +85,36 @@ class Design:
                 warnings.filterwarnings("ignore", message="The balance properties of Sobol")
                 points = engine.random(n_block_draws)[offset: offset + stop - start]
             return {c: np.ascontiguousarray(points[:, i]) for i, c in enumerate(self.columns)}
-        out = {}
-        for column in self.columns:
-            pieces = []
-            for block in range(first, last):
-                rng = _block_generator(self.seed, column, block)
-                if self.method == "mc":
-                    pieces.append(rng.random(DRAW_BLOCK))
-                else:
-                    pieces.append((rng.permutation(DRAW_BLOCK) + rng.random(DRAW_BLOCK)) / DRAW_BLOCK)
-            out[column] = np.concatenate(pieces)[offset: offset + stop - start]
-        return out
+        return dict(zip(self.columns, thread_map(lambda column: self._column_uniforms(column, start, stop),
+                                                 self.columns)))
+
+    def _column_uniforms(self, column: str, start: int, stop: int) -> np.ndarray:
+        """One column's ``mc`` or ``lhs`` points for draws ``start`` to ``stop - 1``, from its keyed block streams."""
+        first, last = start // DRAW_BLOCK, -(-stop // DRAW_BLOCK)
+        out = np.empty((last - first) * DRAW_BLOCK)
+        for k, block in enumerate(range(first, last)):
+            rng = _block_generator(self.seed, column, block)
+            piece = out[k * DRAW_BLOCK: (k + 1) * DRAW_BLOCK]
+            if self.method == "mc":
+                rng.random(DRAW_BLOCK, out=piece)
+            else:
+                piece[:] = (rng.permutation(DRAW_BLOCK) + rng.random(DRAW_BLOCK)) / DRAW_BLOCK
+        return out[start - first * DRAW_BLOCK: stop - first * DRAW_BLOCK]
 
     def normal_scores(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Independent standard-normal scores for draws ``start`` to ``stop - 1`` (clipped to +-Z_LIMIT)."""
-        return {c: np.clip(ndtri(u), -Z_LIMIT, Z_LIMIT) for c, u in self.uniforms(start, stop).items()}
+        """Independent standard-normal scores for draws ``start`` to ``stop - 1`` (clipped to +-Z_LIMIT), the
+        columns on the kernels' threads."""
+        if self.method != "sobol" and self.columns and 0 <= start < stop:
+            return dict(zip(self.columns, thread_map(
+                lambda column: _clipped_scores(self._column_uniforms(column, start, stop)), self.columns)))
+        uniforms = self.uniforms(start, stop)
+        return dict(zip(self.columns, thread_map(lambda column: _clipped_scores(uniforms[column]), self.columns)))
+
+
+def _clipped_scores(uniforms: np.ndarray) -> np.ndarray:
+    """Normal scores of design points, clipped to +-Z_LIMIT, computed in the points' own array."""
+    scores = ndtri(uniforms, out=uniforms)
+    return np.clip(scores, -Z_LIMIT, Z_LIMIT, out=scores)
 
 
 #: A Schur-complement pivot at or below this (in units of the input's unit variance) marks an input as a linear

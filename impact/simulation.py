@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from impact import provenance
+from impact.accelerate import jit, prange
 from impact.defaults import DEFAULT_CHUNK, DRAW_BLOCK, METHODS
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, LANDED_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
@@ -415,11 +416,25 @@ def _drop_overflowing_draws(data: dict[str, xr.Variable], start: int) -> None:
     bad = np.zeros(next(iter(data.values())).shape[0], dtype=bool) if data else np.zeros(0, dtype=bool)
     for name in outputs:
         values = data[name].values
-        beyond = np.abs(values) > STORED_MAX  # infinities too; NaN (no value, a failed solve) compares False
-        bad |= beyond.reshape(beyond.shape[0], -1).any(axis=1)
+        # (draw, rest, last): a view of any (draw, case, ...) slice of the chunk's buffers, seldom a copy
+        shaped = values.reshape(values.shape[0], -1, values.shape[-1] if values.ndim > 2 else 1)
+        _mark_draws_beyond(shaped, STORED_MAX, bad)
     if not bad.any():
         return
     for name in outputs:
         data[name].values[bad] = np.nan
     log.warning("draws %s: %d draw(s) with outputs beyond float32 (or infinite) are set to NaN",
                 f"{start}-{start + bad.size - 1}", int(bad.sum()))
+
+
+@jit(parallel=True)
+def _mark_draws_beyond(values, limit, bad):
+    """Set ``bad[d]`` where any ``|values[d]|`` exceeds ``limit`` (infinities too; NaN, a failed solve's, does not)."""
+    for d in prange(values.shape[0]):
+        beyond = False
+        for i in range(values.shape[1]):
+            for k in range(values.shape[2]):
+                if abs(values[d, i, k]) > limit:
+                    beyond = True
+        if beyond:
+            bad[d] = True

@@ -19,7 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special
+
+try:
+    from scipy.special._ufuncs import _binom_ppf  # what scipy.stats.binom.ppf evaluates
+except ImportError:  # pragma: no cover - another SciPy layout: scipy.stats itself
+    _binom_ppf = None
 
 CHEBYSHEV_95 = float(np.sqrt(20.0))  # P(|X - mean| >= k sd) <= 1/k^2 = 5% at k = sqrt(20) = 4.47
 
@@ -48,9 +53,19 @@ def interval_ranks(n: int, p: float, confidence: float = 0.95) -> tuple[int, int
     """The ranks (0-based) of the order statistics that bound the distribution-free interval of the ``p``
     quantile of ``n`` draws."""
     tail = (1.0 - confidence) / 2.0
-    low_rank = int(stats.binom.ppf(tail, n, p))          # X_(l) with l = low_rank (1-based), <= the quantile
-    high_rank = int(stats.binom.ppf(1.0 - tail, n, p)) + 1
+    low_rank = int(_binomial_quantile(tail, n, p))          # X_(l) with l = low_rank (1-based), <= the quantile
+    high_rank = int(_binomial_quantile(1.0 - tail, n, p)) + 1
     return max(low_rank, 1) - 1, min(high_rank, n) - 1
+
+
+def _binomial_quantile(q: float, n: int, p: float) -> float:
+    """``scipy.stats.binom.ppf(q, n, p)``, from the ufunc it evaluates for ``0 < q, p < 1`` when that is there,
+    since importing ``scipy.stats`` takes most of a second."""
+    if _binom_ppf is not None and 0.0 < q < 1.0 and 0.0 < p < 1.0 and n >= 1:
+        return float(_binom_ppf(q, n, p))
+    from scipy import stats
+
+    return float(stats.binom.ppf(q, n, p))
 
 
 def interval_from_sorted(ordered, p: float, confidence: float = 0.95) -> tuple[float, float]:
@@ -75,7 +90,7 @@ def quantile_from_sorted(ordered, p: float, dtype=np.float64) -> float:
 def quantile_mcse(values, p: float) -> float:
     """Monte Carlo standard error of the ``p`` quantile: the half-width of its 95% interval over 1.96."""
     _, low, high = quantile_interval(values, p, 0.95)
-    return (high - low) / (2.0 * stats.norm.ppf(0.975))
+    return (high - low) / (2.0 * special.ndtri(0.975))
 
 
 def mean_mcse(values) -> float:
@@ -104,6 +119,8 @@ def wilson_interval(share: float, n: int, confidence: float = 0.95) -> tuple[flo
     """Wilson score interval of a probability estimated as ``share`` of ``n`` draws: it stays inside [0, 1] and
     keeps its coverage for tail probabilities near 0 or 1, where ``p +- z * mcse`` collapses to a point."""
     hits = int(round(share * n))
+    from scipy import stats  # on demand: scipy.stats takes most of a second to import
+
     interval = stats.binomtest(hits, n).proportion_ci(confidence, method="wilson")
     return float(interval.low), float(interval.high)
 
@@ -116,7 +133,7 @@ def moment_bands(values) -> dict[str, float]:
 
 def moment_bands_of(mean: float, sd: float) -> dict[str, float]:
     """:func:`moment_bands` from the mean and sd."""
-    z = float(stats.norm.ppf(0.975))
+    z = float(special.ndtri(0.975))
     return {"normal_low": mean - z * sd, "normal_high": mean + z * sd,
             "chebyshev_low": mean - CHEBYSHEV_95 * sd, "chebyshev_high": mean + CHEBYSHEV_95 * sd}
 

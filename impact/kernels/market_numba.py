@@ -18,7 +18,8 @@ from impact.kernels.accounting_numba import (account_sector, allocate_outputs, a
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, solve_market_at,
                                               solve_prepared, taker_sums)
 from impact.kernels.layout import QUOTA_OUTPUTS
-from impact.kernels.market_numpy import LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas, no_watch
+from impact.kernels.market_numpy import (LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas, no_watch,
+                                         supply_parts)
 
 
 def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, sigx,
@@ -32,9 +33,10 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     each draw's Newton steps on the input costs (-1: not converged)."""
     watch_sector, watch_partner = no_watch() if watch is None else watch
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
-    theta, log_tariff_factor, log_fx, phi, supply, sigma, eps = (
-        f(a) for a in (theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps))
-    market_draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply, sigma, eps)
+    mu, eta = (f(a) for a in supply_parts(supply_elasticity))
+    theta, log_tariff_factor, log_fx, phi, sigma, eps = (
+        f(a) for a in (theta, log_tariff_factor, log_fx, phi, sigma, eps))
+    market_draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, (mu, eta), sigma, eps)
     link = no_linkages(theta) if linkages is None else linkages
     if linkages is not None:
         market_draws = max(market_draws, link.draws())
@@ -42,7 +44,6 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     sectors = theta.shape[0]
     quota_partner, quota_rate_in, quota_rate_out, quota_log_index = no_quotas(
         sectors, quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
-    mu = supply[:, :, 0]
     args = as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
                             imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                             pledge_shares, pledge_flow)
@@ -51,7 +52,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     quota_out = np.full((draws, len(QUOTA_OUTPUTS), sectors), np.nan)
     failures = np.zeros(draws, dtype=np.int64)
     watch_out = np.full((draws, 2, len(watch_sector)), np.nan)
-    _fused_kernel(theta, supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split, split_rows,
+    _fused_kernel(theta, eta, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split, split_rows,
                   np.ascontiguousarray(quota_partner, dtype=np.int64), f(quota_rate_in), f(quota_rate_out),
                   f(quota_log_index), linkages is not None, f(link.domestic), f(link.imported),
                   f(link.import_weights), f(link.pass_through), f(link.gross_output), f(link.scale), float(link_tol),
@@ -63,7 +64,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
 
 
 @jit(parallel=True)
-def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
+def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
                   log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                   pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, quota_partner, quota_rate_in,
                   quota_rate_out, quota_log_index, linked, input_domestic, input_imported, import_weights,
@@ -76,13 +77,20 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
     t_step = 1 if log_t.shape[0] > 1 else 0
     f_step = 1 if log_fx.shape[0] > 1 else 0
     p_step = 1 if phi.shape[0] > 1 else 0
-    n_step = 1 if supply.shape[0] > 1 else 0
+    m_step = 1 if mu.shape[0] > 1 else 0
+    n_step = 0  # each draw's supply elasticities are gathered into a (1, S, J) array of its own
+    pe_step = 1 if partner_supply.shape[0] > 1 else 0
     s_step = 1 if sigma.shape[0] > 1 else 0
     e_step = 1 if eps.shape[0] > 1 else 0
     ps_step = 1 if pass_through.shape[0] > 1 else 0
     is_step = 1 if import_scale.shape[0] > 1 else 0
     for d in prange(draws):
         row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
+        supply = np.empty((1, sectors, sources))  # mu and eta of this draw, home first
+        for s in range(sectors):
+            supply[0, s, 0] = mu[row * m_step, s]
+            for p in range(partners):
+                supply[0, s, p + 1] = partner_supply[row * pe_step, s, p]
         log_w = np.empty((sectors, sources))
         taker_terms = np.empty((sectors, sources))
         x = np.zeros(sectors)
