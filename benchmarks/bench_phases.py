@@ -11,19 +11,28 @@ starts: interpreter, imports, loading the scenario. Start-up of the command alon
 ``python -c "import impact.runner"`` (the engine's imports: numba, SciPy, xarray, Zarr). The machine's load average
 is recorded with the figures, since the machines are shared. Results are printed and written to
 ``benchmarks/results/phases.json``.
+
+Before the runs, the fused kernel alone on one thread (:func:`kernel_figures`), on the scenario's own markets as a
+run calls it: against its NumPy reference, against the equilibrium solve alone on the same markets, and against the
+machine's exponential throughput measured in the same process (one ``exp`` per source of each market: the bound
+of an O(J) solve).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SCENARIO = "us_japan_2025"
@@ -50,6 +59,103 @@ def one_run(workdir: Path, draws: int, threads: int) -> dict:
             "startup_seconds": wall - timings["total"], "timings_seconds": timings}
 
 
+KERNEL_DRAWS = 65_536
+REFERENCE_DRAWS = 1_024
+
+
+def kernel_inputs(draws: int) -> list[tuple[tuple, dict]]:
+    """The fused kernel's arguments for each case of the first ``draws`` draws of the scenario, as a run calls it."""
+    import impact
+    from impact import model
+    from impact.simulation import Simulation
+
+    calls = []
+    fast = model.BACKENDS["numba"]
+
+    def capture(*args, **kwargs):
+        calls.append((args, kwargs))
+        return fast(*args, **kwargs)
+
+    model.BACKENDS["numba"] = capture
+    try:
+        Simulation(impact.load_scenario(SCENARIO)).chunk(0, draws)
+    finally:
+        model.BACKENDS["numba"] = fast
+    return calls
+
+
+def per_draw(function, draws: int, repeat: int = 5) -> float:
+    """Best of ``repeat`` calls of ``function()``, in microseconds per draw (after one call to warm up)."""
+    function()
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best / draws * 1e6
+
+
+def kernel_figures() -> dict:
+    """The fused kernel on one thread against its NumPy reference, the equilibrium solve alone and the machine's
+    exponential throughput, on the scenario's own markets (its first case, KERNEL_DRAWS draws)."""
+    import numba
+    from impact.kernels import equilibrium_numba, market_numba, market_numpy
+
+    numba.set_num_threads(1)
+    (args, kwargs), = kernel_inputs(KERNEL_DRAWS)[:1]
+    theta, _, log_tariff_factor, log_fx, phi, supply, sigma, eps = args[:8]
+    sectors, sources = theta.shape
+    full_supply = market_numpy.supply_array(supply)
+    unlinked = {**kwargs, "linkages": None}
+    figures = {
+        "draws": KERNEL_DRAWS, "sectors": sectors, "sources": sources,
+        "fused_us_per_draw": per_draw(lambda: market_numba.solve_and_account(*args, **kwargs), KERNEL_DRAWS),
+        "fused_without_linkages_us_per_draw": per_draw(
+            lambda: market_numba.solve_and_account(*args, **unlinked), KERNEL_DRAWS),
+        "equilibrium_us_per_draw": per_draw(lambda: equilibrium_numba.solve_markets(
+            theta, log_tariff_factor, log_fx, phi, full_supply, sigma, eps), KERNEL_DRAWS),
+    }
+    small = [a[:REFERENCE_DRAWS] if getattr(a, "ndim", 0) and a.shape[0] == KERNEL_DRAWS else a for a in args]
+    small[5] = tuple(a[:REFERENCE_DRAWS] if a.shape[0] == KERNEL_DRAWS else a for a in supply)
+    small_kwargs = {**kwargs, "linkages": replace(kwargs["linkages"], **{
+        name: getattr(kwargs["linkages"], name)[:REFERENCE_DRAWS] for name in ("pass_through", "import_scale")})}
+    figures["numpy_reference_us_per_draw"] = per_draw(
+        lambda: market_numpy.solve_and_account(*small, **small_kwargs), REFERENCE_DRAWS, repeat=1)
+    figures["exp_ns"] = exp_seconds() * 1e9
+    # The bound of an O(J) solve: one exponential per source of each market, at the machine's exp throughput.
+    figures["exp_bound_us_per_draw"] = sectors * sources * figures["exp_ns"] / 1e3
+    return figures
+
+
+def exp_seconds(size: int = 2_000_000) -> float:
+    """Seconds per scalar ``math.exp`` in a compiled loop on one thread (independent calls: throughput)."""
+    import numba
+
+    @numba.njit
+    def exps(x, out):
+        for i in range(x.size):
+            out[i] = math.exp(x[i])
+
+    x = np.random.default_rng(0).normal(size=size) * 0.1
+    out = np.empty_like(x)
+    return per_draw(lambda: exps(x, out), size) / 1e6
+
+
+def print_kernel(k: dict) -> None:
+    print(f"kernel, 1 thread, {k['draws']:,} draws of the scenario's markets ({k['sectors']} sectors x "
+          f"{k['sources']} sources), microseconds per draw:")
+    print(f"  fused (equilibrium, input-cost linkages, quotas, accounting) {k['fused_us_per_draw']:.1f}; without "
+          f"linkages {k['fused_without_linkages_us_per_draw']:.1f}; the equilibrium solve alone "
+          f"{k['equilibrium_us_per_draw']:.1f}")
+    print(f"  NumPy reference {k['numpy_reference_us_per_draw']:.0f} (x{k['numpy_reference_us_per_draw'] / k['fused_us_per_draw']:.0f}"
+          f" slower); exp {k['exp_ns']:.1f} ns, so one exp per source and market takes "
+          f"{k['exp_bound_us_per_draw']:.2f}: the fused kernel runs at "
+          f"{k['exp_bound_us_per_draw'] / k['fused_us_per_draw']:.0%} of that bound, without linkages "
+          f"{k['exp_bound_us_per_draw'] / k['fused_without_linkages_us_per_draw']:.0%}; it takes "
+          f"x{k['fused_without_linkages_us_per_draw'] / k['equilibrium_us_per_draw']:.2f} the equilibrium solve "
+          f"(x{k['fused_us_per_draw'] / k['equilibrium_us_per_draw']:.2f} with linkages)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--draws", type=int, nargs="+", default=[250_000, 1_000_000])
@@ -66,6 +172,8 @@ def main() -> None:
                                           for _ in range(3))}
         print(f"start-up: impact --help {result['startup']['impact_help_seconds']:.2f} s, the engine's imports "
               f"{result['startup']['engine_imports_seconds']:.2f} s")
+        result["kernel"] = kernel_figures()
+        print_kernel(result["kernel"])
         runs = []
         print(f"{'draws':>10s} {'threads':>7s} {'wall':>7s} {'start-up':>8s} "
               + " ".join(f"{p:>9s}" for p in PHASES) + f" {'writes':>7s} {'summary':>7s} {'peak MB':>8s}")

@@ -249,7 +249,9 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
 
     ``shared``, one dict for the cases of a chunk, keeps each column's values by column and distribution: a column
     that an earlier case mapped through the same distribution from the same scores (most of a scenario's and its
-    counterfactual's) is taken from there, not mapped again. The values are the same; the inverse CDFs run once.
+    counterfactual's) is taken from there, not mapped again, and a parameter whose columns and fixed values are an
+    earlier case's is that case's array, shared (callers do not write to it). The values are the same; the inverse
+    CDFs run once.
     """
     out = {}
     for parameter, fixed in case.scenario.fixed.items():
@@ -257,7 +259,7 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
         if not columns:
             out[parameter] = fixed[None]
             continue
-        values = np.repeat(fixed.reshape(1, -1), draws, axis=0)
+        drawn_columns = []
         for column in columns:
             score = scores[column.name]
             key = (column.name, column.distribution)
@@ -271,8 +273,22 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
                 drawn = column.distribution.from_normal_score(score)
             if shared is not None:
                 shared[key] = (score, drawn)
+            drawn_columns.append(drawn)
+        # The same columns drawn alike into the same fixed values: the array an earlier case built (read only).
+        whole = (parameter, fixed.tobytes(), tuple((id(d), tuple(c.cells)) for d, c in zip(drawn_columns, columns)))
+        if shared is not None and whole in shared:
+            out[parameter] = shared[whole]
+            continue
+        values = np.empty((draws, fixed.size))
+        uncovered = np.ones(fixed.size, dtype=bool)
+        for column in columns:
+            uncovered[list(column.cells)] = False
+        values[:, uncovered] = fixed.reshape(-1)[uncovered]
+        for column, drawn in zip(columns, drawn_columns):
             values[:, list(column.cells)] = drawn[:, None]
         out[parameter] = values.reshape((draws,) + fixed.shape)
+        if shared is not None:
+            shared[whole] = out[parameter]
     return out
 
 

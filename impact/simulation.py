@@ -318,7 +318,15 @@ class Simulation:
             data[parameter] = self._input_variable(parameter, inputs, n)
         if self.legal_groups:
             data["legal_ruling"] = self._ruling_variable(rulings)
-        _drop_overflowing_draws(data, start)
+        # The kernels' output buffers are scanned whole, in memory order (their variables are strided views)
+        bad, scanned = np.zeros(n, dtype=bool), set()
+        for names, values in ((SECTOR_OUTPUTS, sector), (PARTNER_OUTPUTS, partner), (CELL_OUTPUTS, cells)):
+            if values is not None:
+                kept = np.array([name in data for name in names])
+                grouped = values.reshape(n, -1, len(names), int(np.prod(values.shape[4:])))
+                _mark_draws_beyond_kept(grouped, kept, STORED_MAX, bad)
+                scanned.update(names)
+        _drop_overflowing_draws(data, start, bad, scanned)
         coords = {"draw": np.arange(start, stop, dtype=np.int64)}
         dataset = xr.Dataset(data, coords=coords)
         self.phases.add("assembly", moment)
@@ -409,12 +417,18 @@ __all__ = ["Simulation", "chunk_ranges", "DEFAULT_CHUNK"]
 STORED_MAX = float(np.finfo(np.float32).max)
 
 
-def _drop_overflowing_draws(data: dict[str, xr.Variable], start: int) -> None:
+def _drop_overflowing_draws(data: dict[str, xr.Variable], start: int, bad: np.ndarray | None = None,
+                            scanned=()) -> None:
     """Set every output of a draw to NaN where one is infinite or beyond what float32 stores, as a failed solve's
-    are: such a draw is no result, and the bands leave it out (and count it) rather than carry an infinity."""
+    are: such a draw is no result, and the bands leave it out (and count it) rather than carry an infinity.
+
+    ``bad`` (D,) marks draws already found so (then filled in here), among outputs named in ``scanned``."""
     outputs = [name for name in data if VARIABLES[name].kind == "output"]
-    bad = np.zeros(next(iter(data.values())).shape[0], dtype=bool) if data else np.zeros(0, dtype=bool)
+    if bad is None:
+        bad = np.zeros(next(iter(data.values())).shape[0], dtype=bool) if data else np.zeros(0, dtype=bool)
     for name in outputs:
+        if name in scanned:
+            continue
         values = data[name].values
         # (draw, rest, last): a view of any (draw, case, ...) slice of the chunk's buffers, seldom a copy
         shaped = values.reshape(values.shape[0], -1, values.shape[-1] if values.ndim > 2 else 1)
@@ -436,5 +450,21 @@ def _mark_draws_beyond(values, limit, bad):
             for k in range(values.shape[2]):
                 if abs(values[d, i, k]) > limit:
                     beyond = True
+        if beyond:
+            bad[d] = True
+
+
+@jit(parallel=True)
+def _mark_draws_beyond_kept(values, kept, limit, bad):
+    """:func:`_mark_draws_beyond` over a kernel's output buffer (draw, case and year, output, cell), of the outputs
+    ``kept`` (by output) only."""
+    for d in prange(values.shape[0]):
+        beyond = False
+        for g in range(values.shape[1]):
+            for k in range(values.shape[2]):
+                if kept[k]:
+                    for i in range(values.shape[3]):
+                        if abs(values[d, g, k, i]) > limit:
+                            beyond = True
         if beyond:
             bad[d] = True

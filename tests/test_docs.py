@@ -96,3 +96,15 @@ def test_the_command_line_starts_without_the_numerical_libraries():
             "print(sorted({'numba', 'scipy', 'xarray', 'numpy', 'dask', 'zarr'} & set(sys.modules)))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert loaded.stdout.strip() == "[]", loaded.stdout
+
+
+def test_the_engine_loads_without_scipy_stats():
+    """A run's imports leave out ``scipy.stats`` (most of a second to import): the statistics and distributions
+    load it only for what needs it (tests and reports)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import impact.runner, impact.simulation, impact.summary; "
+            "print('scipy.stats' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == "False"

@@ -283,3 +283,68 @@ def test_landed_costs_are_the_cells_buyer_prices_and_rates():
             np.testing.assert_allclose(landed[:, 0, w], cells[:, price, s, p], rtol=1e-14)
             np.testing.assert_allclose(landed[:, 1, w], cells[:, revenue, s, p] / cells[:, imports, s, p],
                                        rtol=1e-12)
+
+
+@pytest.mark.parametrize("module", [market_numba, market_numpy])
+def test_supply_given_apart_gives_the_same_bits(module):
+    """``supply_elasticity`` as the pair (mu (D, S), eta (1, S, P)), as runs pass it, equals the one array."""
+    arguments = market_arguments(21, 40 if module is market_numba else 4, 4, 3)
+    supply = arguments.pop("supply_elasticity")
+    linkages = random_linkages(22, supply.shape[0], 4, arguments["theta"])
+    whole = module.solve_and_account(**arguments, supply_elasticity=supply, linkages=linkages)
+    apart = module.solve_and_account(**arguments, supply_elasticity=(supply[:, :, 0], supply[:1, :, 1:]),
+                                     linkages=linkages)
+    for got, want in zip(apart[:5], whole[:5]):
+        assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_each_draw_is_solved_alike_alone_or_in_blocks():
+    """Draws share scratch arrays in blocks of SCRATCH_DRAWS: each draw's outputs are those of the draw solved
+    alone, whatever block and place in it (150 draws: two whole blocks and part of one)."""
+    draws = 2 * market_numba.SCRATCH_DRAWS + 22
+    arguments = market_arguments(31, draws, 5, 3, shared=(False,) * 10, finite_eta=0.3)
+    linkages = random_linkages(32, draws, 5, arguments["theta"])
+    together = market_numba.solve_and_account(**arguments, linkages=linkages)
+
+    def row(value, d):
+        return value[d:d + 1] if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == draws else value
+
+    for d in (0, market_numba.SCRATCH_DRAWS - 1, market_numba.SCRATCH_DRAWS, draws - 1):
+        alone = market_numba.solve_and_account(
+            **{name: row(value, d) for name, value in arguments.items() if name != "split_rows"},
+            split_rows=np.zeros(1, dtype=np.int64) if arguments["revenue_split"].shape[0] == 1 else None,
+            linkages=Linkages(*(row(getattr(linkages, f), d) for f in ("domestic", "imported", "import_weights",
+                                                                       "pass_through", "gross_output",
+                                                                       "import_scale"))))
+        for got, want in zip(alone[:5], together[:5]):
+            assert np.array_equal(got[0], want[d], equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 20))
+def test_the_cost_newton_linear_solve_is_gaussian_elimination(seed, size):
+    """The input-cost Newton step's solve (unsigned indices) gives the textbook elimination's bits, and the
+    solution of the (diagonally dominant) system; a zero pivot is refused."""
+    rng = np.random.default_rng(seed)
+    matrix = np.eye(size) - rng.uniform(0.0, 0.8 / size, (size, size))
+    rhs = rng.normal(size=size)
+    textbook_matrix, textbook = matrix.copy(), rhs.copy()
+    for c in range(size):
+        for r in range(c + 1, size):
+            factor = textbook_matrix[r, c] / textbook_matrix[c, c]
+            if factor != 0.0:
+                for k in range(c, size):
+                    textbook_matrix[r, k] -= factor * textbook_matrix[c, k]
+                textbook[r] -= factor * textbook[c]
+    for c in range(size - 1, -1, -1):
+        total = textbook[c]
+        for k in range(c + 1, size):
+            total -= textbook_matrix[c, k] * textbook[k]
+        textbook[c] = total / textbook_matrix[c, c]
+    solved_matrix, solved = matrix.copy(), rhs.copy()
+    assert market_numba._solve_linear(solved_matrix, solved)
+    assert np.array_equal(solved, textbook)
+    np.testing.assert_allclose(matrix @ solved, rhs, atol=1e-12)
+    singular = matrix.copy()
+    singular[0, 0] = 0.0
+    assert not market_numba._solve_linear(singular, rhs.copy())

@@ -634,3 +634,23 @@ def test_retaliation_names_chapters_and_weights_them_by_exports(market):
     """)))
     assert "retaliation[too_fine]: retaliation layers name HTS chapters (2 digits)" in text and "7208" in text
     assert "retaliation layers take no `content`" in text
+
+
+def test_hs_prefixes_match_the_codes_that_start_with_them():
+    """Matching by runs of the sorted codes equals the definition: a line matches when its code starts with a
+    prefix, so a chapter residual ("84") matches only its chapter and a cell line ("") nothing."""
+    from impact.lines import CONTENTS, USMCA_YEARS, TradeLines
+
+    rng = np.random.default_rng(11)
+    tens = [f"{rng.integers(1, 98):02d}{rng.integers(0, 10**8):08d}" for _ in range(3000)]
+    codes = np.array(tens + [code[:2] for code in tens[:40]] + [""] * 20 + tens[:300], dtype="<U10")
+    zeros = np.zeros(codes.size)
+    lines = TradeLines("", "", codes, np.zeros(codes.size, dtype=int), np.zeros(codes.size, dtype=int), zeros + 1,
+                       zeros, zeros, {m: zeros for m in CONTENTS}, {y: zeros for y in USMCA_YEARS}, (1, 1), True)
+    prefix_sets = [["84"], [tens[0][:4], tens[1][:6], tens[2]], [code[:k] for code in rng.choice(tens, 40)
+                                                                  for k in (2, 4, 6, 8, 10)], ["0000"], []]
+    for prefixes in prefix_sets:
+        expected = np.array([any(code.startswith(p) for p in prefixes) for code in codes.tolist()])
+        assert np.array_equal(lines.matching(prefixes), expected)
+    assert lines.matching([tens[0][:2]])[3000 + [c[:2] for c in tens[:40]].index(tens[0][:2])]
+    assert not lines.matching([tens[0][:4]])[3000:3040][[c[:2] == tens[0][:2] for c in tens[:40]]].any()

@@ -136,3 +136,24 @@ def test_gaussian_copula_reaches_the_target_rank_correlation():
     # Standard error of Spearman's rho at n = 2e5 is about 0.0015.
     assert abs(measured - target_spearman) < 0.01
     np.testing.assert_array_equal(mixed["x"], scores["x"])  # the first input keeps its own scores
+
+
+@pytest.mark.parametrize("method", ["mc", "lhs", "sobol"])
+def test_normal_scores_are_the_same_on_one_thread_or_two(method):
+    """Columns are scored on the kernels' threads: the scores are the clipped ndtri of the design points, the same
+    bits on one thread or two, for a range that starts and ends inside blocks."""
+    from scipy.special import ndtri
+
+    from impact.accelerate import using_threads
+    from impact.distributions import Z_LIMIT
+    from impact.sampling import Design
+
+    design = Design([f"column_{k}" for k in range(7)], method, seed=4)
+    with using_threads(1):
+        one = design.normal_scores(1000, 9500)
+    with using_threads(2):
+        two = design.normal_scores(1000, 9500)
+    points = design.uniforms(1000, 9500)
+    for column in design.columns:
+        assert np.array_equal(one[column], two[column])
+        assert np.array_equal(one[column], np.clip(ndtri(points[column]), -Z_LIMIT, Z_LIMIT))

@@ -549,3 +549,23 @@ def test_draws_whose_outputs_overflow_float32_are_dropped_and_counted(deal, tmp_
     assert {row["draws"] for row in store.read_summary()} == {2970.0}
     summary = CliRunner().invoke(cli.main, ["summary", str(tmp_path / "run")])
     assert "leave out up to 30 of 3,000 draws" in summary.output
+
+
+def test_the_scan_for_values_beyond_float32_reads_the_kept_outputs_of_a_buffer():
+    """The parallel scan of a kernel's output buffer (draw, case and year, output, cell) flags a draw exactly when a
+    kept output has a value beyond float32 or infinite, NaN (a failed solve's) not counting."""
+    from impact import simulation
+
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(300, 2, 5, 7))
+    values[rng.random(values.shape) < 0.002] = np.inf
+    values[rng.random(values.shape) < 0.002] = -1e39
+    values[rng.random(values.shape) < 0.01] = np.nan
+    kept = np.array([True, False, True, True, False])
+    bad = np.zeros(300, dtype=bool)
+    simulation._mark_draws_beyond_kept(values, kept, simulation.STORED_MAX, bad)
+    expected = (np.abs(values[:, :, kept]) > simulation.STORED_MAX).reshape(300, -1).any(axis=1)
+    assert np.array_equal(bad, expected) and 0 < bad.sum() < 300
+    everything = np.zeros(300, dtype=bool)
+    simulation._mark_draws_beyond_kept(values, np.ones(5, dtype=bool), simulation.STORED_MAX, everything)
+    assert everything.sum() > bad.sum()

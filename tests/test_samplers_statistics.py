@@ -32,3 +32,4 @@ def test_designs_agree_and_stratified_designs_are_more_precise(deal):
         assert abs(other.mean() - mc.mean()) < 4 * combined, sampler
         # Stratification reduces the variance of the estimate (the effect is smooth in the inputs).
         assert other.var(ddof=1) < 0.5 * mc.var(ddof=1), sampler
+

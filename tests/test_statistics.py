@@ -102,3 +102,16 @@ def test_exceedance_rows_of_a_run_with_a_known_distribution():
     assert row["low"] <= stats.norm.cdf(-1) <= row["high"]
     assert parse_exceedance("tariff_revenue_by_partner[mars] > 1", ds)[1].endswith("(labels: japan, eu)")
     assert "not VARIABLE" in parse_exceedance("tariff_revenue_by_partner >= 1", ds)[1]
+
+
+def test_the_binomial_quantile_is_scipys():
+    """The order-statistic ranks of quantile intervals come from the ufunc behind ``scipy.stats.binom.ppf``."""
+    from scipy import stats
+
+    from impact.statistics import _binomial_quantile
+
+    rng = np.random.default_rng(2)
+    for n in [1, 2, 7, 100, 999, 10_000, 1_048_576] + list(rng.integers(10, 10**8, 20)):
+        for p in (0.01, 0.05, 0.5, 0.95, 0.99, float(rng.random())):
+            for q in (0.005, 0.025, 0.975, 0.995):
+                assert _binomial_quantile(q, int(n), p) == stats.binom.ppf(q, n, p)
