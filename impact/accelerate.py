@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numba
@@ -80,17 +79,3 @@ def using_threads(threads: int | None):
         if not DISABLE_JIT:
             numba.set_num_threads(before)
 
-
-def thread_map(function, items) -> list:
-    """``[function(item) for item in items]``, on as many threads as the kernels use (:func:`set_threads`), in order.
-
-    For work that releases the GIL in NumPy and SciPy loops (random fills, ufuncs), never for numba's parallel
-    kernels, which must not be entered from several threads at once. Each item's result is what one thread would
-    give: threads change where work runs, not what it computes.
-    """
-    items = list(items)
-    threads = 1 if DISABLE_JIT else min(numba.get_num_threads(), len(items))
-    if threads <= 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(function, items))

@@ -27,9 +27,9 @@ import warnings
 import numpy as np
 from scipy.special import ndtri
 
-from impact.accelerate import thread_map
 from impact.defaults import DRAW_BLOCK, METHODS
 from impact.distributions import Z_LIMIT
+from impact.threads import thread_map
 
 _SOBOL_STREAM = 0x50B01
 

@@ -157,3 +157,20 @@ def test_normal_scores_are_the_same_on_one_thread_or_two(method):
     for column in design.columns:
         assert np.array_equal(one[column], two[column])
         assert np.array_equal(one[column], np.clip(ndtri(points[column]), -Z_LIMIT, Z_LIMIT))
+
+
+def test_the_summary_is_the_same_on_one_thread_or_two(deal):
+    """The summary's series are sorted on the kernels' threads: the rows are the same, in the same order."""
+    from impact.accelerate import using_threads
+    from impact.summary import Precision, summarize
+
+    ds = impact.simulate(deal, draws=3000, seed=2)
+    for by in ("headline", "sector"):
+        with using_threads(1):
+            one = summarize(ds, by=by, precision=Precision())
+        with using_threads(2):
+            two = summarize(ds, by=by, precision=Precision())
+        assert len(one) > 10 and len(one) == len(two)
+        for a, b in zip(one, two):
+            assert list(a) == list(b)
+            assert all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)  # NaN where NaN

@@ -1,0 +1,38 @@
+"""NumPy and SciPy work spread over the threads the kernels use, for loops that release the GIL.
+
+Kept apart from :mod:`impact.accelerate` so that commands which only read results (``impact summary``) need not
+load numba to use it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+
+def kernel_threads() -> int:
+    """The threads of the kernels: numba's count in a process that has loaded it (:func:`impact.accelerate.set_threads`,
+    ``--threads``), else the CPUs this process may run on; 1 with ``IMPACT_DISABLE_JIT=1`` (plain Python, for a
+    debugger)."""
+    if os.environ.get("IMPACT_DISABLE_JIT", "0") not in ("", "0"):
+        return 1
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        return numba.get_num_threads()
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def thread_map(function, items) -> list:
+    """``[function(item) for item in items]``, on :func:`kernel_threads` threads, in order.
+
+    For work that releases the GIL in NumPy and SciPy loops (random fills, ufuncs, sorts), never for numba's
+    parallel kernels, which must not be entered from several threads at once. Each item's result is what one
+    thread would give: threads change where work runs, not what it computes.
+    """
+    items = list(items)
+    threads = min(kernel_threads(), len(items))
+    if threads <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(function, items))
