@@ -12,7 +12,7 @@ starts: interpreter, imports, loading the scenario. Start-up of the command alon
 is recorded with the figures, since the machines are shared. Results are printed and written to
 ``benchmarks/results/phases.json``.
 
-Before the runs, the fused kernel alone on one thread (:func:`kernel_figures`), on the scenario's own markets as a
+After the runs, the fused kernel alone on one thread (:func:`kernel_figures`), on the scenario's own markets as a
 run calls it: against its NumPy reference, against the equilibrium solve alone on the same markets, and against the
 machine's exponential throughput measured in the same process (one ``exp`` per source of each market: the bound
 of an O(J) solve).
@@ -172,8 +172,6 @@ def main() -> None:
                                           for _ in range(3))}
         print(f"start-up: impact --help {result['startup']['impact_help_seconds']:.2f} s, the engine's imports "
               f"{result['startup']['engine_imports_seconds']:.2f} s")
-        result["kernel"] = kernel_figures()
-        print_kernel(result["kernel"])
         runs = []
         print(f"{'draws':>10s} {'threads':>7s} {'wall':>7s} {'start-up':>8s} "
               + " ".join(f"{p:>9s}" for p in PHASES) + f" {'writes':>7s} {'summary':>7s} {'peak MB':>8s}")
@@ -199,6 +197,9 @@ def main() -> None:
         seconds, peak = timed([sys.executable, "-m", "impact", "summary", str(out), "--precision"])
         result["summary_precision"] = {"draws": largest, "seconds": seconds, "peak_rss_mb": peak}
         print(f"impact summary --precision at {largest:,} draws: {seconds:.1f} s, {peak:,.0f} MB")
+        # Last: a child's peak memory counts the launching process's resident memory when it forked.
+        result["kernel"] = kernel_figures()
+        print_kernel(result["kernel"])
         result["load_average_after"] = os.getloadavg()
         (HERE / "results").mkdir(exist_ok=True)
         (HERE / "results" / "phases.json").write_text(json.dumps(result, indent=2) + "\n")
