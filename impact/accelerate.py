@@ -10,8 +10,9 @@ The kernels are written as small functions (one equation each, shared by the fus
 called with dozens of array arguments. LLVM inlines a call only below a cost threshold (275 at numba's ``-O3``),
 which left the market and accounting functions as real calls: their arguments, and the reference counts of the
 array views passed to them, cost more than their arithmetic. :data:`INLINE_THRESHOLD` raises it for the code numba
-compiles in this process, so each kernel becomes one body (x1.3-1.5 per draw). Inlining changes no floating-point
-operation (no fast-math), so results are the same bit for bit; the compiled code is cached as before.
+compiles in this process, so each kernel becomes one body (x1.3-1.5 per draw), with llvmlite 0.44 or later.
+Inlining changes no floating-point operation (no fast-math), so results are the same bit for bit; the compiled code
+is cached as before.
 """
 
 from __future__ import annotations
@@ -29,10 +30,20 @@ CACHE = os.environ.get("IMPACT_NUMBA_CACHE", "1") not in ("", "0")
 #: LLVM's inlining threshold for everything numba compiles in the process (see above).
 INLINE_THRESHOLD = 100_000
 
+
+def _new_pass_manager(version: str) -> bool:
+    """llvmlite 0.44 and later optimize with LLVM's new pass manager, where the threshold was measured. With the
+    legacy one (numba 0.60) the same threshold makes compiling the kernels take many minutes: it keeps LLVM's."""
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return (major, minor) >= (0, 44)
+
+
 if not DISABLE_JIT:
+    import llvmlite
     import llvmlite.binding
 
-    llvmlite.binding.set_option("impact", f"-inline-threshold={INLINE_THRESHOLD}")
+    if _new_pass_manager(llvmlite.__version__):
+        llvmlite.binding.set_option("impact", f"-inline-threshold={INLINE_THRESHOLD}")
 
 
 def jit(*, parallel: bool = False):

@@ -569,3 +569,10 @@ def test_the_scan_for_values_beyond_float32_reads_the_kept_outputs_of_a_buffer()
     everything = np.zeros(300, dtype=bool)
     simulation._mark_draws_beyond_kept(values, np.ones(5, dtype=bool), simulation.STORED_MAX, everything)
     assert everything.sum() > bad.sum()
+    # Any other output, (draw, ...) in any layout: the same definition
+    strided = values[:, 1, :, ::2]
+    flagged = np.array([True] * 3 + [False] * 297)
+    simulation._mark_draws_beyond(strided, simulation.STORED_MAX, flagged)
+    expected = (np.abs(strided) > simulation.STORED_MAX).reshape(300, -1).any(axis=1)
+    expected[:3] = True
+    assert np.array_equal(flagged, expected) and expected[3:].any()

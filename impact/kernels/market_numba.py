@@ -19,7 +19,7 @@ from impact.kernels.equilibrium_numba import (check_market_shapes, market_residu
                                               solve_prepared, taker_sums)
 from impact.kernels.layout import QUOTA_OUTPUTS
 from impact.kernels.market_numpy import (LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas, no_watch,
-                                         supply_parts)
+                                         supply_array)
 
 
 def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, sigx,
@@ -33,10 +33,9 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     each draw's Newton steps on the input costs (-1: not converged)."""
     watch_sector, watch_partner = no_watch() if watch is None else watch
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
-    mu, eta = (f(a) for a in supply_parts(supply_elasticity))
-    theta, log_tariff_factor, log_fx, phi, sigma, eps = (
-        f(a) for a in (theta, log_tariff_factor, log_fx, phi, sigma, eps))
-    market_draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, (mu, eta), sigma, eps)
+    theta, log_tariff_factor, log_fx, phi, supply, sigma, eps = (
+        f(a) for a in (theta, log_tariff_factor, log_fx, phi, supply_array(supply_elasticity), sigma, eps))
+    market_draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply, sigma, eps)
     link = no_linkages(theta) if linkages is None else linkages
     if linkages is not None:
         market_draws = max(market_draws, link.draws())
@@ -44,6 +43,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     sectors = theta.shape[0]
     quota_partner, quota_rate_in, quota_rate_out, quota_log_index = no_quotas(
         sectors, quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
+    mu = supply[:, :, 0]
     args = as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
                             imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                             pledge_shares, pledge_flow)
@@ -52,7 +52,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     quota_out = np.full((draws, len(QUOTA_OUTPUTS), sectors), np.nan)
     failures = np.zeros(draws, dtype=np.int64)
     watch_out = np.full((draws, 2, len(watch_sector)), np.nan)
-    _fused_kernel(theta, eta, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split, split_rows,
+    _fused_kernel(theta, supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split, split_rows,
                   np.ascontiguousarray(quota_partner, dtype=np.int64), f(quota_rate_in), f(quota_rate_out),
                   f(quota_log_index), linkages is not None, f(link.domestic), f(link.imported),
                   f(link.import_weights), f(link.pass_through), f(link.gross_output), f(link.scale), float(link_tol),
@@ -63,14 +63,8 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     return sector_out, partner_out, cell_out, split_out, quota_out, int(failures.sum()), watch_out
 
 
-#: Draws a thread solves with one set of scratch arrays (a block; threads take whole blocks).
-SCRATCH_DRAWS = 64
-#: Vectors (S,) of :func:`_solve_costs`'s scratch.
-COST_VECTORS = 9
-
-
 @jit(parallel=True)
-def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
+def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
                   log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                   pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, quota_partner, quota_rate_in,
                   quota_rate_out, quota_log_index, linked, input_domestic, input_imported, import_weights,
@@ -83,85 +77,66 @@ def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_fa
     t_step = 1 if log_t.shape[0] > 1 else 0
     f_step = 1 if log_fx.shape[0] > 1 else 0
     p_step = 1 if phi.shape[0] > 1 else 0
-    m_step = 1 if mu.shape[0] > 1 else 0
-    n_step = 0  # each draw's supply elasticities are gathered into a (1, S, J) array of its own
-    pe_step = 1 if partner_supply.shape[0] > 1 else 0
+    n_step = 1 if supply.shape[0] > 1 else 0
     s_step = 1 if sigma.shape[0] > 1 else 0
     e_step = 1 if eps.shape[0] > 1 else 0
     ps_step = 1 if pass_through.shape[0] > 1 else 0
     is_step = 1 if import_scale.shape[0] > 1 else 0
-    # Each thread takes blocks of draws, with one draw's scratch arrays allocated once per block and reset for each
-    # draw: allocating them draw by draw cost more than some of the equations.
-    for block in prange((draws + SCRATCH_DRAWS - 1) // SCRATCH_DRAWS):
-        supply = np.empty((1, sectors, sources))  # mu and eta of the draw, home first
+    for d in prange(draws):
+        row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
         log_w = np.empty((sectors, sources))
         taker_terms = np.empty((sectors, sources))
-        x = np.empty(sectors)
-        steps = np.empty(sectors, dtype=np.int64)
+        x = np.zeros(sectors)
+        steps = np.zeros(sectors, dtype=np.int64)
         sums = np.empty((sectors, 3))          # taker_sums: fixed_sum, fixed_theta, theta_total
-        responsive = np.empty(sectors, dtype=np.int64)
+        responsive = np.zeros(sectors, dtype=np.int64)
         quota_log_t = np.empty((sectors, sources))   # a quota sector's tariff rows, changed by its regime
         quota_factor = np.empty((sectors, sources))
         quota_rate = np.empty((sectors, partners))
         pledged_by_partner = np.empty(partners)
-        log_cost = np.empty(sectors)      # log of the home supply curve's cost shifter
-        unit_cost = np.empty(sectors)     # US producers' unit cost
-        buyers_loss = np.empty(sectors)   # what the modelled sectors pay more for each sector's goods as inputs
-        cost_vectors = np.empty((COST_VECTORS, sectors))  # the scratch of _solve_costs
-        cost_matrices = np.empty((3, sectors, sectors))
-        cost_flags = np.empty((2, sectors), dtype=np.bool_)
-        for d in range(block * SCRATCH_DRAWS, min(draws, (block + 1) * SCRATCH_DRAWS)):
-            row = np.int64(d)
-            for s in range(sectors):
-                supply[0, s, 0] = mu[row * m_step, s]
-                for p in range(partners):
-                    supply[0, s, p + 1] = partner_supply[row * pe_step, s, p]
-            x[:] = 0.0
-            steps[:] = 0
-            responsive[:] = 0
-            log_cost[:] = 0.0
-            unit_cost[:] = 1.0
-            buyers_loss[:] = 0.0
-            clear_partner_totals(partner_out, row)
-            for s in range(sectors):
-                x[s], steps[s], responsive[s] = _solve_sector(
-                    row, s, 0.0, 0.0, True, 0, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor,
-                    tariff0, imports0, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter,
-                    n_step, s_step, e_step, f_step, p_step, r_step, t_step, log_w[s], taker_terms[s], sums[s],
-                    quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
-            if linked:
-                newton_steps = _solve_costs(
-                    row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
-                    quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter, n_step, s_step,
-                    e_step, f_step, p_step, r_step, t_step, input_domestic, input_imported, import_weights,
-                    pass_through[row * ps_step], import_scale[row * is_step], gross_output, link_tol, link_max_iter,
-                    log_w, taker_terms, x, steps, responsive, sums, quota_log_t, quota_factor, quota_rate, quota_out,
-                    log_cost, unit_cost, buyers_loss, cost_vectors, cost_matrices, cost_flags)
-                if link_steps.shape[0] > 0:
-                    link_steps[row] = newton_steps
-                if newton_steps < 0:
-                    for s in range(sectors):
-                        x[s] = math.nan
-                        steps[s] = -1
-            for s in range(sectors):
-                if steps[s] < 0:
-                    failures[row] += 1
-                sector_pass_through = pass_through[row * ps_step, s] if linked else 1.0
-                if quota_partner[s] < 0:
-                    rate_row, lt_row, factor_row = tariff[row * r_step, s], log_t[row * t_step, s], \
-                        tariff_factor[row * t_step, s]
-                else:
-                    rate_row, lt_row, factor_row = quota_rate[s], quota_log_t[s], quota_factor[s]
-                account_sector(row, s, x[s], log_w[s], taker_terms[s], pledged_by_partner, rate_row, lt_row,
-                               factor_row, sigma, eps, mu, log_fx, phi, sigx, log_tx, imports0, exports0, home0,
-                               expenditure0, tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow,
-                               keep_cells, revenue_split, split_rows, log_cost[s], unit_cost[s], sector_pass_through,
-                               buyers_loss[s], sector_out, partner_out, cell_out, split_out)
-                for w in range(watch_sector.shape[0]):
-                    if watch_sector[w] == s:  # a landed cost: the buyer price of one partner's goods, and its rate
-                        j = watch_partner[w] + 1
-                        watch_out[row, 0, w] = math.exp(log_w[s, j] + lt_row[j])
-                        watch_out[row, 1, w] = rate_row[j - 1]
+        log_cost = np.zeros(sectors)      # log of the home supply curve's cost shifter
+        unit_cost = np.ones(sectors)      # US producers' unit cost
+        buyers_loss = np.zeros(sectors)   # what the modelled sectors pay more for each sector's goods as inputs
+        clear_partner_totals(partner_out, row)
+        for s in range(sectors):
+            x[s], steps[s], responsive[s] = _solve_sector(
+                row, s, 0.0, 0.0, True, 0, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor,
+                tariff0, imports0, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter,
+                n_step, s_step, e_step, f_step, p_step, r_step, t_step, log_w[s], taker_terms[s], sums[s],
+                quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
+        if linked:
+            newton_steps = _solve_costs(
+                row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
+                quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter, n_step, s_step, e_step,
+                f_step, p_step, r_step, t_step, input_domestic, input_imported, import_weights,
+                pass_through[row * ps_step], import_scale[row * is_step], gross_output, link_tol, link_max_iter,
+                log_w, taker_terms, x, steps, responsive, sums, quota_log_t, quota_factor, quota_rate, quota_out,
+                log_cost, unit_cost, buyers_loss)
+            if link_steps.shape[0] > 0:
+                link_steps[row] = newton_steps
+            if newton_steps < 0:
+                for s in range(sectors):
+                    x[s] = math.nan
+                    steps[s] = -1
+        for s in range(sectors):
+            if steps[s] < 0:
+                failures[row] += 1
+            sector_pass_through = pass_through[row * ps_step, s] if linked else 1.0
+            if quota_partner[s] < 0:
+                rate_row, lt_row, factor_row = tariff[row * r_step, s], log_t[row * t_step, s], \
+                    tariff_factor[row * t_step, s]
+            else:
+                rate_row, lt_row, factor_row = quota_rate[s], quota_log_t[s], quota_factor[s]
+            account_sector(row, s, x[s], log_w[s], taker_terms[s], pledged_by_partner, rate_row, lt_row, factor_row,
+                           sigma, eps, mu, log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0,
+                           tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
+                           revenue_split, split_rows, log_cost[s], unit_cost[s], sector_pass_through,
+                           buyers_loss[s], sector_out, partner_out, cell_out, split_out)
+            for w in range(watch_sector.shape[0]):
+                if watch_sector[w] == s:  # a landed cost: the buyer price of one partner's goods, and its rate
+                    j = watch_partner[w] + 1
+                    watch_out[row, 0, w] = math.exp(log_w[s, j] + lt_row[j])
+                    watch_out[row, 1, w] = rate_row[j - 1]
 
 
 @jit()
@@ -235,8 +210,7 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
                  quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter, n_step, s_step, e_step,
                  f_step, p_step, r_step, t_step, input_domestic, input_imported, import_weights, pass_through,
                  import_scale, gross_output, link_tol, link_max_iter, log_w, taker_terms, x, steps, responsive, sums,
-                 quota_log_t, quota_factor, quota_rate, quota_out, log_cost, unit_cost, buyers_loss, vectors,
-                 matrices, flags):
+                 quota_log_t, quota_factor, quota_rate, quota_out, log_cost, unit_cost, buyers_loss):
     """The input-cost fixed point of one draw: the home cost shifters ``z`` (S,) with every market's price index,
     from the markets solved at ``z = 1``, by Newton's method on::
 
@@ -255,23 +229,23 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
     Fills ``x``, ``log_w`` (S, J), ``log_cost`` (log z), ``unit_cost`` (1 + the full input-cost change) and
     ``buyers_loss`` (what the modelled sectors pay more for each sector's goods, on their ``gross_output``), and
     returns the Newton steps taken, or -1 without convergence within ``link_max_iter`` steps (or if a market
-    fails). ``vectors`` (COST_VECTORS, S), ``matrices`` (3, S, S) and ``flags`` (2, S) are scratch space."""
+    fails)."""
     sectors, sources = theta.shape
     partners = sources - 1
-    z = vectors[0]
-    z[:] = 1.0
-    domestic_change = vectors[1]   # w_home - 1
-    domestic_slope = vectors[2]    # d w_home / d z, the market's equation eliminated
-    domestic_offset = vectors[3]   # the change of w_home with the market's own Newton step at fixed z
-    domestic_offset[:] = 0.0
-    import_change = vectors[4]     # pi
-    import_slope = vectors[5]      # d pi / d z
-    responses = vectors[6]         # d log P / d log z
-    x_steps = vectors[7]           # a plain market's Newton step at fixed z: g total / slope
-    x_steps[:] = 0.0
-    residual = vectors[8]
-    jacobian, domestic, imported = matrices[0], matrices[1], matrices[2]
-    plain, import_fixed = flags[0], flags[1]
+    z = np.ones(sectors)
+    domestic_change = np.empty(sectors)   # w_home - 1
+    domestic_slope = np.empty(sectors)    # d w_home / d z, the market's equation eliminated
+    domestic_offset = np.zeros(sectors)   # the change of w_home with the market's own Newton step at fixed z
+    import_change = np.empty(sectors)     # pi
+    import_slope = np.empty(sectors)      # d pi / d z
+    responses = np.empty(sectors)         # d log P / d log z
+    x_steps = np.zeros(sectors)           # a plain market's Newton step at fixed z: g total / slope
+    residual = np.empty(sectors)
+    jacobian = np.empty((sectors, sectors))
+    domestic = np.empty((sectors, sectors))
+    imported = np.empty((sectors, sectors))
+    plain = np.empty(sectors, dtype=np.bool_)
+    import_fixed = np.empty(sectors, dtype=np.bool_)
     for k in range(sectors):
         for s in range(sectors):
             total = input_domestic[k, s] + input_imported[k, s]
@@ -371,8 +345,21 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
             residual[s] = -residual[s] + pass_through[s] * offset
         # Gaussian elimination without pivoting: the Jacobian is row-diagonally dominant, since a sector's inputs
         # cost less than its output and a price moves at most one for one with its cost.
-        if not _solve_linear(jacobian, residual):
-            return -1
+        for c in range(sectors):
+            pivot = jacobian[c, c]
+            if not abs(pivot) > 0.0:
+                return -1
+            for r in range(c + 1, sectors):
+                factor = jacobian[r, c] / pivot
+                if factor != 0.0:
+                    for k in range(c, sectors):
+                        jacobian[r, k] -= factor * jacobian[c, k]
+                    residual[r] -= factor * residual[c]
+        for c in range(sectors - 1, -1, -1):
+            total = residual[c]
+            for k in range(c + 1, sectors):
+                total -= jacobian[c, k] * residual[k]
+            residual[c] = total / jacobian[c, c]
         for s in range(sectors):
             z_new = z[s] + residual[s]
             z[s] = z_new if z_new > 0.0 else 0.5 * z[s]  # a cost index stays positive
@@ -389,34 +376,6 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
                     quota_log_index, tol, max_iter, n_step, s_step, e_step, f_step, p_step, r_step, t_step, log_w[s],
                     taker_terms[s], sums[s], quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
     return -1
-
-
-@jit()
-def _solve_linear(matrix, rhs):
-    """Solve ``matrix @ v = rhs`` in place (``rhs`` becomes ``v``, ``matrix`` its elimination) by Gaussian
-    elimination without pivoting; False, with both half-changed, at a zero pivot. Indices are unsigned so that no
-    index is tested for being negative (numba's wraparound), which keeps the inner loops tight; the operations
-    and their order are those of the textbook loops."""
-    n = np.uint64(matrix.shape[0])
-    for c in range(n):
-        pivot = matrix[c, c]
-        if not abs(pivot) > 0.0:
-            return False
-        row_c = matrix[c]
-        for r in range(c + np.uint64(1), n):
-            factor = matrix[r, c] / pivot
-            if factor != 0.0:
-                row_r = matrix[r]
-                for k in range(c, n):
-                    row_r[k] -= factor * row_c[k]
-                rhs[r] -= factor * rhs[c]
-    for step in range(n):
-        c = n - np.uint64(1) - step
-        total = rhs[c]
-        for k in range(c + np.uint64(1), n):
-            total -= matrix[c, k] * rhs[k]
-        rhs[c] = total / matrix[c, c]
-    return True
 
 
 @jit()
