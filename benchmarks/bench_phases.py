@@ -105,7 +105,6 @@ def kernel_figures() -> dict:
     (args, kwargs), = kernel_inputs(KERNEL_DRAWS)[:1]
     theta, _, log_tariff_factor, log_fx, phi, supply, sigma, eps = args[:8]
     sectors, sources = theta.shape
-    full_supply = market_numpy.supply_array(supply)
     unlinked = {**kwargs, "linkages": None}
     figures = {
         "draws": KERNEL_DRAWS, "sectors": sectors, "sources": sources,
@@ -113,10 +112,9 @@ def kernel_figures() -> dict:
         "fused_without_linkages_us_per_draw": per_draw(
             lambda: market_numba.solve_and_account(*args, **unlinked), KERNEL_DRAWS),
         "equilibrium_us_per_draw": per_draw(lambda: equilibrium_numba.solve_markets(
-            theta, log_tariff_factor, log_fx, phi, full_supply, sigma, eps), KERNEL_DRAWS),
+            theta, log_tariff_factor, log_fx, phi, supply, sigma, eps), KERNEL_DRAWS),
     }
     small = [a[:REFERENCE_DRAWS] if getattr(a, "ndim", 0) and a.shape[0] == KERNEL_DRAWS else a for a in args]
-    small[5] = tuple(a[:REFERENCE_DRAWS] if a.shape[0] == KERNEL_DRAWS else a for a in supply)
     small_kwargs = {**kwargs, "linkages": replace(kwargs["linkages"], **{
         name: getattr(kwargs["linkages"], name)[:REFERENCE_DRAWS] for name in ("pass_through", "import_scale")})}
     figures["numpy_reference_us_per_draw"] = per_draw(

@@ -417,15 +417,12 @@ __all__ = ["Simulation", "chunk_ranges", "DEFAULT_CHUNK"]
 STORED_MAX = float(np.finfo(np.float32).max)
 
 
-def _drop_overflowing_draws(data: dict[str, xr.Variable], start: int, bad: np.ndarray | None = None,
-                            scanned=()) -> None:
+def _drop_overflowing_draws(data: dict[str, xr.Variable], start: int, bad: np.ndarray, scanned: set[str]) -> None:
     """Set every output of a draw to NaN where one is infinite or beyond what float32 stores, as a failed solve's
     are: such a draw is no result, and the bands leave it out (and count it) rather than carry an infinity.
 
     ``bad`` (D,) marks draws already found so (then filled in here), among outputs named in ``scanned``."""
     outputs = [name for name in data if VARIABLES[name].kind == "output"]
-    if bad is None:
-        bad = np.zeros(next(iter(data.values())).shape[0], dtype=bool) if data else np.zeros(0, dtype=bool)
     for name in outputs:
         if name in scanned:
             continue

@@ -284,16 +284,3 @@ def test_landed_costs_are_the_cells_buyer_prices_and_rates():
             np.testing.assert_allclose(landed[:, 1, w], cells[:, revenue, s, p] / cells[:, imports, s, p],
                                        rtol=1e-12)
 
-
-@pytest.mark.parametrize("module", [market_numba, market_numpy])
-def test_supply_given_apart_gives_the_same_bits(module):
-    """``supply_elasticity`` as the pair (mu (D, S), eta (1, S, P)), as runs pass it, equals the one array."""
-    arguments = market_arguments(21, 40 if module is market_numba else 4, 4, 3)
-    supply = arguments.pop("supply_elasticity")
-    linkages = random_linkages(22, supply.shape[0], 4, arguments["theta"])
-    whole = module.solve_and_account(**arguments, supply_elasticity=supply, linkages=linkages)
-    apart = module.solve_and_account(**arguments, supply_elasticity=(supply[:, :, 0], supply[:1, :, 1:]),
-                                     linkages=linkages)
-    for got, want in zip(apart[:5], whole[:5]):
-        assert np.array_equal(got, want, equal_nan=True)
-

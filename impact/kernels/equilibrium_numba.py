@@ -73,19 +73,15 @@ def _as_float64(*arrays):
 
 
 def check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps) -> int:
-    """Check the kernel's input shapes and return the number of draws D. ``supply_elasticity`` may be a pair
-    ``(mu, eta)`` (:func:`impact.kernels.market_numpy.supply_parts`)."""
+    """Check the kernel's input shapes and return the number of draws D."""
     if theta.ndim != 2:
         raise ValueError(f"theta must have shape (S, J), got {theta.shape}")
     sectors, sources = theta.shape
-    supply = {"supply_elasticity": (supply_elasticity, (sectors, sources))}
-    if isinstance(supply_elasticity, tuple):
-        supply = {"mu": (supply_elasticity[0], (sectors,)), "eta": (supply_elasticity[1], (sectors, sources - 1))}
     expected = {
         "log_tariff_factor": (log_tariff_factor, (sectors, sources)),
         "log_fx": (log_fx, (sources,)),
         "phi": (phi, (sectors,)),
-        **supply,
+        "supply_elasticity": (supply_elasticity, (sectors, sources)),
         "sigma": (sigma, (sectors,)),
         "eps": (eps, (sectors,)),
     }

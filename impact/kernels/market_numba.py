@@ -18,8 +18,7 @@ from impact.kernels.accounting_numba import (account_sector, allocate_outputs, a
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, solve_market_at,
                                               solve_prepared, taker_sums)
 from impact.kernels.layout import QUOTA_OUTPUTS
-from impact.kernels.market_numpy import (LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas, no_watch,
-                                         supply_array)
+from impact.kernels.market_numpy import LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas, no_watch
 
 
 def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, sigx,
@@ -34,7 +33,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     watch_sector, watch_partner = no_watch() if watch is None else watch
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     theta, log_tariff_factor, log_fx, phi, supply, sigma, eps = (
-        f(a) for a in (theta, log_tariff_factor, log_fx, phi, supply_array(supply_elasticity), sigma, eps))
+        f(a) for a in (theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps))
     market_draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply, sigma, eps)
     link = no_linkages(theta) if linkages is None else linkages
     if linkages is not None:

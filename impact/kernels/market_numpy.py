@@ -63,29 +63,6 @@ def scaled_shares(domestic, imported, scale):
     return total - scaled, scaled
 
 
-def supply_parts(supply_elasticity) -> tuple[np.ndarray, np.ndarray]:
-    """``(mu, eta)``: US supply (D or 1, S) and the partners' (D or 1, S, P), from the kernels' ``supply_elasticity``,
-    either (D or 1, S, J) with home in column 0 or already that pair (which spares a (D, S, J) array when only
-    ``mu`` varies by draw)."""
-    if isinstance(supply_elasticity, tuple):
-        mu, eta = supply_elasticity
-        return np.asarray(mu, dtype=np.float64), np.asarray(eta, dtype=np.float64)
-    supply = np.asarray(supply_elasticity, dtype=np.float64)
-    return supply[:, :, 0], supply[:, :, 1:]
-
-
-def supply_array(supply_elasticity) -> np.ndarray:
-    """``supply_elasticity`` as one array (D or 1, S, J), home in column 0 (see :func:`supply_parts`)."""
-    if not isinstance(supply_elasticity, tuple):
-        return np.asarray(supply_elasticity, dtype=np.float64)
-    mu, eta = supply_parts(supply_elasticity)
-    draws = max(mu.shape[0], eta.shape[0])
-    out = np.empty((draws, mu.shape[1], eta.shape[2] + 1))
-    out[:, :, 0] = mu
-    out[:, :, 1:] = eta
-    return out
-
-
 def no_linkages(theta) -> Linkages:
     """Arrays standing for no linkages (the kernels' signature needs them)."""
     sectors, sources = theta.shape
@@ -113,8 +90,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     """Solve every (draw, sector) market and account for it.
 
     Inputs are those of :func:`impact.kernels.equilibrium_numpy.solve_markets` and
-    :func:`impact.kernels.accounting_numpy.account` (``mu`` is column 0 of ``supply_elasticity``, which may also be
-    the pair ``(mu, eta)`` of :func:`supply_parts`), plus at most
+    :func:`impact.kernels.accounting_numpy.account` (``mu`` is column 0 of ``supply_elasticity``), plus at most
     one tariff-rate quota per sector: ``quota_partner[s]`` (-1 for none), its in- and over-quota rates, and the
     log of the quota as a share of the baseline quantity.
 
@@ -144,7 +120,6 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
         price of the partner's goods, ``p = w T`` (its landed cost, 2024 = 1), and the rate that raises revenue.
     """
     sectors, sources = theta.shape
-    supply_elasticity = supply_array(supply_elasticity)
     quota_partner, quota_rate_in, quota_rate_out, quota_log_index = no_quotas(
         sectors, quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
     market_draws = max(np.shape(a)[0] for a in (log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps))
