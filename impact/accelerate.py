@@ -10,9 +10,15 @@ The kernels are written as small functions (one equation each, shared by the fus
 called with dozens of array arguments. LLVM inlines a call only below a cost threshold (275 at numba's ``-O3``),
 which left the market and accounting functions as real calls: their arguments, and the reference counts of the
 array views passed to them, cost more than their arithmetic. :data:`INLINE_THRESHOLD` raises it for the code numba
-compiles in this process, so each kernel becomes one body (x1.3-1.5 per draw), with llvmlite 0.44 or later.
+compiles in this process, so each kernel becomes one body (x1.3-1.5 per draw), with LLVM 20 or later.
 Inlining changes no floating-point operation (no fast-math), so results are the same bit for bit; the compiled code
 is cached as before.
+
+No call inside a kernel passes more than 30 arguments (CPython's stack-use guideline): CPython compiles a longer
+call into a list built item by item, which numba before 0.68 lowers to IR quadratic in the argument count, and
+LLVM's mem2reg pass then took 12-16 minutes to compile the fused kernel (numba 0.60-0.67), against about a minute
+with the arguments grouped. The kernels pass related arrays as tuples (``row_steps``, ``quota_terms``,
+``baseline``, ``outputs``...); ``tests/test_accounting.py`` checks every compiled function's bytecode.
 """
 
 from __future__ import annotations
@@ -31,18 +37,17 @@ CACHE = os.environ.get("IMPACT_NUMBA_CACHE", "1") not in ("", "0")
 INLINE_THRESHOLD = 100_000
 
 
-def _new_pass_manager(version: str) -> bool:
-    """llvmlite 0.44 and later optimize with LLVM's new pass manager, where the threshold was measured. With the
-    legacy one (numba 0.60) the same threshold makes compiling the kernels take many minutes: it keeps LLVM's."""
-    major, minor = (int(part) for part in version.split(".")[:2])
-    return (major, minor) >= (0, 44)
+def _inlines_quickly(llvm_version: tuple[int, ...]) -> bool:
+    """Whether LLVM compiles the inlined kernels quickly: about a minute with LLVM 20 and later (llvmlite 0.45,
+    numba 0.62), more than 11 minutes with LLVM 15 (numba 0.61); LLVM 14 (numba 0.60) has the legacy pass manager,
+    where the threshold was never measured. Older LLVMs keep their own threshold."""
+    return tuple(llvm_version) >= (20,)
 
 
 if not DISABLE_JIT:
-    import llvmlite
     import llvmlite.binding
 
-    if _new_pass_manager(llvmlite.__version__):
+    if _inlines_quickly(llvmlite.binding.llvm_version_info):
         llvmlite.binding.set_option("impact", f"-inline-threshold={INLINE_THRESHOLD}")
 
 

@@ -129,3 +129,28 @@ def test_fused_kernel_matches_the_composed_references():
         for got, want in zip(fast[:4], reference[:4]):
             assert got.shape == want.shape
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-3)
+
+
+def test_no_call_inside_a_kernel_passes_arguments_as_a_built_list():
+    """Every call in compiled code passes at most 30 arguments, so CPython compiles it to a plain call. A longer
+    one becomes ``CALL_FUNCTION_EX`` on a list built item by item, which numba before 0.68 lowers to IR quadratic
+    in the argument count: compiling the fused kernel then took 12-16 minutes instead of one."""
+    import dis
+    import importlib
+    import pkgutil
+
+    import impact
+
+    compiled, offending = [], []
+    for name in sorted(info.name for info in pkgutil.walk_packages(impact.__path__, "impact.")
+                       if not info.name.endswith("__main__")):
+        module = importlib.import_module(name)
+        for attribute, value in vars(module).items():
+            function = getattr(value, "py_func", None)  # a numba dispatcher (with the JIT on)
+            if function is None or function.__module__ != name:
+                continue
+            compiled.append(f"{name}.{attribute}")
+            if any(instruction.opname == "CALL_FUNCTION_EX" for instruction in dis.get_instructions(function)):
+                offending.append(f"{name}.{attribute}")
+    assert "impact.kernels.market_numba._fused_kernel" in compiled and len(compiled) > 15
+    assert not offending, f"calls with more than 30 arguments in {offending} (see impact.accelerate)"

@@ -105,6 +105,9 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
     no_terms = np.full(log_w.shape[2], np.nan)  # without the solver's CES terms, imports are computed directly
     t_step = 1 if tariff.shape[0] > 1 else 0
     lt_step = 1 if log_t.shape[0] > 1 else 0
+    baseline = (imports0, exports0, home0, expenditure0, tariff0)
+    pledges = (pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow)
+    outputs = (sector_out, partner_out, cell_out, split_out)
     for d in prange(draws):
         clear_partner_totals(partner_out, d)
         pledged_by_partner = np.empty(imports0.shape[1])
@@ -112,11 +115,10 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
         for s in range(sectors):
             account_sector(row, s, log_p[d, s], log_w[d, s], no_terms, pledged_by_partner, tariff[row * t_step, s],
                            log_t[row * lt_step, s], tariff_factor[row * lt_step, s], sigma, eps, mu,
-                           log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0, tariff0,
-                           pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
-                           revenue_split, split_rows, log_cost[row * c_step, s], unit_cost[row * c_step, s],
-                           pass_through[row * ps_step, s], input_buyers_loss[row * c_step, s], sector_out,
-                           partner_out, cell_out, split_out)
+                           log_fx, phi, sigx, log_tx, baseline, pledges, keep_cells, revenue_split, split_rows,
+                           log_cost[row * c_step, s], unit_cost[row * c_step, s], pass_through[row * ps_step, s],
+                           input_buyers_loss[row * c_step, s], outputs)
+
 
 @jit()
 def clear_partner_totals(partner_out, d):
@@ -126,10 +128,9 @@ def clear_partner_totals(partner_out, d):
 
 
 @jit()
-def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
-                   log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
-                   pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, log_cost, unit_cost, pass_through,
-                   input_buyers_loss, sector_out, partner_out, cell_out, split_out):
+def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_t, tariff_factor, sigma, eps, mu,
+                   log_fx, phi, sigx, log_tx, baseline, pledges, keep_cells, revenue_split, split_rows, log_cost,
+                   unit_cost, pass_through, input_buyers_loss, outputs):
     """Outputs of sector ``s`` in draw ``d`` given its equilibrium ``x = log P`` and ``log_w`` (J,).
 
     ``tariff`` (P,) holds the rates that raise revenue, and ``log_t`` and ``tariff_factor`` (J,) the tariff factors
@@ -148,9 +149,17 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
     ``input_buyers_loss`` is what the modelled sectors pay more for the sector's goods as inputs (``L`` of
     ``docs/model.md``, §6.3): counted in their costs, it leaves the sector's consumer surplus, which keeps the loss
     of every other buyer. Without linkages: 0, 1, 1 and 0.
+
+    ``baseline`` is ``(imports0, exports0, home0, expenditure0, tariff0)``, ``pledges`` ``(pledge_partner,
+    pledge_is_purchase, pledge_shares, pledge_flow)`` and ``outputs`` ``(sector_out, partner_out, cell_out,
+    split_out)``: grouped so that no call has more than 30 arguments
+    (see :mod:`impact.accelerate`).
     """
+    imports0, exports0, home0, expenditure0, tariff0 = baseline
+    pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow = pledges
+    sector_out, partner_out, cell_out, split_out = outputs
     partners = imports0.shape[1]
-    pledges = pledge_partner.shape[0]
+    pledge_count = pledge_partner.shape[0]
     tx_step = 1 if log_tx.shape[0] > 1 else 0
     split_row = split_rows[d]
     sig = sigma[d if sigma.shape[0] > 1 else 0, s]
@@ -164,7 +173,7 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
     invested = 0.0
     for p in range(partners):
         pledged_by_partner[p] = 0.0
-    for k in range(pledges):
+    for k in range(pledge_count):
         amount = pledge_flow[flow_row, k] * pledge_shares[k, s]
         if pledge_is_purchase[k]:
             pledged_by_partner[pledge_partner[k]] += amount

@@ -81,6 +81,12 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
     e_step = 1 if eps.shape[0] > 1 else 0
     ps_step = 1 if pass_through.shape[0] > 1 else 0
     is_step = 1 if import_scale.shape[0] > 1 else 0
+    row_steps = (n_step, s_step, e_step, f_step, p_step, r_step, t_step)
+    quota_terms = (quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
+    linkage = (input_domestic, input_imported, import_weights, gross_output, link_tol, link_max_iter)
+    baseline = (imports0, exports0, home0, expenditure0, tariff0)
+    pledges = (pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow)
+    outputs = (sector_out, partner_out, cell_out, split_out)
     for d in prange(draws):
         row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
         log_w = np.empty((sectors, sources))
@@ -100,17 +106,14 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
         for s in range(sectors):
             x[s], steps[s], responsive[s] = _solve_sector(
                 row, s, 0.0, 0.0, True, 0, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor,
-                tariff0, imports0, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter,
-                n_step, s_step, e_step, f_step, p_step, r_step, t_step, log_w[s], taker_terms[s], sums[s],
+                tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[s], taker_terms[s], sums[s],
                 quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
         if linked:
             newton_steps = _solve_costs(
                 row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
-                quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter, n_step, s_step, e_step,
-                f_step, p_step, r_step, t_step, input_domestic, input_imported, import_weights,
-                pass_through[row * ps_step], import_scale[row * is_step], gross_output, link_tol, link_max_iter,
-                log_w, taker_terms, x, steps, responsive, sums, quota_log_t, quota_factor, quota_rate, quota_out,
-                log_cost, unit_cost, buyers_loss)
+                quota_terms, tol, max_iter, row_steps, linkage, pass_through[row * ps_step],
+                import_scale[row * is_step], log_w, taker_terms, x, steps, responsive, sums,
+                (quota_log_t, quota_factor, quota_rate), quota_out, (log_cost, unit_cost, buyers_loss))
             if link_steps.shape[0] > 0:
                 link_steps[row] = newton_steps
             if newton_steps < 0:
@@ -127,10 +130,8 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
             else:
                 rate_row, lt_row, factor_row = quota_rate[s], quota_log_t[s], quota_factor[s]
             account_sector(row, s, x[s], log_w[s], taker_terms[s], pledged_by_partner, rate_row, lt_row, factor_row,
-                           sigma, eps, mu, log_fx, phi, sigx, log_tx, imports0, exports0, home0, expenditure0,
-                           tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
-                           revenue_split, split_rows, log_cost[s], unit_cost[s], sector_pass_through,
-                           buyers_loss[s], sector_out, partner_out, cell_out, split_out)
+                           sigma, eps, mu, log_fx, phi, sigx, log_tx, baseline, pledges, keep_cells, revenue_split,
+                           split_rows, log_cost[s], unit_cost[s], sector_pass_through, buyers_loss[s], outputs)
             for w in range(watch_sector.shape[0]):
                 if watch_sector[w] == s:  # a landed cost: the buyer price of one partner's goods, and its rate
                     j = watch_partner[w] + 1
@@ -140,13 +141,19 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
 
 @jit()
 def _solve_sector(row, s, log_home_cost, x0, fresh, responsive, theta, supply, sigma, eps, log_fx, phi, tariff, log_t,
-                  tariff_factor, tariff0, imports0, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol,
-                  max_iter, n_step, s_step, e_step, f_step, p_step, r_step, t_step, log_w, taker_terms, sums,
+                  tariff_factor, tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w, taker_terms, sums,
                   quota_log_t, quota_factor, quota_rate, quota_out):
     """Solve sector ``s`` of draw ``row`` with home cost ``exp(log_home_cost)`` from ``x0``; return ``(x, steps,
     responsive)``. The price takers' sums are computed when ``fresh`` (or when home supply is itself price-taking)
     and kept in ``sums``; else those of the last solve (and its count of ``responsive`` sources) are reused, since
-    only home's cost has changed."""
+    only home's cost has changed.
+
+    ``quota_terms`` is ``(quota_partner, quota_rate_in, quota_rate_out, quota_log_index)`` and ``row_steps`` the
+    steps ``(n, s, e, f, p, r, t)`` of :func:`_fused_kernel` (1 for an input that varies by draw, else 0): grouped
+    so that no call has more than 30 arguments (see
+    :mod:`impact.accelerate`)."""
+    quota_partner, quota_rate_in, quota_rate_out, quota_log_index = quota_terms
+    n_step, s_step, e_step, f_step, p_step, r_step, t_step = row_steps
     market = (theta[s], log_fx[row * f_step], phi[row * p_step, s], supply[row * n_step, s],
               sigma[row * s_step, s], eps[row * e_step, s])
     p = quota_partner[s]
@@ -206,10 +213,8 @@ def _cost_response(theta, log_t, eta, sigma, eps, x, log_w, taker_terms, fixed_s
 
 @jit()
 def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
-                 quota_partner, quota_rate_in, quota_rate_out, quota_log_index, tol, max_iter, n_step, s_step, e_step,
-                 f_step, p_step, r_step, t_step, input_domestic, input_imported, import_weights, pass_through,
-                 import_scale, gross_output, link_tol, link_max_iter, log_w, taker_terms, x, steps, responsive, sums,
-                 quota_log_t, quota_factor, quota_rate, quota_out, log_cost, unit_cost, buyers_loss):
+                 quota_terms, tol, max_iter, row_steps, linkage, pass_through, import_scale, log_w, taker_terms, x,
+                 steps, responsive, sums, quota_scratch, quota_out, cost_out):
     """The input-cost fixed point of one draw: the home cost shifters ``z`` (S,) with every market's price index,
     from the markets solved at ``z = 1``, by Newton's method on::
 
@@ -228,7 +233,14 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
     Fills ``x``, ``log_w`` (S, J), ``log_cost`` (log z), ``unit_cost`` (1 + the full input-cost change) and
     ``buyers_loss`` (what the modelled sectors pay more for each sector's goods, on their ``gross_output``), and
     returns the Newton steps taken, or -1 without convergence within ``link_max_iter`` steps (or if a market
-    fails)."""
+    fails). ``linkage`` is ``(input_domestic, input_imported, import_weights, gross_output, link_tol,
+    link_max_iter)``, ``quota_scratch`` ``(quota_log_t, quota_factor, quota_rate)`` and ``cost_out`` ``(log_cost,
+    unit_cost, buyers_loss)``; the other groups are :func:`_solve_sector`'s."""
+    quota_partner = quota_terms[0]
+    n_step, s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    input_domestic, input_imported, import_weights, gross_output, link_tol, link_max_iter = linkage
+    quota_log_t, quota_factor, quota_rate = quota_scratch
+    log_cost, unit_cost, buyers_loss = cost_out
     sectors, sources = theta.shape
     partners = sources - 1
     z = np.ones(sectors)
@@ -371,8 +383,7 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
             if not plain[s]:
                 x[s], steps[s], responsive[s] = _solve_sector(
                     row, s, log_cost[s], x[s], False, responsive[s], theta, supply, sigma, eps, log_fx, phi, tariff,
-                    log_t, tariff_factor, tariff0, imports0, quota_partner, quota_rate_in, quota_rate_out,
-                    quota_log_index, tol, max_iter, n_step, s_step, e_step, f_step, p_step, r_step, t_step, log_w[s],
+                    log_t, tariff_factor, tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[s],
                     taker_terms[s], sums[s], quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
     return -1
 
