@@ -150,8 +150,7 @@ def _solve_sector(row, s, log_home_cost, x0, fresh, responsive, theta, supply, s
 
     ``quota_terms`` is ``(quota_partner, quota_rate_in, quota_rate_out, quota_log_index)`` and ``row_steps`` the
     steps ``(n, s, e, f, p, r, t)`` of :func:`_fused_kernel` (1 for an input that varies by draw, else 0): grouped
-    so that no call has more than 30 arguments (see
-    :mod:`impact.accelerate`)."""
+    so that no call has more than 30 arguments (see :mod:`impact.accelerate`)."""
     quota_partner, quota_rate_in, quota_rate_out, quota_log_index = quota_terms
     n_step, s_step, e_step, f_step, p_step, r_step, t_step = row_steps
     market = (theta[s], log_fx[row * f_step], phi[row * p_step, s], supply[row * n_step, s],
