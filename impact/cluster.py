@@ -140,7 +140,7 @@ def connect(options: ClusterOptions, threads: int | None = None):
         client = distributed.Client(address, timeout=options.timeout)
     except (OSError, TimeoutError) as error:
         if cluster is not None:
-            cluster.close()
+            close_started_cluster(cluster)
         raise ImpactInputError([Problem("options", "--cluster", f"{options.spec}: the scheduler did not answer "
                                         f"within {options.timeout:g} s ({error})")]) from None
     try:
@@ -153,7 +153,19 @@ def connect(options: ClusterOptions, threads: int | None = None):
     finally:
         client.close()
         if cluster is not None:
-            cluster.close()
+            close_started_cluster(cluster)
+
+
+def close_started_cluster(cluster) -> None:
+    """Close a cluster this process started. Distributed gives each worker's nanny a few seconds to see its
+    process exit; on a loaded machine that can run out after the run's work is written. A slow shutdown is then
+    logged, not raised: it loses nothing, and must not turn a finished run (or the error that ended one) into a
+    timeout."""
+    try:
+        cluster.close()
+    except TimeoutError as error:
+        log.warning("the Dask cluster was slow to shut down (%s); its worker processes are left to exit",
+                    type(error).__name__)
 
 
 @contextmanager

@@ -198,3 +198,24 @@ def test_sobol_indices_on_a_cluster_are_those_computed_here(deal, local_cluster)
     there, _ = scenario_sobol_indices(str(deal), output="tariff_revenue_by_partner", n=64, seed=5,
                                       client=local_cluster)
     assert here == there and len(here) > 1 and "independent" in note
+
+
+def test_a_cluster_slow_to_shut_down_is_logged_not_raised(caplog):
+    """A nanny that does not see its worker exit in time (a loaded machine) raises TimeoutError from close(): the
+    run's work is written by then, so the command logs it; any other error still propagates."""
+    from impact.cluster import close_started_cluster
+
+    class Cluster:
+        def __init__(self, error):
+            self.error, self.closed = error, False
+
+        def close(self):
+            self.closed = True
+            raise self.error
+
+    slow = Cluster(TimeoutError())
+    with caplog.at_level("WARNING", logger="impact"):
+        close_started_cluster(slow)
+    assert slow.closed and "slow to shut down" in caplog.text
+    with pytest.raises(RuntimeError):
+        close_started_cluster(Cluster(RuntimeError("broken")))
