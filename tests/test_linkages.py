@@ -284,3 +284,57 @@ def test_landed_costs_are_the_cells_buyer_prices_and_rates():
             np.testing.assert_allclose(landed[:, 1, w], cells[:, revenue, s, p] / cells[:, imports, s, p],
                                        rtol=1e-12)
 
+
+
+def _one_draw(value, draws: int, d: int):
+    """Draw ``d`` of an argument that varies by draw (leading dimension ``draws``); others as they are."""
+    if isinstance(value, Linkages):
+        return Linkages(value.domestic, value.imported, value.import_weights, _one_draw(value.pass_through, draws, d),
+                        value.gross_output, _one_draw(value.scale, draws, d))
+    if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == draws:
+        return value[d: d + 1]
+    return value
+
+
+def test_each_draw_is_solved_as_if_alone_across_scratch_blocks():
+    """Threads reuse one draw's scratch arrays for a block of draws (market_numba.SCRATCH_DRAWS): every draw of a
+    run spanning several blocks, quotas and failed draws included, is bit for bit that draw solved on its own."""
+    sectors, partners = 5, 3
+    draws = 2 * market_numba.SCRATCH_DRAWS + 23
+    arguments = market_arguments(41, draws, sectors, partners)
+    arguments["sigma"][::17] = np.nan  # a failed market in some draws: its draw is NaN and counted
+    quotas = dict(quota_partner=np.array([1, -1, -1, 0, -1]), quota_rate_in=np.array([0.0, 0, 0, 0.02, 0]),
+                  quota_rate_out=np.array([0.5, 0, 0, 0.3, 0]),
+                  quota_log_index=np.log(np.array([0.9, 1, 1, 0.2, 1])))
+    linkages = random_linkages(42, draws, sectors, arguments["theta"])
+    steps = np.zeros(draws, dtype=np.int64)
+    together = market_numba.solve_and_account(**arguments, **quotas, linkages=linkages, link_steps=steps)
+    assert 0 < together[5] < draws * sectors and (steps == -1).any() and (steps > 0).any()
+    for d in (0, 1, market_numba.SCRATCH_DRAWS - 1, market_numba.SCRATCH_DRAWS, market_numba.SCRATCH_DRAWS + 1,
+              draws - 1):
+        alone_steps = np.zeros(1, dtype=np.int64)
+        alone = market_numba.solve_and_account(**{k: _one_draw(v, draws, d) for k, v in arguments.items()},
+                                               **quotas, linkages=_one_draw(linkages, draws, d),
+                                               link_steps=alone_steps)
+        assert alone_steps[0] == steps[d]
+        for got, want in zip(alone[:5], together[:5]):
+            np.testing.assert_array_equal(got[0], want[d])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 20))
+def test_the_linear_solve_matches_numpy_on_diagonally_dominant_systems(seed, size):
+    rng = np.random.default_rng(seed)
+    matrix = rng.uniform(-1, 1, (size, size))
+    matrix[np.diag_indices(size)] = np.abs(matrix).sum(axis=1) + rng.uniform(0.1, 1.0, size)
+    rhs = rng.normal(size=size)
+    expected = np.linalg.solve(matrix, rhs)
+    work, solution = matrix.copy(), rhs.copy()
+    assert market_numba.solve_linear(work, solution)
+    np.testing.assert_allclose(solution, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_the_linear_solve_refuses_a_zero_pivot():
+    matrix, rhs = np.array([[1.0, 2.0], [0.5, 1.0]]), np.array([1.0, 1.0])  # singular: the second pivot is 0
+    assert not market_numba.solve_linear(matrix, rhs)
+    assert not market_numba.solve_linear(np.zeros((3, 3)), np.ones(3))

@@ -62,6 +62,12 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     return sector_out, partner_out, cell_out, split_out, quota_out, int(failures.sum()), watch_out
 
 
+#: Draws a thread solves with one set of scratch arrays (a block; threads take whole blocks).
+SCRATCH_DRAWS = 64
+#: Vectors (S,) of :func:`_solve_costs`'s scratch.
+COST_VECTORS = 9
+
+
 @jit(parallel=True)
 def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
                   log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
@@ -87,56 +93,69 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
     baseline = (imports0, exports0, home0, expenditure0, tariff0)
     pledges = (pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow)
     outputs = (sector_out, partner_out, cell_out, split_out)
-    for d in prange(draws):
-        row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
+    # Each thread takes whole blocks of draws, with one draw's scratch arrays allocated once per block and reset for
+    # each draw: allocating them draw by draw cost more than some of the equations.
+    for block in prange((draws + SCRATCH_DRAWS - 1) // SCRATCH_DRAWS):
         log_w = np.empty((sectors, sources))
         taker_terms = np.empty((sectors, sources))
-        x = np.zeros(sectors)
-        steps = np.zeros(sectors, dtype=np.int64)
+        x = np.empty(sectors)
+        steps = np.empty(sectors, dtype=np.int64)
         sums = np.empty((sectors, 3))          # taker_sums: fixed_sum, fixed_theta, theta_total
-        responsive = np.zeros(sectors, dtype=np.int64)
+        responsive = np.empty(sectors, dtype=np.int64)
         quota_log_t = np.empty((sectors, sources))   # a quota sector's tariff rows, changed by its regime
         quota_factor = np.empty((sectors, sources))
         quota_rate = np.empty((sectors, partners))
         pledged_by_partner = np.empty(partners)
-        log_cost = np.zeros(sectors)      # log of the home supply curve's cost shifter
-        unit_cost = np.ones(sectors)      # US producers' unit cost
-        buyers_loss = np.zeros(sectors)   # what the modelled sectors pay more for each sector's goods as inputs
-        clear_partner_totals(partner_out, row)
-        for s in range(sectors):
-            x[s], steps[s], responsive[s] = _solve_sector(
-                row, s, 0.0, 0.0, True, 0, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor,
-                tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[s], taker_terms[s], sums[s],
-                quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
-        if linked:
-            newton_steps = _solve_costs(
-                row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
-                quota_terms, tol, max_iter, row_steps, linkage, pass_through[row * ps_step],
-                import_scale[row * is_step], log_w, taker_terms, x, steps, responsive, sums,
-                (quota_log_t, quota_factor, quota_rate), quota_out, (log_cost, unit_cost, buyers_loss))
-            if link_steps.shape[0] > 0:
-                link_steps[row] = newton_steps
-            if newton_steps < 0:
-                for s in range(sectors):
-                    x[s] = math.nan
-                    steps[s] = -1
-        for s in range(sectors):
-            if steps[s] < 0:
-                failures[row] += 1
-            sector_pass_through = pass_through[row * ps_step, s] if linked else 1.0
-            if quota_partner[s] < 0:
-                rate_row, lt_row, factor_row = tariff[row * r_step, s], log_t[row * t_step, s], \
-                    tariff_factor[row * t_step, s]
-            else:
-                rate_row, lt_row, factor_row = quota_rate[s], quota_log_t[s], quota_factor[s]
-            account_sector(row, s, x[s], log_w[s], taker_terms[s], pledged_by_partner, rate_row, lt_row, factor_row,
-                           sigma, eps, mu, log_fx, phi, sigx, log_tx, baseline, pledges, keep_cells, revenue_split,
-                           split_rows, log_cost[s], unit_cost[s], sector_pass_through, buyers_loss[s], outputs)
-            for w in range(watch_sector.shape[0]):
-                if watch_sector[w] == s:  # a landed cost: the buyer price of one partner's goods, and its rate
-                    j = watch_partner[w] + 1
-                    watch_out[row, 0, w] = math.exp(log_w[s, j] + lt_row[j])
-                    watch_out[row, 1, w] = rate_row[j - 1]
+        log_cost = np.empty(sectors)      # log of the home supply curve's cost shifter
+        unit_cost = np.empty(sectors)     # US producers' unit cost
+        buyers_loss = np.empty(sectors)   # what the modelled sectors pay more for each sector's goods as inputs
+        cost_scratch = (np.empty((COST_VECTORS, sectors)), np.empty((3, sectors, sectors)),
+                        np.empty((2, sectors), dtype=np.bool_))
+        for d in range(block * SCRATCH_DRAWS, min(draws, (block + 1) * SCRATCH_DRAWS)):
+            row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
+            x[:] = 0.0
+            steps[:] = 0
+            responsive[:] = 0
+            log_cost[:] = 0.0
+            unit_cost[:] = 1.0
+            buyers_loss[:] = 0.0
+            clear_partner_totals(partner_out, row)
+            for s in range(sectors):
+                x[s], steps[s], responsive[s] = _solve_sector(
+                    row, s, 0.0, 0.0, True, 0, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor,
+                    tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[s], taker_terms[s], sums[s],
+                    quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
+            if linked:
+                newton_steps = _solve_costs(
+                    row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
+                    quota_terms, tol, max_iter, row_steps, linkage, pass_through[row * ps_step],
+                    import_scale[row * is_step], log_w, taker_terms, x, steps, responsive, sums,
+                    (quota_log_t, quota_factor, quota_rate), quota_out, (log_cost, unit_cost, buyers_loss),
+                    cost_scratch)
+                if link_steps.shape[0] > 0:
+                    link_steps[row] = newton_steps
+                if newton_steps < 0:
+                    for s in range(sectors):
+                        x[s] = math.nan
+                        steps[s] = -1
+            for s in range(sectors):
+                if steps[s] < 0:
+                    failures[row] += 1
+                sector_pass_through = pass_through[row * ps_step, s] if linked else 1.0
+                if quota_partner[s] < 0:
+                    rate_row, lt_row, factor_row = tariff[row * r_step, s], log_t[row * t_step, s], \
+                        tariff_factor[row * t_step, s]
+                else:
+                    rate_row, lt_row, factor_row = quota_rate[s], quota_log_t[s], quota_factor[s]
+                account_sector(row, s, x[s], log_w[s], taker_terms[s], pledged_by_partner, rate_row, lt_row,
+                               factor_row, sigma, eps, mu, log_fx, phi, sigx, log_tx, baseline, pledges, keep_cells,
+                               revenue_split, split_rows, log_cost[s], unit_cost[s], sector_pass_through,
+                               buyers_loss[s], outputs)
+                for w in range(watch_sector.shape[0]):
+                    if watch_sector[w] == s:  # a landed cost: the buyer price of one partner's goods, and its rate
+                        j = watch_partner[w] + 1
+                        watch_out[row, 0, w] = math.exp(log_w[s, j] + lt_row[j])
+                        watch_out[row, 1, w] = rate_row[j - 1]
 
 
 @jit()
@@ -213,7 +232,7 @@ def _cost_response(theta, log_t, eta, sigma, eps, x, log_w, taker_terms, fixed_s
 @jit()
 def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
                  quota_terms, tol, max_iter, row_steps, linkage, pass_through, import_scale, log_w, taker_terms, x,
-                 steps, responsive, sums, quota_scratch, quota_out, cost_out):
+                 steps, responsive, sums, quota_scratch, quota_out, cost_out, scratch):
     """The input-cost fixed point of one draw: the home cost shifters ``z`` (S,) with every market's price index,
     from the markets solved at ``z = 1``, by Newton's method on::
 
@@ -234,7 +253,8 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
     returns the Newton steps taken, or -1 without convergence within ``link_max_iter`` steps (or if a market
     fails). ``linkage`` is ``(input_domestic, input_imported, import_weights, gross_output, link_tol,
     link_max_iter)``, ``quota_scratch`` ``(quota_log_t, quota_factor, quota_rate)`` and ``cost_out`` ``(log_cost,
-    unit_cost, buyers_loss)``; the other groups are :func:`_solve_sector`'s."""
+    unit_cost, buyers_loss)``; the other groups are :func:`_solve_sector`'s. ``scratch`` is ``(vectors, matrices,
+    flags)``, arrays (COST_VECTORS, S), (3, S, S) and (2, S) this function overwrites."""
     quota_partner = quota_terms[0]
     n_step, s_step, e_step, f_step, p_step, r_step, t_step = row_steps
     input_domestic, input_imported, import_weights, gross_output, link_tol, link_max_iter = linkage
@@ -242,25 +262,27 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
     log_cost, unit_cost, buyers_loss = cost_out
     sectors, sources = theta.shape
     partners = sources - 1
-    z = np.ones(sectors)
-    domestic_change = np.empty(sectors)   # w_home - 1
-    domestic_slope = np.empty(sectors)    # d w_home / d z, the market's equation eliminated
-    domestic_offset = np.zeros(sectors)   # the change of w_home with the market's own Newton step at fixed z
-    import_change = np.empty(sectors)     # pi
-    import_slope = np.empty(sectors)      # d pi / d z
-    responses = np.empty(sectors)         # d log P / d log z
-    x_steps = np.zeros(sectors)           # a plain market's Newton step at fixed z: g total / slope
-    residual = np.empty(sectors)
-    jacobian = np.empty((sectors, sectors))
-    domestic = np.empty((sectors, sectors))
-    imported = np.empty((sectors, sectors))
-    plain = np.empty(sectors, dtype=np.bool_)
-    import_fixed = np.empty(sectors, dtype=np.bool_)
+    vectors, matrices, flags = scratch
+    z = vectors[0]
+    z[:] = 1.0
+    domestic_change = vectors[1]   # w_home - 1
+    domestic_slope = vectors[2]    # d w_home / d z, the market's equation eliminated
+    domestic_offset = vectors[3]   # the change of w_home with the market's own Newton step at fixed z
+    domestic_offset[:] = 0.0
+    import_change = vectors[4]     # pi
+    import_slope = vectors[5]      # d pi / d z
+    responses = vectors[6]         # d log P / d log z
+    x_steps = vectors[7]           # a plain market's Newton step at fixed z: g total / slope
+    x_steps[:] = 0.0
+    residual = vectors[8]
+    # The input shares by using sector s, then supplying sector k ([s, k]: the loops over k run along rows).
+    jacobian, domestic, imported = matrices[0], matrices[1], matrices[2]
+    plain, import_fixed = flags[0], flags[1]
     for k in range(sectors):
         for s in range(sectors):
             total = input_domestic[k, s] + input_imported[k, s]
-            imported[k, s] = min(import_scale[k] * input_imported[k, s], total)
-            domestic[k, s] = total - imported[k, s]
+            imported[s, k] = min(import_scale[k] * input_imported[k, s], total)
+            domestic[s, k] = total - imported[s, k]
         eta = supply[row * n_step, k]
         plain[k] = quota_partner[k] < 0 and not math.isinf(eta[0]) and theta[k, 0] > 0.0
         # The imported-input price moves with the home cost only through a quota or a partner that is not a price
@@ -320,7 +342,7 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
         for s in range(sectors):
             total = 0.0
             for k in range(sectors):
-                total += domestic[k, s] * domestic_change[k] + imported[k, s] * import_change[k]
+                total += domestic[s, k] * domestic_change[k] + imported[s, k] * import_change[k]
             unit_cost[s] = 1.0 + total
             residual[s] = z[s] - 1.0 - pass_through[s] * total
             largest = max(largest, abs(residual[s]))
@@ -339,37 +361,18 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
                 domestic_use = 0.0   # on the using sectors' baseline output
                 imported_use = 0.0
                 for s in range(sectors):
-                    domestic_use += domestic[k, s] * gross_output[s]
-                    imported_use += imported[k, s] * gross_output[s]
+                    domestic_use += domestic[s, k] * gross_output[s]
+                    imported_use += imported[s, k] * gross_output[s]
                 buyers_loss[k] = domestic_change[k] * domestic_use + import_change[k] * imported_use
             return iteration
         if iteration == link_max_iter or not largest < math.inf:
             return -1
-        for s in range(sectors):
-            offset = 0.0
-            for k in range(sectors):
-                jacobian[s, k] = -pass_through[s] * (domestic[k, s] * domestic_slope[k]
-                                                     + imported[k, s] * import_slope[k])
-                offset += domestic[k, s] * domestic_offset[k]
-            jacobian[s, s] += 1.0
-            residual[s] = -residual[s] + pass_through[s] * offset
+        _newton_system(pass_through, domestic, imported, domestic_slope, import_slope, domestic_offset, jacobian,
+                       residual)
         # Gaussian elimination without pivoting: the Jacobian is row-diagonally dominant, since a sector's inputs
         # cost less than its output and a price moves at most one for one with its cost.
-        for c in range(sectors):
-            pivot = jacobian[c, c]
-            if not abs(pivot) > 0.0:
-                return -1
-            for r in range(c + 1, sectors):
-                factor = jacobian[r, c] / pivot
-                if factor != 0.0:
-                    for k in range(c, sectors):
-                        jacobian[r, k] -= factor * jacobian[c, k]
-                    residual[r] -= factor * residual[c]
-        for c in range(sectors - 1, -1, -1):
-            total = residual[c]
-            for k in range(c + 1, sectors):
-                total -= jacobian[c, k] * residual[k]
-            residual[c] = total / jacobian[c, c]
+        if not solve_linear(jacobian, residual):
+            return -1
         for s in range(sectors):
             z_new = z[s] + residual[s]
             z[s] = z_new if z_new > 0.0 else 0.5 * z[s]  # a cost index stays positive
@@ -385,6 +388,56 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
                     log_t, tariff_factor, tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[s],
                     taker_terms[s], sums[s], quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
     return -1
+
+
+@jit()
+def _newton_system(pass_through, domestic, imported, domestic_slope, import_slope, domestic_offset, jacobian,
+                   residual):
+    """The reduced Newton system of :func:`_solve_costs`: ``jacobian = I - pass_through * (domestic diag(dw/dz) +
+    imported diag(dpi/dz))`` (shares by using sector, then supplying sector) and ``residual`` (holding ``F(z)``)
+    replaced by ``-F(z) + pass_through * domestic @ domestic_offset``. Indices are unsigned, so that no index is
+    tested for being negative (numba's wraparound) and the row loops vectorize; each entry's operations are those
+    of the plain loops."""
+    n = np.uint64(jacobian.shape[0])
+    for s in range(n):
+        offset = 0.0
+        jacobian_row, domestic_row, imported_row = jacobian[s], domestic[s], imported[s]
+        weight = -pass_through[s]
+        for k in range(n):
+            jacobian_row[k] = weight * (domestic_row[k] * domestic_slope[k] + imported_row[k] * import_slope[k])
+        for k in range(n):  # a sum in order, apart from the loop above so that it vectorizes
+            offset += domestic_row[k] * domestic_offset[k]
+        jacobian_row[s] += 1.0
+        residual[s] = -residual[s] + pass_through[s] * offset
+
+
+@jit()
+def solve_linear(matrix, rhs):
+    """Solve ``matrix @ v = rhs`` in place (``rhs`` becomes ``v``, ``matrix`` its elimination) by Gaussian
+    elimination without pivoting; return False, with both half-changed, at a zero pivot. Indices are unsigned so
+    that no index is tested for being negative (numba's wraparound), which keeps the inner loops tight and
+    vectorized; the operations and their order are those of the textbook loops."""
+    n = np.uint64(matrix.shape[0])
+    one = np.uint64(1)
+    for c in range(n):
+        pivot = matrix[c, c]
+        if not abs(pivot) > 0.0:
+            return False
+        row_c = matrix[c]
+        for r in range(c + one, n):
+            factor = matrix[r, c] / pivot
+            if factor != 0.0:
+                row_r = matrix[r]
+                for k in range(c, n):
+                    row_r[k] -= factor * row_c[k]
+                rhs[r] -= factor * rhs[c]
+    for step in range(n):
+        c = n - one - step
+        total = rhs[c]
+        for k in range(c + one, n):
+            total -= matrix[c, k] * rhs[k]
+        rhs[c] = total / matrix[c, c]
+    return True
 
 
 @jit()
