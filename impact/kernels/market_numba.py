@@ -113,9 +113,7 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
                         np.empty((2, sectors), dtype=np.bool_))
         for d in range(block * SCRATCH_DRAWS, min(draws, (block + 1) * SCRATCH_DRAWS)):
             row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
-            x[:] = 0.0
-            steps[:] = 0
-            responsive[:] = 0
+            # x, steps and responsive are set for every sector by its solve below, before anything reads them.
             log_cost[:] = 0.0
             unit_cost[:] = 1.0
             buyers_loss[:] = 0.0
