@@ -334,6 +334,15 @@ def _mount_tmpfs(where: Path, options: str) -> bool:
         return False
 
 
+def _disk_state(where: Path) -> str:
+    """What a disk has free, how it is mounted and what is on it, for a failure's message."""
+    stat = os.statvfs(where)
+    mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if f" {where} " in line]
+    files = subprocess.run(["du", "-a", "-k", str(where)], capture_output=True, text=True).stdout
+    return (f"{where}: {stat.f_bavail * stat.f_frsize} bytes and {stat.f_favail} inodes free; mounted as {mounts}; "
+            f"files (KB):\n{files}")
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 24 MB disk of its own (tmpfs), where the test can mount one. A full run takes about 5 MB of it; huge=never
@@ -351,7 +360,12 @@ def test_a_disk_that_fills_during_the_run(deal, tmp_path, driver, small_disk, re
     out, filler = small_disk / "run", small_disk / "filler"
     process = _start(driver, ["run", deal, *OPTIONS, "--out", out], pause=0.1)
     _wait_for(lambda: RunStore(out).done_chunks(), process, "a finished chunk")
-    with open(filler, "wb") as handle:
+    try:
+        handle = open(filler, "wb")
+    except OSError as error:  # the disk full before the filler: say what holds it (seen once in CI, not understood)
+        _kill(process)
+        pytest.fail(f"cannot create the filler ({error}); {_disk_state(small_disk)}")
+    with handle:
         try:
             while True:
                 handle.write(b"\0" * 65536)
