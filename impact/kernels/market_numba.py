@@ -414,7 +414,11 @@ def solve_linear(matrix, rhs):
     """Solve ``matrix @ v = rhs`` in place (``rhs`` becomes ``v``, ``matrix`` its elimination) by Gaussian
     elimination without pivoting; return False, with both half-changed, at a zero pivot. Indices are unsigned so
     that no index is tested for being negative (numba's wraparound), which keeps the inner loops tight and
-    vectorized; the operations and their order are those of the textbook loops."""
+    vectorized; every entry that is read is computed by the operations, in the order, of the textbook loops.
+
+    A row update runs over the whole row, not from the pivot's column on: the entries left of it are never read
+    again (the back substitution reads the upper triangle), and a loop of fixed length vectorizes without a
+    remainder (x1.5 for the 16 sectors)."""
     n = np.uint64(matrix.shape[0])
     one = np.uint64(1)
     for c in range(n):
@@ -426,7 +430,7 @@ def solve_linear(matrix, rhs):
             factor = matrix[r, c] / pivot
             if factor != 0.0:
                 row_r = matrix[r]
-                for k in range(c, n):
+                for k in range(n):
                     row_r[k] -= factor * row_c[k]
                 rhs[r] -= factor * rhs[c]
     for step in range(n):
