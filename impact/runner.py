@@ -377,6 +377,9 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                 pending.result()
                 watch.add("waiting_for_writes", moment)
             pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed, identity)
+            # The writer holds the chunk until it is written, early in the next chunk's solve; held here too, it
+            # would stay in memory beside the next chunk's buffers.
+            del chunk
             failures += failed
             bar.update(stop - start)
         if pending is not None:

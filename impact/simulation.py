@@ -291,6 +291,8 @@ class Simulation:
                 for quota in case.scenario.quotas:
                     quotas[:, c, k, :, self.quota_names.index(quota.name)] = quota_out[:, :, quota.sector_index]
                 failures += failed
+                # Copied into the chunk's buffers: freed now, not held beside the next solve's outputs.
+                del sector_out, partner_out, cell_out, split_out, quota_out
                 moment = self.phases.add("assembly", moment)
         data = {}
 

@@ -8,7 +8,34 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
+
+#: Prefix of the pools' thread names (a call from one of them runs in place, so that calls can nest).
+_THREAD_PREFIX = "impact-work"
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _forget_pools() -> None:
+    """In a forked child: the parent's pool threads do not exist there (nor may its lock be released)."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of ``threads`` threads, kept for the life of the process: starting threads for every call cost more
+    than the work of a small chunk (about 30 ms for the columns of one chunk)."""
+    with _pools_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix=f"{_THREAD_PREFIX}-{threads}")
+        return pool
 
 
 def kernel_threads() -> int:
@@ -32,7 +59,6 @@ def thread_map(function, items) -> list:
     """
     items = list(items)
     threads = min(kernel_threads(), len(items))
-    if threads <= 1:
+    if threads <= 1 or threading.current_thread().name.startswith(_THREAD_PREFIX):
         return [function(item) for item in items]
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(function, items))
+    return list(_pool(threads).map(function, items))

@@ -1,0 +1,65 @@
+"""The pool that spreads NumPy work (sampling, summaries) over the kernels' threads: order, reuse, nesting, fork."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import pytest
+
+from impact.accelerate import using_threads
+from impact.threads import thread_map
+
+
+def _where(item):
+    return item * item, threading.current_thread().name
+
+
+def test_thread_map_keeps_the_order_of_a_loop_and_reuses_its_threads():
+    with using_threads(2):
+        first = thread_map(_where, range(200))
+        second = thread_map(_where, range(200))
+    assert [value for value, _ in first] == [i * i for i in range(200)]
+    assert [value for value, _ in second] == [i * i for i in range(200)]
+    # The same threads serve every call: none is started for a call and stopped after it.
+    names = {name for _, name in first + second}
+    assert threading.current_thread().name not in names
+    assert {name for _, name in second} <= names and len(names) <= 2
+
+
+def test_thread_map_nested_in_its_own_pool_runs_in_place():
+    def outer(item):  # a call from a pool thread, which must not wait for tasks queued behind itself
+        return sum(thread_map(lambda k: k + item, range(50)))
+
+    result = []
+
+    def run():
+        with using_threads(2):
+            result.append(thread_map(outer, range(8)))
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "a nested thread_map deadlocked"
+    assert result == [[sum(range(50)) + 50 * item for item in range(8)]]
+
+
+def _in_child(queue):
+    with using_threads(2):
+        queue.put([value for value, _ in thread_map(_where, range(20))])
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform")
+def test_thread_map_works_in_a_forked_child_of_a_process_that_used_it():
+    with using_threads(2):
+        thread_map(_where, range(20))  # the parent's pool exists when it forks
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("thread_map hung in a forked child")
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == [i * i for i in range(20)]
