@@ -294,7 +294,7 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
 
 def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: int, keep_cells: bool,
                 backend: str = "numba", policy=None, scale: float = 1.0, pledge_amounts: np.ndarray | None = None,
-                split: np.ndarray | None = None, split_rows: np.ndarray | None = None, watch=None):
+                split: np.ndarray | None = None, split_rows: np.ndarray | None = None, watch=None, out=None):
     """Solve every market of a chunk of ``draws`` draws and account for it.
 
     When nothing is sampled the kernels solve one draw, which stands for all ``draws``.
@@ -306,6 +306,10 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     ``split_rows[d]`` (D,) for draw d (None: draw d's own row when R = D, else row 0).
 
     ``watch`` (two (W,) index arrays) names the (sector, partner) cells whose landed cost and rate are returned.
+
+    ``out`` ``(sector_out, partner_out)``, (draws, outputs, S) and (draws, outputs, P) C-contiguous float64 arrays,
+    receives those outputs, which are then returned: the numba kernel writes them there directly, so that a chunk
+    holds no second copy of them.
 
     Returns ``(sector_out, partner_out, cell_out, split_out, quota_out, failures, watch_out)`` as described in
     :func:`impact.kernels.accounting_numpy.account`; ``failures`` counts (draw, sector) markets whose solve did
@@ -348,12 +352,18 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         case.quota_log_index - libm.log(scale), revenue_split=split, split_rows=split_rows,
         linkages=None if case.linkages is None else replace(
             case.linkages, pass_through=p["input_pass_through"], import_scale=p["imported_input_scale"],
-            gross_output=case.linkages.gross_output * scale), watch=watch)
+            gross_output=case.linkages.gross_output * scale), watch=watch,
+        **({"out": out} if out is not None and backend == "numba" else {}))
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws
         sector_out, partner_out, split_out, quota_out, watch_out = (
             np.repeat(a, draws, axis=0) for a in (sector_out, partner_out, split_out, quota_out, watch_out))
         cell_out = np.repeat(cell_out, draws, axis=0) if keep_cells else cell_out
+    if out is not None:
+        for target, solved in zip(out, (sector_out, partner_out)):
+            if not np.shares_memory(target, solved):
+                target[...] = solved
+        sector_out, partner_out = out
     return sector_out, partner_out, cell_out, split_out, quota_out, failures, watch_out
 
 

@@ -238,8 +238,12 @@ class Simulation:
         b = self.scenario.baseline
         periods = self.years or [None]
         shape = (n, len(self.cases), len(periods))
-        sector = np.empty(shape + (len(SECTOR_OUTPUTS), len(b.sectors)))
-        partner = np.empty(shape + (len(PARTNER_OUTPUTS), len(b.partners)))
+        # The kernels write each case's and year's outputs straight into these buffers (draws first within them);
+        # the chunk's variables view them as (draw, case, year, output, label).
+        by_run = (len(self.cases), len(periods), n)
+        sector_buffer = np.empty(by_run + (len(SECTOR_OUTPUTS), len(b.sectors)))
+        partner_buffer = np.empty(by_run + (len(PARTNER_OUTPUTS), len(b.partners)))
+        sector, partner = np.moveaxis(sector_buffer, 2, 0), np.moveaxis(partner_buffer, 2, 0)
         cells = np.empty(shape + (len(CELL_OUTPUTS), len(b.sectors), len(b.partners))) if keep_cells else None
         applied = np.full(shape + (len(self.policy_names),), np.nan)
         linked = np.full_like(applied, np.nan)
@@ -277,11 +281,10 @@ class Simulation:
                 moment = self.phases.add("policy", moment)
                 sector_out, partner_out, cell_out, split_out, quota_out, failed, landed[:, c, k] = solve_chunk(
                     case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split, rows,
-                    self.watch)
+                    self.watch, out=(sector_buffer[c, k], partner_buffer[c, k]))
                 moment = self.phases.add("kernel", moment)
                 for a, authority in enumerate(authorities):
                     authority_revenue[:, c, k, self.authorities.index(authority)] = split_out[:, a]
-                sector[:, c, k], partner[:, c, k] = sector_out, partner_out
                 if case.scenario.consumer_spending is not None:
                     price_level[:, c, k], per_household[:, c, k] = consumer_costs(
                         case.scenario.consumer_spending, sector_out[:, SECTOR_OUTPUTS.index("composite_price")],
@@ -292,7 +295,7 @@ class Simulation:
                     quotas[:, c, k, :, self.quota_names.index(quota.name)] = quota_out[:, :, quota.sector_index]
                 failures += failed
                 # Copied into the chunk's buffers: freed now, not held beside the next solve's outputs.
-                del sector_out, partner_out, cell_out, split_out, quota_out
+                del cell_out, split_out, quota_out
                 moment = self.phases.add("assembly", moment)
         data = {}
 
@@ -320,12 +323,16 @@ class Simulation:
             data[parameter] = self._input_variable(parameter, inputs, n)
         if self.legal_groups:
             data["legal_ruling"] = self._ruling_variable(rulings)
-        # The kernels' output buffers are scanned whole, in memory order (their variables are strided views)
+        # The kernels' output buffers are scanned whole (their variables are strided views of them)
         bad, scanned = np.zeros(n, dtype=bool), set()
-        for names, values in ((SECTOR_OUTPUTS, sector), (PARTNER_OUTPUTS, partner), (CELL_OUTPUTS, cells)):
+        for names, values in ((SECTOR_OUTPUTS, sector_buffer), (PARTNER_OUTPUTS, partner_buffer),
+                              (CELL_OUTPUTS, cells)):
             if values is not None:
                 kept = np.array([name in data for name in names])
-                grouped = values.reshape(n, -1, len(names), int(np.prod(values.shape[4:])))
+                if values is cells:  # (draw, case, year, output, sector, partner)
+                    grouped = values.reshape(n, -1, len(names), int(np.prod(values.shape[4:])))
+                else:  # (case, year, draw, output, label): viewed (draw, case and year, output, label)
+                    grouped = np.moveaxis(values.reshape(-1, n, len(names), values.shape[-1]), 0, 1)
                 _mark_draws_beyond_kept(grouped, kept, STORED_MAX, bad)
                 scanned.update(names)
         _drop_overflowing_draws(data, start, bad, scanned)

@@ -321,6 +321,29 @@ def test_each_draw_is_solved_as_if_alone_across_scratch_blocks():
             np.testing.assert_array_equal(got[0], want[d])
 
 
+def test_the_kernel_writes_into_given_output_buffers():
+    """A chunk hands the kernel its own buffers (``out``): they receive exactly the outputs the kernel returns
+    otherwise, in their first rows, and a buffer of the wrong shape or layout is refused."""
+    sectors, partners, draws = 4, 3, 70
+    arguments = market_arguments(7, draws, sectors, partners)
+    linkages = random_linkages(8, draws, sectors, arguments["theta"])
+    plain = market_numba.solve_and_account(**arguments, linkages=linkages)
+    by_sector = np.full((draws + 5,) + plain[0].shape[1:], -1.0)
+    by_partner = np.full((draws + 5,) + plain[1].shape[1:], -1.0)
+    written = market_numba.solve_and_account(**arguments, linkages=linkages, out=(by_sector, by_partner))
+    assert np.shares_memory(written[0], by_sector) and np.shares_memory(written[1], by_partner)
+    np.testing.assert_array_equal(by_sector[:draws], plain[0])
+    np.testing.assert_array_equal(by_partner[:draws], plain[1])
+    assert (by_sector[draws:] == -1.0).all() and (by_partner[draws:] == -1.0).all()
+    for result, expected in zip(written[2:], plain[2:]):
+        np.testing.assert_array_equal(result, expected)
+    with pytest.raises(ValueError, match="out"):
+        market_numba.solve_and_account(**arguments, linkages=linkages, out=(by_sector[:draws - 1], by_partner))
+    with pytest.raises(ValueError, match="out"):
+        market_numba.solve_and_account(**arguments, linkages=linkages,
+                                       out=(np.asfortranarray(by_sector[:draws]), by_partner))
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 20))
 def test_the_linear_solve_matches_numpy_on_diagonally_dominant_systems(seed, size):

@@ -87,10 +87,22 @@ def split_arrays(revenue_split, split_rows, draws: int, cell_shape: tuple[int, i
     return revenue_split, split_rows, np.zeros((draws, revenue_split.shape[1]))
 
 
-def allocate_outputs(draws: int, cell_shape: tuple[int, int], keep_cells: bool):
+def allocate_outputs(draws: int, cell_shape: tuple[int, int], keep_cells: bool, out=None):
+    """The kernels' output arrays for ``draws`` draws: by sector, by partner and by cell. ``out``, if given, is
+    ``(sector_out, partner_out)`` with at least ``draws`` rows (C-contiguous float64), whose first ``draws`` rows
+    are used instead of new arrays."""
     sectors, partners = cell_shape
-    return (np.empty((draws, len(SECTOR_OUTPUTS), sectors)), np.empty((draws, len(PARTNER_OUTPUTS), partners)),
-            np.empty((draws if keep_cells else 0, len(CELL_OUTPUTS), sectors, partners)))
+    shapes = ((len(SECTOR_OUTPUTS), sectors), (len(PARTNER_OUTPUTS), partners))
+    if out is None:
+        by_sector, by_partner = (np.empty((draws,) + shape) for shape in shapes)
+    else:
+        for array, shape in zip(out, shapes):
+            if (array.dtype != np.float64 or not array.flags.c_contiguous or array.shape[1:] != shape
+                    or array.shape[0] < draws):
+                raise ValueError(f"out: need C-contiguous float64 arrays of at least ({draws}, {shape[0]}, "
+                                 f"{shape[1]}), got {array.dtype} {array.shape}")
+        by_sector, by_partner = out[0][:draws], out[1][:draws]
+    return by_sector, by_partner, np.empty((draws if keep_cells else 0, len(CELL_OUTPUTS), sectors, partners))
 
 
 @jit(parallel=True)

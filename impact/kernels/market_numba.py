@@ -26,10 +26,12 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                       pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
                       quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None,
                       *, revenue_split=None, split_rows=None, linkages=None, tol=1e-12, max_iter=100,
-                      link_tol=LINK_TOL, link_max_iter=LINK_MAX_ITER, link_steps=None, watch=None):
+                      link_tol=LINK_TOL, link_max_iter=LINK_MAX_ITER, link_steps=None, watch=None, out=None):
     """See :func:`impact.kernels.market_numpy.solve_and_account`; failed markets give NaN and are counted (a draw
     whose input costs do not converge counts every sector as failed). ``link_steps`` (D,) int64, if given, receives
-    each draw's Newton steps on the input costs (-1: not converged)."""
+    each draw's Newton steps on the input costs (-1: not converged). ``out`` ``(sector_out, partner_out)``, if given,
+    receives the outputs by sector and by partner in its first D rows (see
+    :func:`impact.kernels.accounting_numba.allocate_outputs`), which are returned."""
     watch_sector, watch_partner = no_watch() if watch is None else watch
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     theta, log_tariff_factor, log_fx, phi, supply, sigma, eps = (
@@ -46,7 +48,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     args = as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
                             imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                             pledge_shares, pledge_flow)
-    sector_out, partner_out, cell_out = allocate_outputs(draws, imports0.shape, keep_cells)
+    sector_out, partner_out, cell_out = allocate_outputs(draws, imports0.shape, keep_cells, out)
     revenue_split, split_rows, split_out = split_arrays(revenue_split, split_rows, draws, imports0.shape)
     quota_out = np.full((draws, len(QUOTA_OUTPUTS), sectors), np.nan)
     failures = np.zeros(draws, dtype=np.int64)
