@@ -344,13 +344,18 @@ def test_the_kernel_writes_into_given_output_buffers():
                                        out=(np.asfortranarray(by_sector[:draws]), by_partner))
 
 
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 20))
-def test_the_linear_solve_matches_numpy_on_diagonally_dominant_systems(seed, size):
+def _dominant_system(seed, size):
+    """A random row-diagonally dominant system ``(matrix, rhs)``, like the input-cost Newton's."""
     rng = np.random.default_rng(seed)
     matrix = rng.uniform(-1, 1, (size, size))
     matrix[np.diag_indices(size)] = np.abs(matrix).sum(axis=1) + rng.uniform(0.1, 1.0, size)
-    rhs = rng.normal(size=size)
+    return matrix, rng.normal(size=size)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 20))
+def test_the_linear_solve_matches_numpy_on_diagonally_dominant_systems(seed, size):
+    matrix, rhs = _dominant_system(seed, size)
     expected = np.linalg.solve(matrix, rhs)
     work, solution = matrix.copy(), rhs.copy()
     assert market_numba.solve_linear(work, solution)
@@ -379,10 +384,7 @@ def _textbook_solve(matrix, rhs):
 @given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 20))
 def test_the_linear_solve_gives_the_textbook_loops_bits(seed, size):
     # The compiled solve updates whole rows (vectorized); the entries it reads must be those of the textbook loops.
-    rng = np.random.default_rng(seed)
-    matrix = rng.uniform(-1, 1, (size, size))
-    matrix[np.diag_indices(size)] = np.abs(matrix).sum(axis=1) + rng.uniform(0.1, 1.0, size)
-    rhs = rng.normal(size=size)
+    matrix, rhs = _dominant_system(seed, size)
     solution = rhs.copy()
     assert market_numba.solve_linear(matrix.copy(), solution)
     np.testing.assert_array_equal(solution, _textbook_solve(matrix, rhs))
