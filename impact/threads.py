@@ -29,8 +29,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
-    """A pool of ``threads`` threads, kept for the life of the process: starting threads for every call cost more
-    than the work of a small chunk (about 30 ms for the columns of one chunk)."""
+    """A pool of ``threads`` threads, kept for the life of the process rather than started and stopped for every
+    call (a run makes several calls for each chunk)."""
     with _pools_lock:
         pool = _pools.get(threads)
         if pool is None:
