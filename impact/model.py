@@ -331,14 +331,8 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         log_tariff_factor = np.concatenate([np.zeros(log_factor.shape[:2] + (1,)), log_factor], axis=2)
     if partner_tariff is not None:
         log_partner_tariff_factor = libm.log1p(partner_tariff) - libm.log1p(b.partner_tariff)
-    mu, eta = p["mu"], p["eta"]
-    if mu.shape[0] == eta.shape[0]:
-        supply = np.concatenate([mu[:, :, None], eta], axis=2)
-    else:
-        solved = max(mu.shape[0], eta.shape[0])
-        supply = np.empty((solved, len(b.sectors), len(b.partners) + 1))
-        supply[:, :, 0] = mu
-        supply[:, :, 1:] = eta
+    # US and partners' supply elasticities as a pair: the partners' are usually one row shared by every draw.
+    supply = (p["mu"], p["eta"])
     log_fx = np.concatenate([np.zeros((p["fx"].shape[0], 1)), libm.log(p["fx"])], axis=1)
     multiplier = np.where(case.pledge_is_purchase, p["additionality"], p["output_per_dollar"])
     amounts = case.pledge_amount_per_year if pledge_amounts is None else pledge_amounts

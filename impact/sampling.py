@@ -40,7 +40,101 @@ def column_key(name: str) -> int:
 
 
 def _block_generator(seed: int, column: str, block: int) -> np.random.Generator:
+    """The generator of one block's stream, as NumPy builds it (the definition :func:`block_states` follows)."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(column_key(column), block))))
+
+
+# NumPy's SeedSequence (numpy/random/bit_generator.pyx): its hash constants and pool size.
+_POOL_SIZE = 4
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_MULT_L, _MIX_MULT_R = 0xCA01F9DD, 0x4973F715
+_MASK32 = 0xFFFFFFFF
+#: PCG64's 128-bit LCG multiplier (numpy/random/src/pcg64).
+_PCG_MULTIPLIER = (2549297995355413924 << 64) + 4865540595714422341
+_MASK128 = (1 << 128) - 1
+
+
+def _uint32_words(n: int) -> list[int]:
+    """An integer's 32-bit words, lowest first (one word 0 for 0), as SeedSequence splits its entropy."""
+    words = [n & _MASK32]
+    n >>= 32
+    while n:
+        words.append(n & _MASK32)
+        n >>= 32
+    return words
+
+
+def block_states(seed: int, keys, blocks) -> list[dict]:
+    """PCG64 states of the streams ``SeedSequence(seed, spawn_key=(key, block))`` for pairs of column keys and
+    blocks, equal to ``PCG64(SeedSequence(seed, spawn_key=(key, block))).state``.
+
+    A chunk starts hundreds of block streams; NumPy's SeedSequence hashes each one's entropy in a loop that holds
+    the GIL (about 28 us a stream). The hash is the same sequence of 32-bit operations for every stream whose
+    entropy has as many words (its constants depend only on the position in the entropy), so here it runs over all
+    the pairs at once as arrays. ``tests/test_sampling.py`` checks the states against NumPy's."""
+    keys, blocks = (np.asarray(a, dtype=np.uint64).reshape(-1) for a in (keys, blocks))
+    if blocks.size and int(blocks.max()) > _MASK32:
+        raise ValueError("block numbers must be below 2**32")
+    states = [None] * keys.size
+    # A key below 2**32 is one word of entropy, a larger one two; a block number (below 2**32) is one.
+    long_key = keys > np.uint64(_MASK32)
+    for long in (False, True):
+        where = np.flatnonzero(long_key == long)
+        if where.size:
+            for i, state in zip(where, _seeded_states(seed, keys[where], blocks[where], long)):
+                states[i] = state
+    return states
+
+
+def _seeded_states(seed: int, keys: np.ndarray, blocks: np.ndarray, long_key: bool) -> list[dict]:
+    """:func:`block_states` of pairs whose keys are all two words (``long_key``) or all one."""
+    run = _uint32_words(seed)
+    run += [0] * (_POOL_SIZE - len(run))  # SeedSequence pads the run entropy to the pool when it has a spawn key
+    mask = np.uint64(_MASK32)
+    shift = np.uint64(16)
+    entropy = [np.full(keys.shape, w, dtype=np.uint64) for w in run] + [keys & mask]
+    if long_key:
+        entropy.append(keys >> np.uint64(32))
+    entropy.append(blocks)
+    hash_const = _INIT_A
+
+    def hashmix(value):
+        nonlocal hash_const
+        value = value ^ np.uint64(hash_const)
+        hash_const = (hash_const * _MULT_A) & _MASK32
+        value = (value * np.uint64(hash_const)) & mask
+        return value ^ (value >> shift)
+
+    def mix(x, y):
+        result = (np.uint64(_MIX_MULT_L) * x - np.uint64(_MIX_MULT_R) * y) & mask
+        return result ^ (result >> shift)
+
+    pool = [hashmix(entropy[i]) for i in range(_POOL_SIZE)]
+    for source in range(_POOL_SIZE):
+        for target in range(_POOL_SIZE):
+            if source != target:
+                pool[target] = mix(pool[target], hashmix(pool[source]))
+    for word in entropy[_POOL_SIZE:]:
+        for target in range(_POOL_SIZE):
+            pool[target] = mix(pool[target], hashmix(word))
+    # generate_state(4, np.uint64): eight 32-bit words from the pool, paired little-endian.
+    hash_const = _INIT_B
+    words = []
+    for i in range(8):
+        value = pool[i % _POOL_SIZE] ^ np.uint64(hash_const)
+        hash_const = (hash_const * _MULT_B) & _MASK32
+        value = (value * np.uint64(hash_const)) & mask
+        words.append(value ^ (value >> shift))
+    seeds = [(w0 | (w1 << np.uint64(32))).tolist() for w0, w1 in zip(words[0::2], words[1::2])]
+    states = []
+    for seed_high, seed_low, inc_high, inc_low in zip(*seeds):
+        # pcg64_set_seed: pcg_setseq_128_srandom_r on (initstate, initseq), high word first.
+        increment = ((((inc_high << 64) | inc_low) << 1) | 1) & _MASK128
+        state = (increment + ((seed_high << 64) | seed_low)) & _MASK128
+        state = (state * _PCG_MULTIPLIER + increment) & _MASK128
+        states.append({"bit_generator": "PCG64", "state": {"state": state, "inc": increment},
+                       "has_uint32": 0, "uinteger": 0})
+    return states
 
 
 class Design:
@@ -85,15 +179,27 @@ class Design:
                 warnings.filterwarnings("ignore", message="The balance properties of Sobol")
                 points = engine.random(n_block_draws)[offset: offset + stop - start]
             return {c: np.ascontiguousarray(points[:, i]) for i, c in enumerate(self.columns)}
-        return dict(zip(self.columns, thread_map(lambda column: self._column_uniforms(column, start, stop),
-                                                 self.columns)))
+        states = self._stream_states(start, stop)
+        return dict(zip(self.columns, thread_map(
+            lambda column: self._column_uniforms(states[column], start, stop), self.columns)))
 
-    def _column_uniforms(self, column: str, start: int, stop: int) -> np.ndarray:
-        """One column's ``mc`` or ``lhs`` points for draws ``start`` to ``stop - 1``, from its keyed block streams."""
+    def _stream_states(self, start: int, stop: int) -> dict[str, list[dict]]:
+        """The PCG64 states that start the blocks of draws ``start`` to ``stop - 1``, by column."""
         first, last = start // DRAW_BLOCK, -(-stop // DRAW_BLOCK)
-        out = np.empty((last - first) * DRAW_BLOCK)
-        for k, block in enumerate(range(first, last)):
-            rng = _block_generator(self.seed, column, block)
+        blocks = last - first
+        keys = np.repeat(np.array([column_key(c) for c in self.columns], dtype=np.uint64), blocks)
+        states = block_states(self.seed, keys, np.tile(np.arange(first, last), len(self.columns)))
+        return {c: states[i * blocks: (i + 1) * blocks] for i, c in enumerate(self.columns)}
+
+    def _column_uniforms(self, states: list[dict], start: int, stop: int) -> np.ndarray:
+        """One column's ``mc`` or ``lhs`` points for draws ``start`` to ``stop - 1``, from the states that start
+        its keyed block streams (:meth:`_stream_states`)."""
+        first = start // DRAW_BLOCK
+        out = np.empty(len(states) * DRAW_BLOCK)
+        bit_generator = np.random.PCG64(0)
+        rng = np.random.Generator(bit_generator)
+        for k, state in enumerate(states):
+            bit_generator.state = state
             piece = out[k * DRAW_BLOCK: (k + 1) * DRAW_BLOCK]
             if self.method == "mc":
                 rng.random(DRAW_BLOCK, out=piece)
@@ -105,8 +211,9 @@ class Design:
         """Independent standard-normal scores for draws ``start`` to ``stop - 1`` (clipped to +-Z_LIMIT), the
         columns on the kernels' threads."""
         if self.method != "sobol" and self.columns and 0 <= start < stop:
+            states = self._stream_states(start, stop)
             return dict(zip(self.columns, thread_map(
-                lambda column: _clipped_scores(self._column_uniforms(column, start, stop)), self.columns)))
+                lambda column: _clipped_scores(self._column_uniforms(states[column], start, stop)), self.columns)))
         uniforms = self.uniforms(start, stop)
         return dict(zip(self.columns, thread_map(lambda column: _clipped_scores(uniforms[column]), self.columns)))
 

@@ -88,6 +88,28 @@ def test_kernel_matches_the_reference_with_quotas():
     assert_outputs_close(fast, reference, rtol=1e-8)
 
 
+@pytest.mark.parametrize("module", [market_numba, market_numpy])
+@pytest.mark.parametrize("partners_by_draw", [False, True])
+def test_supply_given_as_home_and_partners_gives_the_whole_arrays_bits(module, partners_by_draw):
+    """US supply by draw and the partners' shared (or by draw), given as a pair, solve as the whole array does."""
+    draws, sectors, partners = 70, 4, 3  # more draws than a scratch block: the row is assembled draw by draw
+    arguments = market_arguments(17, draws, sectors, partners, finite_eta=0.5)
+    whole = arguments.pop("supply_elasticity")
+    linkages = random_linkages(17, draws, sectors, arguments["theta"])
+    partner_supply = whole[:, :, 1:] if partners_by_draw else whole[:1, :, 1:]
+    if partners_by_draw:
+        partner_supply = partner_supply * np.linspace(1.0, 2.0, draws)[:, None, None]
+        whole = np.concatenate([whole[:, :, :1], partner_supply], axis=2)
+    paired = module.solve_and_account(**arguments, supply_elasticity=(whole[:, :, 0], partner_supply),
+                                      linkages=linkages)
+    together = module.solve_and_account(**arguments, supply_elasticity=whole, linkages=linkages)
+    for got, want in zip(paired, together):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="supply_elasticity"):
+        module.solve_and_account(**arguments, supply_elasticity=(whole[:, :, 0], partner_supply[:, :2]),
+                                 linkages=linkages)
+
+
 def test_zero_cost_shares_give_the_model_without_linkages_bit_for_bit():
     draws, sectors, partners = 30, 4, 3
     arguments = market_arguments(11, draws, sectors, partners)

@@ -109,6 +109,37 @@ def test_column_streams_do_not_depend_on_other_columns():
     np.testing.assert_array_equal(alone, together)
 
 
+@pytest.mark.parametrize("seed", [0, 9, 2**32 - 1, 2**32, 2**64 + 3])
+def test_block_streams_start_where_numpys_seed_sequence_starts_them(seed):
+    """The states of many block streams, computed together, are those NumPy's SeedSequence gives one at a time:
+    keys of one 32-bit word and of two, blocks 0 to 2**32 - 1, seeds of one word to three."""
+    from impact.sampling import block_states, column_key
+
+    keys = [column_key(name) for name in ("sigma[steel]", "fx[japan]", "eps[food]")] + [0, 7, 2**32 - 1, 2**32]
+    blocks = [0, 1, 5, 4095, 2**32 - 1]
+    pairs = [(key, block) for key in keys for block in blocks]
+    states = block_states(seed, [key for key, _ in pairs], [block for _, block in pairs])
+    for (key, block), state in zip(pairs, states):
+        assert state == np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(key, block))).state, (key, block)
+
+
+@pytest.mark.parametrize("method", ["mc", "lhs"])
+def test_a_blocks_points_are_those_of_its_own_numpy_generator(method):
+    """A range that starts and ends inside blocks takes each block's points from the generator NumPy builds for
+    ``(seed, column, block)``: the same stream whatever range asked for it."""
+    from impact.sampling import _block_generator
+
+    start, stop = 3 * DRAW_BLOCK + 17, 6 * DRAW_BLOCK + 5
+    points = Design(["a", "b"], method, seed=12).uniforms(start, stop)
+    for column, values in points.items():
+        streams = []
+        for block in range(3, 7):
+            rng = _block_generator(12, column, block)
+            streams.append(rng.random(DRAW_BLOCK) if method == "mc"
+                           else (rng.permutation(DRAW_BLOCK) + rng.random(DRAW_BLOCK)) / DRAW_BLOCK)
+        np.testing.assert_array_equal(values, np.concatenate(streams)[17: 17 + stop - start])
+
+
 def test_latin_hypercube_stratifies_every_block():
     u = Design(["a", "b"], "lhs", seed=1).uniforms(0, 2 * DRAW_BLOCK)
     for column in u.values():

@@ -18,7 +18,8 @@ from impact.kernels.accounting_numba import (account_sector, allocate_outputs, a
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, solve_market_at,
                                               solve_prepared, taker_sums)
 from impact.kernels.layout import QUOTA_OUTPUTS
-from impact.kernels.market_numpy import LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas, no_watch
+from impact.kernels.market_numpy import (LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas, no_watch,
+                                         supply_parts)
 
 
 def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, sigx,
@@ -34,9 +35,16 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     :func:`impact.kernels.accounting_numba.allocate_outputs`), which are returned."""
     watch_sector, watch_partner = no_watch() if watch is None else watch
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
-    theta, log_tariff_factor, log_fx, phi, supply, sigma, eps = (
-        f(a) for a in (theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps))
-    market_draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply, sigma, eps)
+    theta, log_tariff_factor, log_fx, phi, sigma, eps = (
+        f(a) for a in (theta, log_tariff_factor, log_fx, phi, sigma, eps))
+    mu, partner_supply = (f(a) for a in supply_parts(supply_elasticity))
+    # The shapes are checked as those of the whole array (D, S, J) the pair stands for.
+    supply_draws = max(mu.shape[0], partner_supply.shape[0])
+    if {mu.shape[0], partner_supply.shape[0]} - {1, supply_draws}:
+        raise ValueError(f"supply_elasticity's parts must have 1 or {supply_draws} rows, got {mu.shape[0]} and "
+                         f"{partner_supply.shape[0]}")
+    supply_shape = np.broadcast_to(0.0, (supply_draws,) + mu.shape[1:] + (partner_supply.shape[2] + 1,))
+    market_draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply_shape, sigma, eps)
     link = no_linkages(theta) if linkages is None else linkages
     if linkages is not None:
         market_draws = max(market_draws, link.draws())
@@ -44,7 +52,6 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     sectors = theta.shape[0]
     quota_partner, quota_rate_in, quota_rate_out, quota_log_index = no_quotas(
         sectors, quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
-    mu = supply[:, :, 0]
     args = as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
                             imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                             pledge_shares, pledge_flow)
@@ -53,7 +60,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     quota_out = np.full((draws, len(QUOTA_OUTPUTS), sectors), np.nan)
     failures = np.zeros(draws, dtype=np.int64)
     watch_out = np.full((draws, 2, len(watch_sector)), np.nan)
-    _fused_kernel(theta, supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split, split_rows,
+    _fused_kernel(theta, partner_supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split, split_rows,
                   np.ascontiguousarray(quota_partner, dtype=np.int64), f(quota_rate_in), f(quota_rate_out),
                   f(quota_log_index), linkages is not None, f(link.domestic), f(link.imported),
                   f(link.import_weights), f(link.pass_through), f(link.gross_output), f(link.scale), float(link_tol),
@@ -71,7 +78,7 @@ COST_VECTORS = 9
 
 
 @jit(parallel=True)
-def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
+def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
                   log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
                   pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, quota_partner, quota_rate_in,
                   quota_rate_out, quota_log_index, linked, input_domestic, input_imported, import_weights,
@@ -84,7 +91,9 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
     t_step = 1 if log_t.shape[0] > 1 else 0
     f_step = 1 if log_fx.shape[0] > 1 else 0
     p_step = 1 if phi.shape[0] > 1 else 0
-    n_step = 1 if supply.shape[0] > 1 else 0
+    m_step = 1 if mu.shape[0] > 1 else 0
+    ns_step = 1 if partner_supply.shape[0] > 1 else 0
+    n_step = 0  # each draw's supply elasticities are assembled in one row (below), read as row 0
     s_step = 1 if sigma.shape[0] > 1 else 0
     e_step = 1 if eps.shape[0] > 1 else 0
     ps_step = 1 if pass_through.shape[0] > 1 else 0
@@ -113,8 +122,13 @@ def _fused_kernel(theta, supply, tol, max_iter, tariff, log_t, tariff_factor, si
         buyers_loss = np.empty(sectors)   # what the modelled sectors pay more for each sector's goods as inputs
         cost_scratch = (np.empty((COST_VECTORS, sectors)), np.empty((3, sectors, sectors)),
                         np.empty((2, sectors), dtype=np.bool_))
+        supply = np.empty((1, sectors, sources))  # the draw's supply elasticities: US, then the partners
         for d in range(block * SCRATCH_DRAWS, min(draws, (block + 1) * SCRATCH_DRAWS)):
             row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
+            for s in range(sectors):
+                supply[0, s, 0] = mu[row * m_step, s]
+                for p in range(partners):
+                    supply[0, s, p + 1] = partner_supply[row * ns_step, s, p]
             # x, steps and responsive are set for every sector by its solve below, before anything reads them.
             log_cost[:] = 0.0
             unit_cost[:] = 1.0

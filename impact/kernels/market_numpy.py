@@ -63,6 +63,33 @@ def scaled_shares(domestic, imported, scale):
     return total - scaled, scaled
 
 
+def supply_parts(supply_elasticity) -> tuple[np.ndarray, np.ndarray]:
+    """``(home, partners)``: US supply elasticities (Dm, S) and the partners' (De, S, P), from ``supply_elasticity``
+    given whole, (Dn, S, J) with US supply in column 0, or as that pair. The pair spares a caller whose partners'
+    elasticities are shared by every draw (price takers) an array of every draw's: the fast kernel assembles each
+    draw's row as it solves it."""
+    if isinstance(supply_elasticity, tuple):
+        home, partners = (np.asarray(a, dtype=np.float64) for a in supply_elasticity)
+        if home.ndim != 2 or partners.ndim != 3 or partners.shape[1] != home.shape[1]:
+            raise ValueError(f"supply_elasticity as (home, partners) must be (D or 1, S) and (D or 1, S, P) arrays, "
+                             f"got {home.shape} and {partners.shape}")
+        return home, partners
+    supply = np.asarray(supply_elasticity, dtype=np.float64)
+    return supply[:, :, 0], supply[:, :, 1:]
+
+
+def whole_supply(supply_elasticity) -> np.ndarray:
+    """``supply_elasticity`` as one array (Dn, S, J) (see :func:`supply_parts`)."""
+    if not isinstance(supply_elasticity, tuple):
+        return supply_elasticity
+    home, partners = supply_parts(supply_elasticity)
+    draws = max(home.shape[0], partners.shape[0])
+    supply = np.empty((draws, home.shape[1], partners.shape[2] + 1))
+    supply[:, :, 0] = home
+    supply[:, :, 1:] = partners
+    return supply
+
+
 def no_linkages(theta) -> Linkages:
     """Arrays standing for no linkages (the kernels' signature needs them)."""
     sectors, sources = theta.shape
@@ -90,7 +117,8 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     """Solve every (draw, sector) market and account for it.
 
     Inputs are those of :func:`impact.kernels.equilibrium_numpy.solve_markets` and
-    :func:`impact.kernels.accounting_numpy.account` (``mu`` is column 0 of ``supply_elasticity``), plus at most
+    :func:`impact.kernels.accounting_numpy.account` (``mu`` is column 0 of ``supply_elasticity``, which may also be
+    given as the pair ``(mu, partners' elasticities)``: :func:`supply_parts`), plus at most
     one tariff-rate quota per sector: ``quota_partner[s]`` (-1 for none), its in- and over-quota rates, and the
     log of the quota as a share of the baseline quantity.
 
@@ -120,6 +148,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
         price of the partner's goods, ``p = w T`` (its landed cost, 2024 = 1), and the rate that raises revenue.
     """
     sectors, sources = theta.shape
+    supply_elasticity = whole_supply(supply_elasticity)
     quota_partner, quota_rate_in, quota_rate_out, quota_log_index = no_quotas(
         sectors, quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
     market_draws = max(np.shape(a)[0] for a in (log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps))
