@@ -105,6 +105,7 @@ def kernel_figures() -> dict:
     numba.set_num_threads(1)
     (args, kwargs), = kernel_inputs(KERNEL_DRAWS)[:1]
     theta, _, log_tariff_factor, log_fx, phi, supply, sigma, eps = args[:8]
+    whole_supply = market_numpy.whole_supply(supply)  # the equilibrium solve takes the array (D, S, J)
     sectors, sources = theta.shape
     unlinked = {**kwargs, "linkages": None}
     figures = {
@@ -113,9 +114,15 @@ def kernel_figures() -> dict:
         "fused_without_linkages_us_per_draw": per_draw(
             lambda: market_numba.solve_and_account(*args, **unlinked), KERNEL_DRAWS),
         "equilibrium_us_per_draw": per_draw(lambda: equilibrium_numba.solve_markets(
-            theta, log_tariff_factor, log_fx, phi, supply, sigma, eps), KERNEL_DRAWS),
+            theta, log_tariff_factor, log_fx, phi, whole_supply, sigma, eps), KERNEL_DRAWS),
     }
-    small = [a[:REFERENCE_DRAWS] if getattr(a, "ndim", 0) and a.shape[0] == KERNEL_DRAWS else a for a in args]
+
+    def first_draws(a):
+        if isinstance(a, tuple):  # the supply elasticities as (US, partners)
+            return tuple(first_draws(part) for part in a)
+        return a[:REFERENCE_DRAWS] if getattr(a, "ndim", 0) and a.shape[0] == KERNEL_DRAWS else a
+
+    small = [first_draws(a) for a in args]
     small_kwargs = {**kwargs, "linkages": replace(kwargs["linkages"], **{
         name: getattr(kwargs["linkages"], name)[:REFERENCE_DRAWS] for name in ("pass_through", "import_scale")})}
     figures["numpy_reference_us_per_draw"] = per_draw(
