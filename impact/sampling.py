@@ -71,7 +71,7 @@ def block_states(seed: int, keys, blocks) -> list[dict]:
     A chunk starts hundreds of block streams; NumPy's SeedSequence hashes each one's entropy in a loop that holds
     the GIL (about 28 us a stream). The hash is the same sequence of 32-bit operations for every stream whose
     entropy has as many words (its constants depend only on the position in the entropy), so here it runs over all
-    the pairs at once as arrays. ``tests/test_sampling.py`` checks the states against NumPy's."""
+    the pairs at once as arrays. ``tests/test_reproducibility.py`` checks the states against NumPy's."""
     keys, blocks = (np.asarray(a, dtype=np.uint64).reshape(-1) for a in (keys, blocks))
     if blocks.size and int(blocks.max()) > _MASK32:
         raise ValueError("block numbers must be below 2**32")
