@@ -7,8 +7,9 @@ and 2 threads, the start-up of the command, and ``impact summary --precision``, 
 Each run is ``impact run`` in a process of its own (the numba cache warm), timed from outside (``wall``: start-up
 included) and from inside (the manifest's ``timings_seconds``: ``sample_and_solve`` split into sampling, policy,
 kernel and assembly, ``waiting_for_writes``, ``summary``). ``startup`` is the wall time before the run's own clock
-starts: interpreter, imports, loading the scenario. Start-up of the command alone: ``impact --help``, and
-``python -c "import impact.runner"`` (the engine's imports: numba, SciPy, xarray, Zarr). The machine's load average
+starts: interpreter, imports, loading the scenario. Start-up of the command alone: ``impact --help``,
+``python -c "import impact.runner"`` (the engine's imports: numba, SciPy, xarray, Zarr) and ``impact validate`` of
+the scenario (imports, and loading the scenario with its import lines). The machine's load average
 is recorded with the figures, since the machines are shared. Results are printed and written to
 ``benchmarks/results/phases.json``.
 
@@ -175,9 +176,12 @@ def main() -> None:
         result["startup"] = {
             "impact_help_seconds": min(timed([sys.executable, "-m", "impact", "--help"])[0] for _ in range(3)),
             "engine_imports_seconds": min(timed([sys.executable, "-c", "import impact.runner"])[0]
-                                          for _ in range(3))}
+                                          for _ in range(3)),
+            "validate_seconds": min(timed([sys.executable, "-m", "impact", "validate", SCENARIO])[0]
+                                    for _ in range(3))}
         print(f"start-up: impact --help {result['startup']['impact_help_seconds']:.2f} s, the engine's imports "
-              f"{result['startup']['engine_imports_seconds']:.2f} s")
+              f"{result['startup']['engine_imports_seconds']:.2f} s, impact validate {SCENARIO} "
+              f"{result['startup']['validate_seconds']:.2f} s")
         runs = []
         print(f"{'draws':>10s} {'threads':>7s} {'wall':>7s} {'start-up':>8s} "
               + " ".join(f"{p:>9s}" for p in PHASES) + f" {'writes':>7s} {'summary':>7s} {'peak MB':>8s}")

@@ -11,12 +11,15 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from impact.errors import ImpactInputError, Problem, file_label, raise_if_any
 from impact.variables import VARIABLES
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 COLUMNS = ("variable", "sector", "partner", "value", "unit", "status", "source")
 CELL_VARIABLES = ("imports", "exports", "tariff_mfn", "tariff_baseline", "partner_tariff")
@@ -72,6 +75,8 @@ class Baseline:
         return shares
 
     def to_dataset(self) -> xr.Dataset:
+        import xarray as xr  # here, not at the top: loading a baseline (`impact validate`) needs no xarray
+
         coords = {"sector": list(self.sectors), "partner": list(self.partners)}
         arrays = {
             "baseline_imports": (("sector", "partner"), self.imports),

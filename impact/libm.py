@@ -10,7 +10,9 @@ peers, whatever numpy's SIMD level, OpenBLAS kernel or numba's target CPU. glibc
 time only between CPUs with and without FMA (every x86-64 server CPU since 2013 has FMA):
 ``docs/architecture.md`` states the boundary, ``tests/test_machine_independence.py`` checks it.
 
-The loops are elementwise, so splitting them over threads cannot change a bit.
+The loops are elementwise, so splitting them over threads cannot change a bit. Arrays of fewer than
+:data:`COMPILED_FROM` values run the same loop in Python instead, on the same C functions through :mod:`math`
+(``tests/test_libm.py`` checks that both give the same bits).
 """
 
 from __future__ import annotations
@@ -68,12 +70,24 @@ def _sin(x, out):
         out[i] = math.sin(value) if math.isfinite(value) else math.nan
 
 
+#: Arrays with fewer values go through the same loop run by Python (the compiled function's ``py_func``), calling
+#: the same C functions through :mod:`math`: faster for a few values than a compiled call, and it keeps numba's
+#: start (most of a second) out of loading a scenario, whose tables evaluate a few hundred values in all.
+COMPILED_FROM = 256
+
+
+def _loop(kernel, size: int):
+    """The compiled loop, or for fewer than :data:`COMPILED_FROM` values its Python original (the function itself
+    when the JIT is disabled)."""
+    return kernel if size >= COMPILED_FROM else getattr(kernel, "py_func", kernel)
+
+
 def _unary(kernel, x) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
     with np.errstate(all="ignore"):
-        kernel(flat, out)
+        _loop(kernel, flat.size)(flat, out)
     return out.reshape(x.shape)
 
 
@@ -107,5 +121,6 @@ def power(x, y) -> np.ndarray:
     x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
     out = np.empty(x.shape, dtype=np.float64)
     with np.errstate(all="ignore"):
-        _power(np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(y).reshape(-1), out.reshape(-1))
+        _loop(_power, out.size)(np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(y).reshape(-1),
+                                out.reshape(-1))
     return out
