@@ -73,15 +73,21 @@ def _as_float64(*arrays):
 
 
 def check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps) -> int:
-    """Check the kernel's input shapes and return the number of draws D."""
+    """Check the kernel's input shapes and return the number of draws D. ``supply_elasticity`` may be the pair
+    (US (D or 1, S), partners (D or 1, S, J - 1)) that the fused kernel takes."""
     if theta.ndim != 2:
         raise ValueError(f"theta must have shape (S, J), got {theta.shape}")
     sectors, sources = theta.shape
+    if isinstance(supply_elasticity, tuple):
+        supply = {"supply_elasticity (US)": (supply_elasticity[0], (sectors,)),
+                  "supply_elasticity (partners)": (supply_elasticity[1], (sectors, sources - 1))}
+    else:
+        supply = {"supply_elasticity": (supply_elasticity, (sectors, sources))}
     expected = {
         "log_tariff_factor": (log_tariff_factor, (sectors, sources)),
         "log_fx": (log_fx, (sources,)),
         "phi": (phi, (sectors,)),
-        "supply_elasticity": (supply_elasticity, (sectors, sources)),
+        **supply,
         "sigma": (sigma, (sectors,)),
         "eps": (eps, (sectors,)),
     }

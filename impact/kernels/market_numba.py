@@ -38,13 +38,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     theta, log_tariff_factor, log_fx, phi, sigma, eps = (
         f(a) for a in (theta, log_tariff_factor, log_fx, phi, sigma, eps))
     mu, partner_supply = (f(a) for a in supply_parts(supply_elasticity))
-    # The shapes are checked as those of the whole array (D, S, J) the pair stands for.
-    supply_draws = max(mu.shape[0], partner_supply.shape[0])
-    if {mu.shape[0], partner_supply.shape[0]} - {1, supply_draws}:
-        raise ValueError(f"supply_elasticity's parts must have 1 or {supply_draws} rows, got {mu.shape[0]} and "
-                         f"{partner_supply.shape[0]}")
-    supply_shape = np.broadcast_to(0.0, (supply_draws,) + mu.shape[1:] + (partner_supply.shape[2] + 1,))
-    market_draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply_shape, sigma, eps)
+    market_draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, (mu, partner_supply), sigma, eps)
     link = no_linkages(theta) if linkages is None else linkages
     if linkages is not None:
         market_draws = max(market_draws, link.draws())
