@@ -361,7 +361,8 @@ def test_a_disk_that_fills_during_the_run(deal, tmp_path, driver, small_disk, re
     process = _start(driver, ["run", deal, *OPTIONS, "--out", out], pause=0.1)
     _wait_for(lambda: RunStore(out).done_chunks(), process, "a finished chunk")
     try:
-        handle = open(filler, "wb")
+        # Unbuffered: a buffered file keeps what the full disk refused and raises ENOSPC again when it closes.
+        handle = open(filler, "wb", buffering=0)
     except OSError as error:  # the disk full before the filler: say what holds it (seen once in CI, not understood)
         _kill(process)
         pytest.fail(f"cannot create the filler ({error}); {_disk_state(small_disk)}")
@@ -369,7 +370,6 @@ def test_a_disk_that_fills_during_the_run(deal, tmp_path, driver, small_disk, re
         try:
             while True:
                 handle.write(b"\0" * 65536)
-                handle.flush()
         except OSError as error:
             assert error.errno == errno.ENOSPC
     _, error = process.communicate(timeout=300)
