@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import contextmanager
 
 import numba
@@ -44,11 +45,38 @@ def _inlines_quickly(llvm_version: tuple[int, ...]) -> bool:
     return tuple(llvm_version) >= (20,)
 
 
+def _bind_exp_to_the_c_librarys_own() -> None:
+    """Make compiled code call the C library's current ``exp``, not the compatibility wrapper numba binds.
+
+    numba binds the C math functions to the addresses its helper library links, and its wheels are built against an
+    old glibc, so ``exp`` is glibc's ``exp@GLIBC_2.2.5``: a wrapper that calls the same ``exp`` and then checks the
+    result to set ``errno`` (about 3 ns of a 7-10 ns call). glibc 2.29 and later export the function itself as the
+    default ``exp``, which this binds instead; both return the same bits for every input (``tests/test_libm.py``).
+    numba's own bindings are installed first, once per process, so that they do not replace this one later.
+    Only ``exp``: the new ``log`` gives NaN of the other sign for negative inputs."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    from numba.core import externals
+
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        address = ctypes.cast(libm.exp, ctypes.c_void_p).value
+        externals.c_math_functions.install(None)  # the context is read on 32-bit platforms only
+    except (OSError, AttributeError) as error:  # another C library, or another numba: its bindings stay
+        log.debug("exp stays bound by numba: %s", error)
+        return
+    llvmlite.binding.add_symbol("exp", address)
+
+
 if not DISABLE_JIT:
     import llvmlite.binding
 
     if _inlines_quickly(llvmlite.binding.llvm_version_info):
         llvmlite.binding.set_option("impact", f"-inline-threshold={INLINE_THRESHOLD}")
+    _bind_exp_to_the_c_librarys_own()
 
 
 def jit(*, parallel: bool = False):

@@ -63,3 +63,49 @@ def test_shapes_are_kept():
     x = np.linspace(0.1, 2.0, 12).reshape(3, 4)
     assert libm.log(x).shape == (3, 4)
     assert libm.power(x, 2.0).shape == (3, 4)
+
+
+def _glibc_compat_exp():
+    """glibc's ``exp@GLIBC_2.2.5`` (the wrapper numba binds by default), or None on another C library."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc, libm = ctypes.CDLL(None), ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        dlvsym = libc.dlvsym
+    except (OSError, AttributeError):
+        return None
+    dlvsym.restype, dlvsym.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+    address = dlvsym(libm._handle, b"exp", b"GLIBC_2.2.5")
+    return ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double)(address) if address else None
+
+
+@pytest.mark.skipif(__import__("impact.accelerate").accelerate.DISABLE_JIT, reason="compiled code only")
+def test_compiled_exp_has_the_bits_of_the_wrapper_numba_binds():
+    """Compiled code calls the C library's current ``exp`` (impact.accelerate), which must give the bits of the
+    compatibility wrapper numba binds by default for every input: random values over the whole range, random bit
+    patterns (NaN, infinities and subnormals among them) and the edges of overflow and underflow."""
+    import numba
+
+    compat = _glibc_compat_exp()
+    if compat is None:
+        pytest.skip("no glibc exp@GLIBC_2.2.5 here: numba's binding is the only one")
+
+    @numba.njit
+    def mismatches(x):
+        found = 0
+        for value in x:
+            ours, theirs = np.float64(math.exp(value)), np.float64(compat(value))
+            if ours.view(np.uint64) != theirs.view(np.uint64):
+                found += 1
+        return found
+
+    rng = np.random.default_rng(7)
+    bits = np.frombuffer(rng.integers(0, 2**63, 500_000, dtype=np.uint64).tobytes(), dtype=np.float64)
+    x = np.concatenate([_values(7), rng.uniform(-746.0, 710.0, 1_000_000), rng.normal(0.0, 1e-6, 200_000), bits,
+                        -bits, np.nextafter(709.782712893384, np.array([-np.inf, np.inf])), [-745.1332191019411,
+                                                                                             -745.1332191019412]])
+    assert mismatches(x) == 0
