@@ -203,9 +203,9 @@ def _slurm_cluster(options: ClusterOptions, environ: dict):
 
 def _shared_environment() -> dict[str, str]:
     """The settings of this process the workers must share: where its code comes from and the numba compile
-    cache (the same code, so the kernels compiled here are loaded there)."""
-    return {name: os.environ[name] for name in ("PYTHONPATH", "NUMBA_CACHE_DIR", "IMPACT_NUMBA_CACHE")
-            if name in os.environ}
+    cache (the same code, so the kernels compiled here are loaded there), and the cache of parsed line files."""
+    return {name: os.environ[name] for name in ("PYTHONPATH", "NUMBA_CACHE_DIR", "IMPACT_NUMBA_CACHE",
+                                                "IMPACT_CACHE_DIR") if name in os.environ}
 
 
 # -- the tasks --------------------------------------------------------------------------------------------------

@@ -12,7 +12,10 @@ name HS codes cannot be used with it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import os
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -21,6 +24,8 @@ import numpy as np
 
 from impact.baseline import MONEY_MAX, RATE_RANGE, Baseline
 from impact.errors import ImpactInputError, Problem
+
+log = logging.getLogger("impact")
 
 CONTENTS = ("steel", "aluminum", "copper")
 USMCA_YEARS = ("2024", "2025")
@@ -299,6 +304,13 @@ def load_export_lines(baseline: Baseline) -> TradeLines:
 
 @lru_cache(maxsize=4)
 def _load_export(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str, ...], exports: bytes):
+    arrays = _cached("export-lines", path, sha256, sectors, partners, exports,
+                     lambda: _parse_export(path, sectors, partners, exports))
+    return arrays["chapter"], arrays["sector"], arrays["partner"], arrays["weight"]
+
+
+def _parse_export(path: str, sectors: tuple[str, ...], partners: tuple[str, ...], exports: bytes
+                  ) -> dict[str, np.ndarray]:
     from impact.databuild import EXPORT_LINE_COLUMNS
 
     frame = _read_line_file(path, {"hs2": str, "partner": str, "sector": str})
@@ -317,7 +329,7 @@ def _load_export(path: str, sha256: str, sectors: tuple[str, ...], partners: tup
     if problems:
         raise ImpactInputError(problems)
     sector, partner = _cells_of(path, frame, weight, sectors, partners, exports)
-    return chapter, sector, partner, weight
+    return {"chapter": chapter, "sector": sector, "partner": partner, "weight": weight}
 
 
 def _billions(usd: float) -> str:
@@ -383,9 +395,76 @@ def _cells_of(path: str, frame, weight: np.ndarray, sectors: tuple[str, ...], pa
     return sector, partner
 
 
+#: Where parsed line files are kept between processes (``IMPACT_CACHE_DIR``; ``0`` turns the cache off).
+CACHE_ENV = "IMPACT_CACHE_DIR"
+
+
+def cache_dir() -> Path | None:
+    """The folder of parsed line files: ``$IMPACT_CACHE_DIR``, else ``$XDG_CACHE_HOME/impact`` or
+    ``~/.cache/impact``; None when ``IMPACT_CACHE_DIR=0``."""
+    configured = os.environ.get(CACHE_ENV, "")
+    if configured == "0":
+        return None
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "impact"
+
+
+def _cache_file(kind: str, sha256: str, sectors, partners, cells: bytes) -> Path | None:
+    """The cache entry of a parsed file: named by the file's hash, the baseline's cells and the code that parses
+    it (this module and the column lists), so that a changed file, baseline or version of impact misses."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    from impact.databuild import EXPORT_LINE_COLUMNS, LINE_COLUMNS
+
+    key = hashlib.sha256()
+    for part in (kind, sha256, repr((sectors, partners, LINE_COLUMNS, EXPORT_LINE_COLUMNS, CONTENTS, USMCA_YEARS)),
+                 cells, Path(__file__).read_bytes()):
+        key.update(part if isinstance(part, bytes) else part.encode())
+    return folder / f"{kind}-{key.hexdigest()[:32]}.npz"
+
+
+def _cached(kind: str, path: str, sha256: str, sectors, partners, cells: bytes, parse) -> dict[str, np.ndarray]:
+    """The arrays ``parse()`` gives for a line file (read, checked against the baseline's ``cells``), from the
+    cache of parsed files when it holds them (a parse takes most of a second: pandas and the checks), else parsed
+    and kept there. A cache entry that cannot be read is parsed again; one that cannot be written is skipped."""
+    entry = _cache_file(kind, sha256, sectors, partners, cells)
+    if entry is not None:
+        try:
+            with np.load(entry, allow_pickle=False) as stored:
+                return {name: stored[name] for name in stored.files}
+        except FileNotFoundError:
+            pass
+        except Exception as error:  # noqa: BLE001 (a damaged or foreign file: any reading error means parse again)
+            log.debug("%s: cached arrays not read (%s); parsing %s again", entry, error, path)
+    arrays = parse()
+    if entry is not None:
+        # Written whole or not at all: a temporary file, renamed.
+        temporary = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "wb") as handle:
+                np.savez(handle, **arrays)
+            os.replace(temporary, entry)
+        except OSError as error:
+            log.debug("%s: parsed arrays not cached: %s", entry, error)
+            with suppress(OSError):
+                temporary.unlink()
+    return arrays
+
+
 @lru_cache(maxsize=4)
 def _load(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str, ...], imports: bytes
           ) -> TradeLines:
+    arrays = _cached("lines", path, sha256, sectors, partners, imports,
+                     lambda: _parse(path, sectors, partners, imports))
+    return TradeLines(path, sha256, arrays["hs"], arrays["sector"], arrays["partner"], arrays["weight"],
+                      arrays["applied"], arrays["mfn"], {m: arrays[f"content_{m}"] for m in CONTENTS},
+                      {y: arrays[f"usmca_{y}"] for y in USMCA_YEARS}, (len(sectors), len(partners)), True)
+
+
+def _parse(path: str, sectors: tuple[str, ...], partners: tuple[str, ...], imports: bytes) -> dict[str, np.ndarray]:
     from impact.databuild import LINE_COLUMNS
 
     frame = _read_line_file(path, {"hs10": str, "partner": str, "sector": str})
@@ -424,11 +503,10 @@ def _load(path: str, sha256: str, sectors: tuple[str, ...], partners: tuple[str,
         raise ImpactInputError(problems)
     weight = numbers["imports_usd"]
     sector, partner = _cells_of(path, frame, weight, sectors, partners, imports)
-    S, P = len(sectors), len(partners)
     applied = np.divide(numbers["duty_usd"], weight, out=np.zeros_like(weight), where=weight > 0)
-    return TradeLines(path, sha256, hs, sector, partner, weight, applied, numbers["mfn"],
-                       {m: numbers[f"{m}_share"] for m in CONTENTS},
-                       {y: numbers[f"usmca_share_{y}"] for y in USMCA_YEARS}, (S, P), True)
+    return {"hs": hs, "sector": sector, "partner": partner, "weight": weight, "applied": applied, "mfn": numbers["mfn"],
+            **{f"content_{m}": numbers[f"{m}_share"] for m in CONTENTS},
+            **{f"usmca_{y}": numbers[f"usmca_share_{y}"] for y in USMCA_YEARS}}
 
 
 # -- HS lists ---------------------------------------------------------------------------------------------------

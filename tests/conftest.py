@@ -109,6 +109,21 @@ max = 5.0
 """
 
 
+@pytest.fixture(scope="session", autouse=True)
+def parsed_file_cache(tmp_path_factory):
+    """The tests' own cache of parsed line files (impact.lines), not the user's; the processes they start share
+    it."""
+    from impact.lines import CACHE_ENV
+
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("parsed-files"))
+    yield Path(os.environ[CACHE_ENV])
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture
 def small_world(tmp_path):
     """Three sectors, three partners, random but valid baseline; returns the folder and names."""
