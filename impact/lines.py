@@ -15,6 +15,7 @@ import hashlib
 import logging
 import math
 import os
+import tempfile
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
@@ -440,17 +441,21 @@ def _cached(kind: str, path: str, sha256: str, sectors, partners, cells: bytes, 
             log.debug("%s: cached arrays not read (%s); parsing %s again", entry, error, path)
     arrays = parse()
     if entry is not None:
-        # Written whole or not at all: a temporary file, renamed.
-        temporary = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+        # Written whole or not at all: a temporary file of this process's own (the folder may be shared by the
+        # hosts of a cluster), renamed.
+        temporary = None
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "wb") as handle:
+            with tempfile.NamedTemporaryFile(dir=entry.parent, prefix=f".{entry.name}.", suffix=".tmp",
+                                             delete=False) as handle:
+                temporary = Path(handle.name)
                 np.savez(handle, **arrays)
             os.replace(temporary, entry)
         except OSError as error:
             log.debug("%s: parsed arrays not cached: %s", entry, error)
-            with suppress(OSError):
-                temporary.unlink()
+            if temporary is not None:
+                with suppress(OSError):
+                    temporary.unlink()
     return arrays
 
 
