@@ -58,12 +58,14 @@ def _silence_reported_interrupts() -> None:
 def _interrupted(error: BaseException) -> bool:
     """Whether an error is a Ctrl-C: a KeyboardInterrupt, or an error it caused (a C extension interrupted while it
     initializes raises ``ImportError: initialization failed`` from it, or prints the interrupt and raises an error
-    of its own)."""
+    of its own; a Rust extension built with PyO3 turns it into a ``PanicException`` whose message names it)."""
     if _REPORTED_INTERRUPTS:
         return True
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, KeyboardInterrupt):
+            return True
+        if type(error).__name__ == "PanicException" and "KeyboardInterrupt" in str(error):
             return True
         seen.add(id(error))
         error = error.__cause__ or error.__context__
@@ -92,8 +94,37 @@ def _pass_on_lost_interrupts() -> None:
     sys.unraisablehook = hook
 
 
+def _inside_an_import(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _hold_interrupts_during_imports() -> None:
+    """Deliver a Ctrl-C that lands while a module is imported once the import has finished. Some libraries break
+    rather than stop when interrupted as they load: pydantic-core, building a model's validator, panics in Rust
+    and prints a Rust backtrace. The delay is the rest of that import, a second or two at most."""
+    import _thread
+    import signal
+    import threading
+
+    def on_ctrl_c(signum, frame):
+        if _inside_an_import(frame):
+            # Asked again shortly; the interrupt is raised at the first moment outside an import.
+            timer = threading.Timer(0.05, _thread.interrupt_main)
+            timer.daemon = True
+            timer.start()
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+
+
 def main() -> None:
     quiet_library_warnings()
+    _hold_interrupts_during_imports()
     _pass_on_lost_interrupts()
     _silence_reported_interrupts()
     try:

@@ -459,6 +459,45 @@ def test_an_extension_interrupted_while_it_loads_counts_as_ctrl_c():
     assert not _interrupted(ImportError("No module named 'missing'"))
 
 
+def test_a_rust_extension_panicking_on_ctrl_c_counts_as_ctrl_c():
+    """pydantic-core, interrupted while it builds a validator, raises PyO3's ``PanicException`` (a BaseException
+    named so, with the interrupt in its message, as the CI log showed) instead of the KeyboardInterrupt."""
+    from impact.console import _interrupted
+
+    class PanicException(BaseException):
+        pass
+
+    assert _interrupted(PanicException("Error building schema validator:\n  KeyboardInterrupt: "))
+    assert not _interrupted(PanicException("called `Option::unwrap()` on a `None` value"))
+
+
+def test_ctrl_c_during_an_import_is_delivered_when_the_import_ends(tmp_path):
+    """The command's Ctrl-C handler lets a module that is loading finish, then raises the interrupt."""
+    (tmp_path / "slow_to_load.py").write_text(textwrap.dedent("""
+        import os, signal, time
+        finished = False
+        os.kill(os.getpid(), signal.SIGINT)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:  # Python bytecode, where an interrupt would otherwise land
+            pass
+        finished = True
+    """))
+    script = textwrap.dedent(f"""
+        import sys, time
+        from impact import console
+        console._hold_interrupts_during_imports()
+        sys.path.insert(0, {str(tmp_path)!r})
+        try:
+            import slow_to_load
+            time.sleep(5)
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("interrupted; the module finished loading:", sys.modules["slow_to_load"].finished)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "interrupted; the module finished loading: True", done.stdout + done.stderr
+
+
 def test_an_extension_that_prints_the_ctrl_c_and_raises_its_own_error_counts_as_ctrl_c():
     """numba's dispatcher, stopped by Ctrl-C while it imports, prints the KeyboardInterrupt (PyErr_Print, through
     sys.excepthook) and raises ``ImportError: numba._devicearray failed to import`` with no link to it: the command
