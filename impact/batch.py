@@ -21,8 +21,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from impact.atomic import write_atomically
 from impact.errors import ImpactInputError, Problem
-from impact.store import RunStore, write_atomically
+from impact.store import RunStore
 
 log = logging.getLogger("impact")
 

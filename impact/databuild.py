@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from impact.atomic import atomic_file
 from impact.errors import ImpactInputError, Problem
 
 REST_OF_WORLD = "rest_of_world"
@@ -617,12 +618,10 @@ def write_baseline(rows: list[dict], out: Path) -> None:
     from impact.baseline import COLUMNS
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with atomic_file(out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    temporary.replace(out)
 
 
 @dataclass(frozen=True)
@@ -927,14 +926,12 @@ def build_lines(records: CensusRecords, concordance: Concordance, partners: Part
 def write_lines(rows: list[list[str]], out: Path, columns: tuple[str, ...] = LINE_COLUMNS) -> None:
     """Write a line table (gzip CSV, reproducible bytes) through a temporary file."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".tmp")
     # No file name and no time in the gzip header: the same lines give the same bytes, under any output name.
-    with open(temporary, "wb") as handle, gzip.GzipFile(filename="", fileobj=handle, mode="wb", mtime=0) as raw, \
+    with atomic_file(out, "wb") as handle, gzip.GzipFile(filename="", fileobj=handle, mode="wb", mtime=0) as raw, \
             io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(rows)
-    temporary.replace(out)
 
 
 def lines_path(baseline_path: Path, kind: str = "import") -> Path:
@@ -1209,13 +1206,11 @@ def write_input_cost_shares(table: CostShareTable, out: str | Path) -> int:
     out = Path(out)
     rows = input_cost_rows(table)
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with atomic_file(out, "w", newline="", encoding="utf-8") as handle:
         handle.write(IO_COST_HEADER)
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(IO_COST_COLUMNS)
         writer.writerows(rows)
-    temporary.replace(out)
     return len(rows)
 
 
@@ -1408,11 +1403,9 @@ def write_pce_by_sector(table: ConsumerSpendingTable, out: str | Path) -> int:
     out = Path(out)
     rows = pce_rows(table)
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with atomic_file(out, "w", newline="", encoding="utf-8") as handle:
         handle.write(PCE_HEADER)
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(PCE_COLUMNS)
         writer.writerows(rows)
-    temporary.replace(out)
     return len(rows)

@@ -15,14 +15,13 @@ import hashlib
 import logging
 import math
 import os
-import tempfile
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from impact.atomic import atomic_file
 from impact.baseline import MONEY_MAX, RATE_RANGE, Baseline
 from impact.errors import ImpactInputError, Problem
 
@@ -441,21 +440,12 @@ def _cached(kind: str, path: str, sha256: str, sectors, partners, cells: bytes, 
             log.debug("%s: cached arrays not read (%s); parsing %s again", entry, error, path)
     arrays = parse()
     if entry is not None:
-        # Written whole or not at all: a temporary file of this process's own (the folder may be shared by the
-        # hosts of a cluster), renamed.
-        temporary = None
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=entry.parent, prefix=f".{entry.name}.", suffix=".tmp",
-                                             delete=False) as handle:
-                temporary = Path(handle.name)
+            with atomic_file(entry, "wb", private_name=True) as handle:  # the folder may be a cluster's
                 np.savez(handle, **arrays)
-            os.replace(temporary, entry)
         except OSError as error:
             log.debug("%s: parsed arrays not cached: %s", entry, error)
-            if temporary is not None:
-                with suppress(OSError):
-                    temporary.unlink()
     return arrays
 
 

@@ -20,12 +20,13 @@ import xarray as xr
 
 from impact import provenance
 from impact.accelerate import using_threads
+from impact.atomic import write_atomically
 from impact.cluster import cluster_options, dask_session
 from impact.errors import ImpactInputError, Problem
 from impact.scenario import load_scenario, open_scenario
 from impact.simulation import Simulation, Stopwatch, _check_run_size, chunk_ranges, sobol_warning
 from impact.store import (OWNER_LOCK, SHARDS, STORE_ENTRIES, SUMMARY, MixedRunError, RunStore, now, run_identity,
-                          shard_name, write_atomically)
+                          shard_name)
 from impact.summary import dropped_draws, format_rows, summarize_run
 from impact.variables import DEFAULT_KEEP
 

@@ -45,6 +45,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from impact.atomic import write_atomically
+
 try:
     import fcntl
 except ImportError:  # not on Windows: folders are not locked there
@@ -335,18 +337,6 @@ class MixedRunError(Exception):
 
 def shard_name(shard: tuple[int, int]) -> str:
     return f"shard-{shard[0]:04d}-of-{shard[1]:04d}"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file, then rename it over ``path``: a reader sees the old file or the new one,
-    never half of one; on failure (a full disk) the temporary file is removed."""
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def now() -> str:
