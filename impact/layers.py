@@ -8,7 +8,7 @@ lines, rates per line, coverage with content and USMCA shares, dates parsed) in 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import date
 from typing import Callable
 
@@ -16,12 +16,25 @@ import numpy as np
 
 from impact.lines import USMCA_YEARS, TradeLines, split_lines
 from impact.schema import Layer
-from impact.tariffs import Condition, LayerStack, LegalRisk, LinkedRate, LineLayer
+from impact.tariffs import Condition, LayerStack, LegalRisk, LinkedRate, LineLayer, shared_array
 
 Report = Callable[[int, str, str], None]  # (layer index, key, message)
 
 
 AUTHORITY_PREFIX = "authority:"
+
+def _with_shared_arrays(resolved, what: tuple = ()):
+    """A resolved dataclass (a layer, lines, their parts) with its arrays, and those of its dicts of arrays,
+    :func:`~impact.tariffs.shared_array` (``what`` and the field name say what they are)."""
+    def share(name, value):
+        if isinstance(value, np.ndarray):
+            return shared_array(value, (*what, name))
+        if isinstance(value, dict) and all(isinstance(v, np.ndarray) for v in value.values()):
+            return {k: shared_array(v, (*what, name, k)) for k, v in value.items()}
+        return value
+
+    return replace(resolved, **{field.name: share(field.name, getattr(resolved, field.name))
+                                for field in fields(resolved) if field.init})
 
 
 def excluded_layers(layer: Layer, layers: list[Layer]) -> list[str]:
@@ -179,4 +192,7 @@ def prepare_layers(layers: list[Layer], lines: TradeLines, references: dict[str,
         resolved = [replace(line, coverage=coverage_of(layer, line.scope[parent], lines), scope=line.scope[parent],
                             rate=line.rate[parent], stepped=line.stepped[parent])
                     for layer, line in zip(layers, resolved)]
-    return LayerStack(resolved, order, lines, start, reference, parts)
+    return LayerStack([_with_shared_arrays(line, ("layer", line.name)) for line in resolved], order,
+                      _with_shared_arrays(lines, ("lines",)), shared_array(start, ("start",)),
+                      (shared_array(reference[0], ("reference",)), reference[1]),
+                      None if parts is None else _with_shared_arrays(parts, ("parts",)))

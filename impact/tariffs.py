@@ -26,6 +26,7 @@ rates are ``constant + rate x coefficient`` with both parts computed once.
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
@@ -45,6 +46,31 @@ TOTALS_CACHE_SIZE = 8
 #: of the metal content and a scale of the US content of qualifying goods, by partner
 #: (:meth:`impact.lines.LineParts.shares`, in this order), and their values in the data.
 SHARE_INPUTS = {"usmca_utilization": 0.0, "metal_content": 1.0, "us_content": 1.0}
+
+
+#: The arrays of the layers resolved in this process, by what they are (a layer's coverage, the lines' HS codes, ...)
+#: and a fingerprint of their bytes: a scenario and its counterfactual resolve most of their layers alike (the same
+#: scope, rates and coverage on the same lines), and keep one copy of each. An entry lasts while an object holds it.
+_RESOLVED_ARRAYS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _bytes_of(array: np.ndarray) -> np.ndarray:
+    return array.reshape(-1).view(np.uint8)
+
+
+def shared_array(array: np.ndarray, what: tuple = ()) -> np.ndarray:
+    """``array``, or the array of the same bytes already held as ``what`` (e.g. ``("coverage", layer name)``);
+    made read-only, as it may be shared."""
+    if array.dtype.hasobject:  # its bytes are pointers
+        return array
+    array = np.ascontiguousarray(array)
+    key = (what, array.dtype.str, array.shape, array.reshape(-1)[::max(1, array.size // 64)].tobytes())
+    known = _RESOLVED_ARRAYS.get(key)
+    if known is not None and np.array_equal(_bytes_of(array), _bytes_of(known)):
+        return known  # the same bits, -0.0 and NaN payloads included
+    array.flags.writeable = False
+    _RESOLVED_ARRAYS[key] = array
+    return array
 
 
 @dataclass(frozen=True)
@@ -393,6 +419,7 @@ class LayerStack:
                 share, covered = share.copy(), share > 0
                 for other in others:  # only where this layer charges anything: most exclusions touch few lines
                     share[covered] *= 1.0 - other[covered]
+                share = shared_array(share, ("coverage after exclusions", layer.name))  # a counterfactual's too
             coverage[layer.name] = share
         return coverage
 

@@ -654,3 +654,28 @@ def test_hs_prefixes_match_the_codes_that_start_with_them():
         assert np.array_equal(lines.matching(prefixes), expected)
     assert lines.matching([tens[0][:2]])[3000 + [c[:2] for c in tens[:40]].index(tens[0][:2])]
     assert not lines.matching([tens[0][:4]])[3000:3040][[c[:2] == tens[0][:2] for c in tens[:40]]].any()
+
+
+def test_a_scenario_and_its_counterfactual_keep_one_copy_of_the_layers_they_share():
+    """Layers resolved alike (the same bits) are one array in memory, read-only; the results are those of separate
+    copies, as the golden tests check."""
+    from impact.scenario import load_scenario
+    from impact.tariffs import shared_array
+
+    scenario = load_scenario("us_japan_2025")
+    ours, theirs = scenario.tariff_stack, scenario.counterfactual.tariff_stack
+    by_name = {layer.name: layer for layer in ours.resolved}
+    common = [(by_name[layer.name], layer) for layer in theirs.resolved if layer.name in by_name]
+    alike = [(a, b) for a, b in common if a.coverage.tobytes() == b.coverage.tobytes()]
+    assert alike, "the deal and the no-deal regime share layers"
+    for a, b in alike:
+        assert a.coverage is b.coverage and not a.coverage.flags.writeable
+    assert ours.lines.hs is theirs.lines.hs
+    with pytest.raises(ValueError, match="read-only"):
+        alike[0][0].rate[0] = 1.0
+
+    zeros = shared_array(np.zeros(1000))
+    assert shared_array(np.zeros(1000)) is zeros
+    negative = np.zeros(1000)
+    negative[500] = -0.0
+    assert shared_array(negative) is not zeros, "equal values of other bits are not the same array"
