@@ -326,11 +326,14 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     if np.any(collection != 1.0):
         # Only a share of the statutory change from the 2024 applied rates is collected (and faced by buyers).
         tariff = b.tariff_baseline + collection[:, None, :] * (tariff - b.tariff_baseline)
+    # Built in place: with rates by draw, each of these arrays is as large as a chunk's outputs by sector.
     if policy is not None or np.any(collection != 1.0):
-        log_factor = libm.log1p(tariff) - libm.log1p(b.tariff_baseline)
-        log_tariff_factor = np.concatenate([np.zeros(log_factor.shape[:2] + (1,)), log_factor], axis=2)
+        log_tariff_factor = np.zeros(tariff.shape[:2] + (tariff.shape[2] + 1,))  # column 0: home, no tariff
+        log_tariff_factor[:, :, 1:] = libm.log1p(tariff)
+        log_tariff_factor[:, :, 1:] -= libm.log1p(b.tariff_baseline)
     if partner_tariff is not None:
-        log_partner_tariff_factor = libm.log1p(partner_tariff) - libm.log1p(b.partner_tariff)
+        log_partner_tariff_factor = libm.log1p(partner_tariff)
+        log_partner_tariff_factor -= libm.log1p(b.partner_tariff)
     # US and partners' supply elasticities as a pair: the partners' are usually one row shared by every draw.
     supply = (p["mu"], p["eta"])
     log_fx = np.concatenate([np.zeros((p["fx"].shape[0], 1)), libm.log(p["fx"])], axis=1)

@@ -272,9 +272,8 @@ class Simulation:
                     year_parameters = {**parameters, "sigma": 1.0 + (parameters["sigma"] - 1.0) * path}
                     scale, amounts = self.horizon.growth[k], case.scenario.horizon.pledge_flows[:, k]
                 if case.policy_names or case.share_inputs or year is not None:
-                    tariff, partner_tariff, case_applied, case_linked, parts, rows = draw_policy(
+                    *policy, case_applied, case_linked, parts, rows = draw_policy(
                         case, parameters, case_scores, n, year, authorities)
-                    policy = (tariff, partner_tariff)
                     applied[:, c, k, where] = case_applied
                     linked[:, c, k, where] = case_linked
                 split = revenue_split(parts) if by_authority else None
@@ -294,8 +293,9 @@ class Simulation:
                 for quota in case.scenario.quotas:
                     quotas[:, c, k, :, self.quota_names.index(quota.name)] = quota_out[:, :, quota.sector_index]
                 failures += failed
-                # Copied into the chunk's buffers: freed now, not held beside the next solve's outputs.
-                del cell_out, split_out, quota_out
+                # Copied into the chunk's buffers: freed now, not held beside the next solve's outputs (nor this
+                # solve's rates by draw beside the next one's).
+                del cell_out, split_out, quota_out, policy, parts, split
                 moment = self.phases.add("assembly", moment)
         data = {}
 
