@@ -23,6 +23,7 @@ Report = Callable[[int, str, str], None]  # (layer index, key, message)
 
 AUTHORITY_PREFIX = "authority:"
 
+
 def _with_shared_arrays(resolved, what: tuple = ()):
     """A resolved dataclass (a layer, lines, their parts) with its arrays, and those of its dicts of arrays,
     :func:`~impact.tariffs.shared_array` (``what`` and the field name say what they are)."""
