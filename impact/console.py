@@ -36,8 +36,9 @@ def _end(code: int) -> None:
     os._exit(code)
 
 
-#: Ctrl-Cs that a C extension reported through ``sys.excepthook`` (``PyErr_Print``) and replaced by an error of its
-#: own, with no link to the interrupt (numba's ``ImportError: numba._devicearray failed to import``).
+#: Ctrl-Cs that a C extension reported (through ``sys.excepthook``, ``PyErr_Print``, or as lost in a callback) and
+#: may replace by an error of its own, with no link to the interrupt (numba's ``ImportError: numba._devicearray
+#: failed to import``).
 _REPORTED_INTERRUPTS: list[BaseException] = []
 
 
@@ -83,6 +84,9 @@ def _pass_on_lost_interrupts() -> None:
 
     def hook(unraisable):
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # The library it stopped may fail next in its own way (numba: "no compiled object yet" for a function
+            # whose compilation it cut short): that error counts as this interrupt.
+            _REPORTED_INTERRUPTS.append(unraisable.exc_value)
             # From another thread, a moment later: raised in the main thread once the hook has returned (raised
             # here, it would be reported as lost again).
             timer = threading.Timer(0.01, _thread.interrupt_main)

@@ -471,6 +471,29 @@ def test_a_rust_extension_panicking_on_ctrl_c_counts_as_ctrl_c():
     assert not _interrupted(PanicException("called `Option::unwrap()` on a `None` value"))
 
 
+def test_an_error_after_a_ctrl_c_lost_in_a_callback_counts_as_ctrl_c():
+    """A Ctrl-C that lands in a callback from C code (llvmlite, while numba compiles) is reported as lost; numba
+    may then fail on its own ("no compiled object yet" for the function whose compilation stopped). That error is
+    the interrupt's, not a bug to show with a traceback."""
+    script = textwrap.dedent("""
+        import sys, time, types
+        from impact import console
+        console._pass_on_lost_interrupts()
+        failure = RuntimeError("no compiled object yet for <Library '_log'>")
+        before = console._interrupted(failure)
+        try:
+            sys.unraisablehook(types.SimpleNamespace(exc_type=KeyboardInterrupt, exc_value=KeyboardInterrupt(),
+                                                     exc_traceback=None, err_msg=None, object=None))
+            time.sleep(5)  # the lost interrupt is delivered to the main thread
+            delivered = False
+        except KeyboardInterrupt:
+            delivered = True
+        print(before, delivered, console._interrupted(failure))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "True", "True"], done.stdout + done.stderr
+
+
 def test_ctrl_c_during_an_import_is_delivered_when_the_import_ends(tmp_path):
     """The command's Ctrl-C handler lets a module that is loading finish, then raises the interrupt."""
     (tmp_path / "slow_to_load.py").write_text(textwrap.dedent("""
