@@ -50,8 +50,9 @@ SHARE_INPUTS = {"usmca_utilization": 0.0, "metal_content": 1.0, "us_content": 1.
 
 #: The arrays of the layers resolved in this process, by what they are (a layer's coverage, the lines' HS codes, ...)
 #: and a fingerprint of their bytes: a scenario and its counterfactual resolve most of their layers alike (the same
-#: scope, rates and coverage on the same lines), and keep one copy of each. An entry lasts while an object holds it.
-_RESOLVED_ARRAYS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+#: scope, rates and coverage on the same lines), and the regimes of a horizon's dates most exclusions alike; each
+#: such array is kept once. Weak references: an entry lasts while an object holds its array.
+_RESOLVED_ARRAYS: dict[tuple, list[weakref.ref]] = {}
 
 
 def _bytes_of(array: np.ndarray) -> np.ndarray:
@@ -64,12 +65,14 @@ def shared_array(array: np.ndarray, what: tuple = ()) -> np.ndarray:
     if array.dtype.hasobject:  # its bytes are pointers
         return array
     array = np.ascontiguousarray(array)
+    # Sparse arrays (most coverage is zero) share fingerprints: each key keeps every distinct array it has seen.
     key = (what, array.dtype.str, array.shape, array.reshape(-1)[::max(1, array.size // 64)].tobytes())
-    known = _RESOLVED_ARRAYS.get(key)
-    if known is not None and np.array_equal(_bytes_of(array), _bytes_of(known)):
-        return known  # the same bits, -0.0 and NaN payloads included
+    candidates = [known for known in (ref() for ref in _RESOLVED_ARRAYS.get(key, ())) if known is not None]
+    for known in candidates:
+        if np.array_equal(_bytes_of(array), _bytes_of(known)):
+            return known  # the same bits, -0.0 and NaN payloads included
     array.flags.writeable = False
-    _RESOLVED_ARRAYS[key] = array
+    _RESOLVED_ARRAYS[key] = [weakref.ref(known) for known in candidates] + [weakref.ref(array)]
     return array
 
 

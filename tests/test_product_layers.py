@@ -679,3 +679,9 @@ def test_a_scenario_and_its_counterfactual_keep_one_copy_of_the_layers_they_shar
     negative = np.zeros(1000)
     negative[500] = -0.0
     assert shared_array(negative) is not zeros, "equal values of other bits are not the same array"
+    # Sparse arrays share a fingerprint (the values it samples are zero): each distinct one is still found again.
+    first, second = np.zeros(1000), np.zeros(1000)
+    first[3], second[5] = 0.5, 0.25
+    kept = [shared_array(first, ("coverage", "sparse")), shared_array(second, ("coverage", "sparse"))]
+    assert shared_array(first.copy(), ("coverage", "sparse")) is kept[0]
+    assert shared_array(second.copy(), ("coverage", "sparse")) is kept[1]
