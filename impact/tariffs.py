@@ -26,6 +26,7 @@ rates are ``constant + rate x coefficient`` with both parts computed once.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ SHARE_INPUTS = {"usmca_utilization": 0.0, "metal_content": 1.0, "us_content": 1.
 #: scope, rates and coverage on the same lines), and the regimes of a horizon's dates most exclusions alike; each
 #: such array is kept once. Weak references: an entry lasts while an object holds its array.
 _RESOLVED_ARRAYS: dict[tuple, list[weakref.ref]] = {}
+_SWEEP_AT = 4096
+_RESOLVED_LOCK = threading.Lock()
 
 
 def _bytes_of(array: np.ndarray) -> np.ndarray:
@@ -62,17 +65,23 @@ def _bytes_of(array: np.ndarray) -> np.ndarray:
 def shared_array(array: np.ndarray, what: tuple = ()) -> np.ndarray:
     """``array``, or the array of the same bytes already held as ``what`` (e.g. ``("coverage", layer name)``);
     made read-only, as it may be shared."""
+    global _SWEEP_AT
     if array.dtype.hasobject:  # its bytes are pointers
         return array
     array = np.ascontiguousarray(array)
     # Sparse arrays (most coverage is zero) share fingerprints: each key keeps every distinct array it has seen.
     key = (what, array.dtype.str, array.shape, array.reshape(-1)[::max(1, array.size // 64)].tobytes())
-    candidates = [known for known in (ref() for ref in _RESOLVED_ARRAYS.get(key, ())) if known is not None]
-    for known in candidates:
-        if np.array_equal(_bytes_of(array), _bytes_of(known)):
-            return known  # the same bits, -0.0 and NaN payloads included
-    array.flags.writeable = False
-    _RESOLVED_ARRAYS[key] = [weakref.ref(known) for known in candidates] + [weakref.ref(array)]
+    with _RESOLVED_LOCK:  # scenarios may load on several threads of a Dask worker
+        candidates = [known for known in (ref() for ref in _RESOLVED_ARRAYS.get(key, ())) if known is not None]
+        for known in candidates:
+            if np.array_equal(_bytes_of(array), _bytes_of(known)):
+                return known  # the same bits, -0.0 and NaN payloads included
+        array.flags.writeable = False
+        _RESOLVED_ARRAYS[key] = [weakref.ref(known) for known in candidates] + [weakref.ref(array)]
+        if len(_RESOLVED_ARRAYS) > _SWEEP_AT:  # a long process (a batch) forgets the keys of arrays no longer held
+            for stale in [k for k, refs in _RESOLVED_ARRAYS.items() if all(ref() is None for ref in refs)]:
+                del _RESOLVED_ARRAYS[stale]
+            _SWEEP_AT = max(4096, 2 * len(_RESOLVED_ARRAYS))  # sweeps stay rare however many arrays are held
     return array
 
 

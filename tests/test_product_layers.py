@@ -685,3 +685,17 @@ def test_a_scenario_and_its_counterfactual_keep_one_copy_of_the_layers_they_shar
     kept = [shared_array(first, ("coverage", "sparse")), shared_array(second, ("coverage", "sparse"))]
     assert shared_array(first.copy(), ("coverage", "sparse")) is kept[0]
     assert shared_array(second.copy(), ("coverage", "sparse")) is kept[1]
+
+
+def test_the_shared_arrays_index_forgets_arrays_no_longer_held():
+    """A long process (a batch of many scenarios) does not keep a key for every array it ever resolved."""
+    from impact import tariffs
+
+    gone = "a layer of a scenario no longer loaded"
+    for i in range(3 * 4096):
+        values = np.zeros(8)
+        values[0] = i
+        tariffs.shared_array(values, (gone, i))
+    ours = sum(key[0][0] == gone for key in tariffs._RESOLVED_ARRAYS if key[0])
+    held = sum(any(ref() is not None for ref in refs) for refs in tariffs._RESOLVED_ARRAYS.values())
+    assert ours <= max(4096, 2 * held) + 1, (ours, held)
