@@ -73,13 +73,21 @@ def _interrupted(error: BaseException) -> bool:
     return False
 
 
+def _interrupt_main_later(seconds: float) -> None:
+    """Send the main thread a Ctrl-C (SIGINT, through its Python handler) ``seconds`` from now, from another
+    thread: for an interrupt that cannot be raised where it landed."""
+    import _thread
+    import threading
+
+    timer = threading.Timer(seconds, _thread.interrupt_main)
+    timer.daemon = True
+    timer.start()
+
+
 def _pass_on_lost_interrupts() -> None:
     """A Ctrl-C that lands in a callback from C code (llvmlite, while numba compiles) cannot propagate: Python
     reports it as "Exception ignored" with a traceback and goes on. Deliver it to the main thread instead, where
     the command handles it like any Ctrl-C."""
-    import _thread
-    import threading
-
     report = sys.unraisablehook
 
     def hook(unraisable):
@@ -87,11 +95,9 @@ def _pass_on_lost_interrupts() -> None:
             # The library it stopped may fail next in its own way (numba: "no compiled object yet" for a function
             # whose compilation it cut short): that error counts as this interrupt.
             _REPORTED_INTERRUPTS.append(unraisable.exc_value)
-            # From another thread, a moment later: raised in the main thread once the hook has returned (raised
-            # here, it would be reported as lost again).
-            timer = threading.Timer(0.01, _thread.interrupt_main)
-            timer.daemon = True
-            timer.start()
+            # A moment later: raised in the main thread once the hook has returned (raised here, it would be
+            # reported as lost again).
+            _interrupt_main_later(0.01)
         else:
             report(unraisable)
 
@@ -110,16 +116,11 @@ def _hold_interrupts_during_imports() -> None:
     """Deliver a Ctrl-C that lands while a module is imported once the import has finished. Some libraries break
     rather than stop when interrupted as they load: pydantic-core, building a model's validator, panics in Rust
     and prints a Rust backtrace. The delay is the rest of that import, a second or two at most."""
-    import _thread
     import signal
-    import threading
 
     def on_ctrl_c(signum, frame):
         if _inside_an_import(frame):
-            # Asked again shortly; the interrupt is raised at the first moment outside an import.
-            timer = threading.Timer(0.05, _thread.interrupt_main)
-            timer.daemon = True
-            timer.start()
+            _interrupt_main_later(0.05)  # asked again: raised at the first moment outside an import
             return
         raise KeyboardInterrupt
 
