@@ -123,3 +123,58 @@ def using_threads(threads: int | None):
         if not DISABLE_JIT:
             numba.set_num_threads(before)
 
+
+
+def _borrow(arrays):
+    """The identity: what :func:`borrowed` is when the JIT is disabled."""
+    return arrays
+
+
+def _keep(arrays):
+    """Nothing: what :func:`keep_alive` is when the JIT is disabled."""
+
+
+borrowed, keep_alive = _borrow, _keep
+if not DISABLE_JIT:
+    from numba.core import types as _types
+    from numba.extending import intrinsic
+
+    def _borrowed_view(context, builder, array_type, value):
+        source = context.make_array(array_type)(context, builder, value=value)
+        view = context.make_array(array_type)(context, builder)
+        context.populate_array(view, data=source.data, shape=source.shape, strides=source.strides,
+                               itemsize=source.itemsize, meminfo=None, parent=None)
+        return view._getvalue()
+
+    @intrinsic
+    def borrowed(typingctx, arrays):  # noqa: F811
+        """Views of an array, or of each array of a tuple, that hold no reference to its memory, for use inside
+        a compiled kernel.
+
+        numba counts the references to an array's memory with atomic instructions, and each view (``a[s]``),
+        tuple of arrays or call passing one costs an increment and a decrement: about a seventh of the fused
+        kernel's time. A borrowed view has no memory-info pointer, so numba's counting skips it, and every view
+        taken of it, after a null test. It must not outlive its array: borrow a kernel's arguments (the caller
+        holds them for the call) or scratch arrays held to the end of their use (:func:`keep_alive`)."""
+        if isinstance(arrays, _types.Array):
+            def codegen(context, builder, signature, args):
+                return _borrowed_view(context, builder, signature.args[0], args[0])
+        elif isinstance(arrays, _types.BaseTuple) and all(isinstance(t, _types.Array) for t in arrays):
+            def codegen(context, builder, signature, args):
+                result = args[0]
+                for index, array_type in enumerate(signature.args[0]):
+                    view = _borrowed_view(context, builder, array_type, builder.extract_value(args[0], index))
+                    result = builder.insert_value(result, view, index)
+                return result
+        else:
+            return None
+        return arrays(arrays), codegen
+
+    @intrinsic
+    def keep_alive(typingctx, arrays):  # noqa: F811
+        """Use ``arrays`` here, so that numba holds them (and their memory) at least until this point."""
+
+        def codegen(context, builder, signature, args):
+            return context.get_dummy_value()
+
+        return _types.none(arrays), codegen

@@ -226,7 +226,7 @@ def _struck_on(struck: dict, ruling: dict, group: str, on: date | None) -> np.nd
 
 
 def revenue_split(parts: dict[str, np.ndarray]) -> np.ndarray:
-    """The share of each cell's revenue that goes to each authority, (1 or D, A, S, P) in the order of ``parts``
+    """The share of each cell's revenue that goes to each authority, (1 or D, S, P, A) in the order of ``parts``
     (each (S, P) or (D, S, P)): the authorities' shares of the cell's statutory rate, zero where it is not
     positive. With a collection rate below one every authority's part of the change is collected alike; a quota
     cell's revenue splits as its layered rate."""
@@ -234,11 +234,11 @@ def revenue_split(parts: dict[str, np.ndarray]) -> np.ndarray:
     total = sum(values)
     shape = np.broadcast_shapes(*(np.shape(v) for v in values))
     rows = shape[0] if len(shape) == 3 else 1
-    out = np.zeros((rows, len(values)) + shape[-2:])
+    out = np.zeros((rows,) + shape[-2:] + (len(values),))  # a cell's shares side by side: the kernels read them so
     positive = np.broadcast_to(total > 0, (rows,) + shape[-2:])
     for a, part in enumerate(values):
         np.divide(np.broadcast_to(part, (rows,) + shape[-2:]), np.broadcast_to(total, (rows,) + shape[-2:]),
-                  out=out[:, a], where=positive)
+                  out=out[..., a], where=positive)
     return out
 
 
@@ -302,7 +302,7 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     ``policy`` is ``(tariff, partner_tariff)`` (D, S, P) from :func:`draw_policy` when layers vary by draw or date.
     ``scale`` multiplies every baseline value (growth over a horizon: outputs scale with it, prices do not), and
     ``pledge_amounts`` (K,) replaces each pledge's USD per year (its disbursement in a year of the horizon).
-    ``split`` (R, A, S, P) from :func:`revenue_split` credits each cell's revenue to authorities, row
+    ``split`` (R, S, P, A) from :func:`revenue_split` credits each cell's revenue to authorities, row
     ``split_rows[d]`` (D,) for draw d (None: draw d's own row when R = D, else row 0).
 
     ``watch`` (two (W,) index arrays) names the (sector, partner) cells whose landed cost and rate are returned.

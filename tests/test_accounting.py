@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from impact import accelerate
 from impact.kernels import accounting_numba, accounting_numpy
 from impact.kernels.layout import CELL_OUTPUTS, SECTOR_OUTPUTS
 
@@ -37,8 +39,7 @@ def random_problem(seed: int, draws: int, sectors: int, partners: int, pledges: 
         pledge_shares=rng.dirichlet(np.ones(sectors), pledges).reshape(pledges, sectors),
         pledge_flow=rng.uniform(0, 1e10, (lead(8), pledges)), keep_cells=True,
         # A table of 3 splits, each draw pointing at one of its rows, or one row per draw (or for all).
-        revenue_split=rng.dirichlet(np.ones(authorities + 1), (rows, sectors, partners))[..., :authorities]
-        .transpose(0, 3, 1, 2),
+        revenue_split=rng.dirichlet(np.ones(authorities + 1), (rows, sectors, partners))[..., :authorities],
         split_rows=rng.integers(0, rows, draws) if rows == 3 else None,
     )
 
@@ -74,20 +75,20 @@ def test_revenue_split_credits_each_cells_revenue_to_its_parts():
     problem = random_problem(3, 30, 3, 4, 1, (False,), authorities=3)
     shares = problem["revenue_split"]
     # Parts that cover each cell's rate in full credit all its revenue; each part gets its share of each cell.
-    problem["revenue_split"] = np.concatenate([shares, 1.0 - shares.sum(axis=1, keepdims=True)], axis=1)
+    problem["revenue_split"] = np.concatenate([shares, 1.0 - shares.sum(axis=-1, keepdims=True)], axis=-1)
     problem["split_rows"] = None
     sector_out, partner_out, cell_out, split_out = accounting_numba.account(**problem)
     revenue = cell_out[:, CELL_OUTPUTS.index("tariff_revenue")]
     np.testing.assert_allclose(split_out.sum(axis=1), sector_out[:, SECTOR_OUTPUTS.index("tariff_revenue_by_sector")]
                                .sum(axis=1), rtol=1e-12)
     for a in range(4):
-        np.testing.assert_allclose(split_out[:, a], (revenue * problem["revenue_split"][:, a]).sum(axis=(1, 2)),
+        np.testing.assert_allclose(split_out[:, a], (revenue * problem["revenue_split"][..., a]).sum(axis=(1, 2)),
                                    rtol=1e-12)
     # A table of splits, each draw crediting its revenue with the row it names.
     table, rows = problem["revenue_split"][:5], np.arange(30) % 5
     problem["revenue_split"], problem["split_rows"] = table, rows
     by_row = accounting_numba.account(**problem)[3]
-    np.testing.assert_allclose(by_row, (revenue[:, None] * table[rows]).sum(axis=(2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(by_row, (revenue[..., None] * table[rows]).sum(axis=(1, 2)), rtol=1e-12)
     problem["revenue_split"], problem["split_rows"] = None, None
     assert accounting_numba.account(**problem)[3].shape == (30, 0)
 
@@ -154,3 +155,35 @@ def test_no_call_inside_a_kernel_passes_arguments_as_a_built_list():
                 offending.append(f"{name}.{attribute}")
     assert "impact.kernels.market_numba._fused_kernel" in compiled and len(compiled) > 15
     assert not offending, f"calls with more than 30 arguments in {offending} (see impact.accelerate)"
+
+
+@pytest.mark.skipif(accelerate.DISABLE_JIT, reason="compiled code only")
+def test_borrowed_views_read_and_write_the_arrays_they_borrow():
+    """``impact.accelerate.borrowed`` (the fused kernel's views without reference counting) sees and changes the
+    memory of its array, alone or in a tuple, and leaves no reference behind."""
+    import sys
+
+    import numba
+
+    from impact.accelerate import borrowed, keep_alive
+
+    @numba.njit
+    def fill_and_sum(array, pair):
+        view = borrowed(array)
+        first, second = borrowed(pair)
+        owned = (np.ones(3), np.arange(3.0))
+        ones, counts = borrowed(owned)
+        for i in range(view.shape[0]):
+            view[i] = i
+            first[i] = 2.0 * i
+        total = view.sum() + first.sum() + second.sum() + ones.sum() + counts.sum()
+        keep_alive(owned)
+        return total
+
+    array, pair = np.zeros(4), (np.zeros(4), np.full(4, 0.5))
+    references = sys.getrefcount(array), sys.getrefcount(pair[0])
+    for _ in range(3):
+        assert fill_and_sum(array, pair) == 6.0 + 12.0 + 2.0 + 3.0 + 3.0
+    np.testing.assert_array_equal(array, [0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(pair[0], [0.0, 2.0, 4.0, 6.0])
+    assert (sys.getrefcount(array), sys.getrefcount(pair[0])) == references

@@ -70,13 +70,13 @@ def cost_arrays(costs, sectors: int):
 
 
 def split_arrays(revenue_split, split_rows, draws: int, cell_shape: tuple[int, int]):
-    """``revenue_split`` (R, A, S, P) as the kernels take it (none: A = 0), the row of it of each draw (D,)
+    """``revenue_split`` (R, S, P, A) as the kernels take it (none: A = 0), the row of it of each draw (D,)
     (``split_rows``; by default draw d's own row when R = D, else row 0), and the output (D, A), zeroed."""
     if revenue_split is None:
-        revenue_split = np.zeros((1, 0) + tuple(cell_shape))
+        revenue_split = np.zeros((1,) + tuple(cell_shape) + (0,))
     revenue_split = np.ascontiguousarray(revenue_split, dtype=np.float64)
-    if revenue_split.ndim != 4 or revenue_split.shape[2:] != tuple(cell_shape):
-        raise ValueError(f"revenue_split must be (R, A, {cell_shape[0]}, {cell_shape[1]}), got {revenue_split.shape}")
+    if revenue_split.ndim != 4 or revenue_split.shape[1:3] != tuple(cell_shape):
+        raise ValueError(f"revenue_split must be (R, {cell_shape[0]}, {cell_shape[1]}, A), got {revenue_split.shape}")
     if split_rows is None:
         if revenue_split.shape[0] not in (1, draws):
             raise ValueError(f"revenue_split needs split_rows unless it has 1 or {draws} rows")
@@ -84,7 +84,7 @@ def split_arrays(revenue_split, split_rows, draws: int, cell_shape: tuple[int, i
     split_rows = np.ascontiguousarray(split_rows, dtype=np.int64)
     if split_rows.shape != (draws,) or (draws and (split_rows.min() < 0 or split_rows.max() >= revenue_split.shape[0])):
         raise ValueError(f"split_rows must be {draws} rows of revenue_split (0 to {revenue_split.shape[0] - 1})")
-    return revenue_split, split_rows, np.zeros((draws, revenue_split.shape[1]))
+    return revenue_split, split_rows, np.zeros((draws, revenue_split.shape[3]))
 
 
 def allocate_outputs(draws: int, cell_shape: tuple[int, int], keep_cells: bool, out=None):
@@ -151,7 +151,7 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
     ``pledged_by_partner`` (P,) is scratch space. ``taker_terms[j]``, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source:
     then imports need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.
     Adds the sector's flows to the partner totals of draw ``d``, and each cell's revenue times its shares in
-    row ``split_rows[d]`` of ``revenue_split`` to the totals ``split_out[d]`` (sectors in order, then partners:
+    row ``split_rows[d]`` of ``revenue_split`` (R, S, P, A) to the totals ``split_out[d]`` (sectors in order, then partners:
     deterministic).
 
     Input costs (``docs/model.md``, §5.1): ``log_cost`` is the log of the home supply curve's cost shifter,
@@ -218,8 +218,8 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
         partner_out[d, P_REVENUE, p] += revenue
         partner_out[d, P_BALANCE, p] += exports - imports
         partner_out[d, P_PLEDGED, p] += pledged
-        for a in range(revenue_split.shape[1]):
-            split_out[d, a] += revenue * revenue_split[split_row, a, s, p]
+        for a in range(revenue_split.shape[3]):  # the cell's shares side by side: a loop without gathers
+            split_out[d, a] += revenue * revenue_split[split_row, s, p, a]
         if keep_cells:
             cell_out[d, C_IMPORTS, s, p] = imports
             cell_out[d, C_PRICE, s, p] = math.exp(log_buyer)

@@ -30,7 +30,7 @@ def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigm
     pledge_partner : (K,) int;  pledge_is_purchase : (K,) bool;  pledge_shares : (K, S)
     pledge_flow : (D or 1, K)  realization * amount per year * (additionality or output per dollar)
     keep_cells : bool
-    revenue_split : (R, A, S, P) or None  the share of each cell's revenue credited to each of A parts (the
+    revenue_split : (R, S, P, A) or None  the share of each cell's revenue credited to each of A parts (the
         layers' authorities); None for none (A = 0)
     split_rows : (D,) int or None  the row of ``revenue_split`` of each draw (None: draw d's own when R = D, else 0)
     costs : tuple or None  input-cost linkages (None: none):
@@ -45,7 +45,7 @@ def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigm
     -------
     sector_out (D, len(SECTOR_OUTPUTS), S), partner_out (D, len(PARTNER_OUTPUTS), P),
     cell_out (D, len(CELL_OUTPUTS), S, P), or shape (0, ...) when ``keep_cells`` is false,
-    split_out (D, A): ``sum_(s,p) revenue[d, s, p] x revenue_split[split_rows[d], a, s, p]``.
+    split_out (D, A): ``sum_(s,p) revenue[d, s, p] x revenue_split[split_rows[d], s, p, a]``.
     """
     draws, sectors = log_price_index.shape
     partners = imports0.shape[1]
@@ -120,10 +120,10 @@ def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigm
     sector_out = np.stack([np.broadcast_to(sector_values[n], (draws, sectors)) for n in SECTOR_OUTPUTS], axis=1)
     partner_out = np.stack([partner_values[n] for n in PARTNER_OUTPUTS], axis=1)
     if revenue_split is None:
-        revenue_split = np.zeros((1, 0, sectors, partners))
+        revenue_split = np.zeros((1, sectors, partners, 0))
     if split_rows is None:
         split_rows = np.arange(draws) if revenue_split.shape[0] == draws else np.zeros(draws, dtype=int)
-    split_out = (revenue[:, None] * revenue_split[split_rows]).sum(axis=(2, 3))
+    split_out = (revenue[..., None] * revenue_split[split_rows]).sum(axis=(1, 2))
     if keep_cells:
         cell_out = np.stack([np.broadcast_to(cell_values[n], (draws, sectors, partners)) for n in CELL_OUTPUTS], axis=1)
     else:

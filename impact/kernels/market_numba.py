@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from impact.accelerate import jit, prange
+from impact.accelerate import borrowed, jit, keep_alive, prange
 from impact.kernels.accounting_numba import (account_sector, allocate_outputs, as_kernel_arrays, clear_partner_totals,
                                              split_arrays)
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, solve_market_at,
@@ -78,6 +78,17 @@ def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_fa
                   quota_rate_out, quota_log_index, linked, input_domestic, input_imported, import_weights,
                   pass_through, gross_output, import_scale, link_tol, link_max_iter, link_steps, watch_sector,
                   watch_partner, sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures):
+    # Borrowed views: no reference counting inside the loops (the caller holds the arrays for the call).
+    (theta, partner_supply, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_tx, imports0, exports0,
+     home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow) = borrowed((
+        theta, partner_supply, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_tx, imports0,
+        exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow))
+    (revenue_split, split_rows, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, input_domestic,
+     input_imported, import_weights, pass_through, gross_output, import_scale, link_steps, watch_sector, watch_partner,
+     sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures) = borrowed((
+        revenue_split, split_rows, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, input_domestic,
+        input_imported, import_weights, pass_through, gross_output, import_scale, link_steps, watch_sector,
+        watch_partner, sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures))
     draws = sector_out.shape[0]
     sectors, sources = theta.shape
     partners = sources - 1
@@ -101,22 +112,10 @@ def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_fa
     # Each thread takes whole blocks of draws, with one draw's scratch arrays allocated once per block and reset for
     # each draw: allocating them draw by draw cost more than some of the equations.
     for block in prange((draws + SCRATCH_DRAWS - 1) // SCRATCH_DRAWS):
-        log_w = np.empty((sectors, sources))
-        taker_terms = np.empty((sectors, sources))
-        x = np.empty(sectors)
-        steps = np.empty(sectors, dtype=np.int64)
-        sums = np.empty((sectors, 3))          # taker_sums: fixed_sum, fixed_theta, theta_total
-        responsive = np.empty(sectors, dtype=np.int64)
-        quota_log_t = np.empty((sectors, sources))   # a quota sector's tariff rows, changed by its regime
-        quota_factor = np.empty((sectors, sources))
-        quota_rate = np.empty((sectors, partners))
-        pledged_by_partner = np.empty(partners)
-        log_cost = np.empty(sectors)      # log of the home supply curve's cost shifter
-        unit_cost = np.empty(sectors)     # US producers' unit cost
-        buyers_loss = np.empty(sectors)   # what the modelled sectors pay more for each sector's goods as inputs
-        cost_scratch = (np.empty((COST_VECTORS, sectors)), np.empty((3, sectors, sectors)),
-                        np.empty((2, sectors), dtype=np.bool_))
-        supply = np.empty((1, sectors, sources))  # the draw's supply elasticities: US, then the partners
+        owned = _block_scratch(sectors, sources)
+        (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, pledged_by_partner,
+         log_cost, unit_cost, buyers_loss, cost_vectors, cost_matrices, cost_flags, supply) = borrowed(owned)
+        cost_scratch = (cost_vectors, cost_matrices, cost_flags)
         for d in range(block * SCRATCH_DRAWS, min(draws, (block + 1) * SCRATCH_DRAWS)):
             row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
             for s in range(sectors):
@@ -164,6 +163,31 @@ def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_fa
                         j = watch_partner[w] + 1
                         watch_out[row, 0, w] = math.exp(log_w[s, j] + lt_row[j])
                         watch_out[row, 1, w] = rate_row[j - 1]
+        keep_alive(owned)  # the borrowed scratch views above point into these arrays
+
+
+@jit()
+def _block_scratch(sectors, sources):
+    """One draw's scratch arrays, which a block of draws reuses (see :func:`_fused_kernel`)."""
+    return (
+        np.empty((sectors, sources)),           # log_w
+        np.empty((sectors, sources)),           # taker_terms
+        np.empty(sectors),                      # x
+        np.empty(sectors, dtype=np.int64),      # steps
+        np.empty((sectors, 3)),                 # sums (taker_sums: fixed_sum, fixed_theta, theta_total)
+        np.empty(sectors, dtype=np.int64),      # responsive
+        np.empty((sectors, sources)),           # quota_log_t: a quota sector's tariff rows, changed by its regime
+        np.empty((sectors, sources)),           # quota_factor
+        np.empty((sectors, sources - 1)),       # quota_rate
+        np.empty(sources - 1),                  # pledged_by_partner
+        np.empty(sectors),                      # log_cost: log of the home supply curve's cost shifter
+        np.empty(sectors),                      # unit_cost: US producers' unit cost
+        np.empty(sectors),                      # buyers_loss: what the modelled sectors pay more for inputs
+        np.empty((COST_VECTORS, sectors)),      # _solve_costs's scratch
+        np.empty((3, sectors, sectors)),
+        np.empty((2, sectors), dtype=np.bool_),
+        np.empty((1, sectors, sources)),        # supply: the draw's supply elasticities, US then the partners
+    )
 
 
 @jit()
