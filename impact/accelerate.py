@@ -124,7 +124,6 @@ def using_threads(threads: int | None):
             numba.set_num_threads(before)
 
 
-
 def _borrow(arrays):
     """The identity: what :func:`borrowed` is when the JIT is disabled."""
     return arrays

@@ -151,8 +151,8 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
     ``pledged_by_partner`` (P,) is scratch space. ``taker_terms[j]``, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source:
     then imports need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.
     Adds the sector's flows to the partner totals of draw ``d``, and each cell's revenue times its shares in
-    row ``split_rows[d]`` of ``revenue_split`` (R, S, P, A) to the totals ``split_out[d]`` (sectors in order, then partners:
-    deterministic).
+    row ``split_rows[d]`` of ``revenue_split`` (R, S, P, A) to the totals ``split_out[d]`` (sectors in order, then
+    partners: deterministic).
 
     Input costs (``docs/model.md``, §5.1): ``log_cost`` is the log of the home supply curve's cost shifter,
     ``unit_cost`` US producers' unit cost and ``pass_through`` the share of its change that shifts the supply
