@@ -228,7 +228,9 @@ def bench_cost_steps(draws: int) -> dict:
 
     def recording(*args, linkages=None, **kwargs):
         outputs = solve(*args, linkages=linkages, **kwargs)
-        if linkages is not None:  # solved again, to learn its draws' steps (a diagnostic: time is not measured)
+        # Solved again, to learn its draws' steps (a diagnostic: time is not measured); not the one-draw solves at
+        # the inputs' medians where the draws' solves start (their solution=).
+        if linkages is not None and kwargs.get("solution") is None:
             steps = np.empty(outputs[0].shape[0], dtype=np.int64)
             solve(*args, linkages=linkages, link_steps=steps, **kwargs)
             histogram[:] += np.bincount(np.where(steps < 0, len(histogram) - 1, steps), minlength=len(histogram))

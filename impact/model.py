@@ -294,7 +294,8 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
 
 def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: int, keep_cells: bool,
                 backend: str = "numba", policy=None, scale: float = 1.0, pledge_amounts: np.ndarray | None = None,
-                split: np.ndarray | None = None, split_rows: np.ndarray | None = None, watch=None, out=None):
+                split: np.ndarray | None = None, split_rows: np.ndarray | None = None, watch=None, out=None,
+                start=None, solution=None):
     """Solve every market of a chunk of ``draws`` draws and account for it.
 
     When nothing is sampled the kernels solve one draw, which stands for all ``draws``.
@@ -310,6 +311,10 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     ``out`` ``(sector_out, partner_out)``, (draws, outputs, S) and (draws, outputs, P) C-contiguous float64 arrays,
     receives those outputs, which are then returned: the numba kernel writes them there directly, so that a chunk
     holds no second copy of them.
+
+    ``start`` and ``solution`` (numba backend only) are where each draw's solve starts and what it ends at:
+    log price index and log home cost by sector, (draws or 1, 2, S) (see
+    :func:`impact.kernels.market_numba.solve_and_account`).
 
     Returns ``(sector_out, partner_out, cell_out, split_out, quota_out, failures, watch_out)`` as described in
     :func:`impact.kernels.accounting_numpy.account`; ``failures`` counts (draw, sector) markets whose solve did
@@ -350,7 +355,7 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         linkages=None if case.linkages is None else replace(
             case.linkages, pass_through=p["input_pass_through"], import_scale=p["imported_input_scale"],
             gross_output=case.linkages.gross_output * scale), watch=watch,
-        **({"out": out} if out is not None and backend == "numba" else {}))
+        **({"out": out, "start": start, "solution": solution} if backend == "numba" else {}))
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws
         sector_out, partner_out, split_out, quota_out, watch_out = (

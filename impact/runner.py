@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -357,6 +358,9 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
     # waits, so memory stays bounded; a chunk is marked done only after its data are written.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="impact-writer")
     pending = None
+    # What exists before the chunks (modules, the compiled kernels, the scenario) outlives them: it is kept out of
+    # the collector's passes over the chunks' many short-lived objects, which otherwise traverse it again and again.
+    gc.freeze()
     try:
         todo_here = todo
         if client is not None:
@@ -407,6 +411,7 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
         raise
     finally:
         writer.shutdown(wait=True)
+        gc.unfreeze()
     bar.close()
     elapsed = time.perf_counter() - wall
     computed = sum(ranges[i][1] - ranges[i][0] for i in todo)

@@ -95,6 +95,7 @@ class Simulation:
         # The scenario's landed costs, reported in every case.
         self.landed = scenario.landed_costs
         self.phases = Stopwatch()  # wall time of chunk() by CHUNK_PHASES, over every chunk solved here
+        self._starts = {}  # by period: where the solves start (see _start)
         self.watch = (np.array([s for _, s, _ in self.landed], dtype=np.int64),
                       np.array([p for _, _, p in self.landed], dtype=np.int64))
         self.authorities = sorted({a for case in self.cases for a in case.scenario.tariff_stack.authorities})
@@ -265,22 +266,15 @@ class Simulation:
             # The split of the regime as written, for a case whose rates vary neither by draw nor by date.
             nominal_parts = case.scenario.tariff_stack.by_authority() if by_authority else {}
             for k, year in enumerate(periods):
-                year_parameters, policy, scale, amounts, parts, rows = parameters, None, 1.0, None, nominal_parts, None
-                if year is not None:
-                    path = self.horizon.elasticity_path[k]
-                    # The trade elasticity sigma - 1 reaches its sampled long-run value along the path.
-                    year_parameters = {**parameters, "sigma": 1.0 + (parameters["sigma"] - 1.0) * path}
-                    scale, amounts = self.horizon.growth[k], case.scenario.horizon.pledge_flows[:, k]
-                if case.policy_names or case.share_inputs or year is not None:
-                    *policy, case_applied, case_linked, parts, rows = draw_policy(
-                        case, parameters, case_scores, n, year, authorities)
-                    applied[:, c, k, where] = case_applied
-                    linked[:, c, k, where] = case_linked
+                year_parameters, policy, scale, amounts, parts, rows, layers = self._period_inputs(
+                    case, k, year, parameters, case_scores, n, authorities, nominal_parts)
+                if layers is not None:
+                    applied[:, c, k, where], linked[:, c, k, where] = layers
                 split = revenue_split(parts) if by_authority else None
                 moment = self.phases.add("policy", moment)
                 sector_out, partner_out, cell_out, split_out, quota_out, failed, landed[:, c, k] = solve_chunk(
                     case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split, rows,
-                    self.watch, out=(sector_buffer[c, k], partner_buffer[c, k]))
+                    self.watch, out=(sector_buffer[c, k], partner_buffer[c, k]), start=self._start(k))
                 moment = self.phases.add("kernel", moment)
                 for a, authority in enumerate(authorities):
                     authority_revenue[:, c, k, self.authorities.index(authority)] = split_out[:, a]
@@ -340,6 +334,47 @@ class Simulation:
         dataset = xr.Dataset(data, coords=coords)
         self.phases.add("assembly", moment)
         return dataset, failures
+
+    def _period_inputs(self, case, k: int, year: int | None, parameters: dict, scores: dict, n: int,
+                       authorities: tuple[str, ...], nominal_parts: dict):
+        """What :func:`solve_chunk` takes for ``case`` in period ``k`` (``year``; None without a horizon) beside
+        the case: ``(parameters, policy, scale, pledge amounts, authorities' parts, their rows, layers)``, where
+        ``layers`` is each policy layer's share of the period applied and linked rate by draw (None when the
+        case's layers are the same in every draw and date)."""
+        policy, scale, amounts, parts, rows, layers = None, 1.0, None, nominal_parts, None, None
+        year_parameters = parameters
+        if year is not None:
+            path = self.horizon.elasticity_path[k]
+            # The trade elasticity sigma - 1 reaches its sampled long-run value along the path.
+            year_parameters = {**parameters, "sigma": 1.0 + (parameters["sigma"] - 1.0) * path}
+            scale, amounts = self.horizon.growth[k], case.scenario.horizon.pledge_flows[:, k]
+        if case.policy_names or case.share_inputs or year is not None:
+            *policy, applied, linked, parts, rows = draw_policy(case, parameters, scores, n, year, authorities)
+            layers = applied, linked
+        return year_parameters, policy, scale, amounts, parts, rows, layers
+
+    def _start(self, k: int) -> np.ndarray | None:
+        """Where the numba kernel starts each draw's solve in period ``k``, in every case: the log price indexes and
+        log home costs (1, 2, S) of the scenario's markets with every sampled input at its median (every normal
+        score 0, any design). Newton's method on the input costs then takes two steps for most draws where it
+        takes three from the baseline (every price 1), and the markets fewer; the root, and so every result, is
+        the same to the solvers' tolerance (1e-12). One draw, solved once per run (and per process) for each
+        period and the same in every chunk and case: a draw's result does not depend on the chunk, thread or
+        worker that solves it, and two cases that pose a draw the same problem give it the same bits (an effect
+        of exactly 0)."""
+        if self.backend != "numba":
+            return None
+        if k not in self._starts:
+            case = self.cases[0]
+            scores = {name: np.zeros(1) for name in case.column_names}  # correlated, still 0
+            parameters = case_parameters(case, scores, 1)
+            year_parameters, policy, scale, amounts, _, rows, _ = self._period_inputs(
+                case, k, (self.years or [None])[k], parameters, scores, 1, (), {})
+            solution = np.empty((1, 2, len(self.scenario.baseline.sectors)))
+            solve_chunk(case, year_parameters, 1, False, self.backend, policy, scale, amounts, None, rows,
+                        solution=solution)
+            self._starts[k] = solution
+        return self._starts[k]
 
     def _horizon_totals(self, data: dict, sector: np.ndarray, partner: np.ndarray) -> None:
         """Cumulative and present-value totals over the horizon of revenue, pledged purchases and invested output."""

@@ -72,6 +72,47 @@ def test_kernel_matches_the_reference(seed, draws, sectors, partners, shared, by
     assert ((steps >= 1) & (steps <= 8)).all() or (fast[0].shape[0] < draws), steps  # Newton: a few steps
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 5), sectors=st.integers(1, 5),
+       partners=st.integers(1, 4), linked=st.booleans(), shift=st.floats(-0.05, 0.05))
+def test_a_start_changes_the_steps_to_the_root_not_the_root(seed, draws, sectors, partners, linked, shift):
+    arguments = market_arguments(seed, draws, sectors, partners)
+    linkages = random_linkages(seed + 1, draws, sectors, arguments["theta"]) if linked else None
+    solve = market_numba.solve_and_account
+    steps = {name: np.full(draws, -2, dtype=np.int64) for name in ("cold", "root", "near", "not finite")}
+    root = np.full((draws, 2, sectors), -7.0)
+    cold = solve(**arguments, linkages=linkages, link_steps=steps["cold"], solution=root)
+    solved = cold[0].shape[0]
+    assert np.isfinite(root[:solved]).all()
+    assert linked or (root[:solved, 1] == 0.0).all()  # without linkages every cost stays the baseline's
+    # From the root itself the input costs take no Newton step; from a point near it (one row for every draw),
+    # a few; the results are the same to the solvers' tolerances, and the reference's.
+    at_root = solve(**arguments, linkages=linkages, link_steps=steps["root"], start=root[:solved])
+    near = solve(**arguments, linkages=linkages, link_steps=steps["near"], start=root[:1] + shift)
+    reference = market_numpy.solve_and_account(**arguments, linkages=linkages)
+    for warm in (at_root, near):
+        assert warm[5] == 0
+        assert_outputs_close(warm, cold)
+        assert_outputs_close(warm, reference)
+    if linked:
+        assert (steps["root"][:solved] == 0).all(), steps["root"]
+        assert (steps["near"][:solved] <= 8).all(), steps["near"]
+    # A start that is not finite is the baseline's: the same bits as no start.
+    not_finite = np.where(np.arange(sectors) == 0, np.nan, root[:1])
+    again = solve(**arguments, linkages=linkages, link_steps=steps["not finite"], start=not_finite)
+    for got, want in zip(again[:5], cold[:5]):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(steps["not finite"], steps["cold"])
+
+
+def test_a_start_or_solution_of_the_wrong_shape_is_refused():
+    arguments = market_arguments(5, 3, 2, 2)
+    with pytest.raises(ValueError, match="start must be"):
+        market_numba.solve_and_account(**arguments, start=np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match="solution must be"):
+        market_numba.solve_and_account(**arguments, solution=np.zeros((3, 2, 2), dtype=np.float32))
+
+
 def test_kernel_matches_the_reference_with_quotas():
     draws, sectors, partners = 12, 4, 3
     arguments = market_arguments(7, draws, sectors, partners)

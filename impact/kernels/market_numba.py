@@ -27,12 +27,18 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                       pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow, keep_cells,
                       quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None,
                       *, revenue_split=None, split_rows=None, linkages=None, tol=1e-12, max_iter=100,
-                      link_tol=LINK_TOL, link_max_iter=LINK_MAX_ITER, link_steps=None, watch=None, out=None):
+                      link_tol=LINK_TOL, link_max_iter=LINK_MAX_ITER, link_steps=None, watch=None, out=None,
+                      start=None, solution=None):
     """See :func:`impact.kernels.market_numpy.solve_and_account`; failed markets give NaN and are counted (a draw
     whose input costs do not converge counts every sector as failed). ``link_steps`` (D,) int64, if given, receives
     each draw's Newton steps on the input costs (-1: not converged). ``out`` ``(sector_out, partner_out)``, if given,
     receives the outputs by sector and by partner in its first D rows (see
-    :func:`impact.kernels.accounting_numba.allocate_outputs`), which are returned."""
+    :func:`impact.kernels.accounting_numba.allocate_outputs`), which are returned.
+
+    ``start`` (D or 1, 2, S), if given, is where each draw's solve starts: the log price index ``x`` (row 0) and,
+    with linkages, the log home cost ``log z`` (row 1) of every sector, in place of the baseline's 0 (a draw whose
+    start is not finite starts from 0). ``solution`` (D, 2, S), if given, receives both at each draw's root (NaN
+    where a solve failed). A start near the root saves Newton steps; the root is the same to the tolerances."""
     watch_sector, watch_partner = no_watch() if watch is None else watch
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     theta, log_tariff_factor, log_fx, phi, sigma, eps = (
@@ -53,6 +59,14 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     revenue_split, split_rows, split_out = split_arrays(revenue_split, split_rows, draws, imports0.shape)
     quota_out = np.full((draws, len(QUOTA_OUTPUTS), sectors), np.nan)
     failures = np.zeros(draws, dtype=np.int64)
+    start = np.zeros((0, 2, sectors)) if start is None else np.ascontiguousarray(start, dtype=np.float64)
+    if start.ndim != 3 or start.shape[0] not in (0, 1, draws) or start.shape[1:] != (2, sectors):
+        raise ValueError(f"start must be ({draws} or 1, 2, {sectors}), got {start.shape}")
+    if solution is None:
+        solution = np.zeros((0, 2, sectors))
+    elif solution.shape != (draws, 2, sectors) or solution.dtype != np.float64 or not solution.flags.c_contiguous:
+        raise ValueError(f"solution must be a C-contiguous float64 array ({draws}, 2, {sectors}), got "
+                         f"{solution.dtype} {solution.shape}")
     watch_out = np.full((draws, 2, len(watch_sector)), np.nan)
     _fused_kernel(theta, partner_supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split, split_rows,
                   np.ascontiguousarray(quota_partner, dtype=np.int64), f(quota_rate_in), f(quota_rate_out),
@@ -61,6 +75,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                   int(link_max_iter), np.zeros(0, dtype=np.int64) if link_steps is None else link_steps,
                   np.ascontiguousarray(watch_sector, dtype=np.int64),
                   np.ascontiguousarray(watch_partner, dtype=np.int64),
+                  start, solution,
                   sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures)
     return sector_out, partner_out, cell_out, split_out, quota_out, int(failures.sum()), watch_out
 
@@ -77,7 +92,8 @@ def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_fa
                   pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, quota_partner, quota_rate_in,
                   quota_rate_out, quota_log_index, linked, input_domestic, input_imported, import_weights,
                   pass_through, gross_output, import_scale, link_tol, link_max_iter, link_steps, watch_sector,
-                  watch_partner, sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures):
+                  watch_partner, start, solution, sector_out, partner_out, cell_out, split_out, quota_out, watch_out,
+                  failures):
     # Borrowed views: no reference counting inside the loops (the caller holds the arrays for the call).
     (theta, partner_supply, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_tx, imports0, exports0,
      home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow) = borrowed((
@@ -85,10 +101,10 @@ def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_fa
         exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow))
     (revenue_split, split_rows, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, input_domestic,
      input_imported, import_weights, pass_through, gross_output, import_scale, link_steps, watch_sector, watch_partner,
-     sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures) = borrowed((
+     start, solution, sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures) = borrowed((
         revenue_split, split_rows, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, input_domestic,
         input_imported, import_weights, pass_through, gross_output, import_scale, link_steps, watch_sector,
-        watch_partner, sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures))
+        watch_partner, start, solution, sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures))
     draws = sector_out.shape[0]
     sectors, sources = theta.shape
     partners = sources - 1
@@ -123,15 +139,26 @@ def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_fa
                 for p in range(partners):
                     supply[0, s, p + 1] = partner_supply[row * ns_step, s, p]
             # x, steps and responsive are set for every sector by its solve below, before anything reads them.
+            # The solves start at the baseline (every price and cost 1) or, if it is finite, at the given start.
+            start_row = row if start.shape[0] > 1 else 0
+            warm = start.shape[0] > 0
+            for s in range(sectors if warm else 0):
+                if not (math.isfinite(start[start_row, 0, s]) and math.isfinite(start[start_row, 1, s])):
+                    warm = False
             log_cost[:] = 0.0
             unit_cost[:] = 1.0
             buyers_loss[:] = 0.0
             clear_partner_totals(partner_out, row)
             for s in range(sectors):
+                x_start = 0.0
+                if warm:
+                    x_start = start[start_row, 0, s]
+                    if linked:
+                        log_cost[s] = start[start_row, 1, s]
                 x[s], steps[s], responsive[s] = _solve_sector(
-                    row, s, 0.0, 0.0, True, 0, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor,
-                    tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[s], taker_terms[s], sums[s],
-                    quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
+                    row, s, log_cost[s], x_start, True, 0, theta, supply, sigma, eps, log_fx, phi, tariff, log_t,
+                    tariff_factor, tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[s], taker_terms[s],
+                    sums[s], quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
             if linked:
                 newton_steps = _solve_costs(
                     row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
@@ -145,6 +172,10 @@ def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_fa
                     for s in range(sectors):
                         x[s] = math.nan
                         steps[s] = -1
+            if solution.shape[0] > 0:
+                for s in range(sectors):
+                    solution[row, 0, s] = x[s]
+                    solution[row, 1, s] = log_cost[s]
             for s in range(sectors):
                 if steps[s] < 0:
                     failures[row] += 1
@@ -296,7 +327,8 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
     partners = sources - 1
     vectors, matrices, flags = scratch
     z = vectors[0]
-    z[:] = 1.0
+    for s in range(sectors):
+        z[s] = math.exp(log_cost[s])  # 1 unless started from another solve's costs
     domestic_change = vectors[1]   # w_home - 1
     domestic_slope = vectors[2]    # d w_home / d z, the market's equation eliminated
     domestic_offset = vectors[3]   # the change of w_home with the market's own Newton step at fixed z
