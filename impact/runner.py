@@ -359,7 +359,9 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="impact-writer")
     pending = None
     # What exists before the chunks (modules, the compiled kernels, the scenario) outlives them: it is kept out of
-    # the collector's passes over the chunks' many short-lived objects, which otherwise traverse it again and again.
+    # the collector's passes over the chunks' many short-lived objects, which otherwise traverse it again and again
+    # (collected first, so that no garbage is kept with it).
+    gc.collect()
     gc.freeze()
     try:
         todo_here = todo
