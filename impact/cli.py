@@ -388,6 +388,47 @@ def tariffs(scenario, against, by, on, partner, fmt):
         click.echo(format_table(views, axis, fmt), nl=False)
 
 
+@main.command(name="show")
+@click.argument("scenario")
+@click.option("--priors", default=None, metavar="SET", help="Show the scenario with a prior set's priors (as for "
+                                                              "impact run).")
+def show_scenario(scenario, priors):
+    """Show SCENARIO (a file, or a shipped scenario's name) as a run would solve it, without running it: its
+    baseline, counterfactual and horizon; its tariff and retaliation layers on the 2024 lines (rule, authority,
+    lines and value charged, rates, dates, what varies by draw); pledges; quotas; the priors of its sampled inputs
+    with their 5%, 50% and 95% values; its correlation blocks; and its tariff rates by partner against its
+    counterfactual (by sector: impact tariffs SCENARIO)."""
+    from impact.scenario import load_scenario
+    from impact.show import show
+
+    try:
+        loaded = load_scenario(scenario, priors=priors)
+    except ImpactInputError as err:
+        _fail(err.problems)
+    click.echo(show(loaded), nl=False)
+
+
+@main.command(name="list")
+@click.argument("what", type=click.Choice(["scenarios", "sectors", "partners", "variables"]), default="scenarios")
+@click.option("--baseline", default=None, metavar="FILE",
+              help="sectors, partners: a baseline data file (.csv), or a shipped one's name [default: baseline_2024].")
+@click.option("--kind", type=click.Choice(["output", "input", "baseline", "policy"]), default=None,
+              help="variables: only those of one kind [default: every kind].")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True,
+              help="An aligned table (dollars in $B), or CSV (full precision, dollars in USD).")
+def list_names(what, baseline, kind, fmt):
+    """List what a scenario or a query can name, without running anything: the shipped SCENARIOS (title,
+    counterfactual, horizon; the default), the baseline's SECTORS and PARTNERS (with their 2024 imports, exports,
+    output and tariffs) or the VARIABLES of a run's Dataset (dims, units)."""
+    from impact.listing import listing
+
+    try:
+        table = listing(what, baseline=baseline, kind=kind)
+    except ImpactInputError as err:
+        _fail(err.problems)
+    click.echo(table.format(fmt), nl=False)
+
+
 @main.command(name="compare")
 @click.argument("run_a", type=click.Path(path_type=Path))
 @click.argument("run_b", type=click.Path(path_type=Path))
@@ -688,18 +729,6 @@ def data_priors(out, protee, census_imports, concordance, partners):
         kept = f"mean {row['mean']:6.2f}, sd {row['sd']:5.2f}" if row["mean"] == row["mean"] else \
             "no prior (too few estimates: the scenario's prior stays)"
         click.echo(f"  {row['sector']:20s} {row['products']:4d} products, {row['coverage']:4.0%} of imports: {kept}")
-
-
-@main.command(name="list")
-def list_scenarios():
-    """List the shipped scenarios."""
-    import tomllib
-
-    paths = library.shipped_scenarios()
-    width = max((len(path.stem) for path in paths), default=0) + 2
-    for path in paths:
-        header = tomllib.loads(path.read_text()).get("scenario", {})
-        click.echo(f"{path.stem:{width}s}{header.get('title', '')}")
 
 
 if __name__ == "__main__":

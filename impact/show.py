@@ -1,0 +1,149 @@
+"""A scenario as the engine will solve it, without running it (``impact show``): its header and horizon, tariff
+and retaliation layers on the 2024 lines, pledges, quotas, priors with their 5/50/95% values, correlation blocks,
+and the resolved tariff rates by partner against its counterfactual."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from impact.listing import Listing
+from impact.spec import Scenario
+
+#: The quantiles each prior is shown at.
+PRIOR_QUANTILES = (0.05, 0.5, 0.95)
+
+
+def show(scenario: Scenario) -> str:
+    """Every section of ``impact show``, as text."""
+    sections = [_header(scenario)]
+    for label, stack in (("Tariff layers", scenario.tariff_stack), ("Retaliation layers", scenario.retaliation_stack)):
+        if stack is not None and stack.resolved:
+            sections.append(layer_table(label, stack).format())
+    for table in (pledge_table(scenario), quota_table(scenario), prior_table(scenario)):
+        if table.rows:
+            sections.append(table.format())
+    if scenario.correlations:
+        sections.append(correlation_text(scenario))
+    sections.append(_rates(scenario))
+    return "\n".join(sections)
+
+
+def _header(s: Scenario) -> str:
+    lines = [f"{s.name}: {s.title}", f"  file: {s.path}",
+             f"  baseline: {s.baseline.name} ({len(s.baseline.sectors)} sectors x {len(s.baseline.partners)} "
+             f"partners)",
+             f"  counterfactual: {s.counterfactual.name if s.counterfactual else 'none (levels only)'}",
+             f"  input-cost linkages: {'on' if s.linkages else 'off'}; sampler: {s.sampling_method}"
+             + (f"; prior set: {s.prior_set}" if s.prior_set else ""),
+             f"  sampled inputs: {len(s.columns)}"]
+    if s.horizon is not None:
+        years = s.horizon.years
+        growth = s.horizon.growth
+        lines.append(f"  horizon: {years[0]}-{years[-1]} ({len(years)} years); baseline values x{growth[0]:.3f} in "
+                     f"{years[0]} to x{growth[-1]:.3f} in {years[-1]}")
+    return "\n".join(lines) + "\n"
+
+
+def layer_table(title: str, stack) -> Listing:
+    """One row per layer in file order: its rule and authority, the lines it charges and their 2024 value, its
+    rates on them, when it is in force and what makes it vary by draw."""
+    weight = stack.lines.weight
+    rows = []
+    for layer in stack.resolved:
+        charged = layer.coverage > 0
+        value = float((weight * layer.coverage).sum())
+        rates = layer.rate[charged]
+        low, high = (float(rates.min()), float(rates.max())) if rates.size else (np.nan, np.nan)
+        rate = "-" if not rates.size else f"{100 * low:.1f}%" if high == low else f"{100 * low:.1f}-{100 * high:.1f}%"
+        rows.append((layer.name, layer.rule, layer.authority, int(charged.sum()), value, rate, _in_force(layer),
+                     _by_draw(layer)))
+    return Listing(f"{title} ({len(rows)}, applied in this order to each line)",
+                   ("layer", "rule", "authority", "lines", "charged_2024_usd", "rates", "in_force", "by_draw"), rows,
+                   "lines: the 2024 lines (HS10 x partner) the layer charges; charged: their 2024 value times the share "
+                   "charged (metal content, non-USMCA value); rates: on those lines, before exclusions between "
+                   "layers; impact tariffs SCENARIO shows the resulting rates")
+
+
+def _in_force(layer) -> str:
+    start = layer.effective.isoformat() if layer.effective else "start"
+    end = layer.ends.isoformat() if layer.ends else "end"
+    steps = f"; {len(layer.steps)} steps" if layer.steps else ""
+    return ("always" if not (layer.effective or layer.ends) else f"{start} to {end}") + steps
+
+
+def _by_draw(layer) -> str:
+    parts = []
+    if layer.condition is not None:
+        c = layer.condition
+        if c.pledge is not None:
+            threshold = f"< {c.below:g}" if c.below is not None else f">= {c.at_least:g}"
+            parts.append(f"if {c.pledge} realization {threshold}")
+        if c.struck is not None:
+            parts.append(f"if {c.struck} struck down")
+        if c.upheld is not None:
+            parts.append(f"if {c.upheld} upheld")
+    if layer.linked_rate is not None:
+        r = layer.linked_rate
+        parts.append(f"rate {100 * r.rate_at_low:g}% to {100 * r.rate_at_high:g}% as {r.pledge} realization goes "
+                     f"{r.low:g} to {r.high:g}")
+    if layer.legal_risk is not None:
+        risk = layer.legal_risk
+        parts.append(f"struck down with p = {risk.probability:g} ({risk.group}"
+                     + (f", from {risk.by.isoformat()})" if risk.by else ")"))
+    return "; ".join(parts)
+
+
+def pledge_table(s: Scenario) -> Listing:
+    partners, sectors = s.baseline.partners, s.baseline.sectors
+    rows = []
+    for pledge in s.pledges:
+        order = np.argsort(-pledge.shares, kind="stable")
+        shares = ", ".join(f"{sectors[k]} {pledge.shares[k]:.0%}" for k in order[:4] if pledge.shares[k] > 0)
+        rows.append((pledge.name, pledge.kind, partners[pledge.partner_index], pledge.amount_per_year, shares))
+    return Listing(f"Pledges ({len(rows)})", ("pledge", "kind", "partner", "per_year_usd", "sectors"), rows,
+                   "per year: the headline amount spread over the pledge's years, before realization (the "
+                   "realization, additionality and output-per-dollar priors are below)")
+
+
+def quota_table(s: Scenario) -> Listing:
+    rows = [(q.name, s.baseline.sectors[q.sector_index], s.baseline.partners[q.partner_index], q.rate_in, q.rate_out,
+             float(np.exp(q.log_index))) for q in s.quotas]
+    return Listing(f"Tariff-rate quotas ({len(rows)})",
+                   ("quota", "sector", "partner", "in_quota_rate", "over_quota_rate", "quota_share_of_2024"), rows)
+
+
+def prior_table(s: Scenario) -> Listing:
+    """The priors of the sampled inputs, one row per parameter and distribution (the labels it applies to)."""
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for column in s.columns:
+        groups[(column.parameter, column.distribution.describe())].append(column)
+    rows = []
+    for (parameter, described), columns in groups.items():
+        labels = [c.name[len(parameter) + 1:-1] if c.name.startswith(parameter + "[") else c.name for c in columns]
+        quantiles = np.asarray(columns[0].distribution.ppf(np.array(PRIOR_QUANTILES)), dtype=float)
+        rows.append((parameter, ", ".join(labels) if len(labels) <= 4 else f"{len(labels)} labels: "
+                     + ", ".join(labels[:3]) + ", ...", described, *map(float, quantiles)))
+    return Listing(f"Priors of the sampled inputs ({len(s.columns)} columns)",
+                   ("input", "labels", "distribution", "p5", "p50", "p95"), rows,
+                   "impact list variables gives each input's units; a correlation block below correlates their "
+                   "normal scores")
+
+
+def correlation_text(s: Scenario) -> str:
+    out = [f"Correlation blocks ({len(s.correlations)}), of the inputs' normal scores", ""]
+    for names, matrix in s.correlations:
+        width = max(len(n) for n in names)
+        out.append(" " * (width + 2) + "".join(f"{k:>7d}" for k in range(1, len(names) + 1)))
+        for i, name in enumerate(names):
+            out.append(f"{i + 1:>2d} {name:<{width}}" + "".join(f"{matrix[i, j]:7.2f}" for j in range(len(names))))
+        out.append("")
+    return "\n".join(out)
+
+
+def _rates(s: Scenario) -> str:
+    from impact.regime import format_table, view
+
+    views = [view(s)] + ([view(s.counterfactual)] if s.counterfactual is not None else [])
+    return format_table(views, "partner") + "(by sector: impact tariffs " + s.name + ")\n"

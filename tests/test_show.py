@@ -1,0 +1,65 @@
+"""``impact show``: a scenario's layers, pledges, priors (5/50/95%), correlations and rates, without a run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import impact
+from impact.cli import main
+from impact.show import layer_table, pledge_table, prior_table, show
+
+
+@pytest.fixture(scope="module")
+def snap_back():
+    return impact.load_scenario("us_japan_2025_snap_back")
+
+
+def test_every_layer_is_listed_in_order_with_what_it_charges(snap_back):
+    stack = snap_back.tariff_stack
+    table = layer_table("Tariff layers", stack)
+    assert [row[0] for row in table.rows] == [layer.name for layer in stack.resolved]
+    for row, layer in zip(table.rows, stack.resolved):
+        assert row[3] == int((layer.coverage > 0).sum())
+        np.testing.assert_allclose(row[4], (stack.lines.weight * layer.coverage).sum(), rtol=1e-12)
+    by_draw = {row[0]: row[7] for row in table.rows}
+    assert by_draw["japan_snap_back_232"] == "if japan_investment realization < 0.25"
+    assert by_draw["japan_all_in"] == "if japan_investment realization >= 0.25"
+    assert by_draw["mfn"] == ""
+
+
+def test_pledges_carry_their_amounts_and_largest_sectors(snap_back):
+    rows = {row[0]: row for row in pledge_table(snap_back).rows}
+    for pledge in snap_back.pledges:
+        assert rows[pledge.name][3] == pledge.amount_per_year
+    assert rows["japan_boeing"][4] == "aircraft 100%"
+
+
+def test_each_prior_shows_its_distributions_quantiles(snap_back):
+    rows = prior_table(snap_back).rows
+    columns = {c.name: c for c in snap_back.columns}
+    assert sum(len(row[1].split(", ")) if "labels:" not in row[1] else int(row[1].split()[0]) for row in rows) \
+        == len(columns)
+    investment = next(row for row in rows if row[0] == "realization" and row[1] == "japan_investment")
+    want = columns["realization[japan_investment]"].distribution.ppf(np.array([0.05, 0.5, 0.95]))
+    np.testing.assert_allclose(investment[3:], want, rtol=1e-12)
+    assert investment[3] < investment[4] < investment[5]
+    japan_fx = next(row for row in rows if row[0] == "fx" and row[1] == "japan")
+    assert japan_fx[4] == pytest.approx(1.0)  # a lognormal's median
+
+
+def test_the_text_has_every_section_and_the_rates_against_the_counterfactual(snap_back):
+    text = show(snap_back)
+    for heading in ("Tariff layers (25", "Pledges (4)", "Priors of the sampled inputs (100 columns)",
+                    "Correlation blocks (2)", "change from us_japan_no_deal_2025"):
+        assert heading in text
+    assert "counterfactual: us_japan_no_deal_2025" in text
+
+
+def test_the_command_shows_a_scenario_and_refuses_an_unknown_one():
+    runner = CliRunner()
+    shown = runner.invoke(main, ["show", "us_eu_2025"])
+    assert shown.exit_code == 0 and "eu_all_in" in shown.output
+    refused = runner.invoke(main, ["show", "no_such_scenario"])
+    assert refused.exit_code == 2 and "no_such_scenario" in refused.output and "Traceback" not in refused.output
