@@ -91,6 +91,9 @@ def _cluster(cluster, jobs, cores, memory, walltime, queue, account, interface, 
 @click.option("--priors", default=None, metavar="SET",
               help="A prior set overriding the scenario's priors, in the scenario and its counterfactual alike: a "
                    "shipped one (protee: trade elasticities from CEPII's product-level estimates) or a file.")
+@click.option("--baseline", default=None, metavar="FILE",
+              help="A baseline data file (.csv, e.g. from impact data build) in place of the one the scenario names, "
+                   "for the scenario and its counterfactual alike.")
 @click.option("--progress", type=click.Choice(["bar", "log", "none"]), default=None,
               help="Progress display [default: a bar on a terminal, log lines otherwise].")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
@@ -100,8 +103,8 @@ def _cluster(cluster, jobs, cores, memory, walltime, queue, account, interface, 
               help="Compute shard I of N (e.g. a batch array task); every shard gives the same --out and options. "
                    "The last shard to finish completes the run.")
 @_cluster_options
-def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_counterfactual, priors, progress,
-        resume_dir, shard, **cluster):
+def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_counterfactual, priors, baseline,
+        progress, resume_dir, shard, **cluster):
     """Run SCENARIO (a file, or a shipped scenario's name; default: us_japan_2025) and print its bands.
 
     Writes OUT/results.zarr (every draw), OUT/manifest.json (provenance, timings) and OUT/summary.csv.
@@ -119,7 +122,7 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
             store = run_scenario(scenario or library.DEFAULT_SCENARIO, draws=draws, seed=seed, out=out,
                                  chunk_size=chunk_size, sampler=sampler, keep=keep, threads=threads,
                                  progress=progress, counterfactual=not no_counterfactual, shard=shard,
-                                 priors=priors, cluster=options)
+                                 priors=priors, baseline=baseline, cluster=options)
     except ImpactInputError as err:
         _fail(err.problems)
     except KeyboardInterrupt as stop:

@@ -51,13 +51,15 @@ def safe_name(name: str) -> str:
 def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None = None,
         chunk_size: int | None = None, sampler: str | None = None, keep: str = DEFAULT_KEEP,
         threads: int | None = None, progress: str | None = None, counterfactual: bool = True,
-        shard: tuple[int, int] | None = None, priors: str | None = None, cluster=None, client=None) -> RunStore:
+        shard: tuple[int, int] | None = None, priors: str | None = None, baseline: str | Path | None = None,
+        cluster=None, client=None) -> RunStore:
     """Run a scenario and write ``results.zarr``, ``manifest.json`` and ``summary.csv`` to ``out``.
 
     Parameters are those of :func:`impact.simulate`, plus ``out`` (default: a new folder under ``runs/``),
     ``progress`` (``"bar"``, ``"log"`` or ``"none"``; default: a bar on a terminal, log lines otherwise),
-    ``shard`` and ``priors`` (a prior set that overrides the scenario's priors, e.g. ``"protee"``). Nothing is created when the input is invalid. An interrupted run keeps its finished chunks;
-    :func:`resume` completes it.
+    ``shard``, ``priors`` (a prior set that overrides the scenario's priors, e.g. ``"protee"``) and ``baseline``
+    (a baseline data file that replaces the one the scenario names, in both cases). Nothing is created when the
+    input is invalid. An interrupted run keeps its finished chunks; :func:`resume` completes it.
 
     ``shard=(i, n)`` computes only chunks ``i-1, i-1+n, i-1+2n, ...`` of the run, so that ``n`` processes (e.g. a
     batch array job) share it. All shards name the same ``out`` and options; the first to start creates the
@@ -83,7 +85,7 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
     if problems:
         raise ImpactInputError(problems)
     options = cluster_options(cluster)
-    scenario = open_scenario(scenario, counterfactual=counterfactual, priors=priors)
+    scenario = open_scenario(scenario, counterfactual=counterfactual, priors=priors, baseline=baseline)
     simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual)
     chunk_size = chunk_size or simulation.default_chunk_size()
     if message := sobol_warning(simulation.sampler, draws):
@@ -106,7 +108,8 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
         "resolved_scenario": scenario_.resolved,
         "resolved_counterfactual": scenario_.counterfactual.resolved if len(simulation.cases) > 1 else None,
         "baseline": {"name": scenario_.baseline.name, "path": str(scenario_.baseline.path),
-                     "sha256": scenario_.baseline.sha256},
+                     "sha256": scenario_.baseline.sha256,
+                     "replaced": baseline is not None},  # by an option, not the baseline the files name
         "seed": simulation.seed,
         "draws": int(draws),
         "chunk_size": int(chunk_size),
@@ -305,8 +308,10 @@ def resume(directory: str | Path, *, threads: int | None = None, progress: str |
         if manifest.get("status") == "complete":
             raise ImpactInputError([Problem(str(store.manifest_path), "status", "the run is already complete")])
         _check_chunks(store, manifest)
+        replaced = manifest.get("baseline", {}).get("replaced")
         scenario = load_scenario(manifest["scenario_file"], priors=manifest.get("priors"),
-                                 with_counterfactual=manifest.get("counterfactual") is not None)
+                                 with_counterfactual=manifest.get("counterfactual") is not None,
+                                 baseline=manifest["baseline"]["path"] if replaced else None)
         if scenario.sha256 != manifest["scenario_sha256"]:
             raise ImpactInputError([Problem(manifest["scenario_file"], "", "the scenario (or its data) changed since "
                                             "the run started; start a new run instead")])
@@ -575,7 +580,8 @@ def _progress(total: int, done: int, progress: str | None):
 
 def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | None = None,
              sampler: str | None = None, keep: str = DEFAULT_KEEP, counterfactual: bool = True,
-             threads: int | None = None, backend: str = "numba", priors: str | None = None) -> xr.Dataset:
+             threads: int | None = None, backend: str = "numba", priors: str | None = None,
+             baseline: str | Path | None = None) -> xr.Dataset:
     """Run a scenario in memory and return every draw as an xarray Dataset.
 
     Parameters
@@ -598,6 +604,9 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | 
     priors : str, optional
         A prior set (e.g. ``"protee"``, see ``parameters/priors/``) whose priors override the scenario's and its
         counterfactual's.
+    baseline : str or Path, optional
+        A baseline data file (``.csv``, as ``impact data build`` writes), or a shipped one's name, in place of the
+        one the scenario names, for the scenario and its counterfactual.
 
     Returns
     -------
@@ -605,7 +614,7 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | 
         Dims ``draw``, ``case``, ``sector``, ``partner`` (and ``pledge``); variables as in the README ("Variables");
         provenance in ``attrs``. Use :func:`impact.run` to stream large runs to disk instead.
     """
-    scenario = open_scenario(scenario, counterfactual=counterfactual, priors=priors)
+    scenario = open_scenario(scenario, counterfactual=counterfactual, priors=priors, baseline=baseline)
     simulation = Simulation(scenario, seed=seed, sampler=sampler, keep=keep, counterfactual=counterfactual,
                             backend=backend)
     chunk_size = chunk_size or simulation.default_chunk_size()

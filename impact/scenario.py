@@ -69,18 +69,28 @@ def fixed_value(distribution) -> float:
     return float(distribution.from_normal_score(np.zeros(1))[0])
 
 
-def load_scenario(source: str | Path, *, with_counterfactual: bool = True, priors: str | Path | None = None
-                  ) -> Scenario:
+def load_scenario(source: str | Path, *, with_counterfactual: bool = True, priors: str | Path | None = None,
+                  baseline: str | Path | None = None) -> Scenario:
     """Read, merge, validate and resolve a scenario file (a path, or the name of a shipped scenario).
 
     ``priors`` names a prior set (a path, or the name of a file in the shipped ``parameters/priors/``): its
     ``[[priors]]`` come after the scenario's own, so they override them, in the scenario and its counterfactual alike.
+    ``baseline`` (a baseline data file, or a shipped one's name) replaces the ``baseline`` the files name, in the
+    scenario and its counterfactual alike: the same policy on other data, without editing the scenario.
     """
     path, why_not = find_file(source, ".toml")
     if path is None:
         raise ImpactInputError([Problem(file_label(source), "", why_not or "no such scenario file (and no shipped "
                                         "scenario of that name; see `impact list`)")])
     merged, origins, files, problems = _read_chain(path)
+    if baseline is not None:
+        baseline_path, why_not = find_file(baseline, ".csv")
+        if baseline_path is None:
+            raise ImpactInputError([Problem("options", "baseline", why_not or f"no such baseline data file "
+                                                                              f"{shown_name(baseline)}")])
+        if isinstance(merged.get("scenario"), dict):
+            # As a path: the files' own baseline resolves relative to their folder, an option's to where it is given.
+            merged["scenario"]["baseline"] = str(baseline_path)
     if priors is not None:
         merged, files = _with_prior_set(priors, merged, origins, files, problems)
     raise_if_any(problems)
@@ -92,7 +102,7 @@ def load_scenario(source: str | Path, *, with_counterfactual: bool = True, prior
         if cf_path is None:
             raise ImpactInputError([Problem(str(path), "scenario.counterfactual",
                                             why_not or f"no such scenario file {shown_name(reference)}")])
-        scenario.counterfactual = load_scenario(cf_path, with_counterfactual=False, priors=priors)
+        scenario.counterfactual = load_scenario(cf_path, with_counterfactual=False, priors=priors, baseline=baseline)
         problems = []
         if scenario.counterfactual.baseline.sha256 != scenario.baseline.sha256:
             problems.append(Problem(str(path), "scenario.counterfactual", "the counterfactual uses a different baseline"))
@@ -117,16 +127,19 @@ def load_scenario(source: str | Path, *, with_counterfactual: bool = True, prior
     return scenario
 
 
-def open_scenario(scenario, *, counterfactual: bool = True, priors: str | Path | None = None) -> Scenario:
+def open_scenario(scenario, *, counterfactual: bool = True, priors: str | Path | None = None,
+                  baseline: str | Path | None = None) -> Scenario:
     """A loaded scenario as it is, or a scenario file or shipped name loaded (with its counterfactual unless
-    ``counterfactual`` is false, and a prior set); a prior set given with a loaded scenario is refused."""
+    ``counterfactual`` is false, a prior set and another baseline); a prior set or baseline given with a loaded
+    scenario is refused."""
     if isinstance(scenario, Scenario):
-        if priors is not None:
-            raise ImpactInputError([Problem("options", "priors", "a loaded scenario has its priors already: pass "
-                                                                 "priors to load_scenario, or give the scenario's "
-                                                                 "name or file")])
+        given = [Problem("options", name, f"a loaded scenario has its {name} already: pass {name} to "
+                                          "load_scenario, or give the scenario's name or file")
+                 for name, value in (("priors", priors), ("baseline", baseline)) if value is not None]
+        if given:
+            raise ImpactInputError(given)
         return scenario
-    return load_scenario(scenario, with_counterfactual=counterfactual, priors=priors)
+    return load_scenario(scenario, with_counterfactual=counterfactual, priors=priors, baseline=baseline)
 
 
 # --- reading and merging ---------------------------------------------------------------------------------------
