@@ -94,6 +94,9 @@ def _cluster(cluster, jobs, cores, memory, walltime, queue, account, interface, 
 @click.option("--baseline", default=None, metavar="FILE",
               help="A baseline data file (.csv, e.g. from impact data build) in place of the one the scenario names, "
                    "for the scenario and its counterfactual alike.")
+@click.option("--relative", type=click.Choice(["counterfactual", "baseline"]), default=None,
+              help="Print flows, output and prices as percentage changes: each effect in % of the counterfactual, or "
+                   "each case (and effect) in % of the 2024 baseline (impact summary --relative gives every band).")
 @click.option("--progress", type=click.Choice(["bar", "log", "none"]), default=None,
               help="Progress display [default: a bar on a terminal, log lines otherwise].")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
@@ -104,16 +107,19 @@ def _cluster(cluster, jobs, cores, memory, walltime, queue, account, interface, 
                    "The last shard to finish completes the run.")
 @_cluster_options
 def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_counterfactual, priors, baseline,
-        progress, resume_dir, shard, **cluster):
+        relative, progress, resume_dir, shard, **cluster):
     """Run SCENARIO (a file, or a shipped scenario's name; default: us_japan_2025) and print its bands.
 
     Writes OUT/results.zarr (every draw), OUT/manifest.json (provenance, timings) and OUT/summary.csv.
     With a counterfactual, both are solved on the same draws and the effect rows are paired differences.
     """
     target = resume_dir or out
+    if relative == "counterfactual" and no_counterfactual:
+        _fail([Problem("options", "--relative", "--no-counterfactual leaves no effect to compare: use --relative "
+                                                "baseline")])
     try:
         from impact.runner import resume, run as run_scenario
-        from impact.summary import format_compact
+        from impact.summary import format_compact, summarize_run
 
         options = _cluster(**cluster)
         if resume_dir is not None:
@@ -148,7 +154,7 @@ def run(scenario, draws, seed, out, chunk_size, sampler, keep, threads, no_count
              + (f"; effect = scenario - {manifest['counterfactual']}, paired by draw" if manifest["counterfactual"]
                 else ""))
     # The terminal shows levels and effects; summary.csv also has the counterfactual's levels.
-    rows = store.read_summary()
+    rows = store.read_summary() if relative is None else summarize_run(store.open_dataset(), relative=relative)
     years = [row["year"] for row in rows if row.get("year") not in (None, "all")]
     if years:  # a horizon: the last year's bands, and the totals over the horizon
         title += f"\nyear {years[-1]} (last of the horizon; others: impact summary --year)"
@@ -307,7 +313,10 @@ def validate(files):
               help="Instead of the bands: the probability of an event, with its Monte Carlo error, in each case "
                    "(X in $B for dollar amounts; repeat for several), e.g. 'tariff_revenue_by_partner > 150' or "
                    "'sector_output[passenger_vehicles] < 0'.")
-def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, events):
+@click.option("--relative", type=click.Choice(["counterfactual", "baseline"]), default=None,
+              help="Percentage changes, draw by draw, of flows, output and prices: each effect in % of the "
+                   "counterfactual, or each case's change (and each effect) in % of the 2024 baseline.")
+def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, events, relative):
     """Print the bands of a finished run in RUN_DIR: quantiles and mean, levels and paired effects."""
     from impact.store import RunStore
     from impact.summary import (Precision, convergence_report, dropped_draws, exceedance_rows, format_exceedance,
@@ -341,8 +350,11 @@ def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, ev
         click.echo(format_exceedance(rows, fmt), nl=False)
         return
     check = Precision(tolerance=tolerance, moments=moments) if precision else None
+    if relative == "counterfactual" and not manifest.get("counterfactual"):
+        _fail([Problem("options", "--relative", "the run has no counterfactual: use --relative baseline")])
     try:
-        rows = summarize(store.open_dataset(), by=by, quantiles=probabilities, year=year, precision=check)
+        rows = summarize(store.open_dataset(), by=by, quantiles=probabilities, year=year, precision=check,
+                         relative=relative)
     except ValueError as err:
         _fail([Problem(str(run_dir), "--year", str(err))])
     click.echo(format_rows(rows, fmt, title=f"{manifest['title']} ({manifest['draws']:,} draws, seed {manifest['seed']})"

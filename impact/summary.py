@@ -56,6 +56,20 @@ BY = {
 ADDITIVE_UNITS = ("USD/year", "USD")
 #: Statistics that are shares, shown as percentages whatever the variable's units.
 SHARES = ("variance_reduction", "p_positive", "p_positive_mcse")
+#: ``relative=`` of :func:`summarize`: changes in percent of the counterfactual (the effect, draw by draw) or of
+#: the 2024 baseline (every case), and the units of the rows it changes.
+RELATIVE = {"counterfactual": "% of counterfactual", "baseline": "% of baseline"}
+#: The outputs with a relative form, and their baseline from the Dataset's baseline variables: one summed to the
+#: output's label, the product of two (revenue: imports times the 2024 rate), none for an index (baseline 1), or
+#: None where there is no baseline (revenue by authority: against the counterfactual only).
+RELATIVE_BASE = {
+    "imports_by_partner": ("baseline_imports",), "imports_by_sector": ("baseline_imports",),
+    "exports_by_partner": ("baseline_exports",), "exports_by_sector": ("baseline_exports",),
+    "tariff_revenue_by_partner": ("baseline_imports", "baseline_tariff"),
+    "tariff_revenue_by_sector": ("baseline_imports", "baseline_tariff"),
+    "sector_output": ("baseline_gross_output",), "home_sales": ("baseline_home_sales",),
+    "composite_price": (), "unit_cost": (), "landed_cost": (), "tariff_revenue_by_authority": None,
+}
 
 
 def quantiles_of_row(row: np.ndarray, quantiles) -> list[float]:
@@ -155,13 +169,13 @@ def dropped_draws(rows: list[dict], draws: int) -> int:
     return max((draws - int(row["draws"]) for row in rows if int(row.get("draws", 0)) > 0), default=0)
 
 
-def summarize_run(ds: xr.Dataset) -> list[dict]:
+def summarize_run(ds: xr.Dataset, relative: str | None = None) -> list[dict]:
     """The rows of ``summary.csv``: the headline bands, and with a horizon every year's (a ``year`` column) and the
-    totals over the horizon (``year`` = "all")."""
+    totals over the horizon (``year`` = "all"); with ``relative``, in percent as :func:`summarize` gives them."""
     if "year" not in ds.dims:
-        return summarize(ds)
+        return summarize(ds, relative=relative)
     rows = [{**row, "year": str(int(year))} for year in ds["year"].values
-            for row in summarize(ds, year=int(year), totals=False)]
+            for row in summarize(ds, year=int(year), totals=False, relative=relative)]
     rows += [{**row, "year": "all"} for row in summarize(ds) if row["variable"] in HORIZON_TOTALS]
     return rows
 
@@ -188,8 +202,10 @@ def streamed_statistics(windows: streaming.Windows, series: int, quantiles, prec
 
 
 def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], reported: list[str],
-                   present: list[str], quantiles, precision, step: int = WINDOW) -> list[dict]:
-    """The rows of one variable, every (label, case) series at once, from passes over windows of draws."""
+                   present: list[str], quantiles, precision, step: int = WINDOW, percent: str | None = None,
+                   bases: dict | None = None) -> list[dict]:
+    """The rows of one variable, every (label, case) series at once, from passes over windows of draws (in
+    percent as :func:`relative_change` gives them, with ``percent`` and the labels' baseline ``bases``)."""
     variable = variable.transpose("draw", "case", *([dim] if dim else []))
     draws = variable.sizes["draw"]
     positions = {label: list(variable[dim].values).index(label) for label in labels if label != "total"}
@@ -208,11 +224,25 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
                 # Labels as the in-memory path holds them (float32), then float64 for the effect's difference.
                 return values[:, positions[label]].astype(np.float32).astype(np.float64)
 
-            yield np.vstack([pick("scenario", label) - pick("counterfactual", label) if case == "effect"
-                             else pick(case, label) for label, case in series])
+            def value(label, case):
+                changed = None if percent is None else relative_change(
+                    lambda c: pick(c, label), case, percent, None if bases is None else bases[label])
+                if changed is not None:
+                    return changed
+                return pick("scenario", label) - pick("counterfactual", label) if case == "effect" \
+                    else pick(case, label)
+
+            yield np.vstack([value(label, case) for label, case in series])
 
     units = variable.attrs.get("units", VARIABLES[variable.name].units)
-    return [{"variable": variable.name, "label": label, "case": case, "units": units, **stats}
+
+    def units_of(case):
+        if percent is None or (percent == "counterfactual" and case != "effect") or \
+                (percent == "baseline" and bases is None):
+            return units
+        return RELATIVE[percent]
+
+    return [{"variable": variable.name, "label": label, "case": case, "units": units_of(case), **stats}
             for (label, case), stats in zip(series, streamed_statistics(windows, len(series), quantiles, precision))
             if stats["draws"]]  # none: e.g. a quota or a conditional layer that only the scenario has
 
@@ -330,9 +360,44 @@ def _qname(q: float) -> str:
     return f"q{100 * q:g}".replace(".", "_")
 
 
+def baseline_levels(ds: xr.Dataset, name: str, dim: str | None, labels: list[str]) -> dict[str, float] | None:
+    """Each label's (and the total's) value of output ``name`` in the baseline, grown to the Dataset's year (one
+    year selected, with a horizon); 1 for an index; None if the output has no baseline (:data:`RELATIVE_BASE`)."""
+    parts = RELATIVE_BASE.get(name)
+    if parts is None:
+        return None
+    if not parts:
+        return dict.fromkeys(labels, 1.0)
+    growth = float(ds.coords["growth_factor"]) if "growth_factor" in ds.coords else 1.0
+    values = ds[parts[0]] if len(parts) == 1 else ds[parts[0]] * ds[parts[1]]
+    other = [d for d in values.dims if d != dim]
+    by_label = values.sum(other) if other else values
+    return {label: growth * float(by_label.sum() if label == "total" else by_label.sel({dim: label}))
+            for label in labels}
+
+
+def relative_change(series_of, case: str, relative: str, base: float | None) -> np.ndarray | None:
+    """A series in percent (``relative``: "counterfactual" or "baseline"; see :data:`RELATIVE`), from
+    ``series_of(case)``, each case's values draw by draw (float64); None where the series stays in its units (a
+    level against the counterfactual, or an output without a baseline). A reference of 0 gives NaN, left out."""
+    if relative == "counterfactual":
+        if case != "effect":
+            return None
+        reference = series_of("counterfactual")
+        change = series_of("scenario") - reference
+    else:
+        if base is None:
+            return None
+        reference = base
+        change = series_of("scenario") - series_of("counterfactual") if case == "effect" else series_of(case) - base
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(reference != 0, 100.0 * change / reference, np.nan)
+
+
 def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTILES, sectors=None,
               cases=None, year: int | None = None, totals: bool = True,
-              precision: Precision | None = None, streaming: bool | None = None) -> list[dict]:
+              precision: Precision | None = None, streaming: bool | None = None,
+              relative: str | None = None) -> list[dict]:
     """Bands as rows: ``variable, label, case, units, mean, sd, q5, q50, q95`` (values in the variable's units).
 
     Parameters
@@ -356,9 +421,16 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
     streaming : bool, optional
         Read each variable in windows of draws, a few passes, in bounded memory (:mod:`impact.streaming`);
         the bands are identical. Default: for runs of more than ``STREAM_DRAWS`` draws.
+    relative : {"counterfactual", "baseline"}, optional
+        Percentage changes, draw by draw, for the outputs that have them (:data:`RELATIVE_BASE`: flows, output,
+        prices): ``counterfactual``: each effect as a percentage of the counterfactual's value; ``baseline``: each
+        case's change from the 2024 baseline (grown to the year) and each effect, as a percentage of the baseline.
+        Such rows have the units ``% of counterfactual`` or ``% of baseline``; the other rows are as without.
     """
     if by not in ("headline", "sector", "partner"):
         raise ValueError(f"by must be 'headline', 'sector' or 'partner', got {by!r}")
+    if relative is not None and relative not in RELATIVE:
+        raise ValueError(f"relative must be one of {', '.join(RELATIVE)}, got {relative!r}")
     horizon_totals = [name for name in HORIZON_TOTALS if name in ds] if totals and by == "headline" else []
     if "year" in ds.dims:
         year = int(ds["year"].values[-1]) if year is None else int(year)
@@ -396,17 +468,27 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
             continue
         detail = [label for label in labels if label != "total"]
         reported = [c for c in present + (["effect"] if "counterfactual" in present else []) if c in wanted]
+        bases = baseline_levels(ds, name, dim, labels) if relative is not None and name in RELATIVE_BASE else None
+        percent = relative if relative is not None and name in RELATIVE_BASE else None
         if streaming if streaming is not None else variable.sizes["draw"] > STREAM_DRAWS:
-            rows += _streamed_rows(variable, dim, labels, reported, present, quantiles, precision)
+            rows += _streamed_rows(variable, dim, labels, reported, present, quantiles, precision, percent=percent,
+                                   bases=bases)
             continue
         if dim is None:  # one series per case, e.g. a total over the horizon
             totals, detail_rows = variable.transpose("case", "draw").values.astype(np.float64), None
         else:
             totals, detail_rows = _series(variable, dim, detail, labels[0] == "total")
 
-        def band(task, name=name, units=units, totals=totals, detail_rows=detail_rows, detail=detail):
+        def band(task, name=name, units=units, totals=totals, detail_rows=detail_rows, detail=detail,
+                 percent=percent, bases=bases):
             label, case = task
-            series = _row(totals, detail_rows, "total" if label == "total" else detail.index(label), case, present)
+            k = "total" if label == "total" else detail.index(label)
+            series = _row(totals, detail_rows, k, case, present)
+            changed = None if percent is None else relative_change(
+                lambda c: _row(totals, detail_rows, k, c, present).astype(np.float64), case, percent,
+                None if bases is None else bases[label])
+            if changed is not None:
+                series, units = changed, RELATIVE[percent]
             if np.isnan(series).all():
                 return None  # e.g. a quota or a conditional layer that only the scenario has
             return {"variable": name, "label": label, "case": case, "units": units,
@@ -487,7 +569,9 @@ def format_compact(rows: list[dict], title: str = "") -> str:
     def band(row):
         if row is None:
             return ["", "", ""]
-        if row["units"] == INDEX:  # a price: its level as % above 2024, an effect in points of the 2024 price
+        if row["units"] in RELATIVE.values():
+            show = lambda v: f"{v:+.2f}%"  # noqa: E731
+        elif row["units"] == INDEX:  # a price: its level as % above 2024, an effect in points of the 2024 price
             show = (lambda v: f"{100 * v:+.2f}") if row["case"] == "effect" else (lambda v: f"{100 * (v - 1):+.1f}%")
         elif row["units"] == "fraction":
             digits = 2 if row["variable"] in HOUSEHOLDS else 1  # a price level moves by tenths of a percent
@@ -502,6 +586,10 @@ def format_compact(rows: list[dict], title: str = "") -> str:
     def table(labels: list[tuple[str, tuple[str, str]]], caption: str, unit: str = "$B/yr") -> list[str]:
         # Per case three columns: the median and the mean right-aligned, the band between them left-aligned.
         shown = [c for c in cases if any((v, lab, c) in index for _, (v, lab) in labels)]
+        kinds = {index[(v, lab, c)]["units"] for _, (v, lab) in labels for c in shown if (v, lab, c) in index}
+        percent = sorted(kinds & set(RELATIVE.values()))
+        if percent:  # --relative: every case in percent, or the levels in their units beside effects in percent
+            unit = percent[0] if kinds <= set(RELATIVE.values()) else f"{unit}; effects in {percent[0]}"
         cells = [[label] + [x for c in shown for x in band(index.get((v, lab, c)))] for label, (v, lab) in labels]
         widths = [max(len(cell[i]) for cell in cells + [[""] + ["", "", "mean"] * len(shown)])
                   for i in range(len(cells[0]))]
