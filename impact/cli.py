@@ -316,7 +316,9 @@ def validate(files):
 @click.option("--relative", type=click.Choice(["counterfactual", "baseline"]), default=None,
               help="Percentage changes, draw by draw, of flows, output and prices: each effect in % of the "
                    "counterfactual, or each case's change (and each effect) in % of the 2024 baseline.")
-def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, events, relative):
+@click.option("--case", type=click.Choice(["scenario", "counterfactual", "effect"]), default=None,
+              help="Only this case's bands or --exceeds probabilities [default: every case and the effect].")
+def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, events, relative, case):
     """Print the bands of a finished run in RUN_DIR: quantiles and mean, levels and paired effects."""
     from impact.store import RunStore
     from impact.summary import (Precision, convergence_report, dropped_draws, exceedance_rows, format_exceedance,
@@ -338,13 +340,16 @@ def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, ev
     if problems:
         _fail(problems)
     manifest = store.read_manifest()
+    if case in ("counterfactual", "effect") and not manifest.get("counterfactual"):
+        _fail([Problem("options", "--case", f"the run has no counterfactual, so no {case} case")])
+    cases = None if case is None else [case]
     if events:
         ds = store.open_dataset()
         parsed = [parse_exceedance(event, ds) for event in events]
         if problems := [Problem("options", "--exceeds", why) for _, why in parsed if why]:
             _fail(problems)
         try:
-            rows = exceedance_rows(ds, [spec for spec, _ in parsed], year=year)
+            rows = exceedance_rows(ds, [spec for spec, _ in parsed], year=year, cases=cases)
         except KeyError:
             _fail([Problem(str(run_dir), "--year", f"year {year} is not in the run's horizon")])
         click.echo(format_exceedance(rows, fmt), nl=False)
@@ -354,7 +359,7 @@ def summary(run_dir, by, quantiles, fmt, year, precision, tolerance, moments, ev
         _fail([Problem("options", "--relative", "the run has no counterfactual: use --relative baseline")])
     try:
         rows = summarize(store.open_dataset(), by=by, quantiles=probabilities, year=year, precision=check,
-                         relative=relative)
+                         relative=relative, cases=cases)
     except ValueError as err:
         _fail([Problem(str(run_dir), "--year", str(err))])
     click.echo(format_rows(rows, fmt, title=f"{manifest['title']} ({manifest['draws']:,} draws, seed {manifest['seed']})"
@@ -493,8 +498,9 @@ def compare_runs(run_a, run_b, case_a, case_b, fmt):
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Inputs listed per result.")
 @click.option("--max-draws", type=click.IntRange(min=100), default=RANKED_DRAWS, show_default=True,
               help="Rank the first N draws of a larger run (the correlations' sampling error is about 1/sqrt(N)).")
+@click.option("--year", type=int, default=None, help="With a horizon: the year of the result [default: the last].")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sensitivity(run_dir, output, label, by, case, top, max_draws, fmt):
+def sensitivity(run_dir, output, label, by, case, top, max_draws, year, fmt):
     """Rank the uncertain inputs of a finished run by their influence on a result (Spearman and partial rank
     correlations; the partial one separates inputs that are correlated with each other)."""
     import json as json_module
@@ -512,6 +518,12 @@ def sensitivity(run_dir, output, label, by, case, top, max_draws, fmt):
         known = ", ".join(n for n in ds.data_vars if n in VARIABLES and VARIABLES[n].kind == "output")
         _fail([Problem(str(run_dir), "--output", f"unknown output {output!r}; outputs of this run: {known}")])
     case = case or ("effect" if "counterfactual" in ds["case"].values else "scenario")
+    years = [int(y) for y in ds["year"].values] if "year" in ds.dims else []
+    if year is not None and year not in years:
+        _fail([Problem(str(run_dir), "--year", f"year {year} is not in the run's horizon {years[0]}-{years[-1]}"
+                       if years else "the run has no horizon: its results have no year")])
+    year = year if year is not None else (years[-1] if years else None)
+    when = f", year {year}" + (" (the last of the horizon)" if year == years[-1] else "") if years else ""
     dims = [d for d in ds[output].dims if d not in ("draw", "case", "year")]
     labels = [str(v) for v in ds[by].values] if by and by in dims else [label]
     draws = ds.sizes["draw"]
@@ -519,19 +531,21 @@ def sensitivity(run_dir, output, label, by, case, top, max_draws, fmt):
     inputs = input_columns(ds)
     rows = []
     for item in labels:
-        ranked = rank_sensitivity(inputs, draws_of(ds, output, item, case))[:top]
-        rows += [{"output": output, "label": item, "case": case, **r} for r in ranked]
+        ranked = rank_sensitivity(inputs, draws_of(ds, output, item, case, year))[:top]
+        rows += [{"output": output, "label": item, "case": case, **({"year": year} if years else {}), **r}
+                 for r in ranked]
     if fmt == "json":
         click.echo(json_module.dumps(rows, indent=2))
     elif fmt == "csv":
-        click.echo("output,label,case,input,spearman,prcc")
+        click.echo("output,label,case,year,input,spearman,prcc")
         for r in rows:
-            click.echo(f"{r['output']},{r['label']},{r['case']},{r['input']},{r['spearman']:.6f},{r['prcc']:.6f}")
+            click.echo(f"{r['output']},{r['label']},{r['case']},{r.get('year', '')},{r['input']},{r['spearman']:.6f},"
+                       f"{r['prcc']:.6f}")
     else:
         if ds.sizes["draw"] < draws:
             click.echo(f"ranked on the first {ds.sizes['draw']:,} of {draws:,} draws (--max-draws)")
         for item in labels:
-            click.echo(f"drivers of {output}[{item}] ({case}), by |partial rank correlation|:")
+            click.echo(f"drivers of {output}[{item}] ({case}{when}), by |partial rank correlation|:")
             click.echo(f"  {'input':40s} {'prcc':>7s} {'spearman':>9s}")
             for r in (r for r in rows if r["label"] == item):
                 click.echo(f"  {r['input']:40s} {r['prcc']:7.3f} {r['spearman']:9.3f}")
@@ -573,14 +587,15 @@ def report(run_dir, against, out):
               help="Base sample (a power of 2); the design solves n * (inputs + 2) draws.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Inputs listed.")
+@click.option("--year", type=int, default=None, help="With a horizon: the year of the result [default: the last].")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @_cluster_options
-def sobol(scenario, output, label, case, n, seed, top, fmt, **cluster):
+def sobol(scenario, output, label, case, n, seed, top, year, fmt, **cluster):
     """Variance-based Sobol indices (first-order and total, with 95% bootstrap intervals) of a result of SCENARIO,
     from a dedicated Saltelli design."""
     import json as json_module
 
-    from impact.sensitivity import scenario_sobol_indices
+    from impact.sensitivity import estimator_caveat, scenario_sobol_indices
 
     if n & (n - 1):
         _fail([Problem("options", "--n", f"must be a power of 2, got {n}")])
@@ -589,14 +604,15 @@ def sobol(scenario, output, label, case, n, seed, top, fmt, **cluster):
 
         with dask_session(cluster_options(_cluster(**cluster))) as client:
             rows, note = scenario_sobol_indices(scenario, output=output, label=label, case=case, n=n, seed=seed,
-                                                client=client)
+                                                year=year, client=client)
     except ImpactInputError as err:
         _fail(err.problems)
     except KeyError:
         _fail([Problem("options", "--output", f"unknown output or label: {output}[{label}]")])
+    caveat = estimator_caveat(rows, n)
     rows = rows[:top]
     if fmt == "json":
-        click.echo(json_module.dumps({"note": note, "indices": rows}, indent=2))
+        click.echo(json_module.dumps({"note": note, "caveat": caveat, "indices": rows}, indent=2))
     elif fmt == "csv":
         click.echo(",".join(rows[0]))
         for r in rows:
@@ -608,6 +624,8 @@ def sobol(scenario, output, label, case, n, seed, top, fmt, **cluster):
             click.echo(f"  {r['input']:40s} {r['first_order']:7.3f} [{r['first_order_low']:6.3f}, "
                        f"{r['first_order_high']:6.3f}] {r['total_order']:7.3f} [{r['total_order_low']:6.3f}, "
                        f"{r['total_order_high']:6.3f}]")
+        if caveat:
+            click.echo(f"note: {caveat}")
 
 
 @main.command(name="export")

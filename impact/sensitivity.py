@@ -192,14 +192,23 @@ def scenario_sobol_indices(scenario, *, output: str, label: str = "total", case:
     ``client`` (a ``distributed.Client``), the design's blocks are tasks on its cluster (the same indices).
 
     Returns the rows (largest total index first) and a note, which says when the indices' assumption of
-    independent inputs does not hold (the scenario correlates some of them).
+    independent inputs does not hold (the scenario correlates some of them) and, with a horizon, the year (``year``;
+    default: the last).
     """
+    from impact.errors import ImpactInputError, Problem
     from impact.scenario import open_scenario
     from impact.simulation import Simulation
 
     simulation = Simulation(open_scenario(scenario), seed=seed, keep="aggregates")
     if case is None:
         case = "effect" if len(simulation.cases) > 1 else "scenario"
+    years = simulation.years or []
+    if year is not None and int(year) not in years:
+        raise ImpactInputError([Problem("options", "--year", f"year {year} is not in the horizon "
+                                                             f"{years[0]}-{years[-1]}" if years else
+                                        "the scenario has no horizon: its results have no year")])
+    if years and year is None:
+        year = years[-1]
     columns = simulation.design.columns
     static = simulation.static_dataset()
 
@@ -217,4 +226,19 @@ def scenario_sobol_indices(scenario, *, output: str, label: str = "total", case:
     note = ("the scenario correlates some inputs: Sobol indices assume independent inputs, so read them with care "
             "(the partial rank correlations of `impact sensitivity` allow for correlation)" if correlated else
             "inputs are independent, as Sobol indices assume")
+    if years:
+        note = f"year {year}" + (" (the last of the horizon)" if year == years[-1] else "") + "; " + note
     return rows, note
+
+
+def estimator_caveat(rows: list[dict], n: int) -> str | None:
+    """What to say when estimates fall where the indices cannot (a first-order index above the total, or one
+    below 0): Monte Carlo error of the estimators at base sample ``n``, not a property of the model."""
+    odd = [r["input"] for r in rows if r["first_order"] > r["total_order"] or r["first_order"] < 0
+           or r["total_order"] < 0]
+    if not odd:
+        return None
+    return (f"{len(odd)} input(s) ({', '.join(odd[:3])}{', ...' if len(odd) > 3 else ''}) have a first-order index "
+            f"above their total or an index below 0: in theory 0 <= first order <= total, so these are the "
+            f"estimators' Monte Carlo error at n = {n} (their intervals overlap the possible values); a larger --n "
+            "narrows them")

@@ -304,12 +304,12 @@ def parse_exceedance(spec: str, ds: xr.Dataset) -> tuple[dict | None, str | None
 
 
 def exceedance_rows(ds: xr.Dataset, specs: list[dict], year: int | None = None, confidence: float = 0.95,
-                    step: int | None = None) -> list[dict]:
-    """For each parsed spec and case: P(result > X) (or < X), its binomial standard error and a Wilson interval
-    (which stays inside [0, 1] and is sound for tail probabilities near 0 or 1). Counted window by window of draws:
-    memory does not grow with the run."""
+                    step: int | None = None, cases: list[str] | None = None) -> list[dict]:
+    """For each parsed spec and case (of ``cases``; default: every case and the effect): P(result > X) (or < X),
+    its binomial standard error and a Wilson interval (which stays inside [0, 1] and is sound for tail
+    probabilities near 0 or 1). Counted window by window of draws: memory does not grow with the run."""
     present = [str(c) for c in ds["case"].values]
-    cases = present + (["effect"] if "counterfactual" in present else [])
+    cases = [c for c in present + (["effect"] if "counterfactual" in present else []) if cases is None or c in cases]
     series = [(spec, case) for spec in specs for case in cases]
     hits, valid = np.zeros(len(series), dtype=np.int64), np.zeros(len(series), dtype=np.int64)
     outputs = list(dict.fromkeys(spec["output"] for spec in specs))

@@ -323,6 +323,12 @@ def test_cli_summary_exceedance_probabilities(deal, tmp_path):
     difference = (ds["sector_output"].sel(sector="food", case="scenario")
                   - ds["sector_output"].sel(sector="food", case="counterfactual")).values
     assert effect["probability"] == np.mean(difference < 0) and effect["draws"] == 400
+    # --case keeps one case's rows, the same numbers.
+    alone = runner.invoke(cli.main, ["summary", str(out), "--exceeds", "exports_by_partner[eu] > 1",
+                                     "--exceeds", "sector_output[food] < 0", "--case", "effect", "--format", "json"])
+    assert json.loads(alone.output) == [r for r in rows if r["case"] == "effect"]
+    bands = runner.invoke(cli.main, ["summary", str(out), "--case", "counterfactual", "--format", "json"])
+    assert {r["case"] for r in json.loads(bands.output)} == {"counterfactual"}
     bad = runner.invoke(cli.main, ["summary", str(out), "--exceeds", "nonsense > 1", "--exceeds", "exports > x"])
     assert bad.exit_code == 2 and "2 problems" in bad.output and "Traceback" not in bad.output
 

@@ -266,3 +266,74 @@ def test_an_input_without_effect_has_an_interval_of_zero():
     assert unused["total_order_low"] == unused["total_order_high"] == 0.0
     assert all(np.isfinite(r[k]) and r[k + "_low"] <= r[k + "_high"] for r in rows.values()
                for k in ("first_order", "total_order"))
+
+
+HORIZON = "[horizon]\nfirst_year = 2025\nlast_year = 2027\ngrowth = 0.02\n"
+
+
+@pytest.fixture
+def deal_over_years(deal):
+    """The deal and its counterfactual over 2025-2027."""
+    from tests.conftest import write_scenario
+
+    folder = deal.parent
+    write_scenario(folder / "nodeal_h.toml", f'[scenario]\ntitle = "no deal"\nextends = "nodeal.toml"\n{HORIZON}')
+    return write_scenario(folder / "deal_h.toml", '[scenario]\ntitle = "deal"\nextends = "deal.toml"\n'
+                                                  f'counterfactual = "nodeal_h.toml"\n{HORIZON}')
+
+
+def test_sensitivity_ranks_the_year_asked_and_says_which(deal, deal_over_years, tmp_path):
+    out = tmp_path / "years"
+    impact.run(deal_over_years, draws=600, seed=4, out=out, progress="none")
+    runner = CliRunner()
+    asked = runner.invoke(cli.main, ["sensitivity", str(out), "--output", "sector_output", "--label", "food",
+                                     "--year", "2026", "--format", "json"])
+    assert asked.exit_code == 0, asked.output
+    ds = impact.RunStore(out).open_dataset()
+    expected = rank_sensitivity(input_columns(ds), draws_of(ds, "sector_output", "food", "effect", 2026))
+    got = json.loads(asked.output)
+    assert all(r["year"] == 2026 for r in got)
+    assert [(r["input"], r["prcc"]) for r in got] == [(r["input"], pytest.approx(r["prcc"], abs=1e-6))
+                                                      for r in expected[:10]]
+    last = runner.invoke(cli.main, ["sensitivity", str(out), "--output", "sector_output", "--label", "food"])
+    assert "(effect, year 2027 (the last of the horizon))" in last.output
+    outside = runner.invoke(cli.main, ["sensitivity", str(out), "--output", "sector_output", "--year", "2030"])
+    assert outside.exit_code == 2 and "not in the run's horizon 2025-2027" in outside.output
+    plain = tmp_path / "plain"
+    impact.run(deal, draws=200, seed=4, out=plain, progress="none")
+    none = runner.invoke(cli.main, ["sensitivity", str(plain), "--output", "sector_output", "--year", "2026"])
+    assert none.exit_code == 2 and "no horizon" in none.output
+
+
+def test_sobol_takes_the_year_asked_and_says_which(deal, deal_over_years):
+    from impact.errors import ImpactInputError
+    from impact.sensitivity import result_of, scenario_sobol_indices
+
+    _, note = scenario_sobol_indices(deal_over_years, output="exports_by_partner", label="eu", n=4)
+    assert note.startswith("year 2027 (the last of the horizon); ")
+    _, note = scenario_sobol_indices(deal_over_years, output="exports_by_partner", label="eu", n=4, year=2025)
+    assert note.startswith("year 2025; ")
+    with pytest.raises(ImpactInputError, match="not in the horizon 2025-2027"):
+        scenario_sobol_indices(deal_over_years, output="exports_by_partner", n=4, year=2031)
+    with pytest.raises(ImpactInputError, match="no horizon"):
+        scenario_sobol_indices(deal, output="exports_by_partner", n=4, year=2025)
+    # The year reaches the result evaluated: exports grow with the baseline from year to year.
+    from impact.simulation import Simulation
+
+    simulation = Simulation(impact.load_scenario(deal_over_years), seed=0)
+    scores = simulation.design.normal_scores(0, 8)
+    static = simulation.static_dataset()
+    first, last = (result_of(simulation, static, scores, "exports_by_partner", "eu", "scenario", year)
+                   for year in (2025, 2027))
+    assert np.all(last > first)
+
+
+def test_an_estimate_outside_what_indices_can_be_is_explained():
+    from impact.sensitivity import estimator_caveat
+
+    fine = [{"input": "a", "first_order": 0.2, "total_order": 0.3}]
+    assert estimator_caveat(fine, 64) is None
+    odd = fine + [{"input": "b", "first_order": 0.05, "total_order": 0.02},
+                  {"input": "c", "first_order": -0.01, "total_order": 0.01}]
+    text = estimator_caveat(odd, 64)
+    assert "2 input(s) (b, c)" in text and "n = 64" in text and "Monte Carlo error" in text
