@@ -230,7 +230,11 @@ def _read_chain(path: Path, seen: tuple[Path, ...] = ()):
     files = [(label, hashlib.sha256(raw_bytes).hexdigest())]
     parent_ref = data.get("scenario", {}).get("extends") if isinstance(data.get("scenario"), dict) else None
     if parent_ref is None:
-        return data, _origins_of(data, label), files, []
+        problems = [Problem(label, f"{key}[{i}].remove", "nothing is inherited here to remove (remove = true drops "
+                                                         "an entry of the file this one extends)")
+                    for key in APPENDED_LISTS if isinstance(data.get(key), list)
+                    for i, item in enumerate(data[key]) if isinstance(item, dict) and "remove" in item]
+        return data, _origins_of(data, label), files, problems
     if len(seen) + 1 >= EXTENDS_DEPTH_MAX:
         return data, _origins_of(data, label), files, [
             Problem(label, "scenario.extends", f"the extends chain is more than {EXTENDS_DEPTH_MAX} files deep")]
@@ -293,7 +297,10 @@ def _merge(parent: dict, child: dict, origins: dict, label: str, problems: list[
             if not isinstance(merged.get(key, []), list):
                 merged[key] = []
             entries = merged.setdefault(key, [])
-            for item in value:
+            for position, item in enumerate(value):
+                if isinstance(item, dict) and "remove" in item:
+                    _remove_inherited(key, position, item, entries, origins, label, problems)
+                    continue
                 if key == "correlations" and isinstance(item, dict) and isinstance(item.get("inputs"), list):
                     # A block replaces every inherited block that shares an input with it (inputs that are not
                     # names are reported by the checks).
@@ -313,6 +320,44 @@ def _merge(parent: dict, child: dict, origins: dict, label: str, problems: list[
             merged[key] = copy.deepcopy(value)
             origins[(key,)] = label
     return merged
+
+
+def _remove_inherited(key: str, position: int, item: dict, entries: list, origins: dict, label: str,
+                      problems: list[Problem]) -> None:
+    """``remove = true`` in a child's ``[[correlations]]`` (with ``inputs``: every inherited block that shares an
+    input with them) or ``[[priors]]`` (with ``id``: the inherited prior of that id; with ``parameter``: every
+    inherited prior of the parameter): the entries are dropped, and nothing takes their place (the inputs become
+    independent; the parameter keeps its other priors, or its default value, e.g. exchange rates at 1)."""
+    where = f"{key}[{position}]"
+    if item.get("remove") is not True:
+        problems.append(Problem(label, f"{where}.remove", f"must be true, got {item.get('remove')!r}"))
+        return
+    if key == "correlations":
+        inputs = item.get("inputs")
+        extra = sorted(set(item) - {"remove", "inputs"})
+        if not isinstance(inputs, list) or not _input_names(inputs) or extra:
+            problems.append(Problem(label, where, "a removal names the inherited blocks by `inputs` (a list of "
+                                                  "input names) and nothing else" + (f"; got {', '.join(extra)}"
+                                                                                       if extra else "")))
+            return
+        doomed = [i for i, e in enumerate(entries) if isinstance(e, dict) and isinstance(e.get("inputs"), list)
+                  and _input_names(e["inputs"]) & _input_names(inputs)]
+        what = f"no inherited correlation block has any of the inputs {', '.join(map(str, inputs))}"
+    else:
+        by = [k for k in ("id", "parameter") if k in item]
+        extra = sorted(set(item) - {"remove", "id", "parameter"})
+        if len(by) != 1 or not isinstance(item[by[0]], str) or extra:
+            problems.append(Problem(label, where, "a removal names the inherited priors by `id` (one prior) or by "
+                                                  "`parameter` (all of its priors), and nothing else"
+                                    + (f"; got {', '.join(extra)}" if extra else "")))
+            return
+        doomed = [i for i, e in enumerate(entries) if isinstance(e, dict) and e.get(by[0]) == item[by[0]]]
+        what = f"no inherited prior has the {by[0]} {item[by[0]]!r}"
+    if not doomed:
+        problems.append(Problem(label, f"{where}.remove", what))
+    for index in reversed(doomed):
+        del entries[index]
+        _shift_origins(origins, key, index)
 
 
 def _input_names(inputs: list) -> set[str]:
@@ -987,7 +1032,8 @@ class _Checker:
                 known = sorted(known_columns)
                 listed = ", ".join(known[:8]) + (f", ... ({len(known)} in all)" if len(known) > 8 else "")
                 self.add(loc + ("inputs",), f"not sampled inputs of this scenario: {', '.join(map(repr, unknown))} "
-                                            f"(sampled: {listed or 'none'})")
+                                            f"(sampled: {listed or 'none'}); a file that extends this one drops "
+                                            f"the block with [[correlations]] inputs = [{unknown[0]!r}] remove = true")
             for c in block.inputs:
                 if c in claimed:
                     self.add(loc + ("inputs",), f"{c!r} is already in correlation block {claimed[c]}")
