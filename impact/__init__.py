@@ -2,7 +2,8 @@
 
 >>> import impact
 >>> ds = impact.simulate("us_japan_2025", draws=2000, seed=1)   # an xarray Dataset, one row per draw
->>> impact.summarize(ds)                                          # bands of the headline results
+>>> impact.summarize(ds)                                          # bands of the headline results (a DataFrame)
+>>> ds.impact.relative("imports_by_partner")                      # effects in % of the counterfactual, by draw
 
 The public API is imported lazily, so ``import impact`` stays fast and numba compiles only when a run starts.
 """
@@ -20,7 +21,12 @@ _API = {
     "ClusterOptions": "impact.cluster",
     "load_scenario": "impact.scenario",
     "load_baseline": "impact.baseline",
-    "summarize": "impact.summary",
+    "summarize": "impact.api",
+    "compare": "impact.api",
+    "sensitivity": "impact.api",
+    "sobol": "impact.api",
+    "report": "impact.api",
+    "export": "impact.api",
     "RunStore": "impact.store",
     "ImpactInputError": "impact.errors",
     "set_threads": "impact.accelerate",

@@ -463,7 +463,7 @@ def compare_runs(run_a, run_b, case_a, case_b, fmt):
     distribution of paired differences, with the variance reduction over unpaired draws; otherwise the runs are
     compared as independent samples, and the reason is printed.
     """
-    from impact.compare import compare
+    from impact.comparison import compare
     from impact.store import RunStore
     from impact.summary import format_rows
 
@@ -505,35 +505,17 @@ def sensitivity(run_dir, output, label, by, case, top, max_draws, year, fmt):
     correlations; the partial one separates inputs that are correlated with each other)."""
     import json as json_module
 
-    from impact.sensitivity import input_columns, rank_sensitivity, ranked_draws
-    from impact.store import RunStore
-    from impact.summary import draws_of
-    from impact.variables import VARIABLES
+    from impact import api
 
-    store = RunStore(run_dir)
-    if not store.manifest_path.exists() or store.read_manifest().get("status") != "complete":
-        _fail([Problem(str(run_dir), "", "not a complete run folder")])
-    ds = store.open_dataset()
-    if output not in ds or VARIABLES.get(output) is None or VARIABLES[output].kind != "output":
-        known = ", ".join(n for n in ds.data_vars if n in VARIABLES and VARIABLES[n].kind == "output")
-        _fail([Problem(str(run_dir), "--output", f"unknown output {output!r}; outputs of this run: {known}")])
-    case = case or ("effect" if "counterfactual" in ds["case"].values else "scenario")
-    years = [int(y) for y in ds["year"].values] if "year" in ds.dims else []
-    if year is not None and year not in years:
-        _fail([Problem(str(run_dir), "--year", f"year {year} is not in the run's horizon {years[0]}-{years[-1]}"
-                       if years else "the run has no horizon: its results have no year")])
-    year = year if year is not None else (years[-1] if years else None)
-    when = f", year {year}" + (" (the last of the horizon)" if year == years[-1] else "") if years else ""
-    dims = [d for d in ds[output].dims if d not in ("draw", "case", "year")]
-    labels = [str(v) for v in ds[by].values] if by and by in dims else [label]
-    draws = ds.sizes["draw"]
-    ds = ranked_draws(ds, max_draws)
-    inputs = input_columns(ds)
-    rows = []
-    for item in labels:
-        ranked = rank_sensitivity(inputs, draws_of(ds, output, item, case, year))[:top]
-        rows += [{"output": output, "label": item, "case": case, **({"year": year} if years else {}), **r}
-                 for r in ranked]
+    try:
+        frame = api.sensitivity(run_dir, output=output, label=label, by=by, case=case, top=top, max_draws=max_draws,
+                                year=year)
+    except ImpactInputError as err:
+        _fail([Problem(str(run_dir) if p.file == "options" else p.file, p.key, p.message) for p in err.problems])
+    rows, case, year = frame.to_dict("records"), frame.attrs["case"], frame.attrs["year"]
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    when = f", year {year}" + (" (the last of the horizon)" if frame.attrs["last_year"] else "") \
+        if year is not None else ""
     if fmt == "json":
         click.echo(json_module.dumps(rows, indent=2))
     elif fmt == "csv":
@@ -542,8 +524,9 @@ def sensitivity(run_dir, output, label, by, case, top, max_draws, year, fmt):
             click.echo(f"{r['output']},{r['label']},{r['case']},{r.get('year', '')},{r['input']},{r['spearman']:.6f},"
                        f"{r['prcc']:.6f}")
     else:
-        if ds.sizes["draw"] < draws:
-            click.echo(f"ranked on the first {ds.sizes['draw']:,} of {draws:,} draws (--max-draws)")
+        if frame.attrs["draws"] < frame.attrs["run_draws"]:
+            click.echo(f"ranked on the first {frame.attrs['draws']:,} of {frame.attrs['run_draws']:,} draws "
+                       "(--max-draws)")
         for item in labels:
             click.echo(f"drivers of {output}[{item}] ({case}{when}), by |partial rank correlation|:")
             click.echo(f"  {'input':40s} {'prcc':>7s} {'spearman':>9s}")
@@ -559,22 +542,12 @@ def sensitivity(run_dir, output, label, by, case, top, max_draws, year, fmt):
               help="Folder to create [default: RUN_DIR/report].")
 def report(run_dir, against, out):
     """Write a report of a finished run: figures (PNG, SVG), tables (CSV, Markdown, LaTeX) and report.html."""
-    from impact.report import Report
-    from impact.store import RunStore
+    from impact import api
 
-    problems, stores = [], []
-    for folder in [run_dir] + ([against] if against else []):
-        store = RunStore(folder)
-        if not store.manifest_path.exists() or store.read_manifest().get("status") != "complete":
-            problems.append(Problem(str(folder), "", "not a complete run folder"))
-        stores.append(store)
-    out = out or (run_dir / "report")
-    if out.exists():
-        problems.append(Problem(str(out), "--out", "exists already; choose another folder"))
-    if problems:
-        _fail(problems)
-    other = (stores[1].open_dataset(), str(against)) if against else None
-    page = Report(stores[0].open_dataset(), stores[0].read_manifest(), other).write(out)
+    try:
+        page = api.report(run_dir, against=against, out=out)
+    except ImpactInputError as err:
+        _fail(err.problems)
     click.echo(f"written: {page}")
 
 
@@ -595,7 +568,7 @@ def sobol(scenario, output, label, case, n, seed, top, year, fmt, **cluster):
     from a dedicated Saltelli design."""
     import json as json_module
 
-    from impact.sensitivity import estimator_caveat, scenario_sobol_indices
+    from impact import api
 
     if n & (n - 1):
         _fail([Problem("options", "--n", f"must be a power of 2, got {n}")])
@@ -603,14 +576,12 @@ def sobol(scenario, output, label, case, n, seed, top, year, fmt, **cluster):
         from impact.cluster import cluster_options, dask_session
 
         with dask_session(cluster_options(_cluster(**cluster))) as client:
-            rows, note = scenario_sobol_indices(scenario, output=output, label=label, case=case, n=n, seed=seed,
-                                                year=year, client=client)
+            frame = api.sobol(scenario, output=output, label=label, case=case, n=n, seed=seed, year=year,
+                              client=client)
     except ImpactInputError as err:
         _fail(err.problems)
-    except KeyError:
-        _fail([Problem("options", "--output", f"unknown output or label: {output}[{label}]")])
-    caveat = estimator_caveat(rows, n)
-    rows = rows[:top]
+    note, caveat = frame.attrs["note"], frame.attrs["caveat"]
+    rows = frame.to_dict("records")[:top]
     if fmt == "json":
         click.echo(json_module.dumps({"note": note, "caveat": caveat, "indices": rows}, indent=2))
     elif fmt == "csv":
@@ -637,15 +608,10 @@ def sobol(scenario, output, label, case, n, seed, top, year, fmt, **cluster):
               help="Path to write [default: RUN_DIR/export/results.nc, or RUN_DIR/export/csv|parquet].")
 def export_run(run_dir, fmt, out):
     """Export a finished run for other tools, written draw window by draw window (bounded memory)."""
-    from impact.export import export
-    from impact.store import RunStore
+    from impact import api
 
-    store = RunStore(run_dir)
-    if not store.manifest_path.exists() or store.read_manifest().get("status") != "complete":
-        _fail([Problem(str(run_dir), "", "not a complete run folder")])
-    out = out or (run_dir / "export" / ("results.nc" if fmt == "netcdf" else fmt))
     try:
-        written = export(store.open_dataset(), fmt, Path(out))
+        written = api.export(run_dir, format=fmt, out=out)
     except ImpactInputError as err:
         _fail(err.problems)
     click.echo(f"written: {written}")

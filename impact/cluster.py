@@ -283,7 +283,7 @@ def solve_on(client, spec: dict, directory: Path, chunks: list[tuple[int, int, i
 def _sobol_block(spec: dict, scores: dict, result: tuple):
     """A task: one block of a Saltelli design, the result's values at its scores."""
     from impact.accelerate import using_threads
-    from impact.sensitivity import result_of
+    from impact.drivers import result_of
 
     simulation = _simulation(spec)
     with using_threads(spec["threads"]):

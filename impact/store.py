@@ -45,6 +45,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+import impact.accessor  # noqa: F401 (registers ds.impact on the Datasets runs build and open)
 from impact.atomic import write_atomically
 
 try:

@@ -192,7 +192,7 @@ def test_a_batch_runs_every_scenario_and_seed_and_finishes_what_is_left(deal, tm
 
 def test_sobol_indices_on_a_cluster_are_those_computed_here(deal, local_cluster):
     """The Saltelli design's blocks as tasks on the cluster give the same indices and intervals, to the bit."""
-    from impact.sensitivity import scenario_sobol_indices
+    from impact.drivers import scenario_sobol_indices
 
     here, note = scenario_sobol_indices(str(deal), output="tariff_revenue_by_partner", n=64, seed=5)
     there, _ = scenario_sobol_indices(str(deal), output="tariff_revenue_by_partner", n=64, seed=5,

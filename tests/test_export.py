@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import impact
 from impact import cli
-from impact.export import _csv_rows, _csv_table, _matrix, export
+from impact.exporting import _csv_rows, _csv_table, _matrix, export
 
 
 def _tables(ds: xr.Dataset) -> list[str]:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import impact
+from impact.summary import summarize as summary_rows  # the rows, as summary.csv has them
 from impact.library import shipped_scenarios
 from tests.golden.regenerate import DRAWS, SEED
 
@@ -37,7 +38,7 @@ CENSUS_IMPORTS, CENSUS_EXPORTS = 3251.15e9, 2061.69e9
 
 @pytest.fixture(scope="module")
 def fresh():
-    return {path.stem: impact.summarize(impact.simulate(path.stem, draws=DRAWS, seed=SEED)) for path in shipped_scenarios()}
+    return {path.stem: summary_rows(impact.simulate(path.stem, draws=DRAWS, seed=SEED)) for path in shipped_scenarios()}
 
 
 def lookup(rows, variable, label, case="scenario", stat="q50"):
@@ -327,7 +328,7 @@ def test_without_linkages_the_model_is_the_one_before_them_bit_for_bit(tmp_path)
                         'linkages = false\n')
     ds = impact.simulate(str(unlinked), draws=before["draws"], seed=before["seed"])
     assert ds.attrs["linkages"] == 0
-    rows = {(r["variable"], r["label"], r["case"]): r for r in impact.summarize(ds)}
+    rows = {(r["variable"], r["label"], r["case"]): r for r in summary_rows(ds)}
     # The quantiles are draws (or interpolations between two), so they match to the bit; the mean and the standard
     # deviation are sums over the draws whose last bit follows numpy's summation order, which differs between numpy
     # versions (the minimum-versions CI stage): those match to 1e-12.

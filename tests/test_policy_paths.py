@@ -254,7 +254,7 @@ def test_each_draw_stores_its_legal_ruling_as_an_input(one_market):
     # An input like any other: the bands of the outputs do not change.
     assert summarize(ds) == summarize(ds.drop_vars("legal_ruling"))
     # And it drives revenue (struck: 10% instead of 20%), ahead of the exchange rate.
-    from impact.sensitivity import input_columns, rank_sensitivity
+    from impact.drivers import input_columns, rank_sensitivity
     from impact.summary import draws_of
 
     inputs = input_columns(ds)
@@ -283,7 +283,7 @@ def test_a_dated_ruling_is_stored_once_per_draw(tmp_path):
 
 
 def test_rulings_are_stored_by_case_when_the_cases_differ(one_market):
-    from impact.sensitivity import input_columns
+    from impact.drivers import input_columns
 
     risky = """
         [[tariff_layers]]

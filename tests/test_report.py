@@ -78,7 +78,7 @@ def report_figures(ds, manifest, out, against=None) -> dict:
     """Every figure of the report of ``ds`` as matplotlib drew and saved it, by file stem (not closed)."""
     import matplotlib.pyplot as plt
 
-    from impact.report import Report
+    from impact.reporting import Report
 
     kept = []
     close = plt.close
@@ -143,8 +143,8 @@ def test_the_source_line_never_overlaps_the_labels(deal, small_world, tmp_path):
 
 
 def test_report_comparison_shows_the_variance_reduction(deal, small_world, tmp_path):
-    from impact.compare import compare
-    from impact.report import Report
+    from impact.comparison import compare
+    from impact.reporting import Report
 
     folder, *_ = small_world
     ds = impact.simulate(deal, draws=2000, seed=3)

@@ -334,7 +334,7 @@ def test_cli_summary_exceedance_probabilities(deal, tmp_path):
 
 
 def test_compare_pairs_runs_that_share_draws(deal, small_world, tmp_path):
-    from impact.compare import compare
+    from impact.comparison import compare
 
     folder, *_ = small_world
     together = _run(deal, tmp_path / "together").open_dataset()
@@ -362,7 +362,7 @@ def test_compare_pairs_runs_that_share_draws(deal, small_world, tmp_path):
 def test_compare_read_in_windows_gives_the_quantiles_of_all_the_draws(deal, small_world, tmp_path):
     """compare reads the runs a window of draws at a time: its quantiles are those of the whole series sorted, its
     moments agree to rounding, paired or not, and a longer run's extra draws count in an unpaired comparison."""
-    from impact.compare import compare
+    from impact.comparison import compare
     from impact.summary import draws_of, quantiles_of_row
 
     folder, *_ = small_world
@@ -411,7 +411,7 @@ def test_export_netcdf_csv_and_parquet(deal, tmp_path, monkeypatch):
 
     import pyarrow.parquet as pq
 
-    from impact.export import export
+    from impact.exporting import export
 
     store = _run(deal, tmp_path / "run", draws=1500, chunk_size=500)
     ds = store.open_dataset()

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import impact
 from impact import cli
-from impact.sensitivity import input_columns, rank_sensitivity
+from impact.drivers import input_columns, rank_sensitivity
 from impact.summary import draws_of
 
 
@@ -103,7 +103,7 @@ def test_sobol_indices_of_the_ishigami_function_contain_the_analytic_values():
     from scipy import stats
 
     from impact.sampling import Design
-    from impact.sensitivity import sobol_indices
+    from impact.drivers import sobol_indices
 
     columns = ["x1", "x2", "x3"]
 
@@ -120,7 +120,7 @@ def test_sobol_indices_of_the_ishigami_function_contain_the_analytic_values():
 
 
 def test_sobol_indices_of_a_scenario(deal):
-    from impact.sensitivity import scenario_sobol_indices
+    from impact.drivers import scenario_sobol_indices
 
     # Exports to the EU depend on the EU exchange rate, and on the export elasticity and pass-through of each
     # sector: fx[eu] carries the largest total index.
@@ -157,7 +157,7 @@ def _ishigami():
 
 def test_sobol_intervals_are_a_pure_function_of_the_seed():
     from impact.sampling import Design
-    from impact.sensitivity import sobol_indices
+    from impact.drivers import sobol_indices
 
     columns, evaluate = _ishigami()
     scores = Design(columns, "mc", seed=3).normal_scores
@@ -185,7 +185,7 @@ def test_sobol_intervals_are_scipys_bootstrap(monkeypatch):
     from scipy import stats
 
     from impact.sampling import Design
-    from impact.sensitivity import sobol_bootstrap, sobol_design
+    from impact.drivers import sobol_bootstrap, sobol_design
 
     columns, evaluate = _ishigami()
     n = 2 ** 9
@@ -255,7 +255,7 @@ def test_sensitivity_ranks_the_legal_ruling_where_it_dominates(tmp_path):
 
 def test_an_input_without_effect_has_an_interval_of_zero():
     from impact.sampling import Design
-    from impact.sensitivity import sobol_indices
+    from impact.drivers import sobol_indices
 
     columns, evaluate = _ishigami()
     rows = {r["input"]: r for r in sobol_indices(evaluate, columns + ["unused"], 2 ** 9,
@@ -307,7 +307,7 @@ def test_sensitivity_ranks_the_year_asked_and_says_which(deal, deal_over_years, 
 
 def test_sobol_takes_the_year_asked_and_says_which(deal, deal_over_years):
     from impact.errors import ImpactInputError
-    from impact.sensitivity import result_of, scenario_sobol_indices
+    from impact.drivers import result_of, scenario_sobol_indices
 
     _, note = scenario_sobol_indices(deal_over_years, output="exports_by_partner", label="eu", n=4)
     assert note.startswith("year 2027 (the last of the horizon); ")
@@ -329,7 +329,7 @@ def test_sobol_takes_the_year_asked_and_says_which(deal, deal_over_years):
 
 
 def test_an_estimate_outside_what_indices_can_be_is_explained():
-    from impact.sensitivity import estimator_caveat
+    from impact.drivers import estimator_caveat
 
     fine = [{"input": "a", "first_order": 0.2, "total_order": 0.3}]
     assert estimator_caveat(fine, 64) is None

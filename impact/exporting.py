@@ -28,6 +28,11 @@ FORMATS = ("netcdf", "csv", "parquet")
 WINDOW = 65536  # draws read and written at a time
 
 
+def default_out(run_dir: Path, fmt: str) -> Path:
+    """Where ``impact export`` writes by default: the run's ``export/results.nc``, or ``export/csv|parquet``."""
+    return Path(run_dir) / "export" / ("results.nc" if fmt == "netcdf" else fmt)
+
+
 def export(ds: xr.Dataset, fmt: str, out: Path) -> Path:
     """Write ``ds`` (a run's Dataset, lazily loaded) to ``out`` in format ``fmt``; return the path written."""
     if fmt not in FORMATS:

@@ -116,7 +116,7 @@ class Report:
         self._save(fig, out, "densities", "Distributions of the headline results")
 
     def tornado(self, out: Path, top: int = 12) -> None:
-        from impact.sensitivity import input_columns, rank_sensitivity, ranked_draws
+        from impact.drivers import input_columns, rank_sensitivity, ranked_draws
 
         plt = _pyplot()
         case = self.cases[0]
@@ -173,7 +173,7 @@ class Report:
         (out / "bands.tex").write_text(latex_table(rows))
         comparison = None
         if self.against is not None:
-            from impact.compare import compare
+            from impact.comparison import compare
 
             other, name = self.against
             comparison = compare(self.ds, other)
