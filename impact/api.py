@@ -52,11 +52,18 @@ def compare(run_a, run_b, *, case_a: str = "scenario", case_b: str = "scenario",
     ``attrs`` of the frame say whether they were paired and why."""
     from impact.comparison import compare as rows_of
 
-    datasets, problems = [_dataset(run_a), _dataset(run_b)], []
-    for ds, case, which in zip(datasets, (case_a, case_b), ("case_a", "case_b")):
+    datasets, problems = [], []
+    for run, case, which in ((run_a, case_a, "case_a"), (run_b, case_b, "case_b")):
+        try:
+            ds = _dataset(run)
+        except ImpactInputError as err:
+            problems += err.problems
+            continue
         if case not in ds["case"].values:
-            problems.append(Problem("options", which, f"no case {case!r}; cases: {', '.join(ds['case'].values)}"))
-    if problems:
+            where = "dataset" if isinstance(run, xr.Dataset) else str(getattr(run, "directory", run))
+            problems.append(Problem(where, which, f"no case {case!r}; cases: {', '.join(ds['case'].values)}"))
+        datasets.append(ds)
+    if problems:  # every problem of both runs at once
         raise ImpactInputError(problems)
     rows, paired, reason = rows_of(*datasets, case_a=case_a, case_b=case_b, quantiles=quantiles)
     frame = pd.DataFrame(rows)

@@ -463,23 +463,14 @@ def compare_runs(run_a, run_b, case_a, case_b, fmt):
     distribution of paired differences, with the variance reduction over unpaired draws; otherwise the runs are
     compared as independent samples, and the reason is printed.
     """
-    from impact.comparison import compare
-    from impact.store import RunStore
+    from impact import api
     from impact.summary import format_rows
 
-    problems, datasets = [], []
-    for run, case in ((run_a, case_a), (run_b, case_b)):
-        store = RunStore(run)
-        if not store.manifest_path.exists() or store.read_manifest().get("status") != "complete":
-            problems.append(Problem(str(run), "", "not a complete run folder"))
-            continue
-        ds = store.open_dataset()
-        if case not in ds["case"].values:
-            problems.append(Problem(str(run), "--case", f"no case {case!r}; cases: {', '.join(ds['case'].values)}"))
-        datasets.append(ds)
-    if problems:
-        _fail(problems)
-    rows, paired, reason = compare(*datasets, case_a=case_a, case_b=case_b)
+    try:
+        frame = api.compare(run_a, run_b, case_a=case_a, case_b=case_b)
+    except ImpactInputError as err:
+        _fail([Problem(p.file, p.key.replace("case_", "--case-"), p.message) for p in err.problems])
+    rows, paired, reason = frame.to_dict("records"), frame.attrs["paired"], frame.attrs["reason"]
     title = (f"{run_a} ({case_a}) minus {run_b} ({case_b}): "
              + ("paired by draw" if paired else "independent samples") + f" ({reason})")
     for row in rows:
