@@ -7,8 +7,10 @@
   horizon a fan chart of tariff revenue over the years. Every figure carries its units, the scenario's name and a
   source line (package version, draws, seed);
 * the headline bands as CSV, Markdown and LaTeX (booktabs);
-* ``report.html``: the scenario's description and sources, the run's draws, seed and version, the figures (embedded)
-  and the tables; with ``--against``, the comparison with another run.
+* ``report.html``: key findings in sentences generated from the results (each with its 90% band), the scenario's
+  description, the data and caveats under the numbers (the baseline's published, derived and estimated shares),
+  its sources, the run's draws, seed and version, the figures (embedded) and the tables; with ``--against``, the
+  comparison with another run.
 """
 
 from __future__ import annotations
@@ -190,6 +192,8 @@ class Report:
         sources = "".join(f"<li>{html.escape(s)}</li>" for s in m.get("resolved_scenario", {}).get("scenario", {}).get(
             "sources", []))
         description = html.escape(m.get("resolved_scenario", {}).get("scenario", {}).get("description", ""))
+        findings = "".join(f"<li>{html.escape(line)}</li>" for line in key_findings(ds))
+        caveats = "".join(f"<li>{html.escape(line)}</li>" for line in data_caveats(m))
         compared = ""
         if comparison is not None:
             compare_rows, paired, reason = comparison
@@ -206,7 +210,10 @@ td:first-child,th:first-child{{text-align:left}}figure{{margin:1.5em 0}}.meta{{c
 {('against <code>' + html.escape(str(ds.attrs.get('counterfactual'))) + '</code> (paired by draw)') if ds.attrs.get('counterfactual') else ''};
 {int(ds.sizes['draw']):,} draws, seed {ds.attrs.get('seed')}, sampler {ds.attrs.get('sampler')};
 impact {html.escape(str(ds.attrs.get('impact_version', '')))}, git {html.escape(str(ds.attrs.get('git_revision', ''))[:12])}.</p>
+<h2>Key findings</h2>
+<ul class="findings">{findings}</ul>
 <p>{description}</p>
+<h2>Data and caveats</h2><ul>{caveats}</ul>
 <h2>Sources</h2><ul>{sources}</ul>
 <h2>Figures</h2>
 {images}
@@ -220,6 +227,119 @@ window.addEventListener("load", () => document.body.setAttribute("data-figures-l
 </script>
 </body></html>
 """
+
+
+#: How the key findings name results and labels: the variables registry's long names, labels with spaces.
+FINDING_PARTNERS = 2   # partners named: those whose imports move most
+FINDING_SECTORS = 3    # sectors named: those whose output moves most
+
+
+def _label(label: str) -> str:
+    named = {"eu": "the EU", "uk": "the UK", "rest_of_world": "the rest of the world"}
+    return named.get(label, label.title() if label.isalpha() else label.replace("_", " "))
+
+
+def _money(value: float) -> str:
+    """$B with one decimal, the sign before the dollar."""
+    return ("-" if value < 0 else "") + f"${abs(value) / BILLION:,.1f}B"
+
+
+def _signed_money(value: float) -> str:
+    return ("+" if value >= 0 else "") + _money(value)
+
+
+def key_findings(ds: xr.Dataset) -> list[str]:
+    """The report's first sentences, from the run's own results: the effect (or, without a counterfactual, the
+    level) of tariff revenue, imports from the partners they move most, the sectors whose output moves most,
+    welfare and the consumer price level where the run has it; each with its 90% band, its change in percent of
+    the counterfactual where it has one, and the share of draws whose effect has the median's sign."""
+    paired = "counterfactual" in ds["case"].values
+    case = "effect" if paired else "scenario"
+    if "year" in ds.dims:
+        ds = ds.sel(year=ds["year"].values[-1])
+
+    def band(name: str, label: str = "total") -> tuple[float, float, float, float]:
+        values = draws_of(ds, name, label, case)
+        values = values[~np.isnan(values)]
+        q5, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95])
+        same_sign = float(np.mean(np.sign(values) == np.sign(q50))) if q50 != 0 else float(np.mean(values == 0))
+        return q5, q50, q95, same_sign
+
+    def percent(name: str, label: str = "total") -> str:
+        if not paired:
+            return ""
+        base = draws_of(ds, name, label, "counterfactual")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = np.nanmedian(100 * draws_of(ds, name, label, "effect") / base)
+        return f"; {change:+.1f}% against the counterfactual" if np.isfinite(change) else ""
+
+    def sign(share: float) -> str:
+        return f"; the same sign in {share:.0%} of draws" if paired else ""
+
+    findings = []
+    q5, q50, q95, share = band("tariff_revenue_by_partner")
+    verb = "changes US tariff revenue by" if paired else "raises US tariff revenue of"
+    findings.append(f"The scenario {verb} {_signed_money(q50) if paired else _money(q50)} a year (90% band "
+                    f"{_money(q5)} to {_money(q95)}{percent('tariff_revenue_by_partner')}{sign(share)}).")
+    if paired:
+        effects = {str(p): np.nanmedian(draws_of(ds, "imports_by_partner", str(p), "effect"))
+                   for p in ds["partner"].values}
+        moved = sorted(effects, key=lambda p: -abs(effects[p]))[:FINDING_PARTNERS]
+        parts = []
+        for partner in moved:
+            q5, q50, q95, share = band("imports_by_partner", partner)
+            parts.append(f"from {_label(partner)} by {_signed_money(q50)} ({_money(q5)} to {_money(q95)}"
+                         f"{percent('imports_by_partner', partner)})")
+        findings.append("Imports change most " + " and ".join(parts) + ".")
+        outputs = {str(s): np.nanmedian(draws_of(ds, "sector_output", str(s), "effect")) for s in ds["sector"].values}
+        moved = sorted(outputs, key=lambda s: -abs(outputs[s]))[:FINDING_SECTORS]
+        parts = []
+        for sector in moved:
+            q5, q50, q95, share = band("sector_output", sector)
+            parts.append(f"{_label(sector).lower()} {_signed_money(q50)} ({_money(q5)} to {_money(q95)})")
+        findings.append("US output moves most in " + ", ".join(parts) + " a year.")
+    if "welfare_change" in ds:
+        q5, q50, q95, share = band("welfare_change")
+        what = "changes net welfare (consumer and producer surplus and tariff revenue) by" if paired else \
+            "changes net welfare from 2024 by"
+        findings.append(f"It {what} {_signed_money(q50)} a year ({_money(q5)} to {_money(q95)}{sign(share)}).")
+    if "consumer_price_change" in ds:
+        q5, q50, q95, share = band("consumer_price_change")
+        change = "changes the consumer price level by" if paired else "raises the consumer price level by"
+        findings.append(f"It {change} {100 * q50:+.2f} points ({100 * q5:+.2f} to {100 * q95:+.2f}{sign(share)})"
+                        + (f", {band('cost_per_household')[1]:+,.0f} USD a household a year"
+                           if "cost_per_household" in ds else "") + ".")
+    return findings
+
+
+def data_caveats(manifest: dict) -> list[str]:
+    """What the numbers stand on: the baseline's shares of published, derived and estimated values, and the
+    model's limits a reader should know."""
+    from impact.baseline import load_baseline
+    from impact.errors import ImpactInputError
+
+    lines = []
+    try:
+        baseline = load_baseline(manifest["baseline"]["path"])
+    except (KeyError, ImpactInputError, OSError):
+        baseline = None
+    if baseline is not None:
+        shares = baseline.status_shares()
+        for flow, what in (("imports", "2024 import value"), ("duty", "2024 duty"), ("exports", "2024 export value")):
+            share = shares[flow]
+            lines.append(f"{share['published']:.0%} of the {what} is published data, {share['derived']:.0%} derived "
+                         f"from published data, {share['estimate']:.0%} estimated (baseline {baseline.name}).")
+        statuses = [baseline.sources[("gross_output", s, "")][0] for s in baseline.sectors]
+        lines.append(f"Gross output: {statuses.count('published')} of {len(statuses)} sectors published, the rest "
+                     "split from BEA industries by estimated shares (docs/data.md).")
+    lines.append("A partial-equilibrium model of the US market: no general-equilibrium feedback through wages, "
+                 "exchange-rate adjustment to the trade balance, or other countries' trade with each other "
+                 "(docs/model.md, section 9).")
+    if manifest.get("resolved_scenario", {}).get("pledges"):
+        lines.append("Pledged purchases and investment enter output and exports, not welfare; how much of each "
+                     "pledge is realized is drawn from its prior (the shipped ones are anchored on the 2020-21 "
+                     "Phase One record).")
+    return lines
 
 
 def _html_table(rows: list[dict]) -> str:

@@ -179,3 +179,30 @@ def test_the_tornado_ranks_the_legal_ruling(tmp_path):
     assert labels[0] == "legal_ruling[section_122_increase]"
     for stem, fig in figures.items():
         assert not overlaps(fig), (stem, overlaps(fig))
+
+
+def test_key_findings_are_the_runs_own_numbers(deal, tmp_path):
+    from impact.baseline import load_baseline
+    from impact.reporting import _money, _signed_money, data_caveats, key_findings
+
+    out = tmp_path / "run"
+    store = impact.run(deal, draws=1000, seed=3, out=out, progress="none")
+    ds, manifest = store.open_dataset(), store.read_manifest()
+    findings = key_findings(ds)
+    effect = draws_of(ds, "tariff_revenue_by_partner", "total", "effect")
+    q5, q50, q95 = np.quantile(effect, [0.05, 0.5, 0.95])
+    same = np.mean(np.sign(effect) == np.sign(q50))
+    assert findings[0].startswith(f"The scenario changes US tariff revenue by {_signed_money(q50)} a year (90% band "
+                                  f"{_money(q5)} to {_money(q95)}; ")
+    assert f"the same sign in {same:.0%} of draws" in findings[0]
+    imports = {str(p): np.median(draws_of(ds, "imports_by_partner", str(p), "effect")) for p in ds["partner"].values}
+    assert findings[1].startswith(f"Imports change most from {max(imports, key=lambda p: abs(imports[p])).title()}")
+    assert any(line.startswith("It changes net welfare") for line in findings)
+    shares = load_baseline(manifest["baseline"]["path"]).status_shares()
+    caveats = data_caveats(manifest)
+    assert caveats[0].startswith(f"{shares['imports']['published']:.0%} of the 2024 import value is published data")
+    assert any("Pledged purchases" in line for line in caveats)  # the deal has a pledge
+    page = (impact.report(out)).read_text()
+    assert page.index("Key findings") < page.index("Data and caveats") < page.index("<h2>Figures")
+    alone = impact.simulate(deal, draws=200, seed=3, counterfactual=False)
+    assert key_findings(alone)[0].startswith("The scenario raises US tariff revenue of $")
