@@ -130,7 +130,8 @@ def kernel_figures() -> dict:
         return a[:REFERENCE_DRAWS] if getattr(a, "ndim", 0) and a.shape[0] == KERNEL_DRAWS else a
 
     small = [first_draws(a) for a in args]
-    small_kwargs = {**{k: v for k, v in kwargs.items() if k != "start"}, "linkages": replace(kwargs["linkages"], **{
+    small_kwargs = {**{k: v for k, v in kwargs.items() if k not in ("start", "solution")},
+                    "linkages": replace(kwargs["linkages"], **{
         name: getattr(kwargs["linkages"], name)[:REFERENCE_DRAWS] for name in ("pass_through", "import_scale")})}
     figures["numpy_reference_us_per_draw"] = per_draw(
         lambda: market_numpy.solve_and_account(*small, **small_kwargs), REFERENCE_DRAWS, repeat=1)
