@@ -213,3 +213,21 @@ def deal(small_world):
     folder, *_ = small_world
     write_scenario(folder / "nodeal.toml", NODEAL)
     return write_scenario(folder / "deal.toml", DEAL)
+
+
+def interrupt_writes(monkeypatch, at: int):
+    """Make the ``at``-th chunk write of the runs that follow raise KeyboardInterrupt, as Ctrl-C there would;
+    return the real ``RunStore.write_chunk``, to restore."""
+    from impact.store import RunStore
+
+    original = RunStore.write_chunk
+    calls = []
+
+    def interrupted(self, index, *args):
+        calls.append(index)
+        if len(calls) == at:
+            raise KeyboardInterrupt
+        original(self, index, *args)
+
+    monkeypatch.setattr(RunStore, "write_chunk", interrupted)
+    return original

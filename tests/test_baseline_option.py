@@ -12,7 +12,7 @@ import impact
 from impact.cli import main
 from impact.errors import ImpactInputError
 from impact.store import RunStore
-from tests.conftest import write_baseline
+from tests.conftest import interrupt_writes, write_baseline
 
 
 @pytest.fixture
@@ -40,16 +40,7 @@ def test_both_cases_are_solved_on_the_baseline_given(deal, other_baseline):
 
 
 def test_the_manifest_records_it_and_a_resume_keeps_it(deal, other_baseline, tmp_path, monkeypatch):
-    original = RunStore.write_chunk
-    calls = []
-
-    def interrupt_second_chunk(self, index, *args):
-        calls.append(index)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        original(self, index, *args)
-
-    monkeypatch.setattr(RunStore, "write_chunk", interrupt_second_chunk)
+    original = interrupt_writes(monkeypatch, at=2)
     with pytest.raises(KeyboardInterrupt):
         impact.run(deal, draws=1500, seed=2, chunk_size=500, out=tmp_path / "cut", baseline=other_baseline,
                    progress="none")

@@ -13,6 +13,7 @@ import impact
 from impact import cli
 from impact.errors import ImpactInputError
 from impact.store import RunStore
+from tests.conftest import interrupt_writes
 
 
 def _run(deal, out, **options):
@@ -55,16 +56,7 @@ def test_stores_are_identical_whatever_the_chunk_size(deal, tmp_path):
 
 
 def test_interrupted_run_keeps_finished_chunks_and_resumes_identically(deal, tmp_path, monkeypatch):
-    original = RunStore.write_chunk
-    calls = []
-
-    def interrupt_third_chunk(self, index, *args):
-        calls.append(index)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        original(self, index, *args)
-
-    monkeypatch.setattr(RunStore, "write_chunk", interrupt_third_chunk)
+    original = interrupt_writes(monkeypatch, at=3)
     with pytest.raises(KeyboardInterrupt):
         _run(deal, tmp_path / "cut", chunk_size=500)
     monkeypatch.setattr(RunStore, "write_chunk", original)
