@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from impact.summary import RELATIVE, RELATIVE_BASE
+from impact.summary import RELATIVE, RELATIVE_BASE, baseline_values
 
 
 @xr.register_dataset_accessor("impact")
@@ -61,13 +61,8 @@ class ImpactAccessor:
                                                              f"change in {RELATIVE[to]}")
 
     def _baseline(self, variable: str, values: xr.DataArray) -> xr.DataArray:
-        parts = RELATIVE_BASE[variable]
-        if not parts:
-            return xr.ones_like(values.isel(draw=0, case=0, drop=True))
-        base = self._ds[parts[0]] if len(parts) == 1 else self._ds[parts[0]] * self._ds[parts[1]]
-        label_dims = [d for d in values.dims if d not in ("draw", "case", "year")]
-        base = base.sum([d for d in base.dims if d not in label_dims])
-        return base * self._ds["growth_factor"] if "growth_factor" in self._ds.coords else base
+        base = baseline_values(self._ds, variable, [d for d in values.dims if d not in ("draw", "case", "year")])
+        return xr.ones_like(values.isel(draw=0, case=0, drop=True)) if base is None else base
 
     def bands(self, **options):
         """The bands of ``impact summary`` as a DataFrame (:func:`impact.api.summarize`, with its options)."""

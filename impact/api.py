@@ -133,10 +133,17 @@ def report(run, *, against=None, out: str | Path | None = None) -> Path:
     the page written (default folder: the run's ``report/``)."""
     from impact.reporting import Report
 
-    stores = [_store(run)] + ([_store(against)] if against is not None else [])
-    out = Path(out) if out is not None else stores[0].directory / "report"
+    stores, problems = [], []
+    for folder in [run] + ([against] if against is not None else []):
+        try:
+            stores.append(_store(folder))
+        except ImpactInputError as err:
+            problems += err.problems
+    out = Path(out) if out is not None else Path(getattr(run, "directory", run)) / "report"
     if out.exists():
-        raise ImpactInputError([Problem(str(out), "--out", "exists already; choose another folder")])
+        problems.append(Problem(str(out), "--out", "exists already; choose another folder"))
+    if problems:  # every problem at once: both runs and the folder
+        raise ImpactInputError(problems)
     other = (stores[1].open_dataset(), str(stores[1].directory)) if against is not None else None
     return Report(stores[0].open_dataset(), stores[0].read_manifest(), other).write(out)
 

@@ -360,20 +360,27 @@ def _qname(q: float) -> str:
     return f"q{100 * q:g}".replace(".", "_")
 
 
+def baseline_values(ds: xr.Dataset, name: str, label_dims: list[str]) -> xr.DataArray | None:
+    """Output ``name``'s value in the baseline by its ``label_dims`` (summed over the baseline's other dims), grown
+    by the Dataset's ``growth_factor`` (by year, or the year selected) when it has a horizon; money only: None for
+    an index (baseline 1) and for an output without a baseline (:data:`RELATIVE_BASE`)."""
+    parts = RELATIVE_BASE.get(name)
+    if not parts:
+        return None
+    values = ds[parts[0]] if len(parts) == 1 else ds[parts[0]] * ds[parts[1]]
+    values = values.sum([d for d in values.dims if d not in label_dims])
+    return values * ds.coords["growth_factor"] if "growth_factor" in ds.coords else values
+
+
 def baseline_levels(ds: xr.Dataset, name: str, dim: str | None, labels: list[str]) -> dict[str, float] | None:
     """Each label's (and the total's) value of output ``name`` in the baseline, grown to the Dataset's year (one
     year selected, with a horizon); 1 for an index; None if the output has no baseline (:data:`RELATIVE_BASE`)."""
-    parts = RELATIVE_BASE.get(name)
-    if parts is None:
+    if RELATIVE_BASE.get(name) is None:
         return None
-    if not parts:
+    by_label = baseline_values(ds, name, [dim] if dim else [])
+    if by_label is None:
         return dict.fromkeys(labels, 1.0)
-    growth = float(ds.coords["growth_factor"]) if "growth_factor" in ds.coords else 1.0
-    values = ds[parts[0]] if len(parts) == 1 else ds[parts[0]] * ds[parts[1]]
-    other = [d for d in values.dims if d != dim]
-    by_label = values.sum(other) if other else values
-    return {label: growth * float(by_label.sum() if label == "total" else by_label.sel({dim: label}))
-            for label in labels}
+    return {label: float(by_label.sum() if label == "total" else by_label.sel({dim: label})) for label in labels}
 
 
 def relative_change(series_of, case: str, relative: str, base: float | None) -> np.ndarray | None:
