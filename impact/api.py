@@ -128,10 +128,12 @@ def sobol(scenario, *, output: str, label: str = "total", case: str | None = Non
     return frame
 
 
-def report(run, *, against=None, out: str | Path | None = None) -> Path:
+def report(run, *, against=None, out: str | Path | None = None, top: int = 5, tornado=()) -> Path:
     """``impact report``: figures, tables and ``report.html`` of a finished run (against another one); returns
-    the page written (default folder: the run's ``report/``)."""
-    from impact.reporting import Report
+    the page written (default folder: the run's ``report/``). ``top``: the labels that move most shown per result
+    in the headline table (the CSV has them all); ``tornado``: more outputs to draw a tornado of, each
+    ``"OUTPUT"`` or ``"OUTPUT[LABEL]"`` (tariff revenue always has one)."""
+    from impact.reporting import Report, parse_tornado
 
     stores, problems = [], []
     for folder in [run] + ([against] if against is not None else []):
@@ -142,10 +144,20 @@ def report(run, *, against=None, out: str | Path | None = None) -> Path:
     out = Path(out) if out is not None else Path(getattr(run, "directory", run)) / "report"
     if out.exists():
         problems.append(Problem(str(out), "--out", "exists already; choose another folder"))
-    if problems:  # every problem at once: both runs and the folder
+    if top < 0:
+        problems.append(Problem("options", "--top", f"must be 0 or more, got {top}"))
+    ds = stores[0].open_dataset() if len(stores) == 1 + (against is not None) else None
+    tornados = []
+    for spec in [tornado] if isinstance(tornado, str) else tornado:
+        parsed, wrong = parse_tornado(spec, ds) if ds is not None else (None, None)
+        if wrong:
+            problems.append(Problem(str(stores[0].directory), "--tornado", wrong))
+        elif parsed:
+            tornados.append(parsed)
+    if problems:  # every problem at once: both runs, the folder and the options
         raise ImpactInputError(problems)
     other = (stores[1].open_dataset(), str(stores[1].directory)) if against is not None else None
-    return Report(stores[0].open_dataset(), stores[0].read_manifest(), other).write(out)
+    return Report(ds, stores[0].read_manifest(), other, top=top, tornados=tornados).write(out)
 
 
 def export(run, *, format: str, out: str | Path | None = None) -> Path:  # noqa: A002 (the command's option)

@@ -12,8 +12,8 @@ from impact import library
 from impact.cluster import DEFAULT_TIMEOUT, ClusterOptions
 from impact.console import EXIT_INTERRUPTED, EXIT_TERMINATED
 from impact.errors import ImpactInputError, Problem
-from impact.defaults import DEFAULT_CHUNK, METHODS, RANKED_DRAWS
-from impact.variables import DEFAULT_KEEP, KEEP_LEVELS
+from impact.defaults import DEFAULT_CHUNK, METHODS, RANKED_DRAWS, SHOW_TABLES
+from impact.variables import DEFAULT_KEEP, KEEP_LEVELS, display_units
 
 EXIT_INPUT = 2
 EXIT_SYSTEM = 1         # the operating system failed the run: a full or read-only disk, no memory
@@ -412,20 +412,29 @@ def tariffs(scenario, against, by, on, partner, fmt):
 @click.argument("scenario")
 @click.option("--priors", default=None, metavar="SET", help="Show the scenario with a prior set's priors (as for "
                                                               "impact run).")
-def show_scenario(scenario, priors):
+@click.option("--table", type=click.Choice(SHOW_TABLES), default=None,
+              help="Only this section (with --format csv: the table to print).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True,
+              help="csv: one section (--table) in full precision, dollars in USD, a row per prior's input and per "
+                   "correlated pair.")
+def show_scenario(scenario, priors, table, fmt):
     """Show SCENARIO (a file, or a shipped scenario's name) as a run would solve it, without running it: its
     baseline, counterfactual and horizon; its tariff and retaliation layers on the 2024 lines (rule, authority,
     lines and value charged, rates, dates, what varies by draw); pledges; quotas; the priors of its sampled inputs
     with their 5%, 50% and 95% values; its correlation blocks; and its tariff rates by partner against its
     counterfactual (by sector: impact tariffs SCENARIO)."""
     from impact.scenario import load_scenario
-    from impact.show import show
+    from impact.show import show, show_table
 
+    problems = [] if table or fmt == "table" else [
+        Problem("options", "--format", f"csv prints one table: choose it with --table ({', '.join(SHOW_TABLES)})")]
     try:
         loaded = load_scenario(scenario, priors=priors)
     except ImpactInputError as err:
-        _fail(err.problems)
-    click.echo(show(loaded), nl=False)
+        problems = err.problems + problems
+    if problems:
+        _fail(problems)
+    click.echo(show_table(loaded, table, fmt) if table else show(loaded), nl=False)
 
 
 @main.command(name="list")
@@ -510,19 +519,25 @@ def sensitivity(run_dir, output, label, by, case, top, max_draws, year, fmt):
     if fmt == "json":
         click.echo(json_module.dumps(rows, indent=2))
     elif fmt == "csv":
-        click.echo("output,label,case,year,input,spearman,prcc")
+        click.echo("output,label,case,year,input,spearman,prcc,low,high,swing,fit_r2")
         for r in rows:
             click.echo(f"{r['output']},{r['label']},{r['case']},{r.get('year', '')},{r['input']},{r['spearman']:.6f},"
-                       f"{r['prcc']:.6f}")
+                       f"{r['prcc']:.6f},{r['low']:.9g},{r['high']:.9g},{r['swing']:.9g},{r['fit_r2']:.6f}")
     else:
         if frame.attrs["draws"] < frame.attrs["run_draws"]:
             click.echo(f"ranked on the first {frame.attrs['draws']:,} of {frame.attrs['run_draws']:,} draws "
                        "(--max-draws)")
+        scale, unit = display_units(output)
         for item in labels:
-            click.echo(f"drivers of {output}[{item}] ({case}{when}), by |partial rank correlation|:")
-            click.echo(f"  {'input':40s} {'prcc':>7s} {'spearman':>9s}")
-            for r in (r for r in rows if r["label"] == item):
-                click.echo(f"  {r['input']:40s} {r['prcc']:7.3f} {r['spearman']:9.3f}")
+            shown = [r for r in rows if r["label"] == item]
+            click.echo(f"drivers of {output}[{item}] ({case}{when}), by |partial rank correlation|:" if shown else
+                       f"drivers of {output}[{item}] ({case}{when}): no input varies")
+            if shown:
+                click.echo(f"  (swing: {unit} as the input goes from its 5% to its 95% value, the others held; a fit "
+                           f"on the inputs' ranks explains {shown[0]['fit_r2']:.0%} of the variance)")
+            click.echo(f"  {'input':40s} {'prcc':>7s} {'spearman':>9s} {'swing':>10s}")
+            for r in shown:
+                click.echo(f"  {r['input']:40s} {r['prcc']:7.3f} {r['spearman']:9.3f} {r['swing'] / scale:10.3g}")
 
 
 @main.command(name="report")
@@ -531,12 +546,19 @@ def sensitivity(run_dir, output, label, by, case, top, max_draws, year, fmt):
               help="Another finished run to compare with (paired by draw when the runs share draws).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Folder to create [default: RUN_DIR/report].")
-def report(run_dir, against, out):
-    """Write a report of a finished run: figures (PNG, SVG), tables (CSV, Markdown, LaTeX) and report.html."""
+@click.option("--top", type=int, default=5, show_default=True,
+              help="Partners and sectors that move most, shown per result in the headline table (bands.csv has "
+                   "every one).")
+@click.option("--tornado", "tornados", multiple=True, metavar="OUTPUT[LABEL]",
+              help="Also draw the tornado of this output (repeatable), e.g. imports_by_partner[japan] or "
+                   "sector_output[steel]; tariff revenue always has one.")
+def report(run_dir, against, out, top, tornados):
+    """Write a report of a finished run: report.html (key findings, the headline table, data and caveats, figures),
+    the figures as PNG and SVG, the headline table as Markdown and LaTeX, and every band as CSV."""
     from impact import api
 
     try:
-        page = api.report(run_dir, against=against, out=out)
+        page = api.report(run_dir, against=against, out=out, top=top, tornado=tornados)
     except ImpactInputError as err:
         _fail(err.problems)
     click.echo(f"written: {page}")

@@ -14,3 +14,5 @@ DEFAULT_CHUNK = 8 * DRAW_BLOCK
 #: about 1 / sqrt(n) (0.001), is far below any difference a ranking rests on, and memory stays bounded (every
 #: input and the result are held and ranked at once).
 RANKED_DRAWS = 1_000_000
+#: The sections of ``impact show`` that ``--table`` picks, each one table (``--format csv``).
+SHOW_TABLES = ("layers", "retaliation", "pledges", "quotas", "priors", "correlations", "rates")

@@ -5,6 +5,11 @@
   inputs are accounted for. It is read off the inverse of the rank-correlation matrix of all inputs and the
   result: ``PRCC_i = -P[i, y] / sqrt(P[i, i] P[y, y])``. Unlike Spearman, it separates inputs that are correlated
   with each other (a Gaussian copula), as long as the relation is monotone.
+* **swing**, in the result's own units: how far the result moves as one input goes from its 5% to its 95% value,
+  the others held. It is read off a least-squares fit of the result on the ranks of all the inputs at once (their
+  quantile positions, so that skewed priors and 0/1 court rulings are on one footing): ``low`` and ``high`` are
+  the fitted result at the input's 5% and 95% ranks less the fit at its mean, ``swing = high - low``; ``fit_r2``,
+  the share of the result's variance the fit explains, says how far a reader can take the swings as additive.
 
 Inputs are the cells of the sampled variables (``sigma[steel]``, ``fx[japan]``, ``realization[...]``), and each
 draw's court ruling on each legal group (``legal_ruling[...]``: 1 struck down, 0 upheld); inputs that do not vary
@@ -60,7 +65,8 @@ def _cells(variable: xr.DataArray):
 
 
 def rank_sensitivity(inputs: dict[str, np.ndarray], result: np.ndarray) -> list[dict]:
-    """Spearman and partial rank correlations of each input with ``result``, largest |PRCC| first.
+    """Spearman and partial rank correlations of each input with ``result``, and its swings in ``result``'s units
+    (``low``, ``high``, ``swing``, ``fit_r2``: see the module's docstring), largest |PRCC| first.
 
     Draws where the result or an input is NaN are dropped.
     """
@@ -85,6 +91,7 @@ def rank_sensitivity(inputs: dict[str, np.ndarray], result: np.ndarray) -> list[
         correlation = np.clip(gram / np.outer(scale, scale), -1.0, 1.0)
     precision = np.linalg.pinv(correlation)
     y = len(names)
+    low, high, fit_r2 = _swings(ranks, np.asarray(columns[-1][complete], dtype=np.float64), gram)
     # A result that is a monotone function of one input alone (e.g. of a court ruling, when nothing else varies)
     # has a rank correlation of +-1 with it and a singular matrix: that input's PRCC is the sign of its rank
     # correlation, and no other input explains anything more (0).
@@ -96,8 +103,28 @@ def rank_sensitivity(inputs: dict[str, np.ndarray], result: np.ndarray) -> list[
             prcc = np.sign(spearman) if exact[i] else 0.0
         else:
             prcc = -precision[i, y] / np.sqrt(precision[i, i] * precision[y, y])
-        rows.append({"input": name, "spearman": float(spearman), "prcc": float(np.clip(prcc, -1, 1))})
+        rows.append({"input": name, "spearman": float(spearman), "prcc": float(np.clip(prcc, -1, 1)),
+                     "low": float(low[i]), "high": float(high[i]), "swing": float(high[i] - low[i]),
+                     "fit_r2": fit_r2})
     return sorted(rows, key=lambda r: -abs(r["prcc"]))
+
+
+def _swings(ranks: np.ndarray, result: np.ndarray, gram: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The swings of :func:`rank_sensitivity`: ``(low, high, fit_r2)`` of a least-squares fit of ``result`` (its
+    complete draws) on the centred ranks of the inputs (the first columns of ``ranks``; ``gram`` their sums of
+    products), accumulated a block of draws at a time as the correlations are."""
+    k = ranks.shape[1] - 1
+    centred = result - result.mean()
+    cross = np.zeros(k)
+    for start in range(0, len(centred), 1 << 16):
+        cross += ranks[start:start + (1 << 16), :k].astype(np.float64).T @ centred[start:start + (1 << 16)]
+    beta = np.linalg.pinv(gram[:k, :k]) @ cross  # pinv: an input that is a copy of another shares its swing
+    total = float(centred @ centred)
+    fit_r2 = float(np.clip(beta @ cross / total, 0.0, 1.0)) if total > 0 else 0.0
+    # Centred ranks have mean 0: the fit at an input's mean rank is the result's mean. Its 5% and 95% ranks are
+    # quantiles of its ranks (a 0/1 input's two tied ranks, whatever the share of ones).
+    ends = np.array([np.quantile(ranks[:, j], [0.05, 0.95], method="nearest") for j in range(k)]).reshape(k, 2)
+    return beta * ends[:, 0], beta * ends[:, 1], fit_r2
 
 
 def result_of(simulation, static: xr.Dataset, scores: dict, output: str, label: str, case: str,

@@ -8,6 +8,7 @@ TOML only (their titles and what they extend), so the whole list takes a moment.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import tomllib
 from dataclasses import dataclass
@@ -58,8 +59,9 @@ class Listing:
 
 
 def _csv_cell(cell) -> str:
+    """A CSV cell: a float as the shortest text that reads back to the same number (full precision)."""
     if isinstance(cell, float):
-        return "" if not np.isfinite(cell) else f"{cell:.10g}"
+        return "" if not np.isfinite(cell) else repr(float(cell))
     return str(cell)
 
 
@@ -122,7 +124,7 @@ def _sectors(data) -> Listing:
 
 
 def _partners(data) -> Listing:
-    names = _partner_names()
+    names = partner_names()
     weights = data.imports.sum(axis=0)
     applied = np.divide((data.imports * data.tariff_baseline).sum(axis=0), weights, out=np.full(len(weights), np.nan),
                         where=weights > 0)
@@ -193,7 +195,9 @@ def _sector_descriptions() -> dict[str, str]:
     return {sector: "; ".join(parts) for sector, parts in found.items()}
 
 
-def _partner_names() -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def partner_names() -> dict[str, str]:
+    """Each shipped partner's name in the Census extracts (e.g. ``korea``: South Korea)."""
     path = library.parameters_dir() / "data" / "partners.csv"
     names = {"rest_of_world": "every other country"}
     for row in _data_rows(path):  # a group's first row is its own (the EU's Census aggregate), then its members'

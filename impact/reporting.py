@@ -1,30 +1,55 @@
 """Publication-ready reports of a finished run: figures, tables and one self-contained HTML page.
 
-``impact report RUN [--against RUN] --out DIR`` writes to ``DIR``:
+``impact report RUN [--against RUN] [--top N] [--tornado OUTPUT[LABEL]] --out DIR`` writes to ``DIR``:
 
-* figures as PNG and SVG (matplotlib): intervals by partner (tariff revenue, imports), intervals by sector (output),
-  densities of the headline effects, a tornado of the drivers of the deal's effect on tariff revenue, and with a
-  horizon a fan chart of tariff revenue over the years. Every figure carries its units, the scenario's name and a
-  source line (package version, draws, seed);
-* the headline bands as CSV, Markdown and LaTeX (booktabs);
-* ``report.html``: key findings in sentences generated from the results (each with its 90% band), the scenario's
-  description, the data and caveats under the numbers (the baseline's published, derived and estimated shares),
-  its sources, the run's draws, seed and version, the figures (embedded) and the tables; with ``--against``, the
-  comparison with another run.
+* ``report.html``, read top down as a publication: key findings in sentences generated from the results (each with
+  its 90% band and the share of draws with its sign), the scenario's description, the headline table, the data
+  and caveats under the numbers (the baseline's published, derived and estimated shares), its sources, then the
+  figures (embedded); with ``--against``, the comparison with another run;
+* figures as PNG and SVG (matplotlib), named after the results and labels a reader knows (the variables registry's
+  names and units; partners by their Census names): the effects by partner and by sector, in $B and in percent of
+  the counterfactual side by side, the total on its own scale above the labels (``effects_*``); with a horizon, fan
+  charts over the years of every headline total (``fans``); tornados in the output's units for tariff revenue and
+  each ``--tornado`` output (``tornado_*``); the distributions of the headline effects (``densities``); the
+  headline levels of the scenario and the counterfactual against the 2024 baseline, each on its own scale
+  (``levels``). Every figure carries its units, the scenario's name and a source line (package version, draws,
+  seed);
+* ``table.md`` and ``table.tex`` (booktabs): the headline table, every headline total and the ``--top`` labels
+  that move most for imports and tariff revenue by partner and output by sector, with percentages against the
+  counterfactual and the baseline beside the dollars;
+* ``bands.csv``, ``bands_percent_of_counterfactual.csv``, ``bands_percent_of_baseline.csv``: every band of the
+  run, in full precision (:func:`impact.summarize`).
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import math
+import re
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from impact.summary import ADDITIVE_UNITS, BILLION, SHARES, draws_of, format_rows, summarize
+from impact.summary import (ADDITIVE_UNITS, BILLION, RELATIVE_BASE, SHARES, baseline_levels, draws_of, format_rows,
+                            relative_change, summarize)
+from impact.variables import VARIABLES, display_units
 
 FIGURE_FORMATS = ("png", "svg")
+#: The headline totals of the report's table, fan charts, densities and level panels, in order.
+HEADLINE_TOTALS = ("tariff_revenue_by_partner", "imports_by_partner", "exports_by_partner", "trade_balance",
+                   "welfare_change", "consumer_price_change", "cost_per_household")
+#: The results whose labels move: (variable, dimension); the effect figures and the table's top movers.
+MOVERS = (("imports_by_partner", "partner"), ("tariff_revenue_by_partner", "partner"), ("sector_output", "sector"))
+#: Labels a figure of effects shows at most (those that move most); the table shows ``top`` of them.
+FIGURE_LABELS = 16
+TOP = 5
+#: The tornado every report has; ``--tornado`` adds others.
+DEFAULT_TORNADO = ("tariff_revenue_by_partner", "total")
+TORNADO_INPUTS = 12
+TORNADO_SPEC = re.compile(r"^\s*(?P<output>[a-z_]+)\s*(\[\s*(?P<label>[A-Za-z0-9_]+)\s*\])?\s*$")
+BLUE, RED, GREY = "#4c72b0", "#c44e52", "0.6"
 
 
 def _pyplot():
@@ -36,10 +61,53 @@ def _pyplot():
     return plt
 
 
-def _series(ds: xr.Dataset, name: str, label: str, case: str) -> np.ndarray:
-    """A result's valid draws in $B (the last year of a horizon)."""
-    values = draws_of(ds, name, label, case)
-    return values[~np.isnan(values)] / BILLION
+def result_name(name: str) -> str:
+    """A result's name for a reader: the registry's long name, capitalized (``US imports by partner``)."""
+    long_name = VARIABLES[name].long_name if name in VARIABLES else name.replace("_", " ")
+    return long_name[:1].upper() + long_name[1:]
+
+
+def total_name(name: str) -> str:
+    """A result's total for a reader: ``US imports by partner`` summed is ``US imports``."""
+    return re.sub(r" by (partner|sector|authority)$", "", result_name(name))
+
+
+def label_name(label: str) -> str:
+    """A partner's, sector's or other label's name for a reader: partners by their Census name (``South Korea``),
+    other labels in words (``Passenger vehicles``)."""
+    from impact.listing import partner_names
+
+    if label == "total":
+        return "total"
+    named = partner_names().get(label) if label != "rest_of_world" else None
+    return named or label[:1].upper() + label[1:].replace("_", " ")
+
+
+def input_name(column: str) -> str:
+    """A sampled input's name for a reader: ``sigma[passenger_vehicles]`` is ``substitution elasticity: Passenger
+    vehicles``; ``eta[steel,japan]`` is ``foreign supply elasticity: steel, Japan``."""
+    name, _, cell = column.partition("[")
+    cell = cell.rstrip("]")
+    long_name = VARIABLES[name].long_name if name in VARIABLES else name
+    return f"{long_name}: {', '.join(label_name(part) for part in cell.split(','))}" if cell else long_name
+
+
+def parse_tornado(spec: str, ds: xr.Dataset) -> tuple[tuple[str, str] | None, str | None]:
+    """``OUTPUT`` or ``OUTPUT[LABEL]`` of ``--tornado`` as ``(output, label)``, or ``(None, what is wrong)``."""
+    match = TORNADO_SPEC.match(spec)
+    if not match:
+        return None, f"{spec!r} is not OUTPUT or OUTPUT[LABEL] (e.g. imports_by_partner[japan])"
+    output, label = match["output"], match["label"] or "total"
+    if output not in ds or VARIABLES.get(output) is None or VARIABLES[output].kind != "output":
+        known = ", ".join(n for n in ds.data_vars if n in VARIABLES and VARIABLES[n].kind == "output")
+        return None, f"unknown output {output!r}; outputs of this run: {known}"
+    dims = [d for d in ds[output].dims if d not in ("draw", "case", "year")]
+    if len(dims) > 1:
+        return None, f"{output} has several label dimensions ({', '.join(dims)}); choose an aggregate"
+    if label != "total" and (not dims or label not in [str(v) for v in ds[dims[0]].values]):
+        known = ", ".join(["total"] + ([str(v) for v in ds[dims[0]].values] if dims else []))
+        return None, f"{output} has no label {label!r}; labels: {known}"
+    return (output, label), None
 
 
 def _source_line(ds: xr.Dataset) -> str:
@@ -63,13 +131,74 @@ def add_source_line(fig, text: str):
     return line
 
 
+def _quantiles(values: np.ndarray, qs=(0.05, 0.25, 0.5, 0.75, 0.95)) -> np.ndarray | None:
+    values = values[~np.isnan(values)]
+    return np.quantile(values, qs) if values.size else None
+
+
+def _draw_bands(ax, series: list[np.ndarray], names: list[str], zero: bool = True) -> None:
+    """Median (dot), 25-75% (thick) and 5-95% (thin) of each series, one row per name, first on top; with a line at
+    0 (``zero``) for changes."""
+    for k, values in enumerate(series):
+        bands = _quantiles(values)
+        if bands is None:
+            continue
+        ax.plot([bands[0], bands[4]], [k, k], color=BLUE, linewidth=1.2)
+        ax.plot([bands[1], bands[3]], [k, k], color=BLUE, linewidth=4)
+        ax.plot(bands[2], k, "o", color=RED, markersize=4)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(len(names) - 0.5, -0.5)  # first name on top
+    if zero:
+        ax.axvline(0, color=GREY, linewidth=0.6)
+    ax.grid(axis="x", color="0.9")
+
+
+#: A figure's labels go on separate axes (each its own scale) where the next label's band is this many times
+#: narrower in extent than the last one's: the bands of small partners stay visible beside one that moves a lot.
+SCALE_BREAK = 4.0
+MAX_LABEL_AXES = 3
+
+
+def magnitude_groups(series: dict[str, np.ndarray]) -> list[list[str]]:
+    """The labels of ``series`` by extent (their band's largest |5%| or |95%|), largest first, in groups of like
+    magnitude: a new group starts where a label's extent is :data:`SCALE_BREAK` times below the one before it, at
+    most :data:`MAX_LABEL_AXES` groups."""
+    extents = {}
+    for label, values in series.items():
+        bands = _quantiles(values, (0.05, 0.95))
+        extents[label] = 0.0 if bands is None else float(np.max(np.abs(bands)))
+    groups: list[list[str]] = []
+    previous = None
+    for label in sorted(extents, key=lambda label: -extents[label]):
+        if not groups or (len(groups) < MAX_LABEL_AXES and extents[label] * SCALE_BREAK < previous):
+            groups.append([])
+        groups[-1].append(label)
+        previous = extents[label]
+    return groups
+
+
 class Report:
     """Builds the report of one run (optionally against another)."""
 
-    def __init__(self, ds: xr.Dataset, manifest: dict, against: tuple[xr.Dataset, str] | None = None):
-        self.ds, self.manifest, self.against = ds, manifest, against
-        self.cases = ["effect"] if "counterfactual" in ds["case"].values else ["scenario"]
+    def __init__(self, ds: xr.Dataset, manifest: dict, against: tuple[xr.Dataset, str] | None = None, *,
+                 top: int = TOP, tornados: list[tuple[str, str]] | None = None):
+        self.ds, self.manifest, self.against, self.top = ds, manifest, against, top
+        self.paired = "counterfactual" in ds["case"].values
+        self.case = "effect" if self.paired else "scenario"
+        self.cases = [self.case]
+        self.year = int(ds["year"].values[-1]) if "year" in ds.dims else None
+        # The results of the last year of a horizon, with its growth factor (the baseline grown to that year).
+        self.last = ds.sel(year=self.year) if self.year is not None else ds
+        self.tornados = [DEFAULT_TORNADO] + [t for t in (tornados or []) if t != DEFAULT_TORNADO]
         self.figures: list[tuple[str, str]] = []  # (file stem, caption)
+
+    @property
+    def title(self) -> str:
+        return str(self.ds.attrs.get("title", ""))
+
+    @property
+    def when(self) -> str:
+        return f", {self.year}" if self.year is not None else ""
 
     def _save(self, fig, out: Path, stem: str, caption: str) -> None:
         add_source_line(fig, _source_line(self.ds))
@@ -78,101 +207,186 @@ class Report:
         _pyplot().close(fig)
         self.figures.append((stem, caption))
 
-    def intervals(self, out: Path, name: str, dim: str, labels: list[str], what: str, stem: str) -> None:
-        """Median and 5-95% / 25-75% bands of a result by label, level and (with a counterfactual) paired effect."""
+    def _percent(self, name: str) -> str | None:
+        """What the effect figures and the table put percentages against: the counterfactual (a paired run's flows,
+        output and prices), else the baseline where the result has one; None for results without."""
+        if name not in RELATIVE_BASE:
+            return None
+        if self.paired:
+            return "counterfactual"
+        return "baseline" if RELATIVE_BASE[name] is not None else None
+
+    def percent_series(self, name: str, dim: str | None, label: str, relative: str) -> np.ndarray | None:
+        """One result's change in percent (of the counterfactual or of the baseline), draw by draw."""
+        base = None
+        if relative == "baseline":
+            levels = baseline_levels(self.last, name, dim, [label])
+            base = levels[label] if levels else None
+        return relative_change(lambda c: draws_of(self.last, name, label, c), self.case, relative, base)
+
+    def movers(self, name: str, dim: str) -> list[str]:
+        """The labels of ``name`` by how far their median moves (effect, or level without a counterfactual)."""
+        medians = {}
+        for value in self.ds[dim].values:
+            values = draws_of(self.last, name, str(value), self.case)
+            medians[str(value)] = abs(np.nanmedian(values)) if np.isfinite(values).any() else -1.0
+        return sorted(medians, key=lambda label: -medians[label])
+
+    def effects(self, out: Path, name: str, dim: str) -> None:
+        """The effect (or level) of a result by label: the total on its own scale above, the labels that move most
+        below, in $B and, beside them, in percent of the counterfactual (or of the baseline)."""
         plt = _pyplot()
-        panels = ["scenario"] + (["effect"] if "effect" in self.cases else [])
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 0.32 * len(labels) + 1.6), sharey=True)
-        axes = np.atleast_1d(axes)
-        for ax, case in zip(axes, panels):
-            for k, label in enumerate(labels):
-                values = _series(self.ds, name, label, case)
-                q5, q25, q50, q75, q95 = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
-                ax.plot([q5, q95], [k, k], color="#4c72b0", linewidth=1.2)
-                ax.plot([q25, q75], [k, k], color="#4c72b0", linewidth=4)
-                ax.plot(q50, k, "o", color="#c44e52", markersize=4)
-            ax.set_yticks(range(len(labels)), labels)
-            ax.axvline(0, color="0.6", linewidth=0.6)
-            ax.set_xlabel(f"{what}, $B a year" + (" (scenario minus counterfactual, paired)" if case == "effect" else ""))
-            ax.set_title("effect" if case == "effect" else "level", fontsize=10)
-            ax.grid(axis="x", color="0.9")
-        axes[0].invert_yaxis()  # the axes share y: invert once, first label on top
-        fig.suptitle(f"{self.ds.attrs.get('title', '')}: {what} (median, 25-75% and 5-95%)", fontsize=11)
-        self._save(fig, out, stem, f"{what}: median, 25-75% and 5-95% bands")
+        scale, unit = display_units(name)
+        ranked = self.movers(name, dim)
+        shown = ranked[:FIGURE_LABELS]
+        relative = self._percent(name)
+        what = "effect" if self.paired else "level"
+        columns = [(lambda label: draws_of(self.last, name, label, self.case) / scale,
+                    f"{unit}" + (" (scenario minus counterfactual)" if self.paired else ""))]
+        if relative:
+            columns.append((lambda label: self.percent_series(name, dim, label, relative),
+                            f"% of the {relative}" if self.paired or relative == "counterfactual"
+                            else "% change from the baseline"))
+        groups = [["total"]] + magnitude_groups({label: columns[0][0](label) for label in shown})
+        fig, axes = plt.subplots(len(groups), len(columns), figsize=(5.4 * len(columns), 0.3 * len(shown) + 1.5 *
+                                                                     len(groups)),
+                                 gridspec_kw={"height_ratios": [len(group) + 0.6 for group in groups]}, sharey="row",
+                                 squeeze=False)
+        for col, (series_of, xlabel) in enumerate(columns):
+            for row, group in enumerate(groups):
+                _draw_bands(axes[row, col], [series_of(label) for label in group],
+                            [label_name(label) for label in group])
+                axes[row, col].set_xlabel(f"{'total' if row == 0 else 'by ' + dim}, {xlabel}", fontsize=9)
+        more = f"; the {len(shown)} of {len(ranked)} {dim}s that move most" if len(shown) < len(ranked) else ""
+        fig.suptitle(f"{self.title}: {result_name(name)}, {what}{self.when}\n(median, 25-75% and 5-95% of draws"
+                     f"{more})", fontsize=10)
+        self._save(fig, out, f"effects_{name}", f"{result_name(name)}: {what} by {dim}{self.when}, in "
+                                                 f"{unit}" + (f" and in {columns[1][1]}" if relative else ""))
+
+    def headline_totals(self) -> list[str]:
+        return [name for name in HEADLINE_TOTALS if name in self.ds]
 
     def densities(self, out: Path) -> None:
         plt = _pyplot()
-        case = self.cases[0]
-        results = [("tariff_revenue_by_partner", "tariff revenue"), ("welfare_change", "net welfare change"),
-                   ("trade_balance", "trade balance")]
-        fig, axes = plt.subplots(1, len(results), figsize=(13, 3.4))
-        for ax, (name, what) in zip(axes, results):
-            values = _series(self.ds, name, "total", case)
-            ax.hist(values, bins=60, density=True, color="#4c72b0", alpha=0.8)
-            for q in np.quantile(values, [0.05, 0.5, 0.95]):
-                ax.axvline(q, color="#c44e52", linewidth=0.8, linestyle="--" if q != np.median(values) else "-")
-            ax.set_xlabel(f"{what}, $B a year" + (" (effect)" if case == "effect" else ""))
+        names = [n for n in ("tariff_revenue_by_partner", "welfare_change", "trade_balance") if n in self.ds]
+        fig, axes = plt.subplots(1, len(names), figsize=(4.4 * len(names), 3.4), squeeze=False)
+        for ax, name in zip(axes[0], names):
+            scale, unit = display_units(name)
+            values = draws_of(self.last, name, "total", self.case) / scale
+            values = values[~np.isnan(values)]
+            ax.hist(values, bins=60, density=True, color=BLUE, alpha=0.8)
+            for q, style in zip(np.quantile(values, [0.05, 0.5, 0.95]), ("--", "-", "--")):
+                ax.axvline(q, color=RED, linewidth=0.8, linestyle=style)
+            ax.set_xlabel(f"{total_name(name)}, {unit}" + (" (effect)" if self.paired else ""), fontsize=9)
             ax.set_ylabel("density")
-        fig.suptitle(f"{self.ds.attrs.get('title', '')}: distributions (dashed: 5% and 95%, solid: median)",
-                     fontsize=11)
+        fig.suptitle(f"{self.title}: distributions{self.when} (dashed: 5% and 95%, solid: median)", fontsize=10)
         self._save(fig, out, "densities", "Distributions of the headline results")
 
-    def tornado(self, out: Path, top: int = 12) -> None:
+    def levels(self, out: Path) -> None:
+        """Each headline total of the scenario (and counterfactual) on its own scale, with its 2024 baseline."""
+        plt = _pyplot()
+        names = self.headline_totals()
+        cases = ["scenario", "counterfactual"] if self.paired else ["scenario"]
+        ncols = min(3, len(names))
+        fig, axes = plt.subplots(math.ceil(len(names) / ncols), ncols, figsize=(4.4 * ncols, 1.9 * math.ceil(
+            len(names) / ncols) + 0.8), squeeze=False)
+        for ax, name in zip(axes.flat, names):
+            scale, unit = display_units(name)
+            # Levels on their own scale: no line at 0, which would shrink the bands to dots.
+            _draw_bands(ax, [draws_of(self.last, name, "total", case) / scale for case in cases], cases, zero=False)
+            levels = baseline_levels(self.last, name, None if VARIABLES[name].dims[-1] == "case" else
+                                     VARIABLES[name].dims[-1], ["total"]) if RELATIVE_BASE.get(name) else None
+            if levels:
+                ax.axvline(levels["total"] / scale, color="0.3", linestyle=":", linewidth=1, label="baseline")
+                ax.legend(fontsize=7, loc="best")
+            ax.set_title(total_name(name), fontsize=9)
+            ax.set_xlabel(unit, fontsize=8)
+        for ax in list(axes.flat)[len(names):]:
+            ax.remove()
+        fig.suptitle(f"{self.title}: levels{self.when} (dotted: the 2024 baseline"
+                     f"{', grown to the year' if self.year is not None else ''})", fontsize=10)
+        self._save(fig, out, "levels", "Levels of the headline results, each on its own scale")
+
+    def tornado(self, out: Path, output: str, label: str) -> None:
+        """The swing of ``output[label]`` as each input goes from its 5% to its 95% value (the others held), in
+        the output's units, the inputs that swing it most on top (:func:`impact.drivers.rank_sensitivity`)."""
         from impact.drivers import input_columns, rank_sensitivity, ranked_draws
 
         plt = _pyplot()
-        case = self.cases[0]
-        ds = ranked_draws(self.ds.isel(year=-1) if "year" in self.ds.dims else self.ds)
-        rows = rank_sensitivity(input_columns(ds), draws_of(ds, "tariff_revenue_by_partner", "total", case))[:top]
-        fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.4))
-        ax.barh(range(len(rows)), [r["prcc"] for r in rows],
-                color=["#c44e52" if r["prcc"] < 0 else "#4c72b0" for r in rows])
-        ax.set_yticks(range(len(rows)), [r["input"] for r in rows])
-        ax.invert_yaxis()
-        ax.axvline(0, color="0.4", linewidth=0.6)
-        ax.set_xlim(-1, 1)
-        ax.set_xlabel("partial rank correlation with tariff revenue" + (" (effect)" if case == "effect" else ""))
-        fig.suptitle(f"{self.ds.attrs.get('title', '')}: drivers of tariff revenue", fontsize=11)
-        self._save(fig, out, "tornado", "Drivers of tariff revenue (partial rank correlations)")
+        ds = ranked_draws(self.last)
+        scale, unit = display_units(output)
+        result = draws_of(ds, output, label, self.case)
+        inputs = input_columns(ds)
+        rows = sorted(rank_sensitivity(inputs, result), key=lambda r: -abs(r["swing"]))[:TORNADO_INPUTS] \
+            if inputs else []
+        centre = float(np.nanmean(result)) / scale
+        fig, ax = plt.subplots(figsize=(7.5, 0.36 * max(len(rows), 1) + 1.8))
+        ax.barh(range(len(rows)), [r["low"] / scale for r in rows], left=centre, color=BLUE,
+                label="input at its 5% value")
+        ax.barh(range(len(rows)), [r["high"] / scale for r in rows], left=centre, color=RED,
+                label="input at its 95% value")
+        ax.set_yticks(range(len(rows)), [input_name(r["input"]) for r in rows], fontsize=8)
+        ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)
+        ax.axvline(centre, color="0.3", linewidth=0.8)
+        named = total_name(output) if label == "total" else f"{result_name(output)}: {label_name(label)}"
+        ax.set_xlabel(f"{named}, {unit}" + (" (effect)" if self.paired else "") + "; the line: its mean", fontsize=9)
+        if rows:
+            ax.legend(fontsize=8, loc="best")
+        fit = f"; a fit on the inputs' ranks explains {rows[0]['fit_r2']:.0%} of its variance" if rows else \
+            "; no input varies"
+        fig.suptitle(f"{self.title}: what moves {named[:1].lower() + named[1:]}{self.when}\n(each input from its 5% "
+                     f"to its 95% value, the others held{fit})", fontsize=10)
+        stem = f"tornado_{output}" + ("" if label == "total" else f"_{label}")
+        self._save(fig, out, stem, f"What moves {named[:1].lower() + named[1:]}: the swing, in {unit}, as each "
+                                   "input goes from its 5% to its 95% value")
 
-    def fan(self, out: Path) -> None:
+    def fans(self, out: Path) -> None:
+        """Fan charts over the horizon's years, one per headline total, each on its own scale."""
         plt = _pyplot()
         from matplotlib.ticker import MaxNLocator
-        case = self.cases[0]
-        revenue = self.ds["tariff_revenue_by_partner"].sum("partner", skipna=False)
-        values = (revenue.sel(case="scenario") - revenue.sel(case="counterfactual")) if case == "effect" \
-            else revenue.sel(case="scenario")
-        values = values.transpose("draw", "year").values.astype(np.float64) / BILLION
+
+        names = self.headline_totals()
         years = self.ds["year"].values
-        bands = np.nanquantile(values, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
-        fig, ax = plt.subplots(figsize=(8, 4))
-        ax.fill_between(years, bands[0], bands[4], color="#4c72b0", alpha=0.25, label="5-95%")
-        ax.fill_between(years, bands[1], bands[3], color="#4c72b0", alpha=0.5, label="25-75%")
-        ax.plot(years, bands[2], color="#c44e52", label="median")
-        ax.set_xlabel("year")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole years, never 2025.25
-        ax.set_ylabel("tariff revenue, $B a year" + (" (effect)" if case == "effect" else ""))
-        ax.legend()
-        fig.suptitle(f"{self.ds.attrs.get('title', '')}: tariff revenue over the horizon", fontsize=11)
-        self._save(fig, out, "fan_tariff_revenue", "Tariff revenue over the horizon (fan chart)")
+        ncols = min(3, len(names))
+        nrows = math.ceil(len(names) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 2.8 * nrows + 0.6), squeeze=False)
+        for ax, name in zip(axes.flat, names):
+            scale, unit = display_units(name)
+            values = np.stack([draws_of(self.ds, name, "total", self.case, year=int(y)) for y in years], axis=1)
+            bands = np.nanquantile(values / scale, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+            ax.fill_between(years, bands[0], bands[4], color=BLUE, alpha=0.25, label="5-95%")
+            ax.fill_between(years, bands[1], bands[3], color=BLUE, alpha=0.5, label="25-75%")
+            ax.plot(years, bands[2], color=RED, label="median")
+            ax.axhline(0, color=GREY, linewidth=0.6)
+            ax.set_title(total_name(name), fontsize=9)
+            ax.set_xlabel("year", fontsize=8)
+            ax.set_ylabel(unit + (" (effect)" if self.paired else ""), fontsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole years, never 2025.25
+        axes.flat[0].legend(fontsize=7)
+        for ax in list(axes.flat)[len(names):]:
+            ax.remove()
+        fig.suptitle(f"{self.title}: over the horizon ({'effects' if self.paired else 'levels'}; median, 25-75% "
+                     "and 5-95% of draws)", fontsize=10)
+        self._save(fig, out, "fans", "The headline results over the horizon (fan charts)")
 
     def write(self, out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=False)
-        partners = [str(p) for p in self.ds["partner"].values]
-        self.intervals(out, "tariff_revenue_by_partner", "partner", ["total"] + partners, "tariff revenue",
-                       "intervals_tariff_revenue")
-        self.intervals(out, "imports_by_partner", "partner", ["total"] + partners, "imports", "intervals_imports")
-        sectors = [s for s in str(self.ds.attrs.get("touched_sectors", "")).split(",") if s] or \
-            [str(s) for s in self.ds["sector"].values]
-        self.intervals(out, "sector_output", "sector", sectors, "sector output", "intervals_sector_output")
+        for name, dim in MOVERS:
+            if name in self.ds:
+                self.effects(out, name, dim)
+        if self.year is not None:
+            self.fans(out)
+        for output, label in self.tornados:
+            self.tornado(out, output, label)
         self.densities(out)
-        self.tornado(out)
-        if "year" in self.ds.dims:
-            self.fan(out)
-        rows = summarize(self.ds, cases=["scenario", "effect"])
-        (out / "bands.csv").write_text(format_rows(rows, "csv"))
-        (out / "bands.md").write_text(format_rows(rows, "markdown"))
-        (out / "bands.tex").write_text(latex_table(rows))
+        self.levels(out)
+        rows = table_rows(self)
+        (out / "table.md").write_text(markdown_table(rows, self))
+        (out / "table.tex").write_text(latex_table(rows, self))
+        (out / "bands.csv").write_text(format_rows(summarize(self.ds, cases=["scenario", "effect"]), "csv"))
+        for relative in ("counterfactual", "baseline") if self.paired else ("baseline",):
+            (out / f"bands_percent_of_{relative}.csv").write_text(
+                format_rows(summarize(self.ds, cases=["scenario", "effect"], relative=relative), "csv"))
         comparison = None
         if self.against is not None:
             from impact.comparison import compare
@@ -203,8 +417,9 @@ class Report:
         return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(ds.attrs.get('title', 'impact report'))}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}img{{max-width:100%}}
-table{{border-collapse:collapse;font-size:12px}}td,th{{border-bottom:1px solid #ddd;padding:2px 8px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}figure{{margin:1.5em 0}}.meta{{color:#555}}</style></head><body>
+table{{border-collapse:collapse;font-size:13px}}td,th{{border-bottom:1px solid #ddd;padding:3px 10px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}tr.group td{{font-weight:bold;border-bottom:none;padding-top:10px}}
+figure{{margin:1.5em 0}}.meta,.note{{color:#555}}.note{{font-size:12px}}</style></head><body>
 <h1>{html.escape(ds.attrs.get('title', ''))}</h1>
 <p class="meta">Scenario <code>{html.escape(str(ds.attrs.get('scenario', '')))}</code>
 {('against <code>' + html.escape(str(ds.attrs.get('counterfactual'))) + '</code> (paired by draw)') if ds.attrs.get('counterfactual') else ''};
@@ -213,12 +428,12 @@ impact {html.escape(str(ds.attrs.get('impact_version', '')))}, git {html.escape(
 <h2>Key findings</h2>
 <ul class="findings">{findings}</ul>
 <p>{description}</p>
+<h2>Headline results{html.escape(self.when)}</h2>
+{html_table(rows, self)}
 <h2>Data and caveats</h2><ul>{caveats}</ul>
 <h2>Sources</h2><ul>{sources}</ul>
 <h2>Figures</h2>
 {images}
-<h2>Bands ($B a year; effect = scenario minus counterfactual, paired by draw)</h2>
-{_html_table(rows)}
 {compared}
 <script>
 // Records how many figures the browser decoded, for checks of the page (e.g. in headless Chromium).
@@ -227,6 +442,131 @@ window.addEventListener("load", () => document.body.setAttribute("data-figures-l
 </script>
 </body></html>
 """
+
+
+def table_rows(report: Report) -> list[dict]:
+    """The headline table: each headline total, then, for each result of :data:`MOVERS`, the ``report.top`` labels
+    that move most; each row with its median, 90% band, percentages against the counterfactual and the baseline
+    (medians and 90% bands; None where the result has none) and the share of draws with the median's sign."""
+    rows = []
+    groups = [(None, [(name, None, "total") for name in report.headline_totals()])]
+    for name, dim in MOVERS:
+        if name in report.ds and report.top:
+            groups.append((f"{result_name(name)}: the {report.top} {dim}s that move most",
+                           [(name, dim, label) for label in report.movers(name, dim)[:report.top]]))
+    for group, members in groups:
+        for name, dim, label in members:
+            values = draws_of(report.last, name, label, report.case)
+            bands = _quantiles(values, (0.05, 0.5, 0.95))
+            if bands is None:
+                continue
+            finite = values[~np.isnan(values)]
+            same = float(np.mean(np.sign(finite) == np.sign(bands[1]) if bands[1] != 0 else finite == 0))
+            percents = {}
+            for relative in ("counterfactual", "baseline"):
+                usable = name in RELATIVE_BASE and (relative == "baseline" and RELATIVE_BASE[name] is not None
+                                                    or relative == "counterfactual" and report.paired)
+                series = report.percent_series(name, dim, label, relative) if usable else None
+                percents[relative] = _quantiles(series, (0.05, 0.5, 0.95)) if series is not None else None
+            rows.append({"group": group, "variable": name, "label": label,
+                         "result": total_name(name) if dim is None else label_name(label),
+                         "q5": float(bands[0]), "q50": float(bands[1]), "q95": float(bands[2]),
+                         "same_sign": same if report.paired else None,
+                         "percent_of_counterfactual": percents["counterfactual"],
+                         "percent_of_baseline": percents["baseline"]})
+    return rows
+
+
+def _value(value: float, name: str, signed: bool) -> str:
+    """A value in the units a reader reads it in: $B with one decimal, points with two, others as they are."""
+    scale, unit = display_units(name)
+    shown = value / scale
+    sign = "+" if signed and shown >= 0 else ""
+    if unit.startswith("$B"):
+        return ("-" if shown < 0 else sign) + f"${abs(shown):,.1f}B"
+    if unit == "percentage points":
+        return f"{sign}{shown:.2f} pts"
+    if unit.startswith("USD"):
+        return ("-" if shown < 0 else sign) + f"${abs(shown):,.0f}"
+    return f"{sign}{shown:,.3g}"
+
+
+def _percent_cell(bands) -> str:
+    return "" if bands is None else f"{bands[1]:+.1f}% ({bands[0]:+.1f} to {bands[2]:+.1f})"
+
+
+def _table_header(report: Report) -> list[str]:
+    what = "Effect" if report.paired else "Level"
+    return ["Result", f"{what}, median", "90% band"] + \
+        (["% of counterfactual"] if report.paired else []) + ["% of baseline"] + \
+        (["Draws with its sign"] if report.paired else [])
+
+
+def _table_cells(row: dict, report: Report) -> list[str]:
+    signed = report.paired
+    cells = [row["result"], _value(row["q50"], row["variable"], signed),
+             f"{_value(row['q5'], row['variable'], signed)} to {_value(row['q95'], row['variable'], signed)}"]
+    if report.paired:
+        cells.append(_percent_cell(row["percent_of_counterfactual"]))
+    cells.append(_percent_cell(row["percent_of_baseline"]))
+    if report.paired:
+        cells.append(f"{row['same_sign']:.0%}")
+    return cells
+
+
+def _grouped(rows: list[dict]):
+    """``(group heading or None, rows)`` in the table's order."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(row["group"], []).append(row)
+    return list(groups.items())
+
+
+def _table_note(report: Report) -> str:
+    what = "effect: scenario minus counterfactual, paired by draw" if report.paired else "the scenario's level"
+    return (f"Medians and 90% bands of {int(report.ds.sizes['draw']):,} draws ({what}{report.when}); percentages draw "
+            "by draw, of the counterfactual or of the 2024 baseline"
+            + (" grown to the year" if report.year is not None else "") + ". Every band of every result: bands.csv.")
+
+
+def html_table(rows: list[dict], report: Report) -> str:
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in _table_header(report))
+    body = []
+    for group, members in _grouped(rows):
+        if group:
+            body.append(f'<tr class="group"><td colspan="{len(_table_header(report))}">{html.escape(group)}</td></tr>')
+        body += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _table_cells(row, report)) + "</tr>"
+                 for row in members]
+    return (f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            f'<p class="note">{html.escape(_table_note(report))}</p>')
+
+
+def markdown_table(rows: list[dict], report: Report) -> str:
+    header = _table_header(report)
+    lines = [f"**{report.title}: headline results{report.when}**", "",
+             "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for group, members in _grouped(rows):
+        if group:
+            lines.append(f"| *{group}* |" + " |" * (len(header) - 1))
+        lines += ["| " + " | ".join(_table_cells(row, report)) + " |" for row in members]
+    return "\n".join(lines + ["", _table_note(report), ""])
+
+
+def latex_table(rows: list[dict], report: Report) -> str:
+    """The headline table in LaTeX (booktabs)."""
+    def tex(text: str) -> str:
+        return text.replace("\\", r"\textbackslash{}").replace("%", r"\%").replace("$", r"\$").replace(
+            "_", r"\_").replace("&", r"\&")
+
+    header = _table_header(report)
+    lines = [r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
+             " & ".join(tex(h) for h in header) + r" \\", r"\midrule"]
+    for group, members in _grouped(rows):
+        if group:
+            lines += [r"\addlinespace", rf"\multicolumn{{{len(header)}}}{{l}}{{\textit{{{tex(group)}}}}} \\"]
+        lines += [" & ".join(tex(c) for c in _table_cells(row, report)) + r" \\" for row in members]
+    lines += [r"\bottomrule", r"\end{tabular}", "% " + _table_note(report), ""]
+    return "\n".join(lines)
 
 
 #: How the key findings name results and labels: the variables registry's long names, labels with spaces.
@@ -365,19 +705,3 @@ def _html_number(value: float, key: str, units: str | None) -> str:
     if key in SHARES:
         return f"{100 * value:.1f}%"
     return f"{value / BILLION:,.3f}" if units in ADDITIVE_UNITS else f"{value:,.3f}"
-
-
-def latex_table(rows: list[dict]) -> str:
-    """The bands as a LaTeX table (booktabs): money in $B (a year), other results in their units, named after
-    the result."""
-    stats = [k for k in rows[0] if k.startswith("q")] + ["mean"] if rows else []
-    lines = [r"\begin{tabular}{ll" + "r" * len(stats) + "}", r"\toprule",
-             "result & case & " + " & ".join(k.replace("_", r"\_") for k in stats) + r" \\", r"\midrule"]
-    for row in rows:
-        scale = BILLION if row["units"] in ("USD/year", "USD") else 1.0
-        name = f"{row['variable']}[{row['label']}]".replace("_", r"\_")
-        if scale == 1.0:
-            name += f" ({row['units']})".replace("%", r"\%").replace("_", r"\_")
-        lines.append(f"{name} & {row['case']} & " + " & ".join(f"{row[k] / scale:,.2f}" for k in stats) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", ""]
-    return "\n".join(lines)

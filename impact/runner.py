@@ -56,7 +56,8 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
     """Run a scenario and write ``results.zarr``, ``manifest.json`` and ``summary.csv`` to ``out``.
 
     Parameters are those of :func:`impact.simulate`, plus ``out`` (default: a new folder under ``runs/``),
-    ``progress`` (``"bar"``, ``"log"`` or ``"none"``; default: a bar on a terminal, log lines otherwise),
+    ``progress`` (``"bar"``, ``"notebook"``, ``"log"`` or ``"none"``; default: tqdm's widget in a Jupyter
+    notebook, a bar on a terminal, log lines otherwise),
     ``shard``, ``priors`` (a prior set that overrides the scenario's priors, e.g. ``"protee"``) and ``baseline``
     (a baseline data file that replaces the one the scenario names, in both cases). Nothing is created when the
     input is invalid. An interrupted run keeps its finished chunks; :func:`resume` completes it.
@@ -565,15 +566,41 @@ class _Silent:
         pass
 
 
-def _progress(total: int, done: int, progress: str | None):
-    """A tqdm bar on a terminal, log lines in batch jobs (``progress``: "bar", "log", "none"; None: automatic)."""
-    if progress is None:
-        progress = "bar" if sys.stderr.isatty() else "log"
-    if progress == "bar":
-        from tqdm import tqdm
+PROGRESS = ("bar", "notebook", "log", "none")
 
-        return tqdm(total=total, initial=done, unit="draw", unit_scale=True, desc="impact", file=sys.stderr)
-    if progress == "log":
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython's kernel app is configured), where a bar is a widget."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def progress_mode(progress: str | None, otherwise: str = "log") -> str:
+    """``progress`` as given, or by where the process runs: tqdm's widget in a Jupyter notebook, a bar on a
+    terminal, else ``otherwise`` (log lines for runs to disk, in batch jobs)."""
+    if progress is not None:
+        return progress
+    if in_notebook():
+        return "notebook"
+    return "bar" if sys.stderr.isatty() else otherwise
+
+
+def _progress(total: int, done: int, progress: str | None, otherwise: str = "log"):
+    """The progress display of :func:`progress_mode`: a tqdm bar (``"bar"``; ``"notebook"``: tqdm's notebook
+    widget, or its text bar where ipywidgets is missing), log lines (``"log"``) or nothing (``"none"``)."""
+    mode = progress_mode(progress, otherwise)
+    if mode in ("bar", "notebook"):
+        from tqdm import tqdm as bar
+
+        if mode == "notebook":
+            try:
+                import ipywidgets  # noqa: F401 (tqdm's notebook bar is an ipywidgets widget)
+                from tqdm.notebook import tqdm as bar
+            except ImportError:
+                pass  # the text bar, which a notebook shows as it is written
+        return bar(total=total, initial=done, unit="draw", unit_scale=True, desc="impact", file=sys.stderr)
+    if mode == "log":
         return _LogProgress(total, done)
     return _Silent()
 
@@ -581,7 +608,7 @@ def _progress(total: int, done: int, progress: str | None):
 def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | None = None,
              sampler: str | None = None, keep: str = DEFAULT_KEEP, counterfactual: bool = True,
              threads: int | None = None, backend: str = "numba", priors: str | None = None,
-             baseline: str | Path | None = None) -> xr.Dataset:
+             baseline: str | Path | None = None, progress: str | None = None) -> xr.Dataset:
     """Run a scenario in memory and return every draw as an xarray Dataset.
 
     Parameters
@@ -607,6 +634,8 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | 
     baseline : str or Path, optional
         A baseline data file (``.csv``, as ``impact data build`` writes), or a shipped one's name, in place of the
         one the scenario names, for the scenario and its counterfactual.
+    progress : {"bar", "notebook", "log", "none"}, optional
+        Default: tqdm's widget in a Jupyter notebook, a bar on a terminal, else nothing.
 
     Returns
     -------
@@ -623,11 +652,16 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | 
     if message := sobol_warning(simulation.sampler, draws):
         warnings.warn(message, stacklevel=2)
     pieces, failures = [], 0
-    with using_threads(threads):
-        for start, stop in chunk_ranges(draws, chunk_size):
-            piece, failed = simulation.chunk(start, stop)
-            pieces.append(piece)
-            failures += failed
+    bar = _progress(draws, 0, progress, otherwise="none")
+    try:
+        with using_threads(threads):
+            for start, stop in chunk_ranges(draws, chunk_size):
+                piece, failed = simulation.chunk(start, stop)
+                pieces.append(piece)
+                failures += failed
+                bar.update(stop - start)
+    finally:
+        bar.close()
     ds = xr.merge([simulation.static_dataset(), xr.concat(pieces, dim="draw")], combine_attrs="override")
     ds.attrs = simulation.attrs(draws)
     ds.attrs["solver_failures"] = failures

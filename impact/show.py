@@ -13,6 +13,24 @@ from impact.spec import Scenario
 
 #: The quantiles each prior is shown at.
 PRIOR_QUANTILES = (0.05, 0.5, 0.95)
+LAYER_COLUMNS = ("layer", "rule", "authority", "lines", "charged_2024_usd", "rates", "in_force", "by_draw")
+
+
+def show_table(scenario: Scenario, table: str, fmt: str = "table") -> str:
+    """One section of ``impact show`` (one of :data:`impact.defaults.SHOW_TABLES`) as an aligned table or as CSV:
+    full precision, dollars in USD, one row per prior's input cell and per pair of correlated inputs."""
+    if table == "rates":
+        return _rates(scenario, fmt)
+    if table in ("layers", "retaliation"):
+        title = "Tariff layers" if table == "layers" else "Retaliation layers"
+        stack = scenario.tariff_stack if table == "layers" else scenario.retaliation_stack
+        listing = layer_table(title, stack) if stack is not None else Listing(f"{title} (0)", LAYER_COLUMNS, [])
+    elif table == "correlations":
+        listing = correlation_table(scenario)
+    else:
+        listing = {"pledges": pledge_table, "quotas": quota_table}[table](scenario) if table != "priors" else \
+            prior_table(scenario, by_cell=fmt == "csv")
+    return listing.format(fmt)
 
 
 def show(scenario: Scenario) -> str:
@@ -59,8 +77,7 @@ def layer_table(title: str, stack) -> Listing:
         rate = "-" if not rates.size else f"{100 * low:.1f}%" if high == low else f"{100 * low:.1f}-{100 * high:.1f}%"
         rows.append((layer.name, layer.rule, layer.authority, int(charged.sum()), value, rate, _in_force(layer),
                      _by_draw(layer)))
-    return Listing(f"{title} ({len(rows)}, applied in this order to each line)",
-                   ("layer", "rule", "authority", "lines", "charged_2024_usd", "rates", "in_force", "by_draw"), rows,
+    return Listing(f"{title} ({len(rows)}, applied in this order to each line)", LAYER_COLUMNS, rows,
                    "lines: the 2024 lines (HS10 x partner) the layer charges; charged: their 2024 value times the share "
                    "charged (metal content, non-USMCA value); rates: on those lines, before exclusions between "
                    "layers; impact tariffs SCENARIO shows the resulting rates")
@@ -114,13 +131,15 @@ def quota_table(s: Scenario) -> Listing:
                    ("quota", "sector", "partner", "in_quota_rate", "over_quota_rate", "quota_share_of_2024"), rows)
 
 
-def prior_table(s: Scenario) -> Listing:
-    """The priors of the sampled inputs, one row per parameter and distribution (the labels it applies to)."""
+def prior_table(s: Scenario, by_cell: bool = False) -> Listing:
+    """The priors of the sampled inputs, one row per parameter and distribution (the labels it applies to), or
+    with ``by_cell`` one row per input cell (each label in full)."""
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for column in s.columns:
-        groups[(column.parameter, column.distribution.describe())].append(column)
+        groups[(column.name if by_cell else column.parameter, column.distribution.describe())].append(column)
     rows = []
-    for (parameter, described), columns in groups.items():
+    for (_, described), columns in groups.items():
+        parameter = columns[0].parameter
         labels = [c.name[len(parameter) + 1:-1] if c.name.startswith(parameter + "[") else c.name for c in columns]
         quantiles = np.asarray(columns[0].distribution.ppf(np.array(PRIOR_QUANTILES)), dtype=float)
         rows.append((parameter, ", ".join(labels) if len(labels) <= 4 else f"{len(labels)} labels: "
@@ -142,8 +161,19 @@ def correlation_text(s: Scenario) -> str:
     return "\n".join(out)
 
 
-def _rates(s: Scenario) -> str:
+def correlation_table(s: Scenario) -> Listing:
+    """Each pair of inputs in a correlation block and the correlation of their normal scores."""
+    rows = [(block + 1, names[i], names[j], float(matrix[i, j]))
+            for block, (names, matrix) in enumerate(s.correlations)
+            for i in range(len(names)) for j in range(i + 1, len(names))]
+    return Listing(f"Correlations of the inputs' normal scores ({len(s.correlations)} blocks)",
+                   ("block", "input_a", "input_b", "correlation"), rows)
+
+
+def _rates(s: Scenario, fmt: str = "table") -> str:
     from impact.regime import format_table, view
 
     views = [view(s)] + ([view(s.counterfactual)] if s.counterfactual is not None else [])
+    if fmt == "csv":
+        return format_table(views, "partner", "csv")
     return format_table(views, "partner") + "(by sector: impact tariffs " + s.name + ")\n"

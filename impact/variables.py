@@ -204,6 +204,17 @@ HOUSEHOLD_OUTPUTS = ("consumer_price_change", "cost_per_household")
 INPUT_PARAMETERS = tuple(v.name for v in _VARIABLES if v.kind == "input")
 
 
+#: How results are shown to a reader (reports, printed swings): each unit's divisor and its words.
+DISPLAY_UNITS = {USD: (1e9, "$B a year"), "USD": (1e9, "$B"), "fraction": (0.01, "percentage points"),
+                 "USD/year per household": (1.0, "USD a household a year")}
+
+
+def display_units(name: str) -> tuple[float, str]:
+    """``(divisor, units in words)`` in which result ``name`` is shown: money in $B, fractions in points."""
+    units = VARIABLES[name].units if name in VARIABLES else "1"
+    return DISPLAY_UNITS.get(units, (1.0, units))
+
+
 def outputs_for(keep: str) -> list[Variable]:
     """Per-draw outputs stored at keep level ``keep`` (one of ``KEEP_LEVELS``)."""
     if keep not in KEEP_LEVELS:

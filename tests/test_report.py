@@ -15,6 +15,7 @@ import impact
 from impact import cli
 from impact.summary import draws_of
 
+EFFECT_FIGURES = ["effects_imports_by_partner", "effects_tariff_revenue_by_partner", "effects_sector_output"]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--virtual-time-budget=5000"]
@@ -37,11 +38,13 @@ def test_report_writes_figures_tables_and_a_page_that_loads(deal, small_world, t
                                            "--out", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
     report = tmp_path / "report"
-    figures = ["intervals_tariff_revenue", "intervals_imports", "intervals_sector_output", "densities", "tornado"]
+    figures = [*EFFECT_FIGURES, "tornado_tariff_revenue_by_partner", "densities", "levels"]
     for stem in figures:
         assert (report / f"{stem}.png").stat().st_size > 10_000 and (report / f"{stem}.svg").exists()
-    assert "\\toprule" in (report / "bands.tex").read_text() and "\\bottomrule" in (report / "bands.tex").read_text()
-    assert (report / "bands.md").read_text().startswith("| result |")
+    assert "\\toprule" in (report / "table.tex").read_text() and "\\bottomrule" in (report / "table.tex").read_text()
+    assert "| Result | Effect, median | 90% band | % of counterfactual |" in (report / "table.md").read_text()
+    for table in ("bands.csv", "bands_percent_of_counterfactual.csv", "bands_percent_of_baseline.csv"):
+        assert (report / table).read_text().startswith("variable,label,case,units,")
     page = (report / "report.html").read_text()
     assert "seed 3" in page and "2,000 draws" in page and "Paired by draw" in page
     dom = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
@@ -64,12 +67,20 @@ def test_report_of_a_horizon_run_has_a_fan_chart(tmp_path):
     impact.run(path, draws=500, seed=1, out=tmp_path / "run", progress="none")
     result = CliRunner().invoke(cli.main, ["report", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "run" / "report" / "fan_tariff_revenue.png").exists()
+    assert (tmp_path / "run" / "report" / "fans.png").exists()
+    from impact.reporting import HEADLINE_TOTALS, total_name
     from impact.store import RunStore
 
     store = RunStore(tmp_path / "run")
     figures = report_figures(store.open_dataset(), store.read_manifest(), tmp_path / "again")
-    assert "fan_tariff_revenue" in figures
+    # One fan per headline total the run has, each over every year of the horizon.
+    years = list(store.open_dataset()["year"].values)
+    fans = [ax for ax in figures["fans"].axes]
+    ds = store.open_dataset()
+    assert [ax.get_title() for ax in fans] == [total_name(n) for n in HEADLINE_TOTALS if n in ds]
+    assert len(fans) >= 5  # revenue, imports, exports, the balance and welfare at least
+    for ax in fans:
+        assert list(ax.lines[0].get_xdata()) == years  # the median
     for stem, fig in figures.items():
         assert not overlaps(fig), (stem, overlaps(fig))
 
@@ -130,8 +141,7 @@ def overlaps(fig) -> list[str]:
 def test_the_source_line_never_overlaps_the_labels(deal, small_world, tmp_path):
     ds = impact.simulate(deal, draws=1000, seed=3)
     figures = report_figures(ds, {}, tmp_path / "report")
-    assert set(figures) == {"intervals_tariff_revenue", "intervals_imports", "intervals_sector_output", "densities",
-                            "tornado"}
+    assert set(figures) == {*EFFECT_FIGURES, "tornado_tariff_revenue_by_partner", "densities", "levels"}
     for stem, fig in figures.items():
         assert not overlaps(fig), (stem, overlaps(fig))
         # The line is also below every axis label, at the bottom of the figure.
@@ -175,8 +185,8 @@ def test_the_tornado_ranks_the_legal_ruling(tmp_path):
     revenue more than any elasticity: it heads the tornado."""
     ds = impact.simulate("tariff_regime_feb_2026", draws=1024, seed=2)
     figures = report_figures(ds, {}, tmp_path / "report")
-    labels = [t.get_text() for t in figures["tornado"].axes[0].get_yticklabels()]
-    assert labels[0] == "legal_ruling[section_122_increase]"
+    labels = [t.get_text() for t in figures["tornado_tariff_revenue_by_partner"].axes[0].get_yticklabels()]
+    assert labels[0] == "court ruling: Section 122 increase"
     for stem, fig in figures.items():
         assert not overlaps(fig), (stem, overlaps(fig))
 
@@ -206,3 +216,71 @@ def test_key_findings_are_the_runs_own_numbers(deal, tmp_path):
     assert page.index("Key findings") < page.index("Data and caveats") < page.index("<h2>Figures")
     alone = impact.simulate(deal, draws=200, seed=3, counterfactual=False)
     assert key_findings(alone)[0].startswith("The scenario raises US tariff revenue of $")
+
+
+def test_the_headline_table_is_the_runs_own_numbers(deal, small_world):
+    """Each row of the headline table: the median and 90% band of the run's effect, its percentages against the
+    counterfactual and the baseline as ``impact summary --relative`` gives them, and the labels that move most."""
+    from impact.reporting import HEADLINE_TOTALS, Report, table_rows
+    from impact.summary import summarize
+
+    ds = impact.simulate(deal, draws=1000, seed=3)
+    rows = table_rows(Report(ds, {}, top=2))
+    totals = [r for r in rows if r["group"] is None]
+    assert [r["variable"] for r in totals] == [n for n in HEADLINE_TOTALS if n in ds]
+    revenue = totals[0]
+    effect = draws_of(ds, "tariff_revenue_by_partner", "total", "effect")
+    assert [revenue["q5"], revenue["q50"], revenue["q95"]] == list(np.quantile(effect, [0.05, 0.5, 0.95]))
+    assert revenue["same_sign"] == np.mean(np.sign(effect) == np.sign(np.median(effect)))
+    for relative in ("counterfactual", "baseline"):
+        banded = next(r for r in summarize(ds, cases=["effect"], relative=relative)
+                      if r["variable"] == "tariff_revenue_by_partner" and r["label"] == "total")
+        # The summary keeps its quantiles of percentages in float32 (as stored): equal to its 7 digits.
+        assert revenue[f"percent_of_{relative}"] == pytest.approx([banded["q5"], banded["q50"], banded["q95"]],
+                                                                  rel=1e-6)
+    welfare = next(r for r in totals if r["variable"] == "welfare_change")
+    assert welfare["percent_of_counterfactual"] is None and welfare["percent_of_baseline"] is None  # no base
+    imports = [r for r in rows if r["group"] and r["variable"] == "imports_by_partner"]
+    medians = {str(p): abs(np.median(draws_of(ds, "imports_by_partner", str(p), "effect"))) for p in ds["partner"].values}
+    assert [r["label"] for r in imports] == sorted(medians, key=lambda p: -medians[p])[:2]
+    assert [r["result"] for r in imports] == [{"japan": "Japan", "eu": "European Union", "china": "China"}[r["label"]]
+                                              for r in imports]
+    assert all(r["group"] is None for r in table_rows(Report(ds, {}, top=0)))
+
+
+def test_labels_of_unlike_magnitude_get_axes_of_their_own():
+    """A partner that moves twenty times more than the others goes on an axis of its own scale, so that the other
+    bands are not dots beside it; like magnitudes share an axis; at most three axes of labels."""
+    from impact.reporting import MAX_LABEL_AXES, SCALE_BREAK, magnitude_groups
+
+    rng = np.random.default_rng(0)
+    series = {name: centre + rng.normal(0, abs(centre) / 10, 500)
+              for name, centre in (("b", -2.0), ("a", 20.0), ("c", 1.5), ("d", 0.3), ("e", 0.25), ("f", 0.001))}
+    groups = magnitude_groups(series)
+    assert groups == [["a"], ["b", "c"], ["d", "e", "f"]]  # "f" would start a fourth: it joins the third
+    assert len(groups) == MAX_LABEL_AXES
+    extents = {k: np.max(np.abs(np.quantile(v, [0.05, 0.95]))) for k, v in series.items()}
+    for group in groups[:-1]:
+        within = [extents[k] for k in group]
+        assert max(within) / min(within) < SCALE_BREAK
+    assert magnitude_groups({"x": np.ones(3), "y": np.full(3, 2.0)}) == [["y", "x"]]
+    assert magnitude_groups({"x": np.full(3, np.nan), "y": np.ones(3)}) == [["y"], ["x"]]
+
+
+def test_report_options_name_every_problem_at_once(deal, tmp_path):
+    impact.run(deal, draws=300, seed=1, out=tmp_path / "run", progress="none")
+    result = CliRunner().invoke(cli.main, ["report", str(tmp_path / "run"), "--top", "-1", "--tornado", "bogus[",
+                                           "--tornado", "imports_by_partner[mars]", "--tornado", "no_such_output"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    for message in ("--top: must be 0 or more, got -1", "'bogus[' is not OUTPUT or OUTPUT[LABEL]",
+                    "imports_by_partner has no label 'mars'", "unknown output 'no_such_output'"):
+        assert message in result.output, result.output
+    assert not (tmp_path / "run" / "report").exists()
+    result = CliRunner().invoke(cli.main, ["report", str(tmp_path / "run"), "--top", "1", "--tornado",
+                                           "sector_output[steel]", "--tornado", "welfare_change"])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "run" / "report"
+    for stem in ("tornado_tariff_revenue_by_partner", "tornado_sector_output_steel", "tornado_welfare_change"):
+        assert (report / f"{stem}.png").exists()
+    page = (report / "report.html").read_text()
+    assert "US imports by partner: the 1 partners that move most" in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -577,3 +578,36 @@ def test_the_scan_for_values_beyond_float32_reads_the_kept_outputs_of_a_buffer()
     expected = (np.abs(strided) > simulation.STORED_MAX).reshape(300, -1).any(axis=1)
     expected[:3] = True
     assert np.array_equal(flagged, expected) and expected[3:].any()
+
+
+def test_in_a_notebook_progress_is_tqdms_widget_and_counts_every_draw(deal, monkeypatch):
+    """In a Jupyter kernel (IPython's kernel app configured) runs and in-memory simulations show tqdm's notebook
+    widget, which reaches the number of draws; elsewhere ``simulate`` shows nothing unless asked, and a run to disk
+    off a terminal logs lines."""
+    import types
+
+    from tqdm.notebook import tqdm as notebook_bar
+
+    from impact import runner
+
+    bars = []
+    original = runner._progress
+
+    def recording(*args, **kwargs):
+        bars.append(original(*args, **kwargs))
+        return bars[-1]
+
+    monkeypatch.setattr(runner, "_progress", recording)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    impact.simulate(deal, draws=300, chunk_size=100)
+    assert not isinstance(bars[-1], notebook_bar) and runner.progress_mode(None, "none") == "none"
+    assert runner.progress_mode(None) == "log"
+    kernel = types.SimpleNamespace(config={"IPKernelApp": {"connection_file": "kernel.json"}})
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel))
+    assert runner.in_notebook() and runner.progress_mode(None) == "notebook"
+    impact.simulate(deal, draws=300, chunk_size=100)
+    assert isinstance(bars[-1], notebook_bar) and bars[-1].n == 300 and bars[-1].total == 300
+    # A terminal IPython (no kernel app) is not a notebook.
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(
+        get_ipython=lambda: types.SimpleNamespace(config={"TerminalIPythonApp": {}})))
+    assert not runner.in_notebook()

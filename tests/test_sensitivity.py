@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
 
 import impact
 from impact import cli
@@ -25,6 +26,32 @@ def test_partial_rank_correlation_finds_the_drivers():
     assert rows["a"]["prcc"] > 0.9 and rows["b"]["prcc"] > 0.5
     # Spearman credits c through its correlation with a; the partial correlation does not.
     assert rows["c"]["spearman"] > 0.5 and abs(rows["c"]["prcc"]) < 0.03
+
+
+@settings(max_examples=30, deadline=None)
+@given(slopes=st.lists(st.floats(-50, 50), min_size=1, max_size=4), share=st.floats(0.1, 0.9),
+       seed=st.integers(0, 2**32 - 1))
+def test_swings_are_the_output_change_from_each_inputs_5_to_95_percent(slopes, share, seed):
+    """A result linear in the inputs' quantile positions (any skewed marginal) and in a 0/1 ruling: each input's
+    swing is its slope times 0.9 (5% to 95%), the ruling's its step, low and high split about the mean; the fit
+    explains everything."""
+    rng = np.random.default_rng(seed)
+    n = 4000
+    positions = [rng.permutation((np.arange(n) + 0.5) / n) for _ in slopes]
+    inputs = {f"x{k}": np.exp(3 * u) if k % 2 else u ** 3 for k, u in enumerate(positions)}  # skewed marginals
+    ruling = (rng.uniform(size=n) < share).astype(float)
+    inputs["ruling"] = ruling
+    result = sum(slope * u for slope, u in zip(slopes, positions)) + 7.0 * ruling + 100.0
+    rows = {r["input"]: r for r in rank_sensitivity(inputs, result)}
+    for k, slope in enumerate(slopes):
+        row = rows[f"x{k}"]
+        # The 5% and 95% ranks of n draws are 0.05 n and 0.95 n to within one rank.
+        assert row["swing"] == pytest.approx(0.9 * slope, abs=1e-9 + 2 * abs(slope) / n)
+        assert row["low"] == pytest.approx(-row["high"], abs=1e-9 + 2 * abs(slope) / n)
+    struck = ruling.mean()
+    assert rows["ruling"]["swing"] == pytest.approx(7.0 if 0.05 < struck < 0.95 else 0.0, abs=1e-9)
+    assert rows["ruling"]["low"] == pytest.approx(-7.0 * struck, abs=1e-9)
+    assert all(r["fit_r2"] == pytest.approx(1.0, abs=1e-9) for r in rows.values())
 
 
 def test_spearman_matches_scipy():
@@ -82,6 +109,12 @@ def test_cli_sensitivity(deal, tmp_path):
                                       "--top", "5"])
     assert result.exit_code == 0, result.output
     assert "realization[buy]" in result.output and "prcc" in result.output
+    # The swing column: the output's change in $B as each input goes from its 5% to its 95% value.
+    assert "(swing: $B a year as the input goes from its 5% to its 95% value" in result.output
+    rows = json.loads(runner.invoke(cli.main, ["sensitivity", str(out), "--output", "sector_output", "--label", "food",
+                                               "--format", "json"]).output)
+    printed = next(line for line in result.output.splitlines() if line.strip().startswith(rows[0]["input"] + " "))
+    assert printed.split()[-1] == f"{rows[0]['swing'] / 1e9:.3g}"
     # --max-draws ranks the first N draws: the correlations of exactly those draws.
     first = runner.invoke(cli.main, ["sensitivity", str(out), "--output", "sector_output", "--label", "food",
                                      "--max-draws", "500", "--format", "json"])

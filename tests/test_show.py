@@ -63,3 +63,42 @@ def test_the_command_shows_a_scenario_and_refuses_an_unknown_one():
     assert shown.exit_code == 0 and "eu_all_in" in shown.output
     refused = runner.invoke(main, ["show", "no_such_scenario"])
     assert refused.exit_code == 2 and "no_such_scenario" in refused.output and "Traceback" not in refused.output
+
+
+def test_each_section_prints_alone_and_as_csv_in_full(snap_back):
+    """``--table`` prints one section; ``--format csv`` prints it in full precision with dollars in USD, a row per
+    prior's input cell and per correlated pair, parsed back to the scenario's own numbers."""
+    import csv
+    import io
+
+    runner = CliRunner()
+
+    def table(name):
+        result = runner.invoke(main, ["show", "us_japan_2025_snap_back", "--table", name, "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        return list(csv.DictReader(io.StringIO(result.output)))
+
+    priors = table("priors")
+    assert [row["input"] + (f"[{row['labels']}]" if row["labels"] != row["input"] else "") for row in priors] == \
+        [column.name for column in snap_back.columns]
+    for row, column in zip(priors, snap_back.columns):
+        assert [float(row["p5"]), float(row["p50"]), float(row["p95"])] == \
+            list(np.asarray(column.distribution.ppf(np.array([0.05, 0.5, 0.95])), dtype=float))
+    pairs = table("correlations")
+    expected = [(names[i], names[j], matrix[i, j]) for names, matrix in snap_back.correlations
+                for i in range(len(names)) for j in range(i + 1, len(names))]
+    assert [(row["input_a"], row["input_b"]) for row in pairs] == [(a, b) for a, b, _ in expected]
+    assert [float(row["correlation"]) for row in pairs] == [float(c) for *_, c in expected]
+    layers = table("layers")
+    assert [row["layer"] for row in layers] == [layer.name for layer in snap_back.tariff_stack.resolved]
+    assert float(layers[0]["charged_2024_usd"]) > 1e12  # dollars, not $B
+    pledges = table("pledges")
+    assert {row["pledge"]: float(row["per_year_usd"]) for row in pledges} == \
+        {p.name: p.amount_per_year for p in snap_back.pledges}
+    rates = table("rates")
+    assert rates[0]["partner"] == "all" and "rate_against" in rates[0]
+    text = runner.invoke(main, ["show", "us_japan_2025_snap_back", "--table", "pledges"])
+    assert text.output.startswith("Pledges (") and "Priors of the sampled inputs" not in text.output
+    refused = runner.invoke(main, ["show", "us_japan_2025_snap_back", "--format", "csv"])
+    assert refused.exit_code != 0 and "--format: csv prints one table: choose it with --table" in refused.output
+    assert "Traceback" not in refused.output
