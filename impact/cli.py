@@ -421,8 +421,9 @@ def show_scenario(scenario, priors, table, fmt):
     """Show SCENARIO (a file, or a shipped scenario's name) as a run would solve it, without running it: its
     baseline, counterfactual and horizon; its tariff and retaliation layers on the 2024 lines (rule, authority,
     lines and value charged, rates, dates, what varies by draw); pledges; quotas; the priors of its sampled inputs
-    with their 5%, 50% and 95% values; its correlation blocks; and its tariff rates by partner against its
-    counterfactual (by sector: impact tariffs SCENARIO)."""
+    with their 5%, 50% and 95% values; its correlation blocks; its tariff rates by partner against its
+    counterfactual (by sector: impact tariffs SCENARIO); and its tariff matrix, the rate of each sector and
+    partner."""
     from impact.scenario import load_scenario
     from impact.show import show, show_table
 

@@ -15,4 +15,4 @@ DEFAULT_CHUNK = 8 * DRAW_BLOCK
 #: input and the result are held and ranked at once).
 RANKED_DRAWS = 1_000_000
 #: The sections of ``impact show`` that ``--table`` picks, each one table (``--format csv``).
-SHOW_TABLES = ("layers", "retaliation", "pledges", "quotas", "priors", "correlations", "rates")
+SHOW_TABLES = ("layers", "retaliation", "pledges", "quotas", "priors", "correlations", "rates", "matrix")

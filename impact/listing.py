@@ -35,6 +35,7 @@ class Listing:
     columns: tuple[str, ...]
     rows: list[tuple]
     note: str = ""
+    percent: tuple[str, ...] = ()  # columns of rates whose names do not say so, shown in percent
 
     def format(self, fmt: str = "table") -> str:
         """An aligned table (text left, numbers right, dollars in $B) or CSV (full precision, dollars in USD)."""
@@ -45,7 +46,8 @@ class Listing:
             writer.writerows([_csv_cell(c) for c in row] for row in self.rows)
             return buffer.getvalue()
         header = [_shown_name(c) for c in self.columns]
-        body = [[_shown_cell(column, cell) for column, cell in zip(self.columns, row)] for row in self.rows]
+        body = [[_shown_cell(column, cell, column in self.percent) for column, cell in zip(self.columns, row)]
+                for row in self.rows]
         widths = [max(len(x) for x in column) for column in zip(header, *body)]
         numeric = [all(isinstance(row[k], (int, float)) for row in self.rows) and bool(self.rows)
                    for k in range(len(self.columns))]
@@ -69,13 +71,13 @@ def _shown_name(column: str) -> str:
     return column.replace("_usd", " $B").replace("_", " ")
 
 
-def _shown_cell(column: str, cell) -> str:
+def _shown_cell(column: str, cell, percent: bool = False) -> str:
     if isinstance(cell, float):
         if not np.isfinite(cell):
             return "-"
         if column.endswith("_usd"):
             return f"{cell / BILLION:,.1f}"
-        if column.endswith("rate") or column.endswith("tariff"):
+        if percent or column.endswith("rate") or column.endswith("tariff"):
             return f"{100 * cell:.1f}%"
         return f"{cell:.3g}"
     text = str(cell)

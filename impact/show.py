@@ -1,6 +1,6 @@
 """A scenario as the engine will solve it, without running it (``impact show``): its header and horizon, tariff
 and retaliation layers on the 2024 lines, pledges, quotas, priors with their 5/50/95% values, correlation blocks,
-and the resolved tariff rates by partner against its counterfactual."""
+the resolved tariff rates by partner against its counterfactual, and the tariff matrix by sector and partner."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def show_table(scenario: Scenario, table: str, fmt: str = "table") -> str:
     full precision, dollars in USD, one row per prior's input cell and per pair of correlated inputs."""
     if table == "rates":
         return _rates(scenario, fmt)
+    if table == "matrix":
+        return rate_matrix(scenario).format(fmt)
     if table in ("layers", "retaliation"):
         title = "Tariff layers" if table == "layers" else "Retaliation layers"
         stack = scenario.tariff_stack if table == "layers" else scenario.retaliation_stack
@@ -45,6 +47,7 @@ def show(scenario: Scenario) -> str:
     if scenario.correlations:
         sections.append(correlation_text(scenario))
     sections.append(_rates(scenario))
+    sections.append(rate_matrix(scenario).format())
     return "\n".join(sections)
 
 
@@ -168,6 +171,23 @@ def correlation_table(s: Scenario) -> Listing:
             for i in range(len(names)) for j in range(i + 1, len(names))]
     return Listing(f"Correlations of the inputs' normal scores ({len(s.correlations)} blocks)",
                    ("block", "input_a", "input_b", "correlation"), rows)
+
+
+def rate_matrix(s: Scenario) -> Listing:
+    """The resolved tariff matrix the markets start from: each sector's statutory effective rate on each partner's
+    2024 imports (as :func:`impact.regime.view` sees the regime), with each sector's rate on all partners first."""
+    from impact.regime import view
+
+    regime = view(s)
+    everyone = {label: rate for label, _, rate, _ in regime.rows("sector")}
+    with np.errstate(invalid="ignore"):
+        cells = np.where(regime.imports > 0, regime.rate, np.nan)
+    rows = [(sector, float(everyone[sector]), *map(float, cells[k])) for k, sector in enumerate(regime.sectors)]
+    when = f" on {regime.on.isoformat()}" if regime.on else ""
+    return Listing(f"Tariff matrix of {s.name}{when}: statutory effective rates by sector and partner",
+                   ("sector", "all", *regime.partners), rows,
+                   "on 2024 imports for consumption, every pledge honoured and no layer struck down; '-': no 2024 "
+                   "imports of the cell", percent=("all", *regime.partners))
 
 
 def _rates(s: Scenario, fmt: str = "table") -> str:

@@ -97,6 +97,17 @@ def test_each_section_prints_alone_and_as_csv_in_full(snap_back):
         {p.name: p.amount_per_year for p in snap_back.pledges}
     rates = table("rates")
     assert rates[0]["partner"] == "all" and "rate_against" in rates[0]
+    from impact.regime import view
+
+    regime = view(snap_back)
+    matrix = table("matrix")
+    assert [row["sector"] for row in matrix] == list(regime.sectors)
+    for k, row in enumerate(matrix):
+        for j, partner in enumerate(regime.partners):
+            expected = regime.rate[k, j] if regime.imports[k, j] > 0 else None
+            assert (float(row[partner]) if row[partner] else None) == expected
+        weights = regime.imports[k]
+        assert float(row["all"]) == pytest.approx((regime.rate[k] * weights).sum() / weights.sum(), rel=1e-12)
     text = runner.invoke(main, ["show", "us_japan_2025_snap_back", "--table", "pledges"])
     assert text.output.startswith("Pledges (") and "Priors of the sampled inputs" not in text.output
     refused = runner.invoke(main, ["show", "us_japan_2025_snap_back", "--format", "csv"])
