@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from impact.defaults import RANKED_DRAWS
-from impact.errors import ImpactInputError, Problem
+from impact.errors import ImpactInputError, Problem, year_of_horizon
 from impact.summary import DEFAULT_QUANTILES, Precision
 from impact.variables import VARIABLES
 
@@ -87,11 +87,7 @@ def sensitivity(run, *, output: str, label: str = "total", by: str | None = None
                                                                f"{known}")])
     case = case or ("effect" if "counterfactual" in ds["case"].values else "scenario")
     years = [int(y) for y in ds["year"].values] if "year" in ds.dims else []
-    if year is not None and year not in years:
-        raise ImpactInputError([Problem("options", "--year", f"year {year} is not in the run's horizon "
-                                                             f"{years[0]}-{years[-1]}" if years else
-                                        "the run has no horizon: its results have no year")])
-    year = year if year is not None else (years[-1] if years else None)
+    year = year_of_horizon(year, years, "run")
     dims = [d for d in ds[output].dims if d not in ("draw", "case", "year")]
     labels = [str(v) for v in ds[by].values] if by and by in dims else [label]
     draws = ds.sizes["draw"]

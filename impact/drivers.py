@@ -222,7 +222,7 @@ def scenario_sobol_indices(scenario, *, output: str, label: str = "total", case:
     independent inputs does not hold (the scenario correlates some of them) and, with a horizon, the year (``year``;
     default: the last).
     """
-    from impact.errors import ImpactInputError, Problem
+    from impact.errors import year_of_horizon
     from impact.scenario import open_scenario
     from impact.simulation import Simulation
 
@@ -230,12 +230,7 @@ def scenario_sobol_indices(scenario, *, output: str, label: str = "total", case:
     if case is None:
         case = "effect" if len(simulation.cases) > 1 else "scenario"
     years = simulation.years or []
-    if year is not None and int(year) not in years:
-        raise ImpactInputError([Problem("options", "--year", f"year {year} is not in the horizon "
-                                                             f"{years[0]}-{years[-1]}" if years else
-                                        "the scenario has no horizon: its results have no year")])
-    if years and year is None:
-        year = years[-1]
+    year = year_of_horizon(year, years, "scenario")
     columns = simulation.design.columns
     static = simulation.static_dataset()
 

@@ -40,3 +40,15 @@ def file_label(path, limit: int = 200) -> str:
 def raise_if_any(problems: list[Problem]) -> None:
     if problems:
         raise ImpactInputError(problems)
+
+
+def year_of_horizon(year: int | None, years, subject: str) -> int | None:
+    """The year a result is read in: ``year`` if it is one of ``years`` (a horizon's), else the last; None without
+    a horizon. A year outside the horizon, or any year without one, is an :class:`ImpactInputError` on ``--year``
+    naming the ``subject`` (``"run"``, ``"scenario"``)."""
+    years = [int(y) for y in years]
+    if year is not None and int(year) not in years:
+        raise ImpactInputError([Problem("options", "--year", f"year {year} is not in the {subject}'s horizon "
+                                                             f"{years[0]}-{years[-1]}" if years else
+                                        f"the {subject} has no horizon: its results have no year")])
+    return int(year) if year is not None else (years[-1] if years else None)

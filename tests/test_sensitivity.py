@@ -346,7 +346,7 @@ def test_sobol_takes_the_year_asked_and_says_which(deal, deal_over_years):
     assert note.startswith("year 2027 (the last of the horizon); ")
     _, note = scenario_sobol_indices(deal_over_years, output="exports_by_partner", label="eu", n=4, year=2025)
     assert note.startswith("year 2025; ")
-    with pytest.raises(ImpactInputError, match="not in the horizon 2025-2027"):
+    with pytest.raises(ImpactInputError, match="not in the scenario's horizon 2025-2027"):
         scenario_sobol_indices(deal_over_years, output="exports_by_partner", n=4, year=2031)
     with pytest.raises(ImpactInputError, match="no horizon"):
         scenario_sobol_indices(deal, output="exports_by_partner", n=4, year=2025)
