@@ -224,25 +224,39 @@ class Report:
             base = levels[label] if levels else None
         return relative_change(lambda c: draws_of(self.last, name, label, c), self.case, relative, base)
 
+    def change(self, name: str, dim: str | None, label: str) -> np.ndarray:
+        """How ``name[label]`` moves, draw by draw, in its units: the effect (paired by draw); without a
+        counterfactual, the change from the 2024 baseline (grown to the year), or the level where it has none."""
+        values = draws_of(self.last, name, label, self.case)
+        if self.paired or not RELATIVE_BASE.get(name):
+            return values
+        return values - baseline_levels(self.last, name, dim, [label])[label]
+
+    def change_words(self, name: str) -> str:
+        if self.paired:
+            return "effect"
+        return "change from the baseline" if RELATIVE_BASE.get(name) else "level"
+
     def movers(self, name: str, dim: str) -> list[str]:
-        """The labels of ``name`` by how far their median moves (effect, or level without a counterfactual)."""
+        """The labels of ``name`` by how far their median moves (:meth:`change`), most first."""
         medians = {}
         for value in self.ds[dim].values:
-            values = draws_of(self.last, name, str(value), self.case)
+            values = self.change(name, dim, str(value))
             medians[str(value)] = abs(np.nanmedian(values)) if np.isfinite(values).any() else -1.0
         return sorted(medians, key=lambda label: -medians[label])
 
     def effects(self, out: Path, name: str, dim: str) -> None:
-        """The effect (or level) of a result by label: the total on its own scale above, the labels that move most
+        """How a result moves by label (:meth:`change`): the total on its own scale above, the labels that move most
         below, in $B and, beside them, in percent of the counterfactual (or of the baseline)."""
         plt = _pyplot()
         scale, unit = display_units(name)
         ranked = self.movers(name, dim)
         shown = ranked[:FIGURE_LABELS]
         relative = self._percent(name)
-        what = "effect" if self.paired else "level"
-        columns = [(lambda label: draws_of(self.last, name, label, self.case) / scale,
-                    f"{unit}" + (" (scenario minus counterfactual)" if self.paired else ""))]
+        what = self.change_words(name)
+        columns = [(lambda label: self.change(name, dim, label) / scale,
+                    f"{unit}" + (" (scenario minus counterfactual)" if self.paired else
+                                 " (scenario minus baseline)" if what != "level" else ""))]
         if relative:
             columns.append((lambda label: self.percent_series(name, dim, label, relative),
                             f"% of the {relative}" if self.paired or relative == "counterfactual"

@@ -21,6 +21,15 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--virtual-time-budget=5000"]
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """The figures ``report_figures`` keeps open for a test are closed after it."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
@@ -284,3 +293,22 @@ def test_report_options_name_every_problem_at_once(deal, tmp_path):
         assert (report / f"{stem}.png").exists()
     page = (report / "report.html").read_text()
     assert "US imports by partner: the 1 partners that move most" in page
+
+
+def test_without_a_counterfactual_the_movers_are_the_changes_from_the_baseline(deal, small_world, tmp_path):
+    """A run of the scenario alone ranks partners by how far they move from the 2024 baseline (not by size), and
+    its figures of effects show that change, in $B and in percent."""
+    from impact.reporting import Report, table_rows
+    from impact.summary import baseline_levels
+
+    ds = impact.simulate(deal, draws=500, seed=3, counterfactual=False)
+    partners = [str(p) for p in ds["partner"].values]
+    base = baseline_levels(ds, "imports_by_partner", "partner", partners)
+    moves = {p: abs(np.median(draws_of(ds, "imports_by_partner", p) - base[p])) for p in partners}
+    report = Report(ds, {}, top=3)
+    rows = [r for r in table_rows(report) if r["group"] and r["variable"] == "imports_by_partner"]
+    assert [r["label"] for r in rows] == sorted(moves, key=lambda p: -moves[p])
+    assert rows[0]["same_sign"] is None and rows[0]["percent_of_counterfactual"] is None
+    figures = report_figures(ds, {}, tmp_path / "report")
+    labels = [ax.get_xlabel() for ax in figures["effects_imports_by_partner"].axes]
+    assert "total, $B a year (scenario minus baseline)" in labels and "total, % change from the baseline" in labels
