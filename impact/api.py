@@ -136,13 +136,14 @@ def report(run, *, against=None, out: str | Path | None = None, top: int = 5, to
         try:
             stores.append(_store(folder))
         except ImpactInputError as err:
+            stores.append(None)
             problems += err.problems
     out = Path(out) if out is not None else Path(getattr(run, "directory", run)) / "report"
     if out.exists():
         problems.append(Problem(str(out), "--out", "exists already; choose another folder"))
     if top < 0:
         problems.append(Problem("options", "--top", f"must be 0 or more, got {top}"))
-    ds = stores[0].open_dataset() if len(stores) == 1 + (against is not None) else None
+    ds = stores[0].open_dataset() if stores[0] is not None else None
     tornados = []
     for spec in [tornado] if isinstance(tornado, str) else tornado:
         parsed, wrong = parse_tornado(spec, ds) if ds is not None else (None, None)

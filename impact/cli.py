@@ -514,7 +514,7 @@ def sensitivity(run_dir, output, label, by, case, top, max_draws, year, fmt):
     except ImpactInputError as err:
         _fail([Problem(str(run_dir) if p.file == "options" else p.file, p.key, p.message) for p in err.problems])
     rows, case, year = frame.to_dict("records"), frame.attrs["case"], frame.attrs["year"]
-    labels = list(dict.fromkeys(r["label"] for r in rows))
+    labels = list(dict.fromkeys(r["label"] for r in rows)) or [label]
     when = f", year {year}" + (" (the last of the horizon)" if frame.attrs["last_year"] else "") \
         if year is not None else ""
     if fmt == "json":

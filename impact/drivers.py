@@ -8,8 +8,9 @@
 * **swing**, in the result's own units: how far the result moves as one input goes from its 5% to its 95% value,
   the others held. It is read off a least-squares fit of the result on the ranks of all the inputs at once (their
   quantile positions, so that skewed priors and 0/1 court rulings are on one footing): ``low`` and ``high`` are
-  the fitted result at the input's 5% and 95% ranks less the fit at its mean, ``swing = high - low``; ``fit_r2``,
-  the share of the result's variance the fit explains, says how far a reader can take the swings as additive.
+  the fitted result at the input's 5% and 95% ranks less the fit at its mean (an input of two values, such as a
+  court ruling, goes from one to the other), ``swing = high - low``; ``fit_r2``, the share of the result's variance
+  the fit explains (adjusted for the number of inputs), says how far a reader can take the swings as additive.
 
 Inputs are the cells of the sampled variables (``sigma[steel]``, ``fx[japan]``, ``realization[...]``), and each
 draw's court ruling on each legal group (``legal_ruling[...]``: 1 struck down, 0 upheld); inputs that do not vary
@@ -68,13 +69,14 @@ def rank_sensitivity(inputs: dict[str, np.ndarray], result: np.ndarray) -> list[
     """Spearman and partial rank correlations of each input with ``result``, and its swings in ``result``'s units
     (``low``, ``high``, ``swing``, ``fit_r2``: see the module's docstring), largest |PRCC| first.
 
-    Draws where the result or an input is NaN are dropped.
+    Draws where the result or an input is NaN or infinite are dropped. An input or result that does not vary
+    explains nothing and is explained by nothing: its correlations and swings are 0.
     """
     names = list(inputs)
     columns = [inputs[n] for n in names] + [np.asarray(result)]
     complete = np.ones(len(columns[-1]), dtype=bool)
     for column in columns:
-        complete &= ~np.isnan(column)
+        complete &= np.isfinite(column)
     # One (draws x columns) matrix of centred ranks, filled column by column: memory is one copy of the draws, not
     # the several that stacking, ranking and np.corrcoef would each make. Centred ranks are half-integers below
     # n / 2, exact in float32 up to 2**23 draws; their products are summed in float64, a block of draws at a time.
@@ -89,6 +91,9 @@ def rank_sensitivity(inputs: dict[str, np.ndarray], result: np.ndarray) -> list[
     scale = np.sqrt(np.diag(gram))
     with np.errstate(divide="ignore", invalid="ignore"):
         correlation = np.clip(gram / np.outer(scale, scale), -1.0, 1.0)
+    # A column that does not vary (or too few draws) has no correlation: 0 with the others, 1 with itself.
+    correlation[~np.isfinite(correlation)] = 0.0
+    np.fill_diagonal(correlation, 1.0)
     precision = np.linalg.pinv(correlation)
     y = len(names)
     low, high, fit_r2 = _swings(ranks, np.asarray(columns[-1][complete], dtype=np.float64), gram)
@@ -114,17 +119,27 @@ def _swings(ranks: np.ndarray, result: np.ndarray, gram: np.ndarray) -> tuple[np
     complete draws) on the centred ranks of the inputs (the first columns of ``ranks``; ``gram`` their sums of
     products), accumulated a block of draws at a time as the correlations are."""
     k = ranks.shape[1] - 1
+    n = len(result)
+    if n < 2:
+        return np.zeros(k), np.zeros(k), 0.0
     centred = result - result.mean()
     cross = np.zeros(k)
     for start in range(0, len(centred), 1 << 16):
         cross += ranks[start:start + (1 << 16), :k].astype(np.float64).T @ centred[start:start + (1 << 16)]
     beta = np.linalg.pinv(gram[:k, :k]) @ cross  # pinv: an input that is a copy of another shares its swing
     total = float(centred @ centred)
-    fit_r2 = float(np.clip(beta @ cross / total, 0.0, 1.0)) if total > 0 else 0.0
+    # R² adjusted for the inputs fitted: with few draws and many inputs, noise alone would seem to be explained.
+    fit_r2 = 1.0 - (1.0 - beta @ cross / total) * (n - 1) / max(n - k - 1, 1) if total > 0 else 0.0
     # Centred ranks have mean 0: the fit at an input's mean rank is the result's mean. Its 5% and 95% ranks are
-    # quantiles of its ranks (a 0/1 input's two tied ranks, whatever the share of ones).
-    ends = np.array([np.quantile(ranks[:, j], [0.05, 0.95], method="nearest") for j in range(k)]).reshape(k, 2)
-    return beta * ends[:, 0], beta * ends[:, 1], fit_r2
+    # quantiles of its ranks; an input of two values (a 0/1 court ruling) goes from one to the other, whatever
+    # the share of each (a rare ruling's 5% and 95% ranks would be one tied rank).
+    ends = np.empty((k, 2))
+    for j in range(k):
+        column = ranks[:, j]
+        lowest, highest = column.min(), column.max()
+        two_valued = bool(np.all((column == lowest) | (column == highest)))
+        ends[j] = (lowest, highest) if two_valued else np.quantile(column, [0.05, 0.95], method="nearest")
+    return beta * ends[:, 0], beta * ends[:, 1], float(np.clip(fit_r2, 0.0, 1.0))
 
 
 def result_of(simulation, static: xr.Dataset, scores: dict, output: str, label: str, case: str,

@@ -26,7 +26,10 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 import re
+import secrets
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +44,13 @@ FIGURE_FORMATS = ("png", "svg")
 HEADLINE_TOTALS = ("tariff_revenue_by_partner", "imports_by_partner", "exports_by_partner", "trade_balance",
                    "welfare_change", "consumer_price_change", "cost_per_household")
 #: The results whose labels move: (variable, dimension); the effect figures and the table's top movers.
-MOVERS = (("imports_by_partner", "partner"), ("tariff_revenue_by_partner", "partner"), ("sector_output", "sector"))
+MOVERS = (("imports_by_partner", "partner"), ("tariff_revenue_by_partner", "partner"),
+          ("exports_by_partner", "partner"), ("sector_output", "sector"))
 #: Labels a figure of effects shows at most (those that move most); the table shows ``top`` of them.
 FIGURE_LABELS = 16
 TOP = 5
+#: The table's movers are those whose median moves at least this share of the first one's.
+MOVER_SHARE = 0.01
 #: The tornado every report has; ``--tornado`` adds others.
 DEFAULT_TORNADO = ("tariff_revenue_by_partner", "total")
 TORNADO_INPUTS = 12
@@ -70,6 +76,11 @@ def result_name(name: str) -> str:
 def total_name(name: str) -> str:
     """A result's total for a reader: ``US imports by partner`` summed is ``US imports``."""
     return re.sub(r" by (partner|sector|authority)$", "", result_name(name))
+
+
+def in_sentence(name: str) -> str:
+    """A name as it reads inside a sentence: ``Tariff revenue`` is ``tariff revenue``, ``US imports`` stays."""
+    return name if name[:2].isupper() else name[:1].lower() + name[1:]
 
 
 def label_name(label: str) -> str:
@@ -189,7 +200,7 @@ class Report:
         self.year = int(ds["year"].values[-1]) if "year" in ds.dims else None
         # The results of the last year of a horizon, with its growth factor (the baseline grown to that year).
         self.last = ds.sel(year=self.year) if self.year is not None else ds
-        self.tornados = [DEFAULT_TORNADO] + [t for t in (tornados or []) if t != DEFAULT_TORNADO]
+        self.tornados = list(dict.fromkeys([DEFAULT_TORNADO, *(tornados or [])]))  # each once, in order
         self.figures: list[tuple[str, str]] = []  # (file stem, caption)
 
     @property
@@ -331,8 +342,8 @@ class Report:
         scale, unit = display_units(output)
         result = draws_of(ds, output, label, self.case)
         inputs = input_columns(ds)
-        rows = sorted(rank_sensitivity(inputs, result), key=lambda r: -abs(r["swing"]))[:TORNADO_INPUTS] \
-            if inputs else []
+        rows = sorted((r for r in rank_sensitivity(inputs, result) if r["swing"] != 0),
+                      key=lambda r: -abs(r["swing"]))[:TORNADO_INPUTS] if inputs else []
         centre = float(np.nanmean(result)) / scale
         fig, ax = plt.subplots(figsize=(7.5, 0.36 * max(len(rows), 1) + 1.8))
         ax.barh(range(len(rows)), [r["low"] / scale for r in rows], left=centre, color=BLUE,
@@ -347,11 +358,11 @@ class Report:
         if rows:
             ax.legend(fontsize=8, loc="best")
         fit = f"; a fit on the inputs' ranks explains {rows[0]['fit_r2']:.0%} of its variance" if rows else \
-            "; no input varies"
-        fig.suptitle(f"{self.title}: what moves {named[:1].lower() + named[1:]}{self.when}\n(each input from its 5% "
+            "; no input moves it"
+        fig.suptitle(f"{self.title}: what moves {in_sentence(named)}{self.when}\n(each input from its 5% "
                      f"to its 95% value, the others held{fit})", fontsize=10)
         stem = f"tornado_{output}" + ("" if label == "total" else f"_{label}")
-        self._save(fig, out, stem, f"What moves {named[:1].lower() + named[1:]}: the swing, in {unit}, as each "
+        self._save(fig, out, stem, f"What moves {in_sentence(named)}: the swing, in {unit}, as each "
                                    "input goes from its 5% to its 95% value")
 
     def fans(self, out: Path) -> None:
@@ -371,7 +382,8 @@ class Report:
             ax.fill_between(years, bands[0], bands[4], color=BLUE, alpha=0.25, label="5-95%")
             ax.fill_between(years, bands[1], bands[3], color=BLUE, alpha=0.5, label="25-75%")
             ax.plot(years, bands[2], color=RED, label="median")
-            ax.axhline(0, color=GREY, linewidth=0.6)
+            if self.paired:  # effects: a line at 0; levels keep their own scale
+                ax.axhline(0, color=GREY, linewidth=0.6)
             ax.set_title(total_name(name), fontsize=9)
             ax.set_xlabel("year", fontsize=8)
             ax.set_ylabel(unit + (" (effect)" if self.paired else ""), fontsize=8)
@@ -384,7 +396,22 @@ class Report:
         self._save(fig, out, "fans", "The headline results over the horizon (fan charts)")
 
     def write(self, out: Path) -> Path:
-        out.mkdir(parents=True, exist_ok=False)
+        """Write the report to the new folder ``out`` whole or not at all: it is built in a temporary folder beside
+        ``out``, renamed to ``out`` once complete and removed if anything fails."""
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            raise FileExistsError(out)
+        building = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        building.mkdir()  # with the default permissions, as ``out`` would have
+        try:
+            self._write(building)
+            os.rename(building, out)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        return out / "report.html"
+
+    def _write(self, out: Path) -> None:
         for name, dim in MOVERS:
             if name in self.ds:
                 self.effects(out, name, dim)
@@ -409,7 +436,6 @@ class Report:
             comparison = compare(self.ds, other)
             (out / "comparison.csv").write_text(format_rows(comparison[0], "csv"))
         (out / "report.html").write_text(self.html(out, rows, comparison))
-        return out / "report.html"
 
     def html(self, out: Path, rows: list[dict], comparison) -> str:
         m, ds = self.manifest, self.ds
@@ -466,8 +492,15 @@ def table_rows(report: Report) -> list[dict]:
     groups = [(None, [(name, None, "total") for name in report.headline_totals()])]
     for name, dim in MOVERS:
         if name in report.ds and report.top:
-            groups.append((f"{result_name(name)}: the {report.top} {dim}s that move most",
-                           [(name, dim, label) for label in report.movers(name, dim)[:report.top]]))
+            ranked = report.movers(name, dim)
+            moves = {label: abs(np.nanmedian(report.change(name, dim, label))) for label in ranked[:report.top]}
+            # Labels that barely move (a hundredth of the first) are noise in a table of movers, not news.
+            shown = [label for label in moves if moves[label] >= MOVER_SHARE * moves[ranked[0]]]
+            heading = f"{result_name(name)}: the {len(shown)} {dim}s that move most" if len(shown) > 1 else \
+                f"{result_name(name)}: the {dim} that moves most"
+            if len(shown) < min(report.top, len(ranked)):
+                heading += f" (the others by less than {MOVER_SHARE:.0%} as much)"
+            groups.append((heading, [(name, dim, label) for label in shown]))
     for group, members in groups:
         for name, dim, label in members:
             values = draws_of(report.last, name, label, report.case)

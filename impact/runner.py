@@ -83,6 +83,8 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
     if shard is not None and (cluster is not None or client is not None):
         problems.append(Problem("options", "--shard", "a shard runs its chunks itself; --cluster runs them all on "
                                                       "the cluster: give one or the other"))
+    if progress is not None and progress not in PROGRESS:
+        problems.append(Problem("options", "--progress", f"must be one of {', '.join(PROGRESS)}, got {progress!r}"))
     if problems:
         raise ImpactInputError(problems)
     options = cluster_options(cluster)
@@ -580,6 +582,8 @@ def progress_mode(progress: str | None, otherwise: str = "log") -> str:
     """``progress`` as given, or by where the process runs: tqdm's widget in a Jupyter notebook, a bar on a
     terminal, else ``otherwise`` (log lines for runs to disk, in batch jobs)."""
     if progress is not None:
+        if progress not in PROGRESS:
+            raise ValueError(f"progress must be one of {', '.join(PROGRESS)} or None, got {progress!r}")
         return progress
     if in_notebook():
         return "notebook"

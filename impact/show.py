@@ -13,7 +13,8 @@ from impact.spec import Scenario
 
 #: The quantiles each prior is shown at.
 PRIOR_QUANTILES = (0.05, 0.5, 0.95)
-LAYER_COLUMNS = ("layer", "rule", "authority", "lines", "charged_2024_usd", "rates", "in_force", "by_draw")
+LAYER_COLUMNS = ("layer", "rule", "authority", "lines", "charged_2024_usd", "lowest_rate", "highest_rate", "in_force",
+                 "by_draw")
 
 
 def show_table(scenario: Scenario, table: str, fmt: str = "table") -> str:
@@ -77,8 +78,7 @@ def layer_table(title: str, stack) -> Listing:
         value = float((weight * layer.coverage).sum())
         rates = layer.rate[charged]
         low, high = (float(rates.min()), float(rates.max())) if rates.size else (np.nan, np.nan)
-        rate = "-" if not rates.size else f"{100 * low:.1f}%" if high == low else f"{100 * low:.1f}-{100 * high:.1f}%"
-        rows.append((layer.name, layer.rule, layer.authority, int(charged.sum()), value, rate, _in_force(layer),
+        rows.append((layer.name, layer.rule, layer.authority, int(charged.sum()), value, low, high, _in_force(layer),
                      _by_draw(layer)))
     return Listing(f"{title} ({len(rows)}, applied in this order to each line)", LAYER_COLUMNS, rows,
                    "lines: the 2024 lines (HS10 x partner) the layer charges; charged: their 2024 value times the share "
@@ -190,10 +190,33 @@ def rate_matrix(s: Scenario) -> Listing:
                    "imports of the cell", percent=("all", *regime.partners))
 
 
+def rates_table(s: Scenario) -> Listing:
+    """The statutory effective rates by partner, and their split by authority, against the counterfactual's (as
+    :func:`impact.regime.format_table` prints them), as rates (fractions) on 2024 imports in USD."""
+    from impact.regime import view
+
+    views = [view(s)] + ([view(s.counterfactual)] if s.counterfactual is not None else [])
+    authorities = sorted({a for v in views for a in v.by_authority})
+    against = {label: (rate, parts) for label, _, rate, parts in views[1].rows("partner")} if len(views) > 1 else None
+    by_partner = views[0].imports.sum(axis=0)
+    weights = {"all": by_partner.sum(), **dict(zip(views[0].partners, by_partner))}
+    rows = []
+    for label, _, rate, parts in views[0].rows("partner"):
+        row = [label, weights[label], rate] + [parts.get(a, 0.0) for a in authorities]
+        if against is not None:
+            other, other_parts = against[label]
+            row += [other] + [other_parts.get(a, 0.0) for a in authorities]
+        rows.append(tuple(float(v) if k else v for k, v in enumerate(row)))
+    columns = ["partner", "imports_2024_usd", "rate"] + [f"rate_{a}" for a in authorities]
+    if against is not None:
+        columns += ["counterfactual_rate"] + [f"counterfactual_rate_{a}" for a in authorities]
+    return Listing(f"Statutory effective tariff rates of {s.name} by partner", tuple(columns), rows)
+
+
 def _rates(s: Scenario, fmt: str = "table") -> str:
     from impact.regime import format_table, view
 
-    views = [view(s)] + ([view(s.counterfactual)] if s.counterfactual is not None else [])
     if fmt == "csv":
-        return format_table(views, "partner", "csv")
+        return rates_table(s).format("csv")
+    views = [view(s)] + ([view(s.counterfactual)] if s.counterfactual is not None else [])
     return format_table(views, "partner") + "(by sector: impact tariffs " + s.name + ")\n"

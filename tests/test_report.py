@@ -15,7 +15,8 @@ import impact
 from impact import cli
 from impact.summary import draws_of
 
-EFFECT_FIGURES = ["effects_imports_by_partner", "effects_tariff_revenue_by_partner", "effects_sector_output"]
+EFFECT_FIGURES = ["effects_imports_by_partner", "effects_tariff_revenue_by_partner", "effects_exports_by_partner",
+                  "effects_sector_output"]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--virtual-time-budget=5000"]
@@ -94,7 +95,7 @@ def test_report_of_a_horizon_run_has_a_fan_chart(tmp_path):
         assert not overlaps(fig), (stem, overlaps(fig))
 
 
-def report_figures(ds, manifest, out, against=None) -> dict:
+def report_figures(ds, manifest, out, against=None, **options) -> dict:
     """Every figure of the report of ``ds`` as matplotlib drew and saved it, by file stem (not closed)."""
     import matplotlib.pyplot as plt
 
@@ -104,7 +105,7 @@ def report_figures(ds, manifest, out, against=None) -> dict:
     close = plt.close
     plt.close = kept.append  # the report closes each figure once saved: keep them instead
     try:
-        report = Report(ds, manifest, against)
+        report = Report(ds, manifest, against, **options)
         report.write(out)
     finally:
         plt.close = close
@@ -251,10 +252,18 @@ def test_the_headline_table_is_the_runs_own_numbers(deal, small_world):
     assert welfare["percent_of_counterfactual"] is None and welfare["percent_of_baseline"] is None  # no base
     imports = [r for r in rows if r["group"] and r["variable"] == "imports_by_partner"]
     medians = {str(p): abs(np.median(draws_of(ds, "imports_by_partner", str(p), "effect"))) for p in ds["partner"].values}
-    assert [r["label"] for r in imports] == sorted(medians, key=lambda p: -medians[p])[:2]
+    ranked = sorted(medians, key=lambda p: -medians[p])
+    assert [r["label"] for r in imports] == [p for p in ranked[:2] if medians[p] >= 0.01 * medians[ranked[0]]]
     assert [r["result"] for r in imports] == [{"japan": "Japan", "eu": "European Union", "china": "China"}[r["label"]]
                                               for r in imports]
     assert all(r["group"] is None for r in table_rows(Report(ds, {}, top=0)))
+    # A partner that moves less than a hundredth as much as the first is left out of the movers.
+    exports = {str(p): abs(np.median(draws_of(ds, "exports_by_partner", str(p), "effect")))
+               for p in ds["partner"].values}
+    shown = [r["label"] for r in table_rows(Report(ds, {}, top=3))
+             if r["variable"] == "exports_by_partner" and r["group"]]
+    top = max(exports.values())
+    assert shown == [p for p in sorted(exports, key=lambda p: -exports[p]) if exports[p] >= 0.01 * top]
 
 
 def test_labels_of_unlike_magnitude_get_axes_of_their_own():
@@ -292,7 +301,7 @@ def test_report_options_name_every_problem_at_once(deal, tmp_path):
     for stem in ("tornado_tariff_revenue_by_partner", "tornado_sector_output_steel", "tornado_welfare_change"):
         assert (report / f"{stem}.png").exists()
     page = (report / "report.html").read_text()
-    assert "US imports by partner: the 1 partners that move most" in page
+    assert "US imports by partner: the partner that moves most" in page
 
 
 def test_without_a_counterfactual_the_movers_are_the_changes_from_the_baseline(deal, small_world, tmp_path):
@@ -312,3 +321,43 @@ def test_without_a_counterfactual_the_movers_are_the_changes_from_the_baseline(d
     figures = report_figures(ds, {}, tmp_path / "report")
     labels = [ax.get_xlabel() for ax in figures["effects_imports_by_partner"].axes]
     assert "total, $B a year (scenario minus baseline)" in labels and "total, % change from the baseline" in labels
+
+
+def test_a_report_that_fails_leaves_no_folder_and_the_api_names_every_problem(deal, small_world, tmp_path,
+                                                                                monkeypatch):
+    from impact.reporting import Report
+
+    store = impact.run(deal, draws=300, seed=1, out=tmp_path / "run", progress="none")
+
+    def broken(self, out):
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setattr(Report, "densities", broken)
+    with pytest.raises(RuntimeError):
+        impact.report(store, out=tmp_path / "reports" / "report")
+    assert list((tmp_path / "reports").iterdir()) == []  # neither the report nor its temporary folder
+    monkeypatch.undo()
+    with pytest.raises(impact.ImpactInputError) as raised:
+        impact.report(store, against=tmp_path / "nowhere", tornado=["bogus["], top=-2)
+    problems = raised.value.problems
+    assert len(problems) == 3 and str(tmp_path / "nowhere") in problems[0].file
+    assert [p.key for p in problems[1:]] == ["--top", "--tornado"]
+
+
+def test_a_result_nothing_moves_has_an_empty_tornado_and_names_keep_their_capitals(deal, tmp_path):
+    """Where the scenario and its counterfactual are the same problem, the effect on revenue is 0 in every draw:
+    the tornado has no bars and says so. Requested twice, a tornado is drawn once; "US" keeps its capitals."""
+    from impact.reporting import Report
+
+    ds = impact.simulate(deal, draws=300, seed=1)
+    same = ds.copy(deep=True)
+    for name, variable in same.data_vars.items():
+        if "case" in variable.dims:
+            same[name].loc[{"case": "counterfactual"}] = variable.sel(case="scenario").values
+    figures = report_figures(same, {}, tmp_path / "same")
+    tornado = figures["tornado_tariff_revenue_by_partner"]
+    assert tornado.axes[0].get_yticklabels() == [] and "no input moves it" in tornado._suptitle.get_text()
+    report = Report(ds, {}, tornados=[("imports_by_partner", "total"), ("imports_by_partner", "total")])
+    assert report.tornados == [("tariff_revenue_by_partner", "total"), ("imports_by_partner", "total")]
+    figures = report_figures(ds, {}, tmp_path / "twice", tornados=[("imports_by_partner", "total")])
+    assert "what moves US imports" in figures["tornado_imports_by_partner"]._suptitle.get_text()

@@ -607,6 +607,8 @@ def test_in_a_notebook_progress_is_tqdms_widget_and_counts_every_draw(deal, monk
     assert runner.in_notebook() and runner.progress_mode(None) == "notebook"
     impact.simulate(deal, draws=300, chunk_size=100)
     assert isinstance(bars[-1], notebook_bar) and bars[-1].n == 300 and bars[-1].total == 300
+    with pytest.raises(ValueError, match="progress must be one of bar, notebook, log, none"):
+        impact.simulate(deal, draws=10, progress="widget")
     # A terminal IPython (no kernel app) is not a notebook.
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(
         get_ipython=lambda: types.SimpleNamespace(config={"TerminalIPythonApp": {}})))

@@ -23,7 +23,9 @@ def test_every_layer_is_listed_in_order_with_what_it_charges(snap_back):
     for row, layer in zip(table.rows, stack.resolved):
         assert row[3] == int((layer.coverage > 0).sum())
         np.testing.assert_allclose(row[4], (stack.lines.weight * layer.coverage).sum(), rtol=1e-12)
-    by_draw = {row[0]: row[7] for row in table.rows}
+        rates = layer.rate[layer.coverage > 0]
+        assert (row[5], row[6]) == ((rates.min(), rates.max()) if rates.size else (row[5], row[6]))
+    by_draw = {row[0]: row[8] for row in table.rows}
     assert by_draw["japan_snap_back_232"] == "if japan_investment realization < 0.25"
     assert by_draw["japan_all_in"] == "if japan_investment realization >= 0.25"
     assert by_draw["mfn"] == ""
@@ -95,11 +97,14 @@ def test_each_section_prints_alone_and_as_csv_in_full(snap_back):
     pledges = table("pledges")
     assert {row["pledge"]: float(row["per_year_usd"]) for row in pledges} == \
         {p.name: p.amount_per_year for p in snap_back.pledges}
-    rates = table("rates")
-    assert rates[0]["partner"] == "all" and "rate_against" in rates[0]
     from impact.regime import view
 
     regime = view(snap_back)
+    rates = table("rates")
+    assert [row["partner"] for row in rates] == ["all", *regime.partners]
+    for row, (_, _, rate, _) in zip(rates, regime.rows("partner")):
+        assert float(row["rate"]) == rate and "counterfactual_rate" in row
+    assert float(rates[0]["imports_2024_usd"]) == regime.imports.sum()  # dollars, in full
     matrix = table("matrix")
     assert [row["sector"] for row in matrix] == list(regime.sectors)
     for k, row in enumerate(matrix):
