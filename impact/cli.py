@@ -533,9 +533,10 @@ def sensitivity(run_dir, output, label, by, case, top, max_draws, year, fmt):
             shown = [r for r in rows if r["label"] == item]
             click.echo(f"drivers of {output}[{item}] ({case}{when}), by |partial rank correlation|:" if shown else
                        f"drivers of {output}[{item}] ({case}{when}): no input varies")
-            if shown:
-                click.echo(f"  (swing: {unit} as the input goes from its 5% to its 95% value, the others held; a fit "
-                           f"on the inputs' ranks explains {shown[0]['fit_r2']:.0%} of the variance)")
+            if not shown:
+                continue
+            click.echo(f"  (swing: {unit} as the input goes from its 5% to its 95% value, the others held; a fit "
+                       f"on the inputs' ranks explains {shown[0]['fit_r2']:.0%} of the variance)")
             click.echo(f"  {'input':40s} {'prcc':>7s} {'spearman':>9s} {'swing':>10s}")
             for r in shown:
                 click.echo(f"  {r['input']:40s} {r['prcc']:7.3f} {r['spearman']:9.3f} {r['swing'] / scale:10.3g}")
