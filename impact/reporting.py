@@ -196,7 +196,6 @@ class Report:
         self.ds, self.manifest, self.against, self.top = ds, manifest, against, top
         self.paired = "counterfactual" in ds["case"].values
         self.case = "effect" if self.paired else "scenario"
-        self.cases = [self.case]
         self.year = int(ds["year"].values[-1]) if "year" in ds.dims else None
         # The results of the last year of a horizon, with its growth factor (the baseline grown to that year).
         self.last = ds.sel(year=self.year) if self.year is not None else ds
