@@ -193,22 +193,19 @@ def rate_matrix(s: Scenario) -> Listing:
 def rates_table(s: Scenario) -> Listing:
     """The statutory effective rates by partner, and their split by authority, against the counterfactual's (as
     :func:`impact.regime.format_table` prints them), as rates (fractions) on 2024 imports in USD."""
-    from impact.regime import view
+    from impact.regime import compared_rows, view
 
     views = [view(s)] + ([view(s.counterfactual)] if s.counterfactual is not None else [])
-    authorities = sorted({a for v in views for a in v.by_authority})
-    against = {label: (rate, parts) for label, _, rate, parts in views[1].rows("partner")} if len(views) > 1 else None
-    by_partner = views[0].imports.sum(axis=0)
-    weights = {"all": by_partner.sum(), **dict(zip(views[0].partners, by_partner))}
+    authorities, compared = compared_rows(views, "partner")
     rows = []
-    for label, _, rate, parts in views[0].rows("partner"):
-        row = [label, weights[label], rate] + [parts.get(a, 0.0) for a in authorities]
-        if against is not None:
-            other, other_parts = against[label]
-            row += [other] + [other_parts.get(a, 0.0) for a in authorities]
-        rows.append(tuple(float(v) if k else v for k, v in enumerate(row)))
+    for label, weight, rate, parts, *against in compared:
+        numbers = [weight, rate, *parts]
+        if against:
+            other, other_parts = against
+            numbers += [other, *other_parts]
+        rows.append((label, *map(float, numbers)))
     columns = ["partner", "imports_2024_usd", "rate"] + [f"rate_{a}" for a in authorities]
-    if against is not None:
+    if len(views) > 1:
         columns += ["counterfactual_rate"] + [f"counterfactual_rate_{a}" for a in authorities]
     return Listing(f"Statutory effective tariff rates of {s.name} by partner", tuple(columns), rows)
 
