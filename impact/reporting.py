@@ -147,6 +147,16 @@ def _quantiles(values: np.ndarray, qs=(0.05, 0.25, 0.5, 0.75, 0.95)) -> np.ndarr
     return np.quantile(values, qs) if values.size else None
 
 
+def headline_band(values: np.ndarray) -> tuple[float, float, float, float]:
+    """``(5%, median, 95%, share of draws with the median's sign)`` of a result's draws, NaN draws left out; where
+    the median is 0, the share of draws that are exactly 0. The key findings and the headline table say each
+    result so."""
+    values = values[~np.isnan(values)]
+    q5, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95])
+    same_sign = float(np.mean(np.sign(values) == np.sign(q50))) if q50 != 0 else float(np.mean(values == 0))
+    return q5, q50, q95, same_sign
+
+
 def _draw_bands(ax, series: list[np.ndarray], names: list[str], zero: bool = True) -> None:
     """Median (dot), 25-75% (thick) and 5-95% (thin) of each series, one row per name, first on top; with a line at
     0 (``zero``) for changes."""
@@ -227,7 +237,11 @@ class Report:
         return "baseline" if RELATIVE_BASE[name] is not None else None
 
     def percent_series(self, name: str, dim: str | None, label: str, relative: str) -> np.ndarray | None:
-        """One result's change in percent (of the counterfactual or of the baseline), draw by draw."""
+        """One result's change in percent (of the counterfactual or of the baseline), draw by draw; None for a
+        result without a relative form (:data:`impact.summary.RELATIVE_BASE`), for a percentage of the
+        counterfactual without one, and for one of the baseline where the result has none."""
+        if name not in RELATIVE_BASE:
+            return None
         base = None
         if relative == "baseline":
             levels = baseline_levels(self.last, name, dim, [label])
@@ -247,20 +261,21 @@ class Report:
             return "effect"
         return "change from the baseline" if RELATIVE_BASE.get(name) else "level"
 
-    def movers(self, name: str, dim: str) -> list[str]:
-        """The labels of ``name`` by how far their median moves (:meth:`change`), most first."""
+    def movers(self, name: str, dim: str) -> dict[str, float]:
+        """How far the median of each label of ``name`` moves (:meth:`change`, absolute; -1 where no draw has a
+        value), most first."""
         medians = {}
         for value in self.ds[dim].values:
             values = self.change(name, dim, str(value))
             medians[str(value)] = abs(np.nanmedian(values)) if np.isfinite(values).any() else -1.0
-        return sorted(medians, key=lambda label: -medians[label])
+        return dict(sorted(medians.items(), key=lambda item: -item[1]))
 
     def effects(self, out: Path, name: str, dim: str) -> None:
         """How a result moves by label (:meth:`change`): the total on its own scale above, the labels that move most
         below, in $B and, beside them, in percent of the counterfactual (or of the baseline)."""
         plt = _pyplot()
         scale, unit = display_units(name)
-        ranked = self.movers(name, dim)
+        ranked = list(self.movers(name, dim))
         shown = ranked[:FIGURE_LABELS]
         relative = self._percent(name)
         what = self.change_words(name)
@@ -491,10 +506,10 @@ def table_rows(report: Report) -> list[dict]:
     groups = [(None, [(name, None, "total") for name in report.headline_totals()])]
     for name, dim in MOVERS:
         if name in report.ds and report.top:
-            ranked = report.movers(name, dim)
-            moves = {label: abs(np.nanmedian(report.change(name, dim, label))) for label in ranked[:report.top]}
+            moves = report.movers(name, dim)
+            ranked = list(moves)
             # Labels that barely move (a hundredth of the first) are noise in a table of movers, not news.
-            shown = [label for label in moves if moves[label] >= MOVER_SHARE * moves[ranked[0]]]
+            shown = [label for label in ranked[:report.top] if moves[label] >= MOVER_SHARE * moves[ranked[0]]]
             heading = f"{result_name(name)}: the {len(shown)} {dim}s that move most" if len(shown) > 1 else \
                 f"{result_name(name)}: the {dim} that moves most"
             if len(shown) < min(report.top, len(ranked)):
@@ -503,20 +518,16 @@ def table_rows(report: Report) -> list[dict]:
     for group, members in groups:
         for name, dim, label in members:
             values = draws_of(report.last, name, label, report.case)
-            bands = _quantiles(values, (0.05, 0.5, 0.95))
-            if bands is None:
+            if np.isnan(values).all():
                 continue
-            finite = values[~np.isnan(values)]
-            same = float(np.mean(np.sign(finite) == np.sign(bands[1]) if bands[1] != 0 else finite == 0))
+            q5, q50, q95, same = headline_band(values)
             percents = {}
             for relative in ("counterfactual", "baseline"):
-                usable = name in RELATIVE_BASE and (relative == "baseline" and RELATIVE_BASE[name] is not None
-                                                    or relative == "counterfactual" and report.paired)
-                series = report.percent_series(name, dim, label, relative) if usable else None
+                series = report.percent_series(name, dim, label, relative)
                 percents[relative] = _quantiles(series, (0.05, 0.5, 0.95)) if series is not None else None
             rows.append({"group": group, "variable": name, "label": label,
                          "result": total_name(name) if dim is None else label_name(label),
-                         "q5": float(bands[0]), "q50": float(bands[1]), "q95": float(bands[2]),
+                         "q5": float(q5), "q50": float(q50), "q95": float(q95),
                          "same_sign": same if report.paired else None,
                          "percent_of_counterfactual": percents["counterfactual"],
                          "percent_of_baseline": percents["baseline"]})
@@ -645,11 +656,7 @@ def key_findings(ds: xr.Dataset) -> list[str]:
         ds = ds.sel(year=ds["year"].values[-1])
 
     def band(name: str, label: str = "total") -> tuple[float, float, float, float]:
-        values = draws_of(ds, name, label, case)
-        values = values[~np.isnan(values)]
-        q5, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95])
-        same_sign = float(np.mean(np.sign(values) == np.sign(q50))) if q50 != 0 else float(np.mean(values == 0))
-        return q5, q50, q95, same_sign
+        return headline_band(draws_of(ds, name, label, case))
 
     def percent(name: str, label: str = "total") -> str:
         if not paired:
