@@ -14,8 +14,7 @@ import xarray as xr
 
 from impact.defaults import RANKED_DRAWS
 from impact.errors import ImpactInputError, Problem, year_of_horizon
-from impact.summary import DEFAULT_QUANTILES, Precision
-from impact.variables import VARIABLES
+from impact.summary import DEFAULT_QUANTILES, Precision, run_outputs
 
 
 def _store(run):
@@ -81,10 +80,9 @@ def sensitivity(run, *, output: str, label: str = "total", by: str | None = None
     from impact.summary import draws_of
 
     ds = _dataset(run)
-    if output not in ds or VARIABLES.get(output) is None or VARIABLES[output].kind != "output":
-        known = ", ".join(n for n in ds.data_vars if n in VARIABLES and VARIABLES[n].kind == "output")
+    if output not in run_outputs(ds):
         raise ImpactInputError([Problem("options", "--output", f"unknown output {output!r}; outputs of this run: "
-                                                               f"{known}")])
+                                                               f"{', '.join(run_outputs(ds))}")])
     case = case or ("effect" if "counterfactual" in ds["case"].values else "scenario")
     years = [int(y) for y in ds["year"].values] if "year" in ds.dims else []
     year = year_of_horizon(year, years, "run")

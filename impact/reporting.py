@@ -36,7 +36,7 @@ import numpy as np
 import xarray as xr
 
 from impact.summary import (ADDITIVE_UNITS, BILLION, RELATIVE_BASE, SHARES, baseline_levels, draws_of, format_rows,
-                            relative_change, summarize)
+                            relative_change, run_outputs, summarize)
 from impact.variables import VARIABLES, display_units
 
 FIGURE_FORMATS = ("png", "svg")
@@ -109,9 +109,8 @@ def parse_tornado(spec: str, ds: xr.Dataset) -> tuple[tuple[str, str] | None, st
     if not match:
         return None, f"{spec!r} is not OUTPUT or OUTPUT[LABEL] (e.g. imports_by_partner[japan])"
     output, label = match["output"], match["label"] or "total"
-    if output not in ds or VARIABLES.get(output) is None or VARIABLES[output].kind != "output":
-        known = ", ".join(n for n in ds.data_vars if n in VARIABLES and VARIABLES[n].kind == "output")
-        return None, f"unknown output {output!r}; outputs of this run: {known}"
+    if output not in run_outputs(ds):
+        return None, f"unknown output {output!r}; outputs of this run: {', '.join(run_outputs(ds))}"
     dims = [d for d in ds[output].dims if d not in ("draw", "case", "year")]
     if len(dims) > 1:
         return None, f"{output} has several label dimensions ({', '.join(dims)}); choose an aggregate"

@@ -283,6 +283,11 @@ EXCEEDANCE_SPEC = re.compile(r"^\s*(?P<output>[a-z_]+)\s*(\[\s*(?P<label>[A-Za-z
                              r"(?P<threshold>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
 
 
+def run_outputs(ds: xr.Dataset) -> list[str]:
+    """The results a run's Dataset holds: its variables that the registry declares as outputs."""
+    return [name for name in ds.data_vars if name in VARIABLES and VARIABLES[name].kind == "output"]
+
+
 def parse_exceedance(spec: str, ds: xr.Dataset) -> tuple[dict | None, str | None]:
     """``"tariff_revenue_by_partner[japan] > 20"`` as ``{output, label, op, threshold}`` (threshold in the
     variable's units, read in $B for dollar amounts as the tables show them), or ``(None, why)``."""
@@ -290,7 +295,7 @@ def parse_exceedance(spec: str, ds: xr.Dataset) -> tuple[dict | None, str | None
     if match is None:
         return None, f"{spec!r} is not VARIABLE[LABEL] > X or VARIABLE < X (e.g. \"sector_output[autos] < 0\")"
     output, label = match["output"], match["label"] or "total"
-    if output not in ds or VARIABLES.get(output) is None or VARIABLES[output].kind != "output":
+    if output not in run_outputs(ds):
         return None, f"{spec!r}: unknown output {output!r}"
     dims = [d for d in ds[output].dims if d not in ("draw", "case", "year")]
     units = ds[output].attrs.get("units", VARIABLES[output].units)
