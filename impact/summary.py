@@ -21,7 +21,7 @@ from impact.variables import HORIZON_TOTALS, INDEX, VARIABLES
 
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 #: Runs with more draws are summarized by passes over windows of draws (:mod:`impact.streaming`).
-STREAM_DRAWS = 1 << 22
+STREAM_DRAWS = 1 << 20
 #: Draws read at once by the passes over a run (summary, compare, exceedance): memory bounded whatever its size.
 WINDOW = 65536
 BILLION = 1e9
@@ -214,15 +214,21 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
     def windows():
         for window in draw_windows(draws, step):
             piece = variable.isel(draw=window).values  # draw, case[, label]
+            picked = {}
 
-            def pick(case, label, piece=piece):
-                values = piece[:, present.index(case)]
-                if dim is None:
-                    return values.astype(np.float64)
-                if label == "total":
-                    return values.sum(axis=1, dtype=np.float64)
-                # Labels as the in-memory path holds them (float32), then float64 for the effect's difference.
-                return values[:, positions[label]].astype(np.float32).astype(np.float64)
+            def pick(case, label, piece=piece, picked=picked):
+                # Each (case, label) once per window: an effect and a percentage read the cases again.
+                if (case, label) not in picked:
+                    values = piece[:, present.index(case)]
+                    if dim is None:
+                        values = values.astype(np.float64)
+                    elif label == "total":
+                        values = values.sum(axis=1, dtype=np.float64)
+                    else:
+                        # Labels as the in-memory path holds them (float32), then float64 for the effect's difference.
+                        values = values[:, positions[label]].astype(np.float32, copy=False).astype(np.float64)
+                    picked[case, label] = values
+                return picked[case, label]
 
             def value(label, case):
                 changed = None if percent is None else relative_change(
@@ -232,7 +238,10 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
                 return pick("scenario", label) - pick("counterfactual", label) if case == "effect" \
                     else pick(case, label)
 
-            yield np.vstack([value(label, case) for label, case in series])
+            rows = np.empty((len(series), piece.shape[0]))  # filled in place: no stacked copy
+            for i, (label, case) in enumerate(series):
+                rows[i] = value(label, case)
+            yield rows
 
     units = variable.attrs.get("units", VARIABLES[variable.name].units)
 
@@ -508,6 +517,8 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
 
         # The series' sorts on the kernels' threads, a series each at a time (NumPy's sort releases the GIL)
         rows += [row for row in thread_map(band, [(label, case) for label in labels for case in reported]) if row]
+        # Freed before the next variable is read, not held beside it (by the loop's names and band's defaults)
+        del band, totals, detail_rows
     return rows
 
 

@@ -72,3 +72,127 @@ def test_streamed_bands_are_the_in_memory_bands(scenario):
                     assert a[key] == pytest.approx(b[key], rel=1e-10, abs=1e-6), key
                 elif key != "units":
                     assert a[key] == b[key] or (np.isnan(a[key]) and np.isnan(b[key])), (a["variable"], key)
+
+
+def _targets(rng, data: np.ndarray, bins: int):
+    """Split targets (the whole range, or two or three disjoint intervals, of each series) and kept targets
+    (disjoint intervals, with the counts of their draws), as order_statistics poses them."""
+    from impact.streaming import _Target
+
+    split, kept = [], []
+    for s, row in enumerate(data):
+        valid = row[~np.isnan(row)]
+        if not valid.size:
+            continue
+        lo, hi = float(valid.min()), float(np.nextafter(valid.max(), np.inf))
+        cuts = np.sort(rng.choice(valid, size=min(valid.size, 4), replace=False))
+        if rng.random() < 0.5:
+            split.append(_Target(s, lo, hi, 0, valid.size, [0]))
+        else:  # intervals laid end to end, some of them adjacent
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                if a < b:
+                    split.append(_Target(s, float(a), float(b), 0, 0, [0]))
+        for a, b in zip(cuts[:-1:2], cuts[1::2]):
+            if a < b:
+                inside = int(((valid >= a) & (valid < b)).sum())
+                kept.append(_Target(s, float(a), float(b), 0, inside, [0]))
+    return split, kept
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 2000), step=st.integers(64, 700),
+       bins=st.sampled_from([3, 16, 256, 16384]), shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan"]))
+def test_compiled_pass_is_the_numpy_pass(seed, draws, step, bins, shape):
+    """The compiled histogram and keep pass gives the NumPy pass's counts and kept draws, in the same order."""
+    from impact.streaming import _numpy_pass, _pass
+
+    rng = np.random.default_rng(seed)
+    data = rng.standard_normal((4, draws))
+    if shape == "ties":
+        data = np.round(data * 3) / 3
+    elif shape == "point_mass":
+        data[:, : draws // 2] = 0.0
+    elif shape == "tiny":
+        data = 1.0 + data * 1e-15
+    elif shape == "nan":
+        data[rng.random(data.shape) < 0.3] = np.nan
+        data[3] = np.nan
+    split, kept = _targets(rng, data, bins)
+    counts, collected = _pass(_windows(data, step), 4, split, kept, bins)
+    reference_counts, reference_collected = _numpy_pass(_windows(data, step), 4, split, kept, bins)
+    assert len(counts) == len(split) and len(collected) == len(kept)
+    for a, b in zip(counts, reference_counts):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(collected, reference_collected):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("draws", [10, 3000])  # kept at once, or histogrammed first
+def test_draws_that_change_between_passes_are_refused(draws):
+    """Each pass counts the draws the next one keeps: draws rewritten in between (a run store changed while it is
+    read) raise an error rather than give wrong bands."""
+    data = np.arange(float(draws))[None, :]
+    moments = Moments(1)
+    moments.add(data)
+    passes = []
+
+    def windows():
+        passes.append(1)
+        shifted = data + len(passes) * draws / 3  # each pass sees other draws than the one before
+        yield from _windows(shifted, 512)()
+    with pytest.raises(RuntimeError, match="changed between two passes"):
+        order_statistics(windows, moments, [{draws // 2}], bins=16, keep=100)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 900), series=st.integers(1, 5))
+def test_moments_of_complete_windows_are_the_masked_ones(seed, draws, series):
+    """A window without a missing draw takes a path without masks: the same bits as the masked path."""
+    rng = np.random.default_rng(seed)
+    complete, masked = Moments(series), Moments(series)
+    for _ in range(3):
+        window = rng.standard_normal((series, draws)) * rng.uniform(0.1, 1e9)
+        complete._add_complete(window)
+        masked._add_masked(window)
+    for name in ("count", "mean", "m2", "low", "high", "positive"):
+        np.testing.assert_array_equal(getattr(complete, name), getattr(masked, name), err_msg=name)
+
+
+def test_the_in_memory_summary_holds_one_variable_at_a_time():
+    """Below STREAM_DRAWS the summary holds one variable's draws (4 bytes x draws x labels x cases), a window of
+    them as read and the series it sorts, not the variable before it too."""
+    import tracemalloc
+
+    import xarray as xr
+
+    import impact
+    from impact import accelerate
+    from impact.summary import HEADLINE, WINDOW, summarize
+
+    small = impact.simulate("us_japan_2025", draws=500, seed=2)
+    small = small[[name for name, _, _ in HEADLINE if name in small]]
+    ds = xr.concat([small] * 400, dim="draw", data_vars="minimal")  # 200,000 draws, in memory
+    draws, cases = ds.sizes["draw"], ds.sizes["case"]
+    touched = [s for s in str(small.attrs["touched_sectors"]).split(",") if s]
+    labels = {"tariff_revenue_by_partner": ds.sizes["partner"], "tariff_revenue_by_authority": ds.sizes["authority"],
+              "imports_by_partner": ds.sizes["partner"], "trade_balance": ds.sizes["partner"],
+              "sector_output": len(touched)}
+    widest = max(ds.sizes["partner"], ds.sizes["sector"])
+    threads = 2
+    # One variable's labels (float32) and totals (float64), and then either a window as read (all its labels, the
+    # ones kept, its totals) or, on each thread, the float64 series sorted: a case, the other one, their
+    # difference, and the float32 sort.
+    one_variable = max(cases * n * draws * 4 for n in labels.values()) + cases * draws * 8
+    window = 2 * WINDOW * cases * widest * 4 + WINDOW * cases * 8
+    bands = threads * (3 * 8 + 4) * draws
+    summarize(ds.isel(draw=slice(0, 100)), streaming=False)  # imports and compiled code outside the measure
+    before = accelerate.set_threads(threads)
+    tracemalloc.start()
+    try:
+        held = tracemalloc.get_traced_memory()[0]
+        rows = summarize(ds, streaming=False)
+        peak = tracemalloc.get_traced_memory()[1] - held
+    finally:
+        tracemalloc.stop()
+        accelerate.set_threads(before)
+    assert rows and peak < one_variable + max(window, bands), (peak, one_variable, window, bands)

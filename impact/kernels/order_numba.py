@@ -1,0 +1,59 @@
+"""Compiled pass of :func:`impact.streaming.order_statistics` over one window of draws.
+
+The NumPy reference is :func:`impact.streaming._numpy_pass_window`; both bin every draw by the same rule (the last
+edge at or below it, as ``searchsorted(edges, v, "right") - 1`` finds it) and keep the same draws, so the
+histograms and the kept draws are the same, and so are the order statistics found from them.
+"""
+
+from __future__ import annotations
+
+import math
+
+from impact.accelerate import jit, prange
+
+
+@jit(parallel=True)
+def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edges, counts, kept_first, kept_lo,
+                kept_hi, kept_offset, kept_filled, kept_values):
+    """Add one window's draws to the histograms of the split targets and store those inside the kept targets.
+
+    ``window`` (series, draws) holds the draws, NaN where missing. The split targets of series ``s`` are
+    ``split_first[s]`` to ``split_first[s + 1] - 1`` (disjoint intervals ``[split_lo, split_hi)``, their edges in
+    the rows of ``split_edges`` (T, bins + 1), and ``split_scale`` ``bins / (split_hi - split_lo)``, or 0 where that is
+    not finite), counted into the rows of ``counts`` (T, bins). The kept targets of
+    series ``s`` are ``kept_first[s]`` to ``kept_first[s + 1] - 1`` (``[kept_lo, kept_hi)``); target ``t``'s draws
+    go to ``kept_values[kept_offset[t]:]``, ``kept_filled[t]`` of them so far, at most ``kept_offset[t + 1] -
+    kept_offset[t]`` (its count from the last histogram). Series are taken by the threads whole, each in draw
+    order: the results do not depend on the number of threads.
+    """
+    series, draws = window.shape
+    bins = counts.shape[1]
+    for s in prange(series):
+        first_split, last_split = split_first[s], split_first[s + 1]
+        first_kept, last_kept = kept_first[s], kept_first[s + 1]
+        if first_split == last_split and first_kept == last_kept:
+            continue
+        row = window[s]
+        for i in range(draws):
+            value = row[i]
+            if math.isnan(value):
+                continue
+            for t in range(first_split, last_split):
+                lo, hi = split_lo[t], split_hi[t]
+                if lo <= value < hi:
+                    edges = split_edges[t]
+                    k = min(max(int(math.floor((value - lo) * split_scale[t])), 0), bins - 1)
+                    # Rounding can put the guess a bin or so off: the edges decide.
+                    while k > 0 and edges[k] > value:
+                        k -= 1
+                    while k < bins - 1 and edges[k + 1] <= value:
+                        k += 1
+                    counts[t, k] += 1
+                    break
+            for t in range(first_kept, last_kept):
+                if kept_lo[t] <= value < kept_hi[t]:
+                    filled = kept_filled[t]
+                    if kept_offset[t] + filled < kept_offset[t + 1]:
+                        kept_values[kept_offset[t] + filled] = value
+                    kept_filled[t] = filled + 1
+                    break
