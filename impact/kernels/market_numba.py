@@ -155,6 +155,17 @@ def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_fa
                     x_start = start[start_row, 0, s]
                     if linked:
                         log_cost[s] = start[start_row, 1, s]
+                if linked and warm and quota_partner[s] < 0 and not math.isinf(supply[0, s, 0]) and theta[s, 0] > 0.0:
+                    # A plain market (home supply responding to price, no quota) takes its own Newton steps inside
+                    # the input costs' Newton iteration, from the start's price index: solving it to its root at
+                    # the start's costs first only to move it again cost more (x1.13 on the kernel) than the
+                    # iteration's extra step where it needs one. Its price takers' sums are computed here.
+                    lt_row = log_t[row * t_step, s]
+                    sums[s, 0], sums[s, 1], sums[s, 2], responsive[s] = taker_sums(
+                        theta[s], lt_row, log_fx[row * f_step], phi[row * p_step, s], supply[0, s],
+                        sigma[row * s_step, s], log_cost[s], log_w[s], taker_terms[s])
+                    x[s], steps[s] = x_start, 0
+                    continue
                 x[s], steps[s], responsive[s] = _solve_sector(
                     row, s, log_cost[s], x_start, True, 0, theta, supply, sigma, eps, log_fx, phi, tariff, log_t,
                     tariff_factor, tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[s], taker_terms[s],
@@ -297,7 +308,8 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
                  quota_terms, tol, max_iter, row_steps, linkage, pass_through, import_scale, log_w, taker_terms, x,
                  steps, responsive, sums, quota_scratch, quota_out, cost_out, scratch):
     """The input-cost fixed point of one draw: the home cost shifters ``z`` (S,) with every market's price index,
-    from the markets solved at ``z = 1``, by Newton's method on::
+    from the markets solved at ``z = exp(log_cost)`` (the plain markets of a warm start: at the start's price
+    indexes, not yet solved), by Newton's method on::
 
         F(z)[s] = z[s] - 1 - pass_through[s] * sum_k (a_dom[k, s] (w_home[k] - 1) + a_imp[k, s] pi[k])
 
