@@ -43,18 +43,10 @@ class Moments:
 
     def add(self, window: np.ndarray) -> None:
         """Merge a window (series, draws) of draws, NaN where missing."""
-        if np.isnan(window).any():
-            self._add_masked(window)
-        else:
-            self._add_complete(window)
+        parts = _masked_moments(window) if np.isnan(window).any() else _complete_moments(window)
+        self._merge(*parts)
 
-    def _add_masked(self, window: np.ndarray) -> None:
-        valid = ~np.isnan(window)
-        count = valid.sum(axis=1).astype(np.float64)
-        values = np.where(valid, window, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, values.sum(axis=1) / count, 0.0)
-        m2 = np.where(valid, (window - mean[:, None]) ** 2, 0.0).sum(axis=1)
+    def _merge(self, count, mean, m2, low, high, positive) -> None:
         total = self.count + count
         delta = mean - self.mean
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -62,32 +54,36 @@ class Moments:
             self.mean = np.where(total > 0, self.mean + delta * count / total, 0.0)
             self.m2 = self.m2 + m2 + np.where(total > 0, delta ** 2 * self.count * count / total, 0.0)
         self.count = total
-        self.low = np.minimum(self.low, np.where(valid, window, np.inf).min(axis=1))
-        self.high = np.maximum(self.high, np.where(valid, window, -np.inf).max(axis=1))
-        self.positive += (np.where(valid, window, 0.0) > 0).sum(axis=1)
-
-    def _add_complete(self, window: np.ndarray) -> None:
-        """:meth:`_add_masked` of a window without a missing draw (the usual one): the same operations on the same
-        values without the masks, so the same bits in half the passes over the window."""
-        count = np.full(window.shape[0], float(window.shape[1]))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, window.sum(axis=1) / count, 0.0)
-        m2 = ((window - mean[:, None]) ** 2).sum(axis=1)
-        total = self.count + count
-        delta = mean - self.mean
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.mean = np.where(total > 0, self.mean + delta * count / total, 0.0)
-            self.m2 = self.m2 + m2 + np.where(total > 0, delta ** 2 * self.count * count / total, 0.0)
-        self.count = total
-        if window.shape[1]:
-            self.low = np.minimum(self.low, window.min(axis=1))
-            self.high = np.maximum(self.high, window.max(axis=1))
-        self.positive += (window > 0).sum(axis=1)
+        self.low = np.minimum(self.low, low)
+        self.high = np.maximum(self.high, high)
+        self.positive += positive
 
     @property
     def sd(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.count > 1, np.sqrt(self.m2 / (self.count - 1)), np.where(self.count == 1, 0.0, np.nan))
+
+
+def _masked_moments(window: np.ndarray):
+    """Count, mean, squared deviations, min, max and count above zero of each row's valid (not NaN) draws."""
+    valid = ~np.isnan(window)
+    count = valid.sum(axis=1).astype(np.float64)
+    values = np.where(valid, window, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, values.sum(axis=1) / count, 0.0)
+    m2 = np.where(valid, (window - mean[:, None]) ** 2, 0.0).sum(axis=1)
+    return (count, mean, m2, np.where(valid, window, np.inf).min(axis=1), np.where(valid, window, -np.inf).max(axis=1),
+            (values > 0).sum(axis=1))
+
+
+def _complete_moments(window: np.ndarray):
+    """:func:`_masked_moments` of a window without a missing draw (the usual one): the same operations on the same
+    values without the masks, so the same bits in half the passes over the window."""
+    count = np.full(window.shape[0], float(window.shape[1]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, window.sum(axis=1) / count, 0.0)
+    m2 = ((window - mean[:, None]) ** 2).sum(axis=1)
+    return count, mean, m2, window.min(axis=1), window.max(axis=1), (window > 0).sum(axis=1)
 
 
 class OrderStatistics:
