@@ -101,7 +101,8 @@ def _targets(rng, data: np.ndarray, bins: int):
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 2000), step=st.integers(64, 700),
-       bins=st.sampled_from([3, 16, 256, 16384]), shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan"]))
+       bins=st.sampled_from([3, 16, 256, 16384]),
+       shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan"]))
 def test_compiled_pass_is_the_numpy_pass(seed, draws, step, bins, shape):
     """The compiled histogram and keep pass gives the NumPy pass's counts and kept draws, in the same order."""
     from impact.streaming import _numpy_pass, _pass

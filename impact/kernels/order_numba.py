@@ -1,6 +1,6 @@
 """Compiled pass of :func:`impact.streaming.order_statistics` over one window of draws.
 
-The NumPy reference is :func:`impact.streaming._numpy_pass_window`; both bin every draw by the same rule (the last
+The NumPy reference is :func:`impact.streaming._numpy_pass`; both bin every draw by the same rule (the last
 edge at or below it, as ``searchsorted(edges, v, "right") - 1`` finds it) and keep the same draws, so the
 histograms and the kept draws are the same, and so are the order statistics found from them.
 """
