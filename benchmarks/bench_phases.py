@@ -1,8 +1,9 @@
 """Where a whole run's time goes: the phases of ``impact run us_japan_2025`` at 250,000 and 1,000,000 draws with 1
-and 2 threads, the start-up of the command, and ``impact summary --precision``, in one invocation.
+and 2 threads, the same for ``us_japan_2025_2035`` (layers that vary by draw, a horizon of eleven years) at 32,768
+draws, the start-up of the command, and ``impact summary --precision``, in one invocation.
 
-    python benchmarks/bench_phases.py                  # about 5 minutes on 2 cores
-    python benchmarks/bench_phases.py --draws 100000 250000 --repeat 1
+    python benchmarks/bench_phases.py                  # about 6 minutes on 2 cores
+    python benchmarks/bench_phases.py --draws 100000 250000 --repeat 1 --horizon-draws 8192
 
 Each run is ``impact run`` in a process of its own (the numba cache warm), timed from outside (``wall``: start-up
 included) and from inside (the manifest's ``timings_seconds``: ``sample_and_solve`` split into sampling, policy,
@@ -37,6 +38,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SCENARIO = "us_japan_2025"
+HORIZON_SCENARIO = "us_japan_2025_2035"
 PHASES = ("sampling", "policy", "kernel", "assembly")
 
 
@@ -50,14 +52,21 @@ def timed(command: list[str]) -> tuple[float, float]:
     return time.perf_counter() - start, usage.ru_maxrss / 1024
 
 
-def one_run(workdir: Path, draws: int, threads: int) -> dict:
-    out = workdir / f"run-{draws}-{threads}"
-    wall, peak = timed([sys.executable, "-m", "impact", "run", SCENARIO, "--draws", str(draws), "--threads",
+def one_run(workdir: Path, draws: int, threads: int, scenario: str = SCENARIO) -> dict:
+    out = workdir / f"run-{scenario}-{draws}-{threads}"
+    wall, peak = timed([sys.executable, "-m", "impact", "run", scenario, "--draws", str(draws), "--threads",
                         str(threads), "--out", str(out), "--progress", "none"])
     timings = json.loads((out / "manifest.json").read_text())["timings_seconds"]
     shutil.rmtree(out)
-    return {"draws": draws, "threads": threads, "wall_seconds": wall, "peak_rss_mb": peak,
+    return {"scenario": scenario, "draws": draws, "threads": threads, "wall_seconds": wall, "peak_rss_mb": peak,
             "startup_seconds": wall - timings["total"], "timings_seconds": timings}
+
+
+def print_run(r: dict) -> None:
+    t = r["timings_seconds"]
+    print(f"{r['draws']:>10,} {r['threads']:>7d} {r['wall_seconds']:7.1f} {r['startup_seconds']:8.1f} "
+          + " ".join(f"{t.get(f'sample_and_solve.{p}', 0.0):9.1f}" for p in PHASES)
+          + f" {t.get('waiting_for_writes', 0.0):7.1f} {t['summary']:7.1f} {r['peak_rss_mb']:8,.0f}", flush=True)
 
 
 KERNEL_DRAWS = 65_536
@@ -176,6 +185,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--draws", type=int, nargs="+", default=[250_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--horizon-draws", type=int, default=32_768,
+                        help=f"draws of {HORIZON_SCENARIO} (eleven years each), on 1 and 2 threads")
     options = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="impact-bench-phases-"))
     result = {"load_average_before": os.getloadavg(), "scenario": SCENARIO}
@@ -197,19 +208,26 @@ def main() -> None:
         for _ in range(options.repeat):
             for draws in options.draws:
                 for threads in (1, 2):
-                    r = one_run(workdir, draws, threads)
-                    runs.append(r)
-                    t = r["timings_seconds"]
-                    print(f"{draws:>10,} {threads:>7d} {r['wall_seconds']:7.1f} {r['startup_seconds']:8.1f} "
-                          + " ".join(f"{t.get(f'sample_and_solve.{p}', 0.0):9.1f}" for p in PHASES)
-                          + f" {t.get('waiting_for_writes', 0.0):7.1f} {t['summary']:7.1f} {r['peak_rss_mb']:8,.0f}",
-                          flush=True)
+                    runs.append(one_run(workdir, draws, threads))
+                    print_run(runs[-1])
         result["runs"] = runs
         largest = max(options.draws)
         best = {threads: min(r["wall_seconds"] for r in runs if r["draws"] == largest and r["threads"] == threads)
                 for threads in (1, 2)}
         result["two_threads_speedup"] = best[1] / best[2]
         print(f"{largest:,} draws: 2 threads against 1: x{result['two_threads_speedup']:.2f} end to end")
+        # A scenario with layers that vary by draw (the snap-back's condition) and a horizon of eleven years.
+        print(f"{HORIZON_SCENARIO} (a condition on a pledge, 2025-2035):")
+        horizon_runs = []
+        for _ in range(options.repeat):
+            for threads in (1, 2):
+                horizon_runs.append(one_run(workdir, options.horizon_draws, threads, HORIZON_SCENARIO))
+                print_run(horizon_runs[-1])
+        result["horizon_runs"] = horizon_runs
+        best = {threads: min(r["wall_seconds"] for r in horizon_runs if r["threads"] == threads) for threads in (1, 2)}
+        result["horizon_two_threads_speedup"] = best[1] / best[2]
+        print(f"{options.horizon_draws:,} draws of {HORIZON_SCENARIO}: 2 threads against 1: "
+              f"x{result['horizon_two_threads_speedup']:.2f} end to end")
         out = workdir / "precision"
         subprocess.run([sys.executable, "-m", "impact", "run", SCENARIO, "--draws", str(largest), "--out", str(out),
                         "--progress", "none"], check=True, stdout=subprocess.DEVNULL)
