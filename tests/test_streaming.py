@@ -74,7 +74,7 @@ def test_streamed_bands_are_the_in_memory_bands(scenario):
                     assert a[key] == b[key] or (np.isnan(a[key]) and np.isnan(b[key])), (a["variable"], key)
 
 
-def _targets(rng, data: np.ndarray, bins: int):
+def _targets(rng, data: np.ndarray):
     """Split targets (the whole range, or two or three disjoint intervals, of each series) and kept targets
     (disjoint intervals, with the counts of their draws), as order_statistics poses them."""
     from impact.streaming import _Target
@@ -118,7 +118,7 @@ def test_compiled_pass_is_the_numpy_pass(seed, draws, step, bins, shape):
     elif shape == "nan":
         data[rng.random(data.shape) < 0.3] = np.nan
         data[3] = np.nan
-    split, kept = _targets(rng, data, bins)
+    split, kept = _targets(rng, data)
     counts, collected = _pass(_windows(data, step), 4, split, kept, bins)
     reference_counts, reference_collected = _numpy_pass(_windows(data, step), 4, split, kept, bins)
     assert len(counts) == len(split) and len(collected) == len(kept)
