@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import sys
 from contextlib import contextmanager
 
@@ -133,8 +134,15 @@ def _keep(arrays):
     """Nothing: what :func:`keep_alive` is when the JIT is disabled."""
 
 
-borrowed, keep_alive = _borrow, _keep
+def _float_from_bits(bits):
+    """The double whose IEEE 754 bit pattern is the int64 ``bits``: what :func:`float_from_bits` is when the JIT
+    is disabled."""
+    return struct.unpack("<d", struct.pack("<q", bits))[0]
+
+
+borrowed, keep_alive, float_from_bits = _borrow, _keep, _float_from_bits
 if not DISABLE_JIT:
+    import llvmlite.ir
     from numba.core import types as _types
     from numba.extending import intrinsic
 
@@ -177,3 +185,14 @@ if not DISABLE_JIT:
             return context.get_dummy_value()
 
         return _types.none(arrays), codegen
+
+    @intrinsic
+    def float_from_bits(typingctx, bits):  # noqa: F811
+        """The double whose IEEE 754 bit pattern is the int64 ``bits`` (a bit cast, no arithmetic)."""
+        if bits != _types.int64:
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], llvmlite.ir.DoubleType())
+
+        return _types.float64(_types.int64), codegen

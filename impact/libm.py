@@ -26,14 +26,14 @@ from impact.accelerate import jit, prange
 
 #: The largest double whose exponential is finite. The guards below give the C library's results (inf, nan, -inf)
 #: where :mod:`math` would raise, so the loops behave the same run as Python (``IMPACT_DISABLE_JIT=1``) or compiled.
-_EXP_MAX = 709.782712893384
+EXP_MAX = 709.782712893384
 
 
 @jit(parallel=True)
 def _exp(x, out):
     for i in prange(x.size):
         value = x[i]
-        out[i] = math.exp(value) if not value > _EXP_MAX else math.inf
+        out[i] = math.exp(value) if not value > EXP_MAX else math.inf
 
 
 @jit(parallel=True)
@@ -54,7 +54,7 @@ def _log1p(x, out):
 def _expm1(x, out):
     for i in prange(x.size):
         value = x[i]
-        out[i] = math.expm1(value) if not value > _EXP_MAX else math.inf
+        out[i] = math.expm1(value) if not value > EXP_MAX else math.inf
 
 
 @jit(parallel=True)

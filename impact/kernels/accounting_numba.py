@@ -13,6 +13,7 @@ import numpy as np
 
 from impact import libm
 from impact.accelerate import jit, prange
+from impact.kernels.exponential import exp
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, SECTOR_OUTPUTS
 
 _S = {name: i for i, name in enumerate(SECTOR_OUTPUTS)}
@@ -181,7 +182,7 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
     m = mu[d if mu.shape[0] > 1 else 0, s]
     fx_row = d if log_fx.shape[0] > 1 else 0
     flow_row = d if pledge_flow.shape[0] > 1 else 0
-    price_power = math.exp((sig - ep) * x)
+    price_power = exp((sig - ep) * x)
     invested = 0.0
     for p in range(partners):
         pledged_by_partner[p] = 0.0
@@ -201,13 +202,13 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
         lw = log_w[j]
         log_buyer = lw + log_t[j]
         if math.isnan(taker_terms[j]):
-            imports = imports0[s, p] * math.exp(-sig * (log_buyer - x) - ep * x + lw)
+            imports = imports0[s, p] * exp(-sig * (log_buyer - x) - ep * x + lw)
         else:
             imports = imports0[s, p] * taker_terms[j] / tariff_factor[j] * price_power
         revenue = tariff[p] * imports
         pledged = pledged_by_partner[p]
         log_export_price = log_tx[d * tx_step, s, p] - ph * log_fx[fx_row, j]
-        exports = exports0[s, p] * math.exp(-sx * log_export_price) + pledged
+        exports = exports0[s, p] * exp(-sx * log_export_price) + pledged
         pledged_total += pledged
         imports_total += imports
         exports_total += exports
@@ -222,11 +223,11 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
             split_out[d, a] += revenue * revenue_split[split_row, s, p, a]
         if keep_cells:
             cell_out[d, C_IMPORTS, s, p] = imports
-            cell_out[d, C_PRICE, s, p] = math.exp(log_buyer)
+            cell_out[d, C_PRICE, s, p] = exp(log_buyer)
             cell_out[d, C_REVENUE, s, p] = revenue
             cell_out[d, C_EXPORTS, s, p] = exports
     lw_home = log_w[0]
-    home_sales = home0[s] * math.exp(-sig * (lw_home - x) - ep * x + lw_home)
+    home_sales = home0[s] * exp(-sig * (lw_home - x) - ep * x + lw_home)
     one_minus_eps = 1.0 - ep
     if one_minus_eps == 0.0:
         consumer = -expenditure0[s] * x
@@ -240,13 +241,13 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
     input_cost = unit_cost - 1.0
     if input_cost != 0.0:  # borne by producers: the part not passed on, on home sales; all of it on exports
         # (pledged purchases aside: pledges do not enter welfare)
-        producer -= input_cost * ((1.0 - pass_through) * home_sales / math.exp(lw_home) + exports_total
+        producer -= input_cost * ((1.0 - pass_through) * home_sales / exp(lw_home) + exports_total
                                   - pledged_total)
     sector_out[d, S_IMPORTS, s] = imports_total
     sector_out[d, S_EXPORTS, s] = exports_total
     sector_out[d, S_REVENUE, s] = revenue_total
     sector_out[d, S_HOME, s] = home_sales
-    sector_out[d, S_PRICE, s] = math.exp(x)
+    sector_out[d, S_PRICE, s] = exp(x)
     sector_out[d, S_INVESTED, s] = invested
     sector_out[d, S_OUTPUT, s] = home_sales + exports_total + invested
     sector_out[d, S_CS, s] = consumer

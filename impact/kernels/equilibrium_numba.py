@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from impact.accelerate import jit, prange
+from impact.kernels.exponential import exp
 
 
 def solve_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, *, tol=1e-12, max_iter=100):
@@ -175,7 +176,7 @@ def taker_sums(theta, log_t, log_fx, phi, eta, sigma, log_home_cost, out_log_w, 
         out_taker_terms[j] = math.nan
         if math.isinf(eta[j]):
             out_log_w[j] = log_c
-            term = math.exp(one_minus_sigma * (log_c + log_t[j]))
+            term = exp(one_minus_sigma * (log_c + log_t[j]))
             out_taker_terms[j] = term
             if th > 0.0:
                 fixed_sum += th * term
@@ -246,7 +247,7 @@ def market_residual(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x
     ``-slope / total = dg/dx`` and, when home supply responds to price, ``home_term / total = dg/dlog z``. The price
     takers' part is their :func:`taker_sums`."""
     one_minus_sigma = 1.0 - sigma
-    shift = math.exp(-one_minus_sigma * x) if fixed_theta > 0.0 else 0.0
+    shift = exp(-one_minus_sigma * x) if fixed_theta > 0.0 else 0.0
     total = fixed_sum * shift           # sum_j theta_j exp((1-sigma) u_j)
     excess = total - fixed_theta        # sum_j theta_j expm1((1-sigma) u_j)
     slope = total                       # sum_j r_j theta_j exp((1-sigma) u_j); r = 1 for takers

@@ -17,6 +17,7 @@ from impact.kernels.accounting_numba import (account_sector, allocate_outputs, a
                                              split_arrays)
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, solve_market_at,
                                               solve_prepared, taker_sums)
+from impact.kernels.exponential import exp
 from impact.kernels.layout import QUOTA_OUTPUTS
 from impact.kernels.market_numpy import (LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas, no_watch,
                                          supply_parts)
@@ -203,7 +204,7 @@ def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_fa
                 for w in range(watch_sector.shape[0]):
                     if watch_sector[w] == s:  # a landed cost: the buyer price of one partner's goods, and its rate
                         j = watch_partner[w] + 1
-                        watch_out[row, 0, w] = math.exp(log_w[s, j] + lt_row[j])
+                        watch_out[row, 0, w] = exp(log_w[s, j] + lt_row[j])
                         watch_out[row, 1, w] = rate_row[j - 1]
         keep_alive(owned)  # the borrowed scratch views above point into these arrays
 
@@ -280,7 +281,7 @@ def _cost_response(theta, log_t, eta, sigma, eps, x, log_w, taker_terms, fixed_s
     one_minus_sigma = 1.0 - sigma
     home_term = 0.0
     slope = 0.0
-    shift = math.exp(-one_minus_sigma * x) if prepared and fixed_theta > 0.0 else 0.0
+    shift = exp(-one_minus_sigma * x) if prepared and fixed_theta > 0.0 else 0.0
     if prepared:
         slope = fixed_sum * shift
     for j in range(theta.shape[0]):
@@ -296,7 +297,7 @@ def _cost_response(theta, log_t, eta, sigma, eps, x, log_w, taker_terms, fixed_s
             r = 1.0
         else:
             r = (et + eps) / (et + sigma)
-        term = th * math.exp(one_minus_sigma * (log_w[j] + log_t[j] - x))
+        term = th * exp(one_minus_sigma * (log_w[j] + log_t[j] - x))
         slope += r * term
         if j == 0:
             home_term = term * (1.0 if math.isinf(et) else et / (et + sigma))
@@ -340,7 +341,7 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
     vectors, matrices, flags = scratch
     z = vectors[0]
     for s in range(sectors):
-        z[s] = math.exp(log_cost[s])  # 1 unless started from another solve's costs
+        z[s] = exp(log_cost[s])  # 1 unless started from another solve's costs
     domestic_change = vectors[1]   # w_home - 1
     domestic_slope = vectors[2]    # d w_home / d z, the market's equation eliminated
     domestic_offset = vectors[3]   # the change of w_home with the market's own Newton step at fixed z
@@ -388,7 +389,7 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
                 response = _cost_response(theta[k], lt_row, eta, sig, ep, x[k], log_w[k], taker_terms[k],
                                           sums[k, 0], sums[k, 1], quota_partner[k] < 0)
             responses[k] = response
-            w_home = math.exp(log_w[k, 0])
+            w_home = exp(log_w[k, 0])
             domestic_change[k] = w_home - 1.0
             if math.isinf(eta[0]):
                 elasticity = 1.0
@@ -408,7 +409,7 @@ def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tar
                 if plain[k] and not math.isinf(eta[p + 1]):  # the producer price at this x
                     log_w[k, p + 1] = (eta[p + 1] * ph * lfx[p + 1] - sig * lt_row[p + 1] + (sig - ep) * x[k]) \
                         / (eta[p + 1] + sig)
-                buyer = math.exp(log_w[k, p + 1] + lt_row[p + 1])
+                buyer = exp(log_w[k, p + 1] + lt_row[p + 1])
                 change += m * (buyer - 1.0)
                 if not math.isinf(eta[p + 1]):
                     slope += m * buyer * (sig - ep) / (eta[p + 1] + sig) * response / z[k]
@@ -551,8 +552,8 @@ def solve_quota_market(market, log_t, tol, max_iter, log_w, taker_terms, p, rate
         return x, steps, math.nan, math.nan, math.nan
     gap_out = _log_quantity(x, log_w, log_t, j, sigma, eps) - log_index
     if gap_out >= 0.0:  # above the quota even at the over-quota rate
-        out_factor[j] = math.exp(log_out)
-        out_rate[p] = rate_out - (rate_out - rate_in) * math.exp(-gap_out)
+        out_factor[j] = exp(log_out)
+        out_rate[p] = rate_out - (rate_out - rate_in) * exp(-gap_out)
         return x, steps, 2.0, rate_out, 0.0
     log_t[j] = log_in
     x, steps = solve_market_at(theta, log_t, log_fx, phi, supply, sigma, eps, log_home_cost, 0.0, tol, max_iter,
@@ -562,7 +563,7 @@ def solve_quota_market(market, log_t, tol, max_iter, log_w, taker_terms, p, rate
     gap_in = _log_quantity(x, log_w, log_t, j, sigma, eps) - log_index
     out_rate[p] = rate_in
     if gap_in <= 0.0:  # within the quota at the in-quota rate
-        out_factor[j] = math.exp(log_in)
+        out_factor[j] = exp(log_in)
         return x, steps, 0.0, rate_in, 0.0
     # The quota binds: imports fall with the tariff factor, so the gap changes sign between log_in and log_out.
     low, high, gap_low, gap_high = log_in, log_out, gap_in, gap_out
@@ -589,7 +590,7 @@ def solve_quota_market(market, log_t, tol, max_iter, log_w, taker_terms, p, rate
             if retained == -1:
                 gap_low *= 0.5
             retained = -1
-    out_factor[j] = math.exp(log_star)
-    equivalent = math.exp(log_star + log_base) - 1.0
-    imports = imports0 * math.exp(gap + log_index + log_w[j])
+    out_factor[j] = exp(log_star)
+    equivalent = exp(log_star + log_base) - 1.0
+    imports = imports0 * exp(gap + log_index + log_w[j])
     return x, steps, 1.0, equivalent, (equivalent - rate_in) * imports
