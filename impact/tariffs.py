@@ -425,15 +425,23 @@ class LayerStack:
             if layer.name in off:
                 coverage[layer.name] = None
                 continue
-            share = layer.coverage
             others = [coverage[name] for name in layer.exclusive_of if coverage.get(name) is not None]
-            if others:
-                share, covered = share.copy(), share > 0
-                for other in others:  # only where this layer charges anything: most exclusions touch few lines
-                    share[covered] *= 1.0 - other[covered]
-                share = shared_array(share, ("coverage after exclusions", layer.name))  # a counterfactual's too
-            coverage[layer.name] = share
+            coverage[layer.name] = self._after_exclusions(layer, others) if others else layer.coverage
         return coverage
+
+    def _after_exclusions(self, layer: LineLayer, others: list[np.ndarray]) -> np.ndarray:
+        """``layer``'s coverage less the lines the layers it is exclusive of cover (``others``, their coverage).
+        Most sets of layers off leave a layer's exclusions as they are: kept by those arrays, which are shared
+        (:func:`shared_array`), so their identities name them; the entry holds them, so no identity is reused."""
+
+        def compute():
+            share = layer.coverage.copy()
+            covered = share > 0
+            for other in others:  # only where this layer charges anything (a mask, not a gather and a scatter)
+                np.multiply(share, 1.0 - other, out=share, where=covered)
+            return others, shared_array(share, ("coverage after exclusions", layer.name))  # a counterfactual's too
+
+        return self._cached(("after exclusions", layer.name, tuple(id(other) for other in others)), compute)[1]
 
     def _evaluate(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...],
                   by_authority: bool = False):
