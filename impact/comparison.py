@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from impact.summary import DEFAULT_QUANTILES, HEADLINE, _qname, draw_windows, draws_of, streamed_statistics
+from impact.threads import read_ahead
 
 INPUTS_CHECKED = ("sigma", "eps", "mu", "eta", "fx", "phi", "sigx")
 
@@ -73,8 +74,10 @@ def compare(a: xr.Dataset, b: xr.Dataset, *, case_a: str = "scenario", case_b: s
         return out
 
     def windows():
-        for window in draw_windows(span, step):
-            values_a, values_b = read(a, sizes[0], case_a, window), read(b, sizes[1], case_b, window)
+        def both(window):
+            return read(a, sizes[0], case_a, window), read(b, sizes[1], case_b, window)
+
+        for _, (values_a, values_b) in read_ahead(both, draw_windows(span, step)):
             yield np.vstack([values_a - values_b, values_a, values_b] if paired else [values_a, values_b])
 
     stats = streamed_statistics(windows, len(items) * (3 if paired else 2), quantiles)

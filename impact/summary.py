@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from impact import statistics, streaming
-from impact.threads import thread_map
+from impact.threads import read_ahead, thread_map
 from impact.variables import HORIZON_TOTALS, INDEX, VARIABLES
 
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
@@ -153,8 +153,8 @@ def _series(variable: xr.DataArray, dim: str, detail: list[str], with_total: boo
     positions = [list(variable[dim].values).index(label) for label in detail]
     totals = np.empty((cases, draws)) if with_total else None
     rows = np.empty((cases, len(detail), draws), dtype=np.float32)
-    for window in draw_windows(draws, step):
-        piece = variable.isel(draw=window).values  # draw, case, label
+    for window, piece in read_ahead(lambda window: variable.isel(draw=window).values, draw_windows(draws, step)):
+        # piece: draw, case, label
         if with_total:
             # A plain sum: a failed solve (NaN) must not pass for a zero in a total.
             totals[:, window] = piece.sum(axis=2, dtype=np.float64).T
@@ -212,8 +212,8 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
     series = [(label, case) for label in labels for case in reported]
 
     def windows():
-        for window in draw_windows(draws, step):
-            piece = variable.isel(draw=window).values  # draw, case[, label]
+        for _, piece in read_ahead(lambda window: variable.isel(draw=window).values, draw_windows(draws, step)):
+            # piece: draw, case[, label]
             picked = {}
 
             def pick(case, label, piece=piece, picked=picked):

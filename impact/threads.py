@@ -62,3 +62,21 @@ def thread_map(function, items) -> list:
     if threads <= 1 or threading.current_thread().name.startswith(_THREAD_PREFIX):
         return [function(item) for item in items]
     return list(_pool(threads).map(function, items))
+
+
+def read_ahead(read, items):
+    """``(item, read(item))`` for each of ``items`` in order, with the next item read on a thread of its own while
+    the caller works on this one: reads that wait on I/O or decompression (which release the GIL) overlap the work.
+    At most two results are held at a time."""
+    items = list(items)
+    if len(items) <= 1:
+        yield from ((item, read(item)) for item in items)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="impact-read") as reader:
+        ahead = reader.submit(read, items[0])
+        for k, item in enumerate(items):
+            result = ahead.result()
+            ahead = reader.submit(read, items[k + 1]) if k + 1 < len(items) else None
+            yield item, result
+            del result  # not held beside the next one while the caller waits for it
+

@@ -179,11 +179,11 @@ def test_the_in_memory_summary_holds_one_variable_at_a_time():
               "sector_output": len(touched)}
     widest = max(ds.sizes["partner"], ds.sizes["sector"])
     threads = 2
-    # One variable's labels (float32) and totals (float64), and then either a window as read (all its labels, the
-    # ones kept, its totals) or, on each thread, the float64 series sorted: a case, the other one, their
-    # difference, and the float32 sort.
+    # One variable's labels (float32) and totals (float64), and then either a window as read and the next one read
+    # ahead (all their labels), the labels kept and the totals of one, or, on each thread, the float64 series
+    # sorted: a case, the other one, their difference, and the float32 sort.
     one_variable = max(cases * n * draws * 4 for n in labels.values()) + cases * draws * 8
-    window = 2 * WINDOW * cases * widest * 4 + WINDOW * cases * 8
+    window = 3 * WINDOW * cases * widest * 4 + WINDOW * cases * 8
     bands = threads * (3 * 8 + 4) * draws
     summarize(ds.isel(draw=slice(0, 100)), streaming=False)  # imports and compiled code outside the measure
     before = accelerate.set_threads(threads)

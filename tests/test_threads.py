@@ -1,14 +1,16 @@
-"""The pool that spreads NumPy work (sampling, summaries) over the kernels' threads: order, reuse, nesting, fork."""
+"""The pool that spreads NumPy work (sampling, summaries) over the kernels' threads: order, reuse, nesting, fork;
+and the reads ahead of the summaries' windows."""
 
 from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 
 import pytest
 
 from impact.accelerate import using_threads
-from impact.threads import thread_map
+from impact.threads import read_ahead, thread_map
 
 
 def _where(item):
@@ -63,3 +65,35 @@ def test_thread_map_works_in_a_forked_child_of_a_process_that_used_it():
         pytest.fail("thread_map hung in a forked child")
     assert child.exitcode == 0
     assert queue.get(timeout=5) == [i * i for i in range(20)]
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 5])
+def test_read_ahead_reads_the_next_item_while_the_caller_works_and_no_further(count):
+    started = []
+
+    def read(item):
+        started.append(item)
+        return item * 10, threading.current_thread().name
+
+    got = []
+    for item, (value, reader) in read_ahead(read, range(count)):
+        deadline = time.monotonic() + 10
+        while item + 1 < count and item + 1 not in started and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert max(started) == min(item + 1, count - 1)  # the next one is read while this one is worked on
+        got.append((item, value))
+        if count > 1:
+            assert reader != threading.current_thread().name
+    assert got == [(i, 10 * i) for i in range(count)]
+    assert started == list(range(count))  # each item read once, in order
+
+
+def test_read_ahead_stops_reading_when_the_caller_stops():
+    started = []
+    reads = read_ahead(lambda item: started.append(item) or item, range(10))
+    for item, _ in reads:
+        if item == 2:
+            break
+    reads.close()
+    assert started == [0, 1, 2, 3]  # the read ahead of item 3 finishes; nothing after it starts
+
