@@ -22,6 +22,8 @@ from impact.variables import HORIZON_TOTALS, INDEX, VARIABLES
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 #: Runs with more draws are summarized by passes over windows of draws (:mod:`impact.streaming`).
 STREAM_DRAWS = 1 << 20
+#: Over a horizon, a variable of at most this many bytes (all its years) is read once for the bands of every year.
+HORIZON_READ_BYTES = 1 << 27
 #: Draws read at once by the passes over a run (summary, compare, exceedance): memory bounded whatever its size.
 WINDOW = 65536
 BILLION = 1e9
@@ -174,9 +176,21 @@ def summarize_run(ds: xr.Dataset, relative: str | None = None) -> list[dict]:
     totals over the horizon (``year`` = "all"); with ``relative``, in percent as :func:`summarize` gives them."""
     if "year" not in ds.dims:
         return summarize(ds, relative=relative)
-    rows = [{**row, "year": str(int(year))} for year in ds["year"].values
-            for row in summarize(ds, year=int(year), totals=False, relative=relative)]
-    rows += [{**row, "year": "all"} for row in summarize(ds) if row["variable"] in HORIZON_TOTALS]
+    years = [int(year) for year in ds["year"].values]
+    per_draw = [name for name, variable in ds.data_vars.items() if "draw" in variable.dims]
+    by_year: dict[int, list[dict]] = {year: [] for year in years}
+    # Variable by variable, each year's rows: a store's chunks hold every year of a draw, so a year read alone
+    # decompresses them all. A variable that fits in HORIZON_READ_BYTES is read once for all its years.
+    for name in [name for name, _, _ in HEADLINE if name in ds]:
+        part = ds.drop_vars([other for other in per_draw if other != name])
+        if ds[name].nbytes <= HORIZON_READ_BYTES:
+            part = part.copy(deep=False).load()  # its own copy in memory: ``ds`` stays as it was, lazy
+        for year in years:
+            by_year[year] += summarize(part, year=year, totals=False, relative=relative)
+        del part
+    rows = [{**row, "year": str(year)} for year in years for row in by_year[year]]
+    totals = ds.drop_vars([name for name in per_draw if name not in HORIZON_TOTALS])
+    rows += [{**row, "year": "all"} for row in summarize(totals) if row["variable"] in HORIZON_TOTALS]
     return rows
 
 

@@ -228,6 +228,34 @@ def test_cli_prints_the_last_year_and_the_totals(world):
     assert wrong.exit_code == 2 and "not in the horizon" in wrong.output
 
 
+@pytest.mark.parametrize("read_whole", [True, False])
+def test_the_run_summary_is_each_years_bands_and_the_totals(world, monkeypatch, read_whole):
+    """``summarize_run`` reads a variable once for every year (or year by year, above HORIZON_READ_BYTES): the
+    rows are those of the summaries of each year and of the totals over the horizon, and the run stays lazy."""
+    from impact import summary
+    from impact.store import RunStore
+
+    path = scenario(world, """
+        [[tariff_layers]]
+        name = "a"
+        rate = 0.1
+        effective = "2026-01-01"
+    """, eps_prior='dist = "uniform"\nmin = 0.3\nmax = 1.5')
+    out = world / "run"
+    impact.run(path, draws=300, seed=3, out=out, progress="none")
+    ds = RunStore(out).open_dataset()
+    if not read_whole:
+        monkeypatch.setattr(summary, "HORIZON_READ_BYTES", 0)
+    rows = summary.summarize_run(ds)
+    years = [int(year) for year in ds["year"].values]
+    expected = [{**row, "year": str(year)} for year in years
+                for row in summary.summarize(ds, year=year, totals=False)]
+    expected += [{**row, "year": "all"} for row in summary.summarize(ds) if row["variable"] in summary.HORIZON_TOTALS]
+    assert rows == expected and len({row["year"] for row in rows}) == len(years) + 1
+    assert not any(variable._in_memory for name, variable in ds.variables.items() if "draw" in variable.dims
+                   and name != "draw")
+
+
 def test_invariance_with_every_mechanism_on(tmp_path):
     write_baseline(tmp_path / "two.csv", ["cars", "food"], ["uk", "eu"], imports=[[30.0, 20.0], [10.0, 15.0]],
                    exports=[[5.0, 4.0], [6.0, 3.0]], gross_output=[50.0, 80.0], tariff_mfn=T0, tariff_baseline=T0)
