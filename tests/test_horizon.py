@@ -210,13 +210,17 @@ def test_dates_need_a_horizon_and_are_checked(world):
     assert "tariff_layers[b].ends: must be after `effective`" in found
 
 
+#: A layer that comes into force in the second year of the default horizon (2025-2027).
+A_FROM_2026 = """
+    [[tariff_layers]]
+    name = "a"
+    rate = 0.1
+    effective = "2026-01-01"
+"""
+
+
 def test_cli_prints_the_last_year_and_the_totals(world):
-    path = scenario(world, """
-        [[tariff_layers]]
-        name = "a"
-        rate = 0.1
-        effective = "2026-01-01"
-    """)
+    path = scenario(world, A_FROM_2026)
     out = world / "run"
     runner = CliRunner()
     result = runner.invoke(cli.main, ["run", str(path), "--draws", "500", "--out", str(out), "--progress", "none"])
@@ -235,12 +239,7 @@ def test_the_run_summary_is_each_years_bands_and_the_totals(world, monkeypatch, 
     from impact import summary
     from impact.store import RunStore
 
-    path = scenario(world, """
-        [[tariff_layers]]
-        name = "a"
-        rate = 0.1
-        effective = "2026-01-01"
-    """, eps_prior='dist = "uniform"\nmin = 0.3\nmax = 1.5')
+    path = scenario(world, A_FROM_2026, eps_prior='dist = "uniform"\nmin = 0.3\nmax = 1.5')
     out = world / "run"
     impact.run(path, draws=300, seed=3, out=out, progress="none")
     ds = RunStore(out).open_dataset()
