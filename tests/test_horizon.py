@@ -232,8 +232,8 @@ def test_cli_prints_the_last_year_and_the_totals(world):
     assert wrong.exit_code == 2 and "not in the horizon" in wrong.output
 
 
-@pytest.mark.parametrize("read_whole", [True, False])
-def test_the_run_summary_is_each_years_bands_and_the_totals(world, monkeypatch, read_whole):
+@pytest.mark.parametrize("read_whole, relative", [(True, None), (False, None), (True, "baseline")])
+def test_the_run_summary_is_each_years_bands_and_the_totals(world, monkeypatch, read_whole, relative):
     """``summarize_run`` reads a variable once for every year (or year by year, above HORIZON_READ_BYTES): the
     rows are those of the summaries of each year and of the totals over the horizon, and the run stays lazy."""
     from impact import summary
@@ -245,10 +245,10 @@ def test_the_run_summary_is_each_years_bands_and_the_totals(world, monkeypatch, 
     ds = RunStore(out).open_dataset()
     if not read_whole:
         monkeypatch.setattr(summary, "HORIZON_READ_BYTES", 0)
-    rows = summary.summarize_run(ds)
+    rows = summary.summarize_run(ds, relative=relative)
     years = [int(year) for year in ds["year"].values]
     expected = [{**row, "year": str(year)} for year in years
-                for row in summary.summarize(ds, year=year, totals=False)]
+                for row in summary.summarize(ds, year=year, totals=False, relative=relative)]
     expected += [{**row, "year": "all"} for row in summary.summarize(ds) if row["variable"] in summary.HORIZON_TOTALS]
     assert rows == expected and len({row["year"] for row in rows}) == len(years) + 1
     assert not any(variable._in_memory for name, variable in ds.variables.items() if "draw" in variable.dims
