@@ -1,9 +1,12 @@
 """The pool that spreads NumPy work (sampling, summaries) over the kernels' threads: order, reuse, nesting, fork;
-and the reads ahead of the summaries' windows."""
+the reads ahead of the summaries' windows; numba's threads asleep between parallel loops."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -97,3 +100,42 @@ def test_read_ahead_stops_reading_when_the_caller_stops():
     reads.close()
     assert started == [0, 1, 2, 3]  # the read ahead of item 3 finishes; nothing after it starts
 
+
+
+_IDLE_CPU = """
+import os, time
+import numpy as np
+from impact import libm
+from impact.accelerate import set_threads
+import numba
+set_threads(2)
+values = np.zeros(100_000)
+libm.exp(values)  # starts numba's threads
+before = time.process_time()
+for _ in range(40):  # short parallel loops with idle gaps between them, as a run has
+    libm.exp(values)
+    time.sleep(0.01)
+print(numba.threading_layer(), os.environ.get("OMP_WAIT_POLICY", "unset"), time.process_time() - before)
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+                    reason="needs two cores")
+@pytest.mark.parametrize("policy", [None, "ACTIVE"])
+def test_idle_kernel_threads_sleep_unless_the_environment_says_otherwise(policy):
+    """Between parallel loops numba's OpenMP threads sleep (they spun, taking a core from the run's other work);
+    a wait policy set in the environment is kept."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_NUM_THREADS")}
+    if policy is not None:
+        env["OMP_WAIT_POLICY"] = policy
+    out = subprocess.run([sys.executable, "-c", _IDLE_CPU], env=env, capture_output=True, text=True, check=True)
+    layer, kept, idle_cpu = out.stdout.split()
+    if layer != "omp":
+        pytest.skip(f"numba's threading layer is {layer}, not OpenMP")
+    assert kept == (policy or "PASSIVE")
+    # The loops' own work takes about 0.02 s of CPU; threads that spin through the gaps take 0.3-0.4 s more
+    # (libgomp's default, which spins a while before it sleeps, and ACTIVE alike).
+    if policy is None:
+        assert float(idle_cpu) < 0.15
+    else:
+        assert float(idle_cpu) > 0.25
