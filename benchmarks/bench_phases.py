@@ -1,13 +1,15 @@
 """Where a whole run's time goes: the phases of ``impact run us_japan_2025`` at 250,000 and 1,000,000 draws with 1
-and 2 threads, the same for ``us_japan_2025_2035`` (layers that vary by draw, a horizon of eleven years) at 32,768
-draws, the start-up of the command, and ``impact summary --precision``, in one invocation.
+and 2 threads (and at the largest count, one thread with the whole process held to one core), the same for
+``us_japan_2025_2035`` (layers that vary by draw, a horizon of eleven years) at 32,768 draws, the start-up of the
+command, and ``impact summary --precision``, in one invocation.
 
-    python benchmarks/bench_phases.py                  # about 6 minutes on 2 cores
+    python benchmarks/bench_phases.py                  # about 7 minutes on 2 cores
     python benchmarks/bench_phases.py --draws 100000 250000 --repeat 1 --horizon-draws 8192
 
 Each run is ``impact run`` in a process of its own (the numba cache warm), timed from outside (``wall``: start-up
-included) and from inside (the manifest's ``timings_seconds``: ``sample_and_solve`` split into sampling, policy,
-kernel and assembly, ``waiting_for_writes``, ``summary``). ``startup`` is the wall time before the run's own clock
+included, and its CPU seconds, user and system) and from inside (the manifest's ``timings_seconds``:
+``sample_and_solve`` split into sampling, policy, kernel and assembly, ``waiting_for_writes``, ``summary``). With
+one kernel thread a run still uses a second core for its background writer; held to one core, it does not. ``startup`` is the wall time before the run's own clock
 starts: interpreter, imports, loading the scenario. Start-up of the command alone: ``impact --help``,
 ``python -c "import impact.runner"`` (the engine's imports: numba, SciPy, xarray, Zarr) and ``impact validate`` of
 the scenario (imports, and loading the scenario with its import lines). The machine's load average
@@ -42,29 +44,39 @@ HORIZON_SCENARIO = "us_japan_2025_2035"
 PHASES = ("sampling", "policy", "kernel", "assembly")
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident memory (MB) of a command run to completion."""
+def timed(command: list[str], one_core: bool = False) -> tuple[float, float, float]:
+    """Wall seconds, peak resident memory (MB) and CPU seconds (user and system) of a command run to completion;
+    ``one_core``: on the first core this process may use, and no other."""
+    pin = None
+    if one_core:
+        core = min(os.sched_getaffinity(0))
+        pin = lambda: os.sched_setaffinity(0, {core})  # noqa: E731
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pin)
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({status})")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def one_run(workdir: Path, draws: int, threads: int, scenario: str = SCENARIO) -> dict:
+def one_run(workdir: Path, draws: int, threads: int, scenario: str = SCENARIO, one_core: bool = False) -> dict:
+    """``impact run`` on ``threads`` kernel threads; ``one_core``: the whole process on one core (with one thread,
+    the background writer and the kernels then share it, as they do not when a second core is free)."""
     out = workdir / f"run-{scenario}-{draws}-{threads}"
-    wall, peak = timed([sys.executable, "-m", "impact", "run", scenario, "--draws", str(draws), "--threads",
-                        str(threads), "--out", str(out), "--progress", "none"])
+    wall, peak, cpu = timed([sys.executable, "-m", "impact", "run", scenario, "--draws", str(draws), "--threads",
+                             str(threads), "--out", str(out), "--progress", "none"], one_core)
     timings = json.loads((out / "manifest.json").read_text())["timings_seconds"]
     shutil.rmtree(out)
-    return {"scenario": scenario, "draws": draws, "threads": threads, "wall_seconds": wall, "peak_rss_mb": peak,
-            "startup_seconds": wall - timings["total"], "timings_seconds": timings}
+    return {"scenario": scenario, "draws": draws, "threads": threads, "one_core": one_core, "wall_seconds": wall,
+            "cpu_seconds": cpu, "peak_rss_mb": peak, "startup_seconds": wall - timings["total"],
+            "timings_seconds": timings}
 
 
 def print_run(r: dict) -> None:
     t = r["timings_seconds"]
-    print(f"{r['draws']:>10,} {r['threads']:>7d} {r['wall_seconds']:7.1f} {r['startup_seconds']:8.1f} "
+    threads = "1 core" if r.get("one_core") else str(r["threads"])
+    print(f"{r['draws']:>10,} {threads:>7s} {r['wall_seconds']:7.1f} {r['cpu_seconds']:7.1f} "
+          f"{r['startup_seconds']:8.1f} "
           + " ".join(f"{t.get(f'sample_and_solve.{p}', 0.0):9.1f}" for p in PHASES)
           + f" {t.get('waiting_for_writes', 0.0):7.1f} {t['summary']:7.1f} {r['peak_rss_mb']:8,.0f}", flush=True)
 
@@ -203,19 +215,27 @@ def main() -> None:
               f"{result['startup']['engine_imports_seconds']:.2f} s, impact validate {SCENARIO} "
               f"{result['startup']['validate_seconds']:.2f} s")
         runs = []
-        print(f"{'draws':>10s} {'threads':>7s} {'wall':>7s} {'start-up':>8s} "
+        print(f"{'draws':>10s} {'threads':>7s} {'wall':>7s} {'CPU':>7s} {'start-up':>8s} "
               + " ".join(f"{p:>9s}" for p in PHASES) + f" {'writes':>7s} {'summary':>7s} {'peak MB':>8s}")
+        largest = max(options.draws)
         for _ in range(options.repeat):
             for draws in options.draws:
                 for threads in (1, 2):
                     runs.append(one_run(workdir, draws, threads))
                     print_run(runs[-1])
+                if draws == largest and hasattr(os, "sched_setaffinity"):
+                    runs.append(one_run(workdir, draws, 1, one_core=True))
+                    print_run(runs[-1])
         result["runs"] = runs
-        largest = max(options.draws)
-        best = {threads: min(r["wall_seconds"] for r in runs if r["draws"] == largest and r["threads"] == threads)
-                for threads in (1, 2)}
-        result["two_threads_speedup"] = best[1] / best[2]
-        print(f"{largest:,} draws: 2 threads against 1: x{result['two_threads_speedup']:.2f} end to end")
+        best = {key: min(r["wall_seconds"] for r in runs if r["draws"] == largest
+                         and (r["threads"], r["one_core"]) == key)
+                for key in {(r["threads"], r["one_core"]) for r in runs if r["draws"] == largest}}
+        result["two_threads_speedup"] = best[1, False] / best[2, False]
+        print(f"{largest:,} draws: 2 threads against 1: x{result['two_threads_speedup']:.2f} end to end", end="")
+        if (1, True) in best:
+            result["two_threads_against_one_core"] = best[1, True] / best[2, False]
+            print(f"; against one thread on one core: x{result['two_threads_against_one_core']:.2f}", end="")
+        print()
         # A scenario with layers that vary by draw (the snap-back's condition) and a horizon of eleven years.
         print(f"{HORIZON_SCENARIO} (a condition on a pledge, 2025-2035):")
         horizon_runs = []
@@ -231,7 +251,7 @@ def main() -> None:
         out = workdir / "precision"
         subprocess.run([sys.executable, "-m", "impact", "run", SCENARIO, "--draws", str(largest), "--out", str(out),
                         "--progress", "none"], check=True, stdout=subprocess.DEVNULL)
-        seconds, peak = timed([sys.executable, "-m", "impact", "summary", str(out), "--precision"])
+        seconds, peak, _ = timed([sys.executable, "-m", "impact", "summary", str(out), "--precision"])
         result["summary_precision"] = {"draws": largest, "seconds": seconds, "peak_rss_mb": peak}
         print(f"impact summary --precision at {largest:,} draws: {seconds:.1f} s, {peak:,.0f} MB")
         # Last: a child's peak memory counts the launching process's resident memory when it forked.
