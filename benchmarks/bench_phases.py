@@ -9,12 +9,12 @@ command, and ``impact summary --precision``, in one invocation.
 Each run is ``impact run`` in a process of its own (the numba cache warm), timed from outside (``wall``: start-up
 included, and its CPU seconds, user and system) and from inside (the manifest's ``timings_seconds``:
 ``sample_and_solve`` split into sampling, policy, kernel and assembly, ``waiting_for_writes``, ``summary``). With
-one kernel thread a run still uses a second core for its background writer; held to one core, it does not. ``startup`` is the wall time before the run's own clock
-starts: interpreter, imports, loading the scenario. Start-up of the command alone: ``impact --help``,
-``python -c "import impact.runner"`` (the engine's imports: numba, SciPy, xarray, Zarr) and ``impact validate`` of
-the scenario (imports, and loading the scenario with its import lines). The machine's load average
-is recorded with the figures, since the machines are shared. Results are printed and written to
-``benchmarks/results/phases.json``.
+one kernel thread a run still uses a second core for its background writer; held to one core, it does not.
+``startup`` is the wall time before the run's own clock starts: interpreter, imports, loading the scenario.
+Start-up of the command alone: ``impact --help``, ``python -c "import impact.runner"`` (the engine's imports:
+numba, SciPy, xarray, Zarr) and ``impact validate`` of the scenario (imports, and loading the scenario with its
+import lines). The machine's load average is recorded with the figures, since the machines are shared. Results are
+printed and written to ``benchmarks/results/phases.json``.
 
 After the runs, the fused kernel alone on one thread (:func:`kernel_figures`), on the scenario's own markets as a
 run calls it: against its NumPy reference, against the equilibrium solve alone on the same markets, and against the

@@ -75,8 +75,8 @@ def _bind_exp_to_the_c_librarys_own() -> None:
 #: The wait policy of the OpenMP threads that run the parallel kernels (numba's ``omp`` layer), unless the
 #: environment sets one: idle threads sleep at once. libgomp's default spins a while first, and between two parallel
 #: loops a run has work of its own for every core (sampling's NumPy threads, the background writer): libgomp's wait
-#: was 6% of the CPU of a two-thread run of 1,000,000 draws, which now uses 1-2 CPU seconds less. libgomp reads it
-#: when numba first starts its threads, after this module is imported.
+#: was 6% of the CPU of a two-thread run of 1,000,000 draws, and sampling's threads waited for the cores it took.
+#: libgomp reads the policy when numba first starts its threads, after this module is imported.
 OMP_WAIT_POLICY = "PASSIVE"
 os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
 

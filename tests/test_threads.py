@@ -101,7 +101,6 @@ def test_read_ahead_stops_reading_when_the_caller_stops():
     assert started == [0, 1, 2, 3]  # the read ahead of item 3 finishes; nothing after it starts
 
 
-
 _IDLE_CPU = """
 import os, time
 import numpy as np
