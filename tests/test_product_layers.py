@@ -699,3 +699,67 @@ def test_the_shared_arrays_index_forgets_arrays_no_longer_held():
     ours = sum(key[0][0] == gone for key in tariffs._RESOLVED_ARRAYS if key[0])
     held = sum(any(ref() is not None for ref in refs) for refs in tariffs._RESOLVED_ARRAYS.values())
     assert ours <= max(4096, 2 * held) + 1, (ours, held)
+
+
+def _evaluate_over_every_line(stack, off, overrides, linked, by_authority):
+    """The line totals of a regime with every layer applied to every line (``LayerStack._evaluate`` changes only
+    the lines a layer covers): the plain reference."""
+    coverage = stack._coverage(off)
+    total = stack.start.copy()
+    coefficients, parts = {}, ({"baseline": stack.start.copy()} if by_authority else {})
+
+    def rate_of(layer):
+        return np.where(layer.stepped, overrides[layer.name], layer.rate) if layer.name in overrides else layer.rate
+
+    def replace_earlier(share):
+        for terms in (coefficients, parts):
+            for name in terms:
+                terms[name] = terms[name] * (1.0 - share)
+
+    for layer in stack.resolved:
+        share = coverage[layer.name]
+        if share is None:
+            continue
+        if layer.name in linked:
+            if layer.rule == "replace":
+                total = total * (1.0 - share)
+                replace_earlier(share)
+            coefficients[layer.name] = coefficients.get(layer.name, 0.0) + share
+            continue
+        rate = rate_of(layer)
+        if layer.rule == "stack":
+            added = share * rate
+            total = total + added
+        elif layer.rule == "replace":
+            total = (1.0 - share) * total + share * rate
+            replace_earlier(share)
+            added = share * rate
+        else:
+            floor = stack.resolved[stack.names.index(layer.floor_of)]
+            reference = 0.0 if coverage[floor.name] is None else np.where(coverage[floor.name] > 0, rate_of(floor), 0.0)
+            added = share * np.maximum(0.0, rate - reference)
+            total = total + added
+        if by_authority:
+            parts[layer.authority] = parts.get(layer.authority, 0.0) + added
+    return total, coefficients, parts
+
+
+@pytest.mark.parametrize("name", ["tariff_regime_2025_2035", "us_japan_2025_snap_back"])
+def test_a_regime_on_the_lines_each_layer_covers_has_the_bits_of_every_line_evaluated(name):
+    stack = load_scenario(name).tariff_stack
+    rng = np.random.default_rng(0)
+    names = [layer.name for layer in stack.resolved]
+    stepped = [layer.name for layer in stack.resolved if np.any(layer.stepped)]
+    assert any(layer.rule == "replace" for layer in stack.resolved)
+    assert any(layer.rule == "all_in_floor" for layer in stack.resolved)
+    for k in range(6):
+        off = frozenset(rng.choice(names, size=k, replace=False)) if k else frozenset()
+        overrides = {stepped[k % len(stepped)]: 0.1 * k} if stepped and k % 2 else {}
+        linked = tuple(sorted(rng.choice(names, size=k % 3, replace=False)))
+        for by_authority in (False, True):
+            total, coefficients, parts = stack._evaluate(off, overrides, linked, by_authority)
+            expected = _evaluate_over_every_line(stack, off, overrides, linked, by_authority)
+            for got, want in ((total, expected[0]), *((coefficients[n], expected[1][n]) for n in expected[1]),
+                              *((parts[a], expected[2][a]) for a in expected[2])):
+                np.testing.assert_array_equal(np.asarray(got).view(np.int64), np.asarray(want).view(np.int64))
+            assert coefficients.keys() == expected[1].keys() and parts.keys() == expected[2].keys()
