@@ -468,19 +468,19 @@ class LayerStack:
         coefficients: dict[str, np.ndarray] = {}
         parts: dict[str, np.ndarray] = {START_AUTHORITY: self.start.copy()} if by_authority else {}
 
-        def rate_at(layer: LineLayer, lines: np.ndarray) -> np.ndarray:
+        def rate_at(layer: LineLayer, lines: np.ndarray | slice) -> np.ndarray:
             # A step changes the layer's `rate`; lines with a sector or partner rate keep theirs.
             if layer.name in overrides:
                 return np.where(layer.stepped[lines], overrides[layer.name], layer.rate[lines])
             return layer.rate[lines]
 
-        def replace_earlier(lines: np.ndarray, kept: np.ndarray) -> None:
+        def replace_earlier(lines: np.ndarray | slice, kept: np.ndarray) -> None:
             # On its covered share a replace layer supersedes the linked rates and authorities before it.
             for terms in (coefficients, parts):
                 for values in terms.values():
                     values[lines] *= kept
 
-        def add(terms: dict[str, np.ndarray], name: str, lines: np.ndarray, values: np.ndarray) -> None:
+        def add(terms: dict[str, np.ndarray], name: str, lines: np.ndarray | slice, values: np.ndarray) -> None:
             if name not in terms:
                 terms[name] = np.zeros_like(total)
             terms[name][lines] += values

@@ -15,6 +15,7 @@ import pytest
 import impact
 from impact.databuild import LINE_COLUMNS
 from impact.scenario import load_scenario
+from impact.tariffs import START_AUTHORITY
 from tests.conftest import problems_of, write_baseline, write_scenario
 
 SECTORS = ["steel", "machinery"]
@@ -706,7 +707,7 @@ def _evaluate_over_every_line(stack, off, overrides, linked, by_authority):
     the lines a layer covers): the plain reference."""
     coverage = stack._coverage(off)
     total = stack.start.copy()
-    coefficients, parts = {}, ({"baseline": stack.start.copy()} if by_authority else {})
+    coefficients, parts = {}, ({START_AUTHORITY: stack.start.copy()} if by_authority else {})
 
     def rate_of(layer):
         return np.where(layer.stepped, overrides[layer.name], layer.rate) if layer.name in overrides else layer.rate
@@ -759,7 +760,7 @@ def test_a_regime_on_the_lines_each_layer_covers_has_the_bits_of_every_line_eval
         for by_authority in (False, True):
             total, coefficients, parts = stack._evaluate(off, overrides, linked, by_authority)
             expected = _evaluate_over_every_line(stack, off, overrides, linked, by_authority)
+            assert coefficients.keys() == expected[1].keys() and parts.keys() == expected[2].keys()
             for got, want in ((total, expected[0]), *((coefficients[n], expected[1][n]) for n in expected[1]),
                               *((parts[a], expected[2][a]) for a in expected[2])):
                 np.testing.assert_array_equal(np.asarray(got).view(np.int64), np.asarray(want).view(np.int64))
-            assert coefficients.keys() == expected[1].keys() and parts.keys() == expected[2].keys()
