@@ -239,7 +239,7 @@ def scenario_sobol_indices(scenario, *, output: str, label: str = "total", case:
     """
     from impact.errors import year_of_horizon
     from impact.scenario import open_scenario
-    from impact.simulation import Simulation
+    from impact.simulation import Simulation, chunk_loop
 
     simulation = Simulation(open_scenario(scenario), seed=seed, keep="aggregates")
     if case is None:
@@ -258,7 +258,9 @@ def scenario_sobol_indices(scenario, *, output: str, label: str = "total", case:
 
         evaluate(simulation.design.normal_scores(0, 1))  # an unknown output fails here, before any task
         evaluate_all = lambda blocks: sobol_blocks(client, simulation, blocks, (output, label, case, year))  # noqa: E731
-    rows = sobol_indices(evaluate, columns, n, simulation.design.normal_scores, seed=seed, evaluate_all=evaluate_all)
+    with chunk_loop():
+        rows = sobol_indices(evaluate, columns, n, simulation.design.normal_scores, seed=seed,
+                             evaluate_all=evaluate_all)
     correlated = any(c.scenario.correlations for c in simulation.cases)
     note = ("the scenario correlates some inputs: Sobol indices assume independent inputs, so read them with care "
             "(the partial rank correlations of `impact sensitivity` allow for correlation)" if correlated else

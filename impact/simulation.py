@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 
+import ctypes
+import gc
 import logging
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import xarray as xr
@@ -225,11 +228,30 @@ class Simulation:
 
     # -- computation -----------------------------------------------------------------------------------------------
 
-    def chunk(self, start: int, stop: int, scores: dict[str, np.ndarray] | None = None) -> tuple[xr.Dataset, int]:
+    def output_buffers(self, draws: int) -> tuple[np.ndarray, np.ndarray]:
+        """Buffers the kernels write a chunk of ``draws`` draws into: its outputs by sector and by partner, (case,
+        year, draw, output, label), each (case, year) block C-contiguous as :func:`solve_chunk` takes it. Not
+        initialized: the kernels write every value."""
+        b = self.scenario.baseline
+        by_run = (len(self.cases), len(self.years) or 1, draws)
+        shapes = (by_run + (len(SECTOR_OUTPUTS), len(b.sectors)), by_run + (len(PARTNER_OUTPUTS), len(b.partners)))
+        # One allocation: large enough that the C library maps it apart from its heap and returns it whole when it
+        # is freed, where a buffer of some 30 MB could stay in the heap, resident, beside what comes after.
+        sizes = [int(np.prod(shape)) for shape in shapes]
+        block = np.empty(sum(sizes))
+        return block[:sizes[0]].reshape(shapes[0]), block[sizes[0]:].reshape(shapes[1])
+
+    def chunk(self, start: int, stop: int, scores: dict[str, np.ndarray] | None = None,
+              buffers: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[xr.Dataset, int]:
         """Outputs and sampled inputs for draws ``start`` to ``stop - 1``, and the count of failed solves.
 
         ``scores`` replaces the design's normal scores of those draws (a design of its own, e.g. for Sobol
         indices); it must hold every column of the run, each with ``stop - start`` values.
+
+        ``buffers`` (:meth:`output_buffers` of at least ``stop - start`` draws), if given, receive the kernels'
+        outputs in their first draws, in place of new arrays. The chunk's output variables are views of them: a
+        caller reuses a set only once it is done with the chunk written into it (the runner alternates two sets,
+        :func:`impact.runner.run`).
         """
         n = stop - start
         moment = time.perf_counter()
@@ -241,9 +263,12 @@ class Simulation:
         shape = (n, len(self.cases), len(periods))
         # The kernels write each case's and year's outputs straight into these buffers (draws first within them);
         # the chunk's variables view them as (draw, case, year, output, label).
-        by_run = (len(self.cases), len(periods), n)
-        sector_buffer = np.empty(by_run + (len(SECTOR_OUTPUTS), len(b.sectors)))
-        partner_buffer = np.empty(by_run + (len(PARTNER_OUTPUTS), len(b.partners)))
+        if buffers is None:
+            buffers = self.output_buffers(n)
+        else:
+            _check_buffers(buffers, self.output_buffers(0), n)
+        # The first n draws of each (case, year): still a C-contiguous block each.
+        sector_buffer, partner_buffer = (buffer[:, :, :n] for buffer in buffers)
         sector, partner = np.moveaxis(sector_buffer, 2, 0), np.moveaxis(partner_buffer, 2, 0)
         cells = np.empty(shape + (len(CELL_OUTPUTS), len(b.sectors), len(b.partners))) if keep_cells else None
         applied = np.full(shape + (len(self.policy_names),), np.nan)
@@ -432,9 +457,65 @@ def _columns_of(scenario: Scenario, parameter: str):
     return [(c.name, c.cells, c.distribution.describe()) for c in scenario.columns if c.parameter == parameter]
 
 
+@contextmanager
+def chunk_loop():
+    """Around a loop over chunks: the collector and the C library's heap set for it.
+
+    What exists before the loop (modules, the compiled kernels, the scenario) outlives the chunks: it is kept out
+    of the collector's passes over their many short-lived objects, which would otherwise traverse it again and
+    again (not collected first: a full pass takes 0.1 s, and any garbage among it is collected after the loop).
+    The collector is on for the chunks' garbage, though the ``impact`` command starts with it off
+    (:mod:`impact.console`); its state is restored after.
+
+    The heap keeps freed blocks below 32 MiB for the next chunk (:func:`_keep_freed_blocks`)."""
+    _keep_freed_blocks()
+    gc.freeze()
+    collecting = gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if not collecting:
+            gc.disable()
+
+
+#: glibc's ``mallopt`` parameters, and the values its own adjustment reaches once a block of 32 MiB is freed.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MAPPED_FROM, _TRIMMED_FROM = 32 * 2**20, 64 * 2**20
+
+
+def _keep_freed_blocks() -> None:
+    """Have glibc serve blocks below 32 MiB from its heap and keep up to 64 MiB of it freed, for the process.
+
+    glibc maps a block of 128 KiB or more apart from its heap and unmaps it when it is freed, until the first such
+    block of up to 32 MiB is freed: then it raises the bound to that block's size. A run that reuses the kernels'
+    output buffers (over 32 MiB) frees no large block, so every chunk's arrays of a few MB (inputs, the writer's
+    float32 copies) would be mapped anew, their pages faulted in and zeroed by the system: a run of 1,000,000
+    draws took twice the page faults. Other C libraries: nothing to do."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM)
+    mallopt(_M_TRIM_THRESHOLD, _TRIMMED_FROM)
+
+
 def chunk_ranges(draws: int, chunk_size: int):
     """``(start, stop)`` of each chunk of ``chunk_size`` draws."""
     return [(start, min(start + chunk_size, draws)) for start in range(0, draws, chunk_size)]
+
+
+def _check_buffers(buffers, empty: tuple[np.ndarray, np.ndarray], draws: int) -> None:
+    """That ``buffers`` are :meth:`Simulation.output_buffers` of at least ``draws`` draws (``empty``: those of 0)."""
+    for given, like in zip(buffers, empty):
+        shape = like.shape[:2] + (draws,) + like.shape[3:]
+        if (given.shape[:2] + given.shape[3:] != like.shape[:2] + like.shape[3:] or given.shape[2] < draws
+                or given.dtype != np.float64 or not given.flags.c_contiguous):
+            raise ValueError(f"buffers: need C-contiguous float64 arrays of at least {shape}, got {given.dtype} "
+                             f"{given.shape}")
 
 
 def sobol_warning(sampler: str, draws: int) -> str | None:

@@ -163,7 +163,10 @@ def write_region(target, start: int, stop: int, chunk: xr.Dataset) -> None:
     for name, variable in chunk.data_vars.items():
         if variable.dims[0] != "draw":
             raise ValueError(f"{name}: the draw dimension must come first, got {variable.dims}")
-        group[name][start:stop] = np.asarray(variable.values, dtype=STORED_DTYPE)
+        # Every chunk is written, even one of NaN only: Zarr would otherwise test each chunk for its fill value, a
+        # pass over every value written (a run's draws are seldom all NaN, and then LZ4 shrinks them to nothing).
+        array = group[name].with_config({"write_empty_chunks": True})
+        array[start:stop] = np.asarray(variable.values, dtype=STORED_DTYPE)
 
 
 class RunStore:

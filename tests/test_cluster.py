@@ -59,11 +59,11 @@ def test_a_client_of_your_own_and_a_resume_on_the_cluster(deal, tmp_path, local_
 
     original, calls = simulation.Simulation.chunk, []
 
-    def dies_at_the_fifth(self, start, stop):
+    def dies_at_the_fifth(self, start, stop, *args, **kwargs):
         calls.append(start)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return original(self, start, stop)
+        return original(self, start, stop, *args, **kwargs)
 
     monkeypatch.setattr(simulation.Simulation, "chunk", dies_at_the_fifth)
     with pytest.raises(KeyboardInterrupt):

@@ -69,6 +69,25 @@ def test_thread_count_of_one_call_does_not_stay_with_the_process(deal):
     assert set_threads(None) == available == numba.get_num_threads()
 
 
+@pytest.mark.parametrize("scenario", ["deal", "tariff_regime_2025_2035"])  # pledges; a horizon with a quota
+def test_a_chunk_in_used_buffers_is_the_chunk_in_new_ones(deal, scenario):
+    """The runner reuses the kernels' output buffers from chunk to chunk: every value must be written anew."""
+    from impact.simulation import Simulation
+
+    simulation = Simulation(impact.load_scenario(deal if scenario == "deal" else scenario), seed=6)
+    draws = 40
+    fresh, _ = simulation.chunk(100, 100 + draws)
+    for poison, room in ((np.nan, draws), (-3.0e30, draws + 7)):  # a last chunk takes the first draws of a set
+        buffers = simulation.output_buffers(room)
+        for buffer in buffers:
+            buffer.fill(poison)
+        reused, _ = simulation.chunk(100, 100 + draws, buffers=buffers)
+        xr.testing.assert_identical(fresh, reused)
+        assert np.shares_memory(reused["sector_output"].values, buffers[0])
+    with pytest.raises(ValueError, match="buffers"):
+        simulation.chunk(0, draws + 1, buffers=simulation.output_buffers(draws))
+
+
 def test_draw_d_does_not_depend_on_the_number_of_draws(deal):
     short = impact.simulate(deal, draws=1500, seed=4)
     long = impact.simulate(deal, draws=6000, seed=4)
