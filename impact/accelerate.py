@@ -23,11 +23,13 @@ with the arguments grouped. The kernels pass related arrays as tuples (``row_ste
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import struct
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import numba
 
@@ -88,13 +90,45 @@ if not DISABLE_JIT:
     _bind_exp_to_the_c_librarys_own()
 
 
+def compiled_sources_stamp(package: Path | None = None) -> str:
+    """A hash of the files whose compiled functions (and constants) any compiled function may use from another
+    file: every module of ``impact.kernels``, ``impact.libm`` and this one. The other modules that define compiled
+    functions (``impact.simulation``, ``impact.distributions``, ``impact.exporting``) call only these.
+
+    numba keys its on-disk cache by the file that defines a function and by that function's bytecode, not by the
+    functions it calls or the constants it reads in other files: a kernel compiled before a change to
+    ``impact/kernels/exponential.py`` would be loaded as it was, the old exponential inlined into it (after an edit,
+    or an upgrade installed over the old package and its ``__pycache__``). Each cached function's key holds this
+    hash too (:data:`COMPILED_SOURCES`)."""
+    package = package or Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted([package / "accelerate.py", package / "libm.py", *package.glob("kernels/*.py")]):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+COMPILED_SOURCES = compiled_sources_stamp()
+
+if not DISABLE_JIT:
+    from numba.core.caching import FunctionCache
+
+    class _Cache(FunctionCache):
+        """numba's on-disk cache of a compiled function, each entry keyed by :data:`COMPILED_SOURCES` too."""
+
+        def _index_key(self, sig, codegen):
+            return (*super()._index_key(sig, codegen), COMPILED_SOURCES)
+
+
 def jit(*, parallel: bool = False):
     """Return numba's ``njit`` with the project's options, or the identity when the JIT is disabled."""
 
     def decorate(function):
         if DISABLE_JIT:
             return function
-        return numba.njit(parallel=parallel, cache=CACHE, fastmath=False, error_model="numpy")(function)
+        dispatcher = numba.njit(parallel=parallel, cache=False, fastmath=False, error_model="numpy")(function)
+        if CACHE:
+            dispatcher._cache = _Cache(function)  # what njit(cache=True) sets, with the key above
+        return dispatcher
 
     return decorate
 
