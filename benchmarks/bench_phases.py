@@ -8,7 +8,8 @@ command, and ``impact summary --precision``, in one invocation.
 
 Each run is ``impact run`` in a process of its own (the numba cache warm), timed from outside (``wall``: start-up
 included, and its CPU seconds, user and system) and from inside (the manifest's ``timings_seconds``:
-``sample_and_solve`` split into sampling, policy, kernel and assembly, ``waiting_for_writes``, ``summary``). With
+``sample_and_solve`` split into sampling, policy, buffers (the wait for the writer's copy of the last chunk), kernel
+and assembly, ``waiting_for_writes``, ``summary``). With
 one kernel thread a run still uses a second core for its background writer; held to one core, it does not.
 ``startup`` is the wall time before the run's own clock starts: interpreter, imports, loading the scenario.
 Start-up of the command alone: ``impact --help``, ``python -c "import impact.runner"`` (the engine's imports:
@@ -41,7 +42,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 SCENARIO = "us_japan_2025"
 HORIZON_SCENARIO = "us_japan_2025_2035"
-PHASES = ("sampling", "policy", "kernel", "assembly")
+PHASES = ("sampling", "policy", "buffers", "kernel", "assembly")
 
 
 def timed(command: list[str], one_core: bool = False) -> tuple[float, float, float]:

@@ -377,30 +377,34 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                 # A creating shard with no chunks of its own (more shards than chunks) lays out the store from a probe.
                 probe, _ = simulation.chunk(0, 1)
                 _create(store, simulation, probe, draws, chunk_size, manifest, creating)
-            # The kernels' output buffers of two chunks, used in turn: the chunk after next reuses a chunk's set, and
-            # is solved only once that chunk is written. New buffers for each chunk cost the kernels the system's
-            # faults on their pages, which the threads take one at a time (x1.2 on a run of 1,000,000 draws).
-            in_turn = [None, None]
+            # One set of output buffers for the kernels, chunk after chunk: new buffers for each chunk had the system
+            # zero 4 GB of new pages in a run of 1,000,000 draws (4-5% of its CPU), in the kernels' threads. The
+            # writer first copies a chunk's values in float32 and hands the buffers back (or ends, having failed);
+            # the next chunk's kernels wait for that (its sampling does not).
             room = max((ranges[index][1] - ranges[index][0] for index in todo_here), default=0)
-            for turn, index in enumerate(todo_here):
+            buffers = simulation.output_buffers(room) if todo_here else None
+            handed_back = threading.Event()  # by the last chunk's write (none yet)
+            handed_back.set()
+            for index in todo_here:
                 start, stop = ranges[index]
                 moment = time.perf_counter()
-                buffers = in_turn[turn % 2] = in_turn[turn % 2] or simulation.output_buffers(room)
-                chunk, failed = simulation.chunk(start, stop, buffers=buffers)
-                del buffers
+                chunk, failed = simulation.chunk(start, stop, buffers=buffers, before_kernels=handed_back.wait)
                 moment = watch.add("sample_and_solve", moment)
                 if create and index == todo_here[0]:
                     _create(store, simulation, chunk, draws, chunk_size, manifest, creating)
                 if pending is not None:
                     pending.result()
                     watch.add("waiting_for_writes", moment)
-                pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed, identity)
+                handed_back = threading.Event()
+                pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed, identity,
+                                        handed_back.set)
+                pending.add_done_callback(lambda _, event=handed_back: event.set())  # a write ended before its copy
                 # The writer holds the chunk until it is written, early in the next chunk's solve; held here too, it
                 # would stay in memory beside the next chunk's buffers.
                 del chunk
                 failures += failed
                 bar.update(stop - start)
-            in_turn.clear()
+            del buffers
             if pending is not None:
                 moment = time.perf_counter()
                 pending.result()

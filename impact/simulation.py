@@ -7,6 +7,7 @@ import ctypes
 import gc
 import logging
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import numpy as np
@@ -27,7 +28,7 @@ log = logging.getLogger("impact")
 #: The phases of :meth:`Simulation.chunk` its stopwatch (``Simulation.phases``) times: normal scores, copula,
 #: inverse CDFs and court rulings; tariffs of each draw (layers that vary by draw, content shares, dated layers);
 #: the market kernels; the outputs gathered into a Dataset.
-CHUNK_PHASES = ("sampling", "policy", "kernel", "assembly")
+CHUNK_PHASES = ("sampling", "policy", "buffers", "kernel", "assembly")
 
 
 class Stopwatch:
@@ -242,7 +243,8 @@ class Simulation:
         return block[:sizes[0]].reshape(shapes[0]), block[sizes[0]:].reshape(shapes[1])
 
     def chunk(self, start: int, stop: int, scores: dict[str, np.ndarray] | None = None,
-              buffers: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[xr.Dataset, int]:
+              buffers: tuple[np.ndarray, np.ndarray] | None = None,
+              before_kernels: Callable[[], None] | None = None) -> tuple[xr.Dataset, int]:
         """Outputs and sampled inputs for draws ``start`` to ``stop - 1``, and the count of failed solves.
 
         ``scores`` replaces the design's normal scores of those draws (a design of its own, e.g. for Sobol
@@ -250,8 +252,9 @@ class Simulation:
 
         ``buffers`` (:meth:`output_buffers` of at least ``stop - start`` draws), if given, receive the kernels'
         outputs in their first draws, in place of new arrays. The chunk's output variables are views of them: a
-        caller reuses a set only once it is done with the chunk written into it (the runner alternates two sets,
-        :func:`impact.runner.run`).
+        caller reuses a set only once it is done with the chunk written into it. ``before_kernels``, if given, is
+        called before the kernels first write into them, after the sampling (the runner waits there until the
+        writer has copied the last chunk's values, :func:`impact.runner.run`).
         """
         n = stop - start
         moment = time.perf_counter()
@@ -297,6 +300,10 @@ class Simulation:
                     applied[:, c, k, where], linked[:, c, k, where] = layers
                 split = revenue_split(parts) if by_authority else None
                 moment = self.phases.add("policy", moment)
+                if before_kernels is not None:
+                    before_kernels()
+                    before_kernels = None
+                    moment = self.phases.add("buffers", moment)
                 sector_out, partner_out, cell_out, split_out, quota_out, failed, landed[:, c, k] = solve_chunk(
                     case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split, rows,
                     self.watch, out=(sector_buffer[c, k], partner_buffer[c, k]), start=self._start(k))

@@ -155,18 +155,24 @@ def lay_out(target, static: xr.Dataset, first_chunk: xr.Dataset, draws: int, chu
         array.attrs.update(dict(variable.attrs))
 
 
-def write_region(target, start: int, stop: int, chunk: xr.Dataset) -> None:
+def write_region(target, start: int, stop: int, chunk: xr.Dataset, converted=None) -> None:
     """Write a chunk's per-draw variables into draws ``start`` to ``stop - 1`` of ``target`` (a path or any Zarr
     store laid out by :func:`lay_out`), with zarr directly: the layout is fixed, so xarray's per-write checks would
-    only repeat it."""
+    only repeat it. ``converted``, if given, is called once the chunk's values are copied in float32, the stored
+    precision, before they are written (or if the copy fails): the chunk's own arrays are read no more."""
+    try:
+        for name, variable in chunk.data_vars.items():
+            if variable.dims[0] != "draw":
+                raise ValueError(f"{name}: the draw dimension must come first, got {variable.dims}")
+        stored = {name: np.asarray(variable.values, dtype=STORED_DTYPE) for name, variable in chunk.data_vars.items()}
+    finally:
+        if converted is not None:
+            converted()
     group = zarr.open_group(target, mode="r+")
-    for name, variable in chunk.data_vars.items():
-        if variable.dims[0] != "draw":
-            raise ValueError(f"{name}: the draw dimension must come first, got {variable.dims}")
+    for name, values in stored.items():
         # Every chunk is written, even one of NaN only: Zarr would otherwise test each chunk for its fill value, a
         # pass over every value written (a run's draws are seldom all NaN, and then LZ4 shrinks them to nothing).
-        array = group[name].with_config({"write_empty_chunks": True})
-        array[start:stop] = np.asarray(variable.values, dtype=STORED_DTYPE)
+        group[name].with_config({"write_empty_chunks": True})[start:stop] = values
 
 
 class RunStore:
@@ -251,14 +257,14 @@ class RunStore:
         return {int(p.stem.split("-")[1].split(".")[0]) for p in folder.glob("chunk-*.done")} if folder.exists() else set()
 
     def write_chunk(self, index: int, start: int, stop: int, chunk: xr.Dataset, failures: int = 0,
-                    identity: dict | None = None) -> None:
+                    identity: dict | None = None, converted=None) -> None:
         """Write a chunk into its region of draws, then mark it done with its count of failed solves and what it
-        was computed with (``identity``, :func:`run_identity`).
+        was computed with (``identity``, :func:`run_identity`). ``converted``: see :func:`write_region`.
 
         Arrays are written with zarr directly: the layout was fixed by :meth:`create`, so xarray's per-write
         checks would only repeat it. Regions align with the Zarr chunks, so each write replaces whole chunks.
         """
-        write_region(self.results_path, start, stop, chunk)
+        write_region(self.results_path, start, stop, chunk, converted)
         # A marker is whole or absent.
         write_atomically(self._marker(index), json.dumps({"solver_failures": int(failures), "run": identity}))
 

@@ -56,6 +56,27 @@ def test_stores_are_identical_whatever_the_chunk_size(deal, tmp_path):
     xr.testing.assert_equal(a, b)
 
 
+def test_a_chunk_is_stored_as_solved_though_the_next_one_reuses_its_buffers(deal, tmp_path, monkeypatch):
+    """The kernels write every chunk into one set of buffers: the next chunk's kernels must wait until the writer
+    has copied the last chunk's values, however late it starts."""
+    import time
+
+    from impact import store
+
+    write = store.write_region
+
+    def late(*args, **kwargs):
+        time.sleep(0.5)  # the next chunk is sampled and ready for its kernels by then
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(store, "write_region", late)
+    ds = _run(deal, tmp_path / "run", draws=2500, chunk_size=500).open_dataset()
+    in_memory = impact.simulate(deal, draws=2500, seed=21)
+    for name, variable in in_memory.data_vars.items():
+        if "draw" in variable.dims:
+            np.testing.assert_array_equal(ds[name], variable.astype(np.float32), err_msg=name)
+
+
 def test_the_chunks_garbage_is_collected_though_the_command_starts_without_the_collector(deal, tmp_path, monkeypatch):
     import gc
 
