@@ -170,9 +170,12 @@ def write_region(target, start: int, stop: int, chunk: xr.Dataset, converted=Non
             converted()
     group = zarr.open_group(target, mode="r+")
     for name, values in stored.items():
-        # Every chunk is written, even one of NaN only: Zarr would otherwise test each chunk for its fill value, a
-        # pass over every value written (a run's draws are seldom all NaN, and then LZ4 shrinks them to nothing).
-        group[name].with_config({"write_empty_chunks": True})[start:stop] = values
+        array = group[name]
+        if hasattr(array, "with_config"):  # Zarr 3.1 and later
+            # Every chunk is written, even one of NaN only: Zarr would otherwise test each chunk for its fill value,
+            # a pass over every value written (a run's draws are seldom all NaN, and LZ4 shrinks those to nothing).
+            array = array.with_config({"write_empty_chunks": True})
+        array[start:stop] = values
 
 
 class RunStore:
