@@ -39,10 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from impact.simulation import CHUNK_PHASES as PHASES
+
 HERE = Path(__file__).resolve().parent
 SCENARIO = "us_japan_2025"
 HORIZON_SCENARIO = "us_japan_2025_2035"
-PHASES = ("sampling", "policy", "buffers", "kernel", "assembly")
 
 
 def timed(command: list[str], one_core: bool = False) -> tuple[float, float, float]:

@@ -399,8 +399,8 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                 pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed, identity,
                                         handed_back.set)
                 pending.add_done_callback(lambda _, event=handed_back: event.set())  # a write ended before its copy
-                # The writer holds the chunk until it is written, early in the next chunk's solve; held here too, it
-                # would stay in memory beside the next chunk's buffers.
+                # The writer holds the chunk until it is written, early in the next chunk's solve; held here too, its
+                # inputs and copies would stay in memory beside the next chunk's.
                 del chunk
                 failures += failed
                 bar.update(stop - start)

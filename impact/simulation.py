@@ -233,14 +233,17 @@ class Simulation:
         """Buffers the kernels write a chunk of ``draws`` draws into: its outputs by sector and by partner, (case,
         year, draw, output, label), each (case, year) block C-contiguous as :func:`solve_chunk` takes it. Not
         initialized: the kernels write every value."""
-        b = self.scenario.baseline
-        by_run = (len(self.cases), len(self.years) or 1, draws)
-        shapes = (by_run + (len(SECTOR_OUTPUTS), len(b.sectors)), by_run + (len(PARTNER_OUTPUTS), len(b.partners)))
+        shapes = self._buffer_shapes(draws)
         # One allocation: large enough that the C library maps it apart from its heap and returns it whole when it
         # is freed, where a buffer of some 30 MB could stay in the heap, resident, beside what comes after.
         sizes = [int(np.prod(shape)) for shape in shapes]
         block = np.empty(sum(sizes))
         return block[:sizes[0]].reshape(shapes[0]), block[sizes[0]:].reshape(shapes[1])
+
+    def _buffer_shapes(self, draws: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        b = self.scenario.baseline
+        by_run = (len(self.cases), len(self.years) or 1, draws)
+        return by_run + (len(SECTOR_OUTPUTS), len(b.sectors)), by_run + (len(PARTNER_OUTPUTS), len(b.partners))
 
     def chunk(self, start: int, stop: int, scores: dict[str, np.ndarray] | None = None,
               buffers: tuple[np.ndarray, np.ndarray] | None = None,
@@ -269,7 +272,7 @@ class Simulation:
         if buffers is None:
             buffers = self.output_buffers(n)
         else:
-            _check_buffers(buffers, self.output_buffers(0), n)
+            _check_buffers(buffers, self._buffer_shapes(n))
         # The first n draws of each (case, year): still a C-contiguous block each.
         sector_buffer, partner_buffer = (buffer[:, :, :n] for buffer in buffers)
         sector, partner = np.moveaxis(sector_buffer, 2, 0), np.moveaxis(partner_buffer, 2, 0)
@@ -515,11 +518,10 @@ def chunk_ranges(draws: int, chunk_size: int):
     return [(start, min(start + chunk_size, draws)) for start in range(0, draws, chunk_size)]
 
 
-def _check_buffers(buffers, empty: tuple[np.ndarray, np.ndarray], draws: int) -> None:
-    """That ``buffers`` are :meth:`Simulation.output_buffers` of at least ``draws`` draws (``empty``: those of 0)."""
-    for given, like in zip(buffers, empty):
-        shape = like.shape[:2] + (draws,) + like.shape[3:]
-        if (given.shape[:2] + given.shape[3:] != like.shape[:2] + like.shape[3:] or given.shape[2] < draws
+def _check_buffers(buffers, shapes: tuple[tuple[int, ...], ...]) -> None:
+    """That ``buffers`` are :meth:`Simulation.output_buffers` of ``shapes`` or of more draws (axis 2)."""
+    for given, shape in zip(buffers, shapes):
+        if (given.shape[:2] + given.shape[3:] != shape[:2] + shape[3:] or given.shape[2] < shape[2]
                 or given.dtype != np.float64 or not given.flags.c_contiguous):
             raise ValueError(f"buffers: need C-contiguous float64 arrays of at least {shape}, got {given.dtype} "
                              f"{given.shape}")

@@ -160,11 +160,12 @@ def write_region(target, start: int, stop: int, chunk: xr.Dataset, converted=Non
     store laid out by :func:`lay_out`), with zarr directly: the layout is fixed, so xarray's per-write checks would
     only repeat it. ``converted``, if given, is called once the chunk's values are copied in float32, the stored
     precision, before they are written (or if the copy fails): the chunk's own arrays are read no more."""
+    stored = {}
     try:
         for name, variable in chunk.data_vars.items():
             if variable.dims[0] != "draw":
                 raise ValueError(f"{name}: the draw dimension must come first, got {variable.dims}")
-        stored = {name: np.asarray(variable.values, dtype=STORED_DTYPE) for name, variable in chunk.data_vars.items()}
+            stored[name] = np.asarray(variable.values, dtype=STORED_DTYPE)
     finally:
         if converted is not None:
             converted()
