@@ -119,13 +119,15 @@ if not DISABLE_JIT:
             return (*super()._index_key(sig, codegen), COMPILED_SOURCES)
 
 
-def jit(*, parallel: bool = False):
-    """Return numba's ``njit`` with the project's options, or the identity when the JIT is disabled."""
+def jit(*, parallel: bool = False, nogil: bool = False):
+    """Return numba's ``njit`` with the project's options, or the identity when the JIT is disabled. ``nogil``:
+    the call releases the GIL (for a function called from a background thread while the main thread works)."""
 
     def decorate(function):
         if DISABLE_JIT:
             return function
-        dispatcher = numba.njit(parallel=parallel, cache=False, fastmath=False, error_model="numpy")(function)
+        dispatcher = numba.njit(parallel=parallel, nogil=nogil, cache=False, fastmath=False,
+                                error_model="numpy")(function)
         if CACHE:
             dispatcher._cache = _Cache(function)  # what njit(cache=True) sets, with the key above
         return dispatcher

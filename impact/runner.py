@@ -14,6 +14,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import xarray as xr
@@ -397,7 +398,7 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                     watch.add("waiting_for_writes", moment)
                 handed_back = threading.Event()
                 pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed, identity,
-                                        handed_back.set)
+                                        handed_back.set, partial(simulation.stored_outputs, buffers, stop - start))
                 pending.add_done_callback(lambda _, event=handed_back: event.set())  # a write ended before its copy
                 # The writer holds the chunk until it is written, early in the next chunk's solve; held here too, its
                 # inputs and copies would stay in memory beside the next chunk's.

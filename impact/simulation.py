@@ -18,6 +18,7 @@ from impact.accelerate import jit, prange
 from impact.defaults import DEFAULT_CHUNK, DRAW_BLOCK, METHODS
 from impact.errors import ImpactInputError, Problem
 from impact.kernels.layout import CELL_OUTPUTS, LANDED_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
+from impact.kernels.stored_numba import gather_float32
 from impact.model import (case_parameters, compile_case, consumer_costs, draw_policy, legal_columns, parameter_dims,
                           revenue_split, solve_chunk, struck_by_group)
 from impact.sampling import Design, correlate
@@ -239,6 +240,18 @@ class Simulation:
         sizes = [int(np.prod(shape)) for shape in shapes]
         block = np.empty(sum(sizes))
         return block[:sizes[0]].reshape(shapes[0]), block[sizes[0]:].reshape(shapes[1])
+
+    def stored_outputs(self, buffers: tuple[np.ndarray, np.ndarray], draws: int) -> dict[str, np.ndarray]:
+        """The stored (float32) values of the outputs by sector and by partner of the chunk of ``draws`` draws the
+        kernels wrote into ``buffers`` (:meth:`output_buffers`), by name: the values of the chunk's variables cast,
+        bit for bit, from one pass over each buffer (:func:`impact.kernels.stored_numba.gather_float32`)."""
+        stored = {}
+        for names, buffer in zip((SECTOR_OUTPUTS, PARTNER_OUTPUTS), buffers):
+            kept = [k for k, name in enumerate(names) if name in self.outputs]
+            if kept:
+                values = gather_float32(buffer[:, :, :draws], kept)  # (output, draw, case, year, label)
+                stored.update((names[k], values[i] if self.years else values[i][:, :, 0]) for i, k in enumerate(kept))
+        return stored
 
     def _buffer_shapes(self, draws: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         b = self.scenario.baseline

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import impact
 from impact import cli
 from impact.errors import ImpactInputError
+from impact.kernels.layout import PARTNER_OUTPUTS, SECTOR_OUTPUTS
 from impact.store import RunStore
 from tests.conftest import interrupt_writes
 
@@ -75,6 +76,52 @@ def test_a_chunk_is_stored_as_solved_though_the_next_one_reuses_its_buffers(deal
     for name, variable in in_memory.data_vars.items():
         if "draw" in variable.dims:
             np.testing.assert_array_equal(ds[name], variable.astype(np.float32), err_msg=name)
+
+
+@pytest.mark.parametrize("scenario, keep", [("deal", "aggregates"), ("deal", "headline"),
+                                             ("tariff_regime_2025_2035", "aggregates")])  # a horizon's years
+def test_the_outputs_gathered_in_float32_are_the_chunks_variables_cast(deal, scenario, keep):
+    """The writer stores the kernels' outputs from one pass over their buffers: the bits of NumPy's cast of each
+    variable, also for values float32 cannot hold (infinite: such a draw is set to NaN first), NaN and -0.0."""
+    from impact.simulation import Simulation
+    from impact.store import STORED_DTYPE
+
+    simulation = Simulation(impact.load_scenario(deal if scenario == "deal" else scenario), seed=3, keep=keep)
+    draws = 37
+    buffers = simulation.output_buffers(draws + 5)  # the last chunk of a run fills the first draws of its buffers
+    chunk, _ = simulation.chunk(50, 50 + draws, buffers=buffers)
+    sector = buffers[0][:, :, :draws]
+    sector[0, -1, 3, 2, 1] = -0.0
+    sector[-1, 0, 5, 1, 0] = np.nan
+    sector[0, 0, 7, 0, 2] = 1e39  # a value the chunk would have dropped: the copy does what the cast does
+    gathered = simulation.stored_outputs(buffers, draws)
+    expected = {name for name in chunk.data_vars if name in SECTOR_OUTPUTS + PARTNER_OUTPUTS}
+    assert set(gathered) == expected and expected
+    assert ("home_sales" in expected) == (keep == "aggregates")
+    for name in expected:
+        values = gathered[name]
+        cast = np.asarray(chunk[name].values, dtype=STORED_DTYPE)
+        assert values.dtype == cast.dtype and values.shape == cast.shape and values.flags.c_contiguous, name
+        np.testing.assert_array_equal(values.view(np.uint32), cast.view(np.uint32), err_msg=name)
+
+
+def test_gather_float32_is_numpys_cast_of_each_output():
+    from impact.kernels.stored_numba import gather_float32
+
+    rng = np.random.default_rng(5)
+    shape = (2, 3, 50, 6, 7)  # case, year, draw, output, label
+    buffer = rng.normal(size=shape) * 10.0 ** rng.integers(-320, 300, size=shape)
+    special = [np.nan, -np.nan, np.inf, -np.inf, -0.0, 0.0, 3.5e38, -3.4028235e38, 1e-46, 2.0 ** -149, 5e-324]
+    flat = buffer.reshape(-1)
+    flat[rng.choice(flat.size, 200, replace=False)] = rng.choice(special, 200)
+    view = buffer[:, :, 5:45]  # strided, as the first draws of larger buffers
+    outputs = [4, 0, 5]
+    gathered = gather_float32(view, outputs)
+    assert gathered.shape == (3, 40, 2, 3, 7) and gathered.flags.c_contiguous
+    with np.errstate(over="ignore"):
+        for i, k in enumerate(outputs):
+            cast = np.asarray(np.moveaxis(view[:, :, :, k], 2, 0), dtype=np.float32)
+            np.testing.assert_array_equal(gathered[i].view(np.uint32), cast.view(np.uint32))
 
 
 def test_the_chunks_garbage_is_collected_though_the_command_starts_without_the_collector(deal, tmp_path, monkeypatch):
