@@ -98,7 +98,8 @@ def _stats(row: np.ndarray, quantiles, precision=None) -> dict[str, float]:
     sd = float(valid.std(ddof=1, dtype=np.float64)) if n > 1 else (0.0 if n == 1 else np.nan)
     # Quantiles alone need the float32 order only (a faster sort); their intervals need the draws themselves.
     ordered = np.sort(valid.astype(np.float64 if precision is not None else np.float32))
-    positive = int(n - np.searchsorted(ordered, 0.0, side="right"))
+    # Zero in the draws' own type: a Python float would have NumPy compare a float64 copy of all of them.
+    positive = int(n - np.searchsorted(ordered, ordered.dtype.type(0.0), side="right"))
     return _stats_from_order(ordered, n, mean, sd, positive, quantiles, precision)
 
 
