@@ -1,4 +1,4 @@
-"""Float32 copies of the kernels' outputs, the run store's precision (:meth:`impact.simulation.Simulation.stored_outputs`).
+"""Float32 copies of the kernels' outputs, the run store's precision (``Simulation.stored_outputs``).
 
 The kernels write a chunk's outputs into buffers laid out (case, year, draw, output, label); each stored variable
 is one output, (draw, case[, year], label). Cast variable by variable (NumPy's ``asarray(view, float32)``), each
