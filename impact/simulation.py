@@ -28,7 +28,8 @@ from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, HOUSEHOLD_OUTPUTS, KE
 log = logging.getLogger("impact")
 #: The phases of :meth:`Simulation.chunk` its stopwatch (``Simulation.phases``) times: normal scores, copula,
 #: inverse CDFs and court rulings; tariffs of each draw (layers that vary by draw, content shares, dated layers);
-#: the market kernels; the outputs gathered into a Dataset.
+#: the wait for the output buffers (until the writer has copied the last chunk out of them); the market kernels; the
+#: outputs gathered into a Dataset.
 CHUNK_PHASES = ("sampling", "policy", "buffers", "kernel", "assembly")
 
 
