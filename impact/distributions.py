@@ -89,6 +89,9 @@ from scipy import special
 from impact import libm
 from impact.accelerate import jit
 
+# The compiled inverse CDFs below release the GIL: a chunk maps its columns on several threads at once
+# (:func:`impact.model.case_parameters`).
+
 __all__ = ["FAMILIES", "Z_LIMIT", "Distribution", "DistributionError", "make_distribution"]
 
 #: Normal scores are clipped to ``[-Z_LIMIT, Z_LIMIT]`` so that no draw is infinite (``2 * Phi(-8.5) < 2e-17``).
@@ -732,7 +735,7 @@ class _UniformDistribution(Distribution):
         return stats.uniform(loc=self._low, scale=self._width)
 
 
-@jit()
+@jit(nogil=True)
 def _evaluate_triangular(scores, tails, low, mode, high, mode_level, left_factor, right_factor,
                          out):  # pragma: no cover (numba)
     """Triangular quantiles from scores and their lower tails ``Phi(-|z|)`` (see _TriangularDistribution)."""
@@ -829,7 +832,7 @@ class _LognormalDistribution(Distribution):
 _DISCRETE_GUIDE_CELLS_PER_UNIT = 256
 
 
-@jit()
+@jit(nogil=True)
 def _evaluate_discrete(scores, boundaries, z_start, guide_cells_per_unit, guide, values,
                        out):  # pragma: no cover (numba)
     """``values[k]`` for the first ``k`` with ``score <= boundaries[k]`` (the last value if none); NaN for NaN.
@@ -901,7 +904,7 @@ class _DiscreteDistribution(Distribution):
         return f"Discrete({text})"
 
 
-@jit()
+@jit(nogil=True)
 def _evaluate_order_statistics(levels, sorted_samples, out):  # pragma: no cover (numba)
     """Linear interpolation of ``sorted_samples`` placed at levels ``i / (n - 1)``; NaN levels give NaN.
 
@@ -1023,7 +1026,7 @@ def _order_statistics_law():
 # --------------------------------------------------------------------------------------------------------------
 
 
-@jit()
+@jit(nogil=True)
 def _evaluate_hermite_cells(scores, z_start, cells_per_unit, cells, out):  # pragma: no cover (numba)
     """Evaluate a piecewise cubic Hermite table at each (clipped, grid-snapped) score.
 

@@ -13,6 +13,7 @@ from impact.kernels import market_numba, market_numpy
 from impact.kernels.market_numpy import Linkages
 from impact.spec import PARAMETER_DOMAINS, SampledColumn, Scenario, year_segments
 from impact.tariffs import SHARE_INPUTS
+from impact.threads import thread_map
 
 BACKENDS = {"numba": market_numba.solve_and_account, "numpy": market_numpy.solve_and_account}
 #: Equally likely values a share input takes (its quantiles at (i + 1/2) / SHARE_NODES): each value is one
@@ -253,30 +254,28 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
     earlier case's is that case's array, shared (callers do not write to it). The values are the same; the inverse
     CDFs run once.
     """
+    shared = {} if shared is None else shared
+
+    def known(column):
+        found = shared.get((column.name, column.distribution))
+        score = scores[column.name]
+        return found[1] if found is not None and (found[0] is score or np.array_equal(found[0], score)) else None
+
+    # The columns not mapped before, through their inverse CDFs on the kernels' threads (each column's values are
+    # its own: the same whatever the threads).
+    todo = [column for columns in case.columns_by_parameter.values() for column in columns if known(column) is None]
+    for column, drawn in zip(todo, thread_map(lambda column: _column_values(column, scores[column.name]), todo)):
+        shared[(column.name, column.distribution)] = (scores[column.name], drawn)
     out = {}
     for parameter, fixed in case.scenario.fixed.items():
         columns = case.columns_by_parameter.get(parameter, [])
         if not columns:
             out[parameter] = fixed[None]
             continue
-        drawn_columns = []
-        for column in columns:
-            score = scores[column.name]
-            key = (column.name, column.distribution)
-            known = shared.get(key) if shared is not None else None
-            if known is not None and (known[0] is score or np.array_equal(known[0], score)):
-                drawn = known[1]
-            elif parameter in SHARE_INPUTS:  # on the grid of SHARE_NODES equally likely values
-                nodes = column.distribution.from_normal_score(_SHARE_SCORES)
-                drawn = nodes[np.searchsorted(_SHARE_BOUNDS, score, side="right")]
-            else:
-                drawn = column.distribution.from_normal_score(score)
-            if shared is not None:
-                shared[key] = (score, drawn)
-            drawn_columns.append(drawn)
+        drawn_columns = [known(column) for column in columns]
         # The same columns drawn alike into the same fixed values: the array an earlier case built (read only).
         whole = (parameter, fixed.tobytes(), tuple((id(d), tuple(c.cells)) for d, c in zip(drawn_columns, columns)))
-        if shared is not None and whole in shared:
+        if whole in shared:
             out[parameter] = shared[whole]
             continue
         values = np.empty((draws, fixed.size))
@@ -287,9 +286,16 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
         for column, drawn in zip(columns, drawn_columns):
             values[:, list(column.cells)] = drawn[:, None]
         out[parameter] = values.reshape((draws,) + fixed.shape)
-        if shared is not None:
-            shared[whole] = out[parameter]
+        shared[whole] = out[parameter]
     return out
+
+
+def _column_values(column: SampledColumn, score: np.ndarray) -> np.ndarray:
+    """A sampled column's values from its normal scores: its distribution's inverse CDF, or for a share input one of
+    :data:`SHARE_NODES` equally likely values."""
+    if column.parameter in SHARE_INPUTS:
+        return column.distribution.from_normal_score(_SHARE_SCORES)[np.searchsorted(_SHARE_BOUNDS, score, side="right")]
+    return column.distribution.from_normal_score(score)
 
 
 def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: int, keep_cells: bool,

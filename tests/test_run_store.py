@@ -57,6 +57,21 @@ def test_stores_are_identical_whatever_the_chunk_size(deal, tmp_path):
     xr.testing.assert_equal(a, b)
 
 
+def test_the_writer_opens_the_stores_arrays_once_whatever_the_chunks(deal, tmp_path, monkeypatch):
+    import impact.store
+
+    opened = []
+    open_group = impact.store.zarr.open_group
+    monkeypatch.setattr(impact.store.zarr, "open_group", lambda *a, **k: (opened.append(1), open_group(*a, **k))[1])
+    counts = []
+    for chunk_size in (3000, 500):  # one chunk, then six
+        opened.clear()
+        _run(deal, tmp_path / str(chunk_size), chunk_size=chunk_size)
+        counts.append(len(opened))
+    assert counts[0] == counts[1]
+    xr.testing.assert_equal(RunStore(tmp_path / "3000").open_dataset(), RunStore(tmp_path / "500").open_dataset())
+
+
 def test_a_chunk_is_stored_as_solved_though_the_next_one_reuses_its_buffers(deal, tmp_path, monkeypatch):
     """The kernels write every chunk into one set of buffers: the next chunk's kernels must wait until the writer
     has copied the last chunk's values, however late it starts."""
