@@ -92,8 +92,9 @@ if not DISABLE_JIT:
 
 def compiled_sources_stamp(package: Path | None = None) -> str:
     """A hash of the files whose compiled functions (and constants) any compiled function may use from another
-    file: every module of ``impact.kernels``, ``impact.libm`` and this one. The other modules that define compiled
-    functions (``impact.simulation``, ``impact.distributions``, ``impact.exporting``) call only these.
+    file, or that decide how they compile: every module of ``impact.kernels``, ``impact.libm``,
+    ``impact.compile_on_call`` and this one. The other modules that define compiled functions
+    (``impact.simulation``, ``impact.distributions``, ``impact.exporting``) call only these.
 
     numba keys its on-disk cache by the file that defines a function and by that function's bytecode, not by the
     functions it calls or the constants it reads in other files: a kernel compiled before a change to
@@ -102,7 +103,8 @@ def compiled_sources_stamp(package: Path | None = None) -> str:
     hash too (:data:`COMPILED_SOURCES`)."""
     package = package or Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for path in sorted([package / "accelerate.py", package / "libm.py", *package.glob("kernels/*.py")]):
+    for path in sorted([package / "accelerate.py", package / "libm.py", package / "compile_on_call.py",
+                        *package.glob("kernels/*.py")]):
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 

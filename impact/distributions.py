@@ -87,7 +87,7 @@ import numpy as np
 from scipy import special
 
 from impact import libm
-from impact.accelerate import jit
+from impact.compile_on_call import jit
 
 # The compiled inverse CDFs below release the GIL: a chunk maps its columns on several threads at once
 # (:func:`impact.model.case_parameters`).

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from impact.accelerate import jit, prange
+from impact.compile_on_call import jit, prange
 
 
 #: The largest double whose exponential is finite. The guards below give the C library's results (inf, nan, -inf)

@@ -98,6 +98,19 @@ def test_the_command_line_starts_without_the_numerical_libraries():
     assert loaded.stdout.strip() == "[]", loaded.stdout
 
 
+def test_validating_a_scenario_loads_neither_numba_nor_xarray():
+    """`impact validate` loads the scenario, whose few small arrays run through the compiled loops' Python
+    originals (impact.compile_on_call): numba, xarray and zarr load only for a run."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from impact import cli; "
+            "result = CliRunner().invoke(cli.main, ['validate', 'us_japan_2025', 'us_japan_2025_2035']); "
+            "print(result.exit_code, sorted({'numba', 'xarray', 'zarr', 'dask'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == "0 []", loaded.stdout
+
+
 def test_the_engine_loads_without_scipy_stats():
     """A run's imports leave out ``scipy.stats`` (most of a second to import): the statistics and distributions
     load it only for what needs it (tests and reports)."""
