@@ -262,7 +262,7 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
         return found[1] if found is not None and (found[0] is score or np.array_equal(found[0], score)) else None
 
     # The columns not mapped before, through their inverse CDFs on the kernels' threads (each column's values are
-    # its own: the same whatever the threads).
+    # its own: the same whatever the threads). Then every column's values are in ``shared``, from these scores.
     todo = [column for columns in case.columns_by_parameter.values() for column in columns if known(column) is None]
     for column, drawn in zip(todo, thread_map(lambda column: _column_values(column, scores[column.name]), todo)):
         shared[(column.name, column.distribution)] = (scores[column.name], drawn)
@@ -272,7 +272,7 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
         if not columns:
             out[parameter] = fixed[None]
             continue
-        drawn_columns = [known(column) for column in columns]
+        drawn_columns = [shared[(column.name, column.distribution)][1] for column in columns]
         # The same columns drawn alike into the same fixed values: the array an earlier case built (read only).
         whole = (parameter, fixed.tobytes(), tuple((id(d), tuple(c.cells)) for d, c in zip(drawn_columns, columns)))
         if whole in shared:
