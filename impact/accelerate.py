@@ -186,7 +186,13 @@ def _float_from_bits(bits):
     return struct.unpack("<d", struct.pack("<q", bits))[0]
 
 
-borrowed, keep_alive, float_from_bits = _borrow, _keep, _float_from_bits
+def _bits_from_float(value):
+    """The int64 IEEE 754 bit pattern of the double ``value``: what :func:`bits_from_float` is when the JIT is
+    disabled."""
+    return struct.unpack("<q", struct.pack("<d", value))[0]
+
+
+borrowed, keep_alive, float_from_bits, bits_from_float = _borrow, _keep, _float_from_bits, _bits_from_float
 if not DISABLE_JIT:
     import llvmlite.ir
     from numba.core import types as _types
@@ -242,3 +248,14 @@ if not DISABLE_JIT:
             return builder.bitcast(args[0], llvmlite.ir.DoubleType())
 
         return _types.float64(_types.int64), codegen
+
+    @intrinsic
+    def bits_from_float(typingctx, value):  # noqa: F811
+        """The int64 IEEE 754 bit pattern of the double ``value`` (a bit cast, no arithmetic)."""
+        if value != _types.float64:
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], llvmlite.ir.IntType(64))
+
+        return _types.int64(_types.float64), codegen

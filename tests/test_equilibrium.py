@@ -1,7 +1,9 @@
-"""Tests of the equilibrium kernels: the plain NumPy reference and the fast numba kernel.
+"""Tests of the equilibrium kernels: the plain NumPy reference, the fast numba kernel and its form in lanes
+(64 draws solved together, :mod:`impact.kernels.equilibrium_lanes`).
 
-Tests marked "both" run on each backend. The numba kernel is also checked against the reference on random
-problems (hypothesis), for thread invariance, and the reference alone for its fallback and validation paths.
+Tests parametrized by ``solve`` run on each backend. The numba kernels are also checked against the reference on
+random problems (hypothesis), for thread invariance (and the lanes for block invariance), and the reference alone
+for its fallback and validation paths.
 Equilibrium checks recompute supply, demand and the price index from the returned prices with the model's
 equations written out here, so they do not depend on either implementation's internals.
 """
@@ -14,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from impact.kernels.equilibrium_lanes import LANES
+from impact.kernels.equilibrium_lanes import solve_markets as solve_lanes
 from impact.kernels.equilibrium_numba import solve_markets as solve_numba
 from impact.kernels.equilibrium_numpy import (
     demand_quantities,
@@ -23,7 +27,8 @@ from impact.kernels.equilibrium_numpy import (
 from impact.kernels.equilibrium_numpy import solve_markets as solve_numpy
 
 INF = np.inf
-BACKENDS = [pytest.param(solve_numpy, id="numpy"), pytest.param(solve_numba, id="numba")]
+BACKENDS = [pytest.param(solve_numpy, id="numpy"), pytest.param(solve_numba, id="numba"),
+            pytest.param(solve_lanes, id="lanes")]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -301,11 +306,12 @@ def market_problems(draw):
     return theta, log_t, log_fx, phi, eta, sigma, eps
 
 
+@pytest.mark.parametrize("solve_fast", [solve_numba, solve_lanes], ids=["numba", "lanes"])
 @settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problem=market_problems())
-def test_numba_matches_reference(problem):
+def test_numba_matches_reference(solve_fast, problem):
     x_ref, w_ref, it_ref = solve_numpy(*problem)
-    x_nb, w_nb, it_nb = solve_numba(*problem)
+    x_nb, w_nb, it_nb = solve_fast(*problem)
     assert x_nb.shape == x_ref.shape and w_nb.shape == w_ref.shape and it_nb.shape == it_ref.shape
     assert it_nb.dtype == np.int64
     assert np.all(it_nb >= 0), f"numba kernel reported failure: iterations {it_nb}"
@@ -316,7 +322,8 @@ def test_numba_matches_reference(problem):
 # ----------------------------------------------------------------------------------------------------------
 # 8. Thread invariance of the numba kernel
 # ----------------------------------------------------------------------------------------------------------
-def test_numba_thread_invariance():
+@pytest.mark.parametrize("solve_fast", [solve_numba, solve_lanes], ids=["numba", "lanes"])
+def test_numba_thread_invariance(solve_fast):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.fail("thread-invariance test needs NUMBA_NUM_THREADS >= 2")
     rng = np.random.default_rng(8)
@@ -324,13 +331,50 @@ def test_numba_thread_invariance():
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = solve_numba(*problem)
+        one = solve_fast(*problem)
         numba.set_num_threads(2)
-        two = solve_numba(*problem)
+        two = solve_fast(*problem)
     finally:
         numba.set_num_threads(before)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
+
+
+def test_lanes_give_each_draw_its_own_solve_whatever_the_block():
+    """A draw's results do not depend on the draws solved beside it: the same draws solved from another first
+    draw (so in other lanes and blocks), or in a shorter run (a last block partly filled), give the same bits; a
+    draw whose markets need more Newton steps than its neighbours' leaves theirs as they are."""
+    rng = np.random.default_rng(9)
+    problem = random_problem(rng, 3 * LANES + 5, 3, 6)
+    whole = solve_lanes(*problem)
+    offset = 37  # not a multiple of the lanes
+
+    def draws(part):
+        theta, *rest = problem
+        return (theta, *(a[part] for a in rest))
+
+    shifted = solve_lanes(*draws(slice(offset, None)))
+    shorter = solve_lanes(*draws(slice(0, LANES + 3)))
+    for a, b, c in zip(whole, shifted, shorter):
+        np.testing.assert_array_equal(a[offset:], b)
+        np.testing.assert_array_equal(a[:LANES + 3], c)
+    # One draw made hard (nearly inelastic home supply and demand): its neighbours' steps are unchanged.
+    hard = [np.array(a, copy=True) for a in problem]
+    hard[4][1, :, 0], hard[6][1] = 1e-9, 1e-9
+    steps_hard = solve_lanes(*hard)[2]
+    np.testing.assert_array_equal(np.delete(steps_hard, 1, axis=0), np.delete(whole[2], 1, axis=0))
+    assert not np.array_equal(steps_hard[1], whole[2][1])
+
+
+def test_lanes_agree_with_the_scalar_kernel_to_rounding():
+    """The lanes' exponentials and logarithms differ from the scalar kernel's in their last bits, nothing else:
+    the same Newton steps and results within a few ulps of the log price index."""
+    problem = random_problem(np.random.default_rng(10), 2 * LANES, 4, 7)
+    x_lanes, w_lanes, steps_lanes = solve_lanes(*problem)
+    x_scalar, w_scalar, steps_scalar = solve_numba(*problem)
+    np.testing.assert_allclose(x_lanes, x_scalar, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(w_lanes, w_scalar, rtol=0, atol=1e-14)
+    assert np.mean(steps_lanes == steps_scalar) > 0.99
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -446,3 +490,21 @@ def test_reference_rejects_indeterminate_price_level():
     kwargs["supply_elasticity"] = np.array([[[5e-324, INF]]])  # eta / (eta + sigma) underflows
     with pytest.raises(ValueError, match="numerically indeterminate"):
         solve_numpy(**kwargs)
+
+
+@pytest.mark.parametrize("solve_fast", [solve_numba, solve_lanes], ids=["numba", "lanes"])
+def test_a_solve_that_does_not_converge_fails_alone(solve_fast):
+    """Markets still iterating after ``max_iter`` steps give NaN and ``iterations == -1``; markets solved in fewer
+    steps, and those with no responsive source (closed form, 0 steps), are unaffected."""
+    problem = random_problem(np.random.default_rng(11), 70, 3, 5)
+    problem[4][:, 2, :] = INF  # sector 2: every source a price taker
+    full = solve_fast(*problem)
+    limit = 3
+    cut = solve_fast(*problem, max_iter=limit)
+    steps = full[2]
+    assert (steps > limit).any() and ((steps > 0) & (steps <= limit)).any()
+    assert np.all(steps[:, 2] == 0)
+    failed = steps > limit
+    assert np.all(cut[2][failed] == -1) and np.all(np.isnan(cut[0][failed]))
+    np.testing.assert_array_equal(cut[0][~failed], full[0][~failed])
+    np.testing.assert_array_equal(cut[2][~failed], steps[~failed])

@@ -1,0 +1,216 @@
+"""Equilibrium kernel in lanes: the markets of 64 draws solved together, each step a loop over the draws that LLVM
+compiles to vector instructions.
+
+The equations and the iteration are those of :mod:`impact.kernels.equilibrium_numba` (Newton's method on the price
+index, safeguarded by a bracket, the price takers' CES terms summed once); the reference is
+:mod:`impact.kernels.equilibrium_numpy`. What differs is the arrangement: a thread takes a block of
+:data:`LANES` draws and, sector by sector, keeps every scalar of the solve as a row of 64 values, one per draw.
+Each step is a loop along a row with no branch (a draw whose solve has ended keeps its values while the others
+go on; its result and its count of steps are those of its own solve), and its exponentials and logarithms are
+:mod:`impact.kernels.lanes_math`'s, which vectorize. So a block's markets cost about a third of the scalar
+kernel's (``benchmarks/bench_lanes.py``). The functions differ from the scalar kernel's in their last bits, so the
+results agree with it to rounding (1e-15 in the log price index), not bit for bit; they are the same whatever the
+thread count, block boundary or CPU (every draw's operations are its own, in IEEE arithmetic without FMA).
+
+The rows of a block live in one flat array at constant offsets: LLVM then knows that they do not overlap, where
+separate arrays would need run-time checks that keep loops of this size scalar.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from impact.accelerate import jit, prange
+from impact.kernels.equilibrium_numba import _as_float64, check_market_shapes
+from impact.kernels.lanes_math import lane_exp, lane_expm1, lane_log1p
+
+#: Draws solved together: LLVM vectorizes no loop of fewer than 16 iterations; 64 fill four AVX-512 registers.
+LANES = 64
+ROWS = 15
+# The offsets of a block's rows for one market (one value per draw each) in its state.
+(ONE_MINUS_SIGMA, SIGMA, EPS, PHI, FIXED_SUM, FIXED_THETA, RESPONSIVE, X, LOWER, UPPER, ACTIVE, STEPS, EXCESS,
+ TOTAL, SLOPE) = (row * LANES for row in range(ROWS))
+# A block's rows for each source of a market, at ``(j * SOURCE_ROWS + row) * LANES``.
+(S_ETA, S_LOG_COST, S_LOG_TARIFF, S_RATIO, S_SHIFT, S_MASK) = range(6)
+SOURCE_ROWS = 6
+
+
+def solve_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, *, tol=1e-12, max_iter=100):
+    """Solve the partial equilibrium of every (draw, sector) market, 64 draws at a time.
+
+    Parameters, returns and failures (NaN results, ``iterations == -1``) are those of
+    :func:`impact.kernels.equilibrium_numba.solve_markets`.
+    """
+    arrays = _as_float64(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
+    theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps = arrays
+    draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
+    sectors, sources = theta.shape
+    log_price_index = np.empty((draws, sectors))
+    log_producer_price = np.empty((draws, sectors, sources))
+    iterations = np.empty((draws, sectors), dtype=np.int64)
+    _lanes_kernel(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, float(tol), int(max_iter),
+                  log_price_index, log_producer_price, iterations)
+    return log_price_index, log_producer_price, iterations
+
+
+@jit(parallel=True)
+def _lanes_kernel(theta, log_t, log_fx, phi, eta, sigma, eps, tol, max_iter, out_log_p, out_log_w, out_iterations):
+    draws, sectors = out_log_p.shape
+    sources = theta.shape[1]
+    for block in prange((draws + LANES - 1) // LANES):
+        state = np.empty(ROWS * LANES)
+        by_source = np.empty(sources * SOURCE_ROWS * LANES)
+        first = np.int64(block) * LANES
+        for s in range(sectors):
+            _gather(first, draws, s, theta, log_t, log_fx, phi, eta, sigma, eps, state, by_source)
+            solve_block(theta[s], tol, max_iter, state, by_source)
+            _scatter(first, s, state, by_source, out_log_p, out_log_w, out_iterations)
+
+
+@jit()
+def _source_row(j, row):
+    """The offset of source ``j``'s ``row`` in a block's rows by source (unsigned, like the lanes' index, so that
+    their sum is an index numba need not test for being negative)."""
+    return np.uint64((j * SOURCE_ROWS + row) * LANES)
+
+
+@jit()
+def _gather(first, draws, s, theta, log_t, log_fx, phi, eta, sigma, eps, state, by_source):
+    """Copy sector ``s``'s inputs for draws ``first`` to ``first + LANES - 1`` into the block's rows (a lane past the
+    last draw solves the last draw again, and is not written back). A leading dimension of 1 is shared."""
+    sources = theta.shape[1]
+    for w in range(np.uint64(LANES)):
+        d = min(first + np.int64(w), draws - 1)
+        state[SIGMA + w] = sigma[d if sigma.shape[0] > 1 else 0, s]
+        state[EPS + w] = eps[d if eps.shape[0] > 1 else 0, s]
+        ph = phi[d if phi.shape[0] > 1 else 0, s]
+        state[PHI + w] = ph
+        for j in range(sources):
+            by_source[_source_row(j, S_ETA) + w] = eta[d if eta.shape[0] > 1 else 0, s, j]
+            by_source[_source_row(j, S_LOG_TARIFF) + w] = log_t[d if log_t.shape[0] > 1 else 0, s, j]
+            # source_log_cost: the exchange rate passed through for a partner; no cost change at home here
+            by_source[_source_row(j, S_LOG_COST) + w] = (
+                0.0 if j == 0 else ph * log_fx[d if log_fx.shape[0] > 1 else 0, j])
+
+
+@jit()
+def solve_block(theta, tol, max_iter, state, by_source):
+    """Solve one sector's market for a block's draws (rows ``SIGMA``, ``EPS``, ``PHI`` and each source's ``S_ETA``,
+    ``S_LOG_TARIFF`` and ``S_LOG_COST``, the log cost shifter: ``phi log_fx`` for a partner, the home cost for US
+    producers). Leaves each draw's ``X`` (log P, NaN on failure) and ``STEPS`` (-1 on failure), and each source's
+    ``S_LOG_COST`` replaced by its log producer price."""
+    lanes = np.uint64(LANES)
+    sources = theta.shape[0]
+    for w in range(lanes):
+        state[ONE_MINUS_SIGMA + w] = 1.0 - state[SIGMA + w]
+        state[FIXED_SUM + w] = 0.0
+        state[FIXED_THETA + w] = 0.0
+        state[RESPONSIVE + w] = 0.0
+    # The price takers' CES terms, summed once (taker_sums), and each responsive source's r_j and k_j.
+    theta_total = 0.0
+    any_responsive = np.zeros(sources, dtype=np.bool_)
+    for j in range(sources):
+        th = theta[j]
+        theta_total += th
+        eta, log_cost, log_tariff = _source_row(j, S_ETA), _source_row(j, S_LOG_COST), _source_row(j, S_LOG_TARIFF)
+        ratios, shifts, masks = _source_row(j, S_RATIO), _source_row(j, S_SHIFT), _source_row(j, S_MASK)
+        for w in range(lanes):
+            et = by_source[eta + w]
+            taker = math.isinf(et)
+            counted = taker & (th > 0.0)
+            cost_and_tariff = by_source[log_cost + w] + by_source[log_tariff + w]
+            term = lane_exp(state[ONE_MINUS_SIGMA + w] * cost_and_tariff)
+            state[FIXED_SUM + w] += th * term if counted else 0.0
+            state[FIXED_THETA + w] += th if counted else 0.0
+            responsive = (not taker) & (th > 0.0)
+            state[RESPONSIVE + w] += 1.0 if responsive else 0.0
+            sig, ep = state[SIGMA + w], state[EPS + w]
+            # Computed in every lane and selected: a branch in the loop would keep it from being vectorized.
+            ratio, shift = (et + ep) / (et + sig), et * cost_and_tariff / (et + sig)
+            by_source[ratios + w] = ratio if responsive else 0.0
+            by_source[shifts + w] = shift if responsive else 0.0
+            by_source[masks + w] = 1.0 if responsive else 0.0
+        for w in range(lanes):
+            if by_source[masks + w] > 0.0:
+                any_responsive[j] = True
+    # Newton's method for the draws with a responsive source; the others' index in closed form (0 steps).
+    remaining = 0  # draws still iterating: counted in integers, whose sum LLVM may reorder (it vectorizes)
+    for w in range(lanes):
+        newton = state[RESPONSIVE + w] > 0.0
+        state[X + w] = 0.0
+        state[LOWER + w] = -math.inf
+        state[UPPER + w] = math.inf
+        state[ACTIVE + w] = 1.0 if newton else 0.0
+        state[STEPS + w] = -1.0 if newton else 0.0
+        remaining += 1 if newton else 0
+    for w in range(LANES):
+        if state[RESPONSIVE + w] == 0.0:
+            state[X + w] = math.log(state[FIXED_SUM + w] / theta_total) / state[ONE_MINUS_SIGMA + w]
+    step = 0
+    while remaining > 0 and step < max_iter:
+        step += 1
+        for w in range(lanes):  # market_residual: the price takers' part
+            oms, x = state[ONE_MINUS_SIGMA + w], state[X + w]
+            shift = lane_exp(-oms * x)
+            shift = shift if state[FIXED_THETA + w] > 0.0 else 0.0
+            total = state[FIXED_SUM + w] * shift
+            state[TOTAL + w] = total
+            state[EXCESS + w] = total - state[FIXED_THETA + w]
+            state[SLOPE + w] = total
+        for j in range(sources):  # each responsive source's part, in the order of the scalar solve
+            if not any_responsive[j]:
+                continue
+            th = theta[j]
+            ratios, shifts, masks = _source_row(j, S_RATIO), _source_row(j, S_SHIFT), _source_row(j, S_MASK)
+            for w in range(lanes):
+                responsive = by_source[masks + w] > 0.0
+                r = by_source[ratios + w]
+                change = lane_expm1(state[ONE_MINUS_SIGMA + w] * (by_source[shifts + w] - r * state[X + w]))
+                term = th * (1.0 + change)
+                state[EXCESS + w] += th * change if responsive else 0.0
+                state[TOTAL + w] += term if responsive else 0.0
+                state[SLOPE + w] += r * term if responsive else 0.0
+        remaining = 0
+        for w in range(lanes):  # solve_prepared's step, for the draws still iterating
+            active = state[ACTIVE + w] > 0.0
+            old = state[X + w]
+            g = lane_log1p(state[EXCESS + w] / theta_total) / state[ONE_MINUS_SIGMA + w]
+            lower = old if g > 0.0 else state[LOWER + w]
+            upper = state[UPPER + w] if g > 0.0 else old
+            new = old + g * state[TOTAL + w] / state[SLOPE + w]
+            newton = (lower <= new) & (new <= upper)
+            new = new if newton else 0.5 * (lower + upper)
+            root = g == 0.0
+            done = root | (newton & (abs(new - old) < tol))
+            state[X + w] = (old if root else new) if active else old
+            state[LOWER + w] = lower if active else state[LOWER + w]
+            state[UPPER + w] = upper if active else state[UPPER + w]
+            state[STEPS + w] = step if active & done else state[STEPS + w]
+            still = active & (not done)
+            state[ACTIVE + w] = 1.0 if still else 0.0
+            remaining += 1 if still else 0
+    for w in range(lanes):  # no convergence within max_iter: a failed solve
+        failed = state[ACTIVE + w] > 0.0
+        state[X + w] = math.nan if failed else state[X + w]
+        state[STEPS + w] = -1.0 if failed else state[STEPS + w]
+    # Producer prices: a price taker's is its cost; a responsive source's moves with the index.
+    for j in range(sources):
+        eta, log_cost, log_tariff = _source_row(j, S_ETA), _source_row(j, S_LOG_COST), _source_row(j, S_LOG_TARIFF)
+        for w in range(lanes):
+            et, sig, log_c = by_source[eta + w], state[SIGMA + w], by_source[log_cost + w]
+            moved = (et * log_c - sig * by_source[log_tariff + w] + (sig - state[EPS + w]) * state[X + w]) / (et + sig)
+            by_source[log_cost + w] = log_c if math.isinf(et) else moved
+
+
+@jit()
+def _scatter(first, s, state, by_source, out_log_p, out_log_w, out_iterations):
+    """Write the block's results for sector ``s`` to the draws it holds."""
+    draws = out_log_p.shape[0]
+    for w in range(np.uint64(min(LANES, draws - first))):
+        d = first + np.int64(w)
+        out_log_p[d, s] = state[X + w]
+        out_iterations[d, s] = np.int64(state[STEPS + w])
+        for j in range(out_log_w.shape[2]):
+            out_log_w[d, s, j] = by_source[_source_row(j, S_LOG_COST) + w]
