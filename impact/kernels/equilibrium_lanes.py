@@ -28,10 +28,10 @@ from impact.kernels.lanes_math import lane_exp, lane_expm1, lane_log1p
 
 #: Draws solved together: LLVM vectorizes no loop of fewer than 16 iterations; 64 fill four AVX-512 registers.
 LANES = 64
-ROWS = 15
+ROWS = 16
 # The offsets of a block's rows for one market (one value per draw each) in its state.
 (ONE_MINUS_SIGMA, SIGMA, EPS, PHI, FIXED_SUM, FIXED_THETA, RESPONSIVE, X, LOWER, UPPER, ACTIVE, STEPS, EXCESS,
- TOTAL, SLOPE) = (row * LANES for row in range(ROWS))
+ TOTAL, SLOPE, RESIDUAL) = (row * LANES for row in range(ROWS))
 # A block's rows for each source of a market, at ``(j * SOURCE_ROWS + row) * LANES``.
 (S_ETA, S_LOG_COST, S_LOG_TARIFF, S_RATIO, S_SHIFT, S_MASK) = range(6)
 SOURCE_ROWS = 6
@@ -97,10 +97,23 @@ def _gather(first, draws, s, theta, log_t, log_fx, phi, eta, sigma, eps, state, 
 
 @jit()
 def solve_block(theta, tol, max_iter, state, by_source):
-    """Solve one sector's market for a block's draws (rows ``SIGMA``, ``EPS``, ``PHI`` and each source's ``S_ETA``,
-    ``S_LOG_TARIFF`` and ``S_LOG_COST``, the log cost shifter: ``phi log_fx`` for a partner, the home cost for US
-    producers). Leaves each draw's ``X`` (log P, NaN on failure) and ``STEPS`` (-1 on failure), and each source's
-    ``S_LOG_COST`` replaced by its log producer price."""
+    """Solve one sector's market for a block's draws from the baseline (``x = 0``): rows ``SIGMA``, ``EPS``, ``PHI``
+    and each source's ``S_ETA``, ``S_LOG_TARIFF`` and ``S_LOG_COST`` (the log cost shifter: ``phi log_fx`` for a
+    partner, the home cost for US producers). Leaves each draw's ``X`` (log P, NaN on failure) and ``STEPS`` (-1 on
+    failure), and each source's ``S_LOG_COST`` replaced by its log producer price."""
+    theta_total, any_responsive = taker_sums_block(theta, state, by_source)
+    for w in range(np.uint64(LANES)):
+        state[X + w] = 0.0
+    newton_block(theta, theta_total, any_responsive, tol, max_iter, state, by_source)
+    producer_prices_block(theta, state, by_source)
+
+
+@jit()
+def taker_sums_block(theta, state, by_source):
+    """:func:`impact.kernels.equilibrium_numba.taker_sums` of a block's draws: rows ``FIXED_SUM``, ``FIXED_THETA``,
+    ``RESPONSIVE`` (the count of price-responsive sources with ``theta > 0``) and ``ONE_MINUS_SIGMA``, and each
+    source's ``S_RATIO`` and ``S_SHIFT`` (``r_j`` and ``k_j`` where it responds to price, with ``S_MASK`` 1, else 0).
+    Returns the sum of the market's ``theta`` and, by source, whether it responds to price in any of the draws."""
     lanes = np.uint64(LANES)
     sources = theta.shape[0]
     for w in range(lanes):
@@ -108,7 +121,6 @@ def solve_block(theta, tol, max_iter, state, by_source):
         state[FIXED_SUM + w] = 0.0
         state[FIXED_THETA + w] = 0.0
         state[RESPONSIVE + w] = 0.0
-    # The price takers' CES terms, summed once (taker_sums), and each responsive source's r_j and k_j.
     theta_total = 0.0
     any_responsive = np.zeros(sources, dtype=np.bool_)
     for j in range(sources):
@@ -135,11 +147,48 @@ def solve_block(theta, tol, max_iter, state, by_source):
         for w in range(lanes):
             if by_source[masks + w] > 0.0:
                 any_responsive[j] = True
-    # Newton's method for the draws with a responsive source; the others' index in closed form (0 steps).
+    return theta_total, any_responsive
+
+
+@jit()
+def residual_block(theta, theta_total, any_responsive, state, by_source):
+    """:func:`impact.kernels.equilibrium_numba.market_residual` of a block's draws at their ``X``: rows ``RESIDUAL``
+    (``g``), ``TOTAL`` and ``SLOPE`` (``dg/dx = -SLOPE / TOTAL``), from :func:`taker_sums_block`'s rows."""
+    lanes = np.uint64(LANES)
+    for w in range(lanes):  # the price takers' part
+        oms, x = state[ONE_MINUS_SIGMA + w], state[X + w]
+        shift = lane_exp(-oms * x)
+        shift = shift if state[FIXED_THETA + w] > 0.0 else 0.0
+        total = state[FIXED_SUM + w] * shift
+        state[TOTAL + w] = total
+        state[EXCESS + w] = total - state[FIXED_THETA + w]
+        state[SLOPE + w] = total
+    for j in range(theta.shape[0]):  # each responsive source's part, in the order of the scalar solve
+        if not any_responsive[j]:
+            continue
+        th = theta[j]
+        ratios, shifts, masks = _source_row(j, S_RATIO), _source_row(j, S_SHIFT), _source_row(j, S_MASK)
+        for w in range(lanes):
+            responsive = by_source[masks + w] > 0.0
+            r = by_source[ratios + w]
+            change = lane_expm1(state[ONE_MINUS_SIGMA + w] * (by_source[shifts + w] - r * state[X + w]))
+            term = th * (1.0 + change)
+            state[EXCESS + w] += th * change if responsive else 0.0
+            state[TOTAL + w] += term if responsive else 0.0
+            state[SLOPE + w] += r * term if responsive else 0.0
+    for w in range(lanes):
+        state[RESIDUAL + w] = lane_log1p(state[EXCESS + w] / theta_total) / state[ONE_MINUS_SIGMA + w]
+
+
+@jit()
+def newton_block(theta, theta_total, any_responsive, tol, max_iter, state, by_source):
+    """:func:`impact.kernels.equilibrium_numba.solve_prepared` of a block's draws, from their ``X``: Newton's
+    method with its bracket for the draws with a responsive source, the closed form (0 steps) for the others.
+    Leaves ``X`` (NaN without convergence within ``max_iter`` steps) and ``STEPS`` (-1 then)."""
+    lanes = np.uint64(LANES)
     remaining = 0  # draws still iterating: counted in integers, whose sum LLVM may reorder (it vectorizes)
     for w in range(lanes):
         newton = state[RESPONSIVE + w] > 0.0
-        state[X + w] = 0.0
         state[LOWER + w] = -math.inf
         state[UPPER + w] = math.inf
         state[ACTIVE + w] = 1.0 if newton else 0.0
@@ -151,32 +200,11 @@ def solve_block(theta, tol, max_iter, state, by_source):
     step = 0
     while remaining > 0 and step < max_iter:
         step += 1
-        for w in range(lanes):  # market_residual: the price takers' part
-            oms, x = state[ONE_MINUS_SIGMA + w], state[X + w]
-            shift = lane_exp(-oms * x)
-            shift = shift if state[FIXED_THETA + w] > 0.0 else 0.0
-            total = state[FIXED_SUM + w] * shift
-            state[TOTAL + w] = total
-            state[EXCESS + w] = total - state[FIXED_THETA + w]
-            state[SLOPE + w] = total
-        for j in range(sources):  # each responsive source's part, in the order of the scalar solve
-            if not any_responsive[j]:
-                continue
-            th = theta[j]
-            ratios, shifts, masks = _source_row(j, S_RATIO), _source_row(j, S_SHIFT), _source_row(j, S_MASK)
-            for w in range(lanes):
-                responsive = by_source[masks + w] > 0.0
-                r = by_source[ratios + w]
-                change = lane_expm1(state[ONE_MINUS_SIGMA + w] * (by_source[shifts + w] - r * state[X + w]))
-                term = th * (1.0 + change)
-                state[EXCESS + w] += th * change if responsive else 0.0
-                state[TOTAL + w] += term if responsive else 0.0
-                state[SLOPE + w] += r * term if responsive else 0.0
+        residual_block(theta, theta_total, any_responsive, state, by_source)
         remaining = 0
-        for w in range(lanes):  # solve_prepared's step, for the draws still iterating
+        for w in range(lanes):  # the step, for the draws still iterating
             active = state[ACTIVE + w] > 0.0
-            old = state[X + w]
-            g = lane_log1p(state[EXCESS + w] / theta_total) / state[ONE_MINUS_SIGMA + w]
+            old, g = state[X + w], state[RESIDUAL + w]
             lower = old if g > 0.0 else state[LOWER + w]
             upper = state[UPPER + w] if g > 0.0 else old
             new = old + g * state[TOTAL + w] / state[SLOPE + w]
@@ -195,8 +223,14 @@ def solve_block(theta, tol, max_iter, state, by_source):
         failed = state[ACTIVE + w] > 0.0
         state[X + w] = math.nan if failed else state[X + w]
         state[STEPS + w] = -1.0 if failed else state[STEPS + w]
-    # Producer prices: a price taker's is its cost; a responsive source's moves with the index.
-    for j in range(sources):
+
+
+@jit()
+def producer_prices_block(theta, state, by_source):
+    """Each source's ``S_LOG_COST`` row replaced by its log producer price at ``X``: a price taker's is its cost,
+    a responsive source's moves with the index."""
+    lanes = np.uint64(LANES)
+    for j in range(theta.shape[0]):
         eta, log_cost, log_tariff = _source_row(j, S_ETA), _source_row(j, S_LOG_COST), _source_row(j, S_LOG_TARIFF)
         for w in range(lanes):
             et, sig, log_c = by_source[eta + w], state[SIGMA + w], by_source[log_cost + w]
