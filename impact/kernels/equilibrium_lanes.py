@@ -7,10 +7,11 @@ index, safeguarded by a bracket, the price takers' CES terms summed once); the r
 :data:`LANES` draws and, sector by sector, keeps every scalar of the solve as a row of 64 values, one per draw.
 Each step is a loop along a row with no branch (a draw whose solve has ended keeps its values while the others
 go on; its result and its count of steps are those of its own solve), and its exponentials and logarithms are
-:mod:`impact.kernels.lanes_math`'s, which vectorize. So a block's markets cost about a third of the scalar
-kernel's (``benchmarks/bench_lanes.py``). The functions differ from the scalar kernel's in their last bits, so the
-results agree with it to rounding (1e-15 in the log price index), not bit for bit; they are the same whatever the
-thread count, block boundary or CPU (every draw's operations are its own, in IEEE arithmetic without FMA).
+:mod:`impact.kernels.lanes_math`'s, which vectorize. So a block's markets take about two fifths of the scalar
+kernel's time (x2.6 on the Japan deal's markets, ``benchmarks/bench_lanes.py``). The functions differ from the
+scalar kernel's in their last bits, so the results agree with it to rounding (1e-15 in the log price index), not
+bit for bit; they are the same whatever the thread count, the block boundaries or the CPU's vector width (every
+draw's operations are its own, in IEEE arithmetic without FMA).
 
 The rows of a block live in one flat array at constant offsets: LLVM then knows that they do not overlap, where
 separate arrays would need run-time checks that keep loops of this size scalar.
@@ -23,7 +24,7 @@ import math
 import numpy as np
 
 from impact.accelerate import jit, prange
-from impact.kernels.equilibrium_numba import _as_float64, check_market_shapes
+from impact.kernels.equilibrium_numba import prepared_markets
 from impact.kernels.lanes_math import lane_exp, lane_expm1, lane_log1p
 
 #: Draws solved together: LLVM vectorizes no loop of fewer than 16 iterations; 64 fill four AVX-512 registers.
@@ -43,16 +44,9 @@ def solve_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigm
     Parameters, returns and failures (NaN results, ``iterations == -1``) are those of
     :func:`impact.kernels.equilibrium_numba.solve_markets`.
     """
-    arrays = _as_float64(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
-    theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps = arrays
-    draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
-    sectors, sources = theta.shape
-    log_price_index = np.empty((draws, sectors))
-    log_producer_price = np.empty((draws, sectors, sources))
-    iterations = np.empty((draws, sectors), dtype=np.int64)
-    _lanes_kernel(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps, float(tol), int(max_iter),
-                  log_price_index, log_producer_price, iterations)
-    return log_price_index, log_producer_price, iterations
+    arrays, outputs = prepared_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
+    _lanes_kernel(*arrays, float(tol), int(max_iter), *outputs)
+    return outputs
 
 
 @jit(parallel=True)

@@ -55,22 +55,21 @@ def solve_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigm
     iterations : ndarray of int64, shape (D, S)
         Newton steps taken (0 when every source is price-taking); -1 where the solve failed.
     """
-    arrays = _as_float64(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
-    theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps = arrays
-    draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
-    sectors, sources = theta.shape
-    log_price_index = np.empty((draws, sectors))
-    log_producer_price = np.empty((draws, sectors, sources))
-    iterations = np.empty((draws, sectors), dtype=np.int64)
-    _solve_markets_kernel(
-        theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps,
-        float(tol), int(max_iter), log_price_index, log_producer_price, iterations,
-    )
-    return log_price_index, log_producer_price, iterations
+    arrays, outputs = prepared_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)
+    _solve_markets_kernel(*arrays, float(tol), int(max_iter), *outputs)
+    return outputs
 
 
-def _as_float64(*arrays):
-    return [np.ascontiguousarray(a, dtype=np.float64) for a in arrays]
+def prepared_markets(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps):
+    """:func:`solve_markets`'s inputs as C-contiguous float64 arrays, their shapes checked, and its outputs
+    ``(log_price_index, log_producer_price, iterations)`` allocated: ``(inputs, outputs)``."""
+    arrays = [np.ascontiguousarray(a, dtype=np.float64)
+              for a in (theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps)]
+    draws = check_market_shapes(*arrays)
+    sectors, sources = arrays[0].shape
+    outputs = (np.empty((draws, sectors)), np.empty((draws, sectors, sources)),
+               np.empty((draws, sectors), dtype=np.int64))
+    return arrays, outputs
 
 
 def check_market_shapes(theta, log_tariff_factor, log_fx, phi, supply_elasticity, sigma, eps) -> int:
