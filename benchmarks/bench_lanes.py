@@ -18,13 +18,13 @@ import argparse
 import json
 import math
 import os
-import time
 from pathlib import Path
 
 import numba
 import numpy as np
 
 from bench_phases import SCENARIO, kernel_inputs, per_draw
+from impact.accelerate import jit
 from impact.kernels import equilibrium_lanes, equilibrium_numba, exponential, market_numpy
 from impact.kernels.equilibrium_lanes import LANES
 from impact.kernels.lanes_math import lane_exp, lane_expm1, lane_log1p
@@ -34,12 +34,7 @@ HERE = Path(__file__).resolve().parent
 SECTORS_IN_LU = 16
 
 
-def jit(function):
-    """numba's njit with the engine's options (``impact.accelerate``): no fastmath, no zero-division checks."""
-    return numba.njit(error_model="numpy", fastmath=False)(function)
-
-
-@jit
+@jit()
 def _repeat(kind, x, out, repeats):
     """``repeats`` loops of a function over the 64 values of ``x``: the lanes' (kinds 0-2, loops LLVM vectorizes)
     or the scalar kernel's (3-5: the engine's table ``exp``, the C library's ``expm1`` and ``log1p``)."""
@@ -69,17 +64,11 @@ def function_figures() -> dict:
     figures = {}
     for kind, name in enumerate(["lanes exp", "lanes expm1", "lanes log1p", "scalar exp", "scalar expm1",
                                  "scalar log1p"]):
-        _repeat(kind, x, out, 1)
-        best = math.inf
-        for _ in range(5):
-            start = time.perf_counter()
-            _repeat(kind, x, out, repeats)
-            best = min(best, time.perf_counter() - start)
-        figures[name] = best / repeats / LANES * 1e9
+        figures[name] = per_draw(lambda: _repeat(kind, x, out, repeats), repeats * LANES) * 1e3  # ns a value
     return figures
 
 
-@jit
+@jit()
 def _lu_lanes(matrices, rhs, repeats, work, solution):
     """Gaussian elimination of 64 systems at once (entry-major, draws last), as :func:`solve_linear` does each."""
     n = SECTORS_IN_LU
@@ -106,7 +95,7 @@ def _lu_lanes(matrices, rhs, repeats, work, solution):
                 solution[c, w] = value / work[c, c, w]
 
 
-@jit
+@jit()
 def _lu_scalar(matrices, rhs, repeats, work, solution):
     for _ in range(repeats):
         for i in range(matrices.shape[0]):
@@ -126,17 +115,10 @@ def linear_solve_figures() -> dict:
     work = np.empty((SECTORS_IN_LU, SECTORS_IN_LU))
     lanes_work = np.empty_like(by_lane)
     repeats = 5_000
-    timing = {}
-    for name, call in (("scalar", lambda n: _lu_scalar(matrices, rhs, n, work, scalar_out)),
-                       ("lanes", lambda n: _lu_lanes(by_lane, rhs_by_lane, n, lanes_work, lanes_out))):
-        call(1)
-        best = math.inf
-        for _ in range(5):
-            start = time.perf_counter()
-            call(repeats)
-            best = min(best, time.perf_counter() - start)
-        timing[name] = best / repeats / LANES * 1e6
-    return {"scalar_us_per_system": timing["scalar"], "lanes_us_per_system": timing["lanes"],
+    systems = repeats * LANES
+    return {"scalar_us_per_system": per_draw(lambda: _lu_scalar(matrices, rhs, repeats, work, scalar_out), systems),
+            "lanes_us_per_system": per_draw(lambda: _lu_lanes(by_lane, rhs_by_lane, repeats, lanes_work, lanes_out),
+                                            systems),
             "same_solutions": bool(np.array_equal(scalar_out, lanes_out.T))}
 
 

@@ -75,18 +75,20 @@ def _gather(first, draws, s, theta, log_t, log_fx, phi, eta, sigma, eps, state, 
     """Copy sector ``s``'s inputs for draws ``first`` to ``first + LANES - 1`` into the block's rows (a lane past the
     last draw solves the last draw again, and is not written back). A leading dimension of 1 is shared."""
     sources = theta.shape[1]
+    # 1 for an input with a row per draw, 0 for one shared by every draw
+    s_step, e_step, p_step = sigma.shape[0] > 1, eps.shape[0] > 1, phi.shape[0] > 1
+    n_step, t_step, f_step = eta.shape[0] > 1, log_t.shape[0] > 1, log_fx.shape[0] > 1
     for w in range(np.uint64(LANES)):
         d = min(first + np.int64(w), draws - 1)
-        state[SIGMA + w] = sigma[d if sigma.shape[0] > 1 else 0, s]
-        state[EPS + w] = eps[d if eps.shape[0] > 1 else 0, s]
-        ph = phi[d if phi.shape[0] > 1 else 0, s]
+        state[SIGMA + w] = sigma[d * s_step, s]
+        state[EPS + w] = eps[d * e_step, s]
+        ph = phi[d * p_step, s]
         state[PHI + w] = ph
         for j in range(sources):
-            by_source[_source_row(j, S_ETA) + w] = eta[d if eta.shape[0] > 1 else 0, s, j]
-            by_source[_source_row(j, S_LOG_TARIFF) + w] = log_t[d if log_t.shape[0] > 1 else 0, s, j]
+            by_source[_source_row(j, S_ETA) + w] = eta[d * n_step, s, j]
+            by_source[_source_row(j, S_LOG_TARIFF) + w] = log_t[d * t_step, s, j]
             # source_log_cost: the exchange rate passed through for a partner; no cost change at home here
-            by_source[_source_row(j, S_LOG_COST) + w] = (
-                0.0 if j == 0 else ph * log_fx[d if log_fx.shape[0] > 1 else 0, j])
+            by_source[_source_row(j, S_LOG_COST) + w] = 0.0 if j == 0 else ph * log_fx[d * f_step, j]
 
 
 @jit()
