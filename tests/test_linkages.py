@@ -418,14 +418,29 @@ def _dominant_system(seed, size):
     return matrix, rng.normal(size=size)
 
 
+def _solve_in_lanes(matrices, rhs):
+    """``market_numba.solve_systems`` of the systems ``matrices`` (L, n, n) and ``rhs`` (L, n), L <= LANES (the
+    other lanes hold copies of the first): returns their solutions (L, n) and whether their pivots were non-zero."""
+    count, n = rhs.shape
+    lanes = market_numba.LANES
+    filled = np.concatenate([matrices, np.repeat(matrices[:1], lanes - count, axis=0)])
+    filled_rhs = np.concatenate([rhs, np.repeat(rhs[:1], lanes - count, axis=0)])
+    matrix = np.concatenate([filled.transpose(1, 2, 0).ravel(), filled_rhs.T.ravel()])
+    lane_values = np.zeros(market_numba.LANE_VALUES * lanes)
+    market_numba.solve_systems(n, matrix, lane_values)
+    solutions = matrix[n * n * lanes:].reshape(n, lanes).T[:count]
+    pivots = lane_values[market_numba.L_PIVOTS: market_numba.L_PIVOTS + lanes][:count]
+    return solutions, pivots > 0.0
+
+
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 20))
-def test_the_linear_solve_matches_numpy_on_diagonally_dominant_systems(seed, size):
-    matrix, rhs = _dominant_system(seed, size)
-    expected = np.linalg.solve(matrix, rhs)
-    work, solution = matrix.copy(), rhs.copy()
-    assert market_numba.solve_linear(work, solution)
-    np.testing.assert_allclose(solution, expected, rtol=1e-10, atol=1e-12)
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 20), count=st.integers(1, 64))
+def test_the_linear_solves_match_numpy_on_diagonally_dominant_systems(seed, size, count):
+    systems = [_dominant_system(seed + i, size) for i in range(count)]
+    solutions, pivots = _solve_in_lanes(np.array([m for m, _ in systems]), np.array([b for _, b in systems]))
+    assert pivots.all()
+    for (matrix, rhs), solution in zip(systems, solutions):
+        np.testing.assert_allclose(solution, np.linalg.solve(matrix, rhs), rtol=1e-10, atol=1e-12)
 
 
 def _textbook_solve(matrix, rhs):
@@ -448,15 +463,21 @@ def _textbook_solve(matrix, rhs):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 20))
-def test_the_linear_solve_gives_the_textbook_loops_bits(seed, size):
-    # The compiled solve updates whole rows (vectorized); the entries it reads must be those of the textbook loops.
-    matrix, rhs = _dominant_system(seed, size)
-    solution = rhs.copy()
-    assert market_numba.solve_linear(matrix.copy(), solution)
-    np.testing.assert_array_equal(solution, _textbook_solve(matrix, rhs))
+def test_the_linear_solves_give_the_textbook_loops_bits(seed, size):
+    # The systems are solved side by side, each row update over the whole row (vectorized along the systems): the
+    # entries each system reads must be those of the textbook loops, whichever lane it is in.
+    systems = [_dominant_system(seed + i, size) for i in range(3)]
+    solutions, _ = _solve_in_lanes(np.array([m for m, _ in systems]), np.array([b for _, b in systems]))
+    for (matrix, rhs), solution in zip(systems, solutions):
+        np.testing.assert_array_equal(solution, _textbook_solve(matrix, rhs))
+    alone, _ = _solve_in_lanes(systems[1][0][None], systems[1][1][None])
+    np.testing.assert_array_equal(alone[0], solutions[1])
 
 
-def test_the_linear_solve_refuses_a_zero_pivot():
-    matrix, rhs = np.array([[1.0, 2.0], [0.5, 1.0]]), np.array([1.0, 1.0])  # singular: the second pivot is 0
-    assert not market_numba.solve_linear(matrix, rhs)
-    assert not market_numba.solve_linear(np.zeros((3, 3)), np.ones(3))
+def test_the_linear_solves_refuse_a_zero_pivot_in_its_own_lane():
+    singular = np.array([[1.0, 2.0], [0.5, 1.0]])  # the second pivot is 0
+    regular = np.array([[2.0, 1.0], [0.5, 1.0]])
+    solutions, pivots = _solve_in_lanes(np.array([regular, singular, np.zeros((2, 2)), regular]), np.ones((4, 2)))
+    assert pivots.tolist() == [True, False, False, True]
+    np.testing.assert_allclose(solutions[0], np.linalg.solve(regular, np.ones(2)))
+    np.testing.assert_array_equal(solutions[3], solutions[0])

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
-from impact.accelerate import borrowed, jit, keep_alive, prange
+from impact.accelerate import DISABLE_JIT, borrowed, jit, keep_alive, prange
 from impact.kernels.accounting_numba import (account_sector, allocate_outputs, as_kernel_arrays, clear_partner_totals,
                                              split_arrays)
+from impact.kernels.equilibrium_lanes import LANES
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, solve_market_at,
                                               solve_prepared, taker_sums)
 from impact.kernels.exponential import exp
+from impact.kernels.lanes_math import lane_exp, lane_expm1, lane_log1p
 from impact.kernels.layout import QUOTA_OUTPUTS
 from impact.kernels.market_numpy import (LINK_MAX_ITER, LINK_TOL, draw_count, no_linkages, no_quotas, no_watch,
                                          supply_parts)
@@ -69,8 +72,9 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
         raise ValueError(f"solution must be a C-contiguous float64 array ({draws}, 2, {sectors}), got "
                          f"{solution.dtype} {solution.shape}")
     watch_out = np.full((draws, 2, len(watch_sector)), np.nan)
-    _fused_kernel(theta, partner_supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split, split_rows,
-                  np.ascontiguousarray(quota_partner, dtype=np.int64), f(quota_rate_in), f(quota_rate_out),
+    workers = 1 if DISABLE_JIT else numba.get_num_threads()
+    _fused_kernel(workers, theta, partner_supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split,
+                  split_rows, np.ascontiguousarray(quota_partner, dtype=np.int64), f(quota_rate_in), f(quota_rate_out),
                   f(quota_log_index), linkages is not None, f(link.domestic), f(link.imported),
                   f(link.import_weights), f(link.pass_through), f(link.gross_output), f(link.scale), float(link_tol),
                   int(link_max_iter), np.zeros(0, dtype=np.int64) if link_steps is None else link_steps,
@@ -81,20 +85,19 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     return sector_out, partner_out, cell_out, split_out, quota_out, int(failures.sum()), watch_out
 
 
-#: Draws a thread solves with one set of scratch arrays (a block; threads take whole blocks).
-SCRATCH_DRAWS = 64
-#: Vectors (S,) of :func:`_solve_costs`'s scratch.
-COST_VECTORS = 9
+#: Draws a thread takes together (a block): their scratch arrays are allocated once, and the input costs' Newton
+#: iteration runs in vector lanes across them (:func:`solve_costs_lanes`).
+SCRATCH_DRAWS = LANES
 
 
 @jit(parallel=True)
-def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx,
-                  log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
-                  pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, quota_partner, quota_rate_in,
-                  quota_rate_out, quota_log_index, linked, input_domestic, input_imported, import_weights,
-                  pass_through, gross_output, import_scale, link_tol, link_max_iter, link_steps, watch_sector,
-                  watch_partner, start, solution, sector_out, partner_out, cell_out, split_out, quota_out, watch_out,
-                  failures):
+def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx,
+                  phi, sigx, log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner,
+                  pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, quota_partner,
+                  quota_rate_in, quota_rate_out, quota_log_index, linked, input_domestic, input_imported,
+                  import_weights, pass_through, gross_output, import_scale, link_tol, link_max_iter, link_steps,
+                  watch_sector, watch_partner, start, solution, sector_out, partner_out, cell_out, split_out,
+                  quota_out, watch_out, failures):
     # Borrowed views: no reference counting inside the loops (the caller holds the arrays for the call).
     (theta, partner_supply, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_tx, imports0, exports0,
      home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow) = borrowed((
@@ -108,129 +111,198 @@ def _fused_kernel(theta, partner_supply, tol, max_iter, tariff, log_t, tariff_fa
         watch_partner, start, solution, sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures))
     draws = sector_out.shape[0]
     sectors, sources = theta.shape
-    partners = sources - 1
-    r_step = 1 if tariff.shape[0] > 1 else 0
-    t_step = 1 if log_t.shape[0] > 1 else 0
-    f_step = 1 if log_fx.shape[0] > 1 else 0
-    p_step = 1 if phi.shape[0] > 1 else 0
-    m_step = 1 if mu.shape[0] > 1 else 0
-    ns_step = 1 if partner_supply.shape[0] > 1 else 0
-    n_step = 0  # each draw's supply elasticities are assembled in one row (below), read as row 0
-    s_step = 1 if sigma.shape[0] > 1 else 0
-    e_step = 1 if eps.shape[0] > 1 else 0
-    ps_step = 1 if pass_through.shape[0] > 1 else 0
-    is_step = 1 if import_scale.shape[0] > 1 else 0
-    row_steps = (n_step, s_step, e_step, f_step, p_step, r_step, t_step)
+    # 1 for an input with a row per draw, 0 for one shared by every draw
+    row_steps = (1 if sigma.shape[0] > 1 else 0, 1 if eps.shape[0] > 1 else 0, 1 if log_fx.shape[0] > 1 else 0,
+                 1 if phi.shape[0] > 1 else 0, 1 if tariff.shape[0] > 1 else 0, 1 if log_t.shape[0] > 1 else 0)
+    supply_steps = (1 if mu.shape[0] > 1 else 0, 1 if partner_supply.shape[0] > 1 else 0)
     quota_terms = (quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
-    linkage = (input_domestic, input_imported, import_weights, gross_output, link_tol, link_max_iter)
+    linkage = (input_domestic, input_imported, import_weights, gross_output, import_scale, link_tol, link_max_iter)
+    accounting = (sigma, eps, mu, log_fx, phi, sigx, log_tx)
     baseline = (imports0, exports0, home0, expenditure0, tariff0)
     pledges = (pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow)
     outputs = (sector_out, partner_out, cell_out, split_out)
-    # Each thread takes whole blocks of draws, with one draw's scratch arrays allocated once per block and reset for
-    # each draw: allocating them draw by draw cost more than some of the equations.
-    for block in prange((draws + SCRATCH_DRAWS - 1) // SCRATCH_DRAWS):
-        owned = _block_scratch(sectors, sources)
-        (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, pledged_by_partner,
-         log_cost, unit_cost, buyers_loss, cost_vectors, cost_matrices, cost_flags, supply) = borrowed(owned)
-        cost_scratch = (cost_vectors, cost_matrices, cost_flags)
-        for d in range(block * SCRATCH_DRAWS, min(draws, (block + 1) * SCRATCH_DRAWS)):
-            row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
-            for s in range(sectors):
-                supply[0, s, 0] = mu[row * m_step, s]
-                for p in range(partners):
-                    supply[0, s, p + 1] = partner_supply[row * ns_step, s, p]
-            # x, steps and responsive are set for every sector by its solve below, before anything reads them.
-            # The solves start at the baseline (every price and cost 1) or, if it is finite, at the given start.
-            start_row = row if start.shape[0] > 1 else 0
-            warm = start.shape[0] > 0
-            for s in range(sectors if warm else 0):
-                if not (math.isfinite(start[start_row, 0, s]) and math.isfinite(start[start_row, 1, s])):
-                    warm = False
-            log_cost[:] = 0.0
-            unit_cost[:] = 1.0
-            buyers_loss[:] = 0.0
-            clear_partner_totals(partner_out, row)
-            for s in range(sectors):
-                x_start = 0.0
-                if warm:
-                    x_start = start[start_row, 0, s]
-                    if linked:
-                        log_cost[s] = start[start_row, 1, s]
-                if linked and warm and quota_partner[s] < 0 and not math.isinf(supply[0, s, 0]) and theta[s, 0] > 0.0:
-                    # A plain market (home supply responding to price, no quota) takes its own Newton steps inside
-                    # the input costs' Newton iteration, from the start's price index: solving it to its root at
-                    # the start's costs first only to move it again cost more (x1.13 on the kernel) than the
-                    # iteration's extra step where it needs one. Its price takers' sums are computed here.
-                    lt_row = log_t[row * t_step, s]
-                    sums[s, 0], sums[s, 1], sums[s, 2], responsive[s] = taker_sums(
-                        theta[s], lt_row, log_fx[row * f_step], phi[row * p_step, s], supply[0, s],
-                        sigma[row * s_step, s], log_cost[s], log_w[s], taker_terms[s])
-                    x[s], steps[s] = x_start, 0
-                    continue
-                x[s], steps[s], responsive[s] = _solve_sector(
-                    row, s, log_cost[s], x_start, True, 0, theta, supply, sigma, eps, log_fx, phi, tariff, log_t,
-                    tariff_factor, tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[s], taker_terms[s],
-                    sums[s], quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
+    watch = (watch_sector, watch_partner, watch_out)
+    # Each thread takes a run of whole blocks of draws, with one set of scratch arrays: allocated block by block,
+    # their pages went back to the system and faulted in again (x1.1 on the kernel). Without input-cost linkages
+    # each draw is solved and accounted for in turn (its values stay in the cache); with them, the block's markets
+    # are solved draw by draw, then their input costs together in vector lanes, then each draw is accounted for.
+    blocks = (draws + SCRATCH_DRAWS - 1) // SCRATCH_DRAWS
+    workers = min(workers, blocks)  # the threads in use (numba's count, read by the caller: read here, it would
+    # keep numba from caching the kernel)
+    for worker in prange(workers):
+        owned = _block_scratch(sectors, sources, SCRATCH_DRAWS if linked else 1)
+        draw_scratch, work = borrowed(owned[0]), borrowed(owned[1])
+        pledged_by_partner, newton_steps = borrowed(owned[2]), borrowed(owned[3])
+        for block in range(worker * blocks // workers, (worker + 1) * blocks // workers):
+            first = np.int64(block) * SCRATCH_DRAWS
+            count = min(SCRATCH_DRAWS, draws - first)
+            for lane in range(count):
+                # Without linkages, every draw of the block uses the first lane's scratch: it stays in the fastest
+                # cache.
+                own = lane if linked else 0
+                _solve_draw_markets(first + lane, own, theta, mu, partner_supply, supply_steps, start, linked, tariff,
+                                    log_t, tariff_factor, sigma, eps, log_fx, phi, tariff0, imports0, quota_terms, tol,
+                                    max_iter, row_steps, draw_scratch, quota_out)
+                if not linked:
+                    _account_draw(first + lane, own, linked, 0, solution, pass_through, tariff, log_t, tariff_factor,
+                                  row_steps, quota_partner, draw_scratch, pledged_by_partner, accounting, baseline,
+                                  pledges, keep_cells, revenue_split, split_rows, outputs, watch, failures)
             if linked:
-                newton_steps = _solve_costs(
-                    row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
-                    quota_terms, tol, max_iter, row_steps, linkage, pass_through[row * ps_step],
-                    import_scale[row * is_step], log_w, taker_terms, x, steps, responsive, sums,
-                    (quota_log_t, quota_factor, quota_rate), quota_out, (log_cost, unit_cost, buyers_loss),
-                    cost_scratch)
-                if link_steps.shape[0] > 0:
-                    link_steps[row] = newton_steps
-                if newton_steps < 0:
-                    for s in range(sectors):
-                        x[s] = math.nan
-                        steps[s] = -1
-            if solution.shape[0] > 0:
-                for s in range(sectors):
-                    solution[row, 0, s] = x[s]
-                    solution[row, 1, s] = log_cost[s]
-            for s in range(sectors):
-                if steps[s] < 0:
-                    failures[row] += 1
-                sector_pass_through = pass_through[row * ps_step, s] if linked else 1.0
-                if quota_partner[s] < 0:
-                    rate_row, lt_row, factor_row = tariff[row * r_step, s], log_t[row * t_step, s], \
-                        tariff_factor[row * t_step, s]
-                else:
-                    rate_row, lt_row, factor_row = quota_rate[s], quota_log_t[s], quota_factor[s]
-                account_sector(row, s, x[s], log_w[s], taker_terms[s], pledged_by_partner, rate_row, lt_row,
-                               factor_row, sigma, eps, mu, log_fx, phi, sigx, log_tx, baseline, pledges, keep_cells,
-                               revenue_split, split_rows, log_cost[s], unit_cost[s], sector_pass_through,
-                               buyers_loss[s], outputs)
-                for w in range(watch_sector.shape[0]):
-                    if watch_sector[w] == s:  # a landed cost: the buyer price of one partner's goods, and its rate
-                        j = watch_partner[w] + 1
-                        watch_out[row, 0, w] = exp(log_w[s, j] + lt_row[j])
-                        watch_out[row, 1, w] = rate_row[j - 1]
+                solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0,
+                                  imports0, quota_terms, tol, max_iter, row_steps, linkage, pass_through, draw_scratch,
+                                  work, quota_out, newton_steps)
+                for lane in range(count):
+                    if link_steps.shape[0] > 0:
+                        link_steps[first + lane] = newton_steps[lane]
+                    _account_draw(first + lane, lane, linked, newton_steps[lane], solution, pass_through, tariff, log_t,
+                                  tariff_factor, row_steps, quota_partner, draw_scratch, pledged_by_partner, accounting,
+                                  baseline, pledges, keep_cells, revenue_split, split_rows, outputs, watch, failures)
         keep_alive(owned)  # the borrowed scratch views above point into these arrays
 
 
 @jit()
-def _block_scratch(sectors, sources):
-    """One draw's scratch arrays, which a block of draws reuses (see :func:`_fused_kernel`)."""
-    return (
-        np.empty((sectors, sources)),           # log_w
-        np.empty((sectors, sources)),           # taker_terms
-        np.empty(sectors),                      # x
-        np.empty(sectors, dtype=np.int64),      # steps
-        np.empty((sectors, 3)),                 # sums (taker_sums: fixed_sum, fixed_theta, theta_total)
-        np.empty(sectors, dtype=np.int64),      # responsive
-        np.empty((sectors, sources)),           # quota_log_t: a quota sector's tariff rows, changed by its regime
-        np.empty((sectors, sources)),           # quota_factor
-        np.empty((sectors, sources - 1)),       # quota_rate
-        np.empty(sources - 1),                  # pledged_by_partner
-        np.empty(sectors),                      # log_cost: log of the home supply curve's cost shifter
-        np.empty(sectors),                      # unit_cost: US producers' unit cost
-        np.empty(sectors),                      # buyers_loss: what the modelled sectors pay more for inputs
-        np.empty((COST_VECTORS, sectors)),      # _solve_costs's scratch
-        np.empty((3, sectors, sectors)),
-        np.empty((2, sectors), dtype=np.bool_),
-        np.empty((1, sectors, sources)),        # supply: the draw's supply elasticities, US then the partners
+def _solve_draw_markets(row, lane, theta, mu, partner_supply, supply_steps, start, linked, tariff, log_t,
+                        tariff_factor, sigma, eps, log_fx, phi, tariff0, imports0, quota_terms, tol, max_iter,
+                        row_steps, scratch, quota_out):
+    """Solve the markets of draw ``row`` into lane ``lane`` of the block's scratch (:func:`_block_scratch`), at
+    its start's costs; with linkages and a start, a plain market only gets its price takers' sums and its start's
+    price index (its Newton steps are taken in the input costs' iteration)."""
+    (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
+     buyers_loss, supply) = scratch
+    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    m_step, ns_step = supply_steps
+    quota_partner = quota_terms[0]
+    sectors, sources = theta.shape
+    for s in range(sectors):
+        supply[lane, s, 0] = mu[row * m_step, s]
+        for p in range(sources - 1):
+            supply[lane, s, p + 1] = partner_supply[row * ns_step, s, p]
+    # x, steps and responsive are set for every sector by its solve below, before anything reads them.
+    # The solves start at the baseline (every price and cost 1) or, if it is finite, at the given start.
+    start_row = row if start.shape[0] > 1 else 0
+    warm = start.shape[0] > 0
+    for s in range(sectors if warm else 0):
+        if not (math.isfinite(start[start_row, 0, s]) and math.isfinite(start[start_row, 1, s])):
+            warm = False
+    for s in range(sectors):
+        log_cost[lane, s] = 0.0
+        unit_cost[lane, s] = 1.0
+        buyers_loss[lane, s] = 0.0
+    for s in range(sectors):
+        x_start = 0.0
+        if warm:
+            x_start = start[start_row, 0, s]
+            if linked:
+                log_cost[lane, s] = start[start_row, 1, s]
+        eta = supply[lane, s]
+        if linked and warm and quota_partner[s] < 0 and not math.isinf(eta[0]) and theta[s, 0] > 0.0:
+            # A plain market (home supply responding to price, no quota) takes its own Newton steps inside the
+            # input costs' Newton iteration, from the start's price index: solving it to its root at the start's
+            # costs first only to move it again cost more (x1.13 on the kernel) than the iteration's extra step
+            # where it needs one. Its price takers' sums are computed here.
+            sums[lane, s, 0], sums[lane, s, 1], sums[lane, s, 2], responsive[lane, s] = taker_sums(
+                theta[s], log_t[row * t_step, s], log_fx[row * f_step], phi[row * p_step, s], eta,
+                sigma[row * s_step, s], log_cost[lane, s], log_w[lane, s], taker_terms[lane, s])
+            x[lane, s], steps[lane, s] = x_start, 0
+            continue
+        x[lane, s], steps[lane, s], responsive[lane, s] = _solve_sector(
+            row, s, log_cost[lane, s], x_start, True, 0, theta, supply[lane], sigma, eps, log_fx, phi, tariff, log_t,
+            tariff_factor, tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[lane, s],
+            taker_terms[lane, s], sums[lane, s], quota_log_t[lane, s], quota_factor[lane, s], quota_rate[lane, s],
+            quota_out)
+
+
+@jit()
+def _account_draw(row, lane, linked, newton_steps, solution, pass_through, tariff, log_t, tariff_factor, row_steps,
+                  quota_partner, scratch, pledged_by_partner, accounting, baseline, pledges, keep_cells, revenue_split,
+                  split_rows, outputs, watch, failures):
+    """The outputs of draw ``row`` from lane ``lane`` of the block's scratch: its failures (with linkages, every
+    sector of a draw whose input costs did not converge, ``newton_steps < 0``), its solution if asked for, the
+    accounting of each sector and the watched landed costs."""
+    (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
+     buyers_loss, supply) = scratch
+    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    sigma, eps, mu, log_fx, phi, sigx, log_tx = accounting
+    partner_out = outputs[1]
+    watch_sector, watch_partner, watch_out = watch
+    sectors = x.shape[1]
+    ps_step = 1 if pass_through.shape[0] > 1 else 0
+    if linked and newton_steps < 0:
+        for s in range(sectors):
+            x[lane, s] = math.nan
+            steps[lane, s] = -1
+    if solution.shape[0] > 0:
+        for s in range(sectors):
+            solution[row, 0, s] = x[lane, s]
+            solution[row, 1, s] = log_cost[lane, s]
+    clear_partner_totals(partner_out, row)
+    for s in range(sectors):
+        if steps[lane, s] < 0:
+            failures[row] += 1
+        sector_pass_through = pass_through[row * ps_step, s] if linked else 1.0
+        if quota_partner[s] < 0:
+            rate_row, lt_row = tariff[row * r_step, s], log_t[row * t_step, s]
+            factor_row = tariff_factor[row * t_step, s]
+        else:
+            rate_row, lt_row, factor_row = quota_rate[lane, s], quota_log_t[lane, s], quota_factor[lane, s]
+        account_sector(row, s, x[lane, s], log_w[lane, s], taker_terms[lane, s], pledged_by_partner, rate_row, lt_row,
+                       factor_row, sigma, eps, mu, log_fx, phi, sigx, log_tx, baseline, pledges, keep_cells,
+                       revenue_split, split_rows, log_cost[lane, s], unit_cost[lane, s], sector_pass_through,
+                       buyers_loss[lane, s], outputs)
+        for w in range(watch_sector.shape[0]):
+            if watch_sector[w] == s:  # a landed cost: the buyer price of one partner's goods, and its rate
+                j = watch_partner[w] + 1
+                watch_out[row, 0, w] = exp(log_w[lane, s, j] + lt_row[j])
+                watch_out[row, 1, w] = rate_row[j - 1]
+
+
+@jit()
+def _block_scratch(sectors, sources, lanes):
+    """A thread's scratch arrays for its blocks of draws: ``(by_draw, lanes_work, pledged_by_partner,
+    newton_steps)``, where ``by_draw`` holds each draw's values in a row per lane (``lanes`` of them: 1 without
+    linkages, where the draws of a block are solved one after another) and ``lanes_work`` the arrays of
+    :func:`solve_costs_lanes` (see :func:`_fused_kernel`).
+
+    The float arrays of ``by_draw`` are cut from one buffer, each starting 512 bytes further into a 4 KiB page than
+    the one before: a lane's rows of arrays whose starts are a multiple of 4 KiB apart (a row per lane of 16 x 13
+    values is 26 pages) fall in the same sets of the L1 cache, and evict one another."""
+    by_source, by_sector = sectors * sources, sectors
+    sizes = (by_source, by_source, by_sector, by_source, by_source, sectors * (sources - 1), by_sector, by_sector,
+             by_sector, by_source)
+    page, stagger = 512, 64  # in values: 4 KiB and 512 bytes
+    total = 0
+    for size in sizes:
+        total += lanes * size + page + stagger * len(sizes)
+    buffer = np.empty(total)
+    starts = np.empty(len(sizes) + 1, dtype=np.int64)
+    starts[0] = 0
+    for i in range(len(sizes)):  # each start 512 bytes further into a page than the last
+        starts[i + 1] = ((starts[i] + lanes * sizes[i]) // page + 1) * page + stagger * (i + 1)
+    piece = lambda i: buffer[starts[i]:starts[i] + lanes * sizes[i]]  # noqa: E731
+    by_draw = (
+        piece(0).reshape((lanes, sectors, sources)),       # log_w
+        piece(1).reshape((lanes, sectors, sources)),       # taker_terms
+        piece(2).reshape((lanes, sectors)),                # x
+        np.empty((lanes, sectors), dtype=np.int64),        # steps
+        np.zeros((lanes, sectors, 3)),                     # sums (taker_sums: fixed_sum, fixed_theta, theta_total)
+        np.empty((lanes, sectors), dtype=np.int64),        # responsive
+        piece(3).reshape((lanes, sectors, sources)),       # quota_log_t: a quota sector's tariff rows, by its regime
+        piece(4).reshape((lanes, sectors, sources)),       # quota_factor
+        piece(5).reshape((lanes, sectors, sources - 1)),   # quota_rate
+        piece(6).reshape((lanes, sectors)),                # log_cost: log of the home supply curve's cost shifter
+        piece(7).reshape((lanes, sectors)),                # unit_cost: US producers' unit cost
+        piece(8).reshape((lanes, sectors)),                # buyers_loss: what the modelled sectors pay more for inputs
+        piece(9).reshape((lanes, sectors, sources)),       # supply: each draw's supply elasticities, US then partners
     )
+    lanes_work = (
+        np.empty(sectors * COST_ROWS * LANES),              # rows: by sector (_sector_rows)
+        np.empty((sectors * sectors + sectors) * LANES),    # matrix: the Newton systems, then their right-hand sides
+        np.empty(LANE_VALUES * LANES),                      # lane_values
+        np.empty(LANES, dtype=np.bool_),                    # active: the draws still iterating
+        np.empty((3, sectors), dtype=np.bool_),             # flags
+        np.empty(sectors),                                  # theta_total
+    )
+    return by_draw, lanes_work, np.empty(sources - 1), np.empty(lanes, dtype=np.int64)
 
 
 @jit()
@@ -242,12 +314,13 @@ def _solve_sector(row, s, log_home_cost, x0, fresh, responsive, theta, supply, s
     and kept in ``sums``; else those of the last solve (and its count of ``responsive`` sources) are reused, since
     only home's cost has changed.
 
-    ``quota_terms`` is ``(quota_partner, quota_rate_in, quota_rate_out, quota_log_index)`` and ``row_steps`` the
-    steps ``(n, s, e, f, p, r, t)`` of :func:`_fused_kernel` (1 for an input that varies by draw, else 0): grouped
-    so that no call has more than 30 arguments (see :mod:`impact.accelerate`)."""
+    ``supply`` (S, J) holds the draw's supply elasticities, ``quota_terms`` is ``(quota_partner, quota_rate_in,
+    quota_rate_out, quota_log_index)`` and ``row_steps`` the steps ``(s, e, f, p, r, t)`` of :func:`_fused_kernel`
+    (1 for an input that varies by draw, else 0): grouped so that no call has more than 30 arguments (see
+    :mod:`impact.accelerate`)."""
     quota_partner, quota_rate_in, quota_rate_out, quota_log_index = quota_terms
-    n_step, s_step, e_step, f_step, p_step, r_step, t_step = row_steps
-    market = (theta[s], log_fx[row * f_step], phi[row * p_step, s], supply[row * n_step, s],
+    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    market = (theta[s], log_fx[row * f_step], phi[row * p_step, s], supply[s],
               sigma[row * s_step, s], eps[row * e_step, s])
     p = quota_partner[s]
     lt_row = log_t[row * t_step, s]
@@ -304,221 +377,478 @@ def _cost_response(theta, log_t, eta, sigma, eps, x, log_w, taker_terms, fixed_s
     return home_term / slope if slope > 0.0 else 0.0
 
 
+#: The rows of one sector in :func:`solve_costs_lanes`, a value per draw of the block each, at these offsets in the
+#: sector's part of the rows: its inputs (the draws' elasticities, the price takers' sums, whether each draw's market
+#: is plain, goes draw by draw or has its imported-input price fixed, the input shares' import scale and the
+#: pass-through), then the iteration's values.
+(C_SIGMA, C_EPS, C_ETA, C_LOG_TARIFF, C_FIXED_SUM, C_FIXED_THETA, C_PLAIN, C_BY_DRAW, C_IMPORT_FIXED, C_SCALE, C_PASS,
+ C_X, C_LOG_COST, C_Z, C_RESPONSE, C_X_STEP, C_LOG_W_HOME, C_DOMESTIC_CHANGE, C_DOMESTIC_SLOPE, C_DOMESTIC_OFFSET,
+ C_IMPORT_CHANGE, C_IMPORT_SLOPE, C_MARKET_GAP, C_UNIT_COST, C_COST_GAP) = (row * LANES for row in range(25))
+COST_ROWS = 25
+#: Rows of one value a draw: a sum over sectors, the elimination's factors, whether the draw's pivots are non-zero,
+#: the exponents of a partner's buyer prices.
+(L_SUM, L_FACTOR, L_PIVOTS, L_VALUES) = (row * LANES for row in range(4))
+LANE_VALUES = 4
+
+
 @jit()
-def _solve_costs(row, theta, supply, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
-                 quota_terms, tol, max_iter, row_steps, linkage, pass_through, import_scale, log_w, taker_terms, x,
-                 steps, responsive, sums, quota_scratch, quota_out, cost_out, scratch):
-    """The input-cost fixed point of one draw: the home cost shifters ``z`` (S,) with every market's price index,
-    from the markets solved at ``z = exp(log_cost)`` (the plain markets of a warm start: at the start's price
-    indexes, not yet solved), by Newton's method on::
+def _sector_rows(rows, k):
+    """Sector ``k``'s rows (``COST_ROWS`` of ``LANES`` values): a view, indexed at the constant offsets ``C_*``."""
+    start = np.uint64(k * COST_ROWS * LANES)
+    return rows[start:start + np.uint64(COST_ROWS * LANES)]
+
+
+@jit()
+def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
+                      quota_terms, tol, max_iter, row_steps, linkage, pass_through, scratch, work, quota_out,
+                      newton_steps):
+    """The input-cost fixed point of the draws ``first`` to ``first + count - 1`` (a block, at most ``LANES``):
+    each draw's home cost shifters ``z`` (S,) with every market's price index, from the markets solved at ``z =
+    exp(log_cost)`` (the plain markets of a warm start: at the start's price indexes, not yet solved), by Newton's
+    method on::
 
         F(z)[s] = z[s] - 1 - pass_through[s] * sum_k (a_dom[k, s] (w_home[k] - 1) + a_imp[k, s] pi[k])
 
-    (the shares of this draw's ``import_scale``, :func:`impact.kernels.market_numpy.scaled_shares`), where
+    (the shares of the draw's ``import_scale``, :func:`impact.kernels.market_numpy.scaled_shares`), where
     ``pi[k] = sum_p m[k, p] (p_p[k] - 1)`` is the change of sector k's imported input price (its partners in their
     baseline import shares ``m``), together with each market's ``g(x_k; z_k) = 0``. In a plain market (home supply
     responding to price, no quota) ``x_k`` moves by its Newton step with ``z_k`` (the market's equation eliminated:
     one evaluation a step); a market with a quota, or flat home supply, is re-solved at each new ``z_k`` from its
     price index moved by its response ``d log P / d log z`` (for a quota, its tariff equivalent is held in the
     derivative: the iteration is then linear near the root, still fast). The reduced Jacobian
-    ``I - pass_through * A^T diag(dw/dz)`` is exact otherwise. The iteration stops when ``max |F|`` is below
-    ``link_tol`` and every plain market's ``|g|`` below 1e-12.
+    ``I - pass_through * A^T diag(dw/dz)`` is exact otherwise. A draw stops when its ``max |F|`` is below
+    ``link_tol`` and each of its plain markets' ``|g|`` below ``tol``.
 
-    Fills ``x``, ``log_w`` (S, J), ``log_cost`` (log z), ``unit_cost`` (1 + the full input-cost change) and
-    ``buyers_loss`` (what the modelled sectors pay more for each sector's goods, on their ``gross_output``), and
-    returns the Newton steps taken, or -1 without convergence within ``link_max_iter`` steps (or if a market
-    fails). ``linkage`` is ``(input_domestic, input_imported, import_weights, gross_output, link_tol,
-    link_max_iter)``, ``quota_scratch`` ``(quota_log_t, quota_factor, quota_rate)`` and ``cost_out`` ``(log_cost,
-    unit_cost, buyers_loss)``; the other groups are :func:`_solve_sector`'s. ``scratch`` is ``(vectors, matrices,
-    flags)``, arrays (COST_VECTORS, S), (3, S, S) and (2, S) this function overwrites."""
+    The draws' iterations run together in vector lanes, as :mod:`impact.kernels.equilibrium_lanes` solves markets:
+    every scalar of a draw's iteration is one value of a row of ``LANES`` (``rows``: ``COST_ROWS`` by sector), each
+    step a loop along the rows without a branch, and the Newton systems are eliminated side by side. A draw that has
+    stopped is written out and takes no further part; each draw's values are those of its own iteration, whatever
+    the block. What does not vectorize goes draw by draw with the scalar functions: the markets with a quota or flat
+    home supply (solved again at each step, and their response), a plain market with a partner that responds to
+    price (its residual), and the imported-input prices that move with the home cost (a partner that responds to
+    price, or a quota).
+
+    Fills, for each draw's lane, ``x``, ``log_w`` (S, J), ``log_cost`` (log z), ``unit_cost`` (1 + the full
+    input-cost change) and ``buyers_loss`` (what the modelled sectors pay more for each sector's goods, on their
+    ``gross_output``), and ``newton_steps`` with the Newton steps taken, or -1 without convergence within
+    ``link_max_iter`` steps (or if a market fails). ``linkage`` is ``(input_domestic, input_imported,
+    import_weights, gross_output, import_scale, link_tol, link_max_iter)``, ``scratch`` the block's draw-by-draw
+    arrays and ``work`` its arrays for the lanes (:func:`_block_scratch`); the other groups are
+    :func:`_solve_sector`'s."""
     quota_partner = quota_terms[0]
-    n_step, s_step, e_step, f_step, p_step, r_step, t_step = row_steps
-    input_domestic, input_imported, import_weights, gross_output, link_tol, link_max_iter = linkage
-    quota_log_t, quota_factor, quota_rate = quota_scratch
-    log_cost, unit_cost, buyers_loss = cost_out
+    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    input_domestic, input_imported, import_weights, gross_output, import_scale, link_tol, link_max_iter = linkage
+    (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
+     buyers_loss, supply) = scratch
     sectors, sources = theta.shape
-    partners = sources - 1
-    vectors, matrices, flags = scratch
-    z = vectors[0]
-    for s in range(sectors):
-        z[s] = exp(log_cost[s])  # 1 unless started from another solve's costs
-    domestic_change = vectors[1]   # w_home - 1
-    domestic_slope = vectors[2]    # d w_home / d z, the market's equation eliminated
-    domestic_offset = vectors[3]   # the change of w_home with the market's own Newton step at fixed z
-    domestic_offset[:] = 0.0
-    import_change = vectors[4]     # pi
-    import_slope = vectors[5]      # d pi / d z
-    responses = vectors[6]         # d log P / d log z
-    x_steps = vectors[7]           # a plain market's Newton step at fixed z: g total / slope
-    x_steps[:] = 0.0
-    residual = vectors[8]
-    # The input shares by using sector s, then supplying sector k ([s, k]: the loops over k run along rows).
-    jacobian, domestic, imported = matrices[0], matrices[1], matrices[2]
-    plain, import_fixed = flags[0], flags[1]
+    rows, matrix, lane_values, active, flags, theta_total = work
+    # Whether some draw of the block has, in each sector, a plain market, one that goes draw by draw, and an
+    # imported-input price that moves with the home cost.
+    flags[:] = False
+    any_plain, any_by_draw, any_moving = flags[0], flags[1], flags[2]
     for k in range(sectors):
-        for s in range(sectors):
-            total = input_domestic[k, s] + input_imported[k, s]
-            imported[s, k] = min(import_scale[k] * input_imported[k, s], total)
-            domestic[s, k] = total - imported[s, k]
-        eta = supply[row * n_step, k]
-        plain[k] = quota_partner[k] < 0 and not math.isinf(eta[0]) and theta[k, 0] > 0.0
-        # The imported-input price moves with the home cost only through a quota or a partner that is not a price
-        # taker: otherwise it is computed once.
-        import_fixed[k] = quota_partner[k] < 0
-        for p in range(partners):
-            if import_weights[k, p] != 0.0 and not math.isinf(eta[p + 1]):
-                import_fixed[k] = False
-    largest_market = 0.0
+        total = 0.0
+        for j in range(sources):
+            total += theta[k, j]
+        theta_total[k] = total
+        _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, import_scale, import_weights,
+                       log_t, row_steps, quota_partner, x, sums, log_cost, _sector_rows(rows, k))
+        r = _sector_rows(rows, k)
+        for w in range(count):
+            any_plain[k] |= r[C_PLAIN + w] > 0.0
+            any_by_draw[k] |= r[C_BY_DRAW + w] > 0.0
+            any_moving[k] |= r[C_IMPORT_FIXED + w] == 0.0
+    for w in range(LANES):
+        active[w] = w < count
+    remaining = count
     for iteration in range(link_max_iter + 1):
-        largest_market = 0.0
+        for w in range(count):  # a draw with a failed market fails
+            if active[w]:
+                for k in range(sectors):
+                    if steps[w, k] < 0 or not math.isfinite(_sector_rows(rows, k)[C_X + w]):
+                        _end_lane(w, -1, rows, x, log_cost, unit_cost, newton_steps, active)
+                        remaining -= 1
+                        break
+        if remaining == 0:
+            break
         for k in range(sectors):
-            if steps[k] < 0 or not math.isfinite(x[k]):
-                return -1
-            sig, ep = sigma[row * s_step, k], eps[row * e_step, k]
-            eta = supply[row * n_step, k]
-            lt_row = log_t[row * t_step, k] if quota_partner[k] < 0 else quota_log_t[k]
-            lfx, ph = log_fx[row * f_step], phi[row * p_step, k]
-            if plain[k]:
-                g, total, slope, home_term = market_residual(theta[k], lt_row, lfx, ph, eta, sig, ep, log_cost[k],
-                                                              x[k], sums[k, 0], sums[k, 1], sums[k, 2])
-                largest_market = max(largest_market, abs(g))
-                response = home_term / slope
-                x_steps[k] = g * total / slope
-                log_w[k, 0] = (eta[0] * log_cost[k] + (sig - ep) * x[k]) / (eta[0] + sig)
-            else:
-                response = _cost_response(theta[k], lt_row, eta, sig, ep, x[k], log_w[k], taker_terms[k],
-                                          sums[k, 0], sums[k, 1], quota_partner[k] < 0)
-            responses[k] = response
-            w_home = exp(log_w[k, 0])
-            domestic_change[k] = w_home - 1.0
-            if math.isinf(eta[0]):
-                elasticity = 1.0
-            else:
-                elasticity = (eta[0] + (sig - ep) * response) / (eta[0] + sig)
-                if plain[k]:
-                    domestic_offset[k] = w_home * (sig - ep) / (eta[0] + sig) * x_steps[k]
-            domestic_slope[k] = w_home / z[k] * elasticity
-            if iteration > 0 and import_fixed[k]:
+            r = _sector_rows(rows, k)
+            if any_plain[k]:
+                _plain_markets(theta[k, 0], theta_total[k], r)
+            for w in range(count if any_by_draw[k] else 0):
+                if active[w] and r[C_BY_DRAW + w] > 0.0:
+                    _market_by_draw(w, first + w, k, theta, supply[w], sigma, eps, log_fx, phi, log_t, row_steps,
+                                    quota_partner, log_w, taker_terms, sums, quota_log_t, r)
+            _home_prices(r)
+            if iteration == 0:
+                _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_log_t, t_step,
+                                     quota_partner, r, lane_values)
+            for w in range(count if any_moving[k] else 0):
+                if active[w] and r[C_IMPORT_FIXED + w] == 0.0:
+                    _moving_import_prices(w, first + w, k, supply[w], import_weights, log_w, log_fx, phi, log_t,
+                                          quota_log_t, row_steps, quota_partner, r)
+        _cost_gaps(input_domestic, input_imported, rows, lane_values)
+        for w in range(count):
+            if not active[w]:
                 continue
-            change = 0.0
-            slope = 0.0
-            for p in range(partners):
-                m = import_weights[k, p]
-                if m == 0.0:
-                    continue
-                if plain[k] and not math.isinf(eta[p + 1]):  # the producer price at this x
-                    log_w[k, p + 1] = (eta[p + 1] * ph * lfx[p + 1] - sig * lt_row[p + 1] + (sig - ep) * x[k]) \
-                        / (eta[p + 1] + sig)
-                buyer = exp(log_w[k, p + 1] + lt_row[p + 1])
-                change += m * (buyer - 1.0)
-                if not math.isinf(eta[p + 1]):
-                    slope += m * buyer * (sig - ep) / (eta[p + 1] + sig) * response / z[k]
-            import_change[k] = change
-            import_slope[k] = slope
-        largest = 0.0
-        for s in range(sectors):
-            total = 0.0
+            largest = 0.0
+            largest_market = 0.0
             for k in range(sectors):
-                total += domestic[s, k] * domestic_change[k] + imported[s, k] * import_change[k]
-            unit_cost[s] = 1.0 + total
-            residual[s] = z[s] - 1.0 - pass_through[s] * total
-            largest = max(largest, abs(residual[s]))
-        if largest < link_tol and largest_market < tol:
-            for k in range(sectors):
-                if plain[k]:  # every producer price at the final price index
-                    eta = supply[row * n_step, k]
-                    sig, ep = sigma[row * s_step, k], eps[row * e_step, k]
-                    lt_row = log_t[row * t_step, k]
-                    lfx, ph = log_fx[row * f_step], phi[row * p_step, k]
-                    for j in range(sources):
-                        et = eta[j]
-                        if not math.isinf(et):
-                            supply_term = et * log_cost[k] if j == 0 else et * ph * lfx[j]
-                            log_w[k, j] = (supply_term - sig * lt_row[j] + (sig - ep) * x[k]) / (et + sig)
-                domestic_use = 0.0   # on the using sectors' baseline output
-                imported_use = 0.0
-                for s in range(sectors):
-                    domestic_use += domestic[s, k] * gross_output[s]
-                    imported_use += imported[s, k] * gross_output[s]
-                buyers_loss[k] = domestic_change[k] * domestic_use + import_change[k] * imported_use
-            return iteration
-        if iteration == link_max_iter or not largest < math.inf:
-            return -1
-        _newton_system(pass_through, domestic, imported, domestic_slope, import_slope, domestic_offset, jacobian,
-                       residual)
+                r = _sector_rows(rows, k)
+                largest = max(largest, abs(r[C_COST_GAP + w]))
+                largest_market = max(largest_market, r[C_MARKET_GAP + w])
+            if largest < link_tol and largest_market < tol:
+                _final_prices(w, first + w, supply[w], sigma, eps, log_fx, phi, log_t, row_steps, input_domestic,
+                              input_imported, gross_output, rows, log_w, buyers_loss)
+                _end_lane(w, iteration, rows, x, log_cost, unit_cost, newton_steps, active)
+                remaining -= 1
+            elif iteration == link_max_iter or not largest < math.inf:
+                _end_lane(w, -1, rows, x, log_cost, unit_cost, newton_steps, active)
+                remaining -= 1
+        if remaining == 0:
+            break
+        _newton_systems(input_domestic, input_imported, rows, matrix, lane_values)
         # Gaussian elimination without pivoting: the Jacobian is row-diagonally dominant, since a sector's inputs
         # cost less than its output and a price moves at most one for one with its cost.
-        if not solve_linear(jacobian, residual):
-            return -1
-        for s in range(sectors):
-            z_new = z[s] + residual[s]
-            z[s] = z_new if z_new > 0.0 else 0.5 * z[s]  # a cost index stays positive
-            log_z = math.log(z[s])
-            # A plain market takes its Newton step with its cost; the others start from their price index moved
-            # by their response to the new cost, and are solved again.
-            x[s] += x_steps[s] + responses[s] * (log_z - log_cost[s]) if plain[s] else \
-                responses[s] * (log_z - log_cost[s])
-            log_cost[s] = log_z
-            if not plain[s]:
-                x[s], steps[s], responsive[s] = _solve_sector(
-                    row, s, log_cost[s], x[s], False, responsive[s], theta, supply, sigma, eps, log_fx, phi, tariff,
-                    log_t, tariff_factor, tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[s],
-                    taker_terms[s], sums[s], quota_log_t[s], quota_factor[s], quota_rate[s], quota_out)
-    return -1
+        solve_systems(sectors, matrix, lane_values)
+        for w in range(count):
+            if active[w] and not lane_values[L_PIVOTS + w] > 0.0:
+                _end_lane(w, -1, rows, x, log_cost, unit_cost, newton_steps, active)
+                remaining -= 1
+        if remaining == 0:
+            break
+        _step_costs(sectors, rows, matrix)
+        for k in range(sectors):
+            r = _sector_rows(rows, k)
+            for w in range(count if any_by_draw[k] else 0):
+                # A market with a quota or flat home supply starts from its price index moved by its response to
+                # the new cost, and is solved again.
+                if active[w] and r[C_PLAIN + w] == 0.0:
+                    row = first + w
+                    x_new, steps[w, k], responsive[w, k] = _solve_sector(
+                        row, k, r[C_LOG_COST + w], r[C_X + w], False, responsive[w, k], theta, supply[w], sigma, eps,
+                        log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0, quota_terms, tol, max_iter,
+                        row_steps, log_w[w, k], taker_terms[w, k], sums[w, k], quota_log_t[w, k],
+                        quota_factor[w, k], quota_rate[w, k], quota_out)
+                    r[C_X + w] = x_new
 
 
 @jit()
-def _newton_system(pass_through, domestic, imported, domestic_slope, import_slope, domestic_offset, jacobian,
-                   residual):
-    """The reduced Newton system of :func:`_solve_costs`: ``jacobian = I - pass_through * (domestic diag(dw/dz) +
-    imported diag(dpi/dz))`` (shares by using sector, then supplying sector) and ``residual`` (holding ``F(z)``)
-    replaced by ``-F(z) + pass_through * domestic @ domestic_offset``. Indices are unsigned, so that no index is
-    tested for being negative (numba's wraparound) and the row loops vectorize; each entry's operations are those
-    of the plain loops."""
-    n = np.uint64(jacobian.shape[0])
-    for s in range(n):
-        offset = 0.0
-        jacobian_row, domestic_row, imported_row = jacobian[s], domestic[s], imported[s]
-        weight = -pass_through[s]
-        for k in range(n):
-            jacobian_row[k] = weight * (domestic_row[k] * domestic_slope[k] + imported_row[k] * import_slope[k])
-        for k in range(n):  # a sum in order, apart from the loop above so that it vectorizes
-            offset += domestic_row[k] * domestic_offset[k]
-        jacobian_row[s] += 1.0
-        residual[s] = -residual[s] + pass_through[s] * offset
+def _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, import_scale, import_weights, log_t,
+                   row_steps, quota_partner, x, sums, log_cost, r):
+    """Sector ``k``'s inputs and starting values, draw by draw, into its rows ``r``. A lane past the block's draws
+    repeats its last draw (its values stay finite; it is never written out)."""
+    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    ps_step = 1 if pass_through.shape[0] > 1 else 0
+    is_step = 1 if import_scale.shape[0] > 1 else 0
+    sources = theta.shape[1]
+    for w in range(LANES):
+        lane = min(w, count - 1)
+        row = first + lane
+        eta = supply[lane, k]
+        plain = quota_partner[k] < 0 and not math.isinf(eta[0]) and theta[k, 0] > 0.0
+        # The imported-input price moves with the home cost only through a quota or a partner that is not a price
+        # taker: otherwise it is computed once.
+        fixed = quota_partner[k] < 0
+        partner_responds = False
+        for j in range(1, sources):
+            if not math.isinf(eta[j]):
+                fixed &= import_weights[k, j - 1] == 0.0
+                partner_responds |= theta[k, j] > 0.0
+        r[C_SIGMA + w] = sigma[row * s_step, k]
+        r[C_EPS + w] = eps[row * e_step, k]
+        r[C_ETA + w] = eta[0]
+        r[C_LOG_TARIFF + w] = log_t[row * t_step, k, 0]
+        r[C_FIXED_SUM + w] = sums[lane, k, 0]
+        r[C_FIXED_THETA + w] = sums[lane, k, 1]
+        r[C_PLAIN + w] = 1.0 if plain else 0.0
+        r[C_BY_DRAW + w] = 1.0 if (not plain) or partner_responds else 0.0
+        r[C_IMPORT_FIXED + w] = 1.0 if fixed else 0.0
+        r[C_SCALE + w] = import_scale[row * is_step, k]
+        r[C_PASS + w] = pass_through[row * ps_step, k]
+        r[C_X + w] = x[lane, k]
+        r[C_LOG_COST + w] = log_cost[lane, k]
+        for offset in (C_RESPONSE, C_X_STEP, C_LOG_W_HOME, C_MARKET_GAP):  # set only where read, in the iteration
+            r[offset + w] = 0.0
+        r[C_UNIT_COST + w] = 1.0
+    for w in range(np.uint64(LANES)):
+        r[C_Z + w] = lane_exp(r[C_LOG_COST + w])
 
 
 @jit()
-def solve_linear(matrix, rhs):
-    """Solve ``matrix @ v = rhs`` in place (``rhs`` becomes ``v``, ``matrix`` its elimination) by Gaussian
-    elimination without pivoting; return False, with both half-changed, at a zero pivot. Indices are unsigned so
-    that no index is tested for being negative (numba's wraparound), which keeps the inner loops tight and
-    vectorized; every entry that is read is computed by the operations, in the order, of the textbook loops.
+def _plain_markets(theta_home, theta_total, r):
+    """The residual ``g`` of each draw's plain market at its ``x`` and cost (:func:`market_residual`, whose only
+    source responding to price is home), its response ``d log P / d log z`` and Newton step at fixed cost, and the
+    home producer price; a lane whose market is not plain gets values it does not use."""
+    for w in range(np.uint64(LANES)):
+        sig, ep, et, x, log_c = r[C_SIGMA + w], r[C_EPS + w], r[C_ETA + w], r[C_X + w], r[C_LOG_COST + w]
+        one_minus_sigma = 1.0 - sig
+        fixed_theta = r[C_FIXED_THETA + w]
+        shift = lane_exp(-one_minus_sigma * x)
+        total = r[C_FIXED_SUM + w] * (shift if fixed_theta > 0.0 else 0.0)
+        excess = total - fixed_theta
+        slope = total
+        ratio = (et + ep) / (et + sig)
+        change = lane_expm1(one_minus_sigma * (et * (log_c + r[C_LOG_TARIFF + w]) / (et + sig) - ratio * x))
+        excess += theta_home * change
+        term = theta_home * (1.0 + change)
+        total += term
+        slope += ratio * term
+        home_term = term * et / (et + sig)
+        g = lane_log1p(excess / theta_total) / one_minus_sigma
+        plain = r[C_PLAIN + w] > 0.0
+        r[C_MARKET_GAP + w] = abs(g) if plain else 0.0
+        r[C_RESPONSE + w] = home_term / slope
+        r[C_X_STEP + w] = g * total / slope if plain else 0.0
+        r[C_LOG_W_HOME + w] = (et * log_c + (sig - ep) * x) / (et + sig)
 
-    A row update runs over the whole row, not from the pivot's column on: the entries left of it are never read
-    again (the back substitution reads the upper triangle), and a loop of fixed length vectorizes without a
-    remainder (x1.5 for the 16 sectors)."""
-    n = np.uint64(matrix.shape[0])
+
+@jit()
+def _market_by_draw(w, row, k, theta, supply, sigma, eps, log_fx, phi, log_t, row_steps, quota_partner, log_w,
+                    taker_terms, sums, quota_log_t, r):
+    """:func:`_plain_markets`'s values of draw ``w``'s market in sector ``k`` where it goes draw by draw: a plain
+    market with a partner that responds to price (its residual in full), or a market with a quota or flat home
+    supply (its response, from its last solve)."""
+    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    eta = supply[k]
+    sig, ep = sigma[row * s_step, k], eps[row * e_step, k]
+    x, log_c = r[C_X + w], r[C_LOG_COST + w]
+    if r[C_PLAIN + w] > 0.0:
+        g, total, slope, home_term = market_residual(theta[k], log_t[row * t_step, k], log_fx[row * f_step],
+                                                     phi[row * p_step, k], eta, sig, ep, log_c, x, sums[w, k, 0],
+                                                     sums[w, k, 1], sums[w, k, 2])
+        r[C_MARKET_GAP + w] = abs(g)
+        r[C_RESPONSE + w] = home_term / slope
+        r[C_X_STEP + w] = g * total / slope
+        r[C_LOG_W_HOME + w] = (eta[0] * log_c + (sig - ep) * x) / (eta[0] + sig)
+    else:
+        lt_row = log_t[row * t_step, k] if quota_partner[k] < 0 else quota_log_t[w, k]
+        r[C_RESPONSE + w] = _cost_response(theta[k], lt_row, eta, sig, ep, x, log_w[w, k], taker_terms[w, k],
+                                           sums[w, k, 0], sums[w, k, 1], quota_partner[k] < 0)
+        r[C_LOG_W_HOME + w] = log_w[w, k, 0]
+        r[C_MARKET_GAP + w] = 0.0
+        r[C_X_STEP + w] = 0.0
+
+
+@jit()
+def _home_prices(r):
+    """The home producer price's change ``w_home - 1``, its slope in ``z`` with the market's equation eliminated
+    and, in a plain market, its change with the market's own Newton step at fixed ``z``."""
+    for w in range(np.uint64(LANES)):
+        sig, ep, et = r[C_SIGMA + w], r[C_EPS + w], r[C_ETA + w]
+        w_home = lane_exp(r[C_LOG_W_HOME + w])
+        r[C_DOMESTIC_CHANGE + w] = w_home - 1.0
+        elasticity = 1.0 if math.isinf(et) else (et + (sig - ep) * r[C_RESPONSE + w]) / (et + sig)
+        offset = w_home * (sig - ep) / (et + sig) * r[C_X_STEP + w]
+        r[C_DOMESTIC_OFFSET + w] = offset if r[C_PLAIN + w] > 0.0 else 0.0
+        r[C_DOMESTIC_SLOPE + w] = w_home / r[C_Z + w] * elasticity
+
+
+@jit()
+def _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_log_t, t_step, quota_partner, r,
+                         lane_values):
+    """The change ``pi`` of sector ``k``'s imported-input price at the markets' first solve, with no slope in ``z``:
+    each partner's buyer price copied draw by draw into a row, then exponentiated along it."""
+    lanes = np.uint64(LANES)
+    for w in range(lanes):
+        r[C_IMPORT_CHANGE + w] = 0.0
+        r[C_IMPORT_SLOPE + w] = 0.0
+    for p in range(import_weights.shape[1]):
+        m = import_weights[k, p]
+        if m == 0.0:
+            continue
+        for w in range(LANES):
+            lane = min(w, count - 1)
+            lt = log_t[(first + lane) * t_step, k, p + 1] if quota_partner[k] < 0 else quota_log_t[lane, k, p + 1]
+            lane_values[L_VALUES + w] = log_w[lane, k, p + 1] + lt
+        for w in range(lanes):
+            r[C_IMPORT_CHANGE + w] += m * (lane_exp(lane_values[L_VALUES + w]) - 1.0)
+
+
+@jit()
+def _moving_import_prices(w, row, k, supply, import_weights, log_w, log_fx, phi, log_t, quota_log_t, row_steps,
+                          quota_partner, r):
+    """Draw ``w``'s imported-input price change ``pi`` and its slope in ``z``, where they move with the home cost:
+    a partner responding to price moves with the price index (its producer price set at this ``x``), a quota's
+    rate with its regime."""
+    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    eta = supply[k]
+    lt_row = log_t[row * t_step, k] if quota_partner[k] < 0 else quota_log_t[w, k]
+    lfx, ph = log_fx[row * f_step], phi[row * p_step, k]
+    sig, ep, x, response, z = r[C_SIGMA + w], r[C_EPS + w], r[C_X + w], r[C_RESPONSE + w], r[C_Z + w]
+    plain = r[C_PLAIN + w] > 0.0
+    change = 0.0
+    slope = 0.0
+    for p in range(import_weights.shape[1]):
+        m = import_weights[k, p]
+        if m == 0.0:
+            continue
+        if plain and not math.isinf(eta[p + 1]):  # the producer price at this x
+            log_w[w, k, p + 1] = (eta[p + 1] * ph * lfx[p + 1] - sig * lt_row[p + 1] + (sig - ep) * x) \
+                / (eta[p + 1] + sig)
+        buyer = exp(log_w[w, k, p + 1] + lt_row[p + 1])
+        change += m * (buyer - 1.0)
+        if not math.isinf(eta[p + 1]):
+            slope += m * buyer * (sig - ep) / (eta[p + 1] + sig) * response / z
+    r[C_IMPORT_CHANGE + w] = change
+    r[C_IMPORT_SLOPE + w] = slope
+
+
+@jit()
+def _cost_gaps(input_domestic, input_imported, rows, lane_values):
+    """Each sector's ``unit_cost`` (1 + its input-cost change) and ``F(z)``, from the input shares at each draw's
+    import scale (summed over supplying sectors in order)."""
+    lanes = np.uint64(LANES)
+    sectors = input_domestic.shape[0]
+    for s in range(sectors):
+        for w in range(lanes):
+            lane_values[L_SUM + w] = 0.0
+        for k in range(sectors):
+            r = _sector_rows(rows, k)
+            imported_share, share = input_imported[k, s], input_domestic[k, s] + input_imported[k, s]
+            for w in range(lanes):
+                imported = min(r[C_SCALE + w] * imported_share, share)
+                lane_values[L_SUM + w] += (share - imported) * r[C_DOMESTIC_CHANGE + w] \
+                    + imported * r[C_IMPORT_CHANGE + w]
+        r = _sector_rows(rows, s)
+        for w in range(lanes):
+            total = lane_values[L_SUM + w]
+            r[C_UNIT_COST + w] = 1.0 + total
+            r[C_COST_GAP + w] = r[C_Z + w] - 1.0 - r[C_PASS + w] * total
+
+
+@jit()
+def _newton_systems(input_domestic, input_imported, rows, matrix, lane_values):
+    """Each draw's reduced Newton system, side by side in ``matrix`` (entry ``[s, k]`` at ``(s S + k) LANES``, the
+    right-hand sides after the S x S entries): ``I - pass_through * (domestic diag(dw/dz) + imported
+    diag(dpi/dz))`` (shares by using sector, then supplying sector) and ``-F(z) + pass_through * domestic @
+    domestic_offset``."""
+    lanes = np.uint64(LANES)
+    sectors = np.uint64(input_domestic.shape[0])
+    for s in range(sectors):
+        r_s = _sector_rows(rows, s)
+        for w in range(lanes):
+            lane_values[L_SUM + w] = 0.0
+        for k in range(sectors):
+            r = _sector_rows(rows, k)
+            imported_share, share = input_imported[k, s], input_domestic[k, s] + input_imported[k, s]
+            entry = (s * sectors + k) * lanes
+            for w in range(lanes):
+                imported = min(r[C_SCALE + w] * imported_share, share)
+                matrix[entry + w] = -r_s[C_PASS + w] * ((share - imported) * r[C_DOMESTIC_SLOPE + w]
+                                                        + imported * r[C_IMPORT_SLOPE + w])
+            for w in range(lanes):  # a sum in order, apart from the loop above so that both vectorize
+                imported = min(r[C_SCALE + w] * imported_share, share)
+                lane_values[L_SUM + w] += (share - imported) * r[C_DOMESTIC_OFFSET + w]
+        diagonal = (s * sectors + s) * lanes
+        rhs = (sectors * sectors + s) * lanes
+        for w in range(lanes):
+            matrix[diagonal + w] += 1.0
+            matrix[rhs + w] = -r_s[C_COST_GAP + w] + r_s[C_PASS + w] * lane_values[L_SUM + w]
+
+
+@jit()
+def solve_systems(n, matrix, lane_values):
+    """Solve ``LANES`` systems of size ``n``, side by side in ``matrix`` (entry ``[r, c]`` of each at ``(r n + c)
+    LANES``, the right-hand sides after them), in place by Gaussian elimination without pivoting: the right-hand
+    sides become the solutions. Row ``L_PIVOTS`` of ``lane_values`` is 1 where a system's pivots were all non-zero,
+    else 0 (its solution is then meaningless). Each system's entries are computed by the operations, in the order,
+    of the textbook loops (a row update runs over the whole row: the entries left of the pivot are never read
+    again)."""
+    lanes = np.uint64(LANES)
+    n = np.uint64(n)
     one = np.uint64(1)
+    rhs = n * n * lanes
+    for w in range(lanes):
+        lane_values[L_PIVOTS + w] = 1.0
     for c in range(n):
-        pivot = matrix[c, c]
-        if not abs(pivot) > 0.0:
-            return False
-        row_c = matrix[c]
+        pivot = (c * n + c) * lanes
+        for w in range(lanes):
+            nonzero = abs(matrix[pivot + w]) > 0.0
+            lane_values[L_PIVOTS + w] = lane_values[L_PIVOTS + w] if nonzero else 0.0
         for r in range(c + one, n):
-            factor = matrix[r, c] / pivot
-            if factor != 0.0:
-                row_r = matrix[r]
-                for k in range(n):
-                    row_r[k] -= factor * row_c[k]
-                rhs[r] -= factor * rhs[c]
+            below = (r * n + c) * lanes
+            for w in range(lanes):
+                lane_values[L_FACTOR + w] = matrix[below + w] / matrix[pivot + w]
+            for k in range(n):
+                target, source = (r * n + k) * lanes, (c * n + k) * lanes
+                for w in range(lanes):
+                    matrix[target + w] -= lane_values[L_FACTOR + w] * matrix[source + w]
+            for w in range(lanes):
+                matrix[rhs + r * lanes + w] -= lane_values[L_FACTOR + w] * matrix[rhs + c * lanes + w]
     for step in range(n):
         c = n - one - step
-        total = rhs[c]
+        for w in range(lanes):
+            lane_values[L_SUM + w] = matrix[rhs + c * lanes + w]
         for k in range(c + one, n):
-            total -= matrix[c, k] * rhs[k]
-        rhs[c] = total / matrix[c, c]
-    return True
+            entry = (c * n + k) * lanes
+            for w in range(lanes):
+                lane_values[L_SUM + w] -= matrix[entry + w] * matrix[rhs + k * lanes + w]
+        diagonal = (c * n + c) * lanes
+        for w in range(lanes):
+            matrix[rhs + c * lanes + w] = lane_values[L_SUM + w] / matrix[diagonal + w]
+
+
+@jit()
+def _step_costs(sectors, rows, matrix):
+    """The Newton step: each cost index moved by its solution (kept positive), each plain market's price index by
+    its own step and its response to the new cost, another market's by its response only (it is solved again)."""
+    lanes = np.uint64(LANES)
+    sectors = np.uint64(sectors)
+    for s in range(sectors):
+        r = _sector_rows(rows, s)
+        step = (sectors * sectors + s) * lanes
+        for w in range(lanes):
+            z = r[C_Z + w]
+            z_new = z + matrix[step + w]
+            z = z_new if z_new > 0.0 else 0.5 * z  # a cost index stays positive
+            log_z = lane_log1p(z - 1.0)  # z - 1 is exact for z from 0.5 on
+            move = r[C_RESPONSE + w] * (log_z - r[C_LOG_COST + w])
+            r[C_X + w] += r[C_X_STEP + w] + move if r[C_PLAIN + w] > 0.0 else move
+            r[C_LOG_COST + w] = log_z
+            r[C_Z + w] = z
+
+
+@jit()
+def _final_prices(w, row, supply, sigma, eps, log_fx, phi, log_t, row_steps, input_domestic, input_imported,
+                  gross_output, rows, log_w, buyers_loss):
+    """Draw ``w``'s producer prices in its plain markets at their final price index and cost, and ``buyers_loss``
+    (what the modelled sectors pay more for each sector's goods, on the using sectors' baseline output)."""
+    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    sectors, sources = log_w.shape[1], log_w.shape[2]
+    lfx = log_fx[row * f_step]
+    for k in range(sectors):
+        r = _sector_rows(rows, k)
+        if r[C_PLAIN + w] > 0.0:
+            eta = supply[k]
+            sig, ep, x, log_c = sigma[row * s_step, k], eps[row * e_step, k], r[C_X + w], r[C_LOG_COST + w]
+            lt_row, ph = log_t[row * t_step, k], phi[row * p_step, k]
+            for j in range(sources):
+                et = eta[j]
+                if not math.isinf(et):
+                    supply_term = et * log_c if j == 0 else et * ph * lfx[j]
+                    log_w[w, k, j] = (supply_term - sig * lt_row[j] + (sig - ep) * x) / (et + sig)
+        domestic_use = 0.0
+        imported_use = 0.0
+        for s in range(sectors):
+            imported_share, share = input_imported[k, s], input_domestic[k, s] + input_imported[k, s]
+            imported = min(r[C_SCALE + w] * imported_share, share)
+            domestic_use += (share - imported) * gross_output[s]
+            imported_use += imported * gross_output[s]
+        buyers_loss[w, k] = r[C_DOMESTIC_CHANGE + w] * domestic_use + r[C_IMPORT_CHANGE + w] * imported_use
+
+
+@jit()
+def _end_lane(w, result, rows, x, log_cost, unit_cost, newton_steps, active):
+    """Write draw ``w``'s price indexes, costs and Newton steps (``result``; -1: failed) out of the lanes, and stop
+    its iteration."""
+    for k in range(x.shape[1]):
+        r = _sector_rows(rows, k)
+        x[w, k] = r[C_X + w]
+        log_cost[w, k] = r[C_LOG_COST + w]
+        unit_cost[w, k] = r[C_UNIT_COST + w]
+    newton_steps[w] = result
+    active[w] = False
 
 
 @jit()
