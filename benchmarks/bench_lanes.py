@@ -162,10 +162,12 @@ def compare_kernel_figures(path: Path, draws: int) -> dict:
             scale = np.max(np.abs(want), axis=(0, 2), keepdims=True)
             relative = max(relative, float(np.max(np.abs(got - want) / np.where(scale > 0, scale, 1.0))))
         times_this, times_other = [], []
-        for _ in range(3):  # alternated: the machine's speed drifts
+        for _ in range(8):  # alternated: the machine's speed drifts
             times_other.append(per_draw(lambda: other.solve_and_account(*args, **options), draws, repeat=3))
             times_this.append(per_draw(lambda: solve_and_account(*args, **options), draws, repeat=3))
         figures[label] = {"this_us_per_draw": min(times_this), "compared_us_per_draw": min(times_other),
+                          "this_median_us_per_draw": float(np.median(times_this)),
+                          "compared_median_us_per_draw": float(np.median(times_other)),
                           "max_difference_relative_to_scale": relative,
                           "identical": all(np.array_equal(a, b, equal_nan=True) for a, b in zip(this[:5], that[:5])),
                           "same_newton_steps": bool(np.array_equal(steps_this, steps_other))}
@@ -226,7 +228,8 @@ def main() -> None:
             k = c[label]
             print(f"fused kernel {label}, one thread: this {k['this_us_per_draw']:.2f} us a draw, "
                   f"{options.compare_kernel} {k['compared_us_per_draw']:.2f} "
-                  f"(x{k['compared_us_per_draw'] / k['this_us_per_draw']:.2f}); outputs "
+                  f"(x{k['compared_us_per_draw'] / k['this_us_per_draw']:.2f}; medians of 8 alternations "
+                  f"{k['this_median_us_per_draw']:.2f} and {k['compared_median_us_per_draw']:.2f}); outputs "
                   + ("identical" if k["identical"] else
                      f"differ by at most {k['max_difference_relative_to_scale']:.1e} of each output's largest value")
                   + ("" if label == "unlinked" else

@@ -1,9 +1,11 @@
-"""Fused market kernel: equilibrium and accounting of each (draw, sector) in one parallel pass.
+"""Fused market kernel: equilibrium, input costs and accounting of each (draw, sector) in one parallel pass.
 
 Calls the same compiled per-market functions as the separate kernels (:func:`equilibrium_numba.solve_market`,
 :func:`accounting_numba.account_sector`), so there is one implementation of each equation. Fusing saves the
 round trip of log prices through memory and an exponential per cell: the solver's CES term of a price-taking
-source gives its imports directly. The reference is :mod:`impact.kernels.market_numpy`.
+source gives its imports directly. Threads take blocks of 64 draws; with input-cost linkages the draws of a block
+iterate on their costs together in vector lanes (:func:`solve_costs_lanes`). The reference is
+:mod:`impact.kernels.market_numpy`.
 """
 
 from __future__ import annotations
@@ -122,13 +124,13 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
     pledges = (pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow)
     outputs = (sector_out, partner_out, cell_out, split_out)
     watch = (watch_sector, watch_partner, watch_out)
-    # Each thread takes a run of whole blocks of draws, with one set of scratch arrays: allocated block by block,
-    # their pages went back to the system and faulted in again (x1.1 on the kernel). Without input-cost linkages
-    # each draw is solved and accounted for in turn (its values stay in the cache); with them, the block's markets
-    # are solved draw by draw, then their input costs together in vector lanes, then each draw is accounted for.
+    # Each thread takes a run of whole blocks of draws, with one set of scratch arrays (about 1 MB with linkages,
+    # allocated once). Without input-cost linkages each draw is solved and accounted for in turn, in the first
+    # lane's scratch; with them, the block's markets are solved draw by draw, then their input costs together in
+    # vector lanes, then each draw is accounted for. Results do not depend on which thread takes which block.
     blocks = (draws + SCRATCH_DRAWS - 1) // SCRATCH_DRAWS
-    workers = min(workers, blocks)  # the threads in use (numba's count, read by the caller: read here, it would
-    # keep numba from caching the kernel)
+    workers = min(workers, blocks)  # numba's thread count, read by the caller (read here, it keeps numba from
+    # caching the kernel)
     for worker in prange(workers):
         owned = _block_scratch(sectors, sources, SCRATCH_DRAWS if linked else 1)
         draw_scratch, work = borrowed(owned[0]), borrowed(owned[1])
@@ -137,8 +139,6 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
             first = np.int64(block) * SCRATCH_DRAWS
             count = min(SCRATCH_DRAWS, draws - first)
             for lane in range(count):
-                # Without linkages, every draw of the block uses the first lane's scratch: it stays in the fastest
-                # cache.
                 own = lane if linked else 0
                 _solve_draw_markets(first + lane, own, theta, mu, partner_supply, supply_steps, start, linked, tariff,
                                     log_t, tariff_factor, sigma, eps, log_fx, phi, tariff0, imports0, quota_terms, tol,
@@ -261,38 +261,21 @@ def _block_scratch(sectors, sources, lanes):
     """A thread's scratch arrays for its blocks of draws: ``(by_draw, lanes_work, pledged_by_partner,
     newton_steps)``, where ``by_draw`` holds each draw's values in a row per lane (``lanes`` of them: 1 without
     linkages, where the draws of a block are solved one after another) and ``lanes_work`` the arrays of
-    :func:`solve_costs_lanes` (see :func:`_fused_kernel`).
-
-    The float arrays of ``by_draw`` are cut from one buffer, each starting 512 bytes further into a 4 KiB page than
-    the one before: a lane's rows of arrays whose starts are a multiple of 4 KiB apart (a row per lane of 16 x 13
-    values is 26 pages) fall in the same sets of the L1 cache, and evict one another."""
-    by_source, by_sector = sectors * sources, sectors
-    sizes = (by_source, by_source, by_sector, by_source, by_source, sectors * (sources - 1), by_sector, by_sector,
-             by_sector, by_source)
-    page, stagger = 512, 64  # in values: 4 KiB and 512 bytes
-    total = 0
-    for size in sizes:
-        total += lanes * size + page + stagger * len(sizes)
-    buffer = np.empty(total)
-    starts = np.empty(len(sizes) + 1, dtype=np.int64)
-    starts[0] = 0
-    for i in range(len(sizes)):  # each start 512 bytes further into a page than the last
-        starts[i + 1] = ((starts[i] + lanes * sizes[i]) // page + 1) * page + stagger * (i + 1)
-    piece = lambda i: buffer[starts[i]:starts[i] + lanes * sizes[i]]  # noqa: E731
+    :func:`solve_costs_lanes` (see :func:`_fused_kernel`)."""
     by_draw = (
-        piece(0).reshape((lanes, sectors, sources)),       # log_w
-        piece(1).reshape((lanes, sectors, sources)),       # taker_terms
-        piece(2).reshape((lanes, sectors)),                # x
-        np.empty((lanes, sectors), dtype=np.int64),        # steps
-        np.zeros((lanes, sectors, 3)),                     # sums (taker_sums: fixed_sum, fixed_theta, theta_total)
-        np.empty((lanes, sectors), dtype=np.int64),        # responsive
-        piece(3).reshape((lanes, sectors, sources)),       # quota_log_t: a quota sector's tariff rows, by its regime
-        piece(4).reshape((lanes, sectors, sources)),       # quota_factor
-        piece(5).reshape((lanes, sectors, sources - 1)),   # quota_rate
-        piece(6).reshape((lanes, sectors)),                # log_cost: log of the home supply curve's cost shifter
-        piece(7).reshape((lanes, sectors)),                # unit_cost: US producers' unit cost
-        piece(8).reshape((lanes, sectors)),                # buyers_loss: what the modelled sectors pay more for inputs
-        piece(9).reshape((lanes, sectors, sources)),       # supply: each draw's supply elasticities, US then partners
+        np.empty((lanes, sectors, sources)),           # log_w
+        np.empty((lanes, sectors, sources)),           # taker_terms
+        np.empty((lanes, sectors)),                    # x
+        np.empty((lanes, sectors), dtype=np.int64),    # steps
+        np.zeros((lanes, sectors, 3)),                 # sums (taker_sums: fixed_sum, fixed_theta, theta_total)
+        np.empty((lanes, sectors), dtype=np.int64),    # responsive
+        np.empty((lanes, sectors, sources)),           # quota_log_t: a quota sector's tariff rows, by its regime
+        np.empty((lanes, sectors, sources)),           # quota_factor
+        np.empty((lanes, sectors, sources - 1)),       # quota_rate
+        np.empty((lanes, sectors)),                    # log_cost: log of the home supply curve's cost shifter
+        np.empty((lanes, sectors)),                    # unit_cost: US producers' unit cost
+        np.empty((lanes, sectors)),                    # buyers_loss: what the modelled sectors pay more for inputs
+        np.empty((lanes, sectors, sources)),           # supply: each draw's supply elasticities, US then the partners
     )
     lanes_work = (
         np.empty(sectors * COST_ROWS * LANES),              # rows: by sector (_sector_rows)
