@@ -5,6 +5,7 @@ command, and ``impact summary --precision``, in one invocation.
 
     python benchmarks/bench_phases.py                  # about 7 minutes on 2 cores
     python benchmarks/bench_phases.py --draws 100000 250000 --repeat 1 --horizon-draws 8192
+    python benchmarks/bench_phases.py --direct-io --draws 1000000 --repeat 3   # direct I/O against the page cache
 
 Each run is ``impact run`` in a process of its own (the numba cache warm), timed from outside (``wall``: start-up
 included, and its CPU seconds, user and system) and from inside (the manifest's ``timings_seconds``:
@@ -46,43 +47,49 @@ SCENARIO = "us_japan_2025"
 HORIZON_SCENARIO = "us_japan_2025_2035"
 
 
-def timed(command: list[str], one_core: bool = False) -> tuple[float, float, float]:
-    """Wall seconds, peak resident memory (MB) and CPU seconds (user and system) of a command run to completion;
-    ``one_core``: on the first core this process may use, and no other."""
+def timed(command: list[str], one_core: bool = False,
+          env: dict | None = None) -> tuple[float, float, float, float]:
+    """Wall seconds, peak resident memory (MB), CPU seconds (user and system) and system seconds of a command run to
+    completion; ``one_core``: on the first core this process may use, and no other; ``env``: variables set for it."""
     pin = None
     if one_core:
         core = min(os.sched_getaffinity(0))
         pin = lambda: os.sched_setaffinity(0, {core})  # noqa: E731
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pin)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pin,
+                               env=None if env is None else {**os.environ, **env})
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({status})")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, usage.ru_stime
 
 
-def one_run(workdir: Path, draws: int, threads: int, scenario: str = SCENARIO, one_core: bool = False) -> dict:
+def one_run(workdir: Path, draws: int, threads: int, scenario: str = SCENARIO, one_core: bool = False,
+            env: dict | None = None) -> dict:
     """``impact run`` on ``threads`` kernel threads; ``one_core``: the whole process on one core (with one thread,
-    the background writer and the kernels then share it, as they do not when a second core is free)."""
+    the background writer and the kernels then share it, as they do not when a second core is free); ``env``:
+    variables set for it."""
     out = workdir / f"run-{scenario}-{draws}-{threads}"
-    wall, peak, cpu = timed([sys.executable, "-m", "impact", "run", scenario, "--draws", str(draws), "--threads",
-                             str(threads), "--out", str(out), "--progress", "none"], one_core)
+    wall, peak, cpu, system = timed([sys.executable, "-m", "impact", "run", scenario, "--draws", str(draws),
+                                     "--threads", str(threads), "--out", str(out), "--progress", "none"], one_core, env)
     timings = json.loads((out / "manifest.json").read_text())["timings_seconds"]
     shutil.rmtree(out)
     return {"scenario": scenario, "draws": draws, "threads": threads, "one_core": one_core, "wall_seconds": wall,
-            "cpu_seconds": cpu, "peak_rss_mb": peak, "startup_seconds": wall - timings["total"],
-            "timings_seconds": timings}
+            "cpu_seconds": cpu, "system_seconds": system, "peak_rss_mb": peak,
+            "startup_seconds": wall - timings["total"], "timings_seconds": timings}
 
 
 def print_run(r: dict) -> None:
     t = r["timings_seconds"]
     threads = "1 core" if r.get("one_core") else str(r["threads"])
     print(f"{r['draws']:>10,} {threads:>7s} {r['wall_seconds']:7.1f} {r['cpu_seconds']:7.1f} "
-          f"{r['startup_seconds']:8.1f} "
+          f"{r.get('system_seconds', math.nan):7.1f} {r['startup_seconds']:8.1f} "
           + " ".join(f"{t.get(f'sample_and_solve.{p}', 0.0):9.1f}" for p in PHASES)
           + f" {t.get('waiting_for_writes', 0.0):7.1f} {t['summary']:7.1f} {r['peak_rss_mb']:8,.0f}", flush=True)
 
 
+HEADER = (f"{'draws':>10s} {'threads':>7s} {'wall':>7s} {'CPU':>7s} {'system':>7s} {'start-up':>8s} "
+          + " ".join(f"{p:>9s}" for p in PHASES) + f" {'writes':>7s} {'summary':>7s} {'peak MB':>8s}")
 KERNEL_DRAWS = 65_536
 REFERENCE_DRAWS = 1_024
 
@@ -195,13 +202,46 @@ def print_kernel(k: dict) -> None:
           f"(x{k['fused_us_per_draw'] / k['equilibrium_us_per_draw']:.2f} with linkages)")
 
 
+def compare_direct_io(draws: int, repeat: int) -> None:
+    """Runs of ``draws`` draws on 2 threads, chunk files written with direct I/O and through the page cache in turn
+    (alternated, so that both meet the same state of a noisy machine)."""
+    workdir = Path(tempfile.mkdtemp(prefix="impact-bench-direct-"))
+    result = {"load_average_before": os.getloadavg(), "scenario": SCENARIO, "draws": draws}
+    try:
+        subprocess.run([sys.executable, "-m", "impact", "run", SCENARIO, "--draws", "200", "--out",
+                        str(workdir / "warm"), "--progress", "none"], check=True, stdout=subprocess.DEVNULL)
+        runs = {"direct": [], "page_cache": []}
+        print(f"{'writes':>10s} " + HEADER)
+        for _ in range(repeat):
+            for mode, env in (("direct", {"IMPACT_DIRECT_IO": "on"}), ("page_cache", {"IMPACT_DIRECT_IO": "off"})):
+                runs[mode].append(one_run(workdir, draws, 2, env=env))
+                print(f"{mode:>10s} ", end="")
+                print_run(runs[mode][-1])
+        result["runs"] = runs
+        for key in ("wall_seconds", "system_seconds", "cpu_seconds"):
+            medians = {mode: float(np.median([r[key] for r in runs[mode]])) for mode in runs}
+            result[f"median_{key}"] = medians
+            print(f"median {key.replace('_', ' ')}: direct {medians['direct']:.1f}, page cache "
+                  f"{medians['page_cache']:.1f}")
+        result["load_average_after"] = os.getloadavg()
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "direct_io.json").write_text(json.dumps(result, indent=2) + "\n")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--draws", type=int, nargs="+", default=[250_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--horizon-draws", type=int, default=32_768,
                         help=f"draws of {HORIZON_SCENARIO} (eleven years each), on 1 and 2 threads")
+    parser.add_argument("--direct-io", action="store_true",
+                        help="only runs of the largest --draws on 2 threads, with the chunk files written with direct "
+                             "I/O and through the page cache (IMPACT_DIRECT_IO=off) in turn, --repeat times each")
     options = parser.parse_args()
+    if options.direct_io:
+        return compare_direct_io(max(options.draws), options.repeat)
     workdir = Path(tempfile.mkdtemp(prefix="impact-bench-phases-"))
     result = {"load_average_before": os.getloadavg(), "scenario": SCENARIO}
     try:
@@ -217,8 +257,7 @@ def main() -> None:
               f"{result['startup']['engine_imports_seconds']:.2f} s, impact validate {SCENARIO} "
               f"{result['startup']['validate_seconds']:.2f} s")
         runs = []
-        print(f"{'draws':>10s} {'threads':>7s} {'wall':>7s} {'CPU':>7s} {'start-up':>8s} "
-              + " ".join(f"{p:>9s}" for p in PHASES) + f" {'writes':>7s} {'summary':>7s} {'peak MB':>8s}")
+        print(HEADER)
         largest = max(options.draws)
         for _ in range(options.repeat):
             for draws in options.draws:
@@ -253,7 +292,7 @@ def main() -> None:
         out = workdir / "precision"
         subprocess.run([sys.executable, "-m", "impact", "run", SCENARIO, "--draws", str(largest), "--out", str(out),
                         "--progress", "none"], check=True, stdout=subprocess.DEVNULL)
-        seconds, peak, _ = timed([sys.executable, "-m", "impact", "summary", str(out), "--precision"])
+        seconds, peak, _, _ = timed([sys.executable, "-m", "impact", "summary", str(out), "--precision"])
         result["summary_precision"] = {"draws": largest, "seconds": seconds, "peak_rss_mb": peak}
         print(f"impact summary --precision at {largest:,} draws: {seconds:.1f} s, {peak:,.0f} MB")
         # Last: a child's peak memory counts the launching process's resident memory when it forked.

@@ -47,6 +47,7 @@ import zarr
 
 import impact.accessor  # noqa: F401 (registers ds.impact on the Datasets runs build and open)
 from impact.atomic import write_atomically
+from impact.chunkfiles import ChunkFileStore
 
 try:
     import fcntl
@@ -129,6 +130,15 @@ def lock_holder(path: Path) -> str:
     return f"process {holder.get('pid')} on {holder.get('host')} (since {holder.get('since')})"
 
 
+def chunk_files(target, read_only: bool = False):
+    """``target`` as the store a run writes and reads its chunks through: a path becomes a
+    :class:`impact.chunkfiles.ChunkFileStore` (direct I/O where the file system allows it); any other Zarr store is
+    used as it is."""
+    if isinstance(target, (str, os.PathLike)):
+        return ChunkFileStore(target, read_only=read_only)
+    return target
+
+
 def _compressor():
     # Random draws barely compress; LZ4 with byte shuffle costs little and still shrinks constant columns.
     return zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle=zarr.codecs.BloscShuffle.shuffle)
@@ -177,7 +187,7 @@ def write_region(target, start: int, stop: int, chunk: xr.Dataset, converted=Non
             converted()
     arrays = {} if arrays is None else arrays
     if not stored.keys() <= arrays.keys():
-        group = zarr.open_group(target, mode="r+")
+        group = zarr.open_group(chunk_files(target), mode="r+")
         for name in stored.keys() - arrays.keys():
             array = group[name]
             if hasattr(array, "with_config"):  # Zarr 3.1 and later
@@ -337,7 +347,7 @@ class RunStore:
 
     def open_dataset(self) -> xr.Dataset:
         """The run's Dataset, lazily loaded (each variable is read when used)."""
-        return xr.open_zarr(self.results_path, chunks=None, consolidated=None)
+        return xr.open_zarr(chunk_files(self.results_path, read_only=True), chunks=None, consolidated=None)
 
 
 def _settle_zarr_writes() -> None:

@@ -1,0 +1,170 @@
+"""A run's Zarr chunk files written and read with direct I/O (Linux ``O_DIRECT``) where the file system allows it.
+
+A run writes each chunk file once and reads it at most once more (the summary at the end of the run). Through the
+page cache, each write first copies the chunk into pages the kernel must find and zero for it, and the file then
+holds that memory until the kernel needs it back: on virtual machines that return free memory to their host, the
+kernel's copies into fresh pages cost about 5 ms of system time per MB written, more than computing the draws
+(``benchmarks/README.md``). Direct I/O moves the chunk from a page-aligned buffer of the process straight to the
+device, as HDF5's direct driver and the I/O libraries of HPC centres (ADIOS2) offer for the same reason.
+
+The files are ordinary Zarr files: any reader opens the store, with or without this module. A file system without
+direct I/O (tmpfs before Linux 6.6, some network file systems; macOS and Windows have no ``O_DIRECT``) refuses it
+at the first file, and the store then uses the page cache as Zarr's own :class:`zarr.storage.LocalStore` does.
+``IMPACT_DIRECT_IO=off`` turns direct I/O off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import mmap
+import os
+import threading
+import uuid
+from pathlib import Path
+
+from zarr.storage import LocalStore
+
+#: ``os.O_DIRECT`` where the platform has it, else 0 (no direct I/O).
+O_DIRECT = getattr(os, "O_DIRECT", 0)
+#: Buffers, file offsets and request lengths of direct I/O are multiples of this (the page size: a multiple of any
+#: device's logical block).
+ALIGNMENT = mmap.PAGESIZE
+#: Metadata documents are small and read often: they go through the page cache.
+METADATA = "zarr.json"
+_buffers = threading.local()
+
+
+def direct_io_enabled() -> bool:
+    """Whether a new :class:`ChunkFileStore` tries direct I/O (the platform has it, ``IMPACT_DIRECT_IO`` is not
+    ``off``)."""
+    return bool(O_DIRECT) and os.environ.get("IMPACT_DIRECT_IO", "on").lower() not in ("off", "0", "no", "false")
+
+
+def _aligned_buffer(size: int) -> mmap.mmap:
+    """A page-aligned buffer of at least ``size`` bytes, one per thread, kept for the thread's next request: its
+    pages stay mapped, so a run's thousands of chunks cost no page faults."""
+    buffer = getattr(_buffers, "buffer", None)
+    if buffer is None or len(buffer) < size:
+        # The smaller buffer is unmapped once nothing views it any more.
+        buffer = _buffers.buffer = mmap.mmap(-1, max(size, 1 << 22))
+    return buffer
+
+
+def _padded(size: int) -> int:
+    return -(-size // ALIGNMENT) * ALIGNMENT
+
+
+class DirectIOUnsupported(OSError):
+    """The file system refused direct I/O."""
+
+
+def write_direct(path: Path, data) -> None:
+    """Write ``data`` (any bytes-like object) as the whole file ``path`` with direct I/O, atomically: into a
+    temporary file beside it, renamed over ``path`` once complete. Raises :class:`DirectIOUnsupported` (nothing
+    left behind) if the file system refuses direct I/O."""
+    view = memoryview(data).cast("B")
+    size = len(view)
+    buffer = _aligned_buffer(_padded(size))
+    buffer[:size] = view
+    # The padding past ``size`` is cut off again by ftruncate; zeroed so that no stale bytes ever reach the disk.
+    buffer[size:_padded(size)] = bytes(_padded(size) - size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_DIRECT, 0o666)
+    except OSError as error:
+        if error.errno == errno.EINVAL:
+            raise DirectIOUnsupported(error.errno, f"no direct I/O on {path.parent}") from error
+        raise
+    try:
+        try:
+            written = 0
+            while written < _padded(size):
+                written += os.write(descriptor, memoryview(buffer)[written:_padded(size)])
+        except OSError as error:
+            if error.errno == errno.EINVAL:
+                raise DirectIOUnsupported(error.errno, f"no direct I/O on {path.parent}") from error
+            raise
+        os.ftruncate(descriptor, size)
+    except BaseException:
+        os.close(descriptor)
+        temporary.unlink(missing_ok=True)
+        raise
+    os.close(descriptor)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def read_direct(path: Path) -> bytes:
+    """The whole file ``path``, read with direct I/O. Raises :class:`DirectIOUnsupported` if the file system
+    refuses direct I/O, :class:`FileNotFoundError` if there is no such file."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | O_DIRECT)
+    except OSError as error:
+        if error.errno == errno.EINVAL:
+            raise DirectIOUnsupported(error.errno, f"no direct I/O on {path.parent}") from error
+        raise
+    try:
+        size = os.fstat(descriptor).st_size
+        buffer = _aligned_buffer(_padded(size))
+        view = memoryview(buffer)
+        done = 0
+        while done < size:
+            try:
+                count = os.readv(descriptor, [view[done:_padded(size)]])
+            except OSError as error:
+                if error.errno == errno.EINVAL:
+                    raise DirectIOUnsupported(error.errno, f"no direct I/O on {path.parent}") from error
+                raise
+            if count == 0:  # the file was cut short while being read
+                break
+            done += count
+        return bytes(view[:done])
+    finally:
+        os.close(descriptor)
+
+
+class ChunkFileStore(LocalStore):
+    """:class:`zarr.storage.LocalStore` that writes and reads whole chunk files with direct I/O (see the module's
+    docstring); metadata documents and partial reads go through the page cache, as they do in ``LocalStore``. On
+    a file system that refuses direct I/O, the store falls back to ``LocalStore`` for the rest of its life."""
+
+    def __init__(self, root: Path | str, *, read_only: bool = False) -> None:
+        super().__init__(root, read_only=read_only)
+        self.direct = direct_io_enabled()
+
+    def _wants_direct(self, key: str) -> bool:
+        return self.direct and not key.endswith(METADATA)
+
+    async def set(self, key: str, value) -> None:
+        if self._wants_direct(key):
+            if not self._is_open:
+                await self._open()
+            self._check_writable()
+            try:
+                await asyncio.to_thread(write_direct, self.root / key, value.as_buffer_like())
+                return
+            except DirectIOUnsupported:
+                self.direct = False
+        await super().set(key, value)
+
+    async def get(self, key: str, prototype=None, byte_range=None):
+        if byte_range is None and self._wants_direct(key):
+            if prototype is None:
+                from zarr.core.buffer import default_buffer_prototype
+
+                prototype = default_buffer_prototype()
+            if not self._is_open:
+                await self._open()
+            try:
+                data = await asyncio.to_thread(read_direct, self.root / key)
+                return prototype.buffer.from_bytes(data)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                return None
+            except DirectIOUnsupported:
+                self.direct = False
+        return await super().get(key, prototype, byte_range)
