@@ -233,9 +233,17 @@ def solve_prepared(theta, log_t, log_fx, phi, eta, sigma, eps, log_home_cost, x0
     for j in range(sources):
         et = eta[j]
         if not math.isinf(et):
-            supply_term = et * log_home_cost if j == 0 else et * phi * log_fx[j]  # the order of the products: bits
-            out_log_w[j] = (supply_term - sigma * log_t[j] + (sigma - eps) * x) / (et + sigma)
+            out_log_w[j] = responsive_log_price(j, et, log_home_cost, phi, log_fx[j], log_t[j], sigma, eps, x)
     return x, steps
+
+
+@jit()
+def responsive_log_price(j, et, log_home_cost, phi, log_fx_j, log_t_j, sigma, eps, x):
+    """Log producer price of source ``j`` (0: home) with finite supply elasticity ``et`` at the market's log price
+    index ``x``: where its supply (at the home cost, or at ``phi`` times the partner's log exchange rate) meets its
+    demand."""
+    supply_term = et * log_home_cost if j == 0 else et * phi * log_fx_j  # the order of the products: bits
+    return (supply_term - sigma * log_t_j + (sigma - eps) * x) / (et + sigma)
 
 
 @jit()
