@@ -57,6 +57,33 @@ def test_stores_are_identical_whatever_the_chunk_size(deal, tmp_path):
     xr.testing.assert_equal(a, b)
 
 
+def test_chunk_files_go_to_the_disk_directly_and_are_those_the_page_cache_gets(deal, tmp_path, monkeypatch):
+    # Where the file system allows direct I/O, a run writes its chunk files with it (impact.chunkfiles); with it
+    # off, through the page cache. The two stores hold the same files, byte for byte.
+    from impact import chunkfiles
+    from tests.test_chunkfiles import direct_io_works
+
+    written = []
+    write_direct = chunkfiles.write_direct
+    monkeypatch.setattr(chunkfiles, "write_direct", lambda path, data: (written.append(path), write_direct(path, data)))
+    monkeypatch.setenv("IMPACT_DIRECT_IO", "on")
+    _run(deal, tmp_path / "direct", chunk_size=1000)
+    monkeypatch.setenv("IMPACT_DIRECT_IO", "off")
+    _run(deal, tmp_path / "cached", chunk_size=1000)
+    ds = RunStore(tmp_path / "direct").open_dataset()
+    if direct_io_works(tmp_path):
+        per_draw = [name for name, variable in ds.data_vars.items() if "draw" in variable.dims]
+        assert len(written) == 3 * len(per_draw)  # three chunks of each
+    else:
+        assert not written
+    results = tmp_path / "direct" / "results.zarr"
+    chunks = [p.relative_to(results) for p in results.rglob("*") if p.is_file() and "c" in p.relative_to(results).parts]
+    assert len(chunks) >= len(written)
+    for name in chunks:
+        assert (results / name).read_bytes() == (tmp_path / "cached" / "results.zarr" / name).read_bytes()
+    xr.testing.assert_equal(ds, RunStore(tmp_path / "cached").open_dataset())
+
+
 def test_the_writer_opens_the_stores_arrays_once_whatever_the_chunks(deal, tmp_path, monkeypatch):
     import impact.store
 
