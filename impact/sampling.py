@@ -211,10 +211,12 @@ class Design:
         """Independent standard-normal scores for draws ``start`` to ``stop - 1`` (clipped to +-Z_LIMIT), the
         columns on the kernels' threads."""
         if self.method != "sobol" and self.columns and 0 <= start < stop:
+            # The uniforms first, one column after another: resetting a generator block by block holds the GIL, and
+            # on the threads it stalled their ndtri, which does not (x1.1-1.3 on 100 columns of 32,768 draws).
             states = self._stream_states(start, stop)
-            return dict(zip(self.columns, thread_map(
-                lambda column: _clipped_scores(self._column_uniforms(states[column], start, stop)), self.columns)))
-        uniforms = self.uniforms(start, stop)
+            uniforms = {column: self._column_uniforms(states[column], start, stop) for column in self.columns}
+        else:
+            uniforms = self.uniforms(start, stop)
         return dict(zip(self.columns, thread_map(lambda column: _clipped_scores(uniforms[column]), self.columns)))
 
 
