@@ -24,7 +24,8 @@ Each chunk's marker also records what the chunk was computed with (:func:`run_id
 sampler, draws, ...); a resume and the finalization refuse a folder whose chunks were computed by different runs.
 
 Zarr (rather than netCDF) because chunks can be written independently, in any order and by several processes,
-and read back lazily; see ``docs/architecture.md``.
+and read back lazily; see ``docs/architecture.md``. A run writes and reads its chunk files with direct I/O where the
+file system allows it (:mod:`impact.chunkfiles`): they are ordinary Zarr files.
 """
 
 from __future__ import annotations

@@ -691,7 +691,7 @@ def _cost_gaps(input_domestic, input_imported, rows, lane_values):
             imported_share, share = input_imported[k, s], input_domestic[k, s] + input_imported[k, s]
             for w in range(lanes):
                 # The imported part of the input share at the draw's import scale (at most the whole share), written
-                # out here and in _newton_systems and _final_prices: behind a function, these loops took 6% longer.
+                # out here and in _newton_systems and _final_prices: behind a function, the kernel took 6% longer.
                 imported = min(r[C_SCALE + w] * imported_share, share)
                 lane_values[L_SUM + w] += (share - imported) * r[C_DOMESTIC_CHANGE + w] \
                     + imported * r[C_IMPORT_CHANGE + w]
