@@ -83,7 +83,7 @@ def print_run(r: dict) -> None:
     t = r["timings_seconds"]
     threads = "1 core" if r.get("one_core") else str(r["threads"])
     print(f"{r['draws']:>10,} {threads:>7s} {r['wall_seconds']:7.1f} {r['cpu_seconds']:7.1f} "
-          f"{r.get('system_seconds', math.nan):7.1f} {r['startup_seconds']:8.1f} "
+          f"{r['system_seconds']:7.1f} {r['startup_seconds']:8.1f} "
           + " ".join(f"{t.get(f'sample_and_solve.{p}', 0.0):9.1f}" for p in PHASES)
           + f" {t.get('waiting_for_writes', 0.0):7.1f} {t['summary']:7.1f} {r['peak_rss_mb']:8,.0f}", flush=True)
 

@@ -20,10 +20,13 @@ import errno
 import mmap
 import os
 import threading
-import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
+from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import LocalStore
+
+from impact.atomic import atomic_file
 
 #: ``os.O_DIRECT`` where the platform has it, else 0 (no direct I/O).
 O_DIRECT = getattr(os, "O_DIRECT", 0)
@@ -59,73 +62,58 @@ class DirectIOUnsupported(OSError):
     """The file system refused direct I/O."""
 
 
+@contextmanager
+def _refusal_as_unsupported(folder: Path):
+    """Raise the file system's refusal of direct I/O (EINVAL at open or at a request) as
+    :class:`DirectIOUnsupported`; any other error as it is."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.EINVAL and not isinstance(error, DirectIOUnsupported):
+            raise DirectIOUnsupported(error.errno, f"no direct I/O on {folder}") from error
+        raise
+
+
+def _open_direct(path, flags: int) -> int:
+    return os.open(path, flags | O_DIRECT, 0o666)
+
+
 def write_direct(path: Path, data) -> None:
-    """Write ``data`` (any bytes-like object) as the whole file ``path`` with direct I/O, atomically: into a
-    temporary file beside it, renamed over ``path`` once complete. Raises :class:`DirectIOUnsupported` (nothing
-    left behind) if the file system refuses direct I/O."""
+    """Write ``data`` (any bytes-like object) as the whole file ``path`` with direct I/O, whole or not at all
+    (:func:`impact.atomic.atomic_file`). Raises :class:`DirectIOUnsupported` (nothing left behind) if the file
+    system refuses direct I/O."""
     view = memoryview(data).cast("B")
-    size = len(view)
-    buffer = _aligned_buffer(_padded(size))
+    size, padded = len(view), _padded(len(view))
+    buffer = _aligned_buffer(padded)
     buffer[:size] = view
     # The padding past ``size`` is cut off again by ftruncate; zeroed so that no stale bytes ever reach the disk.
-    buffer[size:_padded(size)] = bytes(_padded(size) - size)
+    buffer[size:padded] = bytes(padded - size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_DIRECT, 0o666)
-    except OSError as error:
-        if error.errno == errno.EINVAL:
-            raise DirectIOUnsupported(error.errno, f"no direct I/O on {path.parent}") from error
-        raise
-    try:
-        try:
-            written = 0
-            while written < _padded(size):
-                written += os.write(descriptor, memoryview(buffer)[written:_padded(size)])
-        except OSError as error:
-            if error.errno == errno.EINVAL:
-                raise DirectIOUnsupported(error.errno, f"no direct I/O on {path.parent}") from error
-            raise
-        os.ftruncate(descriptor, size)
-    except BaseException:
-        os.close(descriptor)
-        temporary.unlink(missing_ok=True)
-        raise
-    os.close(descriptor)
-    try:
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with _refusal_as_unsupported(path.parent), \
+            atomic_file(path, "wb", private_name=True, buffering=0, opener=_open_direct) as handle:
+        written = 0
+        while written < padded:
+            written += os.write(handle.fileno(), memoryview(buffer)[written:padded])
+        os.ftruncate(handle.fileno(), size)
 
 
 def read_direct(path: Path) -> bytes:
     """The whole file ``path``, read with direct I/O. Raises :class:`DirectIOUnsupported` if the file system
     refuses direct I/O, :class:`FileNotFoundError` if there is no such file."""
-    try:
+    with _refusal_as_unsupported(path.parent):
         descriptor = os.open(path, os.O_RDONLY | O_DIRECT)
-    except OSError as error:
-        if error.errno == errno.EINVAL:
-            raise DirectIOUnsupported(error.errno, f"no direct I/O on {path.parent}") from error
-        raise
-    try:
-        size = os.fstat(descriptor).st_size
-        buffer = _aligned_buffer(_padded(size))
-        view = memoryview(buffer)
-        done = 0
-        while done < size:
-            try:
+        try:
+            size = os.fstat(descriptor).st_size
+            view = memoryview(_aligned_buffer(_padded(size)))
+            done = 0
+            while done < size:
                 count = os.readv(descriptor, [view[done:_padded(size)]])
-            except OSError as error:
-                if error.errno == errno.EINVAL:
-                    raise DirectIOUnsupported(error.errno, f"no direct I/O on {path.parent}") from error
-                raise
-            if count == 0:  # the file was cut short while being read
-                break
-            done += count
-        return bytes(view[:done])
-    finally:
-        os.close(descriptor)
+                if count == 0:  # the file was cut short while being read
+                    break
+                done += count
+            return bytes(view[:done])
+        finally:
+            os.close(descriptor)
 
 
 class ChunkFileStore(LocalStore):
@@ -155,8 +143,6 @@ class ChunkFileStore(LocalStore):
     async def get(self, key: str, prototype=None, byte_range=None):
         if byte_range is None and self._wants_direct(key):
             if prototype is None:
-                from zarr.core.buffer import default_buffer_prototype
-
                 prototype = default_buffer_prototype()
             if not self._is_open:
                 await self._open()

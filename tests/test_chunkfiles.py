@@ -35,7 +35,8 @@ def write_array(store, values: np.ndarray, chunk: int) -> None:
 
 
 def leftovers(folder) -> list[str]:
-    return [str(p) for p in folder.rglob("*.partial")]
+    """Temporary files (:func:`impact.atomic.atomic_file`'s, and Zarr's own)."""
+    return [str(p) for pattern in ("*.tmp", "*.partial") for p in folder.rglob(pattern)]
 
 
 @pytest.mark.parametrize("draws, chunk", [(10_000, 4096), (5_003, 777), (3, 1)])
