@@ -511,7 +511,8 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
                                    bases=bases)
             continue
         if dim is None:  # one series per case, e.g. a total over the horizon
-            totals, detail_rows = variable.transpose("case", "draw").values.astype(np.float64), None
+            # Read in the stored order, then transposed in memory: a lazy transpose is read by coordinates, slowly.
+            totals, detail_rows = variable.transpose("draw", "case").values.T.astype(np.float64), None
         else:
             totals, detail_rows = _series(variable, dim, detail, labels[0] == "total")
 
