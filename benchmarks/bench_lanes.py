@@ -13,7 +13,8 @@ markets (16 sectors x 13 sources, as a run calls the kernels; one thread) in bot
 solve of the input-cost Newton for 64 systems one after another and side by side in lanes
 (:func:`impact.kernels.market_numba.solve_systems`). With ``--compare-kernel``, the fused kernel of another
 version of the code (its ``market_numba.py``, loaded beside this one; the rest of the package is this one's) is
-timed against this one on the same inputs, alternated, with and without linkages, and their outputs compared.
+timed against this one on the same inputs, alternated, with and without linkages, and their outputs compared; an
+``accounting_numba.py`` beside that file is loaded as its accounting.
 Results are printed and written to ``benchmarks/results/lanes.json``.
 """
 
@@ -138,17 +139,28 @@ def compare_kernel_figures(path: Path, draws: int) -> dict:
     from impact.kernels.layout import PARTNER_OUTPUTS, SECTOR_OUTPUTS
 
     numba.set_num_threads(1)
-    name = "compared_market_numba"
-    spec = importlib.util.spec_from_file_location(name, path)
-    other = importlib.util.module_from_spec(spec)
-    sys.modules[name] = other
-    spec.loader.exec_module(other)
     from numba.core.caching import NullCache
     from numba.core.registry import CPUDispatcher
 
-    for value in vars(other).values():  # compiled afresh: neither this checkout's cache nor the other's is touched
-        if isinstance(value, CPUDispatcher) and value.__module__ == name:
-            value._cache = NullCache()
+    def load(name, file):
+        spec = importlib.util.spec_from_file_location(name, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        for value in vars(module).values():  # compiled afresh: neither this checkout's cache nor the other's is touched
+            if isinstance(value, CPUDispatcher) and value.__module__ == name:
+                value._cache = NullCache()
+        return module
+
+    # The other version's accounting, if it sits beside its market_numba.py, is the one that module imports.
+    accounting = path.with_name("accounting_numba.py")
+    own_accounting = sys.modules["impact.kernels.accounting_numba"]
+    if accounting.is_file():
+        sys.modules["impact.kernels.accounting_numba"] = load("compared_accounting_numba", accounting)
+    try:
+        other = load("compared_market_numba", path)
+    finally:
+        sys.modules["impact.kernels.accounting_numba"] = own_accounting
     (args, kwargs), = kernel_inputs(draws)[:1]
     unlinked = {**kwargs, "linkages": None, "start": None}
     figures = {"compared": str(path), "draws": draws}

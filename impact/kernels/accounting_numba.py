@@ -1,8 +1,12 @@
 """Fast accounting kernel: flows, revenue, output and welfare for every draw in one parallel pass.
 
 Same equations and signature as :mod:`impact.kernels.accounting_numpy` (the reference), fused so that
-(draw, sector, partner) cells are never materialized unless asked for. Sums over sectors (partner totals) run in
-sector order inside one draw's iteration, so results do not depend on the thread count.
+(draw, sector, partner) cells are never materialized unless asked for. The draws are accounted for 64 at a time
+(:func:`account_block`, also the fused kernel's accounting): each sector's values a row over the block's draws,
+each step a loop along the rows that LLVM compiles to vector instructions, with the exponentials of
+:mod:`impact.kernels.lanes_math` (within 1-2 ulps; the same bits in vector registers and one by one). Every draw's
+operations are its own and sums over sectors (partner totals) run in sector order, so results do not depend on the
+thread count or the block boundaries.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import numpy as np
 
 from impact import libm
 from impact.accelerate import jit, prange
-from impact.kernels.exponential import exp
+from impact.kernels.equilibrium_lanes import LANES
+from impact.kernels.lanes_math import lane_exp, lane_expm1, lane_log1p
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, SECTOR_OUTPUTS
 
 _S = {name: i for i, name in enumerate(SECTOR_OUTPUTS)}
@@ -113,47 +118,146 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
                     split_rows, log_cost, unit_cost, pass_through, input_buyers_loss, sector_out, partner_out,
                     cell_out, split_out):
     draws, sectors = log_p.shape
+    sources = log_w.shape[2]
     c_step = 1 if log_cost.shape[0] > 1 else 0
     ps_step = 1 if pass_through.shape[0] > 1 else 0
-    no_terms = np.full(log_w.shape[2], np.nan)  # without the solver's CES terms, imports are computed directly
     t_step = 1 if tariff.shape[0] > 1 else 0
     lt_step = 1 if log_t.shape[0] > 1 else 0
+    inputs = (sigma, eps, mu, log_fx, phi, sigx, log_tx)
     baseline = (imports0, exports0, home0, expenditure0, tariff0)
     pledges = (pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow)
     outputs = (sector_out, partner_out, cell_out, split_out)
-    for d in prange(draws):
-        clear_partner_totals(partner_out, d)
-        pledged_by_partner = np.empty(imports0.shape[1])
-        row = np.int64(d)  # numba unifies prange's unsigned index with 0 to float64
+    lanes = np.uint64(LANES)
+    for block in prange((draws + LANES - 1) // LANES):
+        first = np.int64(block) * LANES
+        count = min(LANES, draws - first)
+        last = np.uint64(count - 1)
+        rows = block_rows(sources)
+        by_sector, by_source = rows[0], rows[1]
+        clear_totals(rows)
         for s in range(sectors):
-            account_sector(row, s, log_p[d, s], log_w[d, s], no_terms, pledged_by_partner, tariff[row * t_step, s],
-                           log_t[row * lt_step, s], tariff_factor[row * lt_step, s], sigma, eps, mu,
-                           log_fx, phi, sigx, log_tx, baseline, pledges, keep_cells, revenue_split, split_rows,
-                           log_cost[row * c_step, s], unit_cost[row * c_step, s], pass_through[row * ps_step, s],
-                           input_buyers_loss[row * c_step, s], outputs)
+            for w in range(lanes):
+                d = first + np.int64(min(w, last))
+                by_sector[A_X + w] = log_p[d, s]
+                by_sector[A_LOG_COST + w] = log_cost[d * c_step, s]
+                by_sector[A_UNIT_COST + w] = unit_cost[d * c_step, s]
+                by_sector[A_PASS + w] = pass_through[d * ps_step, s]
+                by_sector[A_BUYERS_LOSS + w] = input_buyers_loss[d * c_step, s]
+            for j in range(sources):
+                log_w_row, log_t_row = source_row(j, I_LOG_W), source_row(j, I_LOG_T)
+                factor_row, terms_row, rate_row = source_row(j, I_FACTOR), source_row(j, I_TERMS), source_row(j, I_RATE)
+                for w in range(lanes):
+                    d = first + np.int64(min(w, last))
+                    by_source[log_w_row + w] = log_w[d, s, j]
+                    by_source[log_t_row + w] = log_t[d * lt_step, s, j]
+                    by_source[factor_row + w] = tariff_factor[d * lt_step, s, j]
+                    # without the solver's CES terms, imports are computed directly
+                    by_source[terms_row + w] = math.nan
+                if j > 0:
+                    for w in range(lanes):
+                        by_source[rate_row + w] = tariff[(first + np.int64(min(w, last))) * t_step, s, j - 1]
+            account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenue_split, split_rows, outputs,
+                          rows)
+        write_partner_totals(first, count, rows, partner_out)
+
+
+#: The rows of a block's accounting (:func:`account_block`), a value per draw of the block each. For its sector:
+#: the draw's log price index, elasticities and input costs, then what the accounting sums and finds.
+(A_X, A_SIGMA, A_EPS, A_PHI, A_SIGX, A_MU, A_LOG_COST, A_UNIT_COST, A_PASS, A_BUYERS_LOSS, A_INVESTED, A_PRICE_POWER,
+ A_IMPORTS, A_EXPORTS, A_PLEDGED, A_REVENUE, A_REVENUE_CHANGE, A_HOME_SALES, A_CONSUMER, A_PRODUCER,
+ A_PRICE) = (row * LANES for row in range(21))
+SECTOR_ROWS = 21
+#: By source ``j`` (:func:`source_row`): its log producer price, log tariff factor and tariff factor, the solver's
+#: CES term (NaN where there is none), and for a partner its log exchange rate, tariff rate, log tariff factor on US
+#: exports and pledged purchases.
+(I_LOG_W, I_LOG_T, I_FACTOR, I_TERMS, I_LOG_FX, I_RATE, I_LOG_TX, I_PLEDGED) = range(8)
+SOURCE_ROWS = 8
+#: One cell's values: imports, exports, tariff revenue and import price.
+(K_IMPORTS, K_EXPORTS, K_REVENUE, K_PRICE) = (row * LANES for row in range(4))
+CELL_ROWS = 4
 
 
 @jit()
-def clear_partner_totals(partner_out, d):
-    for k in range(partner_out.shape[1]):
-        for p in range(partner_out.shape[2]):
-            partner_out[d, k, p] = 0.0
+def block_rows(sources):
+    """A block's rows for :func:`account_block`: ``(by_sector, by_source, cell, totals)``, the last the partner
+    totals (``PARTNER_OUTPUTS`` by partner), summed over the block's sectors."""
+    partners = sources - 1
+    return (np.empty(SECTOR_ROWS * LANES), np.empty(sources * SOURCE_ROWS * LANES), np.empty(CELL_ROWS * LANES),
+            np.empty(len(PARTNER_OUTPUTS) * partners * LANES))
 
 
 @jit()
-def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_t, tariff_factor, sigma, eps, mu,
-                   log_fx, phi, sigx, log_tx, baseline, pledges, keep_cells, revenue_split, split_rows, log_cost,
-                   unit_cost, pass_through, input_buyers_loss, outputs):
-    """Outputs of sector ``s`` in draw ``d`` given its equilibrium ``x = log P`` and ``log_w`` (J,).
+def clear_totals(rows):
+    totals = rows[3]
+    for i in range(totals.shape[0]):
+        totals[i] = 0.0
 
-    ``tariff`` (P,) holds the rates that raise revenue, and ``log_t`` and ``tariff_factor`` (J,) the tariff factors
-    the market was solved with, for this draw and sector (a tariff-rate quota changes them from the scenario's).
 
-    ``pledged_by_partner`` (P,) is scratch space. ``taker_terms[j]``, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source:
-    then imports need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.
-    Adds the sector's flows to the partner totals of draw ``d``, and each cell's revenue times its shares in
-    row ``split_rows[d]`` of ``revenue_split`` (R, S, P, A) to the totals ``split_out[d]`` (sectors in order, then
-    partners: deterministic).
+@jit()
+def source_row(j, row):
+    """The offset of source ``j``'s ``row`` in a block's rows by source (unsigned, like the lanes' index, so that
+    their sum is an index numba need not test for being negative)."""
+    return np.uint64((j * SOURCE_ROWS + row) * LANES)
+
+
+@jit()
+def _total_row(k, p, partners):
+    return np.uint64((k * partners + p) * LANES)
+
+
+@jit()
+def _gather_draw_inputs(first, count, s, inputs, pledges, rows):
+    """Sector ``s``'s sampled inputs and pledges for the draws of a block into its rows (a lane past the last draw
+    repeats the last draw, and is not written out). Row by row: the copies then run in vector instructions."""
+    sigma, eps, mu, log_fx, phi, sigx, log_tx = inputs
+    pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow = pledges
+    by_sector, by_source = rows[0], rows[1]
+    sources = by_source.shape[0] // (SOURCE_ROWS * LANES)
+    s_step, e_step, m_step = sigma.shape[0] > 1, eps.shape[0] > 1, mu.shape[0] > 1
+    f_step, p_step, x_step, tx_step = log_fx.shape[0] > 1, phi.shape[0] > 1, sigx.shape[0] > 1, log_tx.shape[0] > 1
+    flow_step = pledge_flow.shape[0] > 1
+    lanes, last = np.uint64(LANES), np.uint64(count - 1)
+    for w in range(lanes):
+        d = first + np.int64(min(w, last))
+        by_sector[A_SIGMA + w] = sigma[d * s_step, s]
+        by_sector[A_EPS + w] = eps[d * e_step, s]
+        by_sector[A_MU + w] = mu[d * m_step, s]
+        by_sector[A_PHI + w] = phi[d * p_step, s]
+        by_sector[A_SIGX + w] = sigx[d * x_step, s]
+        by_sector[A_INVESTED + w] = 0.0
+    for j in range(1, sources):
+        log_fx_row, log_tx_row, pledged_row = source_row(j, I_LOG_FX), source_row(j, I_LOG_TX), source_row(j, I_PLEDGED)
+        for w in range(lanes):
+            d = first + np.int64(min(w, last))
+            by_source[log_fx_row + w] = log_fx[d * f_step, j]
+            by_source[log_tx_row + w] = log_tx[d * tx_step, s, j - 1]
+            by_source[pledged_row + w] = 0.0
+    for k in range(pledge_partner.shape[0]):
+        share = pledge_shares[k, s]
+        to = source_row(pledge_partner[k] + 1, I_PLEDGED) if pledge_is_purchase[k] else np.uint64(A_INVESTED)
+        target = by_source if pledge_is_purchase[k] else by_sector
+        for w in range(lanes):
+            target[to + w] += pledge_flow[(first + np.int64(min(w, last))) * flow_step, k] * share
+
+
+@jit()
+def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenue_split, split_rows, outputs, rows):
+    """Outputs of sector ``s`` for the draws ``first`` to ``first + count - 1`` (a block of at most ``LANES``), each
+    step a loop over the block's draws that LLVM compiles to vector instructions, as
+    :mod:`impact.kernels.equilibrium_lanes` solves markets (its exponentials those of
+    :mod:`impact.kernels.lanes_math`).
+
+    The caller fills each draw's equilibrium in ``rows`` (:func:`block_rows`): ``A_X`` (``x = log P``),
+    ``A_LOG_COST``, ``A_UNIT_COST``, ``A_PASS`` and ``A_BUYERS_LOSS``, and by source (:func:`source_row`)
+    ``I_LOG_W``, ``I_LOG_T`` and ``I_FACTOR`` (the tariff factors the market was solved with: a tariff-rate quota
+    changes them from the scenario's), ``I_TERMS`` and a partner's ``I_RATE`` (the rate that raises revenue); the
+    sampled inputs ``inputs`` ``(sigma, eps, mu, log_fx, phi, sigx, log_tx)`` and the pledges are read here.
+
+    ``I_TERMS``, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source: then imports
+    need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.
+    Adds the sector's flows to the block's partner totals (``rows[3]``, written by :func:`write_partner_totals`),
+    and each cell's revenue times its shares in row ``split_rows[d]`` of ``revenue_split`` (R, S, P, A) to the
+    totals ``split_out[d]`` (sectors in order, then partners: deterministic).
 
     Input costs (``docs/model.md``, §5.1): ``log_cost`` is the log of the home supply curve's cost shifter,
     ``unit_cost`` US producers' unit cost and ``pass_through`` the share of its change that shifts the supply
@@ -165,93 +269,118 @@ def account_sector(d, s, x, log_w, taker_terms, pledged_by_partner, tariff, log_
 
     ``baseline`` is ``(imports0, exports0, home0, expenditure0, tariff0)``, ``pledges`` ``(pledge_partner,
     pledge_is_purchase, pledge_shares, pledge_flow)`` and ``outputs`` ``(sector_out, partner_out, cell_out,
-    split_out)``: grouped so that no call has more than 30 arguments
-    (see :mod:`impact.accelerate`).
+    split_out)``: grouped so that no call has more than 30 arguments (see :mod:`impact.accelerate`).
     """
     imports0, exports0, home0, expenditure0, tariff0 = baseline
-    pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow = pledges
     sector_out, partner_out, cell_out, split_out = outputs
+    _gather_draw_inputs(first, count, s, inputs, pledges, rows)
+    by_sector, by_source, cell, totals = rows
+    lanes = np.uint64(LANES)
     partners = imports0.shape[1]
-    pledge_count = pledge_partner.shape[0]
-    tx_step = 1 if log_tx.shape[0] > 1 else 0
-    split_row = split_rows[d]
-    sig = sigma[d if sigma.shape[0] > 1 else 0, s]
-    ep = eps[d if eps.shape[0] > 1 else 0, s]
-    ph = phi[d if phi.shape[0] > 1 else 0, s]
-    sx = sigx[d if sigx.shape[0] > 1 else 0, s]
-    m = mu[d if mu.shape[0] > 1 else 0, s]
-    fx_row = d if log_fx.shape[0] > 1 else 0
-    flow_row = d if pledge_flow.shape[0] > 1 else 0
-    price_power = exp((sig - ep) * x)
-    invested = 0.0
-    for p in range(partners):
-        pledged_by_partner[p] = 0.0
-    for k in range(pledge_count):
-        amount = pledge_flow[flow_row, k] * pledge_shares[k, s]
-        if pledge_is_purchase[k]:
-            pledged_by_partner[pledge_partner[k]] += amount
-        else:
-            invested += amount
-    imports_total = 0.0
-    exports_total = 0.0
-    pledged_total = 0.0
-    revenue_total = 0.0
-    revenue_change = 0.0
+    for w in range(lanes):
+        by_sector[A_PRICE_POWER + w] = lane_exp((by_sector[A_SIGMA + w] - by_sector[A_EPS + w]) * by_sector[A_X + w])
+        by_sector[A_IMPORTS + w] = 0.0
+        by_sector[A_EXPORTS + w] = 0.0
+        by_sector[A_PLEDGED + w] = 0.0
+        by_sector[A_REVENUE + w] = 0.0
+        by_sector[A_REVENUE_CHANGE + w] = 0.0
     for p in range(partners):
         j = p + 1
-        lw = log_w[j]
-        log_buyer = lw + log_t[j]
-        if math.isnan(taker_terms[j]):
-            imports = imports0[s, p] * exp(-sig * (log_buyer - x) - ep * x + lw)
-        else:
-            imports = imports0[s, p] * taker_terms[j] / tariff_factor[j] * price_power
-        revenue = tariff[p] * imports
-        pledged = pledged_by_partner[p]
-        log_export_price = log_tx[d * tx_step, s, p] - ph * log_fx[fx_row, j]
-        exports = exports0[s, p] * exp(-sx * log_export_price) + pledged
-        pledged_total += pledged
-        imports_total += imports
-        exports_total += exports
-        revenue_total += revenue
-        revenue_change += revenue - tariff0[s, p] * imports0[s, p]
-        partner_out[d, P_IMPORTS, p] += imports
-        partner_out[d, P_EXPORTS, p] += exports
-        partner_out[d, P_REVENUE, p] += revenue
-        partner_out[d, P_BALANCE, p] += exports - imports
-        partner_out[d, P_PLEDGED, p] += pledged
-        for a in range(revenue_split.shape[3]):  # the cell's shares side by side: a loop without gathers
-            split_out[d, a] += revenue * revenue_split[split_row, s, p, a]
+        log_w, log_t, factor = source_row(j, I_LOG_W), source_row(j, I_LOG_T), source_row(j, I_FACTOR)
+        terms, log_fx, rate = source_row(j, I_TERMS), source_row(j, I_LOG_FX), source_row(j, I_RATE)
+        log_tx, pledged_row = source_row(j, I_LOG_TX), source_row(j, I_PLEDGED)
+        m0, x0, revenue0 = imports0[s, p], exports0[s, p], tariff0[s, p] * imports0[s, p]
+        for w in range(lanes):
+            x, lw, term = by_sector[A_X + w], by_source[log_w + w], by_source[terms + w]
+            log_buyer = lw + by_source[log_t + w]
+            # Computed in every lane and selected: a branch in the loop would keep it from being vectorized.
+            direct = m0 * lane_exp(-by_sector[A_SIGMA + w] * (log_buyer - x) - by_sector[A_EPS + w] * x + lw)
+            from_term = m0 * term / by_source[factor + w] * by_sector[A_PRICE_POWER + w]
+            imports = direct if math.isnan(term) else from_term
+            revenue = by_source[rate + w] * imports
+            pledged = by_source[pledged_row + w]
+            log_export_price = by_source[log_tx + w] - by_sector[A_PHI + w] * by_source[log_fx + w]
+            exports = x0 * lane_exp(-by_sector[A_SIGX + w] * log_export_price) + pledged
+            by_sector[A_PLEDGED + w] += pledged
+            by_sector[A_IMPORTS + w] += imports
+            by_sector[A_EXPORTS + w] += exports
+            by_sector[A_REVENUE + w] += revenue
+            by_sector[A_REVENUE_CHANGE + w] += revenue - revenue0
+            cell[K_IMPORTS + w] = imports
+            cell[K_EXPORTS + w] = exports
+            cell[K_REVENUE + w] = revenue
+        imports_total, exports_total = _total_row(P_IMPORTS, p, partners), _total_row(P_EXPORTS, p, partners)
+        revenue_total, balance = _total_row(P_REVENUE, p, partners), _total_row(P_BALANCE, p, partners)
+        pledged_total = _total_row(P_PLEDGED, p, partners)
+        for w in range(lanes):
+            totals[imports_total + w] += cell[K_IMPORTS + w]
+            totals[exports_total + w] += cell[K_EXPORTS + w]
+            totals[revenue_total + w] += cell[K_REVENUE + w]
+            totals[balance + w] += cell[K_EXPORTS + w] - cell[K_IMPORTS + w]
+            totals[pledged_total + w] += by_source[pledged_row + w]
+        for a in range(revenue_split.shape[3]):  # each cell's revenue to its parts
+            for w in range(count):
+                d = first + w
+                split_out[d, a] += cell[K_REVENUE + w] * revenue_split[split_rows[d], s, p, a]
         if keep_cells:
-            cell_out[d, C_IMPORTS, s, p] = imports
-            cell_out[d, C_PRICE, s, p] = exp(log_buyer)
-            cell_out[d, C_REVENUE, s, p] = revenue
-            cell_out[d, C_EXPORTS, s, p] = exports
-    lw_home = log_w[0]
-    home_sales = home0[s] * exp(-sig * (lw_home - x) - ep * x + lw_home)
-    one_minus_eps = 1.0 - ep
-    if one_minus_eps == 0.0:
-        consumer = -expenditure0[s] * x
-    else:
-        consumer = -expenditure0[s] * math.expm1(one_minus_eps * x) / one_minus_eps
-    consumer += input_buyers_loss
-    # Producer surplus above the home supply curve, shifted up by the input-cost change z - 1 per unit (the cost of
-    # a fixed input bundle rises alike for every unit): H0 ((w - (z - 1))^(1+mu) - 1) / (1+mu).
-    log_value_added_price = lw_home if log_cost == 0.0 else math.log1p(math.expm1(lw_home) - math.expm1(log_cost))
-    producer = 0.0 if math.isinf(m) else home0[s] * math.expm1((1.0 + m) * log_value_added_price) / (1.0 + m)
-    input_cost = unit_cost - 1.0
-    if input_cost != 0.0:  # borne by producers: the part not passed on, on home sales; all of it on exports
-        # (pledged purchases aside: pledges do not enter welfare)
-        producer -= input_cost * ((1.0 - pass_through) * home_sales / exp(lw_home) + exports_total
-                                  - pledged_total)
-    sector_out[d, S_IMPORTS, s] = imports_total
-    sector_out[d, S_EXPORTS, s] = exports_total
-    sector_out[d, S_REVENUE, s] = revenue_total
-    sector_out[d, S_HOME, s] = home_sales
-    sector_out[d, S_PRICE, s] = exp(x)
-    sector_out[d, S_INVESTED, s] = invested
-    sector_out[d, S_OUTPUT, s] = home_sales + exports_total + invested
-    sector_out[d, S_CS, s] = consumer
-    sector_out[d, S_PS, s] = producer
-    sector_out[d, S_DR, s] = revenue_change
-    sector_out[d, S_WELFARE, s] = consumer + producer + revenue_change
-    sector_out[d, S_COST, s] = unit_cost
+            for w in range(lanes):
+                cell[K_PRICE + w] = lane_exp(by_source[log_w + w] + by_source[log_t + w])
+            for w in range(count):
+                d = first + w
+                cell_out[d, C_IMPORTS, s, p] = cell[K_IMPORTS + w]
+                cell_out[d, C_PRICE, s, p] = cell[K_PRICE + w]
+                cell_out[d, C_REVENUE, s, p] = cell[K_REVENUE + w]
+                cell_out[d, C_EXPORTS, s, p] = cell[K_EXPORTS + w]
+    home0_s, expenditure0_s = home0[s], expenditure0[s]
+    log_w_home = source_row(0, I_LOG_W)
+    for w in range(lanes):
+        x, sig, ep, m = by_sector[A_X + w], by_sector[A_SIGMA + w], by_sector[A_EPS + w], by_sector[A_MU + w]
+        log_cost, unit_cost = by_sector[A_LOG_COST + w], by_sector[A_UNIT_COST + w]
+        lw_home = by_source[log_w_home + w]
+        home_sales = home0_s * lane_exp(-sig * (lw_home - x) - ep * x + lw_home)
+        one_minus_eps = 1.0 - ep
+        consumer = -expenditure0_s * x if one_minus_eps == 0.0 else \
+            -expenditure0_s * lane_expm1(one_minus_eps * x) / one_minus_eps
+        consumer += by_sector[A_BUYERS_LOSS + w]
+        # Producer surplus above the home supply curve, shifted up by the input-cost change z - 1 per unit (the cost
+        # of a fixed input bundle rises alike for every unit): H0 ((w - (z - 1))^(1+mu) - 1) / (1+mu).
+        log_value_added_price = lw_home if log_cost == 0.0 else \
+            lane_log1p(lane_expm1(lw_home) - lane_expm1(log_cost))
+        producer = 0.0 if math.isinf(m) else home0_s * lane_expm1((1.0 + m) * log_value_added_price) / (1.0 + m)
+        input_cost = unit_cost - 1.0
+        # borne by producers: the part not passed on, on home sales; all of it on exports (pledged purchases aside:
+        # pledges do not enter welfare)
+        borne = input_cost * ((1.0 - by_sector[A_PASS + w]) * home_sales / lane_exp(lw_home)
+                              + by_sector[A_EXPORTS + w] - by_sector[A_PLEDGED + w])
+        by_sector[A_PRODUCER + w] = producer if input_cost == 0.0 else producer - borne
+        by_sector[A_HOME_SALES + w] = home_sales
+        by_sector[A_CONSUMER + w] = consumer
+        by_sector[A_PRICE + w] = lane_exp(x)
+    for w in range(count):
+        d = first + w
+        home_sales, exports_total = by_sector[A_HOME_SALES + w], by_sector[A_EXPORTS + w]
+        consumer, producer = by_sector[A_CONSUMER + w], by_sector[A_PRODUCER + w]
+        revenue_change = by_sector[A_REVENUE_CHANGE + w]
+        sector_out[d, S_IMPORTS, s] = by_sector[A_IMPORTS + w]
+        sector_out[d, S_EXPORTS, s] = exports_total
+        sector_out[d, S_REVENUE, s] = by_sector[A_REVENUE + w]
+        sector_out[d, S_HOME, s] = home_sales
+        sector_out[d, S_PRICE, s] = by_sector[A_PRICE + w]
+        sector_out[d, S_INVESTED, s] = by_sector[A_INVESTED + w]
+        sector_out[d, S_OUTPUT, s] = home_sales + exports_total + by_sector[A_INVESTED + w]
+        sector_out[d, S_CS, s] = consumer
+        sector_out[d, S_PS, s] = producer
+        sector_out[d, S_DR, s] = revenue_change
+        sector_out[d, S_WELFARE, s] = consumer + producer + revenue_change
+        sector_out[d, S_COST, s] = by_sector[A_UNIT_COST + w]
+
+
+@jit()
+def write_partner_totals(first, count, rows, partner_out):
+    """The block's partner totals (summed over its sectors by :func:`account_block`) to ``partner_out``."""
+    totals = rows[3]
+    partners = partner_out.shape[2]
+    for w in range(count):
+        for k in range(partner_out.shape[1]):
+            for p in range(partners):
+                partner_out[first + w, k, p] = totals[_total_row(k, p, partners) + w]

@@ -1,10 +1,11 @@
 """Fused market kernel: equilibrium, input costs and accounting of each (draw, sector) in one parallel pass.
 
-Calls the same compiled per-market functions as the separate kernels (:func:`equilibrium_numba.solve_market`,
-:func:`accounting_numba.account_sector`), so there is one implementation of each equation. Fusing saves the
+Calls the same compiled functions as the separate kernels (:func:`equilibrium_numba.solve_market`,
+:func:`accounting_numba.account_block`), so there is one implementation of each equation. Fusing saves the
 round trip of log prices through memory and an exponential per cell: the solver's CES term of a price-taking
-source gives its imports directly. Threads take blocks of 64 draws; with input-cost linkages the draws of a block
-iterate on their costs together in vector lanes (:func:`solve_costs_lanes`). The reference is
+source gives its imports directly. Threads take blocks of 64 draws: each draw's markets are solved in turn; with
+input-cost linkages the draws of a block then iterate on their costs together in vector lanes
+(:func:`solve_costs_lanes`); the block is accounted for in vector lanes too. The reference is
 :mod:`impact.kernels.market_numpy`.
 """
 
@@ -16,8 +17,10 @@ import numba
 import numpy as np
 
 from impact.accelerate import DISABLE_JIT, borrowed, jit, keep_alive, prange
-from impact.kernels.accounting_numba import (account_sector, allocate_outputs, as_kernel_arrays, clear_partner_totals,
-                                             split_arrays)
+from impact.kernels.accounting_numba import (A_BUYERS_LOSS, A_LOG_COST, A_PASS, A_UNIT_COST, A_X, I_FACTOR, I_LOG_T,
+                                             I_LOG_W, I_RATE, I_TERMS, account_block, allocate_outputs,
+                                             as_kernel_arrays, block_rows, clear_totals, source_row, split_arrays,
+                                             write_partner_totals)
 from impact.kernels.equilibrium_lanes import LANES
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, responsive_log_price,
                                               solve_market_at, solve_prepared, taker_sums)
@@ -88,7 +91,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
 
 
 #: Draws a thread takes together (a block): their scratch arrays are allocated once, and the input costs' Newton
-#: iteration runs in vector lanes across them (:func:`solve_costs_lanes`).
+#: iteration (:func:`solve_costs_lanes`) and the accounting run in vector lanes across them.
 SCRATCH_DRAWS = LANES
 
 
@@ -124,39 +127,41 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
     pledges = (pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow)
     outputs = (sector_out, partner_out, cell_out, split_out)
     watch = (watch_sector, watch_partner, watch_out)
-    # Each thread takes a run of whole blocks of draws, with one set of scratch arrays (about 1 MB with linkages,
-    # allocated once). Without input-cost linkages each draw is solved and accounted for in turn, in the first
-    # lane's scratch; with them, the block's markets are solved draw by draw, then their input costs together in
-    # vector lanes, then each draw is accounted for. Results do not depend on which thread takes which block.
+    # Each thread takes a run of whole blocks of draws, with one set of scratch arrays (about 1 MB, allocated once).
+    # The block's markets are solved draw by draw (with input-cost linkages, then their input costs together in
+    # vector lanes), then accounted for sector by sector in vector lanes. Results do not depend on which thread
+    # takes which block.
     blocks = (draws + SCRATCH_DRAWS - 1) // SCRATCH_DRAWS
     workers = min(workers, blocks)  # numba's thread count, read by the caller (read here, it keeps numba from
     # caching the kernel)
     for worker in prange(workers):
-        owned = _block_scratch(sectors, sources, SCRATCH_DRAWS if linked else 1)
+        owned = _block_scratch(sectors, sources)
         draw_scratch, work = borrowed(owned[0]), borrowed(owned[1])
-        pledged_by_partner, newton_steps = borrowed(owned[2]), borrowed(owned[3])
+        rows, newton_steps = borrowed(owned[2]), borrowed(owned[3])
         for block in range(worker * blocks // workers, (worker + 1) * blocks // workers):
             first = np.int64(block) * SCRATCH_DRAWS
             count = min(SCRATCH_DRAWS, draws - first)
             for lane in range(count):
-                own = lane if linked else 0
-                _solve_draw_markets(first + lane, own, theta, mu, partner_supply, supply_steps, start, linked, tariff,
+                _solve_draw_markets(first + lane, lane, theta, mu, partner_supply, supply_steps, start, linked, tariff,
                                     log_t, tariff_factor, sigma, eps, log_fx, phi, tariff0, imports0, quota_terms, tol,
                                     max_iter, row_steps, draw_scratch, quota_out)
-                if not linked:
-                    _account_draw(first + lane, own, linked, 0, solution, pass_through, tariff, log_t, tariff_factor,
-                                  row_steps, quota_partner, draw_scratch, pledged_by_partner, accounting, baseline,
-                                  pledges, keep_cells, revenue_split, split_rows, outputs, watch, failures)
             if linked:
                 solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0,
                                   imports0, quota_terms, tol, max_iter, row_steps, linkage, pass_through, draw_scratch,
                                   work, quota_out, newton_steps)
-                for lane in range(count):
-                    if link_steps.shape[0] > 0:
-                        link_steps[first + lane] = newton_steps[lane]
-                    _account_draw(first + lane, lane, linked, newton_steps[lane], solution, pass_through, tariff, log_t,
-                                  tariff_factor, row_steps, quota_partner, draw_scratch, pledged_by_partner, accounting,
-                                  baseline, pledges, keep_cells, revenue_split, split_rows, outputs, watch, failures)
+            for lane in range(count):
+                if linked and link_steps.shape[0] > 0:
+                    link_steps[first + lane] = newton_steps[lane]
+                _settle_draw(first + lane, lane, linked and newton_steps[lane] < 0, solution, draw_scratch, failures)
+            clear_totals(rows)
+            for s in range(sectors):
+                _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tariff_factor, row_steps,
+                                 quota_partner, draw_scratch, rows)
+                account_block(first, count, s, accounting, baseline, pledges, keep_cells, revenue_split, split_rows,
+                              outputs, rows)
+            write_partner_totals(first, count, rows, partner_out)
+            for lane in range(count if watch_sector.shape[0] > 0 else 0):
+                _watch_draw(first + lane, lane, tariff, log_t, row_steps, quota_partner, draw_scratch, watch)
         keep_alive(owned)  # the borrowed scratch views above point into these arrays
 
 
@@ -213,21 +218,12 @@ def _solve_draw_markets(row, lane, theta, mu, partner_supply, supply_steps, star
 
 
 @jit()
-def _account_draw(row, lane, linked, newton_steps, solution, pass_through, tariff, log_t, tariff_factor, row_steps,
-                  quota_partner, scratch, pledged_by_partner, accounting, baseline, pledges, keep_cells, revenue_split,
-                  split_rows, outputs, watch, failures):
-    """The outputs of draw ``row`` from lane ``lane`` of the block's scratch: its failures (with linkages, every
-    sector of a draw whose input costs did not converge, ``newton_steps < 0``), its solution if asked for, the
-    accounting of each sector and the watched landed costs."""
-    (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
-     buyers_loss, supply) = scratch
-    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
-    sigma, eps, mu, log_fx, phi, sigx, log_tx = accounting
-    partner_out = outputs[1]
-    watch_sector, watch_partner, watch_out = watch
+def _settle_draw(row, lane, costs_failed, solution, scratch, failures):
+    """Draw ``row``'s failures, from lane ``lane`` of the block's scratch (with linkages, every sector of a draw
+    whose input costs did not converge, ``costs_failed``, fails), and its solution if asked for."""
+    x, steps, log_cost = scratch[2], scratch[3], scratch[9]
     sectors = x.shape[1]
-    ps_step = 1 if pass_through.shape[0] > 1 else 0
-    if linked and newton_steps < 0:
+    if costs_failed:
         for s in range(sectors):
             x[lane, s] = math.nan
             steps[lane, s] = -1
@@ -235,33 +231,78 @@ def _account_draw(row, lane, linked, newton_steps, solution, pass_through, tarif
         for s in range(sectors):
             solution[row, 0, s] = x[lane, s]
             solution[row, 1, s] = log_cost[lane, s]
-    clear_partner_totals(partner_out, row)
     for s in range(sectors):
         if steps[lane, s] < 0:
             failures[row] += 1
-        sector_pass_through = pass_through[row * ps_step, s] if linked else 1.0
-        if quota_partner[s] < 0:
-            rate_row, lt_row = tariff[row * r_step, s], log_t[row * t_step, s]
-            factor_row = tariff_factor[row * t_step, s]
-        else:
-            rate_row, lt_row, factor_row = quota_rate[lane, s], quota_log_t[lane, s], quota_factor[lane, s]
-        account_sector(row, s, x[lane, s], log_w[lane, s], taker_terms[lane, s], pledged_by_partner, rate_row, lt_row,
-                       factor_row, sigma, eps, mu, log_fx, phi, sigx, log_tx, baseline, pledges, keep_cells,
-                       revenue_split, split_rows, log_cost[lane, s], unit_cost[lane, s], sector_pass_through,
-                       buyers_loss[lane, s], outputs)
-        for w in range(watch_sector.shape[0]):
-            if watch_sector[w] == s:  # a landed cost: the buyer price of one partner's goods, and its rate
-                j = watch_partner[w] + 1
-                watch_out[row, 0, w] = exp(log_w[lane, s, j] + lt_row[j])
-                watch_out[row, 1, w] = rate_row[j - 1]
 
 
 @jit()
-def _block_scratch(sectors, sources, lanes):
-    """A thread's scratch arrays for its blocks of draws: ``(by_draw, lanes_work, pledged_by_partner,
-    newton_steps)``, where ``by_draw`` holds each draw's values in a row per lane (``lanes`` of them: 1 without
-    linkages, where the draws of a block are solved one after another) and ``lanes_work`` the arrays of
-    :func:`solve_costs_lanes` (see :func:`_fused_kernel`)."""
+def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tariff_factor, row_steps, quota_partner,
+                     scratch, rows):
+    """Sector ``s``'s equilibrium for the block's draws, from its scratch (:func:`_block_scratch`), into the
+    accounting's rows (:func:`impact.kernels.accounting_numba.account_block`): with a quota, the tariff rows of the
+    draw's regime. A lane past the last draw repeats the last draw. Row by row: the copies then run in vector
+    instructions."""
+    (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
+     buyers_loss, supply) = scratch
+    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    by_sector, by_source = rows[0], rows[1]
+    sources = log_w.shape[2]
+    ps_step = 1 if pass_through.shape[0] > 1 and linked else 0
+    quota = quota_partner[s] >= 0
+    lanes, last = np.uint64(LANES), np.uint64(count - 1)
+    for w in range(lanes):
+        lane = min(w, last)
+        by_sector[A_X + w] = x[lane, s]
+        by_sector[A_LOG_COST + w] = log_cost[lane, s]
+        by_sector[A_UNIT_COST + w] = unit_cost[lane, s]
+        by_sector[A_BUYERS_LOSS + w] = buyers_loss[lane, s]
+        by_sector[A_PASS + w] = pass_through[(first + np.int64(lane)) * ps_step, s] if linked else 1.0
+    for j in range(sources):
+        log_w_row, terms_row, log_t_row = source_row(j, I_LOG_W), source_row(j, I_TERMS), source_row(j, I_LOG_T)
+        factor_row, rate_row = source_row(j, I_FACTOR), source_row(j, I_RATE)
+        for w in range(lanes):
+            lane = min(w, last)
+            by_source[log_w_row + w] = log_w[lane, s, j]
+            by_source[terms_row + w] = taker_terms[lane, s, j]
+        if quota:
+            for w in range(lanes):
+                lane = min(w, last)
+                by_source[log_t_row + w] = quota_log_t[lane, s, j]
+                by_source[factor_row + w] = quota_factor[lane, s, j]
+                if j > 0:
+                    by_source[rate_row + w] = quota_rate[lane, s, j - 1]
+        else:
+            for w in range(lanes):
+                d = first + np.int64(min(w, last))
+                by_source[log_t_row + w] = log_t[d * t_step, s, j]
+                by_source[factor_row + w] = tariff_factor[d * t_step, s, j]
+                if j > 0:
+                    by_source[rate_row + w] = tariff[d * r_step, s, j - 1]
+
+
+@jit()
+def _watch_draw(row, lane, tariff, log_t, row_steps, quota_partner, scratch, watch):
+    """The watched landed costs of draw ``row``, from lane ``lane`` of the block's scratch: the buyer price of one
+    partner's goods in a sector, and its rate."""
+    log_w, quota_log_t, quota_rate = scratch[0], scratch[6], scratch[8]
+    watch_sector, watch_partner, watch_out = watch
+    r_step, t_step = row_steps[4], row_steps[5]
+    for w in range(watch_sector.shape[0]):
+        s, j = watch_sector[w], watch_partner[w] + 1
+        quota = quota_partner[s] >= 0
+        log_tariff = quota_log_t[lane, s, j] if quota else log_t[row * t_step, s, j]
+        watch_out[row, 0, w] = exp(log_w[lane, s, j] + log_tariff)
+        watch_out[row, 1, w] = quota_rate[lane, s, j - 1] if quota else tariff[row * r_step, s, j - 1]
+
+
+@jit()
+def _block_scratch(sectors, sources):
+    """A thread's scratch arrays for its blocks of draws: ``(by_draw, lanes_work, accounting_rows,
+    newton_steps)``, where ``by_draw`` holds each draw's values in a row per lane, ``lanes_work`` the arrays of
+    :func:`solve_costs_lanes` and ``accounting_rows`` those of
+    :func:`impact.kernels.accounting_numba.account_block` (see :func:`_fused_kernel`)."""
+    lanes = SCRATCH_DRAWS
     by_draw = (
         np.empty((lanes, sectors, sources)),           # log_w
         np.empty((lanes, sectors, sources)),           # taker_terms
@@ -285,7 +326,7 @@ def _block_scratch(sectors, sources, lanes):
         np.empty((3, sectors), dtype=np.bool_),             # flags
         np.empty(sectors),                                  # theta_total
     )
-    return by_draw, lanes_work, np.empty(sources - 1), np.empty(lanes, dtype=np.int64)
+    return by_draw, lanes_work, block_rows(sources), np.empty(lanes, dtype=np.int64)
 
 
 @jit()
