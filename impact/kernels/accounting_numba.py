@@ -132,7 +132,7 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
         first = np.int64(block) * LANES
         count = min(LANES, draws - first)
         last = np.uint64(count - 1)
-        rows = block_rows(sources)
+        rows = block_rows(sources, revenue_split.shape[3])
         by_sector, by_source = rows[0], rows[1]
         clear_totals(rows)
         for s in range(sectors):
@@ -158,7 +158,7 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
                         by_source[rate_row + w] = tariff[(first + np.int64(min(w, last))) * t_step, s, j - 1]
             account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenue_split, split_rows, outputs,
                           rows)
-        write_partner_totals(first, count, rows, partner_out)
+        write_totals(first, count, rows, partner_out, split_out)
 
 
 #: The rows of a block's accounting (:func:`account_block`), a value per draw of the block each. For its sector:
@@ -172,25 +172,29 @@ SECTOR_ROWS = 21
 #: exports and pledged purchases.
 (I_LOG_W, I_LOG_T, I_FACTOR, I_TERMS, I_LOG_FX, I_RATE, I_LOG_TX, I_PLEDGED) = range(8)
 SOURCE_ROWS = 8
-#: One cell's values: imports, exports, tariff revenue and import price.
-(K_IMPORTS, K_EXPORTS, K_REVENUE, K_PRICE) = (row * LANES for row in range(4))
-CELL_ROWS = 4
+#: One cell's values: imports, exports, tariff revenue, import price and imports in their direct form.
+(K_IMPORTS, K_EXPORTS, K_REVENUE, K_PRICE, K_DIRECT) = (row * LANES for row in range(5))
+CELL_ROWS = 5
 
 
 @jit()
-def block_rows(sources):
-    """A block's rows for :func:`account_block`: ``(by_sector, by_source, cell, totals)``, the last the partner
-    totals (``PARTNER_OUTPUTS`` by partner), summed over the block's sectors."""
+def block_rows(sources, authorities):
+    """A block's rows for :func:`account_block`: ``(by_sector, by_source, cell, totals, split)``, the last two
+    summed over the block's sectors: the partner totals (``PARTNER_OUTPUTS`` by partner) and the revenue of each of
+    the ``authorities``."""
     partners = sources - 1
     return (np.empty(SECTOR_ROWS * LANES), np.empty(sources * SOURCE_ROWS * LANES), np.empty(CELL_ROWS * LANES),
-            np.empty(len(PARTNER_OUTPUTS) * partners * LANES))
+            np.empty(len(PARTNER_OUTPUTS) * partners * LANES), np.empty(authorities * LANES))
 
 
 @jit()
 def clear_totals(rows):
-    totals = rows[3]
+    """Zero a block's sums over its sectors (:func:`block_rows`)."""
+    totals, split = rows[3], rows[4]
     for i in range(totals.shape[0]):
         totals[i] = 0.0
+    for i in range(split.shape[0]):
+        split[i] = 0.0
 
 
 @jit()
@@ -255,9 +259,9 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
 
     ``I_TERMS``, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source: then imports
     need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.
-    Adds the sector's flows to the block's partner totals (``rows[3]``, written by :func:`write_partner_totals`),
-    and each cell's revenue times its shares in row ``split_rows[d]`` of ``revenue_split`` (R, S, P, A) to the
-    totals ``split_out[d]`` (sectors in order, then partners: deterministic).
+    Adds the sector's flows to the block's partner totals (``rows[3]``), and each cell's revenue times its shares in
+    row ``split_rows[d]`` of ``revenue_split`` (R, S, P, A) to its totals by authority (``rows[4]``; sectors in
+    order, then partners: deterministic), which :func:`write_totals` writes out.
 
     Input costs (``docs/model.md``, §5.1): ``log_cost`` is the log of the home supply curve's cost shifter,
     ``unit_cost`` US producers' unit cost and ``pass_through`` the share of its change that shifts the supply
@@ -274,9 +278,10 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
     imports0, exports0, home0, expenditure0, tariff0 = baseline
     sector_out, partner_out, cell_out, split_out = outputs
     _gather_draw_inputs(first, count, s, inputs, pledges, rows)
-    by_sector, by_source, cell, totals = rows
-    lanes = np.uint64(LANES)
+    by_sector, by_source, cell, totals, split = rows
+    lanes, last = np.uint64(LANES), np.uint64(count - 1)
     partners = imports0.shape[1]
+    shared_split = revenue_split.shape[0] == 1  # then every draw's split is row 0
     for w in range(lanes):
         by_sector[A_PRICE_POWER + w] = lane_exp((by_sector[A_SIGMA + w] - by_sector[A_EPS + w]) * by_sector[A_X + w])
         by_sector[A_IMPORTS + w] = 0.0
@@ -290,13 +295,22 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
         terms, log_fx, rate = source_row(j, I_TERMS), source_row(j, I_LOG_FX), source_row(j, I_RATE)
         log_tx, pledged_row = source_row(j, I_LOG_TX), source_row(j, I_PLEDGED)
         m0, x0, revenue0 = imports0[s, p], exports0[s, p], tariff0[s, p] * imports0[s, p]
+        # Imports from the solver's CES term where a draw has one (a price taker); the direct form, with an
+        # exponential of its own, is computed only if some draw of the block lacks it.
+        direct_needed = False
         for w in range(lanes):
-            x, lw, term = by_sector[A_X + w], by_source[log_w + w], by_source[terms + w]
-            log_buyer = lw + by_source[log_t + w]
-            # Computed in every lane and selected: a branch in the loop would keep it from being vectorized.
-            direct = m0 * lane_exp(-by_sector[A_SIGMA + w] * (log_buyer - x) - by_sector[A_EPS + w] * x + lw)
+            direct_needed |= math.isnan(by_source[terms + w])
+        if direct_needed:
+            for w in range(lanes):
+                x, lw = by_sector[A_X + w], by_source[log_w + w]
+                log_buyer = lw + by_source[log_t + w]
+                cell[K_DIRECT + w] = m0 * lane_exp(-by_sector[A_SIGMA + w] * (log_buyer - x)
+                                                   - by_sector[A_EPS + w] * x + lw)
+        for w in range(lanes):
+            term = by_source[terms + w]
+            # Both computed and selected: a branch in the loop would keep it from being vectorized.
             from_term = m0 * term / by_source[factor + w] * by_sector[A_PRICE_POWER + w]
-            imports = direct if math.isnan(term) else from_term
+            imports = cell[K_DIRECT + w] if math.isnan(term) else from_term
             revenue = by_source[rate + w] * imports
             pledged = by_source[pledged_row + w]
             log_export_price = by_source[log_tx + w] - by_sector[A_PHI + w] * by_source[log_fx + w]
@@ -319,9 +333,15 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
             totals[balance + w] += cell[K_EXPORTS + w] - cell[K_IMPORTS + w]
             totals[pledged_total + w] += by_source[pledged_row + w]
         for a in range(revenue_split.shape[3]):  # each cell's revenue to its parts
-            for w in range(count):
-                d = first + w
-                split_out[d, a] += cell[K_REVENUE + w] * revenue_split[split_rows[d], s, p, a]
+            part = np.uint64(a * LANES)
+            if shared_split:
+                share = revenue_split[0, s, p, a]
+                for w in range(lanes):
+                    split[part + w] += cell[K_REVENUE + w] * share
+            else:
+                for w in range(lanes):
+                    row = split_rows[first + np.int64(min(w, last))]
+                    split[part + w] += cell[K_REVENUE + w] * revenue_split[row, s, p, a]
         if keep_cells:
             for w in range(lanes):
                 cell[K_PRICE + w] = lane_exp(by_source[log_w + w] + by_source[log_t + w])
@@ -376,11 +396,13 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
 
 
 @jit()
-def write_partner_totals(first, count, rows, partner_out):
-    """The block's partner totals (summed over its sectors by :func:`account_block`) to ``partner_out``."""
-    totals = rows[3]
+def write_totals(first, count, rows, partner_out, split_out):
+    """The block's sums over its sectors (by :func:`account_block`) to ``partner_out`` and ``split_out``."""
+    totals, split = rows[3], rows[4]
     partners = partner_out.shape[2]
     for w in range(count):
         for k in range(partner_out.shape[1]):
             for p in range(partners):
                 partner_out[first + w, k, p] = totals[_total_row(k, p, partners) + w]
+        for a in range(split_out.shape[1]):
+            split_out[first + w, a] = split[a * LANES + w]

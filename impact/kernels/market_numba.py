@@ -20,7 +20,7 @@ from impact.accelerate import DISABLE_JIT, borrowed, jit, keep_alive, prange
 from impact.kernels.accounting_numba import (A_BUYERS_LOSS, A_LOG_COST, A_PASS, A_UNIT_COST, A_X, I_FACTOR, I_LOG_T,
                                              I_LOG_W, I_RATE, I_TERMS, account_block, allocate_outputs,
                                              as_kernel_arrays, block_rows, clear_totals, source_row, split_arrays,
-                                             write_partner_totals)
+                                             write_totals)
 from impact.kernels.equilibrium_lanes import LANES
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, responsive_log_price,
                                               solve_market_at, solve_prepared, taker_sums)
@@ -135,7 +135,7 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
     workers = min(workers, blocks)  # numba's thread count, read by the caller (read here, it keeps numba from
     # caching the kernel)
     for worker in prange(workers):
-        owned = _block_scratch(sectors, sources)
+        owned = _block_scratch(sectors, sources, revenue_split.shape[3])
         draw_scratch, work = borrowed(owned[0]), borrowed(owned[1])
         rows, newton_steps = borrowed(owned[2]), borrowed(owned[3])
         for block in range(worker * blocks // workers, (worker + 1) * blocks // workers):
@@ -159,7 +159,7 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
                                  quota_partner, draw_scratch, rows)
                 account_block(first, count, s, accounting, baseline, pledges, keep_cells, revenue_split, split_rows,
                               outputs, rows)
-            write_partner_totals(first, count, rows, partner_out)
+            write_totals(first, count, rows, partner_out, split_out)
             for lane in range(count if watch_sector.shape[0] > 0 else 0):
                 _watch_draw(first + lane, lane, tariff, log_t, row_steps, quota_partner, draw_scratch, watch)
         keep_alive(owned)  # the borrowed scratch views above point into these arrays
@@ -297,7 +297,7 @@ def _watch_draw(row, lane, tariff, log_t, row_steps, quota_partner, scratch, wat
 
 
 @jit()
-def _block_scratch(sectors, sources):
+def _block_scratch(sectors, sources, authorities):
     """A thread's scratch arrays for its blocks of draws: ``(by_draw, lanes_work, accounting_rows,
     newton_steps)``, where ``by_draw`` holds each draw's values in a row per lane, ``lanes_work`` the arrays of
     :func:`solve_costs_lanes` and ``accounting_rows`` those of
@@ -326,7 +326,7 @@ def _block_scratch(sectors, sources):
         np.empty((3, sectors), dtype=np.bool_),             # flags
         np.empty(sectors),                                  # theta_total
     )
-    return by_draw, lanes_work, block_rows(sources), np.empty(lanes, dtype=np.int64)
+    return by_draw, lanes_work, block_rows(sources, authorities), np.empty(lanes, dtype=np.int64)
 
 
 @jit()
