@@ -242,15 +242,29 @@ class Simulation:
         block = np.empty(sum(sizes))
         return block[:sizes[0]].reshape(shapes[0]), block[sizes[0]:].reshape(shapes[1])
 
-    def stored_outputs(self, buffers: tuple[np.ndarray, np.ndarray], draws: int) -> dict[str, np.ndarray]:
+    def stored_buffers(self, draws: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Float32 arrays that :meth:`stored_outputs` copies the kept outputs of chunks of up to ``draws`` draws
+        into, by sector and by partner (None where no output of the kind is kept)."""
+        arrays = []
+        for names, shape in zip((SECTOR_OUTPUTS, PARTNER_OUTPUTS), self._buffer_shapes(draws)):
+            kept = sum(name in self.outputs for name in names)
+            cases, years, _, _, labels = shape
+            arrays.append(np.empty((kept, draws, cases, years, labels), dtype=np.float32) if kept else None)
+        return tuple(arrays)
+
+    def stored_outputs(self, buffers: tuple[np.ndarray, np.ndarray], draws: int,
+                       into: tuple[np.ndarray | None, np.ndarray | None] | None = None) -> dict[str, np.ndarray]:
         """The stored (float32) values of the outputs by sector and by partner of the chunk of ``draws`` draws the
         kernels wrote into ``buffers`` (:meth:`output_buffers`), by name: the values of the chunk's variables cast,
-        bit for bit, from one pass over each buffer (:func:`impact.kernels.stored_numba.gather_float32`)."""
+        bit for bit, from one pass over each buffer (:func:`impact.kernels.stored_numba.gather_float32`). ``into``
+        (:meth:`stored_buffers` of at least ``draws`` draws), if given, receives them in place of new arrays: the
+        values are views of it, valid until its next use."""
         stored = {}
-        for names, buffer in zip((SECTOR_OUTPUTS, PARTNER_OUTPUTS), buffers):
+        for kind, (names, buffer) in enumerate(zip((SECTOR_OUTPUTS, PARTNER_OUTPUTS), buffers)):
             kept = [k for k, name in enumerate(names) if name in self.outputs]
             if kept:
-                values = gather_float32(buffer[:, :, :draws], kept)  # (output, draw, case, year, label)
+                # (output, draw, case, year, label)
+                values = gather_float32(buffer[:, :, :draws], kept, None if into is None else into[kind])
                 stored.update((names[k], values[i] if self.years else values[i][:, :, 0]) for i, k in enumerate(kept))
         return stored
 

@@ -137,14 +137,21 @@ def test_the_outputs_gathered_in_float32_are_the_chunks_variables_cast(deal, sce
     sector[-1, 0, 5, 1, 0] = np.nan
     sector[0, 0, 7, 0, 2] = 1e39  # a value the chunk would have dropped: the copy does what the cast does
     gathered = simulation.stored_outputs(buffers, draws)
+    # Into the writer's arrays, reused from a larger chunk's copy: the same values, in the first draws of each.
+    into = simulation.stored_buffers(draws + 5)
+    for array in into:
+        if array is not None:
+            array.fill(np.nan)
+    into_gathered = simulation.stored_outputs(buffers, draws, into)
     expected = {name for name in chunk.data_vars if name in SECTOR_OUTPUTS + PARTNER_OUTPUTS}
-    assert set(gathered) == expected and expected
+    assert set(gathered) == expected and set(into_gathered) == expected and expected
     assert ("home_sales" in expected) == (keep == "aggregates")
     for name in expected:
-        values = gathered[name]
         cast = np.asarray(chunk[name].values, dtype=STORED_DTYPE)
-        assert values.dtype == cast.dtype and values.shape == cast.shape and values.flags.c_contiguous, name
-        np.testing.assert_array_equal(values.view(np.uint32), cast.view(np.uint32), err_msg=name)
+        for values in (gathered[name], into_gathered[name]):
+            assert values.dtype == cast.dtype and values.shape == cast.shape and values.flags.c_contiguous, name
+            np.testing.assert_array_equal(values.view(np.uint32), cast.view(np.uint32), err_msg=name)
+        assert any(np.shares_memory(into_gathered[name], array) for array in into if array is not None), name
 
 
 def test_gather_float32_is_numpys_cast_of_each_output():
@@ -160,6 +167,14 @@ def test_gather_float32_is_numpys_cast_of_each_output():
     outputs = [4, 0, 5]
     gathered = gather_float32(view, outputs)
     assert gathered.shape == (3, 40, 2, 3, 7) and gathered.flags.c_contiguous
+    out = np.full((3, 45, 2, 3, 7), np.nan, dtype=np.float32)
+    into = gather_float32(view, outputs, out)
+    assert np.shares_memory(into, out) and into.shape == gathered.shape and np.isnan(out[:, 40:]).all()
+    np.testing.assert_array_equal(into.view(np.uint32), gathered.view(np.uint32))
+    for wrong in (np.empty((3, 39, 2, 3, 7), dtype=np.float32), np.empty((3, 45, 2, 3, 7)),
+                  np.empty((2, 45, 2, 3, 7), dtype=np.float32), np.empty((3, 45, 2, 3, 7), dtype=np.float32)[:, ::2]):
+        with pytest.raises(ValueError, match="out must be"):
+            gather_float32(view, outputs, wrong)
     with np.errstate(over="ignore"):
         for i, k in enumerate(outputs):
             cast = np.asarray(np.moveaxis(view[:, :, :, k], 2, 0), dtype=np.float32)

@@ -16,12 +16,24 @@ import numpy as np
 from impact.accelerate import DISABLE_JIT, jit
 
 
-def gather_float32(buffer: np.ndarray, outputs: list[int]) -> np.ndarray:
+def gather_float32(buffer: np.ndarray, outputs: list[int], out: np.ndarray | None = None) -> np.ndarray:
     """``out[i] = buffer[:, :, :, outputs[i]]`` moved to (draw, case, year, label), in float32: the stored values of
-    the outputs ``outputs`` of a buffer (case, year, draw, output, label) (any strides), one C-contiguous array
-    (len(outputs), draw, case, year, label)."""
+    the outputs ``outputs`` of a buffer (case, year, draw, output, label) (any strides), an array
+    (len(outputs), draw, case, year, label) whose every ``out[i]`` is C-contiguous.
+
+    ``out``, if given, is a C-contiguous float32 array (len(outputs), D, case, year, label) with D at least the
+    buffer's draws: its first draws receive the values and are returned (reused chunk after chunk, its pages are
+    not mapped and zeroed by the system again for each one)."""
     cases, years, draws, _, labels = buffer.shape
-    out = np.empty((len(outputs), draws, cases, years, labels), dtype=np.float32)
+    shape = (len(outputs), draws, cases, years, labels)
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif (out.dtype != np.float32 or not out.flags.c_contiguous or out.ndim != 5 or out.shape[0] != shape[0]
+          or out.shape[2:] != shape[2:] or out.shape[1] < draws):
+        raise ValueError(f"out must be a C-contiguous float32 array ({shape[0]}, >= {draws}, {cases}, {years}, "
+                         f"{labels}), got {out.dtype} {out.shape}")
+    else:
+        out = out[:, :draws]
     if DISABLE_JIT:  # the same values, output by output
         for i, k in enumerate(outputs):
             out[i] = np.moveaxis(buffer[:, :, :, k], 2, 0)
