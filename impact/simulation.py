@@ -246,11 +246,15 @@ class Simulation:
         """Float32 arrays that :meth:`stored_outputs` copies the kept outputs of chunks of up to ``draws`` draws
         into, by sector and by partner (None where no output of the kind is kept)."""
         arrays = []
-        for names, shape in zip((SECTOR_OUTPUTS, PARTNER_OUTPUTS), self._buffer_shapes(draws)):
-            kept = sum(name in self.outputs for name in names)
+        for kept, shape in zip(self._stored_positions(), self._buffer_shapes(draws)):
             cases, years, _, _, labels = shape
-            arrays.append(np.empty((kept, draws, cases, years, labels), dtype=np.float32) if kept else None)
+            arrays.append(np.empty((len(kept), draws, cases, years, labels), dtype=np.float32) if kept else None)
         return tuple(arrays)
+
+    def _stored_positions(self) -> tuple[list[int], list[int]]:
+        """The positions of the stored outputs among the kernels' outputs by sector and by partner."""
+        return tuple([k for k, name in enumerate(names) if name in self.outputs]
+                     for names in (SECTOR_OUTPUTS, PARTNER_OUTPUTS))
 
     def stored_outputs(self, buffers: tuple[np.ndarray, np.ndarray], draws: int,
                        into: tuple[np.ndarray | None, np.ndarray | None] | None = None) -> dict[str, np.ndarray]:
@@ -260,8 +264,8 @@ class Simulation:
         (:meth:`stored_buffers` of at least ``draws`` draws), if given, receives them in place of new arrays: the
         values are views of it, valid until its next use."""
         stored = {}
-        for kind, (names, buffer) in enumerate(zip((SECTOR_OUTPUTS, PARTNER_OUTPUTS), buffers)):
-            kept = [k for k, name in enumerate(names) if name in self.outputs]
+        for kind, (names, kept, buffer) in enumerate(zip((SECTOR_OUTPUTS, PARTNER_OUTPUTS), self._stored_positions(),
+                                                         buffers)):
             if kept:
                 # (output, draw, case, year, label)
                 values = gather_float32(buffer[:, :, :draws], kept, None if into is None else into[kind])
