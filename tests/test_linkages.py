@@ -464,8 +464,8 @@ def _textbook_solve(matrix, rhs):
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 20))
 def test_the_linear_solves_give_the_textbook_loops_bits(seed, size):
-    # The systems are solved side by side, each row update over the whole row (vectorized along the systems): the
-    # entries each system reads must be those of the textbook loops, whichever lane it is in.
+    # The systems are solved side by side, each row update from the column after the pivot's (vectorized along the
+    # systems): the entries each system reads must be those of the textbook loops, whichever lane it is in.
     systems = [_dominant_system(seed + i, size) for i in range(3)]
     solutions, _ = _solve_in_lanes(np.array([m for m, _ in systems]), np.array([b for _, b in systems]))
     for (matrix, rhs), solution in zip(systems, solutions):

@@ -779,8 +779,8 @@ def solve_systems(n, matrix, lane_values):
     LANES``, the right-hand sides after them), in place by Gaussian elimination without pivoting: the right-hand
     sides become the solutions. Row ``L_PIVOTS`` of ``lane_values`` is 1 where a system's pivots were all non-zero,
     else 0 (its solution is then meaningless). Each system's entries are computed by the operations, in the order,
-    of the textbook loops (a row update runs over the whole row: the entries left of the pivot are never read
-    again)."""
+    of the textbook loops; a row update skips the entries at and left of the pivot's column, which are never read
+    again (a block's systems do not fit in the core's first cache: each entry skipped is memory not streamed)."""
     lanes = np.uint64(LANES)
     n = np.uint64(n)
     one = np.uint64(1)
@@ -796,7 +796,7 @@ def solve_systems(n, matrix, lane_values):
             below = (r * n + c) * lanes
             for w in range(lanes):
                 lane_values[L_FACTOR + w] = matrix[below + w] / matrix[pivot + w]
-            for k in range(n):
+            for k in range(c + one, n):
                 target, source = (r * n + k) * lanes, (c * n + k) * lanes
                 for w in range(lanes):
                     matrix[target + w] -= lane_values[L_FACTOR + w] * matrix[source + w]
