@@ -49,8 +49,6 @@ _POOL_SIZE = 4
 _INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
 _MIX_MULT_L, _MIX_MULT_R = 0xCA01F9DD, 0x4973F715
 _MASK32 = 0xFFFFFFFF
-#: PCG64's 128-bit LCG multiplier (numpy/random/src/pcg64).
-_PCG_MULTIPLIER = (2549297995355413924 << 64) + 4865540595714422341
 _MASK128 = (1 << 128) - 1
 
 
@@ -88,6 +86,8 @@ def block_states(seed: int, keys, blocks) -> list[dict]:
 
 def _seeded_states(seed: int, keys: np.ndarray, blocks: np.ndarray, long_key: bool) -> list[dict]:
     """:func:`block_states` of pairs whose keys are all two words (``long_key``) or all one."""
+    from impact.kernels.scores_numba import PCG64_MULTIPLIER  # on demand: it loads numba
+
     run = _uint32_words(seed)
     run += [0] * (_POOL_SIZE - len(run))  # SeedSequence pads the run entropy to the pool when it has a spawn key
     mask = np.uint64(_MASK32)
@@ -131,7 +131,7 @@ def _seeded_states(seed: int, keys: np.ndarray, blocks: np.ndarray, long_key: bo
         # pcg64_set_seed: pcg_setseq_128_srandom_r on (initstate, initseq), high word first.
         increment = ((((inc_high << 64) | inc_low) << 1) | 1) & _MASK128
         state = (increment + ((seed_high << 64) | seed_low)) & _MASK128
-        state = (state * _PCG_MULTIPLIER + increment) & _MASK128
+        state = (state * PCG64_MULTIPLIER + increment) & _MASK128
         states.append({"bit_generator": "PCG64", "state": {"state": state, "inc": increment},
                        "has_uint32": 0, "uinteger": 0})
     return states
@@ -208,8 +208,23 @@ class Design:
         return out[start - first * DRAW_BLOCK: stop - first * DRAW_BLOCK]
 
     def normal_scores(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Independent standard-normal scores for draws ``start`` to ``stop - 1`` (clipped to +-Z_LIMIT), the
-        columns on the kernels' threads."""
+        """Independent standard-normal scores for draws ``start`` to ``stop - 1`` (clipped to +-Z_LIMIT), on the
+        kernels' threads. ``mc`` designs compute them in one compiled pass (:mod:`impact.kernels.scores_numba`),
+        with the same bits as this NumPy path (:meth:`numpy_normal_scores`)."""
+        from impact import accelerate  # on demand: it loads numba
+
+        if self.method == "mc" and self.columns and 0 <= start < stop and not accelerate.DISABLE_JIT:
+            from impact.kernels.scores_numba import block_normal_scores
+
+            streams = _stream_words(self._stream_states(start, stop))
+            scores = np.empty((len(self.columns), stop - start))
+            block_normal_scores(streams, DRAW_BLOCK, start % DRAW_BLOCK, Z_LIMIT, scores)
+            return dict(zip(self.columns, scores))
+        return self.numpy_normal_scores(start, stop)
+
+    def numpy_normal_scores(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """:meth:`normal_scores` from NumPy's generators and ``scipy.special.ndtri`` (the reference of the compiled
+        pass; the path of ``lhs`` and ``sobol`` designs)."""
         if self.method != "sobol" and self.columns and 0 <= start < stop:
             # The uniforms first, one column after another: resetting a generator block by block holds the GIL, and
             # on the threads it stalled their ndtri, which does not (x1.1-1.3 on 100 columns of 32,768 draws).
@@ -218,6 +233,14 @@ class Design:
         else:
             uniforms = self.uniforms(start, stop)
         return dict(zip(self.columns, thread_map(lambda column: _clipped_scores(uniforms[column]), self.columns)))
+
+
+def _stream_words(states: dict[str, list[dict]]) -> np.ndarray:
+    """PCG64 states (:meth:`Design._stream_states`) as the words :func:`impact.kernels.scores_numba.pcg64_doubles`
+    takes: (columns, blocks, 4) of state high, state low, increment high, increment low."""
+    mask = (1 << 64) - 1
+    return np.array([[[s["state"]["state"] >> 64, s["state"]["state"] & mask, s["state"]["inc"] >> 64,
+                       s["state"]["inc"] & mask] for s in column] for column in states.values()], dtype=np.uint64)
 
 
 def _clipped_scores(uniforms: np.ndarray) -> np.ndarray:
