@@ -50,18 +50,27 @@ def kernel_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def thread_map(function, items) -> list:
+def thread_map(function, items, grouped: bool = False) -> list:
     """``[function(item) for item in items]``, on :func:`kernel_threads` threads, in order.
 
     For work that releases the GIL in NumPy and SciPy loops (random fills, ufuncs, sorts), never for numba's
     parallel kernels, which must not be entered from several threads at once. Each item's result is what one
-    thread would give: threads change where work runs, not what it computes.
+    thread would give: threads change where work runs, not what it computes. ``grouped``: each thread takes every
+    threads-th item in one task (for many small items of similar cost).
     """
     items = list(items)
     threads = min(kernel_threads(), len(items))
     if threads <= 1 or threading.current_thread().name.startswith(_THREAD_PREFIX):
         return [function(item) for item in items]
-    return list(_pool(threads).map(function, items))
+    if not grouped:
+        return list(_pool(threads).map(function, items))
+    # One task per thread, of every threads-th item: many small items handed to the pool one by one convoy on the
+    # GIL, each hand-off costing about as much as the item (the inverse CDFs of a chunk: no gain on two threads).
+    results = [None] * len(items)
+    parts = _pool(threads).map(lambda first: [function(item) for item in items[first::threads]], range(threads))
+    for first, part in enumerate(parts):
+        results[first::threads] = part
+    return results
 
 
 def read_ahead(read, items):
