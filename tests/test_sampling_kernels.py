@@ -18,13 +18,6 @@ from impact.sampling import Design, _stream_words, block_states
 compiled_only = pytest.mark.skipif(accelerate.DISABLE_JIT, reason="compiled code only")
 
 
-def _ndtri_values(values):
-    out = np.empty_like(values)
-    for i, value in enumerate(values):
-        out[i] = scores_numba.ndtri(value)
-    return out
-
-
 def _probabilities():
     """Probabilities in every region of ndtri: the centre, both tails, the far tails beyond exp(-32), the region
     boundaries and their neighbours, the ends and outside them."""
