@@ -29,6 +29,7 @@ from scipy.special import ndtri
 
 from impact.defaults import DRAW_BLOCK, METHODS
 from impact.distributions import Z_LIMIT
+from impact.kernels.pcg64 import PCG64_MULTIPLIER
 from impact.threads import thread_map
 
 _SOBOL_STREAM = 0x50B01
@@ -86,8 +87,6 @@ def block_states(seed: int, keys, blocks) -> list[dict]:
 
 def _seeded_states(seed: int, keys: np.ndarray, blocks: np.ndarray, long_key: bool) -> list[dict]:
     """:func:`block_states` of pairs whose keys are all two words (``long_key``) or all one."""
-    from impact.kernels.scores_numba import PCG64_MULTIPLIER  # on demand: it loads numba
-
     run = _uint32_words(seed)
     run += [0] * (_POOL_SIZE - len(run))  # SeedSequence pads the run entropy to the pool when it has a spawn key
     mask = np.uint64(_MASK32)

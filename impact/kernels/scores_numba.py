@@ -1,7 +1,7 @@
 """Compiled normal scores of ``mc`` designs: each block's PCG64 uniforms and their inverse normal CDF in one pass.
 
-The NumPy reference is :meth:`impact.sampling.Design.normal_scores` on its NumPy path: ``Generator.random`` on
-NumPy's PCG64, ``scipy.special.ndtri``, ``np.clip`` (:func:`impact.sampling._clipped_scores`). This pass gives the
+The NumPy reference is :meth:`impact.sampling.Design.numpy_normal_scores`: ``Generator.random`` on NumPy's PCG64,
+``scipy.special.ndtri``, ``np.clip`` (:func:`impact.sampling._clipped_scores`). This pass gives the
 same bits, for every draw, and on the kernels' threads; the reference resets a generator for each block with the
 GIL held (a quarter of the sampling's time at one thread, and none of it shared by a second).
 
@@ -25,9 +25,9 @@ import math
 import numpy as np
 
 from impact.accelerate import jit, prange
+from impact.kernels.pcg64 import PCG64_MULTIPLIER
 
-#: PCG64's 128-bit LCG multiplier (numpy/random/src/pcg64), in 64-bit words.
-PCG64_MULTIPLIER = (2549297995355413924 << 64) + 4865540595714422341
+# PCG64's multiplier in 64-bit words.
 _MULTIPLIER_HIGH = np.uint64(PCG64_MULTIPLIER >> 64)
 _MULTIPLIER_LOW = np.uint64(PCG64_MULTIPLIER & ((1 << 64) - 1))
 _LOW_HALF = np.uint64(0xFFFFFFFF)
