@@ -9,6 +9,8 @@ import os
 import sys
 import warnings
 
+from impact.heap import one_heap
+
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_TERMINATED = 143   # 128 + SIGTERM
 
@@ -140,6 +142,7 @@ def main() -> None:
     # a run's start. It is on again for the loops over chunks (impact.simulation.chunk_loop); the other
     # commands read a finished run and end.
     gc.disable()
+    one_heap()  # before any thread starts (impact.heap)
     quiet_library_warnings()
     _hold_interrupts_during_imports()
     _pass_on_lost_interrupts()

@@ -390,26 +390,29 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
             stored = simulation.stored_buffers(room) if todo_here else None
             handed_back = threading.Event()  # by the last chunk's write (none yet)
             handed_back.set()
-            for index in todo_here:
-                start, stop = ranges[index]
+            with sampled_ahead(simulation, [ranges[index] for index in todo_here]) as samples:
                 moment = time.perf_counter()
-                chunk, failed = simulation.chunk(start, stop, buffers=buffers, before_kernels=handed_back.wait)
-                moment = watch.add("sample_and_solve", moment)
-                if create and index == todo_here[0]:
-                    _create(store, simulation, chunk, draws, chunk_size, manifest, creating)
-                if pending is not None:
-                    pending.result()
-                    watch.add("waiting_for_writes", moment)
-                handed_back = threading.Event()
-                pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed, identity,
-                                        handed_back.set,
-                                        partial(simulation.stored_outputs, buffers, stop - start, stored))
-                pending.add_done_callback(lambda _, event=handed_back: event.set())  # a write ended before its copy
-                # The writer holds the chunk until it is written, early in the next chunk's solve; held here too, its
-                # inputs and copies would stay in memory beside the next chunk's.
-                del chunk
-                failures += failed
-                bar.update(stop - start)
+                for index, sampled in zip(todo_here, samples):  # the wait for a chunk's sample is part of its solve
+                    start, stop = ranges[index]
+                    chunk, failed = simulation.solve(sampled, buffers=buffers, before_kernels=handed_back.wait)
+                    del sampled
+                    moment = watch.add("sample_and_solve", moment)
+                    if create and index == todo_here[0]:
+                        _create(store, simulation, chunk, draws, chunk_size, manifest, creating)
+                    if pending is not None:
+                        pending.result()
+                        watch.add("waiting_for_writes", moment)
+                    handed_back = threading.Event()
+                    pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed, identity,
+                                            handed_back.set,
+                                            partial(simulation.stored_outputs, buffers, stop - start, stored))
+                    pending.add_done_callback(lambda _, event=handed_back: event.set())  # a write ended before its copy
+                    # The writer holds the chunk until it is written, early in the next chunk's solve; held here too,
+                    # its inputs and copies would stay in memory beside the next chunk's.
+                    del chunk
+                    failures += failed
+                    bar.update(stop - start)
+                    moment = time.perf_counter()
             del buffers, stored
             if pending is not None:
                 moment = time.perf_counter()
@@ -469,6 +472,52 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
         manifest["shard_reports"] = earlier
     _finalize(store, manifest, watch, wall, threads_used, rate)
     return store
+
+
+#: The niceness of the thread that samples a run's next chunk (:func:`sampled_ahead`): it takes what the kernels and
+#: the writer leave of the cores.
+SAMPLER_NICENESS = 10
+
+
+@contextmanager
+def sampled_ahead(simulation: Simulation, ranges: list[tuple[int, int]]):
+    """An iterator of :meth:`Simulation.sample` of each (start, stop) of ``ranges`` in turn, each next chunk sampled
+    on a thread of its own while the caller solves this one.
+
+    The sampling's Python and NumPy steps (the copula, the inverse CDFs, the parameters' arrays) run on one core
+    and left the other idle between the kernels' calls; on their own thread, at a lower priority
+    (:data:`SAMPLER_NICENESS`), they fill the cores' idle moments instead. Two chunks' samples are held at a time.
+    The draws are the same: a chunk's sample depends on its draws alone (:mod:`impact.sampling`). The caller's
+    waits are timed as the phase ``waiting_for_sampling`` (``Simulation.phases``)."""
+    sampler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="impact-sampler")
+
+    def samples():
+        ahead = sampler.submit(_sample_alone, simulation, ranges[0]) if ranges else None
+        for position in range(len(ranges)):
+            moment = time.perf_counter()
+            sampled = ahead.result()
+            simulation.phases.add("waiting_for_sampling", moment)
+            ahead = None if position + 1 == len(ranges) else sampler.submit(_sample_alone, simulation,
+                                                                            ranges[position + 1])
+            yield sampled
+            del sampled
+
+    try:
+        yield samples()
+    finally:
+        sampler.shutdown(wait=True, cancel_futures=True)
+
+
+def _sample_alone(simulation: Simulation, draws: tuple[int, int]):
+    """:meth:`Simulation.sample` of draws ``draws`` (start, stop) on the calling thread alone (its numba and NumPy
+    work too), at niceness :data:`SAMPLER_NICENESS` where the system sets it thread by thread (Linux)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SAMPLER_NICENESS)
+        except OSError:  # not allowed here: the thread keeps its priority
+            pass
+    with using_threads(1):
+        return simulation.sample(*draws)
 
 
 def _on_cluster(client, store: RunStore, simulation: Simulation, draws: int, chunk_size: int, manifest: dict,
@@ -671,12 +720,14 @@ def simulate(scenario, *, draws: int = 10_000, seed: int = 0, chunk_size: int | 
     pieces, failures = [], 0
     bar = _progress(draws, 0, progress, otherwise="none")
     try:
-        with using_threads(threads), chunk_loop():
-            for start, stop in chunk_ranges(draws, chunk_size):
-                piece, failed = simulation.chunk(start, stop)
+        ranges = chunk_ranges(draws, chunk_size)
+        with using_threads(threads), chunk_loop(), sampled_ahead(simulation, ranges) as samples:
+            for sampled in samples:
+                piece, failed = simulation.solve(sampled)
                 pieces.append(piece)
                 failures += failed
-                bar.update(stop - start)
+                bar.update(sampled.stop - sampled.start)
+                del sampled
     finally:
         bar.close()
     ds = xr.merge([simulation.static_dataset(), xr.concat(pieces, dim="draw")], combine_attrs="override")

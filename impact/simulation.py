@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 
-import ctypes
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
@@ -17,6 +18,7 @@ from impact import provenance
 from impact.accelerate import jit, prange
 from impact.defaults import DEFAULT_CHUNK, DRAW_BLOCK, METHODS
 from impact.errors import ImpactInputError, Problem
+from impact.heap import keep_freed_blocks
 from impact.kernels.layout import CELL_OUTPUTS, LANDED_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
 from impact.kernels.stored_numba import gather_float32
 from impact.model import (case_parameters, compile_case, consumer_costs, draw_policy, legal_columns, parameter_dims,
@@ -27,23 +29,41 @@ from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, HOUSEHOLD_OUTPUTS, KE
 
 log = logging.getLogger("impact")
 #: The phases of :meth:`Simulation.chunk` its stopwatch (``Simulation.phases``) times: normal scores, copula,
-#: inverse CDFs and court rulings; tariffs of each draw (layers that vary by draw, content shares, dated layers);
-#: the wait for the output buffers (until the writer has copied the last chunk out of them); the market kernels; the
-#: outputs gathered into a Dataset.
+#: inverse CDFs and court rulings (:meth:`Simulation.sample`); tariffs of each draw (layers that vary by draw, content
+#: shares, dated layers); the wait for the output buffers (until the writer has copied the last chunk out of them);
+#: the market kernels; the outputs gathered into a Dataset.
 CHUNK_PHASES = ("sampling", "policy", "buffers", "kernel", "assembly")
+#: The phases of a run's own thread (:mod:`impact.runner`), which add up to its ``sample_and_solve``: a run samples
+#: each next chunk on a thread of its own (its ``sampling`` overlaps these), and waits for it in place of sampling.
+SOLVE_PHASES = ("waiting_for_sampling",) + CHUNK_PHASES[1:]
 
 
 class Stopwatch:
-    """Accumulates wall time by phase."""
+    """Accumulates wall time by phase (from any thread: a run samples its next chunk on a thread of its own)."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def add(self, phase: str, since: float) -> float:
         """Add the time from ``since`` to now to ``phase``; return now (the next phase's start)."""
         moment = time.perf_counter()
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + moment - since
+        with self._lock:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + moment - since
         return moment
+
+
+@dataclass(frozen=True)
+class SampledChunk:
+    """What :meth:`Simulation.sample` draws for draws ``start`` to ``stop - 1``: each case's parameters (as
+    :func:`impact.model.case_parameters` gives them), its correlated normal scores where its tariffs vary by draw
+    or date (else None), and the court rulings (draw, case, legal group)."""
+
+    start: int
+    stop: int
+    parameters: list[dict[str, np.ndarray]]
+    case_scores: list[dict[str, np.ndarray] | None]
+    rulings: np.ndarray
 
 #: Bytes a chunk may spend on the authorities' parts of the cells' rates when they vary by draw.
 SPLIT_BYTES = 192 * 2**20
@@ -280,7 +300,8 @@ class Simulation:
     def chunk(self, start: int, stop: int, scores: dict[str, np.ndarray] | None = None,
               buffers: tuple[np.ndarray, np.ndarray] | None = None,
               before_kernels: Callable[[], None] | None = None) -> tuple[xr.Dataset, int]:
-        """Outputs and sampled inputs for draws ``start`` to ``stop - 1``, and the count of failed solves.
+        """Outputs and sampled inputs for draws ``start`` to ``stop - 1``, and the count of failed solves:
+        :meth:`solve` of :meth:`sample`.
 
         ``scores`` replaces the design's normal scores of those draws (a design of its own, e.g. for Sobol
         indices); it must hold every column of the run, each with ``stop - start`` values.
@@ -291,9 +312,34 @@ class Simulation:
         called before the kernels first write into them, after the sampling (the runner waits there until the
         writer has copied the last chunk's values, :func:`impact.runner.run`).
         """
+        return self.solve(self.sample(start, stop, scores), buffers=buffers, before_kernels=before_kernels)
+
+    def sample(self, start: int, stop: int, scores: dict[str, np.ndarray] | None = None) -> SampledChunk:
+        """The sampled inputs of draws ``start`` to ``stop - 1`` (see :meth:`chunk`): every case's parameters
+        and court rulings, from the design's normal scores (or ``scores``). Reads nothing that :meth:`solve`
+        writes: a runner samples the next chunk on a thread of its own while this one is solved."""
         n = stop - start
         moment = time.perf_counter()
         scores = self.design.normal_scores(start, stop) if scores is None else scores
+        parameters, case_scores, shared = [], [], {}
+        rulings = np.full((n, len(self.cases), len(self.legal_groups)), np.nan)
+        for c, case in enumerate(self.cases):
+            correlated = correlate({name: scores[name] for name in case.column_names}, case.scenario.correlations)
+            parameters.append(case_parameters(case, correlated, n, shared))
+            for group, struck in struck_by_group(case, correlated).items():
+                rulings[:, c, self.legal_groups.index(group)] = struck
+            # Kept for the tariffs of each draw only: a case whose layers and rates are the same in every draw
+            # needs no scores once its parameters are drawn (and a chunk sampled ahead holds less).
+            case_scores.append(correlated if case.policy_names or case.share_inputs or self.years else None)
+        self.phases.add("sampling", moment)
+        return SampledChunk(start, stop, parameters, case_scores, rulings)
+
+    def solve(self, sampled: SampledChunk, buffers: tuple[np.ndarray, np.ndarray] | None = None,
+              before_kernels: Callable[[], None] | None = None) -> tuple[xr.Dataset, int]:
+        """The chunk :meth:`sample` drew, solved: its Dataset and the count of failed solves (see :meth:`chunk`)."""
+        start, stop, inputs, rulings = sampled.start, sampled.stop, sampled.parameters, sampled.rulings
+        n = stop - start
+        moment = time.perf_counter()
         keep_cells = self.keep == "cells"
         by_authority = "tariff_revenue_by_authority" in self.outputs
         b = self.scenario.baseline
@@ -312,18 +358,12 @@ class Simulation:
         applied = np.full(shape + (len(self.policy_names),), np.nan)
         linked = np.full_like(applied, np.nan)
         quotas = np.full(shape + (len(QUOTA_OUTPUTS), len(self.quota_names)), np.nan)
-        rulings = np.full((n, len(self.cases), len(self.legal_groups)), np.nan)
         authority_revenue = np.zeros(shape + (len(self.authorities),))
         price_level, per_household = np.empty(shape), np.empty(shape)
         landed = np.full(shape + (2, len(self.landed)), np.nan)
-        failures, inputs, shared = 0, [], {}
+        failures = 0
         for c, case in enumerate(self.cases):
-            case_scores = correlate({name: scores[name] for name in case.column_names}, case.scenario.correlations)
-            parameters = case_parameters(case, case_scores, n, shared)
-            inputs.append(parameters)
-            for group, struck in struck_by_group(case, case_scores).items():
-                rulings[:, c, self.legal_groups.index(group)] = struck
-            moment = self.phases.add("sampling", moment)
+            parameters, case_scores = inputs[c], sampled.case_scores[c]
             where = [self.policy_names.index(name) for name in case.policy_names]
             authorities = tuple(case.scenario.tariff_stack.authorities) if by_authority else ()
             # The split of the regime as written, for a case whose rates vary neither by draw nor by date.
@@ -509,8 +549,9 @@ def chunk_loop():
     The collector is on for the chunks' garbage, though the ``impact`` command starts with it off
     (:mod:`impact.console`); its state is restored after.
 
-    The heap keeps freed blocks below 32 MiB for the next chunk (:func:`_keep_freed_blocks`)."""
-    _keep_freed_blocks()
+    The heap keeps freed blocks below 32 MiB for the next chunk, in one heap for every thread
+    (:func:`impact.heap.keep_freed_blocks`)."""
+    keep_freed_blocks()
     gc.freeze()
     collecting = gc.isenabled()
     gc.enable()
@@ -520,29 +561,6 @@ def chunk_loop():
         gc.unfreeze()
         if not collecting:
             gc.disable()
-
-
-#: glibc's ``mallopt`` parameters, and the values its own adjustment reaches once a block of 32 MiB is freed.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MAPPED_FROM, _TRIMMED_FROM = 32 * 2**20, 64 * 2**20
-
-
-def _keep_freed_blocks() -> None:
-    """Have glibc serve blocks below 32 MiB from its heap and keep up to 64 MiB of it freed, for the process.
-
-    glibc maps a block of 128 KiB or more apart from its heap and unmaps it when it is freed, until the first such
-    block of up to 32 MiB is freed: then it raises the bound to that block's size. A run that reuses the kernels'
-    output buffers (over 32 MiB) frees no large block, so every chunk's arrays of a few MB (inputs, the writer's
-    float32 copies) would be mapped anew, their pages faulted in and zeroed by the system: a run of 1,000,000
-    draws took twice the page faults. Other C libraries: nothing to do."""
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM)
-    mallopt(_M_TRIM_THRESHOLD, _TRIMMED_FROM)
 
 
 def chunk_ranges(draws: int, chunk_size: int):
@@ -576,7 +594,7 @@ def _check_run_size(draws, chunk_size) -> None:
         raise ImpactInputError(problems)
 
 
-__all__ = ["Simulation", "chunk_ranges", "DEFAULT_CHUNK"]
+__all__ = ["Simulation", "SampledChunk", "chunk_ranges", "DEFAULT_CHUNK"]
 
 
 #: The largest magnitude a stored (float32) output can hold.

@@ -57,18 +57,18 @@ def test_a_client_of_your_own_and_a_resume_on_the_cluster(deal, tmp_path, local_
     xr.testing.assert_equal(_local(tmp_path / "own", deal, client=local_cluster).open_dataset(), local)
     from impact import simulation
 
-    original, calls = simulation.Simulation.chunk, []
+    original, calls = simulation.Simulation.solve, []
 
-    def dies_at_the_fifth(self, start, stop, *args, **kwargs):
-        calls.append(start)
+    def dies_at_the_fifth(self, sampled, *args, **kwargs):
+        calls.append(sampled.start)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return original(self, start, stop, *args, **kwargs)
+        return original(self, sampled, *args, **kwargs)
 
-    monkeypatch.setattr(simulation.Simulation, "chunk", dies_at_the_fifth)
+    monkeypatch.setattr(simulation.Simulation, "solve", dies_at_the_fifth)
     with pytest.raises(KeyboardInterrupt):
         _local(tmp_path / "cut", deal)
-    monkeypatch.setattr(simulation.Simulation, "chunk", original)
+    monkeypatch.setattr(simulation.Simulation, "solve", original)
     store = RunStore(tmp_path / "cut")
     assert 0 < len(store.done_chunks()) < 12
     impact.resume(tmp_path / "cut", client=local_cluster, progress="none")

@@ -42,11 +42,11 @@ DRIVER = textwrap.dedent('''
         Path(flag).touch()
         time.sleep(600)
 
-    solve = simulation.Simulation.chunk
+    solve = simulation.Simulation.solve
     def slow(self, *args, **kwargs):
         time.sleep(pause)
         return solve(self, *args, **kwargs)
-    simulation.Simulation.chunk = slow
+    simulation.Simulation.solve = slow
 
     if moment == "creation":  # the store half laid out, no manifest yet
         create = store.RunStore.create
@@ -409,7 +409,7 @@ def test_out_that_is_a_file(deal, tmp_path):
 def test_out_of_memory(deal, tmp_path, monkeypatch, at_chunk):
     from impact.simulation import Simulation
 
-    solve, calls = Simulation.chunk, []
+    solve, calls = Simulation.solve, []
 
     def exhausted(self, *args, **kwargs):
         calls.append(1)
@@ -417,7 +417,7 @@ def test_out_of_memory(deal, tmp_path, monkeypatch, at_chunk):
             raise MemoryError
         return solve(self, *args, **kwargs)
 
-    monkeypatch.setattr(Simulation, "chunk", exhausted)
+    monkeypatch.setattr(Simulation, "solve", exhausted)
     out = tmp_path / "run"
     line = _one_line_error(_cli("run", deal, *OPTIONS, "--out", out))
     assert "out of memory" in line and "--chunk-size" in line

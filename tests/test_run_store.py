@@ -32,12 +32,14 @@ def test_run_writes_results_manifest_and_summary(deal, tmp_path):
     assert manifest["counterfactual"] == "nodeal"
     assert manifest["libraries"]["numba"] and manifest["git_revision"]
     assert manifest["timings_seconds"]["total"] > 0 and manifest["draws_per_second"] > 0
-    # sample_and_solve, split by the phases of a chunk: they add up to it (the time between chunks is the loop's).
-    from impact.simulation import CHUNK_PHASES
+    # sample_and_solve, split by the phases of the run's own thread: they add up to it (the time between chunks is
+    # the loop's); the sampling, on a thread of its own, is timed too.
+    from impact.simulation import SOLVE_PHASES
 
     timings = manifest["timings_seconds"]
-    phases = [timings[f"sample_and_solve.{phase}"] for phase in CHUNK_PHASES]
+    phases = [timings[f"sample_and_solve.{phase}"] for phase in SOLVE_PHASES]
     assert all(seconds >= 0 for seconds in phases) and timings["sample_and_solve.kernel"] > 0
+    assert timings["sample_and_solve.sampling"] > 0
     assert sum(phases) == pytest.approx(timings["sample_and_solve"], abs=0.01 + 0.02 * timings["sample_and_solve"])
     assert not (tmp_path / "run" / "progress").exists()
     summary = (tmp_path / "run" / "summary.csv").read_text().splitlines()
@@ -186,14 +188,14 @@ def test_the_chunks_garbage_is_collected_though_the_command_starts_without_the_c
 
     from impact.simulation import Simulation
 
-    chunk, collector_on = Simulation.chunk, []
+    solve, collector_on = Simulation.solve, []
 
-    def watched(self, start, stop, *args, **kwargs):
-        if stop - start > 1:  # not the one-draw probes before the chunks
+    def watched(self, sampled, *args, **kwargs):
+        if sampled.stop - sampled.start > 1:  # not the one-draw probes before the chunks
             collector_on.append(gc.isenabled())
-        return chunk(self, start, stop, *args, **kwargs)
+        return solve(self, sampled, *args, **kwargs)
 
-    monkeypatch.setattr(Simulation, "chunk", watched)
+    monkeypatch.setattr(Simulation, "solve", watched)
     gc.disable()  # as the impact command starts (impact.console)
     try:
         _run(deal, tmp_path / "run", chunk_size=1000)
@@ -207,7 +209,7 @@ def test_the_chunks_garbage_is_collected_though_the_command_starts_without_the_c
 _FREED_BLOCKS_PROBE = """
 import resource, sys
 import numpy as np
-from impact.simulation import _keep_freed_blocks
+from impact.heap import keep_freed_blocks
 
 def faults(rounds):  # the page faults of a chunk-like round of arrays of 1-6 MiB, written, then freed
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -217,7 +219,7 @@ def faults(rounds):  # the page faults of a chunk-like round of arrays of 1-6 Mi
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 if sys.argv[1] == "kept":
-    _keep_freed_blocks()
+    keep_freed_blocks()
 faults(3)
 print(faults(40))
 """
@@ -288,8 +290,8 @@ def test_failed_solves_are_counted_once_whatever_kills_the_run(deal, tmp_path, m
     resumed run counts every chunk's, once (here 2 a chunk, made up)."""
     from impact.simulation import Simulation
 
-    chunk = Simulation.chunk
-    monkeypatch.setattr(Simulation, "chunk", lambda self, *a, **k: (chunk(self, *a, **k)[0], 2))
+    solve = Simulation.solve
+    monkeypatch.setattr(Simulation, "solve", lambda self, *a, **k: (solve(self, *a, **k)[0], 2))
     write, record = RunStore.write_chunk, RunStore.write_manifest
     calls = []
 
