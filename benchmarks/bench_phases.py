@@ -9,8 +9,8 @@ command, and ``impact summary --precision``, in one invocation.
 
 Each run is ``impact run`` in a process of its own (the numba cache warm), timed from outside (``wall``: start-up
 included, and its CPU seconds, user and system) and from inside (the manifest's ``timings_seconds``:
-``sample_and_solve`` split into sampling, policy, buffers (the wait for the writer's copy of the last chunk), kernel
-and assembly, ``waiting_for_writes``, ``summary``). With
+``sample_and_solve`` split into the wait for each chunk's sample, policy, kernel and assembly, beside the sampling
+itself on its own thread; ``float32_copies``, ``waiting_for_writes``, ``summary``). With
 one kernel thread a run still uses a second core for its background writer; held to one core, it does not.
 ``startup`` is the wall time before the run's own clock starts: interpreter, imports, loading the scenario.
 Start-up of the command alone: ``impact --help``, ``python -c "import impact.runner"`` (the engine's imports:
@@ -40,7 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-from impact.simulation import CHUNK_PHASES as PHASES
+from impact.simulation import SOLVE_PHASES
+
+#: The timings printed for a run (keys of its manifest's ``timings_seconds``) and their column heads.
+COLUMNS = {"sample_and_solve.sampling": "sampling", "sample_and_solve.waiting_for_sampling": "wait",
+           **{f"sample_and_solve.{phase}": phase for phase in SOLVE_PHASES[1:]},
+           "float32_copies": "copies", "waiting_for_writes": "writes", "summary": "summary"}
 
 HERE = Path(__file__).resolve().parent
 SCENARIO = "us_japan_2025"
@@ -84,12 +89,11 @@ def print_run(r: dict) -> None:
     threads = "1 core" if r.get("one_core") else str(r["threads"])
     print(f"{r['draws']:>10,} {threads:>7s} {r['wall_seconds']:7.1f} {r['cpu_seconds']:7.1f} "
           f"{r['system_seconds']:7.1f} {r['startup_seconds']:8.1f} "
-          + " ".join(f"{t.get(f'sample_and_solve.{p}', 0.0):9.1f}" for p in PHASES)
-          + f" {t.get('waiting_for_writes', 0.0):7.1f} {t['summary']:7.1f} {r['peak_rss_mb']:8,.0f}", flush=True)
+          + " ".join(f"{t.get(key, 0.0):9.1f}" for key in COLUMNS) + f" {r['peak_rss_mb']:8,.0f}", flush=True)
 
 
 HEADER = (f"{'draws':>10s} {'threads':>7s} {'wall':>7s} {'CPU':>7s} {'system':>7s} {'start-up':>8s} "
-          + " ".join(f"{p:>9s}" for p in PHASES) + f" {'writes':>7s} {'summary':>7s} {'peak MB':>8s}")
+          + " ".join(f"{head:>9s}" for head in COLUMNS.values()) + f" {'peak MB':>8s}")
 KERNEL_DRAWS = 65_536
 REFERENCE_DRAWS = 1_024
 

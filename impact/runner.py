@@ -14,7 +14,6 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 
 import xarray as xr
@@ -379,37 +378,34 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                 probe, _ = simulation.chunk(0, 1)
                 _create(store, simulation, probe, draws, chunk_size, manifest, creating)
             # One set of output buffers for the kernels, chunk after chunk: new buffers for each chunk had the system
-            # zero 4 GB of new pages in a run of 1,000,000 draws (4-5% of its CPU), in the kernels' threads. The
-            # writer first copies a chunk's values in float32 and hands the buffers back (or ends, having failed);
-            # the next chunk's kernels wait for that (its sampling does not).
+            # zero 4 GB of new pages in a run of 1,000,000 draws (4-5% of its CPU), in the kernels' threads. Once a
+            # chunk is solved, its stored values are copied out of them in float32 (on the kernels' threads), and the
+            # writer writes the copies while the next chunk is solved into the buffers.
             room = max((ranges[index][1] - ranges[index][0] for index in todo_here), default=0)
             buffers = simulation.output_buffers(room) if todo_here else None
-            # The writer's float32 copies of the outputs, reused chunk after chunk as the buffers are: new arrays of
-            # some 66 MB a chunk had the system map and zero their pages each time (a run of 1,000,000 draws of the
-            # Japan pair: 4.3 s of system time against 5.0). Its writes follow one another: one set serves them all.
+            # The float32 copies, reused chunk after chunk as the buffers are: new arrays of some 66 MB a chunk had the
+            # system map and zero their pages each time (a run of 1,000,000 draws of the Japan pair: 4.3 s of system
+            # time against 5.0). The writes follow one another: one set serves them all.
             stored = simulation.stored_buffers(room) if todo_here else None
-            handed_back = threading.Event()  # by the last chunk's write (none yet)
-            handed_back.set()
             with sampled_ahead(simulation, [ranges[index] for index in todo_here]) as samples:
                 moment = time.perf_counter()
                 for index, sampled in zip(todo_here, samples):  # the wait for a chunk's sample is part of its solve
                     start, stop = ranges[index]
-                    chunk, failed = simulation.solve(sampled, buffers=buffers, before_kernels=handed_back.wait)
+                    chunk, failed = simulation.solve(sampled, buffers=buffers)
                     del sampled
                     moment = watch.add("sample_and_solve", moment)
                     if create and index == todo_here[0]:
                         _create(store, simulation, chunk, draws, chunk_size, manifest, creating)
-                    if pending is not None:
+                        moment = time.perf_counter()
+                    if pending is not None:  # the last chunk's write, done with the copies
                         pending.result()
-                        watch.add("waiting_for_writes", moment)
-                    handed_back = threading.Event()
-                    pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed, identity,
-                                            handed_back.set,
-                                            partial(simulation.stored_outputs, buffers, stop - start, stored))
-                    pending.add_done_callback(lambda _, event=handed_back: event.set())  # a write ended before its copy
+                        moment = watch.add("waiting_for_writes", moment)
+                    copies = simulation.stored_outputs(buffers, stop - start, stored)
+                    watch.add("float32_copies", moment)
+                    pending = writer.submit(store.write_chunk, index, start, stop, chunk, failed, identity, copies)
                     # The writer holds the chunk until it is written, early in the next chunk's solve; held here too,
-                    # its inputs and copies would stay in memory beside the next chunk's.
-                    del chunk
+                    # its inputs would stay in memory beside the next chunk's.
+                    del chunk, copies
                     failures += failed
                     bar.update(stop - start)
                     moment = time.perf_counter()

@@ -7,7 +7,6 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -30,11 +29,10 @@ from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, HOUSEHOLD_OUTPUTS, KE
 log = logging.getLogger("impact")
 #: The phases of :meth:`Simulation.chunk` its stopwatch (``Simulation.phases``) times: normal scores, copula,
 #: inverse CDFs and court rulings (:meth:`Simulation.sample`); tariffs of each draw (layers that vary by draw, content
-#: shares, dated layers); the wait for the output buffers (until the writer has copied the last chunk out of them);
-#: the market kernels; the outputs gathered into a Dataset.
-CHUNK_PHASES = ("sampling", "policy", "buffers", "kernel", "assembly")
+#: shares, dated layers); the market kernels; the outputs gathered into a Dataset.
+CHUNK_PHASES = ("sampling", "policy", "kernel", "assembly")
 #: The phases of a run's own thread (:mod:`impact.runner`), which add up to its ``sample_and_solve``: a run samples
-#: each next chunk on a thread of its own (its ``sampling`` overlaps these), and waits for it in place of sampling.
+#: each next chunk on a thread of its own (its ``sampling`` overlaps these) and waits for it in place of sampling.
 SOLVE_PHASES = ("waiting_for_sampling",) + CHUNK_PHASES[1:]
 
 
@@ -298,8 +296,7 @@ class Simulation:
         return by_run + (len(SECTOR_OUTPUTS), len(b.sectors)), by_run + (len(PARTNER_OUTPUTS), len(b.partners))
 
     def chunk(self, start: int, stop: int, scores: dict[str, np.ndarray] | None = None,
-              buffers: tuple[np.ndarray, np.ndarray] | None = None,
-              before_kernels: Callable[[], None] | None = None) -> tuple[xr.Dataset, int]:
+              buffers: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[xr.Dataset, int]:
         """Outputs and sampled inputs for draws ``start`` to ``stop - 1``, and the count of failed solves:
         :meth:`solve` of :meth:`sample`.
 
@@ -308,11 +305,10 @@ class Simulation:
 
         ``buffers`` (:meth:`output_buffers` of at least ``stop - start`` draws), if given, receive the kernels'
         outputs in their first draws, in place of new arrays. The chunk's output variables are views of them: a
-        caller reuses a set only once it is done with the chunk written into it. ``before_kernels``, if given, is
-        called before the kernels first write into them, after the sampling (the runner waits there until the
-        writer has copied the last chunk's values, :func:`impact.runner.run`).
+        caller reuses a set only once it is done with the chunk written into it (a run copies the stored values
+        out first, :meth:`stored_outputs`).
         """
-        return self.solve(self.sample(start, stop, scores), buffers=buffers, before_kernels=before_kernels)
+        return self.solve(self.sample(start, stop, scores), buffers=buffers)
 
     def sample(self, start: int, stop: int, scores: dict[str, np.ndarray] | None = None) -> SampledChunk:
         """The sampled inputs of draws ``start`` to ``stop - 1`` (see :meth:`chunk`): every case's parameters
@@ -334,8 +330,8 @@ class Simulation:
         self.phases.add("sampling", moment)
         return SampledChunk(start, stop, parameters, case_scores, rulings)
 
-    def solve(self, sampled: SampledChunk, buffers: tuple[np.ndarray, np.ndarray] | None = None,
-              before_kernels: Callable[[], None] | None = None) -> tuple[xr.Dataset, int]:
+    def solve(self, sampled: SampledChunk,
+              buffers: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[xr.Dataset, int]:
         """The chunk :meth:`sample` drew, solved: its Dataset and the count of failed solves (see :meth:`chunk`)."""
         start, stop, inputs, rulings = sampled.start, sampled.stop, sampled.parameters, sampled.rulings
         n = stop - start
@@ -375,10 +371,6 @@ class Simulation:
                     applied[:, c, k, where], linked[:, c, k, where] = layers
                 split = revenue_split(parts) if by_authority else None
                 moment = self.phases.add("policy", moment)
-                if before_kernels is not None:
-                    before_kernels()
-                    before_kernels = None
-                    moment = self.phases.add("buffers", moment)
                 sector_out, partner_out, cell_out, split_out, quota_out, failed, landed[:, c, k] = solve_chunk(
                     case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split, rows,
                     self.watch, out=(sector_buffer[c, k], partner_buffer[c, k]), start=self._start(k))

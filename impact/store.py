@@ -166,26 +166,20 @@ def lay_out(target, static: xr.Dataset, first_chunk: xr.Dataset, draws: int, chu
         array.attrs.update(dict(variable.attrs))
 
 
-def write_region(target, start: int, stop: int, chunk: xr.Dataset, converted=None, gathered=None,
+def write_region(target, start: int, stop: int, chunk: xr.Dataset, copies: dict | None = None,
                  arrays: dict | None = None) -> None:
     """Write a chunk's per-draw variables into draws ``start`` to ``stop - 1`` of ``target`` (a path or any Zarr
     store laid out by :func:`lay_out`), with zarr directly: the layout is fixed, so xarray's per-write checks would
-    only repeat it. ``converted``, if given, is called once the chunk's values are copied in float32, the stored
-    precision, before they are written (or if the copy fails): the chunk's own arrays are read no more.
-    ``gathered``, if given, returns some of those copies by name, made otherwise than by a cast of each variable
-    (:meth:`impact.simulation.Simulation.stored_outputs`: the same values). ``arrays``, if given, keeps the opened
-    Zarr arrays by name from one call to the next (for one ``target``): opening the group and reading every
-    array's metadata again cost about 12 ms a chunk."""
-    stored = {}
-    try:
-        copies = gathered() if gathered is not None else {}
-        for name, variable in chunk.data_vars.items():
-            if variable.dims[0] != "draw":
-                raise ValueError(f"{name}: the draw dimension must come first, got {variable.dims}")
-            stored[name] = copies[name] if name in copies else np.asarray(variable.values, dtype=STORED_DTYPE)
-    finally:
-        if converted is not None:
-            converted()
+    only repeat it. Each is written in float32, the stored precision: ``copies``, if given, holds some of them by
+    name already so (:meth:`impact.simulation.Simulation.stored_outputs`: the same values as a cast of the
+    variable), the others are cast here. ``arrays``, if given, keeps the opened Zarr arrays by name from one call
+    to the next (for one ``target``): opening the group and reading every array's metadata again cost about 12 ms
+    a chunk."""
+    stored, copies = {}, copies or {}
+    for name, variable in chunk.data_vars.items():
+        if variable.dims[0] != "draw":
+            raise ValueError(f"{name}: the draw dimension must come first, got {variable.dims}")
+        stored[name] = copies[name] if name in copies else np.asarray(variable.values, dtype=STORED_DTYPE)
     arrays = {} if arrays is None else arrays
     if not stored.keys() <= arrays.keys():
         group = zarr.open_group(chunk_files(target), mode="r+")
@@ -285,15 +279,14 @@ class RunStore:
         return {int(p.stem.split("-")[1].split(".")[0]) for p in folder.glob("chunk-*.done")} if folder.exists() else set()
 
     def write_chunk(self, index: int, start: int, stop: int, chunk: xr.Dataset, failures: int = 0,
-                    identity: dict | None = None, converted=None, gathered=None) -> None:
+                    identity: dict | None = None, copies: dict | None = None) -> None:
         """Write a chunk into its region of draws, then mark it done with its count of failed solves and what it
-        was computed with (``identity``, :func:`run_identity`). ``converted`` and ``gathered``: see
-        :func:`write_region`.
+        was computed with (``identity``, :func:`run_identity`). ``copies``: see :func:`write_region`.
 
         Arrays are written with zarr directly: the layout was fixed by :meth:`create`, so xarray's per-write
         checks would only repeat it. Regions align with the Zarr chunks, so each write replaces whole chunks.
         """
-        write_region(self.results_path, start, stop, chunk, converted, gathered, self._written_arrays)
+        write_region(self.results_path, start, stop, chunk, copies, self._written_arrays)
         # A marker is whole or absent.
         write_atomically(self._marker(index), json.dumps({"solver_failures": int(failures), "run": identity}))
 

@@ -5,7 +5,8 @@ is one output, (draw, case[, year], label). Cast variable by variable (NumPy's `
 one reads runs of 16 or 12 values, 1.7 KB apart, across the whole buffer: 38-45 ms for a chunk of the Japan pair's
 sector outputs, against 4-6 ms to cast the same values in their own order. :func:`gather_float32` reads the buffer
 once, in its order, and writes every variable at once: each value converted as NumPy converts it (IEEE rounding to
-the nearest float32, overflow to infinity, NaN kept with its sign and payload), so the stored bits are the same. Its
+the nearest float32, overflow to infinity, NaN kept with its sign and payload), so the stored bits are the same.
+It runs on the kernels' threads, between a chunk's solve and the next one's (:func:`impact.runner.run`). Its
 reference is NumPy's cast, variable by variable (``tests/test_run_store.py``).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from impact.accelerate import DISABLE_JIT, jit
+from impact.accelerate import DISABLE_JIT, jit, prange
 
 
 def gather_float32(buffer: np.ndarray, outputs: list[int], out: np.ndarray | None = None) -> np.ndarray:
@@ -42,12 +43,12 @@ def gather_float32(buffer: np.ndarray, outputs: list[int], out: np.ndarray | Non
     return out
 
 
-@jit(nogil=True)
+@jit(parallel=True)
 def _gather_float32(buffer, outputs, out):
     # The buffer is read in its own order (draw by draw, each case and year's row of outputs); each output's values
-    # are written in the stored order.
+    # are written in the stored order. Threads take runs of draws: each value is cast alone.
     cases, years, draws, _, labels = buffer.shape
-    for d in range(draws):
+    for d in prange(draws):
         for c in range(cases):
             for y in range(years):
                 for i in range(outputs.shape[0]):
