@@ -140,6 +140,21 @@ class ChunkFileStore(LocalStore):
                 self.direct = False
         await super().set(key, value)
 
+    def write_chunk_file(self, key: str, data) -> None:
+        """Write the chunk file ``key`` (encoded bytes, any bytes-like object) whole or not at all, from the calling
+        thread: what :meth:`set` does, without Zarr's event loop (:func:`impact.store.write_region`)."""
+        self._check_writable()
+        path = self.root / key
+        if self._wants_direct(key):
+            try:
+                write_direct(path, data)
+                return
+            except DirectIOUnsupported:
+                self.direct = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path, "wb", private_name=True) as handle:
+            handle.write(data)
+
     async def get(self, key: str, prototype=None, byte_range=None):
         if byte_range is None and self._wants_direct(key):
             if prototype is None:

@@ -183,6 +183,55 @@ def test_gather_float32_is_numpys_cast_of_each_output():
             np.testing.assert_array_equal(gathered[i].view(np.uint32), cast.view(np.uint32))
 
 
+def test_chunk_files_encoded_without_zarrs_write_path_are_the_bytes_zarr_writes(deal, tmp_path, monkeypatch):
+    """A run writes whole chunks itself (impact.store._ChunkEncoder): every file, the last chunk's (shorter than
+    the others, stored whole with the fill value) included, is the file Zarr's own assignment writes; a region
+    that is not one whole chunk goes through Zarr."""
+    import filecmp
+
+    import zarr
+
+    from impact.scenario import open_scenario
+    from impact.simulation import Simulation
+    from impact.store import _ChunkEncoder, chunk_files
+
+    simulation = Simulation(open_scenario(deal))
+    draws, size = 2500, 1000
+    chunk, _ = simulation.chunk(0, size)
+    first = next(iter(chunk.data_vars))
+    chunk[first].values[:] = np.nan  # a chunk Blosc shrinks to almost nothing, beside random draws
+    regions = [(0, 1000), (1000, 2000), (2000, 2500)]
+    original, encoded = _ChunkEncoder.for_array, []
+
+    def counted(cls, *args):
+        encoder = original(*args)
+        encoded.append(encoder is not None)
+        return encoder
+
+    def write(folder, for_array):
+        monkeypatch.setattr(_ChunkEncoder, "for_array", classmethod(for_array))
+        store = RunStore(folder)
+        store.create(simulation.static_dataset(), chunk, draws, size, {"status": "running"}, simulation.attrs(draws))
+        for index, (start, stop) in enumerate(regions):
+            store.write_chunk(index, start, stop, chunk.isel(draw=slice(0, stop - start)))
+        return store
+
+    ours = write(tmp_path / "ours", counted)
+    zarrs = write(tmp_path / "zarr", lambda cls, *args: None)
+    assert len(encoded) == len(chunk.data_vars) and all(encoded)
+    written = [path.relative_to(zarrs.results_path) for path in zarrs.results_path.rglob("*")
+               if path.is_file() and path.relative_to(zarrs.results_path).parts[0] in chunk.data_vars
+               and path.name != "zarr.json"]
+    assert len(written) == len(chunk.data_vars) * len(regions)
+    assert not [f for f in written if not filecmp.cmp(zarrs.results_path / f, ours.results_path / f, shallow=False)]
+    xr.testing.assert_identical(ours.open_dataset().load(), zarrs.open_dataset().load())
+    # A region that is not one whole chunk: Zarr's own path, the same values.
+    encoder = original(chunk_files(ours.results_path), first, zarr.open_group(ours.results_path, mode="r+")[first])
+    part = np.full((500,) + chunk[first].shape[1:], 7.0, dtype=np.float32)
+    encoder[250:750] = part
+    np.testing.assert_array_equal(ours.open_dataset()[first].values[250:750], part)
+
+
 def test_the_chunks_garbage_is_collected_though_the_command_starts_without_the_collector(deal, tmp_path, monkeypatch):
     import gc
 
