@@ -140,6 +140,22 @@ class ChunkFileStore(LocalStore):
                 self.direct = False
         await super().set(key, value)
 
+    def read_chunk_file(self, key: str) -> bytes | None:
+        """The chunk file ``key`` whole (None if there is none), from the calling thread: what :meth:`get` does,
+        without Zarr's event loop (:class:`impact.store._ChunkFileArray`)."""
+        path = self.root / key
+        if self._wants_direct(key):
+            try:
+                return read_direct(path)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                return None
+            except DirectIOUnsupported:
+                self.direct = False
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
     def write_chunk_file(self, key: str, data) -> None:
         """Write the chunk file ``key`` (encoded bytes, any bytes-like object) whole or not at all, from the calling
         thread: what :meth:`set` does, without Zarr's event loop (:func:`impact.store.write_region`)."""

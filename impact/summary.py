@@ -26,6 +26,8 @@ STREAM_DRAWS = 1 << 20
 HORIZON_READ_BYTES = 1 << 27
 #: Draws read at once by the passes over a run (summary, compare, exceedance): memory bounded whatever its size.
 WINDOW = 65536
+#: Draws of a window moved into a variable's rows at a time (:func:`_series`).
+TRANSPOSED_DRAWS = 2048
 BILLION = 1e9
 
 #: Headline results: (variable, dimension, rows): "total and each" label, the "touched" sectors, the "total"
@@ -157,12 +159,16 @@ def _series(variable: xr.DataArray, dim: str, detail: list[str], with_total: boo
     totals = np.empty((cases, draws)) if with_total else None
     rows = np.empty((cases, len(detail), draws), dtype=np.float32)
     for window, piece in read_ahead(lambda window: variable.isel(draw=window).values, draw_windows(draws, step)):
-        # piece: draw, case, label
-        if with_total:
-            # A plain sum: a failed solve (NaN) must not pass for a zero in a total.
-            totals[:, window] = piece.sum(axis=2, dtype=np.float64).T
-        if detail:
-            rows[:, :, window] = piece[:, :, positions].transpose(1, 2, 0)
+        # piece: draw, case, label; moved into rows a block of draws at a time, each block in the cache while it
+        # is transposed (x3 on the window at once, whose reads ran 2 KB apart across 8 MB)
+        for first in range(0, piece.shape[0], TRANSPOSED_DRAWS):
+            block = piece[first:first + TRANSPOSED_DRAWS]
+            draws_here = slice(window.start + first, window.start + first + block.shape[0])
+            if with_total:
+                # A plain sum: a failed solve (NaN) must not pass for a zero in a total.
+                totals[:, draws_here] = block.sum(axis=2, dtype=np.float64).T
+            if detail:
+                rows[:, :, draws_here] = block[:, :, positions].transpose(1, 2, 0)
     return totals, rows
 
 

@@ -214,6 +214,7 @@ def test_chunk_files_encoded_without_zarrs_write_path_are_the_bytes_zarr_writes(
         store.create(simulation.static_dataset(), chunk, draws, size, {"status": "running"}, simulation.attrs(draws))
         for index, (start, stop) in enumerate(regions):
             store.write_chunk(index, start, stop, chunk.isel(draw=slice(0, stop - start)))
+        store.finish({})
         return store
 
     ours = write(tmp_path / "ours", counted)
@@ -230,6 +231,36 @@ def test_chunk_files_encoded_without_zarrs_write_path_are_the_bytes_zarr_writes(
     part = np.full((500,) + chunk[first].shape[1:], 7.0, dtype=np.float32)
     encoder[250:750] = part
     np.testing.assert_array_equal(ours.open_dataset()[first].values[250:750], part)
+
+
+def test_a_run_stores_per_draw_variables_read_from_their_chunk_files_are_what_zarr_reads(deal, tmp_path):
+    """RunStore.open_dataset reads per-draw variables from their chunk files (impact.store._ChunkFileArray): the
+    same values as Zarr's reads, whole and by any selection of draws and labels, chunks never written included."""
+    import zarr
+    from xarray.core.indexing import BasicIndexer
+
+    from impact.store import _chunk_codec, _ChunkFileArray, chunk_files
+
+    store = _run(deal, tmp_path / "run", draws=2500, chunk_size=1000)
+    ours = store.open_dataset()
+    theirs = xr.open_zarr(store.results_path, chunks=None, consolidated=None)
+    per_draw = [name for name, variable in ours.data_vars.items() if variable.dims[0] == "draw"]
+    assert per_draw and all(isinstance(ours[name].variable._data.array, _ChunkFileArray) for name in per_draw)
+    xr.testing.assert_identical(ours.load(), theirs.load())
+    ours, name = store.open_dataset(), per_draw[-1]
+    for selection in ({"draw": 1999}, {"draw": -1}, {"draw": slice(998, 2003)}, {"draw": slice(3, 2500, 7)},
+                      {"draw": slice(2400, 100, -3)}, {"draw": [2499, 0, 1000, 1000]}, {"draw": slice(5, 5)},
+                      {"draw": slice(990, 1010), "case": 1}):
+        selection = {dim: index for dim, index in selection.items() if dim in ours[name].dims}
+        np.testing.assert_array_equal(ours[name].isel(selection).values, theirs[name].isel(selection).values)
+    # A chunk never written (a run stopped before it) reads as the fill value, as Zarr reads it.
+    (store.results_path / name / "c" / "1").rename(tmp_path / "moved")
+    files = chunk_files(store.results_path, read_only=True)
+    array = zarr.open_group(files, mode="r")[name]
+    unwritten = _ChunkFileArray(files, name, array, _chunk_codec(files, array))
+    values = unwritten[BasicIndexer((slice(900, 2100),) + (slice(None),) * (array.ndim - 1))]
+    np.testing.assert_array_equal(values, array[900:2100])
+    assert np.isnan(values[100:1100]).all() and not np.isnan(values[:100]).all()
 
 
 def test_the_chunks_garbage_is_collected_though_the_command_starts_without_the_collector(deal, tmp_path, monkeypatch):
