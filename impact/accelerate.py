@@ -192,7 +192,15 @@ def _bits_from_float(value):
     return struct.unpack("<q", struct.pack("<d", value))[0]
 
 
+def _fetch_add(counter, value):
+    """``counter[0] += value``, returning the value before: what :func:`fetch_add` is when the JIT is disabled."""
+    before = counter[0]
+    counter[0] += value
+    return before
+
+
 borrowed, keep_alive, float_from_bits, bits_from_float = _borrow, _keep, _float_from_bits, _bits_from_float
+fetch_add = _fetch_add
 if not DISABLE_JIT:
     import llvmlite.ir
     from numba.core import types as _types
@@ -237,6 +245,20 @@ if not DISABLE_JIT:
             return context.get_dummy_value()
 
         return _types.none(arrays), codegen
+
+    @intrinsic
+    def fetch_add(typingctx, counter, value):  # noqa: F811
+        """``counter[0] += value`` in one atomic instruction, returning the value before: threads that share an
+        int64 array ``counter`` each take a different value (the next block of a kernel's work, so that a thread
+        the system holds back takes fewer blocks rather than the others waiting for it)."""
+        if not (isinstance(counter, _types.Array) and counter.dtype == _types.int64 and value == _types.int64):
+            return None
+
+        def codegen(context, builder, signature, args):
+            array = context.make_array(signature.args[0])(context, builder, value=args[0])
+            return builder.atomic_rmw("add", array.data, args[1], "monotonic")
+
+        return _types.int64(counter, _types.int64), codegen
 
     @intrinsic
     def float_from_bits(typingctx, bits):  # noqa: F811

@@ -138,3 +138,25 @@ def test_idle_kernel_threads_sleep_unless_the_environment_says_otherwise(policy)
         assert float(idle_cpu) < 0.15
     else:
         assert float(idle_cpu) > 0.25
+
+
+def test_fetch_add_hands_each_value_to_exactly_one_taker():
+    """impact.accelerate.fetch_add, as the fused kernel's threads take its blocks: every value below the end is
+    taken exactly once, whichever thread takes it."""
+    import numpy as np
+
+    from impact.accelerate import fetch_add, jit, prange
+
+    @jit(parallel=True)
+    def take_all(takers, taken, counter):
+        for taker in prange(takers):
+            value = fetch_add(counter, np.int64(1))
+            while value < taken.shape[1]:
+                taken[taker, value] = 1
+                value = fetch_add(counter, np.int64(1))
+
+    with using_threads(None):
+        taken, counter = np.zeros((4, 200_000), dtype=np.int64), np.zeros(1, dtype=np.int64)
+        take_all(4, taken, counter)
+    assert counter[0] == taken.shape[1] + 4  # each taker's last value is past the end
+    np.testing.assert_array_equal(taken.sum(axis=0), 1)

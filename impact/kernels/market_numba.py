@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from impact.accelerate import DISABLE_JIT, borrowed, jit, keep_alive, prange
+from impact.accelerate import DISABLE_JIT, borrowed, fetch_add, jit, keep_alive, prange
 from impact.kernels.accounting_numba import (A_BUYERS_LOSS, A_LOG_COST, A_PASS, A_UNIT_COST, A_X, I_FACTOR, I_LOG_T,
                                              I_LOG_W, I_RATE, I_TERMS, account_block, allocate_outputs,
                                              as_kernel_arrays, block_rows, clear_totals, source_row, split_arrays,
@@ -127,19 +127,23 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
     pledges = (pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow)
     outputs = (sector_out, partner_out, cell_out, split_out)
     watch = (watch_sector, watch_partner, watch_out)
-    # Each thread takes a run of whole blocks of draws, with one set of scratch arrays (about 1 MB, allocated once).
+    # Each thread takes blocks of draws one after another, the next block not yet taken each time (an atomic
+    # counter: a thread that the system holds back for the run's other threads takes fewer blocks, where with a
+    # fixed share the other thread waited for it), with one set of scratch arrays (about 1 MB, allocated once).
     # The block's markets are solved draw by draw (with input-cost linkages, then their input costs together in
     # vector lanes), then accounted for sector by sector in vector lanes. Results do not depend on which thread
     # takes which block.
     blocks = (draws + SCRATCH_DRAWS - 1) // SCRATCH_DRAWS
     workers = min(workers, blocks)  # numba's thread count, read by the caller (read here, it keeps numba from
     # caching the kernel)
+    taken = np.zeros(1, dtype=np.int64)  # blocks taken so far
     for worker in prange(workers):
         owned = _block_scratch(sectors, sources, revenue_split.shape[3])
         draw_scratch, work = borrowed(owned[0]), borrowed(owned[1])
         rows, newton_steps = borrowed(owned[2]), borrowed(owned[3])
-        for block in range(worker * blocks // workers, (worker + 1) * blocks // workers):
-            first = np.int64(block) * SCRATCH_DRAWS
+        block = fetch_add(taken, np.int64(1))
+        while block < blocks:
+            first = block * SCRATCH_DRAWS
             count = min(SCRATCH_DRAWS, draws - first)
             for lane in range(count):
                 _solve_draw_markets(first + lane, lane, theta, mu, partner_supply, supply_steps, start, linked, tariff,
@@ -162,6 +166,7 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
             write_totals(first, count, rows, partner_out, split_out)
             for lane in range(count if watch_sector.shape[0] > 0 else 0):
                 _watch_draw(first + lane, lane, tariff, log_t, row_steps, quota_partner, draw_scratch, watch)
+            block = fetch_add(taken, np.int64(1))
         keep_alive(owned)  # the borrowed scratch views above point into these arrays
 
 
