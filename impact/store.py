@@ -247,9 +247,9 @@ class _ChunkEncoder:
             return
         values = np.ascontiguousarray(values, dtype="<f4")
         if stop - start < self.chunk:  # the last chunk, stored whole
-            whole = np.full((self.chunk,) + values.shape[1:], self.array.fill_value, dtype="<f4")
-            whole[:stop - start] = values
-            values = whole
+            padded = np.full((self.chunk,) + values.shape[1:], self.array.fill_value, dtype="<f4")
+            padded[:stop - start] = values
+            values = padded
         key = self.array.metadata.encode_chunk_key((index,) + (0,) * (values.ndim - 1))
         self.files.write_chunk_file(f"{self.name}/{key}", self.blosc.encode(values))
 
@@ -272,6 +272,8 @@ class _ChunkFileArray(BackendArray):
     def _read(self, key: tuple) -> np.ndarray:
         first, rest = key[0], key[1:]
         single = not isinstance(first, slice)
+        if single:
+            first = int(first) % self.shape[0]  # one draw, counted from the end if negative
         start, stop, step = (slice(first, first + 1) if single else first).indices(self.shape[0])
         stop = max(start, stop)
         values = np.empty((stop - start,) + self.shape[1:], dtype=self.dtype)
