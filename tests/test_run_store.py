@@ -220,10 +220,13 @@ def test_chunk_files_encoded_without_zarrs_write_path_are_the_bytes_zarr_writes(
     ours = write(tmp_path / "ours", counted)
     zarrs = write(tmp_path / "zarr", lambda cls, *args: None)
     assert len(encoded) == len(chunk.data_vars) and all(encoded)
-    written = [path.relative_to(zarrs.results_path) for path in zarrs.results_path.rglob("*")
-               if path.is_file() and path.relative_to(zarrs.results_path).parts[0] in chunk.data_vars
-               and path.name != "zarr.json"]
-    assert len(written) == len(chunk.data_vars) * len(regions)
+    def chunk_files_of(store):
+        return {path.relative_to(store.results_path) for path in store.results_path.rglob("*") if path.is_file()
+                and path.relative_to(store.results_path).parts[0] in chunk.data_vars and path.name != "zarr.json"}
+
+    # Every chunk is written (Zarr before 3.1 leaves out a chunk of fill values only, which reads the same).
+    written = chunk_files_of(zarrs)
+    assert len(chunk_files_of(ours)) == len(chunk.data_vars) * len(regions) and written <= chunk_files_of(ours)
     assert not [f for f in written if not filecmp.cmp(zarrs.results_path / f, ours.results_path / f, shallow=False)]
     xr.testing.assert_identical(ours.open_dataset().load(), zarrs.open_dataset().load())
     # A region that is not one whole chunk: Zarr's own path, the same values.
