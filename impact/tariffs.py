@@ -438,9 +438,16 @@ class LayerStack:
 
         def compute():
             share = layer.coverage.copy()
-            covered = share > 0
-            for other in others:  # only where this layer charges anything (a mask, not a gather and a scatter)
-                np.multiply(share, 1.0 - other, out=share, where=covered)
+            lines = self._covered(layer.coverage)
+            if isinstance(lines, slice):  # most lines: a mask over all of them, not a gather and a scatter
+                covered = share > 0
+                for other in others:
+                    np.multiply(share, 1.0 - other, out=share, where=covered)
+            else:  # only the lines this layer charges: the same products, in the same order
+                kept = share[lines]
+                for other in others:
+                    kept *= 1.0 - other[lines]
+                share[lines] = kept
             return others, shared_array(share, ("coverage after exclusions", layer.name))  # a counterfactual's too
 
         return self._cached(("after exclusions", layer.name, tuple(id(other) for other in others)), compute)[1]
