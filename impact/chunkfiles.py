@@ -129,20 +129,15 @@ class ChunkFileStore(LocalStore):
         return self.direct and not key.endswith(METADATA)
 
     async def set(self, key: str, value) -> None:
-        if self._wants_direct(key):
-            if not self._is_open:
-                await self._open()
-            self._check_writable()
-            try:
-                await asyncio.to_thread(write_direct, self.root / key, value.as_buffer_like())
-                return
-            except DirectIOUnsupported:
-                self.direct = False
-        await super().set(key, value)
+        if not self._wants_direct(key):
+            return await super().set(key, value)
+        if not self._is_open:
+            await self._open()
+        await asyncio.to_thread(self.write_chunk_file, key, value.as_buffer_like())
 
     def read_chunk_file(self, key: str) -> bytes | None:
-        """The chunk file ``key`` whole (None if there is none), from the calling thread: what :meth:`get` does,
-        without Zarr's event loop (:class:`impact.store._ChunkFileArray`)."""
+        """The chunk file ``key`` whole (None if there is none), read on the calling thread: :meth:`get` reads its
+        chunk files so, and :class:`impact.store._ChunkFileArray` without Zarr's event loop."""
         path = self.root / key
         if self._wants_direct(key):
             try:
@@ -157,8 +152,9 @@ class ChunkFileStore(LocalStore):
             return None
 
     def write_chunk_file(self, key: str, data) -> None:
-        """Write the chunk file ``key`` (encoded bytes, any bytes-like object) whole or not at all, from the calling
-        thread: what :meth:`set` does, without Zarr's event loop (:func:`impact.store.write_region`)."""
+        """Write the chunk file ``key`` (encoded bytes, any bytes-like object) whole or not at all, on the calling
+        thread: :meth:`set` writes its chunk files so, and :func:`impact.store.write_region` without Zarr's event
+        loop."""
         self._check_writable()
         path = self.root / key
         if self._wants_direct(key):
@@ -172,16 +168,9 @@ class ChunkFileStore(LocalStore):
             handle.write(data)
 
     async def get(self, key: str, prototype=None, byte_range=None):
-        if byte_range is None and self._wants_direct(key):
-            if prototype is None:
-                prototype = default_buffer_prototype()
-            if not self._is_open:
-                await self._open()
-            try:
-                data = await asyncio.to_thread(read_direct, self.root / key)
-                return prototype.buffer.from_bytes(data)
-            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                return None
-            except DirectIOUnsupported:
-                self.direct = False
-        return await super().get(key, prototype, byte_range)
+        if byte_range is not None or not self._wants_direct(key):
+            return await super().get(key, prototype, byte_range)
+        if not self._is_open:
+            await self._open()
+        data = await asyncio.to_thread(self.read_chunk_file, key)
+        return None if data is None else (prototype or default_buffer_prototype()).buffer.from_bytes(data)

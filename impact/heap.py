@@ -49,4 +49,4 @@ def keep_freed_blocks() -> None:
         return
     mallopt(M_MMAP_THRESHOLD, MAPPED_FROM)
     mallopt(M_TRIM_THRESHOLD, TRIMMED_FROM)
-    mallopt(M_ARENA_MAX, 1)
+    one_heap()

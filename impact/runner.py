@@ -12,8 +12,9 @@ import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import xarray as xr
@@ -29,6 +30,7 @@ from impact.simulation import (Simulation, Stopwatch, _check_run_size, chunk_ran
 from impact.store import (OWNER_LOCK, SHARDS, STORE_ENTRIES, SUMMARY, MixedRunError, RunStore, now, run_identity,
                           shard_name)
 from impact.summary import dropped_draws, format_rows, summarize_run
+from impact.threads import READ_AHEAD_PREFIX, read_ahead
 from impact.variables import DEFAULT_KEEP
 
 log = logging.getLogger("impact")
@@ -478,36 +480,33 @@ SAMPLER_NICENESS = 10
 @contextmanager
 def sampled_ahead(simulation: Simulation, ranges: list[tuple[int, int]]):
     """An iterator of :meth:`Simulation.sample` of each (start, stop) of ``ranges`` in turn, each next chunk sampled
-    on a thread of its own while the caller solves this one.
+    on a thread of its own while the caller solves this one (:func:`impact.threads.read_ahead`).
 
     The sampling's Python and NumPy steps (the copula, the inverse CDFs, the parameters' arrays) run on one core
     and left the other idle between the kernels' calls; on their own thread, at a lower priority
     (:data:`SAMPLER_NICENESS`), they fill the cores' idle moments instead. Two chunks' samples are held at a time.
     The draws are the same: a chunk's sample depends on its draws alone (:mod:`impact.sampling`). The caller's
     waits are timed as the phase ``waiting_for_sampling`` (``Simulation.phases``)."""
-    sampler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="impact-sampler")
+    ahead = read_ahead(partial(_sample_alone, simulation), ranges)
 
     def samples():
-        ahead = sampler.submit(_sample_alone, simulation, ranges[0]) if ranges else None
-        for position in range(len(ranges)):
+        for _ in ranges:
             moment = time.perf_counter()
-            sampled = ahead.result()
+            _, sampled = next(ahead)
             simulation.phases.add("waiting_for_sampling", moment)
-            ahead = None if position + 1 == len(ranges) else sampler.submit(_sample_alone, simulation,
-                                                                            ranges[position + 1])
             yield sampled
             del sampled
 
-    try:
+    with closing(ahead):  # a sample under way is finished (and dropped) if the caller stops early
         yield samples()
-    finally:
-        sampler.shutdown(wait=True, cancel_futures=True)
 
 
 def _sample_alone(simulation: Simulation, draws: tuple[int, int]):
     """:meth:`Simulation.sample` of draws ``draws`` (start, stop) on the calling thread alone (its numba and NumPy
-    work too), at niceness :data:`SAMPLER_NICENESS` where the system sets it thread by thread (Linux)."""
-    if sys.platform.startswith("linux"):
+    work too); on the thread :func:`impact.threads.read_ahead` reads on, at niceness :data:`SAMPLER_NICENESS` where
+    the system sets it thread by thread (Linux). A run of one chunk samples it on the caller's own thread, whose
+    priority stays as it is."""
+    if sys.platform.startswith("linux") and threading.current_thread().name.startswith(READ_AHEAD_PREFIX):
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SAMPLER_NICENESS)
         except OSError:  # not allowed here: the thread keeps its priority

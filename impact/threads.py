@@ -73,6 +73,10 @@ def thread_map(function, items, grouped: bool = False) -> list:
     return results
 
 
+#: Prefix of the name of the thread that :func:`read_ahead` reads on.
+READ_AHEAD_PREFIX = "impact-read"
+
+
 def read_ahead(read, items):
     """``(item, read(item))`` for each of ``items`` in order, with the next item read on a thread of its own while
     the caller works on this one: reads that wait on I/O or decompression (which release the GIL) overlap the work.
@@ -81,7 +85,7 @@ def read_ahead(read, items):
     if len(items) <= 1:
         yield from ((item, read(item)) for item in items)
         return
-    with ThreadPoolExecutor(1, thread_name_prefix="impact-read") as reader:
+    with ThreadPoolExecutor(1, thread_name_prefix=READ_AHEAD_PREFIX) as reader:
         ahead = reader.submit(read, items[0])
         for k, item in enumerate(items):
             result = ahead.result()

@@ -220,6 +220,7 @@ def test_chunk_files_encoded_without_zarrs_write_path_are_the_bytes_zarr_writes(
     ours = write(tmp_path / "ours", counted)
     zarrs = write(tmp_path / "zarr", lambda cls, *args: None)
     assert len(encoded) == len(chunk.data_vars) and all(encoded)
+
     def chunk_files_of(store):
         return {path.relative_to(store.results_path) for path in store.results_path.rglob("*") if path.is_file()
                 and path.relative_to(store.results_path).parts[0] in chunk.data_vars and path.name != "zarr.json"}
