@@ -3,6 +3,7 @@ Ctrl-C at any later moment does (:mod:`impact.cli`), and the libraries' own warn
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import logging
 import os
@@ -142,6 +143,12 @@ def main() -> None:
     # a run's start. It is on again for the loops over chunks (impact.simulation.chunk_loop); the other
     # commands read a finished run and end.
     gc.disable()
+    # A crash in compiled code (numba's kernels, a C extension) prints every thread's Python stack before the
+    # process ends, for the report of the bug, instead of ending with no word.
+    try:
+        faulthandler.enable()
+    except (AttributeError, ValueError, RuntimeError, OSError):  # a standard error with no file behind it
+        pass
     one_heap()  # before any thread starts (impact.heap)
     quiet_library_warnings()
     _hold_interrupts_during_imports()

@@ -444,6 +444,27 @@ def test_ctrl_c_at_start_up(deal, tmp_path):
             assert not out.exists() and "nothing was written" in error, error
 
 
+def test_a_crash_in_compiled_code_prints_every_threads_stack():
+    """A fault in compiled code (a kernel, a C extension) ends the command with Python's report of every thread's
+    stack on standard error, naming the call that crashed, for the report of the bug: not with no word at all."""
+    driver = textwrap.dedent('''
+        import ctypes, sys
+        import impact.cli
+
+        def crash_in_c(*args, **kwargs):
+            return ctypes.string_at(0)  # reads address 0: SIGSEGV in C
+
+        impact.cli.main.main = crash_in_c
+        sys.argv = ["impact", "--help"]
+        from impact.console import main
+        main()
+    ''')
+    process = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=120)
+    assert process.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in process.stderr, process.stderr
+    assert "crash_in_c" in process.stderr, process.stderr
+
+
 def test_an_extension_interrupted_while_it_loads_counts_as_ctrl_c():
     """A C extension that Ctrl-C stops in its initialization raises ImportError from the KeyboardInterrupt (seen
     with SciPy's HiGHS bindings): the command ends as interrupted, not with that traceback."""
