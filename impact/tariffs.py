@@ -302,10 +302,16 @@ class LayerStack:
                                                                              target[rows])
                 continue
             evaluated = [cells(off, overrides, linked_names, nodes[n]) for n in used]
+            every_draw = rows.size == draws  # then the block is built in the output itself, not copied there
             for key in evaluated[0]:
+                target = out.setdefault(key, np.empty((draws, S, P)))
                 if used.size == 1:
                     constant, coefficients = evaluated[0][key]
-                    block = np.broadcast_to(constant, (rows.size, S, P)).copy()
+                    if every_draw:
+                        target[...] = constant
+                        block = target
+                    else:
+                        block = np.broadcast_to(constant, (rows.size, S, P)).copy()
                 else:  # each (draw, cell) from its partner's node
                     block = np.stack([e[key][0] for e in evaluated])[(pick[:, None, :],) + cell_index]
                 for name in linked_names:
@@ -313,7 +319,8 @@ class LayerStack:
                         [e[key][1].get(name, np.zeros((S, P))) for e in evaluated])[(pick[:, None, :],) + cell_index]
                     if coefficient is not None:
                         block += linked[name][rows, None, None] * coefficient
-                out.setdefault(key, np.empty((draws, S, P)))[rows] = block
+                if block is not target:
+                    target[rows] = block
         return out
 
     def _interpolated(self, cells, off: frozenset, overrides: dict[str, float], name: str,
@@ -523,15 +530,27 @@ class LayerStack:
         return total, coefficients, {a: np.broadcast_to(values, total.shape) for a, values in parts.items()}
 
 
+#: Up to this many layers, :func:`_patterns` finds the patterns present by counting their codes (a table of 2^n).
+COUNTED_LAYERS = 16
+
+
 def _patterns(applies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of ``applies`` (D, n) bool, and the row of each draw: ``np.unique(axis=0)``, through one
     integer code per draw when the layers fit in 62 bits (the same patterns in the same order)."""
     if applies.shape[1] > 62:
         patterns, which = np.unique(applies, axis=0, return_inverse=True)
         return patterns, which.ravel()
-    weights = np.left_shift(np.int64(1), np.arange(applies.shape[1] - 1, -1, -1, dtype=np.int64))
-    codes = (applies * weights).sum(axis=1)  # exact in integers
-    unique, which = np.unique(codes, return_inverse=True)
+    layers = applies.shape[1]
+    weights = np.left_shift(np.int64(1), np.arange(layers - 1, -1, -1, dtype=np.int64))
+    codes = np.zeros(applies.shape[0], dtype=np.int64)
+    for k in range(layers):  # a column at a time, the first the most significant bit (x2-5 on one product and sum)
+        codes <<= 1
+        codes |= applies[:, k]
+    if layers <= COUNTED_LAYERS:  # the codes present, counted: no sort
+        present = np.bincount(codes, minlength=1 << layers) > 0
+        unique, which = np.flatnonzero(present), (np.cumsum(present) - 1)[codes]
+    else:
+        unique, which = np.unique(codes, return_inverse=True)
     patterns = ((unique[:, None] & weights[None, :]) != 0)
     return patterns, which.ravel()
 
