@@ -12,7 +12,7 @@ from impact import libm
 from impact.kernels import market_numba, market_numpy
 from impact.kernels.market_numpy import Linkages
 from impact.spec import PARAMETER_DOMAINS, SampledColumn, Scenario, year_segments
-from impact.tariffs import SHARE_INPUTS
+from impact.tariffs import SHARE_INPUTS, distinct_rows
 from impact.threads import thread_map
 
 BACKENDS = {"numba": market_numba.solve_and_account, "numpy": market_numpy.solve_and_account}
@@ -215,7 +215,7 @@ def _combine_periods(by_period: list, authorities: tuple[str, ...]):
     rows = [which for _, _, which in by_period]  # each period's row of its parts for each draw (None: the draw's)
     split_rows = None
     if all(which is not None for which in rows):
-        combos, split_rows = _distinct_rows(np.stack(rows, axis=1))
+        combos, split_rows = distinct_rows(np.stack(rows, axis=1))
         rows, split_rows = list(combos.T), (split_rows if len(combos) > 1 else None)
     parts = {}
     for a in authorities:
@@ -224,27 +224,6 @@ def _combine_periods(by_period: list, authorities: tuple[str, ...]):
             total = total + weight * (values[a][which] if which is not None else values[a])
         parts[a] = total
     return parts, split_rows
-
-
-def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(rows, axis=0, return_inverse=True)`` of non-negative integer rows (D, n), the inverse flat:
-    through one integer per row (its columns as the digits of a number, the first the most significant) where the
-    digits fit in 62 bits, the same rows in the same order. NumPy's unique by rows sorts them as opaque records,
-    some 20 times slower: a horizon's chunk asks for it once per case and year."""
-    rows = np.asarray(rows, dtype=np.int64)
-    bases = rows.max(axis=0, initial=0) + 1
-    if rows.size == 0 or np.sum(np.log2(bases.astype(np.float64))) > 62:
-        combos, which = np.unique(rows, axis=0, return_inverse=True)
-        return combos, which.ravel()
-    codes = np.zeros(rows.shape[0], dtype=np.int64)
-    for column, base in zip(rows.T, bases):
-        codes = codes * base + column
-    unique, which = np.unique(codes, return_inverse=True)
-    combos = np.empty((unique.size, rows.shape[1]), dtype=np.int64)
-    for k in range(rows.shape[1] - 1, -1, -1):  # the digits back, the last (least significant) first
-        combos[:, k] = unique % bases[k]
-        unique = unique // bases[k]
-    return combos, which.ravel()
 
 
 def _struck_on(struck: dict, ruling: dict, group: str, on: date | None) -> np.ndarray:

@@ -251,7 +251,7 @@ class LayerStack:
         :meth:`apply_split` without repeating them for every draw (no linked rates or share inputs)."""
         names = sorted(applies)
         if names:
-            patterns, which = _patterns(np.stack([applies[n] for n in names], axis=1))
+            patterns, which = distinct_rows(np.stack([applies[n] for n in names], axis=1))
         else:
             patterns, which = np.ones((1, 0), dtype=bool), np.zeros(draws, dtype=np.int64)
         offs = [frozenset(n for n, on in zip(names, pattern) if not on) for pattern in patterns]
@@ -276,7 +276,7 @@ class LayerStack:
         draws = len(next(iter({**applies, **linked, **shares}.values())))
         names = sorted(applies)
         if names:
-            patterns, which = _patterns(np.stack([applies[n] for n in names], axis=1))
+            patterns, which = distinct_rows(np.stack([applies[n] for n in names], axis=1))
         else:
             patterns, which = np.ones((1, 0), dtype=bool), np.zeros(draws, dtype=np.int64)
         if len(patterns) == 1 and not linked and not shares:  # every draw has the same regime
@@ -530,29 +530,36 @@ class LayerStack:
         return total, coefficients, {a: np.broadcast_to(values, total.shape) for a, values in parts.items()}
 
 
-#: Up to this many layers, :func:`_patterns` finds the patterns present by counting their codes (a table of 2^n).
-COUNTED_LAYERS = 16
+#: Up to this many distinct codes, :func:`distinct_rows` finds the codes present by counting them (a table this long).
+COUNTED_CODES = 1 << 16
 
 
-def _patterns(applies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of ``applies`` (D, n) bool, and the row of each draw: ``np.unique(axis=0)``, through one
-    integer code per draw when the layers fit in 62 bits (the same patterns in the same order)."""
-    if applies.shape[1] > 62:
-        patterns, which = np.unique(applies, axis=0, return_inverse=True)
-        return patterns, which.ravel()
-    layers = applies.shape[1]
-    weights = np.left_shift(np.int64(1), np.arange(layers - 1, -1, -1, dtype=np.int64))
-    codes = np.zeros(applies.shape[0], dtype=np.int64)
-    for k in range(layers):  # a column at a time, the first the most significant bit (x2-5 on one product and sum)
-        codes <<= 1
-        codes |= applies[:, k]
-    if layers <= COUNTED_LAYERS:  # the codes present, counted: no sort
-        present = np.bincount(codes, minlength=1 << layers) > 0
+def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(rows, axis=0, return_inverse=True)`` of rows (D, n) of non-negative integers or booleans, the
+    inverse flat: the same rows in the same order, found through one integer per row (its columns as the digits of
+    a number, the first the most significant) where the digits fit in 62 bits, and counted rather than sorted
+    where there are few possible codes. NumPy's unique by rows sorts them as opaque records: 26 ms for the periods'
+    patterns of one case and year of a 32,768-draw chunk, against 1.5 ms."""
+    bases = np.full(rows.shape[1], 2, dtype=np.int64) if rows.dtype == np.bool_ else \
+        rows.max(axis=0, initial=0).astype(np.int64) + 1
+    if rows.size == 0 or np.sum(np.log2(bases.astype(np.float64))) > 62:
+        combos, which = np.unique(rows, axis=0, return_inverse=True)
+        return combos, which.ravel()
+    codes = np.zeros(rows.shape[0], dtype=np.int64)
+    for column, base in zip(rows.T, bases):  # a column at a time: no (D, n) product in integers
+        codes *= base
+        codes += column
+    possible = int(np.prod(bases))
+    if possible <= COUNTED_CODES:  # the codes present, counted: no sort
+        present = np.bincount(codes, minlength=possible) > 0
         unique, which = np.flatnonzero(present), (np.cumsum(present) - 1)[codes]
     else:
         unique, which = np.unique(codes, return_inverse=True)
-    patterns = ((unique[:, None] & weights[None, :]) != 0)
-    return patterns, which.ravel()
+    combos = np.empty((unique.size, rows.shape[1]), dtype=np.int64)
+    for k in range(rows.shape[1] - 1, -1, -1):  # the digits back, the last (least significant) first
+        combos[:, k] = unique % bases[k]
+        unique = unique // bases[k]
+    return combos.astype(rows.dtype), which.ravel()
 
 
 def _share_nodes(shares: dict[str, np.ndarray], draws: int, partners: int) -> tuple[list, np.ndarray]:

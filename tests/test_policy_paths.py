@@ -329,31 +329,32 @@ def test_rulings_are_stored_by_case_when_the_cases_differ(one_market):
 @pytest.mark.parametrize("layers", [1, 2, 7, 16, 17, 40, 62, 63])
 @pytest.mark.parametrize("draws", [1, 5, 4096])
 def test_the_patterns_of_layers_in_force_are_numpys_distinct_rows(layers, draws):
-    """:func:`impact.tariffs._patterns` (codes counted up to 16 layers, sorted above, NumPy's rows beyond 62) gives
-    ``np.unique(axis=0)``'s patterns in its order and each draw's row, whatever the share of layers in force."""
-    from impact.tariffs import _patterns
+    """:func:`impact.tariffs.distinct_rows` of the layers in force by draw (codes counted where there are few,
+    sorted above, NumPy's rows beyond 62 layers) gives ``np.unique(axis=0)``'s patterns in its order and each
+    draw's row, whatever the share of layers in force."""
+    from impact.tariffs import distinct_rows
 
     rng = np.random.default_rng(layers * 1000 + draws)
     for in_force in (0.0, 0.5, 0.97, 1.0):
         applies = rng.random((draws, layers)) < in_force
-        patterns, which = _patterns(applies)
+        patterns, which = distinct_rows(applies)
         expected, inverse = np.unique(applies, axis=0, return_inverse=True)
-        assert np.array_equal(patterns, expected)
+        assert np.array_equal(patterns, expected) and patterns.dtype == np.bool_
         assert np.array_equal(which, inverse.ravel())
         assert np.array_equal(patterns[which], applies)
 
 
 @pytest.mark.parametrize("largest", [0, 1, 3, 2**20, 2**40])
 def test_a_years_combinations_of_period_patterns_are_numpys_distinct_rows(largest):
-    """:func:`impact.model._distinct_rows` (rows as the digits of one integer, NumPy's rows where they do not fit in
-    62 bits) gives ``np.unique(axis=0)``'s rows in its order and each draw's row."""
-    from impact.model import _distinct_rows
+    """:func:`impact.tariffs.distinct_rows` (rows as the digits of one integer, counted or sorted, NumPy's rows
+    where they do not fit in 62 bits) gives ``np.unique(axis=0)``'s rows in its order and each draw's row."""
+    from impact.tariffs import distinct_rows
 
     rng = np.random.default_rng(largest)
     for periods in (1, 2, 3, 5):
         rows = rng.integers(0, largest + 1, size=(3000, periods))
-        combos, which = _distinct_rows(rows)
+        combos, which = distinct_rows(rows)
         expected, inverse = np.unique(rows, axis=0, return_inverse=True)
-        assert np.array_equal(combos, expected)
+        assert np.array_equal(combos, expected) and combos.dtype == expected.dtype
         assert np.array_equal(which, inverse.ravel())
         assert np.array_equal(combos[which], rows)
