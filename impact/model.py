@@ -189,16 +189,14 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
                                                                          overrides["tariff"], draws)))
         retaliation, _ = scenario.retaliation_stack.apply_split((), applies["retaliation"], linked["retaliation"],
                                                                 overrides["retaliation"])
-        # (S, P) while no period varies by draw. A total by draw is summed in place: each new array of a chunk's
-        # (D, S, P) values is 55 MB of pages for the system to map and zero.
+        # (S, P) while no period varies by draw. A total by draw is summed into the period's weighted rates (an
+        # array of its own), not into one more: each new array of a chunk's (D, S, P) values is 55 MB of pages for
+        # the system to map and zero.
         for section, values in (("tariff", rates), ("retaliation", retaliation)):
             weighted = weight * values
-            if np.ndim(totals[section]) == 3 and np.shape(weighted) == np.shape(totals[section]):
-                np.add(totals[section], weighted, out=totals[section])
-            elif np.ndim(weighted) == 3:
-                totals[section] = np.add(totals[section], weighted, out=weighted)  # a new array: its own
-            else:
-                totals[section] = totals[section] + weighted
+            into = np.ndim(weighted) == 3 and np.broadcast_shapes(np.shape(totals[section]), weighted.shape) == \
+                weighted.shape
+            totals[section] = np.add(totals[section], weighted, out=weighted if into else None)
     parts, split_rows = _combine_periods(by_period, authorities)
     # A leading dimension of 1 stands for every draw: the kernels and the revenue split read it so.
     lead = {name: np.asarray(values)[None] if np.ndim(values) == 2 else values for name, values in totals.items()}
