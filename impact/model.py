@@ -284,16 +284,43 @@ def case_parameters(case: CompiledCase, scores: dict[str, np.ndarray], draws: in
         if whole in shared:
             out[parameter] = shared[whole]
             continue
-        values = np.empty((draws, fixed.size))
-        uncovered = np.ones(fixed.size, dtype=bool)
-        for column in columns:
-            uncovered[list(column.cells)] = False
-        values[:, uncovered] = fixed.reshape(-1)[uncovered]
-        for column, drawn in zip(columns, drawn_columns):
-            values[:, list(column.cells)] = drawn[:, None]
-        out[parameter] = values.reshape((draws,) + fixed.shape)
+        out[parameter] = _filled(fixed, columns, drawn_columns, draws).reshape((draws,) + fixed.shape)
         shared[whole] = out[parameter]
     return out
+
+
+#: Draws of a parameter's array filled at a time (:func:`_filled`): a block of them stays in the core's cache while
+#: every column writes its cells.
+FILL_DRAWS = 2048
+
+
+def _filled(fixed: np.ndarray, columns: list[SampledColumn], drawn_columns: list[np.ndarray],
+            draws: int) -> np.ndarray:
+    """A parameter's values by draw, (draws, cells): each column's draws in its cells, the fixed values elsewhere
+    (a later column's values over an earlier one's, where two share a cell).
+
+    A block of draws at a time: column by column over the whole array, each column's writes ran one value in every
+    row, the array's width apart, and streamed the array through the cache once per column (2.2 against 0.9 ms for
+    16 columns of 32,768 draws)."""
+    values = np.empty((draws, fixed.size))
+    uncovered = np.ones(fixed.size, dtype=bool)
+    cells = []
+    for column in columns:
+        uncovered[list(column.cells)] = False
+        # One cell: a plain index, whose copy is a strided loop rather than a gather through an index array.
+        cells.append(column.cells[0] if len(column.cells) == 1 else np.asarray(column.cells, dtype=np.intp))
+    rest = fixed.reshape(-1)[uncovered] if uncovered.any() else None
+    for first in range(0, draws, FILL_DRAWS):
+        block = values[first:first + FILL_DRAWS]
+        if rest is not None:
+            block[:, uncovered] = rest
+        for where, drawn in zip(cells, drawn_columns):
+            part = drawn[first:first + FILL_DRAWS]
+            if isinstance(where, np.ndarray):
+                block[:, where] = part[:, None]
+            else:
+                block[:, where] = part
+    return values
 
 
 def _column_values(column: SampledColumn, score: np.ndarray) -> np.ndarray:

@@ -224,3 +224,27 @@ def test_the_summary_is_the_same_on_one_thread_or_two(deal):
         for a, b in zip(one, two):
             assert list(a) == list(b)
             assert all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)  # NaN where NaN
+
+
+@pytest.mark.parametrize("draws", [1, 2047, 2048, 5000])
+def test_a_parameters_array_filled_block_by_block_is_the_columns_written_one_after_another(draws):
+    """``model._filled`` writes a block of draws at a time; the values are those of each column written over the
+    whole array in turn: fixed values where no column is, a later column over an earlier one where two share a
+    cell, columns of one or several cells."""
+    from types import SimpleNamespace
+
+    from impact.model import _filled
+
+    rng = np.random.default_rng(draws)
+    fixed = rng.normal(size=(4, 3))
+    columns = [SimpleNamespace(cells=cells) for cells in [(0,), (5, 7, 8), (2,), (7,), (11,)]]
+    drawn = [rng.normal(size=draws) for _ in columns]
+    expected = np.empty((draws, fixed.size))
+    expected[:] = fixed.reshape(-1)
+    for column, values in zip(columns, drawn):
+        expected[:, list(column.cells)] = values[:, None]
+    np.testing.assert_array_equal(_filled(fixed, columns, drawn, draws), expected)
+    # Every cell sampled: no fixed value remains.
+    every = [SimpleNamespace(cells=(cell,)) for cell in range(fixed.size)]
+    values = [rng.normal(size=draws) for _ in every]
+    np.testing.assert_array_equal(_filled(fixed, every, values, draws), np.stack(values, axis=1))
