@@ -377,8 +377,7 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                 todo_here = []
             if create and not todo_here and client is None:
                 # A creating shard with no chunks of its own (more shards than chunks) lays out the store from a probe.
-                probe, _ = simulation.chunk(0, 1)
-                _create(store, simulation, probe, draws, chunk_size, manifest, creating)
+                _create(store, simulation, simulation.probe(), draws, chunk_size, manifest, creating)
             # One set of output buffers for the kernels, chunk after chunk: new buffers for each chunk had the system
             # zero 4 GB of new pages in a run of 1,000,000 draws (4-5% of its CPU), in the kernels' threads. Once a
             # chunk is solved, its stored values are copied out of them in float32 (on the kernels' threads), and the
@@ -390,15 +389,15 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
             # time against 5.0). The writes follow one another: one set serves them all.
             stored = simulation.stored_buffers(room) if todo_here else None
             with sampled_ahead(simulation, [ranges[index] for index in todo_here]) as samples:
+                if create and todo_here:
+                    # Laid out from the one-draw probe that sized the run, while the first chunk is sampled.
+                    _create(store, simulation, simulation.probe(), draws, chunk_size, manifest, creating)
                 moment = time.perf_counter()
                 for index, sampled in zip(todo_here, samples):  # the wait for a chunk's sample is part of its solve
                     start, stop = ranges[index]
                     chunk, failed = simulation.solve(sampled, buffers=buffers)
                     del sampled
                     moment = watch.add("sample_and_solve", moment)
-                    if create and index == todo_here[0]:
-                        _create(store, simulation, chunk, draws, chunk_size, manifest, creating)
-                        moment = time.perf_counter()
                     if pending is not None:  # the last chunk's write, done with the copies
                         pending.result()
                         moment = watch.add("waiting_for_writes", moment)
@@ -523,7 +522,7 @@ def _on_cluster(client, store: RunStore, simulation: Simulation, draws: int, chu
     from impact.cluster import simulation_spec, solve_on, worker_threads
 
     moment = time.perf_counter()
-    probe, _ = simulation.chunk(0, 1)
+    probe = simulation.probe()
     threads = worker_threads(client)
     manifest["cluster"] = {"scheduler": client.scheduler.address, "workers": len(threads),
                            "numba_threads_per_worker": sorted(set(threads.values()))}

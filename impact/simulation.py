@@ -120,6 +120,7 @@ class Simulation:
         self.landed = scenario.landed_costs
         self.phases = Stopwatch()  # wall time of chunk() by CHUNK_PHASES, over every chunk solved here
         self._starts = {}  # by period: where the solves start (see _start)
+        self._probe = None  # see probe
         self.watch = (np.array([s for _, s, _ in self.landed], dtype=np.int64),
                       np.array([p for _, _, p in self.landed], dtype=np.int64))
         self.authorities = sorted({a for case in self.cases for a in case.scenario.tariff_stack.authorities})
@@ -151,11 +152,17 @@ class Simulation:
             return dims[:at] + ("year",) + dims[at:]
         return dims
 
+    def probe(self) -> xr.Dataset:
+        """Draw 0 alone, solved (made once): the run's per-draw variables, their dimensions and attributes, from
+        which a run sizes its output and lays out its store."""
+        if self._probe is None:
+            self._probe, _ = self.chunk(0, 1)
+        return self._probe
+
     def bytes_per_draw(self, itemsize: int) -> int:
         """Bytes one draw's per-draw variables take at ``itemsize`` bytes a value (4 in the run store, 8 in
-        memory), with its draw coordinate: from a one-draw probe."""
-        probe, _ = self.chunk(0, 1)
-        return sum(variable.size for variable in probe.data_vars.values()) * itemsize + 8
+        memory), with its draw coordinate: from the one-draw :meth:`probe`."""
+        return sum(variable.size for variable in self.probe().data_vars.values()) * itemsize + 8
 
     def default_chunk_size(self) -> int:
         """Draws per chunk bounding memory: fewer draws per chunk when each is solved for many years, or when the

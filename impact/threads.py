@@ -80,16 +80,22 @@ READ_AHEAD_PREFIX = "impact-read"
 def read_ahead(read, items):
     """``(item, read(item))`` for each of ``items`` in order, with the next item read on a thread of its own while
     the caller works on this one: reads that wait on I/O or decompression (which release the GIL) overlap the work.
-    At most two results are held at a time."""
+    At most two results are held at a time. The first read starts at the call, before the first item is asked for
+    (a single item is read then, on the calling thread)."""
     items = list(items)
     if len(items) <= 1:
-        yield from ((item, read(item)) for item in items)
-        return
-    with ThreadPoolExecutor(1, thread_name_prefix=READ_AHEAD_PREFIX) as reader:
-        ahead = reader.submit(read, items[0])
+        done = [(item, read(item)) for item in items]
+        return (pair for pair in done)
+    reader = ThreadPoolExecutor(1, thread_name_prefix=READ_AHEAD_PREFIX)
+    return _reading_ahead(reader, reader.submit(read, items[0]), read, items)
+
+
+def _reading_ahead(reader: ThreadPoolExecutor, ahead, read, items: list):
+    try:
         for k, item in enumerate(items):
             result = ahead.result()
             ahead = reader.submit(read, items[k + 1]) if k + 1 < len(items) else None
             yield item, result
             del result  # not held beside the next one while the caller waits for it
-
+    finally:
+        reader.shutdown(wait=True)  # a read under way is finished (and dropped) if the caller stops early

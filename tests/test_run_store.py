@@ -53,6 +53,27 @@ def test_run_writes_results_manifest_and_summary(deal, tmp_path):
     assert ds["imports_by_partner"].attrs["units"] == "USD/year"
 
 
+def test_a_run_lays_out_its_store_from_its_one_draw_probe_before_its_first_chunk(deal, tmp_path, monkeypatch):
+    """The one-draw probe that sizes a run's output also lays out its store, before the first chunk is solved
+    (while it is sampled): one probe, and the store's variables are those of the chunks."""
+    from impact.simulation import Simulation
+
+    solves = []
+    solve = Simulation.solve
+
+    def watched(self, sampled, *args, **kwargs):
+        laid_out = (tmp_path / "run" / "results.zarr" / "zarr.json").exists()
+        solves.append((sampled.start, sampled.stop, laid_out))
+        return solve(self, sampled, *args, **kwargs)
+
+    monkeypatch.setattr(Simulation, "solve", watched)
+    store = _run(deal, tmp_path / "run", draws=2000, chunk_size=1000)
+    assert solves == [(0, 1, False), (0, 1000, True), (1000, 2000, True)]
+    ds, in_memory = store.open_dataset(), impact.simulate(deal, draws=2000, seed=21)
+    assert set(ds.data_vars) == set(in_memory.data_vars)
+    assert all(ds[name].dims == in_memory[name].dims for name in ds.data_vars)
+
+
 def test_stores_are_identical_whatever_the_chunk_size(deal, tmp_path):
     a = _run(deal, tmp_path / "a", chunk_size=3000).open_dataset()
     b = _run(deal, tmp_path / "b", chunk_size=700).open_dataset()

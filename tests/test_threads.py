@@ -101,6 +101,25 @@ def test_read_ahead_stops_reading_when_the_caller_stops():
     assert started == [0, 1, 2, 3]  # the read ahead of item 3 finishes; nothing after it starts
 
 
+@pytest.mark.parametrize("count", [1, 3])
+def test_read_ahead_starts_the_first_read_at_the_call(count):
+    """The first item is read before it is asked for (a run lays out its store while its first chunk is sampled);
+    a single item on the calling thread, more on the reading thread."""
+    started = threading.Event()
+    readers = []
+
+    def read(item):
+        readers.append(threading.current_thread().name)
+        started.set()
+        return item
+
+    reads = read_ahead(read, range(count))
+    assert started.wait(10)  # nothing asked for yet
+    assert (readers[0] == threading.current_thread().name) == (count == 1)
+    assert [item for item, _ in reads] == list(range(count))
+    reads.close()
+
+
 _IDLE_CPU = """
 import os, time
 import numpy as np
