@@ -4,8 +4,9 @@ Every band ``impact summary`` prints is a function of a handful of *order statis
 the two that a quantile interpolates between, the ends of its distribution-free interval) and of a few sums (count,
 mean, sum of squared deviations, count above zero). Both can be found without holding the draws:
 
-1. one pass gathers, per series, the count of valid draws, their mean and squared deviations (merged window by
-   window with Chan's formula), the minimum, the maximum and the count above zero;
+1. one pass gathers, per series, the count of valid draws, their mean and squared deviations (of each block of
+   4,096 draws by draw index, merged block after block with Chan's formula), the minimum, the maximum and the
+   count above zero;
 2. from the count, the ranks each statistic needs are known. A pass histograms every series over
    ``[min, max]`` in 16,384 bins (a compiled pass, the series on the kernels' threads; 128 KB of counts per series,
    which stay in a core's cache); the cumulative counts say which bin holds each wanted rank;
@@ -13,15 +14,23 @@ mean, sum of squared deviations, count above zero). Both can be found without ho
    holds too many draws (a point mass) is histogrammed again, within its own edges, until it is small or cannot
    be split (all its draws are then equal).
 
-The order statistics are the very draws an in-memory sort gives, so the bands are identical to the in-memory
-ones; the moments agree to rounding. Memory is ``O(series x bins + window)``, whatever the number of draws.
+The order statistics are the very draws an in-memory sort gives, and every path computes the moments by the
+same blocks (:func:`series_moments`), so the bands are identical to the in-memory ones, bit for bit, and do not
+depend on how the draws were read or written in pieces. Memory is ``O(series x bins + window)``, whatever the
+number of draws.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import math
+import os
+import sys
+
 import numpy as np
+
+from impact.defaults import DRAW_BLOCK
 
 BINS = 16384
 #: Draws a bin may hold and still be kept whole (else it is histogrammed again).
@@ -30,60 +39,148 @@ KEEP = 1 << 18
 Windows = Callable[[], Iterable[np.ndarray]]  # each call yields (series, window draws) float64 arrays, NaN = missing
 
 
-class Moments:
-    """Count, mean, sum of squared deviations, min, max and count above zero of each series, merged by window."""
+#: Draws whose moments are computed together before they are merged: blocks by draw index from 0 (the design's
+#: draw blocks), so that a series' mean and sd are the same bits however it is read or written in pieces (whole in
+#: memory, window by window, chunk by chunk as a run writes it).
+MOMENT_BLOCK = DRAW_BLOCK
+_JIT_DISABLED = os.environ.get("IMPACT_DISABLE_JIT", "0") not in ("", "0")
 
-    def __init__(self, series: int):
-        self.count = np.zeros(series)
-        self.mean = np.zeros(series)
-        self.m2 = np.zeros(series)
+
+def block_moments(values: np.ndarray):
+    """Count, mean and sum of squared deviations of each block of a ``(series, blocks, MOMENT_BLOCK)`` float64
+    array, NaN where a draw is missing (a last block short of draws is padded with NaN): arrays (series, blocks).
+    Within a block the sums run in draw order (a missing draw adds 0.0), so each block's moments depend on its own
+    draws alone. Compiled (:mod:`impact.kernels.moments_numba`) where the process has loaded numba, else NumPy's
+    ``cumsum`` (:func:`_numpy_block_moments`): the same bits."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if "numba" in sys.modules and not _JIT_DISABLED:
+        from impact.kernels.moments_numba import block_moments_into
+
+        count, mean, m2 = (np.empty(values.shape[:2]) for _ in range(3))
+        block_moments_into(values, count, mean, m2)
+        return count, mean, m2
+    return _numpy_block_moments(values)
+
+
+def _numpy_block_moments(values: np.ndarray):
+    """:func:`block_moments` in NumPy: sums in draw order by ``cumsum``."""
+    valid = ~np.isnan(values)
+    count = valid.sum(axis=2).astype(np.float64)
+    sums = np.cumsum(np.where(valid, values, 0.0), axis=2)[..., -1] if values.shape[2] else np.zeros(count.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):  # an infinite draw gives NaN moments, as compiled
+        mean = np.where(count > 0, sums / count, 0.0)
+        deviations = np.where(valid, values - mean[..., None], 0.0)
+    np.multiply(deviations, deviations, out=deviations)
+    m2 = np.cumsum(deviations, axis=2)[..., -1] if values.shape[2] else np.zeros(count.shape)
+    return count, mean, m2
+
+
+def merge_blocks(state, count: np.ndarray, mean: np.ndarray, m2: np.ndarray):
+    """``state`` ``(count, mean, m2)`` (series,) with the blocks (series, blocks) of :func:`block_moments` merged
+    into it one after another (Chan et al.'s formula); returned as new arrays. :func:`series_moments` does the same
+    arithmetic on one series in Python floats."""
+    n, mu, acc = state
+    for b in range(count.shape[1]):
+        c, m, q = count[:, b], mean[:, b], m2[:, b]
+        total = n + c
+        delta = m - mu
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu = np.where(total > 0, mu + delta * c / total, mu)
+            acc = np.where(total > 0, acc + q + delta * delta * n * c / total, acc)
+        n = total
+    return n, mu, acc
+
+
+def _padded_blocks(values: np.ndarray) -> np.ndarray:
+    """(series, draws) float64 as (series, blocks, MOMENT_BLOCK), the last block padded with NaN."""
+    series, draws = values.shape
+    blocks = -(-draws // MOMENT_BLOCK)
+    if not blocks:
+        return np.empty((series, 0, MOMENT_BLOCK))
+    if draws == blocks * MOMENT_BLOCK:
+        return values.reshape(series, blocks, MOMENT_BLOCK)
+    padded = np.full((series, blocks * MOMENT_BLOCK), np.nan)
+    padded[:, :draws] = values
+    return padded.reshape(series, blocks, MOMENT_BLOCK)
+
+
+def series_moments(values: np.ndarray) -> tuple[int, float, float]:
+    """``(valid draws, mean, sd)`` of one series of draws (NaN: missing), by :data:`MOMENT_BLOCK` blocks merged in
+    draw order: the bits of :class:`Moments` fed the same draws in any windows. The mean is NaN without a valid
+    draw, the sd NaN without one and 0 with one."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    whole = values.size // MOMENT_BLOCK * MOMENT_BLOCK
+    count, mean, m2 = [], [], []
+    # The whole blocks as a view; a last, short one padded apart (a copy of the whole series would cost a pass).
+    for part in (values[:whole].reshape(1, -1, MOMENT_BLOCK), _padded_blocks(values[whole:].reshape(1, -1))):
+        for moments, values_of_part in zip((count, mean, m2), block_moments(part)):
+            moments += values_of_part[0].tolist()
+    n, mu, acc = 0.0, 0.0, 0.0
+    for c, m, q in zip(count, mean, m2):
+        total = n + c
+        if total > 0:  # merge_blocks' expressions, in the same order
+            delta = m - mu
+            mu = mu + delta * c / total
+            acc = acc + q + delta * delta * n * c / total
+        n = total
+    return int(n), _mean_of(n, mu), _sd_of(n, acc)
+
+
+def _mean_of(n, mu):
+    return mu if n > 0 else math.nan
+
+
+def _sd_of(n, acc):
+    return math.sqrt(acc / (n - 1)) if n > 1 else (0.0 if n == 1 else math.nan)
+
+
+class Moments:
+    """Count, mean, sd, min, max and count above zero of each series, from windows of its draws in draw order: the
+    mean and sd by blocks of :data:`MOMENT_BLOCK` draws (a window's draws that end short of a block wait for the
+    next window), as :func:`series_moments` gives them for the whole series."""
+
+    def __init__(self, series: int, extremes: bool = True):
+        self._state = (np.zeros(series), np.zeros(series), np.zeros(series))
+        self._carry = np.empty((series, 0))
+        self.extremes = extremes  # whether to keep low, high and positive (False: left at their start)
         self.low = np.full(series, np.inf)
         self.high = np.full(series, -np.inf)
         self.positive = np.zeros(series, dtype=np.int64)
 
     def add(self, window: np.ndarray) -> None:
-        """Merge a window (series, draws) of draws, NaN where missing."""
-        parts = _masked_moments(window) if np.isnan(window).any() else _complete_moments(window)
-        self._merge(*parts)
+        """Merge a window (series, draws) of the draws that follow those added before, NaN where missing."""
+        window = np.asarray(window, dtype=np.float64)
+        if self.extremes:
+            self.low = np.fmin(self.low, np.nanmin(window, axis=1, initial=np.inf))
+            self.high = np.fmax(self.high, np.nanmax(window, axis=1, initial=-np.inf))
+            self.positive += (window > 0).sum(axis=1)
+        pending = np.concatenate([self._carry, window], axis=1) if self._carry.shape[1] else window
+        whole = pending.shape[1] // MOMENT_BLOCK * MOMENT_BLOCK
+        if whole:
+            self._state = merge_blocks(self._state, *block_moments(
+                pending[:, :whole].reshape(pending.shape[0], -1, MOMENT_BLOCK)))
+        self._carry = pending[:, whole:].copy()
 
-    def _merge(self, count, mean, m2, low, high, positive) -> None:
-        total = self.count + count
-        delta = mean - self.mean
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # Chan et al.: merging two partial (count, mean, M2) summaries exactly.
-            self.mean = np.where(total > 0, self.mean + delta * count / total, 0.0)
-            self.m2 = self.m2 + m2 + np.where(total > 0, delta ** 2 * self.count * count / total, 0.0)
-        self.count = total
-        self.low = np.minimum(self.low, low)
-        self.high = np.maximum(self.high, high)
-        self.positive += positive
+    def _merged(self):
+        """The state with the draws of a last, short block merged (as the block padded with NaN)."""
+        if not self._carry.shape[1]:
+            return self._state
+        return merge_blocks(self._state, *block_moments(_padded_blocks(self._carry)))
+
+    @property
+    def count(self) -> np.ndarray:
+        return self._merged()[0]
+
+    @property
+    def mean(self) -> np.ndarray:
+        n, mu, _ = self._merged()
+        return np.where(n > 0, mu, np.nan)
 
     @property
     def sd(self) -> np.ndarray:
+        n, _, acc = self._merged()
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.count > 1, np.sqrt(self.m2 / (self.count - 1)), np.where(self.count == 1, 0.0, np.nan))
-
-
-def _masked_moments(window: np.ndarray):
-    """Count, mean, squared deviations, min, max and count above zero of each row's valid (not NaN) draws."""
-    valid = ~np.isnan(window)
-    count = valid.sum(axis=1).astype(np.float64)
-    values = np.where(valid, window, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, values.sum(axis=1) / count, 0.0)
-    m2 = np.where(valid, (window - mean[:, None]) ** 2, 0.0).sum(axis=1)
-    return (count, mean, m2, np.where(valid, window, np.inf).min(axis=1), np.where(valid, window, -np.inf).max(axis=1),
-            (values > 0).sum(axis=1))
-
-
-def _complete_moments(window: np.ndarray):
-    """:func:`_masked_moments` of a window without a missing draw (the usual one): the same operations on the same
-    values without the masks, so the same bits in half the passes over the window."""
-    count = np.full(window.shape[0], float(window.shape[1]))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, window.sum(axis=1) / count, 0.0)
-    m2 = ((window - mean[:, None]) ** 2).sum(axis=1)
-    return count, mean, m2, window.min(axis=1), window.max(axis=1), (window > 0).sum(axis=1)
+            return np.where(n > 1, np.sqrt(acc / (n - 1)), np.where(n == 1, 0.0, np.nan))
 
 
 class OrderStatistics:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -95,9 +96,7 @@ def _stats(row: np.ndarray, quantiles, precision=None) -> dict[str, float]:
     moment bands (:mod:`impact.statistics`).
     """
     valid = row[~np.isnan(row)] if np.isnan(row).any() else row
-    n = valid.size
-    mean = float(valid.mean(dtype=np.float64)) if n else np.nan
-    sd = float(valid.std(ddof=1, dtype=np.float64)) if n > 1 else (0.0 if n == 1 else np.nan)
+    n, mean, sd = streaming.series_moments(row)  # by blocks of draws: the same bits however the draws were read
     # Quantiles alone need the float32 order only (a faster sort); their intervals need the draws themselves.
     ordered = np.sort(valid.astype(np.float64 if precision is not None else np.float32))
     # Zero in the draws' own type: a Python float would have NumPy compare a float64 copy of all of them.
@@ -209,7 +208,7 @@ def draw_windows(draws: int, step: int | None = None) -> list[slice]:
 
 def streamed_statistics(windows: streaming.Windows, series: int, quantiles, precision=None) -> list[dict]:
     """:func:`_stats` of every series that ``windows()`` yields (rows of a ``(series, draws)`` window), from passes
-    over the windows in bounded memory: the same quantiles as a sort of the draws, the moments to rounding. A
+    over the windows in bounded memory: the same statistics as :func:`_stats` of each whole series, bit for bit. A
     series without a valid draw has ``draws`` 0 and NaN statistics."""
     moments = streaming.Moments(series)
     for window in windows():
@@ -436,6 +435,47 @@ def relative_change(series_of, case: str, relative: str, base: float | None) -> 
         return np.where(reference != 0, 100.0 * change / reference, np.nan)
 
 
+def _reported(ds: xr.Dataset, by: str = "headline", sectors=None, cases=None, relative: str | None = None,
+              horizon_totals=()) -> list[tuple]:
+    """What :func:`summarize` reports of ``ds`` (a year of it, with a horizon), variable by variable: ``(name, dim,
+    labels, detail, reported, units, bases, percent)``, where ``labels`` are the rows ("total" and labels of
+    ``dim``), ``detail`` the labels among them, ``reported`` the cases (and "effect"), ``bases`` the labels'
+    baseline levels and ``percent`` the relative form (None without ``relative``)."""
+    if sectors is None:
+        sectors = [s for s in str(ds.attrs.get("touched_sectors", "")).split(",") if s]
+    if by == "headline":
+        plan = []
+        for name, dim, rows in HEADLINE:
+            if name not in ds:
+                continue
+            each = [str(label) for label in ds[dim].values] if dim else []
+            landed = list(dict.fromkeys(str(v) for v in ds["landed_sector"].values)) if "landed_sector" in ds.coords \
+                else []
+            labels = {"total and each": ["total"] + each, "touched": sectors, "total": ["total"], "each": each,
+                      "landed": landed}[rows]
+            plan.append((name, dim, labels))
+    else:
+        plan = [(name, by, list(ds[by].values)) for name in BY[by]]
+    plan += [(name, None, ["total"]) for name in horizon_totals]
+    present = [str(c) for c in ds["case"].values]
+    wanted = set(cases) if cases is not None else set(present) | {"effect"}
+    reported = []
+    for name, dim, labels in plan:
+        if name not in ds:
+            continue
+        units = ds[name].attrs.get("units", VARIABLES[name].units)
+        if dim is not None:  # a total over a dim is a sum: only of money
+            labels = [label for label in labels if label != "total" or units in ADDITIVE_UNITS]
+        if not labels:
+            continue
+        detail = [label for label in labels if label != "total"]
+        cases_here = [c for c in present + (["effect"] if "counterfactual" in present else []) if c in wanted]
+        bases = baseline_levels(ds, name, dim, labels) if relative is not None and name in RELATIVE_BASE else None
+        percent = relative if relative is not None and name in RELATIVE_BASE else None
+        reported.append((name, dim, labels, detail, cases_here, units, bases, percent))
+    return reported
+
+
 def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTILES, sectors=None,
               cases=None, year: int | None = None, totals: bool = True,
               precision: Precision | None = None, streaming: bool | None = None,
@@ -480,38 +520,11 @@ def summarize(ds: xr.Dataset, *, by: str = "headline", quantiles=DEFAULT_QUANTIL
             raise ValueError(f"year {year} is not in the horizon {int(ds['year'][0])}-{int(ds['year'][-1])}")
         ds = ds.sel(year=year)
     quantiles = tuple(float(q) for q in quantiles)
-    if sectors is None:
-        sectors = [s for s in str(ds.attrs.get("touched_sectors", "")).split(",") if s]
-    if by == "headline":
-        plan = []
-        for name, dim, rows in HEADLINE:
-            if name not in ds:
-                continue
-            each = [str(label) for label in ds[dim].values] if dim else []
-            landed = list(dict.fromkeys(str(v) for v in ds["landed_sector"].values)) if "landed_sector" in ds.coords \
-                else []
-            labels = {"total and each": ["total"] + each, "touched": sectors, "total": ["total"], "each": each,
-                      "landed": landed}[rows]
-            plan.append((name, dim, labels))
-    else:
-        plan = [(name, by, list(ds[by].values)) for name in BY[by]]
-    plan += [(name, None, ["total"]) for name in horizon_totals]
     present = [str(c) for c in ds["case"].values]
-    wanted = set(cases) if cases is not None else set(present) | {"effect"}
     rows = []
-    for name, dim, labels in plan:
-        if name not in ds:
-            continue
+    for name, dim, labels, detail, reported, units, bases, percent in _reported(ds, by, sectors, cases, relative,
+                                                                               horizon_totals):
         variable = ds[name]
-        units = variable.attrs.get("units", VARIABLES[name].units)
-        if dim is not None:  # a total over a dim is a sum: only of money
-            labels = [label for label in labels if label != "total" or units in ADDITIVE_UNITS]
-        if not labels:
-            continue
-        detail = [label for label in labels if label != "total"]
-        reported = [c for c in present + (["effect"] if "counterfactual" in present else []) if c in wanted]
-        bases = baseline_levels(ds, name, dim, labels) if relative is not None and name in RELATIVE_BASE else None
-        percent = relative if relative is not None and name in RELATIVE_BASE else None
         if streaming if streaming is not None else variable.sizes["draw"] > STREAM_DRAWS:
             rows += _streamed_rows(variable, dim, labels, reported, present, quantiles, precision, percent=percent,
                                    bases=bases)
@@ -704,3 +717,187 @@ def convergence_report(rows: list[dict], quantiles, tolerance: float) -> str:
     if len(loose) > 12:
         lines.append(f"  ... and {len(loose) - 12} more")
     return "\n".join(lines)
+
+
+#: Valid draws of a series whose order sets the intervals kept around its quantiles (:class:`RunningSummary`).
+BRACKET_SAMPLE = 32768
+#: Half-width of an interval around a quantile's rank, in standard deviations of the sampling error of that rank
+#: among the draws seen so far (with 16 draws more): the run's quantile falls outside with a probability of about
+#: 2e-9 at each narrowing (the summary then reads the store).
+BRACKET_SIGMAS = 6.0
+
+
+class _Intervals:
+    """The draws of one series around its quantiles: for each quantile an interval ``(lo, hi)``, the valid draws
+    counted below ``lo``, at ``lo`` and at ``hi`` (above ``lo``), and those strictly between, kept. The intervals
+    narrow as draws come in (by the same number of standard deviations of an ever smaller error), so the draws
+    kept grow with the square root of the draws seen."""
+
+    def __init__(self, quantiles: tuple[float, ...], ordered: np.ndarray):
+        self.quantiles = quantiles
+        self.seen = 0
+        q = len(quantiles)
+        self.lo, self.hi = np.full(q, -np.inf, dtype=np.float32), np.full(q, np.inf, dtype=np.float32)
+        self.below, self.at_lo, self.at_hi = (np.zeros(q, dtype=np.int64) for _ in range(3))
+        self.kept: list[list[np.ndarray]] = [[] for _ in range(q)]
+        self.held = np.zeros(q, dtype=np.int64)
+        self.add(ordered)
+        for j in range(q):
+            self._narrow(j)
+
+    def _width(self, j: int) -> int:
+        q = self.quantiles[j]
+        return math.ceil(BRACKET_SIGMAS * math.sqrt(self.seen * q * (1.0 - q))) + 16
+
+    def add(self, ordered: np.ndarray) -> None:
+        """Count and keep the valid draws ``ordered`` (sorted, float32)."""
+        self.seen += ordered.size
+        start, end = np.searchsorted(ordered, self.lo, "left"), np.searchsorted(ordered, self.lo, "right")
+        top_start, top_end = np.searchsorted(ordered, self.hi, "left"), np.searchsorted(ordered, self.hi, "right")
+        self.below += start
+        self.at_lo += end - start
+        for j in range(len(self.quantiles)):
+            if self.hi[j] > self.lo[j]:
+                self.at_hi[j] += top_end[j] - top_start[j]
+                if top_start[j] > end[j]:
+                    self.kept[j].append(ordered[end[j]:top_start[j]].copy())
+                    self.held[j] += top_start[j] - end[j]
+                    if self.held[j] > 3 * self._width(j) + 64:  # about 2 widths are kept after a narrowing
+                        self._narrow(j)
+
+    def _inside(self, j: int) -> np.ndarray:
+        if len(self.kept[j]) != 1:
+            self.kept[j] = [np.sort(np.concatenate(self.kept[j])) if self.kept[j] else np.empty(0, np.float32)]
+        return self.kept[j][0]
+
+    def _narrow(self, j: int) -> None:
+        """Move the ends of interval ``j`` in, around its quantile's rank among the draws seen so far; the kept
+        draws outside the new ends are counted instead."""
+        inside = self._inside(j)
+        rank = self.quantiles[j] * (self.seen - 1)
+        width = self._width(j)
+        first = int(self.below[j] + self.at_lo[j])  # the rank of inside[0]
+        low = math.floor(rank) - width - first
+        if 0 < low < inside.size:
+            lo = inside[low]
+            start, end = np.searchsorted(inside, lo, "left"), np.searchsorted(inside, lo, "right")
+            self.below[j] += self.at_lo[j] + start
+            self.at_lo[j] = end - start
+            self.lo[j], inside = lo, inside[end:]
+            first = int(self.below[j] + self.at_lo[j])
+        high = math.ceil(rank) + width - first
+        if 0 <= high < inside.size - 1:
+            hi = inside[high]
+            start, end = np.searchsorted(inside, hi, "left"), np.searchsorted(inside, hi, "right")
+            self.at_hi[j] = end - start
+            self.hi[j], inside = hi, inside[:start]
+        self.kept[j], self.held[j] = [inside.copy()], inside.size
+
+    def value(self, rank: int):
+        """The draw of ``rank`` (0-based) among the series' valid draws, or None if no interval holds it."""
+        for j in range(len(self.quantiles)):
+            position = rank - int(self.below[j])
+            if position < 0:
+                continue
+            if position < self.at_lo[j]:
+                return float(self.lo[j])
+            position -= int(self.at_lo[j])
+            inside = self._inside(j)
+            if position < inside.size:
+                return float(inside[position])
+            if position - inside.size < self.at_hi[j]:
+                return float(self.hi[j])
+        return None
+
+
+class RunningSummary:
+    """The bands of a run's summary (``summarize(ds)``, a run without a horizon), from its chunks as they are
+    written, so that the store is not read back at the end: the same rows, bit for bit, or None if the draws of a
+    quantile fell outside the interval kept for it (the caller then reads the store).
+
+    The moments merge each series' blocks of draws as every summary does (:func:`impact.streaming.series_moments`).
+    For the quantiles, each series' first :data:`BRACKET_SAMPLE` valid draws are held and sorted; around each
+    quantile's rank among them an interval of draws, :data:`BRACKET_SIGMAS` standard deviations of the rank's
+    sampling error wide, is kept, and narrowed as draws come in; the draws below it and at its ends are only
+    counted (:class:`_Intervals`). The draws of the ranks a quantile reads are then the very draws a sort of the
+    whole series gives. Memory: the intervals' draws, some 10,000 per quantile and series at 1,000,000 draws.
+
+    ``template`` is a Dataset with the run's variables (a one-draw probe with the static variables and the run's
+    attrs); chunks are added in draw order with :meth:`add`."""
+
+    def __init__(self, template: xr.Dataset, draws: int, quantiles=DEFAULT_QUANTILES):
+        self.draws, self.quantiles = draws, tuple(float(q) for q in quantiles)
+        self.present = [str(c) for c in template["case"].values]
+        self.plan = []
+        for name, dim, labels, detail, reported, units, _, _ in _reported(template):
+            positions = [list(template[dim].values).index(label) for label in detail] if dim else []
+            series = [(label, case) for label in labels for case in reported]
+            self.plan.append((name, dim, labels, detail, positions, series, units,
+                              streaming.Moments(len(series), extremes=False)))
+        self.sample: list[list[list[np.ndarray]]] = [[[] for _ in entry[5]] for entry in self.plan]
+        self.intervals: list[list[_Intervals | None]] = [[None for _ in entry[5]] for entry in self.plan]
+        self.added = 0
+        self._rows = np.empty(0)  # a variable's series of a chunk, reused chunk after chunk
+
+    def add(self, start: int, values) -> None:
+        """Add the chunk of draws from ``start`` on: ``values(name)`` gives a variable's stored (float32) values,
+        draws first, as the store holds them."""
+        if start != self.added:
+            raise ValueError(f"chunks must come in draw order: expected draw {self.added}, got {start}")
+        for k, (name, dim, labels, detail, positions, series, _, moments) in enumerate(self.plan):
+            piece = values(name)
+            if dim is None:
+                totals, detail_rows = piece.T.astype(np.float64), None
+            else:
+                totals = piece.sum(axis=2, dtype=np.float64).T if labels[0] == "total" else None
+                detail_rows = piece[:, :, positions].transpose(1, 2, 0)
+            if self._rows.size < len(series) * piece.shape[0]:
+                self._rows = np.empty(max(self._rows.size, len(series) * piece.shape[0]))
+            rows = self._rows[:len(series) * piece.shape[0]].reshape(len(series), piece.shape[0])
+            for i, (label, case) in enumerate(series):
+                row = _row(totals, detail_rows, "total" if label == "total" else detail.index(label), case,
+                           self.present)
+                rows[i] = row
+                ordered = row.astype(np.float32)  # the series in the order _stats sorts it
+                ordered.sort()
+                if ordered.size and np.isnan(ordered[-1]):  # NaN sort last: the valid draws come first
+                    ordered = ordered[:int(np.searchsorted(np.isnan(ordered), True))]
+                self._order(k, i, ordered)
+            moments.add(rows)
+        self.added = start + piece.shape[0]
+
+    def _order(self, k: int, i: int, ordered: np.ndarray) -> None:
+        intervals = self.intervals[k][i]
+        if intervals is not None:
+            intervals.add(ordered)
+            return
+        sample = self.sample[k][i]
+        sample.append(ordered)
+        if sum(part.size for part in sample) >= BRACKET_SAMPLE:
+            self.intervals[k][i] = _Intervals(self.quantiles, np.sort(np.concatenate(sample)))
+            self.sample[k][i] = []
+
+    def rows(self) -> list[dict] | None:
+        """The summary's rows (those of :func:`summarize` of the finished run), or None where a quantile's draws
+        fell outside its interval. Every chunk must have been added."""
+        if self.added != self.draws:
+            raise ValueError(f"the summary has {self.added:,} of the run's {self.draws:,} draws")
+        rows = []
+        for k, (name, _, _, _, _, series, units, moments) in enumerate(self.plan):
+            count, mean, sd = moments.count, moments.mean, moments.sd
+            for i, (label, case) in enumerate(series):
+                n = int(count[i])
+                if not n:
+                    continue  # no valid draw: e.g. a quota or a conditional layer that only the scenario has
+                intervals = self.intervals[k][i]
+                merged = np.sort(np.concatenate(self.sample[k][i])) if intervals is None else None
+                found = {}
+                for rank in ranks_needed(n, self.quantiles):
+                    value = float(merged[rank]) if merged is not None else intervals.value(rank)
+                    if value is None:
+                        return None
+                    found[rank] = value
+                ordered = streaming.OrderStatistics(n, found)
+                rows.append({"variable": name, "label": label, "case": case, "units": units,
+                             **_stats_from_order(ordered, n, float(mean[i]), float(sd[i]), 0, self.quantiles)})
+        return rows

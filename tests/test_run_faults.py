@@ -55,9 +55,9 @@ DRIVER = textwrap.dedent('''
             stop_here()
         store.RunStore.create = half_create
     if moment == "finalization":  # every chunk written, metadata consolidated, the summary under way
-        def summarizing(ds):
+        def summarizing(store, running):
             stop_here()
-        runner.summarize_run = summarizing
+        runner._summary_rows = summarizing
 
     sys.argv = ["impact", *sys.argv[1:]]
     from impact.console import main

@@ -74,6 +74,28 @@ def test_a_run_lays_out_its_store_from_its_one_draw_probe_before_its_first_chunk
     assert all(ds[name].dims == in_memory[name].dims for name in ds.data_vars)
 
 
+def test_a_runs_summary_is_gathered_from_its_chunks_and_is_the_summary_of_its_store(deal, tmp_path, monkeypatch):
+    """A run's summary comes from its chunks as they are written, not from its store read back: the same
+    ``summary.csv`` as ``summarize_run`` of the store gives, whatever the chunk size. When a quantile left the
+    interval kept for it (``rows`` None; see tests/test_streaming.py), the run reads its store back: the same rows
+    again."""
+    from impact import runner
+    from impact.summary import RunningSummary, format_rows, summarize_run
+
+    read_back = []
+    original = runner.summarize_run
+    monkeypatch.setattr(runner, "summarize_run", lambda ds: (read_back.append(1), original(ds))[1])
+    a = _run(deal, tmp_path / "a", chunk_size=1000)
+    _run(deal, tmp_path / "b", chunk_size=3000)
+    assert read_back == []
+    text = (tmp_path / "a" / "summary.csv").read_text()
+    assert text == (tmp_path / "b" / "summary.csv").read_text() == format_rows(summarize_run(a.open_dataset()), "csv")
+    monkeypatch.setattr(RunningSummary, "rows", lambda self: None)
+    _run(deal, tmp_path / "c", chunk_size=700)
+    assert read_back == [1]  # the store read back, once
+    assert (tmp_path / "c" / "summary.csv").read_text() == text
+
+
 def test_stores_are_identical_whatever_the_chunk_size(deal, tmp_path):
     a = _run(deal, tmp_path / "a", chunk_size=3000).open_dataset()
     b = _run(deal, tmp_path / "b", chunk_size=700).open_dataset()
@@ -368,17 +390,17 @@ def test_a_run_cut_during_finalization_resumes_without_recomputing(deal, tmp_pat
     finalizes (and computes nothing), identical to an uninterrupted run."""
     from impact import runner
 
-    original = runner.summarize_run
+    original = runner._summary_rows
 
     def cut(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "summarize_run", cut)
+    monkeypatch.setattr(runner, "_summary_rows", cut)
     with pytest.raises(KeyboardInterrupt):
         _run(deal, tmp_path / "cut", chunk_size=1000)
     store = RunStore(tmp_path / "cut")
     assert store.done_chunks() == {0, 1, 2}
-    monkeypatch.setattr(runner, "summarize_run", original)
+    monkeypatch.setattr(runner, "_summary_rows", original)
     computed = []
     write = RunStore.write_chunk
     monkeypatch.setattr(RunStore, "write_chunk", lambda self, *a, **k: (computed.append(a[0]), write(self, *a, **k)))
