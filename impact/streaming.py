@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable
 
 import math
 import os
-import sys
 
 import numpy as np
 
@@ -43,6 +42,8 @@ Windows = Callable[[], Iterable[np.ndarray]]  # each call yields (series, window
 #: draw blocks), so that a series' mean and sd are the same bits however it is read or written in pieces (whole in
 #: memory, window by window, chunk by chunk as a run writes it).
 MOMENT_BLOCK = DRAW_BLOCK
+#: Values from which :func:`block_moments` runs compiled (a summary of a few thousand draws need not load numba).
+COMPILED_FROM = 1 << 14
 _JIT_DISABLED = os.environ.get("IMPACT_DISABLE_JIT", "0") not in ("", "0")
 
 
@@ -50,10 +51,11 @@ def block_moments(values: np.ndarray):
     """Count, mean and sum of squared deviations of each block of a ``(series, blocks, MOMENT_BLOCK)`` float64
     array, NaN where a draw is missing (a last block short of draws is padded with NaN): arrays (series, blocks).
     Within a block the sums run in draw order (a missing draw adds 0.0), so each block's moments depend on its own
-    draws alone. Compiled (:mod:`impact.kernels.moments_numba`) where the process has loaded numba, else NumPy's
-    ``cumsum`` (:func:`_numpy_block_moments`): the same bits."""
+    draws alone. Compiled (:mod:`impact.kernels.moments_numba`, loading numba on demand) from
+    :data:`COMPILED_FROM` values on, else NumPy's ``cumsum`` (:func:`_numpy_block_moments`, x7 slower): the same
+    bits."""
     values = np.ascontiguousarray(values, dtype=np.float64)
-    if "numba" in sys.modules and not _JIT_DISABLED:
+    if values.size >= COMPILED_FROM and not _JIT_DISABLED:
         from impact.kernels.moments_numba import block_moments_into
 
         count, mean, m2 = (np.empty(values.shape[:2]) for _ in range(3))
