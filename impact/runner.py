@@ -390,7 +390,7 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
             # time against 5.0). The writes follow one another: one set serves them all.
             stored = simulation.stored_buffers(room) if todo_here else None
             # A run that computes all its chunks here, in order, has its summary's bands from them as the writer
-            # writes them, rather than from its store read back at the end (a fifth of a run's time).
+            # writes them, rather than from its store read back at the end (a seventh of a run's time).
             running = _running_summary(simulation, draws) if create and shard is None and client is None and \
                 todo_here == list(range(len(ranges))) else None
             with sampled_ahead(simulation, [ranges[index] for index in todo_here]) as samples:
@@ -473,7 +473,7 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
     earlier = store.shard_reports()
     if earlier:
         manifest["shard_reports"] = earlier
-    _finalize(store, manifest, watch, wall, threads_used, rate, running if client is None and todo else None)
+    _finalize(store, manifest, watch, wall, threads_used, rate, running)
     return store
 
 

@@ -22,10 +22,9 @@ number of draws.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 import math
 import os
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
