@@ -162,6 +162,13 @@ class Moments:
                 pending[:, :whole].reshape(pending.shape[0], -1, MOMENT_BLOCK)))
         self._carry = pending[:, whole:].copy()
 
+    def add_blocks(self, count: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> None:
+        """Merge the moments (series, blocks) of :func:`block_moments` of the blocks of draws that follow those
+        added before (computed elsewhere, e.g. series by series); no draws may wait for a block."""
+        if self._carry.shape[1] or self.extremes:
+            raise ValueError("blocks are merged only into moments without extremes and with no draws waiting")
+        self._state = merge_blocks(self._state, count, mean, m2)
+
     def _merged(self):
         """The state with the draws of a last, short block merged (as the block padded with NaN)."""
         if not self._carry.shape[1]:

@@ -727,6 +727,18 @@ BRACKET_SAMPLE = 32768
 BRACKET_SIGMAS = 6.0
 
 
+def _numpy_bracket_counts(values: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """The counts of one series' float32 ``values`` (NaN: missing) against the intervals ``(lo[j], hi[j])``, in
+    NumPy: ``(valid, below, at_lo, at_hi, kept)`` (the NumPy reference of
+    :func:`impact.kernels.moments_numba.bracket_counts`, which adds the counts in place)."""
+    values = values[:, None]
+    open_ = hi > lo
+    inside = (values > lo) & (values < hi)
+    return (int(np.count_nonzero(~np.isnan(values))), np.count_nonzero(values < lo, axis=0),
+            np.count_nonzero(values == lo, axis=0), np.count_nonzero((values == hi) & open_, axis=0),
+            [values[inside[:, j], 0] for j in range(lo.size)])
+
+
 class _Intervals:
     """The draws of one series around its quantiles: for each quantile an interval ``(lo, hi)``, the valid draws
     counted below ``lo``, at ``lo`` and at ``hi`` (above ``lo``), and those strictly between, kept. The intervals
@@ -734,14 +746,17 @@ class _Intervals:
     kept grow with the square root of the draws seen."""
 
     def __init__(self, quantiles: tuple[float, ...], ordered: np.ndarray):
+        """Intervals from the series' first valid draws ``ordered`` (sorted, float32)."""
         self.quantiles = quantiles
-        self.seen = 0
+        self.seen = ordered.size
         q = len(quantiles)
         self.lo, self.hi = np.full(q, -np.inf, dtype=np.float32), np.full(q, np.inf, dtype=np.float32)
-        self.below, self.at_lo, self.at_hi = (np.zeros(q, dtype=np.int64) for _ in range(3))
-        self.kept: list[list[np.ndarray]] = [[] for _ in range(q)]
-        self.held = np.zeros(q, dtype=np.int64)
-        self.add(ordered)
+        self.at_lo = np.full(q, np.searchsorted(ordered, self.lo[0], "right"), dtype=np.int64)
+        self.below, self.at_hi = np.zeros(q, dtype=np.int64), np.zeros(q, dtype=np.int64)
+        top = np.searchsorted(ordered, self.hi[0], "left")
+        self.at_hi[:] = ordered.size - top
+        self.kept = [[ordered[self.at_lo[j]:top].copy()] for j in range(q)]
+        self.held = np.full(q, top - self.at_lo[0], dtype=np.int64)
         for j in range(q):
             self._narrow(j)
 
@@ -749,21 +764,30 @@ class _Intervals:
         q = self.quantiles[j]
         return math.ceil(BRACKET_SIGMAS * math.sqrt(self.seen * q * (1.0 - q))) + 16
 
-    def add(self, ordered: np.ndarray) -> None:
-        """Count and keep the valid draws ``ordered`` (sorted, float32)."""
-        self.seen += ordered.size
-        start, end = np.searchsorted(ordered, self.lo, "left"), np.searchsorted(ordered, self.lo, "right")
-        top_start, top_end = np.searchsorted(ordered, self.hi, "left"), np.searchsorted(ordered, self.hi, "right")
-        self.below += start
-        self.at_lo += end - start
-        for j in range(len(self.quantiles)):
-            if self.hi[j] > self.lo[j]:
-                self.at_hi[j] += top_end[j] - top_start[j]
-                if top_start[j] > end[j]:
-                    self.kept[j].append(ordered[end[j]:top_start[j]].copy())
-                    self.held[j] += top_start[j] - end[j]
-                    if self.held[j] > 3 * self._width(j) + 64:  # about 2 widths are kept after a narrowing
-                        self._narrow(j)
+    def add(self, row: np.ndarray, buffers: "_BracketBuffers") -> None:
+        """Count and keep the draws of one series ``row`` (its values as float32; NaN: missing), those after the
+        draws added before; compiled (:func:`impact.kernels.moments_numba.bracket_counts`) or, with the JIT
+        disabled, in NumPy (:func:`_numpy_bracket_counts`)."""
+        if buffers.compiled:
+            from impact.kernels.moments_numba import bracket_counts
+
+            values, flags, kept, sizes = buffers.for_draws(row.size)
+            self.seen += bracket_counts(row, values, flags, self.lo, self.hi, self.below, self.at_lo, self.at_hi,
+                                        kept, sizes)
+            inside = [kept[j, :sizes[j]] for j in range(len(self.quantiles))]
+        else:
+            valid, below, at_lo, at_hi, inside = _numpy_bracket_counts(np.asarray(row, dtype=np.float32), self.lo,
+                                                                      self.hi)
+            self.seen += valid
+            self.below += below
+            self.at_lo += at_lo
+            self.at_hi += at_hi
+        for j, draws in enumerate(inside):
+            if draws.size:
+                self.kept[j].append(draws.copy())
+                self.held[j] += draws.size
+                if self.held[j] > 3 * self._width(j) + 64:  # about 2 widths are kept after a narrowing
+                    self._narrow(j)
 
     def _inside(self, j: int) -> np.ndarray:
         if len(self.kept[j]) != 1:
@@ -810,6 +834,22 @@ class _Intervals:
         return None
 
 
+class _BracketBuffers:
+    """The scratch arrays of :func:`impact.kernels.moments_numba.bracket_counts`, reused series after series."""
+
+    def __init__(self, quantiles: int, compiled: bool):
+        self.quantiles, self.compiled, self.draws = quantiles, compiled, -1
+
+    def for_draws(self, draws: int):
+        if draws != self.draws:
+            self.draws = draws
+            self.values = np.empty(draws, dtype=np.float32)
+            self.flags = np.empty(-(-draws // 8) * 8, dtype=np.uint8)
+            self.kept = np.empty((self.quantiles, draws), dtype=np.float32)
+            self.sizes = np.zeros(self.quantiles, dtype=np.int64)
+        return self.values, self.flags, self.kept, self.sizes
+
+
 class RunningSummary:
     """The bands of a run's summary (``summarize(ds)``, a run without a horizon), from its chunks as they are
     written, so that the store is not read back at the end: the same rows, bit for bit, or None if the draws of a
@@ -826,6 +866,8 @@ class RunningSummary:
     attrs); chunks are added in draw order with :meth:`add`."""
 
     def __init__(self, template: xr.Dataset, draws: int, quantiles=DEFAULT_QUANTILES):
+        from impact import accelerate
+
         self.draws, self.quantiles = draws, tuple(float(q) for q in quantiles)
         self.present = [str(c) for c in template["case"].values]
         self.plan = []
@@ -837,6 +879,8 @@ class RunningSummary:
         self.sample: list[list[list[np.ndarray]]] = [[[] for _ in entry[5]] for entry in self.plan]
         self.intervals: list[list[_Intervals | None]] = [[None for _ in entry[5]] for entry in self.plan]
         self.added = 0
+        self.compiled = not accelerate.DISABLE_JIT
+        self._buffers = _BracketBuffers(len(self.quantiles), self.compiled)
         self._rows = np.empty(0)  # a variable's series of a chunk, reused chunk after chunk
 
     def add(self, start: int, values) -> None:
@@ -846,33 +890,50 @@ class RunningSummary:
             raise ValueError(f"chunks must come in draw order: expected draw {self.added}, got {start}")
         for k, (name, dim, labels, detail, positions, series, _, moments) in enumerate(self.plan):
             piece = values(name)
+            draws = piece.shape[0]
             if dim is None:
-                totals, detail_rows = piece.T.astype(np.float64), None
+                totals, detail_rows = piece.T, None
             else:
                 totals = piece.sum(axis=2, dtype=np.float64).T if labels[0] == "total" else None
                 detail_rows = piece[:, :, positions].transpose(1, 2, 0)
-            if self._rows.size < len(series) * piece.shape[0]:
-                self._rows = np.empty(max(self._rows.size, len(series) * piece.shape[0]))
-            rows = self._rows[:len(series) * piece.shape[0]].reshape(len(series), piece.shape[0])
+            blocks = self._blocks(start, draws, len(series))
+            if blocks is None and self._rows.size < len(series) * draws:
+                self._rows = np.empty(max(self._rows.size, len(series) * draws))
             for i, (label, case) in enumerate(series):
                 row = _row(totals, detail_rows, "total" if label == "total" else detail.index(label), case,
                            self.present)
-                rows[i] = row
-                ordered = row.astype(np.float32)  # the series in the order _stats sorts it
-                ordered.sort()
-                if ordered.size and np.isnan(ordered[-1]):  # NaN sort last: the valid draws come first
-                    ordered = ordered[:int(np.searchsorted(np.isnan(ordered), True))]
-                self._order(k, i, ordered)
-            moments.add(rows)
-        self.added = start + piece.shape[0]
+                if blocks is None:
+                    self._rows[i * draws:(i + 1) * draws] = row
+                else:
+                    from impact.kernels.moments_numba import row_block_moments_into
 
-    def _order(self, k: int, i: int, ordered: np.ndarray) -> None:
+                    row_block_moments_into(row, streaming.MOMENT_BLOCK, *(b[i] for b in blocks))
+                self._order(k, i, row)
+            if blocks is None:
+                moments.add(self._rows[:len(series) * draws].reshape(len(series), draws))
+            else:
+                moments.add_blocks(*blocks)
+        self.added = start + draws
+
+    def _blocks(self, start: int, draws: int, series: int):
+        """Arrays (series, blocks) for the moments of the chunk's blocks, computed series by series from the
+        stored values (compiled), where the chunk holds whole blocks from a block's first draw (its last block may
+        be short only at the run's end); else None: the chunk's series are gathered into float64 rows and merged
+        with the draws of blocks that chunks share (:meth:`impact.streaming.Moments.add`)."""
+        whole = draws % streaming.MOMENT_BLOCK == 0 or start + draws == self.draws
+        if not (self.compiled and start % streaming.MOMENT_BLOCK == 0 and whole
+                and draws >= streaming.COMPILED_FROM):
+            return None
+        return tuple(np.empty((series, -(-draws // streaming.MOMENT_BLOCK))) for _ in range(3))
+
+    def _order(self, k: int, i: int, row: np.ndarray) -> None:
         intervals = self.intervals[k][i]
         if intervals is not None:
-            intervals.add(ordered)
+            intervals.add(row, self._buffers)
             return
         sample = self.sample[k][i]
-        sample.append(ordered)
+        values = np.asarray(row, dtype=np.float32)  # the series in the order _stats sorts it
+        sample.append(values[~np.isnan(values)])
         if sum(part.size for part in sample) >= BRACKET_SAMPLE:
             self.intervals[k][i] = _Intervals(self.quantiles, np.sort(np.concatenate(sample)))
             self.sample[k][i] = []

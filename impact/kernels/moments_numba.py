@@ -1,16 +1,21 @@
-"""Compiled moments of blocks of draws (:func:`impact.streaming.block_moments`).
+"""Compiled tallies of series of draws: the moments of blocks of draws (:func:`impact.streaming.block_moments`)
+and the counts of a series' draws against intervals around its quantiles (``summary.RunningSummary``).
 
 Each block's count of valid draws, its sum (a missing draw adds 0.0), mean and sum of squared deviations, the sums
 taken in draw order from the block's first value, as NumPy's ``cumsum`` takes them: the same operations in the same
 order as the NumPy reference (:func:`impact.streaming._numpy_block_moments`), so the same bits
 (``tests/test_streaming.py``), in two passes over the block and without the reference's temporaries (x7 on a
-chunk's 198 series). A run gathers the moments of its summary from every chunk it writes
-(``summary.RunningSummary``).
+chunk's 198 series). The interval counts compare each draw's float32 value with the intervals' ends, as a sort of
+the float32 draws orders them; their reference is :func:`impact.summary._numpy_bracket_counts`
+(``tests/test_summary_running.py``). A run gathers its summary from every chunk it writes
+(``summary.RunningSummary``), on the writer's thread: the functions run without the GIL.
 """
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from impact.accelerate import jit
 
@@ -18,28 +23,90 @@ from impact.accelerate import jit
 @jit(nogil=True)
 def block_moments_into(values, count, mean, m2):
     """Fill ``count``, ``mean`` and ``m2`` (series, blocks) from ``values`` (series, blocks, block) float64, NaN
-    where a draw is missing; a block without a valid draw has mean 0 and m2 0. Runs on the calling thread, without
-    the GIL (the writer's thread, beside the kernels)."""
+    where a draw is missing; a block without a valid draw has mean 0 and m2 0."""
     series, blocks, size = values.shape
     for s in range(series):
-        for b in range(blocks):
-            valid = 0
-            total = 0.0
-            for i in range(size):
-                x = values[s, b, i]
-                v = 0.0
+        row_block_moments_into(values[s].reshape(blocks * size), size, count[s], mean[s], m2[s])
+
+
+@jit(nogil=True)
+def row_block_moments_into(row, size, count, mean, m2):
+    """Fill ``count``, ``mean`` and ``m2`` (blocks,) from one series ``row`` (float32 or float64, any stride; each
+    value taken as float64) in blocks of ``size`` draws from its first; a last block short of ``size`` draws is
+    taken as padded with missing draws, as :func:`impact.streaming._padded_blocks` pads it (a padded draw adds 0.0
+    to the sums, as a missing one does)."""
+    n = row.size
+    for b in range(count.size):
+        first = b * size
+        valid = 0
+        total = 0.0
+        for i in range(size):
+            v = 0.0
+            if first + i < n:
+                x = np.float64(row[first + i])
                 if not math.isnan(x):
                     valid += 1
                     v = x
-                total = v if i == 0 else total + v
-            mu = total / float(valid) if valid > 0 else 0.0
-            squares = 0.0
-            for i in range(size):
-                x = values[s, b, i]
-                d = 0.0
+            total = v if i == 0 else total + v
+        mu = total / float(valid) if valid > 0 else 0.0
+        squares = 0.0
+        for i in range(size):
+            d = 0.0
+            if first + i < n:
+                x = np.float64(row[first + i])
                 if not math.isnan(x):
                     d = x - mu
-                squares = d * d if i == 0 else squares + d * d
-            count[s, b] = float(valid)
-            mean[s, b] = mu
-            m2[s, b] = squares
+            squares = d * d if i == 0 else squares + d * d
+        count[b] = float(valid)
+        mean[b] = mu
+        m2[b] = squares
+
+
+@jit(nogil=True)
+def bracket_counts(row, values, flags, lo, hi, below, at_lo, at_hi, kept, kept_sizes):
+    """Count the float32 values of one series ``row`` (float32 or float64, any stride; NaN: missing) against the
+    intervals ``(lo[j], hi[j])`` (float32): add to ``below[j]`` those under ``lo[j]``, to ``at_lo[j]`` those equal to
+    it, and, where ``hi[j] > lo[j]``, to ``at_hi[j]`` those equal to ``hi[j]``; write those strictly between into
+    ``kept[j, :kept_sizes[j]]`` in draw order (``kept``: at least ``row.size`` columns). Returns the valid (not
+    NaN) draws.
+
+    The values are copied once into ``values`` (float32, at least ``row.size``); every count is then a pass over
+    the copy whose compares have no branch (vector lanes), and so is the marking of the draws inside an interval
+    in ``flags`` (uint8, ``row.size`` rounded up to a multiple of 8); those few are then found eight flags at a
+    time."""
+    n = row.size
+    valid = 0
+    for i in range(n):
+        x = np.float32(row[i])
+        values[i] = x
+        valid += 1 if x == x else 0
+    for i in range(flags.size):
+        flags[i] = 0
+    for j in range(lo.size):
+        low, high = lo[j], hi[j]
+        under = 0
+        at_low = 0
+        for i in range(n):
+            under += 1 if values[i] < low else 0
+            at_low += 1 if values[i] == low else 0
+        below[j] += under
+        at_lo[j] += at_low
+        kept_sizes[j] = 0
+        if high > low:
+            at_high = 0
+            for i in range(n):
+                x = values[i]
+                at_high += 1 if x == high else 0
+                flags[i] |= np.uint8(1) if (x > low) & (x < high) else np.uint8(0)
+            at_hi[j] += at_high
+    words = flags.view(np.uint64)
+    for w in range(words.size):
+        if words[w] != 0:
+            for i in range(8 * w, 8 * w + 8):
+                if flags[i]:
+                    x = values[i]
+                    for j in range(lo.size):
+                        if x > lo[j] and x < hi[j]:
+                            kept[j, kept_sizes[j]] = x
+                            kept_sizes[j] += 1
+    return valid
