@@ -496,8 +496,9 @@ def _write(store: RunStore, index: int, start: int, stop: int, chunk: xr.Dataset
 
 
 #: The niceness of the thread that samples a run's next chunk (:func:`sampled_ahead`): it takes what the kernels and
-#: the writer leave of the cores.
-SAMPLER_NICENESS = 10
+#: the writer leave of the cores, enough to sample a chunk while the one before is solved (at 10, a tenth of a
+#: core beside the kernels' two threads, it was not, and the run waited for its samples).
+SAMPLER_NICENESS = 5
 
 
 @contextmanager
