@@ -755,7 +755,8 @@ class _Intervals:
         self.below, self.at_hi = np.zeros(q, dtype=np.int64), np.zeros(q, dtype=np.int64)
         top = np.searchsorted(ordered, self.hi[0], "left")
         self.at_hi[:] = ordered.size - top
-        self.kept = [[ordered[self.at_lo[j]:top].copy()] for j in range(q)]
+        middle = ordered[self.at_lo[0]:top]  # shared until each interval's first narrowing copies its own
+        self.kept = [[middle] for _ in range(q)]
         self.held = np.full(q, top - self.at_lo[0], dtype=np.int64)
         for j in range(q):
             self._narrow(j)

@@ -7,7 +7,7 @@ order as the NumPy reference (:func:`impact.streaming._numpy_block_moments`), so
 (``tests/test_streaming.py``), in two passes over the block and without the reference's temporaries (x7 on a
 chunk's 198 series). The interval counts compare each draw's float32 value with the intervals' ends, as a sort of
 the float32 draws orders them; their reference is :func:`impact.summary._numpy_bracket_counts`
-(``tests/test_summary_running.py``). A run gathers its summary from every chunk it writes
+(``tests/test_streaming.py``). A run gathers its summary from every chunk it writes
 (``summary.RunningSummary``), on the writer's thread: the functions run without the GIL.
 """
 
