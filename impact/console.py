@@ -83,15 +83,22 @@ def _interrupted(error: BaseException) -> bool:
     return False
 
 
-def _interrupt_main_later(seconds: float) -> None:
+def _interrupt_main_later(seconds: float, once: dict | None = None) -> None:
     """Send the main thread a Ctrl-C (SIGINT, through its Python handler) ``seconds`` from now, from another
-    thread: for an interrupt that cannot be raised where it landed."""
+    thread: for an interrupt that cannot be raised where it landed. With ``once``, ``seconds`` after
+    ``once["returned"]`` is true: the caller sets it as its last step, so that however long the thread took to
+    start (a loaded machine), the Ctrl-C is not raised before the caller has returned."""
     import _thread
     import threading
+    import time
 
-    timer = threading.Timer(seconds, _thread.interrupt_main)
-    timer.daemon = True
-    timer.start()
+    def deliver():
+        while once is not None and not once.get("returned"):
+            time.sleep(0.001)
+        time.sleep(seconds)
+        _thread.interrupt_main()
+
+    threading.Thread(target=deliver, name="impact-interrupt", daemon=True).start()
 
 
 def _pass_on_lost_interrupts() -> None:
@@ -106,8 +113,11 @@ def _pass_on_lost_interrupts() -> None:
             # whose compilation it cut short): that error counts as this interrupt.
             _REPORTED_INTERRUPTS.append(unraisable.exc_value)
             # A moment later: raised in the main thread once the hook has returned (raised here, it would be
-            # reported as lost again).
-            _interrupt_main_later(0.01)
+            # reported as lost again). The flag is set by a plain store, the hook's last step: no point between it
+            # and the return where Python would raise a pending Ctrl-C.
+            once = {}
+            _interrupt_main_later(0.01, once)
+            once["returned"] = True
         else:
             report(unraisable)
 

@@ -583,3 +583,30 @@ def test_a_ctrl_c_lost_in_a_callback_from_c_code_still_stops_the_command():
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "stopped" and result.stderr == "", result.stderr
+
+
+def test_a_ctrl_c_lost_in_a_callback_still_stops_the_command_when_its_thread_starts_slowly():
+    """On a loaded machine the thread that passes the Ctrl-C on may take longer to start than the moment it waits:
+    the Ctrl-C must still not be raised inside the hook (where it would be lost again). A thread start that returns
+    0.2 s late stands for that."""
+    code = textwrap.dedent("""
+        import threading, time
+        from impact.console import _pass_on_lost_interrupts
+        start = threading.Thread.start
+        def slow_start(self):
+            start(self)
+            time.sleep(0.2)
+        threading.Thread.start = slow_start
+        _pass_on_lost_interrupts()
+        class InterruptedCallback:
+            def __del__(self):
+                raise KeyboardInterrupt
+        try:
+            InterruptedCallback()
+            time.sleep(5)
+            print("went on")
+        except KeyboardInterrupt:
+            print("stopped")
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "stopped" and result.stderr == "", result.stderr
