@@ -33,9 +33,11 @@ from pathlib import Path
 
 import numba
 
+from impact.defaults import JIT_DISABLED
+
 log = logging.getLogger("impact")
 
-DISABLE_JIT = os.environ.get("IMPACT_DISABLE_JIT", "0") not in ("", "0")
+DISABLE_JIT = JIT_DISABLED
 CACHE = os.environ.get("IMPACT_NUMBA_CACHE", "1") not in ("", "0")
 #: LLVM's inlining threshold for everything numba compiles in the process (see above).
 INLINE_THRESHOLD = 100_000

@@ -1,9 +1,14 @@
-"""The choices and defaults of a run's options, declared once in a module that imports nothing: the command line
-reads them to build its ``--help`` without loading numba, SciPy or xarray, and the modules that use them import
-them from here."""
+"""The choices and defaults of a run's options, declared once in a module that imports only the standard library:
+the command line reads them to build its ``--help`` without loading numba, SciPy or xarray, and the modules that
+use them import them from here."""
 
 from __future__ import annotations
 
+import os
+
+#: ``IMPACT_DISABLE_JIT=1``: the kernels run as plain Python (:mod:`impact.accelerate`), read once here so that
+#: modules that must not load numba (the streamed summary, the thread count) see the same switch.
+JIT_DISABLED = os.environ.get("IMPACT_DISABLE_JIT", "0") not in ("", "0")
 #: Draws per random-number block: part of the reproducibility contract (changing it changes every draw).
 DRAW_BLOCK = 4096
 #: Samplers of the normal scores: Monte Carlo, Latin hypercube, scrambled Sobol.

@@ -23,12 +23,11 @@ number of draws.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from impact.defaults import DRAW_BLOCK
+from impact.defaults import DRAW_BLOCK, JIT_DISABLED
 
 BINS = 16384
 #: Draws a bin may hold and still be kept whole (else it is histogrammed again).
@@ -43,7 +42,6 @@ Windows = Callable[[], Iterable[np.ndarray]]  # each call yields (series, window
 MOMENT_BLOCK = DRAW_BLOCK
 #: Values from which :func:`block_moments` runs compiled (a summary of a few thousand draws need not load numba).
 COMPILED_FROM = 1 << 14
-_JIT_DISABLED = os.environ.get("IMPACT_DISABLE_JIT", "0") not in ("", "0")
 
 
 def block_moments(values: np.ndarray):
@@ -54,7 +52,7 @@ def block_moments(values: np.ndarray):
     :data:`COMPILED_FROM` values on, else NumPy's ``cumsum`` (:func:`_numpy_block_moments`, x7 slower): the same
     bits."""
     values = np.ascontiguousarray(values, dtype=np.float64)
-    if values.size >= COMPILED_FROM and not _JIT_DISABLED:
+    if values.size >= COMPILED_FROM and not JIT_DISABLED:
         from impact.kernels.moments_numba import block_moments_into
 
         count, mean, m2 = (np.empty(values.shape[:2]) for _ in range(3))

@@ -11,6 +11,8 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from impact.defaults import JIT_DISABLED
+
 #: Prefix of the pools' thread names (a call from one of them runs in place, so that calls can nest).
 _THREAD_PREFIX = "impact-work"
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -42,7 +44,7 @@ def kernel_threads() -> int:
     """The threads of the kernels: numba's count in a process that has loaded it (:func:`impact.accelerate.set_threads`,
     ``--threads``), else the CPUs this process may run on; 1 with ``IMPACT_DISABLE_JIT=1`` (plain Python, for a
     debugger)."""
-    if os.environ.get("IMPACT_DISABLE_JIT", "0") not in ("", "0"):
+    if JIT_DISABLED:
         return 1
     numba = sys.modules.get("numba")
     if numba is not None:
