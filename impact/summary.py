@@ -765,11 +765,11 @@ class _Intervals:
         q = self.quantiles[j]
         return math.ceil(BRACKET_SIGMAS * math.sqrt(self.seen * q * (1.0 - q))) + 16
 
-    def add(self, row: np.ndarray, buffers: "_BracketBuffers") -> None:
+    def add(self, row: np.ndarray, buffers: "_BracketBuffers | None") -> None:
         """Count and keep the draws of one series ``row`` (its values as float32; NaN: missing), those after the
-        draws added before; compiled (:func:`impact.kernels.moments_numba.bracket_counts`) or, with the JIT
-        disabled, in NumPy (:func:`_numpy_bracket_counts`)."""
-        if buffers.compiled:
+        draws added before; compiled (:func:`impact.kernels.moments_numba.bracket_counts`, in ``buffers``) or,
+        without buffers (the JIT disabled), in NumPy (:func:`_numpy_bracket_counts`)."""
+        if buffers is not None:
             from impact.kernels.moments_numba import bracket_counts
 
             values, flags, kept, sizes = buffers.for_draws(row.size)
@@ -838,8 +838,8 @@ class _Intervals:
 class _BracketBuffers:
     """The scratch arrays of :func:`impact.kernels.moments_numba.bracket_counts`, reused series after series."""
 
-    def __init__(self, quantiles: int, compiled: bool):
-        self.quantiles, self.compiled, self.draws = quantiles, compiled, -1
+    def __init__(self, quantiles: int):
+        self.quantiles, self.draws = quantiles, -1
 
     def for_draws(self, draws: int):
         if draws != self.draws:
@@ -881,7 +881,7 @@ class RunningSummary:
         self.intervals: list[list[_Intervals | None]] = [[None for _ in entry[5]] for entry in self.plan]
         self.added = 0
         self.compiled = not accelerate.DISABLE_JIT
-        self._buffers = _BracketBuffers(len(self.quantiles), self.compiled)
+        self._buffers = _BracketBuffers(len(self.quantiles)) if self.compiled else None
         self._rows = np.empty(0)  # a variable's series of a chunk, reused chunk after chunk
 
     def add(self, start: int, values) -> None:
@@ -900,14 +900,14 @@ class RunningSummary:
             blocks = self._blocks(start, draws, len(series))
             if blocks is None and self._rows.size < len(series) * draws:
                 self._rows = np.empty(max(self._rows.size, len(series) * draws))
+            if blocks is not None:
+                from impact.kernels.moments_numba import row_block_moments_into
             for i, (label, case) in enumerate(series):
                 row = _row(totals, detail_rows, "total" if label == "total" else detail.index(label), case,
                            self.present)
                 if blocks is None:
                     self._rows[i * draws:(i + 1) * draws] = row
                 else:
-                    from impact.kernels.moments_numba import row_block_moments_into
-
                     row_block_moments_into(row, streaming.MOMENT_BLOCK, *(b[i] for b in blocks))
                 self._order(k, i, row)
             if blocks is None:

@@ -35,31 +35,31 @@ def row_block_moments_into(row, size, count, mean, m2):
     value taken as float64) in blocks of ``size`` draws from its first; a last block short of ``size`` draws is
     taken as padded with missing draws, as :func:`impact.streaming._padded_blocks` pads it (a padded draw adds 0.0
     to the sums, as a missing one does)."""
-    n = row.size
     for b in range(count.size):
         first = b * size
         valid = 0
         total = 0.0
         for i in range(size):
-            v = 0.0
-            if first + i < n:
-                x = np.float64(row[first + i])
-                if not math.isnan(x):
-                    valid += 1
-                    v = x
+            x = _draw(row, first + i)
+            present = not math.isnan(x)
+            valid += 1 if present else 0
+            v = x if present else 0.0
             total = v if i == 0 else total + v
         mu = total / float(valid) if valid > 0 else 0.0
         squares = 0.0
         for i in range(size):
-            d = 0.0
-            if first + i < n:
-                x = np.float64(row[first + i])
-                if not math.isnan(x):
-                    d = x - mu
+            x = _draw(row, first + i)
+            d = x - mu if not math.isnan(x) else 0.0
             squares = d * d if i == 0 else squares + d * d
         count[b] = float(valid)
         mean[b] = mu
         m2[b] = squares
+
+
+@jit(nogil=True)
+def _draw(row, i):
+    """Draw ``i`` of ``row`` as float64, NaN past its end (a padded draw counts as a missing one)."""
+    return np.float64(row[i]) if i < row.size else math.nan
 
 
 @jit(nogil=True)
