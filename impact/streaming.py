@@ -12,12 +12,13 @@ mean, sum of squared deviations, count above zero). Both can be found without ho
    which stay in a core's cache); the cumulative counts say which bin holds each wanted rank;
 3. a pass keeps the draws inside those bins only (a few thousand of millions) and sorts them; a bin that still
    holds too many draws (a point mass) is histogrammed again, within its own edges, until it is small or cannot
-   be split (all its draws are then equal).
+   be split (all its draws are then equal). A series of at most :data:`KEEP` draws is kept whole at once (step 2
+   left out), as long as a pass keeps at most :data:`KEPT_VALUES` draws in all.
 
 The order statistics are the very draws an in-memory sort gives, and every path computes the moments by the
 same blocks (:func:`series_moments`), so the bands are identical to the in-memory ones, bit for bit, and do not
 depend on how the draws were read or written in pieces. Memory is ``O(series x bins + window)``, whatever the
-number of draws.
+number of draws, and at most :data:`PASS_BINS` bins and :data:`KEPT_VALUES` draws a pass.
 """
 
 from __future__ import annotations
@@ -28,10 +29,17 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from impact.defaults import DRAW_BLOCK, JIT_DISABLED
+from impact.threads import thread_map
 
 BINS = 16384
 #: Draws a bin may hold and still be kept whole (else it is histogrammed again).
 KEEP = 1 << 18
+#: Draws a pass keeps in all (float64, 64 MB): past it, the largest targets are histogrammed instead (a horizon's
+#: hundreds of series would otherwise each be kept whole at a few hundred thousand draws).
+KEPT_VALUES = 1 << 23
+#: Bins a pass counts in all (their int64 counts and float64 edges, 64 MB): fewer than :data:`BINS` a target when
+#: more than 256 targets are histogrammed at once.
+PASS_BINS = 1 << 22
 
 Windows = Callable[[], Iterable[np.ndarray]]  # each call yields (series, window draws) float64 arrays, NaN = missing
 
@@ -208,8 +216,11 @@ class _Target:
 
 
 def order_statistics(windows: Windows, moments: Moments, ranks: list[set[int]], bins: int = BINS,
-                     keep: int = KEEP) -> list[OrderStatistics]:
-    """Exact order statistics of each series at ``ranks[s]`` (0-based), by histogram passes over ``windows``."""
+                     keep: int = KEEP, kept_values: int = KEPT_VALUES,
+                     pass_bins: int = PASS_BINS) -> list[OrderStatistics]:
+    """Exact order statistics of each series at ``ranks[s]`` (0-based), by histogram passes over ``windows``: a
+    target (an interval of a series) of at most ``keep`` draws is kept whole, up to ``kept_values`` draws a pass,
+    and the others are histogrammed in ``bins`` bins each, fewer where their bins would pass ``pass_bins``."""
     series = len(ranks)
     found: list[dict[int, float]] = [{} for _ in range(series)]
     targets = []
@@ -220,12 +231,16 @@ def order_statistics(windows: Windows, moments: Moments, ranks: list[set[int]], 
             # The top edge just above the maximum, so that the maximum falls inside [lo, hi).
             targets.append(_Target(s, moments.low[s], np.nextafter(moments.high[s], np.inf), 0, n, wanted))
     while targets:
-        split = [t for t in targets if t.count > keep]
-        kept = [t for t in targets if t.count <= keep]
-        counts, collected = _pass(windows, series, split, kept, bins)
+        kept = sorted((t for t in targets if t.count <= keep), key=lambda t: t.count)
+        kept_counts = np.cumsum([t.count for t in kept])
+        # The smallest targets kept up to ``kept_values`` draws in all (at least one: a pass always makes progress)
+        fits = max(1, int(np.searchsorted(kept_counts, kept_values, side="right"))) if kept else 0
+        kept, split = kept[:fits], [t for t in targets if t.count > keep] + kept[fits:]
+        split_bins = min(bins, max(2, pass_bins // max(len(split), 1)))
+        counts, collected = _pass(windows, series, split, kept, split_bins)
         targets = []
         for t, histogram in zip(split, counts):
-            edges = _edges(t.lo, t.hi, bins)
+            edges = _edges(t.lo, t.hi, split_bins)
             cumulative = t.below + np.cumsum(histogram)
             children: dict[int, list[int]] = {}
             for rank in t.ranks:
@@ -239,10 +254,10 @@ def order_statistics(windows: Windows, moments: Moments, ranks: list[set[int]], 
                         found[t.series][rank] = lo
                     continue
                 targets.append(_Target(t.series, lo, hi, below, int(histogram[k]), held))
-        for t, values in zip(kept, collected):
-            if values.size != t.count:
-                raise _changed_draws()
-            ordered = np.sort(values)
+        if any(values.size != t.count for t, values in zip(kept, collected)):
+            raise _changed_draws()
+        # The sorts on the kernels' threads (NumPy's sort releases the GIL)
+        for t, ordered in zip(kept, thread_map(np.sort, collected)):
             for rank in t.ranks:
                 found[t.series][rank] = float(ordered[rank - t.below])
     return [OrderStatistics(int(moments.count[s]), found[s]) for s in range(series)]
@@ -296,8 +311,9 @@ def _pass(windows: Windows, series: int, split: list[_Target], kept: list[_Targe
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         split_scale = bins / (split_hi - split_lo)
     split_scale[~(np.isfinite(split_scale) & (split_scale > 0))] = 0.0  # the edges alone place the draws
-    split_edges = np.array([_edges(split[i].lo, split[i].hi, bins) for i in split_order],
-                           dtype=np.float64).reshape(len(split), bins + 1)
+    split_edges = np.empty((len(split), bins + 1))  # filled row by row: no list of rows beside it
+    for position, i in enumerate(split_order):
+        split_edges[position] = _edges(split[i].lo, split[i].hi, bins)
     counts = np.zeros((len(split), bins), dtype=np.int64)
     sizes = np.array([kept[i].count for i in kept_order], dtype=np.int64)
     kept_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)

@@ -27,6 +27,9 @@ STREAM_DRAWS = 1 << 20
 HORIZON_READ_BYTES = 1 << 27
 #: Draws read at once by the passes over a run (summary, compare, exceedance): memory bounded whatever its size.
 WINDOW = 65536
+#: The most bytes a streamed summary's window holds (its series in float64, its values as read and in rows): fewer
+#: draws a window for more series.
+WINDOW_BYTES = 1 << 26
 #: Draws of a window moved into a variable's rows at a time (:func:`_series`).
 TRANSPOSED_DRAWS = 2048
 BILLION = 1e9
@@ -146,6 +149,21 @@ class Precision:
     moments: bool = False
 
 
+def _into_rows(piece: np.ndarray, positions: list[int], totals: np.ndarray | None, rows: np.ndarray, at: int):
+    """A window ``piece`` (draw, ...[, label]) moved into rows of draws: ``totals`` (..., draws), its sums over the
+    labels in float64 (None: none wanted), and ``rows`` (..., len(positions), draws), the labels at ``positions``
+    (float32), from draw ``at`` on. A block of draws at a time, each block in the cache while it is transposed (x3
+    on the window at once, whose reads ran 2 KB apart across 8 MB)."""
+    for first in range(0, piece.shape[0], TRANSPOSED_DRAWS):
+        block = piece[first:first + TRANSPOSED_DRAWS]
+        draws_here = slice(at + first, at + first + block.shape[0])
+        if totals is not None:
+            # A plain sum: a failed solve (NaN) must not pass for a zero in a total.
+            totals[..., draws_here] = np.moveaxis(block.sum(axis=-1, dtype=np.float64), 0, -1)
+        if positions:
+            rows[..., draws_here] = np.moveaxis(block[..., positions], 0, -1)
+
+
 def _series(variable: xr.DataArray, dim: str, detail: list[str], with_total: bool, step: int = WINDOW):
     """Per case: totals over ``dim`` (float64, draws) and the ``detail`` labels (float32, labels x draws).
 
@@ -158,16 +176,7 @@ def _series(variable: xr.DataArray, dim: str, detail: list[str], with_total: boo
     totals = np.empty((cases, draws)) if with_total else None
     rows = np.empty((cases, len(detail), draws), dtype=np.float32)
     for window, piece in read_ahead(lambda window: variable.isel(draw=window).values, draw_windows(draws, step)):
-        # piece: draw, case, label; moved into rows a block of draws at a time, each block in the cache while it
-        # is transposed (x3 on the window at once, whose reads ran 2 KB apart across 8 MB)
-        for first in range(0, piece.shape[0], TRANSPOSED_DRAWS):
-            block = piece[first:first + TRANSPOSED_DRAWS]
-            draws_here = slice(window.start + first, window.start + first + block.shape[0])
-            if with_total:
-                # A plain sum: a failed solve (NaN) must not pass for a zero in a total.
-                totals[:, draws_here] = block.sum(axis=2, dtype=np.float64).T
-            if detail:
-                rows[:, :, draws_here] = block[:, :, positions].transpose(1, 2, 0)
+        _into_rows(piece, positions, totals, rows, window.start)
     return totals, rows
 
 
@@ -186,11 +195,16 @@ def summarize_run(ds: xr.Dataset, relative: str | None = None) -> list[dict]:
     per_draw = [name for name, variable in ds.data_vars.items() if "draw" in variable.dims]
     by_year: dict[int, list[dict]] = {year: [] for year in years}
     # Variable by variable, each year's rows: a store's chunks hold every year of a draw, so a year read alone
-    # decompresses them all. A variable that fits in HORIZON_READ_BYTES is read once for all its years.
+    # decompresses them all. A variable that fits in HORIZON_READ_BYTES is read once for all its years; a larger one
+    # is streamed, every year's series from the same passes over windows of draws.
     for name in [name for name, _, _ in HEADLINE if name in ds]:
         part = ds.drop_vars([other for other in per_draw if other != name])
-        if ds[name].nbytes <= HORIZON_READ_BYTES:
-            part = part.copy(deep=False).load()  # its own copy in memory: ``ds`` stays as it was, lazy
+        if ds[name].nbytes > HORIZON_READ_BYTES:
+            for row in _streamed_years(part, name, years, relative):
+                year = row.pop("year")
+                by_year[year].append(row)
+            continue
+        part = part.copy(deep=False).load()  # its own copy in memory: ``ds`` stays as it was, lazy
         for year in years:
             by_year[year] += summarize(part, year=year, totals=False, relative=relative)
         del part
@@ -213,67 +227,95 @@ def streamed_statistics(windows: streaming.Windows, series: int, quantiles, prec
     moments = streaming.Moments(series)
     for window in windows():
         moments.add(window)
-    counts = moments.count.astype(np.int64)
+    counts, mean, sd = moments.count.astype(np.int64), moments.mean, moments.sd  # each merges the blocks: once
     ordered = streaming.order_statistics(windows, moments, [ranks_needed(n, quantiles, precision) for n in counts])
     empty = {"mean": np.nan, "sd": np.nan, **{_qname(q): np.nan for q in quantiles}, "draws": 0}
-    return [_stats_from_order(ordered[k], int(counts[k]), float(moments.mean[k]), float(moments.sd[k]),
+    return [_stats_from_order(ordered[k], int(counts[k]), float(mean[k]), float(sd[k]),
                               int(moments.positive[k]), quantiles, precision) if counts[k] else dict(empty)
             for k in range(series)]
 
 
 def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], reported: list[str],
-                   present: list[str], quantiles, precision, step: int = WINDOW, percent: str | None = None,
-                   bases: dict | None = None) -> list[dict]:
+                   present: list[str], quantiles, precision, step: int | None = None, percent: str | None = None,
+                   bases: dict | None = None, years: list[tuple[int, dict | None]] | None = None) -> list[dict]:
     """The rows of one variable, every (label, case) series at once, from passes over windows of draws (in
-    percent as :func:`relative_change` gives them, with ``percent`` and the labels' baseline ``bases``)."""
-    variable = variable.transpose("draw", "case", *([dim] if dim else []))
+    percent as :func:`relative_change` gives them, with ``percent`` and the labels' baseline ``bases``).
+
+    With ``years`` (a horizon's ``(year, bases)``, the variable with its ``year`` dimension), every year's series
+    from the same reads, each row with its ``year``: a store's chunks hold every year of their draws, so a year read
+    alone would decompress them all. ``step`` (default: :data:`WINDOW`, fewer draws where a window's values would
+    pass :data:`WINDOW_BYTES`) sets the draws a window holds."""
+    by_year = years is not None
+    years = years if by_year else [(None, bases)]
+    variable = variable.transpose("draw", "case", *(["year"] if by_year else []), *([dim] if dim else []))
     draws = variable.sizes["draw"]
-    positions = {label: list(variable[dim].values).index(label) for label in labels if label != "total"}
-    series = [(label, case) for label in labels for case in reported]
+    detail = [label for label in labels if label != "total"]
+    positions = [list(variable[dim].values).index(label) for label in detail]
+    with_total = dim is None or "total" in labels
+    series = [(y, label, case) for y in range(len(years)) for label in labels for case in reported]
+    if step is None:
+        # The window's float64 series, and twice its values as read (one read ahead) and in rows
+        per_draw = 8 * len(series) + 8 * math.prod(variable.shape[1:])
+        step = min(WINDOW, max(streaming.MOMENT_BLOCK, WINDOW_BYTES // per_draw // streaming.MOMENT_BLOCK
+                               * streaming.MOMENT_BLOCK))
 
     def windows():
-        for _, piece in read_ahead(lambda window: variable.isel(draw=window).values, draw_windows(draws, step)):
-            # piece: draw, case[, label]
-            picked = {}
+        for _, whole in read_ahead(lambda window: variable.isel(draw=window).values, draw_windows(draws, step)):
+            # whole: draw, case[, year][, label], moved into rows of draws by (case, year): a label read straight
+            # from the window would stray across all of it, a cache line for each value.
+            if not by_year:
+                whole = whole[:, :, None]
+            lead = whole.shape[1:3]
+            if dim is None:
+                totals, label_rows = np.moveaxis(whole.astype(np.float64), 0, -1), None
+            else:
+                totals = np.empty(lead + (whole.shape[0],)) if with_total else None
+                label_rows = np.empty(lead + (len(detail), whole.shape[0]), dtype=np.float32)
+                _into_rows(whole, positions, totals, label_rows, 0)
 
-            def pick(case, label, piece=piece, picked=picked):
-                # Each (case, label) once per window: an effect and a percentage read the cases again.
-                if (case, label) not in picked:
-                    values = piece[:, present.index(case)]
-                    if dim is None:
-                        values = values.astype(np.float64)
-                    elif label == "total":
-                        values = values.sum(axis=1, dtype=np.float64)
-                    else:
-                        # Labels as the in-memory path holds them (float32), then float64 for the effect's difference.
-                        values = values[:, positions[label]].astype(np.float32, copy=False).astype(np.float64)
-                    picked[case, label] = values
-                return picked[case, label]
+            def pick(case, label, y):
+                c = present.index(case)
+                # Labels as the in-memory path holds them (float32), then float64 for the effect's difference.
+                return totals[c, y] if label == "total" else label_rows[c, y, detail.index(label)].astype(np.float64)
 
-            def value(label, case):
+            def value(y, label, case):
+                year_bases = years[y][1]
                 changed = None if percent is None else relative_change(
-                    lambda c: pick(c, label), case, percent, None if bases is None else bases[label])
+                    lambda c: pick(c, label, y), case, percent, None if year_bases is None else year_bases[label])
                 if changed is not None:
                     return changed
-                return pick("scenario", label) - pick("counterfactual", label) if case == "effect" \
-                    else pick(case, label)
+                return pick("scenario", label, y) - pick("counterfactual", label, y) if case == "effect" \
+                    else pick(case, label, y)
 
-            rows = np.empty((len(series), piece.shape[0]))  # filled in place: no stacked copy
-            for i, (label, case) in enumerate(series):
-                rows[i] = value(label, case)
+            rows = np.empty((len(series), whole.shape[0]))  # filled in place: no stacked copy
+            for i, (y, label, case) in enumerate(series):
+                rows[i] = value(y, label, case)
             yield rows
 
     units = variable.attrs.get("units", VARIABLES[variable.name].units)
 
-    def units_of(case):
+    def units_of(case, year_bases):
         if percent is None or (percent == "counterfactual" and case != "effect") or \
-                (percent == "baseline" and bases is None):
+                (percent == "baseline" and year_bases is None):
             return units
         return RELATIVE[percent]
 
-    return [{"variable": variable.name, "label": label, "case": case, "units": units_of(case), **stats}
-            for (label, case), stats in zip(series, streamed_statistics(windows, len(series), quantiles, precision))
+    return [{"variable": variable.name, "label": label, "case": case, "units": units_of(case, years[y][1]), **stats,
+             **({"year": years[y][0]} if by_year else {})}
+            for (y, label, case), stats in zip(series, streamed_statistics(windows, len(series), quantiles, precision))
             if stats["draws"]]  # none: e.g. a quota or a conditional layer that only the scenario has
+
+
+def _streamed_years(ds: xr.Dataset, name: str, years: list[int], relative: str | None) -> list[dict]:
+    """The headline rows of variable ``name`` of a horizon run ``ds`` (its one variable by draw), every year's (each
+    with its ``year``), streamed from passes over windows of draws that read each chunk once for all the years: the
+    rows of :func:`summarize` year by year (``totals=False``), bit for bit."""
+    plans = [_reported(ds.sel(year=year), relative=relative) for year in years]
+    if not plans[0]:
+        return []
+    _, dim, labels, _, reported, _, _, percent = plans[0][0]
+    return _streamed_rows(ds[name], dim, labels, reported, [str(c) for c in ds["case"].values], DEFAULT_QUANTILES,
+                          None, percent=percent, years=[(year, plan[0][6]) for year, plan in zip(years, plans)])
 
 
 def _row(totals, detail_rows, k, case: str, present: list[str]) -> np.ndarray:

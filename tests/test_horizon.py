@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from datetime import date
 
 import numpy as np
@@ -232,10 +233,12 @@ def test_cli_prints_the_last_year_and_the_totals(world):
     assert wrong.exit_code == 2 and "not in the horizon" in wrong.output
 
 
-@pytest.mark.parametrize("read_whole, relative", [(True, None), (False, None), (True, "baseline")])
+@pytest.mark.parametrize("read_whole, relative", [(True, None), (False, None), (True, "baseline"), (False, "baseline"),
+                                                  (False, "counterfactual")])
 def test_the_run_summary_is_each_years_bands_and_the_totals(world, monkeypatch, read_whole, relative):
-    """``summarize_run`` reads a variable once for every year (or year by year, above HORIZON_READ_BYTES): the
-    rows are those of the summaries of each year and of the totals over the horizon, and the run stays lazy."""
+    """``summarize_run`` reads a variable once for every year (or streams every year's series together, above
+    HORIZON_READ_BYTES): the rows are those of the summaries of each year and of the totals over the horizon, and
+    the run stays lazy."""
     from impact import summary
     from impact.store import RunStore
 
@@ -253,6 +256,35 @@ def test_the_run_summary_is_each_years_bands_and_the_totals(world, monkeypatch, 
     assert rows == expected and len({row["year"] for row in rows}) == len(years) + 1
     assert not any(variable._in_memory for name, variable in ds.variables.items() if "draw" in variable.dims
                    and name != "draw")
+
+
+def test_a_streamed_horizon_summary_reads_each_chunk_once_a_pass_whatever_the_years(world, monkeypatch):
+    """Above HORIZON_READ_BYTES every year's series of a variable come from the same passes over its chunks (a
+    chunk holds every year of its draws): each chunk is decompressed once a pass (two: the moments, then the draws
+    near the quantiles), not once a year and pass."""
+    from impact import store, summary
+    from impact.store import RunStore
+
+    path = scenario(world, A_FROM_2026, horizon="first_year = 2025\nlast_year = 2030\ngrowth = 0.02",
+                    eps_prior='dist = "uniform"\nmin = 0.3\nmax = 1.5')
+    out = world / "run"
+    impact.run(path, draws=3000, seed=3, out=out, progress="none", chunk_size=1000)
+    ds = RunStore(out).open_dataset()
+    decoded = collections.Counter()
+    decode = store._ChunkFileArray._decode
+
+    def counted(self, index, into):
+        decoded[self.name, index] += 1
+        decode(self, index, into)
+
+    monkeypatch.setattr(store._ChunkFileArray, "_decode", counted)
+    monkeypatch.setattr(summary, "HORIZON_READ_BYTES", 0)
+    monkeypatch.setattr(summary, "WINDOW_BYTES", 1)  # windows of one block of draws: several chunks a pass
+    rows = summary.summarize_run(ds)
+    headline = {row["variable"] for row in rows if row["year"] != "all"}  # the variables with rows by year
+    assert len({row["year"] for row in rows}) == 7 and {name for name, _ in decoded} >= headline
+    assert {index for _, index in decoded} == {0, 1, 2}
+    assert max(count for (name, _), count in decoded.items() if name in headline) == 2
 
 
 def test_invariance_with_every_mechanism_on(tmp_path):

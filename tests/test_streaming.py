@@ -20,8 +20,9 @@ def _windows(data: np.ndarray, step: int):
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 3000), step=st.integers(64, 700),
        bins=st.sampled_from([3, 16, 256]), keep=st.sampled_from([4, 50, 10_000]),
+       kept_values=st.sampled_from([1, 500, 1 << 23]), pass_bins=st.sampled_from([5, 300, 1 << 22]),
        shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan"]))
-def test_order_statistics_are_the_sorted_draws(seed, draws, step, bins, keep, shape):
+def test_order_statistics_are_the_sorted_draws(seed, draws, step, bins, keep, kept_values, pass_bins, shape):
     rng = np.random.default_rng(seed)
     data = rng.standard_normal((3, draws))
     if shape == "ties":
@@ -37,7 +38,9 @@ def test_order_statistics_are_the_sorted_draws(seed, draws, step, bins, keep, sh
     for window in _windows(data, step)():
         moments.add(window)
     ranks = [set(rng.integers(0, draws, size=6).tolist()) | {0, draws - 1} for _ in range(3)]
-    found = order_statistics(_windows(data, step), moments, ranks, bins=bins, keep=keep)
+    # Budgets of the draws kept and the bins counted a pass as small as one draw and two bins a target
+    found = order_statistics(_windows(data, step), moments, ranks, bins=bins, keep=keep, kept_values=kept_values,
+                             pass_bins=pass_bins)
     for s in range(3):
         valid = np.sort(data[s][~np.isnan(data[s])])
         assert found[s].size == valid.size == moments.count[s]
