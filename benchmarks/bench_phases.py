@@ -1,9 +1,10 @@
 """Where a whole run's time goes: the phases of ``impact run us_japan_2025`` at 250,000 and 1,000,000 draws with 1
 and 2 threads (and at the largest count, one thread with the whole process held to one core), the same for
-``us_japan_2025_2035`` (layers that vary by draw, a horizon of eleven years) at 32,768 draws, the start-up of the
-command, and ``impact summary --precision``, in one invocation.
+``us_japan_2025_2035`` (layers that vary by draw, a horizon of eleven years) at 32,768 and 131,072 draws (the
+larger one also held to one core), the start-up of the command, and ``impact summary --precision``, in one
+invocation.
 
-    python benchmarks/bench_phases.py                  # about 7 minutes on 2 cores
+    python benchmarks/bench_phases.py                  # about 10 minutes on 2 cores
     python benchmarks/bench_phases.py --draws 100000 250000 --repeat 1 --horizon-draws 8192
     python benchmarks/bench_phases.py --direct-io --draws 1000000 --repeat 3   # direct I/O against the page cache
 
@@ -238,8 +239,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--draws", type=int, nargs="+", default=[250_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--horizon-draws", type=int, default=32_768,
-                        help=f"draws of {HORIZON_SCENARIO} (eleven years each), on 1 and 2 threads")
+    parser.add_argument("--horizon-draws", type=int, nargs="+", default=[32_768, 131_072],
+                        help=f"draws of {HORIZON_SCENARIO} (eleven years each), on 1 and 2 threads (the largest "
+                             "also held to one core)")
     parser.add_argument("--direct-io", action="store_true",
                         help="only runs of the largest --draws on 2 threads, with the chunk files written with direct "
                              "I/O and through the page cache (IMPACT_DIRECT_IO=off) in turn, --repeat times each")
@@ -284,15 +286,27 @@ def main() -> None:
         # A scenario with layers that vary by draw (the snap-back's condition) and a horizon of eleven years.
         print(f"{HORIZON_SCENARIO} (a condition on a pledge, 2025-2035):")
         horizon_runs = []
+        largest_horizon = max(options.horizon_draws)
         for _ in range(options.repeat):
-            for threads in (1, 2):
-                horizon_runs.append(one_run(workdir, options.horizon_draws, threads, HORIZON_SCENARIO))
-                print_run(horizon_runs[-1])
+            for draws in options.horizon_draws:
+                for threads in (1, 2):
+                    horizon_runs.append(one_run(workdir, draws, threads, HORIZON_SCENARIO))
+                    print_run(horizon_runs[-1])
+                if draws == largest_horizon and hasattr(os, "sched_setaffinity"):
+                    horizon_runs.append(one_run(workdir, draws, 1, HORIZON_SCENARIO, one_core=True))
+                    print_run(horizon_runs[-1])
         result["horizon_runs"] = horizon_runs
-        best = {threads: min(r["wall_seconds"] for r in horizon_runs if r["threads"] == threads) for threads in (1, 2)}
-        result["horizon_two_threads_speedup"] = best[1] / best[2]
-        print(f"{options.horizon_draws:,} draws of {HORIZON_SCENARIO}: 2 threads against 1: "
-              f"x{result['horizon_two_threads_speedup']:.2f} end to end")
+        result["horizon_two_threads_speedup"] = {}
+        for draws in options.horizon_draws:
+            best = {key: min(r["wall_seconds"] for r in horizon_runs if r["draws"] == draws
+                             and (r["threads"], r["one_core"]) == key)
+                    for key in {(r["threads"], r["one_core"]) for r in horizon_runs if r["draws"] == draws}}
+            result["horizon_two_threads_speedup"][draws] = best[1, False] / best[2, False]
+            print(f"{draws:,} draws of {HORIZON_SCENARIO}: 2 threads against 1: "
+                  f"x{best[1, False] / best[2, False]:.2f} end to end", end="")
+            if (1, True) in best:
+                print(f"; against one thread on one core: x{best[1, True] / best[2, False]:.2f}", end="")
+            print()
         out = workdir / "precision"
         subprocess.run([sys.executable, "-m", "impact", "run", SCENARIO, "--draws", str(largest), "--out", str(out),
                         "--progress", "none"], check=True, stdout=subprocess.DEVNULL)

@@ -224,8 +224,9 @@ def order_statistics(windows: Windows, moments: Moments, ranks: list[set[int]], 
     series = len(ranks)
     found: list[dict[int, float]] = [{} for _ in range(series)]
     targets = []
+    valid = moments.count  # merges the moments' blocks: once, not once a series
     for s in range(series):
-        n = int(moments.count[s])
+        n = int(valid[s])
         wanted = sorted(r for r in ranks[s] if 0 <= r < n)
         if wanted:
             # The top edge just above the maximum, so that the maximum falls inside [lo, hi).
@@ -237,9 +238,9 @@ def order_statistics(windows: Windows, moments: Moments, ranks: list[set[int]], 
         fits = max(1, int(np.searchsorted(kept_counts, kept_values, side="right"))) if kept else 0
         kept, split = kept[:fits], [t for t in targets if t.count > keep] + kept[fits:]
         split_bins = min(bins, max(2, pass_bins // max(len(split), 1)))
-        counts, collected = _pass(windows, series, split, kept, split_bins)
+        counts, extremes, collected = _pass(windows, series, split, kept, split_bins)
         targets = []
-        for t, histogram in zip(split, counts):
+        for t, histogram, (least, greatest) in zip(split, counts, extremes):
             edges = _edges(t.lo, t.hi, split_bins)
             cumulative = t.below + np.cumsum(histogram)
             children: dict[int, list[int]] = {}
@@ -248,6 +249,14 @@ def order_statistics(windows: Windows, moments: Moments, ranks: list[set[int]], 
             for k, held in children.items():
                 lo, hi = float(edges[k]), float(edges[k + 1])
                 below = int(cumulative[k - 1]) if k else t.below
+                if histogram[k] == histogram.sum():
+                    # Every draw of the target in this bin: the next pass within their own range, so that a point
+                    # mass of more than ``keep`` draws is found at once, not after a pass for each 14 bits of it.
+                    if least == greatest:
+                        for rank in held:
+                            found[t.series][rank] = least
+                        continue
+                    lo, hi = least, float(np.nextafter(greatest, np.inf))
                 if (lo, hi) == (t.lo, t.hi) or lo == hi:
                     # The interval cannot be split in floating point: every draw in it equals its lower edge.
                     for rank in held:
@@ -260,7 +269,7 @@ def order_statistics(windows: Windows, moments: Moments, ranks: list[set[int]], 
         for t, ordered in zip(kept, thread_map(np.sort, collected)):
             for rank in t.ranks:
                 found[t.series][rank] = float(ordered[rank - t.below])
-    return [OrderStatistics(int(moments.count[s]), found[s]) for s in range(series)]
+    return [OrderStatistics(int(valid[s]), found[s]) for s in range(series)]
 
 
 def _changed_draws() -> RuntimeError:
@@ -315,28 +324,32 @@ def _pass(windows: Windows, series: int, split: list[_Target], kept: list[_Targe
     for position, i in enumerate(split_order):
         split_edges[position] = _edges(split[i].lo, split[i].hi, bins)
     counts = np.zeros((len(split), bins), dtype=np.int64)
+    least, greatest = np.full(len(split), np.inf), np.full(len(split), -np.inf)
     sizes = np.array([kept[i].count for i in kept_order], dtype=np.int64)
     kept_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     kept_filled = np.zeros(len(kept), dtype=np.int64)
     kept_values = np.empty(int(kept_offset[-1]))
-    arrays = (first_of_each_series(split, split_order), split_lo, split_hi, split_scale, split_edges, counts,
-              first_of_each_series(kept, kept_order), np.array([kept[i].lo for i in kept_order], dtype=np.float64),
+    arrays = (first_of_each_series(split, split_order), split_lo, split_hi, split_scale, split_edges, counts, least,
+              greatest, first_of_each_series(kept, kept_order),
+              np.array([kept[i].lo for i in kept_order], dtype=np.float64),
               np.array([kept[i].hi for i in kept_order], dtype=np.float64), kept_offset, kept_filled, kept_values)
     for window in windows():
         pass_window(np.ascontiguousarray(window, dtype=np.float64), *arrays)
     if not np.array_equal(kept_filled, sizes):
         raise _changed_draws()
-    split_counts, collected = [None] * len(split), [None] * len(kept)
+    split_counts, extremes, collected = [None] * len(split), [None] * len(split), [None] * len(kept)
     for position, i in enumerate(split_order):
         split_counts[i] = counts[position]
+        extremes[i] = (float(least[position]), float(greatest[position]))
     for position, i in enumerate(kept_order):
         collected[i] = kept_values[kept_offset[position]: kept_offset[position + 1]]
-    return split_counts, collected
+    return split_counts, extremes, collected
 
 
 def _numpy_pass(windows: Windows, series: int, split: list[_Target], kept: list[_Target], bins: int):
     """:func:`_pass` in NumPy: the reference of :func:`impact.kernels.order_numba.pass_window`."""
     counts = [np.zeros(bins, dtype=np.int64) for _ in split]
+    extremes = [(math.inf, -math.inf) for _ in split]
     pieces: list[list[np.ndarray]] = [[] for _ in kept]
     by_series_split = [[i for i, t in enumerate(split) if t.series == s] for s in range(series)]
     by_series_kept = [[i for i, t in enumerate(kept) if t.series == s] for s in range(series)]
@@ -361,8 +374,12 @@ def _numpy_pass(windows: Windows, series: int, split: list[_Target], kept: list[
                 target, k = np.divmod(position[inside], bins + 1)
                 valid = k < bins  # k == bins is the gap after a target
                 tally = np.bincount(target[valid] * bins + k[valid], minlength=len(by_series_split[s]) * bins)
+                counted, owner = row[inside][valid], target[valid]
                 for j, i in enumerate(by_series_split[s]):
                     counts[i] += tally[j * bins:(j + 1) * bins]
+                    mine = counted[owner == j]
+                    if mine.size:
+                        extremes[i] = (min(extremes[i][0], float(mine.min())), max(extremes[i][1], float(mine.max())))
             if kept_bounds[s] is not None:
                 position = np.searchsorted(kept_bounds[s], row, side="right")
                 inside = (position % 2 == 1) & ~np.isnan(row)
@@ -370,4 +387,4 @@ def _numpy_pass(windows: Windows, series: int, split: list[_Target], kept: list[
                 values = row[inside]
                 for j, i in enumerate(by_series_kept[s]):
                     pieces[i].append(values[which == j])
-    return counts, [np.concatenate(p) if p else np.empty(0) for p in pieces]
+    return counts, extremes, [np.concatenate(p) if p else np.empty(0) for p in pieces]

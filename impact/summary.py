@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from impact import statistics, streaming
+from impact.defaults import JIT_DISABLED
 from impact.threads import read_ahead, thread_map
 from impact.variables import HORIZON_TOTALS, INDEX, VARIABLES
 
@@ -151,14 +152,32 @@ class Precision:
 
 def _into_rows(piece: np.ndarray, positions: list[int], totals: np.ndarray | None, rows: np.ndarray, at: int):
     """A window ``piece`` (draw, ...[, label]) moved into rows of draws: ``totals`` (..., draws), its sums over the
-    labels in float64 (None: none wanted), and ``rows`` (..., len(positions), draws), the labels at ``positions``
-    (float32), from draw ``at`` on. A block of draws at a time, each block in the cache while it is transposed (x3
+    labels in float64 (None: none wanted; NumPy's ``sum``, a failed solve's NaN kept: it must not pass for a zero in
+    a total), and ``rows`` (..., len(positions), draws), the labels at ``positions``, from draw ``at`` on. Compiled
+    (:func:`impact.kernels.rows_numba.into_rows`, x2-3) from ``streaming.COMPILED_FROM`` values on, else
+    :func:`_numpy_into_rows`: the same bits."""
+    # Rows of our own making, C-contiguous: reshaped, they are views the kernel fills
+    contiguous = rows.flags.c_contiguous and (totals is None or totals.flags.c_contiguous)
+    if piece.size >= streaming.COMPILED_FROM and contiguous and not JIT_DISABLED:
+        from impact.kernels.rows_numba import MOST_LABELS, into_rows
+
+        groups, labels, draws = math.prod(piece.shape[1:-1]), piece.shape[-1], rows.shape[-1]
+        if labels <= MOST_LABELS:
+            into_rows(np.ascontiguousarray(piece).reshape(piece.shape[0], groups, labels),
+                      np.asarray(positions, dtype=np.int64),
+                      np.empty((0, 0)) if totals is None else totals.reshape(groups, draws),
+                      rows.reshape(groups, len(positions), draws), at, totals is not None)
+            return
+    _numpy_into_rows(piece, positions, totals, rows, at)
+
+
+def _numpy_into_rows(piece: np.ndarray, positions: list[int], totals: np.ndarray | None, rows: np.ndarray, at: int):
+    """:func:`_into_rows` in NumPy, a block of draws at a time, each block in the cache while it is transposed (x3
     on the window at once, whose reads ran 2 KB apart across 8 MB)."""
     for first in range(0, piece.shape[0], TRANSPOSED_DRAWS):
         block = piece[first:first + TRANSPOSED_DRAWS]
         draws_here = slice(at + first, at + first + block.shape[0])
         if totals is not None:
-            # A plain sum: a failed solve (NaN) must not pass for a zero in a total.
             totals[..., draws_here] = np.moveaxis(block.sum(axis=-1, dtype=np.float64), 0, -1)
         if positions:
             rows[..., draws_here] = np.moveaxis(block[..., positions], 0, -1)
@@ -937,8 +956,9 @@ class RunningSummary:
             if dim is None:
                 totals, detail_rows = piece.T, None
             else:
-                totals = piece.sum(axis=2, dtype=np.float64).T if labels[0] == "total" else None
-                detail_rows = piece[:, :, positions].transpose(1, 2, 0)
+                totals = np.empty((piece.shape[1], draws)) if labels[0] == "total" else None
+                detail_rows = np.empty((piece.shape[1], len(positions), draws), dtype=piece.dtype)
+                _into_rows(piece, positions, totals, detail_rows, 0)
             blocks = self._blocks(start, draws, len(series))
             if blocks is None and self._rows.size < len(series) * draws:
                 self._rows = np.empty(max(self._rows.size, len(series) * draws))

@@ -21,7 +21,7 @@ def _windows(data: np.ndarray, step: int):
 @given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 3000), step=st.integers(64, 700),
        bins=st.sampled_from([3, 16, 256]), keep=st.sampled_from([4, 50, 10_000]),
        kept_values=st.sampled_from([1, 500, 1 << 23]), pass_bins=st.sampled_from([5, 300, 1 << 22]),
-       shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan"]))
+       shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan", "zero"]))
 def test_order_statistics_are_the_sorted_draws(seed, draws, step, bins, keep, kept_values, pass_bins, shape):
     rng = np.random.default_rng(seed)
     data = rng.standard_normal((3, draws))
@@ -34,6 +34,8 @@ def test_order_statistics_are_the_sorted_draws(seed, draws, step, bins, keep, ke
     elif shape == "nan":
         data[rng.random(data.shape) < 0.3] = np.nan
         data[2] = np.nan  # a series with no valid draw
+    elif shape == "zero":
+        data[1] = 0.0
     moments = Moments(3)
     for window in _windows(data, step)():
         moments.add(window)
@@ -73,6 +75,66 @@ def test_streamed_bands_are_the_in_memory_bands(scenario):
                 assert a[key] == b[key] or (np.isnan(a[key]) and np.isnan(b[key])), (a["variable"], key)
 
 
+@pytest.mark.parametrize("spread", [0.0, 1e-9])
+def test_a_point_mass_larger_than_a_kept_bin_is_found_in_a_few_passes(spread):
+    """Draws at one value (or a few close values among them), more than ``keep`` of them, amid others: the passes
+    narrow to the draws' own range once a bin holds them all, rather than by 14 bits of the value each pass (about
+    70 passes to get to the last bit)."""
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((2, 4000))
+    data[:, :3000] = 1.2345 + spread * rng.integers(0, 3, size=(2, 3000))
+    passes = []
+
+    def windows():
+        passes.append(1)
+        yield from _windows(data, 1000)()
+
+    moments = Moments(2)
+    for window in _windows(data, 1000)():
+        moments.add(window)
+    ranks = [{0, 200, 1500, 2999, 3999}, {100, 2000, 3500}]
+    found = order_statistics(windows, moments, ranks, bins=16, keep=50)
+    for s in range(2):
+        ordered = np.sort(data[s])
+        assert all(found[s][rank] == ordered[rank] for rank in ranks[s])
+    assert len(passes) <= 6, len(passes)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 600), groups=st.integers(1, 4),
+       labels=st.integers(1, 40), dtype=st.sampled_from([np.float32, np.float64]), at=st.integers(0, 5))
+def test_compiled_rows_are_the_numpy_rows(seed, draws, groups, labels, dtype, at):
+    """A window moved into rows by the compiled kernel: NumPy's totals over the labels (its pairwise order, a
+    plain sum below eight labels) and the picked labels, bit for bit, on values whose sums depend on their order,
+    with NaN, infinities and negative zeros."""
+    from impact.kernels.rows_numba import into_rows
+    from impact.summary import _numpy_into_rows
+
+    rng = np.random.default_rng(seed)
+    piece = (np.exp(rng.uniform(-40, 40, size=(draws, groups, labels)))
+             * rng.choice([-1.0, 1.0], size=(draws, groups, labels))).astype(dtype)
+    special = rng.random(piece.shape)
+    piece[special < 0.02] = np.nan
+    piece[(special > 0.02) & (special < 0.04)] = -0.0
+    piece[(special > 0.04) & (special < 0.045)] = np.inf
+    if labels > 1 and draws > 1:
+        piece[0] = -0.0  # a draw of negative zeros alone
+    positions = sorted(set(rng.integers(0, labels, size=min(labels, 5)).tolist()))
+    filled = []
+    for fill in (lambda *a: into_rows(*a[:3], a[3], a[4], True), None):
+        totals = np.full((groups, draws + at), 7.0)
+        rows = np.full((groups, len(positions), draws + at), 7.0, dtype=dtype)
+        if fill is None:
+            _numpy_into_rows(piece, positions, totals, rows, at)
+        else:
+            fill(piece, np.array(positions, dtype=np.int64), totals, rows, at)
+        filled.append((totals, rows))
+    for got, expected in zip(*filled):  # the bits (a negative zero is not a zero), any NaN for a NaN
+        bits = {8: np.int64, 4: np.int32}[got.itemsize]
+        np.testing.assert_array_equal(np.where(np.isnan(got), np.nan, got).view(bits),
+                                      np.where(np.isnan(expected), np.nan, expected).view(bits))
+
+
 def _targets(rng, data: np.ndarray):
     """Split targets (the whole range, or two or three disjoint intervals, of each series) and kept targets
     (disjoint intervals, with the counts of their draws), as order_statistics poses them."""
@@ -101,7 +163,7 @@ def _targets(rng, data: np.ndarray):
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 2000), step=st.integers(64, 700),
        bins=st.sampled_from([3, 16, 256, 16384]),
-       shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan"]))
+       shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan", "zero"]))
 def test_compiled_pass_is_the_numpy_pass(seed, draws, step, bins, shape):
     """The compiled histogram and keep pass gives the NumPy pass's counts and kept draws, in the same order."""
     from impact.streaming import _numpy_pass, _pass
@@ -117,12 +179,16 @@ def test_compiled_pass_is_the_numpy_pass(seed, draws, step, bins, shape):
     elif shape == "nan":
         data[rng.random(data.shape) < 0.3] = np.nan
         data[3] = np.nan
+    elif shape == "zero":  # a series of zeros: an interval [0, 5e-324) whose edges are all 0 but the last
+        data[:2] = 0.0
     split, kept = _targets(rng, data)
-    counts, collected = _pass(_windows(data, step), 4, split, kept, bins)
-    reference_counts, reference_collected = _numpy_pass(_windows(data, step), 4, split, kept, bins)
+    counts, extremes, collected = _pass(_windows(data, step), 4, split, kept, bins)
+    reference_counts, reference_extremes, reference_collected = _numpy_pass(_windows(data, step), 4, split, kept,
+                                                                            bins)
     assert len(counts) == len(split) and len(collected) == len(kept)
     for a, b in zip(counts, reference_counts):
         np.testing.assert_array_equal(a, b)
+    assert extremes == reference_extremes  # the least and greatest draw counted in each target
     for a, b in zip(collected, reference_collected):
         np.testing.assert_array_equal(a, b)
 

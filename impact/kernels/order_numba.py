@@ -13,14 +13,15 @@ from impact.accelerate import jit, prange
 
 
 @jit(parallel=True)
-def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edges, counts, kept_first, kept_lo,
-                kept_hi, kept_offset, kept_filled, kept_values):
+def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edges, counts, split_low, split_high,
+                kept_first, kept_lo, kept_hi, kept_offset, kept_filled, kept_values):
     """Add one window's draws to the histograms of the split targets and store those inside the kept targets.
 
     ``window`` (series, draws) holds the draws, NaN where missing. The split targets of series ``s`` are
     ``split_first[s]`` to ``split_first[s + 1] - 1`` (disjoint intervals ``[split_lo, split_hi)``, their edges in
     the rows of ``split_edges`` (T, bins + 1), and ``split_scale`` ``bins / (split_hi - split_lo)``, or 0 where that is
-    not finite), counted into the rows of ``counts`` (T, bins). The kept targets of
+    not finite), counted into the rows of ``counts`` (T, bins), the least and greatest draw inside each in
+    ``split_low`` and ``split_high`` (T,). The kept targets of
     series ``s`` are ``kept_first[s]`` to ``kept_first[s + 1] - 1`` (``[kept_lo, kept_hi)``); target ``t``'s draws
     go to ``kept_values[kept_offset[t]:]``, ``kept_filled[t]`` of them so far, at most ``kept_offset[t + 1] -
     kept_offset[t]`` (its count from the last histogram). Series are taken by the threads whole, each in draw
@@ -43,12 +44,18 @@ def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edge
                 if lo <= value < hi:
                     edges = split_edges[t]
                     k = min(max(int(math.floor((value - lo) * split_scale[t])), 0), bins - 1)
-                    # Rounding can put the guess a bin or so off: the edges decide.
-                    while k > 0 and edges[k] > value:
-                        k -= 1
-                    while k < bins - 1 and edges[k + 1] <= value:
-                        k += 1
+                    # Rounding can put the guess a bin or so off: the edges decide, a step or two from it, else (an
+                    # interval a few ulps wide, without a scale, whose edges repeat) by bisection.
+                    for _ in range(2):
+                        if k > 0 and edges[k] > value:
+                            k -= 1
+                        elif k < bins - 1 and edges[k + 1] <= value:
+                            k += 1
+                    if edges[k] > value or (k < bins - 1 and edges[k + 1] <= value):
+                        k = _last_edge_at_or_below(edges, value, bins)
                     counts[t, k] += 1
+                    split_low[t] = min(split_low[t], value)
+                    split_high[t] = max(split_high[t], value)
                     break
             for t in range(first_kept, last_kept):
                 if kept_lo[t] <= value < kept_hi[t]:
@@ -57,3 +64,17 @@ def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edge
                         kept_values[kept_offset[t] + filled] = value
                     kept_filled[t] = filled + 1
                     break
+
+
+@jit()
+def _last_edge_at_or_below(edges, value, bins):
+    """The last of the first ``bins`` edges at or below ``value`` (0 if none), as ``searchsorted(edges, value,
+    "right") - 1`` finds it among them: the bin of ``value``."""
+    low, high = 0, bins - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if edges[middle] <= value:
+            low = middle
+        else:
+            high = middle - 1
+    return low

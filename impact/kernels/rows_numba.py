@@ -1,0 +1,74 @@
+"""A window of a run's stored draws moved into rows of draws, compiled: each (case[, year]) total over a variable's
+labels and its labels' values, a row of draws each (:func:`impact.summary._into_rows`, whose NumPy path is the
+reference).
+
+The totals are NumPy's: ``values.sum(axis=-1, dtype=np.float64)`` adds a draw's labels in float64 by pairwise
+summation (eight running sums over a row of eight or more values, then their tree, then the rest one by one; a
+plain sum below eight; halves above 128), to an initial 0.0. The same additions in the same order give the same
+bits (``tests/test_streaming.py``), in one pass over the window instead of NumPy's buffered cast and a transposed
+copy (x4 on a horizon's windows).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from impact.accelerate import jit
+
+#: Draws moved at a time: a block's values stay in the cache while its rows are written.
+BLOCK = 256
+#: The most labels the compiled totals add (NumPy's pairwise summation halves a longer row; the caller keeps NumPy).
+MOST_LABELS = 128
+
+
+@jit(nogil=True)
+def labels_sum(values, first, count):
+    """``0.0 + `` NumPy's pairwise sum of ``values[first:first + count]`` (float32 or float64) in float64, for
+    ``count`` up to :data:`MOST_LABELS`."""
+    if count < 8:
+        total = -0.0
+        for i in range(count):
+            total += np.float64(values[first + i])
+        return 0.0 + total
+    # np.float64, not float(): numba's float() of a float32 stays a float32
+    r0, r1 = np.float64(values[first]), np.float64(values[first + 1])
+    r2, r3 = np.float64(values[first + 2]), np.float64(values[first + 3])
+    r4, r5 = np.float64(values[first + 4]), np.float64(values[first + 5])
+    r6, r7 = np.float64(values[first + 6]), np.float64(values[first + 7])
+    i = 8
+    whole = count - count % 8
+    while i < whole:
+        r0 += np.float64(values[first + i])
+        r1 += np.float64(values[first + i + 1])
+        r2 += np.float64(values[first + i + 2])
+        r3 += np.float64(values[first + i + 3])
+        r4 += np.float64(values[first + i + 4])
+        r5 += np.float64(values[first + i + 5])
+        r6 += np.float64(values[first + i + 6])
+        r7 += np.float64(values[first + i + 7])
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < count:
+        total += np.float64(values[first + i])
+        i += 1
+    return 0.0 + total
+
+
+@jit(nogil=True)
+def into_rows(piece, positions, totals, rows, at, with_total):
+    """``piece`` (draws, K, L) into ``totals`` (K, N) float64, each draw's sum over its L labels
+    (:func:`labels_sum`), if ``with_total``, and ``rows`` (K, len(positions), N), the labels at ``positions``; draw
+    ``d`` of the piece is column ``at + d``."""
+    draws, groups, labels = piece.shape
+    flat = piece.reshape(draws * groups * labels)
+    for start in range(0, draws, BLOCK):
+        stop = min(start + BLOCK, draws)
+        if with_total:
+            for d in range(start, stop):  # the piece read in its order
+                for k in range(groups):
+                    totals[k, at + d] = labels_sum(flat, (d * groups + k) * labels, labels)
+        for k in range(groups):
+            for j in range(positions.shape[0]):
+                p = positions[j]
+                for d in range(start, stop):
+                    rows[k, j, at + d] = piece[d, k, p]
