@@ -11,8 +11,9 @@ mean, sum of squared deviations, count above zero). Both can be found without ho
    ``[min, max]`` in 16,384 bins (a compiled pass, the series on the kernels' threads; 128 KB of counts per series,
    which stay in a core's cache); the cumulative counts say which bin holds each wanted rank;
 3. a pass keeps the draws inside those bins only (a few thousand of millions) and sorts them; a bin that still
-   holds too many draws (a point mass) is histogrammed again, within its own edges, until it is small or cannot
-   be split (all its draws are then equal). A series of at most :data:`KEEP` draws is kept whole at once (step 2
+   holds too many draws (a point mass) is histogrammed again, within its own edges (within the least and greatest
+   of its draws, where they are all the draws of the interval histogrammed: a pass records both), until it is
+   small or cannot be split (all its draws are then equal). A series of at most :data:`KEEP` draws is kept whole at once (step 2
    left out), as long as a pass keeps at most :data:`KEPT_VALUES` draws in all.
 
 The order statistics are the very draws an in-memory sort gives, and every path computes the moments by the

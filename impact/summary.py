@@ -31,7 +31,7 @@ WINDOW = 65536
 #: The most bytes a streamed summary's window holds (its series in float64, its values as read and in rows): fewer
 #: draws a window for more series.
 WINDOW_BYTES = 1 << 26
-#: Draws of a window moved into a variable's rows at a time (:func:`_series`).
+#: Draws of a window moved into rows at a time in NumPy (:func:`_numpy_into_rows`).
 TRANSPOSED_DRAWS = 2048
 BILLION = 1e9
 
