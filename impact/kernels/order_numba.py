@@ -44,15 +44,17 @@ def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edge
                 if lo <= value < hi:
                     edges = split_edges[t]
                     k = min(max(int(math.floor((value - lo) * split_scale[t])), 0), bins - 1)
-                    # Rounding can put the guess a bin or so off: the edges decide, a step or two from it, else (an
-                    # interval a few ulps wide, without a scale, whose edges repeat) by bisection.
-                    for _ in range(2):
-                        if k > 0 and edges[k] > value:
-                            k -= 1
-                        elif k < bins - 1 and edges[k + 1] <= value:
-                            k += 1
-                    if edges[k] > value or (k < bins - 1 and edges[k + 1] <= value):
-                        k = _last_edge_at_or_below(edges, value, bins)
+                    # Rounding can put the guess a bin or so off: the edges decide (the last edge at or below the
+                    # draw; the top edge, hi, is above it), a step or two from it, else (an interval a few ulps
+                    # wide, without a scale, whose edges repeat) by bisection.
+                    if not (edges[k] <= value < edges[k + 1]):
+                        for _ in range(2):
+                            if k > 0 and edges[k] > value:
+                                k -= 1
+                            elif k < bins - 1 and edges[k + 1] <= value:
+                                k += 1
+                        if edges[k] > value or (k < bins - 1 and edges[k + 1] <= value):
+                            k = _last_edge_at_or_below(edges, value, bins)
                     counts[t, k] += 1
                     split_low[t] = min(split_low[t], value)
                     split_high[t] = max(split_high[t], value)
