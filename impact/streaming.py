@@ -13,8 +13,8 @@ mean, sum of squared deviations, count above zero). Both can be found without ho
 3. a pass keeps the draws inside those bins only (a few thousand of millions) and sorts them; a bin that still
    holds too many draws (a point mass) is histogrammed again, within its own edges (within the least and greatest
    of its draws, where they are all the draws of the interval histogrammed: a pass records both), until it is
-   small or cannot be split (all its draws are then equal). A series of at most :data:`KEEP` draws is kept whole at once (step 2
-   left out), as long as a pass keeps at most :data:`KEPT_VALUES` draws in all.
+   small or cannot be split (all its draws are then equal). A series of at most :data:`KEEP` draws is kept whole
+   at once (step 2 left out), as long as a pass keeps at most :data:`KEPT_VALUES` draws in all.
 
 The order statistics are the very draws an in-memory sort gives, and every path computes the moments by the
 same blocks (:func:`series_moments`), so the bands are identical to the in-memory ones, bit for bit, and do not

@@ -171,6 +171,16 @@ def _into_rows(piece: np.ndarray, positions: list[int], totals: np.ndarray | Non
     _numpy_into_rows(piece, positions, totals, rows, at)
 
 
+def _piece_rows(piece: np.ndarray, positions: list[int], with_total: bool, dtype=np.float32):
+    """A piece (draw, ...[, label]) in rows of its own: ``(totals, rows)`` as :func:`_into_rows` fills them (``totals``
+    None without ``with_total``; ``rows`` of ``dtype``)."""
+    lead, draws = piece.shape[1:-1], piece.shape[0]
+    totals = np.empty(lead + (draws,)) if with_total else None
+    rows = np.empty(lead + (len(positions), draws), dtype=dtype)
+    _into_rows(piece, positions, totals, rows, 0)
+    return totals, rows
+
+
 def _numpy_into_rows(piece: np.ndarray, positions: list[int], totals: np.ndarray | None, rows: np.ndarray, at: int):
     """:func:`_into_rows` in NumPy, a block of draws at a time, each block in the cache while it is transposed (x3
     on the window at once, whose reads ran 2 KB apart across 8 MB)."""
@@ -284,18 +294,20 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
             # from the window would stray across all of it, a cache line for each value.
             if not by_year:
                 whole = whole[:, :, None]
-            lead = whole.shape[1:3]
             if dim is None:
                 totals, label_rows = np.moveaxis(whole.astype(np.float64), 0, -1), None
             else:
-                totals = np.empty(lead + (whole.shape[0],)) if with_total else None
-                label_rows = np.empty(lead + (len(detail), whole.shape[0]), dtype=np.float32)
-                _into_rows(whole, positions, totals, label_rows, 0)
+                totals, label_rows = _piece_rows(whole, positions, with_total)
+            picked = {}
 
-            def pick(case, label, y):
-                c = present.index(case)
-                # Labels as the in-memory path holds them (float32), then float64 for the effect's difference.
-                return totals[c, y] if label == "total" else label_rows[c, y, detail.index(label)].astype(np.float64)
+            def pick(case, label, y, picked=picked, totals=totals, label_rows=label_rows):
+                # Each (year, case, label) once per window: an effect and a percentage read the cases again.
+                if (y, case, label) not in picked:
+                    c = present.index(case)
+                    # Labels as the in-memory path holds them (float32), then float64 for the effect's difference.
+                    picked[y, case, label] = totals[c, y] if label == "total" else \
+                        label_rows[c, y, detail.index(label)].astype(np.float64)
+                return picked[y, case, label]
 
             def value(y, label, case):
                 year_bases = years[y][1]
@@ -956,9 +968,7 @@ class RunningSummary:
             if dim is None:
                 totals, detail_rows = piece.T, None
             else:
-                totals = np.empty((piece.shape[1], draws)) if labels[0] == "total" else None
-                detail_rows = np.empty((piece.shape[1], len(positions), draws), dtype=piece.dtype)
-                _into_rows(piece, positions, totals, detail_rows, 0)
+                totals, detail_rows = _piece_rows(piece, positions, labels[0] == "total", piece.dtype)
             blocks = self._blocks(start, draws, len(series))
             if blocks is None and self._rows.size < len(series) * draws:
                 self._rows = np.empty(max(self._rows.size, len(series) * draws))

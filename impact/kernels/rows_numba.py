@@ -6,7 +6,7 @@ The totals are NumPy's: ``values.sum(axis=-1, dtype=np.float64)`` adds a draw's 
 summation (eight running sums over a row of eight or more values, then their tree, then the rest one by one; a
 plain sum below eight; halves above 128), to an initial 0.0. The same additions in the same order give the same
 bits (``tests/test_streaming.py``), in one pass over the window instead of NumPy's buffered cast and a transposed
-copy (x4 on a horizon's windows).
+copy (x2-3 on a horizon's windows and a pair's chunks).
 """
 
 from __future__ import annotations
