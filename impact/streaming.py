@@ -9,7 +9,10 @@ mean, sum of squared deviations, count above zero). Both can be found without ho
    count above zero;
 2. from the count, the ranks each statistic needs are known. A pass histograms every series over
    ``[min, max]`` in 16,384 bins (a compiled pass, the series on the kernels' threads; 128 KB of counts per series,
-   which stay in a core's cache); the cumulative counts say which bin holds each wanted rank;
+   which stay in a core's cache); the cumulative counts say which bin holds each wanted rank. Passes 1 and 2 are
+   one (:func:`moments_and_order_statistics`) when the histogram's range is taken from the first window's draws:
+   the draws below it are counted, those above are the rest, and a rank in either tail is found in step 3 among
+   the few draws between the range and the series' extreme;
 3. a pass keeps the draws inside those bins only (a few thousand of millions) and sorts them; a bin that still
    holds too many draws (a point mass) is histogrammed again, within its own edges (within the least and greatest
    of its draws, where they are all the draws of the interval histogrammed: a pass records both), until it is
@@ -24,6 +27,7 @@ number of draws, and at most :data:`PASS_BINS` bins and :data:`KEPT_VALUES` draw
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable
 
@@ -219,19 +223,85 @@ class _Target:
 def order_statistics(windows: Windows, moments: Moments, ranks: list[set[int]], bins: int = BINS,
                      keep: int = KEEP, kept_values: int = KEPT_VALUES,
                      pass_bins: int = PASS_BINS) -> list[OrderStatistics]:
-    """Exact order statistics of each series at ``ranks[s]`` (0-based), by histogram passes over ``windows``: a
-    target (an interval of a series) of at most ``keep`` draws is kept whole, up to ``kept_values`` draws a pass,
-    and the others are histogrammed in ``bins`` bins each, fewer where their bins would pass ``pass_bins``."""
+    """Exact order statistics of each series at ``ranks[s]`` (0-based), by histogram passes over ``windows`` (the
+    draws whose ``moments`` are given): a target (an interval of a series) of at most ``keep`` draws is kept whole,
+    up to ``kept_values`` draws a pass, and the others are histogrammed in ``bins`` bins each, fewer where their
+    bins would pass ``pass_bins``."""
     series = len(ranks)
     found: list[dict[int, float]] = [{} for _ in range(series)]
-    targets = []
     valid = moments.count  # merges the moments' blocks: once, not once a series
-    for s in range(series):
+    targets = [target for s in range(series) for target in _whole_series(s, moments, ranks[s], valid)]
+    _resolve(windows, series, targets, found, bins, keep, kept_values, pass_bins)
+    return [OrderStatistics(int(valid[s]), found[s]) for s in range(series)]
+
+
+def moments_and_order_statistics(windows: Windows, series: int, ranks_of: Callable[[np.ndarray], list[set[int]]],
+                                 bins: int = BINS, keep: int = KEEP, kept_values: int = KEPT_VALUES,
+                                 pass_bins: int = PASS_BINS) -> tuple[Moments, list[OrderStatistics]]:
+    """The :class:`Moments` of each of ``series`` series and its order statistics at the ranks ``ranks_of(counts
+    of valid draws)`` gives, as :func:`order_statistics` finds them after a pass for the moments, with that pass
+    spared: the first pass gathers the moments and histograms each series over the range of its draws in the first
+    window, counting the draws below it (the rest of the valid draws are above). A rank inside that range is
+    narrowed from its bin as in any pass; a rank in the tails (a few draws: those beyond the extremes of a window's
+    draws) is found among the draws between the series' least (or greatest) draw and the range, kept whole at the
+    next pass. The same statistics, bit for bit, with a pass over the windows fewer (each pass reads and decodes the
+    whole of a run's variable)."""
+    moments = Moments(series)
+    found: list[dict[int, float]] = [{} for _ in range(series)]
+    reading = iter(windows())
+    first = next(reading, None)
+    if first is None:
+        return moments, [OrderStatistics(0, {}) for _ in range(series)]
+    first = np.asarray(first, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        low, high = np.nanmin(first, axis=1, initial=np.inf), np.nanmax(first, axis=1, initial=-np.inf)
+    ranged = [_Target(s, float(low[s]), float(np.nextafter(high[s], np.inf)), 0, 0, [])
+              for s in range(series) if np.isfinite(low[s]) and np.isfinite(high[s])]
+
+    def first_pass():
+        for window in itertools.chain([first], reading):
+            moments.add(window)
+            yield window
+
+    split_bins = min(bins, max(2, pass_bins // max(len(ranged), 1)))
+    counts, extremes, _, below = _pass(first_pass, series, ranged, [], split_bins)
+    valid = moments.count
+    ranks = ranks_of(valid.astype(np.int64))
+    targets, seen = [], set()
+    for t, histogram, (least, greatest), under in zip(ranged, counts, extremes, below):
+        s = t.series
         n = int(valid[s])
+        seen.add(s)
         wanted = sorted(r for r in ranks[s] if 0 <= r < n)
-        if wanted:
-            # The top edge just above the maximum, so that the maximum falls inside [lo, hi).
-            targets.append(_Target(s, moments.low[s], np.nextafter(moments.high[s], np.inf), 0, n, wanted))
+        inside = int(histogram.sum())
+        beneath = [r for r in wanted if r < under]
+        within = [r for r in wanted if under <= r < under + inside]
+        beyond = [r for r in wanted if r >= under + inside]
+        if beneath:
+            targets.append(_Target(s, float(moments.low[s]), t.lo, 0, int(under), beneath))
+        if within:
+            targets += _narrowed(_Target(s, t.lo, t.hi, int(under), inside, within), histogram, least, greatest,
+                                 split_bins, found)
+        if beyond:
+            targets.append(_Target(s, t.hi, float(np.nextafter(moments.high[s], np.inf)), int(under) + inside,
+                                   n - int(under) - inside, beyond))
+    # A series without a valid draw in the first window: its whole range, from the next pass on
+    targets += [target for s in range(series) if s not in seen for target in _whole_series(s, moments, ranks[s], valid)]
+    _resolve(windows, series, targets, found, bins, keep, kept_values, pass_bins)
+    return moments, [OrderStatistics(int(valid[s]), found[s]) for s in range(series)]
+
+
+def _whole_series(s: int, moments: Moments, ranks: set[int], valid: np.ndarray) -> list[_Target]:
+    """The target of series ``s`` at ``ranks``: the whole range of its valid draws (none without a rank in it)."""
+    n = int(valid[s])
+    wanted = sorted(r for r in ranks if 0 <= r < n)
+    # The top edge just above the maximum, so that the maximum falls inside [lo, hi).
+    return [_Target(s, moments.low[s], np.nextafter(moments.high[s], np.inf), 0, n, wanted)] if wanted else []
+
+
+def _resolve(windows: Windows, series: int, targets: list[_Target], found: list[dict[int, float]], bins: int,
+             keep: int, kept_values: int, pass_bins: int) -> None:
+    """Passes over ``windows`` until every target's ranks are in ``found`` (by series, rank: draw)."""
     while targets:
         kept = sorted((t for t in targets if t.count <= keep), key=lambda t: t.count)
         kept_counts = np.cumsum([t.count for t in kept])
@@ -239,38 +309,46 @@ def order_statistics(windows: Windows, moments: Moments, ranks: list[set[int]], 
         fits = max(1, int(np.searchsorted(kept_counts, kept_values, side="right"))) if kept else 0
         kept, split = kept[:fits], [t for t in targets if t.count > keep] + kept[fits:]
         split_bins = min(bins, max(2, pass_bins // max(len(split), 1)))
-        counts, extremes, collected = _pass(windows, series, split, kept, split_bins)
+        counts, extremes, collected, _ = _pass(windows, series, split, kept, split_bins)
         targets = []
         for t, histogram, (least, greatest) in zip(split, counts, extremes):
-            edges = _edges(t.lo, t.hi, split_bins)
-            cumulative = t.below + np.cumsum(histogram)
-            children: dict[int, list[int]] = {}
-            for rank in t.ranks:
-                children.setdefault(int(np.searchsorted(cumulative, rank, side="right")), []).append(rank)
-            for k, held in children.items():
-                lo, hi = float(edges[k]), float(edges[k + 1])
-                below = int(cumulative[k - 1]) if k else t.below
-                if histogram[k] == histogram.sum():
-                    # Every draw of the target in this bin: the next pass within their own range, so that a point
-                    # mass of more than ``keep`` draws is found at once, not after a pass for each 14 bits of it.
-                    if least == greatest:
-                        for rank in held:
-                            found[t.series][rank] = least
-                        continue
-                    lo, hi = least, float(np.nextafter(greatest, np.inf))
-                if (lo, hi) == (t.lo, t.hi) or lo == hi:
-                    # The interval cannot be split in floating point: every draw in it equals its lower edge.
-                    for rank in held:
-                        found[t.series][rank] = lo
-                    continue
-                targets.append(_Target(t.series, lo, hi, below, int(histogram[k]), held))
+            targets += _narrowed(t, histogram, least, greatest, split_bins, found)
         if any(values.size != t.count for t, values in zip(kept, collected)):
             raise _changed_draws()
         # The sorts on the kernels' threads (NumPy's sort releases the GIL)
         for t, ordered in zip(kept, thread_map(np.sort, collected)):
             for rank in t.ranks:
                 found[t.series][rank] = float(ordered[rank - t.below])
-    return [OrderStatistics(int(valid[s]), found[s]) for s in range(series)]
+
+
+def _narrowed(t: _Target, histogram: np.ndarray, least: float, greatest: float, bins: int,
+              found: list[dict[int, float]]) -> list[_Target]:
+    """The targets within target ``t`` that its histogram (``bins`` bins; ``least`` and ``greatest`` of its draws)
+    says hold its ranks; a rank whose draws cannot be told apart is put in ``found`` at once."""
+    edges = _edges(t.lo, t.hi, bins)
+    cumulative = t.below + np.cumsum(histogram)
+    children: dict[int, list[int]] = {}
+    for rank in t.ranks:
+        children.setdefault(int(np.searchsorted(cumulative, rank, side="right")), []).append(rank)
+    narrowed = []
+    for k, held in children.items():
+        lo, hi = float(edges[k]), float(edges[k + 1])
+        below = int(cumulative[k - 1]) if k else t.below
+        if histogram[k] == histogram.sum():
+            # Every draw of the target in this bin: the next pass within their own range, so that a point mass of
+            # more than ``keep`` draws is found at once, not after a pass for each 14 bits of it.
+            if least == greatest:
+                for rank in held:
+                    found[t.series][rank] = least
+                continue
+            lo, hi = least, float(np.nextafter(greatest, np.inf))
+        if (lo, hi) == (t.lo, t.hi) or lo == hi:
+            # The interval cannot be split in floating point: every draw in it equals its lower edge.
+            for rank in held:
+                found[t.series][rank] = lo
+            continue
+        narrowed.append(_Target(t.series, lo, hi, below, int(histogram[k]), held))
+    return narrowed
 
 
 def _changed_draws() -> RuntimeError:
@@ -301,8 +379,9 @@ def _uniform_bins(row: np.ndarray, edges: np.ndarray, lo: float, hi: float, bins
 
 
 def _pass(windows: Windows, series: int, split: list[_Target], kept: list[_Target], bins: int):
-    """One pass: histograms of the ``split`` targets and the draws inside the ``kept`` ones (compiled, series on
-    the kernels' threads; :func:`_numpy_pass` with the JIT disabled)."""
+    """One pass: histograms of the ``split`` targets, the least and greatest draw inside each and the draws in the
+    gap below each (below the series' first target, or between it and the one before), and the draws inside the
+    ``kept`` targets (compiled, series on the kernels' threads; :func:`_numpy_pass` with the JIT disabled)."""
     from impact import accelerate
 
     if accelerate.DISABLE_JIT:
@@ -326,12 +405,13 @@ def _pass(windows: Windows, series: int, split: list[_Target], kept: list[_Targe
         split_edges[position] = _edges(split[i].lo, split[i].hi, bins)
     counts = np.zeros((len(split), bins), dtype=np.int64)
     least, greatest = np.full(len(split), np.inf), np.full(len(split), -np.inf)
+    below = np.zeros(len(split), dtype=np.int64)
     sizes = np.array([kept[i].count for i in kept_order], dtype=np.int64)
     kept_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     kept_filled = np.zeros(len(kept), dtype=np.int64)
     kept_values = np.empty(int(kept_offset[-1]))
     arrays = (first_of_each_series(split, split_order), split_lo, split_hi, split_scale, split_edges, counts, least,
-              greatest, first_of_each_series(kept, kept_order),
+              greatest, below, first_of_each_series(kept, kept_order),
               np.array([kept[i].lo for i in kept_order], dtype=np.float64),
               np.array([kept[i].hi for i in kept_order], dtype=np.float64), kept_offset, kept_filled, kept_values)
     for window in windows():
@@ -339,18 +419,21 @@ def _pass(windows: Windows, series: int, split: list[_Target], kept: list[_Targe
     if not np.array_equal(kept_filled, sizes):
         raise _changed_draws()
     split_counts, extremes, collected = [None] * len(split), [None] * len(split), [None] * len(kept)
+    split_below = [0] * len(split)
     for position, i in enumerate(split_order):
         split_counts[i] = counts[position]
         extremes[i] = (float(least[position]), float(greatest[position]))
+        split_below[i] = int(below[position])
     for position, i in enumerate(kept_order):
         collected[i] = kept_values[kept_offset[position]: kept_offset[position + 1]]
-    return split_counts, extremes, collected
+    return split_counts, extremes, collected, split_below
 
 
 def _numpy_pass(windows: Windows, series: int, split: list[_Target], kept: list[_Target], bins: int):
     """:func:`_pass` in NumPy: the reference of :func:`impact.kernels.order_numba.pass_window`."""
     counts = [np.zeros(bins, dtype=np.int64) for _ in split]
     extremes = [(math.inf, -math.inf) for _ in split]
+    below = [0] * len(split)
     pieces: list[list[np.ndarray]] = [[] for _ in kept]
     by_series_split = [[i for i, t in enumerate(split) if t.series == s] for s in range(series)]
     by_series_kept = [[i for i, t in enumerate(kept) if t.series == s] for s in range(series)]
@@ -376,11 +459,14 @@ def _numpy_pass(windows: Windows, series: int, split: list[_Target], kept: list[
                 valid = k < bins  # k == bins is the gap after a target
                 tally = np.bincount(target[valid] * bins + k[valid], minlength=len(by_series_split[s]) * bins)
                 counted, owner = row[inside][valid], target[valid]
+                floor = -math.inf  # the top of the target before (NaN compares false: never counted)
                 for j, i in enumerate(by_series_split[s]):
                     counts[i] += tally[j * bins:(j + 1) * bins]
                     mine = counted[owner == j]
                     if mine.size:
                         extremes[i] = (min(extremes[i][0], float(mine.min())), max(extremes[i][1], float(mine.max())))
+                    below[i] += int(np.count_nonzero((row >= floor) & (row < split[i].lo)))
+                    floor = split[i].hi
             if kept_bounds[s] is not None:
                 position = np.searchsorted(kept_bounds[s], row, side="right")
                 inside = (position % 2 == 1) & ~np.isnan(row)
@@ -388,4 +474,4 @@ def _numpy_pass(windows: Windows, series: int, split: list[_Target], kept: list[
                 values = row[inside]
                 for j, i in enumerate(by_series_kept[s]):
                     pieces[i].append(values[which == j])
-    return counts, extremes, [np.concatenate(p) if p else np.empty(0) for p in pieces]
+    return counts, extremes, [np.concatenate(p) if p else np.empty(0) for p in pieces], below

@@ -253,11 +253,9 @@ def streamed_statistics(windows: streaming.Windows, series: int, quantiles, prec
     """:func:`_stats` of every series that ``windows()`` yields (rows of a ``(series, draws)`` window), from passes
     over the windows in bounded memory: the same statistics as :func:`_stats` of each whole series, bit for bit. A
     series without a valid draw has ``draws`` 0 and NaN statistics."""
-    moments = streaming.Moments(series)
-    for window in windows():
-        moments.add(window)
+    moments, ordered = streaming.moments_and_order_statistics(
+        windows, series, lambda counts: [ranks_needed(int(n), quantiles, precision) for n in counts])
     counts, mean, sd = moments.count.astype(np.int64), moments.mean, moments.sd  # each merges the blocks: once
-    ordered = streaming.order_statistics(windows, moments, [ranks_needed(n, quantiles, precision) for n in counts])
     empty = {"mean": np.nan, "sd": np.nan, **{_qname(q): np.nan for q in quantiles}, "draws": 0}
     return [_stats_from_order(ordered[k], int(counts[k]), float(mean[k]), float(sd[k]),
                               int(moments.positive[k]), quantiles, precision) if counts[k] else dict(empty)

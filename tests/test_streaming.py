@@ -57,6 +57,68 @@ def test_order_statistics_are_the_sorted_draws(seed, draws, step, bins, keep, ke
             assert np.isclose(moments.sd[s], valid.std(ddof=1), rtol=1e-9, atol=1e-15)
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 3000), step=st.integers(64, 700),
+       bins=st.sampled_from([3, 16, 256]), keep=st.sampled_from([4, 50, 10_000]),
+       kept_values=st.sampled_from([1, 500, 1 << 23]), pass_bins=st.sampled_from([5, 300, 1 << 22]),
+       shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan", "zero", "late", "tails"]),
+       compiled=st.booleans())
+def test_moments_gathered_in_the_first_histogram_pass_are_the_same(seed, draws, step, bins, keep, kept_values,
+                                                                   pass_bins, shape, compiled):
+    """The moments gathered in the first histogram pass, and the order statistics found from a range taken from the
+    first window (the tails beyond it found apart), are those of a pass for the moments and then
+    ``order_statistics``: the same bits, with a pass fewer wherever a histogram is needed."""
+    from impact import accelerate
+    from impact.streaming import moments_and_order_statistics
+
+    rng = np.random.default_rng(seed)
+    data = rng.standard_normal((3, draws))
+    if shape == "ties":
+        data = np.round(data * 3) / 3
+    elif shape == "point_mass":
+        data[:, : draws // 2] = 0.0
+    elif shape == "tiny":
+        data = 1.0 + data * 1e-15
+    elif shape == "nan":
+        data[rng.random(data.shape) < 0.3] = np.nan
+        data[2] = np.nan
+    elif shape == "zero":
+        data[1] = 0.0
+    elif shape == "late":  # no valid draw in the first window of one series: its whole range from the next pass
+        data[0, :step] = np.nan
+    elif shape == "tails":  # the first window narrow, the later draws far beyond it on both sides
+        data[:, :step] *= 1e-3
+    ranks = [set(rng.integers(0, draws, size=6).tolist()) | {0, draws - 1} for _ in range(3)]
+    passes = {"separate": 0, "gathered": 0}
+
+    def counted(name):
+        def windows():
+            passes[name] += 1
+            yield from _windows(data, step)()
+        return windows
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accelerate, "DISABLE_JIT", not compiled)  # the compiled pass or its NumPy reference
+        moments = Moments(3)
+        for window in counted("separate")():
+            moments.add(window)
+        expected = order_statistics(counted("separate"), moments, ranks, bins=bins, keep=keep,
+                                    kept_values=kept_values, pass_bins=pass_bins)
+        gathered, found = moments_and_order_statistics(counted("gathered"), 3, lambda counts: [
+            ranks[s] if counts[s] == moments.count[s] else set() for s in range(3)], bins=bins, keep=keep,
+            kept_values=kept_values, pass_bins=pass_bins)
+    for name in ("count", "mean", "sd", "low", "high", "positive"):
+        np.testing.assert_array_equal(getattr(gathered, name), getattr(moments, name), err_msg=name)
+    for s in range(3):
+        valid = np.sort(data[s][~np.isnan(data[s])])
+        assert found[s].size == expected[s].size == valid.size
+        for rank in ranks[s]:
+            if rank < valid.size:
+                assert found[s][rank] == expected[s][rank] == valid[rank]
+    if shape == "normal" and draws > step and keep < draws and kept_values >= 500 and pass_bins > 5:
+        assert passes["gathered"] == passes["separate"] - 1, passes
+
+
 @pytest.mark.parametrize("scenario", ["us_japan_2025", "us_japan_2025_2035"])
 def test_streamed_bands_are_the_in_memory_bands(scenario):
     import impact
@@ -182,13 +244,18 @@ def test_compiled_pass_is_the_numpy_pass(seed, draws, step, bins, shape):
     elif shape == "zero":  # a series of zeros: an interval [0, 5e-324) whose edges are all 0 but the last
         data[:2] = 0.0
     split, kept = _targets(rng, data)
-    counts, extremes, collected = _pass(_windows(data, step), 4, split, kept, bins)
-    reference_counts, reference_extremes, reference_collected = _numpy_pass(_windows(data, step), 4, split, kept,
-                                                                            bins)
+    counts, extremes, collected, below = _pass(_windows(data, step), 4, split, kept, bins)
+    reference_counts, reference_extremes, reference_collected, reference_below = _numpy_pass(
+        _windows(data, step), 4, split, kept, bins)
     assert len(counts) == len(split) and len(collected) == len(kept)
     for a, b in zip(counts, reference_counts):
         np.testing.assert_array_equal(a, b)
     assert extremes == reference_extremes  # the least and greatest draw counted in each target
+    assert below == reference_below  # the draws in the gap below each target
+    for t, under in zip(split, below):  # ... counted as the draws tell
+        row = data[t.series]
+        floor = max([u.hi for u in split if u.series == t.series and u.hi <= t.lo], default=-np.inf)
+        assert under == np.count_nonzero((row >= floor) & (row < t.lo))
     for a, b in zip(collected, reference_collected):
         np.testing.assert_array_equal(a, b)
 

@@ -14,14 +14,15 @@ from impact.accelerate import jit, prange
 
 @jit(parallel=True)
 def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edges, counts, split_low, split_high,
-                kept_first, kept_lo, kept_hi, kept_offset, kept_filled, kept_values):
+                split_below, kept_first, kept_lo, kept_hi, kept_offset, kept_filled, kept_values):
     """Add one window's draws to the histograms of the split targets and store those inside the kept targets.
 
     ``window`` (series, draws) holds the draws, NaN where missing. The split targets of series ``s`` are
     ``split_first[s]`` to ``split_first[s + 1] - 1`` (disjoint intervals ``[split_lo, split_hi)``, their edges in
     the rows of ``split_edges`` (T, bins + 1), and ``split_scale`` ``bins / (split_hi - split_lo)``, or 0 where that is
     not finite), counted into the rows of ``counts`` (T, bins), the least and greatest draw inside each in
-    ``split_low`` and ``split_high`` (T,). The kept targets of
+    ``split_low`` and ``split_high`` (T,), and the draws below each and above the series' target before it (in the
+    gap between the two, or below the first) in ``split_below`` (T,). The kept targets of
     series ``s`` are ``kept_first[s]`` to ``kept_first[s + 1] - 1`` (``[kept_lo, kept_hi)``); target ``t``'s draws
     go to ``kept_values[kept_offset[t]:]``, ``kept_filled[t]`` of them so far, at most ``kept_offset[t + 1] -
     kept_offset[t]`` (its count from the last histogram). Series are taken by the threads whole, each in draw
@@ -41,7 +42,10 @@ def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edge
                 continue
             for t in range(first_split, last_split):
                 lo, hi = split_lo[t], split_hi[t]
-                if lo <= value < hi:
+                if value < lo:  # in the gap below this target: the series' targets are disjoint, in order
+                    split_below[t] += 1
+                    break
+                if value < hi:
                     edges = split_edges[t]
                     k = min(max(int(math.floor((value - lo) * split_scale[t])), 0), bins - 1)
                     # Rounding can put the guess a bin or so off: the edges decide (the last edge at or below the
