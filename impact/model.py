@@ -150,6 +150,9 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
     stacks = {"tariff": scenario.tariff_stack, "retaliation": scenario.retaliation_stack}
     totals = {"tariff": 0.0, "retaliation": 0.0}
     by_period = []  # each period's weight, and its parts per draw, or per pattern with the pattern of each draw
+    # The periods whose rates are by pattern, (weight, rates (K, S, P), pattern of each draw), not yet in the total:
+    # summed pattern by pattern when every period's are (a year of 17 periods: one (D, S, P) array, not 17).
+    pending, by_draw = [], False
     applied = np.zeros((draws, len(scenario.policy_layers)))
     linked_rates = np.full((draws, len(scenario.policy_layers)), np.nan)
     for weight, on in periods:
@@ -183,25 +186,48 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
             rates, split = scenario.tariff_stack.apply_split(authorities, applies["tariff"], linked["tariff"],
                                                              overrides["tariff"], shares)
             by_period.append((weight, split, None))
+            totals["tariff"] = _add_weighted(_with_periods(totals["tariff"], pending), weight, rates)
+            pending, by_draw = [], True
         else:
-            rates, _ = scenario.tariff_stack.apply_split((), applies["tariff"], {}, overrides["tariff"])
-            by_period.append((weight, *scenario.tariff_stack.split_table(authorities, applies["tariff"],
-                                                                         overrides["tariff"], draws)))
+            table, split, which = scenario.tariff_stack.pattern_tables(authorities, applies["tariff"],
+                                                                       overrides["tariff"], draws)
+            by_period.append((weight, split, which))
+            pending.append((weight, table, which))
         retaliation, _ = scenario.retaliation_stack.apply_split((), applies["retaliation"], linked["retaliation"],
                                                                 overrides["retaliation"])
-        # (S, P) while no period varies by draw. A total by draw is summed into the period's weighted rates (an
-        # array of its own), not into one more: each new array of a chunk's (D, S, P) values is 55 MB of pages for
-        # the system to map and zero.
-        for section, values in (("tariff", rates), ("retaliation", retaliation)):
-            weighted = weight * values
-            into = np.ndim(weighted) == 3 and np.broadcast_shapes(np.shape(totals[section]), weighted.shape) == \
-                weighted.shape
-            totals[section] = np.add(totals[section], weighted, out=weighted if into else None)
+        totals["retaliation"] = _add_weighted(totals["retaliation"], weight, retaliation)
+    if pending and not by_draw:
+        # Every period's rates by pattern: the sum over the periods, in their order, once for each combination of
+        # their patterns that a draw has, then each draw's.
+        combos, of_draw = distinct_rows(np.stack([which for _, _, which in pending], axis=1))
+        total = 0.0
+        for (weight, table, _), pattern in zip(pending, combos.T):
+            total = _add_weighted(total, weight, table[pattern])
+        totals["tariff"] = total[0] if len(combos) == 1 else total[of_draw]
+    else:
+        totals["tariff"] = _with_periods(totals["tariff"], pending)
     parts, split_rows = _combine_periods(by_period, authorities)
     # A leading dimension of 1 stands for every draw: the kernels and the revenue split read it so.
     lead = {name: np.asarray(values)[None] if np.ndim(values) == 2 else values for name, values in totals.items()}
     parts = {a: np.asarray(values)[None] if np.ndim(values) == 2 else values for a, values in parts.items()}
     return lead["tariff"], lead["retaliation"], applied, linked_rates, parts, split_rows
+
+
+def _add_weighted(total, weight: float, values: np.ndarray):
+    """``total + weight * values``: (S, P) while neither varies by draw. A total by draw is summed into the weighted
+    values (an array of their own), not into one more: each new array of a chunk's (D, S, P) values is 55 MB of
+    pages for the system to map and zero."""
+    weighted = weight * values
+    into = np.ndim(weighted) == 3 and np.broadcast_shapes(np.shape(total), weighted.shape) == weighted.shape
+    return np.add(total, weighted, out=weighted if into else None)
+
+
+def _with_periods(total, periods: list):
+    """``total`` plus the rates of ``periods`` by pattern, ``(weight, rates (K, S, P), pattern of each draw)``, each
+    weighted, draw by draw, in order."""
+    for weight, table, which in periods:
+        total = _add_weighted(total, weight, table[which] if len(table) > 1 else table[0])
+    return total
 
 
 def _combine_periods(by_period: list, authorities: tuple[str, ...]):

@@ -244,19 +244,20 @@ class LayerStack:
         out = self._by_pattern(evaluate, applies, linked, overrides, shares)
         return out.pop("rate"), out
 
-    def split_table(self, authorities: tuple[str, ...], applies: dict[str, np.ndarray], overrides: dict[str, float],
-                    draws: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The parts of the rates from the layers of each of ``authorities`` once per pattern of layers in force,
-        {authority: (K, S, P)}, and the pattern of each of the ``draws`` (D,): the draw-by-draw parts of
-        :meth:`apply_split` without repeating them for every draw (no linked rates or share inputs)."""
+    def pattern_tables(self, authorities: tuple[str, ...], applies: dict[str, np.ndarray],
+                       overrides: dict[str, float],
+                       draws: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """The rates once per pattern of layers in force, (K, S, P), the parts of them from the layers of each of
+        ``authorities``, {authority: (K, S, P)}, and the pattern of each of the ``draws`` (D,): :meth:`apply_split`
+        without repeating its values for every draw (no linked rates or share inputs; the same bits)."""
         names = sorted(applies)
         if names:
             patterns, which = distinct_rows(np.stack([applies[n] for n in names], axis=1))
         else:
             patterns, which = np.ones((1, 0), dtype=bool), np.zeros(draws, dtype=np.int64)
         offs = [frozenset(n for n, on in zip(names, pattern) if not on) for pattern in patterns]
-        return ({a: np.stack([self._parts(off, overrides, (), a)[0] for off in offs]) for a in authorities},
-                which)
+        return (np.stack([self._cells(off, overrides, (), None)[0] for off in offs]),
+                {a: np.stack([self._parts(off, overrides, (), a)[0] for off in offs]) for a in authorities}, which)
 
     @property
     def authorities(self) -> list[str]:
@@ -356,8 +357,8 @@ class LayerStack:
     def _at_node(self, node, values: dict, reference: np.ndarray | None = None) -> dict:
         """Cell means (S, P) of line values {key: (L,)}: with the data's weights (``node`` None), or at a node of the
         share inputs, ``(values of SHARE_INPUTS, partner)``, that partner's column alone (the others NaN: a
-        partner's cells depend on its own lines only). With ``reference`` (L,) the 2024 line rates, a cell whose lines all keep
-        them keeps its 2024 rate exactly."""
+        partner's cells depend on its own lines only). With ``reference`` (L,) the 2024 line rates, a cell whose lines
+        all keep them keeps its 2024 rate exactly."""
         if node is None:
             out = {key: self.lines.cell_mean(v) for key, v in values.items()}
             if reference is not None:

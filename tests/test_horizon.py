@@ -396,3 +396,103 @@ def test_invariance_with_every_mechanism_on(tmp_path):
     slow = impact.simulate(path, draws=40, seed=9, keep="cells", backend="numpy")
     for name, variable in fast.data_vars.items():
         np.testing.assert_allclose(variable, slow[name], rtol=1e-8, atol=1e-2, err_msg=name)
+
+
+def test_a_years_rates_are_its_periods_rates_weighted_by_days(tmp_path, monkeypatch):
+    """The year's rates draw by draw are its periods' rates (``LayerStack.apply``) weighted by their days and summed
+    in order, bit for bit: summed pattern by pattern in a year whose periods have no linked rate (2027, with two
+    draw-dependent layers), draw by draw from the period a linked layer takes effect (2025) and from the first
+    period of a year in which it ends (2026)."""
+    from impact.model import draw_policy
+    from impact.simulation import Simulation
+    from impact.spec import year_segments
+    from impact.tariffs import LayerStack
+
+    write_baseline(tmp_path / "two.csv", ["cars", "food"], ["uk", "eu"], imports=[[30.0, 20.0], [10.0, 15.0]],
+                   exports=[[5.0, 4.0], [6.0, 3.0]], gross_output=[50.0, 80.0], tariff_mfn=T0, tariff_baseline=T0)
+    path = write_scenario(tmp_path / "periods.toml", """
+        [scenario]
+        title = "periods"
+        baseline = "two.csv"
+        linkages = false
+        [horizon]
+        first_year = 2025
+        last_year = 2027
+        [[tariff_layers]]
+        name = "mfn"
+        rate = "baseline:mfn"
+        [[tariff_layers]]
+        name = "country_rate"
+        partners = ["eu"]
+        rate = 0.15
+        effective = "2025-04-07"
+        steps = [{ on = "2027-07-01", rate = 0.20 }]
+        legal_risk = { group = "court", probability = 0.4, by = "2027-02-20" }
+        [[tariff_layers]]
+        name = "linked_food"
+        sectors = ["food"]
+        effective = "2025-10-01"
+        ends = "2026-06-01"
+        linked_rate = { pledge = "buy", low = 0.2, high = 0.8, rate_at_low = 0.2, rate_at_high = 0.05 }
+        [[tariff_layers]]
+        name = "snap_back"
+        partners = ["uk"]
+        rate = 0.3
+        condition = { pledge = "buy", below = 0.4 }
+        [[pledges]]
+        name = "buy"
+        kind = "purchase"
+        partner = "eu"
+        amount = 20e9
+        years = 2
+        sector_shares = { food = 1.0 }
+        realization = { dist = "beta", mean = 0.5, sd = 0.2 }
+        additionality = { dist = "uniform", min = 0.2, max = 0.8 }
+        [[priors]]
+        parameter = "sigma"
+        dist = "fixed"
+        value = 2.0
+        [[priors]]
+        parameter = "eps"
+        dist = "fixed"
+        value = 0.8
+        [[priors]]
+        parameter = "mu"
+        dist = "fixed"
+        value = 1.0
+    """)
+    simulation = Simulation(impact.load_scenario(path))
+    case, draws = simulation.cases[0], 800
+    sampled = simulation.sample(0, draws)
+    stack = case.scenario.tariff_stack
+    calls = []
+    by_pattern, by_draw = LayerStack.pattern_tables, LayerStack.apply_split
+
+    def pattern_tables(self, authorities, applies, overrides, n):
+        if self is stack:
+            calls.append((applies, {}, overrides))
+        return by_pattern(self, authorities, applies, overrides, n)
+
+    def apply_split(self, authorities, applies=None, linked=None, overrides=None, shares=None):
+        if self is stack:
+            calls.append((applies, linked, overrides))
+        return by_draw(self, authorities, applies, linked, overrides, shares)
+
+    monkeypatch.setattr(LayerStack, "pattern_tables", pattern_tables)
+    monkeypatch.setattr(LayerStack, "apply_split", apply_split)
+    kinds = set()
+    for year in simulation.years:
+        calls.clear()
+        tariff = draw_policy(case, sampled.parameters[0], sampled.case_scores[0], draws, year,
+                             tuple(stack.authorities))[0]
+        periods = year_segments(case.scenario, year)
+        assert len(calls) == len(periods)
+        expected = 0.0
+        for (weight, _), (applies, linked, overrides) in zip(periods, calls):
+            expected = expected + weight * np.broadcast_to(by_draw(stack, (), applies, linked, overrides)[0],
+                                                           (draws,) + stack.lines.shape)
+        kinds.add(tuple(bool(linked) for _, linked, _ in calls))
+        np.testing.assert_array_equal(np.broadcast_to(tariff, expected.shape), expected, err_msg=str(year))
+        assert len(np.unique(expected.reshape(draws, -1), axis=0)) > 1  # the rates vary by draw
+    # 2025: by pattern, then linked; 2026: linked, then by pattern; 2027: by pattern alone
+    assert {(False, True), (True, False), (False,)} <= {tuple(dict.fromkeys(kind)) for kind in kinds}
