@@ -238,8 +238,9 @@ class LayerStack:
         5e-7). Each is (S, P) when every draw has the same regime (one pattern, nothing linked or shared), else
         (D, S, P)."""
         def evaluate(off, steps, names, node):
-            return {"rate": self._cells(off, steps, names, node),
-                    **{a: self._parts(off, steps, names, a, node) for a in authorities}}
+            # The parts first: the rates then take the totals of their evaluation (:meth:`_line_totals`).
+            parts = {a: self._parts(off, steps, names, a, node) for a in authorities}
+            return {"rate": self._cells(off, steps, names, node), **parts}
 
         out = self._by_pattern(evaluate, applies, linked, overrides, shares)
         return out.pop("rate"), out
@@ -256,8 +257,9 @@ class LayerStack:
         else:
             patterns, which = np.ones((1, 0), dtype=bool), np.zeros(draws, dtype=np.int64)
         offs = [frozenset(n for n, on in zip(names, pattern) if not on) for pattern in patterns]
-        return (np.stack([self._cells(off, overrides, (), None)[0] for off in offs]),
-                {a: np.stack([self._parts(off, overrides, (), a)[0] for off in offs]) for a in authorities}, which)
+        # The parts first: the rates then take the totals of their evaluation (:meth:`_line_totals`).
+        parts = {a: np.stack([self._parts(off, overrides, (), a)[0] for off in offs]) for a in authorities}
+        return np.stack([self._cells(off, overrides, (), None)[0] for off in offs]), parts, which
 
     @property
     def authorities(self) -> list[str]:
@@ -407,10 +409,15 @@ class LayerStack:
 
     def _line_totals(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...],
                      by_authority: bool = False):
-        """:meth:`_evaluate`, kept for the few patterns in use: each node of the share inputs reweights them."""
-        return self._cached((off, tuple(sorted(overrides.items())), linked, by_authority),
-                            lambda: self._evaluate(off, overrides, linked, by_authority), self._totals,
-                            TOTALS_CACHE_SIZE)
+        """:meth:`_evaluate`, kept for the few patterns in use: each node of the share inputs reweights them. The
+        totals without the split are those of the split (computed alike, the parts beside them): taken from it when
+        it is kept, not evaluated again."""
+        key = (off, tuple(sorted(overrides.items())), linked)
+        split = self._totals.get(key + (True,))
+        if not by_authority and split is not None:
+            return split[0], split[1], {}
+        return self._cached(key + (by_authority,), lambda: self._evaluate(off, overrides, linked, by_authority),
+                            self._totals, TOTALS_CACHE_SIZE)
 
     def _cached(self, key: tuple, compute, cache: OrderedDict | None = None, size: int = CACHE_SIZE):
         """The result of ``compute()`` kept under ``key`` in ``cache`` (default: the stack's cache of cell
