@@ -256,10 +256,19 @@ class LayerStack:
             patterns, which = distinct_rows(np.stack([applies[n] for n in names], axis=1))
         else:
             patterns, which = np.ones((1, 0), dtype=bool), np.zeros(draws, dtype=np.int64)
-        offs = [frozenset(n for n, on in zip(names, pattern) if not on) for pattern in patterns]
-        # The parts first: the rates then take the totals of their evaluation (:meth:`_line_totals`).
-        parts = {a: np.stack([self._parts(off, overrides, (), a)[0] for off in offs]) for a in authorities}
-        return np.stack([self._cells(off, overrides, (), None)[0] for off in offs]), parts, which
+        offs = tuple(frozenset(n for n, on in zip(names, pattern) if not on) for pattern in patterns)
+
+        def tables():
+            # The parts first: the rates then take the totals of their evaluation (:meth:`_line_totals`). Kept for
+            # the next chunk, which has the same patterns in the same period (read only: callers take copies).
+            parts = {a: np.stack([self._parts(off, overrides, (), a)[0] for off in offs]) for a in authorities}
+            rates = np.stack([self._cells(off, overrides, (), None)[0] for off in offs])
+            for table in (rates, *parts.values()):
+                table.flags.writeable = False
+            return rates, parts
+
+        rates, parts = self._cached(("tables", offs, tuple(sorted(overrides.items())), authorities), tables)
+        return rates, dict(parts), which
 
     @property
     def authorities(self) -> list[str]:
@@ -553,6 +562,8 @@ def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if rows.size == 0 or np.sum(np.log2(bases.astype(np.float64))) > 62:
         combos, which = np.unique(rows, axis=0, return_inverse=True)
         return combos, which.ravel()
+    if (rows == rows[:1]).all():  # every row the first (most periods: every draw has the same layers in force)
+        return rows[:1].copy(), np.zeros(rows.shape[0], dtype=np.int64)
     codes = np.zeros(rows.shape[0], dtype=np.int64)
     for column, base in zip(rows.T, bases):  # a column at a time: no (D, n) product in integers
         codes *= base
