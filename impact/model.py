@@ -46,6 +46,9 @@ class CompiledCase:
     quota_log_index: np.ndarray   # (S,) log of the quota as a share of the baseline quantity
     share_inputs: tuple[str, ...] = ()  # share inputs (SHARE_INPUTS) sampled or set away from the data's values
     linkages: Linkages | None = None  # input-cost linkages, pass-through set draw by draw (None: off)
+    # log(1 + t) of the 2024 rates, (S, P) each: what the factors of rates set draw by draw are taken against
+    log1p_tariff_baseline: np.ndarray | None = None
+    log1p_partner_baseline: np.ndarray | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -57,9 +60,10 @@ def compile_case(scenario: Scenario, label: str) -> CompiledCase:
     buyer_value = np.concatenate([b.home_sales[:, None], b.imports * (1.0 + b.tariff_baseline)], axis=1)
     expenditure0 = buyer_value.sum(axis=1)
     theta = buyer_value / expenditure0[:, None]
-    log_factor = libm.log1p(scenario.tariff) - libm.log1p(b.tariff_baseline)
+    log1p_tariff_baseline, log1p_partner_baseline = libm.log1p(b.tariff_baseline), libm.log1p(b.partner_tariff)
+    log_factor = libm.log1p(scenario.tariff) - log1p_tariff_baseline
     log_tariff_factor = np.concatenate([np.zeros((len(b.sectors), 1)), log_factor], axis=1)[None]
-    log_partner = (libm.log1p(scenario.partner_tariff) - libm.log1p(b.partner_tariff))[None]
+    log_partner = (libm.log1p(scenario.partner_tariff) - log1p_partner_baseline)[None]
     pledges = scenario.pledges
     by_parameter: dict[str, list[SampledColumn]] = {}
     for column in scenario.columns:
@@ -75,7 +79,8 @@ def compile_case(scenario: Scenario, label: str) -> CompiledCase:
         policy_names=[policy_name(section, layer.name) for section, layer in scenario.policy_layers],
         **quota_arrays(scenario),
         share_inputs=tuple(name for name, value in SHARE_INPUTS.items() if np.any(scenario.fixed[name] != value)),
-        linkages=linkage_arrays(scenario, theta),
+        linkages=linkage_arrays(scenario, theta), log1p_tariff_baseline=log1p_tariff_baseline,
+        log1p_partner_baseline=log1p_partner_baseline,
     )
 
 
@@ -400,10 +405,10 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     if policy is not None or np.any(collection != 1.0):
         log_tariff_factor = np.zeros(tariff.shape[:2] + (tariff.shape[2] + 1,))  # column 0: home, no tariff
         log_tariff_factor[:, :, 1:] = libm.log1p(tariff)
-        log_tariff_factor[:, :, 1:] -= libm.log1p(b.tariff_baseline)
+        log_tariff_factor[:, :, 1:] -= case.log1p_tariff_baseline
     if partner_tariff is not None:
         log_partner_tariff_factor = libm.log1p(partner_tariff)
-        log_partner_tariff_factor -= libm.log1p(b.partner_tariff)
+        log_partner_tariff_factor -= case.log1p_partner_baseline
     # US and partners' supply elasticities as a pair: the partners' are usually one row shared by every draw.
     supply = (p["mu"], p["eta"])
     log_fx = np.concatenate([np.zeros((p["fx"].shape[0], 1)), libm.log(p["fx"])], axis=1)
