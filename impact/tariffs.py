@@ -238,9 +238,8 @@ class LayerStack:
         5e-7). Each is (S, P) when every draw has the same regime (one pattern, nothing linked or shared), else
         (D, S, P)."""
         def evaluate(off, steps, names, node):
-            # The parts first: the rates then take the totals of their evaluation (:meth:`_line_totals`).
-            parts = {a: self._parts(off, steps, names, a, node) for a in authorities}
-            return {"rate": self._cells(off, steps, names, node), **parts}
+            return {"rate": self._cells(off, steps, names, node),
+                    **{a: self._parts(off, steps, names, a, node) for a in authorities}}
 
         out = self._by_pattern(evaluate, applies, linked, overrides, shares)
         return out.pop("rate"), out
@@ -259,10 +258,10 @@ class LayerStack:
         offs = tuple(frozenset(n for n, on in zip(names, pattern) if not on) for pattern in patterns)
 
         def tables():
-            # The parts first: the rates then take the totals of their evaluation (:meth:`_line_totals`). Kept for
-            # the next chunk, which has the same patterns in the same period (read only: callers take copies).
-            parts = {a: np.stack([self._parts(off, overrides, (), a)[0] for off in offs]) for a in authorities}
+            # Kept for the next chunk, which has the same patterns in the same period (read only: callers take
+            # copies).
             rates = np.stack([self._cells(off, overrides, (), None)[0] for off in offs])
+            parts = {a: np.stack([self._parts(off, overrides, (), a)[0] for off in offs]) for a in authorities}
             for table in (rates, *parts.values()):
                 table.flags.writeable = False
             return rates, parts
@@ -418,15 +417,10 @@ class LayerStack:
 
     def _line_totals(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...],
                      by_authority: bool = False):
-        """:meth:`_evaluate`, kept for the few patterns in use: each node of the share inputs reweights them. The
-        totals without the split are those of the split (computed alike, the parts beside them): taken from it when
-        it is kept, not evaluated again."""
-        key = (off, tuple(sorted(overrides.items())), linked)
-        split = self._totals.get(key + (True,))
-        if not by_authority and split is not None:
-            return split[0], split[1], {}
-        return self._cached(key + (by_authority,), lambda: self._evaluate(off, overrides, linked, by_authority),
-                            self._totals, TOTALS_CACHE_SIZE)
+        """:meth:`_evaluate`, kept for the few patterns in use: each node of the share inputs reweights them."""
+        return self._cached((off, tuple(sorted(overrides.items())), linked, by_authority),
+                            lambda: self._evaluate(off, overrides, linked, by_authority), self._totals,
+                            TOTALS_CACHE_SIZE)
 
     def _cached(self, key: tuple, compute, cache: OrderedDict | None = None, size: int = CACHE_SIZE):
         """The result of ``compute()`` kept under ``key`` in ``cache`` (default: the stack's cache of cell
