@@ -278,13 +278,13 @@ def moments_and_order_statistics(windows: Windows, series: int, ranks_of: Callab
         within = [r for r in wanted if under <= r < under + inside]
         beyond = [r for r in wanted if r >= under + inside]
         if beneath:
-            targets.append(_Target(s, float(moments.low[s]), t.lo, 0, int(under), beneath))
+            targets.append(_Target(s, float(moments.low[s]), t.lo, 0, under, beneath))
         if within:
-            targets += _narrowed(_Target(s, t.lo, t.hi, int(under), inside, within), histogram, least, greatest,
+            targets += _narrowed(_Target(s, t.lo, t.hi, under, inside, within), histogram, least, greatest,
                                  split_bins, found)
         if beyond:
-            targets.append(_Target(s, t.hi, float(np.nextafter(moments.high[s], np.inf)), int(under) + inside,
-                                   n - int(under) - inside, beyond))
+            targets.append(_Target(s, t.hi, float(np.nextafter(moments.high[s], np.inf)), under + inside,
+                                   n - under - inside, beyond))
     # A series without a valid draw in the first window: its whole range, from the next pass on
     targets += [target for s in range(series) if s not in seen for target in _whole_series(s, moments, ranks[s], valid)]
     _resolve(windows, series, targets, found, bins, keep, kept_values, pass_bins)

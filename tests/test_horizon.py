@@ -29,6 +29,12 @@ def world(tmp_path):
     return tmp_path
 
 
+def two_sectors(folder) -> None:
+    """``two.csv``: cars and food from the UK and the EU, every rate T0."""
+    write_baseline(folder / "two.csv", ["cars", "food"], ["uk", "eu"], imports=[[30.0, 20.0], [10.0, 15.0]],
+                   exports=[[5.0, 4.0], [6.0, 3.0]], gross_output=[50.0, 80.0], tariff_mfn=T0, tariff_baseline=T0)
+
+
 def scenario(folder, body: str, horizon: str = 'first_year = 2025\nlast_year = 2027\ngrowth = 0.02', name="h",
              sigma="value = 2.0", eps_prior=f'dist = "fixed"\nvalue = {EPS}'):
     return write_scenario(folder / f"{name}.toml", f"""
@@ -288,8 +294,7 @@ def test_a_streamed_horizon_summary_reads_each_chunk_once_a_pass_whatever_the_ye
 
 
 def test_invariance_with_every_mechanism_on(tmp_path):
-    write_baseline(tmp_path / "two.csv", ["cars", "food"], ["uk", "eu"], imports=[[30.0, 20.0], [10.0, 15.0]],
-                   exports=[[5.0, 4.0], [6.0, 3.0]], gross_output=[50.0, 80.0], tariff_mfn=T0, tariff_baseline=T0)
+    two_sectors(tmp_path)
     path = write_scenario(tmp_path / "all.toml", """
         [scenario]
         title = "every mechanism"
@@ -408,8 +413,7 @@ def test_a_years_rates_are_its_periods_rates_weighted_by_days(tmp_path, monkeypa
     from impact.spec import year_segments
     from impact.tariffs import LayerStack
 
-    write_baseline(tmp_path / "two.csv", ["cars", "food"], ["uk", "eu"], imports=[[30.0, 20.0], [10.0, 15.0]],
-                   exports=[[5.0, 4.0], [6.0, 3.0]], gross_output=[50.0, 80.0], tariff_mfn=T0, tariff_baseline=T0)
+    two_sectors(tmp_path)
     path = write_scenario(tmp_path / "periods.toml", """
         [scenario]
         title = "periods"

@@ -17,14 +17,11 @@ def _windows(data: np.ndarray, step: int):
     return windows
 
 
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 3000), step=st.integers(64, 700),
-       bins=st.sampled_from([3, 16, 256]), keep=st.sampled_from([4, 50, 10_000]),
-       kept_values=st.sampled_from([1, 500, 1 << 23]), pass_bins=st.sampled_from([5, 300, 1 << 22]),
-       shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan", "zero"]))
-def test_order_statistics_are_the_sorted_draws(seed, draws, step, bins, keep, kept_values, pass_bins, shape):
-    rng = np.random.default_rng(seed)
-    data = rng.standard_normal((3, draws))
+def _shaped_draws(rng, series: int, draws: int, shape: str, step: int = 0, zeros=slice(1, 2)) -> np.ndarray:
+    """Normal draws (series, draws) in one of the shapes that stress the passes: ties, a point mass, a range of a
+    few ulps, missing draws (the last series with none), series of zeros (``zeros``), no valid draw in the first
+    window of ``step`` draws (``late``), or a narrow first window and far tails (``tails``)."""
+    data = rng.standard_normal((series, draws))
     if shape == "ties":
         data = np.round(data * 3) / 3
     elif shape == "point_mass":
@@ -33,9 +30,24 @@ def test_order_statistics_are_the_sorted_draws(seed, draws, step, bins, keep, ke
         data = 1.0 + data * 1e-15  # a range of a few ulps
     elif shape == "nan":
         data[rng.random(data.shape) < 0.3] = np.nan
-        data[2] = np.nan  # a series with no valid draw
-    elif shape == "zero":
-        data[1] = 0.0
+        data[-1] = np.nan  # a series with no valid draw
+    elif shape == "zero":  # a series of zeros: an interval [0, 5e-324) whose edges are all 0 but the last
+        data[zeros] = 0.0
+    elif shape == "late":  # no valid draw in the first window of a series: its whole range from the next pass
+        data[0, :step] = np.nan
+    elif shape == "tails":  # the first window narrow, the later draws far beyond it on both sides
+        data[:, :step] *= 1e-3
+    return data
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 3000), step=st.integers(64, 700),
+       bins=st.sampled_from([3, 16, 256]), keep=st.sampled_from([4, 50, 10_000]),
+       kept_values=st.sampled_from([1, 500, 1 << 23]), pass_bins=st.sampled_from([5, 300, 1 << 22]),
+       shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan", "zero"]))
+def test_order_statistics_are_the_sorted_draws(seed, draws, step, bins, keep, kept_values, pass_bins, shape):
+    rng = np.random.default_rng(seed)
+    data = _shaped_draws(rng, 3, draws, shape)
     moments = Moments(3)
     for window in _windows(data, step)():
         moments.add(window)
@@ -72,22 +84,7 @@ def test_moments_gathered_in_the_first_histogram_pass_are_the_same(seed, draws, 
     from impact.streaming import moments_and_order_statistics
 
     rng = np.random.default_rng(seed)
-    data = rng.standard_normal((3, draws))
-    if shape == "ties":
-        data = np.round(data * 3) / 3
-    elif shape == "point_mass":
-        data[:, : draws // 2] = 0.0
-    elif shape == "tiny":
-        data = 1.0 + data * 1e-15
-    elif shape == "nan":
-        data[rng.random(data.shape) < 0.3] = np.nan
-        data[2] = np.nan
-    elif shape == "zero":
-        data[1] = 0.0
-    elif shape == "late":  # no valid draw in the first window of one series: its whole range from the next pass
-        data[0, :step] = np.nan
-    elif shape == "tails":  # the first window narrow, the later draws far beyond it on both sides
-        data[:, :step] *= 1e-3
+    data = _shaped_draws(rng, 3, draws, shape, step)
     ranks = [set(rng.integers(0, draws, size=6).tolist()) | {0, draws - 1} for _ in range(3)]
     passes = {"separate": 0, "gathered": 0}
 
@@ -231,18 +228,7 @@ def test_compiled_pass_is_the_numpy_pass(seed, draws, step, bins, shape):
     from impact.streaming import _numpy_pass, _pass
 
     rng = np.random.default_rng(seed)
-    data = rng.standard_normal((4, draws))
-    if shape == "ties":
-        data = np.round(data * 3) / 3
-    elif shape == "point_mass":
-        data[:, : draws // 2] = 0.0
-    elif shape == "tiny":
-        data = 1.0 + data * 1e-15
-    elif shape == "nan":
-        data[rng.random(data.shape) < 0.3] = np.nan
-        data[3] = np.nan
-    elif shape == "zero":  # a series of zeros: an interval [0, 5e-324) whose edges are all 0 but the last
-        data[:2] = 0.0
+    data = _shaped_draws(rng, 4, draws, shape, zeros=slice(0, 2))
     split, kept = _targets(rng, data)
     counts, extremes, collected, below = _pass(_windows(data, step), 4, split, kept, bins)
     reference_counts, reference_extremes, reference_collected, reference_below = _numpy_pass(
