@@ -244,8 +244,9 @@ def moments_and_order_statistics(windows: Windows, series: int, ranks_of: Callab
     window, counting the draws below it (the rest of the valid draws are above). A rank inside that range is
     narrowed from its bin as in any pass; a rank in the tails (a few draws: those beyond the extremes of a window's
     draws) is found among the draws between the series' least (or greatest) draw and the range, kept whole at the
-    next pass. The same statistics, bit for bit, with a pass over the windows fewer (each pass reads and decodes the
-    whole of a run's variable)."""
+    next pass. The same statistics, bit for bit, without the moments' own pass over the windows (each pass reads and
+    decodes the whole of a run's variable); the passes after the first depend on the ranges histogrammed, so most
+    often one fewer in all, at times two (a narrower first range) or none (tails beyond it too full to keep)."""
     moments = Moments(series)
     found: list[dict[int, float]] = [{} for _ in range(series)]
     reading = iter(windows())
