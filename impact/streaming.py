@@ -265,7 +265,7 @@ def moments_and_order_statistics(windows: Windows, series: int, ranks_of: Callab
             yield window
 
     split_bins = min(bins, max(2, pass_bins // max(len(ranged), 1)))
-    counts, extremes, _, below = _pass(first_pass, series, ranged, [], split_bins)
+    counts, extremes, _, below, _ = _pass(first_pass, series, ranged, [], split_bins)
     valid = moments.count
     ranks = ranks_of(valid.astype(np.int64))
     targets, seen = [], set()
@@ -310,10 +310,13 @@ def _resolve(windows: Windows, series: int, targets: list[_Target], found: list[
         fits = max(1, int(np.searchsorted(kept_counts, kept_values, side="right"))) if kept else 0
         kept, split = kept[:fits], [t for t in targets if t.count > keep] + kept[fits:]
         split_bins = min(bins, max(2, pass_bins // max(len(split), 1)))
-        counts, extremes, collected, _ = _pass(windows, series, split, kept, split_bins)
+        # The draws of a bin are told apart from the second pass on: the targets split then are the many draws of
+        # a few bins (over ``keep``, or beyond what a pass keeps), and a bin that holds one value (a point mass,
+        # such as an effect of exactly 0 in a quarter of the draws) is then known without a pass to keep it.
+        counts, extremes, collected, _, by_bins = _pass(windows, series, split, kept, split_bins, by_bin=True)
         targets = []
-        for t, histogram, (least, greatest) in zip(split, counts, extremes):
-            targets += _narrowed(t, histogram, least, greatest, split_bins, found)
+        for t, histogram, (least, greatest), bin_extremes in zip(split, counts, extremes, by_bins):
+            targets += _narrowed(t, histogram, least, greatest, split_bins, found, bin_extremes)
         if any(values.size != t.count for t, values in zip(kept, collected)):
             raise _changed_draws()
         # The sorts on the kernels' threads (NumPy's sort releases the GIL)
@@ -323,9 +326,10 @@ def _resolve(windows: Windows, series: int, targets: list[_Target], found: list[
 
 
 def _narrowed(t: _Target, histogram: np.ndarray, least: float, greatest: float, bins: int,
-              found: list[dict[int, float]]) -> list[_Target]:
-    """The targets within target ``t`` that its histogram (``bins`` bins; ``least`` and ``greatest`` of its draws)
-    says hold its ranks; a rank whose draws cannot be told apart is put in ``found`` at once."""
+              found: list[dict[int, float]], by_bin: tuple[np.ndarray, np.ndarray] | None = None) -> list[_Target]:
+    """The targets within target ``t`` that its histogram (``bins`` bins; ``least`` and ``greatest`` of its draws;
+    ``by_bin``, if given, the least and greatest of each bin) says hold its ranks, each narrowed to the range of its
+    draws where that is known; a rank whose draws cannot be told apart is put in ``found`` at once."""
     edges = _edges(t.lo, t.hi, bins)
     cumulative = t.below + np.cumsum(histogram)
     children: dict[int, list[int]] = {}
@@ -335,14 +339,21 @@ def _narrowed(t: _Target, histogram: np.ndarray, least: float, greatest: float, 
     for k, held in children.items():
         lo, hi = float(edges[k]), float(edges[k + 1])
         below = int(cumulative[k - 1]) if k else t.below
-        if histogram[k] == histogram.sum():
-            # Every draw of the target in this bin: the next pass within their own range, so that a point mass of
-            # more than ``keep`` draws is found at once, not after a pass for each 14 bits of it.
-            if least == greatest:
+        # The range of the bin's draws, where it is known: each bin's (a bin holding a rank holds a draw), or the
+        # target's when every draw of the target is in this bin. The next pass is within it, so that a point mass
+        # of more than ``keep`` draws is found at once, not after a pass for each 14 bits of it.
+        if by_bin is not None:
+            low, high = float(by_bin[0][k]), float(by_bin[1][k])
+        elif histogram[k] == histogram.sum():
+            low, high = least, greatest
+        else:
+            low = high = None
+        if low is not None:
+            if low == high:
                 for rank in held:
-                    found[t.series][rank] = least
+                    found[t.series][rank] = low
                 continue
-            lo, hi = least, float(np.nextafter(greatest, np.inf))
+            lo, hi = low, float(np.nextafter(high, np.inf))
         if (lo, hi) == (t.lo, t.hi) or lo == hi:
             # The interval cannot be split in floating point: every draw in it equals its lower edge.
             for rank in held:
@@ -379,14 +390,15 @@ def _uniform_bins(row: np.ndarray, edges: np.ndarray, lo: float, hi: float, bins
     return position, inside
 
 
-def _pass(windows: Windows, series: int, split: list[_Target], kept: list[_Target], bins: int):
+def _pass(windows: Windows, series: int, split: list[_Target], kept: list[_Target], bins: int, by_bin: bool = False):
     """One pass: histograms of the ``split`` targets, the least and greatest draw inside each and the draws in the
     gap below each (below the series' first target, or between it and the one before), and the draws inside the
-    ``kept`` targets (compiled, series on the kernels' threads; :func:`_numpy_pass` with the JIT disabled)."""
+    ``kept`` targets (compiled, series on the kernels' threads; :func:`_numpy_pass` with the JIT disabled). With
+    ``by_bin``, the least and greatest draw of each bin too (else None for each target)."""
     from impact import accelerate
 
     if accelerate.DISABLE_JIT:
-        return _numpy_pass(windows, series, split, kept, bins)
+        return _numpy_pass(windows, series, split, kept, bins, by_bin)
     from impact.kernels.order_numba import pass_window
 
     split_order = sorted(range(len(split)), key=lambda i: (split[i].series, split[i].lo))
@@ -406,13 +418,15 @@ def _pass(windows: Windows, series: int, split: list[_Target], kept: list[_Targe
         split_edges[position] = _edges(split[i].lo, split[i].hi, bins)
     counts = np.zeros((len(split), bins), dtype=np.int64)
     least, greatest = np.full(len(split), np.inf), np.full(len(split), -np.inf)
+    rows = len(split) if by_bin else 0
+    bin_least, bin_greatest = np.full((rows, bins), np.inf), np.full((rows, bins), -np.inf)
     below = np.zeros(len(split), dtype=np.int64)
     sizes = np.array([kept[i].count for i in kept_order], dtype=np.int64)
     kept_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     kept_filled = np.zeros(len(kept), dtype=np.int64)
     kept_values = np.empty(int(kept_offset[-1]))
     arrays = (first_of_each_series(split, split_order), split_lo, split_hi, split_scale, split_edges, counts, least,
-              greatest, below, first_of_each_series(kept, kept_order),
+              greatest, bin_least, bin_greatest, below, first_of_each_series(kept, kept_order),
               np.array([kept[i].lo for i in kept_order], dtype=np.float64),
               np.array([kept[i].hi for i in kept_order], dtype=np.float64), kept_offset, kept_filled, kept_values)
     for window in windows():
@@ -420,20 +434,24 @@ def _pass(windows: Windows, series: int, split: list[_Target], kept: list[_Targe
     if not np.array_equal(kept_filled, sizes):
         raise _changed_draws()
     split_counts, extremes, collected = [None] * len(split), [None] * len(split), [None] * len(kept)
-    split_below = [0] * len(split)
+    split_below, by_bins = [0] * len(split), [None] * len(split)
     for position, i in enumerate(split_order):
         split_counts[i] = counts[position]
         extremes[i] = (float(least[position]), float(greatest[position]))
         split_below[i] = int(below[position])
+        if by_bin:
+            by_bins[i] = (bin_least[position], bin_greatest[position])
     for position, i in enumerate(kept_order):
         collected[i] = kept_values[kept_offset[position]: kept_offset[position + 1]]
-    return split_counts, extremes, collected, split_below
+    return split_counts, extremes, collected, split_below, by_bins
 
 
-def _numpy_pass(windows: Windows, series: int, split: list[_Target], kept: list[_Target], bins: int):
+def _numpy_pass(windows: Windows, series: int, split: list[_Target], kept: list[_Target], bins: int,
+                by_bin: bool = False):
     """:func:`_pass` in NumPy: the reference of :func:`impact.kernels.order_numba.pass_window`."""
     counts = [np.zeros(bins, dtype=np.int64) for _ in split]
     extremes = [(math.inf, -math.inf) for _ in split]
+    by_bins = [(np.full(bins, np.inf), np.full(bins, -np.inf)) if by_bin else None for _ in split]
     below = [0] * len(split)
     pieces: list[list[np.ndarray]] = [[] for _ in kept]
     by_series_split = [[i for i, t in enumerate(split) if t.series == s] for s in range(series)]
@@ -459,13 +477,16 @@ def _numpy_pass(windows: Windows, series: int, split: list[_Target], kept: list[
                 target, k = np.divmod(position[inside], bins + 1)
                 valid = k < bins  # k == bins is the gap after a target
                 tally = np.bincount(target[valid] * bins + k[valid], minlength=len(by_series_split[s]) * bins)
-                counted, owner = row[inside][valid], target[valid]
+                counted, owner, binned = row[inside][valid], target[valid], k[valid]
                 floor = -math.inf  # the top of the target before (NaN compares false: never counted)
                 for j, i in enumerate(by_series_split[s]):
                     counts[i] += tally[j * bins:(j + 1) * bins]
                     mine = counted[owner == j]
                     if mine.size:
                         extremes[i] = (min(extremes[i][0], float(mine.min())), max(extremes[i][1], float(mine.max())))
+                        if by_bin:
+                            np.minimum.at(by_bins[i][0], binned[owner == j], mine)
+                            np.maximum.at(by_bins[i][1], binned[owner == j], mine)
                     below[i] += int(np.count_nonzero((row >= floor) & (row < split[i].lo)))
                     floor = split[i].hi
             if kept_bounds[s] is not None:
@@ -475,4 +496,4 @@ def _numpy_pass(windows: Windows, series: int, split: list[_Target], kept: list[
                 values = row[inside]
                 for j, i in enumerate(by_series_kept[s]):
                     pieces[i].append(values[which == j])
-    return counts, extremes, [np.concatenate(p) if p else np.empty(0) for p in pieces], below
+    return counts, extremes, [np.concatenate(p) if p else np.empty(0) for p in pieces], below, by_bins

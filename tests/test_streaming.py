@@ -143,6 +143,37 @@ def test_the_moments_gathered_in_the_first_histogram_pass_spare_a_pass(compiled,
             assert found[s][rank] == expected[s][rank] == ordered[rank]
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_point_mass_is_known_in_the_pass_that_splits_it(compiled, monkeypatch):
+    """A rank inside a point mass of more draws than a pass keeps (an effect of exactly 0 in many draws) is found in
+    the pass that splits the mass's bin, from the least and greatest draw of each bin, not in a pass of its own."""
+    from impact import accelerate
+    from impact.streaming import moments_and_order_statistics
+
+    monkeypatch.setattr(accelerate, "DISABLE_JIT", not compiled)
+    rng = np.random.default_rng(3)
+    draws = 4000
+    data = rng.standard_normal((2, draws))
+    data[:, rng.random(draws) < 0.4] = 0.0  # 40% of the draws at exactly 0, the median among them
+    data[1] *= 1e-9
+    ranks = [{0, 1000, 2000, 2500, draws - 1} for _ in range(2)]
+    passes = [0]
+
+    def windows():
+        passes[0] += 1
+        yield from _windows(data, 1000)()
+
+    # 64 bins: the first pass leaves the mass in a bin with other draws, over ``keep``: split in the second pass,
+    # whose bin of the mass holds 0 alone.
+    _, found = moments_and_order_statistics(windows, 2, lambda counts: ranks, bins=64, keep=1000,
+                                            kept_values=1 << 23, pass_bins=1 << 22)
+    assert passes[0] == 3  # histogram (with the moments), split the mass's bin, keep the rest
+    for s in range(2):
+        ordered = np.sort(data[s])
+        for rank in ranks[s]:
+            assert found[s][rank] == ordered[rank]
+
+
 @pytest.mark.parametrize("scenario", ["us_japan_2025", "us_japan_2025_2035"])
 def test_streamed_bands_are_the_in_memory_bands(scenario):
     import impact
@@ -249,18 +280,33 @@ def _targets(rng, data: np.ndarray):
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 2000), step=st.integers(64, 700),
        bins=st.sampled_from([3, 16, 256, 16384]),
-       shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan", "zero"]))
-def test_compiled_pass_is_the_numpy_pass(seed, draws, step, bins, shape):
-    """The compiled histogram and keep pass gives the NumPy pass's counts and kept draws, in the same order."""
-    from impact.streaming import _numpy_pass, _pass
+       shape=st.sampled_from(["normal", "ties", "point_mass", "tiny", "nan", "zero"]), by_bin=st.booleans())
+def test_compiled_pass_is_the_numpy_pass(seed, draws, step, bins, shape, by_bin):
+    """The compiled histogram and keep pass gives the NumPy pass's counts, extremes (of each target and, asked for,
+    of each bin) and kept draws, in the same order."""
+    from impact.streaming import _edges, _numpy_pass, _pass
 
     rng = np.random.default_rng(seed)
     data = _shaped_draws(rng, 4, draws, shape, zeros=slice(0, 2))
     split, kept = _targets(rng, data)
-    counts, extremes, collected, below = _pass(_windows(data, step), 4, split, kept, bins)
-    reference_counts, reference_extremes, reference_collected, reference_below = _numpy_pass(
-        _windows(data, step), 4, split, kept, bins)
+    counts, extremes, collected, below, by_bins = _pass(_windows(data, step), 4, split, kept, bins, by_bin)
+    reference_counts, reference_extremes, reference_collected, reference_below, reference_by_bins = _numpy_pass(
+        _windows(data, step), 4, split, kept, bins, by_bin)
     assert len(counts) == len(split) and len(collected) == len(kept)
+    for t, histogram, pair, reference in zip(split, counts, by_bins, reference_by_bins):
+        if not by_bin:
+            assert pair is None and reference is None
+            continue
+        np.testing.assert_array_equal(pair[0], reference[0])
+        np.testing.assert_array_equal(pair[1], reference[1])
+        # ... the least and greatest draw of each bin, as the draws tell (none: inf and -inf)
+        row = data[t.series]
+        position = np.searchsorted(_edges(t.lo, t.hi, bins), row, side="right") - 1
+        inside = (row >= t.lo) & (row < t.hi)
+        for k in range(bins):
+            mine = row[inside & (position == k)]
+            assert mine.size == histogram[k]
+            assert (pair[0][k], pair[1][k]) == ((mine.min(), mine.max()) if mine.size else (np.inf, -np.inf))
     for a, b in zip(counts, reference_counts):
         np.testing.assert_array_equal(a, b)
     assert extremes == reference_extremes  # the least and greatest draw counted in each target

@@ -14,14 +14,15 @@ from impact.accelerate import jit, prange
 
 @jit(parallel=True)
 def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edges, counts, split_low, split_high,
-                split_below, kept_first, kept_lo, kept_hi, kept_offset, kept_filled, kept_values):
+                bin_low, bin_high, split_below, kept_first, kept_lo, kept_hi, kept_offset, kept_filled, kept_values):
     """Add one window's draws to the histograms of the split targets and store those inside the kept targets.
 
     ``window`` (series, draws) holds the draws, NaN where missing. The split targets of series ``s`` are
     ``split_first[s]`` to ``split_first[s + 1] - 1`` (disjoint intervals ``[split_lo, split_hi)``, their edges in
     the rows of ``split_edges`` (T, bins + 1), and ``split_scale`` ``bins / (split_hi - split_lo)``, or 0 where that is
     not finite), counted into the rows of ``counts`` (T, bins), the least and greatest draw inside each in
-    ``split_low`` and ``split_high`` (T,), and the draws below each and above the series' target before it (in the
+    ``split_low`` and ``split_high`` (T,), those of each bin in the rows of ``bin_low`` and ``bin_high`` (T, bins)
+    unless they have no rows (not wanted), and the draws below each and above the series' target before it (in the
     gap between the two, or below the first) in ``split_below`` (T,). The kept targets of
     series ``s`` are ``kept_first[s]`` to ``kept_first[s + 1] - 1`` (``[kept_lo, kept_hi)``); target ``t``'s draws
     go to ``kept_values[kept_offset[t]:]``, ``kept_filled[t]`` of them so far, at most ``kept_offset[t + 1] -
@@ -30,6 +31,7 @@ def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edge
     """
     series, draws = window.shape
     bins = counts.shape[1]
+    by_bin = bin_low.shape[0] > 0
     for s in prange(series):
         first_split, last_split = split_first[s], split_first[s + 1]
         first_kept, last_kept = kept_first[s], kept_first[s + 1]
@@ -45,8 +47,11 @@ def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edge
                 if value < lo:
                     below += 1
                 elif value < hi:
-                    tally[_bin(value, lo, scale, edges, bins)] += 1
+                    k = _bin(value, lo, scale, edges, bins)
+                    tally[k] += 1
                     low, high = min(low, value), max(high, value)
+                    if by_bin:
+                        bin_low[t, k], bin_high[t, k] = min(bin_low[t, k], value), max(bin_high[t, k], value)
             split_low[t], split_high[t], split_below[t] = low, high, split_below[t] + below
         elif first_split == last_split:
             if first_kept == last_kept:
@@ -69,9 +74,12 @@ def pass_window(window, split_first, split_lo, split_hi, split_scale, split_edge
                         split_below[t] += 1
                         break
                     if value < hi:
-                        counts[t, _bin(value, lo, split_scale[t], split_edges[t], bins)] += 1
+                        k = _bin(value, lo, split_scale[t], split_edges[t], bins)
+                        counts[t, k] += 1
                         split_low[t] = min(split_low[t], value)
                         split_high[t] = max(split_high[t], value)
+                        if by_bin:
+                            bin_low[t, k], bin_high[t, k] = min(bin_low[t, k], value), max(bin_high[t, k], value)
                         break
                 if floor <= value < ceiling:
                     _keep(value, first_kept, last_kept, kept_lo, kept_hi, kept_offset, kept_filled, kept_values)
