@@ -151,10 +151,12 @@ class Moments:
     mean and sd by blocks of :data:`MOMENT_BLOCK` draws (a window's draws that end short of a block wait for the
     next window), as :func:`series_moments` gives them for the whole series."""
 
-    def __init__(self, series: int, extremes: bool = True):
+    def __init__(self, series: int, extremes: bool = True, parallel: bool = False):
         self._state = (np.zeros(series), np.zeros(series), np.zeros(series))
         self._carry = np.empty((series, 0))
         self.extremes = extremes  # whether to keep low, high and positive (False: left at their start)
+        # Whether a window's series may take the kernels' threads (not from a thread beside running kernels)
+        self.parallel = parallel
         self.low = np.full(series, np.inf)
         self.high = np.full(series, -np.inf)
         self.positive = np.zeros(series, dtype=np.int64)
@@ -162,6 +164,18 @@ class Moments:
     def add(self, window: np.ndarray) -> None:
         """Merge a window (series, draws) of the draws that follow those added before, NaN where missing."""
         window = np.asarray(window, dtype=np.float64)
+        if self.parallel and self.extremes and not self._carry.shape[1] and window.size >= COMPILED_FROM \
+                and not JIT_DISABLED:
+            # Series by series on the kernels' threads, each read once: the same arithmetic as below
+            from impact.kernels.moments_numba import window_moments_into
+
+            whole = window.shape[1] // MOMENT_BLOCK * MOMENT_BLOCK
+            count, mean, m2 = (np.empty((window.shape[0], whole // MOMENT_BLOCK)) for _ in range(3))
+            window_moments_into(np.ascontiguousarray(window), MOMENT_BLOCK, count, mean, m2, self.low, self.high,
+                                self.positive)
+            self._state = merge_blocks(self._state, count, mean, m2)
+            self._carry = window[:, whole:].copy()
+            return
         if self.extremes:
             self.low = np.fmin(self.low, np.nanmin(window, axis=1, initial=np.inf))
             self.high = np.fmax(self.high, np.nanmax(window, axis=1, initial=-np.inf))
@@ -247,7 +261,7 @@ def moments_and_order_statistics(windows: Windows, series: int, ranks_of: Callab
     next pass. The same statistics, bit for bit, without the moments' own pass over the windows (each pass reads and
     decodes the whole of a run's variable); the passes after the first depend on the ranges histogrammed, so most
     often one fewer in all, at times two (a narrower first range) or none (tails beyond it too full to keep)."""
-    moments = Moments(series)
+    moments = Moments(series, parallel=True)
     found: list[dict[int, float]] = [{} for _ in range(series)]
     reading = iter(windows())
     first = next(reading, None)

@@ -108,6 +108,21 @@ def test_moments_gathered_in_the_first_histogram_pass_are_the_same(seed, draws, 
                 assert found[s][rank] == expected[s][rank] == valid[rank]
 
 
+@pytest.mark.parametrize("shape", ["normal", "ties", "nan", "zero", "late", "tails"])
+@pytest.mark.parametrize("step", [4096, 8192, 6000])  # whole blocks, or a window that leaves draws for the next
+def test_moments_of_a_window_on_the_kernels_threads_are_the_same(shape, step):
+    """:class:`Moments` with ``parallel`` (each window's series read once, on the kernels' threads) gives the bits of
+    the NumPy steps: counts, means and sds by blocks, least and greatest draws, draws above zero."""
+    rng = np.random.default_rng(11)
+    data = _shaped_draws(rng, 5, 3 * step + 1000, shape, step)
+    serial, parallel = Moments(5), Moments(5, parallel=True)
+    for window in _windows(data, step)():
+        serial.add(window)
+        parallel.add(window)
+    for name in ("count", "mean", "sd", "low", "high", "positive"):
+        np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name), err_msg=name)
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_the_moments_gathered_in_the_first_histogram_pass_spare_a_pass(compiled, monkeypatch):
     """Where one histogram pass leaves every rank in a bin small enough to keep, the separate passes are three

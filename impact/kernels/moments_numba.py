@@ -8,7 +8,9 @@ order as the NumPy reference (:func:`impact.streaming._numpy_block_moments`), so
 chunk's 198 series). The interval counts compare each draw's float32 value with the intervals' ends, as a sort of
 the float32 draws orders them; their reference is :func:`impact.summary._numpy_bracket_counts`
 (``tests/test_streaming.py``). A run gathers its summary from every chunk it writes
-(``summary.RunningSummary``), on the writer's thread: the functions run without the GIL.
+(``summary.RunningSummary``), on the writer's thread: the functions run without the GIL. A summary read back
+from a store takes each window's moments and extremes series by series on the kernels' threads
+(:func:`window_moments_into`, from the main thread only); its reference is ``streaming.Moments.add``'s NumPy steps.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import math
 
 import numpy as np
 
-from impact.accelerate import jit
+from impact.accelerate import jit, prange
 
 
 @jit(nogil=True)
@@ -27,6 +29,29 @@ def block_moments_into(values, count, mean, m2):
     series, blocks, size = values.shape
     for s in range(series):
         row_block_moments_into(values[s].reshape(blocks * size), size, count[s], mean[s], m2[s])
+
+
+@jit(parallel=True)
+def window_moments_into(window, size, count, mean, m2, low, high, positive):
+    """For each series (row) of ``window`` (series, draws) float64, NaN where a draw is missing, on the kernels'
+    threads: ``count``, ``mean`` and ``m2`` (series, blocks) of its first ``blocks`` whole blocks of ``size`` draws
+    (:func:`row_block_moments_into`), and, over all its draws, its least and greatest valid draw folded into
+    ``low`` and ``high`` and its draws above zero added to ``positive`` (series,), in one read of the window where
+    NumPy takes four."""
+    series, draws = window.shape
+    blocks = count.shape[1]
+    for s in prange(series):
+        row = window[s]
+        row_block_moments_into(row[:blocks * size], size, count[s], mean[s], m2[s])
+        least, greatest, above = low[s], high[s], 0
+        for i in range(draws):
+            x = row[i]
+            if x < least:  # NaN compares false: a missing draw is skipped
+                least = x
+            if x > greatest:
+                greatest = x
+            above += 1 if x > 0 else 0
+        low[s], high[s], positive[s] = least, greatest, positive[s] + above
 
 
 @jit(nogil=True)
