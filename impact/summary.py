@@ -150,34 +150,37 @@ class Precision:
     moments: bool = False
 
 
-def _into_rows(piece: np.ndarray, positions: list[int], totals: np.ndarray | None, rows: np.ndarray, at: int):
+def _into_rows(piece: np.ndarray, positions: list[int], totals: np.ndarray | None, rows: np.ndarray, at: int,
+               parallel: bool = False):
     """A window ``piece`` (draw, ...[, label]) moved into rows of draws: ``totals`` (..., draws), its sums over the
     labels in float64 (None: none wanted; NumPy's ``sum``, a failed solve's NaN kept: it must not pass for a zero in
     a total), and ``rows`` (..., len(positions), draws), the labels at ``positions``, from draw ``at`` on. Compiled
     (:func:`impact.kernels.rows_numba.into_rows`, x2-3) from ``streaming.COMPILED_FROM`` values on, else
-    :func:`_numpy_into_rows`: the same bits."""
+    :func:`_numpy_into_rows`: the same bits. ``parallel``: blocks of draws on the kernels' threads (from the main
+    thread only: a run's writer thread calls it while the kernels run)."""
     # Rows of our own making, C-contiguous: reshaped, they are views the kernel fills
     contiguous = rows.flags.c_contiguous and (totals is None or totals.flags.c_contiguous)
     if piece.size >= streaming.COMPILED_FROM and contiguous and not JIT_DISABLED:
-        from impact.kernels.rows_numba import MOST_LABELS, into_rows
+        from impact.kernels.rows_numba import MOST_LABELS, into_rows, into_rows_parallel
 
         groups, labels, draws = math.prod(piece.shape[1:-1]), piece.shape[-1], rows.shape[-1]
         if labels <= MOST_LABELS:
-            into_rows(np.ascontiguousarray(piece).reshape(piece.shape[0], groups, labels),
-                      np.asarray(positions, dtype=np.int64),
-                      np.empty((0, 0)) if totals is None else totals.reshape(groups, draws),
-                      rows.reshape(groups, len(positions), draws), at, totals is not None)
+            fill = into_rows_parallel if parallel else into_rows
+            fill(np.ascontiguousarray(piece).reshape(piece.shape[0], groups, labels),
+                 np.asarray(positions, dtype=np.int64),
+                 np.empty((0, 0)) if totals is None else totals.reshape(groups, draws),
+                 rows.reshape(groups, len(positions), draws), at, totals is not None)
             return
     _numpy_into_rows(piece, positions, totals, rows, at)
 
 
-def _piece_rows(piece: np.ndarray, positions: list[int], with_total: bool, dtype=np.float32):
+def _piece_rows(piece: np.ndarray, positions: list[int], with_total: bool, dtype=np.float32, parallel: bool = False):
     """A piece (draw, ...[, label]) in rows of its own: ``(totals, rows)`` as :func:`_into_rows` fills them (``totals``
-    None without ``with_total``; ``rows`` of ``dtype``)."""
+    None without ``with_total``; ``rows`` of ``dtype``; ``parallel`` as there)."""
     lead, draws = piece.shape[1:-1], piece.shape[0]
     totals = np.empty(lead + (draws,)) if with_total else None
     rows = np.empty(lead + (len(positions), draws), dtype=dtype)
-    _into_rows(piece, positions, totals, rows, 0)
+    _into_rows(piece, positions, totals, rows, 0, parallel)
     return totals, rows
 
 
@@ -286,6 +289,9 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
         step = min(WINDOW, max(streaming.MOMENT_BLOCK, WINDOW_BYTES // per_draw // streaming.MOMENT_BLOCK
                                * streaming.MOMENT_BLOCK))
 
+    compiled = _compiled_series_rows(series, years, variable.sizes["year"] if by_year else 1, present, detail,
+                                     percent)
+
     def windows():
         for _, whole in read_ahead(lambda window: variable.isel(draw=window).values, draw_windows(draws, step)):
             # whole: draw, case[, year][, label], moved into rows of draws by (case, year): a label read straight
@@ -295,30 +301,12 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
             if dim is None:
                 totals, label_rows = np.moveaxis(whole.astype(np.float64), 0, -1), None
             else:
-                totals, label_rows = _piece_rows(whole, positions, with_total)
-            picked = {}
-
-            def pick(case, label, y, picked=picked, totals=totals, label_rows=label_rows):
-                # Each (year, case, label) once per window: an effect and a percentage read the cases again.
-                if (y, case, label) not in picked:
-                    c = present.index(case)
-                    # Labels as the in-memory path holds them (float32), then float64 for the effect's difference.
-                    picked[y, case, label] = totals[c, y] if label == "total" else \
-                        label_rows[c, y, detail.index(label)].astype(np.float64)
-                return picked[y, case, label]
-
-            def value(y, label, case):
-                year_bases = years[y][1]
-                changed = None if percent is None else relative_change(
-                    lambda c: pick(c, label, y), case, percent, None if year_bases is None else year_bases[label])
-                if changed is not None:
-                    return changed
-                return pick("scenario", label, y) - pick("counterfactual", label, y) if case == "effect" \
-                    else pick(case, label, y)
-
+                totals, label_rows = _piece_rows(whole, positions, with_total, parallel=True)
             rows = np.empty((len(series), whole.shape[0]))  # filled in place: no stacked copy
-            for i, (y, label, case) in enumerate(series):
-                rows[i] = value(y, label, case)
+            if compiled is not None and rows.size >= streaming.COMPILED_FROM:
+                compiled(totals, label_rows, rows)
+            else:
+                _numpy_series_rows(series, years, present, detail, percent, totals, label_rows, rows)
             yield rows
 
     units = variable.attrs.get("units", VARIABLES[variable.name].units)
@@ -333,6 +321,76 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
              **({"year": years[y][0]} if by_year else {})}
             for (y, label, case), stats in zip(series, streamed_statistics(windows, len(series), quantiles, precision))
             if stats["draws"]]  # none: e.g. a quota or a conditional layer that only the scenario has
+
+
+def _numpy_series_rows(series: list[tuple], years: list[tuple], present: list[str], detail: list[str],
+                       percent: str | None, totals: np.ndarray | None, label_rows: np.ndarray | None,
+                       rows: np.ndarray) -> None:
+    """Fill ``rows`` (series, draws) with a window's ``series`` ((year index, label, case)) from its ``totals``
+    (case, year, draws) float64 and ``label_rows`` (case, year, label, draws) float32 (``detail`` the labels), in
+    ``percent`` where :func:`relative_change` gives them so (``years``: ``(year, bases)``): NumPy's steps, the
+    reference of :func:`_compiled_series_rows`."""
+    picked = {}
+
+    def pick(case, label, y):
+        # Each (year, case, label) once per window: an effect and a percentage read the cases again.
+        if (y, case, label) not in picked:
+            c = present.index(case)
+            # Labels as the in-memory path holds them (float32), then float64 for the effect's difference.
+            picked[y, case, label] = totals[c, y] if label == "total" else \
+                label_rows[c, y, detail.index(label)].astype(np.float64)
+        return picked[y, case, label]
+
+    def value(y, label, case):
+        year_bases = years[y][1]
+        changed = None if percent is None else relative_change(
+            lambda c: pick(c, label, y), case, percent, None if year_bases is None else year_bases[label])
+        if changed is not None:
+            return changed
+        return pick("scenario", label, y) - pick("counterfactual", label, y) if case == "effect" \
+            else pick(case, label, y)
+
+    for i, (y, label, case) in enumerate(series):
+        rows[i] = value(y, label, case)
+
+
+def _compiled_series_rows(series: list[tuple], years: list[tuple], stored_years: int, present: list[str],
+                          detail: list[str], percent: str | None):
+    """The rows of a window's ``series`` ((year index, label, case), as :func:`_streamed_rows` reports them) from its
+    totals (case, year, draws) and label rows (case, year, label, draws), ``stored_years`` years each, by
+    :func:`impact.kernels.rows_numba.series_rows` (series on the kernels' threads; the same bits as the NumPy steps
+    of ``_streamed_rows``): a function ``(totals, label_rows, rows)``, or None with the JIT disabled."""
+    if JIT_DISABLED:
+        return None
+    from impact.kernels import rows_numba as kernel
+
+    def source(case, label, y):
+        return present.index(case) * stored_years + y, -1 if label == "total" else detail.index(label)
+
+    source_a, source_b = np.zeros((len(series), 2), dtype=np.int64), np.zeros((len(series), 2), dtype=np.int64)
+    form, base = np.full(len(series), kernel.AS_IS, dtype=np.int64), np.zeros(len(series))
+    for i, (y, label, case) in enumerate(series):
+        year_bases = years[y][1]
+        reference = None if year_bases is None else year_bases[label]
+        effect = case == "effect"
+        source_a[i] = source("scenario" if effect else case, label, y)
+        source_b[i] = source("counterfactual", label, y) if effect else source_a[i]
+        # As relative_change takes them
+        if percent == "counterfactual" and effect:
+            form[i] = kernel.PERCENT_OF_B
+        elif percent == "baseline" and reference is not None:
+            form[i], base[i] = (kernel.DIFFERENCE_PERCENT_OF_BASE if effect else kernel.PERCENT_OF_BASE), reference
+        elif effect:
+            form[i] = kernel.DIFFERENCE
+
+    def fill(totals, label_rows, rows):
+        groups, draws = len(present) * stored_years, rows.shape[1]
+        kernel.series_rows(np.empty((0, draws)) if totals is None else totals.reshape(groups, draws),
+                           np.empty((0, 0, draws), dtype=np.float32) if label_rows is None
+                           else label_rows.reshape(groups, len(detail), draws),
+                           source_a, source_b, form, base, rows)
+
+    return fill
 
 
 def _streamed_years(ds: xr.Dataset, name: str, years: list[int], relative: str | None) -> list[dict]:

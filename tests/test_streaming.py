@@ -239,7 +239,7 @@ def test_compiled_rows_are_the_numpy_rows(seed, draws, groups, labels, dtype, at
     """A window moved into rows by the compiled kernel: NumPy's totals over the labels (its pairwise order, a
     plain sum below eight labels) and the picked labels, bit for bit, on values whose sums depend on their order,
     with NaN, infinities and negative zeros."""
-    from impact.kernels.rows_numba import into_rows
+    from impact.kernels.rows_numba import into_rows, into_rows_parallel
     from impact.summary import _numpy_into_rows
 
     rng = np.random.default_rng(seed)
@@ -253,7 +253,7 @@ def test_compiled_rows_are_the_numpy_rows(seed, draws, groups, labels, dtype, at
         piece[0] = -0.0  # a draw of negative zeros alone
     positions = sorted(set(rng.integers(0, labels, size=min(labels, 5)).tolist()))
     filled = []
-    for fill in (lambda *a: into_rows(*a[:3], a[3], a[4], True), None):
+    for fill in (lambda *a: into_rows(*a, True), lambda *a: into_rows_parallel(*a, True), None):
         totals = np.full((groups, draws + at), 7.0)
         rows = np.full((groups, len(positions), draws + at), 7.0, dtype=dtype)
         if fill is None:
@@ -261,10 +261,49 @@ def test_compiled_rows_are_the_numpy_rows(seed, draws, groups, labels, dtype, at
         else:
             fill(piece, np.array(positions, dtype=np.int64), totals, rows, at)
         filled.append((totals, rows))
-    for got, expected in zip(*filled):  # the bits (a negative zero is not a zero), any NaN for a NaN
-        bits = {8: np.int64, 4: np.int32}[got.itemsize]
-        np.testing.assert_array_equal(np.where(np.isnan(got), np.nan, got).view(bits),
-                                      np.where(np.isnan(expected), np.nan, expected).view(bits))
+    for compiled in filled[:2]:
+        for got, expected in zip(compiled, filled[2]):
+            _assert_same_bits(got, expected)
+
+
+def _assert_same_bits(got: np.ndarray, expected: np.ndarray) -> None:
+    """The same bits (a negative zero is not a zero), any NaN for a NaN."""
+    bits = {8: np.int64, 4: np.int32}[got.itemsize]
+    np.testing.assert_array_equal(np.where(np.isnan(got), np.nan, got).view(bits),
+                                  np.where(np.isnan(expected), np.nan, expected).view(bits))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 300), years=st.integers(1, 3),
+       labels=st.integers(0, 4), percent=st.sampled_from([None, "counterfactual", "baseline"]))
+def test_compiled_series_rows_are_the_numpy_rows(seed, draws, years, labels, percent):
+    """A window's series (each case, the effect, in percent of the counterfactual or of a baseline that may be 0 or
+    missing) made by the compiled kernel: NumPy's steps, bit for bit, with NaN, zeros and negative zeros."""
+    from impact.summary import _compiled_series_rows, _numpy_series_rows
+
+    rng = np.random.default_rng(seed)
+    present = ["scenario", "counterfactual"]
+    detail = [f"label_{j}" for j in range(labels)]
+
+    def values(shape, dtype):
+        v = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, size=shape)).astype(dtype)
+        special = rng.random(shape)
+        v[special < 0.05] = np.nan
+        v[(special > 0.05) & (special < 0.15)] = 0.0
+        v[(special > 0.15) & (special < 0.2)] = -0.0
+        return v
+
+    totals = values((2, years, draws), np.float64)
+    label_rows = values((2, years, labels, draws), np.float32) if labels else None
+    choices = [None, 0.0, float(rng.uniform(1, 100))]
+    year_bases = [(2025 + y, None if rng.random() < 0.3 else
+                   {label: choices[rng.integers(0, 3)] for label in ["total"] + detail}) for y in range(years)]
+    series = [(y, label, case) for y in range(years) for label in ["total"] + detail
+              for case in ("scenario", "counterfactual", "effect")]
+    expected, got = (np.full((len(series), draws), 7.0) for _ in range(2))
+    _numpy_series_rows(series, year_bases, present, detail, percent, totals, label_rows, expected)
+    _compiled_series_rows(series, year_bases, years, present, detail, percent)(totals, label_rows, got)
+    _assert_same_bits(got, expected)
 
 
 def _targets(rng, data: np.ndarray):

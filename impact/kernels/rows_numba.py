@@ -11,9 +11,11 @@ copy (x2-3 on a horizon's windows and a pair's chunks).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from impact.accelerate import jit
+from impact.accelerate import jit, prange
 
 #: Draws moved at a time: a block's values stay in the cache while its rows are written.
 BLOCK = 256
@@ -54,14 +56,15 @@ def labels_sum(values, first, count):
     return 0.0 + total
 
 
-@jit(nogil=True)
-def into_rows(piece, positions, totals, rows, at, with_total):
+def _into_rows(piece, positions, totals, rows, at, with_total):
     """``piece`` (draws, K, L) into ``totals`` (K, N) float64, each draw's sum over its L labels
     (:func:`labels_sum`), if ``with_total``, and ``rows`` (K, len(positions), N), the labels at ``positions``; draw
-    ``d`` of the piece is column ``at + d``."""
+    ``d`` of the piece is column ``at + d``. Blocks of draws are independent (on the kernels' threads in
+    :func:`into_rows_parallel`)."""
     draws, groups, labels = piece.shape
     flat = piece.reshape(draws * groups * labels)
-    for start in range(0, draws, BLOCK):
+    for block in prange(-(-draws // BLOCK)):
+        start = block * BLOCK
         stop = min(start + BLOCK, draws)
         if with_total:
             for d in range(start, stop):  # the piece read in its order
@@ -72,3 +75,43 @@ def into_rows(piece, positions, totals, rows, at, with_total):
                 p = positions[j]
                 for d in range(start, stop):
                     rows[k, j, at + d] = piece[d, k, p]
+
+
+#: On the calling thread, without the GIL (a run's writer thread gathers its summary with it beside the kernels).
+into_rows = jit(nogil=True)(_into_rows)
+#: On the kernels' threads (a summary read back from a store, from the main thread).
+into_rows_parallel = jit(parallel=True)(_into_rows)
+
+#: How :func:`series_rows` makes a series from its sources ``a`` and ``b`` (float64 draws) and a baseline ``base``.
+AS_IS, DIFFERENCE, PERCENT_OF_B, PERCENT_OF_BASE, DIFFERENCE_PERCENT_OF_BASE = range(5)
+
+
+@jit(parallel=True)
+def series_rows(totals, labels, source_a, source_b, form, base, rows):
+    """Fill ``rows`` (series, N) float64, series ``i`` from sources ``source_a[i]`` and ``source_b[i]``, each
+    ``(group, label)``: ``label`` -1 for ``totals[group]`` (G, N) float64, else ``labels[group, label]`` (G, J, N)
+    float32, taken as float64. ``form[i]``: :data:`AS_IS` ``a``; :data:`DIFFERENCE` ``a - b``;
+    :data:`PERCENT_OF_B` ``100 * (a - b) / b``; :data:`PERCENT_OF_BASE` ``100 * (a - base) / base``;
+    :data:`DIFFERENCE_PERCENT_OF_BASE` ``100 * (a - b) / base``; a percentage of 0 is NaN. The operations of
+    ``summary.relative_change`` in its order (no fast-math): the same bits. Series on the kernels' threads."""
+    series, draws = rows.shape
+    for i in prange(series):
+        shape = form[i]
+        for d in range(draws):
+            a = _source(totals, labels, source_a[i, 0], source_a[i, 1], d)
+            if shape == AS_IS:
+                rows[i, d] = a
+                continue
+            b = base[i] if shape == PERCENT_OF_BASE else _source(totals, labels, source_b[i, 0], source_b[i, 1], d)
+            change = a - b
+            if shape == DIFFERENCE:
+                rows[i, d] = change
+                continue
+            reference = b if shape == PERCENT_OF_B else base[i]
+            rows[i, d] = 100.0 * change / reference if reference != 0 else math.nan
+
+
+@jit()
+def _source(totals, labels, group, label, d):
+    """Draw ``d`` of a series' source: the total of ``group`` (``label`` -1) or one of its labels, as float64."""
+    return totals[group, d] if label < 0 else np.float64(labels[group, label, d])
