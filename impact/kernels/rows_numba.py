@@ -56,31 +56,42 @@ def labels_sum(values, first, count):
     return 0.0 + total
 
 
-def _into_rows(piece, positions, totals, rows, at, with_total):
+@jit(nogil=True)
+def into_rows(piece, positions, totals, rows, at, with_total):
     """``piece`` (draws, K, L) into ``totals`` (K, N) float64, each draw's sum over its L labels
     (:func:`labels_sum`), if ``with_total``, and ``rows`` (K, len(positions), N), the labels at ``positions``; draw
-    ``d`` of the piece is column ``at + d``. Blocks of draws are independent (on the kernels' threads in
-    :func:`into_rows_parallel`)."""
+    ``d`` of the piece is column ``at + d``. On the calling thread, without the GIL (a run's writer thread gathers
+    its summary with it beside the kernels)."""
+    for block in range(-(-piece.shape[0] // BLOCK)):
+        _rows_of_block(piece, positions, totals, rows, at, with_total, block)
+
+
+@jit(parallel=True)
+def into_rows_parallel(piece, positions, totals, rows, at, with_total):
+    """:func:`into_rows`, its blocks of draws on the kernels' threads (a summary read back from a store, from the
+    main thread). A function of its own, not ``into_rows`` compiled twice: numba's cache keys an entry by the
+    function and its types, not by ``parallel``."""
+    for block in prange(-(-piece.shape[0] // BLOCK)):
+        _rows_of_block(piece, positions, totals, rows, at, with_total, block)
+
+
+@jit()
+def _rows_of_block(piece, positions, totals, rows, at, with_total, block):
+    """Block ``block`` of :data:`BLOCK` draws of :func:`into_rows`: independent of the others."""
     draws, groups, labels = piece.shape
     flat = piece.reshape(draws * groups * labels)
-    for block in prange(-(-draws // BLOCK)):
-        start = block * BLOCK
-        stop = min(start + BLOCK, draws)
-        if with_total:
-            for d in range(start, stop):  # the piece read in its order
-                for k in range(groups):
-                    totals[k, at + d] = labels_sum(flat, (d * groups + k) * labels, labels)
-        for k in range(groups):
-            for j in range(positions.shape[0]):
-                p = positions[j]
-                for d in range(start, stop):
-                    rows[k, j, at + d] = piece[d, k, p]
+    start = block * BLOCK
+    stop = min(start + BLOCK, draws)
+    if with_total:
+        for d in range(start, stop):  # the piece read in its order
+            for k in range(groups):
+                totals[k, at + d] = labels_sum(flat, (d * groups + k) * labels, labels)
+    for k in range(groups):
+        for j in range(positions.shape[0]):
+            p = positions[j]
+            for d in range(start, stop):
+                rows[k, j, at + d] = piece[d, k, p]
 
-
-#: On the calling thread, without the GIL (a run's writer thread gathers its summary with it beside the kernels).
-into_rows = jit(nogil=True)(_into_rows)
-#: On the kernels' threads (a summary read back from a store, from the main thread).
-into_rows_parallel = jit(parallel=True)(_into_rows)
 
 #: How :func:`series_rows` makes a series from its sources ``a`` and ``b`` (float64 draws) and a baseline ``base``.
 AS_IS, DIFFERENCE, PERCENT_OF_B, PERCENT_OF_BASE, DIFFERENCE_PERCENT_OF_BASE = range(5)
