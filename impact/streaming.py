@@ -14,9 +14,9 @@ mean, sum of squared deviations, count above zero). Both can be found without ho
    the draws below it are counted, those above are the rest, and a rank in either tail is found in step 3 among
    the few draws between the range and the series' extreme;
 3. a pass keeps the draws inside those bins only (a few thousand of millions) and sorts them; a bin that still
-   holds too many draws (a point mass) is histogrammed again, within its own edges (within the least and greatest
-   of its draws, where they are all the draws of the interval histogrammed: a pass records both), until it is
-   small or cannot be split (all its draws are then equal). A series of at most :data:`KEEP` draws is kept whole
+   holds too many draws (a point mass) is histogrammed again, within the least and greatest of its draws (the
+   passes that split targets after the first histogram record them bin by bin), until it is small or all its
+   draws are equal. A series of at most :data:`KEEP` draws is kept whole
    at once (step 2 left out), as long as a pass keeps at most :data:`KEPT_VALUES` draws in all.
 
 The order statistics are the very draws an in-memory sort gives, and every path computes the moments by the
@@ -324,9 +324,10 @@ def _resolve(windows: Windows, series: int, targets: list[_Target], found: list[
         fits = max(1, int(np.searchsorted(kept_counts, kept_values, side="right"))) if kept else 0
         kept, split = kept[:fits], [t for t in targets if t.count > keep] + kept[fits:]
         split_bins = min(bins, max(2, pass_bins // max(len(split), 1)))
-        # The draws of a bin are told apart from the second pass on: the targets split then are the many draws of
-        # a few bins (over ``keep``, or beyond what a pass keeps), and a bin that holds one value (a point mass,
-        # such as an effect of exactly 0 in a quarter of the draws) is then known without a pass to keep it.
+        # Each split bin's least and greatest draw: after the first histogram (moments_and_order_statistics'
+        # first pass) the targets split are the many draws of a few bins (over ``keep``, or beyond what a pass
+        # keeps), and a bin that holds one value (a point mass, such as an effect of exactly 0 in a quarter of the
+        # draws) is then known without a pass to keep it. order_statistics' whole ranges are recorded so too.
         counts, extremes, collected, _, by_bins = _pass(windows, series, split, kept, split_bins, by_bin=True)
         targets = []
         for t, histogram, (least, greatest), bin_extremes in zip(split, counts, extremes, by_bins):
@@ -495,12 +496,13 @@ def _numpy_pass(windows: Windows, series: int, split: list[_Target], kept: list[
                 floor = -math.inf  # the top of the target before (NaN compares false: never counted)
                 for j, i in enumerate(by_series_split[s]):
                     counts[i] += tally[j * bins:(j + 1) * bins]
-                    mine = counted[owner == j]
+                    ours = owner == j
+                    mine = counted[ours]
                     if mine.size:
                         extremes[i] = (min(extremes[i][0], float(mine.min())), max(extremes[i][1], float(mine.max())))
                         if by_bin:
-                            np.minimum.at(by_bins[i][0], binned[owner == j], mine)
-                            np.maximum.at(by_bins[i][1], binned[owner == j], mine)
+                            np.minimum.at(by_bins[i][0], binned[ours], mine)
+                            np.maximum.at(by_bins[i][1], binned[ours], mine)
                     below[i] += int(np.count_nonzero((row >= floor) & (row < split[i].lo)))
                     floor = split[i].hi
             if kept_bounds[s] is not None:

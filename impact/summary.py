@@ -358,8 +358,8 @@ def _compiled_series_rows(series: list[tuple], years: list[tuple], stored_years:
                           detail: list[str], percent: str | None):
     """The rows of a window's ``series`` ((year index, label, case), as :func:`_streamed_rows` reports them) from its
     totals (case, year, draws) and label rows (case, year, label, draws), ``stored_years`` years each, by
-    :func:`impact.kernels.rows_numba.series_rows` (series on the kernels' threads; the same bits as the NumPy steps
-    of ``_streamed_rows``): a function ``(totals, label_rows, rows)``, or None with the JIT disabled."""
+    :func:`impact.kernels.rows_numba.series_rows` (series on the kernels' threads; the same bits as its reference,
+    :func:`_numpy_series_rows`): a function ``(totals, label_rows, rows)``, or None with the JIT disabled."""
     if JIT_DISABLED:
         return None
     from impact.kernels import rows_numba as kernel
