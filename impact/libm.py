@@ -116,6 +116,31 @@ def sin(x) -> np.ndarray:
     return _unary(_sin, x)
 
 
+def log1p_minus(x, subtrahend, out) -> np.ndarray:
+    """``out[...] = log1p(x) - subtrahend`` in one pass on the kernels' threads: ``x`` and ``out`` (D, S, P), any
+    strides (``out`` may be a view into a larger array), ``subtrahend`` (S, P) the same for every d. The same bits as
+    ``log1p(x) - subtrahend``, without its temporary, its copy into ``out`` and its serial subtraction. Returns
+    ``out``."""
+    x = np.asarray(x, dtype=np.float64)
+    subtrahend = np.asarray(subtrahend, dtype=np.float64)
+    if x.ndim != 3 or out.shape != x.shape or subtrahend.shape != x.shape[1:] or out.dtype != np.float64:
+        raise ValueError(f"log1p_minus takes x and out (D, S, P) float64 and subtrahend (S, P), got x {x.shape}, "
+                         f"subtrahend {subtrahend.shape}, out {out.dtype} {out.shape}")
+    with np.errstate(all="ignore"):
+        _loop(_log1p_minus, x.size)(x, subtrahend, out)
+    return out
+
+
+@jit(parallel=True)
+def _log1p_minus(x, subtrahend, out):
+    for d in prange(x.shape[0]):
+        for s in range(x.shape[1]):
+            for p in range(x.shape[2]):
+                value = x[d, s, p]
+                log = math.log1p(value) if value > -1.0 else (-math.inf if value == -1.0 else math.nan)
+                out[d, s, p] = log - subtrahend[s, p]
+
+
 def power(x, y) -> np.ndarray:
     """``x ** y`` elementwise with broadcasting, as the C library's ``pow``."""
     x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))

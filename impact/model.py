@@ -365,7 +365,7 @@ def _column_values(column: SampledColumn, score: np.ndarray) -> np.ndarray:
 def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: int, keep_cells: bool,
                 backend: str = "numba", policy=None, scale: float = 1.0, pledge_amounts: np.ndarray | None = None,
                 split: np.ndarray | None = None, split_rows: np.ndarray | None = None, watch=None, out=None,
-                start=None, solution=None):
+                start=None, solution=None, log_fx=None):
     """Solve every market of a chunk of ``draws`` draws and account for it.
 
     When nothing is sampled the kernels solve one draw, which stands for all ``draws``.
@@ -386,6 +386,9 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     log price index and log home cost by sector, (draws or 1, 2, S) (see
     :func:`impact.kernels.market_numba.solve_and_account`).
 
+    ``log_fx``, if given, is :func:`log_exchange_rates` of ``parameters["fx"]``, taken once for every year of a
+    horizon.
+
     Returns ``(sector_out, partner_out, cell_out, split_out, quota_out, failures, watch_out)`` as described in
     :func:`impact.kernels.accounting_numpy.account`; ``failures`` counts (draw, sector) markets whose solve did
     not converge (their outputs are NaN).
@@ -403,15 +406,15 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         tariff = b.tariff_baseline + collection[:, None, :] * (tariff - b.tariff_baseline)
     # Built in place: with rates by draw, each of these arrays is as large as a chunk's outputs by sector.
     if policy is not None or np.any(collection != 1.0):
-        log_tariff_factor = np.zeros(tariff.shape[:2] + (tariff.shape[2] + 1,))  # column 0: home, no tariff
-        log_tariff_factor[:, :, 1:] = libm.log1p(tariff)
-        log_tariff_factor[:, :, 1:] -= case.log1p_tariff_baseline
+        log_tariff_factor = np.empty(tariff.shape[:2] + (tariff.shape[2] + 1,))
+        log_tariff_factor[:, :, 0] = 0.0  # home: no tariff
+        libm.log1p_minus(tariff, case.log1p_tariff_baseline, log_tariff_factor[:, :, 1:])
     if partner_tariff is not None:
-        log_partner_tariff_factor = libm.log1p(partner_tariff)
-        log_partner_tariff_factor -= case.log1p_partner_baseline
+        log_partner_tariff_factor = libm.log1p_minus(partner_tariff, case.log1p_partner_baseline,
+                                                     np.empty(partner_tariff.shape))
     # US and partners' supply elasticities as a pair: the partners' are usually one row shared by every draw.
     supply = (p["mu"], p["eta"])
-    log_fx = np.concatenate([np.zeros((p["fx"].shape[0], 1)), libm.log(p["fx"])], axis=1)
+    log_fx = log_exchange_rates(p["fx"]) if log_fx is None else log_fx
     multiplier = np.where(case.pledge_is_purchase, p["additionality"], p["output_per_dollar"])
     amounts = case.pledge_amount_per_year if pledge_amounts is None else pledge_amounts
     pledge_flow = p["realization"] * amounts * multiplier
@@ -437,6 +440,11 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
                 target[...] = solved
         sector_out, partner_out = out
     return sector_out, partner_out, cell_out, split_out, quota_out, failures, watch_out
+
+
+def log_exchange_rates(fx: np.ndarray) -> np.ndarray:
+    """The kernels' log exchange rates by origin (D, 1 + P) from the partners' ``fx`` (D, P): 0 for home."""
+    return np.concatenate([np.zeros((fx.shape[0], 1)), libm.log(fx)], axis=1)
 
 
 def consumer_costs(spending, composite_price: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

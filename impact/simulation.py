@@ -19,9 +19,11 @@ from impact.defaults import DEFAULT_CHUNK, DRAW_BLOCK, METHODS
 from impact.errors import ImpactInputError, Problem
 from impact.heap import keep_freed_blocks
 from impact.kernels.layout import CELL_OUTPUTS, LANDED_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
+from impact.kernels.rows_numba import MOST_LABELS
 from impact.kernels.stored_numba import gather_float32
-from impact.model import (case_parameters, compile_case, consumer_costs, draw_policy, legal_columns, parameter_dims,
-                          revenue_split, solve_chunk, struck_by_group)
+from impact.kernels.totals_numba import consumer_costs_into, horizon_totals_into
+from impact.model import (case_parameters, compile_case, consumer_costs, draw_policy, legal_columns, log_exchange_rates,
+                          parameter_dims, revenue_split, solve_chunk, struck_by_group)
 from impact.sampling import Design, correlate
 from impact.spec import PLEDGE_PARAMETERS, Scenario, same_horizon, year_segments
 from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, HOUSEHOLD_OUTPUTS, KEEP_LEVELS, VARIABLES, outputs_for
@@ -371,6 +373,7 @@ class Simulation:
             authorities = tuple(case.scenario.tariff_stack.authorities) if by_authority else ()
             # The split of the regime as written, for a case whose rates vary neither by draw nor by date.
             nominal_parts = case.scenario.tariff_stack.by_authority() if by_authority else {}
+            log_fx = log_exchange_rates(parameters["fx"])  # the same in every year
             for k, year in enumerate(periods):
                 year_parameters, policy, scale, amounts, parts, rows, layers = self._period_inputs(
                     case, k, year, parameters, case_scores, n, authorities, nominal_parts)
@@ -380,14 +383,18 @@ class Simulation:
                 moment = self.phases.add("policy", moment)
                 sector_out, partner_out, cell_out, split_out, quota_out, failed, landed[:, c, k] = solve_chunk(
                     case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split, rows,
-                    self.watch, out=(sector_buffer[c, k], partner_buffer[c, k]), start=self._start(k))
+                    self.watch, out=(sector_buffer[c, k], partner_buffer[c, k]), start=self._start(k), log_fx=log_fx)
                 moment = self.phases.add("kernel", moment)
                 for a, authority in enumerate(authorities):
                     authority_revenue[:, c, k, self.authorities.index(authority)] = split_out[:, a]
-                if case.scenario.consumer_spending is not None:
+                spending = case.scenario.consumer_spending
+                if spending is not None and self.backend == "numba":
+                    consumer_costs_into(sector_out, SECTOR_OUTPUTS.index("composite_price"), spending.pce,
+                                        spending.total_pce, spending.households, scale, price_level[:, c, k],
+                                        per_household[:, c, k])
+                elif spending is not None:
                     price_level[:, c, k], per_household[:, c, k] = consumer_costs(
-                        case.scenario.consumer_spending, sector_out[:, SECTOR_OUTPUTS.index("composite_price")],
-                        scale)
+                        spending, sector_out[:, SECTOR_OUTPUTS.index("composite_price")], scale)
                 if keep_cells:
                     cells[:, c, k] = cell_out
                 for quota in case.scenario.quotas:
@@ -418,7 +425,7 @@ class Simulation:
         for k, name in enumerate(LANDED_OUTPUTS if self.landed else ()):
             put(name, landed[:, :, :, k])
         if self.years:
-            self._horizon_totals(data, sector, partner)
+            self._horizon_totals(data, sector_buffer, partner_buffer)
         for parameter in self.sampled_parameters:
             data[parameter] = self._input_variable(parameter, inputs, n)
         if self.legal_groups:
@@ -482,21 +489,23 @@ class Simulation:
             self._starts[k] = solution
         return self._starts[k]
 
-    def _horizon_totals(self, data: dict, sector: np.ndarray, partner: np.ndarray) -> None:
-        """Cumulative and present-value totals over the horizon of revenue, pledged purchases and invested output."""
-        discount = self.horizon.discount
-        series = {
-            "tariff_revenue": partner[:, :, :, PARTNER_OUTPUTS.index("tariff_revenue_by_partner")].sum(axis=3),
-            "pledged_purchases": partner[:, :, :, PARTNER_OUTPUTS.index("pledged_purchases_by_partner")].sum(axis=3),
-            "invested_output": sector[:, :, :, SECTOR_OUTPUTS.index("invested_output")].sum(axis=3),
-        }
-        for name, values in series.items():  # values: (draw, case, year)
-            for total, weights in (("cumulative", np.ones_like(discount)), ("present_value", discount)):
+    def _horizon_totals(self, data: dict, sector_buffer: np.ndarray, partner_buffer: np.ndarray) -> None:
+        """Cumulative and present-value totals over the horizon of revenue, pledged purchases and invested output,
+        from the kernels' output buffers (case, year, draw, output, label); compiled on the numba backend, whose
+        reference is :func:`_numpy_horizon_totals` (the same bits)."""
+        discount = np.asarray(self.horizon.discount, dtype=np.float64)
+        for name, buffer, output in (
+                ("tariff_revenue", partner_buffer, PARTNER_OUTPUTS.index("tariff_revenue_by_partner")),
+                ("pledged_purchases", partner_buffer, PARTNER_OUTPUTS.index("pledged_purchases_by_partner")),
+                ("invested_output", sector_buffer, SECTOR_OUTPUTS.index("invested_output"))):
+            if self.backend == "numba" and buffer.shape[-1] <= MOST_LABELS:
+                cumulative, present_value = (np.empty((buffer.shape[2], buffer.shape[0])) for _ in range(2))
+                horizon_totals_into(buffer, output, discount, cumulative, present_value)
+            else:
+                cumulative, present_value = _numpy_horizon_totals(np.moveaxis(buffer, 2, 0)[:, :, :, output],
+                                                                  discount)
+            for total, summed in (("cumulative", cumulative), ("present_value", present_value)):
                 variable = f"{total}_{name}"
-                # Summed year by year in order, not by a BLAS product, whose bits depend on the CPU's kernel.
-                summed = np.zeros(values.shape[:2])
-                for year, weight in enumerate(weights):
-                    summed += values[:, :, year] * weight
                 data[variable] = xr.Variable(VARIABLES[variable].dims, summed, VARIABLES[variable].attrs)
 
     def _input_variable(self, parameter: str, inputs: list[dict], n: int) -> xr.Variable:
@@ -632,6 +641,20 @@ def _mark_draws_beyond(values, limit, bad):
                     beyond = True
         if beyond:
             bad[d] = True
+
+
+def _numpy_horizon_totals(values: np.ndarray, discount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cumulative and present-value totals (draw, case) of ``values`` (draw, case, year, label) over labels
+    and years: the reference of :func:`impact.kernels.totals_numba.horizon_totals_into`."""
+    by_year = values.sum(axis=3)
+    totals = []
+    for weights in (np.ones_like(discount), discount):
+        # Summed year by year in order, not by a BLAS product, whose bits depend on the CPU's kernel.
+        summed = np.zeros(by_year.shape[:2])
+        for year, weight in enumerate(weights):
+            summed += by_year[:, :, year] * weight
+        totals.append(summed)
+    return totals[0], totals[1]
 
 
 @jit(parallel=True)

@@ -109,3 +109,26 @@ def test_compiled_exp_has_the_bits_of_the_wrapper_numba_binds():
                         -bits, np.nextafter(709.782712893384, np.array([-np.inf, np.inf])), [-745.1332191019411,
                                                                                              -745.1332191019412]])
     assert mismatches(x) == 0
+
+
+@pytest.mark.parametrize("draws", [2, 300], ids=["by-python", "compiled"])
+def test_log1p_minus_writes_log1p_less_the_subtrahend_into_a_view(draws):
+    """The fused pass gives the bits of ``log1p(x) - subtrahend`` in a strided view, and leaves the rest alone."""
+    rng = np.random.default_rng(3)
+    edges = np.array([0.0, -0.0, -1.0, -1.5, np.inf, np.nan, 1e-300, -1.0 + 1e-16])
+    x = np.concatenate([rng.uniform(-0.5, 2.0, draws * 12 - edges.size), edges]).reshape(draws, 3, 4)
+    x = np.asfortranarray(x)  # not C-contiguous: rates by draw may be views
+    subtrahend = np.array([[0.0, 0.1, np.nan, -0.0], [0.05, 1e-17, 0.3, np.inf], [2.0, 0.0, 0.2, 0.01]])
+    assert (x.size >= libm.COMPILED_FROM) == (draws == 300)
+    wider = np.full((draws, 3, 5), 7.0)
+    returned = libm.log1p_minus(x, subtrahend, wider[:, :, 1:])
+    want = libm.log1p(x) - subtrahend
+    assert np.array_equal(wider[:, :, 1:].view(np.int64), want.view(np.int64))  # NaN and signed zeros included
+    assert np.array_equal(returned, wider[:, :, 1:], equal_nan=True) and (wider[:, :, 0] == 7.0).all()
+
+
+def test_log1p_minus_names_the_shapes_it_takes():
+    with pytest.raises(ValueError, match=r"x \(2, 3, 4\), subtrahend \(4,\)"):
+        libm.log1p_minus(np.zeros((2, 3, 4)), np.zeros(4), np.empty((2, 3, 4)))
+    with pytest.raises(ValueError, match="float32"):
+        libm.log1p_minus(np.zeros((2, 3, 4)), np.zeros((3, 4)), np.empty((2, 3, 4), dtype=np.float32))
