@@ -79,24 +79,27 @@ def thread_map(function, items, grouped: bool = False) -> list:
 READ_AHEAD_PREFIX = "impact-read"
 
 
-def read_ahead(read, items):
-    """``(item, read(item))`` for each of ``items`` in order, with the next item read on a thread of its own while
-    the caller works on this one: reads that wait on I/O or decompression (which release the GIL) overlap the work.
-    At most two results are held at a time. The first read starts at the call, before the first item is asked for
-    (a single item is read then, on the calling thread)."""
+def read_ahead(read, items, depth: int = 1):
+    """``(item, read(item))`` for each of ``items`` in order, with the next ``depth`` items read on threads of their
+    own (one each) while the caller works on this one: reads that wait on I/O or decompression (which release the
+    GIL) overlap the work, and with ``depth`` 2 each other, so that one read's decompression runs while the next
+    waits on the device. At most ``depth + 1`` results are held at a time. The first reads start at the call,
+    before the first item is asked for (a single item is read then, on the calling thread)."""
     items = list(items)
     if len(items) <= 1:
         done = [(item, read(item)) for item in items]
         return (pair for pair in done)
-    reader = ThreadPoolExecutor(1, thread_name_prefix=READ_AHEAD_PREFIX)
-    return _reading_ahead(reader, reader.submit(read, items[0]), read, items)
+    depth = max(1, min(depth, len(items)))
+    reader = ThreadPoolExecutor(depth, thread_name_prefix=READ_AHEAD_PREFIX)
+    return _reading_ahead(reader, [reader.submit(read, item) for item in items[:depth]], read, items)
 
 
-def _reading_ahead(reader: ThreadPoolExecutor, ahead, read, items: list):
+def _reading_ahead(reader: ThreadPoolExecutor, ahead: list, read, items: list):
     try:
         for k, item in enumerate(items):
-            result = ahead.result()
-            ahead = reader.submit(read, items[k + 1]) if k + 1 < len(items) else None
+            result = ahead.pop(0).result()
+            if k + len(ahead) + 1 < len(items):
+                ahead.append(reader.submit(read, items[k + len(ahead) + 1]))
             yield item, result
             del result  # not held beside the next one while the caller waits for it
     finally:
