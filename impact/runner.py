@@ -31,7 +31,7 @@ from impact.simulation import (Simulation, Stopwatch, _check_run_size, chunk_ran
 from impact.store import (OWNER_LOCK, SHARDS, STORE_ENTRIES, STORED_DTYPE, SUMMARY, MixedRunError, RunStore, now,
                           run_identity, shard_name)
 from impact.summary import STREAM_DRAWS, RunningSummary, dropped_draws, format_rows, summarize_run
-from impact.threads import READ_AHEAD_PREFIX, read_ahead
+from impact.threads import read_ahead
 from impact.variables import DEFAULT_KEEP
 
 log = logging.getLogger("impact")
@@ -511,7 +511,7 @@ def sampled_ahead(simulation: Simulation, ranges: list[tuple[int, int]]):
     (:data:`SAMPLER_NICENESS`), they fill the cores' idle moments instead. Two chunks' samples are held at a time.
     The draws are the same: a chunk's sample depends on its draws alone (:mod:`impact.sampling`). The caller's
     waits are timed as the phase ``waiting_for_sampling`` (``Simulation.phases``)."""
-    ahead = read_ahead(partial(_sample_alone, simulation), ranges)
+    ahead = read_ahead(partial(_sample_alone, simulation), ranges, niceness=SAMPLER_NICENESS)
 
     def samples():
         for _ in ranges:
@@ -527,14 +527,9 @@ def sampled_ahead(simulation: Simulation, ranges: list[tuple[int, int]]):
 
 def _sample_alone(simulation: Simulation, draws: tuple[int, int]):
     """:meth:`Simulation.sample` of draws ``draws`` (start, stop) on the calling thread alone (its numba and NumPy
-    work too); on the thread :func:`impact.threads.read_ahead` reads on, at niceness :data:`SAMPLER_NICENESS` where
+    work too): on the thread :func:`impact.threads.read_ahead` reads on, at niceness :data:`SAMPLER_NICENESS` where
     the system sets it thread by thread (Linux). A run of one chunk samples it on the caller's own thread, whose
     priority stays as it is."""
-    if sys.platform.startswith("linux") and threading.current_thread().name.startswith(READ_AHEAD_PREFIX):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SAMPLER_NICENESS)
-        except OSError:  # not allowed here: the thread keeps its priority
-            pass
     with using_threads(1):
         return simulation.sample(*draws)
 

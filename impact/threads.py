@@ -79,18 +79,31 @@ def thread_map(function, items, grouped: bool = False) -> list:
 READ_AHEAD_PREFIX = "impact-read"
 
 
-def read_ahead(read, items, depth: int = 1):
+def lower_priority(niceness: int) -> None:
+    """Set the calling thread's niceness (Linux sets it thread by thread; elsewhere, or where it is not allowed,
+    the thread keeps its priority)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        except OSError:
+            pass
+
+
+def read_ahead(read, items, depth: int = 1, niceness: int | None = None):
     """``(item, read(item))`` for each of ``items`` in order, with the next ``depth`` items read on threads of their
     own (one each) while the caller works on this one: reads that wait on I/O or decompression (which release the
     GIL) overlap the work, and with ``depth`` 2 each other, so that one read's decompression runs while the next
     waits on the device. At most ``depth + 1`` results are held at a time. The first reads start at the call,
-    before the first item is asked for (a single item is read then, on the calling thread)."""
+    before the first item is asked for (a single item is read then, on the calling thread). With ``niceness``, the
+    reading threads run at that niceness (:func:`lower_priority`)."""
     items = list(items)
     if len(items) <= 1:
         done = [(item, read(item)) for item in items]
         return (pair for pair in done)
     depth = max(1, min(depth, len(items)))
-    reader = ThreadPoolExecutor(depth, thread_name_prefix=READ_AHEAD_PREFIX)
+    reader = ThreadPoolExecutor(depth, thread_name_prefix=READ_AHEAD_PREFIX,
+                                initializer=None if niceness is None else lower_priority,
+                                initargs=() if niceness is None else (niceness,))
     return _reading_ahead(reader, [reader.submit(read, item) for item in items[:depth]], read, items)
 
 

@@ -108,6 +108,19 @@ def test_read_ahead_stops_reading_when_the_caller_stops(depth):
     assert sorted(started) == list(range(3 + depth))
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="niceness is set thread by thread on Linux")
+def test_read_ahead_reads_at_the_niceness_asked_for_and_leaves_the_caller_as_it_was():
+    def niceness(_):
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = niceness(None)
+    lower = min(mine + 3, 19)  # raising one's niceness needs no privilege
+    got = [value for _, value in read_ahead(niceness, range(4), 2, niceness=lower)]
+    assert got == [lower] * 4
+    assert [value for _, value in read_ahead(niceness, range(3))] == [mine] * 3  # none asked for: as they were
+    assert niceness(None) == mine
+
+
 @pytest.mark.parametrize("count", [1, 3])
 def test_read_ahead_starts_the_first_read_at_the_call(count):
     """The first item is read before it is asked for (a run lays out its store while its first chunk is sampled);
