@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import NamedTuple
 
 import numpy as np
 from scipy import special
@@ -11,6 +12,7 @@ from scipy import special
 from impact import libm
 from impact.kernels import market_numba, market_numpy
 from impact.kernels.market_numpy import Linkages
+from impact.kernels.policy_numba import gather_rows
 from impact.spec import PARAMETER_DOMAINS, SampledColumn, Scenario, year_segments
 from impact.tariffs import SHARE_INPUTS, distinct_rows
 from impact.threads import thread_map
@@ -129,8 +131,20 @@ def struck_by_group(case: CompiledCase, scores: dict[str, np.ndarray]) -> dict[s
     return {group: c.distribution.from_normal_score(scores[c.name]) >= 0.5 for group, c in legal_columns(case).items()}
 
 
+class RatesByPattern(NamedTuple):
+    """Rates by draw held once per combination of the layers in force that a draw has: draw d's (S, P) rates are
+    ``table[rows[d]]``."""
+
+    table: np.ndarray  # (K, S, P)
+    rows: np.ndarray   # (D,) int64
+
+    def by_draw(self) -> np.ndarray:
+        """The rates of each draw, (D, S, P)."""
+        return gather_rows(self.table, self.rows)
+
+
 def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: dict[str, np.ndarray], draws: int,
-                year: int | None = None, authorities: tuple[str, ...] = ()):
+                year: int | None = None, authorities: tuple[str, ...] = (), by_pattern: bool = False):
     """Tariffs and partner tariffs draw by draw, for a scenario whose layers vary by draw or (with a horizon) date,
     or whose lines' USMCA utilization and metal content do (``case.share_inputs``).
 
@@ -141,7 +155,8 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
     ``tariff`` that comes from its layers, (R, S, P), and the row of it of each draw, (D,) (None: one row for
     every draw, or one row per draw). A leading dimension of 1 instead of D: the same in every draw (a dated regime
     with nothing drawn). Without linked rates or share inputs the parts have a row per combination of the periods'
-    patterns of layers in force, not per draw.
+    patterns of layers in force, not per draw; with ``by_pattern``, so has ``tariff``, as :class:`RatesByPattern`
+    (where there is more than one combination).
     """
     scenario = case.scenario
     periods = year_segments(scenario, year) if year is not None else ((1.0, None),)
@@ -208,12 +223,14 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
         total = 0.0
         for (weight, table, _), pattern in zip(pending, combos.T):
             total = _add_weighted(total, weight, table[pattern])
-        totals["tariff"] = total[0] if len(combos) == 1 else total[of_draw]
+        totals["tariff"] = total[0] if len(combos) == 1 else \
+            RatesByPattern(total, of_draw) if by_pattern else gather_rows(total, of_draw)
     else:
         totals["tariff"] = _with_periods(totals["tariff"], pending)
     parts, split_rows = _combine_periods(by_period, authorities)
     # A leading dimension of 1 stands for every draw: the kernels and the revenue split read it so.
-    lead = {name: np.asarray(values)[None] if np.ndim(values) == 2 else values for name, values in totals.items()}
+    lead = {name: np.asarray(values)[None] if not isinstance(values, RatesByPattern) and np.ndim(values) == 2
+            else values for name, values in totals.items()}
     parts = {a: np.asarray(values)[None] if np.ndim(values) == 2 else values for a, values in parts.items()}
     return lead["tariff"], lead["retaliation"], applied, linked_rates, parts, split_rows
 
@@ -370,7 +387,8 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
 
     When nothing is sampled the kernels solve one draw, which stands for all ``draws``.
 
-    ``policy`` is ``(tariff, partner_tariff)`` (D, S, P) from :func:`draw_policy` when layers vary by draw or date.
+    ``policy`` is ``(tariff, partner_tariff)`` (D, S, P) from :func:`draw_policy` when layers vary by draw or date;
+    ``tariff`` may be :class:`RatesByPattern`, whose log factors are then taken once per pattern.
     ``scale`` multiplies every baseline value (growth over a horizon: outputs scale with it, prices do not), and
     ``pledge_amounts`` (K,) replaces each pledge's USD per year (its disbursement in a year of the horizon).
     ``split`` (R, S, P, A) from :func:`revenue_split` credits each cell's revenue to authorities, row
@@ -397,15 +415,25 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     p = parameters
     tariff, log_tariff_factor, log_partner_tariff_factor = case.tariff, case.log_tariff_factor, \
         case.log_partner_tariff_factor
-    partner_tariff = None
+    partner_tariff, tariff_factor, logs_by_pattern = None, None, False
     if policy is not None:
         tariff, partner_tariff = policy
     collection = p["collection"]
+    if isinstance(tariff, RatesByPattern):
+        if np.all(collection == 1.0):
+            # The log factors (and their exps) once per combination of layers, then copied to each draw of it.
+            table_log = np.empty(tariff.table.shape[:2] + (tariff.table.shape[2] + 1,))
+            table_log[:, :, 0] = 0.0  # home: no tariff
+            libm.log1p_minus(tariff.table, case.log1p_tariff_baseline, table_log[:, :, 1:])
+            log_tariff_factor, logs_by_pattern = gather_rows(table_log, tariff.rows), True
+            if backend == "numba":
+                tariff_factor = gather_rows(libm.exp(table_log), tariff.rows)
+        tariff = tariff.by_draw()
     if np.any(collection != 1.0):
         # Only a share of the statutory change from the 2024 applied rates is collected (and faced by buyers).
         tariff = b.tariff_baseline + collection[:, None, :] * (tariff - b.tariff_baseline)
     # Built in place: with rates by draw, each of these arrays is as large as a chunk's outputs by sector.
-    if policy is not None or np.any(collection != 1.0):
+    if (policy is not None or np.any(collection != 1.0)) and not logs_by_pattern:
         log_tariff_factor = np.empty(tariff.shape[:2] + (tariff.shape[2] + 1,))
         log_tariff_factor[:, :, 0] = 0.0  # home: no tariff
         libm.log1p_minus(tariff, case.log1p_tariff_baseline, log_tariff_factor[:, :, 1:])
@@ -428,7 +456,8 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         linkages=None if case.linkages is None else replace(
             case.linkages, pass_through=p["input_pass_through"], import_scale=p["imported_input_scale"],
             gross_output=case.linkages.gross_output * scale), watch=watch,
-        **({"out": out, "start": start, "solution": solution} if backend == "numba" else {}))
+        **({"out": out, "start": start, "solution": solution, "tariff_factor": tariff_factor}
+           if backend == "numba" else {}))
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws
         sector_out, partner_out, split_out, quota_out, watch_out = (

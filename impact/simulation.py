@@ -462,7 +462,8 @@ class Simulation:
             year_parameters = {**parameters, "sigma": 1.0 + (parameters["sigma"] - 1.0) * path}
             scale, amounts = self.horizon.growth[k], case.scenario.horizon.pledge_flows[:, k]
         if case.policy_names or case.share_inputs or year is not None:
-            *policy, applied, linked, parts, rows = draw_policy(case, parameters, scores, n, year, authorities)
+            *policy, applied, linked, parts, rows = draw_policy(case, parameters, scores, n, year, authorities,
+                                                                by_pattern=True)
             layers = applied, linked
         return year_parameters, policy, scale, amounts, parts, rows, layers
 

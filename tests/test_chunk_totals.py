@@ -1,15 +1,18 @@
-"""The compiled totals of a chunk by draw (``impact.kernels.totals_numba``) against their NumPy references: a
-horizon's cumulative and present-value totals (``simulation._numpy_horizon_totals``) and the consumer costs
-(``model.consumer_costs``), bit for bit, read from output buffers laid out as the kernels write them."""
+"""The compiled steps of a chunk by draw against their NumPy references, bit for bit: its totals
+(``impact.kernels.totals_numba``: a horizon's cumulative and present-value totals, ``simulation._numpy_horizon_totals``,
+and the consumer costs, ``model.consumer_costs``) read from output buffers laid out as the kernels write them, and
+its rates by draw from its rates by pattern (``impact.kernels.policy_numba.gather_rows``, NumPy's ``table[rows]``)."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from impact.kernels.policy_numba import gather_rows
 from impact.kernels.totals_numba import consumer_costs_into, horizon_totals_into
 from impact.model import consumer_costs
 from impact.simulation import _numpy_horizon_totals
@@ -59,3 +62,21 @@ def test_consumer_costs_are_numpys_bits(seed, draws, sectors, special, scale):
     consumer_costs_into(buffer, output, spending.pce, spending.total_pce, spending.households, scale, *got)
     for ours, theirs in zip(got, want):
         assert np.array_equal(ours.view(np.int64), theirs.view(np.int64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), patterns=st.integers(1, 6), draws=st.integers(0, 300),
+       shape=st.sampled_from([(), (3,), (2, 5), (14, 13)]))
+def test_rates_by_draw_are_numpys_gather_of_the_patterns(seed, patterns, draws, shape):
+    rng = np.random.default_rng(seed)
+    table = rng.normal(0.0, 1.0, (patterns,) + shape)
+    table.reshape(-1)[rng.choice(table.size, size=table.size // 7, replace=False)] = np.nan
+    rows = rng.integers(0, patterns, draws)
+    got = gather_rows(table, rows)
+    assert got.shape == (draws,) + shape and got.flags.c_contiguous
+    assert np.array_equal(got.view(np.int64), table[rows].view(np.int64))
+
+
+def test_rates_by_draw_name_a_row_that_is_not_a_pattern():
+    with pytest.raises(ValueError, match=r"rows must be \(D,\) integers in \[0, 3\), got \(2,\) 0-3"):
+        gather_rows(np.zeros((3, 2)), np.array([0, 3]))

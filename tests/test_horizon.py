@@ -403,18 +403,11 @@ def test_invariance_with_every_mechanism_on(tmp_path):
         np.testing.assert_allclose(variable, slow[name], rtol=1e-8, atol=1e-2, err_msg=name)
 
 
-def test_a_years_rates_are_its_periods_rates_weighted_by_days(tmp_path, monkeypatch):
-    """The year's rates draw by draw are its periods' rates (``LayerStack.apply``) weighted by their days and summed
-    in order, bit for bit: summed pattern by pattern in a year whose periods have no linked rate (2027, with two
-    draw-dependent layers), draw by draw from the period a linked layer takes effect (2025) and from the first
-    period of a year in which it ends (2026)."""
-    from impact.model import draw_policy
-    from impact.simulation import Simulation
-    from impact.spec import year_segments
-    from impact.tariffs import LayerStack
-
-    two_sectors(tmp_path)
-    path = write_scenario(tmp_path / "periods.toml", """
+def _periods_scenario(folder):
+    """Two sectors over 2025-2027 with a dated, stepped layer at legal risk, a linked layer that takes effect and
+    ends within the horizon, and a snap-back on a pledge: years of many periods, by pattern and by draw."""
+    two_sectors(folder)
+    return write_scenario(folder / "periods.toml", """
         [scenario]
         title = "periods"
         baseline = "two.csv"
@@ -465,6 +458,19 @@ def test_a_years_rates_are_its_periods_rates_weighted_by_days(tmp_path, monkeypa
         dist = "fixed"
         value = 1.0
     """)
+
+
+def test_a_years_rates_are_its_periods_rates_weighted_by_days(tmp_path, monkeypatch):
+    """The year's rates draw by draw are its periods' rates (``LayerStack.apply``) weighted by their days and summed
+    in order, bit for bit: summed pattern by pattern in a year whose periods have no linked rate (2027, with two
+    draw-dependent layers), draw by draw from the period a linked layer takes effect (2025) and from the first
+    period of a year in which it ends (2026)."""
+    from impact.model import draw_policy
+    from impact.simulation import Simulation
+    from impact.spec import year_segments
+    from impact.tariffs import LayerStack
+
+    path = _periods_scenario(tmp_path)
     simulation = Simulation(impact.load_scenario(path))
     case, draws = simulation.cases[0], 800
     sampled = simulation.sample(0, draws)
@@ -500,3 +506,34 @@ def test_a_years_rates_are_its_periods_rates_weighted_by_days(tmp_path, monkeypa
         assert len(np.unique(expected.reshape(draws, -1), axis=0)) > 1  # the rates vary by draw
     # 2025: by pattern, then linked; 2026: linked, then by pattern; 2027: by pattern alone
     assert {(False, True), (True, False), (False,)} <= {tuple(dict.fromkeys(kind)) for kind in kinds}
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_a_years_rates_by_pattern_solve_to_the_bits_of_the_rates_by_draw(tmp_path, backend):
+    """A run takes a year's rates by pattern where they are (``draw_policy(by_pattern=True)``): each draw's rates
+    are the gathered rates' bits, and the solve, which takes the log factors and their exps once a pattern, gives
+    the bits of the solve of the rates by draw."""
+    from impact.model import RatesByPattern, draw_policy, revenue_split, solve_chunk
+    from impact.simulation import Simulation
+
+    simulation = Simulation(impact.load_scenario(_periods_scenario(tmp_path)), backend=backend)
+    case, draws = simulation.cases[0], 800
+    sampled = simulation.sample(0, draws)
+    authorities = tuple(case.scenario.tariff_stack.authorities)
+    by_pattern = 0
+    for k, year in enumerate(simulation.years):
+        year_parameters, (tariff, partner), scale, amounts, parts, rows, _ = simulation._period_inputs(
+            case, k, year, sampled.parameters[0], sampled.case_scores[0], draws, authorities, {})
+        gathered = draw_policy(case, sampled.parameters[0], sampled.case_scores[0], draws, year, authorities)[0]
+        if isinstance(tariff, RatesByPattern):
+            by_pattern += 1
+            assert 1 < tariff.table.shape[0] < draws
+            assert np.array_equal(tariff.by_draw(), gathered)
+        solved = [solve_chunk(case, year_parameters, draws, True, backend, policy, scale, amounts,
+                              revenue_split(parts), rows) for policy in ((tariff, partner), (gathered, partner))]
+        for ours, theirs in zip(*solved):
+            if isinstance(ours, np.ndarray):
+                assert np.array_equal(ours.view(np.int64), theirs.view(np.int64)), year
+            else:
+                assert ours == theirs
+    assert by_pattern  # 2027: two draw-dependent layers, no linked rate

@@ -56,11 +56,13 @@ def account(log_price_index, log_producer_price, tariff, log_tariff_factor, sigm
 
 def as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
                      imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
-                     pledge_shares, pledge_flow):
-    """The accounting inputs as contiguous arrays of the kernels' dtypes, in the kernels' argument order."""
+                     pledge_shares, pledge_flow, tariff_factor=None):
+    """The accounting inputs as contiguous arrays of the kernels' dtypes, in the kernels' argument order.
+    ``tariff_factor``, if given, is ``libm.exp(log_tariff_factor)`` already taken."""
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     pledges, sectors = len(pledge_partner), imports0.shape[0]
-    return (f(tariff), f(log_tariff_factor), f(libm.exp(log_tariff_factor)), f(sigma), f(eps), f(mu), f(log_fx),
+    tariff_factor = libm.exp(log_tariff_factor) if tariff_factor is None else tariff_factor
+    return (f(tariff), f(log_tariff_factor), f(tariff_factor), f(sigma), f(eps), f(mu), f(log_fx),
             f(phi), f(sigx), f(log_partner_tariff_factor), f(imports0), f(exports0), f(home0), f(expenditure0),
             f(tariff0), np.ascontiguousarray(pledge_partner, dtype=np.int64),
             np.ascontiguousarray(pledge_is_purchase, dtype=np.bool_), f(pledge_shares).reshape(pledges, sectors),

@@ -37,7 +37,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                       quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None,
                       *, revenue_split=None, split_rows=None, linkages=None, tol=1e-12, max_iter=100,
                       link_tol=LINK_TOL, link_max_iter=LINK_MAX_ITER, link_steps=None, watch=None, out=None,
-                      start=None, solution=None):
+                      start=None, solution=None, tariff_factor=None):
     """See :func:`impact.kernels.market_numpy.solve_and_account`; failed markets give NaN and are counted (a draw
     whose input costs do not converge counts every sector as failed). ``link_steps`` (D,) int64, if given, receives
     each draw's Newton steps on the input costs (-1: not converged). ``out`` ``(sector_out, partner_out)``, if given,
@@ -47,7 +47,8 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     ``start`` (D or 1, 2, S), if given, is where each draw's solve starts: the log price index ``x`` (row 0) and,
     with linkages, the log home cost ``log z`` (row 1) of every sector, in place of the baseline's 0 (a draw whose
     start is not finite starts from 0). ``solution`` (D, 2, S), if given, receives both at each draw's root (NaN
-    where a solve failed). A start near the root saves Newton steps; the root is the same to the tolerances."""
+    where a solve failed). A start near the root saves Newton steps; the root is the same to the tolerances.
+    ``tariff_factor``, if given, is ``libm.exp(log_tariff_factor)`` already taken (the caller's, by pattern)."""
     watch_sector, watch_partner = no_watch() if watch is None else watch
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     theta, log_tariff_factor, log_fx, phi, sigma, eps = (
@@ -63,7 +64,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
         sectors, quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
     args = as_kernel_arrays(tariff, log_tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_partner_tariff_factor,
                             imports0, exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase,
-                            pledge_shares, pledge_flow)
+                            pledge_shares, pledge_flow, tariff_factor)
     sector_out, partner_out, cell_out = allocate_outputs(draws, imports0.shape, keep_cells, out)
     revenue_split, split_rows, split_out = split_arrays(revenue_split, split_rows, draws, imports0.shape)
     quota_out = np.full((draws, len(QUOTA_OUTPUTS), sectors), np.nan)
