@@ -32,7 +32,7 @@ WINDOW = 65536
 #: ahead): fewer draws a window for more series.
 WINDOW_BYTES = 1 << 26
 #: Windows read at once ahead of the one in use (each on a thread of its own): one read's decompression runs while
-#: the next waits on the device (a horizon's summary at 131,072 draws 4.4-4.6 s against 4.7-5.4 with one).
+#: the next waits on the device (a horizon's summary at 131,072 draws 4.4-4.7 s against 4.7-5.4 with one).
 READS_IN_FLIGHT = 2
 #: The niceness of a streamed summary's reading threads: their decompression takes a core only where the passes
 #: leave one, not a pass's thread in the middle of a window, which the pass's other thread then waits for (the

@@ -7,7 +7,7 @@ one pass: NumPy's steps (their references, ``simulation._numpy_horizon_totals`` 
 strided view of the buffer label by label and year by year on the main thread, a serial part of every (case, year)
 of a horizon's chunk. The additions are NumPy's, in NumPy's order (a draw's labels by NumPy's pairwise sum,
 :func:`impact.kernels.rows_numba.labels_sum`; the years and the sectors one by one, in order, from 0.0), so the
-same bits (``tests/test_horizon.py``).
+same bits (``tests/test_chunk_totals.py``).
 """
 
 from __future__ import annotations
