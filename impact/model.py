@@ -235,6 +235,83 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
     return lead["tariff"], lead["retaliation"], applied, linked_rates, parts, split_rows
 
 
+class PoliciesByOutcome:
+    """:func:`draw_policy` of one case and year (``by_pattern``), kept by the outcome that decides it draw by draw,
+    for a case whose rates depend on a draw only through which layers apply when: whether each pledge condition
+    holds and each legal group's layers are struck down (no linked rates, no share inputs: :meth:`applies`). A
+    chunk's draws take a few outcomes, and a run's chunks the same few: each outcome's regime is built once a run
+    (from the first draw that has it), and a chunk's are its draws' outcomes and a copy of their rows, where
+    ``draw_policy`` walks every period and layer of the year again (0.3-4 ms a case and year, a chunk's largest
+    serial step). Each draw's rates, shares of the year and parts are those ``draw_policy`` gives it: the same
+    operations on the same rows (``tests/test_horizon.py``)."""
+
+    def __init__(self, case: CompiledCase, year: int | None, authorities: tuple[str, ...]):
+        self.case, self.year, self.authorities = case, year, authorities
+        self.known: dict[bytes, tuple] = {}  # outcome -> (tariff (S, P), retaliation (S, P), applied, parts)
+
+    @staticmethod
+    def applies(case: CompiledCase) -> bool:
+        """Whether a case's rates depend on a draw only through its layers' conditions and legal rulings."""
+        return not case.share_inputs and all(layer.linked_rate is None for _, layer in case.scenario.policy_layers)
+
+    def outcomes(self, parameters: dict[str, np.ndarray], scores: dict[str, np.ndarray], draws: int) -> np.ndarray:
+        """Each draw's outcome (D, columns) bool: each pledge condition of a layer, then each legal group struck."""
+        scenario = self.case.scenario
+        realization = np.broadcast_to(parameters["realization"], (draws, len(scenario.pledges)))
+        pledge_index = {p.name: k for k, p in enumerate(scenario.pledges)}
+        columns = []
+        for _, layer in scenario.policy_layers:
+            condition = layer.condition
+            if condition is not None and condition.pledge is not None:
+                r = realization[:, pledge_index[condition.pledge]]
+                columns.append(r < condition.below if condition.below is not None else r >= condition.at_least)
+        struck = struck_by_group(self.case, scores)
+        columns += [struck[group] for group in sorted(struck)]
+        return np.stack(columns, axis=1) if columns else np.zeros((draws, 0), dtype=bool)
+
+    def __call__(self, parameters: dict[str, np.ndarray], scores: dict[str, np.ndarray], draws: int):
+        """``draw_policy(case, parameters, scores, draws, year, authorities, by_pattern=True)``."""
+        outcome = self.outcomes(parameters, scores, draws)
+        if outcome.shape[1]:
+            combos, of_draw = distinct_rows(outcome)
+        else:
+            combos, of_draw = outcome[:1], np.zeros(draws, dtype=np.int64)
+        keys = [row.tobytes() for row in combos]
+        missing = [k for k, key in enumerate(keys) if key not in self.known]
+        if missing:
+            first = np.unique(of_draw, return_index=True)[1]  # each outcome's first draw
+            self._build(parameters, scores, draws, [keys[k] for k in missing], first[missing])
+        rows = [self.known[key] for key in keys]
+        tariff = np.stack([row[0] for row in rows])
+        retaliation = np.stack([row[1] for row in rows])
+        applied = np.stack([row[2] for row in rows])[of_draw]
+        linked = np.full(applied.shape, np.nan)
+        several = len(rows) > 1
+        parts = {a: np.stack([row[3][a] for row in rows]) for a in self.authorities}
+        if several and (retaliation == retaliation[:1]).all():
+            retaliation = retaliation[:1]
+        return (RatesByPattern(tariff, of_draw) if several else tariff,
+                gather_rows(retaliation, of_draw) if len(retaliation) > 1 else retaliation,
+                applied, linked, parts, of_draw if several and self.authorities else None)
+
+    def _build(self, parameters, scores, draws: int, keys: list[bytes], draws_of: np.ndarray) -> None:
+        """The regimes of outcomes ``keys``, from draws ``draws_of`` (one with each outcome)."""
+        case = self.case
+        realization = np.broadcast_to(parameters["realization"], (draws, len(case.scenario.pledges)))[draws_of]
+        names = [column.name for column in legal_columns(case).values()]
+        tariff, retaliation, applied, _, parts, split_rows = draw_policy(
+            case, {"realization": realization}, {name: scores[name][draws_of] for name in names}, len(keys),
+            self.year, self.authorities, by_pattern=True)
+        count = len(keys)
+        tariff = tariff.by_draw() if isinstance(tariff, RatesByPattern) else np.broadcast_to(
+            tariff, (count,) + tariff.shape[1:])
+        retaliation = np.broadcast_to(retaliation, (count,) + retaliation.shape[1:])
+        for k, key in enumerate(keys):
+            part = {a: values[split_rows[k] if split_rows is not None else 0 if len(values) == 1 else k]
+                    for a, values in parts.items()}
+            self.known[key] = (tariff[k].copy(), retaliation[k].copy(), applied[k].copy(), part)
+
+
 def _add_weighted(total, weight: float, values: np.ndarray):
     """``total + weight * values``: (S, P) while neither varies by draw. A total by draw is summed into the weighted
     values (an array of their own), not into one more: each new array of a chunk's (D, S, P) values is 55 MB of

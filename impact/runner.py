@@ -391,8 +391,8 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
             stored = simulation.stored_buffers(room) if todo_here else None
             # A run that computes all its chunks here, in order, has its summary's bands from them as the writer
             # writes them, rather than from its store read back at the end (a seventh of a run's time).
-            running = _running_summary(simulation, draws) if create and shard is None and client is None and \
-                todo_here == list(range(len(ranges))) else None
+            running = _running_summary(simulation, draws, room) if create and shard is None and client is None \
+                and todo_here == list(range(len(ranges))) else None
             with sampled_ahead(simulation, [ranges[index] for index in todo_here]) as samples:
                 if create and todo_here:
                     # Laid out from the one-draw probe that sized the run, while the first chunk is sampled.
@@ -407,9 +407,12 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                         pending.result()
                         moment = watch.add("waiting_for_writes", moment)
                     copies = simulation.stored_outputs(buffers, stop - start, stored)
-                    watch.add("float32_copies", moment)
+                    moment = watch.add("float32_copies", moment)
+                    if running is not None and running.parallel:
+                        running.add(start, _stored_values(chunk, copies))
+                        watch.add("summary_gathered", moment)
                     pending = writer.submit(_write, store, index, start, stop, chunk, failed, identity, copies,
-                                            running)
+                                            None if running is None or running.parallel else running)
                     # The writer holds the chunk until it is written, early in the next chunk's solve; held here too,
                     # its inputs would stay in memory beside the next chunk's.
                     del chunk, copies
@@ -477,13 +480,21 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
     return store
 
 
-def _running_summary(simulation: Simulation, draws: int) -> RunningSummary | None:
-    """The summary a run gathers from its chunks as they are written (None for a run with a horizon, or of more
-    than ``STREAM_DRAWS`` draws, whose summary reads its store)."""
-    if simulation.years or draws > STREAM_DRAWS:
+def _running_summary(simulation: Simulation, draws: int, chunk: int) -> RunningSummary | None:
+    """The summary a run gathers from its chunks (of at most ``chunk`` draws) as they are solved (None for a run of
+    more than ``STREAM_DRAWS`` draws, whose summary reads its store). A run with a horizon gathers it on the main
+    thread, its series on the kernels' threads (eleven years of series from a chunk a tenth the size); one without,
+    on the writer's thread beside the next chunk's kernels."""
+    if draws > STREAM_DRAWS:
         return None
     template = xr.merge([simulation.static_dataset(), simulation.probe()], combine_attrs="override")
-    return RunningSummary(template.assign_attrs(simulation.attrs(draws)), draws)
+    return RunningSummary(template.assign_attrs(simulation.attrs(draws)), draws, chunk,
+                          parallel=bool(simulation.years))
+
+
+def _stored_values(chunk: xr.Dataset, copies: dict):
+    """A chunk's stored (float32) values of a variable by name: its float32 copy, else its values as stored."""
+    return lambda name: copies[name] if name in copies else np.asarray(chunk[name].values, dtype=STORED_DTYPE)
 
 
 def _write(store: RunStore, index: int, start: int, stop: int, chunk: xr.Dataset, failures: int, identity: dict,
@@ -491,8 +502,7 @@ def _write(store: RunStore, index: int, start: int, stop: int, chunk: xr.Dataset
     """Write a chunk (:meth:`RunStore.write_chunk`), then add its stored values to the run's summary."""
     store.write_chunk(index, start, stop, chunk, failures, identity, copies)
     if running is not None:
-        running.add(start, lambda name: copies[name] if name in copies else
-                    np.asarray(chunk[name].values, dtype=STORED_DTYPE))
+        running.add(start, _stored_values(chunk, copies))
 
 
 #: The niceness of the thread that samples a run's next chunk (:func:`sampled_ahead`): it takes what the kernels and

@@ -22,8 +22,8 @@ from impact.kernels.layout import CELL_OUTPUTS, LANDED_OUTPUTS, PARTNER_OUTPUTS,
 from impact.kernels.rows_numba import MOST_LABELS
 from impact.kernels.stored_numba import gather_float32
 from impact.kernels.totals_numba import consumer_costs_into, horizon_totals_into
-from impact.model import (case_parameters, compile_case, consumer_costs, draw_policy, legal_columns, log_exchange_rates,
-                          parameter_dims, revenue_split, solve_chunk, struck_by_group)
+from impact.model import (PoliciesByOutcome, case_parameters, compile_case, consumer_costs, draw_policy, legal_columns,
+                          log_exchange_rates, parameter_dims, revenue_split, solve_chunk, struck_by_group)
 from impact.sampling import Design, correlate
 from impact.spec import PLEDGE_PARAMETERS, Scenario, same_horizon, year_segments
 from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, HOUSEHOLD_OUTPUTS, KEEP_LEVELS, VARIABLES, outputs_for
@@ -122,6 +122,7 @@ class Simulation:
         self.landed = scenario.landed_costs
         self.phases = Stopwatch()  # wall time of chunk() by CHUNK_PHASES, over every chunk solved here
         self._starts = {}  # by period: where the solves start (see _start)
+        self._policies = {}  # by case, period and authorities: each outcome's regime (model.PoliciesByOutcome)
         self._probe = None  # see probe
         self.watch = (np.array([s for _, s, _ in self.landed], dtype=np.int64),
                       np.array([p for _, _, p in self.landed], dtype=np.int64))
@@ -462,8 +463,14 @@ class Simulation:
             year_parameters = {**parameters, "sigma": 1.0 + (parameters["sigma"] - 1.0) * path}
             scale, amounts = self.horizon.growth[k], case.scenario.horizon.pledge_flows[:, k]
         if case.policy_names or case.share_inputs or year is not None:
-            *policy, applied, linked, parts, rows = draw_policy(case, parameters, scores, n, year, authorities,
-                                                                by_pattern=True)
+            if PoliciesByOutcome.applies(case):
+                key = (case.label, k, authorities)
+                if key not in self._policies:
+                    self._policies[key] = PoliciesByOutcome(case, year, authorities)
+                *policy, applied, linked, parts, rows = self._policies[key](parameters, scores, n)
+            else:
+                *policy, applied, linked, parts, rows = draw_policy(case, parameters, scores, n, year, authorities,
+                                                                    by_pattern=True)
             layers = applied, linked
         return year_parameters, policy, scale, amounts, parts, rows, layers
 

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import mmap
 import re
 from dataclasses import dataclass
 
@@ -305,12 +306,7 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
                                    READS_IN_FLIGHT, READER_NICENESS):
             # whole: draw, case[, year][, label], moved into rows of draws by (case, year): a label read straight
             # from the window would stray across all of it, a cache line for each value.
-            if not by_year:
-                whole = whole[:, :, None]
-            if dim is None:
-                totals, label_rows = np.moveaxis(whole.astype(np.float64), 0, -1), None
-            else:
-                totals, label_rows = _piece_rows(whole, positions, with_total, parallel=True)
+            totals, label_rows = _window_rows(whole, by_year, dim, positions, with_total, parallel=True)
             rows = np.empty((len(series), whole.shape[0]))  # filled in place: no stacked copy
             if compiled is not None and rows.size >= streaming.COMPILED_FROM:
                 compiled(totals, label_rows, rows)
@@ -330,6 +326,19 @@ def _streamed_rows(variable: xr.DataArray, dim: str | None, labels: list[str], r
              **({"year": years[y][0]} if by_year else {})}
             for (y, label, case), stats in zip(series, streamed_statistics(windows, len(series), quantiles, precision))
             if stats["draws"]]  # none: e.g. a quota or a conditional layer that only the scenario has
+
+
+def _window_rows(whole: np.ndarray, by_year: bool, dim: str | None, positions: list[int], with_total: bool,
+                 parallel: bool):
+    """A window (draw, case[, year][, label]) of a variable's stored draws moved into rows of draws by (case, year):
+    its totals (case, year, draws) float64 and label rows (case, year, label, draws) float32 (:func:`_piece_rows`;
+    a variable without labels: its values as totals, no label rows). A label read straight from the window would
+    stray across all of it, a cache line for each value."""
+    if not by_year:
+        whole = whole[:, :, None]
+    if dim is None:
+        return np.moveaxis(whole.astype(np.float64), 0, -1), None
+    return _piece_rows(whole, positions, with_total, parallel=parallel)
 
 
 def _numpy_series_rows(series: list[tuple], years: list[tuple], present: list[str], detail: list[str],
@@ -363,14 +372,11 @@ def _numpy_series_rows(series: list[tuple], years: list[tuple], present: list[st
         rows[i] = value(y, label, case)
 
 
-def _compiled_series_rows(series: list[tuple], years: list[tuple], stored_years: int, present: list[str],
-                          detail: list[str], percent: str | None):
-    """The rows of a window's ``series`` ((year index, label, case), as :func:`_streamed_rows` reports them) from its
-    totals (case, year, draws) and label rows (case, year, label, draws), ``stored_years`` years each, by
-    :func:`impact.kernels.rows_numba.series_rows` (series on the kernels' threads; the same bits as its reference,
-    :func:`_numpy_series_rows`): a function ``(totals, label_rows, rows)``, or None with the JIT disabled."""
-    if JIT_DISABLED:
-        return None
+def _series_sources(series: list[tuple], years: list[tuple], stored_years: int, present: list[str],
+                    detail: list[str], percent: str | None):
+    """How :func:`impact.kernels.rows_numba.series_rows` makes each of ``series`` ((year index, label, case)):
+    ``(source_a, source_b, form, base)``, each source a (group, label) of the totals (case, year) or label rows
+    (case, year, label), ``stored_years`` years each; the forms as :func:`relative_change` takes them."""
     from impact.kernels import rows_numba as kernel
 
     def source(case, label, y):
@@ -384,20 +390,38 @@ def _compiled_series_rows(series: list[tuple], years: list[tuple], stored_years:
         effect = case == "effect"
         source_a[i] = source("scenario" if effect else case, label, y)
         source_b[i] = source("counterfactual", label, y) if effect else source_a[i]
-        # As relative_change takes them
         if percent == "counterfactual" and effect:
             form[i] = kernel.PERCENT_OF_B
         elif percent == "baseline" and reference is not None:
             form[i], base[i] = (kernel.DIFFERENCE_PERCENT_OF_BASE if effect else kernel.PERCENT_OF_BASE), reference
         elif effect:
             form[i] = kernel.DIFFERENCE
+    return source_a, source_b, form, base
+
+
+def _kernel_rows(totals: np.ndarray | None, label_rows: np.ndarray | None, groups: int, labels: int, draws: int):
+    """A window's totals and label rows as the compiled series take them: (groups, draws) float64 and (groups,
+    labels, draws) float32, empty where there are none."""
+    return (np.empty((0, draws)) if totals is None else totals.reshape(groups, draws),
+            np.empty((0, 0, draws), dtype=np.float32) if label_rows is None
+            else label_rows.reshape(groups, labels, draws))
+
+
+def _compiled_series_rows(series: list[tuple], years: list[tuple], stored_years: int, present: list[str],
+                          detail: list[str], percent: str | None):
+    """The rows of a window's ``series`` ((year index, label, case), as :func:`_streamed_rows` reports them) from its
+    totals (case, year, draws) and label rows (case, year, label, draws), ``stored_years`` years each, by
+    :func:`impact.kernels.rows_numba.series_rows` (series on the kernels' threads; the same bits as its reference,
+    :func:`_numpy_series_rows`): a function ``(totals, label_rows, rows)``, or None with the JIT disabled."""
+    if JIT_DISABLED:
+        return None
+    from impact.kernels import rows_numba as kernel
+
+    sources = _series_sources(series, years, stored_years, present, detail, percent)
 
     def fill(totals, label_rows, rows):
-        groups, draws = len(present) * stored_years, rows.shape[1]
-        kernel.series_rows(np.empty((0, draws)) if totals is None else totals.reshape(groups, draws),
-                           np.empty((0, 0, draws), dtype=np.float32) if label_rows is None
-                           else label_rows.reshape(groups, len(detail), draws),
-                           source_a, source_b, form, base, rows)
+        kernel.series_rows(*_kernel_rows(totals, label_rows, len(present) * stored_years, len(detail), rows.shape[1]),
+                           *sources, rows)
 
     return fill
 
@@ -857,246 +881,309 @@ def convergence_report(rows: list[dict], quantiles, tolerance: float) -> str:
     return "\n".join(lines)
 
 
-#: Valid draws of a series whose order sets the intervals kept around its quantiles (:class:`RunningSummary`).
-BRACKET_SAMPLE = 32768
 #: Half-width of an interval around a quantile's rank, in standard deviations of the sampling error of that rank
 #: among the draws seen so far (with 16 draws more): the run's quantile falls outside with a probability of about
 #: 2e-9 at each narrowing (the summary then reads the store).
 BRACKET_SIGMAS = 6.0
 
 
-def _numpy_bracket_counts(values: np.ndarray, lo: np.ndarray, hi: np.ndarray):
-    """The counts of one series' float32 ``values`` (NaN: missing) against the intervals ``(lo[j], hi[j])``, in
-    NumPy: ``(valid, below, at_lo, at_hi, kept)`` (the NumPy reference of
-    :func:`impact.kernels.moments_numba.bracket_counts`, which adds the counts in place)."""
-    values = values[:, None]
-    open_ = hi > lo
-    inside = (values > lo) & (values < hi)
-    return (int(np.count_nonzero(~np.isnan(values))), np.count_nonzero(values < lo, axis=0),
-            np.count_nonzero(values == lo, axis=0), np.count_nonzero((values == hi) & open_, axis=0),
-            [values[inside[:, j], 0] for j in range(lo.size)])
+def _bracket_width(q: float, seen: int) -> int:
+    """:func:`impact.kernels.running_numba.width`: an interval's half-width in draws (:data:`BRACKET_SIGMAS`)."""
+    return math.ceil(BRACKET_SIGMAS * math.sqrt(seen * q * (1.0 - q))) + 16
 
 
-class _Intervals:
-    """The draws of one series around its quantiles: for each quantile an interval ``(lo, hi)``, the valid draws
-    counted below ``lo``, at ``lo`` and at ``hi`` (above ``lo``), and those strictly between, kept. The intervals
-    narrow as draws come in (by the same number of standard deviations of an ever smaller error), so the draws
-    kept grow with the square root of the draws seen."""
+class _Brackets:
+    """The intervals kept around the quantiles of a variable's series, for :class:`RunningSummary`: the arrays that
+    :mod:`impact.kernels.running_numba` (which describes them) and its reference :func:`_numpy_bracket_series`
+    update chunk by chunk. Each interval's kept draws have room for three widths at the run's draws and a chunk
+    more; the pages a run never fills are never touched (some 70 KB a series at 1,000,000 draws)."""
 
-    def __init__(self, quantiles: tuple[float, ...], ordered: np.ndarray):
-        """Intervals from the series' first valid draws ``ordered`` (sorted, float32)."""
-        self.quantiles = quantiles
-        self.seen = ordered.size
-        q = len(quantiles)
-        self.lo, self.hi = np.full(q, -np.inf, dtype=np.float32), np.full(q, np.inf, dtype=np.float32)
-        self.at_lo = np.full(q, np.searchsorted(ordered, self.lo[0], "right"), dtype=np.int64)
-        self.below, self.at_hi = np.zeros(q, dtype=np.int64), np.zeros(q, dtype=np.int64)
-        top = np.searchsorted(ordered, self.hi[0], "left")
-        self.at_hi[:] = ordered.size - top
-        middle = ordered[self.at_lo[0]:top]  # shared until each interval's first narrowing copies its own
-        self.kept = [[middle] for _ in range(q)]
-        self.held = np.full(q, top - self.at_lo[0], dtype=np.int64)
-        for j in range(q):
-            self._narrow(j)
+    def __init__(self, series: int, quantiles: tuple[float, ...], draws: int, chunk: int):
+        from impact.kernels.running_numba import NARROW_AT, NARROW_SLACK
 
-    def _width(self, j: int) -> int:
-        q = self.quantiles[j]
-        return math.ceil(BRACKET_SIGMAS * math.sqrt(self.seen * q * (1.0 - q))) + 16
+        shape = (series, len(quantiles))
+        self.quantiles = np.array(quantiles, dtype=np.float64)
+        self.lo, self.hi = np.full(shape, -np.inf, dtype=np.float32), np.full(shape, np.inf, dtype=np.float32)
+        self.below, self.at_lo, self.at_hi, self.held = (np.zeros(shape, dtype=np.int64) for _ in range(4))
+        self.seen, self.lost = np.zeros(series, dtype=np.int64), np.zeros(shape, dtype=np.bool_)
+        self.capacity = np.array([NARROW_AT * _bracket_width(q, draws) + NARROW_SLACK + chunk for q in quantiles],
+                                 dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(self.capacity)[:-1]])
+        self.start = np.arange(series, dtype=np.int64)[:, None] * int(self.capacity.sum()) + offsets[None, :]
+        self.pool = _untouched_pages(series * int(self.capacity.sum()))
 
-    def add(self, row: np.ndarray, buffers: "_BracketBuffers | None") -> None:
-        """Count and keep the draws of one series ``row`` (its values as float32; NaN: missing), those after the
-        draws added before; compiled (:func:`impact.kernels.moments_numba.bracket_counts`, in ``buffers``) or,
-        without buffers (the JIT disabled), in NumPy (:func:`_numpy_bracket_counts`)."""
-        if buffers is not None:
-            from impact.kernels.moments_numba import bracket_counts
+    def state(self) -> tuple:
+        """The arguments the kernels take after the series: quantiles, sigmas, then the intervals' arrays."""
+        return (self.quantiles, BRACKET_SIGMAS, self.lo, self.hi, self.below, self.at_lo, self.at_hi, self.seen,
+                self.pool, self.start, self.held, self.capacity, self.lost)
 
-            values, flags, kept, sizes = buffers.for_draws(row.size)
-            self.seen += bracket_counts(row, values, flags, self.lo, self.hi, self.below, self.at_lo, self.at_hi,
-                                        kept, sizes)
-            inside = [kept[j, :sizes[j]] for j in range(len(self.quantiles))]
-        else:
-            valid, below, at_lo, at_hi, inside = _numpy_bracket_counts(np.asarray(row, dtype=np.float32), self.lo,
-                                                                      self.hi)
-            self.seen += valid
-            self.below += below
-            self.at_lo += at_lo
-            self.at_hi += at_hi
-        for j, draws in enumerate(inside):
-            if draws.size:
-                self.kept[j].append(draws.copy())
-                self.held[j] += draws.size
-                if self.held[j] > 3 * self._width(j) + 64:  # about 2 widths are kept after a narrowing
-                    self._narrow(j)
+    def kept(self, s: int, j: int) -> np.ndarray:
+        return self.pool[self.start[s, j]:self.start[s, j] + self.held[s, j]]
 
-    def _inside(self, j: int) -> np.ndarray:
-        if len(self.kept[j]) != 1:
-            self.kept[j] = [np.sort(np.concatenate(self.kept[j])) if self.kept[j] else np.empty(0, np.float32)]
-        return self.kept[j][0]
+    def sort(self, compiled: bool) -> None:
+        """Sort every interval's kept draws (for :meth:`value`)."""
+        if compiled:
+            from impact.kernels.running_numba import sort_kept
 
-    def _narrow(self, j: int) -> None:
-        """Move the ends of interval ``j`` in, around its quantile's rank among the draws seen so far; the kept
-        draws outside the new ends are counted instead."""
-        inside = self._inside(j)
-        rank = self.quantiles[j] * (self.seen - 1)
-        width = self._width(j)
-        first = int(self.below[j] + self.at_lo[j])  # the rank of inside[0]
-        low = math.floor(rank) - width - first
-        if 0 < low < inside.size:
-            lo = inside[low]
-            start, end = np.searchsorted(inside, lo, "left"), np.searchsorted(inside, lo, "right")
-            self.below[j] += self.at_lo[j] + start
-            self.at_lo[j] = end - start
-            self.lo[j], inside = lo, inside[end:]
-            first = int(self.below[j] + self.at_lo[j])
-        high = math.ceil(rank) + width - first
-        if 0 <= high < inside.size - 1:
-            hi = inside[high]
-            start, end = np.searchsorted(inside, hi, "left"), np.searchsorted(inside, hi, "right")
-            self.at_hi[j] = end - start
-            self.hi[j], inside = hi, inside[:start]
-        self.kept[j], self.held[j] = [inside.copy()], inside.size
+            sort_kept(self.pool, self.start, self.held)
+            return
+        for s, j in np.ndindex(self.start.shape):
+            self.kept(s, j).sort()
 
-    def value(self, rank: int):
-        """The draw of ``rank`` (0-based) among the series' valid draws, or None if no interval holds it."""
-        for j in range(len(self.quantiles)):
-            position = rank - int(self.below[j])
+    def value(self, s: int, rank: int):
+        """The draw of ``rank`` (0-based) among series ``s``'s valid draws, or None if no interval holds it (the kept
+        draws sorted: :meth:`sort`)."""
+        for j in range(self.quantiles.size):
+            if self.lost[s, j]:
+                continue
+            position = rank - int(self.below[s, j])
             if position < 0:
                 continue
-            if position < self.at_lo[j]:
-                return float(self.lo[j])
-            position -= int(self.at_lo[j])
-            inside = self._inside(j)
-            if position < inside.size:
-                return float(inside[position])
-            if position - inside.size < self.at_hi[j]:
-                return float(self.hi[j])
+            if position < self.at_lo[s, j]:
+                return float(self.lo[s, j])
+            position -= int(self.at_lo[s, j])
+            if position < self.held[s, j]:
+                return float(self.kept(s, j)[position])
+            if position - self.held[s, j] < self.at_hi[s, j]:
+                return float(self.hi[s, j])
         return None
 
 
-class _BracketBuffers:
-    """The scratch arrays of :func:`impact.kernels.moments_numba.bracket_counts`, reused series after series."""
+def _untouched_pages(size: int) -> np.ndarray:
+    """``np.empty(size, float32)`` whose memory is taken a 4 KB page at a time as it is first written: each interval's
+    room is written only at its start. (NumPy asks the system for huge pages of 2 MB for an array this large, and a
+    page written anywhere is taken whole: the room of every interval, some 260 MB at 1,000,000 horizon draws.)"""
+    pages = mmap.mmap(-1, max(4 * size, 1))
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        pages.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(pages, dtype=np.float32, count=size)
 
-    def __init__(self, quantiles: int):
-        self.quantiles, self.draws = quantiles, -1
 
-    def for_draws(self, draws: int):
-        if draws != self.draws:
-            self.draws = draws
-            self.values = np.empty(draws, dtype=np.float32)
-            self.flags = np.empty(-(-draws // 8) * 8, dtype=np.uint8)
-            self.kept = np.empty((self.quantiles, draws), dtype=np.float32)
-            self.sizes = np.zeros(self.quantiles, dtype=np.int64)
-        return self.values, self.flags, self.kept, self.sizes
+def _numpy_narrow(b: _Brackets, s: int, j: int) -> None:
+    """:func:`impact.kernels.running_numba.narrow` in NumPy."""
+    inside = b.kept(s, j)
+    inside.sort()
+    begin, end = _numpy_narrow_sorted(b, s, j, inside)
+    inside[:end - begin] = inside[begin:end].copy()
+    b.held[s, j] = end - begin
+
+
+def _numpy_narrow_sorted(b: _Brackets, s: int, j: int, inside: np.ndarray) -> tuple[int, int]:
+    """:func:`impact.kernels.running_numba.narrow_sorted` in NumPy."""
+    q, seen = float(b.quantiles[j]), int(b.seen[s])
+    rank = q * (seen - 1)
+    half = _bracket_width(q, seen)
+    first = int(b.below[s, j] + b.at_lo[s, j])
+    low = math.floor(rank) - half - first
+    if low >= inside.size and b.hi[s, j] > b.lo[s, j]:
+        b.below[s, j] += b.at_lo[s, j] + inside.size
+        b.at_lo[s, j], b.at_hi[s, j], b.lo[s, j] = b.at_hi[s, j], 0, b.hi[s, j]
+        return 0, 0
+    begin, end = 0, inside.size
+    if 0 < low < inside.size:
+        value = inside[low]
+        left, right = np.searchsorted(inside, value, "left"), np.searchsorted(inside, value, "right")
+        b.below[s, j] += b.at_lo[s, j] + left
+        b.at_lo[s, j], b.lo[s, j], begin = right - left, value, int(right)
+        first = int(b.below[s, j] + b.at_lo[s, j])
+    high = math.ceil(rank) + half - first
+    if high < 0 and b.hi[s, j] > b.lo[s, j]:
+        b.at_hi[s, j], b.hi[s, j], end = 0, b.lo[s, j], begin
+    elif 0 <= high < inside.size - begin - 1:
+        rest = inside[begin:]
+        value = rest[high]
+        left, right = np.searchsorted(rest, value, "left"), np.searchsorted(rest, value, "right")
+        b.at_hi[s, j], b.hi[s, j], end = right - left, value, begin + int(left)
+    return begin, end
+
+
+def _numpy_bracket_series(values: np.ndarray, s: int, b: _Brackets) -> None:
+    """Series ``s``'s draws ``values`` (float32, NaN: missing) into its intervals: the reference of
+    :func:`impact.kernels.running_numba.bracket_series` (with :func:`impact.kernels.running_numba._gather_one`'s
+    check of room for the chunk), in NumPy."""
+    from impact.kernels.running_numba import NARROW_AT, NARROW_SLACK
+
+    for j in range(b.quantiles.size):
+        if not b.lost[s, j] and b.held[s, j] + values.size > b.capacity[j]:
+            b.lost[s, j], b.held[s, j] = True, 0
+    valid = int(np.count_nonzero(~np.isnan(values)))
+    if valid == 0:
+        return
+    if b.seen[s] == 0:
+        ordered = np.sort(values)[:valid]
+        b.seen[s] = valid
+        bottom, top = np.searchsorted(ordered, -np.inf, "right"), np.searchsorted(ordered, np.inf, "left")
+        for j in range(b.quantiles.size):
+            b.lo[s, j], b.hi[s, j] = -np.inf, np.inf
+            b.below[s, j], b.at_lo[s, j], b.at_hi[s, j] = 0, bottom, valid - top
+            begin, end = _numpy_narrow_sorted(b, s, j, ordered[bottom:top])
+            b.pool[b.start[s, j]:b.start[s, j] + end - begin] = ordered[bottom + begin:bottom + end]
+            b.held[s, j] = end - begin
+        return
+    b.seen[s] += valid
+    for j in range(b.quantiles.size):
+        if b.lost[s, j]:
+            continue
+        low, high = b.lo[s, j], b.hi[s, j]
+        b.below[s, j] += np.count_nonzero(values < low)
+        b.at_lo[s, j] += np.count_nonzero(values == low)
+        if high > low:
+            b.at_hi[s, j] += np.count_nonzero(values == high)
+        inside = values[(values > low) & (values < high)]
+        b.pool[b.start[s, j] + b.held[s, j]:b.start[s, j] + b.held[s, j] + inside.size] = inside
+        b.held[s, j] += inside.size
+        limit = NARROW_AT * _bracket_width(float(b.quantiles[j]), int(b.seen[s])) + NARROW_SLACK
+        if b.held[s, j] > limit:
+            _numpy_narrow(b, s, j)
+            if b.held[s, j] > limit:
+                b.lost[s, j], b.held[s, j] = True, 0
+
+
+@dataclass
+class _Gathered:
+    """One variable's series in a :class:`RunningSummary`: how to make them from its stored draws, their moments
+    and the intervals around their quantiles, and the ``tags`` of their rows (a horizon's year, "all", or None)."""
+
+    name: str
+    axes: tuple[int, ...]  # the stored draws' dims to (draw, case[, year][, label])
+    by_year: bool
+    dim: str | None
+    positions: list[int]
+    detail: list[str]
+    with_total: bool
+    series: list[tuple]  # (year index, label, case)
+    years: list[tuple]  # (year, bases) as _numpy_series_rows takes them
+    tags: list
+    units: str
+    sources: tuple
+    moments: streaming.Moments
+    brackets: _Brackets
 
 
 class RunningSummary:
-    """The bands of a run's summary (``summarize(ds)``, a run without a horizon), from its chunks as they are
-    written, so that the store is not read back at the end: the same rows, bit for bit, or None if the draws of a
-    quantile fell outside the interval kept for it (the caller then reads the store).
+    """The rows of a run's ``summary.csv`` (:func:`summarize_run` of its store) from its chunks as they are written,
+    so that the store is not read back at the end: the same rows, bit for bit, or None if the draws of a quantile
+    fell outside the interval kept for it (the caller then reads the store).
 
-    The moments merge each series' blocks of draws as every summary does (:func:`impact.streaming.series_moments`).
-    For the quantiles, each series' first :data:`BRACKET_SAMPLE` valid draws are held and sorted; around each
-    quantile's rank among them an interval of draws, :data:`BRACKET_SIGMAS` standard deviations of the rank's
-    sampling error wide, is kept, and narrowed as draws come in; the draws below it and at its ends are only
-    counted (:class:`_Intervals`). The draws of the ranks a quantile reads are then the very draws a sort of the
-    whole series gives. Memory: the intervals' draws, some 10,000 per quantile and series at 1,000,000 draws.
+    Chunk by chunk, each variable's series are made from the stored (float32) draws as a summary read back makes
+    them, their moments merged by the same blocks of draws (:class:`impact.streaming.Moments`), and their draws
+    counted against intervals around each quantile, narrowed as draws come in (:mod:`impact.kernels.running_numba`,
+    compiled; its reference :func:`_numpy_bracket_series`): the draws of the ranks a quantile reads are then the very
+    draws a sort of the whole series gives. With a horizon, every year's headline series and the totals over the
+    horizon. Memory: the intervals' draws, about 17,000 float32 a series at 1,000,000 draws (three quantiles).
 
     ``template`` is a Dataset with the run's variables (a one-draw probe with the static variables and the run's
-    attrs); chunks are added in draw order with :meth:`add`."""
+    attrs); chunks of at most ``chunk`` draws are added in draw order with :meth:`add`. ``parallel``: the series on
+    the kernels' threads (:meth:`add` from the main thread only); else on the calling thread (a run's writer)."""
 
-    def __init__(self, template: xr.Dataset, draws: int, quantiles=DEFAULT_QUANTILES):
+    def __init__(self, template: xr.Dataset, draws: int, chunk: int, quantiles=DEFAULT_QUANTILES,
+                 parallel: bool = False):
         from impact import accelerate
 
-        self.draws, self.quantiles = draws, tuple(float(q) for q in quantiles)
+        self.draws, self.chunk, self.parallel = draws, chunk, parallel
+        self.quantiles = tuple(float(q) for q in quantiles)
         self.present = [str(c) for c in template["case"].values]
-        self.plan = []
-        for name, dim, labels, detail, reported, units, _, _ in _reported(template):
-            positions = [list(template[dim].values).index(label) for label in detail] if dim else []
-            series = [(label, case) for label in labels for case in reported]
-            self.plan.append((name, dim, labels, detail, positions, series, units,
-                              streaming.Moments(len(series), extremes=False)))
-        self.sample: list[list[list[np.ndarray]]] = [[[] for _ in entry[5]] for entry in self.plan]
-        self.intervals: list[list[_Intervals | None]] = [[None for _ in entry[5]] for entry in self.plan]
-        self.added = 0
         self.compiled = not accelerate.DISABLE_JIT
-        self._buffers = _BracketBuffers(len(self.quantiles)) if self.compiled else None
-        self._rows = np.empty(0)  # a variable's series of a chunk, reused chunk after chunk
+        self.years = [int(year) for year in template["year"].values] if "year" in template.dims else None
+        self.gathered: list[_Gathered] = []
+        if self.years is None:
+            for plan in _reported(template):
+                self._gather(template, plan, None)
+        else:
+            # As summarize_run: every year's headline rows, variable by variable, then the totals over the horizon
+            first = template.sel(year=self.years[0])
+            for name in [name for name, _, _ in HEADLINE if name in template]:
+                for plan in _reported(first.drop_vars([v for v in template.data_vars if v != name])):
+                    self._gather(template, plan, self.years)
+            totals = template.drop_vars([name for name, v in template.data_vars.items()
+                                         if "draw" in v.dims and name not in HORIZON_TOTALS])
+            totals = totals.sel(year=self.years[-1]) if "year" in totals.dims else totals
+            for plan in _reported(totals, horizon_totals=[name for name in HORIZON_TOTALS if name in totals]):
+                if plan[0] in HORIZON_TOTALS:
+                    self._gather(template, plan, None, tag="all")
+        self.added = 0
+
+    def _gather(self, template: xr.Dataset, plan: tuple, years: list[int] | None, tag=None) -> None:
+        name, dim, labels, detail, reported, units, _, _ = plan
+        variable = template[name]
+        by_year = years is not None
+        order = ["draw", "case", *(["year"] if by_year else []), *([dim] if dim else [])]
+        axes = tuple(variable.dims.index(d) for d in order)
+        positions = [list(variable[dim].values).index(label) for label in detail] if dim else []
+        year_list = [(year, None) for year in years] if by_year else [(None, None)]
+        series = [(y, label, case) for y in range(len(year_list)) for label in labels for case in reported]
+        tags = [str(year_list[y][0]) if by_year else tag for y, _, _ in series]
+        sources = _series_sources(series, year_list, len(year_list), self.present, detail, None)
+        self.gathered.append(_Gathered(
+            name, axes, by_year, dim, positions, detail, dim is None or "total" in labels, series, year_list, tags,
+            units, sources, streaming.Moments(len(series), extremes=False),
+            _Brackets(len(series), self.quantiles, self.draws, self.chunk)))
 
     def add(self, start: int, values) -> None:
-        """Add the chunk of draws from ``start`` on: ``values(name)`` gives a variable's stored (float32) values,
-        draws first, as the store holds them."""
+        """Add the chunk of draws from ``start`` on: ``values(name)`` gives a variable's stored (float32) values, in
+        the stored dims (draws first)."""
         if start != self.added:
             raise ValueError(f"chunks must come in draw order: expected draw {self.added}, got {start}")
-        for k, (name, dim, labels, detail, positions, series, _, moments) in enumerate(self.plan):
-            piece = values(name)
+        draws = 0
+        for entry in self.gathered:
+            piece = np.transpose(values(entry.name), entry.axes)
             draws = piece.shape[0]
-            if dim is None:
-                totals, detail_rows = piece.T, None
-            else:
-                totals, detail_rows = _piece_rows(piece, positions, labels[0] == "total", piece.dtype)
-            blocks = self._blocks(start, draws, len(series))
-            if blocks is None and self._rows.size < len(series) * draws:
-                self._rows = np.empty(max(self._rows.size, len(series) * draws))
-            if blocks is not None:
-                from impact.kernels.moments_numba import row_block_moments_into
-            for i, (label, case) in enumerate(series):
-                row = _row(totals, detail_rows, "total" if label == "total" else detail.index(label), case,
-                           self.present)
-                if blocks is None:
-                    self._rows[i * draws:(i + 1) * draws] = row
-                else:
-                    row_block_moments_into(row, streaming.MOMENT_BLOCK, *(b[i] for b in blocks))
-                self._order(k, i, row)
-            if blocks is None:
-                moments.add(self._rows[:len(series) * draws].reshape(len(series), draws))
-            else:
-                moments.add_blocks(*blocks)
+            if draws > self.chunk:
+                raise ValueError(f"a chunk of {draws:,} draws: the summary was laid out for {self.chunk:,}")
+            totals, label_rows = _window_rows(piece, entry.by_year, entry.dim, entry.positions, entry.with_total,
+                                              self.parallel)
+            self._add(entry, start, draws, totals, label_rows)
         self.added = start + draws
 
-    def _blocks(self, start: int, draws: int, series: int):
-        """Arrays (series, blocks) for the moments of the chunk's blocks, computed series by series from the
-        stored values (compiled), where the chunk holds whole blocks from a block's first draw (its last block may
-        be short only at the run's end); else None: the chunk's series are gathered into float64 rows and merged
-        with the draws of blocks that chunks share (:meth:`impact.streaming.Moments.add`)."""
-        whole = draws % streaming.MOMENT_BLOCK == 0 or start + draws == self.draws
-        if not (self.compiled and start % streaming.MOMENT_BLOCK == 0 and whole
-                and draws >= streaming.COMPILED_FROM):
-            return None
-        return tuple(np.empty((series, -(-draws // streaming.MOMENT_BLOCK))) for _ in range(3))
-
-    def _order(self, k: int, i: int, row: np.ndarray) -> None:
-        intervals = self.intervals[k][i]
-        if intervals is not None:
-            intervals.add(row, self._buffers)
+    def _add(self, entry: _Gathered, start: int, draws: int, totals, label_rows) -> None:
+        series = len(entry.series)
+        if not self.compiled:
+            rows = np.empty((series, draws))
+            _numpy_series_rows(entry.series, entry.years, self.present, entry.detail, None, totals, label_rows, rows)
+            entry.moments.add(rows)
+            for s in range(series):
+                _numpy_bracket_series(rows[s].astype(np.float32), s, entry.brackets)
             return
-        sample = self.sample[k][i]
-        values = np.asarray(row, dtype=np.float32)  # the series in the order _stats sorts it
-        sample.append(values[~np.isnan(values)])
-        if sum(part.size for part in sample) >= BRACKET_SAMPLE:
-            self.intervals[k][i] = _Intervals(self.quantiles, np.sort(np.concatenate(sample)))
-            self.sample[k][i] = []
+        from impact.kernels.running_numba import gather_series, gather_series_parallel
+
+        # A chunk from a block's first draw that holds whole blocks (a short one only at the run's end) has its
+        # blocks' moments taken series by series; else its series are kept, and merged with the draws of blocks
+        # that chunks share.
+        whole = start % streaming.MOMENT_BLOCK == 0 and (draws % streaming.MOMENT_BLOCK == 0
+                                                         or start + draws == self.draws)
+        blocks = -(-draws // streaming.MOMENT_BLOCK) if whole else 0
+        count, mean, m2 = (np.empty((series, blocks)) for _ in range(3))
+        rows = np.empty((0 if whole else series, draws))
+        gather = gather_series_parallel if self.parallel else gather_series
+        gather(*_kernel_rows(totals, label_rows, len(self.present) * len(entry.years), len(entry.detail), draws),
+               *entry.sources, streaming.MOMENT_BLOCK, count, mean, m2, rows, *entry.brackets.state())
+        if whole:
+            entry.moments.add_blocks(count, mean, m2)
+        else:
+            entry.moments.add(rows)
 
     def rows(self) -> list[dict] | None:
-        """The summary's rows (those of :func:`summarize` of the finished run), or None where a quantile's draws
+        """The summary's rows (those of :func:`summarize_run` of the finished run), or None where a quantile's draws
         fell outside its interval. Every chunk must have been added."""
         if self.added != self.draws:
             raise ValueError(f"the summary has {self.added:,} of the run's {self.draws:,} draws")
-        rows = []
-        for k, (name, _, _, _, _, series, units, moments) in enumerate(self.plan):
-            count, mean, sd = moments.count, moments.mean, moments.sd
-            for i, (label, case) in enumerate(series):
+        tagged: dict = {}
+        for entry in self.gathered:
+            entry.brackets.sort(self.compiled)
+            count, mean, sd = entry.moments.count, entry.moments.mean, entry.moments.sd
+            for i, ((_, label, case), tag) in enumerate(zip(entry.series, entry.tags)):
                 n = int(count[i])
                 if not n:
                     continue  # no valid draw: e.g. a quota or a conditional layer that only the scenario has
-                intervals = self.intervals[k][i]
-                merged = np.sort(np.concatenate(self.sample[k][i])) if intervals is None else None
                 found = {}
                 for rank in ranks_needed(n, self.quantiles):
-                    value = float(merged[rank]) if merged is not None else intervals.value(rank)
-                    if value is None:
+                    found[rank] = entry.brackets.value(i, rank)
+                    if found[rank] is None:
                         return None
-                    found[rank] = value
-                ordered = streaming.OrderStatistics(n, found)
-                rows.append({"variable": name, "label": label, "case": case, "units": units,
-                             **_stats_from_order(ordered, n, float(mean[i]), float(sd[i]), 0, self.quantiles)})
-        return rows
+                row = {"variable": entry.name, "label": label, "case": case, "units": entry.units,
+                       **_stats_from_order(streaming.OrderStatistics(n, found), n, float(mean[i]), float(sd[i]), 0,
+                                           self.quantiles)}
+                tagged.setdefault(tag, []).append(row if tag is None else {**row, "year": tag})
+        if self.years is None:
+            return tagged.get(None, [])
+        return [row for tag in [str(year) for year in self.years] + ["all"] for row in tagged.get(tag, [])]

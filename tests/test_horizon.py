@@ -264,6 +264,27 @@ def test_the_run_summary_is_each_years_bands_and_the_totals(world, monkeypatch, 
                    and name != "draw")
 
 
+def test_a_horizon_runs_summary_is_gathered_from_its_chunks_and_is_the_summary_of_its_store(world, monkeypatch):
+    """A run with a horizon gathers its summary from its chunks as they are solved (on the main thread, its series
+    on the kernels' threads), not from its store read back: the same ``summary.csv`` as ``summarize_run`` of the
+    store gives, whatever the chunks."""
+    from impact import runner
+    from impact.store import RunStore
+    from impact.summary import format_rows, summarize_run
+
+    read_back = []
+    monkeypatch.setattr(runner, "summarize_run", lambda ds: (read_back.append(1), summarize_run(ds))[1])
+    path = scenario(world, A_FROM_2026, eps_prior='dist = "uniform"\nmin = 0.3\nmax = 1.5')
+    texts = []
+    for chunk in (1000, 4096, 700):
+        out = world / f"run{chunk}"
+        impact.run(path, draws=3000, seed=3, out=out, progress="none", chunk_size=chunk)
+        texts.append((out / "summary.csv").read_text())
+    assert read_back == []
+    assert texts[0] == texts[1] == texts[2] == format_rows(summarize_run(RunStore(out).open_dataset()), "csv")
+    assert {line.rsplit(",", 1)[-1] for line in texts[0].splitlines()[1:]} == {"2025", "2026", "2027", "all"}
+
+
 def test_a_streamed_horizon_summary_reads_each_chunk_once_a_pass_whatever_the_years(world, monkeypatch):
     """Above HORIZON_READ_BYTES every year's series of a variable come from the same passes over its chunks (a
     chunk holds every year of its draws): each chunk is decompressed once a pass (two: the moments, then the draws
@@ -537,3 +558,67 @@ def test_a_years_rates_by_pattern_solve_to_the_bits_of_the_rates_by_draw(tmp_pat
             else:
                 assert ours == theirs
     assert by_pattern  # 2027: two draw-dependent layers, no linked rate
+
+
+def _by_draw(values, rows, draws: int) -> np.ndarray:
+    """Rates (or parts) by draw from a leading dimension of 1, of draws, or of rows with each draw's row."""
+    from impact.model import RatesByPattern
+
+    if isinstance(values, RatesByPattern):
+        return values.by_draw()
+    values = np.asarray(values)
+    if rows is not None:
+        return values[rows]
+    return np.broadcast_to(values, (draws,) + values.shape[1:])
+
+
+@pytest.mark.parametrize("name, several", [("us_japan_2025_2035", True), ("tariff_regime_2025_2035", False)])
+def test_each_outcomes_regime_is_built_once_and_is_draw_policys(name, several):
+    """A case whose rates depend on a draw only through its layers' conditions and rulings keeps each outcome's
+    regime (``model.PoliciesByOutcome``): chunk after chunk, year after year, every draw's tariffs, partner tariffs,
+    shares of the year in force, linked rates and authorities' parts are the bits ``draw_policy`` gives it; the
+    regimes are built for the few outcomes there are, not for every chunk."""
+    from impact.model import PoliciesByOutcome, draw_policy
+    from impact.simulation import Simulation
+
+    simulation = Simulation(impact.load_scenario(name))
+    draws, built = 700, []
+    for c, case in enumerate(simulation.cases):
+        assert PoliciesByOutcome.applies(case)
+        authorities = tuple(case.scenario.tariff_stack.authorities)
+        policies = {year: PoliciesByOutcome(case, year, authorities) for year in simulation.years}
+        for start in (0, draws, 5 * draws):
+            sampled = simulation.sample(start, start + draws)
+            parameters, scores = sampled.parameters[c], sampled.case_scores[c]
+            for year in simulation.years:
+                ours = policies[year](parameters, scores, draws)
+                theirs = draw_policy(case, parameters, scores, draws, year, authorities, by_pattern=True)
+                for k in (0, 1):
+                    assert np.array_equal(_by_draw(ours[k], None, draws), _by_draw(theirs[k], None, draws))
+                np.testing.assert_array_equal(ours[2], theirs[2])
+                np.testing.assert_array_equal(ours[3], theirs[3])  # NaN: no linked rate
+                for a in authorities:
+                    assert np.array_equal(_by_draw(ours[4][a], ours[5], draws),
+                                          _by_draw(theirs[4][a], theirs[5], draws))
+        built += [len(p.known) for p in policies.values()]
+    assert (max(built) > 1) is several and max(built) < 20  # a snap-back on a pledge, a ruling: a few outcomes
+
+
+def test_a_run_with_each_outcomes_regime_built_once_stores_the_same_bits(tmp_path, monkeypatch):
+    """The store of a run whose regimes are kept by outcome is the store of one that builds every chunk's: every
+    variable the same bits."""
+    import xarray as xr
+
+    from impact.model import PoliciesByOutcome
+    from impact.store import RunStore
+
+    options = {"draws": 2000, "seed": 5, "progress": "none", "chunk_size": 700}
+    impact.run("us_japan_2025_2035", out=tmp_path / "kept", **options)
+    monkeypatch.setattr(PoliciesByOutcome, "applies", staticmethod(lambda case: False))
+    impact.run("us_japan_2025_2035", out=tmp_path / "built", **options)
+    kept, built = (RunStore(tmp_path / name).open_dataset().load() for name in ("kept", "built"))
+    for name, variable in built.data_vars.items():
+        assert variable.dtype == kept[name].dtype
+        same = np.asarray(variable.values).view(np.uint8) == np.asarray(kept[name].values).view(np.uint8)
+        assert same.all(), name
+    xr.testing.assert_identical(kept.drop_attrs(), built.drop_attrs())

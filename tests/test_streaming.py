@@ -476,61 +476,6 @@ def test_the_in_memory_summary_holds_one_variable_at_a_time():
     assert rows and peak < one_variable + max(window, bands), (peak, one_variable, window, bands)
 
 
-def _stored(ds):
-    """``ds`` with its per-draw outputs in float32, as a run's store holds them."""
-    from impact.variables import VARIABLES
-
-    return ds.assign({name: ds[name].astype(np.float32) for name in ds.data_vars
-                      if "draw" in ds[name].dims and VARIABLES[name].kind == "output"})
-
-
-@pytest.mark.parametrize("compiled", [True, False])
-@pytest.mark.parametrize("chunk", [1000, 4096, 2500])
-def test_a_summary_gathered_chunk_by_chunk_is_the_summary_of_the_whole_run(chunk, compiled, monkeypatch):
-    """``RunningSummary`` fed a run's chunks (their stored values) gives the rows ``summarize`` gives of the whole
-    run, bit for bit: the moments by the same blocks, the quantiles from intervals narrowed as draws come in (here
-    set from 500 draws, so that they move many times), draws missing (NaN) left out alike. Compiled (the moments
-    of chunks of whole blocks series by series, here from any size, the intervals' counts) and in NumPy."""
-    import impact
-    from impact import accelerate, streaming, summary
-    from impact.summary import RunningSummary, summarize
-
-    monkeypatch.setattr(summary, "BRACKET_SAMPLE", 500)
-    monkeypatch.setattr(streaming, "COMPILED_FROM", 1 if compiled else 1 << 62)
-    monkeypatch.setattr(accelerate, "DISABLE_JIT", not compiled)
-    ds = _stored(impact.simulate("us_japan_2025", draws=9000, seed=8))
-    ds["imports_by_partner"][100:130, :, 2] = np.nan  # failed draws, in some series only
-    running = RunningSummary(ds.isel(draw=slice(0, 1)), ds.sizes["draw"])
-    for start in range(0, ds.sizes["draw"], chunk):
-        part = ds.isel(draw=slice(start, start + chunk))
-        running.add(start, lambda name, part=part: part[name].values)
-    assert running.compiled is compiled
-    rows = running.rows()
-    monkeypatch.undo()
-    assert rows == summarize(ds)
-    intervals = [i for entry in running.intervals for i in entry if i is not None]
-    assert intervals and all(i.held.max() < 2000 for i in intervals)  # narrowed: a few widths kept, not the draws
-
-
-def test_a_summary_gathered_chunk_by_chunk_says_so_when_a_quantile_left_its_interval(monkeypatch):
-    """Intervals far too narrow (0 standard deviations, 16 draws either side of a 100-draw sample's quantile):
-    a quantile's draws fall outside, and ``rows`` returns None rather than wrong bands."""
-    import impact
-    from impact import summary
-    from impact.summary import RunningSummary
-
-    monkeypatch.setattr(summary, "BRACKET_SAMPLE", 100)
-    monkeypatch.setattr(summary, "BRACKET_SIGMAS", 0.0)
-    ds = _stored(impact.simulate("us_japan_2025", draws=6000, seed=9))
-    running = RunningSummary(ds.isel(draw=slice(0, 1)), ds.sizes["draw"])
-    for start in range(0, 6000, 100):  # the first chunk's 100 draws set the intervals, then narrowed
-        part = ds.isel(draw=slice(start, start + 100))
-        running.add(start, lambda name, part=part: part[name].values)
-    assert running.rows() is None
-    with pytest.raises(ValueError, match="draw order"):
-        running.add(0, lambda name: ds[name].values)
-
-
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), series=st.integers(1, 3), blocks=st.integers(1, 3),
        size=st.sampled_from([1, 2, 7, 4096]), missing=st.sampled_from([0.0, 0.2, 1.0]))
@@ -550,35 +495,6 @@ def test_compiled_block_moments_are_the_numpy_reference(seed, series, blocks, si
     block_moments_into(values, *compiled)
     for got, expected, name in zip(compiled, _numpy_block_moments(values), ("count", "mean", "m2")):
         np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64), err_msg=name)
-
-
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(0, 200), wide=st.booleans(),
-       dtype=st.sampled_from([np.float32, np.float64]), strided=st.booleans())
-def test_compiled_interval_counts_are_the_numpy_reference(seed, draws, wide, dtype, strided):
-    """``bracket_counts`` (compiled) against ``_numpy_bracket_counts``: the same counts below, at and above each
-    interval's ends and the same draws kept, with ties at the ends, empty, reversed and overlapping intervals,
-    infinite ends and draws, missing draws, and float64 draws compared as float32."""
-    from impact.kernels.moments_numba import bracket_counts
-    from impact.summary import _numpy_bracket_counts
-
-    rng = np.random.default_rng(seed)
-    pool = np.array([-np.inf, -1.5, -0.0, 0.0, 0.25, 1.0, 1.0 + 2.0**-30, 3.0, np.inf, np.nan])
-    values = np.where(rng.random(draws) < 0.5, rng.choice(pool, draws), rng.normal(0.0, 2.0, draws)).astype(dtype)
-    row = np.repeat(values, 2)[::2] if strided else values
-    ends = np.sort(rng.choice(pool[:-1], (4, 2)), axis=1) if wide else rng.choice(pool[:-1], (4, 2))
-    lo, hi = ends[:, 0].astype(np.float32), ends[:, 1].astype(np.float32)
-    counts = [rng.integers(0, 5, 4) for _ in range(3)]
-    got = [c.copy() for c in counts]
-    kept, sizes = np.empty((4, draws), np.float32), np.zeros(4, np.int64)
-    valid = bracket_counts(row, np.empty(draws, np.float32), np.empty(-(-draws // 8) * 8, np.uint8), lo, hi, *got,
-                           kept, sizes)
-    expected = _numpy_bracket_counts(values.astype(np.float32), lo, hi)
-    assert valid == expected[0]
-    for g, c, e, name in zip(got, counts, expected[1:4], ("below", "at_lo", "at_hi")):
-        np.testing.assert_array_equal(g, c + e, err_msg=name)
-    for j in range(4):
-        np.testing.assert_array_equal(kept[j, :sizes[j]], expected[4][j])
 
 
 @settings(max_examples=40, deadline=None)

@@ -1,14 +1,11 @@
-"""Compiled tallies of series of draws: the moments of blocks of draws (:func:`impact.streaming.block_moments`)
-and the counts of a series' draws against intervals around its quantiles (``summary.RunningSummary``).
+"""Compiled tallies of series of draws: the moments of blocks of draws (:func:`impact.streaming.block_moments`).
 
 Each block's count of valid draws, its sum (a missing draw adds 0.0), mean and sum of squared deviations, the sums
 taken in draw order from the block's first value, as NumPy's ``cumsum`` takes them: the same operations in the same
 order as the NumPy reference (:func:`impact.streaming._numpy_block_moments`), so the same bits
 (``tests/test_streaming.py``), in two passes over the block and without the reference's temporaries (x7 on a
-chunk's 198 series). The interval counts compare each draw's float32 value with the intervals' ends, as a sort of
-the float32 draws orders them; their reference is :func:`impact.summary._numpy_bracket_counts`
-(``tests/test_streaming.py``). A run gathers its summary from every chunk it writes
-(``summary.RunningSummary``), on the writer's thread: the functions run without the GIL. A summary read back
+chunk's 198 series). A run gathers its summary from every chunk it writes (``summary.RunningSummary``, with
+:mod:`impact.kernels.running_numba`), on the writer's thread: the functions run without the GIL. A summary read back
 from a store takes each window's moments and extremes series by series on the kernels' threads
 (:func:`window_moments_into`, from the main thread only); its reference is ``streaming.Moments.add``'s NumPy steps.
 """
@@ -85,53 +82,3 @@ def row_block_moments_into(row, size, count, mean, m2):
 def _draw(row, i):
     """Draw ``i`` of ``row`` as float64, NaN past its end (a padded draw counts as a missing one)."""
     return np.float64(row[i]) if i < row.size else math.nan
-
-
-@jit(nogil=True)
-def bracket_counts(row, values, flags, lo, hi, below, at_lo, at_hi, kept, kept_sizes):
-    """Count the float32 values of one series ``row`` (float32 or float64, any stride; NaN: missing) against the
-    intervals ``(lo[j], hi[j])`` (float32): add to ``below[j]`` those under ``lo[j]``, to ``at_lo[j]`` those equal to
-    it, and, where ``hi[j] > lo[j]``, to ``at_hi[j]`` those equal to ``hi[j]``; write those strictly between into
-    ``kept[j, :kept_sizes[j]]`` in draw order (``kept``: at least ``row.size`` columns). Returns the valid (not
-    NaN) draws.
-
-    The values are copied once into ``values`` (float32, at least ``row.size``); every count is then a pass over
-    the copy whose compares have no branch (vector lanes), and so is the marking of the draws inside an interval
-    in ``flags`` (uint8, ``row.size`` rounded up to a multiple of 8); those few are then found eight flags at a
-    time."""
-    n = row.size
-    valid = 0
-    for i in range(n):
-        x = np.float32(row[i])
-        values[i] = x
-        valid += 1 if x == x else 0
-    for i in range(flags.size):
-        flags[i] = 0
-    for j in range(lo.size):
-        low, high = lo[j], hi[j]
-        under = 0
-        at_low = 0
-        for i in range(n):
-            under += 1 if values[i] < low else 0
-            at_low += 1 if values[i] == low else 0
-        below[j] += under
-        at_lo[j] += at_low
-        kept_sizes[j] = 0
-        if high > low:
-            at_high = 0
-            for i in range(n):
-                x = values[i]
-                at_high += 1 if x == high else 0
-                flags[i] |= np.uint8(1) if (x > low) & (x < high) else np.uint8(0)
-            at_hi[j] += at_high
-    words = flags.view(np.uint64)
-    for w in range(words.size):
-        if words[w] != 0:
-            for i in range(8 * w, 8 * w + 8):
-                if flags[i]:
-                    x = values[i]
-                    for j in range(lo.size):
-                        if x > lo[j] and x < hi[j]:
-                            kept[j, kept_sizes[j]] = x
-                            kept_sizes[j] += 1
-    return valid

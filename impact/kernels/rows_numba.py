@@ -105,24 +105,57 @@ def series_rows(totals, labels, source_a, source_b, form, base, rows):
     :data:`PERCENT_OF_B` ``100 * (a - b) / b``; :data:`PERCENT_OF_BASE` ``100 * (a - base) / base``;
     :data:`DIFFERENCE_PERCENT_OF_BASE` ``100 * (a - b) / base``; a percentage of 0 is NaN. The operations of
     ``summary.relative_change`` in its order (no fast-math): the same bits. Series on the kernels' threads."""
-    series, draws = rows.shape
-    for i in prange(series):
-        shape = form[i]
-        for d in range(draws):
-            a = _source(totals, labels, source_a[i, 0], source_a[i, 1], d)
-            if shape == AS_IS:
-                rows[i, d] = a
-                continue
-            b = base[i] if shape == PERCENT_OF_BASE else _source(totals, labels, source_b[i, 0], source_b[i, 1], d)
-            change = a - b
-            if shape == DIFFERENCE:
-                rows[i, d] = change
-                continue
-            reference = b if shape == PERCENT_OF_B else base[i]
-            rows[i, d] = 100.0 * change / reference if reference != 0 else math.nan
+    for i in prange(rows.shape[0]):
+        series_row(totals, labels, source_a, source_b, form, base, i, rows[i])
+
+
+@jit()
+def series_row(totals, labels, source_a, source_b, form, base, i, row):
+    """Series ``i`` of :func:`series_rows` into ``row`` (N,). A level or an effect in loops of one kind of source
+    each (vector lanes; x5 on a run's series), a percentage draw by draw."""
+    shape = form[i]
+    if shape == AS_IS or shape == DIFFERENCE:
+        _copy_source(totals, labels, source_a[i, 0], source_a[i, 1], row)
+        if shape == DIFFERENCE:
+            _subtract_source(totals, labels, source_b[i, 0], source_b[i, 1], row)
+        return
+    for d in range(row.size):
+        a = _source(totals, labels, source_a[i, 0], source_a[i, 1], d)
+        if shape == AS_IS:
+            row[d] = a
+            continue
+        b = base[i] if shape == PERCENT_OF_BASE else _source(totals, labels, source_b[i, 0], source_b[i, 1], d)
+        change = a - b
+        if shape == DIFFERENCE:
+            row[d] = change
+            continue
+        reference = b if shape == PERCENT_OF_B else base[i]
+        row[d] = 100.0 * change / reference if reference != 0 else math.nan
 
 
 @jit()
 def _source(totals, labels, group, label, d):
     """Draw ``d`` of a series' source: the total of ``group`` (``label`` -1) or one of its labels, as float64."""
     return totals[group, d] if label < 0 else np.float64(labels[group, label, d])
+
+
+@jit()
+def _copy_source(totals, labels, group, label, row):
+    """``row[:] = `` a source's draws as float64 (:func:`_source`)."""
+    if label < 0:
+        for d in range(row.size):
+            row[d] = totals[group, d]
+    else:
+        for d in range(row.size):
+            row[d] = np.float64(labels[group, label, d])
+
+
+@jit()
+def _subtract_source(totals, labels, group, label, row):
+    """``row[:] -= `` a source's draws as float64 (:func:`_source`)."""
+    if label < 0:
+        for d in range(row.size):
+            row[d] = row[d] - totals[group, d]
+    else:
+        for d in range(row.size):
+            row[d] = row[d] - np.float64(labels[group, label, d])
