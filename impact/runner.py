@@ -389,8 +389,9 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
             # system map and zero their pages each time (a run of 1,000,000 draws of the Japan pair: 4.3 s of system
             # time against 5.0). The writes follow one another: one set serves them all.
             stored = simulation.stored_buffers(room) if todo_here else None
-            # A run that computes all its chunks here, in order, has its summary's bands from them as the writer
-            # writes them, rather than from its store read back at the end (a seventh of a run's time).
+            # A run that computes all its chunks here, in order, has its summary's bands from them as they are
+            # solved, rather than from its store read back at the end (a seventh of a pair's run, a quarter of a
+            # horizon's).
             running = _running_summary(simulation, draws, room) if create and shard is None and client is None \
                 and todo_here == list(range(len(ranges))) else None
             with sampled_ahead(simulation, [ranges[index] for index in todo_here]) as samples:
