@@ -242,12 +242,15 @@ class PoliciesByOutcome:
     chunk's draws take a few outcomes, and a run's chunks the same few: each outcome's regime is built once a run
     (from the first draw that has it), and a chunk's are its draws' outcomes and a copy of their rows, where
     ``draw_policy`` walks every period and layer of the year again (0.3-4 ms a case and year, a chunk's largest
-    serial step). Each draw's rates, shares of the year and parts are those ``draw_policy`` gives it: the same
+    serial step); the rows of each combination of outcomes a chunk has are stacked, and their revenue split by
+    authority taken (:meth:`split`), once. Each draw's rates, shares of the year and parts are those ``draw_policy`` gives it: the same
     operations on the same rows (``tests/test_horizon.py``)."""
 
     def __init__(self, case: CompiledCase, year: int | None, authorities: tuple[str, ...]):
         self.case, self.year, self.authorities = case, year, authorities
         self.known: dict[bytes, tuple] = {}  # outcome -> (tariff (S, P), retaliation (S, P), applied, parts)
+        self.combined: dict[tuple[bytes, ...], tuple] = {}  # a chunk's outcomes, in order -> their rows stacked
+        self.splits: dict[int, np.ndarray] = {}  # by the parts of a combination (held in self.combined)
 
     @staticmethod
     def applies(case: CompiledCase) -> bool:
@@ -276,23 +279,36 @@ class PoliciesByOutcome:
             combos, of_draw = distinct_rows(outcome)
         else:
             combos, of_draw = outcome[:1], np.zeros(draws, dtype=np.int64)
-        keys = [row.tobytes() for row in combos]
-        missing = [k for k, key in enumerate(keys) if key not in self.known]
-        if missing:
-            first = np.unique(of_draw, return_index=True)[1]  # each outcome's first draw
-            self._build(parameters, scores, draws, [keys[k] for k in missing], first[missing])
-        rows = [self.known[key] for key in keys]
-        tariff = np.stack([row[0] for row in rows])
-        retaliation = np.stack([row[1] for row in rows])
-        applied = np.stack([row[2] for row in rows])[of_draw]
-        linked = np.full(applied.shape, np.nan)
-        several = len(rows) > 1
-        parts = {a: np.stack([row[3][a] for row in rows]) for a in self.authorities}
-        if several and (retaliation == retaliation[:1]).all():
-            retaliation = retaliation[:1]
+        tariff, retaliation, applied, parts = self._combined(tuple(row.tobytes() for row in combos), parameters,
+                                                             scores, draws, of_draw)
+        several = len(combos) > 1
         return (RatesByPattern(tariff, of_draw) if several else tariff,
                 gather_rows(retaliation, of_draw) if len(retaliation) > 1 else retaliation,
-                applied, linked, parts, of_draw if several and self.authorities else None)
+                applied[of_draw], np.full((draws, applied.shape[1]), np.nan), parts,
+                of_draw if several and self.authorities else None)
+
+    def split(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        """``revenue_split(parts)`` of parts this object returned, computed once for each combination of outcomes."""
+        if id(parts) not in self.splits:
+            self.splits[id(parts)] = revenue_split(parts)
+        return self.splits[id(parts)]
+
+    def _combined(self, keys: tuple[bytes, ...], parameters, scores, draws: int, of_draw: np.ndarray):
+        """The regimes of a chunk's outcomes ``keys``, stacked in their order: tariffs, partner tariffs (one row
+        where every outcome has the same), shares of the year in force, authorities' parts. A run's chunks see the
+        same few combinations: each is stacked once."""
+        if keys not in self.combined:
+            missing = [k for k, key in enumerate(keys) if key not in self.known]
+            if missing:
+                first = np.unique(of_draw, return_index=True)[1]  # each outcome's first draw
+                self._build(parameters, scores, draws, [keys[k] for k in missing], first[missing])
+            rows = [self.known[key] for key in keys]
+            retaliation = np.stack([row[1] for row in rows])
+            if (retaliation == retaliation[:1]).all():
+                retaliation = retaliation[:1]
+            self.combined[keys] = (np.stack([row[0] for row in rows]), retaliation, np.stack([row[2] for row in rows]),
+                                   {a: np.stack([row[3][a] for row in rows]) for a in self.authorities})
+        return self.combined[keys]
 
     def _build(self, parameters, scores, draws: int, keys: list[bytes], draws_of: np.ndarray) -> None:
         """The regimes of outcomes ``keys``, from draws ``draws_of`` (one with each outcome)."""

@@ -373,14 +373,13 @@ class Simulation:
             where = [self.policy_names.index(name) for name in case.policy_names]
             authorities = tuple(case.scenario.tariff_stack.authorities) if by_authority else ()
             # The split of the regime as written, for a case whose rates vary neither by draw nor by date.
-            nominal_parts = case.scenario.tariff_stack.by_authority() if by_authority else {}
+            nominal_split = revenue_split(case.scenario.tariff_stack.by_authority()) if by_authority else None
             log_fx = log_exchange_rates(parameters["fx"])  # the same in every year
             for k, year in enumerate(periods):
-                year_parameters, policy, scale, amounts, parts, rows, layers = self._period_inputs(
-                    case, k, year, parameters, case_scores, n, authorities, nominal_parts)
+                year_parameters, policy, scale, amounts, split, rows, layers = self._period_inputs(
+                    case, k, year, parameters, case_scores, n, authorities, nominal_split, by_authority)
                 if layers is not None:
                     applied[:, c, k, where], linked[:, c, k, where] = layers
-                split = revenue_split(parts) if by_authority else None
                 moment = self.phases.add("policy", moment)
                 sector_out, partner_out, cell_out, split_out, quota_out, failed, landed[:, c, k] = solve_chunk(
                     case, year_parameters, n, keep_cells, self.backend, policy, scale, amounts, split, rows,
@@ -403,7 +402,7 @@ class Simulation:
                 failures += failed
                 # Copied into the chunk's buffers: freed now, not held beside the next solve's outputs (nor this
                 # solve's rates by draw beside the next one's).
-                del cell_out, split_out, quota_out, policy, parts, split
+                del cell_out, split_out, quota_out, policy, split
                 moment = self.phases.add("assembly", moment)
         data = {}
 
@@ -450,12 +449,14 @@ class Simulation:
         return dataset, failures
 
     def _period_inputs(self, case, k: int, year: int | None, parameters: dict, scores: dict, n: int,
-                       authorities: tuple[str, ...], nominal_parts: dict):
+                       authorities: tuple[str, ...], nominal_split: np.ndarray | None,
+                       by_authority: bool = False):
         """What :func:`solve_chunk` takes for ``case`` in period ``k`` (``year``; None without a horizon) beside
-        the case: ``(parameters, policy, scale, pledge amounts, authorities' parts, their rows, layers)``, where
-        ``layers`` is each policy layer's share of the period applied and linked rate by draw (None when the
-        case's layers are the same in every draw and date)."""
-        policy, scale, amounts, parts, rows, layers = None, 1.0, None, nominal_parts, None, None
+        the case: ``(parameters, policy, scale, pledge amounts, revenue split, its rows, layers)``, where the
+        revenue split is that of ``authorities`` (None unless ``by_authority``; ``nominal_split`` for a case whose
+        rates vary neither by draw nor by date) and ``layers`` each policy layer's share of the period applied and
+        linked rate by draw (None when the case's layers are the same in every draw and date)."""
+        policy, scale, amounts, split, rows, layers = None, 1.0, None, nominal_split, None, None
         year_parameters = parameters
         if year is not None:
             path = self.horizon.elasticity_path[k]
@@ -467,12 +468,15 @@ class Simulation:
                 key = (case.label, k, authorities)
                 if key not in self._policies:
                     self._policies[key] = PoliciesByOutcome(case, year, authorities)
-                *policy, applied, linked, parts, rows = self._policies[key](parameters, scores, n)
+                policies = self._policies[key]
+                *policy, applied, linked, parts, rows = policies(parameters, scores, n)
+                split = policies.split(parts) if by_authority else None
             else:
                 *policy, applied, linked, parts, rows = draw_policy(case, parameters, scores, n, year, authorities,
                                                                     by_pattern=True)
+                split = revenue_split(parts) if by_authority else None
             layers = applied, linked
-        return year_parameters, policy, scale, amounts, parts, rows, layers
+        return year_parameters, policy, scale, amounts, split, rows, layers
 
     def _start(self, k: int) -> np.ndarray | None:
         """Where the numba kernel starts each draw's solve in period ``k``, in every case: the log price indexes and
@@ -490,7 +494,7 @@ class Simulation:
             scores = {name: np.zeros(1) for name in case.column_names}  # correlated, still 0
             parameters = case_parameters(case, scores, 1)
             year_parameters, policy, scale, amounts, _, rows, _ = self._period_inputs(
-                case, k, (self.years or [None])[k], parameters, scores, 1, (), {})
+                case, k, (self.years or [None])[k], parameters, scores, 1, (), None)
             solution = np.empty((1, 2, len(self.scenario.baseline.sectors)))
             solve_chunk(case, year_parameters, 1, False, self.backend, policy, scale, amounts, None, rows,
                         solution=solution)

@@ -534,7 +534,7 @@ def test_a_years_rates_by_pattern_solve_to_the_bits_of_the_rates_by_draw(tmp_pat
     """A run takes a year's rates by pattern where they are (``draw_policy(by_pattern=True)``): each draw's rates
     are the gathered rates' bits, and the solve, which takes the log factors and their exps once a pattern, gives
     the bits of the solve of the rates by draw."""
-    from impact.model import RatesByPattern, draw_policy, revenue_split, solve_chunk
+    from impact.model import RatesByPattern, draw_policy, solve_chunk
     from impact.simulation import Simulation
 
     simulation = Simulation(impact.load_scenario(_periods_scenario(tmp_path)), backend=backend)
@@ -543,15 +543,15 @@ def test_a_years_rates_by_pattern_solve_to_the_bits_of_the_rates_by_draw(tmp_pat
     authorities = tuple(case.scenario.tariff_stack.authorities)
     by_pattern = 0
     for k, year in enumerate(simulation.years):
-        year_parameters, (tariff, partner), scale, amounts, parts, rows, _ = simulation._period_inputs(
-            case, k, year, sampled.parameters[0], sampled.case_scores[0], draws, authorities, {})
+        year_parameters, (tariff, partner), scale, amounts, split, rows, _ = simulation._period_inputs(
+            case, k, year, sampled.parameters[0], sampled.case_scores[0], draws, authorities, None, True)
         gathered = draw_policy(case, sampled.parameters[0], sampled.case_scores[0], draws, year, authorities)[0]
         if isinstance(tariff, RatesByPattern):
             by_pattern += 1
             assert 1 < tariff.table.shape[0] < draws
             assert np.array_equal(tariff.by_draw(), gathered)
-        solved = [solve_chunk(case, year_parameters, draws, True, backend, policy, scale, amounts,
-                              revenue_split(parts), rows) for policy in ((tariff, partner), (gathered, partner))]
+        solved = [solve_chunk(case, year_parameters, draws, True, backend, policy, scale, amounts, split, rows)
+                  for policy in ((tariff, partner), (gathered, partner))]
         for ours, theirs in zip(*solved):
             if isinstance(ours, np.ndarray):
                 assert np.array_equal(ours.view(np.int64), theirs.view(np.int64)), year
