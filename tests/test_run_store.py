@@ -77,8 +77,8 @@ def test_a_run_lays_out_its_store_from_its_one_draw_probe_before_its_first_chunk
 def test_a_runs_summary_is_gathered_from_its_chunks_and_is_the_summary_of_its_store(deal, tmp_path, monkeypatch):
     """A run's summary comes from its chunks as they are written, not from its store read back: the same
     ``summary.csv`` as ``summarize_run`` of the store gives, whatever the chunk size. When a quantile left the
-    interval kept for it (``rows`` None; see tests/test_streaming.py), the run reads its store back: the same rows
-    again."""
+    interval kept for it (``rows`` None; see tests/test_running_summary.py), the run reads its store back: the
+    same rows again."""
     from impact import runner
     from impact.summary import RunningSummary, format_rows, summarize_run
 
