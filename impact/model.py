@@ -187,8 +187,7 @@ def draw_policy(case: CompiledCase, parameters: dict[str, np.ndarray], scores: d
             active = np.ones(draws, dtype=bool)
             condition = layer.condition
             if condition is not None and condition.pledge is not None:
-                r = realization[:, pledge_index[condition.pledge]]
-                active &= (r < condition.below) if condition.below is not None else (r >= condition.at_least)
+                active &= _pledge_condition_holds(condition, realization, pledge_index)
             elif condition is not None:
                 active &= _struck_on(struck, ruling, condition.struck, on) if condition.struck is not None \
                     else ~_struck_on(struck, ruling, condition.upheld, on)
@@ -243,8 +242,8 @@ class PoliciesByOutcome:
     (from the first draw that has it), and a chunk's are its draws' outcomes and a copy of their rows, where
     ``draw_policy`` walks every period and layer of the year again (0.3-4 ms a case and year, a chunk's largest
     serial step); the rows of each combination of outcomes a chunk has are stacked, and their revenue split by
-    authority taken (:meth:`split`), once. Each draw's rates, shares of the year and parts are those ``draw_policy`` gives it: the same
-    operations on the same rows (``tests/test_horizon.py``)."""
+    authority taken (:meth:`split`), once. Each draw's rates, shares of the year and parts are those
+    ``draw_policy`` gives it: the same operations on the same rows (``tests/test_horizon.py``)."""
 
     def __init__(self, case: CompiledCase, year: int | None, authorities: tuple[str, ...]):
         self.case, self.year, self.authorities = case, year, authorities
@@ -266,8 +265,7 @@ class PoliciesByOutcome:
         for _, layer in scenario.policy_layers:
             condition = layer.condition
             if condition is not None and condition.pledge is not None:
-                r = realization[:, pledge_index[condition.pledge]]
-                columns.append(r < condition.below if condition.below is not None else r >= condition.at_least)
+                columns.append(_pledge_condition_holds(condition, realization, pledge_index))
         struck = struck_by_group(self.case, scores)
         columns += [struck[group] for group in sorted(struck)]
         return np.stack(columns, axis=1) if columns else np.zeros((draws, 0), dtype=bool)
@@ -326,6 +324,13 @@ class PoliciesByOutcome:
             part = {a: values[split_rows[k] if split_rows is not None else 0 if len(values) == 1 else k]
                     for a, values in parts.items()}
             self.known[key] = (tariff[k].copy(), retaliation[k].copy(), applied[k].copy(), part)
+
+
+def _pledge_condition_holds(condition, realization: np.ndarray, pledge_index: dict[str, int]) -> np.ndarray:
+    """Draws in which a layer's pledge condition holds: its pledge's realization (D, pledges) below ``below``, or at
+    least ``at_least``."""
+    r = realization[:, pledge_index[condition.pledge]]
+    return r < condition.below if condition.below is not None else r >= condition.at_least
 
 
 def _add_weighted(total, weight: float, values: np.ndarray):

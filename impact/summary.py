@@ -961,15 +961,13 @@ def _untouched_pages(size: int) -> np.ndarray:
 
 def _numpy_narrow(b: _Brackets, s: int, j: int) -> None:
     """:func:`impact.kernels.running_numba.narrow` in NumPy."""
-    inside = b.kept(s, j)
+    b.held[s, j] = _numpy_narrow_in(b, s, j, b.kept(s, j))
+
+
+def _numpy_narrow_in(b: _Brackets, s: int, j: int, inside: np.ndarray) -> int:
+    """:func:`impact.kernels.running_numba.narrow_in` in NumPy, by a sort of ``inside`` (the kernel selects): the
+    same ends and counts, and the same draws kept, sorted, at the front of ``inside``; returns their count."""
     inside.sort()
-    begin, end = _numpy_narrow_sorted(b, s, j, inside)
-    inside[:end - begin] = inside[begin:end].copy()
-    b.held[s, j] = end - begin
-
-
-def _numpy_narrow_sorted(b: _Brackets, s: int, j: int, inside: np.ndarray) -> tuple[int, int]:
-    """:func:`impact.kernels.running_numba.narrow_sorted` in NumPy."""
     q, seen = float(b.quantiles[j]), int(b.seen[s])
     rank = q * (seen - 1)
     half = _bracket_width(q, seen)
@@ -978,7 +976,7 @@ def _numpy_narrow_sorted(b: _Brackets, s: int, j: int, inside: np.ndarray) -> tu
     if low >= inside.size and b.hi[s, j] > b.lo[s, j]:
         b.below[s, j] += b.at_lo[s, j] + inside.size
         b.at_lo[s, j], b.at_hi[s, j], b.lo[s, j] = b.at_hi[s, j], 0, b.hi[s, j]
-        return 0, 0
+        return 0
     begin, end = 0, inside.size
     if 0 < low < inside.size:
         value = inside[low]
@@ -994,7 +992,8 @@ def _numpy_narrow_sorted(b: _Brackets, s: int, j: int, inside: np.ndarray) -> tu
         value = rest[high]
         left, right = np.searchsorted(rest, value, "left"), np.searchsorted(rest, value, "right")
         b.at_hi[s, j], b.hi[s, j], end = right - left, value, begin + int(left)
-    return begin, end
+    inside[:end - begin] = inside[begin:end].copy()
+    return end - begin
 
 
 def _numpy_bracket_series(values: np.ndarray, s: int, b: _Brackets) -> None:
@@ -1010,15 +1009,16 @@ def _numpy_bracket_series(values: np.ndarray, s: int, b: _Brackets) -> None:
     if valid == 0:
         return
     if b.seen[s] == 0:
-        ordered = np.sort(values)[:valid]
+        middle = values[(values > -np.inf) & (values < np.inf)]  # neither missing nor infinite
         b.seen[s] = valid
-        bottom, top = np.searchsorted(ordered, -np.inf, "right"), np.searchsorted(ordered, np.inf, "left")
         for j in range(b.quantiles.size):
             b.lo[s, j], b.hi[s, j] = -np.inf, np.inf
-            b.below[s, j], b.at_lo[s, j], b.at_hi[s, j] = 0, bottom, valid - top
-            begin, end = _numpy_narrow_sorted(b, s, j, ordered[bottom:top])
-            b.pool[b.start[s, j]:b.start[s, j] + end - begin] = ordered[bottom + begin:bottom + end]
-            b.held[s, j] = end - begin
+            b.below[s, j] = 0
+            b.at_lo[s, j], b.at_hi[s, j] = np.count_nonzero(values == -np.inf), np.count_nonzero(values == np.inf)
+            inside = middle.copy()
+            kept = _numpy_narrow_in(b, s, j, inside)
+            b.pool[b.start[s, j]:b.start[s, j] + kept] = inside[:kept]
+            b.held[s, j] = kept
         return
     b.seen[s] += valid
     for j in range(b.quantiles.size):

@@ -6,16 +6,17 @@ The intervals of series ``s`` (``summary._Brackets`` holds them): for quantile `
 ``lo[s, j] < hi[s, j]`` (float32, compared with each draw as float32, as a sort of the float32 draws orders them),
 the valid draws counted below ``lo`` (``below``), equal to ``lo`` (``at_lo``) and equal to ``hi`` (``at_hi``), and
 the draws strictly between, kept in ``pool[start[s, j]:start[s, j] + held[s, j]]``; ``seen[s]`` valid draws so far.
-A series' first valid draws are sorted and each interval set around its quantile's rank among them; each later
-chunk's draws inside an interval are kept, in draw order, until they pass three widths, when the interval is
-narrowed (:func:`narrow`: the kept draws sorted, the ends moved in to one width either side of the rank). A width
+Each interval is set around its quantile's rank among a series' first valid draws; each later chunk's draws
+inside an interval are kept, in draw order, until they pass three widths, when the interval is narrowed
+(:func:`narrow_in`: the ends moved in to one width either side of the rank, found by selection). A width
 is :data:`impact.summary.BRACKET_SIGMAS` standard deviations of the rank's sampling error among the draws seen,
 plus 16 draws. An interval that cannot be narrowed no longer holds its quantile (the quantile's rank has left it):
 it is marked ``lost`` and keeps nothing more, and the summary reads its store instead.
 
-The reference is ``summary._numpy_bracket_series``, the same steps in NumPy (``tests/test_running_summary.py``):
-the same counts, ends and kept draws. The moments are :func:`impact.kernels.moments_numba.row_block_moments_into`'s,
-the series :func:`impact.kernels.rows_numba.series_row`'s: the bits of a summary read back from the store.
+The reference is ``summary._numpy_bracket_series``, the same steps in NumPy, narrowed by a sort
+(``tests/test_running_summary.py``): the same counts, ends and kept draws. The moments are
+:func:`impact.kernels.moments_numba.row_block_moments_into`'s, the series
+:func:`impact.kernels.rows_numba.series_row`'s: the bits of a summary read back from the store.
 """
 
 from __future__ import annotations
@@ -42,20 +43,30 @@ def width(q, seen, sigmas):
 
 @jit()
 def narrow(pool, s, j, q, sigmas, lo, hi, below, at_lo, at_hi, seen, start, held):
-    """:func:`narrow_sorted` of interval ``j`` of series ``s``, its kept draws in any order: each new end found by
+    """:func:`narrow_in` on interval ``j`` of series ``s``'s kept draws, in place in its room."""
+    base = start[s, j]
+    held[s, j] = narrow_in(pool[base:base + held[s, j]], s, j, q, sigmas, lo, hi, below, at_lo, at_hi, seen)
+
+
+@jit()
+def narrow_in(inside, s, j, q, sigmas, lo, hi, below, at_lo, at_hi, seen):
+    """Move the ends of interval ``j`` of series ``s``, whose kept draws are ``inside`` (in any order), in around
+    its quantile's rank among the draws seen: ``lo`` to the kept draw a width below the rank, ``hi`` to the one a
+    width above (where they are inside); the draws outside the new ends are counted instead of kept. Where every
+    kept draw is more than a width from the rank, the interval closes on the end beside it (``lo == hi``; the rank
+    then falls among the draws at that end, as in a point mass of effects of exactly 0). Each new end is found by
     selection (``np.partition``) and its ties counted, not by a sort of the kept draws (x3-4: the draws of a series
-    are narrowed about twice the log of its chunks); the draws still inside moved to the front of its room, in no
-    particular order (:meth:`impact.summary._Brackets.sort` sorts them at the end)."""
-    base, size = start[s, j], held[s, j]
-    inside = pool[base:base + size]
+    are narrowed about twice the log of its chunks). The draws still inside are moved to the front of ``inside``,
+    in no particular order (:meth:`impact.summary._Brackets.sort` sorts them at the end); returns their count."""
+    size = inside.size
     rank = q * (seen[s] - 1)
     half = width(q, seen[s], sigmas)
-    first = below[s, j] + at_lo[s, j]
+    first = below[s, j] + at_lo[s, j]  # the rank of the least kept draw
     low = math.floor(rank) - half - first
     if low >= size and hi[s, j] > lo[s, j]:
         below[s, j] += at_lo[s, j] + size
-        at_lo[s, j], at_hi[s, j], lo[s, j], held[s, j] = at_hi[s, j], 0, hi[s, j], 0
-        return
+        at_lo[s, j], at_hi[s, j], lo[s, j] = at_hi[s, j], 0, hi[s, j]
+        return 0
     if 0 < low < size:
         value = np.partition(inside, low)[low]
         left, right = _ties(inside, value)
@@ -64,7 +75,7 @@ def narrow(pool, s, j, q, sigmas, lo, hi, below, at_lo, at_hi, seen, start, held
         lo[s, j] = value
         first = below[s, j] + at_lo[s, j]
     low_end = lo[s, j]
-    rest = inside[inside > low_end]  # the kept draws above lo, the sorted draws' inside[begin:]
+    rest = inside[inside > low_end]  # the kept draws above lo: the sorted draws' inside[begin:]
     high = math.ceil(rank) + half - first
     if high < 0 and hi[s, j] > lo[s, j]:
         at_hi[s, j], hi[s, j] = 0, lo[s, j]
@@ -79,7 +90,7 @@ def narrow(pool, s, j, q, sigmas, lo, hi, below, at_lo, at_hi, seen, start, held
         if rest[k] < high_end:
             inside[kept] = rest[k]
             kept += 1
-    held[s, j] = kept
+    return kept
 
 
 @jit()
@@ -95,69 +106,34 @@ def _ties(values, value):
 
 
 @jit()
-def narrow_sorted(inside, s, j, q, sigmas, lo, hi, below, at_lo, at_hi, seen):
-    """Move the ends of interval ``j`` of series ``s``, whose kept draws are ``inside`` (sorted), in around its
-    quantile's rank among the draws seen: ``lo`` to the kept draw a width below the rank, ``hi`` to the one a width
-    above (where they are inside); the draws outside the new ends are counted instead of kept. Where every kept
-    draw is more than a width from the rank, the interval closes on the end beside it (``lo == hi``; the rank then
-    falls among the draws at that end, as in a point mass of effects of exactly 0). Returns the range
-    ``(begin, end)`` of ``inside`` still kept."""
-    size = inside.size
-    rank = q * (seen[s] - 1)
-    half = width(q, seen[s], sigmas)
-    first = below[s, j] + at_lo[s, j]  # the rank of inside[0]
-    low = math.floor(rank) - half - first
-    if low >= size and hi[s, j] > lo[s, j]:
-        below[s, j] += at_lo[s, j] + size
-        at_lo[s, j], at_hi[s, j], lo[s, j] = at_hi[s, j], 0, hi[s, j]
-        return 0, 0
-    begin = 0
-    if 0 < low < size:
-        value = inside[low]
-        left, right = np.searchsorted(inside, value, "left"), np.searchsorted(inside, value, "right")
-        below[s, j] += at_lo[s, j] + left
-        at_lo[s, j] = right - left
-        lo[s, j] = value
-        begin = right
-        first = below[s, j] + at_lo[s, j]
-    high = math.ceil(rank) + half - first
-    end = size
-    if high < 0 and hi[s, j] > lo[s, j]:
-        at_hi[s, j], hi[s, j], end = 0, lo[s, j], begin
-    elif 0 <= high < size - begin - 1:
-        value = inside[begin + high]
-        rest = inside[begin:]
-        left, right = np.searchsorted(rest, value, "left"), np.searchsorted(rest, value, "right")
-        at_hi[s, j] = right - left
-        hi[s, j] = value
-        end = begin + left
-    return begin, end
-
-
-@jit()
 def bracket_series(values, s, quantiles, sigmas, lo, hi, below, at_lo, at_hi, seen, pool, start, held,
                    capacity, lost):
     """Count series ``s``'s draws ``values`` (float32, NaN: missing) against its intervals, keep those inside, and
-    narrow an interval that holds too many; set the intervals from the series' first valid draws."""
+    narrow an interval that holds too many; set the intervals from the series' first valid draws. An interval
+    without room for the draws (kept draws never pass ``capacity`` less a chunk before a chunk: see
+    ``summary._Brackets``) is lost."""
     n = values.size
+    for j in range(quantiles.size):
+        if not lost[s, j] and held[s, j] + n > capacity[j]:
+            lost[s, j], held[s, j] = True, 0
     valid = 0
     for i in range(n):
         valid += 1 if values[i] == values[i] else 0
     if valid == 0:
         return
     if seen[s] == 0:
-        ordered = np.sort(values)[:valid]  # NaN sort last
+        # The first valid draws: every interval set around its rank among them (as a sample's), then narrowed
+        middle = values[(values > -np.inf) & (values < np.inf)]  # neither missing nor infinite
         seen[s] = valid
-        bottom, top = np.searchsorted(ordered, -np.inf, "right"), np.searchsorted(ordered, np.inf, "left")
         for j in range(quantiles.size):
             lo[s, j], hi[s, j] = -np.inf, np.inf
-            below[s, j], at_lo[s, j], at_hi[s, j] = 0, bottom, valid - top
-            begin, end = narrow_sorted(ordered[bottom:top], s, j, quantiles[j], sigmas, lo, hi, below, at_lo, at_hi,
-                                       seen)
-            base = start[s, j]
-            for k in range(end - begin):
-                pool[base + k] = ordered[bottom + begin + k]
-            held[s, j] = end - begin
+            below[s, j] = 0
+            at_lo[s, j] = np.count_nonzero(values == -np.inf)
+            at_hi[s, j] = np.count_nonzero(values == np.inf)
+            inside = middle.copy()
+            kept = narrow_in(inside, s, j, quantiles[j], sigmas, lo, hi, below, at_lo, at_hi, seen)
+            pool[start[s, j]:start[s, j] + kept] = inside[:kept]
+            held[s, j] = kept
         return
     seen[s] += valid
     # Every count a pass over the draws whose compares have no branch (vector lanes); the draws inside an interval
@@ -192,9 +168,10 @@ def bracket_series(values, s, quantiles, sigmas, lo, hi, below, at_lo, at_hi, se
                             pool[start[s, j] + held[s, j]] = values[i]
                             held[s, j] += 1
     for j in range(quantiles.size):
-        if not lost[s, j] and held[s, j] > NARROW_AT * width(quantiles[j], seen[s], sigmas) + NARROW_SLACK:
+        limit = NARROW_AT * width(quantiles[j], seen[s], sigmas) + NARROW_SLACK
+        if not lost[s, j] and held[s, j] > limit:
             narrow(pool, s, j, quantiles[j], sigmas, lo, hi, below, at_lo, at_hi, seen, start, held)
-            if held[s, j] > NARROW_AT * width(quantiles[j], seen[s], sigmas) + NARROW_SLACK:
+            if held[s, j] > limit:
                 lost[s, j], held[s, j] = True, 0  # the quantile's rank is outside the kept draws
 
 
@@ -211,10 +188,6 @@ def _gather_one(i, totals, labels, source_a, source_b, form, base, size, count, 
     values = np.empty(draws, dtype=np.float32)
     for d in range(draws):
         values[d] = np.float32(row[d])
-    # Room for the chunk's draws: kept draws never pass capacity - chunk before a chunk (see summary._Brackets)
-    for j in range(quantiles.size):
-        if not lost[i, j] and held[i, j] + draws > capacity[j]:
-            lost[i, j], held[i, j] = True, 0
     bracket_series(values, i, quantiles, sigmas, lo, hi, below, at_lo, at_hi, seen, pool, start, held, capacity,
                    lost)
 
