@@ -121,14 +121,8 @@ def series_row(totals, labels, source_a, source_b, form, base, i, row):
         return
     for d in range(row.size):
         a = _source(totals, labels, source_a[i, 0], source_a[i, 1], d)
-        if shape == AS_IS:
-            row[d] = a
-            continue
         b = base[i] if shape == PERCENT_OF_BASE else _source(totals, labels, source_b[i, 0], source_b[i, 1], d)
         change = a - b
-        if shape == DIFFERENCE:
-            row[d] = change
-            continue
         reference = b if shape == PERCENT_OF_B else base[i]
         row[d] = 100.0 * change / reference if reference != 0 else math.nan
 
