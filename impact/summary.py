@@ -901,6 +901,8 @@ class _Brackets:
     def __init__(self, series: int, quantiles: tuple[float, ...], draws: int, chunk: int):
         from impact.kernels.running_numba import NARROW_AT, NARROW_SLACK
 
+        if len(quantiles) > 8:  # the kernel marks a draw's intervals in the bits of one byte
+            raise ValueError(f"a running summary keeps at most 8 quantiles, got {len(quantiles)}")
         shape = (series, len(quantiles))
         self.quantiles = np.array(quantiles, dtype=np.float64)
         self.lo, self.hi = np.full(shape, -np.inf, dtype=np.float32), np.full(shape, np.inf, dtype=np.float32)

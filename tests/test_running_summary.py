@@ -80,6 +80,8 @@ def test_a_summary_gathered_chunk_by_chunk_says_so_when_a_quantile_left_its_inte
         running.add(0, lambda name: ds[name].values)
     with pytest.raises(ValueError, match="laid out for 100"):
         RunningSummary(ds.isel(draw=slice(0, 1)), 6000, 100).add(0, lambda name: ds[name].values)
+    with pytest.raises(ValueError, match="at most 8 quantiles"):
+        RunningSummary(ds.isel(draw=slice(0, 1)), 6000, 100, quantiles=np.linspace(0.05, 0.95, 9))
 
 
 def _series_draws(rng, series: int, draws: int, shape: str) -> np.ndarray:
