@@ -486,7 +486,8 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     When nothing is sampled the kernels solve one draw, which stands for all ``draws``.
 
     ``policy`` is ``(tariff, partner_tariff)`` (D, S, P) from :func:`draw_policy` when layers vary by draw or date;
-    ``tariff`` may be :class:`RatesByPattern`, whose log factors are then taken once per pattern.
+    ``tariff`` may be :class:`RatesByPattern`, whose log factors are then taken once per pattern (and whose tables
+    the numba kernel reads by each draw's row, with no copy of the rates to each draw).
     ``scale`` multiplies every baseline value (growth over a horizon: outputs scale with it, prices do not), and
     ``pledge_amounts`` (K,) replaces each pledge's USD per year (its disbursement in a year of the horizon).
     ``split`` (R, S, P, A) from :func:`revenue_split` credits each cell's revenue to authorities, row
@@ -513,20 +514,25 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
     p = parameters
     tariff, log_tariff_factor, log_partner_tariff_factor = case.tariff, case.log_tariff_factor, \
         case.log_partner_tariff_factor
-    partner_tariff, tariff_factor, logs_by_pattern = None, None, False
+    partner_tariff, tariff_factor, logs_by_pattern, rate_rows = None, None, False, None
     if policy is not None:
         tariff, partner_tariff = policy
     collection = p["collection"]
     if isinstance(tariff, RatesByPattern):
         if np.all(collection == 1.0):
-            # The log factors (and their exps) once per combination of layers, then copied to each draw of it.
+            # The log factors (and their exps) once per combination of layers: the numba kernel reads each draw's
+            # row of these tables (no copy of the rates to each draw); the NumPy one takes them copied to the draws.
             table_log = np.empty(tariff.table.shape[:2] + (tariff.table.shape[2] + 1,))
             table_log[:, :, 0] = 0.0  # home: no tariff
             libm.log1p_minus(tariff.table, case.log1p_tariff_baseline, table_log[:, :, 1:])
-            log_tariff_factor, logs_by_pattern = gather_rows(table_log, tariff.rows), True
+            logs_by_pattern = True
             if backend == "numba":
-                tariff_factor = gather_rows(libm.exp(table_log), tariff.rows)
-        tariff = tariff.by_draw()
+                log_tariff_factor, tariff_factor, rate_rows = table_log, libm.exp(table_log), tariff.rows
+                tariff = tariff.table
+            else:
+                log_tariff_factor = gather_rows(table_log, tariff.rows)
+        if rate_rows is None:
+            tariff = tariff.by_draw()
     if np.any(collection != 1.0):
         # Only a share of the statutory change from the 2024 applied rates is collected (and faced by buyers).
         tariff = b.tariff_baseline + collection[:, None, :] * (tariff - b.tariff_baseline)
@@ -554,7 +560,7 @@ def solve_chunk(case: CompiledCase, parameters: dict[str, np.ndarray], draws: in
         linkages=None if case.linkages is None else replace(
             case.linkages, pass_through=p["input_pass_through"], import_scale=p["imported_input_scale"],
             gross_output=case.linkages.gross_output * scale), watch=watch,
-        **({"out": out, "start": start, "solution": solution, "tariff_factor": tariff_factor}
+        **({"out": out, "start": start, "solution": solution, "tariff_factor": tariff_factor, "rate_rows": rate_rows}
            if backend == "numba" else {}))
     if sector_out.shape[0] == 1 and draws > 1:
         failures *= draws

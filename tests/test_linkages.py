@@ -387,6 +387,43 @@ def test_each_draw_is_solved_as_if_alone_across_scratch_blocks():
             np.testing.assert_array_equal(got[0], want[d])
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), patterns=st.integers(1, 4), linked=st.booleans(),
+       extra=st.integers(0, market_numba.SCRATCH_DRAWS + 5))
+def test_rates_read_by_pattern_give_the_bits_of_the_rates_copied_to_each_draw(seed, patterns, linked, extra):
+    """Rates given as a table of patterns with each draw's row (``rate_rows``, as a horizon's draw-dependent layers
+    give them) are read in place: every output, quotas, landed costs and solutions included, is bit for bit that of
+    the table's rows copied to the draws; a row outside the table is refused."""
+    sectors, partners = 4, 3
+    draws = market_numba.SCRATCH_DRAWS - 3 + extra  # one block or more
+    arguments = market_arguments(seed, draws, sectors, partners)
+    rng = np.random.default_rng(seed + 2)
+    table = rng.uniform(0.0, 0.6, (patterns, sectors, partners))
+    table_log = np.concatenate([np.zeros((patterns, sectors, 1)),
+                                np.log1p(table) - np.log1p(arguments["tariff0"])], axis=2)
+    rows = rng.integers(0, patterns, draws)
+    quotas = dict(quota_partner=np.array([1, -1, 0, -1]), quota_rate_in=np.array([0.0, 0, 0.02, 0]),
+                  quota_rate_out=np.array([0.5, 0, 0.3, 0]), quota_log_index=np.log(np.array([0.9, 1, 0.2, 1])))
+    common = dict(quotas, linkages=random_linkages(seed + 1, draws, sectors, arguments["theta"]) if linked else None,
+                  watch=(np.array([0, 1, 3]), np.array([1, 0, 2])))
+    root = np.empty((draws, 2, sectors))
+    for start in (None, root):  # from the baseline, then from the roots (a plain market then steps with the costs)
+        solutions = np.empty((2, draws, 2, sectors))
+        by_pattern = market_numba.solve_and_account(**{**arguments, "tariff": table, "log_tariff_factor": table_log},
+                                                    **common, rate_rows=rows, start=start, solution=solutions[0])
+        copied = market_numba.solve_and_account(**{**arguments, "tariff": table[rows],
+                                                   "log_tariff_factor": table_log[rows]}, **common, start=start,
+                                                solution=solutions[1])
+        assert by_pattern[5] == copied[5]
+        for got, want in zip(by_pattern[:5] + by_pattern[6:], copied[:5] + copied[6:]):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(solutions[0], solutions[1])
+        root[...] = solutions[0]
+    with pytest.raises(ValueError, match="rate_rows"):
+        market_numba.solve_and_account(**{**arguments, "tariff": table, "log_tariff_factor": table_log}, **common,
+                                       rate_rows=np.full(draws, patterns))
+
+
 def test_the_kernel_writes_into_given_output_buffers():
     """A chunk hands the kernel its own buffers (``out``): they receive exactly the outputs the kernel returns
     otherwise, in their first rows, and a buffer of the wrong shape or layout is refused."""

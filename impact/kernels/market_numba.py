@@ -37,7 +37,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                       quota_partner=None, quota_rate_in=None, quota_rate_out=None, quota_log_index=None,
                       *, revenue_split=None, split_rows=None, linkages=None, tol=1e-12, max_iter=100,
                       link_tol=LINK_TOL, link_max_iter=LINK_MAX_ITER, link_steps=None, watch=None, out=None,
-                      start=None, solution=None, tariff_factor=None):
+                      start=None, solution=None, tariff_factor=None, rate_rows=None):
     """See :func:`impact.kernels.market_numpy.solve_and_account`; failed markets give NaN and are counted (a draw
     whose input costs do not converge counts every sector as failed). ``link_steps`` (D,) int64, if given, receives
     each draw's Newton steps on the input costs (-1: not converged). ``out`` ``(sector_out, partner_out)``, if given,
@@ -48,17 +48,26 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     with linkages, the log home cost ``log z`` (row 1) of every sector, in place of the baseline's 0 (a draw whose
     start is not finite starts from 0). ``solution`` (D, 2, S), if given, receives both at each draw's root (NaN
     where a solve failed). A start near the root saves Newton steps; the root is the same to the tolerances.
-    ``tariff_factor``, if given, is ``libm.exp(log_tariff_factor)`` already taken (the caller's, by pattern)."""
+    ``tariff_factor``, if given, is ``libm.exp(log_tariff_factor)`` already taken (the caller's, by pattern).
+
+    ``rate_rows`` (D,), if given, makes ``tariff``, ``log_tariff_factor`` and ``tariff_factor`` tables of R rows (a
+    row each pattern of rates, :class:`impact.model.RatesByPattern`), of which draw d reads row ``rate_rows[d]``:
+    the rates are not copied to each draw (three arrays as large as the outputs by sector). The same bits as the
+    tables' rows copied to the draws."""
     watch_sector, watch_partner = no_watch() if watch is None else watch
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     theta, log_tariff_factor, log_fx, phi, sigma, eps = (
         f(a) for a in (theta, log_tariff_factor, log_fx, phi, sigma, eps))
     mu, partner_supply = (f(a) for a in supply_parts(supply_elasticity))
-    market_draws = check_market_shapes(theta, log_tariff_factor, log_fx, phi, (mu, partner_supply), sigma, eps)
+    tables = rate_rows is not None
+    market_draws = check_market_shapes(theta, log_tariff_factor[:1] if tables else log_tariff_factor, log_fx, phi,
+                                       (mu, partner_supply), sigma, eps)
     link = no_linkages(theta) if linkages is None else linkages
     if linkages is not None:
         market_draws = max(market_draws, link.draws())
-    draws = draw_count(market_draws, tariff, sigx, log_partner_tariff_factor, pledge_flow)
+    if tables:
+        market_draws = max(market_draws, np.shape(rate_rows)[0])
+    draws = draw_count(market_draws, tariff[:1] if tables else tariff, sigx, log_partner_tariff_factor, pledge_flow)
     sectors = theta.shape[0]
     quota_partner, quota_rate_in, quota_rate_out, quota_log_index = no_quotas(
         sectors, quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
@@ -67,6 +76,7 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                             pledge_shares, pledge_flow, tariff_factor)
     sector_out, partner_out, cell_out = allocate_outputs(draws, imports0.shape, keep_cells, out)
     revenue_split, split_rows, split_out = split_arrays(revenue_split, split_rows, draws, imports0.shape)
+    rate_rows = _rate_rows(rate_rows, draws, args[:3])
     quota_out = np.full((draws, len(QUOTA_OUTPUTS), sectors), np.nan)
     failures = np.zeros(draws, dtype=np.int64)
     start = np.zeros((0, 2, sectors)) if start is None else np.ascontiguousarray(start, dtype=np.float64)
@@ -80,8 +90,8 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     watch_out = np.full((draws, 2, len(watch_sector)), np.nan)
     workers = 1 if DISABLE_JIT else numba.get_num_threads()
     _fused_kernel(workers, theta, partner_supply, float(tol), int(max_iter), *args, bool(keep_cells), revenue_split,
-                  split_rows, np.ascontiguousarray(quota_partner, dtype=np.int64), f(quota_rate_in), f(quota_rate_out),
-                  f(quota_log_index), linkages is not None, f(link.domestic), f(link.imported),
+                  split_rows, rate_rows, np.ascontiguousarray(quota_partner, dtype=np.int64), f(quota_rate_in),
+                  f(quota_rate_out), f(quota_log_index), linkages is not None, f(link.domestic), f(link.imported),
                   f(link.import_weights), f(link.pass_through), f(link.gross_output), f(link.scale), float(link_tol),
                   int(link_max_iter), np.zeros(0, dtype=np.int64) if link_steps is None else link_steps,
                   np.ascontiguousarray(watch_sector, dtype=np.int64),
@@ -89,6 +99,22 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                   start, solution,
                   sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures)
     return sector_out, partner_out, cell_out, split_out, quota_out, int(failures.sum()), watch_out
+
+
+def _rate_rows(rate_rows, draws: int, rates) -> np.ndarray:
+    """The row of the rates ``rates`` (tariff, log tariff factor, tariff factor) that each of ``draws`` draws reads
+    (D,): ``rate_rows`` checked against the tables' rows, or each draw's own (its row times the rates' step, 0 for
+    rates shared by every draw)."""
+    if rate_rows is None:
+        return np.arange(draws, dtype=np.int64)
+    rows = np.ascontiguousarray(rate_rows, dtype=np.int64)
+    counts = {table.shape[0] for table in rates}
+    if len(counts) != 1:
+        raise ValueError(f"tables of rates by pattern must have the same rows, got {sorted(counts)}")
+    count = counts.pop()
+    if rows.shape != (draws,) or (draws and (rows.min() < 0 or rows.max() >= count)):
+        raise ValueError(f"rate_rows must be {draws} rows of the tables of rates (0 to {count - 1})")
+    return rows
 
 
 #: Draws a thread takes together (a block): their scratch arrays are allocated once, and the input costs' Newton
@@ -99,8 +125,8 @@ SCRATCH_DRAWS = LANES
 @jit(parallel=True)
 def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx,
                   phi, sigx, log_tx, imports0, exports0, home0, expenditure0, tariff0, pledge_partner,
-                  pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, quota_partner,
-                  quota_rate_in, quota_rate_out, quota_log_index, linked, input_domestic, input_imported,
+                  pledge_is_purchase, pledge_shares, pledge_flow, keep_cells, revenue_split, split_rows, rate_rows,
+                  quota_partner, quota_rate_in, quota_rate_out, quota_log_index, linked, input_domestic, input_imported,
                   import_weights, pass_through, gross_output, import_scale, link_tol, link_max_iter, link_steps,
                   watch_sector, watch_partner, start, solution, sector_out, partner_out, cell_out, split_out,
                   quota_out, watch_out, failures):
@@ -109,17 +135,21 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
      home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow) = borrowed((
         theta, partner_supply, tariff, log_t, tariff_factor, sigma, eps, mu, log_fx, phi, sigx, log_tx, imports0,
         exports0, home0, expenditure0, tariff0, pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow))
-    (revenue_split, split_rows, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, input_domestic,
-     input_imported, import_weights, pass_through, gross_output, import_scale, link_steps, watch_sector, watch_partner,
-     start, solution, sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures) = borrowed((
-        revenue_split, split_rows, quota_partner, quota_rate_in, quota_rate_out, quota_log_index, input_domestic,
-        input_imported, import_weights, pass_through, gross_output, import_scale, link_steps, watch_sector,
-        watch_partner, start, solution, sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures))
+    (revenue_split, split_rows, rate_rows, quota_partner, quota_rate_in, quota_rate_out, quota_log_index,
+     input_domestic, input_imported, import_weights, pass_through, gross_output, import_scale, link_steps,
+     watch_sector, watch_partner, start, solution, sector_out, partner_out, cell_out, split_out, quota_out, watch_out,
+     failures) = borrowed((
+        revenue_split, split_rows, rate_rows, quota_partner, quota_rate_in, quota_rate_out, quota_log_index,
+        input_domestic, input_imported, import_weights, pass_through, gross_output, import_scale, link_steps,
+        watch_sector, watch_partner, start, solution, sector_out, partner_out, cell_out, split_out, quota_out,
+        watch_out, failures))
     draws = sector_out.shape[0]
     sectors, sources = theta.shape
-    # 1 for an input with a row per draw, 0 for one shared by every draw
+    # 1 for an input with a row per draw, 0 for one shared by every draw; the rates' row of draw d is
+    # rate_rows[d] (times its step): d itself, or the row of its pattern in a table of rates by pattern.
     row_steps = (1 if sigma.shape[0] > 1 else 0, 1 if eps.shape[0] > 1 else 0, 1 if log_fx.shape[0] > 1 else 0,
-                 1 if phi.shape[0] > 1 else 0, 1 if tariff.shape[0] > 1 else 0, 1 if log_t.shape[0] > 1 else 0)
+                 1 if phi.shape[0] > 1 else 0, 1 if tariff.shape[0] > 1 else 0, 1 if log_t.shape[0] > 1 else 0,
+                 rate_rows)
     supply_steps = (1 if mu.shape[0] > 1 else 0, 1 if partner_supply.shape[0] > 1 else 0)
     quota_terms = (quota_partner, quota_rate_in, quota_rate_out, quota_log_index)
     linkage = (input_domestic, input_imported, import_weights, gross_output, import_scale, link_tol, link_max_iter)
@@ -180,7 +210,7 @@ def _solve_draw_markets(row, lane, theta, mu, partner_supply, supply_steps, star
     price index (its Newton steps are taken in the input costs' iteration)."""
     (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
      buyers_loss, supply) = scratch
-    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     m_step, ns_step = supply_steps
     quota_partner = quota_terms[0]
     sectors, sources = theta.shape
@@ -212,7 +242,7 @@ def _solve_draw_markets(row, lane, theta, mu, partner_supply, supply_steps, star
             # costs first only to move it again cost more (x1.13 on the kernel) than the iteration's extra step
             # where it needs one. Its price takers' sums are computed here.
             sums[lane, s, 0], sums[lane, s, 1], sums[lane, s, 2], responsive[lane, s] = taker_sums(
-                theta[s], log_t[row * t_step, s], log_fx[row * f_step], phi[row * p_step, s], eta,
+                theta[s], log_t[rate_rows[row] * t_step, s], log_fx[row * f_step], phi[row * p_step, s], eta,
                 sigma[row * s_step, s], log_cost[lane, s], log_w[lane, s], taker_terms[lane, s])
             x[lane, s], steps[lane, s] = x_start, 0
             continue
@@ -251,7 +281,7 @@ def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tarif
     instructions."""
     (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
      buyers_loss, supply) = scratch
-    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     by_sector, by_source = rows[0], rows[1]
     sources = log_w.shape[2]
     ps_step = 1 if pass_through.shape[0] > 1 and linked else 0
@@ -281,10 +311,10 @@ def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tarif
         else:
             for w in range(lanes):
                 d = first + np.int64(min(w, last))
-                by_source[log_t_row + w] = log_t[d * t_step, s, j]
-                by_source[factor_row + w] = tariff_factor[d * t_step, s, j]
+                by_source[log_t_row + w] = log_t[rate_rows[d] * t_step, s, j]
+                by_source[factor_row + w] = tariff_factor[rate_rows[d] * t_step, s, j]
                 if j > 0:
-                    by_source[rate_row + w] = tariff[d * r_step, s, j - 1]
+                    by_source[rate_row + w] = tariff[rate_rows[d] * r_step, s, j - 1]
 
 
 @jit()
@@ -293,13 +323,13 @@ def _watch_draw(row, lane, tariff, log_t, row_steps, quota_partner, scratch, wat
     partner's goods in a sector, and its rate."""
     log_w, quota_log_t, quota_rate = scratch[0], scratch[6], scratch[8]
     watch_sector, watch_partner, watch_out = watch
-    r_step, t_step = row_steps[4], row_steps[5]
+    r_step, t_step, rate_rows = row_steps[4], row_steps[5], row_steps[6]
     for w in range(watch_sector.shape[0]):
         s, j = watch_sector[w], watch_partner[w] + 1
         quota = quota_partner[s] >= 0
-        log_tariff = quota_log_t[lane, s, j] if quota else log_t[row * t_step, s, j]
+        log_tariff = quota_log_t[lane, s, j] if quota else log_t[rate_rows[row] * t_step, s, j]
         watch_out[row, 0, w] = exp(log_w[lane, s, j] + log_tariff)
-        watch_out[row, 1, w] = quota_rate[lane, s, j - 1] if quota else tariff[row * r_step, s, j - 1]
+        watch_out[row, 1, w] = quota_rate[lane, s, j - 1] if quota else tariff[rate_rows[row] * r_step, s, j - 1]
 
 
 @jit()
@@ -346,18 +376,18 @@ def _solve_sector(row, s, log_home_cost, x0, fresh, responsive, theta, supply, s
 
     ``supply`` (S, J) holds the draw's supply elasticities, ``quota_terms`` is ``(quota_partner, quota_rate_in,
     quota_rate_out, quota_log_index)`` and ``row_steps`` the steps ``(s, e, f, p, r, t)`` of :func:`_fused_kernel`
-    (1 for an input that varies by draw, else 0): grouped so that no call has more than 30 arguments (see
-    :mod:`impact.accelerate`)."""
+    (1 for an input that varies by draw, else 0) and the rates' row of each draw, ``rate_rows``: grouped so that no
+    call has more than 30 arguments (see :mod:`impact.accelerate`)."""
     quota_partner, quota_rate_in, quota_rate_out, quota_log_index = quota_terms
-    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     market = (theta[s], log_fx[row * f_step], phi[row * p_step, s], supply[s],
               sigma[row * s_step, s], eps[row * e_step, s])
     p = quota_partner[s]
-    lt_row = log_t[row * t_step, s]
+    lt_row = log_t[rate_rows[row] * t_step, s]
     if p >= 0:
         quota_log_t[:] = lt_row
-        quota_factor[:] = tariff_factor[row * t_step, s]
-        quota_rate[:] = tariff[row * r_step, s]
+        quota_factor[:] = tariff_factor[rate_rows[row] * t_step, s]
+        quota_rate[:] = tariff[rate_rows[row] * r_step, s]
         x, steps, regime, equivalent, rent = solve_quota_market(
             market, quota_log_t, tol, max_iter, log_w, taker_terms, p, quota_rate_in[s], quota_rate_out[s],
             quota_log_index[s], tariff0[s, p], imports0[s, p], quota_factor, quota_rate, log_home_cost)
@@ -466,7 +496,7 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
     arrays and ``work`` its arrays for the lanes (:func:`_block_scratch`); the other groups are
     :func:`_solve_sector`'s."""
     quota_partner = quota_terms[0]
-    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     input_domestic, input_imported, import_weights, gross_output, import_scale, link_tol, link_max_iter = linkage
     (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
      buyers_loss, supply) = scratch
@@ -511,7 +541,7 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
                                     quota_partner, log_w, taker_terms, sums, quota_log_t, r)
             _home_prices(r)
             if iteration == 0:
-                _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_log_t, t_step,
+                _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_log_t, row_steps,
                                      quota_partner, r, lane_values)
             for w in range(count if any_moving[k] else 0):
                 if active[w] and r[C_IMPORT_FIXED + w] == 0.0:
@@ -568,7 +598,7 @@ def _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, imp
                    row_steps, quota_partner, x, sums, log_cost, r):
     """Sector ``k``'s inputs and starting values, draw by draw, into its rows ``r``. A lane past the block's draws
     repeats its last draw (its values stay finite; it is never written out)."""
-    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     ps_step = 1 if pass_through.shape[0] > 1 else 0
     is_step = 1 if import_scale.shape[0] > 1 else 0
     sources = theta.shape[1]
@@ -588,7 +618,7 @@ def _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, imp
         r[C_SIGMA + w] = sigma[row * s_step, k]
         r[C_EPS + w] = eps[row * e_step, k]
         r[C_ETA + w] = eta[0]
-        r[C_LOG_TARIFF + w] = log_t[row * t_step, k, 0]
+        r[C_LOG_TARIFF + w] = log_t[rate_rows[row] * t_step, k, 0]
         r[C_FIXED_SUM + w] = sums[lane, k, 0]
         r[C_FIXED_THETA + w] = sums[lane, k, 1]
         r[C_PLAIN + w] = 1.0 if plain else 0.0
@@ -639,12 +669,13 @@ def _market_by_draw(w, row, k, theta, supply, sigma, eps, log_fx, phi, log_t, ro
     """:func:`_plain_markets`'s values of draw ``w``'s market in sector ``k`` where it goes draw by draw: a plain
     market with a partner that responds to price (its residual in full), or a market with a quota or flat home
     supply (its response, from its last solve)."""
-    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     eta = supply[k]
     sig, ep = sigma[row * s_step, k], eps[row * e_step, k]
     x, log_c = r[C_X + w], r[C_LOG_COST + w]
     if r[C_PLAIN + w] > 0.0:
-        g, total, slope, home_term = market_residual(theta[k], log_t[row * t_step, k], log_fx[row * f_step],
+        g, total, slope, home_term = market_residual(theta[k], log_t[rate_rows[row] * t_step, k],
+                                                     log_fx[row * f_step],
                                                      phi[row * p_step, k], eta, sig, ep, log_c, x, sums[w, k, 0],
                                                      sums[w, k, 1], sums[w, k, 2])
         r[C_MARKET_GAP + w] = abs(g)
@@ -652,7 +683,7 @@ def _market_by_draw(w, row, k, theta, supply, sigma, eps, log_fx, phi, log_t, ro
         r[C_X_STEP + w] = g * total / slope
         r[C_LOG_W_HOME + w] = (eta[0] * log_c + (sig - ep) * x) / (eta[0] + sig)
     else:
-        lt_row = log_t[row * t_step, k] if quota_partner[k] < 0 else quota_log_t[w, k]
+        lt_row = log_t[rate_rows[row] * t_step, k] if quota_partner[k] < 0 else quota_log_t[w, k]
         r[C_RESPONSE + w] = _cost_response(theta[k], lt_row, eta, sig, ep, x, log_w[w, k], taker_terms[w, k],
                                            sums[w, k, 0], sums[w, k, 1], quota_partner[k] < 0)
         r[C_LOG_W_HOME + w] = log_w[w, k, 0]
@@ -675,10 +706,11 @@ def _home_prices(r):
 
 
 @jit()
-def _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_log_t, t_step, quota_partner, r,
+def _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_log_t, row_steps, quota_partner, r,
                          lane_values):
     """The change ``pi`` of sector ``k``'s imported-input price at the markets' first solve, with no slope in ``z``:
     each partner's buyer price copied draw by draw into a row, then exponentiated along it."""
+    t_step, rate_rows = row_steps[5], row_steps[6]
     lanes = np.uint64(LANES)
     for w in range(lanes):
         r[C_IMPORT_CHANGE + w] = 0.0
@@ -689,7 +721,8 @@ def _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_lo
             continue
         for w in range(LANES):
             lane = min(w, count - 1)
-            lt = log_t[(first + lane) * t_step, k, p + 1] if quota_partner[k] < 0 else quota_log_t[lane, k, p + 1]
+            lt = (log_t[rate_rows[first + lane] * t_step, k, p + 1] if quota_partner[k] < 0
+                  else quota_log_t[lane, k, p + 1])
             lane_values[L_VALUES + w] = log_w[lane, k, p + 1] + lt
         for w in range(lanes):
             r[C_IMPORT_CHANGE + w] += m * (lane_exp(lane_values[L_VALUES + w]) - 1.0)
@@ -701,9 +734,9 @@ def _moving_import_prices(w, row, k, supply, import_weights, log_w, log_fx, phi,
     """Draw ``w``'s imported-input price change ``pi`` and its slope in ``z``, where they move with the home cost:
     a partner responding to price moves with the price index (its producer price set at this ``x``), a quota's
     rate with its regime."""
-    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     eta = supply[k]
-    lt_row = log_t[row * t_step, k] if quota_partner[k] < 0 else quota_log_t[w, k]
+    lt_row = log_t[rate_rows[row] * t_step, k] if quota_partner[k] < 0 else quota_log_t[w, k]
     lfx, ph = log_fx[row * f_step], phi[row * p_step, k]
     sig, ep, x, response, z = r[C_SIGMA + w], r[C_EPS + w], r[C_X + w], r[C_RESPONSE + w], r[C_Z + w]
     plain = r[C_PLAIN + w] > 0.0
@@ -846,7 +879,7 @@ def _final_prices(w, row, supply, sigma, eps, log_fx, phi, log_t, row_steps, inp
                   gross_output, rows, log_w, buyers_loss):
     """Draw ``w``'s producer prices in its plain markets at their final price index and cost, and ``buyers_loss``
     (what the modelled sectors pay more for each sector's goods, on the using sectors' baseline output)."""
-    s_step, e_step, f_step, p_step, r_step, t_step = row_steps
+    s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     sectors, sources = log_w.shape[1], log_w.shape[2]
     lfx = log_fx[row * f_step]
     for k in range(sectors):
@@ -854,7 +887,7 @@ def _final_prices(w, row, supply, sigma, eps, log_fx, phi, log_t, row_steps, inp
         if r[C_PLAIN + w] > 0.0:
             eta = supply[k]
             sig, ep, x, log_c = sigma[row * s_step, k], eps[row * e_step, k], r[C_X + w], r[C_LOG_COST + w]
-            lt_row, ph = log_t[row * t_step, k], phi[row * p_step, k]
+            lt_row, ph = log_t[rate_rows[row] * t_step, k], phi[row * p_step, k]
             for j in range(sources):
                 et = eta[j]
                 if not math.isinf(et):
