@@ -89,10 +89,17 @@ def split_arrays(revenue_split, split_rows, draws: int, cell_shape: tuple[int, i
         if revenue_split.shape[0] not in (1, draws):
             raise ValueError(f"revenue_split needs split_rows unless it has 1 or {draws} rows")
         split_rows = np.arange(draws) if revenue_split.shape[0] == draws else np.zeros(draws, dtype=np.int64)
-    split_rows = np.ascontiguousarray(split_rows, dtype=np.int64)
-    if split_rows.shape != (draws,) or (draws and (split_rows.min() < 0 or split_rows.max() >= revenue_split.shape[0])):
-        raise ValueError(f"split_rows must be {draws} rows of revenue_split (0 to {revenue_split.shape[0] - 1})")
+    split_rows = table_rows(split_rows, draws, revenue_split.shape[0], "split_rows", "revenue_split")
     return revenue_split, split_rows, np.zeros((draws, revenue_split.shape[3]))
+
+
+def table_rows(rows, draws: int, count: int, name: str, table: str) -> np.ndarray:
+    """``rows`` (D,) as int64, each draw's row of a table of ``count`` rows (named ``name`` and ``table`` in the
+    message if they are not ``draws`` rows inside it)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    if rows.shape != (draws,) or (draws and (rows.min() < 0 or rows.max() >= count)):
+        raise ValueError(f"{name} must be {draws} rows of {table} (0 to {count - 1})")
+    return rows
 
 
 def allocate_outputs(draws: int, cell_shape: tuple[int, int], keep_cells: bool, out=None):

@@ -20,7 +20,7 @@ from impact.accelerate import DISABLE_JIT, borrowed, fetch_add, jit, keep_alive,
 from impact.kernels.accounting_numba import (A_BUYERS_LOSS, A_LOG_COST, A_PASS, A_UNIT_COST, A_X, I_FACTOR, I_LOG_T,
                                              I_LOG_W, I_RATE, I_TERMS, account_block, allocate_outputs,
                                              as_kernel_arrays, block_rows, clear_totals, source_row, split_arrays,
-                                             write_totals)
+                                             table_rows, write_totals)
 from impact.kernels.equilibrium_lanes import LANES
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, responsive_log_price,
                                               solve_market_at, solve_prepared, taker_sums)
@@ -107,14 +107,10 @@ def _rate_rows(rate_rows, draws: int, rates) -> np.ndarray:
     rates shared by every draw)."""
     if rate_rows is None:
         return np.arange(draws, dtype=np.int64)
-    rows = np.ascontiguousarray(rate_rows, dtype=np.int64)
     counts = {table.shape[0] for table in rates}
     if len(counts) != 1:
         raise ValueError(f"tables of rates by pattern must have the same rows, got {sorted(counts)}")
-    count = counts.pop()
-    if rows.shape != (draws,) or (draws and (rows.min() < 0 or rows.max() >= count)):
-        raise ValueError(f"rate_rows must be {draws} rows of the tables of rates (0 to {count - 1})")
-    return rows
+    return table_rows(rate_rows, draws, counts.pop(), "rate_rows", "the tables of rates")
 
 
 #: Draws a thread takes together (a block): their scratch arrays are allocated once, and the input costs' Newton
