@@ -11,8 +11,8 @@ invocation.
 Each run is ``impact run`` in a process of its own (the numba cache warm), timed from outside (``wall``: start-up
 included, and its CPU seconds, user and system) and from inside (the manifest's ``timings_seconds``:
 ``sample_and_solve`` split into the wait for each chunk's sample, policy, kernel and assembly, beside the sampling
-itself on its own thread; ``float32_copies``, ``summary_gathered`` (a horizon's summary gathered from each chunk on
-the main thread), ``waiting_for_writes``, ``summary``). With
+itself on its own thread (with the tariffs of each draw it prepares); ``float32_copies``, ``waiting_for_writes`` (for
+the writer, which also gathers the run's summary from each chunk), ``summary``). With
 one kernel thread a run still uses a second core for its background writer; held to one core, it does not.
 ``startup`` is the wall time before the run's own clock starts: interpreter, imports, loading the scenario.
 Start-up of the command alone: ``impact --help``, ``python -c "import impact.runner"`` (the engine's imports:
@@ -47,7 +47,7 @@ from impact.simulation import SOLVE_PHASES
 #: The timings printed for a run (keys of its manifest's ``timings_seconds``) and their column heads.
 COLUMNS = {"sample_and_solve.sampling": "sampling", "sample_and_solve.waiting_for_sampling": "wait",
            **{f"sample_and_solve.{phase}": phase for phase in SOLVE_PHASES[1:]},
-           "float32_copies": "copies", "summary_gathered": "gathered", "waiting_for_writes": "writes",
+           "float32_copies": "copies", "waiting_for_writes": "writes",
            "summary": "summary"}
 
 HERE = Path(__file__).resolve().parent

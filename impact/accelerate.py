@@ -173,6 +173,29 @@ def using_threads(threads: int | None):
             numba.set_num_threads(before)
 
 
+#: numba's threading layers under which threads of one process may run parallel kernels at the same time: its
+#: ``workqueue`` layer aborts the process when two do.
+THREADSAFE_LAYERS = ("tbb", "omp")
+
+
+def concurrent_kernels_safe() -> bool:
+    """Whether this process's threads may run parallel kernels at the same time: numba's threading layer is one of
+    :data:`THREADSAFE_LAYERS` (or the JIT is disabled). numba loads its layer at the first parallel kernel: one is
+    run here if none has."""
+    if DISABLE_JIT:
+        return True
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        import numpy as np
+
+        from impact.libm import COMPILED_FROM, exp
+
+        exp(np.zeros(COMPILED_FROM))
+        layer = numba.threading_layer()
+    return layer in THREADSAFE_LAYERS
+
+
 def _borrow(arrays):
     """The identity: what :func:`borrowed` is when the JIT is disabled."""
     return arrays

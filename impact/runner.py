@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from impact import provenance
-from impact.accelerate import using_threads
+from impact.accelerate import concurrent_kernels_safe, using_threads
 from impact.atomic import write_atomically
 from impact.cluster import cluster_options, dask_session
 from impact.errors import ImpactInputError, Problem
@@ -409,11 +409,7 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                         moment = watch.add("waiting_for_writes", moment)
                     copies = simulation.stored_outputs(buffers, stop - start, stored)
                     moment = watch.add("float32_copies", moment)
-                    if running is not None and running.parallel:
-                        running.add(start, _stored_values(chunk, copies))
-                        watch.add("summary_gathered", moment)
-                    pending = writer.submit(_write, store, index, start, stop, chunk, failed, identity, copies,
-                                            None if running is None or running.parallel else running)
+                    pending = writer.submit(_write, store, index, start, stop, chunk, failed, identity, copies, running)
                     # The writer holds the chunk until it is written, early in the next chunk's solve; held here too,
                     # its inputs would stay in memory beside the next chunk's.
                     del chunk, copies
@@ -483,14 +479,15 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
 
 def _running_summary(simulation: Simulation, draws: int, chunk: int) -> RunningSummary | None:
     """The summary a run gathers from its chunks (of at most ``chunk`` draws) as they are solved (None for a run of
-    more than ``STREAM_DRAWS`` draws, whose summary reads its store). A run with a horizon gathers it on the main
-    thread, its series on the kernels' threads (eleven years of series from a chunk a tenth the size); one without,
-    on the writer's thread beside the next chunk's kernels."""
+    more than ``STREAM_DRAWS`` draws, whose summary reads its store), on the writer's thread beside the next chunk's
+    kernels: its compiled passes release the GIL, as the kernels do. A horizon's summary (eleven years of series
+    from a chunk a tenth the size of a pair's) was gathered on the run's own thread, its series on the kernels'
+    threads, while the kernels held the GIL: there it held up the next chunk's kernels (a run of 1,000,000 draws on
+    two threads: 7.4-7.5 s of the run's 92)."""
     if draws > STREAM_DRAWS:
         return None
     template = xr.merge([simulation.static_dataset(), simulation.probe()], combine_attrs="override")
-    return RunningSummary(template.assign_attrs(simulation.attrs(draws)), draws, chunk,
-                          parallel=bool(simulation.years))
+    return RunningSummary(template.assign_attrs(simulation.attrs(draws)), draws, chunk)
 
 
 def _stored_values(chunk: xr.Dataset, copies: dict):
@@ -517,12 +514,18 @@ def sampled_ahead(simulation: Simulation, ranges: list[tuple[int, int]]):
     """An iterator of :meth:`Simulation.sample` of each (start, stop) of ``ranges`` in turn, each next chunk sampled
     on a thread of its own while the caller solves this one (:func:`impact.threads.read_ahead`).
 
-    The sampling's Python and NumPy steps (the copula, the inverse CDFs, the parameters' arrays) run on one core
-    and left the other idle between the kernels' calls; on their own thread, at a lower priority
-    (:data:`SAMPLER_NICENESS`), they fill the cores' idle moments instead. Two chunks' samples are held at a time.
-    The draws are the same: a chunk's sample depends on its draws alone (:mod:`impact.sampling`). The caller's
-    waits are timed as the phase ``waiting_for_sampling`` (``Simulation.phases``)."""
-    ahead = read_ahead(partial(_sample_alone, simulation), ranges, niceness=SAMPLER_NICENESS)
+    The sampling's Python and NumPy steps (the copula, the inverse CDFs, the parameters' arrays, the tariffs of
+    each draw) run on one core and left the other idle between the kernels' calls; on their own thread, at a lower
+    priority (:data:`SAMPLER_NICENESS`), they run while the kernels do (which release the GIL) and fill the cores'
+    idle moments instead. Two chunks' samples are held at a time. The draws are the same: a chunk's sample depends
+    on its draws alone (:mod:`impact.sampling`). The caller's waits are timed as the phase ``waiting_for_sampling``
+    (``Simulation.phases``). Under numba's ``workqueue`` threading layer, which aborts the process when two threads
+    run parallel kernels at once (:func:`impact.accelerate.concurrent_kernels_safe`), each chunk is sampled on the
+    caller's thread when it is asked for."""
+    if concurrent_kernels_safe():
+        ahead = read_ahead(partial(_sample_alone, simulation), ranges, niceness=SAMPLER_NICENESS)
+    else:
+        ahead = ((draws, simulation.sample(*draws)) for draws in ranges)
 
     def samples():
         for _ in ranges:

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
@@ -30,8 +30,9 @@ from impact.variables import DEFAULT_KEEP, HORIZON_TOTALS, HOUSEHOLD_OUTPUTS, KE
 
 log = logging.getLogger("impact")
 #: The phases of :meth:`Simulation.chunk` its stopwatch (``Simulation.phases``) times: normal scores, copula,
-#: inverse CDFs and court rulings (:meth:`Simulation.sample`); tariffs of each draw (layers that vary by draw, content
-#: shares, dated layers); the market kernels; the outputs gathered into a Dataset.
+#: inverse CDFs and court rulings, and the periods' inputs where they fit in :data:`PREPARED_BYTES`
+#: (:meth:`Simulation.sample`); the tariffs of each draw not prepared so (layers that vary by draw, content shares,
+#: dated layers); the market kernels; the outputs gathered into a Dataset.
 CHUNK_PHASES = ("sampling", "policy", "kernel", "assembly")
 #: The phases of a run's own thread (:mod:`impact.runner`), which add up to its ``sample_and_solve``: a run samples
 #: each next chunk on a thread of its own (its ``sampling`` overlaps these) and waits for it in place of sampling.
@@ -57,13 +58,24 @@ class Stopwatch:
 class SampledChunk:
     """What :meth:`Simulation.sample` draws for draws ``start`` to ``stop - 1``: each case's parameters (as
     :func:`impact.model.case_parameters` gives them), its correlated normal scores where its tariffs vary by draw
-    or date (else None), and the court rulings (draw, case, legal group)."""
+    or date (else None), the court rulings (draw, case, legal group), and what :func:`impact.model.solve_chunk` takes
+    in each period of a case whose tariffs vary by draw or date, by (case, period), where the sample prepared it for
+    :meth:`Simulation.solve` (:meth:`Simulation._period_inputs`)."""
 
     start: int
     stop: int
     parameters: list[dict[str, np.ndarray]]
     case_scores: list[dict[str, np.ndarray] | None]
     rulings: np.ndarray
+    periods: dict[tuple[int, int], tuple] = field(default_factory=dict)
+
+
+#: Bytes of the periods' inputs (:meth:`Simulation._period_inputs`: the tariffs of each draw, each year's trade
+#: elasticities) that a chunk's sample may hold for its solve (:meth:`Simulation.sample`); the rest are built as the
+#: chunk is solved. A run samples the next chunk on a thread of its own while it solves this one, and so builds them
+#: there too: over a horizon they are 22 calls a chunk (each case and year), which on the run's own thread held up
+#: the kernels' calls while a core idled.
+PREPARED_BYTES = 64 * 2**20
 
 #: Bytes a chunk may spend on the authorities' parts of the cells' rates when they vary by draw.
 SPLIT_BYTES = 192 * 2**20
@@ -123,6 +135,11 @@ class Simulation:
         self.phases = Stopwatch()  # wall time of chunk() by CHUNK_PHASES, over every chunk solved here
         self._starts = {}  # by period: where the solves start (see _start)
         self._policies = {}  # by case, period and authorities: each outcome's regime (model.PoliciesByOutcome)
+        self._nominal_splits = {}  # by case: see _authorities_of
+        # The tariffs of each draw are built on the thread that samples a run's next chunk and on the run's own
+        # (beyond PREPARED_BYTES, and the probe): the tariff stacks' caches and the regimes kept by outcome are
+        # read and filled under this lock.
+        self._regime_lock = threading.Lock()
         self._probe = None  # see probe
         self.watch = (np.array([s for _, s, _ in self.landed], dtype=np.int64),
                       np.array([p for _, _, p in self.landed], dtype=np.int64))
@@ -336,9 +353,45 @@ class Simulation:
                 rulings[:, c, self.legal_groups.index(group)] = struck
             # Kept for the tariffs of each draw only: a case whose layers and rates are the same in every draw
             # needs no scores once its parameters are drawn (and a chunk sampled ahead holds less).
-            case_scores.append(correlated if case.policy_names or case.share_inputs or self.years else None)
+            case_scores.append(correlated if self._varies(case) else None)
+        periods = self._periods_ahead(parameters, case_scores, n)
         self.phases.add("sampling", moment)
-        return SampledChunk(start, stop, parameters, case_scores, rulings)
+        return SampledChunk(start, stop, parameters, case_scores, rulings, periods)
+
+    def _periods_ahead(self, parameters: list[dict], case_scores: list[dict | None], n: int) -> dict:
+        """The inputs of each period (:meth:`_period_inputs`) of a chunk's cases whose tariffs vary by draw or date,
+        by (case, period), in their order, until they hold :data:`PREPARED_BYTES`."""
+        periods, held = {}, 0
+        for c, case in enumerate(self.cases):
+            if not self._varies(case):
+                continue
+            authorities, nominal_split = self._authorities_of(case)
+            for k, year in enumerate(self.years or [None]):
+                if held >= PREPARED_BYTES:
+                    return periods
+                periods[c, k] = self._period_inputs(case, k, year, parameters[c], case_scores[c], n, authorities,
+                                                    nominal_split)
+                held += _held_bytes(periods[c, k], {id(values) for values in parameters[c].values()})
+        return periods
+
+    def _varies(self, case) -> bool:
+        """Whether a case's tariffs vary by draw or date, and are built chunk by chunk (:meth:`_period_inputs`)."""
+        return bool(case.policy_names or case.share_inputs or self.years)
+
+    @property
+    def _by_authority(self) -> bool:
+        return "tariff_revenue_by_authority" in self.outputs
+
+    def _authorities_of(self, case) -> tuple[tuple[str, ...], np.ndarray | None]:
+        """The authorities whose revenue a case's solves split out (none unless the run keeps
+        ``tariff_revenue_by_authority``), and the split of its regime as written, for a case whose rates vary
+        neither by draw nor by date (None without authorities)."""
+        if not self._by_authority:
+            return (), None
+        with self._regime_lock:
+            if case.label not in self._nominal_splits:
+                self._nominal_splits[case.label] = revenue_split(case.scenario.tariff_stack.by_authority())
+        return tuple(case.scenario.tariff_stack.authorities), self._nominal_splits[case.label]
 
     def solve(self, sampled: SampledChunk,
               buffers: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[xr.Dataset, int]:
@@ -347,7 +400,6 @@ class Simulation:
         n = stop - start
         moment = time.perf_counter()
         keep_cells = self.keep == "cells"
-        by_authority = "tariff_revenue_by_authority" in self.outputs
         b = self.scenario.baseline
         periods = self.years or [None]
         shape = (n, len(self.cases), len(periods))
@@ -371,13 +423,12 @@ class Simulation:
         for c, case in enumerate(self.cases):
             parameters, case_scores = inputs[c], sampled.case_scores[c]
             where = [self.policy_names.index(name) for name in case.policy_names]
-            authorities = tuple(case.scenario.tariff_stack.authorities) if by_authority else ()
-            # The split of the regime as written, for a case whose rates vary neither by draw nor by date.
-            nominal_split = revenue_split(case.scenario.tariff_stack.by_authority()) if by_authority else None
+            authorities, nominal_split = self._authorities_of(case)
             log_fx = log_exchange_rates(parameters["fx"])  # the same in every year
             for k, year in enumerate(periods):
-                year_parameters, policy, scale, amounts, split, rows, layers = self._period_inputs(
-                    case, k, year, parameters, case_scores, n, authorities, nominal_split, by_authority)
+                prepared = sampled.periods.get((c, k))
+                year_parameters, policy, scale, amounts, split, rows, layers = prepared if prepared is not None else \
+                    self._period_inputs(case, k, year, parameters, case_scores, n, authorities, nominal_split)
                 if layers is not None:
                     applied[:, c, k, where], linked[:, c, k, where] = layers
                 moment = self.phases.add("policy", moment)
@@ -449,13 +500,13 @@ class Simulation:
         return dataset, failures
 
     def _period_inputs(self, case, k: int, year: int | None, parameters: dict, scores: dict, n: int,
-                       authorities: tuple[str, ...], nominal_split: np.ndarray | None,
-                       by_authority: bool = False):
+                       authorities: tuple[str, ...], nominal_split: np.ndarray | None):
         """What :func:`solve_chunk` takes for ``case`` in period ``k`` (``year``; None without a horizon) beside
         the case: ``(parameters, policy, scale, pledge amounts, revenue split, its rows, layers)``, where the
-        revenue split is that of ``authorities`` (None unless ``by_authority``; ``nominal_split`` for a case whose
-        rates vary neither by draw nor by date) and ``layers`` each policy layer's share of the period applied and
-        linked rate by draw (None when the case's layers are the same in every draw and date)."""
+        revenue split is that of ``authorities`` (None unless the run keeps ``tariff_revenue_by_authority``;
+        ``nominal_split`` for a case whose rates vary neither by draw nor by date) and ``layers`` each policy
+        layer's share of the period applied and linked rate by draw (None when the case's layers are the same in
+        every draw and date). Any thread may call it (``_regime_lock``)."""
         policy, scale, amounts, split, rows, layers = None, 1.0, None, nominal_split, None, None
         year_parameters = parameters
         if year is not None:
@@ -463,20 +514,21 @@ class Simulation:
             # The trade elasticity sigma - 1 reaches its sampled long-run value along the path.
             year_parameters = {**parameters, "sigma": 1.0 + (parameters["sigma"] - 1.0) * path}
             scale, amounts = self.horizon.growth[k], case.scenario.horizon.pledge_flows[:, k]
-        if case.policy_names or case.share_inputs or year is not None:
+        if not self._varies(case):
+            return year_parameters, policy, scale, amounts, split, rows, layers
+        with self._regime_lock:
             if PoliciesByOutcome.applies(case):
                 key = (case.label, k, authorities)
                 if key not in self._policies:
                     self._policies[key] = PoliciesByOutcome(case, year, authorities)
                 policies = self._policies[key]
                 *policy, applied, linked, parts, rows = policies(parameters, scores, n)
-                split = policies.split(parts) if by_authority else None
+                split = policies.split(parts) if self._by_authority else None
             else:
                 *policy, applied, linked, parts, rows = draw_policy(case, parameters, scores, n, year, authorities,
                                                                     by_pattern=True)
-                split = revenue_split(parts) if by_authority else None
-            layers = applied, linked
-        return year_parameters, policy, scale, amounts, split, rows, layers
+                split = revenue_split(parts) if self._by_authority else None
+        return year_parameters, policy, scale, amounts, split, rows, (applied, linked)
 
     def _start(self, k: int) -> np.ndarray | None:
         """Where the numba kernel starts each draw's solve in period ``k``, in every case: the log price indexes and
@@ -543,6 +595,19 @@ class Simulation:
             return xr.Variable(("draw", "case", "legal_group"), rulings, attrs)
         # Every case has every group, drawn alike: one ruling per draw and group.
         return xr.Variable(("draw", "legal_group"), np.ascontiguousarray(rulings[:, 0]), attrs)
+
+
+def _held_bytes(value, shared: set[int]) -> int:
+    """Bytes of the arrays in ``value`` (arrays, None, numbers, and tuples, lists and dicts of them) that hold data of
+    their own, but for those in ``shared`` (by ``id``): not views (a row broadcast to every draw), nor arrays held
+    elsewhere (the case's parameters)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes if value.base is None and id(value) not in shared else 0
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return sum(_held_bytes(item, shared) for item in value)
+    return 0
 
 
 def _ruling_signature(case, group: str):

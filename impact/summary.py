@@ -1075,14 +1075,13 @@ class RunningSummary:
     horizon. Memory: the intervals' draws, about 17,000 float32 a series at 1,000,000 draws (three quantiles).
 
     ``template`` is a Dataset with the run's variables (a one-draw probe with the static variables and the run's
-    attrs); chunks of at most ``chunk`` draws are added in draw order with :meth:`add`. ``parallel``: the series on
-    the kernels' threads (:meth:`add` from the main thread only); else on the calling thread (a run's writer)."""
+    attrs); chunks of at most ``chunk`` draws are added in draw order with :meth:`add`, on the calling thread (a
+    run's writer, beside the next chunk's kernels: the compiled passes release the GIL)."""
 
-    def __init__(self, template: xr.Dataset, draws: int, chunk: int, quantiles=DEFAULT_QUANTILES,
-                 parallel: bool = False):
+    def __init__(self, template: xr.Dataset, draws: int, chunk: int, quantiles=DEFAULT_QUANTILES):
         from impact import accelerate
 
-        self.draws, self.chunk, self.parallel = draws, chunk, parallel
+        self.draws, self.chunk = draws, chunk
         self.quantiles = tuple(float(q) for q in quantiles)
         self.present = [str(c) for c in template["case"].values]
         self.compiled = not accelerate.DISABLE_JIT
@@ -1133,7 +1132,7 @@ class RunningSummary:
             if draws > self.chunk:
                 raise ValueError(f"a chunk of {draws:,} draws: the summary was laid out for {self.chunk:,}")
             totals, label_rows = _window_rows(piece, entry.by_year, entry.dim, entry.positions, entry.with_total,
-                                              self.parallel)
+                                              parallel=False)
             self._add(entry, start, draws, totals, label_rows)
         self.added = start + draws
 
@@ -1146,7 +1145,7 @@ class RunningSummary:
             for s in range(series):
                 _numpy_bracket_series(rows[s].astype(np.float32), s, entry.brackets)
             return
-        from impact.kernels.running_numba import gather_series, gather_series_parallel
+        from impact.kernels.running_numba import gather_series
 
         # A chunk from a block's first draw that holds whole blocks (a short one only at the run's end) has its
         # blocks' moments taken series by series; else its series are kept, and merged with the draws of blocks
@@ -1156,8 +1155,7 @@ class RunningSummary:
         blocks = -(-draws // streaming.MOMENT_BLOCK) if whole else 0
         count, mean, m2 = (np.empty((series, blocks)) for _ in range(3))
         rows = np.empty((0 if whole else series, draws))
-        gather = gather_series_parallel if self.parallel else gather_series
-        gather(*_kernel_rows(totals, label_rows, len(self.present) * len(entry.years), len(entry.detail), draws),
+        gather_series(*_kernel_rows(totals, label_rows, len(self.present) * len(entry.years), len(entry.detail), draws),
                *entry.sources, streaming.MOMENT_BLOCK, count, mean, m2, rows, *entry.brackets.state())
         if whole:
             entry.moments.add_blocks(count, mean, m2)

@@ -544,7 +544,7 @@ def test_a_years_rates_by_pattern_solve_to_the_bits_of_the_rates_by_draw(tmp_pat
     by_pattern = 0
     for k, year in enumerate(simulation.years):
         year_parameters, (tariff, partner), scale, amounts, split, rows, _ = simulation._period_inputs(
-            case, k, year, sampled.parameters[0], sampled.case_scores[0], draws, authorities, None, True)
+            case, k, year, sampled.parameters[0], sampled.case_scores[0], draws, authorities, None)
         gathered = draw_policy(case, sampled.parameters[0], sampled.case_scores[0], draws, year, authorities)[0]
         if isinstance(tariff, RatesByPattern):
             by_pattern += 1
@@ -622,3 +622,69 @@ def test_a_run_with_each_outcomes_regime_built_once_stores_the_same_bits(tmp_pat
         same = np.asarray(variable.values).view(np.uint8) == np.asarray(kept[name].values).view(np.uint8)
         assert same.all(), name
     xr.testing.assert_identical(kept.drop_attrs(), built.drop_attrs())
+
+
+def _same_bits(ours, theirs) -> None:
+    """Two chunks' Datasets hold the same variables, bit for bit."""
+    assert set(ours.data_vars) == set(theirs.data_vars)
+    for name, variable in ours.data_vars.items():
+        assert np.array_equal(np.asarray(variable.values).view(np.uint8),
+                              np.asarray(theirs[name].values).view(np.uint8)), name
+
+
+@pytest.mark.parametrize("name", ["us_japan_2025_2035", "tariff_regime_2025_2035"])
+def test_periods_prepared_with_the_sample_solve_to_the_bits_of_those_built_in_the_solve(name, monkeypatch):
+    """A chunk's sample builds the inputs of its cases' years (the tariffs of each draw, the year's elasticities:
+    ``SampledChunk.periods``), on the thread a run samples on, until they hold ``PREPARED_BYTES``; the solve builds
+    the rest. The chunk is the same bits whichever built them: the sample all, none, or the first."""
+    import dataclasses
+
+    from impact import simulation as module
+    from impact.simulation import Simulation
+
+    def solved(sampled):
+        return Simulation(impact.load_scenario(name), seed=3).solve(sampled)[0]
+
+    simulation = Simulation(impact.load_scenario(name), seed=3)
+    draws = 600
+    sampled = simulation.sample(draws, 2 * draws)
+    assert set(sampled.periods) == {(c, k) for c in range(len(simulation.cases)) for k in range(len(simulation.years))}
+    prepared = solved(sampled)
+    _same_bits(prepared, solved(dataclasses.replace(sampled, periods={})))
+    monkeypatch.setattr(module, "PREPARED_BYTES", 1)  # one year's, then the budget is spent
+    first = simulation.sample(draws, 2 * draws)
+    assert list(first.periods) == [(0, 0)]
+    _same_bits(prepared, solved(first))
+
+
+def test_periods_built_on_two_threads_at_once_are_those_built_on_one():
+    """Chunks sampled on two threads at once by one simulation (as a run's sampling thread beside its own thread,
+    which builds what the sample did not) take the inputs each draw takes when they are sampled one after the
+    other: the tariff stacks' caches and the regimes kept by outcome are filled under a lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from impact.accelerate import using_threads
+    from impact.simulation import Simulation
+
+    def sample(simulation, i):
+        with using_threads(1):  # as a run samples
+            return simulation.sample(i * draws, (i + 1) * draws).periods
+
+    name, draws, chunks = "us_japan_2025_2035", 300, 6
+    alone = Simulation(impact.load_scenario(name), seed=8)
+    expected = [sample(alone, i) for i in range(chunks)]
+    shared = Simulation(impact.load_scenario(name), seed=8)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        got = list(pool.map(lambda i: sample(shared, i), range(chunks)))
+    for ours, theirs in zip(got, expected):
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            parameters, (tariff, partner), scale, amounts, split, rows, (applied, linked) = ours[key]
+            parameters0, (tariff0, partner0), scale0, amounts0, split0, rows0, (applied0, linked0) = theirs[key]
+            assert np.array_equal(parameters["sigma"], parameters0["sigma"]) and scale == scale0
+            np.testing.assert_array_equal(amounts, amounts0)
+            assert np.array_equal(_by_draw(tariff, None, draws), _by_draw(tariff0, None, draws)), key
+            assert np.array_equal(_by_draw(partner, None, draws), _by_draw(partner0, None, draws)), key
+            assert np.array_equal(_by_draw(split, rows, draws), _by_draw(split0, rows0, draws)), key
+            np.testing.assert_array_equal(applied, applied0)
+            np.testing.assert_array_equal(linked, linked0)

@@ -22,8 +22,8 @@ def _stored(ds):
                       if "draw" in ds[name].dims and VARIABLES[name].kind == "output"})
 
 
-def _gathered(ds, chunk: int, parallel: bool = False) -> RunningSummary:
-    running = RunningSummary(ds.isel(draw=slice(0, 1)), ds.sizes["draw"], chunk, parallel=parallel)
+def _gathered(ds, chunk: int) -> RunningSummary:
+    running = RunningSummary(ds.isel(draw=slice(0, 1)), ds.sizes["draw"], chunk)
     for start in range(0, ds.sizes["draw"], chunk):
         part = ds.isel(draw=slice(start, start + chunk))
         running.add(start, lambda name, part=part: part[name].values)
@@ -37,19 +37,17 @@ def pair():
     return ds
 
 
-@pytest.mark.parametrize("compiled, parallel", [(True, False), (True, True), (False, False)])
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("chunk", [1000, 4096, 2500])
-def test_a_summary_gathered_chunk_by_chunk_is_the_summary_of_the_whole_run(pair, chunk, compiled, parallel,
-                                                                           monkeypatch):
+def test_a_summary_gathered_chunk_by_chunk_is_the_summary_of_the_whole_run(pair, chunk, compiled, monkeypatch):
     """Fed a run's chunks (their stored values), ``RunningSummary`` gives the rows ``summarize`` gives of the whole
     run, bit for bit: the moments by the same blocks (whole blocks taken series by series, or chunks that share a
     block merged), the quantiles from intervals narrowed as draws come in, draws missing (NaN) left out alike.
-    Compiled (on the calling thread or the kernels' threads) and in NumPy; the intervals keep a few widths of
-    draws, not the draws."""
+    Compiled and in NumPy; the intervals keep a few widths of draws, not the draws."""
     from impact import accelerate
 
     monkeypatch.setattr(accelerate, "DISABLE_JIT", not compiled)
-    running = _gathered(pair, chunk, parallel)
+    running = _gathered(pair, chunk)
     assert running.compiled is compiled
     rows = running.rows()
     monkeypatch.undo()
@@ -60,12 +58,11 @@ def test_a_summary_gathered_chunk_by_chunk_is_the_summary_of_the_whole_run(pair,
 def test_a_horizons_summary_gathered_chunk_by_chunk_is_the_summary_of_the_run(monkeypatch):
     """With a horizon: every year's headline rows and the totals over the horizon, those of ``summarize_run`` of
     the whole run (a quarter of the draws with an effect of exactly 0 in some years: a point mass at a quantile's
-    rank, where an interval closes on its end). On the kernels' threads and on the calling thread, and whatever
-    the chunks."""
+    rank, where an interval closes on its end), whatever the chunks."""
     ds = _stored(impact.simulate("us_japan_2025_2035", draws=5000, seed=4))
     expected = summary.summarize_run(ds)
     assert {row["year"] for row in expected} == {str(y) for y in range(2025, 2036)} | {"all"}
-    assert _gathered(ds, 4096, parallel=True).rows() == expected
+    assert _gathered(ds, 4096).rows() == expected
     assert _gathered(ds, 1300).rows() == expected
 
 
@@ -110,7 +107,7 @@ def _kernel_state(b: _Brackets):
        shape=st.sampled_from(["normal", "ties", "point_mass", "extremes"]), sigmas=st.sampled_from([0.0, 1.0, 6.0]))
 def test_the_compiled_intervals_are_their_numpy_reference_and_every_draw_they_give_is_the_sorts(
         seed, chunk, chunks, shape, sigmas):
-    """``gather_series`` and ``gather_series_parallel`` (compiled) against ``_numpy_bracket_series``: chunk after
+    """``gather_series`` (compiled) against ``_numpy_bracket_series``: chunk after
     chunk, the same ends, counts and kept draws (narrowed by selection or by a sort: the same draws, in another
     order), and the same series made. Whatever the intervals kept, a rank's draw they give is the draw of that rank
     in the sorted series: with 0 or 1 standard deviations some ranks are lost (None), never wrong."""
@@ -123,18 +120,18 @@ def test_the_compiled_intervals_are_their_numpy_reference_and_every_draw_they_gi
         series = 4
         data = _series_draws(rng, series, chunk * chunks, shape)
         quantiles = (0.05, 0.5, 0.95)
-        brackets = [_Brackets(series, quantiles, data.shape[1], chunk) for _ in range(3)]
+        brackets = [_Brackets(series, quantiles, data.shape[1], chunk) for _ in range(2)]
         sources = (np.stack([np.arange(series), np.full(series, -1)], axis=1), np.zeros((series, 2), np.int64),
                    np.full(series, rows_numba.AS_IS), np.zeros(series))
         for first in range(0, data.shape[1], chunk):
             piece = data[:, first:first + chunk]
             for s in range(series):
                 _numpy_bracket_series(piece[s].astype(np.float32), s, brackets[0])
-            for gather, b in zip((running_numba.gather_series, running_numba.gather_series_parallel), brackets[1:]):
+            for b in brackets[1:]:
                 empty = np.empty((series, 0))
                 rows = np.empty(piece.shape)
-                gather(piece.copy(), np.empty((0, 0, piece.shape[1]), np.float32), *sources, 64, empty, empty, empty,
-                       rows, *b.state())
+                running_numba.gather_series(piece.copy(), np.empty((0, 0, piece.shape[1]), np.float32), *sources, 64,
+                                            empty, empty, empty, rows, *b.state())
                 np.testing.assert_array_equal(rows, piece)
         arrays, kept = _kernel_state(brackets[0])
         for b in brackets[1:]:

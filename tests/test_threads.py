@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from impact.accelerate import using_threads
@@ -199,3 +200,39 @@ def test_fetch_add_hands_each_value_to_exactly_one_taker():
         take_all(4, taken, counter)
     assert counter[0] == taken.shape[1] + 4  # each taker's last value is past the end
     np.testing.assert_array_equal(taken.sum(axis=0), 1)
+
+
+@pytest.mark.parametrize("layer, ahead", [("omp", True), ("tbb", True), ("workqueue", False)])
+def test_a_run_samples_ahead_only_where_threads_may_run_kernels_at_once(monkeypatch, layer, ahead):
+    """A run samples its next chunk on a thread of its own while the kernels, which release the GIL, solve this one:
+    under numba's ``workqueue`` threading layer, which aborts the process when two threads run parallel kernels at
+    once, it samples each chunk on its own thread when it asks for it. The samples are the same."""
+    import numba
+
+    import impact
+    from impact import accelerate
+    from impact.runner import sampled_ahead
+    from impact.simulation import Simulation
+
+    simulation = Simulation(impact.load_scenario("us_japan_2025"), seed=2)
+    ranges = [(0, 100), (100, 200), (200, 300)]
+    expected = [simulation.sample(*draws) for draws in ranges]
+    sample, threads = simulation.sample, []
+
+    def recorded(start, stop, scores=None):
+        threads.append(threading.current_thread())
+        return sample(start, stop, scores)
+
+    monkeypatch.setattr(simulation, "sample", recorded)
+    if not accelerate.DISABLE_JIT:
+        monkeypatch.setattr(numba, "threading_layer", lambda: layer)
+    with sampled_ahead(simulation, ranges) as samples:
+        got = list(samples)
+    assert accelerate.concurrent_kernels_safe() is (ahead or accelerate.DISABLE_JIT)
+    assert (threading.main_thread() not in threads) is (ahead or accelerate.DISABLE_JIT)
+    for ours, theirs in zip(got, expected):
+        assert (ours.start, ours.stop) == (theirs.start, theirs.stop)
+        for mine, other in zip(ours.parameters, theirs.parameters):
+            assert mine.keys() == other.keys()
+            for name in mine:
+                np.testing.assert_array_equal(mine[name], other[name], err_msg=name)

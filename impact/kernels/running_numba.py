@@ -206,15 +206,6 @@ def gather_series(totals, labels, source_a, source_b, form, base, size, count, m
 
 
 @jit(parallel=True)
-def gather_series_parallel(totals, labels, source_a, source_b, form, base, size, count, mean, m2, rows, quantiles,
-                           sigmas, lo, hi, below, at_lo, at_hi, seen, pool, start, held, capacity, lost):
-    """:func:`gather_series`, its series on the kernels' threads (from the main thread)."""
-    for i in prange(source_a.shape[0]):
-        _gather_one(i, totals, labels, source_a, source_b, form, base, size, count, mean, m2, rows, quantiles,
-                    sigmas, lo, hi, below, at_lo, at_hi, seen, pool, start, held, capacity, lost)
-
-
-@jit(parallel=True)
 def sort_kept(pool, start, held):
     """Sort every interval's kept draws in place (series on the kernels' threads)."""
     series, quantiles = start.shape
