@@ -366,12 +366,13 @@ class Simulation:
             if not self._varies(case):
                 continue
             authorities, nominal_split = self._authorities_of(case)
+            shared = {id(values) for values in parameters[c].values()}  # held by the sample anyway
             for k, year in enumerate(self.years or [None]):
                 if held >= PREPARED_BYTES:
                     return periods
                 periods[c, k] = self._period_inputs(case, k, year, parameters[c], case_scores[c], n, authorities,
                                                     nominal_split)
-                held += _held_bytes(periods[c, k], {id(values) for values in parameters[c].values()})
+                held += _held_bytes(periods[c, k], shared)
         return periods
 
     def _varies(self, case) -> bool:
@@ -388,10 +389,13 @@ class Simulation:
         neither by draw nor by date (None without authorities)."""
         if not self._by_authority:
             return (), None
-        with self._regime_lock:
-            if case.label not in self._nominal_splits:
-                self._nominal_splits[case.label] = revenue_split(case.scenario.tariff_stack.by_authority())
-        return tuple(case.scenario.tariff_stack.authorities), self._nominal_splits[case.label]
+        split = self._nominal_splits.get(case.label)
+        if split is None:  # once a case: the lock only then, not while the sampling thread builds a regime
+            with self._regime_lock:
+                split = self._nominal_splits.get(case.label)
+                if split is None:
+                    split = self._nominal_splits[case.label] = revenue_split(case.scenario.tariff_stack.by_authority())
+        return tuple(case.scenario.tariff_stack.authorities), split
 
     def solve(self, sampled: SampledChunk,
               buffers: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[xr.Dataset, int]:

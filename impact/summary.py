@@ -1156,7 +1156,7 @@ class RunningSummary:
         count, mean, m2 = (np.empty((series, blocks)) for _ in range(3))
         rows = np.empty((0 if whole else series, draws))
         gather_series(*_kernel_rows(totals, label_rows, len(self.present) * len(entry.years), len(entry.detail), draws),
-               *entry.sources, streaming.MOMENT_BLOCK, count, mean, m2, rows, *entry.brackets.state())
+                      *entry.sources, streaming.MOMENT_BLOCK, count, mean, m2, rows, *entry.brackets.state())
         if whole:
             entry.moments.add_blocks(count, mean, m2)
         else:

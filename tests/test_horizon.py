@@ -604,6 +604,15 @@ def test_each_outcomes_regime_is_built_once_and_is_draw_policys(name, several):
     assert (max(built) > 1) is several and max(built) < 20  # a snap-back on a pledge, a ruling: a few outcomes
 
 
+def _same_bits(ours, theirs) -> None:
+    """Two Datasets hold the same variables, of the same dtypes, bit for bit."""
+    assert set(ours.data_vars) == set(theirs.data_vars)
+    for name, variable in ours.data_vars.items():
+        assert variable.dtype == theirs[name].dtype, name
+        assert np.array_equal(np.asarray(variable.values).view(np.uint8),
+                              np.asarray(theirs[name].values).view(np.uint8)), name
+
+
 def test_a_run_with_each_outcomes_regime_built_once_stores_the_same_bits(tmp_path, monkeypatch):
     """The store of a run whose regimes are kept by outcome is the store of one that builds every chunk's: every
     variable the same bits."""
@@ -617,19 +626,8 @@ def test_a_run_with_each_outcomes_regime_built_once_stores_the_same_bits(tmp_pat
     monkeypatch.setattr(PoliciesByOutcome, "applies", staticmethod(lambda case: False))
     impact.run("us_japan_2025_2035", out=tmp_path / "built", **options)
     kept, built = (RunStore(tmp_path / name).open_dataset().load() for name in ("kept", "built"))
-    for name, variable in built.data_vars.items():
-        assert variable.dtype == kept[name].dtype
-        same = np.asarray(variable.values).view(np.uint8) == np.asarray(kept[name].values).view(np.uint8)
-        assert same.all(), name
+    _same_bits(built, kept)
     xr.testing.assert_identical(kept.drop_attrs(), built.drop_attrs())
-
-
-def _same_bits(ours, theirs) -> None:
-    """Two chunks' Datasets hold the same variables, bit for bit."""
-    assert set(ours.data_vars) == set(theirs.data_vars)
-    for name, variable in ours.data_vars.items():
-        assert np.array_equal(np.asarray(variable.values).view(np.uint8),
-                              np.asarray(theirs[name].values).view(np.uint8)), name
 
 
 @pytest.mark.parametrize("name", ["us_japan_2025_2035", "tariff_regime_2025_2035"])
