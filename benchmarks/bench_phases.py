@@ -167,7 +167,10 @@ def kernel_figures() -> dict:
         return a[:REFERENCE_DRAWS] if getattr(a, "ndim", 0) and a.shape[0] == KERNEL_DRAWS else a
 
     small = [first_draws(a) for a in args]
-    small_kwargs = {**{k: v for k, v in kwargs.items() if k not in ("start", "solution", "tariff_factor")},
+    if kwargs.get("rate_rows") is not None:  # the reference takes each draw's rates, not a table of them by pattern
+        rows = kwargs["rate_rows"][:REFERENCE_DRAWS]
+        small[1], small[2] = args[1][rows], args[2][rows]
+    small_kwargs = {**{k: v for k, v in kwargs.items() if k not in ("start", "solution", "tariff_factor", "rate_rows")},
                     "linkages": replace(kwargs["linkages"], **{
         name: getattr(kwargs["linkages"], name)[:REFERENCE_DRAWS] for name in ("pass_through", "import_scale")})}
     figures["numpy_reference_us_per_draw"] = per_draw(

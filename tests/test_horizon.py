@@ -655,6 +655,25 @@ def test_periods_prepared_with_the_sample_solve_to_the_bits_of_those_built_in_th
     _same_bits(prepared, solved(first))
 
 
+@pytest.mark.parametrize("name", ["us_japan_2025", "us_japan_2025_2035"])
+def test_log_exchange_rates_taken_with_the_sample_solve_to_the_bits_of_those_taken_in_the_solve(name):
+    """A chunk's sample takes each case's log exchange rates (once for cases that draw the same rates), on the
+    thread a run samples on; a solve without them takes them itself, to the same bits."""
+    import dataclasses
+
+    from impact.model import log_exchange_rates
+    from impact.simulation import Simulation
+
+    simulation = Simulation(impact.load_scenario(name), seed=5)
+    sampled = simulation.sample(0, 700)
+    assert len(sampled.log_fx) == len(simulation.cases) == 2
+    for parameters, logs in zip(sampled.parameters, sampled.log_fx):
+        assert np.array_equal(logs, log_exchange_rates(parameters["fx"]))
+    # The scenario and its counterfactual draw the same exchange rates: their logs are taken once.
+    assert sampled.parameters[0]["fx"] is sampled.parameters[1]["fx"] and sampled.log_fx[0] is sampled.log_fx[1]
+    _same_bits(simulation.solve(sampled)[0], simulation.solve(dataclasses.replace(sampled, log_fx=[]))[0])
+
+
 def test_periods_built_on_two_threads_at_once_are_those_built_on_one():
     """Chunks sampled on two threads at once by one simulation (as a run's sampling thread beside its own thread,
     which builds what the sample did not) take the inputs each draw takes when they are sampled one after the
