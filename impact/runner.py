@@ -401,13 +401,16 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                 moment = time.perf_counter()
                 for index, sampled in zip(todo_here, samples):  # the wait for a chunk's sample is part of its solve
                     start, stop = ranges[index]
-                    chunk, failed = simulation.solve(sampled, buffers=buffers)
+                    # Its draws with outputs beyond float32 are found as its stored values are copied, and dropped.
+                    chunk, failed = simulation.solve(sampled, buffers=buffers, scan_buffers=False)
                     del sampled
                     moment = watch.add("sample_and_solve", moment)
                     if pending is not None:  # the last chunk's write, done with the copies
                         pending.result()
                         moment = watch.add("waiting_for_writes", moment)
-                    copies = simulation.stored_outputs(buffers, stop - start, stored)
+                    beyond = np.zeros(stop - start, dtype=bool)
+                    copies = simulation.stored_outputs(buffers, stop - start, stored, beyond)
+                    simulation.drop_overflowing(chunk, beyond, copies)
                     moment = watch.add("float32_copies", moment)
                     pending = writer.submit(_write, store, index, start, stop, chunk, failed, identity, copies, running)
                     # The writer holds the chunk until it is written, early in the next chunk's solve; held here too,

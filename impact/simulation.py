@@ -304,18 +304,20 @@ class Simulation:
                      for names in (SECTOR_OUTPUTS, PARTNER_OUTPUTS))
 
     def stored_outputs(self, buffers: tuple[np.ndarray, np.ndarray], draws: int,
-                       into: tuple[np.ndarray | None, np.ndarray | None] | None = None) -> dict[str, np.ndarray]:
+                       into: tuple[np.ndarray | None, np.ndarray | None] | None = None,
+                       beyond: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The stored (float32) values of the outputs by sector and by partner of the chunk of ``draws`` draws the
         kernels wrote into ``buffers`` (:meth:`output_buffers`), by name: the values of the chunk's variables cast,
         bit for bit, from one pass over each buffer (:func:`impact.kernels.stored_numba.gather_float32`). ``into``
         (:meth:`stored_buffers` of at least ``draws`` draws), if given, receives them in place of new arrays: the
-        values are views of it, valid until its next use."""
+        values are views of it, valid until its next use. ``beyond`` (draws,) bool, if given, is set where a draw
+        has a stored value beyond float32 (or infinite): the draws :meth:`drop_overflowing` drops."""
         stored = {}
         for kind, (names, kept, buffer) in enumerate(zip((SECTOR_OUTPUTS, PARTNER_OUTPUTS), self._stored_positions(),
                                                          buffers)):
             if kept:
                 # (output, draw, case, year, label)
-                values = gather_float32(buffer[:, :, :draws], kept, None if into is None else into[kind])
+                values = gather_float32(buffer[:, :, :draws], kept, None if into is None else into[kind], beyond)
                 stored.update((names[k], values[i] if self.years else values[i][:, :, 0]) for i, k in enumerate(kept))
         return stored
 
@@ -407,9 +409,15 @@ class Simulation:
                     split = self._nominal_splits[case.label] = revenue_split(case.scenario.tariff_stack.by_authority())
         return tuple(case.scenario.tariff_stack.authorities), split
 
-    def solve(self, sampled: SampledChunk,
-              buffers: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[xr.Dataset, int]:
-        """The chunk :meth:`sample` drew, solved: its Dataset and the count of failed solves (see :meth:`chunk`)."""
+    def solve(self, sampled: SampledChunk, buffers: tuple[np.ndarray, np.ndarray] | None = None,
+              scan_buffers: bool = True) -> tuple[xr.Dataset, int]:
+        """The chunk :meth:`sample` drew, solved: its Dataset and the count of failed solves (see :meth:`chunk`).
+
+        A draw with an output beyond float32 (or infinite) has every output set to NaN
+        (:func:`_drop_overflowing_draws`). ``scan_buffers=False`` leaves out the outputs by sector and by partner:
+        the caller finds those draws as it copies the stored values out of ``buffers`` (:meth:`stored_outputs`
+        with ``beyond``) and drops them then (:meth:`drop_overflowing`), which reads the buffers once where a scan
+        here and the copies read them twice."""
         start, stop, inputs, rulings = sampled.start, sampled.stop, sampled.parameters, sampled.rulings
         n = stop - start
         moment = time.perf_counter()
@@ -498,8 +506,10 @@ class Simulation:
             data["legal_ruling"] = self._ruling_variable(rulings)
         # The kernels' output buffers are scanned whole (their variables are strided views of them)
         bad, scanned = np.zeros(n, dtype=bool), set()
-        for names, values in ((SECTOR_OUTPUTS, sector_buffer), (PARTNER_OUTPUTS, partner_buffer),
-                              (CELL_OUTPUTS, cells)):
+        if not scan_buffers:  # scanned as they are copied
+            scanned.update(SECTOR_OUTPUTS + PARTNER_OUTPUTS)
+        for names, values in ((SECTOR_OUTPUTS, sector_buffer if scan_buffers else None),
+                              (PARTNER_OUTPUTS, partner_buffer if scan_buffers else None), (CELL_OUTPUTS, cells)):
             if values is not None:
                 kept = np.array([name in data for name in names])
                 if values is cells:  # (draw, case, year, output, sector, partner)
@@ -513,6 +523,18 @@ class Simulation:
         dataset = xr.Dataset(data, coords=coords)
         self.phases.add("assembly", moment)
         return dataset, failures
+
+    def drop_overflowing(self, chunk: xr.Dataset, beyond: np.ndarray, stored: dict[str, np.ndarray]) -> None:
+        """Set every output of the draws ``beyond`` (draw,) flags to NaN, in a chunk :meth:`solve` gave with
+        ``scan_buffers=False`` and in its stored values ``stored`` (:meth:`stored_outputs`, which flagged them):
+        what the solve does for a draw with an output beyond float32, bit for bit (NaN cast to float32 is float32's
+        NaN)."""
+        if not beyond.any():
+            return
+        data = {name: chunk[name].variable for name in chunk.data_vars}
+        _drop_overflowing_draws(data, int(chunk["draw"][0]), beyond, set(data))
+        for values in stored.values():
+            values[beyond] = np.nan
 
     def _period_inputs(self, case, k: int, year: int | None, parameters: dict, scores: dict, n: int,
                        authorities: tuple[str, ...], nominal_split: np.ndarray | None):

@@ -199,6 +199,58 @@ def test_the_outputs_gathered_in_float32_are_the_chunks_variables_cast(deal, sce
         assert any(np.shares_memory(into_gathered[name], array) for array in into if array is not None), name
 
 
+@pytest.mark.parametrize("scenario", ["deal", "tariff_regime_2025_2035"])  # a horizon's years too
+def test_draws_beyond_float32_found_as_the_outputs_are_copied_are_dropped_whole(deal, scenario):
+    """A run's solve leaves the outputs by sector and by partner unscanned (``scan_buffers=False``): their draws
+    beyond float32 are flagged as the stored values are copied, and dropped then (``drop_overflowing``): every output
+    of those draws NaN, in the chunk and in its stored values (float32's NaN, the bits of float64's NaN cast), the
+    other draws as they were. A value that float32 would round down to its largest is beyond it all the same; NaN
+    (a failed solve's) and an infinity among outputs that are not stored do not count."""
+    from impact.simulation import STORED_MAX, Simulation
+    from impact.store import STORED_DTYPE
+    from impact.variables import VARIABLES
+
+    simulation = Simulation(impact.load_scenario(deal if scenario == "deal" else scenario), seed=4, keep="headline")
+    draws = 40
+    buffers = simulation.output_buffers(draws + 3)
+    sampled = simulation.sample(100, 100 + draws)
+    assert _same_chunk(simulation.solve(sampled, buffers=simulation.output_buffers(draws))[0],
+                       simulation.solve(sampled, buffers=buffers, scan_buffers=False)[0])
+    chunk, _ = simulation.solve(sampled, buffers=buffers, scan_buffers=False)
+    stored_sector, stored_partner = simulation._stored_positions()
+    unstored = [k for k, name in enumerate(SECTOR_OUTPUTS) if name not in simulation.outputs]
+    sector, partner = (buffer[:, :, :draws] for buffer in buffers)
+    sector[0, -1, 3, stored_sector[0], 1] = STORED_MAX * (1 + 2.0 ** -30)
+    assert np.float32(sector[0, -1, 3, stored_sector[0], 1]) == STORED_MAX
+    partner[-1, 0, 11, stored_partner[-1], 0] = -np.inf
+    partner[0, 0, 12, stored_partner[0], 0] = np.nan
+    sector[0, 0, 20, unstored[0], 0] = np.inf
+    before = {name: variable.values.copy() for name, variable in chunk.data_vars.items()}
+    beyond = np.zeros(draws, dtype=bool)
+    stored = simulation.stored_outputs(buffers, draws, simulation.stored_buffers(draws + 3), beyond)
+    assert list(np.flatnonzero(beyond)) == [3, 11]
+    simulation.drop_overflowing(chunk, beyond, stored)
+    nan32 = np.asarray(np.nan, dtype=STORED_DTYPE).view(np.uint32)
+    for name, variable in chunk.data_vars.items():
+        values = variable.values
+        if VARIABLES[name].kind == "output":
+            assert np.isnan(values[beyond]).all(), name
+        else:
+            assert np.array_equal(values[beyond], before[name][beyond], equal_nan=True), name
+        assert np.array_equal(values[~beyond].view(np.uint8), before[name][~beyond].view(np.uint8)), name
+    assert set(stored) and set(stored) <= set(chunk.data_vars)
+    for name, values in stored.items():
+        assert (values[beyond].view(np.uint32) == nan32).all(), name
+        cast = np.asarray(chunk[name].values, dtype=STORED_DTYPE)
+        assert np.array_equal(values.view(np.uint32), cast.view(np.uint32)), name
+
+
+def _same_chunk(ours, theirs) -> bool:
+    return set(ours.data_vars) == set(theirs.data_vars) and all(
+        np.array_equal(variable.values.view(np.uint8), theirs[name].values.view(np.uint8))
+        for name, variable in ours.data_vars.items())
+
+
 def test_gather_float32_is_numpys_cast_of_each_output():
     from impact.kernels.stored_numba import gather_float32
 
@@ -224,6 +276,19 @@ def test_gather_float32_is_numpys_cast_of_each_output():
         for i, k in enumerate(outputs):
             cast = np.asarray(np.moveaxis(view[:, :, :, k], 2, 0), dtype=np.float32)
             np.testing.assert_array_equal(gathered[i].view(np.uint32), cast.view(np.uint32))
+    # The draws with a gathered value beyond float32 flagged (NaN not, the outputs not gathered not, a value float32
+    # rounds down to its largest is), those flagged before kept.
+    plain = rng.normal(size=shape)
+    largest = float(np.finfo(np.float32).max)
+    for draw, output, value in ((7, 4, np.inf), (9, 1, 1e39), (11, 0, np.nan), (13, 5, -3.5e38),
+                                (15, 0, largest * (1 + 2.0 ** -30)), (17, 4, largest)):
+        plain[1, 2, draw, output, 3] = value
+    beyond = np.zeros(50, dtype=bool)
+    beyond[0] = True
+    gather_float32(plain, outputs, beyond=beyond)
+    assert list(np.flatnonzero(beyond)) == [0, 7, 13, 15]
+    with pytest.raises(ValueError, match="beyond must be"):
+        gather_float32(view, outputs, beyond=np.zeros(41, dtype=bool))
 
 
 def test_chunk_files_encoded_without_zarrs_write_path_are_the_bytes_zarr_writes(deal, tmp_path, monkeypatch):
