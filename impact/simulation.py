@@ -20,7 +20,7 @@ from impact.errors import ImpactInputError, Problem
 from impact.heap import keep_freed_blocks
 from impact.kernels.layout import CELL_OUTPUTS, LANDED_OUTPUTS, PARTNER_OUTPUTS, QUOTA_OUTPUTS, SECTOR_OUTPUTS
 from impact.kernels.rows_numba import MOST_LABELS
-from impact.kernels.stored_numba import gather_float32
+from impact.kernels.stored_numba import FLOAT32_MAX, gather_float32
 from impact.kernels.totals_numba import consumer_costs_into, horizon_totals_into
 from impact.model import (PoliciesByOutcome, case_parameters, compile_case, consumer_costs, draw_policy, legal_columns,
                           log_exchange_rates, parameter_dims, revenue_split, solve_chunk, struck_by_group)
@@ -61,7 +61,7 @@ class SampledChunk:
     or date (else None), the court rulings (draw, case, legal group), and what :func:`impact.model.solve_chunk` takes
     in each period of a case whose tariffs vary by draw or date, by (case, period), where the sample prepared it for
     :meth:`Simulation.solve` (:meth:`Simulation._period_inputs`), and each case's log exchange rates
-    (:func:`impact.model.log_exchange_rates` of its ``fx``; None where the solve takes them)."""
+    (:func:`impact.model.log_exchange_rates` of its ``fx``; none: the solve takes them)."""
 
     start: int
     stop: int
@@ -69,7 +69,7 @@ class SampledChunk:
     case_scores: list[dict[str, np.ndarray] | None]
     rulings: np.ndarray
     periods: dict[tuple[int, int], tuple] = field(default_factory=dict)
-    log_fx: list[np.ndarray | None] = field(default_factory=list)
+    log_fx: list[np.ndarray] = field(default_factory=list)
 
 
 #: Bytes of the periods' inputs (:meth:`Simulation._period_inputs`: the tariffs of each draw, each year's trade
@@ -720,7 +720,7 @@ __all__ = ["Simulation", "SampledChunk", "chunk_ranges", "DEFAULT_CHUNK"]
 
 
 #: The largest magnitude a stored (float32) output can hold.
-STORED_MAX = float(np.finfo(np.float32).max)
+STORED_MAX = FLOAT32_MAX
 
 
 def _drop_overflowing_draws(data: dict[str, xr.Variable], start: int, bad: np.ndarray, scanned: set[str]) -> None:
