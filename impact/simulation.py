@@ -418,6 +418,8 @@ class Simulation:
         the caller finds those draws as it copies the stored values out of ``buffers`` (:meth:`stored_outputs`
         with ``beyond``) and drops them then (:meth:`drop_overflowing`), which reads the buffers once where a scan
         here and the copies read them twice."""
+        if not scan_buffers and buffers is None:
+            raise ValueError("scan_buffers=False leaves the scan to the copies of the caller's buffers: give buffers")
         start, stop, inputs, rulings = sampled.start, sampled.stop, sampled.parameters, sampled.rulings
         n = stop - start
         moment = time.perf_counter()

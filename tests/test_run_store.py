@@ -217,6 +217,8 @@ def test_draws_beyond_float32_found_as_the_outputs_are_copied_are_dropped_whole(
     assert _same_chunk(simulation.solve(sampled, buffers=simulation.output_buffers(draws))[0],
                        simulation.solve(sampled, buffers=buffers, scan_buffers=False)[0])
     chunk, _ = simulation.solve(sampled, buffers=buffers, scan_buffers=False)
+    with pytest.raises(ValueError, match="give buffers"):
+        simulation.solve(sampled, scan_buffers=False)
     stored_sector, stored_partner = simulation._stored_positions()
     unstored = [k for k, name in enumerate(SECTOR_OUTPUTS) if name not in simulation.outputs]
     sector, partner = (buffer[:, :, :draws] for buffer in buffers)
