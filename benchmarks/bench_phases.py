@@ -144,7 +144,10 @@ def kernel_figures() -> dict:
 
     numba.set_num_threads(1)
     (args, kwargs), = kernel_inputs(KERNEL_DRAWS)[:1]
-    theta, _, log_tariff_factor, log_fx, phi, supply, sigma, eps = args[:8]
+    by_draw = list(args)  # each draw's rates, which the equilibrium solve and the reference take
+    if kwargs.get("rate_rows") is not None:  # the fused kernel reads them from tables of rates by pattern
+        by_draw[1], by_draw[2] = args[1][kwargs["rate_rows"]], args[2][kwargs["rate_rows"]]
+    theta, _, log_tariff_factor, log_fx, phi, supply, sigma, eps = by_draw[:8]
     whole_supply = market_numpy.whole_supply(supply)  # the equilibrium solve takes the array (D, S, J)
     sectors, sources = theta.shape
     # Without linkages and from the baseline, as the equilibrium solve it is compared with.
@@ -166,10 +169,7 @@ def kernel_figures() -> dict:
             return tuple(first_draws(part) for part in a)
         return a[:REFERENCE_DRAWS] if getattr(a, "ndim", 0) and a.shape[0] == KERNEL_DRAWS else a
 
-    small = [first_draws(a) for a in args]
-    if kwargs.get("rate_rows") is not None:  # the reference takes each draw's rates, not a table of them by pattern
-        rows = kwargs["rate_rows"][:REFERENCE_DRAWS]
-        small[1], small[2] = args[1][rows], args[2][rows]
+    small = [first_draws(a) for a in by_draw]
     small_kwargs = {**{k: v for k, v in kwargs.items() if k not in ("start", "solution", "tariff_factor", "rate_rows")},
                     "linkages": replace(kwargs["linkages"], **{
         name: getattr(kwargs["linkages"], name)[:REFERENCE_DRAWS] for name in ("pass_through", "import_scale")})}

@@ -1,0 +1,74 @@
+"""The benchmark scripts run against the code as it is: their figures are asserted nowhere (the machines are shared
+and noisy), but a script that no longer runs reports nothing at all."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_kernel_figures_time_the_fused_kernel_its_reference_and_the_exp_bound(monkeypatch, capsys):
+    """``bench_phases.kernel_figures`` calls the fused kernel as a run does, and its NumPy reference and the
+    equilibrium solve on the same markets (a few draws here), and prints them."""
+    bench = _script("bench_phases")
+    monkeypatch.setattr(bench, "KERNEL_DRAWS", 256)
+    monkeypatch.setattr(bench, "REFERENCE_DRAWS", 16)
+    threads = numba.get_num_threads()
+    try:
+        figures = bench.kernel_figures()
+    finally:
+        numba.set_num_threads(threads)  # the figures are taken on one thread
+    assert (figures["draws"], figures["sectors"], figures["sources"]) == (256, 16, 13)
+    timed = [key for key in figures if key.endswith(("_us_per_draw", "_ns"))]
+    assert len(timed) == 7 and all(math.isfinite(figures[key]) and figures[key] > 0 for key in timed)
+    bench.print_kernel(figures)
+    assert "NumPy reference" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("rate_rows", [False, True])
+def test_the_kernel_figures_hand_the_reference_each_draws_rates(rate_rows, monkeypatch):
+    """Where the fused kernel reads a year's rates from tables by pattern (``rate_rows``), the reference the
+    figures time takes each draw's row of them."""
+    from impact.kernels import market_numpy
+
+    bench = _script("bench_phases")
+    (args, kwargs), = bench.kernel_inputs(64)[:1]
+    if rate_rows:  # the same rates as a table of two patterns, every draw on the first row
+        args = list(args)
+        args[1], args[2] = (np.concatenate([a, a + 0.01]) for a in (args[1], args[2]))
+        kwargs = {**kwargs, "rate_rows": np.zeros(64, dtype=np.int64), "tariff_factor": None}
+    seen = []
+    reference = market_numpy.solve_and_account
+
+    def spy(*given, **options):
+        seen.append((given, options))
+        return reference(*given, **options)
+
+    monkeypatch.setattr(bench, "kernel_inputs", lambda draws: [(tuple(args), kwargs)])
+    monkeypatch.setattr(bench, "KERNEL_DRAWS", 64)
+    monkeypatch.setattr(bench, "REFERENCE_DRAWS", 8)
+    monkeypatch.setattr(market_numpy, "solve_and_account", spy)
+    threads = numba.get_num_threads()
+    try:
+        bench.kernel_figures()
+    finally:
+        numba.set_num_threads(threads)
+    given, options = seen[0]
+    assert "rate_rows" not in options
+    for k in (1, 2):
+        assert given[k].shape[0] == (8 if rate_rows else args[k].shape[0])
+        assert np.array_equal(given[k], args[k][:1].repeat(8, axis=0) if rate_rows else args[k])
