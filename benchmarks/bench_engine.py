@@ -101,7 +101,7 @@ def bench_kernels(draws: int) -> dict:
     fused_difference = float(max(np.abs((x[k] - y[k]) / np.maximum(np.abs(y[k]), 1.0)).max() for k in (0, 1)))
     # The revenue split by authority as a run of the Japan pair does it: one row of shares for every draw.
     partners = SOURCES - 1
-    shares = np.random.default_rng(2).dirichlet(np.ones(8), (1, SECTORS, partners))[..., :7].transpose(0, 3, 1, 2)
+    shares = np.random.default_rng(2).dirichlet(np.ones(8), (1, SECTORS, partners))[..., :7]  # (R, S, P, A)
     split_args = {**fused_args, "revenue_split": shares}
     market_numba.solve_and_account(**{**small_args, "revenue_split": shares})
     fused_split = timed(lambda: market_numba.solve_and_account(**split_args), repeat=3)

@@ -72,3 +72,14 @@ def test_the_kernel_figures_hand_the_reference_each_draws_rates(rate_rows, monke
     for k in (1, 2):
         assert given[k].shape[0] == (8 if rate_rows else args[k].shape[0])
         assert np.array_equal(given[k], args[k][:1].repeat(8, axis=0) if rate_rows else args[k])
+
+
+def test_the_engine_benchmark_times_kernels_that_agree_with_their_references():
+    """``bench_engine.bench_kernels`` times the equilibrium and the fused kernel against their NumPy references
+    (and with a revenue split by authority) on the same random problems, where they agree."""
+    figures = _script("bench_engine").bench_kernels(128)
+    assert figures["draws"] == 128
+    assert figures["equilibrium_max_abs_difference"] < 1e-10
+    assert figures["fused_max_relative_difference"] < 1e-6
+    seconds = [key for key in figures if key.endswith("_seconds")]
+    assert len(seconds) == 5 and all(math.isfinite(figures[key]) and figures[key] > 0 for key in seconds)
