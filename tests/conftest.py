@@ -75,6 +75,15 @@ def problems_of(path) -> list[str]:
     return [str(p) for p in caught.value.problems]
 
 
+def assert_same_bits(ours: xr.Dataset, theirs: xr.Dataset) -> None:
+    """Two Datasets hold the same variables, of the same dtypes, bit for bit."""
+    assert set(ours.data_vars) == set(theirs.data_vars)
+    for name, variable in ours.data_vars.items():
+        assert variable.dtype == theirs[name].dtype, name
+        assert np.array_equal(np.asarray(variable.values).view(np.uint8),
+                              np.asarray(theirs[name].values).view(np.uint8)), name
+
+
 def assert_invariant(path, draws: int, seed: int, splits=((1000, 1), (4096, 2)), **options):
     """Solve ``path`` in one chunk, then with each (chunk size, threads) of ``splits``: the Datasets must be
     identical. Returns the one-chunk Dataset."""

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import impact
 from impact import cli
-from tests.conftest import assert_invariant, problems_of, write_baseline, write_scenario
+from tests.conftest import assert_invariant, assert_same_bits, problems_of, write_baseline, write_scenario
 
 BILLION = 1e9
 M0, T0, EPS = 40 * BILLION, 0.025, 0.8
@@ -604,16 +604,7 @@ def test_each_outcomes_regime_is_built_once_and_is_draw_policys(name, several):
     assert (max(built) > 1) is several and max(built) < 20  # a snap-back on a pledge, a ruling: a few outcomes
 
 
-def _same_bits(ours, theirs) -> None:
-    """Two Datasets hold the same variables, of the same dtypes, bit for bit."""
-    assert set(ours.data_vars) == set(theirs.data_vars)
-    for name, variable in ours.data_vars.items():
-        assert variable.dtype == theirs[name].dtype, name
-        assert np.array_equal(np.asarray(variable.values).view(np.uint8),
-                              np.asarray(theirs[name].values).view(np.uint8)), name
-
-
-def test_a_run_with_each_outcomes_regime_built_once_stores_the_same_bits(tmp_path, monkeypatch):
+def test_a_run_with_each_outcomes_regime_built_once_stores_theassert_same_bits(tmp_path, monkeypatch):
     """The store of a run whose regimes are kept by outcome is the store of one that builds every chunk's: every
     variable the same bits."""
     import xarray as xr
@@ -626,7 +617,7 @@ def test_a_run_with_each_outcomes_regime_built_once_stores_the_same_bits(tmp_pat
     monkeypatch.setattr(PoliciesByOutcome, "applies", staticmethod(lambda case: False))
     impact.run("us_japan_2025_2035", out=tmp_path / "built", **options)
     kept, built = (RunStore(tmp_path / name).open_dataset().load() for name in ("kept", "built"))
-    _same_bits(built, kept)
+    assert_same_bits(built, kept)
     xr.testing.assert_identical(kept.drop_attrs(), built.drop_attrs())
 
 
@@ -648,11 +639,11 @@ def test_periods_prepared_with_the_sample_solve_to_the_bits_of_those_built_in_th
     sampled = simulation.sample(draws, 2 * draws)
     assert set(sampled.periods) == {(c, k) for c in range(len(simulation.cases)) for k in range(len(simulation.years))}
     prepared = solved(sampled)
-    _same_bits(prepared, solved(dataclasses.replace(sampled, periods={})))
+    assert_same_bits(prepared, solved(dataclasses.replace(sampled, periods={})))
     monkeypatch.setattr(module, "PREPARED_BYTES", 1)  # one year's, then the budget is spent
     first = simulation.sample(draws, 2 * draws)
     assert list(first.periods) == [(0, 0)]
-    _same_bits(prepared, solved(first))
+    assert_same_bits(prepared, solved(first))
 
 
 @pytest.mark.parametrize("name", ["us_japan_2025", "us_japan_2025_2035"])
@@ -671,7 +662,7 @@ def test_log_exchange_rates_taken_with_the_sample_solve_to_the_bits_of_those_tak
         assert np.array_equal(logs, log_exchange_rates(parameters["fx"]))
     # The scenario and its counterfactual draw the same exchange rates: their logs are taken once.
     assert sampled.parameters[0]["fx"] is sampled.parameters[1]["fx"] and sampled.log_fx[0] is sampled.log_fx[1]
-    _same_bits(simulation.solve(sampled)[0], simulation.solve(dataclasses.replace(sampled, log_fx=[]))[0])
+    assert_same_bits(simulation.solve(sampled)[0], simulation.solve(dataclasses.replace(sampled, log_fx=[]))[0])
 
 
 def test_periods_built_on_two_threads_at_once_are_those_built_on_one():

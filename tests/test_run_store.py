@@ -15,7 +15,7 @@ from impact import cli
 from impact.errors import ImpactInputError
 from impact.kernels.layout import PARTNER_OUTPUTS, SECTOR_OUTPUTS
 from impact.store import RunStore
-from tests.conftest import interrupt_writes
+from tests.conftest import assert_same_bits, interrupt_writes
 
 
 def _run(deal, out, **options):
@@ -214,8 +214,8 @@ def test_draws_beyond_float32_found_as_the_outputs_are_copied_are_dropped_whole(
     draws = 40
     buffers = simulation.output_buffers(draws + 3)
     sampled = simulation.sample(100, 100 + draws)
-    assert _same_chunk(simulation.solve(sampled, buffers=simulation.output_buffers(draws))[0],
-                       simulation.solve(sampled, buffers=buffers, scan_buffers=False)[0])
+    assert_same_bits(simulation.solve(sampled, buffers=simulation.output_buffers(draws))[0],
+                     simulation.solve(sampled, buffers=buffers, scan_buffers=False)[0])
     chunk, _ = simulation.solve(sampled, buffers=buffers, scan_buffers=False)
     with pytest.raises(ValueError, match="give buffers"):
         simulation.solve(sampled, scan_buffers=False)
@@ -245,12 +245,6 @@ def test_draws_beyond_float32_found_as_the_outputs_are_copied_are_dropped_whole(
         assert (values[beyond].view(np.uint32) == nan32).all(), name
         cast = np.asarray(chunk[name].values, dtype=STORED_DTYPE)
         assert np.array_equal(values.view(np.uint32), cast.view(np.uint32)), name
-
-
-def _same_chunk(ours, theirs) -> bool:
-    return set(ours.data_vars) == set(theirs.data_vars) and all(
-        np.array_equal(variable.values.view(np.uint8), theirs[name].values.view(np.uint8))
-        for name, variable in ours.data_vars.items())
 
 
 def test_gather_float32_is_numpys_cast_of_each_output():
