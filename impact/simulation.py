@@ -507,11 +507,10 @@ class Simulation:
         if self.legal_groups:
             data["legal_ruling"] = self._ruling_variable(rulings)
         # The kernels' output buffers are scanned whole (their variables are strided views of them)
-        bad, scanned = np.zeros(n, dtype=bool), set()
-        if not scan_buffers:  # scanned as they are copied
-            scanned.update(SECTOR_OUTPUTS + PARTNER_OUTPUTS)
-        for names, values in ((SECTOR_OUTPUTS, sector_buffer if scan_buffers else None),
-                              (PARTNER_OUTPUTS, partner_buffer if scan_buffers else None), (CELL_OUTPUTS, cells)):
+        bad = np.zeros(n, dtype=bool)
+        buffers_here = ((SECTOR_OUTPUTS, sector_buffer), (PARTNER_OUTPUTS, partner_buffer)) if scan_buffers else ()
+        scanned = set() if scan_buffers else set(SECTOR_OUTPUTS + PARTNER_OUTPUTS)  # else scanned as they are copied
+        for names, values in (*buffers_here, (CELL_OUTPUTS, cells)):
             if values is not None:
                 kept = np.array([name in data for name in names])
                 if values is cells:  # (draw, case, year, output, sector, partner)
