@@ -76,6 +76,39 @@ def _bind_exp_to_the_c_librarys_own() -> None:
     llvmlite.binding.add_symbol("exp", address)
 
 
+#: CPUs with AVX-512 whose cores lower their clock while they run 512-bit instructions (Intel's Skylake-SP family):
+#: they keep LLVM's 256-bit vectors.
+CLOCKED_DOWN_BY_512_BIT = ("skylake-avx512", "cascadelake", "cooperlake")
+#: The LLVM target feature that makes its vectorizer stop at 256 bits on CPUs with AVX-512.
+PREFER_256_BIT = "prefer-256-bit"
+
+
+def vector_features(cpu: str, features: str, environ=os.environ) -> str | None:
+    """The target features numba compiles for (``numba.config.CPU_FEATURES``): on a CPU with AVX-512, ``features``
+    (the host's, as numba reads them) with LLVM's preference for 256-bit vectors turned off, so that the kernels'
+    loops over draws run 8 doubles an instruction instead of 4 (the fused kernel x1.08-1.12 on an Intel Xeon of the
+    Emerald Rapids family, `benchmarks/README.md`); None (numba's own choice) without AVX-512, on
+    :data:`CLOCKED_DOWN_BY_512_BIT`, or where the environment sets numba's target (``NUMBA_CPU_NAME``,
+    ``NUMBA_CPU_FEATURES``). Vector width changes no bit of a result: no fast-math, so no operation is fused or
+    reordered (``docs/architecture.md``)."""
+    if "NUMBA_CPU_NAME" in environ or "NUMBA_CPU_FEATURES" in environ:
+        return None
+    flags = features.split(",")
+    if "+avx512f" not in flags or cpu in CLOCKED_DOWN_BY_512_BIT:
+        return None
+    return ",".join([f for f in flags if f.lstrip("+-") != PREFER_256_BIT] + [f"-{PREFER_256_BIT}"])
+
+
+def _prefer_wide_vectors() -> None:
+    """Set numba's target features to :func:`vector_features` of this host, before numba creates its code
+    generator (at the first compiled function: this module is imported before any)."""
+    from numba.core import codegen, config
+
+    chosen = vector_features(llvmlite.binding.get_host_cpu_name(), codegen.get_host_cpu_features())
+    if chosen is not None:
+        config.CPU_FEATURES = chosen
+
+
 #: The wait policy of the OpenMP threads that run the parallel kernels (numba's ``omp`` layer), unless the
 #: environment sets one: idle threads sleep at once. libgomp's default spins a while first, and between two parallel
 #: loops a run has work of its own for every core (sampling's NumPy threads, the background writer): libgomp's wait
@@ -90,6 +123,7 @@ if not DISABLE_JIT:
     if _inlines_quickly(llvmlite.binding.llvm_version_info):
         llvmlite.binding.set_option("impact", f"-inline-threshold={INLINE_THRESHOLD}")
     _bind_exp_to_the_c_librarys_own()
+    _prefer_wide_vectors()
 
 
 def compiled_sources_stamp(package: Path | None = None) -> str:

@@ -78,7 +78,8 @@ def _cpu_flags() -> list[str]:
 
 def machine() -> dict:
     """The machine and the kernels its libraries picked at run time: the CPU, the C library, NumPy's SIMD
-    targets, OpenBLAS's core type (``threadpoolctl``) and numba's target CPU. Draws and results do not depend on
+    targets, OpenBLAS's core type (``threadpoolctl``) and numba's target CPU (with its vector width where
+    :func:`impact.accelerate.vector_features` widened it). Draws and results do not depend on
     any of these on x86-64 CPUs with FMA (``docs/architecture.md``); they are recorded to show it."""
     import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS beside NumPy's, so that both are listed)
     import threadpoolctl
@@ -93,10 +94,13 @@ def machine() -> dict:
         numba_cpu = "unknown"
     from numba.core import config
 
+    from impact.accelerate import PREFER_256_BIT
+
     cpu = _cpuinfo("model name", "Processor", "cpu model") or platform.processor() or "unknown"
     return {"cpu": cpu, "architecture": platform.machine(), "cpu_flags": _cpu_flags(),
             "libc": " ".join(platform.libc_ver()), "numpy_simd": numpy_simd_features(), "blas": blas,
-            "numba_target_cpu": config.CPU_NAME or numba_cpu}
+            "numba_target_cpu": (config.CPU_NAME or numba_cpu) + (
+                " (512-bit vectors)" if f"-{PREFER_256_BIT}" in (config.CPU_FEATURES or "").split(",") else "")}
 
 
 def machine_attrs() -> dict[str, str]:

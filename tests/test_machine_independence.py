@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from impact import accelerate
 from impact.provenance import numpy_simd_features, numpy_umath
 from impact.sampling import SINGULAR_PIVOT, correlation_factor
 
@@ -84,13 +85,70 @@ def test_draws_and_datasets_are_identical_under_every_kernel(probes, variant):
     assert len(reference["fingerprints"]) > 100  # every variable of three Datasets, not a handful
 
 
+def _widened() -> bool:
+    """Whether the kernels of this process run 512-bit vectors that numba's own choice would not
+    (:func:`impact.accelerate.vector_features`)."""
+    from numba.core import codegen, config
+
+    return f"-{accelerate.PREFER_256_BIT}" in (config.CPU_FEATURES or "").split(",") and \
+        config.CPU_FEATURES != codegen.get_host_cpu_features()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("cpu", ["haswell", "generic"])
+@pytest.mark.parametrize("cpu", ["haswell", "generic", "host-256-bit"])
 def test_datasets_are_identical_when_numba_compiles_for_another_cpu(probes, tmp_path, cpu):
-    # A fresh cache: the kernels are compiled for the named CPU (without AVX-512, or plain x86-64).
-    result = probe({"NUMBA_CPU_NAME": cpu, "NUMBA_CACHE_DIR": str(tmp_path)})
-    assert result["kernels"]["numba_cpu"] == cpu
+    # A fresh cache: the kernels are compiled for the named CPU (without AVX-512, or plain x86-64), or for this one
+    # with numba's own 256-bit vectors where impact widens them to 512.
+    if cpu == "host-256-bit":
+        if not _widened():
+            pytest.skip("the kernels run numba's own vector width on this CPU: nothing to narrow")
+        from llvmlite import binding
+        from numba.core import codegen
+
+        result = probe({"NUMBA_CPU_FEATURES": codegen.get_host_cpu_features(), "NUMBA_CACHE_DIR": str(tmp_path)})
+        assert result["kernels"]["numba_cpu"] == binding.get_host_cpu_name()
+        assert probes["default"]["kernels"]["numba_cpu"] == f"{binding.get_host_cpu_name()} (512-bit vectors)"
+    else:
+        result = probe({"NUMBA_CPU_NAME": cpu, "NUMBA_CACHE_DIR": str(tmp_path)})
+        assert result["kernels"]["numba_cpu"] == cpu
     assert result["fingerprints"] == probes["default"]["fingerprints"]
+
+
+# The vector width the kernels are compiled for.
+
+HOST = "+avx2,+fma,+avx512f,+avx512dq,-amx-tile"
+
+
+def test_cpus_with_avx512_get_512_bit_vectors_and_keep_every_other_feature():
+    chosen = accelerate.vector_features("emeraldrapids", HOST, environ={})
+    assert chosen == HOST + ",-prefer-256-bit"
+    # A preference already in the features is replaced, not contradicted.
+    assert accelerate.vector_features("znver4", HOST + ",+prefer-256-bit", environ={}) == chosen
+
+
+@pytest.mark.parametrize("cpu, features, environ", [
+    ("haswell", "+avx2,+fma,-avx512f", {}),                      # no AVX-512: numba's own choice
+    ("skylake-avx512", HOST, {}),                                # 512-bit code lowers these cores' clock
+    ("cascadelake", HOST, {}),
+    ("emeraldrapids", HOST, {"NUMBA_CPU_NAME": "haswell"}),      # the environment chose numba's target
+    ("emeraldrapids", HOST, {"NUMBA_CPU_FEATURES": HOST}),
+])
+def test_numbas_own_vector_width_is_kept_elsewhere(cpu, features, environ):
+    assert accelerate.vector_features(cpu, features, environ=environ) is None
+
+
+@pytest.mark.skipif(accelerate.DISABLE_JIT, reason="compiled code")
+def test_a_loop_over_draws_compiles_to_the_chosen_vector_width():
+    import numba
+
+    @numba.njit
+    def scaled(values, out):
+        for i in range(values.shape[0]):
+            out[i] = values[i] * 2.0 + 1.0
+
+    scaled(np.ones(64), np.empty(64))
+    assembly, = scaled.inspect_asm().values()
+    assert ("zmm" in assembly) == _widened()
 
 
 # The canonical factor itself.
