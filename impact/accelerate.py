@@ -86,8 +86,8 @@ PREFER_256_BIT = "prefer-256-bit"
 def vector_features(cpu: str, features: str, environ=os.environ) -> str | None:
     """The target features numba compiles for (``numba.config.CPU_FEATURES``): on a CPU with AVX-512, ``features``
     (the host's, as numba reads them) with LLVM's preference for 256-bit vectors turned off, so that the kernels'
-    loops over draws run 8 doubles an instruction instead of 4 (the fused kernel x1.08-1.12 on an Intel Xeon of the
-    Emerald Rapids family, `benchmarks/README.md`); None (numba's own choice) without AVX-512, on
+    loops over draws run 8 doubles an instruction instead of 4 (the fused kernel x1.10, medians, on an Intel Xeon of
+    the Emerald Rapids family, `benchmarks/README.md`); None (numba's own choice) without AVX-512, on
     :data:`CLOCKED_DOWN_BY_512_BIT`, or where the environment sets numba's target (``NUMBA_CPU_NAME``,
     ``NUMBA_CPU_FEATURES``). Vector width changes no bit of a result: no fast-math, so no operation is fused or
     reordered (``docs/architecture.md``)."""
