@@ -1080,6 +1080,12 @@ def _sector_shares(mapping_path: Path, concordance: Concordance, codes: list[str
     return shares, basis
 
 
+def _ordered_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left @ right`` with each sum taken term by term in order, not by BLAS, whose kernels (picked by CPU) sum in
+    other orders and so give other last bits: the built table is the same on every machine."""
+    return (left[..., :, None] * right).sum(axis=-2)
+
+
 def build_input_cost_shares(use_domestic_path: str | Path, use_import_path: str | Path, output_path: str | Path,
                             mapping_path: str | Path, concordance: Concordance) -> CostShareTable:
     """Input-output cost shares by sector from the BEA summary use tables (domestic and imported; rows commodities,
@@ -1133,12 +1139,12 @@ def build_input_cost_shares(use_domestic_path: str | Path, use_import_path: str 
         raise ImpactInputError(problems)
 
     out = np.array([output[code] for code in industries])
-    gross = out @ from_industry                                          # (S,) $ million, as build_gross_output
-    a_dom = to_sector @ use_dom @ from_industry / gross                  # (S, S) [input, using]
-    a_imp = to_sector @ use_imp @ from_industry / gross
-    other_dom = use_dom.sum(axis=0) @ from_industry / gross - a_dom.sum(axis=0)
-    other_imp = use_imp.sum(axis=0) @ from_industry / gross - a_imp.sum(axis=0)
-    value_added = (out - use_dom.sum(axis=0) - use_imp.sum(axis=0)) @ from_industry / gross
+    gross = _ordered_product(out, from_industry)                         # (S,) $ million, as build_gross_output
+    a_dom = _ordered_product(_ordered_product(to_sector, use_dom), from_industry) / gross  # (S, S) [input, using]
+    a_imp = _ordered_product(_ordered_product(to_sector, use_imp), from_industry) / gross
+    other_dom = _ordered_product(use_dom.sum(axis=0), from_industry) / gross - a_dom.sum(axis=0)
+    other_imp = _ordered_product(use_imp.sum(axis=0), from_industry) / gross - a_imp.sum(axis=0)
+    value_added = _ordered_product(out - use_dom.sum(axis=0) - use_imp.sum(axis=0), from_industry) / gross
 
     def parts(weights: np.ndarray, codes: list[str]) -> str:
         return " + ".join(code if w == 1 else f"{w:g} x {code}" for w, code in zip(weights, codes) if w > 0)
