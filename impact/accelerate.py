@@ -99,6 +99,14 @@ def vector_features(cpu: str, features: str, environ=os.environ) -> str | None:
     return ",".join([f for f in flags if f.lstrip("+-") != PREFER_256_BIT] + [f"-{PREFER_256_BIT}"])
 
 
+def wide_vectors() -> bool:
+    """Whether numba compiles for 512-bit vectors that LLVM would not choose itself (:func:`vector_features`, or the
+    same preference set through ``NUMBA_CPU_FEATURES``)."""
+    from numba.core import config
+
+    return f"-{PREFER_256_BIT}" in (config.CPU_FEATURES or "").split(",")
+
+
 def _prefer_wide_vectors() -> None:
     """Set numba's target features to :func:`vector_features` of this host, before numba creates its code
     generator (at the first compiled function: this module is imported before any)."""

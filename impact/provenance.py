@@ -94,13 +94,12 @@ def machine() -> dict:
         numba_cpu = "unknown"
     from numba.core import config
 
-    from impact.accelerate import PREFER_256_BIT
+    from impact.accelerate import wide_vectors
 
     cpu = _cpuinfo("model name", "Processor", "cpu model") or platform.processor() or "unknown"
     return {"cpu": cpu, "architecture": platform.machine(), "cpu_flags": _cpu_flags(),
             "libc": " ".join(platform.libc_ver()), "numpy_simd": numpy_simd_features(), "blas": blas,
-            "numba_target_cpu": (config.CPU_NAME or numba_cpu) + (
-                " (512-bit vectors)" if f"-{PREFER_256_BIT}" in (config.CPU_FEATURES or "").split(",") else "")}
+            "numba_target_cpu": (config.CPU_NAME or numba_cpu) + (" (512-bit vectors)" if wide_vectors() else "")}
 
 
 def machine_attrs() -> dict[str, str]:

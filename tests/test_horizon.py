@@ -604,7 +604,7 @@ def test_each_outcomes_regime_is_built_once_and_is_draw_policys(name, several):
     assert (max(built) > 1) is several and max(built) < 20  # a snap-back on a pledge, a ruling: a few outcomes
 
 
-def test_a_run_with_each_outcomes_regime_built_once_stores_theassert_same_bits(tmp_path, monkeypatch):
+def test_a_run_with_each_outcomes_regime_built_once_stores_the_same_bits(tmp_path, monkeypatch):
     """The store of a run whose regimes are kept by outcome is the store of one that builds every chunk's: every
     variable the same bits."""
     import xarray as xr

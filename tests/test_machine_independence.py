@@ -85,22 +85,13 @@ def test_draws_and_datasets_are_identical_under_every_kernel(probes, variant):
     assert len(reference["fingerprints"]) > 100  # every variable of three Datasets, not a handful
 
 
-def _widened() -> bool:
-    """Whether the kernels of this process run 512-bit vectors that numba's own choice would not
-    (:func:`impact.accelerate.vector_features`)."""
-    from numba.core import codegen, config
-
-    return f"-{accelerate.PREFER_256_BIT}" in (config.CPU_FEATURES or "").split(",") and \
-        config.CPU_FEATURES != codegen.get_host_cpu_features()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("cpu", ["haswell", "generic", "host-256-bit"])
 def test_datasets_are_identical_when_numba_compiles_for_another_cpu(probes, tmp_path, cpu):
     # A fresh cache: the kernels are compiled for the named CPU (without AVX-512, or plain x86-64), or for this one
     # with numba's own 256-bit vectors where impact widens them to 512.
     if cpu == "host-256-bit":
-        if not _widened():
+        if not accelerate.wide_vectors():
             pytest.skip("the kernels run numba's own vector width on this CPU: nothing to narrow")
         from llvmlite import binding
         from numba.core import codegen
@@ -148,7 +139,7 @@ def test_a_loop_over_draws_compiles_to_the_chosen_vector_width():
 
     scaled(np.ones(64), np.empty(64))
     assembly, = scaled.inspect_asm().values()
-    assert ("zmm" in assembly) == _widened()
+    assert ("zmm" in assembly) == accelerate.wide_vectors()
 
 
 # The canonical factor itself.
