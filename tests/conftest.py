@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -13,6 +14,12 @@ from pathlib import Path
 assert "numba" not in sys.modules, "numba was imported before tests/conftest.py could set NUMBA_NUM_THREADS"
 TEST_THREADS = 4
 os.environ["NUMBA_NUM_THREADS"] = str(max(TEST_THREADS, int(os.environ.get("NUMBA_NUM_THREADS", "0") or 0)))
+
+# A suite started in the background (bash ignores SIGINT in a background job, and the processes it starts inherit
+# that) would give the Ctrl-C tests' subprocesses no KeyboardInterrupt: Python installs its handler only where SIGINT
+# is not ignored. The tests' premise is a terminal's Ctrl-C, so the suite takes Python's handler back for them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import numpy as np
 import pytest
