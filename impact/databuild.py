@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -584,7 +585,7 @@ def carried_rates(path: str | Path, rates_concordance: Concordance, records: Cen
                     source[k, p] = f"{text} ({path.name})"
                     continue
                 w = weights[k, :, p] if weights[k, :, p].sum() > 0 else weights[k].sum(axis=1)
-                values[k, p] = float(w @ table[:, p] / w.sum()) if w.sum() > 0 else 0.0
+                values[k, p] = _exact_dot(w, table[:, p]) / w.sum() if w.sum() > 0 else 0.0
                 parts = ", ".join(f"{old[j]} {w[j] / w.sum():.0%}" for j in np.flatnonzero(w > 0)) if w.sum() > 0 \
                     else f"no {records.year} import lines: 0"
                 status[k, p] = "estimate"
@@ -748,8 +749,8 @@ def protee_sigma_priors(protee_path: str | Path, records: CensusRecords, concord
                "sd": float("nan")}
         if len(covered) and coverage >= PROTEE_MIN_COVERAGE:
             w, e = covered[:, 0] / covered[:, 0].sum(), covered[:, 1]
-            mean = float(w @ e)
-            sd = max(float(np.sqrt(w @ (e - mean) ** 2)), 0.05 * mean)
+            mean = _exact_dot(w, e)
+            sd = max(math.sqrt(_exact_dot(w, (e - mean) ** 2)), 0.05 * mean)
             row.update(mean=mean, sd=sd)
             priors.append({"parameter": "sigma", "sectors": [sector], "dist": "truncnormal", "mean": round(mean, 4),
                            "sd": round(sd, 4), "min": 1.01,
@@ -1080,6 +1081,12 @@ def _sector_shares(mapping_path: Path, concordance: Concordance, codes: list[str
     return shares, basis
 
 
+def _exact_dot(left: np.ndarray, right: np.ndarray) -> float:
+    """``left @ right`` of two vectors with the sum rounded once (``math.fsum``), not by BLAS, whose kernels (picked
+    by CPU) sum in other orders and so give other last bits: the built table is the same on every machine."""
+    return math.fsum(np.multiply(left, right).tolist())
+
+
 def _ordered_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """``left @ right`` with each sum taken term by term in order, not by BLAS, whose kernels (picked by CPU) sum in
     other orders and so give other last bits: the built table is the same on every machine."""
@@ -1368,7 +1375,7 @@ def build_pce_by_sector(pce_path: str | Path, mapping_path: str | Path, concorda
     if problems:
         raise ImpactInputError(problems)
 
-    by_sector = to_sector @ pce * MILLION
+    by_sector = np.array([_exact_dot(shares, pce) for shares in to_sector]) * MILLION
     total = float(pce.sum()) * MILLION
     table = (f"BEA 2024 personal consumption expenditures by commodity, purchasers' prices (column F010 of the "
              f"summary use table, supply-use framework; {pce_path.name})")
