@@ -1082,8 +1082,9 @@ def _sector_shares(mapping_path: Path, concordance: Concordance, codes: list[str
 
 
 def _exact_dot(left: np.ndarray, right: np.ndarray) -> float:
-    """``left @ right`` of two vectors with the sum rounded once (``math.fsum``), not by BLAS, whose kernels (picked
-    by CPU) sum in other orders and so give other last bits: the built table is the same on every machine."""
+    """``left @ right`` of two vectors: the products' exact sum rounded once (``math.fsum``), not BLAS's, whose
+    kernels (picked by CPU) sum in other orders and so give other last bits: the built table is the same on every
+    machine."""
     return math.fsum(np.multiply(left, right).tolist())
 
 

@@ -332,3 +332,24 @@ def test_a_prior_set_is_not_silently_ignored_for_a_loaded_scenario():
         impact.simulate(impact.load_scenario("us_japan_2025"), draws=10, priors="protee")
     loaded = impact.load_scenario("us_japan_2025", priors="protee")
     assert any(path.endswith("protee.toml") for path, _ in loaded.files)
+
+
+def test_the_builds_weighted_sums_are_rounded_once_whatever_the_order():
+    """The data build's dot products (weighted means, PCE by sector) are the exact sum of the products (each as IEEE
+    multiplication rounds it) rounded once, so no order of summation (a BLAS kernel's, picked by the CPU) can change
+    a built table's last digits."""
+    from fractions import Fraction
+
+    from impact.databuild import _exact_dot
+
+    rng = np.random.default_rng(11)
+    weights = rng.lognormal(0.0, 6.0, 300)  # magnitudes over many orders, as import values are
+    values = rng.normal(0.0, 1.0, 300) * 10.0 ** rng.integers(-3, 4, 300)
+    exact = float(sum(Fraction(float(product)) for product in weights * values))
+    sums = set()
+    for _ in range(20):
+        order = rng.permutation(300)
+        sums.add(_exact_dot(weights[order], values[order]))
+    assert sums == {exact}
+    # a naive sum in one order can lose what cancels: the exact one keeps it
+    assert _exact_dot(np.array([1e16, 1.0, -1e16]), np.ones(3)) == 1.0
