@@ -243,8 +243,14 @@ def _gather_draw_inputs(first, count, s, inputs, pledges, rows):
         for w in range(lanes):
             d = first + np.int64(min(w, last))
             by_source[log_fx_row + w] = log_fx[d * f_step, j]
-            by_source[log_tx_row + w] = log_tx[d * tx_step, s, j - 1]
             by_source[pledged_row + w] = 0.0
+        if tx_step:
+            for w in range(lanes):
+                by_source[log_tx_row + w] = log_tx[first + np.int64(min(w, last)), s, j - 1]
+        else:  # the partners' tariffs on US exports of every draw: read once, filled along the row
+            shared = log_tx[0, s, j - 1]
+            for w in range(lanes):
+                by_source[log_tx_row + w] = shared
     for k in range(pledge_partner.shape[0]):
         share = pledge_shares[k, s]
         to = source_row(pledge_partner[k] + 1, I_PLEDGED) if pledge_is_purchase[k] else np.uint64(A_INVESTED)

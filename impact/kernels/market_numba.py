@@ -286,6 +286,12 @@ def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tarif
     ps_step = 1 if pass_through.shape[0] > 1 and linked else 0
     quota = quota_partner[s] >= 0
     lanes, last = np.uint64(LANES), np.uint64(count - 1)
+    # Whether every draw of the block reads the same row of rates (rates that do not vary by draw, or one pattern
+    # for the block): then each is read once and filled along its row, not looked up draw by draw.
+    t_row, r_row = rate_rows[first] * t_step, rate_rows[first] * r_step
+    shared = True
+    for w in range(count):
+        shared &= (rate_rows[first + w] * t_step == t_row) & (rate_rows[first + w] * r_step == r_row)
     for w in range(lanes):
         lane = min(w, last)
         by_sector[A_X + w] = x[lane, s]
@@ -307,6 +313,15 @@ def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tarif
                 by_source[factor_row + w] = quota_factor[lane, s, j]
                 if j > 0:
                     by_source[rate_row + w] = quota_rate[lane, s, j - 1]
+        elif shared:
+            log_t_value, factor_value = log_t[t_row, s, j], tariff_factor[t_row, s, j]
+            for w in range(lanes):
+                by_source[log_t_row + w] = log_t_value
+                by_source[factor_row + w] = factor_value
+            if j > 0:
+                rate_value = tariff[r_row, s, j - 1]
+                for w in range(lanes):
+                    by_source[rate_row + w] = rate_value
         else:
             for w in range(lanes):
                 d = first + np.int64(min(w, last))
