@@ -188,9 +188,10 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
                     link_steps[first + lane] = newton_steps[lane]
                 _settle_draw(first + lane, lane, linked and newton_steps[lane] < 0, solution, draw_scratch, failures)
             clear_totals(rows)
+            shared = _one_rate_row(first, count, row_steps)
             for s in range(sectors):
                 _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tariff_factor, row_steps,
-                                 quota_partner, draw_scratch, rows)
+                                 quota_partner, shared, draw_scratch, rows)
                 account_block(first, count, s, accounting, baseline, pledges, keep_cells, revenue_split, split_rows,
                               outputs, rows)
             write_totals(first, count, rows, partner_out, split_out)
@@ -273,11 +274,12 @@ def _settle_draw(row, lane, costs_failed, solution, scratch, failures):
 
 @jit()
 def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tariff_factor, row_steps, quota_partner,
-                     scratch, rows):
+                     shared, scratch, rows):
     """Sector ``s``'s equilibrium for the block's draws, from its scratch (:func:`_block_scratch`), into the
     accounting's rows (:func:`impact.kernels.accounting_numba.account_block`): with a quota, the tariff rows of the
-    draw's regime. A lane past the last draw repeats the last draw. Row by row: the copies then run in vector
-    instructions."""
+    draw's regime; where every draw reads the same row of rates (``shared``, :func:`_one_rate_row`), each rate
+    read once and filled along its row. A lane past the last draw repeats the last draw. Row by row: the copies
+    then run in vector instructions."""
     (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
      buyers_loss, supply) = scratch
     s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
@@ -286,12 +288,7 @@ def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tarif
     ps_step = 1 if pass_through.shape[0] > 1 and linked else 0
     quota = quota_partner[s] >= 0
     lanes, last = np.uint64(LANES), np.uint64(count - 1)
-    # Whether every draw of the block reads the same row of rates (rates that do not vary by draw, or one pattern
-    # for the block): then each is read once and filled along its row, not looked up draw by draw.
-    t_row, r_row = rate_rows[first] * t_step, rate_rows[first] * r_step
-    shared = True
-    for w in range(count):
-        shared &= (rate_rows[first + w] * t_step == t_row) & (rate_rows[first + w] * r_step == r_row)
+    t_row, r_row = rate_rows[first] * t_step, rate_rows[first] * r_step  # the block's row, where ``shared``
     for w in range(lanes):
         lane = min(w, last)
         by_sector[A_X + w] = x[lane, s]
@@ -329,6 +326,18 @@ def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tarif
                 by_source[factor_row + w] = tariff_factor[rate_rows[d] * t_step, s, j]
                 if j > 0:
                     by_source[rate_row + w] = tariff[rate_rows[d] * r_step, s, j - 1]
+
+
+@jit()
+def _one_rate_row(first, count, row_steps):
+    """Whether every draw of the block from ``first`` reads the same row of the rates (rates that do not vary by
+    draw, or one pattern for the whole block)."""
+    r_step, t_step, rate_rows = row_steps[4], row_steps[5], row_steps[6]
+    t_row, r_row = rate_rows[first] * t_step, rate_rows[first] * r_step
+    shared = True
+    for w in range(count):
+        shared &= (rate_rows[first + w] * t_step == t_row) & (rate_rows[first + w] * r_step == r_row)
+    return shared
 
 
 @jit()
