@@ -462,12 +462,14 @@ def _cost_response(theta, log_t, eta, sigma, eps, x, log_w, taker_terms, fixed_s
 
 #: The rows of one sector in :func:`solve_costs_lanes`, a value per draw of the block each, at these offsets in the
 #: sector's part of the rows: its inputs (the draws' elasticities, the price takers' sums, whether each draw's market
-#: is plain, goes draw by draw or has its imported-input price fixed, the input shares' import scale and the
-#: pass-through), then the iteration's values.
+#: is plain, goes draw by draw or has its imported-input price fixed, the input shares' import scale, the
+#: pass-through, and the modelled sectors' baseline use of its goods at that scale, domestic and imported), then the
+#: iteration's values.
 (C_SIGMA, C_EPS, C_ETA, C_LOG_TARIFF, C_FIXED_SUM, C_FIXED_THETA, C_PLAIN, C_BY_DRAW, C_IMPORT_FIXED, C_SCALE, C_PASS,
- C_X, C_LOG_COST, C_Z, C_RESPONSE, C_X_STEP, C_LOG_W_HOME, C_DOMESTIC_CHANGE, C_DOMESTIC_SLOPE, C_DOMESTIC_OFFSET,
- C_IMPORT_CHANGE, C_IMPORT_SLOPE, C_MARKET_GAP, C_UNIT_COST, C_COST_GAP) = (row * LANES for row in range(25))
-COST_ROWS = 25
+ C_DOMESTIC_USE, C_IMPORTED_USE, C_X, C_LOG_COST, C_Z, C_RESPONSE, C_X_STEP, C_LOG_W_HOME, C_DOMESTIC_CHANGE,
+ C_DOMESTIC_SLOPE, C_DOMESTIC_OFFSET, C_IMPORT_CHANGE, C_IMPORT_SLOPE, C_MARKET_GAP, C_UNIT_COST,
+ C_COST_GAP) = (row * LANES for row in range(27))
+COST_ROWS = 27
 #: Rows of one value a draw: a sum over sectors, the elimination's factors, whether the draw's pivots are non-zero,
 #: the exponents of a partner's buyer prices.
 (L_SUM, L_FACTOR, L_PIVOTS, L_VALUES) = (row * LANES for row in range(4))
@@ -535,7 +537,7 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
             total += theta[k, j]
         theta_total[k] = total
         _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, import_scale, import_weights,
-                       log_t, row_steps, quota_partner, x, sums, log_cost, _sector_rows(rows, k))
+                       log_t, row_steps, quota_partner, x, sums, log_cost, linkage, _sector_rows(rows, k))
         r = _sector_rows(rows, k)
         for w in range(count):
             any_plain[k] |= r[C_PLAIN + w] > 0.0
@@ -581,8 +583,8 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
                 largest = max(largest, abs(r[C_COST_GAP + w]))
                 largest_market = max(largest_market, r[C_MARKET_GAP + w])
             if largest < link_tol and largest_market < tol:
-                _final_prices(w, first + w, supply[w], sigma, eps, log_fx, phi, log_t, row_steps, input_domestic,
-                              input_imported, gross_output, rows, log_w, buyers_loss)
+                _final_prices(w, first + w, supply[w], sigma, eps, log_fx, phi, log_t, row_steps, rows, log_w,
+                              buyers_loss)
                 _end_lane(w, iteration, rows, x, log_cost, unit_cost, newton_steps, active)
                 remaining -= 1
             elif iteration == link_max_iter or not largest < math.inf:
@@ -618,9 +620,10 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
 
 @jit()
 def _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, import_scale, import_weights, log_t,
-                   row_steps, quota_partner, x, sums, log_cost, r):
-    """Sector ``k``'s inputs and starting values, draw by draw, into its rows ``r``. A lane past the block's draws
-    repeats its last draw (its values stay finite; it is never written out)."""
+                   row_steps, quota_partner, x, sums, log_cost, linkage, r):
+    """Sector ``k``'s inputs and starting values, draw by draw, into its rows ``r``, and the modelled sectors'
+    baseline use of its goods at each draw's import scale (``linkage`` as in :func:`solve_costs_lanes`). A lane past
+    the block's draws repeats its last draw (its values stay finite; it is never written out)."""
     s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     ps_step = 1 if pass_through.shape[0] > 1 else 0
     is_step = 1 if import_scale.shape[0] > 1 else 0
@@ -656,6 +659,20 @@ def _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, imp
         r[C_UNIT_COST + w] = 1.0
     for w in range(np.uint64(LANES)):
         r[C_Z + w] = lane_exp(r[C_LOG_COST + w])
+    # What the sectors using k's goods buy of them in the baseline, domestic and imported (buyers_loss's weights, at
+    # the end of each draw's iteration): summed over the using sectors in order, along the rows, once a block where
+    # each draw's end took the same sums one by one.
+    input_domestic, input_imported, gross_output = linkage[0], linkage[1], linkage[3]
+    for w in range(np.uint64(LANES)):
+        r[C_DOMESTIC_USE + w] = 0.0
+        r[C_IMPORTED_USE + w] = 0.0
+    for s in range(input_domestic.shape[0]):
+        imported_share, share = input_imported[k, s], input_domestic[k, s] + input_imported[k, s]
+        output = gross_output[s]
+        for w in range(np.uint64(LANES)):
+            imported = min(r[C_SCALE + w] * imported_share, share)
+            r[C_DOMESTIC_USE + w] += (share - imported) * output
+            r[C_IMPORTED_USE + w] += imported * output
 
 
 @jit()
@@ -794,7 +811,7 @@ def _cost_gaps(input_domestic, input_imported, rows, lane_values):
             imported_share, share = input_imported[k, s], input_domestic[k, s] + input_imported[k, s]
             for w in range(lanes):
                 # The imported part of the input share at the draw's import scale (at most the whole share), written
-                # out here and in _newton_systems and _final_prices: behind a function, the kernel took 6% longer.
+                # out here and in _newton_systems and _gather_sector: behind a function, the kernel took 6% longer.
                 imported = min(r[C_SCALE + w] * imported_share, share)
                 lane_values[L_SUM + w] += (share - imported) * r[C_DOMESTIC_CHANGE + w] \
                     + imported * r[C_IMPORT_CHANGE + w]
@@ -898,8 +915,7 @@ def _step_costs(sectors, rows, matrix):
 
 
 @jit()
-def _final_prices(w, row, supply, sigma, eps, log_fx, phi, log_t, row_steps, input_domestic, input_imported,
-                  gross_output, rows, log_w, buyers_loss):
+def _final_prices(w, row, supply, sigma, eps, log_fx, phi, log_t, row_steps, rows, log_w, buyers_loss):
     """Draw ``w``'s producer prices in its plain markets at their final price index and cost, and ``buyers_loss``
     (what the modelled sectors pay more for each sector's goods, on the using sectors' baseline output)."""
     s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
@@ -915,14 +931,8 @@ def _final_prices(w, row, supply, sigma, eps, log_fx, phi, log_t, row_steps, inp
                 et = eta[j]
                 if not math.isinf(et):
                     log_w[w, k, j] = responsive_log_price(j, et, log_c, ph, lfx[j], lt_row[j], sig, ep, x)
-        domestic_use = 0.0
-        imported_use = 0.0
-        for s in range(sectors):
-            imported_share, share = input_imported[k, s], input_domestic[k, s] + input_imported[k, s]
-            imported = min(r[C_SCALE + w] * imported_share, share)
-            domestic_use += (share - imported) * gross_output[s]
-            imported_use += imported * gross_output[s]
-        buyers_loss[w, k] = r[C_DOMESTIC_CHANGE + w] * domestic_use + r[C_IMPORT_CHANGE + w] * imported_use
+        buyers_loss[w, k] = r[C_DOMESTIC_CHANGE + w] * r[C_DOMESTIC_USE + w] \
+            + r[C_IMPORT_CHANGE + w] * r[C_IMPORTED_USE + w]
 
 
 @jit()
