@@ -522,7 +522,7 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
     :func:`_solve_sector`'s."""
     quota_partner = quota_terms[0]
     s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
-    input_domestic, input_imported, import_weights, gross_output, import_scale, link_tol, link_max_iter = linkage
+    input_domestic, input_imported, import_weights, _, _, link_tol, link_max_iter = linkage
     (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
      buyers_loss, supply) = scratch
     sectors, sources = theta.shape
@@ -536,8 +536,8 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
         for j in range(sources):
             total += theta[k, j]
         theta_total[k] = total
-        _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, import_scale, import_weights,
-                       log_t, row_steps, quota_partner, x, sums, log_cost, linkage, _sector_rows(rows, k))
+        _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, linkage, log_t, row_steps,
+                       quota_partner, x, sums, log_cost, _sector_rows(rows, k))
         r = _sector_rows(rows, k)
         for w in range(count):
             any_plain[k] |= r[C_PLAIN + w] > 0.0
@@ -619,11 +619,12 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
 
 
 @jit()
-def _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, import_scale, import_weights, log_t,
-                   row_steps, quota_partner, x, sums, log_cost, linkage, r):
+def _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, linkage, log_t, row_steps,
+                   quota_partner, x, sums, log_cost, r):
     """Sector ``k``'s inputs and starting values, draw by draw, into its rows ``r``, and the modelled sectors'
     baseline use of its goods at each draw's import scale (``linkage`` as in :func:`solve_costs_lanes`). A lane past
     the block's draws repeats its last draw (its values stay finite; it is never written out)."""
+    input_domestic, input_imported, import_weights, gross_output, import_scale = linkage[:5]
     s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     ps_step = 1 if pass_through.shape[0] > 1 else 0
     is_step = 1 if import_scale.shape[0] > 1 else 0
@@ -662,7 +663,6 @@ def _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, imp
     # What the sectors using k's goods buy of them in the baseline, domestic and imported (buyers_loss's weights, at
     # the end of each draw's iteration): summed over the using sectors in order, along the rows, once a block where
     # each draw's end took the same sums one by one.
-    input_domestic, input_imported, gross_output = linkage[0], linkage[1], linkage[3]
     for w in range(np.uint64(LANES)):
         r[C_DOMESTIC_USE + w] = 0.0
         r[C_IMPORTED_USE + w] = 0.0
