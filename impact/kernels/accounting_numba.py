@@ -144,6 +144,7 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
         rows = block_rows(sources, revenue_split.shape[3])
         by_sector, by_source = rows[0], rows[1]
         clear_totals(rows)
+        gather_exchange_rates(first, count, log_fx, rows)
         for s in range(sectors):
             for w in range(lanes):
                 d = first + np.int64(min(w, last))
@@ -219,15 +220,29 @@ def _total_row(k, p, partners):
 
 
 @jit()
+def gather_exchange_rates(first, count, log_fx, rows):
+    """The partners' log exchange rates of the draws of a block into its rows, once for all its sectors (a lane past
+    the last draw repeats the last draw)."""
+    by_source = rows[1]
+    f_step = log_fx.shape[0] > 1
+    lanes, last = np.uint64(LANES), np.uint64(count - 1)
+    for j in range(1, log_fx.shape[1]):
+        log_fx_row = source_row(j, I_LOG_FX)
+        for w in range(lanes):
+            by_source[log_fx_row + w] = log_fx[(first + np.int64(min(w, last))) * f_step, j]
+
+
+@jit()
 def _gather_draw_inputs(first, count, s, inputs, pledges, rows):
     """Sector ``s``'s sampled inputs and pledges for the draws of a block into its rows (a lane past the last draw
-    repeats the last draw, and is not written out). Row by row: the copies then run in vector instructions."""
+    repeats the last draw, and is not written out; the exchange rates, the same in every sector, are the block's,
+    :func:`gather_exchange_rates`). Row by row: the copies then run in vector instructions."""
     sigma, eps, mu, log_fx, phi, sigx, log_tx = inputs
     pledge_partner, pledge_is_purchase, pledge_shares, pledge_flow = pledges
     by_sector, by_source = rows[0], rows[1]
     sources = by_source.shape[0] // (SOURCE_ROWS * LANES)
     s_step, e_step, m_step = sigma.shape[0] > 1, eps.shape[0] > 1, mu.shape[0] > 1
-    f_step, p_step, x_step, tx_step = log_fx.shape[0] > 1, phi.shape[0] > 1, sigx.shape[0] > 1, log_tx.shape[0] > 1
+    p_step, x_step, tx_step = phi.shape[0] > 1, sigx.shape[0] > 1, log_tx.shape[0] > 1
     flow_step = pledge_flow.shape[0] > 1
     lanes, last = np.uint64(LANES), np.uint64(count - 1)
     for w in range(lanes):
@@ -239,10 +254,8 @@ def _gather_draw_inputs(first, count, s, inputs, pledges, rows):
         by_sector[A_SIGX + w] = sigx[d * x_step, s]
         by_sector[A_INVESTED + w] = 0.0
     for j in range(1, sources):
-        log_fx_row, log_tx_row, pledged_row = source_row(j, I_LOG_FX), source_row(j, I_LOG_TX), source_row(j, I_PLEDGED)
+        log_tx_row, pledged_row = source_row(j, I_LOG_TX), source_row(j, I_PLEDGED)
         for w in range(lanes):
-            d = first + np.int64(min(w, last))
-            by_source[log_fx_row + w] = log_fx[d * f_step, j]
             by_source[pledged_row + w] = 0.0
         if tx_step:
             for w in range(lanes):
@@ -269,8 +282,9 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
     The caller fills each draw's equilibrium in ``rows`` (:func:`block_rows`): ``A_X`` (``x = log P``),
     ``A_LOG_COST``, ``A_UNIT_COST``, ``A_PASS`` and ``A_BUYERS_LOSS``, and by source (:func:`source_row`)
     ``I_LOG_W``, ``I_LOG_T`` and ``I_FACTOR`` (the tariff factors the market was solved with: a tariff-rate quota
-    changes them from the scenario's), ``I_TERMS`` and a partner's ``I_RATE`` (the rate that raises revenue); the
-    sampled inputs ``inputs`` ``(sigma, eps, mu, log_fx, phi, sigx, log_tx)`` and the pledges are read here.
+    changes them from the scenario's), ``I_TERMS`` and a partner's ``I_RATE`` (the rate that raises revenue), and
+    once a block the partners' ``I_LOG_FX`` (:func:`gather_exchange_rates`); the other sampled inputs ``inputs``
+    ``(sigma, eps, mu, log_fx, phi, sigx, log_tx)`` and the pledges are read here.
 
     ``I_TERMS``, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source: then imports
     need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.

@@ -17,10 +17,11 @@ import numba
 import numpy as np
 
 from impact.accelerate import DISABLE_JIT, borrowed, fetch_add, jit, keep_alive, prange
-from impact.kernels.accounting_numba import (A_BUYERS_LOSS, A_LOG_COST, A_PASS, A_UNIT_COST, A_X, I_FACTOR, I_LOG_T,
-                                             I_LOG_W, I_RATE, I_TERMS, account_block, allocate_outputs,
-                                             as_kernel_arrays, block_rows, clear_totals, source_row, split_arrays,
-                                             table_rows, write_totals)
+from impact.kernels.accounting_numba import (A_BUYERS_LOSS, A_LOG_COST, A_PASS, A_UNIT_COST, A_X, I_FACTOR,
+                                             I_LOG_FX, I_LOG_T, I_LOG_W, I_RATE, I_TERMS, account_block,
+                                             allocate_outputs, as_kernel_arrays, block_rows, clear_totals,
+                                             gather_exchange_rates, source_row, split_arrays, table_rows,
+                                             write_totals)
 from impact.kernels.equilibrium_lanes import LANES
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, responsive_log_price,
                                               solve_market_at, solve_prepared, taker_sums)
@@ -53,7 +54,9 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     ``rate_rows`` (D,), if given, makes ``tariff``, ``log_tariff_factor`` and ``tariff_factor`` tables of R rows (a
     row each pattern of rates, :class:`impact.model.RatesByPattern`), of which draw d reads row ``rate_rows[d]``:
     the rates are not copied to each draw (three arrays as large as the outputs by sector). The same bits as the
-    tables' rows copied to the draws."""
+    tables' rows copied to the draws.
+
+    ``quota_out`` is a read-only view of NaN when no sector has a quota."""
     watch_sector, watch_partner = no_watch() if watch is None else watch
     f = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     theta, log_tariff_factor, log_fx, phi, sigma, eps = (
@@ -77,7 +80,11 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
     sector_out, partner_out, cell_out = allocate_outputs(draws, imports0.shape, keep_cells, out)
     revenue_split, split_rows, split_out = split_arrays(revenue_split, split_rows, draws, imports0.shape)
     rate_rows = _rate_rows(rate_rows, draws, args[:3])
-    quota_out = np.full((draws, len(QUOTA_OUTPUTS), sectors), np.nan)
+    # Written only in the sectors with a quota; without one, every draw's is NaN: a read-only view of one NaN, not
+    # an array written at each call (12.6 MB at 32,768 draws), and the kernel gets none of it.
+    quota_shape = (draws, len(QUOTA_OUTPUTS), sectors)
+    quotas = bool(np.any(np.asarray(quota_partner) >= 0))
+    quota_out = np.full(quota_shape, np.nan) if quotas else np.broadcast_to(np.nan, quota_shape)
     failures = np.zeros(draws, dtype=np.int64)
     start = np.zeros((0, 2, sectors)) if start is None else np.ascontiguousarray(start, dtype=np.float64)
     if start.ndim != 3 or start.shape[0] not in (0, 1, draws) or start.shape[1:] != (2, sectors):
@@ -97,7 +104,8 @@ def solve_and_account(theta, tariff, log_tariff_factor, log_fx, phi, supply_elas
                   np.ascontiguousarray(watch_sector, dtype=np.int64),
                   np.ascontiguousarray(watch_partner, dtype=np.int64),
                   start, solution,
-                  sector_out, partner_out, cell_out, split_out, quota_out, watch_out, failures)
+                  sector_out, partner_out, cell_out, split_out,
+                  quota_out if quotas else np.empty((0, len(QUOTA_OUTPUTS), sectors)), watch_out, failures)
     return sector_out, partner_out, cell_out, split_out, quota_out, int(failures.sum()), watch_out
 
 
@@ -170,6 +178,7 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
     for worker in prange(workers):
         owned = _block_scratch(sectors, sources, revenue_split.shape[3])
         draw_scratch, work = borrowed(owned[0]), borrowed(owned[1])
+        _shared_supply(partner_supply, draw_scratch)
         rows, newton_steps = borrowed(owned[2]), borrowed(owned[3])
         block = fetch_add(taken, np.int64(1))
         while block < blocks:
@@ -179,16 +188,19 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
                 _solve_draw_markets(first + lane, lane, theta, mu, partner_supply, supply_steps, start, linked, tariff,
                                     log_t, tariff_factor, sigma, eps, log_fx, phi, tariff0, imports0, quota_terms, tol,
                                     max_iter, row_steps, draw_scratch, quota_out)
+            shared = _one_rate_row(first, count, row_steps)
+            gather_exchange_rates(first, count, log_fx, rows)  # for the price takers' sums and the accounting
             if linked:
+                _plain_taker_sums(first, count, theta, sigma, phi, log_t, row_steps, shared, rows[1], draw_scratch,
+                                  work[6])
                 solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0,
-                                  imports0, quota_terms, tol, max_iter, row_steps, linkage, pass_through, draw_scratch,
-                                  work, quota_out, newton_steps)
+                                  imports0, quota_terms, tol, max_iter, row_steps, shared, supply_steps[1] == 0,
+                                  linkage, pass_through, draw_scratch, work, quota_out, newton_steps)
             for lane in range(count):
                 if linked and link_steps.shape[0] > 0:
                     link_steps[first + lane] = newton_steps[lane]
                 _settle_draw(first + lane, lane, linked and newton_steps[lane] < 0, solution, draw_scratch, failures)
             clear_totals(rows)
-            shared = _one_rate_row(first, count, row_steps)
             for s in range(sectors):
                 _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tariff_factor, row_steps,
                                  quota_partner, shared, draw_scratch, rows)
@@ -206,18 +218,19 @@ def _solve_draw_markets(row, lane, theta, mu, partner_supply, supply_steps, star
                         tariff_factor, sigma, eps, log_fx, phi, tariff0, imports0, quota_terms, tol, max_iter,
                         row_steps, scratch, quota_out):
     """Solve the markets of draw ``row`` into lane ``lane`` of the block's scratch (:func:`_block_scratch`), at
-    its start's costs; with linkages and a start, a plain market only gets its price takers' sums and its start's
-    price index (its Newton steps are taken in the input costs' iteration)."""
+    its start's costs; with linkages and a start, a plain market only gets its start's price index (its price
+    takers' sums are taken for the block's draws together, :func:`_plain_taker_sums`, and its Newton steps in the
+    input costs' iteration)."""
     (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
-     buyers_loss, supply) = scratch
+     buyers_loss, supply, by_lanes) = scratch
     s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     m_step, ns_step = supply_steps
     quota_partner = quota_terms[0]
     sectors, sources = theta.shape
     for s in range(sectors):
         supply[lane, s, 0] = mu[row * m_step, s]
-        for p in range(sources - 1):
-            supply[lane, s, p + 1] = partner_supply[row * ns_step, s, p]
+        for p in range(sources - 1 if ns_step else 0):  # else shared by every draw, set with the scratch
+            supply[lane, s, p + 1] = partner_supply[row, s, p]
     # x, steps and responsive are set for every sector by its solve below, before anything reads them.
     # The solves start at the baseline (every price and cost 1) or, if it is finite, at the given start.
     start_row = row if start.shape[0] > 1 else 0
@@ -236,21 +249,107 @@ def _solve_draw_markets(row, lane, theta, mu, partner_supply, supply_steps, star
             if linked:
                 log_cost[lane, s] = start[start_row, 1, s]
         eta = supply[lane, s]
-        if linked and warm and quota_partner[s] < 0 and not math.isinf(eta[0]) and theta[s, 0] > 0.0:
+        by_lanes[lane, s] = linked and warm and quota_partner[s] < 0 and not math.isinf(eta[0]) and theta[s, 0] > 0.0
+        if by_lanes[lane, s]:
             # A plain market (home supply responding to price, no quota) takes its own Newton steps inside the
             # input costs' Newton iteration, from the start's price index: solving it to its root at the start's
             # costs first only to move it again cost more (x1.13 on the kernel) than the iteration's extra step
-            # where it needs one. Its price takers' sums are computed here.
-            sums[lane, s, 0], sums[lane, s, 1], sums[lane, s, 2], responsive[lane, s] = taker_sums(
-                theta[s], log_t[rate_rows[row] * t_step, s], log_fx[row * f_step], phi[row * p_step, s], eta,
-                sigma[row * s_step, s], log_cost[lane, s], log_w[lane, s], taker_terms[lane, s])
+            # where it needs one.
             x[lane, s], steps[lane, s] = x_start, 0
             continue
         x[lane, s], steps[lane, s], responsive[lane, s] = _solve_sector(
             row, s, log_cost[lane, s], x_start, True, 0, theta, supply[lane], sigma, eps, log_fx, phi, tariff, log_t,
-            tariff_factor, tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[lane, s],
-            taker_terms[lane, s], sums[lane, s], quota_log_t[lane, s], quota_factor[lane, s], quota_rate[lane, s],
+            tariff_factor, tariff0, imports0, quota_terms, tol, max_iter, row_steps, log_w[s, :, lane],
+            taker_terms[s, :, lane], sums[lane, s], quota_log_t[lane, s], quota_factor[lane, s], quota_rate[lane, s],
             quota_out)
+
+
+#: Rows of :func:`_plain_taker_sums`, a value per lane each: ``1 - sigma``, the exchange rates' pass-through
+#: ``phi``, whether the lane's market takes its sums there, the source's log tariff factor and supply elasticity,
+#: and the sums taken.
+(T_ONE_MINUS_SIGMA, T_PHI, T_SELECTED, T_LOG_T, T_ETA, T_FIXED_SUM, T_FIXED_THETA, T_RESPONSIVE) = (
+    row * LANES for row in range(8))
+TAKER_ROWS = 8
+
+
+@jit()
+def _plain_taker_sums(first, count, theta, sigma, phi, log_t, row_steps, shared, by_source, scratch, taker_rows):
+    """The price takers' sums (:func:`taker_sums`) of the plain markets that :func:`_solve_draw_markets` left to the
+    lanes (``by_lanes``), for the block's draws together, source by source: each draw's own operations in
+    taker_sums's order, with the lanes' exponential (:func:`impact.kernels.lanes_math.lane_exp`), so a draw's sums
+    are the same in any block. The partners' log exchange rates are the block's rows ``by_source`` of the accounting
+    (:func:`impact.kernels.accounting_numba.gather_exchange_rates`); the rates are read once where every draw of the
+    block reads the same row (``shared``)."""
+    log_w, taker_terms, sums, responsive, supply, by_lanes = (scratch[0], scratch[1], scratch[4], scratch[5],
+                                                              scratch[12], scratch[13])
+    s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
+    sectors, sources = theta.shape
+    lanes, last = np.uint64(LANES), np.uint64(count - 1)
+    for s in range(sectors):
+        selected_any = False
+        for w in range(count):
+            selected_any |= by_lanes[w, s]
+        if not selected_any:
+            continue
+        theta_total = 0.0
+        for w in range(lanes):
+            lane = min(w, last)
+            row = first + np.int64(lane)
+            taker_rows[T_ONE_MINUS_SIGMA + w] = 1.0 - sigma[row * s_step, s]
+            taker_rows[T_PHI + w] = phi[row * p_step, s]
+            taker_rows[T_SELECTED + w] = 1.0 if w <= last and by_lanes[lane, s] else 0.0
+            taker_rows[T_FIXED_SUM + w] = 0.0
+            taker_rows[T_FIXED_THETA + w] = 0.0
+            taker_rows[T_RESPONSIVE + w] = 0.0
+        for j in range(sources):
+            th = theta[s, j]
+            theta_total += th
+            if j == 0:  # home: responding to price in a plain market
+                for w in range(lanes):
+                    selected = taker_rows[T_SELECTED + w] > 0.0
+                    taker_terms[s, 0, w] = math.nan if selected else taker_terms[s, 0, w]
+                    taker_rows[T_RESPONSIVE + w] += 1.0 if selected and th > 0.0 else 0.0
+                continue
+            if shared:
+                value = log_t[rate_rows[first] * t_step, s, j]
+                for w in range(lanes):
+                    taker_rows[T_LOG_T + w] = value
+            else:
+                for w in range(lanes):
+                    taker_rows[T_LOG_T + w] = log_t[rate_rows[first + np.int64(min(w, last))] * t_step, s, j]
+            for w in range(lanes):
+                taker_rows[T_ETA + w] = supply[min(w, last), s, j]
+            fx = source_row(j, I_LOG_FX)
+            for w in range(lanes):
+                selected = taker_rows[T_SELECTED + w] > 0.0
+                taker = math.isinf(taker_rows[T_ETA + w])
+                log_c = taker_rows[T_PHI + w] * by_source[fx + w]  # source_log_cost's product
+                term = lane_exp(taker_rows[T_ONE_MINUS_SIGMA + w] * (log_c + taker_rows[T_LOG_T + w]))
+                counted = selected and taker and th > 0.0
+                # Adding 0 leaves a sum of non-negative terms as it is: taker_sums's sums, in its order.
+                taker_rows[T_FIXED_SUM + w] += th * term if counted else 0.0
+                taker_rows[T_FIXED_THETA + w] += th if counted else 0.0
+                taker_rows[T_RESPONSIVE + w] += 1.0 if selected and not taker and th > 0.0 else 0.0
+                log_w[s, j, w] = log_c if selected and taker else log_w[s, j, w]
+                taker_terms[s, j, w] = (term if taker else math.nan) if selected else taker_terms[s, j, w]
+        for w in range(count):
+            if by_lanes[w, s]:
+                sums[w, s, 0] = taker_rows[T_FIXED_SUM + w]
+                sums[w, s, 1] = taker_rows[T_FIXED_THETA + w]
+                sums[w, s, 2] = theta_total
+                responsive[w, s] = np.int64(taker_rows[T_RESPONSIVE + w])
+
+
+@jit()
+def _shared_supply(partner_supply, scratch):
+    """The partners' supply elasticities in every lane of a thread's scratch, where every draw has the same
+    (:func:`_solve_draw_markets` then sets only home's)."""
+    supply = scratch[12]
+    if partner_supply.shape[0] == 1:
+        for lane in range(supply.shape[0]):
+            for s in range(supply.shape[1]):
+                for p in range(supply.shape[2] - 1):
+                    supply[lane, s, p + 1] = partner_supply[0, s, p]
 
 
 @jit()
@@ -281,10 +380,10 @@ def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tarif
     read once and filled along its row. A lane past the last draw repeats the last draw. Row by row: the copies
     then run in vector instructions."""
     (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
-     buyers_loss, supply) = scratch
+     buyers_loss, supply, _) = scratch
     s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     by_sector, by_source = rows[0], rows[1]
-    sources = log_w.shape[2]
+    sources = log_w.shape[1]
     ps_step = 1 if pass_through.shape[0] > 1 and linked else 0
     quota = quota_partner[s] >= 0
     lanes, last = np.uint64(LANES), np.uint64(count - 1)
@@ -299,10 +398,12 @@ def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tarif
     for j in range(sources):
         log_w_row, terms_row, log_t_row = source_row(j, I_LOG_W), source_row(j, I_TERMS), source_row(j, I_LOG_T)
         factor_row, rate_row = source_row(j, I_FACTOR), source_row(j, I_RATE)
-        for w in range(lanes):
-            lane = min(w, last)
-            by_source[log_w_row + w] = log_w[lane, s, j]
-            by_source[terms_row + w] = taker_terms[lane, s, j]
+        for w in range(count):  # along the scratch's rows: a copy in vector instructions
+            by_source[log_w_row + w] = log_w[s, j, w]
+            by_source[terms_row + w] = taker_terms[s, j, w]
+        for w in range(count, lanes):
+            by_source[log_w_row + w] = log_w[s, j, last]
+            by_source[terms_row + w] = taker_terms[s, j, last]
         if quota:
             for w in range(lanes):
                 lane = min(w, last)
@@ -351,20 +452,22 @@ def _watch_draw(row, lane, tariff, log_t, row_steps, quota_partner, scratch, wat
         s, j = watch_sector[w], watch_partner[w] + 1
         quota = quota_partner[s] >= 0
         log_tariff = quota_log_t[lane, s, j] if quota else log_t[rate_rows[row] * t_step, s, j]
-        watch_out[row, 0, w] = exp(log_w[lane, s, j] + log_tariff)
+        watch_out[row, 0, w] = exp(log_w[s, j, lane] + log_tariff)
         watch_out[row, 1, w] = quota_rate[lane, s, j - 1] if quota else tariff[rate_rows[row] * r_step, s, j - 1]
 
 
 @jit()
 def _block_scratch(sectors, sources, authorities):
     """A thread's scratch arrays for its blocks of draws: ``(by_draw, lanes_work, accounting_rows,
-    newton_steps)``, where ``by_draw`` holds each draw's values in a row per lane, ``lanes_work`` the arrays of
+    newton_steps)``, where ``by_draw`` holds each draw's values (a row per lane; the producer prices and price
+    takers' terms by sector and source, a value per lane, so that the lanes' loops read them along rows, and each
+    draw's solve reads its own as a strided view), ``lanes_work`` the arrays of
     :func:`solve_costs_lanes` and ``accounting_rows`` those of
     :func:`impact.kernels.accounting_numba.account_block` (see :func:`_fused_kernel`)."""
     lanes = SCRATCH_DRAWS
     by_draw = (
-        np.empty((lanes, sectors, sources)),           # log_w
-        np.empty((lanes, sectors, sources)),           # taker_terms
+        np.empty((sectors, sources, lanes)),           # log_w: by sector and source, a value a lane
+        np.empty((sectors, sources, lanes)),           # taker_terms: likewise
         np.empty((lanes, sectors)),                    # x
         np.empty((lanes, sectors), dtype=np.int64),    # steps
         np.zeros((lanes, sectors, 3)),                 # sums (taker_sums: fixed_sum, fixed_theta, theta_total)
@@ -376,6 +479,7 @@ def _block_scratch(sectors, sources, authorities):
         np.empty((lanes, sectors)),                    # unit_cost: US producers' unit cost
         np.empty((lanes, sectors)),                    # buyers_loss: what the modelled sectors pay more for inputs
         np.empty((lanes, sectors, sources)),           # supply: each draw's supply elasticities, US then the partners
+        np.empty((lanes, sectors), dtype=np.bool_),    # by_lanes: a plain market whose sums _plain_taker_sums takes
     )
     lanes_work = (
         np.empty(sectors * COST_ROWS * LANES),              # rows: by sector (_sector_rows)
@@ -384,6 +488,7 @@ def _block_scratch(sectors, sources, authorities):
         np.empty(LANES, dtype=np.bool_),                    # active: the draws still iterating
         np.empty((3, sectors), dtype=np.bool_),             # flags
         np.empty(sectors),                                  # theta_total
+        np.empty(TAKER_ROWS * LANES),                       # taker_rows: _plain_taker_sums's
     )
     return by_draw, lanes_work, block_rows(sources, authorities), np.empty(lanes, dtype=np.int64)
 
@@ -485,8 +590,8 @@ def _sector_rows(rows, k):
 
 @jit()
 def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0,
-                      quota_terms, tol, max_iter, row_steps, linkage, pass_through, scratch, work, quota_out,
-                      newton_steps):
+                      quota_terms, tol, max_iter, row_steps, shared, partners_shared, linkage, pass_through, scratch,
+                      work, quota_out, newton_steps):
     """The input-cost fixed point of the draws ``first`` to ``first + count - 1`` (a block, at most ``LANES``):
     each draw's home cost shifters ``z`` (S,) with every market's price index, from the markets solved at ``z =
     exp(log_cost)`` (the plain markets of a warm start: at the start's price indexes, not yet solved), by Newton's
@@ -518,15 +623,17 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
     ``gross_output``), and ``newton_steps`` with the Newton steps taken, or -1 without convergence within
     ``link_max_iter`` steps (or if a market fails). ``linkage`` is ``(input_domestic, input_imported,
     import_weights, gross_output, import_scale, link_tol, link_max_iter)``, ``scratch`` the block's draw-by-draw
-    arrays and ``work`` its arrays for the lanes (:func:`_block_scratch`); the other groups are
+    arrays and ``work`` its arrays for the lanes (:func:`_block_scratch`), ``shared`` whether every draw of the
+    block reads the same row of rates (:func:`_one_rate_row`), ``partners_shared`` whether every draw has the same
+    partners' supply elasticities; the other groups are
     :func:`_solve_sector`'s."""
     quota_partner = quota_terms[0]
     s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     input_domestic, input_imported, import_weights, _, _, link_tol, link_max_iter = linkage
     (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
-     buyers_loss, supply) = scratch
+     buyers_loss, supply, _) = scratch
     sectors, sources = theta.shape
-    rows, matrix, lane_values, active, flags, theta_total = work
+    rows, matrix, lane_values, active, flags, theta_total = work[:6]
     # Whether some draw of the block has, in each sector, a plain market, one that goes draw by draw, and an
     # imported-input price that moves with the home cost.
     flags[:] = False
@@ -536,8 +643,8 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
         for j in range(sources):
             total += theta[k, j]
         theta_total[k] = total
-        _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, linkage, log_t, row_steps,
-                       quota_partner, x, sums, log_cost, _sector_rows(rows, k))
+        _gather_sector(k, first, count, theta, supply, partners_shared, sigma, eps, pass_through, linkage, log_t,
+                       row_steps, quota_partner, x, sums, log_cost, _sector_rows(rows, k))
         r = _sector_rows(rows, k)
         for w in range(count):
             any_plain[k] |= r[C_PLAIN + w] > 0.0
@@ -566,7 +673,7 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
                                     quota_partner, log_w, taker_terms, sums, quota_log_t, r)
             _home_prices(r)
             if iteration == 0:
-                _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_log_t, row_steps,
+                _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_log_t, row_steps, shared,
                                      quota_partner, r, lane_values)
             for w in range(count if any_moving[k] else 0):
                 if active[w] and r[C_IMPORT_FIXED + w] == 0.0:
@@ -613,35 +720,30 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
                     x_new, steps[w, k], responsive[w, k] = _solve_sector(
                         row, k, r[C_LOG_COST + w], r[C_X + w], False, responsive[w, k], theta, supply[w], sigma, eps,
                         log_fx, phi, tariff, log_t, tariff_factor, tariff0, imports0, quota_terms, tol, max_iter,
-                        row_steps, log_w[w, k], taker_terms[w, k], sums[w, k], quota_log_t[w, k],
+                        row_steps, log_w[k, :, w], taker_terms[k, :, w], sums[w, k], quota_log_t[w, k],
                         quota_factor[w, k], quota_rate[w, k], quota_out)
                     r[C_X + w] = x_new
 
 
 @jit()
-def _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, linkage, log_t, row_steps,
-                   quota_partner, x, sums, log_cost, r):
+def _gather_sector(k, first, count, theta, supply, partners_shared, sigma, eps, pass_through, linkage, log_t,
+                   row_steps, quota_partner, x, sums, log_cost, r):
     """Sector ``k``'s inputs and starting values, draw by draw, into its rows ``r``, and the modelled sectors'
     baseline use of its goods at each draw's import scale (``linkage`` as in :func:`solve_costs_lanes`). A lane past
-    the block's draws repeats its last draw (its values stay finite; it is never written out)."""
+    the block's draws repeats its last draw (its values stay finite; it is never written out). Where every draw has
+    the same partners' supply elasticities (``partners_shared``), what they decide is found once."""
     input_domestic, input_imported, import_weights, gross_output, import_scale = linkage[:5]
     s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
     ps_step = 1 if pass_through.shape[0] > 1 else 0
     is_step = 1 if import_scale.shape[0] > 1 else 0
-    sources = theta.shape[1]
+    fixed, partner_responds = _partner_flags(k, theta, import_weights, quota_partner, supply[0, k])
     for w in range(LANES):
         lane = min(w, count - 1)
         row = first + lane
         eta = supply[lane, k]
         plain = quota_partner[k] < 0 and not math.isinf(eta[0]) and theta[k, 0] > 0.0
-        # The imported-input price moves with the home cost only through a quota or a partner that is not a price
-        # taker: otherwise it is computed once.
-        fixed = quota_partner[k] < 0
-        partner_responds = False
-        for j in range(1, sources):
-            if not math.isinf(eta[j]):
-                fixed &= import_weights[k, j - 1] == 0.0
-                partner_responds |= theta[k, j] > 0.0
+        if not partners_shared:
+            fixed, partner_responds = _partner_flags(k, theta, import_weights, quota_partner, eta)
         r[C_SIGMA + w] = sigma[row * s_step, k]
         r[C_EPS + w] = eps[row * e_step, k]
         r[C_ETA + w] = eta[0]
@@ -673,6 +775,20 @@ def _gather_sector(k, first, count, theta, supply, sigma, eps, pass_through, lin
             imported = min(r[C_SCALE + w] * imported_share, share)
             r[C_DOMESTIC_USE + w] += (share - imported) * output
             r[C_IMPORTED_USE + w] += imported * output
+
+
+@jit()
+def _partner_flags(k, theta, import_weights, quota_partner, eta):
+    """Whether sector ``k``'s imported-input price is fixed, at supply elasticities ``eta`` (it moves with the home
+    cost only through a quota or a partner that is not a price taker: otherwise it is computed once), and whether a
+    partner with a share of the market responds to price."""
+    fixed = quota_partner[k] < 0
+    partner_responds = False
+    for j in range(1, eta.shape[0]):
+        if not math.isinf(eta[j]):
+            fixed &= import_weights[k, j - 1] == 0.0
+            partner_responds |= theta[k, j] > 0.0
+    return fixed, partner_responds
 
 
 @jit()
@@ -724,9 +840,9 @@ def _market_by_draw(w, row, k, theta, supply, sigma, eps, log_fx, phi, log_t, ro
         r[C_LOG_W_HOME + w] = (eta[0] * log_c + (sig - ep) * x) / (eta[0] + sig)
     else:
         lt_row = log_t[rate_rows[row] * t_step, k] if quota_partner[k] < 0 else quota_log_t[w, k]
-        r[C_RESPONSE + w] = _cost_response(theta[k], lt_row, eta, sig, ep, x, log_w[w, k], taker_terms[w, k],
+        r[C_RESPONSE + w] = _cost_response(theta[k], lt_row, eta, sig, ep, x, log_w[k, :, w], taker_terms[k, :, w],
                                            sums[w, k, 0], sums[w, k, 1], quota_partner[k] < 0)
-        r[C_LOG_W_HOME + w] = log_w[w, k, 0]
+        r[C_LOG_W_HOME + w] = log_w[k, 0, w]
         r[C_MARKET_GAP + w] = 0.0
         r[C_X_STEP + w] = 0.0
 
@@ -746,10 +862,11 @@ def _home_prices(r):
 
 
 @jit()
-def _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_log_t, row_steps, quota_partner, r,
-                         lane_values):
+def _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_log_t, row_steps, shared, quota_partner,
+                         r, lane_values):
     """The change ``pi`` of sector ``k``'s imported-input price at the markets' first solve, with no slope in ``z``:
-    each partner's buyer price copied draw by draw into a row, then exponentiated along it."""
+    each partner's log buyer price (its log tariff factor, read once where every draw of the block reads the same
+    row of rates, ``shared``, and its producer price) into a row, then exponentiated along it."""
     t_step, rate_rows = row_steps[5], row_steps[6]
     lanes = np.uint64(LANES)
     for w in range(lanes):
@@ -759,11 +876,19 @@ def _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_lo
         m = import_weights[k, p]
         if m == 0.0:
             continue
-        for w in range(LANES):
-            lane = min(w, count - 1)
-            lt = (log_t[rate_rows[first + lane] * t_step, k, p + 1] if quota_partner[k] < 0
-                  else quota_log_t[lane, k, p + 1])
-            lane_values[L_VALUES + w] = log_w[lane, k, p + 1] + lt
+        if shared and quota_partner[k] < 0:
+            value = log_t[rate_rows[first] * t_step, k, p + 1]
+            for w in range(lanes):
+                lane_values[L_VALUES + w] = value
+        else:
+            for w in range(LANES):
+                lane = min(w, count - 1)
+                lane_values[L_VALUES + w] = (log_t[rate_rows[first + lane] * t_step, k, p + 1]
+                                             if quota_partner[k] < 0 else quota_log_t[lane, k, p + 1])
+        for w in range(count):  # the producer prices along the scratch's rows
+            lane_values[L_VALUES + w] += log_w[k, p + 1, w]
+        for w in range(count, LANES):
+            lane_values[L_VALUES + w] += log_w[k, p + 1, count - 1]
         for w in range(lanes):
             r[C_IMPORT_CHANGE + w] += m * (lane_exp(lane_values[L_VALUES + w]) - 1.0)
 
@@ -787,9 +912,9 @@ def _moving_import_prices(w, row, k, supply, import_weights, log_w, log_fx, phi,
         if m == 0.0:
             continue
         if plain and not math.isinf(eta[p + 1]):  # the producer price at this x
-            log_w[w, k, p + 1] = (eta[p + 1] * ph * lfx[p + 1] - sig * lt_row[p + 1] + (sig - ep) * x) \
+            log_w[k, p + 1, w] = (eta[p + 1] * ph * lfx[p + 1] - sig * lt_row[p + 1] + (sig - ep) * x) \
                 / (eta[p + 1] + sig)
-        buyer = exp(log_w[w, k, p + 1] + lt_row[p + 1])
+        buyer = exp(log_w[k, p + 1, w] + lt_row[p + 1])
         change += m * (buyer - 1.0)
         if not math.isinf(eta[p + 1]):
             slope += m * buyer * (sig - ep) / (eta[p + 1] + sig) * response / z
@@ -919,7 +1044,7 @@ def _final_prices(w, row, supply, sigma, eps, log_fx, phi, log_t, row_steps, row
     """Draw ``w``'s producer prices in its plain markets at their final price index and cost, and ``buyers_loss``
     (what the modelled sectors pay more for each sector's goods, on the using sectors' baseline output)."""
     s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
-    sectors, sources = log_w.shape[1], log_w.shape[2]
+    sectors, sources = log_w.shape[0], log_w.shape[1]
     lfx = log_fx[row * f_step]
     for k in range(sectors):
         r = _sector_rows(rows, k)
@@ -930,7 +1055,7 @@ def _final_prices(w, row, supply, sigma, eps, log_fx, phi, log_t, row_steps, row
             for j in range(sources):
                 et = eta[j]
                 if not math.isinf(et):
-                    log_w[w, k, j] = responsive_log_price(j, et, log_c, ph, lfx[j], lt_row[j], sig, ep, x)
+                    log_w[k, j, w] = responsive_log_price(j, et, log_c, ph, lfx[j], lt_row[j], sig, ep, x)
         buyers_loss[w, k] = r[C_DOMESTIC_CHANGE + w] * r[C_DOMESTIC_USE + w] \
             + r[C_IMPORT_CHANGE + w] * r[C_IMPORTED_USE + w]
 
