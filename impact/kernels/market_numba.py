@@ -310,13 +310,7 @@ def _plain_taker_sums(first, count, theta, sigma, phi, log_t, row_steps, shared,
                     taker_terms[s, 0, w] = math.nan if selected else taker_terms[s, 0, w]
                     taker_rows[T_RESPONSIVE + w] += 1.0 if selected and th > 0.0 else 0.0
                 continue
-            if shared:
-                value = log_t[rate_rows[first] * t_step, s, j]
-                for w in range(lanes):
-                    taker_rows[T_LOG_T + w] = value
-            else:
-                for w in range(lanes):
-                    taker_rows[T_LOG_T + w] = log_t[rate_rows[first + np.int64(min(w, last))] * t_step, s, j]
+            _log_tariff_row(log_t, s, j, first, count, row_steps, shared, taker_rows, T_LOG_T)
             for w in range(lanes):
                 taker_rows[T_ETA + w] = supply[min(w, last), s, j]
             fx = source_row(j, I_LOG_FX)
@@ -338,6 +332,21 @@ def _plain_taker_sums(first, count, theta, sigma, phi, log_t, row_steps, shared,
                 sums[w, s, 1] = taker_rows[T_FIXED_THETA + w]
                 sums[w, s, 2] = theta_total
                 responsive[w, s] = np.int64(taker_rows[T_RESPONSIVE + w])
+
+
+@jit()
+def _log_tariff_row(log_t, s, j, first, count, row_steps, shared, out, offset):
+    """Source ``j``'s log tariff factor in sector ``s`` for each draw of the block from ``first`` into
+    ``out[offset:offset + LANES]``: read once where every draw reads the same row of rates (``shared``), else
+    through each draw's row. A lane past the last draw repeats the last draw."""
+    t_step, rate_rows = row_steps[5], row_steps[6]
+    if shared:
+        value = log_t[rate_rows[first] * t_step, s, j]
+        for w in range(np.uint64(LANES)):
+            out[offset + w] = value
+    else:
+        for w in range(LANES):
+            out[offset + w] = log_t[rate_rows[first + min(w, count - 1)] * t_step, s, j]
 
 
 @jit()
@@ -867,7 +876,6 @@ def _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_lo
     """The change ``pi`` of sector ``k``'s imported-input price at the markets' first solve, with no slope in ``z``:
     each partner's log buyer price (its log tariff factor, read once where every draw of the block reads the same
     row of rates, ``shared``, and its producer price) into a row, then exponentiated along it."""
-    t_step, rate_rows = row_steps[5], row_steps[6]
     lanes = np.uint64(LANES)
     for w in range(lanes):
         r[C_IMPORT_CHANGE + w] = 0.0
@@ -876,15 +884,11 @@ def _fixed_import_prices(k, first, count, import_weights, log_w, log_t, quota_lo
         m = import_weights[k, p]
         if m == 0.0:
             continue
-        if shared and quota_partner[k] < 0:
-            value = log_t[rate_rows[first] * t_step, k, p + 1]
-            for w in range(lanes):
-                lane_values[L_VALUES + w] = value
+        if quota_partner[k] < 0:
+            _log_tariff_row(log_t, k, p + 1, first, count, row_steps, shared, lane_values, L_VALUES)
         else:
             for w in range(LANES):
-                lane = min(w, count - 1)
-                lane_values[L_VALUES + w] = (log_t[rate_rows[first + lane] * t_step, k, p + 1]
-                                             if quota_partner[k] < 0 else quota_log_t[lane, k, p + 1])
+                lane_values[L_VALUES + w] = quota_log_t[min(w, count - 1), k, p + 1]
         for w in range(count):  # the producer prices along the scratch's rows
             lane_values[L_VALUES + w] += log_w[k, p + 1, w]
         for w in range(count, LANES):
