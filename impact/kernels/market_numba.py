@@ -577,17 +577,17 @@ def _cost_response(theta, log_t, eta, sigma, eps, x, log_w, taker_terms, fixed_s
 #: The rows of one sector in :func:`solve_costs_lanes`, a value per draw of the block each, at these offsets in the
 #: sector's part of the rows: its inputs (the draws' elasticities, the price takers' sums, whether each draw's market
 #: is plain, goes draw by draw or has its imported-input price fixed, the input shares' import scale, the
-#: pass-through, and the modelled sectors' baseline use of its goods at that scale, domestic and imported), then the
-#: iteration's values.
+#: pass-through, the modelled sectors' baseline use of its goods at that scale, domestic and imported, and the
+#: home price's elasticity ratio ``(eta + eps) / (eta + sigma)``), then the iteration's values.
 (C_SIGMA, C_EPS, C_ETA, C_LOG_TARIFF, C_FIXED_SUM, C_FIXED_THETA, C_PLAIN, C_BY_DRAW, C_IMPORT_FIXED, C_SCALE, C_PASS,
- C_DOMESTIC_USE, C_IMPORTED_USE, C_X, C_LOG_COST, C_Z, C_RESPONSE, C_X_STEP, C_LOG_W_HOME, C_DOMESTIC_CHANGE,
- C_DOMESTIC_SLOPE, C_DOMESTIC_OFFSET, C_IMPORT_CHANGE, C_IMPORT_SLOPE, C_MARKET_GAP, C_UNIT_COST,
- C_COST_GAP) = (row * LANES for row in range(27))
-COST_ROWS = 27
+ C_DOMESTIC_USE, C_IMPORTED_USE, C_RATIO, C_X, C_LOG_COST, C_Z, C_RESPONSE, C_X_STEP, C_LOG_W_HOME,
+ C_DOMESTIC_CHANGE, C_DOMESTIC_SLOPE, C_DOMESTIC_OFFSET, C_IMPORT_CHANGE, C_IMPORT_SLOPE, C_MARKET_GAP, C_UNIT_COST,
+ C_COST_GAP) = (row * LANES for row in range(28))
+COST_ROWS = 28
 #: Rows of one value a draw: a sum over sectors, the elimination's factors, whether the draw's pivots are non-zero,
-#: the exponents of a partner's buyer prices.
-(L_SUM, L_FACTOR, L_PIVOTS, L_VALUES) = (row * LANES for row in range(4))
-LANE_VALUES = 4
+#: the exponents of a partner's buyer prices, and the largest gap of the draw's input costs and of its markets.
+(L_SUM, L_FACTOR, L_PIVOTS, L_VALUES, L_LARGEST, L_LARGEST_MARKET) = (row * LANES for row in range(6))
+LANE_VALUES = 6
 
 
 @jit()
@@ -689,15 +689,11 @@ def solve_costs_lanes(first, count, theta, sigma, eps, log_fx, phi, tariff, log_
                     _moving_import_prices(w, first + w, k, supply[w], import_weights, log_w, log_fx, phi, log_t,
                                           quota_log_t, row_steps, quota_partner, r)
         _cost_gaps(input_domestic, input_imported, rows, lane_values)
+        _largest_gaps(sectors, rows, lane_values)
         for w in range(count):
             if not active[w]:
                 continue
-            largest = 0.0
-            largest_market = 0.0
-            for k in range(sectors):
-                r = _sector_rows(rows, k)
-                largest = max(largest, abs(r[C_COST_GAP + w]))
-                largest_market = max(largest_market, r[C_MARKET_GAP + w])
+            largest, largest_market = lane_values[L_LARGEST + w], lane_values[L_LARGEST_MARKET + w]
             if largest < link_tol and largest_market < tol:
                 _final_prices(w, first + w, supply[w], sigma, eps, log_fx, phi, log_t, row_steps, rows, log_w,
                               buyers_loss)
@@ -771,6 +767,8 @@ def _gather_sector(k, first, count, theta, supply, partners_shared, sigma, eps, 
         r[C_UNIT_COST + w] = 1.0
     for w in range(np.uint64(LANES)):
         r[C_Z + w] = lane_exp(r[C_LOG_COST + w])
+        # the same at every step of the iteration: taken once a block, not at each of _plain_markets' evaluations
+        r[C_RATIO + w] = (r[C_ETA + w] + r[C_EPS + w]) / (r[C_ETA + w] + r[C_SIGMA + w])
     # What the sectors using k's goods buy of them in the baseline, domestic and imported (buyers_loss's weights, at
     # the end of each draw's iteration): summed over the using sectors in order, along the rows, once a block where
     # each draw's end took the same sums one by one.
@@ -813,7 +811,7 @@ def _plain_markets(theta_home, theta_total, r):
         total = r[C_FIXED_SUM + w] * (shift if fixed_theta > 0.0 else 0.0)
         excess = total - fixed_theta
         slope = total
-        ratio = (et + ep) / (et + sig)
+        ratio = r[C_RATIO + w]
         change = lane_expm1(one_minus_sigma * (et * (log_c + r[C_LOG_TARIFF + w]) / (et + sig) - ratio * x))
         excess += theta_home * change
         term = theta_home * (1.0 + change)
@@ -949,6 +947,21 @@ def _cost_gaps(input_domestic, input_imported, rows, lane_values):
             total = lane_values[L_SUM + w]
             r[C_UNIT_COST + w] = 1.0 + total
             r[C_COST_GAP + w] = r[C_Z + w] - 1.0 - r[C_PASS + w] * total
+
+
+@jit()
+def _largest_gaps(sectors, rows, lane_values):
+    """Each draw's largest ``|F(z)|`` over the sectors and largest market gap, into rows ``L_LARGEST`` and
+    ``L_LARGEST_MARKET``: each draw's maxima taken over the sectors in order, for the block's draws together."""
+    lanes = np.uint64(LANES)
+    for w in range(lanes):
+        lane_values[L_LARGEST + w] = 0.0
+        lane_values[L_LARGEST_MARKET + w] = 0.0
+    for k in range(sectors):
+        r = _sector_rows(rows, k)
+        for w in range(lanes):
+            lane_values[L_LARGEST + w] = max(lane_values[L_LARGEST + w], abs(r[C_COST_GAP + w]))
+            lane_values[L_LARGEST_MARKET + w] = max(lane_values[L_LARGEST_MARKET + w], r[C_MARKET_GAP + w])
 
 
 @jit()
