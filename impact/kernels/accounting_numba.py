@@ -141,7 +141,7 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
         first = np.int64(block) * LANES
         count = min(LANES, draws - first)
         last = np.uint64(count - 1)
-        rows = block_rows(sources, revenue_split.shape[3])
+        rows = block_rows(sectors, sources, revenue_split.shape[3])
         by_sector, by_source = rows[0], rows[1]
         clear_totals(rows)
         gather_exchange_rates(first, count, log_fx, rows)
@@ -168,7 +168,7 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
                         by_source[rate_row + w] = tariff[(first + np.int64(min(w, last))) * t_step, s, j - 1]
             account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenue_split, split_rows, outputs,
                           rows)
-        write_totals(first, count, rows, partner_out, split_out)
+        write_totals(first, count, rows, sector_out, partner_out, split_out)
 
 
 #: The rows of a block's accounting (:func:`account_block`), a value per draw of the block each. For its sector:
@@ -188,13 +188,15 @@ CELL_ROWS = 5
 
 
 @jit()
-def block_rows(sources, authorities):
-    """A block's rows for :func:`account_block`: ``(by_sector, by_source, cell, totals, split)``, the last two
-    summed over the block's sectors: the partner totals (``PARTNER_OUTPUTS`` by partner) and the revenue of each of
-    the ``authorities``."""
+def block_rows(sectors, sources, authorities):
+    """A block's rows for :func:`account_block`: ``(by_sector, by_source, cell, totals, split, outputs)``: a
+    sector's, its sources' and one cell's values; the partner totals (``PARTNER_OUTPUTS`` by partner) and the
+    revenue of each of the ``authorities``, summed over the block's sectors; each sector's outputs
+    (``SECTOR_OUTPUTS``, at :func:`output_row`)."""
     partners = sources - 1
     return (np.empty(SECTOR_ROWS * LANES), np.empty(sources * SOURCE_ROWS * LANES), np.empty(CELL_ROWS * LANES),
-            np.empty(len(PARTNER_OUTPUTS) * partners * LANES), np.empty(authorities * LANES))
+            np.empty(len(PARTNER_OUTPUTS) * partners * LANES), np.empty(authorities * LANES),
+            np.empty(sectors * len(SECTOR_OUTPUTS) * LANES))
 
 
 @jit()
@@ -217,6 +219,12 @@ def source_row(j, row):
 @jit()
 def _total_row(k, p, partners):
     return np.uint64((k * partners + p) * LANES)
+
+
+@jit()
+def output_row(s, k):
+    """The offset of sector ``s``'s output ``k`` (of ``SECTOR_OUTPUTS``) in a block's outputs (:func:`block_rows`)."""
+    return np.uint64((s * len(SECTOR_OUTPUTS) + k) * LANES)
 
 
 @jit()
@@ -290,7 +298,8 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
     need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.
     Adds the sector's flows to the block's partner totals (``rows[3]``), and each cell's revenue times its shares in
     row ``split_rows[d]`` of ``revenue_split`` (R, S, P, A) to its totals by authority (``rows[4]``; sectors in
-    order, then partners: deterministic), which :func:`write_totals` writes out.
+    order, then partners: deterministic), and the sector's outputs (``SECTOR_OUTPUTS``) to its rows of the
+    block's outputs (``rows[5]``, :func:`output_row`), which :func:`write_totals` writes out.
 
     Input costs (``docs/model.md``, §5.1): ``log_cost`` is the log of the home supply curve's cost shifter,
     ``unit_cost`` US producers' unit cost and ``pass_through`` the share of its change that shifts the supply
@@ -302,12 +311,13 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
 
     ``baseline`` is ``(imports0, exports0, home0, expenditure0, tariff0)``, ``pledges`` ``(pledge_partner,
     pledge_is_purchase, pledge_shares, pledge_flow)`` and ``outputs`` ``(sector_out, partner_out, cell_out,
-    split_out)``: grouped so that no call has more than 30 arguments (see :mod:`impact.accelerate`).
+    split_out)`` (only ``cell_out``, with ``keep_cells``, is written here): grouped so that no call has more than
+    30 arguments (see :mod:`impact.accelerate`).
     """
     imports0, exports0, home0, expenditure0, tariff0 = baseline
-    sector_out, partner_out, cell_out, split_out = outputs
+    cell_out = outputs[2]
     _gather_draw_inputs(first, count, s, inputs, pledges, rows)
-    by_sector, by_source, cell, totals, split = rows
+    by_sector, by_source, cell, totals, split, outs = rows
     lanes, last = np.uint64(LANES), np.uint64(count - 1)
     partners = imports0.shape[1]
     shared_split = revenue_split.shape[0] == 1  # then every draw's split is row 0
@@ -405,29 +415,44 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
         by_sector[A_HOME_SALES + w] = home_sales
         by_sector[A_CONSUMER + w] = consumer
         by_sector[A_PRICE + w] = lane_exp(x)
-    for w in range(count):
-        d = first + w
+    # Into the block's outputs, a row each, written out by draw for every sector at once (write_totals): written
+    # here, a draw's outputs of one sector were a value in each of 12 cache lines that the block's other sectors
+    # filled later, after the lines had left the first-level cache.
+    imports_out, exports_out, revenue_out = output_row(s, S_IMPORTS), output_row(s, S_EXPORTS), output_row(s, S_REVENUE)
+    home_out, price_out, invested_out = output_row(s, S_HOME), output_row(s, S_PRICE), output_row(s, S_INVESTED)
+    output_out, cs_out, ps_out = output_row(s, S_OUTPUT), output_row(s, S_CS), output_row(s, S_PS)
+    dr_out, welfare_out, cost_out = output_row(s, S_DR), output_row(s, S_WELFARE), output_row(s, S_COST)
+    for w in range(lanes):
         home_sales, exports_total = by_sector[A_HOME_SALES + w], by_sector[A_EXPORTS + w]
         consumer, producer = by_sector[A_CONSUMER + w], by_sector[A_PRODUCER + w]
         revenue_change = by_sector[A_REVENUE_CHANGE + w]
-        sector_out[d, S_IMPORTS, s] = by_sector[A_IMPORTS + w]
-        sector_out[d, S_EXPORTS, s] = exports_total
-        sector_out[d, S_REVENUE, s] = by_sector[A_REVENUE + w]
-        sector_out[d, S_HOME, s] = home_sales
-        sector_out[d, S_PRICE, s] = by_sector[A_PRICE + w]
-        sector_out[d, S_INVESTED, s] = by_sector[A_INVESTED + w]
-        sector_out[d, S_OUTPUT, s] = home_sales + exports_total + by_sector[A_INVESTED + w]
-        sector_out[d, S_CS, s] = consumer
-        sector_out[d, S_PS, s] = producer
-        sector_out[d, S_DR, s] = revenue_change
-        sector_out[d, S_WELFARE, s] = consumer + producer + revenue_change
-        sector_out[d, S_COST, s] = by_sector[A_UNIT_COST + w]
+        outs[imports_out + w] = by_sector[A_IMPORTS + w]
+        outs[exports_out + w] = exports_total
+        outs[revenue_out + w] = by_sector[A_REVENUE + w]
+        outs[home_out + w] = home_sales
+        outs[price_out + w] = by_sector[A_PRICE + w]
+        outs[invested_out + w] = by_sector[A_INVESTED + w]
+        outs[output_out + w] = home_sales + exports_total + by_sector[A_INVESTED + w]
+        outs[cs_out + w] = consumer
+        outs[ps_out + w] = producer
+        outs[dr_out + w] = revenue_change
+        outs[welfare_out + w] = consumer + producer + revenue_change
+        outs[cost_out + w] = by_sector[A_UNIT_COST + w]
 
 
 @jit()
-def write_totals(first, count, rows, partner_out, split_out):
-    """The block's sums over its sectors (by :func:`account_block`) to ``partner_out`` and ``split_out``."""
-    totals, split = rows[3], rows[4]
+def write_totals(first, count, rows, sector_out, partner_out, split_out):
+    """The block's outputs (by :func:`account_block`) to ``sector_out``, and its sums over its sectors to
+    ``partner_out`` and ``split_out``, draw by draw."""
+    totals, split, outs = rows[3], rows[4], rows[5]
+    outputs, sectors = sector_out.shape[1], sector_out.shape[2]
+    start = np.uint64(first)  # unsigned indexes: no test for a negative one
+    step = np.uint64(len(SECTOR_OUTPUTS) * LANES)  # from one sector's outputs to the next's
+    for w in range(np.uint64(count)):
+        for k in range(np.uint64(outputs)):
+            at = output_row(0, k) + w
+            for s in range(np.uint64(sectors)):
+                sector_out[start + w, k, s] = outs[at + s * step]
     partners = partner_out.shape[2]
     for w in range(count):
         for k in range(partner_out.shape[1]):

@@ -206,7 +206,7 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
                                  quota_partner, shared, draw_scratch, rows)
                 account_block(first, count, s, accounting, baseline, pledges, keep_cells, revenue_split, split_rows,
                               outputs, rows)
-            write_totals(first, count, rows, partner_out, split_out)
+            write_totals(first, count, rows, sector_out, partner_out, split_out)
             for lane in range(count if watch_sector.shape[0] > 0 else 0):
                 _watch_draw(first + lane, lane, tariff, log_t, row_steps, quota_partner, draw_scratch, watch)
             block = fetch_add(taken, np.int64(1))
@@ -499,7 +499,7 @@ def _block_scratch(sectors, sources, authorities):
         np.empty(sectors),                                  # theta_total
         np.empty(TAKER_ROWS * LANES),                       # taker_rows: _plain_taker_sums's
     )
-    return by_draw, lanes_work, block_rows(sources, authorities), np.empty(lanes, dtype=np.int64)
+    return by_draw, lanes_work, block_rows(sectors, sources, authorities), np.empty(lanes, dtype=np.int64)
 
 
 @jit()
