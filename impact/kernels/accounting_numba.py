@@ -168,7 +168,7 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
                         by_source[rate_row + w] = tariff[(first + np.int64(min(w, last))) * t_step, s, j - 1]
             account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenue_split, split_rows, outputs,
                           rows)
-        write_totals(first, count, rows, sector_out, partner_out, split_out)
+        write_block_outputs(first, count, rows, sector_out, partner_out, split_out)
 
 
 #: The rows of a block's accounting (:func:`account_block`), a value per draw of the block each. For its sector:
@@ -299,7 +299,7 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
     Adds the sector's flows to the block's partner totals (``rows[3]``), and each cell's revenue times its shares in
     row ``split_rows[d]`` of ``revenue_split`` (R, S, P, A) to its totals by authority (``rows[4]``; sectors in
     order, then partners: deterministic), and the sector's outputs (``SECTOR_OUTPUTS``) to its rows of the
-    block's outputs (``rows[5]``, :func:`output_row`), which :func:`write_totals` writes out.
+    block's outputs (``rows[5]``, :func:`output_row`), which :func:`write_block_outputs` writes out.
 
     Input costs (``docs/model.md``, §5.1): ``log_cost`` is the log of the home supply curve's cost shifter,
     ``unit_cost`` US producers' unit cost and ``pass_through`` the share of its change that shifts the supply
@@ -415,9 +415,9 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
         by_sector[A_HOME_SALES + w] = home_sales
         by_sector[A_CONSUMER + w] = consumer
         by_sector[A_PRICE + w] = lane_exp(x)
-    # Into the block's outputs, a row each, written out by draw for every sector at once (write_totals): written
-    # here, a draw's outputs of one sector were a value in each of 12 cache lines that the block's other sectors
-    # filled later, after the lines had left the first-level cache.
+    # Into the block's outputs, a row each, written out by draw for every sector at once (write_block_outputs):
+    # written here, a draw's outputs of one sector were a value in each of 12 cache lines that the block's other
+    # sectors filled later, after the lines had left the first-level cache.
     imports_out, exports_out, revenue_out = output_row(s, S_IMPORTS), output_row(s, S_EXPORTS), output_row(s, S_REVENUE)
     home_out, price_out, invested_out = output_row(s, S_HOME), output_row(s, S_PRICE), output_row(s, S_INVESTED)
     output_out, cs_out, ps_out = output_row(s, S_OUTPUT), output_row(s, S_CS), output_row(s, S_PS)
@@ -441,7 +441,7 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
 
 
 @jit()
-def write_totals(first, count, rows, sector_out, partner_out, split_out):
+def write_block_outputs(first, count, rows, sector_out, partner_out, split_out):
     """The block's outputs (by :func:`account_block`) to ``sector_out``, and its sums over its sectors to
     ``partner_out`` and ``split_out``, draw by draw."""
     totals, split, outs = rows[3], rows[4], rows[5]

@@ -21,7 +21,7 @@ from impact.kernels.accounting_numba import (A_BUYERS_LOSS, A_LOG_COST, A_PASS, 
                                              I_LOG_FX, I_LOG_T, I_LOG_W, I_RATE, I_TERMS, account_block,
                                              allocate_outputs, as_kernel_arrays, block_rows, clear_totals,
                                              gather_exchange_rates, source_row, split_arrays, table_rows,
-                                             write_totals)
+                                             write_block_outputs)
 from impact.kernels.equilibrium_lanes import LANES
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, responsive_log_price,
                                               solve_market_at, solve_prepared, taker_sums)
@@ -206,7 +206,7 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
                                  quota_partner, shared, draw_scratch, rows)
                 account_block(first, count, s, accounting, baseline, pledges, keep_cells, revenue_split, split_rows,
                               outputs, rows)
-            write_totals(first, count, rows, sector_out, partner_out, split_out)
+            write_block_outputs(first, count, rows, sector_out, partner_out, split_out)
             for lane in range(count if watch_sector.shape[0] > 0 else 0):
                 _watch_draw(first + lane, lane, tariff, log_t, row_steps, quota_partner, draw_scratch, watch)
             block = fetch_add(taken, np.int64(1))
