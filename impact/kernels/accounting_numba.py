@@ -143,6 +143,8 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
         last = np.uint64(count - 1)
         rows = block_rows(sectors, sources, revenue_split.shape[3])
         by_sector, by_source = rows[0], rows[1]
+        log_w_rows = np.empty((sources, LANES))
+        terms_rows = np.full((sources, LANES), math.nan)  # no solver's CES terms: imports are computed directly
         clear_totals(rows)
         gather_exchange_rates(first, count, log_fx, rows)
         for s in range(sectors):
@@ -154,20 +156,17 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
                 by_sector[A_PASS + w] = pass_through[d * ps_step, s]
                 by_sector[A_BUYERS_LOSS + w] = input_buyers_loss[d * c_step, s]
             for j in range(sources):
-                log_w_row, log_t_row = source_row(j, I_LOG_W), source_row(j, I_LOG_T)
-                factor_row, terms_row, rate_row = source_row(j, I_FACTOR), source_row(j, I_TERMS), source_row(j, I_RATE)
+                log_t_row, factor_row, rate_row = source_row(j, I_LOG_T), source_row(j, I_FACTOR), source_row(j, I_RATE)
                 for w in range(lanes):
                     d = first + np.int64(min(w, last))
-                    by_source[log_w_row + w] = log_w[d, s, j]
+                    log_w_rows[j, w] = log_w[d, s, j]
                     by_source[log_t_row + w] = log_t[d * lt_step, s, j]
                     by_source[factor_row + w] = tariff_factor[d * lt_step, s, j]
-                    # without the solver's CES terms, imports are computed directly
-                    by_source[terms_row + w] = math.nan
                 if j > 0:
                     for w in range(lanes):
                         by_source[rate_row + w] = tariff[(first + np.int64(min(w, last))) * t_step, s, j - 1]
             account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenue_split, split_rows, outputs,
-                          rows)
+                          rows, log_w_rows, terms_rows)
         write_block_outputs(first, count, rows, sector_out, partner_out, split_out)
 
 
@@ -177,11 +176,11 @@ def _account_kernel(log_p, log_w, tariff, log_t, tariff_factor, sigma, eps, mu, 
  A_IMPORTS, A_EXPORTS, A_PLEDGED, A_REVENUE, A_REVENUE_CHANGE, A_HOME_SALES, A_CONSUMER, A_PRODUCER,
  A_PRICE) = (row * LANES for row in range(21))
 SECTOR_ROWS = 21
-#: By source ``j`` (:func:`source_row`): its log producer price, log tariff factor and tariff factor, the solver's
-#: CES term (NaN where there is none), and for a partner its log exchange rate, tariff rate, log tariff factor on US
-#: exports and pledged purchases.
-(I_LOG_W, I_LOG_T, I_FACTOR, I_TERMS, I_LOG_FX, I_RATE, I_LOG_TX, I_PLEDGED) = range(8)
-SOURCE_ROWS = 8
+#: By source ``j`` (:func:`source_row`): its log tariff factor and tariff factor, and for a partner its log exchange
+#: rate, tariff rate, log tariff factor on US exports and pledged purchases. (Its log producer price and the
+#: solver's CES term are the equilibrium's rows, :func:`account_block`'s ``log_w_rows`` and ``terms_rows``.)
+(I_LOG_T, I_FACTOR, I_LOG_FX, I_RATE, I_LOG_TX, I_PLEDGED) = range(6)
+SOURCE_ROWS = 6
 #: One cell's values: imports, exports, tariff revenue, import price and imports in their direct form.
 (K_IMPORTS, K_EXPORTS, K_REVENUE, K_PRICE, K_DIRECT) = (row * LANES for row in range(5))
 CELL_ROWS = 5
@@ -281,7 +280,8 @@ def _gather_draw_inputs(first, count, s, inputs, pledges, rows):
 
 
 @jit()
-def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenue_split, split_rows, outputs, rows):
+def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenue_split, split_rows, outputs, rows,
+                  log_w_rows, terms_rows):
     """Outputs of sector ``s`` for the draws ``first`` to ``first + count - 1`` (a block of at most ``LANES``), each
     step a loop over the block's draws that LLVM compiles to vector instructions, as
     :mod:`impact.kernels.equilibrium_lanes` solves markets (its exponentials those of
@@ -289,12 +289,14 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
 
     The caller fills each draw's equilibrium in ``rows`` (:func:`block_rows`): ``A_X`` (``x = log P``),
     ``A_LOG_COST``, ``A_UNIT_COST``, ``A_PASS`` and ``A_BUYERS_LOSS``, and by source (:func:`source_row`)
-    ``I_LOG_W``, ``I_LOG_T`` and ``I_FACTOR`` (the tariff factors the market was solved with: a tariff-rate quota
-    changes them from the scenario's), ``I_TERMS`` and a partner's ``I_RATE`` (the rate that raises revenue), and
-    once a block the partners' ``I_LOG_FX`` (:func:`gather_exchange_rates`); the other sampled inputs ``inputs``
-    ``(sigma, eps, mu, log_fx, phi, sigx, log_tx)`` and the pledges are read here.
+    ``I_LOG_T`` and ``I_FACTOR`` (the tariff factors the market was solved with: a tariff-rate quota changes them
+    from the scenario's) and a partner's ``I_RATE`` (the rate that raises revenue), and once a block the partners'
+    ``I_LOG_FX`` (:func:`gather_exchange_rates`); ``log_w_rows`` and ``terms_rows`` (J, ``LANES``) are the sector's
+    log producer prices and the solver's CES terms by source, a value per draw of the block each (the fused kernel's
+    own rows, read where the solve left them; a lane past the last draw is not written out). The other sampled
+    inputs ``inputs`` ``(sigma, eps, mu, log_fx, phi, sigx, log_tx)`` and the pledges are read here.
 
-    ``I_TERMS``, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source: then imports
+    A CES term, when not NaN, is the solver's ``exp((1-sigma) * log p_j)`` of a price-taking source: then imports
     need no exponential of their own, since ``q_j w_j = term_j / T_j * P^(sigma - eps)``.
     Adds the sector's flows to the block's partner totals (``rows[3]``), and each cell's revenue times its shares in
     row ``split_rows[d]`` of ``revenue_split`` (R, S, P, A) to its totals by authority (``rows[4]``; sectors in
@@ -330,23 +332,24 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
         by_sector[A_REVENUE_CHANGE + w] = 0.0
     for p in range(partners):
         j = p + 1
-        log_w, log_t, factor = source_row(j, I_LOG_W), source_row(j, I_LOG_T), source_row(j, I_FACTOR)
-        terms, log_fx, rate = source_row(j, I_TERMS), source_row(j, I_LOG_FX), source_row(j, I_RATE)
+        log_w, terms = log_w_rows[j], terms_rows[j]
+        log_t, factor = source_row(j, I_LOG_T), source_row(j, I_FACTOR)
+        log_fx, rate = source_row(j, I_LOG_FX), source_row(j, I_RATE)
         log_tx, pledged_row = source_row(j, I_LOG_TX), source_row(j, I_PLEDGED)
         m0, x0, revenue0 = imports0[s, p], exports0[s, p], tariff0[s, p] * imports0[s, p]
         # Imports from the solver's CES term where a draw has one (a price taker); the direct form, with an
         # exponential of its own, is computed only if some draw of the block lacks it.
         direct_needed = False
         for w in range(lanes):
-            direct_needed |= math.isnan(by_source[terms + w])
+            direct_needed |= math.isnan(terms[w])
         if direct_needed:
             for w in range(lanes):
-                x, lw = by_sector[A_X + w], by_source[log_w + w]
+                x, lw = by_sector[A_X + w], log_w[w]
                 log_buyer = lw + by_source[log_t + w]
                 cell[K_DIRECT + w] = m0 * lane_exp(-by_sector[A_SIGMA + w] * (log_buyer - x)
                                                    - by_sector[A_EPS + w] * x + lw)
         for w in range(lanes):
-            term = by_source[terms + w]
+            term = terms[w]
             # Both computed and selected: a branch in the loop would keep it from being vectorized.
             from_term = m0 * term / by_source[factor + w] * by_sector[A_PRICE_POWER + w]
             imports = cell[K_DIRECT + w] if math.isnan(term) else from_term
@@ -383,7 +386,7 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
                     split[part + w] += cell[K_REVENUE + w] * revenue_split[row, s, p, a]
         if keep_cells:
             for w in range(lanes):
-                cell[K_PRICE + w] = lane_exp(by_source[log_w + w] + by_source[log_t + w])
+                cell[K_PRICE + w] = lane_exp(log_w[w] + by_source[log_t + w])
             for w in range(count):
                 d = first + w
                 cell_out[d, C_IMPORTS, s, p] = cell[K_IMPORTS + w]
@@ -391,11 +394,11 @@ def account_block(first, count, s, inputs, baseline, pledges, keep_cells, revenu
                 cell_out[d, C_REVENUE, s, p] = cell[K_REVENUE + w]
                 cell_out[d, C_EXPORTS, s, p] = cell[K_EXPORTS + w]
     home0_s, expenditure0_s = home0[s], expenditure0[s]
-    log_w_home = source_row(0, I_LOG_W)
+    log_w_home = log_w_rows[0]
     for w in range(lanes):
         x, sig, ep, m = by_sector[A_X + w], by_sector[A_SIGMA + w], by_sector[A_EPS + w], by_sector[A_MU + w]
         log_cost, unit_cost = by_sector[A_LOG_COST + w], by_sector[A_UNIT_COST + w]
-        lw_home = by_source[log_w_home + w]
+        lw_home = log_w_home[w]
         home_sales = home0_s * lane_exp(-sig * (lw_home - x) - ep * x + lw_home)
         one_minus_eps = 1.0 - ep
         consumer = -expenditure0_s * x if one_minus_eps == 0.0 else \

@@ -18,7 +18,7 @@ import numpy as np
 
 from impact.accelerate import DISABLE_JIT, borrowed, fetch_add, jit, keep_alive, prange
 from impact.kernels.accounting_numba import (A_BUYERS_LOSS, A_LOG_COST, A_PASS, A_UNIT_COST, A_X, I_FACTOR,
-                                             I_LOG_FX, I_LOG_T, I_LOG_W, I_RATE, I_TERMS, account_block,
+                                             I_LOG_FX, I_LOG_T, I_RATE, account_block,
                                              allocate_outputs, as_kernel_arrays, block_rows, clear_totals,
                                              gather_exchange_rates, source_row, split_arrays, table_rows,
                                              write_block_outputs)
@@ -205,7 +205,7 @@ def _fused_kernel(workers, theta, partner_supply, tol, max_iter, tariff, log_t, 
                 _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tariff_factor, row_steps,
                                  quota_partner, shared, draw_scratch, rows)
                 account_block(first, count, s, accounting, baseline, pledges, keep_cells, revenue_split, split_rows,
-                              outputs, rows)
+                              outputs, rows, draw_scratch[0][s], draw_scratch[1][s])
             write_block_outputs(first, count, rows, sector_out, partner_out, split_out)
             for lane in range(count if watch_sector.shape[0] > 0 else 0):
                 _watch_draw(first + lane, lane, tariff, log_t, row_steps, quota_partner, draw_scratch, watch)
@@ -387,7 +387,9 @@ def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tarif
     accounting's rows (:func:`impact.kernels.accounting_numba.account_block`): with a quota, the tariff rows of the
     draw's regime; where every draw reads the same row of rates (``shared``, :func:`_one_rate_row`), each rate
     read once and filled along its row. A lane past the last draw repeats the last draw. Row by row: the copies
-    then run in vector instructions."""
+    then run in vector instructions. The producer prices and CES terms by source are not copied: the accounting
+    reads the scratch's rows (already a row over the block's draws by sector and source), whose lanes past the last
+    draw are set to the last draw's here."""
     (log_w, taker_terms, x, steps, sums, responsive, quota_log_t, quota_factor, quota_rate, log_cost, unit_cost,
      buyers_loss, supply, _) = scratch
     s_step, e_step, f_step, p_step, r_step, t_step, rate_rows = row_steps
@@ -405,14 +407,10 @@ def _gather_solution(first, count, s, linked, pass_through, tariff, log_t, tarif
         by_sector[A_BUYERS_LOSS + w] = buyers_loss[lane, s]
         by_sector[A_PASS + w] = pass_through[(first + np.int64(lane)) * ps_step, s] if linked else 1.0
     for j in range(sources):
-        log_w_row, terms_row, log_t_row = source_row(j, I_LOG_W), source_row(j, I_TERMS), source_row(j, I_LOG_T)
-        factor_row, rate_row = source_row(j, I_FACTOR), source_row(j, I_RATE)
-        for w in range(count):  # along the scratch's rows: a copy in vector instructions
-            by_source[log_w_row + w] = log_w[s, j, w]
-            by_source[terms_row + w] = taker_terms[s, j, w]
+        log_t_row, factor_row, rate_row = source_row(j, I_LOG_T), source_row(j, I_FACTOR), source_row(j, I_RATE)
         for w in range(count, lanes):
-            by_source[log_w_row + w] = log_w[s, j, last]
-            by_source[terms_row + w] = taker_terms[s, j, last]
+            log_w[s, j, w] = log_w[s, j, last]
+            taker_terms[s, j, w] = taker_terms[s, j, last]
         if quota:
             for w in range(lanes):
                 lane = min(w, last)
