@@ -396,8 +396,11 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                 and todo_here == list(range(len(ranges))) else None
             with sampled_ahead(simulation, [ranges[index] for index in todo_here]) as samples:
                 if create and todo_here:
-                    # Laid out from the one-draw probe that sized the run, while the first chunk is sampled.
-                    _create(store, simulation, simulation.probe(), draws, chunk_size, manifest, creating)
+                    # Laid out from the one-draw probe that sized the run, on the writer's thread, while the first
+                    # chunk is sampled and solved: on this thread, the layout's Python (0.3-0.4 s) held back the
+                    # first kernels. Its static variables and attrs are made here, before the solves start.
+                    pending = writer.submit(_lay_out, store, simulation.static_dataset(), simulation.probe(), draws,
+                                            chunk_size, manifest, simulation.attrs(draws), creating)
                 moment = time.perf_counter()
                 for index, sampled in zip(todo_here, samples):  # the wait for a chunk's sample is part of its solve
                     start, stop = ranges[index]
@@ -405,7 +408,7 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                     chunk, failed = simulation.solve(sampled, buffers=buffers, scan_buffers=False)
                     del sampled
                     moment = watch.add("sample_and_solve", moment)
-                    if pending is not None:  # the last chunk's write, done with the copies
+                    if pending is not None:  # the last chunk's write (or the layout), done with the copies
                         pending.result()
                         moment = watch.add("waiting_for_writes", moment)
                     beyond = np.zeros(stop - start, dtype=bool)
@@ -576,7 +579,14 @@ def _on_cluster(client, store: RunStore, simulation: Simulation, draws: int, chu
 def _create(store: RunStore, simulation: Simulation, first_chunk, draws: int, chunk_size: int, manifest: dict,
             creating) -> None:
     """Lay out the store; a creating shard then lets the waiting shards in."""
-    store.create(simulation.static_dataset(), first_chunk, draws, chunk_size, manifest, simulation.attrs(draws))
+    _lay_out(store, simulation.static_dataset(), first_chunk, draws, chunk_size, manifest, simulation.attrs(draws),
+             creating)
+
+
+def _lay_out(store: RunStore, static: xr.Dataset, first_chunk, draws: int, chunk_size: int, manifest: dict,
+             attrs: dict, creating) -> None:
+    """:func:`_create` from the run's static variables and attrs, made already."""
+    store.create(static, first_chunk, draws, chunk_size, manifest, attrs)
     if creating is not None:
         creating.release()
 

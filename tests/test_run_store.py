@@ -54,21 +54,28 @@ def test_run_writes_results_manifest_and_summary(deal, tmp_path):
 
 
 def test_a_run_lays_out_its_store_from_its_one_draw_probe_before_its_first_chunk(deal, tmp_path, monkeypatch):
-    """The one-draw probe that sizes a run's output also lays out its store, before the first chunk is solved
-    (while it is sampled): one probe, and the store's variables are those of the chunks."""
+    """The one-draw probe that sizes a run's output also lays out its store (on the writer's thread, while the
+    first chunk is sampled and solved), before the first chunk is written: one probe, and the store's variables are
+    those of the chunks."""
     from impact.simulation import Simulation
+    from impact.store import RunStore
 
-    solves = []
-    solve = Simulation.solve
+    solves, writes = [], []
+    solve, write_chunk = Simulation.solve, RunStore.write_chunk
 
-    def watched(self, sampled, *args, **kwargs):
-        laid_out = (tmp_path / "run" / "results.zarr" / "zarr.json").exists()
-        solves.append((sampled.start, sampled.stop, laid_out))
+    def watched_solve(self, sampled, *args, **kwargs):
+        solves.append((sampled.start, sampled.stop))
         return solve(self, sampled, *args, **kwargs)
 
-    monkeypatch.setattr(Simulation, "solve", watched)
+    def watched_write(self, index, start, stop, *args, **kwargs):
+        writes.append((start, stop, (tmp_path / "run" / "manifest.json").exists()))
+        return write_chunk(self, index, start, stop, *args, **kwargs)
+
+    monkeypatch.setattr(Simulation, "solve", watched_solve)
+    monkeypatch.setattr(RunStore, "write_chunk", watched_write)
     store = _run(deal, tmp_path / "run", draws=2000, chunk_size=1000)
-    assert solves == [(0, 1, False), (0, 1000, True), (1000, 2000, True)]
+    assert solves == [(0, 1), (0, 1000), (1000, 2000)]
+    assert writes == [(0, 1000, True), (1000, 2000, True)]  # laid out (its manifest the last thing written) first
     ds, in_memory = store.open_dataset(), impact.simulate(deal, draws=2000, seed=21)
     assert set(ds.data_vars) == set(in_memory.data_vars)
     assert all(ds[name].dims == in_memory[name].dims for name in ds.data_vars)
