@@ -389,18 +389,23 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
             # system map and zero their pages each time (a run of 1,000,000 draws of the Japan pair: 4.3 s of system
             # time against 5.0). The writes follow one another: one set serves them all.
             stored = simulation.stored_buffers(room) if todo_here else None
+            # The run's static variables and attrs (its provenance: git, libraries, machine), made once for its
+            # summary and its store's layout.
+            static, attrs = None, None
+            if create and todo_here:
+                static, attrs = simulation.static_dataset(), simulation.attrs(draws)
             # A run that computes all its chunks here, in order, has its summary's bands from them as they are
             # solved, rather than from its store read back at the end (a seventh of a pair's run, a quarter of a
             # horizon's).
-            running = _running_summary(simulation, draws, room) if create and shard is None and client is None \
-                and todo_here == list(range(len(ranges))) else None
+            running = _running_summary(simulation, draws, room, static, attrs) if create and shard is None \
+                and client is None and todo_here == list(range(len(ranges))) else None
             with sampled_ahead(simulation, [ranges[index] for index in todo_here]) as samples:
                 if create and todo_here:
                     # Laid out from the one-draw probe that sized the run, on the writer's thread, while the first
                     # chunk is sampled and solved: on this thread, the layout's Python (0.3-0.4 s) held back the
-                    # first kernels. Its static variables and attrs are made here, before the solves start.
-                    pending = writer.submit(_lay_out, store, simulation.static_dataset(), simulation.probe(), draws,
-                                            chunk_size, manifest, simulation.attrs(draws), creating)
+                    # first kernels.
+                    pending = writer.submit(_lay_out, store, static, simulation.probe(), draws, chunk_size, manifest,
+                                            attrs, creating)
                 moment = time.perf_counter()
                 for index, sampled in zip(todo_here, samples):  # the wait for a chunk's sample is part of its solve
                     start, stop = ranges[index]
@@ -483,17 +488,19 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
     return store
 
 
-def _running_summary(simulation: Simulation, draws: int, chunk: int) -> RunningSummary | None:
+def _running_summary(simulation: Simulation, draws: int, chunk: int, static: xr.Dataset,
+                     attrs: dict) -> RunningSummary | None:
     """The summary a run gathers from its chunks (of at most ``chunk`` draws) as they are solved (None for a run of
     more than ``STREAM_DRAWS`` draws, whose summary reads its store), on the writer's thread beside the next chunk's
     kernels: its compiled passes release the GIL, as the kernels do. A horizon's summary (eleven years of series
     from a chunk a tenth the size of a pair's) was gathered on the run's own thread, its series on the kernels'
     threads, while the kernels held the GIL: there it held up the next chunk's kernels (a run of 1,000,000 draws on
-    two threads: 7.4-7.5 s of the run's 92)."""
+    two threads: 7.4-7.5 s of the run's 92). ``static`` and ``attrs`` are the run's static variables and attrs
+    (:meth:`Simulation.static_dataset`, :meth:`Simulation.attrs`)."""
     if draws > STREAM_DRAWS:
         return None
-    template = xr.merge([simulation.static_dataset(), simulation.probe()], combine_attrs="override")
-    return RunningSummary(template.assign_attrs(simulation.attrs(draws)), draws, chunk)
+    template = xr.merge([static, simulation.probe()], combine_attrs="override")
+    return RunningSummary(template.assign_attrs(attrs), draws, chunk)
 
 
 def _stored_values(chunk: xr.Dataset, copies: dict):
