@@ -17,7 +17,7 @@ import numpy as np
 
 from impact import libm
 from impact.accelerate import jit, prange
-from impact.kernels.equilibrium_lanes import LANES
+from impact.kernels.equilibrium_lanes import LANES, page_aligned
 from impact.kernels.lanes_math import lane_exp, lane_expm1, lane_log1p
 from impact.kernels.layout import CELL_OUTPUTS, PARTNER_OUTPUTS, SECTOR_OUTPUTS
 
@@ -193,9 +193,10 @@ def block_rows(sectors, sources, authorities):
     revenue of each of the ``authorities``, summed over the block's sectors; each sector's outputs
     (``SECTOR_OUTPUTS``, at :func:`output_row`)."""
     partners = sources - 1
-    return (np.empty(SECTOR_ROWS * LANES), np.empty(sources * SOURCE_ROWS * LANES), np.empty(CELL_ROWS * LANES),
-            np.empty(len(PARTNER_OUTPUTS) * partners * LANES), np.empty(authorities * LANES),
-            np.empty(sectors * len(SECTOR_OUTPUTS) * LANES))
+    f = np.float64
+    return (page_aligned(SECTOR_ROWS * LANES, f), page_aligned(sources * SOURCE_ROWS * LANES, f),
+            page_aligned(CELL_ROWS * LANES, f), page_aligned(len(PARTNER_OUTPUTS) * partners * LANES, f),
+            page_aligned(authorities * LANES, f), page_aligned(sectors * len(SECTOR_OUTPUTS) * LANES, f))
 
 
 @jit()

@@ -22,7 +22,7 @@ from impact.kernels.accounting_numba import (A_BUYERS_LOSS, A_LOG_COST, A_PASS, 
                                              allocate_outputs, as_kernel_arrays, block_rows, clear_totals,
                                              gather_exchange_rates, source_row, split_arrays, table_rows,
                                              write_block_outputs)
-from impact.kernels.equilibrium_lanes import LANES
+from impact.kernels.equilibrium_lanes import LANES, page_aligned
 from impact.kernels.equilibrium_numba import (check_market_shapes, market_residual, responsive_log_price,
                                               solve_market_at, solve_prepared, taker_sums)
 from impact.kernels.exponential import exp
@@ -471,33 +471,42 @@ def _block_scratch(sectors, sources, authorities):
     draw's solve reads its own as a strided view), ``lanes_work`` the arrays of
     :func:`solve_costs_lanes` and ``accounting_rows`` those of
     :func:`impact.kernels.accounting_numba.account_block` (see :func:`_fused_kernel`)."""
-    lanes = SCRATCH_DRAWS
+    lanes, f, i, b = SCRATCH_DRAWS, np.float64, np.int64, np.bool_
+    sums = page_aligned(lanes * sectors * 3, f).reshape((lanes, sectors, 3))
+    sums[:] = 0.0
     by_draw = (
-        np.empty((sectors, sources, lanes)),           # log_w: by sector and source, a value a lane
-        np.empty((sectors, sources, lanes)),           # taker_terms: likewise
-        np.empty((lanes, sectors)),                    # x
-        np.empty((lanes, sectors), dtype=np.int64),    # steps
-        np.zeros((lanes, sectors, 3)),                 # sums (taker_sums: fixed_sum, fixed_theta, theta_total)
-        np.empty((lanes, sectors), dtype=np.int64),    # responsive
-        np.empty((lanes, sectors, sources)),           # quota_log_t: a quota sector's tariff rows, by its regime
-        np.empty((lanes, sectors, sources)),           # quota_factor
-        np.empty((lanes, sectors, sources - 1)),       # quota_rate
-        np.empty((lanes, sectors)),                    # log_cost: log of the home supply curve's cost shifter
-        np.empty((lanes, sectors)),                    # unit_cost: US producers' unit cost
-        np.empty((lanes, sectors)),                    # buyers_loss: what the modelled sectors pay more for inputs
-        np.empty((lanes, sectors, sources)),           # supply: each draw's supply elasticities, US then the partners
-        np.empty((lanes, sectors), dtype=np.bool_),    # by_lanes: a plain market whose sums _plain_taker_sums takes
+        page_aligned(sectors * sources * lanes, f).reshape((sectors, sources, lanes)),  # log_w: by sector and
+        # source, a value a lane
+        page_aligned(sectors * sources * lanes, f).reshape((sectors, sources, lanes)),  # taker_terms: likewise
+        page_aligned(lanes * sectors, f).reshape((lanes, sectors)),                   # x
+        page_aligned(lanes * sectors, i).reshape((lanes, sectors)),                   # steps
+        sums,                                           # taker_sums's fixed_sum, fixed_theta, theta_total
+        page_aligned(lanes * sectors, i).reshape((lanes, sectors)),                   # responsive
+        page_aligned(lanes * sectors * sources, f).reshape((lanes, sectors, sources)),  # quota_log_t: a quota
+        # sector's tariff rows, by its regime
+        page_aligned(lanes * sectors * sources, f).reshape((lanes, sectors, sources)),  # quota_factor
+        page_aligned(lanes * sectors * (sources - 1), f).reshape((lanes, sectors, sources - 1)),  # quota_rate
+        page_aligned(lanes * sectors, f).reshape((lanes, sectors)),  # log_cost: log of the home supply curve's
+        # cost shifter
+        page_aligned(lanes * sectors, f).reshape((lanes, sectors)),  # unit_cost: US producers' unit cost
+        page_aligned(lanes * sectors, f).reshape((lanes, sectors)),  # buyers_loss: what the modelled sectors pay
+        # more for inputs
+        page_aligned(lanes * sectors * sources, f).reshape((lanes, sectors, sources)),  # supply: each draw's supply
+        # elasticities, US then the partners
+        page_aligned(lanes * sectors, b).reshape((lanes, sectors)),  # by_lanes: a plain market whose sums
+        # _plain_taker_sums takes
     )
     lanes_work = (
-        np.empty(sectors * COST_ROWS * LANES),              # rows: by sector (_sector_rows)
-        np.empty((sectors * sectors + sectors) * LANES),    # matrix: the Newton systems, then their right-hand sides
-        np.empty(LANE_VALUES * LANES),                      # lane_values
-        np.empty(LANES, dtype=np.bool_),                    # active: the draws still iterating
-        np.empty((3, sectors), dtype=np.bool_),             # flags
-        np.empty(sectors),                                  # theta_total
-        np.empty(TAKER_ROWS * LANES),                       # taker_rows: _plain_taker_sums's
+        page_aligned(sectors * COST_ROWS * LANES, f),             # rows: by sector (_sector_rows)
+        page_aligned((sectors * sectors + sectors) * LANES, f),   # matrix: the Newton systems, then their
+        # right-hand sides
+        page_aligned(LANE_VALUES * LANES, f),                     # lane_values
+        page_aligned(LANES, b),                                   # active: the draws still iterating
+        page_aligned(3 * sectors, b).reshape((3, sectors)),       # flags
+        page_aligned(sectors, f),                                 # theta_total
+        page_aligned(TAKER_ROWS * LANES, f),                      # taker_rows: _plain_taker_sums's
     )
-    return by_draw, lanes_work, block_rows(sectors, sources, authorities), np.empty(lanes, dtype=np.int64)
+    return by_draw, lanes_work, block_rows(sectors, sources, authorities), page_aligned(lanes, i)
 
 
 @jit()
