@@ -23,7 +23,8 @@ printed and written to ``benchmarks/results/phases.json``.
 After the runs, the fused kernel alone on one thread (:func:`kernel_figures`), on the scenario's own markets as a
 run calls it: against its NumPy reference, against the equilibrium solve alone on the same markets, and against the
 machine's exponential throughput measured in the same process (one ``exp`` per source of each market: the bound
-of an O(J) solve).
+of an O(J) solve); then two threads against one (:func:`two_thread_scaling`): the kernel alone, and independent
+loops of exponentials, one a thread, the machine's own ceiling for a run's scaling on its two cores.
 """
 
 from __future__ import annotations
@@ -195,6 +196,46 @@ def exp_seconds(size: int = 2_000_000) -> float:
     return per_draw(lambda: exps(x, out), size) / 1e6
 
 
+def two_thread_scaling(repeat: int = 5) -> dict:
+    """Throughput of two threads against one: the fused kernel on its own (numba's two threads against one, the same
+    draws), and the machine's own ceiling for any run's scaling: independent compiled loops of exponentials, one a
+    thread, that share nothing but the machine (on a shared host, a second busy core can run each slower)."""
+    import threading
+
+    import numba
+    from impact.kernels import market_numba
+
+    @numba.njit(nogil=True)
+    def exps(x, out, rounds):
+        for _ in range(rounds):
+            for i in range(x.size):
+                out[i] = math.exp(x[i])
+
+    (args, kwargs), = kernel_inputs(KERNEL_DRAWS)[:1]
+    kernel = {}
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        kernel[threads] = per_draw(lambda: market_numba.solve_and_account(*args, **kwargs), KERNEL_DRAWS, repeat)
+    numba.set_num_threads(1)
+    values = [np.random.default_rng(k).normal(size=4096) * 0.1 for k in range(2)]
+    outs = [np.empty_like(x) for x in values]
+    exps(values[0], outs[0], 1)
+
+    def loops(threads: int) -> float:
+        workers = [threading.Thread(target=exps, args=(values[k], outs[k], 2000)) for k in range(threads)]
+        start = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return time.perf_counter() - start
+
+    one = min(loops(1) for _ in range(repeat))
+    two = min(loops(2) for _ in range(repeat))
+    return {"kernel_us_per_draw": kernel, "kernel_two_threads_speedup": kernel[1] / kernel[2],
+            "independent_loops_two_threads_speedup": 2 * one / two}
+
+
 def print_kernel(k: dict) -> None:
     print(f"kernel, 1 thread, {k['draws']:,} draws of the scenario's markets ({k['sectors']} sectors x "
           f"{k['sources']} sources), microseconds per draw:")
@@ -321,6 +362,11 @@ def main() -> None:
         # Last: a child's peak memory counts the launching process's resident memory when it forked.
         result["kernel"] = kernel_figures()
         print_kernel(result["kernel"])
+        result["scaling"] = two_thread_scaling()
+        print(f"two threads against one: the fused kernel alone x{result['scaling']['kernel_two_threads_speedup']:.2f}"
+              f" ({result['scaling']['kernel_us_per_draw'][1]:.1f} / {result['scaling']['kernel_us_per_draw'][2]:.1f}"
+              " us a draw); independent loops of exponentials, one a thread (the machine's ceiling) "
+              f"x{result['scaling']['independent_loops_two_threads_speedup']:.2f}")
         result["load_average_after"] = os.getloadavg()
         (HERE / "results").mkdir(exist_ok=True)
         (HERE / "results" / "phases.json").write_text(json.dumps(result, indent=2) + "\n")

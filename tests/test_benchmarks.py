@@ -39,6 +39,27 @@ def test_the_kernel_figures_time_the_fused_kernel_its_reference_and_the_exp_boun
     assert "NumPy reference" in capsys.readouterr().out
 
 
+def test_the_scaling_figures_time_the_kernel_and_independent_loops_on_one_and_two_threads(monkeypatch):
+    """``bench_phases.two_thread_scaling`` times the fused kernel on one and on two of numba's threads, and the
+    machine's independent loops on one and two threads, and leaves numba's thread count at one."""
+    bench = _script("bench_phases")
+    monkeypatch.setattr(bench, "KERNEL_DRAWS", 256)
+    threads = numba.get_num_threads()
+    if threads < 2:
+        pytest.skip("numba has one thread here")
+    try:
+        figures = bench.two_thread_scaling(repeat=1)
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(threads)
+    assert set(figures["kernel_us_per_draw"]) == {1, 2}
+    assert all(math.isfinite(v) and v > 0 for v in figures["kernel_us_per_draw"].values())
+    assert figures["kernel_two_threads_speedup"] == pytest.approx(
+        figures["kernel_us_per_draw"][1] / figures["kernel_us_per_draw"][2])
+    assert math.isfinite(figures["independent_loops_two_threads_speedup"])
+    assert figures["independent_loops_two_threads_speedup"] > 0
+
+
 @pytest.mark.parametrize("rate_rows", [False, True])
 def test_the_kernel_figures_hand_the_reference_each_draws_rates(rate_rows, monkeypatch):
     """Where the fused kernel reads a year's rates from tables by pattern (``rate_rows``), the reference the
