@@ -475,31 +475,24 @@ def _block_scratch(sectors, sources, authorities):
     sums = page_aligned(lanes * sectors * 3, f).reshape((lanes, sectors, 3))
     sums[:] = 0.0
     by_draw = (
-        page_aligned(sectors * sources * lanes, f).reshape((sectors, sources, lanes)),  # log_w: by sector and
-        # source, a value a lane
+        page_aligned(sectors * sources * lanes, f).reshape((sectors, sources, lanes)),  # log_w: a value a lane
         page_aligned(sectors * sources * lanes, f).reshape((sectors, sources, lanes)),  # taker_terms: likewise
-        page_aligned(lanes * sectors, f).reshape((lanes, sectors)),                   # x
-        page_aligned(lanes * sectors, i).reshape((lanes, sectors)),                   # steps
-        sums,                                           # taker_sums's fixed_sum, fixed_theta, theta_total
-        page_aligned(lanes * sectors, i).reshape((lanes, sectors)),                   # responsive
-        page_aligned(lanes * sectors * sources, f).reshape((lanes, sectors, sources)),  # quota_log_t: a quota
-        # sector's tariff rows, by its regime
+        page_aligned(lanes * sectors, f).reshape((lanes, sectors)),                     # x
+        page_aligned(lanes * sectors, i).reshape((lanes, sectors)),                     # steps
+        sums,                                   # taker_sums's fixed_sum, fixed_theta, theta_total
+        page_aligned(lanes * sectors, i).reshape((lanes, sectors)),                     # responsive
+        page_aligned(lanes * sectors * sources, f).reshape((lanes, sectors, sources)),  # quota_log_t (by regime)
         page_aligned(lanes * sectors * sources, f).reshape((lanes, sectors, sources)),  # quota_factor
         page_aligned(lanes * sectors * (sources - 1), f).reshape((lanes, sectors, sources - 1)),  # quota_rate
-        page_aligned(lanes * sectors, f).reshape((lanes, sectors)),  # log_cost: log of the home supply curve's
-        # cost shifter
+        page_aligned(lanes * sectors, f).reshape((lanes, sectors)),  # log_cost: the home supply curve's shifter
         page_aligned(lanes * sectors, f).reshape((lanes, sectors)),  # unit_cost: US producers' unit cost
-        page_aligned(lanes * sectors, f).reshape((lanes, sectors)),  # buyers_loss: what the modelled sectors pay
-        # more for inputs
-        page_aligned(lanes * sectors * sources, f).reshape((lanes, sectors, sources)),  # supply: each draw's supply
-        # elasticities, US then the partners
-        page_aligned(lanes * sectors, b).reshape((lanes, sectors)),  # by_lanes: a plain market whose sums
-        # _plain_taker_sums takes
+        page_aligned(lanes * sectors, f).reshape((lanes, sectors)),  # buyers_loss: modelled sectors' input costs
+        page_aligned(lanes * sectors * sources, f).reshape((lanes, sectors, sources)),  # supply: US, then partners
+        page_aligned(lanes * sectors, b).reshape((lanes, sectors)),  # by_lanes: sums by _plain_taker_sums
     )
     lanes_work = (
         page_aligned(sectors * COST_ROWS * LANES, f),             # rows: by sector (_sector_rows)
-        page_aligned((sectors * sectors + sectors) * LANES, f),   # matrix: the Newton systems, then their
-        # right-hand sides
+        page_aligned((sectors * sectors + sectors) * LANES, f),   # matrix: Newton systems, right-hand sides
         page_aligned(LANE_VALUES * LANES, f),                     # lane_values
         page_aligned(LANES, b),                                   # active: the draws still iterating
         page_aligned(3 * sectors, b).reshape((3, sectors)),       # flags
