@@ -1000,8 +1000,7 @@ def _numpy_narrow_in(b: _Brackets, s: int, j: int, inside: np.ndarray) -> int:
 
 def _numpy_bracket_series(values: np.ndarray, s: int, b: _Brackets) -> None:
     """Series ``s``'s draws ``values`` (float32, NaN: missing) into its intervals: the reference of
-    :func:`impact.kernels.running_numba.bracket_series` (with :func:`impact.kernels.running_numba._gather_one`'s
-    check of room for the chunk), in NumPy."""
+    :func:`impact.kernels.running_numba.bracket_series` (its check of room for the chunk included), in NumPy."""
     from impact.kernels.running_numba import NARROW_AT, NARROW_SLACK
 
     for j in range(b.quantiles.size):

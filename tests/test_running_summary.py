@@ -117,7 +117,7 @@ def test_the_compiled_intervals_are_their_numpy_reference_and_every_draw_they_gi
     monkeypatch.setattr(summary, "BRACKET_SIGMAS", sigmas)
     try:
         rng = np.random.default_rng(seed)
-        series = 4
+        series = 6  # a group of four series made together, and two more
         data = _series_draws(rng, series, chunk * chunks, shape)
         quantiles = (0.05, 0.5, 0.95)
         brackets = [_Brackets(series, quantiles, data.shape[1], chunk) for _ in range(2)]
@@ -150,3 +150,53 @@ def test_the_compiled_intervals_are_their_numpy_reference_and_every_draw_they_gi
                 assert value is not None or sigmas < 6.0
     finally:
         monkeypatch.undo()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 3000), k_at=st.floats(0.0, 1.0),
+       shape=st.sampled_from(["normal", "ties", "signed_zeros", "extremes", "constant", "tiny", "cauchy"]))
+def test_the_kth_smallest_by_counting_is_the_partitions(seed, size, k_at, shape):
+    """``kth_smallest`` (order keys counted by their bits) gives the value of rank k of numba's ``np.partition``
+    (a quickselect), bit for bit, the sign of a zero included: ties, both signs of zero, infinities, subnormal and
+    the largest floats, and a slice of a pool as a narrowing passes it."""
+    from impact.accelerate import jit
+    from impact.kernels.running_numba import kth_smallest
+
+    partition = jit()(lambda values, k: np.partition(values, k)[k])
+
+    rng = np.random.default_rng(seed)
+    values = {"normal": lambda: rng.normal(0.0, 10.0 ** rng.uniform(-30, 30), size),
+              "ties": lambda: rng.integers(-3, 4, size).astype(float),
+              "signed_zeros": lambda: np.where(rng.random(size) < 0.5, 0.0, -0.0) * rng.integers(0, 2, size),
+              "extremes": lambda: rng.choice([np.inf, -np.inf, 3.4e38, -3.4e38, 1e-45, -1e-45, 0.0, -0.0, 1.0], size),
+              "constant": lambda: np.full(size, rng.normal()),
+              "tiny": lambda: rng.normal(0.0, 1e-40, size),
+              "cauchy": lambda: rng.standard_cauchy(size)}[shape]().astype(np.float32)
+    pool = np.concatenate([rng.normal(size=7).astype(np.float32), values, rng.normal(size=5).astype(np.float32)])
+    for k in {0, size - 1, min(size - 1, int(k_at * size))}:
+        expected = np.float32(partition(values, k))
+        for got in (kth_smallest(values, k), kth_smallest(pool[7:7 + size], k)):
+            assert np.float32(got).view(np.uint32) == expected.view(np.uint32), (k, got, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), draws=st.integers(1, 3 * 64 + 5))
+def test_the_moments_of_four_series_together_are_each_series_own(seed, draws):
+    """``group_block_moments_into`` (four series' sums in one loop) against ``row_block_moments_into`` of each
+    series: the same bits, missing draws, negative zeros and a short last block among them."""
+    from impact.kernels.moments_numba import GROUP, group_block_moments_into, row_block_moments_into
+
+    rng = np.random.default_rng(seed)
+    size = 64
+    rows = rng.normal(0.0, 1e3, (GROUP, draws)) * (rng.random((GROUP, draws)) > 0.1)
+    rows[rng.random(rows.shape) < 0.1] = np.nan
+    rows[rng.random(rows.shape) < 0.05] = -0.0
+    rows[0, :] = np.nan if seed % 3 == 0 else rows[0]  # a series with no valid draw
+    blocks = -(-draws // size)
+    together = tuple(np.empty((GROUP, blocks)) for _ in range(3))
+    group_block_moments_into(rows, size, *together)
+    for g in range(GROUP):
+        alone = tuple(np.empty(blocks) for _ in range(3))
+        row_block_moments_into(rows[g], size, *alone)
+        for a, t, name in zip(alone, together, ("count", "mean", "m2")):
+            np.testing.assert_array_equal(t[g].view(np.int64), a.view(np.int64), err_msg=f"{name} of series {g}")

@@ -5,7 +5,8 @@ taken in draw order from the block's first value, as NumPy's ``cumsum`` takes th
 order as the NumPy reference (:func:`impact.streaming._numpy_block_moments`), so the same bits
 (``tests/test_streaming.py``), in two passes over the block and without the reference's temporaries (x7 on a
 chunk's 198 series). A run gathers its summary from every chunk it writes (``summary.RunningSummary``, with
-:mod:`impact.kernels.running_numba`), on the writer's thread: the functions run without the GIL. A summary read back
+:mod:`impact.kernels.running_numba`, four series' moments at a time: :func:`group_block_moments_into`), on the
+writer's thread: the functions run without the GIL. A summary read back
 from a store takes each window's moments and extremes series by series on the kernels' threads
 (:func:`window_moments_into`, from the main thread only); its reference is ``streaming.Moments.add``'s NumPy steps.
 """
@@ -76,6 +77,53 @@ def row_block_moments_into(row, size, count, mean, m2):
         count[b] = float(valid)
         mean[b] = mu
         m2[b] = squares
+
+
+#: Series whose moments :func:`group_block_moments_into` takes in one loop.
+GROUP = 4
+
+
+@jit(nogil=True)
+def group_block_moments_into(rows, size, count, mean, m2):
+    """:func:`row_block_moments_into` of each of :data:`GROUP` series, rows of ``rows`` (GROUP, N) float64, into
+    rows of ``count``, ``mean`` and ``m2`` (GROUP, blocks): the same operations on each series in the same order, so
+    the same bits, its sums taken beside the others' (each draw order's additions wait on the one before: four
+    series' chains in flight at once where one left the adder idle between steps)."""
+    r0, r1, r2, r3 = rows[0], rows[1], rows[2], rows[3]
+    for b in range(count.shape[1]):
+        first = b * size
+        v0, v1, v2, v3 = 0, 0, 0, 0
+        t0, t1, t2, t3 = 0.0, 0.0, 0.0, 0.0
+        for i in range(size):
+            x0, x1, x2, x3 = _draw(r0, first + i), _draw(r1, first + i), _draw(r2, first + i), _draw(r3, first + i)
+            p0, p1, p2, p3 = not math.isnan(x0), not math.isnan(x1), not math.isnan(x2), not math.isnan(x3)
+            v0 += 1 if p0 else 0
+            v1 += 1 if p1 else 0
+            v2 += 1 if p2 else 0
+            v3 += 1 if p3 else 0
+            a0, a1, a2, a3 = x0 if p0 else 0.0, x1 if p1 else 0.0, x2 if p2 else 0.0, x3 if p3 else 0.0
+            t0 = a0 if i == 0 else t0 + a0
+            t1 = a1 if i == 0 else t1 + a1
+            t2 = a2 if i == 0 else t2 + a2
+            t3 = a3 if i == 0 else t3 + a3
+        mu0 = t0 / float(v0) if v0 > 0 else 0.0
+        mu1 = t1 / float(v1) if v1 > 0 else 0.0
+        mu2 = t2 / float(v2) if v2 > 0 else 0.0
+        mu3 = t3 / float(v3) if v3 > 0 else 0.0
+        q0, q1, q2, q3 = 0.0, 0.0, 0.0, 0.0
+        for i in range(size):
+            x0, x1, x2, x3 = _draw(r0, first + i), _draw(r1, first + i), _draw(r2, first + i), _draw(r3, first + i)
+            d0 = x0 - mu0 if not math.isnan(x0) else 0.0
+            d1 = x1 - mu1 if not math.isnan(x1) else 0.0
+            d2 = x2 - mu2 if not math.isnan(x2) else 0.0
+            d3 = x3 - mu3 if not math.isnan(x3) else 0.0
+            q0 = d0 * d0 if i == 0 else q0 + d0 * d0
+            q1 = d1 * d1 if i == 0 else q1 + d1 * d1
+            q2 = d2 * d2 if i == 0 else q2 + d2 * d2
+            q3 = d3 * d3 if i == 0 else q3 + d3 * d3
+        count[0, b], count[1, b], count[2, b], count[3, b] = float(v0), float(v1), float(v2), float(v3)
+        mean[0, b], mean[1, b], mean[2, b], mean[3, b] = mu0, mu1, mu2, mu3
+        m2[0, b], m2[1, b], m2[2, b], m2[3, b] = q0, q1, q2, q3
 
 
 @jit(nogil=True)
