@@ -12,7 +12,8 @@ Each run is ``impact run`` in a process of its own (the numba cache warm), timed
 included, and its CPU seconds, user and system) and from inside (the manifest's ``timings_seconds``:
 ``sample_and_solve`` split into the wait for each chunk's sample, policy, kernel and assembly, beside the sampling
 itself on its own thread (with the tariffs of each draw it prepares); ``float32_copies``, ``waiting_for_writes`` (for
-the writer, which also gathers the run's summary from each chunk), ``summary``). With
+the writer, which also gathers the run's summary from each chunk), the writer's CPU seconds (``w:chunks``: encoding
+and writing the chunks; ``w:summary``: gathering the summary), ``summary``). With
 one kernel thread a run still uses a second core for its background writer; held to one core, it does not.
 ``startup`` is the wall time before the run's own clock starts: interpreter, imports, loading the scenario.
 Start-up of the command alone: ``impact --help``, ``python -c "import impact.runner"`` (the engine's imports:
@@ -49,7 +50,7 @@ from impact.simulation import SOLVE_PHASES
 COLUMNS = {"sample_and_solve.sampling": "sampling", "sample_and_solve.waiting_for_sampling": "wait",
            **{f"sample_and_solve.{phase}": phase for phase in SOLVE_PHASES[1:]},
            "float32_copies": "copies", "waiting_for_writes": "writes",
-           "summary": "summary"}
+           "writer_cpu.chunks": "w:chunks", "writer_cpu.summary": "w:summary", "summary": "summary"}
 
 HERE = Path(__file__).resolve().parent
 SCENARIO = "us_japan_2025"

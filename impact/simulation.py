@@ -40,15 +40,16 @@ SOLVE_PHASES = ("waiting_for_sampling",) + CHUNK_PHASES[1:]
 
 
 class Stopwatch:
-    """Accumulates wall time by phase (from any thread: a run samples its next chunk on a thread of its own)."""
+    """Accumulates time by phase (from any thread: a run samples its next chunk on a thread of its own): wall time,
+    or with ``clock=time.thread_time`` the CPU time of the calling thread."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def add(self, phase: str, since: float) -> float:
-        """Add the time from ``since`` to now to ``phase``; return now (the next phase's start)."""
-        moment = time.perf_counter()
+    def add(self, phase: str, since: float, clock=time.perf_counter) -> float:
+        """Add the time from ``since`` to now on ``clock`` to ``phase``; return now (the next phase's start)."""
+        moment = clock()
         with self._lock:
             self.seconds[phase] = self.seconds.get(phase, 0.0) + moment - since
         return moment

@@ -40,6 +40,8 @@ def test_run_writes_results_manifest_and_summary(deal, tmp_path):
     phases = [timings[f"sample_and_solve.{phase}"] for phase in SOLVE_PHASES]
     assert all(seconds >= 0 for seconds in phases) and timings["sample_and_solve.kernel"] > 0
     assert timings["sample_and_solve.sampling"] > 0
+    # The writer's CPU: encoding and writing each chunk, and gathering the summary from it
+    assert timings["writer_cpu.chunks"] > 0 and timings["writer_cpu.summary"] > 0
     assert sum(phases) == pytest.approx(timings["sample_and_solve"], abs=0.01 + 0.02 * timings["sample_and_solve"])
     assert not (tmp_path / "run" / "progress").exists()
     summary = (tmp_path / "run" / "summary.csv").read_text().splitlines()
