@@ -138,14 +138,15 @@ def per_draw(function, draws: int, repeat: int = 5) -> float:
     return best / draws * 1e6
 
 
-def kernel_figures() -> dict:
+def kernel_figures(call: tuple | None = None) -> dict:
     """The fused kernel on one thread against its NumPy reference, the equilibrium solve alone and the machine's
-    exponential throughput, on the scenario's own markets (its first case, KERNEL_DRAWS draws)."""
+    exponential throughput, on the scenario's own markets (its first case, KERNEL_DRAWS draws; ``call``: that case's
+    arguments from :func:`kernel_inputs`, made here if not given)."""
     import numba
     from impact.kernels import equilibrium_numba, market_numba, market_numpy
 
     numba.set_num_threads(1)
-    (args, kwargs), = kernel_inputs(KERNEL_DRAWS)[:1]
+    args, kwargs = call or kernel_inputs(KERNEL_DRAWS)[0]
     by_draw = list(args)  # each draw's rates, which the equilibrium solve and the reference take
     if kwargs.get("rate_rows") is not None:  # the fused kernel reads them from tables of rates by pattern
         by_draw[1], by_draw[2] = args[1][kwargs["rate_rows"]], args[2][kwargs["rate_rows"]]
@@ -205,17 +206,18 @@ def exp_seconds(size: int = 2_000_000) -> float:
     return per_draw(lambda: exps(x, out, 1), size) / 1e6
 
 
-def two_thread_scaling(repeat: int = 5) -> dict:
+def two_thread_scaling(repeat: int = 5, call: tuple | None = None) -> dict:
     """Throughput of two threads against one: the fused kernel on its own (numba's two threads against one, the same
-    draws), and the machine's own ceiling for any run's scaling: independent compiled loops of exponentials, one a
-    thread, that share nothing but the machine (on a shared host, a second busy core can run each slower)."""
+    draws; ``call`` as for :func:`kernel_figures`), and the machine's own ceiling for any run's scaling: independent
+    compiled loops of exponentials, one a thread, that share nothing but the machine (on a shared host, a second busy
+    core can run each slower)."""
     import threading
 
     import numba
     from impact.kernels import market_numba
 
     exps = _exp_loop()
-    (args, kwargs), = kernel_inputs(KERNEL_DRAWS)[:1]
+    args, kwargs = call or kernel_inputs(KERNEL_DRAWS)[0]
     kernel = {}
     for threads in (1, 2):
         numba.set_num_threads(threads)
@@ -364,9 +366,10 @@ def main() -> None:
         result["summary_precision"] = {"draws": largest, "seconds": seconds, "peak_rss_mb": peak}
         print(f"impact summary --precision at {largest:,} draws: {seconds:.1f} s, {peak:,.0f} MB")
         # Last: a child's peak memory counts the launching process's resident memory when it forked.
-        result["kernel"] = kernel_figures()
+        call = kernel_inputs(KERNEL_DRAWS)[0]  # the scenario's first case, which both figures time
+        result["kernel"] = kernel_figures(call)
         print_kernel(result["kernel"])
-        result["scaling"] = two_thread_scaling()
+        result["scaling"] = two_thread_scaling(call=call)
         print(f"two threads against one: the fused kernel alone x{result['scaling']['kernel_two_threads_speedup']:.2f}"
               f" ({result['scaling']['kernel_us_per_draw'][1]:.1f} / {result['scaling']['kernel_us_per_draw'][2]:.1f}"
               " us a draw); independent loops of exponentials, one a thread (the machine's ceiling) "
