@@ -169,11 +169,12 @@ def lay_out(target, static: xr.Dataset, first_chunk: xr.Dataset, draws: int, chu
     group = zarr.open_group(target, mode="r+")
     for name, variable in first_chunk.data_vars.items():
         shape = (draws,) + variable.shape[1:]
-        array = group.create_array(
+        # The attributes with the array: set after it, each was a rewrite of its metadata (0.07 s of a layout's 0.25).
+        group.create_array(
             name, shape=shape, chunks=(chunk_size,) + variable.shape[1:], dtype=STORED_DTYPE,
             fill_value=np.nan, compressors=[_compressor()], dimension_names=variable.dims,
+            attributes=dict(variable.attrs),
         )
-        array.attrs.update(dict(variable.attrs))
 
 
 def write_region(target, start: int, stop: int, chunk: xr.Dataset, copies: dict | None = None,
