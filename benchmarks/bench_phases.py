@@ -8,18 +8,18 @@ invocation.
     python benchmarks/bench_phases.py --draws 100000 250000 --repeat 1 --horizon-draws 8192
     python benchmarks/bench_phases.py --direct-io --draws 1000000 --repeat 3   # direct I/O against the page cache
 
-Each run is ``impact run`` in a process of its own (the numba cache warm), timed from outside (``wall``: start-up
-included, and its CPU seconds, user and system) and from inside (the manifest's ``timings_seconds``:
-``sample_and_solve`` split into the wait for each chunk's sample, policy, kernel and assembly, beside the sampling
-itself on its own thread (with the tariffs of each draw it prepares); ``float32_copies``, ``waiting_for_writes`` (for
-the writer, which also gathers the run's summary from each chunk), the writer's CPU seconds (``w:chunks``: encoding
-and writing the chunks; ``w:summary``: gathering the summary), ``summary``). With
-one kernel thread a run still uses a second core for its background writer; held to one core, it does not.
-``startup`` is the wall time before the run's own clock starts: interpreter, imports, loading the scenario.
-Start-up of the command alone: ``impact --help``, ``python -c "import impact.runner"`` (the engine's imports:
-numba, SciPy, xarray, Zarr) and ``impact validate`` of the scenario (imports, and loading the scenario with its
-import lines). The machine's load average is recorded with the figures, since the machines are shared. Results are
-printed and written to ``benchmarks/results/phases.json``.
+Each run is ``impact run`` in a process of its own (the numba cache warm, the modules' bytecode compiled:
+:func:`warm_up`), timed from outside (``wall``: start-up included, and its CPU seconds, user and system) and from
+inside (the manifest's ``timings_seconds``: ``sample_and_solve`` split into the wait for each chunk's sample,
+policy, kernel and assembly, beside the sampling itself on its own thread (with the tariffs of each draw it
+prepares); ``float32_copies``, ``waiting_for_writes`` (for the writer, which also gathers the run's summary from each
+chunk), the writer's CPU seconds (``w:chunks``: encoding and writing the chunks; ``w:summary``: gathering the
+summary), ``summary``). With one kernel thread a run still uses a second core for its background writer; held to
+one core, it does not. ``startup`` is the wall time before the run's own clock starts: interpreter, imports, loading
+the scenario. Start-up of the command alone: ``impact --help``, ``python -c "import impact.runner"`` (the engine's
+imports: numba, SciPy, xarray, Zarr) and ``impact validate`` of the scenario (imports, and loading the scenario with
+its import lines). The machine's load average is recorded with the figures, since the machines are shared. Results
+are printed and written to ``benchmarks/results/phases.json``.
 
 After the runs, the fused kernel alone on one thread (:func:`kernel_figures`), on the scenario's own markets as a
 run calls it: against its NumPy reference, against the equilibrium solve alone on the same markets, and against the
@@ -259,14 +259,26 @@ def print_kernel(k: dict) -> None:
           f"(x{k['fused_us_per_draw'] / k['equilibrium_us_per_draw']:.2f} with linkages)")
 
 
+def warm_up(workdir: Path) -> None:
+    """What an installed ``impact`` has before its first run: its modules compiled to bytecode (``pip install``
+    compiles them; in an editable install under ``PYTHONDONTWRITEBYTECODE`` each process compiled them from source
+    again, 0.2 s of CPU at every start) and the numba cache of its kernels (a short run)."""
+    import compileall
+
+    import impact
+
+    compileall.compile_dir(Path(impact.__file__).parent, quiet=1)
+    subprocess.run([sys.executable, "-m", "impact", "run", SCENARIO, "--draws", "200", "--out",
+                    str(workdir / "warm"), "--progress", "none"], check=True, stdout=subprocess.DEVNULL)
+
+
 def compare_direct_io(draws: int, repeat: int) -> None:
     """Runs of ``draws`` draws on 2 threads, chunk files written with direct I/O and through the page cache in turn
     (alternated, so that both meet the same state of a noisy machine)."""
     workdir = Path(tempfile.mkdtemp(prefix="impact-bench-direct-"))
     result = {"load_average_before": os.getloadavg(), "scenario": SCENARIO, "draws": draws}
     try:
-        subprocess.run([sys.executable, "-m", "impact", "run", SCENARIO, "--draws", "200", "--out",
-                        str(workdir / "warm"), "--progress", "none"], check=True, stdout=subprocess.DEVNULL)
+        warm_up(workdir)
         runs = {"direct": [], "page_cache": []}
         print(f"{'writes':>10s} " + HEADER)
         for _ in range(repeat):
@@ -303,8 +315,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="impact-bench-phases-"))
     result = {"load_average_before": os.getloadavg(), "scenario": SCENARIO}
     try:
-        subprocess.run([sys.executable, "-m", "impact", "run", SCENARIO, "--draws", "200", "--out",
-                        str(workdir / "warm"), "--progress", "none"], check=True, stdout=subprocess.DEVNULL)
+        warm_up(workdir)
         result["startup"] = {
             "impact_help_seconds": min(timed([sys.executable, "-m", "impact", "--help"])[0] for _ in range(3)),
             "engine_imports_seconds": min(timed([sys.executable, "-c", "import impact.runner"])[0]
