@@ -238,8 +238,8 @@ class LayerStack:
         5e-7). Each is (S, P) when every draw has the same regime (one pattern, nothing linked or shared), else
         (D, S, P)."""
         def evaluate(off, steps, names, node):
-            return {"rate": self._cells(off, steps, names, node),
-                    **{a: self._parts(off, steps, names, a, node) for a in authorities}}
+            parts = {a: self._parts(off, steps, names, a, node) for a in authorities}  # first: see _line_totals
+            return {"rate": self._cells(off, steps, names, node), **parts}
 
         out = self._by_pattern(evaluate, applies, linked, overrides, shares)
         return out.pop("rate"), out
@@ -260,8 +260,8 @@ class LayerStack:
         def tables():
             # Kept for the next chunk, which has the same patterns in the same period (read only: callers take
             # copies).
-            rates = np.stack([self._cells(off, overrides, (), None)[0] for off in offs])
             parts = {a: np.stack([self._parts(off, overrides, (), a)[0] for off in offs]) for a in authorities}
+            rates = np.stack([self._cells(off, overrides, (), None)[0] for off in offs])  # after: see _line_totals
             for table in (rates, *parts.values()):
                 table.flags.writeable = False
             return rates, parts
@@ -417,10 +417,15 @@ class LayerStack:
 
     def _line_totals(self, off: frozenset, overrides: dict[str, float], linked: tuple[str, ...],
                      by_authority: bool = False):
-        """:meth:`_evaluate`, kept for the few patterns in use: each node of the share inputs reweights them."""
-        return self._cached((off, tuple(sorted(overrides.items())), linked, by_authority),
-                            lambda: self._evaluate(off, overrides, linked, by_authority), self._totals,
-                            TOTALS_CACHE_SIZE)
+        """:meth:`_evaluate`, kept for the few patterns in use: each node of the share inputs reweights them. Its
+        totals and coefficients are the same bits with or without ``by_authority``: an evaluation by authority kept
+        serves one without (callers that want both ask for the parts first)."""
+        key = (off, tuple(sorted(overrides.items())), linked)
+        if not by_authority and key + (True,) in self._totals:
+            total, coefficients, _ = self._cached(key + (True,), None, self._totals, TOTALS_CACHE_SIZE)
+            return total, coefficients, {}
+        return self._cached(key + (by_authority,), lambda: self._evaluate(off, overrides, linked, by_authority),
+                            self._totals, TOTALS_CACHE_SIZE)
 
     def _cached(self, key: tuple, compute, cache: OrderedDict | None = None, size: int = CACHE_SIZE):
         """The result of ``compute()`` kept under ``key`` in ``cache`` (default: the stack's cache of cell
