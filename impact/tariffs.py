@@ -424,8 +424,13 @@ class LayerStack:
         if not by_authority and key + (True,) in self._totals:
             total, coefficients, _ = self._cached(key + (True,), None, self._totals, TOTALS_CACHE_SIZE)
             return total, coefficients, {}
-        return self._cached(key + (by_authority,), lambda: self._evaluate(off, overrides, linked, by_authority),
-                            self._totals, TOTALS_CACHE_SIZE)
+        found = self._cached(key + (by_authority,), lambda: self._evaluate(off, overrides, linked, by_authority),
+                             self._totals, TOTALS_CACHE_SIZE)
+        # An entry by authority holds a line array per authority beside the totals: it counts twice, so that the
+        # cache holds no more arrays than when each pattern had an entry of each kind (a horizon's run: 60 MB more).
+        while sum(2 if kept[-1] else 1 for kept in self._totals) > TOTALS_CACHE_SIZE:
+            self._totals.popitem(last=False)
+        return found
 
     def _cached(self, key: tuple, compute, cache: OrderedDict | None = None, size: int = CACHE_SIZE):
         """The result of ``compute()`` kept under ``key`` in ``cache`` (default: the stack's cache of cell

@@ -764,3 +764,30 @@ def test_a_regime_on_the_lines_each_layer_covers_has_the_bits_of_every_line_eval
             for got, want in ((total, expected[0]), *((coefficients[n], expected[1][n]) for n in expected[1]),
                               *((parts[a], expected[2][a]) for a in expected[2])):
                 np.testing.assert_array_equal(np.asarray(got).view(np.int64), np.asarray(want).view(np.int64))
+
+
+def test_the_rates_of_a_pattern_evaluated_by_authority_take_its_totals_and_the_cache_holds_its_arrays():
+    """An evaluation by authority serves the rates of the same pattern (its totals and coefficients are the bits an
+    evaluation without authorities gives), and the totals kept stay within their budget, an entry by authority
+    counting twice (it holds a line array per authority)."""
+    from impact.tariffs import TOTALS_CACHE_SIZE
+
+    stack = load_scenario("tariff_regime_2025_2035").tariff_stack
+    names = sorted(layer.name for layer in stack.resolved)
+    fresh = load_scenario("tariff_regime_2025_2035").tariff_stack
+    evaluated = []
+    evaluate = stack._evaluate
+    stack._evaluate = lambda *args: evaluated.append(args) or evaluate(*args)
+    for k, name in enumerate(names):
+        off = frozenset(names[:k % 4] + [name])
+        parts = stack._line_totals(off, {}, (), by_authority=True)
+        total, coefficients, none = stack._line_totals(off, {}, (), by_authority=False)
+        assert evaluated[-1] == (off, {}, (), True) and len(evaluated) == k + 1  # the rates evaluated nothing more
+        assert total is parts[0] and none == {}
+        want = fresh._evaluate(off, {}, (), False)
+        np.testing.assert_array_equal(total.view(np.int64), want[0].view(np.int64))
+        assert sum(2 if key[-1] else 1 for key in stack._totals) <= TOTALS_CACHE_SIZE
+    assert len(stack._totals) == TOTALS_CACHE_SIZE // 2
+    # Without an entry by authority, the rates' own evaluation is kept (one array's worth)
+    stack._line_totals(frozenset(names[:5]), {}, (), by_authority=False)
+    assert evaluated[-1][-1] is False and sum(2 if key[-1] else 1 for key in stack._totals) <= TOTALS_CACHE_SIZE
