@@ -149,6 +149,13 @@ class LineLayer:
         return self.condition is not None or self.linked_rate is not None or self.legal_risk is not None
 
 
+def _totals_units(key: tuple) -> int:
+    """The units of a kept evaluation of line totals (:meth:`LayerStack._line_totals`): one by authority holds a line
+    array per authority beside the totals, and counts twice, so that the cache holds no more arrays than when each
+    pattern had an evaluation of each kind (a horizon's run peaked 60 MB higher with eight by authority)."""
+    return 2 if key[-1] else 1
+
+
 class LayerStack:
     """Layers resolved on lines, applied to one or many draws.
 
@@ -421,24 +428,21 @@ class LayerStack:
         totals and coefficients are the same bits with or without ``by_authority``: an evaluation by authority kept
         serves one without (callers that want both ask for the parts first)."""
         key = (off, tuple(sorted(overrides.items())), linked)
-        if not by_authority and key + (True,) in self._totals:
-            total, coefficients, _ = self._cached(key + (True,), None, self._totals, TOTALS_CACHE_SIZE)
-            return total, coefficients, {}
-        found = self._cached(key + (by_authority,), lambda: self._evaluate(off, overrides, linked, by_authority),
-                             self._totals, TOTALS_CACHE_SIZE)
-        # An entry by authority holds a line array per authority beside the totals: it counts twice, so that the
-        # cache holds no more arrays than when each pattern had an entry of each kind (a horizon's run: 60 MB more).
-        while sum(2 if kept[-1] else 1 for kept in self._totals) > TOTALS_CACHE_SIZE:
-            self._totals.popitem(last=False)
-        return found
+        served = not by_authority and key + (True,) in self._totals
+        found = self._cached(key + (by_authority or served,),
+                             lambda: self._evaluate(off, overrides, linked, by_authority), self._totals,
+                             TOTALS_CACHE_SIZE, _totals_units)
+        return (found[0], found[1], {}) if served else found
 
-    def _cached(self, key: tuple, compute, cache: OrderedDict | None = None, size: int = CACHE_SIZE):
+    def _cached(self, key: tuple, compute, cache: OrderedDict | None = None, size: int = CACHE_SIZE,
+                units=None):
         """The result of ``compute()`` kept under ``key`` in ``cache`` (default: the stack's cache of cell
-        results); the least recently used entry goes beyond ``size`` entries."""
+        results); the least recently used entries go beyond ``size`` entries, or beyond ``size`` units where
+        ``units(key)`` counts an entry's."""
         cache = self._cache if cache is None else cache
         if key not in cache:
             cache[key] = compute()
-            if len(cache) > size:
+            while (len(cache) if units is None else sum(map(units, cache))) > size:
                 cache.popitem(last=False)
         cache.move_to_end(key)
         return cache[key]
