@@ -420,8 +420,13 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
                     copies = simulation.stored_outputs(buffers, stop - start, stored, beyond)
                     simulation.drop_overflowing(chunk, beyond, copies)
                     moment = watch.add("float32_copies", moment)
-                    pending = writer.submit(_write, store, index, start, stop, chunk, failed, identity, copies, running,
-                                            watch)
+                    last = index == todo_here[-1]
+                    pending = writer.submit(_write, store, index, start, stop, chunk, failed, identity, copies,
+                                            None if last else running, watch)
+                    if last and running is not None:
+                        # The last chunk's summary here, while the writer writes it: this thread has nothing left to
+                        # solve, and the run's end waits for both.
+                        _add_to_summary(running, start, chunk, copies, watch)
                     # The writer holds the chunk until it is written, early in the next chunk's solve; held here too,
                     # its inputs would stay in memory beside the next chunk's.
                     del chunk, copies
@@ -511,15 +516,22 @@ def _stored_values(chunk: xr.Dataset, copies: dict):
 
 def _write(store: RunStore, index: int, start: int, stop: int, chunk: xr.Dataset, failures: int, identity: dict,
            copies: dict, running: RunningSummary | None, watch: Stopwatch) -> None:
-    """Write a chunk (:meth:`RunStore.write_chunk`), then add its stored values to the run's summary; the writer's
-    CPU time for each goes to ``watch`` (``writer_cpu.chunks``, ``writer_cpu.summary``): the share of the cores the
-    writer takes beside the kernels."""
+    """Write a chunk (:meth:`RunStore.write_chunk`), then add its stored values to the run's summary (``running``,
+    if given); the writer's CPU time for each goes to ``watch`` (``writer_cpu.chunks``, ``writer_cpu.summary``): the
+    share of the cores the writer takes beside the kernels."""
     moment = time.thread_time()
     store.write_chunk(index, start, stop, chunk, failures, identity, copies)
-    moment = watch.add("writer_cpu.chunks", moment, clock=time.thread_time)
+    watch.add("writer_cpu.chunks", moment, clock=time.thread_time)
     if running is not None:
-        running.add(start, _stored_values(chunk, copies))
-        watch.add("writer_cpu.summary", moment, clock=time.thread_time)
+        _add_to_summary(running, start, chunk, copies, watch)
+
+
+def _add_to_summary(running: RunningSummary, start: int, chunk: xr.Dataset, copies: dict, watch: Stopwatch) -> None:
+    """Add a chunk's stored values to the run's summary; its CPU time goes to ``watch`` (``writer_cpu.summary``:
+    on the writer's thread, but for the last chunk's, which the run's own thread gathers while the writer writes)."""
+    moment = time.thread_time()
+    running.add(start, _stored_values(chunk, copies))
+    watch.add("writer_cpu.summary", moment, clock=time.thread_time)
 
 
 #: The niceness of the thread that samples a run's next chunk (:func:`sampled_ahead`): it takes what the kernels and

@@ -41,17 +41,24 @@ import shutil
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numcodecs
 import numpy as np
 import xarray as xr
-import zarr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
 import impact.accessor  # noqa: F401 (registers ds.impact on the Datasets runs build and open)
 from impact.atomic import write_atomically
-from impact.chunkfiles import ChunkFileStore
+
+# Zarr, numcodecs and impact.chunkfiles (which builds on Zarr) are imported by the functions that lay out, write or
+# read a store, not here: a run's own thread then reaches its first kernels without them, and their import (60-70 ms)
+# runs on the writer's thread while the first chunk is sampled and solved.
+
+if TYPE_CHECKING:
+    import numcodecs
+
+    from impact.chunkfiles import ChunkFileStore
 
 try:
     import fcntl
@@ -139,6 +146,8 @@ def chunk_files(target, read_only: bool = False):
     :class:`impact.chunkfiles.ChunkFileStore` (direct I/O where the file system allows it); any other Zarr store is
     used as it is."""
     if isinstance(target, (str, os.PathLike)):
+        from impact.chunkfiles import ChunkFileStore
+
         return ChunkFileStore(target, read_only=read_only)
     return target
 
@@ -150,6 +159,8 @@ BLOSC_BLOCKSIZE = 1 << 18
 
 
 def _compressor():
+    import zarr
+
     # Random draws barely compress; LZ4 with byte shuffle costs little and still shrinks constant columns.
     return zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle=zarr.codecs.BloscShuffle.shuffle,
                                   blocksize=BLOSC_BLOCKSIZE)
@@ -158,6 +169,8 @@ def _compressor():
 def lay_out(target, static: xr.Dataset, first_chunk: xr.Dataset, draws: int, chunk_size: int, attrs: dict) -> None:
     """Write the Dataset's layout into ``target`` (a path or any Zarr store): static variables written, per-draw
     variables allocated (NaN) in chunks of ``chunk_size`` draws, as ``first_chunk`` has them."""
+    import zarr
+
     template = static.copy()
     for name, variable in template.variables.items():
         if variable.dtype.kind == "U":
@@ -193,6 +206,8 @@ def write_region(target, start: int, stop: int, chunk: xr.Dataset, copies: dict 
         stored[name] = copies[name] if name in copies else np.asarray(variable.values, dtype=STORED_DTYPE)
     arrays = {} if arrays is None else arrays
     if not stored.keys() <= arrays.keys():
+        import zarr
+
         files = chunk_files(target)
         group = zarr.open_group(files, mode="r+")
         for name in stored.keys() - arrays.keys():
@@ -212,6 +227,11 @@ def _chunk_codec(files, array) -> numcodecs.Blosc | None:
     is that Blosc of the chunk's values as little-endian float32 bytes, one chunk across every dimension but the
     first: a per-draw variable as :func:`lay_out` makes it. None for any other array or store (Zarr's own paths
     then read and write it)."""
+    import numcodecs
+    import zarr
+
+    from impact.chunkfiles import ChunkFileStore
+
     metadata = getattr(array, "metadata", None)
     codecs = getattr(metadata, "codecs", ())
     if not (isinstance(files, ChunkFileStore) and getattr(metadata, "zarr_format", None) == 3
@@ -432,6 +452,8 @@ class RunStore:
     def finish(self, attrs: dict) -> None:
         """Record final attrs and consolidate metadata once, at the end (region writes never change metadata).
         Safe to repeat: a resume repeats it when finalization was cut short."""
+        import zarr
+
         group = zarr.open_group(self.results_path, mode="r+")
         group.attrs.update(attrs)
         with warnings.catch_warnings():
@@ -453,6 +475,8 @@ class RunStore:
     def open_dataset(self) -> xr.Dataset:
         """The run's Dataset, lazily loaded (each variable is read when used): the per-draw variables from their
         chunk files (:class:`_ChunkFileArray`), the rest through Zarr."""
+        import zarr
+
         files = chunk_files(self.results_path, read_only=True)
         ds = xr.open_zarr(files, chunks=None, consolidated=None)
         group = zarr.open_group(files, mode="r")

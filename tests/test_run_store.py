@@ -139,11 +139,11 @@ def test_chunk_files_go_to_the_disk_directly_and_are_those_the_page_cache_gets(d
 
 
 def test_the_writer_opens_the_stores_arrays_once_whatever_the_chunks(deal, tmp_path, monkeypatch):
-    import impact.store
+    import zarr
 
     opened = []
-    open_group = impact.store.zarr.open_group
-    monkeypatch.setattr(impact.store.zarr, "open_group", lambda *a, **k: (opened.append(1), open_group(*a, **k))[1])
+    open_group = zarr.open_group
+    monkeypatch.setattr(zarr, "open_group", lambda *a, **k: (opened.append(1), open_group(*a, **k))[1])
     counts = []
     for chunk_size in (3000, 500):  # one chunk, then six
         opened.clear()
