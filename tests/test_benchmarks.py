@@ -104,3 +104,26 @@ def test_the_engine_benchmark_times_kernels_that_agree_with_their_references():
     assert figures["fused_max_relative_difference"] < 1e-6
     seconds = [key for key in figures if key.endswith("_seconds")]
     assert len(seconds) == 5 and all(math.isfinite(figures[key]) and figures[key] > 0 for key in seconds)
+
+
+def test_the_thread_ratios_take_the_fastest_runs_and_bound_them_by_the_start_up():
+    """``bench_phases.thread_ratios``: two threads against one thread and against one core from the fastest run of
+    each kind, and the bound ``T1 / (S + (T1 - S) / 2)``: 2 with no start-up, 1 when the start-up is the whole run."""
+    bench = _script("bench_phases")
+
+    def run(threads, one_core, wall, startup=1.0, draws=100):
+        return {"draws": draws, "threads": threads, "one_core": one_core, "wall_seconds": wall,
+                "startup_seconds": startup}
+
+    runs = [run(1, False, 14.0), run(1, False, 13.0), run(2, False, 11.0, startup=2.0), run(2, False, 10.0),
+            run(1, True, 21.0), run(1, True, 20.0), run(2, False, 5.0, draws=50)]
+    ratios = bench.thread_ratios(runs, 100)
+    assert ratios["against_one_thread"] == pytest.approx(13.0 / 10.0)
+    assert ratios["against_one_core"] == pytest.approx(20.0 / 10.0)
+    assert ratios["startup"] == 1.0  # the fastest two-thread run's
+    assert ratios["startup_bound"] == pytest.approx(20.0 / (1.0 + 19.0 / 2))
+    assert bench.thread_ratios([run(1, False, 8.0), run(2, False, 4.0, startup=0.0), run(1, True, 8.0)],
+                               100)["startup_bound"] == pytest.approx(2.0)
+    assert bench.thread_ratios([run(1, False, 8.0), run(2, False, 8.0, startup=8.0), run(1, True, 8.0)],
+                               100)["startup_bound"] == pytest.approx(1.0)
+    assert "against_one_core" not in bench.thread_ratios(runs[:4], 100)  # no run held to one core
