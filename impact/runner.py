@@ -11,8 +11,9 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -97,44 +98,50 @@ def run(scenario, *, draws: int = 10_000, seed: int = 0, out: str | Path | None 
     if message := sobol_warning(simulation.sampler, draws):
         log.warning(message)
     out = Path(out) if out is not None else default_out(simulation.scenario.name, seed)
-    _check_room(simulation, draws, disk=out)
-    _check_out(out, sharded=shard is not None)
-    scenario_ = simulation.scenario
-    manifest = {
-        "status": "running",
-        "scenario": scenario_.name,
-        "title": scenario_.title,
-        "scenario_file": str(scenario_.path),
-        "scenario_files": [{"path": p, "sha256": h} for p, h in scenario_.files],
-        "scenario_sha256": scenario_.sha256,
-        "counterfactual": scenario_.counterfactual.name if len(simulation.cases) > 1 else None,
-        "counterfactual_files": ([{"path": p, "sha256": h} for p, h in scenario_.counterfactual.files]
-                                 if len(simulation.cases) > 1 else []),
-        "priors": str(priors) if priors is not None else None,
-        "resolved_scenario": scenario_.resolved,
-        "resolved_counterfactual": scenario_.counterfactual.resolved if len(simulation.cases) > 1 else None,
-        "baseline": {"name": scenario_.baseline.name, "path": str(scenario_.baseline.path),
-                     "sha256": scenario_.baseline.sha256,
-                     "replaced": baseline is not None},  # by an option, not the baseline the files name
-        "seed": simulation.seed,
-        "draws": int(draws),
-        "chunk_size": int(chunk_size),
-        "sampler": simulation.sampler,
-        "keep": keep,
-        "impact_version": provenance.package_version(),
-        "git_revision": provenance.git_revision(),
-        "libraries": provenance.library_versions(),
-        "machine": provenance.machine(),
-        "command": " ".join(sys.argv),
-        "started": started,
-        "shards": shard[1] if shard else 1,
-    }
-    with dask_session(options, client, threads) as dask_client:  # before the folder: an unreachable cluster leaves none
-        store = RunStore(out)
-        made = _make_folder(out)
-        if shard is None:
-            return _run_alone(store, made, simulation, draws, chunk_size, manifest, threads, progress, dask_client)
-        return _run_shard(store, shard, simulation, draws, chunk_size, manifest, threads, progress)
+    # A run that solves every chunk here, in order, samples its first chunk on the sampling thread while this one
+    # solves the one-draw probe that sizes the run and lays it out, where the run's start waited for that sample.
+    here = shard is None and options is None and client is None
+    with sampled_ahead(simulation, chunk_ranges(draws, chunk_size)) if here else nullcontext() as samples:
+        _check_room(simulation, draws, disk=out)
+        _check_out(out, sharded=shard is not None)
+        scenario_ = simulation.scenario
+        manifest = {
+            "status": "running",
+            "scenario": scenario_.name,
+            "title": scenario_.title,
+            "scenario_file": str(scenario_.path),
+            "scenario_files": [{"path": p, "sha256": h} for p, h in scenario_.files],
+            "scenario_sha256": scenario_.sha256,
+            "counterfactual": scenario_.counterfactual.name if len(simulation.cases) > 1 else None,
+            "counterfactual_files": ([{"path": p, "sha256": h} for p, h in scenario_.counterfactual.files]
+                                     if len(simulation.cases) > 1 else []),
+            "priors": str(priors) if priors is not None else None,
+            "resolved_scenario": scenario_.resolved,
+            "resolved_counterfactual": scenario_.counterfactual.resolved if len(simulation.cases) > 1 else None,
+            "baseline": {"name": scenario_.baseline.name, "path": str(scenario_.baseline.path),
+                         "sha256": scenario_.baseline.sha256,
+                         "replaced": baseline is not None},  # by an option, not the baseline the files name
+            "seed": simulation.seed,
+            "draws": int(draws),
+            "chunk_size": int(chunk_size),
+            "sampler": simulation.sampler,
+            "keep": keep,
+            "impact_version": provenance.package_version(),
+            "git_revision": provenance.git_revision(),
+            "libraries": provenance.library_versions(),
+            "machine": provenance.machine(),
+            "command": " ".join(sys.argv),
+            "started": started,
+            "shards": shard[1] if shard else 1,
+        }
+        # Before the folder: an unreachable cluster leaves none.
+        with dask_session(options, client, threads) as dask_client:
+            store = RunStore(out)
+            made = _make_folder(out)
+            if shard is None:
+                return _run_alone(store, made, simulation, draws, chunk_size, manifest, threads, progress, dask_client,
+                                  samples)
+            return _run_shard(store, shard, simulation, draws, chunk_size, manifest, threads, progress)
 
 
 def _check_out(out: Path, sharded: bool = False) -> None:
@@ -163,9 +170,9 @@ def _make_folder(out: Path) -> list[Path]:
 
 
 def _run_alone(store: RunStore, made: list[Path], simulation: Simulation, draws: int, chunk_size: int,
-               manifest: dict, threads, progress, client=None) -> RunStore:
+               manifest: dict, threads, progress, client=None, samples=None) -> RunStore:
     """An unsharded run: it owns the folder alone, and removes what it created if it stops before the store is
-    laid out."""
+    laid out. ``samples``: as :func:`_execute_chunks` takes them."""
     lock_was_there = (store.directory / OWNER_LOCK).exists()
     owner = store.lock(OWNER_LOCK)
     if owner is None:  # the folder is another run's: touch nothing in it
@@ -177,7 +184,7 @@ def _run_alone(store: RunStore, made: list[Path], simulation: Simulation, draws:
             log.warning("%s: replacing a run store whose creation was cut short (no manifest)", store.directory)
             store.remove_half_created()
         return _execute(store, simulation, draws, chunk_size, manifest, threads, progress, create=True,
-                        client=client)
+                        client=client, samples=samples)
     except BaseException:
         if not store.manifest_path.exists():  # nothing to resume: leave nothing behind
             _undo_creation(store, made, lock_was_there)
@@ -342,18 +349,21 @@ def _check_chunks(store: RunStore, manifest: dict) -> None:
 
 def _execute(store: RunStore, simulation: Simulation, draws: int, chunk_size: int, manifest: dict,
              threads, progress, create: bool, shard: tuple[int, int] | None = None, creating=None,
-             client=None) -> RunStore:
+             client=None, samples=None) -> RunStore:
     """Solve and write the chunks this process owns (on ``client``'s cluster, when given), then finalize if every
-    chunk of the run is done. ``creating``: the lock a creating shard holds until the store is laid out."""
+    chunk of the run is done. ``creating``: the lock a creating shard holds until the store is laid out;
+    ``samples``: as :func:`_execute_chunks` takes them."""
     with using_threads(threads) as threads_used, _sigterm_as_interrupt():
         return _execute_chunks(store, simulation, draws, chunk_size, manifest, threads_used, progress, create, shard,
-                               creating, client)
+                               creating, client, samples)
 
 
 def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_size: int, manifest: dict,
                     threads_used: int, progress, create: bool, shard: tuple[int, int] | None, creating,
-                    client=None) -> RunStore:
-    """:func:`_execute` with its thread count set and SIGTERM handled."""
+                    client=None, samples=None) -> RunStore:
+    """:func:`_execute` with its thread count set and SIGTERM handled. ``samples``: the samples of every chunk of
+    the run in order (:func:`sampled_ahead`, begun before the run's checks and layout), for a run that creates its
+    store and solves all its chunks here; None: sampled here as they are solved."""
     watch = Stopwatch()
     simulation.phases.seconds.clear()  # the phases of this run's chunks, not of a probe before them
     wall, started_at = time.perf_counter(), time.time()
@@ -399,13 +409,17 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
             # horizon's).
             running = _running_summary(simulation, draws, room, static, attrs) if create and shard is None \
                 and client is None and todo_here == list(range(len(ranges))) else None
-            with sampled_ahead(simulation, [ranges[index] for index in todo_here]) as samples:
+            if samples is not None and todo_here != list(range(len(ranges))):
+                raise ValueError("samples begun before the run are those of every chunk, in order")
+            sampling = nullcontext(samples) if samples is not None else \
+                sampled_ahead(simulation, [ranges[index] for index in todo_here])
+            with sampling as samples:
                 if create and todo_here:
                     # Laid out from the one-draw probe that sized the run, on the writer's thread, while the first
-                    # chunk is sampled and solved: on this thread, the layout's Python (0.3-0.4 s) held back the
-                    # first kernels.
+                    # chunk is solved: on this thread, the layout's Python (0.3-0.4 s) held back the first kernels. Where the writer gathers the first chunk's summary (a run of more than one
+                    # chunk), the summary's compiled passes are loaded there too, beside the first chunk's kernels.
                     pending = writer.submit(_lay_out, store, static, simulation.probe(), draws, chunk_size, manifest,
-                                            attrs, creating)
+                                            attrs, creating, running if len(todo_here) > 1 else None)
                 moment = time.perf_counter()
                 for index, sampled in zip(todo_here, samples):  # the wait for a chunk's sample is part of its solve
                     start, stop = ranges[index]
@@ -541,7 +555,7 @@ SAMPLER_NICENESS = 5
 
 
 @contextmanager
-def sampled_ahead(simulation: Simulation, ranges: list[tuple[int, int]]):
+def sampled_ahead(simulation: Simulation, ranges: Sequence[tuple[int, int]]):
     """An iterator of :meth:`Simulation.sample` of each (start, stop) of ``ranges`` in turn, each next chunk sampled
     on a thread of its own while the caller solves this one (:func:`impact.threads.read_ahead`).
 
@@ -573,8 +587,7 @@ def sampled_ahead(simulation: Simulation, ranges: list[tuple[int, int]]):
 def _sample_alone(simulation: Simulation, draws: tuple[int, int]):
     """:meth:`Simulation.sample` of draws ``draws`` (start, stop) on the calling thread alone (its numba and NumPy
     work too): on the thread :func:`impact.threads.read_ahead` reads on, at niceness :data:`SAMPLER_NICENESS` where
-    the system sets it thread by thread (Linux). A run of one chunk samples it on the caller's own thread, whose
-    priority stays as it is."""
+    the system sets it thread by thread (Linux)."""
     with using_threads(1):
         return simulation.sample(*draws)
 
@@ -609,11 +622,14 @@ def _create(store: RunStore, simulation: Simulation, first_chunk, draws: int, ch
 
 
 def _lay_out(store: RunStore, static: xr.Dataset, first_chunk, draws: int, chunk_size: int, manifest: dict,
-             attrs: dict, creating) -> None:
-    """:func:`_create` from the run's static variables and attrs, made already."""
+             attrs: dict, creating, running: RunningSummary | None = None) -> None:
+    """:func:`_create` from the run's static variables and attrs, made already; then the compiled passes of the
+    run's summary (``running``, if given) loaded, before its first chunk is added."""
     store.create(static, first_chunk, draws, chunk_size, manifest, attrs)
     if creating is not None:
         creating.release()
+    if running is not None:
+        running.load_kernels()
 
 
 def _finalize(store: RunStore, manifest: dict, watch: Stopwatch, wall: float, threads: int,

@@ -7,6 +7,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -50,9 +51,13 @@ class Stopwatch:
     def add(self, phase: str, since: float, clock=time.perf_counter) -> float:
         """Add the time from ``since`` to now on ``clock`` to ``phase``; return now (the next phase's start)."""
         moment = clock()
-        with self._lock:
-            self.seconds[phase] = self.seconds.get(phase, 0.0) + moment - since
+        self.credit(phase, moment - since)
         return moment
+
+    def credit(self, phase: str, seconds: float) -> None:
+        """Add ``seconds`` timed elsewhere to ``phase``."""
+        with self._lock:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,9 @@ class SampledChunk:
     or date (else None), the court rulings (draw, case, legal group), and what :func:`impact.model.solve_chunk` takes
     in each period of a case whose tariffs vary by draw or date, by (case, period), where the sample prepared it for
     :meth:`Simulation.solve` (:meth:`Simulation._period_inputs`), and each case's log exchange rates
-    (:func:`impact.model.log_exchange_rates` of its ``fx``; none: the solve takes them)."""
+    (:func:`impact.model.log_exchange_rates` of its ``fx``; none: the solve takes them), and the seconds the sample
+    took, which :meth:`Simulation.solve` adds to the phase ``sampling``: the phases are those of the chunks solved,
+    wherever and whenever they were sampled."""
 
     start: int
     stop: int
@@ -71,6 +78,7 @@ class SampledChunk:
     rulings: np.ndarray
     periods: dict[tuple[int, int], tuple] = field(default_factory=dict)
     log_fx: list[np.ndarray] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 #: Bytes of the periods' inputs (:meth:`Simulation._period_inputs`: the tariffs of each draw, each year's trade
@@ -368,8 +376,8 @@ class Simulation:
             if id(drawn["fx"]) not in logs:
                 logs[id(drawn["fx"])] = log_exchange_rates(drawn["fx"])
         log_fx = [logs[id(drawn["fx"])] for drawn in parameters]
-        self.phases.add("sampling", moment)
-        return SampledChunk(start, stop, parameters, case_scores, rulings, periods, log_fx)
+        return SampledChunk(start, stop, parameters, case_scores, rulings, periods, log_fx,
+                            time.perf_counter() - moment)
 
     def _periods_ahead(self, parameters: list[dict], case_scores: list[dict | None], n: int) -> dict:
         """The inputs of each period (:meth:`_period_inputs`) of a chunk's cases whose tariffs vary by draw or date,
@@ -423,6 +431,7 @@ class Simulation:
             raise ValueError("scan_buffers=False leaves the scan to the copies of the caller's buffers: give buffers")
         start, stop, inputs, rulings = sampled.start, sampled.stop, sampled.parameters, sampled.rulings
         n = stop - start
+        self.phases.credit("sampling", sampled.seconds)
         moment = time.perf_counter()
         keep_cells = self.keep == "cells"
         b = self.scenario.baseline
@@ -687,9 +696,29 @@ def chunk_loop():
             gc.disable()
 
 
-def chunk_ranges(draws: int, chunk_size: int):
+def chunk_ranges(draws: int, chunk_size: int) -> "ChunkRanges":
     """``(start, stop)`` of each chunk of ``chunk_size`` draws."""
-    return [(start, min(start + chunk_size, draws)) for start in range(0, draws, chunk_size)]
+    return ChunkRanges(draws, chunk_size)
+
+
+class ChunkRanges(Sequence):
+    """``(start, stop)`` of each chunk of ``chunk_size`` draws, each made when it is asked for: a run begins sampling
+    its first chunk before its checks refuse a run too large for the disk (:func:`impact.runner.run`), whose list
+    of chunks would fill the memory first."""
+
+    def __init__(self, draws: int, chunk_size: int):
+        self.draws, self.chunk_size = int(draws), int(chunk_size)
+
+    def __len__(self) -> int:
+        return -(-self.draws // self.chunk_size)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[k] for k in range(*index.indices(len(self)))]
+        k = index + len(self) if index < 0 else index
+        if not 0 <= k < len(self):
+            raise IndexError(f"chunk {index} of {len(self)}")
+        return k * self.chunk_size, min((k + 1) * self.chunk_size, self.draws)
 
 
 def _check_buffers(buffers, shapes: tuple[tuple[int, ...], ...]) -> None:

@@ -1102,6 +1102,10 @@ class RunningSummary:
                 if plan[0] in HORIZON_TOTALS:
                     self._gather(template, plan, None, tag="all")
         self.added = 0
+        # Each variable's stored shape with two draws: arrays laid out as a chunk's are (see load_kernels).
+        self._two_draws = {entry.name: tuple(2 if dim == "draw" else size for dim, size in
+                                             zip(template[entry.name].dims, template[entry.name].shape))
+                           for entry in self.gathered}
 
     def _gather(self, template: xr.Dataset, plan: tuple, years: list[int] | None, tag=None) -> None:
         name, dim, labels, detail, reported, units, _, _ = plan
@@ -1154,12 +1158,35 @@ class RunningSummary:
         blocks = -(-draws // streaming.MOMENT_BLOCK) if whole else 0
         count, mean, m2 = (np.empty((series, blocks)) for _ in range(3))
         rows = np.empty((0 if whole else series, draws))
-        gather_series(*_kernel_rows(totals, label_rows, len(self.present) * len(entry.years), len(entry.detail), draws),
-                      *entry.sources, streaming.MOMENT_BLOCK, count, mean, m2, rows, *entry.brackets.state())
+        gather_series(*self._gather_arguments(entry, draws, totals, label_rows, count, mean, m2, rows))
         if whole:
             entry.moments.add_blocks(count, mean, m2)
         else:
             entry.moments.add(rows)
+
+    def _gather_arguments(self, entry: _Gathered, draws: int, totals, label_rows, count, mean, m2, rows) -> tuple:
+        """What :func:`impact.kernels.running_numba.gather_series` takes for a chunk's window of ``entry``."""
+        return (*_kernel_rows(totals, label_rows, len(self.present) * len(entry.years), len(entry.detail), draws),
+                *entry.sources, streaming.MOMENT_BLOCK, count, mean, m2, rows, *entry.brackets.state())
+
+    def load_kernels(self) -> None:
+        """Load the compiled passes that :meth:`add` calls, for the arrays of this run's chunks (from numba's cache,
+        or compiled), and add nothing: a run calls it on its writer's thread ahead of its first chunk's write, which
+        then does not hold up the next chunk's copies while numba loads them (0.07 s for the Japan pair). The
+        arrays of two draws of zeros take the layouts a chunk's arrays take, and so the same compiled versions."""
+        if not self.compiled:
+            return
+        import numba
+        from impact.kernels.running_numba import gather_series
+
+        for entry in self.gathered:
+            piece = np.transpose(np.zeros(self._two_draws[entry.name], dtype=np.float32), entry.axes)
+            totals, label_rows = _window_rows(piece, entry.by_year, entry.dim, entry.positions, entry.with_total,
+                                              parallel=False)
+            series = len(entry.series)
+            arguments = self._gather_arguments(entry, 2, totals, label_rows,
+                                               *(np.empty((series, 0)) for _ in range(3)), np.empty((series, 2)))
+            gather_series.compile(tuple(numba.typeof(argument) for argument in arguments))
 
     def rows(self) -> list[dict] | None:
         """The summary's rows (those of :func:`summarize_run` of the finished run), or None where a quantile's draws

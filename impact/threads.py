@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from impact.defaults import JIT_DISABLED
@@ -93,27 +94,47 @@ def read_ahead(read, items, depth: int = 1, niceness: int | None = None):
     """``(item, read(item))`` for each of ``items`` in order, with the next ``depth`` items read on threads of their
     own (one each) while the caller works on this one: reads that wait on I/O or decompression (which release the
     GIL) overlap the work, and with ``depth`` 2 each other, so that one read's decompression runs while the next
-    waits on the device. At most ``depth + 1`` results are held at a time. The first reads start at the call,
-    before the first item is asked for (a single item is read then, on the calling thread). With ``niceness``, the
-    reading threads run at that niceness (:func:`lower_priority`)."""
-    items = list(items)
-    if len(items) <= 1:
-        done = [(item, read(item)) for item in items]
-        return (pair for pair in done)
+    waits on the device. At most ``depth + 1`` results are held at a time. The first reads start at the call, on
+    the reading threads, before the first item is asked for (a single item too: the caller may work before it asks).
+    With ``niceness``, the reading threads run at that niceness (:func:`lower_priority`). ``close()`` on what this
+    returns, whether or not an item was asked for, lets the reads under way finish (their results are dropped) and
+    starts no other."""
+    items = items if isinstance(items, Sequence) else list(items)  # a Sequence is read an item at a time
     depth = max(1, min(depth, len(items)))
     reader = ThreadPoolExecutor(depth, thread_name_prefix=READ_AHEAD_PREFIX,
                                 initializer=None if niceness is None else lower_priority,
                                 initargs=() if niceness is None else (niceness,))
-    return _reading_ahead(reader, [reader.submit(read, item) for item in items[:depth]], read, items)
+    return _ReadingAhead(reader, read, items, [reader.submit(read, items[k]) for k in range(min(depth, len(items)))])
 
 
-def _reading_ahead(reader: ThreadPoolExecutor, ahead: list, read, items: list):
-    try:
-        for k, item in enumerate(items):
-            result = ahead.pop(0).result()
-            if k + len(ahead) + 1 < len(items):
-                ahead.append(reader.submit(read, items[k + len(ahead) + 1]))
-            yield item, result
-            del result  # not held beside the next one while the caller waits for it
-    finally:
-        reader.shutdown(wait=True)  # a read under way is finished (and dropped) if the caller stops early
+class _ReadingAhead:
+    """The iterator :func:`read_ahead` returns: an object, not a generator, so that ``close()`` stops its reading
+    threads even before the first item is asked for (a generator not yet started skips its ``finally``)."""
+
+    def __init__(self, reader: ThreadPoolExecutor, read, items: Sequence, ahead: list):
+        self._reader, self._read, self._items, self._ahead = reader, read, items, ahead
+        self._next = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        k = self._next
+        if k == len(self._items):
+            self.close()
+            raise StopIteration
+        try:
+            result = self._ahead.pop(0).result()
+        except BaseException:
+            self.close()
+            raise
+        following = k + len(self._ahead) + 1
+        if following < len(self._items):
+            self._ahead.append(self._reader.submit(self._read, self._items[following]))
+        self._next = k + 1
+        return self._items[k], result
+
+    def close(self) -> None:
+        self._next = len(self._items)
+        self._ahead.clear()
+        self._reader.shutdown(wait=True)  # a read under way is finished (and dropped)

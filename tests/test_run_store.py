@@ -83,6 +83,52 @@ def test_a_run_lays_out_its_store_from_its_one_draw_probe_before_its_first_chunk
     assert all(ds[name].dims == in_memory[name].dims for name in ds.data_vars)
 
 
+@pytest.mark.parametrize("draws", [1000, 2000])
+def test_a_run_samples_its_first_chunk_while_it_solves_its_probe(deal, tmp_path, monkeypatch, draws):
+    """A run that solves all its chunks here samples its first chunk on the sampling thread while its own thread
+    solves the one-draw probe that sizes it (one chunk or more); the store is that of the run sampled in turn. If
+    its checks then refuse it, the sample under way ends with the run: no folder, no sampling thread left."""
+    import threading
+
+    from impact import runner
+    from impact.simulation import Simulation
+    from impact.threads import READ_AHEAD_PREFIX
+
+    began, overlapped, samplers = threading.Event(), [], []
+    sample, solve = Simulation.sample, Simulation.solve
+
+    def watched_sample(self, start, stop, *args, **kwargs):
+        if (start, stop) == (0, 1000):
+            samplers.append(threading.current_thread().name)
+            began.set()
+        return sample(self, start, stop, *args, **kwargs)
+
+    def watched_solve(self, sampled, *args, **kwargs):
+        if (sampled.start, sampled.stop) == (0, 1):  # the probe: its solve waits for the first chunk's sample
+            overlapped.append(began.wait(10))
+        return solve(self, sampled, *args, **kwargs)
+
+    monkeypatch.setattr(Simulation, "sample", watched_sample)
+    monkeypatch.setattr(Simulation, "solve", watched_solve)
+    store = _run(deal, tmp_path / "run", draws=draws, chunk_size=1000)
+    assert overlapped == [True] and len(samplers) == 1 and samplers[0].startswith(READ_AHEAD_PREFIX)
+    monkeypatch.undo()
+    xr.testing.assert_identical(store.open_dataset(), _run(deal, tmp_path / "in_turn", draws=draws, chunk_size=1000,
+                                                           shard=(1, 1)).open_dataset())
+
+    def refused(simulation, draws, disk=None):
+        simulation.probe()
+        raise ImpactInputError([])
+
+    began.clear()
+    monkeypatch.setattr(Simulation, "sample", watched_sample)
+    monkeypatch.setattr(runner, "_check_room", refused)
+    with pytest.raises(ImpactInputError):
+        _run(deal, tmp_path / "refused", draws=draws, chunk_size=1000)
+    assert began.is_set() and not (tmp_path / "refused").exists()
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith(READ_AHEAD_PREFIX)]
+
+
 def test_a_runs_summary_is_gathered_from_its_chunks_and_is_the_summary_of_its_store(deal, tmp_path, monkeypatch):
     """A run's summary comes from its chunks as they are written, not from its store read back: the same
     ``summary.csv`` as ``summarize_run`` of the store gives, whatever the chunk size. When a quantile left the
@@ -529,6 +575,22 @@ def test_a_scenarios_name_never_puts_the_default_run_folder_outside_runs(deal, t
     assert store.directory.name.endswith("-seed1") and "/" not in store.directory.name
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["deep"]
     assert not (tmp_path / "escaped").exists() and not list(tmp_path.parent.glob("escaped*"))
+
+
+@pytest.mark.parametrize("draws, chunk", [(1, 1), (1, 7), (10, 3), (12, 3), (65_536, 32_768), (10**15, 32_768)])
+def test_a_runs_chunks_are_made_as_they_are_asked_for(draws, chunk):
+    """``chunk_ranges``: every draw in exactly one chunk, in order, each of ``chunk`` draws but the last; made one
+    at a time (a run of 10**15 draws lists none before it is refused), indexed, sliced and counted as a list."""
+    from impact.simulation import chunk_ranges
+
+    ranges = chunk_ranges(draws, chunk)
+    assert len(ranges) == -(-draws // chunk)
+    assert ranges[0] == (0, min(chunk, draws)) and ranges[-1] == ((len(ranges) - 1) * chunk, draws)
+    with pytest.raises(IndexError):
+        ranges[len(ranges)]
+    if draws < 10**6:
+        listed = [(start, min(start + chunk, draws)) for start in range(0, draws, chunk)]
+        assert list(ranges) == listed and ranges[1:3] == listed[1:3] and ranges[::-1] == listed[::-1]
 
 
 def test_draws_beyond_the_disk_or_memory_are_refused_before_anything_is_allocated(deal, tmp_path):

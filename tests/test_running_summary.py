@@ -55,6 +55,38 @@ def test_a_summary_gathered_chunk_by_chunk_is_the_summary_of_the_whole_run(pair,
     assert all(entry.brackets.held.max() < 1500 for entry in running.gathered)
 
 
+@pytest.mark.parametrize("scenario", ["us_japan_2025", "us_japan_2025_2035"])
+def test_a_summarys_compiled_passes_loaded_ahead_are_those_its_chunks_call(pair, scenario, monkeypatch):
+    """``load_kernels`` (which a run calls on its writer's thread before its first chunk's summary) gives numba the
+    very signatures the chunks' calls then have, the last, shorter chunk's too, and adds nothing: the rows are
+    those of the whole run."""
+    import numba
+
+    from impact.kernels import running_numba
+
+    ds = pair if scenario == "us_japan_2025" else _stored(impact.simulate(scenario, draws=3000, seed=4))
+    real, loaded, called = running_numba.gather_series, set(), set()
+
+    class Watched:
+        def compile(self, signature):
+            loaded.add(signature)
+            return real.compile(signature)
+
+        def __call__(self, *arguments):
+            called.add(tuple(numba.typeof(argument) for argument in arguments))
+            return real(*arguments)
+
+    monkeypatch.setattr(running_numba, "gather_series", Watched())
+    draws, chunk = ds.sizes["draw"], 1024
+    running = RunningSummary(ds.isel(draw=slice(0, 1)), draws, chunk)
+    running.load_kernels()
+    assert loaded and not called and running.added == 0
+    for start in range(0, draws, chunk):
+        running.add(start, lambda name, part=ds.isel(draw=slice(start, start + chunk)): part[name].values)
+    assert called == loaded
+    assert running.rows() == summary.summarize_run(ds)
+
+
 def test_a_horizons_summary_gathered_chunk_by_chunk_is_the_summary_of_the_run(monkeypatch):
     """With a horizon: every year's headline rows and the totals over the horizon, those of ``summarize_run`` of
     the whole run (a quarter of the draws with an effect of exactly 0 in some years: a point mass at a quantile's

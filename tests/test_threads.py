@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from impact.accelerate import using_threads
-from impact.threads import read_ahead, thread_map
+from impact.threads import READ_AHEAD_PREFIX, read_ahead, thread_map
 
 
 def _where(item):
@@ -124,8 +124,8 @@ def test_read_ahead_reads_at_the_niceness_asked_for_and_leaves_the_caller_as_it_
 
 @pytest.mark.parametrize("count", [1, 3])
 def test_read_ahead_starts_the_first_read_at_the_call(count):
-    """The first item is read before it is asked for (a run lays out its store while its first chunk is sampled);
-    a single item on the calling thread, more on the reading thread."""
+    """The first item is read before it is asked for, on the reading thread, a single item too (a run samples its
+    first chunk while it solves the probe that sizes it, and lays out its store while that chunk is solved)."""
     started = threading.Event()
     readers = []
 
@@ -136,9 +136,36 @@ def test_read_ahead_starts_the_first_read_at_the_call(count):
 
     reads = read_ahead(read, range(count))
     assert started.wait(10)  # nothing asked for yet
-    assert (readers[0] == threading.current_thread().name) == (count == 1)
+    assert readers[0] != threading.current_thread().name
     assert [item for item, _ in reads] == list(range(count))
     reads.close()
+    assert list(read_ahead(read, [])) == []
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_read_ahead_closed_before_any_item_is_asked_for_finishes_its_read_and_stops(count):
+    """Closed before the first item is asked for (a run whose checks fail after its first chunk's sample began):
+    the read under way finishes, no other starts, and the reading thread ends."""
+    release, started = threading.Event(), []
+
+    def read(item):
+        started.append(item)
+        release.wait(10)
+        return item
+
+    reads = read_ahead(read, range(count))
+    deadline = time.monotonic() + 10
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.001)
+    closer = threading.Thread(target=reads.close)
+    closer.start()
+    time.sleep(0.05)
+    assert closer.is_alive()  # waits for the read under way
+    release.set()
+    closer.join(10)
+    assert not closer.is_alive() and started == [0]
+    assert not [t for t in threading.enumerate() if t.name.startswith(READ_AHEAD_PREFIX)]
+    assert list(reads) == []
 
 
 _IDLE_CPU = """
