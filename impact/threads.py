@@ -56,14 +56,17 @@ def kernel_threads() -> int:
 def thread_map(function, items, grouped: bool = False) -> list:
     """``[function(item) for item in items]``, on :func:`kernel_threads` threads, in order.
 
-    For work that releases the GIL in NumPy and SciPy loops (random fills, ufuncs, sorts), never for numba's
-    parallel kernels, which must not be entered from several threads at once. Each item's result is what one
-    thread would give: threads change where work runs, not what it computes. ``grouped``: each thread takes every
+    For work that releases the GIL in NumPy and SciPy loops (random fills, ufuncs, sorts). Items that call
+    numba's parallel kernels (as :mod:`impact.libm`'s functions do on long arrays) run on the pool only where numba's
+    threading layer lets several threads enter them at once (:func:`_kernels_enter_together`); under its
+    ``workqueue`` layer, which aborts the process then, they run in place. Each item's result is what one thread
+    would give: threads change where work runs, not what it computes. ``grouped``: each thread takes every
     threads-th item in one task (for many small items of similar cost).
     """
     items = list(items)
     threads = min(kernel_threads(), len(items))
-    if threads <= 1 or threading.current_thread().name.startswith(_THREAD_PREFIX):
+    if (threads <= 1 or threading.current_thread().name.startswith(_THREAD_PREFIX)
+            or not _kernels_enter_together()):
         return [function(item) for item in items]
     if not grouped:
         return list(_pool(threads).map(function, items))
@@ -74,6 +77,17 @@ def thread_map(function, items, grouped: bool = False) -> list:
     for first, part in enumerate(parts):
         results[first::threads] = part
     return results
+
+
+def _kernels_enter_together() -> bool:
+    """Whether threads may run numba's parallel kernels at the same time
+    (:func:`impact.accelerate.concurrent_kernels_safe`); true in a process that has not loaded numba (nothing there
+    can call a kernel, and asking would load it)."""
+    if "numba" not in sys.modules:
+        return True
+    from impact.accelerate import concurrent_kernels_safe
+
+    return concurrent_kernels_safe()
 
 
 #: Prefix of the name of the thread that :func:`read_ahead` reads on.

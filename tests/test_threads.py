@@ -22,15 +22,53 @@ def _where(item):
 
 
 def test_thread_map_keeps_the_order_of_a_loop_and_reuses_its_threads():
+    from impact.accelerate import concurrent_kernels_safe
+
     with using_threads(2):
         first = thread_map(_where, range(200))
         second = thread_map(_where, range(200))
     assert [value for value, _ in first] == [i * i for i in range(200)]
     assert [value for value, _ in second] == [i * i for i in range(200)]
-    # The same threads serve every call: none is started for a call and stopped after it.
     names = {name for _, name in first + second}
+    if not concurrent_kernels_safe():  # numba's workqueue layer: in place (see the test after the next)
+        assert names == {threading.current_thread().name}
+        return
+    # The same threads serve every call: none is started for a call and stopped after it.
     assert threading.current_thread().name not in names
     assert {name for _, name in second} <= names and len(names) <= 2
+
+
+@pytest.mark.parametrize("layer, pooled", [("omp", True), ("workqueue", False)])
+def test_thread_map_runs_in_place_where_threads_may_not_enter_kernels_together(monkeypatch, layer, pooled):
+    """Its items may call numba's parallel kernels (the inverse CDFs call impact.libm's): under numba's
+    ``workqueue`` threading layer, which aborts the process when two threads enter them at once, they run in
+    place, in order; elsewhere on the pool."""
+    import numba
+
+    from impact import accelerate
+
+    if accelerate.DISABLE_JIT:
+        pytest.skip("no numba kernels with the JIT disabled")
+    monkeypatch.setattr(numba, "threading_layer", lambda: layer)
+    with using_threads(2):
+        got = thread_map(_where, range(50))
+    assert [value for value, _ in got] == [i * i for i in range(50)]
+    assert (threading.current_thread().name not in {name for _, name in got}) is pooled
+
+
+def test_a_run_under_numbas_workqueue_layer_ends_and_gives_the_same_results(deal, tmp_path):
+    """A run in a process whose numba has only its ``workqueue`` threading layer (no OpenMP, no TBB) ends, where
+    its inverse CDFs on two threads had aborted it, and gives the summary of a run under the default layer."""
+    import impact
+
+    out = tmp_path / "workqueue"
+    done = subprocess.run([sys.executable, "-m", "impact", "run", str(deal), "--draws", "3000", "--chunk-size",
+                           "1000", "--seed", "5", "--threads", "2", "--progress", "none", "--out", str(out)],
+                          env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    here = impact.run(deal, draws=3000, chunk_size=1000, seed=5, threads=2, progress="none", out=tmp_path / "here")
+    assert (out / "summary.csv").read_text() == (here.directory / "summary.csv").read_text()
 
 
 def test_thread_map_nested_in_its_own_pool_runs_in_place():
