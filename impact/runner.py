@@ -407,17 +407,19 @@ def _execute_chunks(store: RunStore, simulation: Simulation, draws: int, chunk_s
             # A run that computes all its chunks here, in order, has its summary's bands from them as they are
             # solved, rather than from its store read back at the end (a seventh of a pair's run, a quarter of a
             # horizon's).
+            every_chunk = todo_here == list(range(len(ranges)))  # this process solves them all, in order
             running = _running_summary(simulation, draws, room, static, attrs) if create and shard is None \
-                and client is None and todo_here == list(range(len(ranges))) else None
-            if samples is not None and todo_here != list(range(len(ranges))):
+                and client is None and every_chunk else None
+            if samples is not None and not every_chunk:
                 raise ValueError("samples begun before the run are those of every chunk, in order")
             sampling = nullcontext(samples) if samples is not None else \
                 sampled_ahead(simulation, [ranges[index] for index in todo_here])
             with sampling as samples:
                 if create and todo_here:
                     # Laid out from the one-draw probe that sized the run, on the writer's thread, while the first
-                    # chunk is solved: on this thread, the layout's Python (0.3-0.4 s) held back the first kernels. Where the writer gathers the first chunk's summary (a run of more than one
-                    # chunk), the summary's compiled passes are loaded there too, beside the first chunk's kernels.
+                    # chunk is solved: on this thread, the layout's Python (0.3-0.4 s) held back the first kernels.
+                    # Where the writer gathers the first chunk's summary (a run of more than one chunk), the
+                    # summary's compiled passes are loaded there too, beside the first chunk's kernels.
                     pending = writer.submit(_lay_out, store, static, simulation.probe(), draws, chunk_size, manifest,
                                             attrs, creating, running if len(todo_here) > 1 else None)
                 moment = time.perf_counter()
