@@ -13,10 +13,11 @@ import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from types import GeneratorType
 
 import numpy as np
 import xarray as xr
@@ -582,8 +583,20 @@ def sampled_ahead(simulation: Simulation, ranges: Sequence[tuple[int, int]]):
             yield sampled
             del sampled
 
-    with closing(ahead):  # a sample under way is finished (and dropped) if the caller stops early
+    interrupted = False
+    try:
         yield samples()
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        # A sample under way is finished (and dropped) if the caller stops early; after an interrupt, without
+        # waiting for it: the interrupt may have stopped the caller inside a lock the sample waits for (numba's,
+        # as kernels load), and the run ends anyway.
+        if interrupted and not isinstance(ahead, GeneratorType):  # read_ahead's, on a thread of its own
+            ahead.close(wait=False)
+        else:
+            ahead.close()
 
 
 def _sample_alone(simulation: Simulation, draws: tuple[int, int]):

@@ -148,7 +148,8 @@ class _ReadingAhead:
         self._next = k + 1
         return self._items[k], result
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Start no other read; a read under way is finished (and dropped), waited for unless ``wait`` is false."""
         self._next = len(self._items)
         self._ahead.clear()
-        self._reader.shutdown(wait=True)  # a read under way is finished (and dropped)
+        self._reader.shutdown(wait=wait)

@@ -267,6 +267,33 @@ def test_fetch_add_hands_each_value_to_exactly_one_taker():
     np.testing.assert_array_equal(taken.sum(axis=0), 1)
 
 
+def test_an_interrupted_run_does_not_wait_for_the_sample_under_way(monkeypatch):
+    """Ctrl-C can stop a run's thread inside a lock that the sample under way then waits for (numba's, as kernels
+    load): the run's samples end at once on an interrupt, where on any other end they wait for that sample."""
+    import impact
+    from impact import accelerate, runner
+    from impact.simulation import Simulation
+
+    if not accelerate.concurrent_kernels_safe():
+        pytest.skip("numba's threading layer runs no kernels on two threads at once: no sample runs ahead")
+    held = threading.Event()
+    monkeypatch.setattr(runner, "_sample_alone", lambda simulation, draws: held.wait(30))
+    simulation = Simulation(impact.load_scenario("us_japan_2025"), seed=2)
+    moment = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with runner.sampled_ahead(simulation, [(0, 10), (10, 20)]):
+            raise KeyboardInterrupt
+    assert time.monotonic() - moment < 10  # not the 30 s the sample waits
+    held.set()
+    held.clear()
+    threading.Timer(1.0, held.set).start()
+    moment = time.monotonic()
+    with pytest.raises(ValueError):
+        with runner.sampled_ahead(simulation, [(0, 10), (10, 20)]):
+            raise ValueError
+    assert time.monotonic() - moment >= 0.9  # waited for the sample under way
+
+
 @pytest.mark.parametrize("layer, ahead", [("omp", True), ("tbb", True), ("workqueue", False)])
 def test_a_run_samples_ahead_only_where_threads_may_run_kernels_at_once(monkeypatch, layer, ahead):
     """A run samples its next chunk on a thread of its own while the kernels, which release the GIL, solve this one:
