@@ -7,6 +7,7 @@ import faulthandler
 import gc
 import logging
 import os
+import signal
 import sys
 import warnings
 
@@ -83,9 +84,9 @@ def _interrupted(error: BaseException) -> bool:
     return False
 
 
-def _interrupt_main_later(seconds: float, once: dict | None = None) -> None:
-    """Send the main thread a Ctrl-C (SIGINT, through its Python handler) ``seconds`` from now, from another
-    thread: for an interrupt that cannot be raised where it landed. With ``once``, ``seconds`` after
+def _interrupt_main_later(seconds: float, once: dict | None = None, signum: int = signal.SIGINT) -> None:
+    """Send the main thread a Ctrl-C (SIGINT, or ``signum``, through its Python handler) ``seconds`` from now, from
+    another thread: for an interrupt that cannot be raised where it landed. With ``once``, ``seconds`` after
     ``once["returned"]`` is true: the caller sets it as its last step, so that however long the thread took to
     start (a loaded machine), the Ctrl-C is not raised before the caller has returned."""
     import _thread
@@ -96,7 +97,7 @@ def _interrupt_main_later(seconds: float, once: dict | None = None) -> None:
         while once is not None and not once.get("returned"):
             time.sleep(0.001)
         time.sleep(seconds)
-        _thread.interrupt_main()
+        _thread.interrupt_main(signum)
 
     threading.Thread(target=deliver, name="impact-interrupt", daemon=True).start()
 
@@ -132,15 +133,39 @@ def _inside_an_import(frame) -> bool:
     return False
 
 
-def _hold_interrupts_during_imports() -> None:
-    """Deliver a Ctrl-C that lands while a module is imported once the import has finished. Some libraries break
-    rather than stop when interrupted as they load: pydantic-core, building a model's validator, panics in Rust
-    and prints a Rust backtrace. The delay is the rest of that import, a second or two at most."""
-    import signal
+def _inside_llvm(frame) -> bool:
+    """Whether the stack runs llvmlite's binding to LLVM: a call into LLVM, or a callback from it. An exception
+    raised in a callback is lost and LLVM goes on with what the callback did not return: stopped in numba's
+    object-code cache as a cached kernel loads, it left the kernel unbuilt and numba wrote to address 0 (a
+    segmentation fault, not an interrupt)."""
+    binding = sys.modules.get("llvmlite.binding")
+    if binding is None:
+        return False
+    root = os.path.dirname(binding.__file__) + os.sep
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(root):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def signal_held_back(signum: int, frame) -> bool:
+    """For a handler of ``signum`` that raises: whether it must not raise at ``frame``, a point where an
+    exception would break a library rather than stop it (a module that is loading: pydantic-core, building a
+    model's validator, panics in Rust; llvmlite's binding, see :func:`_inside_llvm`). If so, the signal is asked
+    again a moment later, and raised at the first moment outside: after the rest of an import or of one call into
+    LLVM, a second or two at most."""
+    if _inside_an_import(frame) or _inside_llvm(frame):
+        _interrupt_main_later(0.05, signum=signum)
+        return True
+    return False
+
+
+def _hold_interrupts_where_they_would_break() -> None:
+    """Ctrl-C raises KeyboardInterrupt, except where :func:`signal_held_back` holds it for a moment."""
 
     def on_ctrl_c(signum, frame):
-        if _inside_an_import(frame):
-            _interrupt_main_later(0.05)  # asked again: raised at the first moment outside an import
+        if signal_held_back(signum, frame):
             return
         raise KeyboardInterrupt
 
@@ -161,7 +186,7 @@ def main() -> None:
         pass
     one_heap()  # before any thread starts (impact.heap)
     quiet_library_warnings()
-    _hold_interrupts_during_imports()
+    _hold_interrupts_where_they_would_break()
     _pass_on_lost_interrupts()
     _silence_reported_interrupts()
     try:

@@ -26,6 +26,7 @@ from impact import provenance
 from impact.accelerate import concurrent_kernels_safe, using_threads
 from impact.atomic import write_atomically
 from impact.cluster import cluster_options, dask_session
+from impact.console import signal_held_back
 from impact.errors import ImpactInputError, Problem
 from impact.scenario import load_scenario, open_scenario
 from impact.simulation import (Simulation, Stopwatch, _check_run_size, chunk_ranges, chunk_loop,
@@ -717,6 +718,8 @@ def _sigterm_as_interrupt():
         return
 
     def terminate(signum, frame):
+        if signal_held_back(signum, frame):
+            return
         raise Terminated("terminated by SIGTERM")
 
     previous = signal.signal(signal.SIGTERM, terminate)

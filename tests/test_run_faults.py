@@ -529,7 +529,7 @@ def test_ctrl_c_during_an_import_is_delivered_when_the_import_ends(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         from impact import console
-        console._hold_interrupts_during_imports()
+        console._hold_interrupts_where_they_would_break()
         sys.path.insert(0, {str(tmp_path)!r})
         try:
             import slow_to_load
@@ -540,6 +540,67 @@ def test_ctrl_c_during_an_import_is_delivered_when_the_import_ends(tmp_path):
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "interrupted; the module finished loading: True", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_a_cached_kernel_loads_is_raised_once_it_has_loaded(tmp_path, signum):
+    """Ctrl-C (or a run's SIGTERM) that lands in numba's object-code cache, a callback from LLVM, as a cached
+    kernel loads: raised once the kernel has loaded, not lost in the callback (where it left the kernel unbuilt
+    and numba wrote to address 0: a segmentation fault that .ci/run saw in test_ctrl_c_at_start_up)."""
+    (tmp_path / "cached_kernel.py").write_text(textwrap.dedent("""
+        import numba
+
+        @numba.njit(cache=True)
+        def add_one(x):
+            return x + 1
+    """))
+    script = textwrap.dedent(f"""
+        import contextlib, os, signal, sys, time
+        sys.path.insert(0, {str(tmp_path)!r})
+        from numba.core import codegen
+
+        load = codegen.JITCodeLibrary._object_getbuffer_hook.__func__
+        loaded = []
+
+        def load_slowly(cls, ll_module):  # the object code of a cached kernel, handed to LLVM
+            code = load(cls, ll_module)
+            if code is not None and not loaded:
+                os.kill(os.getpid(), {int(signum)})
+                end = time.monotonic() + 0.3
+                while time.monotonic() < end:  # Python bytecode, where the signal would otherwise land
+                    pass
+                loaded.append(True)
+            return code
+
+        # Before numba's code generator is made (impact's import makes it), which binds the hook.
+        codegen.JITCodeLibrary._object_getbuffer_hook = classmethod(load_slowly)
+        from impact import console, runner  # numba set up as for a run (its CPU, part of the cache's key)
+        from cached_kernel import add_one
+        if sys.argv[1] == "compile":
+            print(add_one(1))
+            sys.exit()
+
+        console._hold_interrupts_where_they_would_break()
+        handled = runner._sigterm_as_interrupt() if {int(signum)} == signal.SIGTERM else contextlib.nullcontext()
+        result = None
+        try:
+            with handled:
+                result = add_one(1)
+                time.sleep(5)
+            print("not interrupted")
+        except KeyboardInterrupt as stop:
+            print(type(stop).__name__, "after the kernel loaded:", loaded == [True], "result:", result)
+    """)
+    environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    compiled = subprocess.run([sys.executable, "-c", script, "compile"], capture_output=True, text=True, timeout=120,
+                              env=environment)
+    assert compiled.stdout.strip() == "2", compiled.stderr
+    done = subprocess.run([sys.executable, "-c", script, "load"], capture_output=True, text=True, timeout=120,
+                          env=environment)
+    expected = "Terminated" if signum == signal.SIGTERM else "KeyboardInterrupt"
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{expected} after the kernel loaded: True result: 2", done.stdout + done.stderr
+    assert "Exception ignored" not in done.stderr, done.stderr
 
 
 def test_an_extension_that_prints_the_ctrl_c_and_raises_its_own_error_counts_as_ctrl_c():
