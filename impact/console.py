@@ -125,39 +125,26 @@ def _pass_on_lost_interrupts() -> None:
     sys.unraisablehook = hook
 
 
-def _inside_an_import(frame) -> bool:
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
-        frame = frame.f_back
-    return False
-
-
-def _inside_llvm(frame) -> bool:
-    """Whether the stack runs llvmlite's binding to LLVM: a call into LLVM, or a callback from it. An exception
-    raised in a callback is lost and LLVM goes on with what the callback did not return: stopped in numba's
-    object-code cache as a cached kernel loads, it left the kernel unbuilt and numba wrote to address 0 (a
-    segmentation fault, not an interrupt)."""
+def _breakable_code() -> tuple[str, ...]:
+    """The beginnings of the file names of code that an exception would break rather than stop: a module that is
+    loading (pydantic-core, building a model's validator, panics in Rust) and llvmlite's binding to LLVM, once
+    loaded (a call into LLVM, or a callback from it: an exception raised in a callback is lost and LLVM goes on with
+    what the callback did not return; stopped in numba's object-code cache as a cached kernel loads, it left the
+    kernel unbuilt and numba wrote to address 0, a segmentation fault, not an interrupt)."""
     binding = sys.modules.get("llvmlite.binding")
-    if binding is None:
-        return False
-    root = os.path.dirname(binding.__file__) + os.sep
-    while frame is not None:
-        if frame.f_code.co_filename.startswith(root):
-            return True
-        frame = frame.f_back
-    return False
+    return ("<frozen importlib",) + (() if binding is None else (os.path.dirname(binding.__file__) + os.sep,))
 
 
 def signal_held_back(signum: int, frame) -> bool:
-    """For a handler of ``signum`` that raises: whether it must not raise at ``frame``, a point where an
-    exception would break a library rather than stop it (a module that is loading: pydantic-core, building a
-    model's validator, panics in Rust; llvmlite's binding, see :func:`_inside_llvm`). If so, the signal is asked
-    again a moment later, and raised at the first moment outside: after the rest of an import or of one call into
-    LLVM, a second or two at most."""
-    if _inside_an_import(frame) or _inside_llvm(frame):
-        _interrupt_main_later(0.05, signum=signum)
-        return True
+    """For a handler of ``signum`` that raises: whether it must not raise at ``frame``, because a frame of the
+    stack runs :func:`_breakable_code`. If so, the signal is asked again a moment later, and raised at the first
+    moment outside: after the rest of an import or of one call into LLVM, a second or two at most."""
+    breakable = _breakable_code()
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(breakable):
+            _interrupt_main_later(0.05, signum=signum)
+            return True
+        frame = frame.f_back
     return False
 
 

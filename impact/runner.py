@@ -17,7 +17,6 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from types import GeneratorType
 
 import numpy as np
 import xarray as xr
@@ -571,7 +570,8 @@ def sampled_ahead(simulation: Simulation, ranges: Sequence[tuple[int, int]]):
     (``Simulation.phases``). Under numba's ``workqueue`` threading layer, which aborts the process when two threads
     run parallel kernels at once (:func:`impact.accelerate.concurrent_kernels_safe`), each chunk is sampled on the
     caller's thread when it is asked for."""
-    if concurrent_kernels_safe():
+    on_a_thread = concurrent_kernels_safe()
+    if on_a_thread:
         ahead = read_ahead(partial(_sample_alone, simulation), ranges, niceness=SAMPLER_NICENESS)
     else:
         ahead = ((draws, simulation.sample(*draws)) for draws in ranges)
@@ -594,9 +594,9 @@ def sampled_ahead(simulation: Simulation, ranges: Sequence[tuple[int, int]]):
         # A sample under way is finished (and dropped) if the caller stops early; after an interrupt, without
         # waiting for it: the interrupt may have stopped the caller inside a lock the sample waits for (numba's,
         # as kernels load), and the run ends anyway.
-        if interrupted and not isinstance(ahead, GeneratorType):  # read_ahead's, on a thread of its own
-            ahead.close(wait=False)
-        else:
+        if on_a_thread:
+            ahead.close(wait=not interrupted)
+        else:  # sampled on the caller's thread: nothing under way
             ahead.close()
 
 
